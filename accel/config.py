@@ -1,0 +1,332 @@
+"""The one configuration object of the accelerator.
+
+:class:`AccelConfig` is read by the compiler, the cycle model and the RTL generator alike
+(DESIGN.md §2.5). It is a tree of small frozen dataclasses; every invariant is checked on
+construction, derived values are properties, and variants are made by copying
+(:meth:`AccelConfig.replace`). Configs load from and save to TOML::
+
+    name = "edge"
+    clock_mhz = 500.0
+
+    [array]
+    rows = 16
+    cols = 16
+    dataflow = "ws"
+
+    [buffers]
+    input_bytes = 65536
+    ...
+
+Every key is optional in a file (missing keys take the defaults of the ``edge`` preset);
+unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AccelConfig",
+    "ArrayConfig",
+    "BufferConfig",
+    "DataConfig",
+    "DramConfig",
+    "load",
+    "preset",
+    "preset_names",
+]
+
+DATAFLOWS = ("ws",)
+
+
+def _check_int(owner: str, name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{owner}.{name} must be an int, not {value!r}")
+    if value < minimum:
+        raise ValueError(f"{owner}.{name} must be >= {minimum}, not {value!r}")
+
+
+def _check_power_of_two(owner: str, name: str, value: int) -> None:
+    if value & (value - 1):
+        raise ValueError(f"{owner}.{name} must be a power of two, not {value!r}")
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """The systolic MAC array: ``rows`` span the reduction, ``cols`` the output channels."""
+
+    rows: int = 16
+    cols: int = 16
+    dataflow: str = "ws"
+
+    def __post_init__(self) -> None:
+        _check_int("array", "rows", self.rows, 1)
+        _check_int("array", "cols", self.cols, 1)
+        if self.rows > 256 or self.cols > 256:
+            raise ValueError(f"array size {self.rows}x{self.cols} exceeds the 256x256 limit")
+        if self.dataflow not in DATAFLOWS:
+            raise ValueError(f"array.dataflow must be one of {DATAFLOWS}, not {self.dataflow!r}")
+
+    @property
+    def pes(self) -> int:
+        """Number of processing elements (MACs per cycle at peak)."""
+        return self.rows * self.cols
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Data widths in bits. v1 hardware is int8 x int8 -> int32 with int32 bias."""
+
+    act_bits: int = 8
+    weight_bits: int = 8
+    acc_bits: int = 32
+    bias_bits: int = 32
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_int("data", f.name, getattr(self, f.name), 1)
+        if (self.act_bits, self.weight_bits) != (8, 8):
+            raise ValueError(
+                f"data.act_bits/weight_bits must be 8 (int8 hardware), "
+                f"not {self.act_bits}/{self.weight_bits}"
+            )
+        if self.acc_bits != 32 or self.bias_bits != 32:
+            raise ValueError(
+                f"data.acc_bits/bias_bits must be 32, not {self.acc_bits}/{self.bias_bits}"
+            )
+
+
+@dataclass(frozen=True)
+class BufferConfig:
+    """On-chip SRAM sizes in bytes.
+
+    ``input_bytes`` is the line/input buffer (int8 activations), ``weight_bytes`` the weight
+    buffer (int8), ``acc_bytes`` the accumulator buffer (int32 partial sums) and
+    ``output_bytes`` the output buffer (int8 results waiting for the DMA).
+    """
+
+    input_bytes: int = 64 * 1024
+    weight_bytes: int = 64 * 1024
+    acc_bytes: int = 64 * 1024
+    output_bytes: int = 16 * 1024
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_int("buffers", f.name, getattr(self, f.name), 1)
+
+
+@dataclass(frozen=True)
+class DramConfig:
+    """External memory: ``bandwidth`` bytes per cycle, ``latency`` cycles per request.
+
+    ``bandwidth`` is also the width in bytes of the DRAM data port of the RTL, hence a power
+    of two.
+    """
+
+    bandwidth: int = 16
+    latency: int = 64
+
+    def __post_init__(self) -> None:
+        _check_int("dram", "bandwidth", self.bandwidth, 1)
+        _check_power_of_two("dram", "bandwidth", self.bandwidth)
+        _check_int("dram", "latency", self.latency, 0)
+
+
+@dataclass(frozen=True)
+class AccelConfig:
+    """A complete accelerator configuration.
+
+    Parameters
+    ----------
+    name:
+        A label recorded in reports and generated designs.
+    array, data, buffers, dram:
+        The nested block configurations.
+    clock_mhz:
+        Clock frequency, used only to convert cycles to time in reports.
+    """
+
+    name: str = "custom"
+    array: ArrayConfig = field(default_factory=ArrayConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    buffers: BufferConfig = field(default_factory=BufferConfig)
+    dram: DramConfig = field(default_factory=DramConfig)
+    clock_mhz: float = 500.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"config name must be a non-empty string, not {self.name!r}")
+        for attr, cls in _SECTIONS.items():
+            if not isinstance(getattr(self, attr), cls):
+                raise TypeError(
+                    f"config.{attr} must be a {cls.__name__}, not {getattr(self, attr)!r}"
+                )
+        if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, int | float):
+            raise TypeError(f"config.clock_mhz must be a number, not {self.clock_mhz!r}")
+        if not self.clock_mhz > 0:
+            raise ValueError(f"config.clock_mhz must be > 0, not {self.clock_mhz!r}")
+        rows, cols = self.array.rows, self.array.cols
+        # The smallest tile the compiler can place: one input word per row, one weight tile,
+        # one accumulator row per column, one output word.
+        minimums = {
+            "input_bytes": rows,
+            "weight_bytes": rows * cols,
+            "acc_bytes": 4 * cols,
+            "output_bytes": cols,
+        }
+        for name, minimum in minimums.items():
+            value = getattr(self.buffers, name)
+            if value < minimum:
+                raise ValueError(
+                    f"buffers.{name} = {value} is too small for a {rows}x{cols} array "
+                    f"(needs >= {minimum})"
+                )
+
+    # Derived values -----------------------------------------------------------------------
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        return self.array.pes
+
+    @property
+    def peak_gops(self) -> float:
+        """Peak throughput in GOPS (one MAC = two operations)."""
+        return 2 * self.array.pes * self.clock_mhz / 1e3
+
+    @property
+    def acc_entries(self) -> int:
+        """Number of int32 accumulators in the accumulator buffer."""
+        return self.buffers.acc_bytes // 4
+
+    @property
+    def dram_gbytes_per_s(self) -> float:
+        return self.dram.bandwidth * self.clock_mhz / 1e3
+
+    # Copies, serialisation ----------------------------------------------------------------
+
+    def replace(self, **changes: Any) -> AccelConfig:
+        """A copy with changes. Nested sections take dicts: ``replace(array={"rows": 8})``."""
+        values = self.to_dict()
+        for key, value in changes.items():
+            if key in _SECTIONS and isinstance(value, dict):
+                values[key] = {**values[key], **value}
+            else:
+                values[key] = value
+        return AccelConfig.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, base: AccelConfig | None = None) -> AccelConfig:
+        """Build a config from a nested dict; missing keys come from ``base`` (default: edge).
+
+        Unknown keys raise ``ValueError`` naming the key.
+        """
+        base = base if base is not None else PRESETS["edge"]
+        if not isinstance(values, dict):
+            raise TypeError(f"config must be a table/dict, not {values!r}")
+        top_keys = {f.name for f in fields(cls)}
+        for key in values:
+            if key not in top_keys:
+                raise ValueError(f"unknown config key {key!r} (known: {sorted(top_keys)})")
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            current = getattr(base, f.name)
+            if f.name not in values:
+                kwargs[f.name] = current
+            elif f.name in _SECTIONS:
+                section = values[f.name]
+                if not isinstance(section, dict):
+                    raise TypeError(f"config.{f.name} must be a table, not {section!r}")
+                known = {g.name for g in fields(_SECTIONS[f.name])}
+                for key in section:
+                    if key not in known:
+                        raise ValueError(
+                            f"unknown config key {f.name}.{key!r} (known: {sorted(known)})"
+                        )
+                kwargs[f.name] = dataclasses.replace(current, **section)
+            else:
+                kwargs[f.name] = values[f.name]
+        return cls(**kwargs)
+
+    def to_toml(self) -> str:
+        """TOML text that :func:`load` reads back to an equal config."""
+        lines = [f"name = {json.dumps(self.name)}", f"clock_mhz = {float(self.clock_mhz)!r}"]
+        for section in _SECTIONS:
+            lines.append(f"\n[{section}]")
+            for key, value in dataclasses.asdict(getattr(self, section)).items():
+                lines.append(f"{key} = {json.dumps(value)}")
+        return "\n".join(lines) + "\n"
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_toml())
+
+    @property
+    def digest(self) -> str:
+        """A short stable hash of every parameter (names builds, caches and programs)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_SECTIONS: dict[str, type] = {
+    "array": ArrayConfig,
+    "data": DataConfig,
+    "buffers": BufferConfig,
+    "dram": DramConfig,
+}
+
+KIB = 1024
+
+PRESETS: dict[str, AccelConfig] = {
+    "tiny": AccelConfig(
+        name="tiny",
+        array=ArrayConfig(rows=4, cols=4),
+        buffers=BufferConfig(
+            input_bytes=4 * KIB, weight_bytes=2 * KIB, acc_bytes=4 * KIB, output_bytes=1 * KIB
+        ),
+        dram=DramConfig(bandwidth=4, latency=8),
+        clock_mhz=100.0,
+    ),
+    "edge": AccelConfig(name="edge"),
+    "server": AccelConfig(
+        name="server",
+        array=ArrayConfig(rows=32, cols=32),
+        buffers=BufferConfig(
+            input_bytes=256 * KIB,
+            weight_bytes=256 * KIB,
+            acc_bytes=256 * KIB,
+            output_bytes=64 * KIB,
+        ),
+        dram=DramConfig(bandwidth=64, latency=100),
+        clock_mhz=1000.0,
+    ),
+}
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def preset(name: str) -> AccelConfig:
+    """The named preset (``tiny`` 4x4 for tests, ``edge`` 16x16, ``server`` 32x32)."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r} (known: {preset_names()})") from None
+
+
+def load(path: str | Path) -> AccelConfig:
+    """Read a TOML config file; missing keys default to the ``edge`` preset."""
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: invalid TOML: {error}") from None
+    return AccelConfig.from_dict(values)

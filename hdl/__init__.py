@@ -1,0 +1,1 @@
+"""The Amaranth RTL of the accelerator: one module per hardware block."""

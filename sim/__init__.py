@@ -1,0 +1,1 @@
+"""The cycle-level model of the accelerator: one module per hardware block."""

@@ -1,0 +1,105 @@
+"""AccelConfig: presets, invariants, TOML round trip, pinned error messages."""
+
+import dataclasses
+
+import pytest
+
+from accel import config
+from accel.config import AccelConfig, ArrayConfig, BufferConfig, DramConfig
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "cols"), [("tiny", 4, 4), ("edge", 16, 16), ("server", 32, 32)]
+)
+def test_presets(name, rows, cols):
+    cfg = config.preset(name)
+    assert (cfg.name, cfg.array.rows, cfg.array.cols) == (name, rows, cols)
+    assert cfg.peak_macs_per_cycle == rows * cols
+    assert cfg.acc_entries == cfg.buffers.acc_bytes // 4
+
+
+def test_preset_names_and_unknown():
+    assert config.preset_names() == ["tiny", "edge", "server"]
+    with pytest.raises(ValueError, match=r"unknown preset 'huge'"):
+        config.preset("huge")
+
+
+def test_frozen():
+    cfg = config.preset("edge")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.array.rows = 8  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["tiny", "edge", "server"])
+def test_toml_round_trip(tmp_path, name):
+    cfg = config.preset(name)
+    path = tmp_path / "cfg.toml"
+    cfg.save(path)
+    assert config.load(path) == cfg
+    assert config.load(path).digest == cfg.digest
+
+
+def test_partial_toml_takes_edge_defaults(tmp_path):
+    path = tmp_path / "cfg.toml"
+    path.write_text('name = "mine"\n[array]\nrows = 8\n')
+    cfg = config.load(path)
+    assert (cfg.name, cfg.array.rows, cfg.array.cols) == ("mine", 8, 16)
+    assert cfg.buffers == config.preset("edge").buffers
+
+
+def test_replace_nested():
+    cfg = config.preset("edge").replace(name="e8", array={"rows": 8}, dram={"bandwidth": 64})
+    assert (cfg.array.rows, cfg.array.cols, cfg.dram.bandwidth) == (8, 16, 64)
+    assert cfg.digest != config.preset("edge").digest
+
+
+def test_derived_values():
+    cfg = config.preset("edge")
+    assert cfg.peak_gops == pytest.approx(2 * 256 * 500 / 1000)
+    assert cfg.dram_gbytes_per_s == pytest.approx(16 * 0.5)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda: ArrayConfig(rows=0), ValueError, r"array.rows must be >= 1, not 0"),
+        (lambda: ArrayConfig(cols=2.5), TypeError, r"array.cols must be an int, not 2.5"),
+        (lambda: ArrayConfig(dataflow="os"), ValueError, r"array.dataflow .* not 'os'"),
+        (lambda: ArrayConfig(rows=512), ValueError, r"512x16 exceeds"),
+        (
+            lambda: BufferConfig(input_bytes=-4),
+            ValueError,
+            r"buffers.input_bytes must be >= 1, not -4",
+        ),
+        (lambda: DramConfig(bandwidth=12), ValueError, r"dram.bandwidth must be a power of two"),
+        (lambda: DramConfig(latency=-1), ValueError, r"dram.latency must be >= 0, not -1"),
+        (lambda: AccelConfig(clock_mhz=0), ValueError, r"clock_mhz must be > 0, not 0"),
+        (lambda: AccelConfig(name=""), ValueError, r"non-empty string"),
+        (
+            lambda: AccelConfig(buffers=BufferConfig(weight_bytes=100)),
+            ValueError,
+            r"buffers.weight_bytes = 100 is too small for a 16x16 array \(needs >= 256\)",
+        ),
+        (
+            lambda: AccelConfig.from_dict({"arrays": {}}),
+            ValueError,
+            r"unknown config key 'arrays'",
+        ),
+        (
+            lambda: AccelConfig.from_dict({"buffers": {"line_bytes": 4}}),
+            ValueError,
+            r"unknown config key buffers.'line_bytes'",
+        ),
+        (lambda: AccelConfig.from_dict({"array": 4}), TypeError, r"config.array must be a table"),
+    ],
+)
+def test_invalid(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_invalid_toml(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[array\nrows = 4")
+    with pytest.raises(ValueError, match=r"invalid TOML"):
+        config.load(path)
