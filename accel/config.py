@@ -52,11 +52,6 @@ def _check_int(owner: str, name: str, value: object, minimum: int) -> None:
         raise ValueError(f"{owner}.{name} must be >= {minimum}, not {value!r}")
 
 
-def _check_power_of_two(owner: str, name: str, value: int) -> None:
-    if value & (value - 1):
-        raise ValueError(f"{owner}.{name} must be a power of two, not {value!r}")
-
-
 @dataclass(frozen=True)
 class ArrayConfig:
     """The systolic MAC array: ``rows`` span the reduction, ``cols`` the output channels."""
@@ -66,7 +61,7 @@ class ArrayConfig:
     dataflow: str = "ws"
 
     def __post_init__(self) -> None:
-        _check_int("array", "rows", self.rows, 1)
+        _check_int("array", "rows", self.rows, 2)
         _check_int("array", "cols", self.cols, 1)
         if self.rows > 256 or self.cols > 256:
             raise ValueError(f"array size {self.rows}x{self.cols} exceeds the 256x256 limit")
@@ -108,13 +103,16 @@ class BufferConfig:
 
     ``input_bytes`` is the line/input buffer (int8 activations), ``weight_bytes`` the weight
     buffer (int8), ``acc_bytes`` the accumulator buffer (int32 partial sums) and
-    ``output_bytes`` the output buffer (int8 results waiting for the DMA).
+    ``output_bytes`` the output buffer (int8 results waiting for the DMA) and
+    ``param_bytes`` the post-processor's parameter buffer (per output channel: int32 bias,
+    int32 multiplier, int32 shift).
     """
 
     input_bytes: int = 64 * 1024
     weight_bytes: int = 64 * 1024
     acc_bytes: int = 64 * 1024
     output_bytes: int = 16 * 1024
+    param_bytes: int = 8 * 1024
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -125,8 +123,7 @@ class BufferConfig:
 class DramConfig:
     """External memory: ``bandwidth`` bytes per cycle, ``latency`` cycles per request.
 
-    ``bandwidth`` is also the width in bytes of the DRAM data port of the RTL, hence a power
-    of two.
+    ``bandwidth`` is also the width in bytes of the DRAM data ports of the RTL.
     """
 
     bandwidth: int = 16
@@ -134,7 +131,6 @@ class DramConfig:
 
     def __post_init__(self) -> None:
         _check_int("dram", "bandwidth", self.bandwidth, 1)
-        _check_power_of_two("dram", "bandwidth", self.bandwidth)
         _check_int("dram", "latency", self.latency, 0)
 
 
@@ -179,6 +175,7 @@ class AccelConfig:
             "weight_bytes": rows * cols,
             "acc_bytes": 4 * cols,
             "output_bytes": cols,
+            "param_bytes": 2 * 12 * cols,
         }
         for name, minimum in minimums.items():
             value = getattr(self.buffers, name)
@@ -289,7 +286,11 @@ PRESETS: dict[str, AccelConfig] = {
         name="tiny",
         array=ArrayConfig(rows=4, cols=4),
         buffers=BufferConfig(
-            input_bytes=4 * KIB, weight_bytes=2 * KIB, acc_bytes=4 * KIB, output_bytes=1 * KIB
+            input_bytes=4 * KIB,
+            weight_bytes=2 * KIB,
+            acc_bytes=4 * KIB,
+            output_bytes=1 * KIB,
+            param_bytes=1 * KIB,
         ),
         dram=DramConfig(bandwidth=4, latency=8),
         clock_mhz=100.0,
@@ -303,6 +304,7 @@ PRESETS: dict[str, AccelConfig] = {
             weight_bytes=256 * KIB,
             acc_bytes=256 * KIB,
             output_bytes=64 * KIB,
+            param_bytes=16 * KIB,
         ),
         dram=DramConfig(bandwidth=64, latency=100),
         clock_mhz=1000.0,

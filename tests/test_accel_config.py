@@ -62,7 +62,7 @@ def test_derived_values():
 @pytest.mark.parametrize(
     ("make", "error", "match"),
     [
-        (lambda: ArrayConfig(rows=0), ValueError, r"array.rows must be >= 1, not 0"),
+        (lambda: ArrayConfig(rows=0), ValueError, r"array.rows must be >= 2, not 0"),
         (lambda: ArrayConfig(cols=2.5), TypeError, r"array.cols must be an int, not 2.5"),
         (lambda: ArrayConfig(dataflow="os"), ValueError, r"array.dataflow .* not 'os'"),
         (lambda: ArrayConfig(rows=512), ValueError, r"512x16 exceeds"),
@@ -71,7 +71,7 @@ def test_derived_values():
             ValueError,
             r"buffers.input_bytes must be >= 1, not -4",
         ),
-        (lambda: DramConfig(bandwidth=12), ValueError, r"dram.bandwidth must be a power of two"),
+        (lambda: DramConfig(bandwidth=0), ValueError, r"dram.bandwidth must be >= 1, not 0"),
         (lambda: DramConfig(latency=-1), ValueError, r"dram.latency must be >= 0, not -1"),
         (lambda: AccelConfig(clock_mhz=0), ValueError, r"clock_mhz must be > 0, not 0"),
         (lambda: AccelConfig(name=""), ValueError, r"non-empty string"),

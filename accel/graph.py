@@ -1,0 +1,857 @@
+"""Network representation shared by the frontends, the golden executor and the compiler.
+
+A :class:`Network` is a DAG of named nodes, each holding one layer *op* (a frozen dataclass
+defined here) and the output shape inferred when the node was added. Shapes leave out the
+batch: images are ``(C, H, W)``, vectors ``(F,)``. Output sizes follow PyTorch.
+
+Every op validates its fields on construction and every :meth:`Network.add` validates the
+op against the shapes of its inputs, so a network that exists is consistent. Errors are
+``ValueError`` naming the op or node, the attribute and the value; wrong argument *types*
+(an op that is not an op, a bare string as the input list) raise ``TypeError``.
+
+Examples
+--------
+>>> net = Network("demo")
+>>> net.add("x", Input((3, 8, 8)))
+'x'
+>>> net.add("conv", Conv2d(3, 4, 3, padding=1, activation="relu"), ["x"])
+'conv'
+>>> net.shape("conv"), net.macs("conv")
+((4, 8, 8), 6912)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, asdict, dataclass, fields, replace
+from numbers import Integral
+from typing import Any, ClassVar
+
+import networkx as nx
+import numpy as np
+
+__all__ = [
+    "ACTIVATIONS",
+    "OPS",
+    "Activation",
+    "Add",
+    "AvgPool2d",
+    "Concat",
+    "Conv2d",
+    "Flatten",
+    "GlobalAvgPool",
+    "Input",
+    "Linear",
+    "MaxPool2d",
+    "Network",
+    "Op",
+    "Shape",
+    "conv_output_size",
+    "fuse_activations",
+]
+
+Shape = tuple[int, ...]
+
+#: Activation functions an op can apply to its output (``None`` means identity).
+ACTIVATIONS = ("relu", "relu6")
+
+
+def conv_output_size(
+    size: int,
+    kernel: int,
+    stride: int,
+    padding_total: int,
+    dilation: int = 1,
+    *,
+    ceil_mode: bool = False,
+    pad_begin: int = 0,
+) -> int:
+    """Return the number of sliding-window positions along one axis (PyTorch semantics).
+
+    Parameters
+    ----------
+    size, kernel, stride, dilation : int
+        Input length and window parameters; all >= 1 (not re-checked here).
+    padding_total : int
+        Padding added at both ends together, >= 0.
+    ceil_mode : bool
+        Round up instead of down, as PyTorch pools do: one extra, partial window is taken
+        when the input does not divide evenly, unless it would start in the end padding
+        (the last window must start inside the input or the begin padding). This is
+        PyTorch's formula exactly; with its pool constraints (padding at most half the
+        kernel, no dilation) no window then lies wholly in padding.
+    pad_begin : int
+        Padding before the first element; only used by ``ceil_mode``.
+
+    Returns
+    -------
+    int
+        ``floor((size + padding_total - dilation * (kernel - 1) - 1) / stride) + 1``
+        (``ceil`` with ``ceil_mode``), always >= 1.
+
+    Raises
+    ------
+    ValueError
+        If the dilated kernel is longer than the padded input.
+    """
+    span = dilation * (kernel - 1) + 1
+    room = size + padding_total - span
+    if room < 0:
+        raise ValueError(
+            f"dilated kernel extent {span} is larger than the padded input {size} + {padding_total}"
+        )
+    if not ceil_mode:
+        return room // stride + 1
+    out = -(-room // stride) + 1
+    if (out - 1) * stride >= size + pad_begin:
+        out -= 1
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Field validation, keyed by field name: a field means the same thing in every op.
+
+
+def _int(owner: str, field: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f"{owner}.{field} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _ints(
+    owner: str, field: str, value: Any, length: int, minimum: int, scalar: bool = True
+) -> tuple[int, ...]:
+    """``length`` ints >= ``minimum`` as a tuple; a single int is repeated if ``scalar``."""
+    what = f"an int or {length} ints" if scalar else f"{length} ints"
+    items = (value,) * length if scalar and isinstance(value, Integral) else value
+    if not isinstance(items, (tuple, list)) or len(items) != length:
+        raise ValueError(f"{owner}.{field} must be {what} >= {minimum}, got {value!r}")
+    try:
+        return tuple(_int(owner, field, v, minimum) for v in items)
+    except ValueError:
+        raise ValueError(f"{owner}.{field} must be {what} >= {minimum}, got {value!r}") from None
+
+
+def _pair(owner: str, field: str, value: Any) -> tuple[int, ...]:
+    return _ints(owner, field, value, 2, 1)
+
+
+def _padding(owner: str, field: str, value: Any) -> tuple[int, ...]:
+    """An int, (pad_h, pad_w) or (top, bottom, left, right), stored as the last."""
+    try:
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            h, w = _ints(owner, field, value, 2, 0)
+            return (h, h, w, w)
+        return _ints(owner, field, value, 4, 0)
+    except ValueError:
+        raise ValueError(
+            f"{owner}.{field} must be an int, (pad_h, pad_w) or (top, bottom, left, right), "
+            f"ints >= 0, got {value!r}"
+        ) from None
+
+
+def _bool(owner: str, field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{owner}.{field} must be a bool, got {value!r}")
+    return value
+
+
+def _activation(owner: str, field: str, value: Any) -> str | None:
+    if value is not None and value not in ACTIVATIONS:
+        raise ValueError(f"{owner}.{field} must be None or one of {ACTIVATIONS}, got {value!r}")
+    return value
+
+
+def _kind(owner: str, field: str, value: Any) -> str:
+    if value not in ACTIVATIONS:
+        raise ValueError(f"{owner}.{field} must be one of {ACTIVATIONS}, got {value!r}")
+    return value
+
+
+_FIELD_RULES: dict[str, Callable[[str, str, Any], Any]] = {
+    "shape": lambda owner, field, value: _ints(owner, field, value, 3, 1, scalar=False),
+    "in_channels": _int,
+    "out_channels": _int,
+    "in_features": _int,
+    "out_features": _int,
+    "groups": _int,
+    "kernel": _pair,
+    "stride": _pair,
+    "dilation": _pair,
+    "padding": _padding,
+    "bias": _bool,
+    "ceil_mode": _bool,
+    "count_include_pad": _bool,
+    "activation": _activation,
+    "kind": _kind,
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Ops
+
+
+class Op:
+    """Base of all layer ops: a frozen dataclass whose fields are validated and normalised.
+
+    Integer-tuple fields also accept a single int (``kernel=3`` is stored as ``(3, 3)``) or
+    a list; ``padding`` also accepts ``(pad_h, pad_w)``, stored as ``(top, bottom, left,
+    right)``. Subclasses implement :meth:`infer_shape`; ops with weights override
+    :attr:`weight_shape`, :attr:`bias_shape` and :meth:`macs`.
+    """
+
+    #: (minimum, maximum) number of inputs; ``None`` means unbounded.
+    arity: ClassVar[tuple[int, int | None]] = (1, 1)
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        for f in fields(self):  # type: ignore[arg-type]
+            value = _FIELD_RULES[f.name](owner, f.name, getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+        self._check()
+
+    def _check(self) -> None:
+        """Cross-field checks of a subclass, run after field normalisation."""
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        """Return the output shape for the given input shapes.
+
+        Raises
+        ------
+        ValueError
+            If the inputs are incompatible with the op; the message names the attribute
+            and the value, the caller adds the node name.
+        """
+        raise NotImplementedError
+
+    def macs(self, out_shape: Shape) -> int:
+        """Multiply-accumulates to produce an output of ``out_shape`` (0 for most ops)."""
+        return 0
+
+    @property
+    def weight_shape(self) -> Shape | None:
+        """Shape of the weight tensor, or ``None`` for ops without weights."""
+        return None
+
+    @property
+    def bias_shape(self) -> Shape | None:
+        """Shape of the bias vector, or ``None`` when the op has no bias."""
+        return None
+
+
+def _chw(shape: Shape) -> Shape:
+    if len(shape) != 3:
+        raise ValueError(f"expects a (C, H, W) input, got shape {shape}")
+    return shape
+
+
+def _window_hw(
+    op: Conv2d | MaxPool2d | AvgPool2d, shape: Shape, dilation: tuple[int, ...] = (1, 1)
+) -> tuple[int, int]:
+    """Output (P, Q) of a sliding-window op over a (C, H, W) input."""
+    ceil_mode = getattr(op, "ceil_mode", False)
+    _, h, w = _chw(shape)
+    pads = (op.padding[:2], op.padding[2:])
+    out = []
+    for axis, size, k, s, (begin, end), d in zip(
+        ("height", "width"), (h, w), op.kernel, op.stride, pads, dilation, strict=True
+    ):
+        try:
+            out.append(
+                conv_output_size(size, k, s, begin + end, d, ceil_mode=ceil_mode, pad_begin=begin)
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"kernel={op.kernel} does not fit the {axis} of input shape {shape} "
+                f"with padding={op.padding}, dilation={tuple(dilation)}: {exc}"
+            ) from None
+    return out[0], out[1]
+
+
+@dataclass(frozen=True)
+class Input(Op):
+    """Network input of shape ``(C, H, W)`` (no batch)."""
+
+    shape: tuple[int, int, int]
+    arity: ClassVar[tuple[int, int | None]] = (0, 0)
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        return self.shape
+
+
+@dataclass(frozen=True)
+class Conv2d(Op):
+    """2-D convolution ``(C, H, W) -> (K, P, Q)``, optionally grouped, biased, activated.
+
+    ``padding`` is ``(top, bottom, left, right)``; ``groups`` must divide both channel
+    counts (``groups == in_channels == out_channels`` is a depthwise conv). Weights are
+    ``(out_channels, in_channels // groups, R, S)``, bias ``(out_channels,)``.
+    """
+
+    in_channels: int
+    out_channels: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    bias: bool = True
+    activation: str | None = None
+
+    def _check(self) -> None:
+        for field in ("in_channels", "out_channels"):
+            if getattr(self, field) % self.groups:
+                raise ValueError(
+                    f"Conv2d.groups={self.groups} does not divide {field}={getattr(self, field)}"
+                )
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        if _chw(shape)[0] != self.in_channels:
+            raise ValueError(
+                f"in_channels={self.in_channels} does not match the {shape[0]} channels "
+                f"of input shape {shape}"
+            )
+        return (self.out_channels, *_window_hw(self, shape, self.dilation))
+
+    def macs(self, out_shape: Shape) -> int:
+        r, s = self.kernel
+        return math.prod(out_shape) * (self.in_channels // self.groups) * r * s
+
+    @property
+    def weight_shape(self) -> Shape:
+        return (self.out_channels, self.in_channels // self.groups, *self.kernel)
+
+    @property
+    def bias_shape(self) -> Shape | None:
+        return (self.out_channels,) if self.bias else None
+
+
+@dataclass(frozen=True)
+class Linear(Op):
+    """Fully connected layer ``(F,)`` or ``(F, 1, 1)`` -> ``(out_features,)``.
+
+    Weights are ``(out_features, in_features)``, bias ``(out_features,)``.
+    """
+
+    in_features: int
+    out_features: int
+    bias: bool = True
+    activation: str | None = None
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        if shape not in ((self.in_features,), (self.in_features, 1, 1)):
+            raise ValueError(
+                f"in_features={self.in_features} does not match input shape {shape} "
+                f"(expected ({self.in_features},) or ({self.in_features}, 1, 1))"
+            )
+        return (self.out_features,)
+
+    def macs(self, out_shape: Shape) -> int:
+        return self.in_features * self.out_features
+
+    @property
+    def weight_shape(self) -> Shape:
+        return (self.out_features, self.in_features)
+
+    @property
+    def bias_shape(self) -> Shape | None:
+        return (self.out_features,) if self.bias else None
+
+
+class _Pool(Op):
+    """Shared checks of the windowed pools: PyTorch's "pad at most half the kernel" rule,
+    which guarantees every window overlaps the input."""
+
+    kernel: tuple[int, int]
+    padding: tuple[int, int, int, int]
+
+    def _check(self) -> None:
+        for pads, k in zip((self.padding[:2], self.padding[2:]), self.kernel, strict=True):
+            if max(pads) > k // 2:
+                raise ValueError(
+                    f"{type(self).__name__}.padding={self.padding} exceeds half of "
+                    f"kernel={self.kernel}"
+                )
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        return (_chw(shape)[0], *_window_hw(self, shape))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class MaxPool2d(_Pool):
+    """Max pooling; padded positions never win. ``ceil_mode`` as PyTorch."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    ceil_mode: bool = False
+
+
+@dataclass(frozen=True)
+class AvgPool2d(_Pool):
+    """Average pooling; ``ceil_mode`` and ``count_include_pad`` as PyTorch."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool(Op):
+    """Mean over H and W: ``(C, H, W) -> (C, 1, 1)``."""
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        return (_chw(shape)[0], 1, 1)
+
+
+@dataclass(frozen=True)
+class Add(Op):
+    """Elementwise sum of two or more inputs of identical shape, then ``activation``."""
+
+    activation: str | None = None
+    arity: ClassVar[tuple[int, int | None]] = (2, None)
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        if len(set(shapes)) != 1:
+            raise ValueError(f"input shapes differ: {list(shapes)}")
+        return shapes[0]
+
+
+@dataclass(frozen=True)
+class Concat(Op):
+    """Concatenation along the channel axis of ``(C, H, W)`` inputs with equal H and W."""
+
+    arity: ClassVar[tuple[int, int | None]] = (1, None)
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        for shape in shapes:
+            _chw(shape)
+        if len({shape[1:] for shape in shapes}) != 1:
+            raise ValueError(f"input H x W differ: {list(shapes)}")
+        return (sum(shape[0] for shape in shapes), *shapes[0][1:])
+
+
+@dataclass(frozen=True)
+class Flatten(Op):
+    """Reshape any input to a vector ``(prod(shape),)`` in C, H, W order."""
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        return (math.prod(shape),)
+
+
+@dataclass(frozen=True)
+class Activation(Op):
+    """Standalone activation, as produced by importers; see :func:`fuse_activations`."""
+
+    kind: str
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        return shape
+
+
+#: Op classes by name, as used by :meth:`Network.to_dict` and :meth:`Network.from_dict`.
+OPS: dict[str, type[Op]] = {
+    cls.__name__: cls
+    for cls in (
+        Input,
+        Conv2d,
+        Linear,
+        MaxPool2d,
+        AvgPool2d,
+        GlobalAvgPool,
+        Add,
+        Concat,
+        Flatten,
+        Activation,
+    )
+}
+
+
+def _check_name(what: str, name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{what} must be a non-empty str, got {name!r}")
+    return name
+
+
+# ---------------------------------------------------------------------------------------
+# Network
+
+
+class Network:
+    """A named DAG of layers with inferred shapes, weights and free-form metadata.
+
+    Nodes are added in dependency order with :meth:`add`, so the graph is acyclic by
+    construction and insertion order is a topological order. The underlying
+    :class:`networkx.DiGraph` is available read-only as :attr:`graph`: node attributes
+    ``op``, ``shape``, ``index`` (insertion index), ``weights``, ``meta``; edge attribute
+    ``index`` (position of the source among the target's inputs).
+
+    Parameters
+    ----------
+    name : str
+        Non-empty network name.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = _check_name("network name", name)
+        self._graph = nx.DiGraph(name=name)
+        self._order: tuple[str, ...] | None = None
+
+    def __repr__(self) -> str:
+        return f"Network({self._name!r}, {len(self)} nodes)"
+
+    def __len__(self) -> int:
+        return len(self._graph)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._graph
+
+    @property
+    def name(self) -> str:
+        """The network name."""
+        return self._name
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """Read-only view of the underlying graph (mutate only through this class)."""
+        return self._graph.copy(as_view=True)
+
+    # -- building ------------------------------------------------------------------------
+
+    def add(self, name: str, op: Op, inputs: Sequence[str] = ()) -> str:
+        """Add node ``name`` computing ``op`` on ``inputs`` and infer its output shape.
+
+        Parameters
+        ----------
+        name : str
+            Non-empty, unique node name.
+        op : Op
+            The layer.
+        inputs : sequence of str
+            Names of existing nodes, in operand order, each at most once.
+
+        Returns
+        -------
+        str
+            ``name``, so that calls can be chained into the next ``inputs``.
+
+        Raises
+        ------
+        ValueError
+            Naming the node: invalid or duplicate name, unknown input, the node itself as
+            input (a cycle), repeated input, wrong number of inputs, or inputs whose shapes
+            the op rejects (channel or ``in_features`` mismatch, kernel larger than the
+            padded input, ``Add`` of different shapes, ...).
+        TypeError
+            If ``op`` is not an :class:`Op` or ``inputs`` is a single string.
+        """
+        _check_name("node name", name)
+        if name in self._graph:
+            raise ValueError(f"node {name!r}: duplicate name in network {self._name!r}")
+        if not isinstance(op, Op):
+            raise TypeError(f"node {name!r}: op must be an accel.graph.Op, got {op!r}")
+        if isinstance(inputs, str):
+            raise TypeError(
+                f"node {name!r}: inputs must be a sequence of node names, got the str {inputs!r}"
+            )
+        inputs = tuple(inputs)
+        for src in inputs:
+            if src == name:
+                raise ValueError(f"node {name!r}: lists itself as an input (cycle)")
+            if src not in self:
+                raise ValueError(f"node {name!r}: unknown input {src!r}")
+            if inputs.count(src) > 1:
+                raise ValueError(f"node {name!r}: input {src!r} is listed more than once")
+        kind = type(op).__name__
+        low, high = op.arity
+        if len(inputs) < low or (high is not None and len(inputs) > high):
+            upper = "or more" if high is None else f"to {high}"
+            expected = f"{low}" if low == high else f"{low} {upper}"
+            raise ValueError(
+                f"node {name!r} ({kind}): takes {expected} inputs, "
+                f"got {len(inputs)}: {list(inputs)}"
+            )
+        try:
+            shape = op.infer_shape([self.shape(src) for src in inputs])
+        except ValueError as exc:
+            raise ValueError(f"node {name!r} ({kind}): {exc}") from exc
+        self._graph.add_node(
+            name, op=op, shape=tuple(shape), index=len(self._graph), weights={}, meta={}
+        )
+        for index, src in enumerate(inputs):
+            self._graph.add_edge(src, name, index=index)
+        self._order = None
+        return name
+
+    def set_weights(self, name: str, weight: np.ndarray, bias: np.ndarray | None = None) -> None:
+        """Attach weights to a Conv2d or Linear node (stored as read-only copies).
+
+        ``weight`` must have the op's :attr:`~Op.weight_shape` (conv ``(K, C/groups, R,
+        S)``, linear ``(out, in)``); ``bias`` is required with shape ``(K,)`` exactly when
+        the op has ``bias=True``. Arrays must have an integer or floating dtype.
+
+        Raises
+        ------
+        ValueError
+            Naming the node, the argument and the offending shape or dtype.
+        """
+        op = self.op(name)
+        expected = {"weight": op.weight_shape, "bias": op.bias_shape}
+        if expected["weight"] is None:
+            raise ValueError(f"node {name!r} ({type(op).__name__}) has no weights")
+        stored = {}
+        for arg, value in (("weight", weight), ("bias", bias)):
+            if expected[arg] is None:
+                if value is not None:
+                    raise ValueError(f"node {name!r}: bias given but the op has bias=False")
+                continue
+            if not isinstance(value, np.ndarray) or value.dtype.kind not in "iuf":
+                raise ValueError(
+                    f"node {name!r}: {arg} must be an integer or float ndarray, "
+                    f"got {_describe_array(value)}"
+                )
+            if value.shape != expected[arg]:
+                raise ValueError(
+                    f"node {name!r}: {arg} shape {value.shape} != expected {expected[arg]}"
+                )
+            stored[arg] = value.copy()
+            stored[arg].flags.writeable = False
+        self._node(name)["weights"] = stored
+
+    # -- queries -------------------------------------------------------------------------
+
+    def _node(self, name: str) -> dict[str, Any]:
+        try:
+            return self._graph.nodes[name]
+        except KeyError:
+            raise KeyError(f"network {self._name!r} has no node named {name!r}") from None
+
+    def op(self, name: str) -> Op:
+        """The op of node ``name`` (``KeyError`` naming it if absent, as all queries)."""
+        return self._node(name)["op"]
+
+    def shape(self, name: str) -> Shape:
+        """Output shape of node ``name`` (no batch)."""
+        return self._node(name)["shape"]
+
+    def inputs(self, name: str) -> list[str]:
+        """Input node names of ``name`` in operand order."""
+        self._node(name)
+        edges = self._graph.in_edges(name, data="index")
+        return [src for src, _, _ in sorted(edges, key=lambda edge: edge[2])]
+
+    def consumers(self, name: str) -> list[str]:
+        """Nodes reading the output of ``name``, in network order."""
+        self._node(name)
+        return sorted(self._graph.successors(name), key=lambda n: self._graph.nodes[n]["index"])
+
+    def weights(self, name: str) -> dict[str, np.ndarray]:
+        """``{"weight": ..., "bias": ...}`` as set by :meth:`set_weights` (``{}`` if unset;
+        no ``"bias"`` key when the op has none)."""
+        return dict(self._node(name)["weights"])
+
+    def meta(self, name: str) -> dict[str, Any]:
+        """The live, mutable metadata dict of node ``name`` (e.g. quantisation params)."""
+        return self._node(name)["meta"]
+
+    def order(self) -> list[str]:
+        """All node names in deterministic topological order (ties by insertion index)."""
+        if self._order is None:
+            index = nx.get_node_attributes(self._graph, "index")
+            self._order = tuple(
+                nx.lexicographical_topological_sort(self._graph, key=index.__getitem__)
+            )
+        return list(self._order)
+
+    @property
+    def input_names(self) -> list[str]:
+        """Names of the :class:`Input` nodes, in order."""
+        return [n for n in self.order() if isinstance(self.op(n), Input)]
+
+    @property
+    def output_names(self) -> list[str]:
+        """Names of the nodes without consumers, in order."""
+        return [n for n in self.order() if self._graph.out_degree(n) == 0]
+
+    def layers(self) -> list[str]:
+        """Names of the non-:class:`Input` nodes, in order."""
+        return [n for n in self.order() if not isinstance(self.op(n), Input)]
+
+    def macs(self, name: str) -> int:
+        """Multiply-accumulates of one node: conv ``K*P*Q*(C/groups)*R*S``, linear
+        ``in*out``, every other op 0."""
+        return self.op(name).macs(self.shape(name))
+
+    @property
+    def total_macs(self) -> int:
+        """Sum of :meth:`macs` over all nodes."""
+        return sum(self.macs(n) for n in self.order())
+
+    def params(self, name: str) -> int:
+        """Number of weights plus bias elements of one node (0 for ops without weights)."""
+        op = self.op(name)
+        return sum(math.prod(s) for s in (op.weight_shape, op.bias_shape) if s is not None)
+
+    @property
+    def total_params(self) -> int:
+        """Sum of :meth:`params` over all nodes."""
+        return sum(self.params(n) for n in self.order())
+
+    def activation_size(self, name: str) -> int:
+        """Number of elements of the output of node ``name``."""
+        return math.prod(self.shape(name))
+
+    # -- reporting -----------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """A text table: name, op (with its non-default attributes), output shape, MACs,
+        params, and a totals row."""
+        header = ("name", "op", "output", "MACs", "params")
+        rows = [
+            (
+                n,
+                _describe_op(self.op(n)),
+                "x".join(map(str, self.shape(n))),
+                f"{self.macs(n):,}",
+                f"{self.params(n):,}",
+            )
+            for n in self.order()
+        ]
+        total = (
+            "total",
+            f"{len(self.layers())} layers",
+            "",
+            f"{self.total_macs:,}",
+            f"{self.total_params:,}",
+        )
+        widths = [max(len(row[i]) for row in [header, *rows, total]) for i in range(5)]
+
+        def line(row: Sequence[str]) -> str:
+            cells = [
+                c.ljust(w) if i < 3 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            ]
+            return "  ".join(cells).rstrip()
+
+        rule = line(["-" * w for w in widths])
+        body = [line(header), rule, *map(line, rows), rule, line(total)]
+        return "\n".join([f"Network {self._name!r}", *body])
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able description (lists, str, int, bool, None only); weights and meta are
+        not included. :meth:`from_dict` rebuilds the network from it."""
+        nodes = [
+            {
+                "name": n,
+                "op": type(self.op(n)).__name__,
+                "attrs": _jsonable(asdict(self.op(n))),  # type: ignore[call-overload]
+                "inputs": self.inputs(n),
+                "shape": list(self.shape(n)),
+                "macs": self.macs(n),
+                "params": self.params(n),
+            }
+            for n in self.order()
+        ]
+        return {
+            "name": self._name,
+            "inputs": self.input_names,
+            "outputs": self.output_names,
+            "total_macs": self.total_macs,
+            "total_params": self.total_params,
+            "nodes": nodes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Network:
+        """Rebuild a network from :meth:`to_dict` output (derived fields are recomputed)."""
+        network = cls(data["name"])
+        for node in data["nodes"]:
+            if node["op"] not in OPS:
+                raise ValueError(f"node {node['name']!r}: unknown op {node['op']!r}")
+            network.add(node["name"], OPS[node["op"]](**node["attrs"]), node["inputs"])
+        return network
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _describe_op(op: Op) -> str:
+    """Class name plus non-default attributes, channel counts left out (the shapes show
+    them): ``Conv2d kernel=3x3 stride=2x2 padding=1,1,1,1 activation=relu``."""
+    parts = [type(op).__name__]
+    for f in fields(op):  # type: ignore[arg-type]
+        value = getattr(op, f.name)
+        if f.name in ("in_channels", "out_channels", "in_features", "out_features", "shape"):
+            continue
+        if f.default is not MISSING and value == f.default:
+            continue
+        if isinstance(value, tuple):
+            value = ("x" if len(value) == 2 else ",").join(map(str, value))
+        parts.append(f"{f.name}={value}")
+    return " ".join(parts)
+
+
+def _describe_array(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an ndarray of dtype {value.dtype}"
+    return f"{type(value).__name__} {value!r}"
+
+
+# ---------------------------------------------------------------------------------------
+# Passes
+
+
+def _compose(first: str | None, second: str) -> str:
+    """The single activation equal to ``second(first(x))``: relu6 absorbs relu both ways."""
+    return "relu6" if "relu6" in (first, second) else "relu"
+
+
+def fuse_activations(network: Network) -> Network:
+    """Return a new network with standalone activations folded into their producers.
+
+    An :class:`Activation` node is folded when its producer (after earlier folds) is a
+    :class:`Conv2d`, :class:`Linear` or :class:`Add` whose output it is the only consumer
+    of, and the activation node has no metadata. The producer keeps its name, weights and
+    metadata; its ``activation`` becomes the composition of the two (``relu`` then
+    ``relu6`` or the reverse is ``relu6``; a repeated one is itself), so chains fold too.
+    Consumers of the folded node read the producer instead. Everything else is copied
+    unchanged; ``network`` is not modified.
+    """
+    alias: dict[str, str] = {}  # folded activation node -> producer that absorbed it
+    activation: dict[str, str] = {}  # producer -> its activation after folding
+    for name in network.order():
+        op = network.op(name)
+        if not isinstance(op, Activation) or network.meta(name):
+            continue
+        (src,) = network.inputs(name)
+        target = alias.get(src, src)
+        producer = network.op(target)
+        if isinstance(producer, (Conv2d, Linear, Add)) and network.consumers(src) == [name]:
+            activation[target] = _compose(activation.get(target, producer.activation), op.kind)
+            alias[name] = target
+
+    fused = Network(network.name)
+    for name in network.order():
+        if name in alias:
+            continue
+        op = network.op(name)
+        if name in activation:
+            op = replace(op, activation=activation[name])  # type: ignore[type-var]
+        fused.add(name, op, [alias.get(src, src) for src in network.inputs(name)])
+        fused._node(name)["weights"] = network.weights(name)
+        fused.meta(name).update(network.meta(name))
+    return fused
