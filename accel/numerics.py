@@ -1,0 +1,512 @@
+"""Integer arithmetic of the accelerator: int8 quantisation with TFLite/gemmlowp semantics.
+
+The pipeline of one output element (see ``docs/numerics.md`` for the derivation and a worked
+example)::
+
+    acc  = sum x_q * w_q  (padding = x_zero_point)  +  bias_q - x_zero_point * sum w_q   # int32
+    y    = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, multiplier), shift)
+    out  = clamp(y + out_zero_point, act_min, act_max)                                   # int8
+
+Conventions
+-----------
+* Activations and weights are int8, weights symmetric (zero point 0), bias and accumulator
+  int32.
+* ``real_scale = multiplier * 2**-(31 + shift)`` with ``multiplier`` in ``[2**30, 2**31)`` and
+  ``shift`` a **right** shift in ``[0, 31]``: the hardware has no left shift, so only
+  ``real_scale`` in ``[2**-32, 1)`` (after rounding) is representable.
+* Integer helpers take any integer arrays (or Python ints) holding int32 values and return
+  ``int64`` arrays holding int32 values; they broadcast like NumPy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from accel import golden
+
+__all__ = [
+    "INT8_MAX",
+    "INT8_MIN",
+    "INT32_MAX",
+    "INT32_MIN",
+    "activation_range",
+    "fold_zero_point_into_bias",
+    "qconv2d",
+    "qlinear",
+    "quantize_multiplier",
+    "requantize",
+    "rounding_divide_by_pot",
+    "saturating_rounding_doubling_high_mul",
+]
+
+INT8_MIN, INT8_MAX = -(2**7), 2**7 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MULTIPLIER_MIN, MULTIPLIER_MAX = 2**30, 2**31 - 1
+SHIFT_MAX = 31
+ACTIVATIONS = (None, "relu", "relu6")
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _int_array(value: ArrayLike, name: str, low: int, high: int) -> NDArray[np.int64]:
+    """``value`` as an int64 array, checking its dtype is integer and its range [low, high]."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array or int, got dtype {a.dtype}")
+    if a.size:
+        lo, hi = int(a.min()), int(a.max())
+        if lo < low or hi > high:
+            bad = lo if lo < low else hi
+            raise ValueError(f"{name} must be in [{low}, {high}], got {bad}")
+    return a.astype(np.int64)
+
+
+def _int_scalar(value: object, name: str, low: int, high: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+    return int(value)
+
+
+def _check_dtype(a: object, name: str, dtype: type[np.generic]) -> NDArray:
+    if not isinstance(a, np.ndarray) or a.dtype != dtype:
+        got = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+        raise TypeError(f"{name} must be a numpy array of dtype {np.dtype(dtype)}, got {got}")
+    return a
+
+
+def _round_half_away(v: NDArray | float) -> NDArray | float:
+    """C ``std::round`` (ties away from zero), as TFLite uses when computing parameters."""
+    return np.sign(v) * np.floor(np.abs(v) + 0.5)
+
+
+# --------------------------------------------------------------------------------------------
+# fixed-point primitives (gemmlowp/fixedpoint.h)
+# --------------------------------------------------------------------------------------------
+
+
+def quantize_multiplier(real_scale: ArrayLike) -> tuple[int, int] | tuple[NDArray, NDArray]:
+    """Split a real rescale factor into an int32 multiplier and a right shift.
+
+    ``real_scale ~= multiplier * 2**-(31 + shift)`` with ``multiplier`` in ``[2**30, 2**31)``
+    and ``shift`` in ``[0, 31]`` (a right shift; the hardware has no left shift).
+
+    The mantissa is rounded half away from zero as TFLite's ``QuantizeMultiplier``; a mantissa
+    that rounds up to ``2**31`` becomes ``2**30`` with one less shift. For ``real_scale`` in
+    ``[1 - 2**-32, 1)`` that would need a left shift, so the multiplier saturates to
+    ``2**31 - 1`` with shift 0 instead. The relative error is below ``2**-30`` everywhere.
+
+    Parameters
+    ----------
+    real_scale : float or array_like of float
+        Typically ``input_scale * weight_scale / output_scale``; one per output channel for
+        per-channel quantisation. Must be finite and in ``(0, 1)``.
+
+    Returns
+    -------
+    (int, int) or (ndarray, ndarray)
+        ``(multiplier, shift)``: Python ints for a scalar input, ``int64`` arrays of the input's
+        shape otherwise.
+
+    Raises
+    ------
+    TypeError
+        If ``real_scale`` is not numeric.
+    ValueError
+        If a value is not finite, ``<= 0`` or ``>= 1``, or so small (below ``2**-32`` after
+        rounding) that it needs a right shift above 31. TFLite would return multiplier 0 for
+        the latter; we reject it, since such a layer would output only its zero point.
+    """
+    scale = np.asarray(real_scale)
+    if scale.dtype.kind not in "iuf":
+        raise TypeError(f"real_scale must be a float or an array of floats, got {real_scale!r}")
+    scale = scale.astype(np.float64)
+
+    def reject(mask: NDArray, why: str) -> None:
+        if mask.any():
+            index = tuple(int(i) for i in np.argwhere(mask)[0])
+            where = f"real_scale[{', '.join(map(str, index))}]" if index else "real_scale"
+            raise ValueError(f"{where} must be {why}, got {float(scale[index])!r}")
+
+    reject(~(np.isfinite(scale) & (scale > 0) & (scale < 1)), "finite and in (0, 1)")
+    mantissa, exponent = np.frexp(scale)  # scale = mantissa * 2**exponent, mantissa in [0.5, 1)
+    multiplier = _round_half_away(mantissa * 2.0**31).astype(np.int64)
+    carry = multiplier == 2**31
+    multiplier = np.where(carry, 2**30, multiplier)
+    shift = -(exponent.astype(np.int64) + carry)
+    needs_left = shift < 0  # only real_scale in [1 - 2**-32, 1)
+    multiplier = np.where(needs_left, MULTIPLIER_MAX, multiplier)
+    shift = np.where(needs_left, 0, shift)
+    reject(shift > SHIFT_MAX, f">= 2**-32 (a right shift <= {SHIFT_MAX})")
+    if scale.ndim == 0:
+        return int(multiplier), int(shift)
+    return multiplier, shift
+
+
+def saturating_rounding_doubling_high_mul(a: ArrayLike, b: ArrayLike) -> NDArray[np.int64]:
+    """gemmlowp ``SaturatingRoundingDoublingHighMul``: ``round(a * b / 2**31)`` in int32.
+
+    Exactly::
+
+        if a == b == INT32_MIN: return INT32_MAX        # the only overflow
+        ab = a * b                                     # exact in 64 bits
+        nudge = 2**30 if ab >= 0 else 1 - 2**30
+        return trunc((ab + nudge) / 2**31)             # C division, toward zero
+
+    Rounding is to nearest with ties toward +infinity (``-1.5 -> -1``, ``1.5 -> 2``), because of
+    the asymmetric negative nudge.
+
+    Parameters
+    ----------
+    a, b : array_like of int
+        int32 values; broadcast together.
+
+    Returns
+    -------
+    ndarray of int64
+        int32 values.
+
+    Raises
+    ------
+    TypeError
+        Non-integer dtype.
+    ValueError
+        A value outside int32.
+    """
+    a = _int_array(a, "a", INT32_MIN, INT32_MAX)
+    b = _int_array(b, "b", INT32_MIN, INT32_MAX)
+    ab = a * b
+    nudged = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    high = np.sign(nudged) * (np.abs(nudged) >> 31)  # C truncating division by 2**31
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
+
+
+def rounding_divide_by_pot(x: ArrayLike, exponent: ArrayLike) -> NDArray[np.int64]:
+    """gemmlowp ``RoundingDivideByPOT``: ``x / 2**exponent`` rounded half away from zero.
+
+    Exactly::
+
+        mask = 2**exponent - 1
+        remainder = x & mask                           # two's complement bits
+        threshold = (mask >> 1) + (1 if x < 0 else 0)
+        return (x >> exponent) + (1 if remainder > threshold else 0)   # arithmetic shift
+
+    Parameters
+    ----------
+    x : array_like of int
+        int32 values.
+    exponent : array_like of int
+        In ``[0, 31]``; broadcast against ``x``.
+
+    Returns
+    -------
+    ndarray of int64
+        int32 values.
+
+    Raises
+    ------
+    TypeError
+        Non-integer dtype.
+    ValueError
+        ``x`` outside int32 or ``exponent`` outside ``[0, 31]``.
+    """
+    x = _int_array(x, "x", INT32_MIN, INT32_MAX)
+    exponent = _int_array(exponent, "exponent", 0, SHIFT_MAX)
+    mask = (np.int64(1) << exponent) - 1
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + ((x & mask) > threshold)
+
+
+def _per_channel(value: NDArray, name: str, shape: tuple[int, ...], axis: int | None) -> NDArray:
+    """Reshape a scalar or 1-D per-channel vector to broadcast along ``axis`` of ``shape``."""
+    if value.ndim == 0:
+        return value
+    if value.ndim != 1:
+        raise ValueError(f"{name} must be a scalar or 1-D, got shape {value.shape}")
+    if axis is None:
+        if len(shape) not in (1, 2, 4):
+            raise ValueError(f"axis must be given for a {len(shape)}-D acc with per-channel {name}")
+        axis = 1 if len(shape) == 4 else len(shape) - 1
+    if not -len(shape) <= axis < len(shape):
+        raise ValueError(f"axis must be a valid axis of acc with shape {shape}, got {axis!r}")
+    if value.shape[0] != shape[axis]:
+        raise ValueError(
+            f"{name} has {value.shape[0]} channels but acc has {shape[axis]} along axis {axis}"
+        )
+    target = [1] * len(shape)
+    target[axis] = value.shape[0]
+    return value.reshape(target)
+
+
+def requantize(
+    acc: ArrayLike,
+    multiplier: ArrayLike,
+    shift: ArrayLike,
+    out_zero_point: int,
+    act_min: int = INT8_MIN,
+    act_max: int = INT8_MAX,
+    *,
+    axis: int | None = None,
+) -> NDArray[np.int8]:
+    """Rescale int32 accumulators to int8 (TFLite ``MultiplyByQuantizedMultiplier``).
+
+    ``clamp(RoundingDivideByPOT(SRDHM(acc, multiplier), shift) + out_zero_point, act_min,
+    act_max)``. The zero-point addition is exact (it cannot wrap), then clamped: hardware must
+    saturate or widen that adder.
+
+    Parameters
+    ----------
+    acc : array_like of int
+        int32 accumulators (bias already added).
+    multiplier : int or 1-D array_like of int
+        In ``[2**30, 2**31)``; a vector is per channel.
+    shift : int or 1-D array_like of int
+        Right shift in ``[0, 31]``; a vector is per channel.
+    out_zero_point : int
+        In ``[-128, 127]``.
+    act_min, act_max : int
+        Clamp bounds in ``[-128, 127]``, ``act_min <= act_max``; see :func:`activation_range`.
+    axis : int, optional
+        Channel axis of per-channel vectors. Default: 1 for 4-D ``acc`` (NCHW), the last axis
+        for 1-D and 2-D ``acc`` ((N, K)); must be given for other ranks.
+
+    Returns
+    -------
+    ndarray of int8
+        Same shape as ``acc``.
+
+    Raises
+    ------
+    TypeError
+        Non-integer arguments.
+    ValueError
+        Any value out of its range, or a per-channel vector whose length is not the size of
+        the channel axis.
+    """
+    acc = _int_array(acc, "acc", INT32_MIN, INT32_MAX)
+    multiplier = _int_array(multiplier, "multiplier", MULTIPLIER_MIN, MULTIPLIER_MAX)
+    shift = _int_array(shift, "shift", 0, SHIFT_MAX)
+    out_zero_point = _int_scalar(out_zero_point, "out_zero_point", INT8_MIN, INT8_MAX)
+    act_min = _int_scalar(act_min, "act_min", INT8_MIN, INT8_MAX)
+    act_max = _int_scalar(act_max, "act_max", INT8_MIN, INT8_MAX)
+    if act_min > act_max:
+        raise ValueError(f"act_min must be <= act_max, got act_min={act_min}, act_max={act_max}")
+    multiplier = _per_channel(multiplier, "multiplier", acc.shape, axis)
+    shift = _per_channel(shift, "shift", acc.shape, axis)
+    scaled = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(acc, multiplier), shift)
+    return np.clip(scaled + out_zero_point, act_min, act_max).astype(np.int8)
+
+
+def activation_range(
+    activation: str | None, out_zero_point: int, scale: float | None = None
+) -> tuple[int, int]:
+    """Quantised clamp bounds ``(act_min, act_max)`` of a fused activation.
+
+    * ``None``: ``(-128, 127)``
+    * ``"relu"``: ``(out_zero_point, 127)``
+    * ``"relu6"``: ``(out_zero_point, min(127, out_zero_point + round(6 / scale)))``, the
+      rounding half away from zero (TFLite ``CalculateActivationRangeQuantized``).
+
+    Parameters
+    ----------
+    activation : {None, "relu", "relu6"}
+    out_zero_point : int
+        In ``[-128, 127]``.
+    scale : float, optional
+        Output scale, required (finite, > 0) for ``"relu6"``.
+
+    Raises
+    ------
+    ValueError
+        Unknown activation, zero point out of range, or a missing/invalid scale for relu6.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    zp = _int_scalar(out_zero_point, "out_zero_point", INT8_MIN, INT8_MAX)
+    if activation is None:
+        return INT8_MIN, INT8_MAX
+    if activation == "relu":
+        return zp, INT8_MAX
+    if scale is None or not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"activation='relu6' needs a finite output scale > 0, got {scale!r}")
+    six = _round_half_away(6.0 / scale)
+    return zp, int(min(INT8_MAX, zp + six))
+
+
+# --------------------------------------------------------------------------------------------
+# quantised layers
+# --------------------------------------------------------------------------------------------
+
+
+def fold_zero_point_into_bias(
+    w_q: NDArray[np.int8], bias_q: NDArray[np.int32] | None, x_zero_point: int
+) -> NDArray[np.int32]:
+    """Fold the input zero point into the bias: ``bias - x_zero_point * sum(w[k])``.
+
+    ``sum(w[k])`` is over every axis but the first (``(C/groups, R, S)`` of a conv filter,
+    ``in`` of a linear weight), so ``conv(x_q, w) + folded == conv(x_q - x_zero_point, w) + bias``
+    provided the padding of ``x_q`` holds ``x_zero_point`` (see :func:`qconv2d`).
+
+    Parameters
+    ----------
+    w_q : ndarray of int8, shape (K, ...)
+    bias_q : ndarray of int32, shape (K,), or None (zeros)
+    x_zero_point : int
+        In ``[-128, 127]``.
+
+    Returns
+    -------
+    ndarray of int32, shape (K,)
+
+    Raises
+    ------
+    TypeError
+        Wrong dtypes.
+    ValueError
+        Wrong bias shape, zero point out of range, or a folded value outside int32.
+    """
+    w_q = _check_dtype(w_q, "w_q", np.int8)
+    x_zero_point = _int_scalar(x_zero_point, "x_zero_point", INT8_MIN, INT8_MAX)
+    k = w_q.shape[0] if w_q.ndim else 0
+    if bias_q is None:
+        bias = np.zeros(k, dtype=np.int64)
+    else:
+        bias = _check_dtype(bias_q, "bias_q", np.int32).astype(np.int64)
+        if bias.shape != (k,):
+            raise ValueError(f"bias_q must have shape ({k},), got shape {bias.shape}")
+    folded = bias - x_zero_point * w_q.reshape(k, -1).sum(axis=1, dtype=np.int64)
+    outside = (folded < INT32_MIN) | (folded > INT32_MAX)
+    if outside.any():
+        channel = int(np.argmax(outside))
+        raise ValueError(
+            f"folded bias of output channel {channel} is {int(folded[channel])}, outside int32"
+        )
+    return folded.astype(np.int32)
+
+
+def qconv2d(
+    x_q: NDArray[np.int8],
+    w_q: NDArray[np.int8],
+    bias_q: NDArray[np.int32] | None = None,
+    *,
+    x_zero_point: int,
+    multiplier: ArrayLike,
+    shift: ArrayLike,
+    out_zero_point: int,
+    activation: str | None = None,
+    out_scale: float | None = None,
+    stride: golden.PairLike = 1,
+    padding: golden.PaddingLike = 0,
+    dilation: golden.PairLike = 1,
+    groups: int = 1,
+) -> NDArray[np.int8]:
+    """Quantised 2-D convolution as the accelerator computes it, NCHW, int8 out.
+
+    ``acc = conv2d(x_q padded with x_zero_point, w_q) + fold_zero_point_into_bias(w_q, bias_q,
+    x_zero_point)`` then ``requantize(acc, multiplier, shift, out_zero_point, *activation_range(
+    activation, out_zero_point, out_scale))`` per output channel.
+
+    The padded border holds ``x_zero_point`` (the quantised real 0), not 0: the folded bias
+    subtracts ``x_zero_point * w`` for every tap, padded taps included, so only then does
+    ``acc`` equal ``conv2d(x_q - x_zero_point, w_q) + bias_q`` with real-zero padding
+    everywhere, borders included. The hardware line buffer generates the same pad value.
+
+    Parameters
+    ----------
+    x_q : ndarray of int8, shape (N, C, H, W)
+    w_q : ndarray of int8, shape (K, C / groups, R, S)
+        Symmetric weights (zero point 0).
+    bias_q : ndarray of int32, shape (K,), or None
+        Bias in accumulator units (``input_scale * weight_scale``).
+    x_zero_point, out_zero_point : int
+        In ``[-128, 127]``.
+    multiplier, shift : int or array_like of shape (K,)
+        From :func:`quantize_multiplier`; vectors are per output channel.
+    activation : {None, "relu", "relu6"}
+    out_scale : float, optional
+        Output scale; required for ``"relu6"``.
+    stride, padding, dilation, groups
+        As in :func:`accel.golden.conv2d`.
+
+    Returns
+    -------
+    ndarray of int8, shape (N, K, P, Q)
+
+    Raises
+    ------
+    TypeError
+        ``x_q``/``w_q`` not int8, ``bias_q`` not int32 (the message names the dtype).
+    ValueError
+        Any error of :func:`accel.golden.conv2d`, :func:`fold_zero_point_into_bias`,
+        :func:`requantize` or :func:`activation_range`, or an accumulator outside int32.
+    """
+    x_q = _check_dtype(x_q, "x_q", np.int8)
+    w_q = _check_dtype(w_q, "w_q", np.int8)
+    bias = fold_zero_point_into_bias(w_q, bias_q, x_zero_point)
+    act_min, act_max = activation_range(activation, out_zero_point, out_scale)
+    acc = golden.conv2d(
+        x_q,
+        w_q,
+        bias,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        pad_value=x_zero_point,
+    )
+    if acc.size and (acc.min() < INT32_MIN or acc.max() > INT32_MAX):
+        bad = int(acc.min()) if acc.min() < INT32_MIN else int(acc.max())
+        raise ValueError(f"accumulator value {bad} overflows int32")
+    return requantize(acc, multiplier, shift, out_zero_point, act_min, act_max, axis=1)
+
+
+def qlinear(
+    x_q: NDArray[np.int8],
+    w_q: NDArray[np.int8],
+    bias_q: NDArray[np.int32] | None = None,
+    *,
+    x_zero_point: int,
+    multiplier: ArrayLike,
+    shift: ArrayLike,
+    out_zero_point: int,
+    activation: str | None = None,
+    out_scale: float | None = None,
+) -> NDArray[np.int8]:
+    """Quantised fully connected layer: :func:`qconv2d` of a 1x1 image.
+
+    Parameters
+    ----------
+    x_q : ndarray of int8, shape (N, in)
+    w_q : ndarray of int8, shape (out, in)
+    bias_q, x_zero_point, multiplier, shift, out_zero_point, activation, out_scale
+        As in :func:`qconv2d`; vectors are per output feature.
+
+    Returns
+    -------
+    ndarray of int8, shape (N, out)
+
+    Raises
+    ------
+    ValueError
+        ``x_q`` or ``w_q`` not 2-D, plus the errors of :func:`qconv2d`.
+    """
+    for name, a in (("x_q", x_q), ("w_q", w_q)):
+        if np.ndim(a) != 2:
+            raise ValueError(f"{name} must be 2-D, got shape {np.shape(a)}")
+    out = qconv2d(
+        np.asarray(x_q)[:, :, None, None],
+        np.asarray(w_q)[:, :, None, None],
+        bias_q,
+        x_zero_point=x_zero_point,
+        multiplier=multiplier,
+        shift=shift,
+        out_zero_point=out_zero_point,
+        activation=activation,
+        out_scale=out_scale,
+    )
+    return out[:, :, 0, 0]
