@@ -1,0 +1,1041 @@
+"""Map a quantised network onto the accelerator: tiling, buffers, DRAM layout, instructions.
+
+``compile(network, config) -> Program``. The compiler works in three steps:
+
+1. **Lowering.** Every layer becomes a sequence of abstract instructions in one sequential
+   *program order* (for each output tile: load the input tile; for each output-channel tile:
+   load weights/parameters if they are not resident, compute, post-process, store). Each
+   abstract instruction records the buffer word ranges and DRAM byte ranges it reads and
+   writes. Convolutions (all kinds, and fully connected layers as convolutions) run on the
+   systolic array; pooling and residual adds run on the vector unit (``docs/architecture.md``).
+2. **Tiling** (per layer) picks the largest output tile whose input tile, accumulators and
+   outputs fit the buffers with double buffering, preferring whole output rows; weights and
+   parameters stay resident when they fit, otherwise they stream through a two-slot ring.
+   Everything fits by construction: a layer that cannot be placed is rejected, naming the
+   layer and the buffer it exceeds.
+3. **Synchronisation.** Engines run their streams in order and concurrently; for every
+   instruction the compiler finds the latest instruction of every other engine it conflicts
+   with (read-after-write, write-after-read, write-after-write on the same buffer words or
+   DRAM bytes) and turns that into one semaphore wait/signal pair. The parallel execution is
+   therefore equivalent to the sequential program order, and free of deadlock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from accel import graph as g
+from accel import isa, numerics, timing
+from accel.config import AccelConfig
+from accel.isa import Buffer, Compute, ComputeMode, Engine, Instruction, Load, Post, PostMode, Store
+from accel.program import Im2col, LayerInfo, Program, TensorLayout
+from accel.quant import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork, TensorQuant
+
+__all__ = ["CompileError", "compile"]
+
+ceil_div = timing.ceil_div
+CONST_ALIGN = 64
+
+
+class CompileError(ValueError):
+    """A layer that the hardware cannot run, naming the layer and the limit."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Abstract instructions and synchronisation
+# ---------------------------------------------------------------------------------------------
+
+Range = tuple[str, int, int]  # (space, lo, hi): words of a buffer or bytes of a DRAM tensor
+
+
+@dataclass
+class _Op:
+    instr: Instruction
+    reads: list[Range]
+    writes: list[Range]
+
+
+@dataclass
+class _Entry:
+    lo: int
+    hi: int
+    writer: int | None
+    readers: list[int] = field(default_factory=list)
+
+
+def synchronise(ops: list[_Op]) -> dict[Engine, list[Instruction]]:
+    """Per-engine streams whose semaphores make them equivalent to the order of ``ops``."""
+    spaces: dict[str, list[_Entry]] = {}
+    deps: list[dict[Engine, int]] = []
+    for index, op in enumerate(ops):
+        engine = op.instr.engine
+        needs: dict[Engine, int] = {}
+
+        def need(j: int | None, engine: Engine = engine, needs: dict = needs) -> None:
+            if j is not None and ops[j].instr.engine != engine:
+                other = ops[j].instr.engine
+                needs[other] = max(needs.get(other, -1), j)
+
+        for space, lo, hi in op.reads:
+            entries = spaces.setdefault(space, [])
+            touched = False
+            for entry in entries:
+                if entry.lo < hi and lo < entry.hi:
+                    need(entry.writer)
+                    entry.readers.append(index)
+                    touched = touched or (entry.lo <= lo and hi <= entry.hi)
+            if not touched:
+                entries.append(_Entry(lo, hi, None, [index]))
+        for space, lo, hi in op.writes:
+            entries = spaces.setdefault(space, [])
+            kept = []
+            for entry in entries:
+                if entry.lo < hi and lo < entry.hi:
+                    need(entry.writer)
+                    for reader in entry.readers:
+                        need(reader)
+                    if lo <= entry.lo and entry.hi <= hi:
+                        continue  # superseded: later accesses are ordered through this write
+                kept.append(entry)
+            kept.append(_Entry(lo, hi, index))
+            spaces[space] = kept
+        deps.append(needs)
+
+    channel = {pair: sem for sem, pair in isa.SEMAPHORES.items()}
+    waits = [0] * len(ops)
+    signals = [0] * len(ops)
+    last_waited: dict[tuple[Engine, Engine], int] = {}
+    for index, needs in enumerate(deps):
+        engine = ops[index].instr.engine
+        for producer, j in needs.items():
+            if j <= last_waited.get((producer, engine), -1):
+                continue
+            sem = channel.get((producer, engine))
+            if sem is None:
+                raise AssertionError(f"no semaphore from {producer.name} to {engine.name}")
+            waits[index] |= 1 << sem
+            signals[j] |= 1 << sem
+            last_waited[(producer, engine)] = j
+    streams: dict[Engine, list[Instruction]] = {e: [] for e in Engine}
+    for op, wait, signal in zip(ops, waits, signals, strict=True):
+        streams[op.instr.engine].append(replace(op.instr, wait=wait, signal=signal))
+    return streams
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer geometry
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A sliding-window layer as the window generator sees it."""
+
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, bottom, left, right
+
+    def input_extent(self, out_h: int, out_w: int) -> tuple[int, int]:
+        (r, s), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        return (out_h - 1) * sh + (r - 1) * dh + 1, (out_w - 1) * sw + (s - 1) * dw + 1
+
+
+@dataclass(frozen=True)
+class _Tiling:
+    tile_h: int
+    tile_w: int
+    in_slots: int
+    in_slot_words: int
+    channel_chunk: int  # channel tiles held in the input buffer at once
+
+
+def _split(size: int, tile: int) -> list[tuple[int, int]]:
+    """Even split of ``size`` into ``ceil(size/tile)`` (start, length) pieces."""
+    count = ceil_div(size, tile)
+    base = ceil_div(size, count)
+    return [(start, min(base, size - start)) for start in range(0, size, base)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiler
+# ---------------------------------------------------------------------------------------------
+
+
+class _Compiler:
+    def __init__(self, qnet: QuantizedNetwork, config: AccelConfig) -> None:
+        self.qnet = qnet
+        self.net = qnet.network
+        self.config = config
+        rows, cols = config.array.rows, config.array.cols
+        self.rows, self.cols = rows, cols
+        self.vlanes = min(rows, cols)
+        b = config.buffers
+        self.in_words = b.input_bytes // rows
+        self.w_words = b.weight_bytes // cols
+        self.p_words = b.param_bytes // (timing.PARAM_LANE_BYTES * cols)
+        self.acc_rows = b.acc_bytes // (4 * cols)
+        self.out_words = b.output_bytes // cols
+        self.ops: list[_Op] = []
+        self.constants = bytearray()
+        self.layers: list[LayerInfo] = []
+        self.layer_index = 0
+        self.acc_slot = 0
+        self.out_slot = 0
+        self.w_ring = 0
+        self.p_ring = 0
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def emit(self, instr: Instruction, reads=(), writes=()) -> None:
+        self.ops.append(_Op(replace(instr, layer=self.layer_index), list(reads), list(writes)))
+
+    def add_constant(self, data: bytes) -> int:
+        addr = len(self.constants)
+        self.constants += data
+        self.constants += bytes(-len(self.constants) % CONST_ALIGN)
+        return addr
+
+    def fail(self, node: str, message: str) -> CompileError:
+        return CompileError(f"layer {node!r} ({type(self.net.op(node)).__name__}): {message}")
+
+    def quant(self, name: str) -> TensorQuant:
+        return self.qnet.tensors[name]
+
+    # -- tensors and DRAM ----------------------------------------------------------------------
+
+    def plan_tensors(self) -> None:
+        """Assign every tensor a root (views: Flatten of 1x1, Concat inputs) and a lifetime."""
+        net = self.net
+        self.root: dict[str, str] = {}
+        self.channel_offset: dict[str, int] = {}
+        order = net.order()
+        position = {name: i for i, name in enumerate(order)}
+        for name in order:
+            op = net.op(name)
+            self.root.setdefault(name, name)
+            self.channel_offset.setdefault(name, 0)
+            if isinstance(op, g.Concat):
+                offset = 0
+                for src in net.inputs(name):
+                    if isinstance(net.op(src), g.Input) or self.root[src] != src:
+                        raise self.fail(
+                            name, f"input {src!r} must be a computed layer used by one concat"
+                        )
+                    self.root[src] = name
+                    self.channel_offset[src] = offset
+                    offset += self._chw(src)[0]
+            if isinstance(op, g.Flatten):
+                _, h, w = self._chw(net.inputs(name)[0])
+                if h * w == 1:
+                    self.root[name] = self.root[net.inputs(name)[0]]
+        # Concat inputs are processed before the concat in topological order, but their root
+        # is only known once the concat is seen: resolve chains now.
+        for name in order:
+            root = self.root[name]
+            while self.root[root] != root:
+                root = self.root[root]
+            self.root[name] = root
+        self.first_use: dict[str, int] = {}
+        self.last_use: dict[str, int] = {}
+        for name in order:
+            root = self.root[name]
+            self.first_use[root] = min(self.first_use.get(root, position[name]), position[name])
+            uses = [position[c] for c in net.consumers(name)] or [len(order)]
+            if name in net.output_names:
+                uses.append(len(order) + 1)
+            self.last_use[root] = max(self.last_use.get(root, 0), *uses)
+        self.position = position
+
+    def _chw(self, name: str) -> tuple[int, int, int]:
+        shape = self.net.shape(name)
+        return (shape[0], 1, 1) if len(shape) == 1 else tuple(shape)
+
+    def allocate_dram(self, base: int) -> int:
+        """Place every root tensor in DRAM, reusing the bytes of dead tensors (first fit)."""
+        net = self.net
+        roots = sorted({self.root[n] for n in net.order()}, key=lambda r: self.first_use[r])
+        live: list[tuple[int, int, str]] = []  # (addr, size, root)
+        dead: list[tuple[int, int, str]] = []
+        self.addr: dict[str, int] = {}
+        self.reuses: dict[str, list[str]] = {}
+        top = base
+        for root in roots:
+            now = self.first_use[root]
+            for entry in [e for e in live if self.last_use[e[2]] < now]:
+                live.remove(entry)
+                dead.append(entry)
+            c, h, w = self._chw(root)
+            size = ceil_div(c * h * w, CONST_ALIGN) * CONST_ALIGN
+            addr = self._first_fit(live, size, base)
+            if addr is None:
+                addr = max([top] + [a + s for a, s, _ in live])
+            top = max(top, addr + size)
+            live.append((addr, size, root))
+            self.addr[root] = addr
+            self.reuses[root] = [r for a, s, r in dead if a < addr + size and addr < a + s]
+        return top
+
+    @staticmethod
+    def _first_fit(live: list[tuple[int, int, str]], size: int, base: int) -> int | None:
+        cursor = base
+        for addr, used, _ in sorted(live):
+            if addr - cursor >= size:
+                return cursor
+            cursor = max(cursor, addr + used)
+        return None
+
+    def layout(self, name: str) -> TensorLayout:
+        root = self.root[name]
+        c, h, w = self._chw(name)
+        q = self.quant(name)
+        return TensorLayout(
+            name=name,
+            addr=self.addr[root],
+            height=h,
+            width=w,
+            channels=c,
+            pixel_stride=self._chw(root)[0],
+            channel_offset=self.channel_offset[name] if root != name else 0,
+            zero_point=q.zero_point,
+            scale=q.scale,
+        )
+
+    def dram_space(self, name: str) -> str:
+        return "dram:" + self.root.get(name, name)  # im2col copies are their own root
+
+    def dram_reads(self, layout: TensorLayout, load: Load) -> Range:
+        lo = load.dram_addr
+        hi = lo + (load.outer_count - 1) * load.outer_stride
+        hi += (load.inner_count - 1) * load.inner_stride + load.run_bytes
+        return (self.dram_space(layout.name), lo, hi)
+
+    def dram_writes(self, layout: TensorLayout, store: Store) -> list[Range]:
+        lo = store.dram_addr
+        hi = lo + (store.outer_count - 1) * store.outer_stride
+        hi += (store.inner_count - 1) * store.inner_stride + store.run_bytes
+        root = self.root.get(layout.name, layout.name)
+        # Bytes reused from dead tensors: wait until their last readers are done.
+        ranges = [(self.dram_space(layout.name), lo, hi)]
+        ranges += [("dram:" + dead, 0, 1 << 40) for dead in self.reuses[root]]
+        return ranges
+
+    # -- tiling ----------------------------------------------------------------------------------
+
+    def choose_tiling(
+        self, node: str, out_hw: tuple[int, int], window: _Window, c_tiles: int, k_tiles: int
+    ) -> _Tiling:
+        """Largest output tile (whole rows first) whose buffers fit with double buffering."""
+        p, q = out_hw
+        acc_cap = self.acc_rows // 2
+        out_cap = self.out_words // 2
+
+        def input_words(th: int, tw: int) -> int:
+            ih, iw = window.input_extent(th, tw)
+            return ih * iw
+
+        def fits(th: int, tw: int, chunk: int) -> tuple[int, int] | None:
+            tiles = ceil_div(p, th) * ceil_div(q, tw)
+            slots = 2 if tiles > 1 or chunk < c_tiles else 1
+            slot_words = self.in_words // slots
+            if th * tw > acc_cap or th * tw > out_cap:
+                return None
+            if chunk * input_words(th, tw) > slot_words:
+                return None
+            return slots, slot_words
+
+        cap = min(acc_cap, out_cap)
+        whole_rows = [(th, q) for th in range(min(p, cap // q), 0, -1)]
+        part_rows = [(1, tw) for tw in range(min(q - 1, cap), 0, -1)]
+        for th, tw in whole_rows + part_rows:
+            if fits(th, tw, c_tiles):
+                th = ceil_div(p, ceil_div(p, th))  # same tile count, evened out
+                tw = ceil_div(q, ceil_div(q, tw))
+                slots, words = fits(th, tw, c_tiles)
+                return _Tiling(th, tw, slots, words, c_tiles)
+        # Even a single pixel with every channel tile does not fit: chunk the channels.
+        per_tile = input_words(1, 1)
+        chunk = (self.in_words // 2) // per_tile
+        if chunk < 1:
+            raise self.fail(
+                node,
+                f"one output pixel needs a {window.kernel[0]}x{window.kernel[1]} input window "
+                f"of {per_tile * self.rows} bytes, more than half of buffers.input_bytes = "
+                f"{self.config.buffers.input_bytes}",
+            )
+        if min(acc_cap, out_cap) < 1:
+            raise self.fail(node, "accumulator or output buffer too small for one pixel")
+        return _Tiling(1, 1, 2, self.in_words // 2, chunk)
+
+    # -- loads shared by all layer kinds --------------------------------------------------------
+
+    def load_input_tile(
+        self,
+        x: TensorLayout,
+        window: _Window,
+        origin: tuple[int, int],
+        extent: tuple[int, int],
+        slot_base: int,
+        c_tiles: range,
+        lanes: int,
+        slot_range: tuple[int, int],
+    ) -> int:
+        """Load channel tiles ``c_tiles`` of an input window; returns the channel-tile stride."""
+        (h0, w0), (ih, iw) = origin, extent
+        ct_stride = ih * iw
+        h_lo, h_hi = max(h0, 0), min(h0 + ih, x.height)
+        w_lo, w_hi = max(w0, 0), min(w0 + iw, x.width)
+        if h_lo >= h_hi or w_lo >= w_hi:
+            return ct_stride  # the window lies entirely in padding
+        for i, ct in enumerate(c_tiles):
+            c0 = ct * lanes
+            load = Load(
+                buffer=Buffer.INPUT,
+                dram_addr=x.addr + x.channel_offset + (h_lo * x.width + w_lo) * x.pixel_stride + c0,
+                sram_addr=slot_base + i * ct_stride + (h_lo - h0) * iw + (w_lo - w0),
+                outer_count=h_hi - h_lo,
+                outer_stride=x.width * x.pixel_stride,
+                sram_outer_stride=iw,
+                inner_count=w_hi - w_lo,
+                inner_stride=x.pixel_stride,
+                run_bytes=min(lanes, x.channels - c0),
+            )
+            self.emit(load, reads=[self.dram_reads(x, load)], writes=[("in", *slot_range)])
+        return ct_stride
+
+    def next_acc_slot(self, rows_needed: int) -> tuple[int, tuple[int, int]]:
+        half = self.acc_rows // 2
+        base = (self.acc_slot % 2) * half
+        self.acc_slot += 1
+        return base, (base, base + rows_needed)
+
+    def next_out_slot(self, words: int) -> tuple[int, tuple[int, int]]:
+        half = self.out_words // 2
+        base = (self.out_slot % 2) * half
+        self.out_slot += 1
+        return base, (base, base + words)
+
+    def post_and_store(
+        self,
+        acc: tuple[int, tuple[int, int]],
+        param_word: int | None,
+        post: Post,
+        y: TensorLayout,
+        out_tile: tuple[int, int, int, int],
+        k0: int,
+        lanes: int,
+    ) -> None:
+        p0, q0, th, tw = out_tile
+        count = th * tw
+        out_base, out_range = self.next_out_slot(count)
+        acc_base, acc_range = acc
+        reads = [("acc", *acc_range)]
+        if param_word is not None:
+            reads.append(("p", param_word, param_word + 1))
+        self.emit(
+            replace(
+                post, acc_base=acc_base, count=count, out_base=out_base, param_base=param_word or 0
+            ),
+            reads=reads,
+            writes=[("out", *out_range)],
+        )
+        store = Store(
+            out_base=out_base,
+            dram_addr=y.addr + y.channel_offset + (p0 * y.width + q0) * y.pixel_stride + k0,
+            outer_count=th,
+            outer_stride=y.width * y.pixel_stride,
+            inner_count=tw,
+            inner_stride=y.pixel_stride,
+            run_bytes=min(lanes, y.channels - k0),
+        )
+        self.emit(store, reads=[("out", *out_range)], writes=self.dram_writes(y, store))
+
+    def load_params(self, node: str, params: np.ndarray) -> list[int] | None:
+        """Place (k_tiles, cols, 3) int32 parameters; resident ones are loaded now.
+
+        Returns the parameter word of every k tile when resident, ``None`` when they stream
+        (then :meth:`stream_param` loads each before use).
+        """
+        words = params.shape[0]
+        addr = self.add_constant(params.astype("<i4").tobytes())
+        self.param_addr = addr
+        half = self.p_words // 2
+        if words <= half:
+            base = (self.layer_index % 2) * half
+            load = Load(
+                buffer=Buffer.PARAM,
+                dram_addr=addr,
+                sram_addr=base,
+                inner_count=words,
+                inner_stride=timing.PARAM_LANE_BYTES * self.cols,
+                run_bytes=timing.PARAM_LANE_BYTES * self.cols,
+            )
+            self.emit(load, writes=[("p", base, base + words)])
+            return [base + k for k in range(words)]
+        return None
+
+    def stream_param(self, kt: int) -> int:
+        word = self.p_ring % 2
+        self.p_ring += 1
+        size = timing.PARAM_LANE_BYTES * self.cols
+        load = Load(
+            buffer=Buffer.PARAM,
+            dram_addr=self.param_addr + kt * size,
+            sram_addr=word,
+            run_bytes=size,
+        )
+        self.emit(load, writes=[("p", word, word + 1)])
+        return word
+
+    # -- convolution on the array ----------------------------------------------------------------
+
+    def lower_conv(
+        self,
+        node: str,
+        x: TensorLayout,
+        y: TensorLayout,
+        weight: np.ndarray,
+        window: _Window,
+        groups: int,
+        cq: ConvQuant,
+    ) -> dict:
+        rows, cols = self.rows, self.cols
+        k, cg, r, s = weight.shape
+        c = cg * groups
+        kg = k // groups
+        if c != x.channels:
+            raise self.fail(node, f"weight has {c} input channels, input tensor {x.channels}")
+        for attr, value, limit in [
+            ("stride", max(window.stride), 15),
+            ("dilation", max(window.dilation), 15),
+            ("kernel", max(window.kernel), 255),
+        ]:
+            if value > limit:
+                raise self.fail(node, f"{attr} {value} exceeds the hardware limit {limit}")
+        if 128 * 128 * cg * r * s >= 2**31:
+            raise self.fail(node, f"reduction C/groups*R*S = {cg * r * s} may overflow int32")
+        n_ct, n_kt = ceil_div(c, rows), ceil_div(k, cols)
+
+        # Dense weights with zeros across groups, tiled (kt, ct, r, s, rows, cols).
+        dense = np.zeros((n_kt * cols, n_ct * rows, r, s), dtype=np.int8)
+        for grp in range(groups):
+            dense[grp * kg : (grp + 1) * kg, grp * cg : (grp + 1) * cg] = weight[
+                grp * kg : (grp + 1) * kg
+            ]
+        tiles = dense.reshape(n_kt, cols, n_ct, rows, r, s).transpose(0, 2, 4, 5, 3, 1)
+        ct_ranges = []
+        for kt in range(n_kt):
+            k_lo, k_hi = kt * cols, min(k, (kt + 1) * cols)
+            c_lo = (k_lo // kg) * cg
+            c_hi = ((k_hi - 1) // kg + 1) * cg
+            ct_ranges.append((c_lo // rows, ceil_div(c_hi, rows)))
+
+        # Weights in DRAM in consumption order: kt, ct, r, s.
+        blobs = [np.ascontiguousarray(tiles[kt, lo:hi]) for kt, (lo, hi) in enumerate(ct_ranges)]
+        w_addr = self.add_constant(b"".join(b.tobytes() for b in blobs))
+        tile_words = rows
+        kt_words = [(hi - lo) * r * s * tile_words for lo, hi in ct_ranges]
+        kt_offsets = np.concatenate([[0], np.cumsum(kt_words)]).astype(int)
+        total_words = int(kt_offsets[-1])
+        half = self.w_words // 2
+        if total_words <= half:
+            resident_base = (self.layer_index % 2) * half
+        elif total_words <= self.w_words:
+            resident_base = 0
+        else:
+            resident_base = None
+        if resident_base is not None:
+            load = Load(
+                buffer=Buffer.WEIGHT,
+                dram_addr=w_addr,
+                sram_addr=resident_base,
+                inner_count=total_words,
+                inner_stride=cols,
+                run_bytes=cols,
+            )
+            self.emit(load, writes=[("w", resident_base, resident_base + total_words)])
+        # Reduction chunks (weights streamed): whole channel tiles, or kernel rows of one.
+        if resident_base is None:
+            if r * s * tile_words <= half:
+                per_chunk = max(1, half // (r * s * tile_words))
+                row_chunk = r
+            elif s * tile_words <= half:
+                per_chunk = 1
+                row_chunk = half // (s * tile_words)
+            else:
+                raise self.fail(
+                    node,
+                    f"one kernel row of weight tiles ({s * tile_words * cols} bytes) exceeds half "
+                    f"of buffers.weight_bytes = {self.config.buffers.weight_bytes}",
+                )
+        else:
+            per_chunk, row_chunk = n_ct, r
+
+        # Parameters: folded bias, multiplier, shift per output channel.
+        bias = numerics.fold_zero_point_into_bias(weight, cq.bias, x.zero_point)
+        params = np.zeros((n_kt * cols, 3), dtype=np.int64)
+        params[:, 1] = 2**30  # lanes past K: any valid multiplier, never stored
+        params[:k, 0] = bias
+        params[:k, 1] = cq.multiplier
+        params[:k, 2] = cq.shift
+        param_words = self.load_params(node, params.reshape(n_kt, cols, 3))
+
+        tiling = self.choose_tiling(node, (y.height, y.width), window, n_ct, n_kt)
+        if tiling.channel_chunk < n_ct and groups != 1:
+            raise self.fail(
+                node, "grouped convolution whose input window does not fit buffers.input_bytes"
+            )
+        post = Post(
+            mode=PostMode.REQUANT,
+            out_zero_point=y.zero_point,
+            act_min=cq.act_min,
+            act_max=cq.act_max,
+        )
+        in_slot = 0
+        out_tiles = [
+            (p0, q0, th, tw)
+            for p0, th in _split(y.height, tiling.tile_h)
+            for q0, tw in _split(y.width, tiling.tile_w)
+        ]
+        (sh, sw), (dh, _) = window.stride, window.dilation
+        top, _, left, _ = window.padding
+
+        def compute_passes(
+            kt, ct_lo, ct_hi, ct_base, in_range, ct_stride, iw, origin, tile, acc_base, first
+        ):
+            """COMPUTE instructions for channel tiles [ct_lo, ct_hi) of one k tile."""
+            th, tw = tile[2], tile[3]
+            emitted = 0
+            for ct0 in range(ct_lo, ct_hi, per_chunk):
+                ct1 = min(ct_hi, ct0 + per_chunk)
+                for r0 in range(0, r, row_chunk):
+                    r1 = min(r, r0 + row_chunk)
+                    words = (ct1 - ct0) * (r1 - r0) * s * tile_words
+                    offset = (
+                        int(kt_offsets[kt])
+                        + ((ct0 - ct_ranges[kt][0]) * r * s + r0 * s) * tile_words
+                    )
+                    if resident_base is not None:
+                        w_base = resident_base + offset
+                    else:
+                        w_base = (self.w_ring % 2) * half
+                        self.w_ring += 1
+                        # Rows r0..r1 of every channel tile in the chunk; contiguous when the
+                        # chunk holds whole kernels (row_chunk == r) or one channel tile.
+                        load = Load(
+                            buffer=Buffer.WEIGHT,
+                            dram_addr=w_addr + offset * cols,
+                            sram_addr=w_base,
+                            inner_count=words,
+                            inner_stride=cols,
+                            run_bytes=cols,
+                        )
+                        self.emit(load, writes=[("w", w_base, w_base + words)])
+                    compute = Compute(
+                        mode=ComputeMode.ARRAY,
+                        accumulate=int(not (first and emitted == 0)),
+                        in_base=in_range[0] + (ct0 - ct_base) * ct_stride + r0 * dh * iw,
+                        ct_count=ct1 - ct0,
+                        ct_stride=ct_stride,
+                        tile_w=iw,
+                        out_h=th,
+                        out_w=tw,
+                        origin_h=origin[0] + r0 * dh,
+                        origin_w=origin[1],
+                        image_h=x.height,
+                        image_w=x.width,
+                        stride_h=sh,
+                        stride_w=sw,
+                        dil_h=window.dilation[0],
+                        dil_w=window.dilation[1],
+                        kernel_h=r1 - r0,
+                        kernel_w=s,
+                        w_base=w_base,
+                        acc_base=acc_base,
+                        pad_value=x.zero_point,
+                    )
+                    self.emit(
+                        compute,
+                        reads=[("in", *in_range), ("w", w_base, w_base + words)],
+                        writes=[("acc", acc_base, acc_base + th * tw)],
+                    )
+                    emitted += 1
+
+        for tile in out_tiles:
+            p0, q0, th, tw = tile
+            ih, iw = window.input_extent(th, tw)
+            origin = (p0 * sh - top, q0 * sw - left)
+            if tiling.channel_chunk >= n_ct:
+                slot_base = (in_slot % tiling.in_slots) * tiling.in_slot_words
+                in_slot += 1
+                in_range = (slot_base, slot_base + n_ct * ih * iw)
+                ct_stride = self.load_input_tile(
+                    x, window, origin, (ih, iw), slot_base, range(n_ct), rows, in_range
+                )
+                for kt in range(n_kt):
+                    acc = self.next_acc_slot(th * tw)
+                    lo, hi = ct_ranges[kt]
+                    compute_passes(
+                        kt, lo, hi, 0, in_range, ct_stride, iw, origin, tile, acc[0], True
+                    )
+                    pw = param_words[kt] if param_words else self.stream_param(kt)
+                    self.post_and_store(acc, pw, post, y, tile, kt * cols, cols)
+            else:
+                for kt in range(n_kt):
+                    acc = self.next_acc_slot(th * tw)
+                    for chunk_lo in range(0, n_ct, tiling.channel_chunk):
+                        chunk = range(chunk_lo, min(n_ct, chunk_lo + tiling.channel_chunk))
+                        slot_base = (in_slot % 2) * tiling.in_slot_words
+                        in_slot += 1
+                        in_range = (slot_base, slot_base + len(chunk) * ih * iw)
+                        ct_stride = self.load_input_tile(
+                            x, window, origin, (ih, iw), slot_base, chunk, rows, in_range
+                        )
+                        compute_passes(
+                            kt,
+                            chunk.start,
+                            chunk.stop,
+                            chunk_lo,
+                            in_range,
+                            ct_stride,
+                            iw,
+                            origin,
+                            tile,
+                            acc[0],
+                            chunk_lo == 0,
+                        )
+                    pw = param_words[kt] if param_words else self.stream_param(kt)
+                    self.post_and_store(acc, pw, post, y, tile, kt * cols, cols)
+        return {
+            "unit": "array",
+            "tile": [tiling.tile_h, tiling.tile_w],
+            "tiles": len(out_tiles),
+            "k_tiles": n_kt,
+            "c_tiles": n_ct,
+            "weights": "resident" if resident_base is not None else "streamed",
+            "channel_chunk": min(tiling.channel_chunk, n_ct),
+        }
+
+    # -- vector unit: pooling and residual add ---------------------------------------------------
+
+    def lower_vector(
+        self,
+        node: str,
+        sources: list[TensorLayout],
+        y: TensorLayout,
+        window: _Window,
+        mode: ComputeMode,
+        post: Post,
+        params: np.ndarray | None,
+        extra: dict,
+    ) -> dict:
+        lanes = self.vlanes
+        x = sources[0]
+        n_ct = ceil_div(x.channels, lanes)
+        param_word = None
+        if params is not None:
+            words = self.load_params(node, np.broadcast_to(params, (1, self.cols, 3)).copy())
+            param_word = words[0] if words else None
+        operands = len(sources)
+        tiling = self.choose_tiling(node, (y.height, y.width), window, n_ct * operands, n_ct)
+        if tiling.channel_chunk < n_ct * operands:
+            raise self.fail(node, "input window does not fit buffers.input_bytes")
+        (sh, sw) = window.stride
+        top, _, left, _ = window.padding
+        out_tiles = [
+            (p0, q0, th, tw)
+            for p0, th in _split(y.height, tiling.tile_h)
+            for q0, tw in _split(y.width, tiling.tile_w)
+        ]
+        for in_slot, tile in enumerate(out_tiles):
+            p0, q0, th, tw = tile
+            ih, iw = window.input_extent(th, tw)
+            origin = (p0 * sh - top, q0 * sw - left)
+            slot_base = (in_slot % tiling.in_slots) * tiling.in_slot_words
+            per_operand = n_ct * ih * iw
+            in_range = (slot_base, slot_base + operands * per_operand)
+            bases = []
+            for i, src in enumerate(sources):
+                base = slot_base + i * per_operand
+                ct_stride = self.load_input_tile(
+                    src, window, origin, (ih, iw), base, range(n_ct), lanes, in_range
+                )
+                bases.append(base)
+            for ct in range(n_ct):
+                acc = self.next_acc_slot(th * tw)
+                compute = Compute(
+                    mode=mode,
+                    in_base=bases[0] + ct * ct_stride,
+                    in_base_b=(bases[1] if operands > 1 else 0) + ct * ct_stride,
+                    ct_count=1,
+                    ct_stride=ct_stride,
+                    tile_w=iw,
+                    out_h=th,
+                    out_w=tw,
+                    origin_h=origin[0],
+                    origin_w=origin[1],
+                    image_h=x.height,
+                    image_w=x.width,
+                    stride_h=sh,
+                    stride_w=sw,
+                    dil_h=window.dilation[0],
+                    dil_w=window.dilation[1],
+                    kernel_h=window.kernel[0],
+                    kernel_w=window.kernel[1],
+                    acc_base=acc[0],
+                    **extra,
+                )
+                self.emit(
+                    compute,
+                    reads=[("in", *in_range)],
+                    writes=[("acc", acc[1][0], acc[1][1])],
+                )
+                pw = param_word
+                if params is not None and pw is None:
+                    pw = self.stream_param(0)
+                self.post_and_store(acc, pw, post, y, tile, ct * lanes, lanes)
+        return {
+            "unit": "vector",
+            "mode": mode.name,
+            "tile": [tiling.tile_h, tiling.tile_w],
+            "tiles": len(out_tiles),
+            "c_tiles": n_ct,
+        }
+
+    # -- per-layer dispatch -----------------------------------------------------------------------
+
+    def lower_layer(self, node: str) -> dict:
+        net = self.net
+        op = net.op(node)
+        y = self.layout(node)
+        srcs = net.inputs(node)
+        if isinstance(op, g.Conv2d):
+            x = self.layout(srcs[0])
+            cq = self.layer_quant(node, ConvQuant)
+            window = _Window(op.kernel, op.stride, op.dilation, op.padding)
+            im = self.im2col_for.get(node)
+            if im is not None:
+                w = cq.weight.transpose(0, 2, 3, 1).reshape(op.out_channels, -1, 1, 1)
+                mapping = self.lower_conv(node, im.target, y, w, _Window(), 1, cq)
+                mapping["unit"] = "array (host im2col)"
+                return mapping
+            return self.lower_conv(node, x, y, cq.weight, window, op.groups, cq)
+        if isinstance(op, g.Linear):
+            cq = self.layer_quant(node, ConvQuant)
+            src = srcs[0]
+            if isinstance(net.op(src), g.Flatten):
+                src = net.inputs(src)[0]
+            c, h, w = self._chw(src)
+            weight = cq.weight.reshape(op.out_features, c, h, w)
+            return self.lower_conv(node, self.layout(src), y, weight, _Window((h, w)), 1, cq)
+        if isinstance(op, g.MaxPool2d | g.AvgPool2d | g.GlobalAvgPool):
+            x = self.layout(srcs[0])
+            if isinstance(op, g.GlobalAvgPool):
+                window = _Window((x.height, x.width))
+            else:
+                window = _Window(op.kernel, op.stride, (1, 1), op.padding)
+            if isinstance(op, g.MaxPool2d):
+                post = Post(mode=PostMode.PASS)
+                return self.lower_vector(
+                    node, [x], y, window, ComputeMode.VMAX, post, None, {"pad_value": -128}
+                )
+            if isinstance(op, g.AvgPool2d):
+                if not op.count_include_pad and any(op.padding):
+                    raise self.fail(node, "count_include_pad=False with padding is not supported")
+                if op.ceil_mode:
+                    floor_out = g.conv_output_size(
+                        x.height, op.kernel[0], op.stride[0], op.padding[0] + op.padding[1], 1
+                    )
+                    if floor_out != y.height:
+                        raise self.fail(node, "ceil_mode windows past the padding not supported")
+            pq = self.layer_quant(node, PoolQuant)
+            post = Post(
+                mode=PostMode.REQUANT,
+                out_zero_point=y.zero_point,
+                act_min=pq.act_min,
+                act_max=pq.act_max,
+            )
+            params = np.array([0, pq.multiplier, pq.shift])
+            extra = {"pad_value": x.zero_point, "zero_point_a": x.zero_point}
+            return self.lower_vector(node, [x], y, window, ComputeMode.VSUM, post, params, extra)
+        if isinstance(op, g.Add):
+            if len(srcs) != 2:
+                raise self.fail(node, f"{len(srcs)} inputs (the vector unit adds two)")
+            aq = self.layer_quant(node, AddQuant)
+            if aq.left_shift != 20:
+                raise self.fail(node, f"left_shift {aq.left_shift} (hardware shifts by 20)")
+            a, b = (self.layout(s) for s in srcs)
+            post = Post(
+                mode=PostMode.REQUANT,
+                out_zero_point=y.zero_point,
+                act_min=aq.act_min,
+                act_max=aq.act_max,
+            )
+            params = np.array([0, aq.multiplier, aq.shift])
+            extra = {
+                "zero_point_a": a.zero_point,
+                "zero_point_b": b.zero_point,
+                "multiplier_a": aq.input_multipliers[0],
+                "shift_a": aq.input_shifts[0],
+                "multiplier_b": aq.input_multipliers[1],
+                "shift_b": aq.input_shifts[1],
+            }
+            return self.lower_vector(
+                node, [a, b], y, _Window(), ComputeMode.VADD, post, params, extra
+            )
+        if isinstance(op, g.Concat):
+            for src in srcs:
+                if self.quant(src) != self.quant(node):
+                    raise self.fail(node, f"input {src!r} is quantised differently from the output")
+            return {"unit": "none (inputs written in place)"}
+        if isinstance(op, g.Flatten):
+            c, h, w = self._chw(srcs[0])
+            consumers = [net.op(u) for u in net.consumers(node)]
+            if h * w > 1 and (
+                node in net.output_names or any(not isinstance(u, g.Linear) for u in consumers)
+            ):
+                raise self.fail(node, "flattening a HxW map is only supported in front of a Linear")
+            return {"unit": "none (view)"}
+        raise self.fail(node, f"{type(op).__name__} is not supported by the hardware")
+
+    def layer_quant(self, node: str, cls: type):
+        lq = self.qnet.layers.get(node)
+        if not isinstance(lq, cls):
+            raise self.fail(node, f"missing {cls.__name__} quantisation parameters")
+        return lq
+
+    # -- whole network ----------------------------------------------------------------------------
+
+    def plan_im2col(self) -> None:
+        """Convs reading a network input with few channels get a host-side im2col copy."""
+        self.im2col_for: dict[str, Im2col] = {}
+        for node in self.net.order():
+            op = self.net.op(node)
+            if not isinstance(op, g.Conv2d):
+                continue
+            src = self.net.inputs(node)[0]
+            if not isinstance(self.net.op(src), g.Input) or op.groups != 1:
+                continue
+            taps = op.kernel[0] * op.kernel[1]
+            if op.in_channels >= self.rows or taps == 1:
+                continue
+            _, p, q = self.net.shape(node)
+            self.im2col_for[node] = Im2col(
+                source=src,
+                target=TensorLayout(  # address assigned after DRAM allocation
+                    name=node + ".im2col",
+                    addr=0,
+                    height=p,
+                    width=q,
+                    channels=taps * op.in_channels,
+                    pixel_stride=taps * op.in_channels,
+                    zero_point=self.quant(src).zero_point,
+                    scale=self.quant(src).scale,
+                ),
+                kernel=op.kernel,
+                stride=op.stride,
+                dilation=op.dilation,
+                padding=op.padding,
+            )
+
+    def run(self) -> Program:
+        net = self.net
+        for node in net.order():
+            if isinstance(net.op(node), g.Activation):
+                raise self.fail(
+                    node,
+                    "a standalone activation must be fused into its producer "
+                    "(Conv2d, Linear or Add): use accel.graph.fuse_activations",
+                )
+        self.plan_tensors()
+        self.plan_im2col()
+        # Constants are appended while lowering; lay out activations after a generous gap
+        # computed from the weights and parameters (each padded to CONST_ALIGN).
+        const_bound = self.constant_bound()
+        top = self.allocate_dram(const_bound)
+        for node, im in list(self.im2col_for.items()):
+            size = im.target.height * im.target.width * im.target.channels
+            self.im2col_for[node] = replace(im, target=replace(im.target, addr=top))
+            top += ceil_div(size, CONST_ALIGN) * CONST_ALIGN
+        for index, node in enumerate(n for n in net.order() if not isinstance(net.op(n), g.Input)):
+            self.layer_index = index
+            mapping = self.lower_layer(node)
+            srcs = net.inputs(node)
+            self.layers.append(
+                LayerInfo(
+                    index=index,
+                    name=node,
+                    kind=type(net.op(node)).__name__,
+                    in_shape=tuple(net.shape(srcs[0])) if srcs else (),
+                    out_shape=tuple(net.shape(node)),
+                    macs=net.macs(node),
+                    mapping=mapping,
+                )
+            )
+        if len(self.constants) > const_bound:
+            raise AssertionError("constants overflowed their DRAM region")
+        streams = synchronise(self.ops)
+        for stream in streams.values():
+            for instr in stream:
+                isa.encode(instr)  # every field fits its encoding
+        constants = np.zeros(const_bound, dtype=np.uint8)
+        constants[: len(self.constants)] = np.frombuffer(bytes(self.constants), dtype=np.uint8)
+        return Program(
+            config=self.config,
+            network=net.name,
+            streams=streams,
+            layers=self.layers,
+            inputs={n: self.layout(n) for n in net.input_names},
+            outputs={n: self.layout(n) for n in net.output_names},
+            output_shapes={n: tuple(net.shape(n)) for n in net.output_names},
+            im2col=list(self.im2col_for.values()),
+            constants=constants,
+            dram_bytes=top,
+        )
+
+    def constant_bound(self) -> int:
+        """An upper bound of the constants' size: packed weight tiles plus parameters."""
+        rows, cols = self.rows, self.cols
+        total = 0
+        for node in self.net.order():
+            op = self.net.op(node)
+            k = c = taps = 0
+            if isinstance(op, g.Conv2d):
+                k, c, taps = op.out_channels, op.in_channels, op.kernel[0] * op.kernel[1]
+                if node in self.im2col_for:
+                    c, taps = c * taps, 1
+            elif isinstance(op, g.Linear):
+                src = self.net.inputs(node)[0]
+                if isinstance(self.net.op(src), g.Flatten):
+                    src = self.net.inputs(src)[0]
+                c, h, w = self._chw(src)
+                k, taps = op.out_features, h * w
+            elif isinstance(op, g.AvgPool2d | g.GlobalAvgPool | g.Add):
+                total += ceil_div(timing.PARAM_LANE_BYTES * cols, CONST_ALIGN) * CONST_ALIGN
+                continue
+            else:
+                continue
+            n_kt, n_ct = ceil_div(k, cols), ceil_div(c, rows)
+            weights = n_kt * n_ct * taps * rows * cols
+            total += ceil_div(weights, CONST_ALIGN) * CONST_ALIGN + CONST_ALIGN
+            total += ceil_div(n_kt * cols * timing.PARAM_LANE_BYTES, CONST_ALIGN) * CONST_ALIGN
+        return total
+
+
+def compile(network, config: AccelConfig, *, seed: int = 0) -> Program:
+    """Compile a network for ``config``.
+
+    ``network`` is a :class:`~accel.quant.QuantizedNetwork`, or a plain
+    :class:`~accel.graph.Network`, which is first quantised with deterministic random weights
+    from ``seed`` (:func:`accel.quant.quantize`). Raises :class:`CompileError` naming the
+    layer and the limit when a layer cannot run on this configuration.
+    """
+    if isinstance(network, g.Network):
+        from accel import quant
+
+        network = quant.quantize(g.fuse_activations(network), seed=seed)
+    if not isinstance(network, QuantizedNetwork):
+        raise TypeError(f"compile() takes a Network or QuantizedNetwork, not {network!r}")
+    return _Compiler(network, config).run()

@@ -1,0 +1,369 @@
+"""The instruction set of the accelerator (version 1).
+
+Four engines each run their own in-order instruction stream: ``LOAD`` (DMA from DRAM into
+the input, weight and parameter buffers), ``COMPUTE`` (the systolic array or the vector unit,
+accumulating into the accumulator buffer), ``POST`` (bias, requantisation and clamp from the
+accumulators into the output buffer) and ``STORE`` (DMA from the output buffer to DRAM).
+Engines synchronise only through counting semaphores: an instruction waits until every
+semaphore in its ``wait`` mask is non-zero and decrements them when it starts, and increments
+every semaphore in its ``signal`` mask when it is done. Each semaphore has one producer engine
+and one consumer engine (:data:`SEMAPHORES`).
+
+Every instruction encodes to :data:`INSTRUCTION_BYTES` bytes, little-endian, fields packed
+from bit 0 in the order of :data:`FIELDS`. ``docs/isa.md`` documents the fields; the cycle
+contract of each instruction is in :mod:`accel.timing`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import ClassVar
+
+__all__ = [
+    "FIELDS",
+    "INSTRUCTION_BYTES",
+    "ISA_VERSION",
+    "SEMAPHORES",
+    "Buffer",
+    "Compute",
+    "ComputeMode",
+    "Engine",
+    "Instruction",
+    "Load",
+    "Post",
+    "PostMode",
+    "Sem",
+    "Store",
+    "decode",
+    "encode",
+]
+
+ISA_VERSION = 1
+INSTRUCTION_BYTES = 64
+
+
+class Engine(IntEnum):
+    LOAD = 0
+    COMPUTE = 1
+    POST = 2
+    STORE = 3
+
+
+class Sem(IntEnum):
+    """Semaphores, named producer-to-consumer."""
+
+    L2C = 0  # inputs/weights loaded -> compute may read them
+    C2L = 1  # compute finished reading a buffer region -> load may overwrite it
+    C2P = 2  # accumulators final -> post may read them
+    P2C = 3  # post finished reading accumulators -> compute may overwrite them
+    P2S = 4  # outputs written -> store may send them
+    S2P = 5  # store finished reading the output buffer -> post may overwrite it
+    S2L = 6  # results are in DRAM -> load may read them (layer to layer)
+    L2P = 7  # post-processing parameters loaded -> post may read them
+    P2L = 8  # post finished with a parameter slot -> load may overwrite it
+    L2S = 9  # load finished reading a DRAM region -> store may overwrite it
+
+
+#: (producer, consumer) of every semaphore.
+SEMAPHORES: dict[Sem, tuple[Engine, Engine]] = {
+    Sem.L2C: (Engine.LOAD, Engine.COMPUTE),
+    Sem.C2L: (Engine.COMPUTE, Engine.LOAD),
+    Sem.C2P: (Engine.COMPUTE, Engine.POST),
+    Sem.P2C: (Engine.POST, Engine.COMPUTE),
+    Sem.P2S: (Engine.POST, Engine.STORE),
+    Sem.S2P: (Engine.STORE, Engine.POST),
+    Sem.S2L: (Engine.STORE, Engine.LOAD),
+    Sem.L2P: (Engine.LOAD, Engine.POST),
+    Sem.P2L: (Engine.POST, Engine.LOAD),
+    Sem.L2S: (Engine.LOAD, Engine.STORE),
+}
+
+
+class Buffer(IntEnum):
+    """Destination buffer of a LOAD."""
+
+    INPUT = 0
+    WEIGHT = 1
+    PARAM = 2
+
+
+class ComputeMode(IntEnum):
+    """What the compute engine does with the words the window generator reads."""
+
+    ARRAY = 0  # systolic array: acc[pixel][col] (+)= sum_row x[row] * w[row][col]
+    VMAX = 1  # vector unit: acc = max(acc, x)
+    VSUM = 2  # vector unit: acc += x - zero_point_a
+    VADD = 3  # vector unit: acc = scale_a(x_a - za) + scale_b(x_b - zb), gemmlowp style
+
+
+class PostMode(IntEnum):
+    REQUANT = 0  # out = clamp(requantize(acc + bias, multiplier, shift) + zp)
+    PASS = 1  # out = clamp(acc)
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """Fields common to every instruction."""
+
+    opcode: ClassVar[int]
+    engine: ClassVar[Engine]
+
+    wait: int = 0  # bit mask of Sem
+    signal: int = 0  # bit mask of Sem
+    layer: int = 0  # index of the network layer, for reports and for naming mismatches
+
+
+@dataclass(frozen=True)
+class Load(Instruction):
+    """DMA read: ``outer_count`` x ``inner_count`` runs of ``run_bytes`` from DRAM.
+
+    Run (i, j) reads DRAM ``dram_addr + i*outer_stride + j*inner_stride`` and writes the
+    ``ceil(run_bytes / word_bytes)`` consecutive words from ``sram_addr + i*sram_outer_stride
+    + j*ceil(run_bytes / word_bytes)`` of ``buffer``; bytes past ``run_bytes`` in the last
+    word are written as zero.
+    """
+
+    opcode: ClassVar[int] = 1
+    engine: ClassVar[Engine] = Engine.LOAD
+
+    buffer: int = Buffer.INPUT
+    dram_addr: int = 0
+    sram_addr: int = 0
+    outer_count: int = 1
+    outer_stride: int = 0
+    sram_outer_stride: int = 0
+    inner_count: int = 1
+    inner_stride: int = 0
+    run_bytes: int = 1
+
+
+@dataclass(frozen=True)
+class Compute(Instruction):
+    """Stream an output tile through the array or the vector unit.
+
+    The tile has ``out_h`` x ``out_w`` pixels; pixel (p, q) accumulates into accumulator row
+    ``acc_base + p*out_w + q``. The reduction runs over ``ct_count`` channel tiles, then
+    kernel rows ``r`` and columns ``s`` (loop order ct, r, s outermost to innermost); each
+    (ct, r, s) is one *pass* over all pixels of the tile. In a pass the window generator reads
+    input word ``in_base + ct*ct_stride + (p*stride_h + r*dil_h)*tile_w + q*stride_w +
+    s*dil_w``, or produces ``pad_value`` in every lane when the image position ``(origin_h +
+    p*stride_h + r*dil_h, origin_w + q*stride_w + s*dil_w)`` lies outside ``image_h`` x
+    ``image_w``. In ARRAY mode pass k uses the weight tile at weight words ``w_base + k*rows``.
+    The first pass overwrites the accumulators unless ``accumulate`` is set.
+    """
+
+    opcode: ClassVar[int] = 2
+    engine: ClassVar[Engine] = Engine.COMPUTE
+
+    mode: int = ComputeMode.ARRAY
+    accumulate: int = 0
+    in_base: int = 0
+    in_base_b: int = 0
+    ct_count: int = 1
+    ct_stride: int = 0
+    tile_w: int = 1
+    out_h: int = 1
+    out_w: int = 1
+    origin_h: int = 0
+    origin_w: int = 0
+    image_h: int = 1
+    image_w: int = 1
+    stride_h: int = 1
+    stride_w: int = 1
+    dil_h: int = 1
+    dil_w: int = 1
+    kernel_h: int = 1
+    kernel_w: int = 1
+    w_base: int = 0
+    acc_base: int = 0
+    pad_value: int = 0
+    zero_point_a: int = 0
+    zero_point_b: int = 0
+    multiplier_a: int = 0
+    shift_a: int = 0
+    multiplier_b: int = 0
+    shift_b: int = 0
+
+    @property
+    def passes(self) -> int:
+        """Passes over the tile: (ct, r, s) triples, or the two operands of VADD."""
+        if self.mode == ComputeMode.VADD:
+            return 2
+        return self.ct_count * self.kernel_h * self.kernel_w
+
+    @property
+    def pixels(self) -> int:
+        return self.out_h * self.out_w
+
+
+@dataclass(frozen=True)
+class Post(Instruction):
+    """Post-process ``count`` accumulator rows from ``acc_base`` into output words from
+    ``out_base``, with the per-lane parameters of parameter word ``param_base``."""
+
+    opcode: ClassVar[int] = 3
+    engine: ClassVar[Engine] = Engine.POST
+
+    mode: int = PostMode.REQUANT
+    acc_base: int = 0
+    count: int = 1
+    param_base: int = 0
+    out_base: int = 0
+    out_zero_point: int = 0
+    act_min: int = -128
+    act_max: int = 127
+
+
+@dataclass(frozen=True)
+class Store(Instruction):
+    """DMA write: ``outer_count`` x ``inner_count`` runs of ``run_bytes`` (<= one output
+    word). Run (i, j) sends the first ``run_bytes`` of output word ``out_base +
+    i*inner_count + j`` to DRAM ``dram_addr + i*outer_stride + j*inner_stride``."""
+
+    opcode: ClassVar[int] = 4
+    engine: ClassVar[Engine] = Engine.STORE
+
+    out_base: int = 0
+    dram_addr: int = 0
+    outer_count: int = 1
+    outer_stride: int = 0
+    inner_count: int = 1
+    inner_stride: int = 0
+    run_bytes: int = 1
+
+
+_HEADER = [("opcode", 4, False), ("wait", 16, False), ("signal", 16, False), ("layer", 16, False)]
+
+#: Bit layout of every instruction: (field, width in bits, signed), from bit 0 upwards.
+FIELDS: dict[type[Instruction], list[tuple[str, int, bool]]] = {
+    Load: [
+        *_HEADER,
+        ("buffer", 2, False),
+        ("dram_addr", 32, False),
+        ("sram_addr", 20, False),
+        ("outer_count", 16, False),
+        ("outer_stride", 32, False),
+        ("sram_outer_stride", 20, False),
+        ("inner_count", 16, False),
+        ("inner_stride", 32, False),
+        ("run_bytes", 16, False),
+    ],
+    Compute: [
+        *_HEADER,
+        ("mode", 2, False),
+        ("accumulate", 1, False),
+        ("in_base", 20, False),
+        ("in_base_b", 20, False),
+        ("ct_count", 16, False),
+        ("ct_stride", 20, False),
+        ("tile_w", 16, False),
+        ("out_h", 16, False),
+        ("out_w", 16, False),
+        ("origin_h", 16, True),
+        ("origin_w", 16, True),
+        ("image_h", 16, False),
+        ("image_w", 16, False),
+        ("stride_h", 4, False),
+        ("stride_w", 4, False),
+        ("dil_h", 4, False),
+        ("dil_w", 4, False),
+        ("kernel_h", 8, False),
+        ("kernel_w", 8, False),
+        ("w_base", 20, False),
+        ("acc_base", 20, False),
+        ("pad_value", 8, True),
+        ("zero_point_a", 8, True),
+        ("zero_point_b", 8, True),
+        ("multiplier_a", 32, False),
+        ("shift_a", 6, False),
+        ("multiplier_b", 32, False),
+        ("shift_b", 6, False),
+    ],
+    Post: [
+        *_HEADER,
+        ("mode", 1, False),
+        ("acc_base", 20, False),
+        ("count", 20, False),
+        ("param_base", 16, False),
+        ("out_base", 20, False),
+        ("out_zero_point", 8, True),
+        ("act_min", 8, True),
+        ("act_max", 8, True),
+    ],
+    Store: [
+        *_HEADER,
+        ("out_base", 20, False),
+        ("dram_addr", 32, False),
+        ("outer_count", 16, False),
+        ("outer_stride", 32, False),
+        ("inner_count", 16, False),
+        ("inner_stride", 32, False),
+        ("run_bytes", 16, False),
+    ],
+}
+
+_BY_OPCODE = {cls.opcode: cls for cls in FIELDS}
+
+for _cls, _fields in FIELDS.items():
+    assert sum(width for _, width, _ in _fields) <= 8 * INSTRUCTION_BYTES, _cls
+
+
+def encode(instruction: Instruction) -> bytes:
+    """The fixed-width binary form. Raises ``ValueError`` naming a field that does not fit."""
+    cls = type(instruction)
+    if cls not in FIELDS:
+        raise TypeError(f"not an instruction: {instruction!r}")
+    word = 0
+    offset = 0
+    for name, width, signed in FIELDS[cls]:
+        value = cls.opcode if name == "opcode" else int(getattr(instruction, name))
+        low, high = (
+            (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+        )
+        if not low <= value <= high:
+            raise ValueError(
+                f"{cls.__name__}.{name} = {value} does not fit its {width}-bit "
+                f"{'signed' if signed else 'unsigned'} field"
+            )
+        word |= (value & ((1 << width) - 1)) << offset
+        offset += width
+    return word.to_bytes(INSTRUCTION_BYTES, "little")
+
+
+def decode(data: bytes) -> Instruction:
+    """Inverse of :func:`encode`."""
+    if len(data) != INSTRUCTION_BYTES:
+        raise ValueError(f"an instruction is {INSTRUCTION_BYTES} bytes, not {len(data)}")
+    word = int.from_bytes(data, "little")
+    opcode = word & 0xF
+    if opcode not in _BY_OPCODE:
+        raise ValueError(f"unknown opcode {opcode}")
+    cls = _BY_OPCODE[opcode]
+    values = {}
+    offset = 0
+    for name, width, signed in FIELDS[cls]:
+        value = (word >> offset) & ((1 << width) - 1)
+        if signed and value >> (width - 1):
+            value -= 1 << width
+        if name != "opcode":
+            values[name] = value
+        offset += width
+    return cls(**values)
+
+
+def mask(*sems: Sem) -> int:
+    """The bit mask of some semaphores."""
+    bits = 0
+    for sem in sems:
+        bits |= 1 << int(sem)
+    return bits
+
+
+def sems_of(bits: int) -> list[Sem]:
+    return [sem for sem in Sem if bits >> int(sem) & 1]
+
+
+def replace(instruction: Instruction, **changes) -> Instruction:
+    return dataclasses.replace(instruction, **changes)

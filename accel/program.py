@@ -1,0 +1,292 @@
+"""A compiled program: four instruction streams plus the DRAM image they run on.
+
+The compiler (:mod:`accel.compiler`) produces a :class:`Program`; every backend (the cycle
+model, the Amaranth simulator, Verilator) runs it on a DRAM image made by
+:meth:`Program.make_image` and returns the final DRAM, from which
+:meth:`Program.read_outputs` extracts the output tensors.
+
+DRAM holds int8 tensors in NHWC order: element (h, w, c) of a :class:`TensorLayout` is at
+byte ``addr + (h * width + w) * pixel_stride + channel_offset + c``. Constants (packed weight
+tiles and post-processing parameters) are part of the image the compiler builds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from accel import isa
+from accel.config import AccelConfig
+from accel.isa import Engine, Instruction
+
+__all__ = ["Im2col", "LayerInfo", "Program", "TensorLayout"]
+
+MAGIC = b"ACCELPRG"
+
+
+@dataclass(frozen=True)
+class TensorLayout:
+    """Where an int8 tensor of shape (channels, height, width) lives in DRAM (NHWC)."""
+
+    name: str
+    addr: int
+    height: int
+    width: int
+    channels: int
+    pixel_stride: int
+    channel_offset: int = 0
+    zero_point: int = 0
+    scale: float = 1.0
+
+    @property
+    def footprint(self) -> tuple[int, int]:
+        """[lo, hi) byte range this tensor's elements fall in."""
+        lo = self.addr + self.channel_offset
+        hi = lo + (self.height * self.width - 1) * self.pixel_stride + self.channels
+        return lo, hi
+
+    def scatter(self, dram: np.ndarray, x: np.ndarray) -> None:
+        """Write ``x`` (C, H, W) int8 into ``dram``."""
+        hwc = np.ascontiguousarray(x.transpose(1, 2, 0))
+        view = self._view(dram)
+        view[...] = hwc.view(np.uint8)
+
+    def gather(self, dram: np.ndarray) -> np.ndarray:
+        """Read the tensor back as (C, H, W) int8."""
+        return self._view(dram).view(np.int8).transpose(2, 0, 1).copy()
+
+    def _view(self, dram: np.ndarray) -> np.ndarray:
+        start = self.addr + self.channel_offset
+        pixels = self.height * self.width
+        rows = np.lib.stride_tricks.as_strided(
+            dram[start:], shape=(pixels, self.channels), strides=(self.pixel_stride, 1)
+        )
+        return rows.reshape(self.height, self.width, self.channels)
+
+
+@dataclass(frozen=True)
+class Im2col:
+    """A network input that the host also writes as an im2col matrix.
+
+    ``target`` (P, Q, R*S*C in (r, s, c) order) is built from input ``source`` (C, H, W) with
+    the given window; padded positions hold the input zero point.
+    """
+
+    source: str
+    target: TensorLayout
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    padding: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A network layer as compiled: what it computes and how it was mapped."""
+
+    index: int
+    name: str
+    kind: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    macs: int
+    mapping: dict = field(default_factory=dict)
+
+
+@dataclass
+class Program:
+    """Instruction streams, DRAM layout and constants for one network on one config."""
+
+    config: AccelConfig
+    network: str
+    streams: dict[Engine, list[Instruction]]
+    layers: list[LayerInfo]
+    inputs: dict[str, TensorLayout]
+    outputs: dict[str, TensorLayout]
+    output_shapes: dict[str, tuple[int, ...]]
+    im2col: list[Im2col]
+    constants: np.ndarray  # uint8, the DRAM image before inputs are written
+    dram_bytes: int
+
+    # Image ---------------------------------------------------------------------------------
+
+    @property
+    def constants_digest(self) -> str:
+        return hashlib.sha256(self.constants.tobytes()).hexdigest()[:16]
+
+    def make_image(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The DRAM image with the int8 inputs (C, H, W) or (1, C, H, W) written in."""
+        missing = set(self.inputs) - set(inputs)
+        if missing:
+            raise ValueError(f"missing network inputs: {sorted(missing)}")
+        unknown = set(inputs) - set(self.inputs)
+        if unknown:
+            raise ValueError(
+                f"unknown network inputs: {sorted(unknown)} (known: {list(self.inputs)})"
+            )
+        dram = np.zeros(self.dram_bytes, dtype=np.uint8)
+        dram[: self.constants.size] = self.constants
+        arrays = {}
+        for name, layout in self.inputs.items():
+            x = np.asarray(inputs[name])
+            if x.ndim == 4:
+                if x.shape[0] != 1:
+                    raise ValueError(
+                        f"input {name!r}: batch {x.shape[0]} (the hardware runs batch 1)"
+                    )
+                x = x[0]
+            expected = (layout.channels, layout.height, layout.width)
+            if x.shape != expected:
+                raise ValueError(f"input {name!r} has shape {x.shape}, expected {expected}")
+            if x.dtype != np.int8:
+                raise TypeError(f"input {name!r} must be int8, not {x.dtype}")
+            layout.scatter(dram, x)
+            arrays[name] = x
+        for im in self.im2col:
+            im.target.scatter(dram, im2col_matrix(arrays[im.source], im, self.inputs[im.source]))
+        return dram
+
+    def read_outputs(self, dram: np.ndarray) -> dict[str, np.ndarray]:
+        """The output tensors (1, C, H, W) int8 (or (1, F) for flat outputs)."""
+        return {
+            name: layout.gather(dram).reshape(1, *self.output_shapes[name])
+            for name, layout in self.outputs.items()
+        }
+
+    # Introspection -------------------------------------------------------------------------
+
+    @property
+    def instruction_count(self) -> int:
+        return sum(len(s) for s in self.streams.values())
+
+    def listing(self) -> str:
+        """A human-readable listing of every stream."""
+        lines = [
+            f"; program for network {self.network!r} on config {self.config.name!r} "
+            f"({self.config.array.rows}x{self.config.array.cols}), ISA v{isa.ISA_VERSION}",
+            f"; DRAM {self.dram_bytes} bytes, constants {self.constants.size} bytes",
+        ]
+        for layer in self.layers:
+            lines.append(f"; layer {layer.index} {layer.name} {layer.kind} {layer.mapping}")
+        for engine, stream in self.streams.items():
+            lines.append(f"\n[{engine.name}] {len(stream)} instructions")
+            for i, instr in enumerate(stream):
+                fields = ", ".join(
+                    f"{k}={v}"
+                    for k, v in asdict(instr).items()
+                    if k not in ("wait", "signal", "layer")
+                )
+                sync = ""
+                if instr.wait:
+                    sync += " wait=" + "|".join(s.name for s in isa.sems_of(instr.wait))
+                if instr.signal:
+                    sync += " signal=" + "|".join(s.name for s in isa.sems_of(instr.signal))
+                lines.append(
+                    f"{i:6d} L{instr.layer:<3d} {type(instr).__name__.upper():8s}{sync} {fields}"
+                )
+        return "\n".join(lines)
+
+    # Serialisation -------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        meta = {
+            "isa_version": isa.ISA_VERSION,
+            "config": self.config.to_dict(),
+            "network": self.network,
+            "layers": [asdict(layer) for layer in self.layers],
+            "inputs": {k: asdict(v) for k, v in self.inputs.items()},
+            "outputs": {k: asdict(v) for k, v in self.outputs.items()},
+            "output_shapes": self.output_shapes,
+            "im2col": [asdict(im) for im in self.im2col],
+            "dram_bytes": self.dram_bytes,
+            "streams": [len(self.streams[e]) for e in Engine],
+        }
+        meta_bytes = json.dumps(meta).encode()
+        body = b"".join(isa.encode(i) for e in Engine for i in self.streams[e])
+        header = MAGIC + struct.pack("<III", len(meta_bytes), len(body), self.constants.size)
+        return header + meta_bytes + body + self.constants.tobytes()
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Program:
+        if data[:8] != MAGIC:
+            raise ValueError("not an accel program (bad magic)")
+        meta_len, body_len, const_len = struct.unpack("<III", data[8:20])
+        offset = 20
+        meta = json.loads(data[offset : offset + meta_len])
+        offset += meta_len
+        if meta["isa_version"] != isa.ISA_VERSION:
+            raise ValueError(
+                f"program has ISA version {meta['isa_version']}, this tool reads {isa.ISA_VERSION}"
+            )
+        body = data[offset : offset + body_len]
+        offset += body_len
+        constants = np.frombuffer(data[offset : offset + const_len], dtype=np.uint8).copy()
+        streams: dict[Engine, list[Instruction]] = {}
+        pos = 0
+        for engine, count in zip(Engine, meta["streams"], strict=True):
+            streams[engine] = [
+                isa.decode(
+                    body[pos + i * isa.INSTRUCTION_BYTES : pos + (i + 1) * isa.INSTRUCTION_BYTES]
+                )
+                for i in range(count)
+            ]
+            pos += count * isa.INSTRUCTION_BYTES
+
+        def layout(d: dict) -> TensorLayout:
+            return TensorLayout(**d)
+
+        return cls(
+            config=AccelConfig.from_dict(meta["config"]),
+            network=meta["network"],
+            streams=streams,
+            layers=[
+                LayerInfo(
+                    **{**d, "in_shape": tuple(d["in_shape"]), "out_shape": tuple(d["out_shape"])}
+                )
+                for d in meta["layers"]
+            ],
+            inputs={k: layout(v) for k, v in meta["inputs"].items()},
+            outputs={k: layout(v) for k, v in meta["outputs"].items()},
+            output_shapes={k: tuple(v) for k, v in meta["output_shapes"].items()},
+            im2col=[
+                Im2col(
+                    source=d["source"],
+                    target=layout(d["target"]),
+                    kernel=tuple(d["kernel"]),
+                    stride=tuple(d["stride"]),
+                    dilation=tuple(d["dilation"]),
+                    padding=tuple(d["padding"]),
+                )
+                for d in meta["im2col"]
+            ],
+            constants=constants,
+            dram_bytes=meta["dram_bytes"],
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Program:
+        return cls.from_bytes(Path(path).read_bytes())
+
+
+def im2col_matrix(x: np.ndarray, im: Im2col, source: TensorLayout) -> np.ndarray:
+    """(R*S*C, P, Q) int8: the im2col form of ``x`` (C, H, W), padded with its zero point."""
+    c, h, w = x.shape
+    (r, s), (sh, sw), (dh, dw) = im.kernel, im.stride, im.dilation
+    top, bottom, left, right = im.padding
+    padded = np.full((c, h + top + bottom, w + left + right), source.zero_point, dtype=np.int8)
+    padded[:, top : top + h, left : left + w] = x
+    p, q = im.target.height, im.target.width
+    taps = [
+        padded[:, i * dh : i * dh + (p - 1) * sh + 1 : sh, j * dw : j * dw + (q - 1) * sw + 1 : sw]
+        for i in range(r)
+        for j in range(s)
+    ]
+    return np.concatenate(taps, axis=0)  # (r, s, c) order along the first axis

@@ -1,0 +1,201 @@
+"""The cycle contract of every instruction, shared by the cycle model and the RTL.
+
+Both :mod:`sim` and :mod:`hdl` read these constants and formulas (DESIGN.md §2.2): the model
+uses them directly in its fast mode, the trace mode and the RTL implement the machine that
+produces them cycle by cycle, and the tests hold all three to the same numbers.
+
+Conventions. An instruction *starts* in the first cycle in which its engine works on it and
+is *done* in the first cycle in which all of its effects are visible (its last SRAM/DRAM
+write has happened and the semaphores of its ``signal`` mask have been incremented). A
+waiting instruction may start in the very cycle ``done`` of the instruction it waits on, and
+an engine may start its next instruction in the cycle ``done`` of the previous one (there is
+no bubble between dependent or consecutive instructions). A program takes ``max(done)``
+cycles, counted from cycle 0, the first cycle after ``start`` is asserted.
+
+LOAD (DMA read). The DRAM read channel delivers ``bandwidth`` bytes per beat, one beat per
+cycle, ``latency`` cycles after the request. A run of ``run_bytes`` fills
+``ceil(run_bytes / word_bytes)`` SRAM words; each word takes ``ceil(bytes / bandwidth)``
+beats (a beat never spans two words). The requests of one instruction are pipelined, so::
+
+    done = start + latency + outer_count * inner_count * beats_per_run
+
+STORE (DMA write). Each run (at most one output word) takes ``ceil(run_bytes / bandwidth)``
+beats on the write channel, then the write response returns after ``latency``::
+
+    done = start + outer_count * inner_count * beats_per_run + latency
+
+POST. One accumulator row per cycle through a pipeline of :data:`POST_LATENCY` stages::
+
+    done = start + count + POST_LATENCY
+
+COMPUTE, ARRAY mode (weight-stationary, double-buffered weights). Each pass ``j`` first
+loads its ``rows`` x ``cols`` weight tile into the shadow registers, one array row per cycle
+starting at cycle ``wl[j]``, then feeds its ``T`` = ``out_h * out_w`` input vectors into row 0
+in cycles ``f[j] .. f[j] + T - 1``. Row ``i`` switches from active to shadow weights when the
+first vector of the pass reaches it (cycle ``f[j] + i``), so the load of row ``i`` (cycle
+``wl[j] + i``) only has to precede that switch, and the next load may begin as soon as the
+pass has begun::
+
+    wl[0] = max(start, wl[prev] + rows)
+    f[0]  = max(wl[0] + 1, stream_free)
+    wl[j] = max(wl[j-1] + rows, f[j-1])
+    f[j]  = max(wl[j] + 1, f[j-1] + T)
+    done  = f[last] + T - 1 + rows + cols - 1 + ACC_LATENCY + 1
+
+Vector ``v`` of pass ``j`` (fed in cycle ``t = f[j] + v``) is multiplied in PE (i, c) in
+cycle ``t + i + c`` (the systolic skew below, for a 3x3 array and a pass of T = 2 vectors x0,
+x1 fed from cycle f); the sum of column ``c`` leaves the array in cycle ``t + rows + c``, where
+its accumulator row is read, and is written back in cycle ``t + rows + c + ACC_LATENCY``. A
+read sees every write of earlier cycles, so passes at least two cycles apart never race::
+
+    cycle  f    f+1   f+2   f+3   f+4   f+5
+    row 0  x0   x1
+    row 1       x0    x1
+    row 2             x0    x1
+    col 0 sum             out0  out1
+    col 2 sum                         out0  out1
+
+VECTOR modes (VMAX, VSUM, VADD). No weights. The word fed in cycle ``t`` reads its
+accumulator row in cycle ``t`` and writes it in cycle ``t + VECTOR_LATENCY``. A pass feeds
+``T`` words but occupies the feed slot for ``max(T, VECTOR_MIN_PASS)`` cycles, so that a
+row's write precedes its next read::
+
+    f[0] = max(start + 1, stream_free)
+    f[j] = f[j-1] + max(T, VECTOR_MIN_PASS)
+    done = f[last] + T - 1 + VECTOR_LATENCY + 1
+
+Between instructions. ``stream_free`` is ``f[last] + T`` of the previous compute instruction
+in ARRAY mode and ``f[last] + max(T, VECTOR_MIN_PASS)`` in vector mode; when the previous
+instruction used the other unit (array vs vector), ``stream_free`` is also at least its
+``done`` (the two units share the accumulator write port). The compute engine takes the next
+instruction (acquires its semaphores, its ``start``) no earlier than ``front_free`` of the
+previous one: ``max(wl[last] + rows, f[last])`` after ARRAY, ``f[last] + max(T,
+VECTOR_MIN_PASS) - 1`` after a vector instruction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accel.config import AccelConfig
+from accel.isa import Compute, ComputeMode, Load, Post, Store
+
+POST_LATENCY = 4
+ACC_LATENCY = 1
+VECTOR_LATENCY = 2
+VECTOR_MIN_PASS = VECTOR_LATENCY + 1
+
+#: Bytes per lane of a parameter word: int32 bias, int32 multiplier, int32 shift.
+PARAM_LANE_BYTES = 12
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def word_bytes(config: AccelConfig, buffer: int) -> int:
+    """Width in bytes of one word of a LOAD destination buffer (see :class:`accel.isa.Buffer`)."""
+    rows, cols = config.array.rows, config.array.cols
+    return (rows, cols, PARAM_LANE_BYTES * cols)[buffer]
+
+
+def run_beats(run_bytes: int, word: int, bandwidth: int) -> int:
+    """DRAM beats to move a run of ``run_bytes`` into words of ``word`` bytes."""
+    full, rest = divmod(run_bytes, word)
+    return full * ceil_div(word, bandwidth) + (ceil_div(rest, bandwidth) if rest else 0)
+
+
+def load_cycles(load: Load, config: AccelConfig) -> int:
+    beats = run_beats(load.run_bytes, word_bytes(config, load.buffer), config.dram.bandwidth)
+    return config.dram.latency + load.outer_count * load.inner_count * beats
+
+
+def load_beats(load: Load, config: AccelConfig) -> int:
+    beats = run_beats(load.run_bytes, word_bytes(config, load.buffer), config.dram.bandwidth)
+    return load.outer_count * load.inner_count * beats
+
+
+def store_beats(store: Store, config: AccelConfig) -> int:
+    return store.outer_count * store.inner_count * ceil_div(store.run_bytes, config.dram.bandwidth)
+
+
+def store_cycles(store: Store, config: AccelConfig) -> int:
+    return store_beats(store, config) + config.dram.latency
+
+
+def post_cycles(post: Post) -> int:
+    return post.count + POST_LATENCY
+
+
+def is_vector(mode: int) -> bool:
+    return mode != ComputeMode.ARRAY
+
+
+@dataclass(frozen=True)
+class ComputeState:
+    """What the next compute instruction needs to know about the previous one."""
+
+    vector: bool = False
+    front_free: int = 0
+    stream_free: int = 0
+    last_weight_load: int = -(1 << 40)
+    last_feed: int = -(1 << 40)
+    done: int = 0
+
+
+@dataclass(frozen=True)
+class ComputeTiming:
+    start: int
+    first_feed: int
+    last_feed: int
+    done: int
+    state: ComputeState
+
+
+def compute_timing(
+    instr: Compute, earliest: int, state: ComputeState, config: AccelConfig
+) -> ComputeTiming:
+    """Schedule one compute instruction whose semaphores are available from ``earliest``.
+
+    Implements the recurrences of the module docstring in closed form: in ARRAY mode, after
+    the first pass the feed spacing is ``T`` when ``T >= rows``; when ``T < rows`` the weight
+    port sets it, converging to ``rows`` once a weight load immediately precedes its feed.
+    """
+    rows, cols = config.array.rows, config.array.cols
+    T = instr.pixels
+    passes = instr.passes
+    vector = is_vector(instr.mode)
+    start = max(earliest, state.front_free)
+    stream_free = state.stream_free
+    if vector != state.vector:
+        stream_free = max(stream_free, state.done)
+    if vector:
+        slot = max(T, VECTOR_MIN_PASS)
+        first = max(start + 1, stream_free)
+        last = first + (passes - 1) * slot
+        done = last + T - 1 + VECTOR_LATENCY + 1
+        new = ComputeState(True, last + slot - 1, last + slot, state.last_weight_load, last, done)
+        return ComputeTiming(start, first, last, done, new)
+    wl = max(start, state.last_weight_load + rows, state.last_feed)
+    f = max(wl + 1, stream_free)
+    first = f
+    # Pass j depends on pass j-1 only through d = f - wl (its load-to-feed distance):
+    #   lag = max(rows - d, 0); spacing = max(lag + 1, T); d' = spacing - lag.
+    # Once d is a fixed point every later pass has the same spacing.
+    remaining = passes - 1
+    while remaining:
+        d = f - wl
+        lag = max(rows - d, 0)
+        spacing = max(lag + 1, T)
+        wl, f = f + lag, f + spacing
+        remaining -= 1
+        if f - wl == d:
+            # Fixed point: every later pass repeats this spacing.
+            f += remaining * spacing
+            wl += remaining * spacing
+            break
+    f_last, wl_last = f, wl
+    done = f_last + T - 1 + rows + cols - 1 + ACC_LATENCY + 1
+    front_free = max(wl_last + rows, f_last)
+    new = ComputeState(False, front_free, f_last + T, wl_last, f_last, done)
+    return ComputeTiming(start, first, f_last, done, new)

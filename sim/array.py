@@ -1,0 +1,41 @@
+"""The weight-stationary systolic array (ARRAY mode of the compute engine).
+
+``rows`` x ``cols`` int8 x int8 -> int32 PEs. Array row ``i`` holds reduction element ``i``
+of the current pass (lane ``i`` of the input word), column ``c`` holds output channel ``c``.
+Every PE has an active and a shadow weight register: the weight loader writes the shadow
+registers of the next pass one array row per cycle while the current pass streams, and a
+row switches to its shadow weights when the first vector of the next pass reaches it, so
+consecutive passes follow each other with no fill or drain bubble. Timing, with its skew
+table, is in :mod:`accel.timing`.
+
+Pass ``k`` of a COMPUTE instruction uses the weight tile at weight-buffer words
+``w_base + k*rows .. w_base + k*rows + rows - 1`` (word ``i`` = array row ``i``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accel.isa import Compute
+
+
+def weight_tiles(instr: Compute, weights: np.ndarray, rows: int) -> np.ndarray:
+    """(passes * rows, cols) int8: the stacked weight tiles of every pass."""
+    words = instr.passes * rows
+    if instr.w_base < 0 or instr.w_base + words > weights.shape[0]:
+        raise IndexError(
+            f"weight read [{instr.w_base}, {instr.w_base + words}) outside the "
+            f"{weights.shape[0]}-word weight buffer"
+        )
+    return weights[instr.w_base : instr.w_base + words]
+
+
+def array_sums(windows: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+    """(pixels, cols) int64: sum over passes of window @ weight tile, exactly.
+
+    ``windows`` is (passes, pixels, rows). The products are summed in float64, exact for
+    int8 x int8 sums below 2^53.
+    """
+    passes, pixels, rows = windows.shape
+    lhs = windows.transpose(1, 0, 2).reshape(pixels, passes * rows).astype(np.float64)
+    return (lhs @ tiles.astype(np.float64)).astype(np.int64)

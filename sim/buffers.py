@@ -1,0 +1,65 @@
+"""The on-chip SRAMs and their access counters.
+
+========  ==========================  ==========================================
+buffer    word                        written by / read by
+========  ==========================  ==========================================
+``in``    ``rows`` int8 (one pixel's  LOAD / window generator (COMPUTE)
+          channel tile)
+``w``     ``cols`` int8 (one row of   LOAD / weight loader (COMPUTE)
+          a weight tile)
+``p``     ``cols`` x (bias, mult,     LOAD / POST
+          shift) int32
+``acc``   ``cols`` int32              COMPUTE (read-modify-write) / POST
+``out``   ``cols`` int8               POST / STORE
+========  ==========================  ==========================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accel import timing
+from accel.config import AccelConfig
+from accel.isa import Buffer
+
+NAMES = ("in", "w", "p", "acc", "out")
+
+
+class Buffers:
+    def __init__(self, config: AccelConfig) -> None:
+        rows, cols = config.array.rows, config.array.cols
+        b = config.buffers
+        self.input = np.zeros((b.input_bytes // rows, rows), dtype=np.int8)
+        self.weight = np.zeros((b.weight_bytes // cols, cols), dtype=np.int8)
+        self.param = np.zeros((b.param_bytes // (timing.PARAM_LANE_BYTES * cols), cols, 3), "<i4")
+        self.acc = np.zeros((b.acc_bytes // (4 * cols), cols), dtype=np.int32)
+        self.out = np.zeros((b.output_bytes // cols, cols), dtype=np.int8)
+        self.reads = dict.fromkeys(NAMES, 0)
+        self.writes = dict.fromkeys(NAMES, 0)
+
+    def _array(self, name: str) -> np.ndarray:
+        return {
+            "in": self.input,
+            "w": self.weight,
+            "p": self.param,
+            "acc": self.acc,
+            "out": self.out,
+        }[name]
+
+    def byte_view(self, buffer: int) -> np.ndarray:
+        """(words, word_bytes) uint8 view of a LOAD destination."""
+        array = (self.input, self.weight, self.param)[buffer]
+        return array.reshape(array.shape[0], -1).view(np.uint8)
+
+    def check(self, name: str | int, base: int, count: int) -> None:
+        if isinstance(name, int):
+            name = ("in", "w", "p")[Buffer(name)]
+        size = self._array(name).shape[0]
+        if base < 0 or base + count > size:
+            raise IndexError(f"{name} buffer access [{base}, {base + count}) outside {size} words")
+
+    def count_read(self, name: str | int, words: int) -> None:
+        self.reads[name if isinstance(name, str) else ("in", "w", "p")[name]] += words
+
+    def count_write(self, name: str | int, words: int) -> None:
+        self.writes[name if isinstance(name, str) else ("in", "w", "p")[name]] += words

@@ -1,0 +1,129 @@
+"""The controller: four in-order engines synchronised by counting semaphores.
+
+Fast mode. Each engine takes the instructions of its stream in order. An instruction starts
+at the earliest cycle at which its engine can take it and every semaphore of its ``wait``
+mask is non-zero; each semaphore has exactly one consumer engine, so its k-th wait is
+satisfied by the ``done`` cycle of its k-th signal. Per-instruction times come from the
+closed forms of :mod:`accel.timing`; the loop below is an event simulation over
+instructions, not cycles, and costs O(instructions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from accel import isa, timing
+from accel.config import AccelConfig
+from accel.isa import Engine, Instruction
+
+#: Semaphore counters are this many bits wide in the RTL.
+SEMAPHORE_BITS = 8
+
+
+class DeadlockError(RuntimeError):
+    """No engine can make progress: the program's semaphores are inconsistent."""
+
+
+@dataclass
+class ComputeDetail:
+    """Why a compute instruction's first feed came when it did (for stall attribution)."""
+
+    stream_free: int  # when the feed slot became free
+    token_ready: dict[int, int]  # semaphore -> cycle its token arrived
+    first_feed: int
+    last_feed: int
+
+
+@dataclass
+class Schedule:
+    """Start and done cycle of every instruction, per engine, in stream order."""
+
+    start: dict[Engine, list[int]] = field(default_factory=lambda: {e: [] for e in Engine})
+    done: dict[Engine, list[int]] = field(default_factory=lambda: {e: [] for e in Engine})
+    compute: list[ComputeDetail] = field(default_factory=list)
+
+    @property
+    def total_cycles(self) -> int:
+        return max((max(d) for d in self.done.values() if d), default=0)
+
+
+def engine_cycles(instr: Instruction, config: AccelConfig) -> int:
+    """Busy cycles of a LOAD, POST or STORE instruction."""
+    if isinstance(instr, isa.Load):
+        return timing.load_cycles(instr, config)
+    if isinstance(instr, isa.Store):
+        return timing.store_cycles(instr, config)
+    if isinstance(instr, isa.Post):
+        return timing.post_cycles(instr)
+    raise TypeError(f"{type(instr).__name__} has no fixed duration")
+
+
+def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> Schedule:
+    """Event-simulate the engines; raises :class:`DeadlockError` if they block forever."""
+    out = Schedule()
+    signals: dict[int, list[int]] = {int(s): [] for s in isa.Sem}
+    consumed: dict[int, int] = {int(s): 0 for s in isa.Sem}
+    position = dict.fromkeys(Engine, 0)
+    free = dict.fromkeys(Engine, 0)
+    compute_state = timing.ComputeState()
+    remaining = sum(len(s) for s in streams.values())
+    while remaining:
+        progressed = False
+        for engine in Engine:
+            stream = streams[engine]
+            while position[engine] < len(stream):
+                instr = stream[position[engine]]
+                waits = isa.sems_of(instr.wait)
+                if any(consumed[s] >= len(signals[s]) for s in waits):
+                    break
+                ready = {int(s): signals[s][consumed[s]] for s in waits}
+                earliest = max(ready.values(), default=0)
+                for s in waits:
+                    consumed[s] += 1
+                if engine == Engine.COMPUTE:
+                    stream_free = compute_state.stream_free
+                    t = timing.compute_timing(instr, earliest, compute_state, config)
+                    compute_state = t.state
+                    start, done = t.start, t.done
+                    out.compute.append(ComputeDetail(stream_free, ready, t.first_feed, t.last_feed))
+                else:
+                    start = max(earliest, free[engine])
+                    done = start + engine_cycles(instr, config)
+                    free[engine] = done
+                out.start[engine].append(start)
+                out.done[engine].append(done)
+                for s in isa.sems_of(instr.signal):
+                    signals[s].append(done)
+                position[engine] += 1
+                remaining -= 1
+                progressed = True
+        if not progressed:
+            blocked = [
+                f"{e.name}[{position[e]}] waits on "
+                + "|".join(s.name for s in isa.sems_of(streams[e][position[e]].wait))
+                for e in Engine
+                if position[e] < len(streams[e])
+            ]
+            raise DeadlockError("deadlock: " + "; ".join(blocked))
+    check_semaphore_depth(streams, out)
+    return out
+
+
+def check_semaphore_depth(streams: dict[Engine, list[Instruction]], sched: Schedule) -> None:
+    """Raise if a semaphore would need more than :data:`SEMAPHORE_BITS` bits."""
+    events: dict[int, list[tuple[int, int]]] = {int(s): [] for s in isa.Sem}
+    for engine, stream in streams.items():
+        for i, instr in enumerate(stream):
+            for s in isa.sems_of(instr.signal):
+                events[s].append((sched.done[engine][i], 1))
+            for s in isa.sems_of(instr.wait):
+                events[s].append((sched.start[engine][i], -1))
+    limit = (1 << SEMAPHORE_BITS) - 1
+    for sem, evs in events.items():
+        level = 0
+        for _, delta in sorted(evs, key=lambda e: (e[0], -e[1])):  # signals first
+            level += delta
+            if level > limit:
+                raise OverflowError(
+                    f"semaphore {isa.Sem(sem).name} would hold more than {limit} tokens"
+                )

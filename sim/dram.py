@@ -1,0 +1,51 @@
+"""DRAM: a byte array behind independent read and write channels.
+
+Each channel moves ``config.dram.bandwidth`` bytes per beat, one beat per cycle, and answers
+``config.dram.latency`` cycles after a request; a run never shares a beat with another run
+and a beat never spans two SRAM words (:func:`accel.timing.run_beats`). Loads and stores use
+separate channels and never slow each other down. The RTL testbench's DRAM model has the
+same two parameters and the same behaviour.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Dram:
+    """The DRAM contents plus traffic counters."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 1:
+            raise TypeError("the DRAM image must be a 1-D numpy uint8 array")
+        self.data = image.copy()
+        self.bytes_read = 0
+        self.bytes_written = 0
+
+    def read_runs(
+        self, addr: int, outer: int, outer_stride: int, inner: int, inner_stride: int, run: int
+    ) -> np.ndarray:
+        """(outer, inner, run) bytes of a strided read."""
+        self._check(addr, outer, outer_stride, inner, inner_stride, run)
+        view = np.lib.stride_tricks.as_strided(
+            self.data[addr:], shape=(outer, inner, run), strides=(outer_stride, inner_stride, 1)
+        )
+        self.bytes_read += outer * inner * run
+        return view.copy()
+
+    def write_runs(self, addr: int, outer_stride: int, inner_stride: int, runs: np.ndarray) -> None:
+        """Write (outer, inner, run) bytes with the given strides."""
+        outer, inner, run = runs.shape
+        self._check(addr, outer, outer_stride, inner, inner_stride, run)
+        view = np.lib.stride_tricks.as_strided(
+            self.data[addr:], shape=runs.shape, strides=(outer_stride, inner_stride, 1)
+        )
+        view[...] = runs
+        self.bytes_written += runs.size
+
+    def _check(self, addr, outer, outer_stride, inner, inner_stride, run) -> None:
+        last = addr + (outer - 1) * outer_stride + (inner - 1) * inner_stride + run
+        if addr < 0 or last > self.data.size:
+            raise IndexError(
+                f"DRAM access [{addr}, {last}) outside the {self.data.size}-byte image"
+            )

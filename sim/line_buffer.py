@@ -1,0 +1,58 @@
+"""The input buffer and its window generator (hardware im2col).
+
+The input buffer holds one word per pixel and channel tile (``rows`` int8 lanes). For a
+COMPUTE instruction the window generator walks passes (channel tile ``ct``, kernel row ``r``,
+kernel column ``s``; ``s`` fastest) and, within a pass, output pixels (``p``, ``q``; ``q``
+fastest). For each it issues one read per cycle at::
+
+    in_base + ct*ct_stride + (p*stride_h + r*dil_h)*tile_w + q*stride_w + s*dil_w
+
+or, when the image position ``(origin_h + p*stride_h + r*dil_h, origin_w + q*stride_w +
+s*dil_w)`` lies outside the ``image_h`` x ``image_w`` input, produces ``pad_value`` in every
+lane without reading (zero padding costs no DRAM traffic and no buffer space for the real
+zero point of the layer). Stride and dilation are only address arithmetic. The word reaches
+the array (or the vector unit) in the cycle after the address is issued.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accel.isa import Compute, ComputeMode
+
+
+def window_addresses(instr: Compute) -> tuple[np.ndarray, np.ndarray]:
+    """(passes, pixels) word addresses and validity mask, in feed order."""
+    if instr.mode == ComputeMode.VADD:
+        bases = np.array([instr.in_base, instr.in_base_b]).reshape(2, 1, 1, 1, 1)
+        r = np.zeros((1, 1, 1, 1, 1), dtype=np.int64)
+        s = r
+    else:
+        ct = np.arange(instr.ct_count).reshape(-1, 1, 1, 1, 1)
+        bases = instr.in_base + ct * instr.ct_stride
+        r = np.arange(instr.kernel_h).reshape(1, -1, 1, 1, 1)
+        s = np.arange(instr.kernel_w).reshape(1, 1, -1, 1, 1)
+    p = np.arange(instr.out_h).reshape(1, 1, 1, -1, 1)
+    q = np.arange(instr.out_w).reshape(1, 1, 1, 1, -1)
+    h = p * instr.stride_h + r * instr.dil_h
+    w = q * instr.stride_w + s * instr.dil_w
+    addr = bases + h * instr.tile_w + w
+    image_h = instr.origin_h + h
+    image_w = instr.origin_w + w
+    valid = (image_h >= 0) & (image_h < instr.image_h) & (image_w >= 0) & (image_w < instr.image_w)
+    addr, valid = np.broadcast_arrays(addr, valid)
+    return addr.reshape(instr.passes, instr.pixels), valid.reshape(instr.passes, instr.pixels)
+
+
+def read_windows(instr: Compute, buffer: np.ndarray) -> np.ndarray:
+    """(passes, pixels, rows) int8: the words the window generator feeds, padding included."""
+    addr, valid = window_addresses(instr)
+    used = addr[valid]
+    if used.size and (used.min() < 0 or used.max() >= buffer.shape[0]):
+        raise IndexError(
+            f"window read [{used.min()}, {used.max()}] outside the {buffer.shape[0]}-word "
+            "input buffer"
+        )
+    words = buffer[np.where(valid, addr, 0)]
+    words[~valid] = instr.pad_value
+    return words

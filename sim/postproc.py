@@ -1,0 +1,31 @@
+"""The post-processor: accumulators -> int8 outputs, one accumulator row per cycle.
+
+REQUANT: ``out = clamp(requantize(acc + bias, multiplier, shift) + out_zero_point, act_min,
+act_max)`` per lane with the lane's (bias, multiplier, shift) from parameter word
+``param_base`` (gemmlowp rounding, ``docs/numerics.md``). PASS: ``out = clamp(acc, act_min,
+act_max)``. Pipeline latency ``accel.timing.POST_LATENCY``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accel import numerics
+from accel.isa import Post, PostMode
+
+
+def postprocess(post: Post, acc: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """(count, cols) int8 from (count, cols) int32 accumulators and (cols, 3) parameters."""
+    if post.mode == PostMode.PASS:
+        return np.clip(acc, post.act_min, post.act_max).astype(np.int8)
+    bias, multiplier, shift = (params[:, i].astype(np.int64) for i in range(3))
+    total = (acc.astype(np.int64) + bias).astype(np.int32)  # the hardware adder wraps
+    return numerics.requantize(
+        total,
+        multiplier,
+        shift,
+        post.out_zero_point,
+        post.act_min,
+        post.act_max,
+        axis=-1,
+    )
