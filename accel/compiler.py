@@ -59,10 +59,12 @@ class _Op:
 
 @dataclass
 class _Entry:
+    """A range of a space: its last writer and, per engine, its latest reader since then."""
+
     lo: int
     hi: int
     writer: int | None
-    readers: list[int] = field(default_factory=list)
+    readers: dict[Engine, int] = field(default_factory=dict)
 
 
 def synchronise(ops: list[_Op]) -> dict[Engine, list[Instruction]]:
@@ -80,21 +82,21 @@ def synchronise(ops: list[_Op]) -> dict[Engine, list[Instruction]]:
 
         for space, lo, hi in op.reads:
             entries = spaces.setdefault(space, [])
-            touched = False
+            covered = False
             for entry in entries:
                 if entry.lo < hi and lo < entry.hi:
                     need(entry.writer)
-                    entry.readers.append(index)
-                    touched = touched or (entry.lo <= lo and hi <= entry.hi)
-            if not touched:
-                entries.append(_Entry(lo, hi, None, [index]))
+                    entry.readers[engine] = index
+                    covered = covered or (entry.lo <= lo and hi <= entry.hi)
+            if not covered:
+                entries.append(_Entry(lo, hi, None, {engine: index}))
         for space, lo, hi in op.writes:
             entries = spaces.setdefault(space, [])
             kept = []
             for entry in entries:
                 if entry.lo < hi and lo < entry.hi:
                     need(entry.writer)
-                    for reader in entry.readers:
+                    for reader in entry.readers.values():
                         need(reader)
                     if lo <= entry.lo and entry.hi <= hi:
                         continue  # superseded: later accesses are ordered through this write
@@ -739,8 +741,10 @@ class _Compiler:
             words = self.load_params(node, np.broadcast_to(params, (1, self.cols, 3)).copy())
             param_word = words[0] if words else None
         operands = len(sources)
-        tiling = self.choose_tiling(node, (y.height, y.width), window, n_ct * operands, n_ct)
-        if tiling.channel_chunk < n_ct * operands:
+        # Channel tiles are independent here: pick the largest spatial tile for one channel
+        # tile of every operand, then hold as many channel tiles as the slot has room for.
+        tiling = self.choose_tiling(node, (y.height, y.width), window, operands, n_ct)
+        if tiling.channel_chunk < operands:
             raise self.fail(node, "input window does not fit buffers.input_bytes")
         (sh, sw) = window.stride
         top, _, left, _ = window.padding
@@ -749,53 +753,62 @@ class _Compiler:
             for p0, th in _split(y.height, tiling.tile_h)
             for q0, tw in _split(y.width, tiling.tile_w)
         ]
-        for in_slot, tile in enumerate(out_tiles):
+        ih_max, iw_max = window.input_extent(tiling.tile_h, tiling.tile_w)
+        chunk = min(n_ct, tiling.in_slot_words // (operands * ih_max * iw_max))
+        in_slots = 2 if len(out_tiles) * ceil_div(n_ct, chunk) > 1 else 1
+        slot_words = self.in_words // in_slots
+        chunk = min(n_ct, slot_words // (operands * ih_max * iw_max))
+        in_slot = 0
+        for tile in out_tiles:
             p0, q0, th, tw = tile
             ih, iw = window.input_extent(th, tw)
             origin = (p0 * sh - top, q0 * sw - left)
-            slot_base = (in_slot % tiling.in_slots) * tiling.in_slot_words
-            per_operand = n_ct * ih * iw
-            in_range = (slot_base, slot_base + operands * per_operand)
-            bases = []
-            for i, src in enumerate(sources):
-                base = slot_base + i * per_operand
-                ct_stride = self.load_input_tile(
-                    src, window, origin, (ih, iw), base, range(n_ct), lanes, in_range
-                )
-                bases.append(base)
-            for ct in range(n_ct):
-                acc = self.next_acc_slot(th * tw)
-                compute = Compute(
-                    mode=mode,
-                    in_base=bases[0] + ct * ct_stride,
-                    in_base_b=(bases[1] if operands > 1 else 0) + ct * ct_stride,
-                    ct_count=1,
-                    ct_stride=ct_stride,
-                    tile_w=iw,
-                    out_h=th,
-                    out_w=tw,
-                    origin_h=origin[0],
-                    origin_w=origin[1],
-                    image_h=x.height,
-                    image_w=x.width,
-                    stride_h=sh,
-                    stride_w=sw,
-                    dil_h=window.dilation[0],
-                    dil_w=window.dilation[1],
-                    kernel_h=window.kernel[0],
-                    kernel_w=window.kernel[1],
-                    acc_base=acc[0],
-                    **extra,
-                )
-                self.emit(
-                    compute,
-                    reads=[("in", *in_range)],
-                    writes=[("acc", acc[1][0], acc[1][1])],
-                )
-                pw = param_word
-                if params is not None and pw is None:
-                    pw = self.stream_param(0)
-                self.post_and_store(acc, pw, post, y, tile, ct * lanes, lanes)
+            for ct_lo in range(0, n_ct, chunk):
+                cts = range(ct_lo, min(n_ct, ct_lo + chunk))
+                slot_base = (in_slot % in_slots) * slot_words
+                in_slot += 1
+                per_operand = len(cts) * ih * iw
+                in_range = (slot_base, slot_base + operands * per_operand)
+                bases = []
+                for i, src in enumerate(sources):
+                    base = slot_base + i * per_operand
+                    ct_stride = self.load_input_tile(
+                        src, window, origin, (ih, iw), base, cts, lanes, in_range
+                    )
+                    bases.append(base)
+                for i, ct in enumerate(cts):
+                    acc = self.next_acc_slot(th * tw)
+                    compute = Compute(
+                        mode=mode,
+                        in_base=bases[0] + i * ct_stride,
+                        in_base_b=(bases[1] if operands > 1 else 0) + i * ct_stride,
+                        ct_count=1,
+                        ct_stride=ct_stride,
+                        tile_w=iw,
+                        out_h=th,
+                        out_w=tw,
+                        origin_h=origin[0],
+                        origin_w=origin[1],
+                        image_h=x.height,
+                        image_w=x.width,
+                        stride_h=sh,
+                        stride_w=sw,
+                        dil_h=window.dilation[0],
+                        dil_w=window.dilation[1],
+                        kernel_h=window.kernel[0],
+                        kernel_w=window.kernel[1],
+                        acc_base=acc[0],
+                        **extra,
+                    )
+                    self.emit(
+                        compute,
+                        reads=[("in", *in_range)],
+                        writes=[("acc", acc[1][0], acc[1][1])],
+                    )
+                    pw = param_word
+                    if params is not None and pw is None:
+                        pw = self.stream_param(0)
+                    self.post_and_store(acc, pw, post, y, tile, ct * lanes, lanes)
         return {
             "unit": "vector",
             "mode": mode.name,

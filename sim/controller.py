@@ -16,8 +16,9 @@ from accel import isa, timing
 from accel.config import AccelConfig
 from accel.isa import Engine, Instruction
 
-#: Semaphore counters are this many bits wide in the RTL.
-SEMAPHORE_BITS = 8
+#: Semaphore counters are this many bits wide in the RTL (a layer's stores may run far ahead
+#: of the next layer's loads, one token per tile).
+SEMAPHORE_BITS = 16
 
 
 class DeadlockError(RuntimeError):

@@ -1,0 +1,121 @@
+"""Render a run's results as a table, JSON or CSV (``accel simulate --format``).
+
+Takes any backend's ``Result`` (see :mod:`sim.stats`); the JSON schema is documented in
+``docs/simulate.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+STALL_COLUMNS = ("dram", "dependency", "weights", "fill_drain")
+
+
+def _shape(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def rows(result) -> list[dict]:
+    """One flat dict per layer (the CSV rows)."""
+    out = []
+    for layer in result.layers:
+        row = {
+            "layer": layer.name,
+            "kind": layer.kind,
+            "input": _shape(layer.in_shape),
+            "output": _shape(layer.out_shape),
+            "macs": layer.macs,
+            "cycles": layer.cycles,
+            "utilization": round(layer.utilization, 6),
+        }
+        row.update({f"stall_{k}": layer.stalls[k] for k in STALL_COLUMNS})
+        row["dram_read_bytes"] = layer.dram_read
+        row["dram_written_bytes"] = layer.dram_written
+        out.append(row)
+    return out
+
+
+def render(result, program, fmt: str) -> str:
+    if fmt == "json":
+        doc = result.to_dict()
+        doc["network"] = program.network
+        doc["config"] = program.config.to_dict()
+        return json.dumps(doc, indent=2) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        table = rows(result)
+        writer = csv.DictWriter(buffer, fieldnames=list(table[0]) if table else ["layer"])
+        writer.writeheader()
+        writer.writerows(table)
+        return buffer.getvalue()
+    if fmt != "table":
+        raise ValueError(f"unknown format {fmt!r}")
+    cfg = program.config
+    header = [
+        "layer",
+        "output",
+        "MACs",
+        "cycles",
+        "util%",
+        "dram",
+        "dep",
+        "wload",
+        "fill",
+        "DRAM rd KB",
+        "DRAM wr KB",
+    ]
+    body = []
+    for layer in result.layers:
+        s = layer.stalls
+        body.append(
+            [
+                layer.name,
+                _shape(layer.out_shape),
+                f"{layer.macs:,}",
+                f"{layer.cycles:,}",
+                f"{100 * layer.utilization:.1f}",
+                f"{s['dram']:,}",
+                f"{s['dependency']:,}",
+                f"{s['weights']:,}",
+                f"{s['fill_drain']:,}",
+                f"{layer.dram_read / 1024:.1f}",
+                f"{layer.dram_written / 1024:.1f}",
+            ]
+        )
+    st = result.stalls
+    body.append(
+        [
+            "total",
+            "",
+            f"{result.macs:,}",
+            f"{result.total_cycles:,}",
+            f"{100 * result.utilization:.1f}",
+            f"{st['dram']:,}",
+            f"{st['dependency']:,}",
+            f"{st['weights']:,}",
+            f"{st['fill_drain']:,}",
+            f"{result.dram_read_bytes / 1024:.1f}",
+            f"{result.dram_written_bytes / 1024:.1f}",
+        ]
+    )
+    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
+    lines = [
+        f"{program.network} on {cfg.name} ({cfg.array.rows}x{cfg.array.cols}, "
+        f"DRAM {cfg.dram.bandwidth} B/cycle, latency {cfg.dram.latency}, {cfg.clock_mhz:g} MHz)"
+    ]
+    for i, r in enumerate([header, *body]):
+        cells = [
+            str(c).ljust(widths[j]) if j < 2 else str(c).rjust(widths[j]) for j, c in enumerate(r)
+        ]
+        lines.append("  ".join(cells))
+        if i == 0 or i == len(body) - 1:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append(
+        f"{result.total_cycles:,} cycles = {1e3 * result.seconds:.3f} ms at {cfg.clock_mhz:g} MHz: "
+        f"{result.gops:.1f} GOPS, {1 / result.seconds if result.total_cycles else 0:.1f} "
+        f"inferences/s, MAC utilization {100 * result.utilization:.1f}% "
+        "(stall columns: cycles the array waited, by cause)"
+    )
+    return "\n".join(lines) + "\n"
