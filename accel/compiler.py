@@ -94,13 +94,18 @@ def synchronise(ops: list[_Op]) -> dict[Engine, list[Instruction]]:
             entries = spaces.setdefault(space, [])
             kept = []
             for entry in entries:
-                if entry.lo < hi and lo < entry.hi:
-                    need(entry.writer)
-                    for reader in entry.readers.values():
-                        need(reader)
-                    if lo <= entry.lo and entry.hi <= hi:
-                        continue  # superseded: later accesses are ordered through this write
-                kept.append(entry)
+                if not (entry.lo < hi and lo < entry.hi):
+                    kept.append(entry)
+                    continue
+                need(entry.writer)
+                for reader in entry.readers.values():
+                    need(reader)
+                # The overlapped part is superseded (later accesses are ordered through this
+                # write); what sticks out on either side keeps its history.
+                if entry.lo < lo:
+                    kept.append(_Entry(entry.lo, lo, entry.writer, dict(entry.readers)))
+                if hi < entry.hi:
+                    kept.append(_Entry(hi, entry.hi, entry.writer, dict(entry.readers)))
             kept.append(_Entry(lo, hi, index))
             spaces[space] = kept
         deps.append(needs)
@@ -186,8 +191,11 @@ class _Compiler:
         self.layer_index = 0
         self.acc_slot = 0
         self.out_slot = 0
+        # Ring counters run across layers, so a layer's first buffers are the ones the previous
+        # layer used least recently and its loads can overlap the previous layer's compute.
         self.w_ring = 0
         self.p_ring = 0
+        self.in_ring = 0
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -339,14 +347,17 @@ class _Compiler:
             return ih * iw
 
         def fits(th: int, tw: int, chunk: int) -> tuple[int, int] | None:
-            tiles = ceil_div(p, th) * ceil_div(q, tw)
-            slots = 2 if tiles > 1 or chunk < c_tiles else 1
-            slot_words = self.in_words // slots
+            """(slots, words per slot): two slots so loads overlap compute, even for a single
+            tile (it then overlaps the previous layer), else one when that is all that fits."""
             if th * tw > acc_cap or th * tw > out_cap:
                 return None
-            if chunk * input_words(th, tw) > slot_words:
-                return None
-            return slots, slot_words
+            words = chunk * input_words(th, tw)
+            if words <= self.in_words // 2:
+                return 2, self.in_words // 2
+            single = ceil_div(p, th) * ceil_div(q, tw) == 1 and chunk == c_tiles
+            if single and words <= self.in_words:
+                return 1, self.in_words
+            return None
 
         cap = min(acc_cap, out_cap)
         whole_rows = [(th, q) for th in range(min(p, cap // q), 0, -1)]
@@ -383,29 +394,42 @@ class _Compiler:
         c_tiles: range,
         lanes: int,
         slot_range: tuple[int, int],
+        step: tuple[int, int] = (1, 1),
     ) -> int:
-        """Load channel tiles ``c_tiles`` of an input window; returns the channel-tile stride."""
+        """Load channel tiles ``c_tiles`` of an input window; returns the channel-tile stride.
+
+        With ``step`` > 1 only every step-th row/column of ``x`` is loaded (coordinates are
+        then in the subsampled image): a strided 1x1 convolution reads only what it uses.
+        """
         (h0, w0), (ih, iw) = origin, extent
+        sub_h, sub_w = ceil_div(x.height, step[0]), ceil_div(x.width, step[1])
         ct_stride = ih * iw
-        h_lo, h_hi = max(h0, 0), min(h0 + ih, x.height)
-        w_lo, w_hi = max(w0, 0), min(w0 + iw, x.width)
+        h_lo, h_hi = max(h0, 0), min(h0 + ih, sub_h)
+        w_lo, w_hi = max(w0, 0), min(w0 + iw, sub_w)
         if h_lo >= h_hi or w_lo >= w_hi:
             return ct_stride  # the window lies entirely in padding
         for i, ct in enumerate(c_tiles):
             c0 = ct * lanes
+            pixel = h_lo * step[0] * x.width + w_lo * step[1]
             load = Load(
                 buffer=Buffer.INPUT,
-                dram_addr=x.addr + x.channel_offset + (h_lo * x.width + w_lo) * x.pixel_stride + c0,
+                dram_addr=x.addr + x.channel_offset + pixel * x.pixel_stride + c0,
                 sram_addr=slot_base + i * ct_stride + (h_lo - h0) * iw + (w_lo - w0),
                 outer_count=h_hi - h_lo,
-                outer_stride=x.width * x.pixel_stride,
+                outer_stride=step[0] * x.width * x.pixel_stride,
                 sram_outer_stride=iw,
                 inner_count=w_hi - w_lo,
-                inner_stride=x.pixel_stride,
+                inner_stride=step[1] * x.pixel_stride,
                 run_bytes=min(lanes, x.channels - c0),
             )
             self.emit(load, reads=[self.dram_reads(x, load)], writes=[("in", *slot_range)])
         return ct_stride
+
+    def next_in_slot(self, slots: int, slot_words: int) -> int:
+        """Base word of the next input-buffer slot (a ring of two halves, or the whole)."""
+        base = (self.in_ring % slots) * slot_words
+        self.in_ring += 1
+        return base
 
     def next_acc_slot(self, rows_needed: int) -> tuple[int, tuple[int, int]]:
         half = self.acc_rows // 2
@@ -465,7 +489,8 @@ class _Compiler:
         self.param_addr = addr
         half = self.p_words // 2
         if words <= half:
-            base = (self.layer_index % 2) * half
+            base = (self.p_ring % 2) * half
+            self.p_ring += 1
             load = Load(
                 buffer=Buffer.PARAM,
                 dram_addr=addr,
@@ -502,6 +527,7 @@ class _Compiler:
         window: _Window,
         groups: int,
         cq: ConvQuant,
+        step: tuple[int, int] = (1, 1),
     ) -> dict:
         rows, cols = self.rows, self.cols
         k, cg, r, s = weight.shape
@@ -543,7 +569,8 @@ class _Compiler:
         total_words = int(kt_offsets[-1])
         half = self.w_words // 2
         if total_words <= half:
-            resident_base = (self.layer_index % 2) * half
+            resident_base = (self.w_ring % 2) * half
+            self.w_ring += 1
         elif total_words <= self.w_words:
             resident_base = 0
         else:
@@ -562,6 +589,9 @@ class _Compiler:
         if resident_base is None:
             if r * s * tile_words <= half:
                 per_chunk = max(1, half // (r * s * tile_words))
+                # Even chunks: an odd small chunk would compute faster than the next one loads.
+                widest = max(hi - lo for lo, hi in ct_ranges)
+                per_chunk = ceil_div(widest, ceil_div(widest, per_chunk))
                 row_chunk = r
             elif s * tile_words <= half:
                 per_chunk = 1
@@ -595,7 +625,6 @@ class _Compiler:
             act_min=cq.act_min,
             act_max=cq.act_max,
         )
-        in_slot = 0
         out_tiles = [
             (p0, q0, th, tw)
             for p0, th in _split(y.height, tiling.tile_h)
@@ -646,8 +675,8 @@ class _Compiler:
                         out_w=tw,
                         origin_h=origin[0] + r0 * dh,
                         origin_w=origin[1],
-                        image_h=x.height,
-                        image_w=x.width,
+                        image_h=ceil_div(x.height, step[0]),
+                        image_w=ceil_div(x.width, step[1]),
                         stride_h=sh,
                         stride_w=sw,
                         dil_h=window.dilation[0],
@@ -670,11 +699,10 @@ class _Compiler:
             ih, iw = window.input_extent(th, tw)
             origin = (p0 * sh - top, q0 * sw - left)
             if tiling.channel_chunk >= n_ct:
-                slot_base = (in_slot % tiling.in_slots) * tiling.in_slot_words
-                in_slot += 1
+                slot_base = self.next_in_slot(tiling.in_slots, tiling.in_slot_words)
                 in_range = (slot_base, slot_base + n_ct * ih * iw)
                 ct_stride = self.load_input_tile(
-                    x, window, origin, (ih, iw), slot_base, range(n_ct), rows, in_range
+                    x, window, origin, (ih, iw), slot_base, range(n_ct), rows, in_range, step
                 )
                 for kt in range(n_kt):
                     acc = self.next_acc_slot(th * tw)
@@ -689,11 +717,10 @@ class _Compiler:
                     acc = self.next_acc_slot(th * tw)
                     for chunk_lo in range(0, n_ct, tiling.channel_chunk):
                         chunk = range(chunk_lo, min(n_ct, chunk_lo + tiling.channel_chunk))
-                        slot_base = (in_slot % 2) * tiling.in_slot_words
-                        in_slot += 1
+                        slot_base = self.next_in_slot(2, tiling.in_slot_words)
                         in_range = (slot_base, slot_base + len(chunk) * ih * iw)
                         ct_stride = self.load_input_tile(
-                            x, window, origin, (ih, iw), slot_base, chunk, rows, in_range
+                            x, window, origin, (ih, iw), slot_base, chunk, rows, in_range, step
                         )
                         compute_passes(
                             kt,
@@ -758,15 +785,13 @@ class _Compiler:
         in_slots = 2 if len(out_tiles) * ceil_div(n_ct, chunk) > 1 else 1
         slot_words = self.in_words // in_slots
         chunk = min(n_ct, slot_words // (operands * ih_max * iw_max))
-        in_slot = 0
         for tile in out_tiles:
             p0, q0, th, tw = tile
             ih, iw = window.input_extent(th, tw)
             origin = (p0 * sh - top, q0 * sw - left)
             for ct_lo in range(0, n_ct, chunk):
                 cts = range(ct_lo, min(n_ct, ct_lo + chunk))
-                slot_base = (in_slot % in_slots) * slot_words
-                in_slot += 1
+                slot_base = self.next_in_slot(in_slots, slot_words)
                 per_operand = len(cts) * ih * iw
                 in_range = (slot_base, slot_base + operands * per_operand)
                 bases = []
@@ -833,6 +858,13 @@ class _Compiler:
                 w = cq.weight.transpose(0, 2, 3, 1).reshape(op.out_channels, -1, 1, 1)
                 mapping = self.lower_conv(node, im.target, y, w, _Window(), 1, cq)
                 mapping["unit"] = "array (host im2col)"
+                return mapping
+            if op.kernel == (1, 1) and not any(op.padding) and op.stride != (1, 1):
+                # Strided 1x1 (ResNet downsample): load only the pixels it reads.
+                mapping = self.lower_conv(
+                    node, x, y, cq.weight, _Window(), op.groups, cq, step=op.stride
+                )
+                mapping["input"] = f"subsampled by {op.stride[0]}x{op.stride[1]} on load"
                 return mapping
             return self.lower_conv(node, x, y, cq.weight, window, op.groups, cq)
         if isinstance(op, g.Linear):

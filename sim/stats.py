@@ -9,6 +9,7 @@ import numpy as np
 from accel import isa
 from accel.isa import Buffer, Compute, ComputeMode, Engine, Load, Post, PostMode, Store
 from accel.program import Program
+from accel.timing import VECTOR_MIN_PASS
 from sim.controller import Schedule
 from sim.line_buffer import window_addresses
 
@@ -17,9 +18,11 @@ STALL_CAUSES = ("dram", "dependency", "weights", "fill_drain")
 
 @dataclass
 class LayerStats:
-    """One layer. ``cycles`` is how much later the layer finished than the previous one
-    (layers overlap; these add up to the total). ``stalls`` counts cycles in which the
-    array/vector feed slot was idle during the layer, by cause."""
+    """One layer. ``start``/``end`` span all of its instructions (layers overlap). ``cycles``
+    is the layer's share of the compute engine's timeline, from the end of the previous
+    layer's last pass to the end of its own (the last layer also takes the final drain):
+    these add up to the total. ``stalls`` counts the cycles of that share in which the feed
+    slot of the array/vector unit was idle, by cause."""
 
     index: int
     name: str
@@ -152,6 +155,10 @@ def layer_stats(program: Program, sched: Schedule, per_layer_dram: list[list[int
             end[layer] = max(end[layer], d)
             count[layer] += 1
     stalls = [dict.fromkeys(STALL_CAUSES, 0) for _ in range(n)]
+    # The compute engine's feed slot is one timeline shared by all layers: each layer owns it
+    # from the end of the previous layer's last pass to the end of its own, so the per-layer
+    # cycles add up to the total and utilization never exceeds 1.
+    slot_end = [None] * n
     computes = program.streams[Engine.COMPUTE]
     previous_free = 0
     for instr, detail in zip(computes, sched.compute, strict=True):
@@ -165,23 +172,23 @@ def layer_stats(program: Program, sched: Schedule, per_layer_dram: list[list[int
             else:
                 cause = "fill_drain"
             stall[cause] += gap
-        feeding = detail.last_feed + instr.pixels - detail.first_feed
         slot = instr.pixels
         if instr.mode != ComputeMode.ARRAY:
-            from accel.timing import VECTOR_MIN_PASS
-
             slot = max(slot, VECTOR_MIN_PASS)
+        feeding = detail.last_feed + slot - detail.first_feed
         stall["weights"] += max(0, feeding - instr.passes * slot)
         previous_free = detail.last_feed + slot
+        slot_end[instr.layer] = previous_free
     total = sched.total_cycles
-    if n:
-        last = max(range(n), key=lambda i: end[i])
-        stalls[last]["fill_drain"] += max(0, total - previous_free)
+    owners = [i for i in range(n) if slot_end[i] is not None]
+    if owners:
+        stalls[owners[-1]]["fill_drain"] += max(0, total - previous_free)
+        slot_end[owners[-1]] = total
     layers = []
     previous_end = 0
     pes = program.config.array.pes
     for i, info in enumerate(program.layers):
-        layer_end = max(end[i], previous_end)
+        layer_end = slot_end[i] if slot_end[i] is not None else previous_end
         cycles = layer_end - previous_end
         layers.append(
             LayerStats(
@@ -192,7 +199,7 @@ def layer_stats(program: Program, sched: Schedule, per_layer_dram: list[list[int
                 out_shape=tuple(info.out_shape),
                 macs=info.macs,
                 start=start[i] if start[i] is not None else previous_end,
-                end=layer_end,
+                end=end[i],
                 cycles=cycles,
                 utilization=info.macs / (pes * cycles) if cycles else 0.0,
                 stalls=stalls[i],

@@ -30,8 +30,15 @@ def conv_layers(draw):
     w = draw(st.integers(max(1, extent[1] - padding[2] - padding[3]), 16))
     activation = draw(st.sampled_from([None, "relu", "relu6"]))
     return dict(
-        c=c, k=k, hw=(h, w), kernel=kernel, stride=stride, padding=padding,
-        dilation=dilation, groups=groups, activation=activation,
+        c=c,
+        k=k,
+        hw=(h, w),
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        activation=activation,
     )
 
 
@@ -87,8 +94,9 @@ def test_random_conv_fast_equals_trace(layer, config, seed):
 @pytest.mark.parametrize("bandwidth", [1, 3, 64])
 def test_dram_bound_and_unbound_agree(bandwidth):
     config = cfg.preset("tiny").replace(dram={"bandwidth": bandwidth, "latency": 40})
-    qnet = conv_qnet(np.random.default_rng(bandwidth), c=12, k=10, hw=(9, 9), kernel=(3, 3),
-                     padding=(1, 1, 1, 1))
+    qnet = conv_qnet(
+        np.random.default_rng(bandwidth), c=12, k=10, hw=(9, 9), kernel=(3, 3), padding=(1, 1, 1, 1)
+    )
     program, image, fast = run_both(qnet, config, bandwidth)
     trace = sim.run(program, image, mode="trace", compute_outputs=False)
     assert trace.instruction_times() == fast.instruction_times()
@@ -97,11 +105,13 @@ def test_dram_bound_and_unbound_agree(bandwidth):
 
 
 def test_more_bandwidth_is_never_slower():
-    qnet = conv_qnet(np.random.default_rng(1), c=16, k=16, hw=(12, 12), kernel=(3, 3),
-                     padding=(1, 1, 1, 1))
+    qnet = conv_qnet(
+        np.random.default_rng(1), c=16, k=16, hw=(12, 12), kernel=(3, 3), padding=(1, 1, 1, 1)
+    )
     cycles = [
-        sim.run(compile(qnet, cfg.preset("tiny").replace(dram={"bandwidth": b})),
-                compute_outputs=False).total_cycles
+        sim.run(
+            compile(qnet, cfg.preset("tiny").replace(dram={"bandwidth": b})), compute_outputs=False
+        ).total_cycles
         for b in (1, 2, 4, 8, 16)
     ]
     assert cycles == sorted(cycles, reverse=True)
