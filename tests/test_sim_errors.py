@@ -1,0 +1,109 @@
+"""Bad input to the compiler and the model: clear errors, raised before anything runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sim
+from accel import config, graph, models, quant
+from accel.compiler import CompileError, compile
+from tests.layers import conv_qnet
+
+
+@pytest.fixture(scope="module")
+def program():
+    qnet = conv_qnet(np.random.default_rng(0), c=4, k=4, hw=(6, 6), kernel=(3, 3))
+    return compile(qnet, config.preset("tiny"))
+
+
+def image_for(program):
+    x = np.zeros((1, 4, 6, 6), dtype=np.int8)
+    return program.make_image({"input": x})
+
+
+def test_image_of_wrong_size(program):
+    with pytest.raises(ValueError, match=r"image has 10 bytes but the program's DRAM layout has"):
+        sim.run(program, np.zeros(10, dtype=np.uint8))
+
+
+def test_image_with_other_constants(program):
+    image = image_for(program)
+    image[0] ^= 0xFF
+    with pytest.raises(ValueError, match=r"constants \(weights/parameters\) do not match"):
+        sim.run(program, image)
+
+
+def test_image_of_wrong_type(program):
+    with pytest.raises(TypeError, match=r"1-D numpy uint8"):
+        sim.run(program, image_for(program).astype(np.int8))
+
+
+def test_config_the_program_was_not_compiled_for(program):
+    with pytest.raises(ValueError, match=r"compiled for config 'tiny' \(\w+\), not 'edge'"):
+        sim.run(program, image_for(program), config=config.preset("edge"))
+
+
+def test_unknown_mode(program):
+    with pytest.raises(ValueError, match=r"mode must be one of \('fast', 'trace'\), not 'slow'"):
+        sim.run(program, image_for(program), mode="slow")
+
+
+def test_outputs_need_an_image(program):
+    with pytest.raises(ValueError, match=r"an image is needed"):
+        sim.run(program)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "error", "match"),
+    [
+        ({}, ValueError, r"missing network inputs: \['input'\]"),
+        ({"input": np.zeros((1, 4, 6, 6), np.int8), "x": 1}, ValueError, r"unknown network inputs"),
+        (
+            {"input": np.zeros((1, 4, 5, 6), np.int8)},
+            ValueError,
+            r"has shape \(4, 5, 6\), expected",
+        ),
+        ({"input": np.zeros((2, 4, 6, 6), np.int8)}, ValueError, r"batch 2"),
+        ({"input": np.zeros((1, 4, 6, 6), np.float32)}, TypeError, r"must be int8, not float32"),
+    ],
+)
+def test_bad_inputs(program, inputs, error, match):
+    with pytest.raises(error, match=match):
+        program.make_image(inputs)
+
+
+def test_layer_that_cannot_fit_names_layer_and_limit():
+    qnet = conv_qnet(np.random.default_rng(0), c=4, k=4, hw=(40, 40), kernel=(39, 39))
+    small = config.preset("tiny").replace(buffers={"input_bytes": 256})
+    with pytest.raises(CompileError, match=r"layer 'conv' \(Conv2d\): .*buffers.input_bytes = 256"):
+        compile(qnet, small)
+
+
+def test_stride_beyond_the_hardware_limit():
+    qnet = conv_qnet(np.random.default_rng(0), c=8, k=2, hw=(40, 40), kernel=(1, 2), stride=(16, 1))
+    with pytest.raises(
+        CompileError, match=r"layer 'conv' \(Conv2d\): stride 16 exceeds the hardware limit 15"
+    ):
+        compile(qnet, config.preset("tiny"))
+
+
+def test_standalone_activation_is_rejected():
+    net = graph.Network("n")
+    net.add("input", graph.Input((4, 4, 4)))
+    net.add("pool", graph.MaxPool2d((2, 2), (2, 2)), ["input"])
+    net.add("relu", graph.Activation("relu"), ["pool"])
+    qnet = quant.quantize(net, seed=0)
+    with pytest.raises(CompileError, match=r"layer 'relu' \(Activation\): a standalone activation"):
+        compile(qnet, config.preset("tiny"))
+
+
+def test_compile_takes_networks_only():
+    with pytest.raises(TypeError, match=r"compile\(\) takes a Network or QuantizedNetwork"):
+        compile("resnet18", config.preset("tiny"))
+
+
+def test_plain_network_is_quantised_deterministically():
+    a = compile(models.get("tinyconv"), config.preset("tiny"), seed=3)
+    b = compile(models.get("tinyconv"), config.preset("tiny"), seed=3)
+    np.testing.assert_array_equal(a.constants, b.constants)

@@ -1,0 +1,86 @@
+"""Whole zoo networks on the cycle model: bit-exact to ``accel.golden.run_network`` (int8),
+on two presets; fast and trace modes identical on a whole small network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sim
+from accel import config, golden, graph, models, quant
+from accel.compiler import compile
+from accel.isa import ComputeMode, Engine
+from accel.timing import VECTOR_MIN_PASS
+
+REDUCED = [
+    ("tinyconv", None),
+    ("tinynet", None),
+    ("lenet5", 32),
+    ("resnet18", 64),
+    ("resnet34", 64),
+    ("resnet50", 64),
+    ("mobilenet_v2", 64),
+]
+FULL_SIZE_ONLY = [("alexnet", 224), ("vgg16", 224)]
+
+
+def quantized(name: str, size: int | None) -> quant.QuantizedNetwork:
+    return quant.quantize(graph.fuse_activations(models.get(name, input_size=size)), seed=0)
+
+
+def check_bit_exact(qnet: quant.QuantizedNetwork, preset: str) -> sim.Result:
+    program = compile(qnet, config.preset(preset))
+    rng = np.random.default_rng(0)
+    inputs = {
+        name: rng.integers(-128, 128, size=(1, *qnet.network.shape(name)), dtype=np.int8)
+        for name in qnet.network.input_names
+    }
+    result = sim.run(program, program.make_image(inputs))
+    expected = golden.run_network(qnet, inputs)
+    assert set(result.outputs) == set(expected)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(result.outputs[name], value, strict=True)
+    return result
+
+
+@pytest.mark.parametrize("preset", ["edge", "server"])
+@pytest.mark.parametrize(("name", "size"), REDUCED)
+def test_zoo_model_bit_exact(name, size, preset):
+    result = check_bit_exact(quantized(name, size), preset)
+    assert result.total_cycles > 0
+    assert sum(layer.cycles for layer in result.layers) == result.total_cycles
+    assert 0 < result.utilization <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["edge", "server"])
+@pytest.mark.parametrize(("name", "size"), FULL_SIZE_ONLY)
+def test_full_size_zoo_model_bit_exact(name, size, preset):
+    check_bit_exact(quantized(name, size), preset)
+
+
+def test_tiny_preset_runs_small_networks_bit_exact():
+    check_bit_exact(quantized("tinynet", None), "tiny")
+    check_bit_exact(quantized("lenet5", 32), "tiny")
+
+
+def test_whole_network_fast_equals_trace():
+    qnet = quantized("tinynet", None)
+    program = compile(qnet, config.preset("tiny"))
+    fast = sim.run(program, compute_outputs=False)
+    trace = sim.run(program, compute_outputs=False, mode="trace")
+    assert trace.instruction_times() == fast.instruction_times()
+    assert [layer.cycles for layer in trace.layers] == [layer.cycles for layer in fast.layers]
+
+
+def test_feed_slot_busy_plus_stalls_is_the_total():
+    program = compile(quantized("tinynet", None), config.preset("tiny"))
+    result = sim.run(program, compute_outputs=False)
+    busy = sum(
+        instr.passes
+        * (instr.pixels if instr.mode == ComputeMode.ARRAY else max(instr.pixels, VECTOR_MIN_PASS))
+        for instr in program.streams[Engine.COMPUTE]
+    )
+    assert set(result.stalls) == {"dram", "dependency", "weights", "fill_drain"}
+    assert busy + sum(result.stalls.values()) == result.total_cycles
+    assert sum(sum(layer.stalls.values()) for layer in result.layers) == sum(result.stalls.values())
