@@ -196,6 +196,8 @@ class _Compiler:
         self.w_ring = 0
         self.p_ring = 0
         self.in_ring = 0
+        self.pending_param_load: tuple[Load, int, int] | None = None
+        self.tile_pixels = 1  # output tile of the layer being lowered (sizes the rings)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -335,12 +337,30 @@ class _Compiler:
     # -- tiling ----------------------------------------------------------------------------------
 
     def choose_tiling(
-        self, node: str, out_hw: tuple[int, int], window: _Window, c_tiles: int, k_tiles: int
+        self,
+        node: str,
+        out_hw: tuple[int, int],
+        window: _Window,
+        c_tiles: int,
+        k_tiles: int,
+        passes: int,
+        streamed_words: int = 0,
+        vector: bool = False,
     ) -> _Tiling:
-        """Largest output tile (whole rows first) whose buffers fit with double buffering."""
+        """The output tile that minimises the estimated cycles among those whose buffers fit.
+
+        ``passes`` is the number of passes per k tile (per channel tile for the vector unit)
+        and ``streamed_words`` the weight words reloaded for every output tile. The estimate
+        is the first tile's load (exposed), then per tile the larger of its compute and the
+        loads of the next tile (double buffered), then the drain of the last tile; ties go to
+        the larger tile.
+        """
         p, q = out_hw
         acc_cap = self.acc_rows // 2
         out_cap = self.out_words // 2
+        rows, cols = self.rows, self.cols
+        dram = self.config.dram
+        word_beats = ceil_div(rows, dram.bandwidth)
 
         def input_words(th: int, tw: int) -> int:
             ih, iw = window.input_extent(th, tw)
@@ -359,15 +379,31 @@ class _Compiler:
                 return 1, self.in_words
             return None
 
+        def estimate(th: int, tw: int) -> int:
+            tiles = ceil_div(p, th) * ceil_div(q, tw)
+            pixels = th * tw
+            slot = max(pixels, timing.VECTOR_MIN_PASS) if vector else max(pixels, rows)
+            compute = k_tiles * passes * slot
+            load = dram.latency + c_tiles * input_words(th, tw) * word_beats  # pipelined DMA
+            load += streamed_words * ceil_div(cols, dram.bandwidth)
+            drain = rows + cols + 2 * pixels + timing.POST_LATENCY + dram.latency
+            return load + tiles * max(compute, load) + drain
+
         cap = min(acc_cap, out_cap)
-        whole_rows = [(th, q) for th in range(min(p, cap // q), 0, -1)]
-        part_rows = [(1, tw) for tw in range(min(q - 1, cap), 0, -1)]
-        for th, tw in whole_rows + part_rows:
-            if fits(th, tw, c_tiles):
-                th = ceil_div(p, ceil_div(p, th))  # same tile count, evened out
-                tw = ceil_div(q, ceil_div(q, tw))
-                slots, words = fits(th, tw, c_tiles)
-                return _Tiling(th, tw, slots, words, c_tiles)
+        candidates = [(th, q) for th in range(min(p, cap // q), 0, -1)]
+        candidates += [(1, tw) for tw in range(min(q - 1, cap), 0, -1)]
+        best = None
+        for th, tw in candidates:
+            th = ceil_div(p, ceil_div(p, th))  # same tile count, evened out
+            tw = ceil_div(q, ceil_div(q, tw))
+            placed = fits(th, tw, c_tiles)
+            if placed is None:
+                continue
+            key = (estimate(th, tw), -th * tw)
+            if best is None or key < best[0]:
+                best = (key, _Tiling(th, tw, *placed, c_tiles))
+        if best is not None:
+            return best[1]
         # Even a single pixel with every channel tile does not fit: chunk the channels.
         per_tile = input_words(1, 1)
         chunk = (self.in_words // 2) // per_tile
@@ -432,16 +468,20 @@ class _Compiler:
         return base
 
     def next_acc_slot(self, rows_needed: int) -> tuple[int, tuple[int, int]]:
-        half = self.acc_rows // 2
-        base = (self.acc_slot % 2) * half
-        self.acc_slot += 1
+        base = self._ring_slot("acc_slot", self.acc_rows, rows_needed)
         return base, (base, base + rows_needed)
 
     def next_out_slot(self, words: int) -> tuple[int, tuple[int, int]]:
-        half = self.out_words // 2
-        base = (self.out_slot % 2) * half
-        self.out_slot += 1
+        base = self._ring_slot("out_slot", self.out_words, words)
         return base, (base, base + words)
+
+    def _ring_slot(self, counter: str, capacity: int, size: int) -> int:
+        """Next slot of a ring over ``capacity`` words with up to four slots of the layer's
+        tile size: more than two slots let compute run ahead while POST and STORE drain."""
+        slots = max(2, min(4, capacity // max(self.tile_pixels, 1)))
+        index = getattr(self, counter)
+        setattr(self, counter, index + 1)
+        return (index % slots) * (capacity // slots)
 
     def post_and_store(
         self,
@@ -455,6 +495,10 @@ class _Compiler:
     ) -> None:
         p0, q0, th, tw = out_tile
         count = th * tw
+        if self.pending_param_load is not None:
+            load, lo, hi = self.pending_param_load
+            self.emit(load, writes=[("p", lo, hi)])
+            self.pending_param_load = None
         out_base, out_range = self.next_out_slot(count)
         acc_base, acc_range = acc
         reads = [("acc", *acc_range)]
@@ -499,7 +543,9 @@ class _Compiler:
                 inner_stride=timing.PARAM_LANE_BYTES * self.cols,
                 run_bytes=timing.PARAM_LANE_BYTES * self.cols,
             )
-            self.emit(load, writes=[("p", base, base + words)])
+            # Emitted before the layer's first POST (see post_and_store), not ahead of its
+            # first input and weights.
+            self.pending_param_load = (load, base, base + words)
             return [base + k for k in range(words)]
         return None
 
@@ -575,16 +621,25 @@ class _Compiler:
             resident_base = 0
         else:
             resident_base = None
-        if resident_base is not None:
+        resident_loaded: set[int] = set()
+
+        def load_resident(kt: int) -> None:
+            """Resident weights load per k tile at first use, so compute starts as soon as
+            the first k tile is in (the DMA pipelines consecutive loads)."""
+            if kt in resident_loaded:
+                return
+            resident_loaded.add(kt)
+            base = resident_base + int(kt_offsets[kt])
             load = Load(
                 buffer=Buffer.WEIGHT,
-                dram_addr=w_addr,
-                sram_addr=resident_base,
-                inner_count=total_words,
+                dram_addr=w_addr + int(kt_offsets[kt]) * cols,
+                sram_addr=base,
+                inner_count=kt_words[kt],
                 inner_stride=cols,
                 run_bytes=cols,
             )
-            self.emit(load, writes=[("w", resident_base, resident_base + total_words)])
+            self.emit(load, writes=[("w", base, base + kt_words[kt])])
+
         # Reduction chunks (weights streamed): whole channel tiles, or kernel rows of one.
         if resident_base is None:
             if r * s * tile_words <= half:
@@ -614,7 +669,12 @@ class _Compiler:
         params[:k, 2] = cq.shift
         param_words = self.load_params(node, params.reshape(n_kt, cols, 3))
 
-        tiling = self.choose_tiling(node, (y.height, y.width), window, n_ct, n_kt)
+        passes = sum(hi - lo for lo, hi in ct_ranges) * r * s // n_kt
+        streamed = 0 if resident_base is not None else total_words
+        tiling = self.choose_tiling(
+            node, (y.height, y.width), window, n_ct, n_kt, passes, streamed_words=streamed
+        )
+        self.tile_pixels = tiling.tile_h * tiling.tile_w
         if tiling.channel_chunk < n_ct and groups != 1:
             raise self.fail(
                 node, "grouped convolution whose input window does not fit buffers.input_bytes"
@@ -649,6 +709,7 @@ class _Compiler:
                         + ((ct0 - ct_ranges[kt][0]) * r * s + r0 * s) * tile_words
                     )
                     if resident_base is not None:
+                        load_resident(kt)
                         w_base = resident_base + offset
                     else:
                         w_base = (self.w_ring % 2) * half
@@ -770,9 +831,13 @@ class _Compiler:
         operands = len(sources)
         # Channel tiles are independent here: pick the largest spatial tile for one channel
         # tile of every operand, then hold as many channel tiles as the slot has room for.
-        tiling = self.choose_tiling(node, (y.height, y.width), window, operands, n_ct)
+        taps = 2 if mode == ComputeMode.VADD else window.kernel[0] * window.kernel[1]
+        tiling = self.choose_tiling(
+            node, (y.height, y.width), window, operands, n_ct, taps, vector=True
+        )
         if tiling.channel_chunk < operands:
             raise self.fail(node, "input window does not fit buffers.input_bytes")
+        self.tile_pixels = tiling.tile_h * tiling.tile_w
         (sh, sw) = window.stride
         top, _, left, _ = window.padding
         out_tiles = [
@@ -859,11 +924,11 @@ class _Compiler:
                 mapping = self.lower_conv(node, im.target, y, w, _Window(), 1, cq)
                 mapping["unit"] = "array (host im2col)"
                 return mapping
-            if op.kernel == (1, 1) and not any(op.padding) and op.stride != (1, 1):
+            (sh, sw), (top, _, left, _) = op.stride, op.padding
+            if op.kernel == (1, 1) and op.stride != (1, 1) and top % sh == 0 and left % sw == 0:
                 # Strided 1x1 (ResNet downsample): load only the pixels it reads.
-                mapping = self.lower_conv(
-                    node, x, y, cq.weight, _Window(), op.groups, cq, step=op.stride
-                )
+                sub = _Window(padding=(top // sh, 0, left // sw, 0))
+                mapping = self.lower_conv(node, x, y, cq.weight, sub, op.groups, cq, step=op.stride)
                 mapping["input"] = f"subsampled by {op.stride[0]}x{op.stride[1]} on load"
                 return mapping
             return self.lower_conv(node, x, y, cq.weight, window, op.groups, cq)

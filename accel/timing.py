@@ -7,25 +7,33 @@ produces them cycle by cycle, and the tests hold all three to the same numbers.
 Conventions. An instruction *starts* in the first cycle in which its engine works on it and
 is *done* in the first cycle in which all of its effects are visible (its last SRAM/DRAM
 write has happened and the semaphores of its ``signal`` mask have been incremented). A
-waiting instruction may start in the very cycle ``done`` of the instruction it waits on, and
-an engine may start its next instruction in the cycle ``done`` of the previous one (there is
-no bubble between dependent or consecutive instructions). A program takes ``max(done)``
+waiting instruction may start in the very cycle ``done`` of the instruction it waits on.
+Every engine is pipelined: it may start its next instruction before the previous one is
+done, as each section below states. A program takes ``max(done)``
 cycles, counted from cycle 0, the first cycle after ``start`` is asserted.
 
-LOAD (DMA read). The DRAM read channel delivers ``bandwidth`` bytes per beat, one beat per
-cycle, ``latency`` cycles after the request. A run of ``run_bytes`` fills
+LOAD (DMA read). The engine issues one read request per run, one per cycle, and takes its
+next instruction as soon as the last request is out (``start + runs``). The DRAM read
+channel returns data in request order, ``bandwidth`` bytes per beat and one beat per cycle,
+no earlier than ``latency`` cycles after the request. A run of ``run_bytes`` fills
 ``ceil(run_bytes / word_bytes)`` SRAM words; each word takes ``ceil(bytes / bandwidth)``
-beats (a beat never spans two words). The requests of one instruction are pipelined, so::
+beats (a beat never spans two words). So an instruction's beats occupy the channel from
+``max(start + latency, end of the previous instruction's beats)``::
 
-    done = start + latency + outer_count * inner_count * beats_per_run
+    next_start >= start + runs
+    done = max(start + latency, previous done) + runs * beats_per_run
 
-STORE (DMA write). Each run (at most one output word) takes ``ceil(run_bytes / bandwidth)``
-beats on the write channel, then the write response returns after ``latency``::
+STORE (DMA write). The engine reads one output word per run and sends it as
+``ceil(run_bytes / bandwidth)`` beats on the write channel, one per cycle; it takes its next
+instruction when its last beat is sent; the write response returns ``latency`` cycles later::
 
-    done = start + outer_count * inner_count * beats_per_run + latency
+    next_start >= start + runs * beats_per_run
+    done = start + runs * beats_per_run + latency
 
-POST. One accumulator row per cycle through a pipeline of :data:`POST_LATENCY` stages::
+POST. One accumulator row per cycle into a pipeline of :data:`POST_LATENCY` stages; the next
+instruction may enter right behind the last row::
 
+    next_start >= start + count
     done = start + count + POST_LATENCY
 
 COMPUTE, ARRAY mode (weight-stationary, double-buffered weights). Each pass ``j`` first
@@ -105,26 +113,45 @@ def run_beats(run_bytes: int, word: int, bandwidth: int) -> int:
     return full * ceil_div(word, bandwidth) + (ceil_div(rest, bandwidth) if rest else 0)
 
 
-def load_cycles(load: Load, config: AccelConfig) -> int:
-    beats = run_beats(load.run_bytes, word_bytes(config, load.buffer), config.dram.bandwidth)
-    return config.dram.latency + load.outer_count * load.inner_count * beats
+def load_runs(load: Load) -> int:
+    return load.outer_count * load.inner_count
 
 
 def load_beats(load: Load, config: AccelConfig) -> int:
     beats = run_beats(load.run_bytes, word_bytes(config, load.buffer), config.dram.bandwidth)
-    return load.outer_count * load.inner_count * beats
+    return load_runs(load) * beats
 
 
 def store_beats(store: Store, config: AccelConfig) -> int:
     return store.outer_count * store.inner_count * ceil_div(store.run_bytes, config.dram.bandwidth)
 
 
-def store_cycles(store: Store, config: AccelConfig) -> int:
-    return store_beats(store, config) + config.dram.latency
+@dataclass(frozen=True)
+class EngineTiming:
+    """Start and done of one instruction, and when its engine/channel are free again."""
+
+    start: int
+    done: int
+    next_start: int  # earliest start of the engine's next instruction
 
 
-def post_cycles(post: Post) -> int:
-    return post.count + POST_LATENCY
+def load_timing(load: Load, earliest: int, free: int, channel_free: int, config: AccelConfig):
+    """LOAD whose semaphores are available from ``earliest``; ``free`` is the engine's
+    earliest start, ``channel_free`` the end of the previous beats."""
+    start = max(earliest, free)
+    done = max(start + config.dram.latency, channel_free) + load_beats(load, config)
+    return EngineTiming(start, done, start + load_runs(load))
+
+
+def store_timing(store: Store, earliest: int, free: int, config: AccelConfig) -> EngineTiming:
+    start = max(earliest, free)
+    sent = start + store_beats(store, config)
+    return EngineTiming(start, sent + config.dram.latency, sent)
+
+
+def post_timing(post: Post, earliest: int, free: int) -> EngineTiming:
+    start = max(earliest, free)
+    return EngineTiming(start, start + post.count + POST_LATENCY, start + post.count)
 
 
 def is_vector(mode: int) -> bool:

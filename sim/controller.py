@@ -48,17 +48,6 @@ class Schedule:
         return max((max(d) for d in self.done.values() if d), default=0)
 
 
-def engine_cycles(instr: Instruction, config: AccelConfig) -> int:
-    """Busy cycles of a LOAD, POST or STORE instruction."""
-    if isinstance(instr, isa.Load):
-        return timing.load_cycles(instr, config)
-    if isinstance(instr, isa.Store):
-        return timing.store_cycles(instr, config)
-    if isinstance(instr, isa.Post):
-        return timing.post_cycles(instr)
-    raise TypeError(f"{type(instr).__name__} has no fixed duration")
-
-
 def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> Schedule:
     """Event-simulate the engines; raises :class:`DeadlockError` if they block forever."""
     out = Schedule()
@@ -66,6 +55,7 @@ def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> S
     consumed: dict[int, int] = {int(s): 0 for s in isa.Sem}
     position = dict.fromkeys(Engine, 0)
     free = dict.fromkeys(Engine, 0)
+    read_channel_free = 0
     compute_state = timing.ComputeState()
     remaining = sum(len(s) for s in streams.values())
     while remaining:
@@ -88,9 +78,16 @@ def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> S
                     start, done = t.start, t.done
                     out.compute.append(ComputeDetail(stream_free, ready, t.first_feed, t.last_feed))
                 else:
-                    start = max(earliest, free[engine])
-                    done = start + engine_cycles(instr, config)
-                    free[engine] = done
+                    if engine == Engine.LOAD:
+                        t = timing.load_timing(
+                            instr, earliest, free[engine], read_channel_free, config
+                        )
+                        read_channel_free = t.done
+                    elif engine == Engine.STORE:
+                        t = timing.store_timing(instr, earliest, free[engine], config)
+                    else:
+                        t = timing.post_timing(instr, earliest, free[engine])
+                    start, done, free[engine] = t.start, t.done, t.next_start
                 out.start[engine].append(start)
                 out.done[engine].append(done)
                 for s in isa.sems_of(instr.signal):

@@ -27,55 +27,64 @@ class HazardError(RuntimeError):
     """The machine would read a register or accumulator before it is written."""
 
 
-def _beats(instr: Instruction, config: AccelConfig) -> Iterator[None]:
-    """One item per DRAM beat of a LOAD or STORE."""
+def _run_beats(instr: Instruction, config: AccelConfig) -> Iterator[int]:
+    """The DRAM beats of each run of a LOAD or STORE, counted byte by byte."""
     bandwidth = config.dram.bandwidth
-    if isinstance(instr, Load):
-        word = timing.word_bytes(config, instr.buffer)
-        for _ in range(instr.outer_count * instr.inner_count):
-            left = instr.run_bytes
-            while left > 0:
-                in_word = min(word, left)
-                left -= in_word
-                while in_word > 0:
-                    in_word -= bandwidth
-                    yield None
-    else:
-        for _ in range(instr.outer_count * instr.inner_count):
-            left = instr.run_bytes
-            while left > 0:
-                left -= bandwidth
-                yield None
+    word = timing.word_bytes(config, instr.buffer) if isinstance(instr, Load) else instr.run_bytes
+    for _ in range(instr.outer_count * instr.inner_count):
+        beats = 0
+        left = instr.run_bytes
+        while left > 0:
+            in_word = min(word, left)
+            left -= in_word
+            while in_word > 0:
+                in_word -= bandwidth
+                beats += 1
+        yield beats
 
 
-class _SimpleEngine:
-    """LOAD, POST or STORE: phases counted down cycle by cycle."""
+class _Engine:
+    """LOAD, POST or STORE: busy for some cycles per instruction, then free for the next.
+
+    LOAD issues one read request per run per cycle; each run's data comes back over the
+    shared read channel no earlier than ``latency`` cycles after its request, in order, one
+    beat per cycle. STORE sends its beats one per cycle, and its write response comes
+    ``latency`` cycles after the last. POST feeds one row per cycle into its pipeline.
+    """
 
     def __init__(self, engine: Engine, config: AccelConfig) -> None:
         self.engine = engine
         self.config = config
-        self.phases: deque[int] = deque()  # cycles left in each phase
-        self.busy = False
+        self.busy = 0  # cycles until the engine can take its next instruction
+        self.reads: deque[list[int]] = deque()  # [earliest data cycle, beats left, index]
 
-    def begin(self, instr: Instruction) -> None:
+    def begin(self, instr: Instruction, index: int, cycle: int, finish) -> None:
         latency = self.config.dram.latency
         if isinstance(instr, Load):
-            self.phases = deque([latency, sum(1 for _ in _beats(instr, self.config))])
+            runs = list(_run_beats(instr, self.config))
+            self.busy = len(runs)
+            for i, beats in enumerate(runs):
+                last = i == len(runs) - 1
+                self.reads.append([cycle + i + latency, beats, index if last else -1])
         elif isinstance(instr, Store):
-            self.phases = deque([sum(1 for _ in _beats(instr, self.config)), latency])
+            beats = sum(_run_beats(instr, self.config))
+            self.busy = beats
+            finish(cycle + beats + latency, index, self.engine)
         elif isinstance(instr, Post):
-            self.phases = deque([instr.count, timing.POST_LATENCY])
-        self.busy = True
+            self.busy = instr.count
+            finish(cycle + instr.count + timing.POST_LATENCY, index, self.engine)
 
-    def step(self) -> bool:
-        """Advance one cycle; True when the instruction's last busy cycle has passed."""
-        while self.phases and self.phases[0] == 0:
-            self.phases.popleft()
-        if self.phases:
-            self.phases[0] -= 1
-        while self.phases and self.phases[0] == 0:
-            self.phases.popleft()
-        return not self.phases
+    def step(self, cycle: int, finish) -> None:
+        """One cycle of work: issue/send/feed, and one beat of read data."""
+        if self.busy:
+            self.busy -= 1
+        if self.reads and self.reads[0][0] <= cycle:
+            head = self.reads[0]
+            head[1] -= 1
+            if head[1] == 0:
+                self.reads.popleft()
+                if head[2] >= 0:
+                    finish(cycle + 1, head[2], self.engine)
 
 
 class _Pass:
@@ -122,13 +131,16 @@ def trace_schedule(
         out.start[e] = [0] * len(streams[e])
         out.done[e] = [0] * len(streams[e])
     position = dict.fromkeys(Engine, 0)
-    simple = {e: _SimpleEngine(e, config) for e in (Engine.LOAD, Engine.POST, Engine.STORE)}
+    simple = {e: _Engine(e, config) for e in (Engine.LOAD, Engine.POST, Engine.STORE)}
     running: dict[Engine, int] = {}
     completions: dict[int, list[tuple[Engine, int]]] = {}
     comp = _ComputeEngine()
     remaining = sum(len(s) for s in streams.values())
     pass_counter = 0
     cycle = 0
+
+    def finish(at: int, index: int, engine: Engine) -> None:
+        completions.setdefault(at, []).append((engine, index))
 
     def can_take(instr: Instruction) -> bool:
         return all(counters[s] > 0 for s in isa.sems_of(instr.wait))
@@ -148,15 +160,13 @@ def trace_schedule(
                 counters[s] += 1
             out.done[engine][index] = cycle
             remaining -= 1
-            if engine in simple:
-                simple[engine].busy = False
-        # 2. LOAD, POST, STORE take their next instruction when idle.
+        # 2. LOAD, POST, STORE take their next instruction when free.
         for engine, eng in simple.items():
             if not eng.busy and position[engine] < len(streams[engine]):
                 instr = streams[engine][position[engine]]
                 if can_take(instr):
                     take(instr)
-                    eng.begin(instr)
+                    eng.begin(instr, position[engine], cycle, finish)
                     running[engine] = position[engine]
                     out.start[engine][position[engine]] = cycle
                     position[engine] += 1
@@ -240,10 +250,9 @@ def trace_schedule(
                     p.weights_at = cycle
                     comp.loader_free_at = cycle + rows
                     comp.queue.append(p)
-        # 5. LOAD/POST/STORE advance; completion visible next cycle.
-        for engine, eng in simple.items():
-            if eng.busy and engine in running and eng.step():
-                completions.setdefault(cycle + 1, []).append((engine, running.pop(engine)))
+        # 5. LOAD/POST/STORE advance one cycle.
+        for eng in simple.values():
+            eng.step(cycle, finish)
         if dump is not None:
             dump.write(
                 f"{cycle:8d} sem={counters} "
