@@ -16,7 +16,7 @@ from accel.frontends import scalesim
 from accel.frontends.scalesim import ScaleSimLayer
 from accel.graph import Conv2d, Input, Linear, MaxPool2d, Network
 
-DATA = Path("/work/shared/data/scalesim")
+DATA = Path(__file__).parent / "data" / "scalesim"  # SCALE-Sim's own samples (MIT)
 RESNET18 = DATA / "Resnet18.csv"
 ALEXNET = DATA / "alexnet.csv"
 SCALE_CFG = DATA / "scale.cfg"
