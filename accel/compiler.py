@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -37,6 +38,11 @@ __all__ = ["CompileError", "compile"]
 
 ceil_div = timing.ceil_div
 CONST_ALIGN = 64
+TILING_SLACK = 0.002
+#: Cycles the tiler charges per instruction. The machine issues instructions for free, but
+#: programs (and simulations) grow with them: this keeps tiles from shrinking for a gain of a
+#: fraction of a cycle per instruction.
+INSTRUCTION_COST = 0.1
 
 
 class CompileError(ValueError):
@@ -67,9 +73,29 @@ class _Entry:
     readers: dict[Engine, int] = field(default_factory=dict)
 
 
+class _Space:
+    """Disjoint entries of one buffer or DRAM tensor, sorted by address."""
+
+    def __init__(self) -> None:
+        self.los: list[int] = []
+        self.entries: list[_Entry] = []
+
+    def overlapping(self, lo: int, hi: int) -> tuple[int, int]:
+        """Index range [first, last) of the entries overlapping [lo, hi)."""
+        first = bisect.bisect_right(self.los, lo) - 1
+        if first < 0 or self.entries[first].hi <= lo:
+            first += 1
+        last = bisect.bisect_left(self.los, hi, lo=max(first, 0))
+        return max(first, 0), last
+
+    def replace(self, first: int, last: int, entries: list[_Entry]) -> None:
+        self.entries[first:last] = entries
+        self.los[first:last] = [e.lo for e in entries]
+
+
 def synchronise(ops: list[_Op]) -> dict[Engine, list[Instruction]]:
     """Per-engine streams whose semaphores make them equivalent to the order of ``ops``."""
-    spaces: dict[str, list[_Entry]] = {}
+    spaces: dict[str, _Space] = {}
     deps: list[dict[Engine, int]] = []
     for index, op in enumerate(ops):
         engine = op.instr.engine
@@ -78,25 +104,29 @@ def synchronise(ops: list[_Op]) -> dict[Engine, list[Instruction]]:
         def need(j: int | None, engine: Engine = engine, needs: dict = needs) -> None:
             if j is not None and ops[j].instr.engine != engine:
                 other = ops[j].instr.engine
-                needs[other] = max(needs.get(other, -1), j)
+                if needs.get(other, -1) < j:
+                    needs[other] = j
 
-        for space, lo, hi in op.reads:
-            entries = spaces.setdefault(space, [])
-            covered = False
-            for entry in entries:
-                if entry.lo < hi and lo < entry.hi:
-                    need(entry.writer)
-                    entry.readers[engine] = index
-                    covered = covered or (entry.lo <= lo and hi <= entry.hi)
-            if not covered:
-                entries.append(_Entry(lo, hi, None, {engine: index}))
-        for space, lo, hi in op.writes:
-            entries = spaces.setdefault(space, [])
+        for name, lo, hi in op.reads:
+            space = spaces.setdefault(name, _Space())
+            first, last = space.overlapping(lo, hi)
+            merged = []
+            cursor = lo
+            for entry in space.entries[first:last]:
+                need(entry.writer)
+                entry.readers[engine] = index
+                if cursor < entry.lo:  # a never-written gap: remember the reader
+                    merged.append(_Entry(cursor, entry.lo, None, {engine: index}))
+                merged.append(entry)
+                cursor = entry.hi
+            if cursor < hi:
+                merged.append(_Entry(cursor, hi, None, {engine: index}))
+            space.replace(first, last, merged)
+        for name, lo, hi in op.writes:
+            space = spaces.setdefault(name, _Space())
+            first, last = space.overlapping(lo, hi)
             kept = []
-            for entry in entries:
-                if not (entry.lo < hi and lo < entry.hi):
-                    kept.append(entry)
-                    continue
+            for entry in space.entries[first:last]:
                 need(entry.writer)
                 for reader in entry.readers.values():
                     need(reader)
@@ -104,10 +134,11 @@ def synchronise(ops: list[_Op]) -> dict[Engine, list[Instruction]]:
                 # write); what sticks out on either side keeps its history.
                 if entry.lo < lo:
                     kept.append(_Entry(entry.lo, lo, entry.writer, dict(entry.readers)))
-                if hi < entry.hi:
-                    kept.append(_Entry(hi, entry.hi, entry.writer, dict(entry.readers)))
             kept.append(_Entry(lo, hi, index))
-            spaces[space] = kept
+            if last > first and space.entries[last - 1].hi > hi:
+                tail = space.entries[last - 1]
+                kept.append(_Entry(hi, tail.hi, tail.writer, dict(tail.readers)))
+            space.replace(first, last, kept)
         deps.append(needs)
 
     channel = {pair: sem for sem, pair in isa.SEMAPHORES.items()}
@@ -127,7 +158,7 @@ def synchronise(ops: list[_Op]) -> dict[Engine, list[Instruction]]:
             last_waited[(producer, engine)] = j
     streams: dict[Engine, list[Instruction]] = {e: [] for e in Engine}
     for op, wait, signal in zip(ops, waits, signals, strict=True):
-        streams[op.instr.engine].append(replace(op.instr, wait=wait, signal=signal))
+        streams[op.instr.engine].append(isa.with_fields(op.instr, wait=wait, signal=signal))
     return streams
 
 
@@ -202,7 +233,8 @@ class _Compiler:
     # -- plumbing ------------------------------------------------------------------------------
 
     def emit(self, instr: Instruction, reads=(), writes=()) -> None:
-        self.ops.append(_Op(replace(instr, layer=self.layer_index), list(reads), list(writes)))
+        instr = isa.with_fields(instr, layer=self.layer_index)
+        self.ops.append(_Op(instr, list(reads), list(writes)))
 
     def add_constant(self, data: bytes) -> int:
         addr = len(self.constants)
@@ -387,23 +419,25 @@ class _Compiler:
             load = dram.latency + c_tiles * input_words(th, tw) * word_beats  # pipelined DMA
             load += streamed_words * ceil_div(cols, dram.bandwidth)
             drain = rows + cols + 2 * pixels + timing.POST_LATENCY + dram.latency
-            return load + tiles * max(compute, load) + drain
+            instructions = tiles * (3 * k_tiles + c_tiles)
+            return load + tiles * max(compute, load) + drain + INSTRUCTION_COST * instructions
 
         cap = min(acc_cap, out_cap)
         candidates = [(th, q) for th in range(min(p, cap // q), 0, -1)]
         candidates += [(1, tw) for tw in range(min(q - 1, cap), 0, -1)]
-        best = None
+        scored = []
         for th, tw in candidates:
             th = ceil_div(p, ceil_div(p, th))  # same tile count, evened out
             tw = ceil_div(q, ceil_div(q, tw))
             placed = fits(th, tw, c_tiles)
-            if placed is None:
-                continue
-            key = (estimate(th, tw), -th * tw)
-            if best is None or key < best[0]:
-                best = (key, _Tiling(th, tw, *placed, c_tiles))
-        if best is not None:
-            return best[1]
+            if placed is not None:
+                scored.append((estimate(th, tw), th * tw, _Tiling(th, tw, *placed, c_tiles)))
+        if scored:
+            # The largest tile within TILING_SLACK of the best estimate: smaller tiles shave
+            # a little pipeline fill but multiply instructions (and the time to simulate).
+            best = min(cost for cost, _, _ in scored)
+            near = [t for t in scored if t[0] <= best * (1 + TILING_SLACK)]
+            return max(near, key=lambda t: (t[1], -t[0]))[2]
         # Even a single pixel with every channel tile does not fit: chunk the channels.
         per_tile = input_words(1, 1)
         chunk = (self.in_words // 2) // per_tile

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from accel import isa, timing
 from accel.config import AccelConfig
 from accel.isa import Engine, Instruction
@@ -108,20 +110,27 @@ def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> S
 
 
 def check_semaphore_depth(streams: dict[Engine, list[Instruction]], sched: Schedule) -> None:
-    """Raise if a semaphore would need more than :data:`SEMAPHORE_BITS` bits."""
-    events: dict[int, list[tuple[int, int]]] = {int(s): [] for s in isa.Sem}
+    """Raise if a semaphore would need more than :data:`SEMAPHORE_BITS` bits.
+
+    The count right after the k-th signal is k+1 minus the waits that started before it
+    (a wait in the same cycle is counted after the signal, which over-estimates).
+    """
+    signals: dict[int, list[int]] = {int(s): [] for s in isa.Sem}
+    waits: dict[int, list[int]] = {int(s): [] for s in isa.Sem}
     for engine, stream in streams.items():
         for i, instr in enumerate(stream):
             for s in isa.sems_of(instr.signal):
-                events[s].append((sched.done[engine][i], 1))
+                signals[s].append(sched.done[engine][i])
             for s in isa.sems_of(instr.wait):
-                events[s].append((sched.start[engine][i], -1))
+                waits[s].append(sched.start[engine][i])
     limit = (1 << SEMAPHORE_BITS) - 1
-    for sem, evs in events.items():
-        level = 0
-        for _, delta in sorted(evs, key=lambda e: (e[0], -e[1])):  # signals first
-            level += delta
-            if level > limit:
-                raise OverflowError(
-                    f"semaphore {isa.Sem(sem).name} would hold more than {limit} tokens"
-                )
+    for sem in signals:
+        done = np.sort(np.array(signals[sem], dtype=np.int64))
+        started = np.sort(np.array(waits[sem], dtype=np.int64))
+        if done.size == 0:
+            continue
+        level = np.arange(1, done.size + 1) - np.searchsorted(started, done, side="left")
+        if level.max() > limit:
+            raise OverflowError(
+                f"semaphore {isa.Sem(sem).name} would hold more than {limit} tokens"
+            )

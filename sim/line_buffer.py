@@ -56,3 +56,27 @@ def read_windows(instr: Compute, buffer: np.ndarray) -> np.ndarray:
     words = buffer[np.where(valid, addr, 0)]
     words[~valid] = instr.pad_value
     return words
+
+
+def _in_bounds(origin: int, count: int, stride: int, offset: int, size: int) -> int:
+    """How many of ``origin + i*stride + offset`` (i < count) lie in [0, size)."""
+    first = max(0, -(-(-origin - offset) // stride))  # smallest i with position >= 0
+    last = min(count - 1, (size - 1 - origin - offset) // stride)  # largest i < size
+    return max(0, last - first + 1)
+
+
+def valid_reads(instr: Compute) -> int:
+    """Words the window generator actually reads (padding is generated, not read)."""
+    if instr.mode == ComputeMode.VADD:
+        rows = _in_bounds(instr.origin_h, instr.out_h, instr.stride_h, 0, instr.image_h)
+        cols = _in_bounds(instr.origin_w, instr.out_w, instr.stride_w, 0, instr.image_w)
+        return 2 * rows * cols
+    rows = sum(
+        _in_bounds(instr.origin_h, instr.out_h, instr.stride_h, r * instr.dil_h, instr.image_h)
+        for r in range(instr.kernel_h)
+    )
+    cols = sum(
+        _in_bounds(instr.origin_w, instr.out_w, instr.stride_w, s * instr.dil_w, instr.image_w)
+        for s in range(instr.kernel_w)
+    )
+    return instr.ct_count * rows * cols

@@ -11,7 +11,7 @@ from accel.isa import Buffer, Compute, ComputeMode, Engine, Load, Post, PostMode
 from accel.program import Program
 from accel.timing import VECTOR_MIN_PASS
 from sim.controller import Schedule
-from sim.line_buffer import window_addresses
+from sim.line_buffer import valid_reads
 
 STALL_CAUSES = ("dram", "dependency", "weights", "fill_drain")
 
@@ -129,8 +129,7 @@ def traffic(program: Program) -> tuple[dict[str, int], dict[str, int], int, int,
                 writes["out"] += instr.count
                 reads["p"] += int(instr.mode == PostMode.REQUANT)
             elif isinstance(instr, Compute):
-                _, valid = window_addresses(instr)
-                reads["in"] += int(valid.sum())
+                reads["in"] += valid_reads(instr)
                 feeds = instr.passes * instr.pixels
                 if instr.mode == ComputeMode.ARRAY:
                     reads["w"] += instr.passes * rows
