@@ -1,0 +1,199 @@
+"""The weight-stationary systolic array (ARRAY mode of the compute engine).
+
+``rows`` x ``cols`` :class:`~hdl.pe.ProcessingElement` s. Array row ``i`` holds reduction
+element ``i`` of the pass (lane ``i`` of the input word), column ``c`` output channel ``c``;
+activations flow right, partial sums flow down. The caller presents a whole input word in one
+cycle, as the model's feeder does; the input skew (lane ``i`` delayed ``i`` cycles) is inside.
+
+Timing (:mod:`accel.timing`, ARRAY mode). A vector presented on ``i`` in cycle ``t`` is
+multiplied in PE (i, c) in cycle ``t + i + c``, and the sum of column ``c`` is on ``o[c]`` in
+cycle ``t + rows + c``. A 3x3 array fed x0, x1 from cycle f::
+
+    cycle     f     f+1   f+2   f+3   f+4   f+5   f+6
+    PE(0, 0)  x0    x1
+    PE(1, 0)        x0    x1
+    PE(2, 0)              x0    x1
+    PE(2, 2)                          x0    x1
+    o[0]                        out0  out1
+    o[2]                                    out0  out1
+
+Weights. The contract's load of row ``i`` of pass ``j`` "in cycle ``wl[j] + i``" is the
+weight loader's *read* of that row from the weight buffer; the row is on ``w`` one cycle later
+(:data:`WEIGHT_READ_LATENCY`), in cycle ``wl[j] + i + 1``. It cannot be earlier: the first
+pass may feed in ``f[0] = start + 1`` with ``wl[0] = start``, and its weights may only be read
+from ``start`` on (the instruction holds its semaphores from then; the LOAD that wrote them
+is visible only from its ``done``). So row 0 is on ``w`` in ``start + 1`` = ``f[0]``, the
+very cycle the switch reaches PE (0, 0): the array accepts a row and the switch that uses it
+in the same cycle.
+
+A row on ``w`` in cycle ``P`` reaches column ``c`` in cycle ``P + c``: row index, enable and
+weights travel along the row as the vectors do, so every column sees column 0's events ``c``
+cycles late. The switch bit travels with the first vector of the pass and reaches PE (i, c)
+in cycle ``f[j] + i + c``; a PE written in its switch cycle uses the new weight directly
+(:mod:`hdl.pe`). So, in every PE,
+
+* the row of pass ``j`` arrives in ``wl[j] + 1 + i + c <= f[j] + i + c``, its switch cycle,
+  because ``f[j] >= wl[j] + 1``;
+* the row of pass ``j + 1`` arrives in ``wl[j+1] + 1 + i + c > f[j] + i + c``, strictly after
+  pass ``j``'s switch, because ``wl[j+1] >= f[j]``.
+
+Both bounds are reached by the contract's schedules and tested, and so is each bound missed
+by one cycle (wrong sums). 3x3 array, pass with ``wl = f - 1`` (tightest), ``c`` = column::
+
+    cycle                 f-1   f     f+1   f+2   f+3   f+4
+    weight buffer read    r0    r1    r2
+    w (row i)                   r0    r1    r2
+    PE(0, c) gets row 0         c=0   c=1   c=2
+    PE(0, c) switches           c=0   c=1   c=2
+    PE(2, c) gets row 2                     c=0   c=1   c=2
+    PE(2, c) switches                       c=0   c=1   c=2
+
+Ports
+-----
+w : In(stream.Signature(WeightWrite), always ready)
+    Shadow-register write of one array row: ``row``, ``data`` (``cols`` int8 lanes), in cycle
+    ``wl[j] + i + WEIGHT_READ_LATENCY`` for row ``i`` of pass ``j``.
+i : In(stream.Signature(ArrayInput), always ready)
+    Input vector ``x`` (``rows`` int8 lanes, lane ``i`` for array row ``i``) and ``switch``
+    (set on the first vector of every pass).
+o : Out(stream.Signature(signed(32), always ready)).array(cols)
+    ``o[c].payload`` is the int32 sum of column ``c`` (wrapping), ``o[c].valid`` marks the
+    cycle ``t + rows + c`` of a vector fed with ``i.valid`` in cycle ``t``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from accel.config import AccelConfig
+from hdl._check import check_config
+from hdl.pe import ProcessingElement
+
+__all__ = ["WEIGHT_READ_LATENCY", "SystolicArray", "array_input_layout", "weight_write_layout"]
+
+#: Cycles from the weight loader's weight-buffer read (the contract's ``wl[j] + i``) to the
+#: row on ``w`` (a synchronous SRAM read port).
+WEIGHT_READ_LATENCY = 1
+
+
+def weight_write_layout(config: AccelConfig) -> data.StructLayout:
+    """Payload of the weight port: array ``row`` and its ``cols`` int8 weights."""
+    a = check_config(config).array
+    return data.StructLayout(
+        {
+            "row": range(a.rows),
+            "data": data.ArrayLayout(signed(config.data.weight_bits), a.cols),
+        }
+    )
+
+
+def array_input_layout(config: AccelConfig) -> data.StructLayout:
+    """Payload of the input port: one ``rows``-lane int8 vector and the pass ``switch`` bit."""
+    a = check_config(config).array
+    return data.StructLayout(
+        {"x": data.ArrayLayout(signed(config.data.act_bits), a.rows), "switch": 1}
+    )
+
+
+class SystolicArray(wiring.Component):
+    """``rows`` x ``cols`` weight-stationary MAC array with double-buffered weights.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        ``config.array.rows`` / ``cols`` set the size, ``config.data`` the widths.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`~accel.config.AccelConfig`.
+    """
+
+    def __init__(self, config: AccelConfig) -> None:
+        self._config = check_config(config)
+        cols = config.array.cols
+        acc = signed(config.data.acc_bits)
+        super().__init__(
+            {
+                "w": In(stream.Signature(weight_write_layout(config), always_ready=True)),
+                "i": In(stream.Signature(array_input_layout(config), always_ready=True)),
+                "o": Out(stream.Signature(acc, always_ready=True)).array(cols),
+            }
+        )
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    @property
+    def rows(self) -> int:
+        return self._config.array.rows
+
+    @property
+    def cols(self) -> int:
+        return self._config.array.cols
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a vector on ``i`` to its column-0 sum on ``o[0]`` (``rows``)."""
+        return self.rows
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        rows, cols = self.rows, self.cols
+        d = self._config.data
+
+        def delayed(value, cycles: int, name: str, *, data: bool = False):
+            """``value`` through ``cycles`` registers (the value itself for 0); data
+            registers have no reset, control registers do."""
+            for k in range(cycles):
+                reg = Signal.like(value, name=f"{name}_d{k + 1}", reset_less=data)
+                m.d.sync += reg.eq(value)
+                value = reg
+            return value
+
+        # Weight writes travel along the row: column c sees them c cycles late.
+        w_valid = [self.w.valid]
+        w_row = [self.w.payload.row]
+        for c in range(1, cols):
+            w_valid.append(delayed(w_valid[-1], 1, f"w_valid_c{c}"))
+            w_row.append(delayed(w_row[-1], 1, f"w_row_c{c}", data=True))
+        w_data = [
+            delayed(self.w.payload.data[c], c, f"w_data_c{c}", data=True) for c in range(cols)
+        ]
+
+        # Input skew: lane i and its switch bit reach row i's left edge i cycles late.
+        switch = Signal()
+        m.d.comb += switch.eq(self.i.valid & self.i.payload.switch)
+        x_edge = [delayed(self.i.payload.x[i], i, f"x_r{i}", data=True) for i in range(rows)]
+        sw_edge = [switch]
+        for i in range(1, rows):
+            sw_edge.append(delayed(sw_edge[-1], 1, f"sw_r{i}"))
+
+        pes = [[ProcessingElement(self._config) for _ in range(cols)] for _ in range(rows)]
+        for i in range(rows):
+            for c in range(cols):
+                pe = pes[i][c]
+                m.submodules[f"pe_{i}_{c}"] = pe
+                left = pes[i][c - 1] if c else None
+                m.d.comb += [
+                    pe.x_in.eq(left.x_out if left else x_edge[i]),
+                    pe.sw_in.eq(left.sw_out if left else sw_edge[i]),
+                    pe.psum_in.eq(pes[i - 1][c].psum_out if i else Const(0, d.acc_bits)),
+                    pe.w_we.eq(w_valid[c] & (w_row[c] == i)),
+                    pe.w_in.eq(w_data[c]),
+                ]
+
+        # The valid bit does not enter the PEs: the output of column c is valid rows + c
+        # cycles after the input was.
+        valid = [self.i.valid]
+        for k in range(1, rows + cols):
+            valid.append(delayed(valid[-1], 1, f"valid_d{k}"))
+        for c in range(cols):
+            m.d.comb += [
+                self.o[c].payload.eq(pes[rows - 1][c].psum_out),
+                self.o[c].valid.eq(valid[rows + c]),
+            ]
+        return m

@@ -1,0 +1,103 @@
+"""One processing element of the weight-stationary systolic array.
+
+A PE holds two weight registers, *active* and *shadow*. Each cycle it
+
+* multiplies the activation arriving from the left by its weight and adds the partial sum
+  arriving from above (int8 x int8 + int32 -> int32, wrapping like the int32 accumulator of
+  ``docs/numerics.md``), registering the result towards the PE below;
+* registers the activation and its *switch* bit towards the PE on its right;
+* writes the shadow register when ``w_we`` is high (the weight loader's row-select write).
+
+The switch bit marks the first vector of a pass. In the cycle it arrives the PE multiplies
+with the *new* weight and copies it to active at the clock edge. The new weight is the
+shadow register, or, if the shadow register is being written in that very cycle, the weight
+being written (a write-through): the weight loader's write and the pass's first vector may
+arrive together, which is what lets the weight buffer be read in the cycle the instruction
+starts (see :mod:`hdl.array`). A shadow write therefore belongs to the next switch that
+arrives in or after its cycle. Every output is a register: one cycle from the left/top to
+the right/bottom, which makes the skew of :mod:`accel.timing` (PE (i, c) works on the vector
+fed in cycle ``t`` in cycle ``t + i + c``).
+
+Ports
+-----
+x_in, sw_in : In
+    Activation (``signed(act_bits)``) and switch bit from the left.
+psum_in : In
+    Partial sum (``signed(acc_bits)``) from above; 0 at the top row.
+w_we, w_in : In
+    Shadow-register write enable and weight (``signed(weight_bits)``).
+x_out, sw_out : Out
+    ``x_in``, ``sw_in`` delayed one cycle.
+psum_out : Out
+    ``psum_in + x_in * weight`` delayed one cycle, where ``weight`` is the active weight
+    unless ``sw_in``; then it is ``w_in`` if ``w_we``, else the shadow weight.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from accel.config import AccelConfig
+from hdl._check import check_config
+
+__all__ = ["ProcessingElement"]
+
+
+class ProcessingElement(wiring.Component):
+    """An int8 x int8 -> int32 MAC with active and shadow weight registers.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Reads ``config.data`` (activation, weight and accumulator widths).
+    """
+
+    def __init__(self, config: AccelConfig) -> None:
+        self._config = check_config(config)
+        d = config.data
+        super().__init__(
+            {
+                "x_in": In(signed(d.act_bits)),
+                "sw_in": In(1),
+                "psum_in": In(signed(d.acc_bits)),
+                "w_we": In(1),
+                "w_in": In(signed(d.weight_bits)),
+                "x_out": Out(signed(d.act_bits)),
+                "sw_out": Out(1),
+                "psum_out": Out(signed(d.acc_bits)),
+            }
+        )
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        d = self._config.data
+        # Data registers need no reset (only the switch bit, a control signal, has one).
+        active = Signal(signed(d.weight_bits), reset_less=True)
+        shadow = Signal(signed(d.weight_bits), reset_less=True)
+        x = Signal(signed(d.act_bits), reset_less=True)
+        psum = Signal(signed(d.acc_bits), reset_less=True)
+        sw = Signal()
+        new = Signal(signed(d.weight_bits))  # the weight a switch takes
+        weight = Signal(signed(d.weight_bits))
+        m.d.comb += [
+            new.eq(Mux(self.w_we, self.w_in, shadow)),
+            weight.eq(Mux(self.sw_in, new, active)),
+        ]
+        with m.If(self.sw_in):
+            m.d.sync += active.eq(new)
+        with m.If(self.w_we):
+            m.d.sync += shadow.eq(self.w_in)
+        # The sum is truncated to acc_bits by the assignment: two's complement wrap-around.
+        m.d.sync += [
+            psum.eq(self.psum_in + self.x_in * weight),
+            x.eq(self.x_in),
+            sw.eq(self.sw_in),
+        ]
+        m.d.comb += [self.psum_out.eq(psum), self.x_out.eq(x), self.sw_out.eq(sw)]
+        return m

@@ -1,0 +1,227 @@
+"""The post-processor: one accumulator row per cycle -> one int8 output word.
+
+REQUANT, per lane (``docs/numerics.md``, :func:`accel.numerics.requantize`,
+:func:`sim.postproc.postprocess`)::
+
+    total = wrap32(acc + bias)                       # the int32 adder wraps
+    high  = SRDHM(total, multiplier)                 # saturates only INT32_MIN * INT32_MIN
+    y     = RoundingDivideByPOT(high, shift)         # ties away from zero
+    out   = clamp(y + out_zero_point, act_min, act_max)   # 34-bit add: never wraps
+
+PASS: ``out = clamp(acc, act_min, act_max)``. The clamp is ``min(max(v, act_min), act_max)``,
+``numpy.clip``'s order.
+
+Two identities make both roundings a single add and an arithmetic shift (checked bit for bit
+against :mod:`accel.numerics` by the tests):
+
+* gemmlowp's ``trunc((ab + nudge) / 2**31)`` with ``nudge = 2**30`` or ``1 - 2**30`` equals
+  ``(ab + 2**30) >> 31`` (floor) for every ``ab``: for ``ab < 0`` the truncation toward zero
+  adds ``2**31 - 1`` before flooring, which turns the nudge into ``2**30``.
+* ``RoundingDivideByPOT(x, e)`` equals ``(x + (2**e >> 1) - (x < 0 and e > 0)) >> e``.
+
+Pipeline. Three register stages, ``PostProcessor.latency`` = ``POST_LATENCY -
+ACC_READ_LATENCY``: a row presented on ``i`` in cycle ``t`` is on ``o`` in cycle ``t + 3``.
+The fourth stage of :data:`accel.timing.POST_LATENCY` is the accumulator buffer's synchronous
+read: the post engine issues row ``k``'s address in cycle ``start + k``, the row reaches ``i``
+in ``start + k + 1`` and the output buffer's write port in ``start + k + POST_LATENCY``, so the
+last write is visible in ``done = start + count + POST_LATENCY``.
+
+====== =================================================================================
+stage  work (registered at the end of the cycle)
+====== =================================================================================
+1      ``total = acc + bias`` (REQUANT) or ``acc`` (PASS)
+2      ``high = SRDHM(total, multiplier)`` (REQUANT) or ``total`` (PASS)
+3      ``clamp(RDBPOT(high, shift) + out_zero_point)`` (REQUANT) or ``clamp(high)`` (PASS)
+====== =================================================================================
+
+Every field of the row travels with it, so rows of different instructions (different
+parameters, mode, clamp) may follow each other in consecutive cycles.
+
+Ports
+-----
+i : In(stream.Signature(PostRow), always ready)
+    ``acc`` (``cols`` int32), ``params`` (the parameter word: per lane int32 ``bias``,
+    ``multiplier``, ``shift``; bit-identical to the parameter buffer word, only ``shift[4:0]``
+    is used), and the POST instruction's ``mode``, ``out_zero_point``, ``act_min``,
+    ``act_max``.
+o : Out(stream.Signature(ArrayLayout(signed(8), cols)), always ready)
+    The output word.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from accel import timing
+from accel.config import AccelConfig
+from accel.isa import PostMode
+from hdl._check import check_config
+
+__all__ = ["ACC_READ_LATENCY", "PostProcessor", "param_lane_layout", "post_row_layout"]
+
+#: Cycles from an accumulator buffer read address to its data (a synchronous SRAM port).
+ACC_READ_LATENCY = 1
+#: Register stages of the post-processor itself.
+STAGES = 3
+
+#: One lane of a parameter word, as the parameter buffer holds it (12 bytes, little-endian).
+param_lane_layout = data.StructLayout(
+    {"bias": signed(32), "multiplier": signed(32), "shift": signed(32)}
+)
+assert param_lane_layout.size == 8 * timing.PARAM_LANE_BYTES
+
+
+def post_row_layout(config: AccelConfig) -> data.StructLayout:
+    """Payload of :class:`PostProcessor`'s input: one accumulator row and how to process it."""
+    cols = check_config(config).array.cols
+    return data.StructLayout(
+        {
+            "acc": data.ArrayLayout(signed(config.data.acc_bits), cols),
+            "params": data.ArrayLayout(param_lane_layout, cols),
+            "mode": PostMode,
+            "out_zero_point": signed(8),
+            "act_min": signed(8),
+            "act_max": signed(8),
+        }
+    )
+
+
+def _srdhm(a, b, bits: int):
+    """gemmlowp SaturatingRoundingDoublingHighMul of two ``bits``-bit signed values."""
+    most_negative = -(1 << (bits - 1))
+    high = (a * b + (1 << (bits - 2))) >> (bits - 1)
+    return Mux((a == most_negative) & (b == most_negative), (1 << (bits - 1)) - 1, high[:bits])
+
+
+def _rounding_divide_by_pot(x, exponent):
+    """gemmlowp RoundingDivideByPOT: ``x / 2**exponent``, ties away from zero."""
+    half = (1 << exponent) >> 1  # 2**(exponent - 1), 0 for exponent 0
+    nudge = half - ((x < 0) & (exponent != 0))  # never negative: half >= 1 when subtracting
+    return (x + nudge.as_signed()) >> exponent  # arithmetic shift of a 33-bit sum
+
+
+class PostProcessor(wiring.Component):
+    """Bias, gemmlowp requantisation, zero point and clamp, ``cols`` lanes, pipelined.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        ``config.array.cols`` lanes; ``config.data`` widths (int32 accumulators, int8 out).
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`~accel.config.AccelConfig`.
+    ValueError
+        If :data:`accel.timing.POST_LATENCY` leaves other than :data:`STAGES` stages after the
+        accumulator read (the contract changed; the pipeline must be re-cut).
+    """
+
+    def __init__(self, config: AccelConfig) -> None:
+        self._config = check_config(config)
+        stages = timing.POST_LATENCY - ACC_READ_LATENCY
+        if stages != STAGES:
+            raise ValueError(
+                f"accel.timing.POST_LATENCY = {timing.POST_LATENCY} leaves {stages} stages after "
+                f"the {ACC_READ_LATENCY}-cycle accumulator read; the post-processor has {STAGES}"
+            )
+        cols = config.array.cols
+        super().__init__(
+            {
+                "i": In(stream.Signature(post_row_layout(config), always_ready=True)),
+                "o": Out(
+                    stream.Signature(
+                        data.ArrayLayout(signed(config.data.act_bits), cols), always_ready=True
+                    )
+                ),
+            }
+        )
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a row on ``i`` to its word on ``o``."""
+        return STAGES
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cols = self._config.array.cols
+        bits = self._config.data.acc_bits
+        row = self.i.payload
+
+        # Each stage register holds what the later stages still need. Only the valid bits
+        # (control) have a reset.
+        valid = [Signal(name=f"s{k}_valid") for k in range(1, STAGES + 1)]
+        s1 = Signal(
+            data.StructLayout(
+                {
+                    "requant": 1,
+                    "total": data.ArrayLayout(signed(bits), cols),
+                    "multiplier": data.ArrayLayout(signed(bits), cols),
+                    "shift": data.ArrayLayout(unsigned(5), cols),
+                    "out_zero_point": signed(8),
+                    "act_min": signed(8),
+                    "act_max": signed(8),
+                }
+            ),
+            reset_less=True,
+        )
+        s2 = Signal(
+            data.StructLayout(
+                {
+                    "requant": 1,
+                    "high": data.ArrayLayout(signed(bits), cols),
+                    "shift": data.ArrayLayout(unsigned(5), cols),
+                    "out_zero_point": signed(8),
+                    "act_min": signed(8),
+                    "act_max": signed(8),
+                }
+            ),
+            reset_less=True,
+        )
+        s3 = Signal(self.o.payload.shape(), reset_less=True)
+
+        requant = row.mode == PostMode.REQUANT
+        m.d.sync += [
+            valid[0].eq(self.i.valid),
+            valid[1].eq(valid[0]),
+            valid[2].eq(valid[1]),
+            s1.requant.eq(requant),
+            s1.out_zero_point.eq(row.out_zero_point),
+            s1.act_min.eq(row.act_min),
+            s1.act_max.eq(row.act_max),
+            s2.requant.eq(s1.requant),
+            s2.out_zero_point.eq(s1.out_zero_point),
+            s2.act_min.eq(s1.act_min),
+            s2.act_max.eq(s1.act_max),
+        ]
+        for lane in range(cols):
+            param = row.params[lane]
+            acc = row.acc[lane]
+            # Stage 1: the bias add wraps to int32 (the assignment truncates).
+            m.d.sync += [
+                s1.total[lane].eq(Mux(requant, acc + param.bias, acc)),
+                s1.multiplier[lane].eq(param.multiplier),
+                s1.shift[lane].eq(param.shift[:5]),
+            ]
+            # Stage 2: SRDHM.
+            total = s1.total[lane]
+            m.d.sync += [
+                s2.high[lane].eq(Mux(s1.requant, _srdhm(total, s1.multiplier[lane], bits), total)),
+                s2.shift[lane].eq(s1.shift[lane]),
+            ]
+            # Stage 3: rounding shift, zero point (wide: cannot wrap), clamp.
+            high = s2.high[lane]
+            scaled = _rounding_divide_by_pot(high, s2.shift[lane]) + s2.out_zero_point
+            value = Mux(s2.requant, scaled, high)
+            low = Mux(value < s2.act_min, s2.act_min, value)
+            clamped = Mux(low > s2.act_max, s2.act_max, low)
+            m.d.sync += s3[lane].eq(clamped)
+
+        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(s3)]
+        return m

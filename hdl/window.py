@@ -1,0 +1,293 @@
+"""The window generator of the input buffer: hardware im2col address generation.
+
+For a COMPUTE instruction it issues one input-buffer word address per transfer, in the order of
+:func:`sim.line_buffer.window_addresses`: passes (channel tile ``ct``, kernel row ``r``, kernel
+column ``s``; ``s`` fastest), and within a pass output pixels (``p``, ``q``; ``q`` fastest)::
+
+    addr = in_base + ct*ct_stride + (p*stride_h + r*dil_h)*tile_w + q*stride_w + s*dil_w
+    pad  = the image position (origin_h + p*stride_h + r*dil_h, origin_w + q*stride_w +
+           s*dil_w) lies outside image_h x image_w
+
+In VADD mode there are two passes, at ``in_base`` and ``in_base_b``, with ``r = s = 0``
+(``ct_count``, ``kernel_h``, ``kernel_w`` ignored). No multiplier sits in the address path:
+every address is the previous one plus a step (``stride_w``, ``stride_h*tile_w``, ``dil_w``,
+``dil_h*tile_w``, ``ct_stride``), with one register per loop level to return to. The two
+products are of a 4-bit and a 16-bit field and are constant for the instruction. Addresses
+are computed modulo ``2**addr_bits`` (the input buffer's word address width); image
+coordinates are exact.
+
+Timing. The first word of an instruction is on ``o`` in the cycle the instruction is on ``i``
+(a combinational path from ``i.payload``): :mod:`accel.timing` allows the first feed in cycle
+``start + 1`` and the word reaches the array one cycle after its address (the buffer's
+synchronous read), so that address must be issued in cycle ``start``. After that one word per
+cycle in which ``o.ready`` is high. ``i.ready`` is high when the generator is idle, and in the
+cycle the last word of the current instruction is accepted, so consecutive instructions follow
+each other with no bubble.
+
+Counts (``ct_count``, ``kernel_h``, ``kernel_w``, ``out_h``, ``out_w``) must be >= 1; the
+compiler never emits an empty COMPUTE.
+
+Ports
+-----
+i : In(stream.Signature(COMPUTE_LAYOUT))
+    The decoded COMPUTE instruction (:data:`hdl.isa.COMPUTE_LAYOUT`, bit-identical to
+    :func:`accel.isa.encode`).
+o : Out(stream.Signature(WindowWord))
+    ``addr``, ``pad`` (produce ``pad_value`` instead of reading), ``pass_start`` /
+    ``pass_end`` (first / last pixel of a pass), ``first_pass`` / ``last_pass`` (the word
+    belongs to the instruction's first / last pass). The instruction's last word has
+    ``pass_end & last_pass``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from accel import isa
+from accel.config import AccelConfig
+from accel.isa import ComputeMode
+from hdl._check import check_config
+from hdl.isa import COMPUTE_LAYOUT
+
+__all__ = ["WindowGenerator", "addr_bits", "window_word_layout"]
+
+_WIDTH = {name: width for name, width, _ in isa.FIELDS[isa.Compute]}
+#: Image coordinates: origin (signed 16) + p*stride + r*dil, exact.
+_COORD = signed(
+    max(
+        _WIDTH["origin_h"] + 1,
+        ceil_log2(
+            (1 << (_WIDTH["origin_h"] - 1))
+            + ((1 << _WIDTH["out_h"]) - 1) * ((1 << _WIDTH["stride_h"]) - 1)
+            + ((1 << _WIDTH["kernel_h"]) - 1) * ((1 << _WIDTH["dil_h"]) - 1)
+        )
+        + 1,
+    )
+)
+
+
+def addr_bits(config: AccelConfig) -> int:
+    """Width of an input buffer word address (``input_bytes // rows`` words)."""
+    config = check_config(config)
+    return max(1, ceil_log2(config.buffers.input_bytes // config.array.rows))
+
+
+def window_word_layout(config: AccelConfig) -> data.StructLayout:
+    """Payload of the window generator's output."""
+    return data.StructLayout(
+        {
+            "addr": unsigned(addr_bits(config)),
+            "pad": 1,
+            "pass_start": 1,
+            "pass_end": 1,
+            "first_pass": 1,
+            "last_pass": 1,
+        }
+    )
+
+
+def _state_layout(bits: int) -> data.StructLayout:
+    """Where the walk is: loop counters, the address and image position, and the address /
+    position each loop level returns to."""
+    return data.StructLayout(
+        {
+            "ct": unsigned(_WIDTH["ct_count"]),
+            "r": unsigned(_WIDTH["kernel_h"]),
+            "s": unsigned(_WIDTH["kernel_w"]),
+            "p": unsigned(_WIDTH["out_h"]),
+            "q": unsigned(_WIDTH["out_w"]),
+            "addr": unsigned(bits),  # (ct, r, s, p, q)
+            "row_addr": unsigned(bits),  # (ct, r, s, p, 0)
+            "pass_addr": unsigned(bits),  # (ct, r, s, 0, 0)
+            "kr_addr": unsigned(bits),  # (ct, r, 0, 0, 0)
+            "ct_addr": unsigned(bits),  # (ct, 0, 0, 0, 0)
+            "img_h": _COORD,  # origin_h + p*stride_h + r*dil_h
+            "img_w": _COORD,  # origin_w + q*stride_w + s*dil_w
+            "pass_h": _COORD,  # origin_h + r*dil_h
+            "pass_w": _COORD,  # origin_w + s*dil_w
+        }
+    )
+
+
+class WindowGenerator(wiring.Component):
+    """im2col address generator: one (address, pad) per cycle per COMPUTE instruction.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        ``config.buffers.input_bytes // config.array.rows`` sets the address width.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`~accel.config.AccelConfig`.
+    """
+
+    def __init__(self, config: AccelConfig) -> None:
+        self._config = check_config(config)
+        super().__init__(
+            {
+                "i": In(stream.Signature(COMPUTE_LAYOUT)),
+                "o": Out(stream.Signature(window_word_layout(config))),
+            }
+        )
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    @property
+    def addr_bits(self) -> int:
+        return addr_bits(self._config)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        bits = self.addr_bits
+        layout = _state_layout(bits)
+
+        busy = Signal()  # the only register with a reset
+        held = Signal(COMPUTE_LAYOUT, reset_less=True)  # the instruction being walked
+        state = Signal(layout, reset_less=True)
+
+        # The instruction and position of this cycle: the held ones, or, when idle, the
+        # instruction on `i` at its first word.
+        ins = Signal(COMPUTE_LAYOUT)
+        cur = Signal(layout)
+        first = Signal(layout)
+        m.d.comb += [
+            first.addr.eq(self.i.payload.in_base),
+            first.row_addr.eq(self.i.payload.in_base),
+            first.pass_addr.eq(self.i.payload.in_base),
+            first.kr_addr.eq(self.i.payload.in_base),
+            first.ct_addr.eq(self.i.payload.in_base),
+            first.img_h.eq(self.i.payload.origin_h),
+            first.pass_h.eq(self.i.payload.origin_h),
+            first.img_w.eq(self.i.payload.origin_w),
+            first.pass_w.eq(self.i.payload.origin_w),
+            ins.eq(Mux(busy, held, self.i.payload)),
+            cur.eq(Mux(busy, state, first)),
+        ]
+
+        vadd = ins.mode == ComputeMode.VADD
+        ct_count = Mux(vadd, 2, ins.ct_count)
+        ct_step = Mux(vadd, ins.in_base_b - ins.in_base, ins.ct_stride)
+        kernel_h = Mux(vadd, 1, ins.kernel_h)
+        kernel_w = Mux(vadd, 1, ins.kernel_w)
+
+        q_last = cur.q == ins.out_w - 1
+        p_last = cur.p == ins.out_h - 1
+        s_last = cur.s == kernel_w - 1
+        r_last = cur.r == kernel_h - 1
+        ct_last = cur.ct == ct_count - 1
+        first_pass = (cur.ct == 0) & (cur.r == 0) & (cur.s == 0)
+        last_pass = ct_last & r_last & s_last
+        pass_start = (cur.p == 0) & (cur.q == 0)
+        pass_end = p_last & q_last
+        is_last = pass_end & last_pass
+
+        inside = (
+            (cur.img_h >= 0)
+            & (cur.img_h < ins.image_h)
+            & (cur.img_w >= 0)
+            & (cur.img_w < ins.image_w)
+        )
+        m.d.comb += [
+            self.o.valid.eq(busy | self.i.valid),
+            self.o.payload.addr.eq(cur.addr),
+            self.o.payload.pad.eq(~inside),
+            self.o.payload.pass_start.eq(pass_start),
+            self.o.payload.pass_end.eq(pass_end),
+            self.o.payload.first_pass.eq(first_pass),
+            self.o.payload.last_pass.eq(last_pass),
+        ]
+
+        # The position after this one (meaningless after the last word).
+        nxt = Signal(layout)
+        row_step = ins.stride_h * ins.tile_w
+        kr_step = ins.dil_h * ins.tile_w
+        m.d.comb += nxt.eq(cur)
+        with m.If(~q_last):
+            m.d.comb += [
+                nxt.q.eq(cur.q + 1),
+                nxt.addr.eq(cur.addr + ins.stride_w),
+                nxt.img_w.eq(cur.img_w + ins.stride_w),
+            ]
+        with m.Elif(~p_last):
+            row_addr = cur.row_addr + row_step
+            m.d.comb += [
+                nxt.q.eq(0),
+                nxt.p.eq(cur.p + 1),
+                nxt.row_addr.eq(row_addr),
+                nxt.addr.eq(row_addr),
+                nxt.img_w.eq(cur.pass_w),
+                nxt.img_h.eq(cur.img_h + ins.stride_h),
+            ]
+        with m.Elif(~s_last):
+            pass_addr = cur.pass_addr + ins.dil_w
+            pass_w = cur.pass_w + ins.dil_w
+            m.d.comb += [
+                nxt.q.eq(0),
+                nxt.p.eq(0),
+                nxt.s.eq(cur.s + 1),
+                nxt.pass_addr.eq(pass_addr),
+                nxt.row_addr.eq(pass_addr),
+                nxt.addr.eq(pass_addr),
+                nxt.pass_w.eq(pass_w),
+                nxt.img_w.eq(pass_w),
+                nxt.img_h.eq(cur.pass_h),
+            ]
+        with m.Elif(~r_last):
+            kr_addr = cur.kr_addr + kr_step
+            pass_h = cur.pass_h + ins.dil_h
+            m.d.comb += [
+                nxt.q.eq(0),
+                nxt.p.eq(0),
+                nxt.s.eq(0),
+                nxt.r.eq(cur.r + 1),
+                nxt.kr_addr.eq(kr_addr),
+                nxt.pass_addr.eq(kr_addr),
+                nxt.row_addr.eq(kr_addr),
+                nxt.addr.eq(kr_addr),
+                nxt.pass_h.eq(pass_h),
+                nxt.img_h.eq(pass_h),
+                nxt.pass_w.eq(ins.origin_w),
+                nxt.img_w.eq(ins.origin_w),
+            ]
+        with m.Else():
+            ct_addr = cur.ct_addr + ct_step
+            m.d.comb += [
+                nxt.q.eq(0),
+                nxt.p.eq(0),
+                nxt.s.eq(0),
+                nxt.r.eq(0),
+                nxt.ct.eq(cur.ct + 1),
+                nxt.ct_addr.eq(ct_addr),
+                nxt.kr_addr.eq(ct_addr),
+                nxt.pass_addr.eq(ct_addr),
+                nxt.row_addr.eq(ct_addr),
+                nxt.addr.eq(ct_addr),
+                nxt.pass_h.eq(ins.origin_h),
+                nxt.img_h.eq(ins.origin_h),
+                nxt.pass_w.eq(ins.origin_w),
+                nxt.img_w.eq(ins.origin_w),
+            ]
+
+        take = self.o.valid & self.o.ready
+        m.d.comb += self.i.ready.eq(~busy | (take & is_last))
+        with m.If(~busy & self.i.valid):  # take an instruction, maybe issue its first word
+            m.d.sync += held.eq(self.i.payload)
+            with m.If(~take):
+                m.d.sync += [state.eq(first), busy.eq(1)]
+            with m.Elif(~is_last):
+                m.d.sync += [state.eq(nxt), busy.eq(1)]
+        with m.Elif(busy & take):
+            with m.If(~is_last):
+                m.d.sync += state.eq(nxt)
+            with m.Elif(self.i.valid):  # the next instruction follows with no bubble
+                m.d.sync += [held.eq(self.i.payload), state.eq(first)]
+            with m.Else():
+                m.d.sync += busy.eq(0)
+        return m

@@ -1,0 +1,335 @@
+# amaranth: UnusedElaboratable=no
+"""hdl.postproc: bit-exact to sim.postproc / accel.numerics, latency exact.
+
+Rows stream in back to back (with random idle cycles between them); every row carries its
+own parameters and instruction fields, so one simulation checks many unrelated rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.hdl import Elaboratable, Module, Signal, signed
+from amaranth.lib import data
+from amaranth.lib.memory import Memory, MemoryData
+from amaranth.sim import Simulator
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from accel import numerics, timing
+from accel.config import preset
+from accel.isa import Post, PostMode
+from hdl.postproc import ACC_READ_LATENCY, PostProcessor
+from sim import postproc as model_postproc
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+CONFIG = preset("tiny")  # 4 lanes
+LANES = CONFIG.array.cols
+
+
+def simulate(dut, bench) -> None:
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def wrap32(v: int) -> int:
+    return (v - INT32_MIN) % 2**32 + INT32_MIN
+
+
+def row(acc, bias, multiplier, shift, *, mode=PostMode.REQUANT, zp=0, lo=-128, hi=127):
+    """One input row; scalars are broadcast to every lane."""
+
+    def lanes(v):
+        return [int(x) for x in np.broadcast_to(v, LANES)]
+
+    return {
+        "acc": lanes(acc),
+        "params": [
+            {"bias": b, "multiplier": m, "shift": s}
+            for b, m, s in zip(lanes(bias), lanes(multiplier), lanes(shift), strict=True)
+        ],
+        "mode": mode,
+        "out_zero_point": zp,
+        "act_min": lo,
+        "act_max": hi,
+    }
+
+
+def reference(r: dict) -> list[int]:
+    """The model's post-processor on one row (multipliers in requantize's range)."""
+    post = Post(
+        mode=r["mode"], out_zero_point=r["out_zero_point"], act_min=r["act_min"],
+        act_max=r["act_max"],
+    )  # fmt: skip
+    params = np.array([[p["bias"], p["multiplier"], p["shift"]] for p in r["params"]])
+    acc = np.array([r["acc"]], dtype=np.int64)
+    return [int(v) for v in model_postproc.postprocess(post, acc, params)[0]]
+
+
+def reference_any_multiplier(r: dict) -> list[int]:
+    """The same pipeline composed from numerics' primitives: accepts any int32 multiplier
+    (requantize checks multiplier >= 2**30, the hardware does not)."""
+    if r["mode"] == PostMode.PASS:
+        return [int(np.clip(a, r["act_min"], r["act_max"])) for a in r["acc"]]
+    out = []
+    for a, p in zip(r["acc"], r["params"], strict=True):
+        high = numerics.saturating_rounding_doubling_high_mul(
+            wrap32(a + p["bias"]), p["multiplier"]
+        )
+        y = int(numerics.rounding_divide_by_pot(high, p["shift"]))
+        out.append(int(np.clip(y + r["out_zero_point"], r["act_min"], r["act_max"])))
+    return out
+
+
+def run_rows(rows: list[dict], gaps: list[int] | None = None) -> list[tuple[int, list[int]]]:
+    """Feed the rows (``gaps[k]`` idle cycles before row k); returns (cycle, word) per output
+    and checks each word leaves exactly ``latency`` cycles after its row entered."""
+    dut = PostProcessor(CONFIG)
+    gaps = gaps or [0] * len(rows)
+    fed: list[int] = []
+    out: list[tuple[int, list[int]]] = []
+    junk = row(-1, INT32_MIN, INT32_MIN, 31, zp=-1, lo=5, hi=-5)
+
+    async def bench(ctx):
+        plan = []
+        for gap, r in zip(gaps, rows, strict=True):
+            plan += [None] * gap + [r]
+        plan += [None] * (dut.latency + 1)
+        for cycle, r in enumerate(plan):
+            ctx.set(dut.i.valid, r is not None)
+            ctx.set(dut.i.payload, r if r is not None else junk)
+            if r is not None:
+                fed.append(cycle)
+            if ctx.get(dut.o.valid):
+                out.append((cycle, [int(v) for v in ctx.get(dut.o.payload)]))
+            await ctx.tick()
+
+    simulate(dut, bench)
+    assert [t for t, _ in out] == [t + dut.latency for t in fed]
+    return out
+
+
+# --- edge cases, by hand ------------------------------------------------------------------
+
+M_MAX = 2**31 - 1
+EDGES = [
+    # (acc, bias, multiplier, shift, zp): what it exercises
+    (INT32_MIN, 0, INT32_MIN, 0, 0),  # SRDHM saturation: INT32_MIN * INT32_MIN -> INT32_MAX
+    (INT32_MIN, 0, INT32_MIN, 31, -128),  # ... then the largest shift
+    (INT32_MIN, 0, INT32_MIN + 1, 0, 0),  # next to saturation: no saturation
+    (INT32_MAX, 0, INT32_MIN, 0, 0),  # most negative product
+    (3, 0, 2**30, 0, 0),  # SRDHM tie 1.5 -> 2 (toward +inf)
+    (-3, 0, 2**30, 0, 0),  # SRDHM tie -1.5 -> -1
+    (-5, 0, 2**30, 0, 0),  # SRDHM tie -2.5 -> -2
+    (5, 0, 2**30, 1, 0),  # both roundings: 1.25 -> 2.5 -> 3 -> 2
+    (5, 0, M_MAX, 1, 0),  # RDBPOT tie 2.5 -> 3
+    (-5, 0, M_MAX, 1, 0),  # RDBPOT tie -2.5 -> -3 (away from zero)
+    (-2, 0, M_MAX, 2, 0),  # RDBPOT -0.5 -> -1
+    (-45, 0, 1717986918, 3, 0),  # docs/numerics.md: -4.5 -> -5
+    (234, 0, 1717986918, 3, -5),  # docs/numerics.md worked example: 18
+    (INT32_MIN, 0, M_MAX, 31, 0),  # RDBPOT(INT32_MIN + 1, 31) -> -1
+    (2**30, 0, M_MAX, 31, 0),  # RDBPOT(2**30, 31) -> 1 (a tie away from zero)
+    (INT32_MAX, 0, M_MAX, 0, 127),  # shift 0, zp 127: 2**31 - 2 + 127 saturates, no wrap
+    (INT32_MIN, 0, M_MAX, 0, -128),  # shift 0, most negative + zp: no wrap
+    (INT32_MAX, 1, M_MAX, 0, 0),  # acc + bias wraps to INT32_MIN
+    (INT32_MIN, -1, M_MAX, 0, 0),  # acc + bias wraps to INT32_MAX
+    (0, 0, 2**30, 31, 0),
+    (-1, 0, 2**30, 31, 0),
+]
+
+
+def test_postproc_edge_cases_bit_exact():
+    rows = [row(a, b, m, s, zp=zp) for a, b, m, s, zp in EDGES]
+    out = run_rows(rows)
+    for r, (_, word), case in zip(rows, out, EDGES, strict=True):
+        want = reference_any_multiplier(r)
+        assert word == want, case
+        if r["params"][0]["multiplier"] >= 2**30:
+            assert word == reference(r), case
+    # The documented values.
+    assert out[0][1][0] == 127
+    assert [out[k][1][0] for k in (4, 5, 6)] == [2, -1, -2]
+    assert out[11][1][0] == -5 and out[12][1][0] == 18
+    assert out[15][1][0] == 127
+
+
+def test_postproc_pass_mode_clamps_the_raw_accumulator():
+    accs = [INT32_MIN, -129, -128, -5, 0, 7, 127, 128, INT32_MAX]
+    rows = [
+        row(a, 12345, INT32_MIN, 7, mode=PostMode.PASS, zp=99, lo=lo, hi=hi)
+        for a in accs
+        for lo, hi in [(-128, 127), (0, 127), (-3, 6)]
+    ]
+    for r, (_, word) in zip(rows, run_rows(rows), strict=True):
+        assert word == reference(r)
+
+
+def test_postproc_clamp_follows_numpy_clip_order_for_inverted_bounds():
+    rows = [row(a, 0, 2**30, 0, lo=10, hi=-10) for a in (-50, 0, 50)]
+    for r, (_, word) in zip(rows, run_rows(rows), strict=True):
+        assert word == reference_any_multiplier(r) == [-10] * LANES
+
+
+# --- hypothesis ------------------------------------------------------------------------------
+
+
+def edgy_int32():
+    return st.one_of(
+        st.sampled_from([INT32_MIN, INT32_MIN + 1, -(2**30), -1, 0, 1, 2**30, INT32_MAX]),
+        st.integers(-1000, 1000),
+        st.integers(INT32_MIN, INT32_MAX),
+    )
+
+
+def multipliers(any_int32: bool):
+    if any_int32:
+        return edgy_int32()
+    return st.one_of(st.sampled_from([2**30, 2**30 + 1, M_MAX]), st.integers(2**30, M_MAX))
+
+
+@st.composite
+def rows_strategy(draw, any_multiplier: bool):
+    lanes = range(LANES)
+    lo = draw(st.integers(-128, 127))
+    hi = draw(st.integers(lo, 127))
+    return {
+        "acc": [draw(edgy_int32()) for _ in lanes],
+        "params": [
+            {
+                "bias": draw(edgy_int32()),
+                "multiplier": draw(multipliers(any_multiplier)),
+                "shift": draw(st.one_of(st.sampled_from([0, 1, 30, 31]), st.integers(0, 31))),
+            }
+            for _ in lanes
+        ],
+        "mode": draw(st.sampled_from([PostMode.REQUANT, PostMode.REQUANT, PostMode.PASS])),
+        "out_zero_point": draw(st.one_of(st.sampled_from([-128, 0, 127]), st.integers(-128, 127))),
+        "act_min": lo,
+        "act_max": hi,
+    }
+
+
+HYPOTHESIS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@HYPOTHESIS
+@given(
+    st.lists(rows_strategy(any_multiplier=False), min_size=1, max_size=24),
+    st.lists(st.integers(0, 2), min_size=24, max_size=24),
+)
+def test_postproc_equals_the_model(rows, gaps):
+    out = run_rows(rows, gaps[: len(rows)])
+    for r, (_, word) in zip(rows, out, strict=True):
+        assert word == reference(r)
+
+
+@HYPOTHESIS
+@given(st.lists(rows_strategy(any_multiplier=True), min_size=1, max_size=24))
+def test_postproc_equals_the_gemmlowp_primitives_for_any_int32_multiplier(rows):
+    for r, (_, word) in zip(rows, run_rows(rows), strict=True):
+        assert word == reference_any_multiplier(r)
+
+
+# --- latency in the post engine's datapath ----------------------------------------------------
+
+
+class PostDatapath(Elaboratable):
+    """The post engine's datapath around the block, driven cycle by cycle by the test as the
+    post engine would: accumulator buffer (synchronous read) -> PostProcessor -> output buffer
+    write port. A row's instruction fields and output address travel alongside it."""
+
+    def __init__(self, acc_rows: np.ndarray, out_init: list) -> None:
+        self.pp = PostProcessor(CONFIG)
+        self.acc = MemoryData(
+            shape=data.ArrayLayout(signed(32), LANES),
+            depth=len(acc_rows),
+            init=[[int(v) for v in r] for r in acc_rows],
+        )
+        self.out = MemoryData(
+            shape=data.ArrayLayout(signed(8), LANES), depth=len(out_init), init=out_init
+        )
+        self.issue = Signal()  # read one accumulator row this cycle
+        self.acc_addr = Signal(range(len(acc_rows)))
+        self.out_addr = Signal(range(len(out_init)))
+        self.fields = Signal(self.pp.i.payload.shape())  # params, mode, zp, clamp
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.pp = pp = self.pp
+        m.submodules.acc = acc = Memory(data=self.acc)
+        m.submodules.out = out = Memory(data=self.out)
+        rd = acc.read_port()
+        wr = out.write_port()
+        m.d.comb += [rd.en.eq(self.issue), rd.addr.eq(self.acc_addr)]
+        # ACC_READ_LATENCY = 1: one register beside the read port.
+        valid = Signal()
+        fields = Signal.like(self.fields)
+        out_addr = Signal.like(self.out_addr)
+        m.d.sync += [valid.eq(self.issue), fields.eq(self.fields), out_addr.eq(self.out_addr)]
+        m.d.comb += [pp.i.valid.eq(valid), pp.i.payload.eq(fields), pp.i.payload.acc.eq(rd.data)]
+        for _ in range(pp.latency):
+            delayed = Signal.like(out_addr)
+            m.d.sync += delayed.eq(out_addr)
+            out_addr = delayed
+        m.d.comb += [wr.en.eq(pp.o.valid), wr.addr.eq(out_addr), wr.data.eq(pp.o.payload)]
+        return m
+
+
+@pytest.mark.parametrize(("count_a", "count_b"), [(1, 1), (2, 3), (5, 1)])
+def test_post_instructions_back_to_back_are_done_at_start_plus_count_plus_post_latency(
+    count_a, count_b
+):
+    """Two POST instructions, the second entering right behind the first (next_start), with
+    different parameters: each one's last word becomes visible exactly in its ``done``."""
+    assert PostProcessor(CONFIG).latency + ACC_READ_LATENCY == timing.POST_LATENCY
+    rng = np.random.default_rng([count_a, count_b])
+    count = count_a + count_b
+    acc_rows = rng.integers(-(2**20), 2**20, (count, LANES))
+    posts = [
+        Post(acc_base=0, count=count_a, out_base=0, out_zero_point=3),
+        Post(acc_base=count_a, count=count_b, out_base=count_a, out_zero_point=-7, act_min=0),
+    ]
+    fields = [
+        row(0, rng.integers(-999, 999, LANES), 1 << 30, 4, zp=3),
+        row(0, rng.integers(-999, 999, LANES), (1 << 31) - 1, 9, zp=-7, lo=0),
+    ]
+    a = timing.post_timing(posts[0], 2, 0)
+    b = timing.post_timing(posts[1], 0, a.next_start)
+    assert b.start == a.start + count_a  # pipelined: no bubble between the two
+    # (cycle issued, acc row, out word, fields) of every row.
+    issues = [
+        (t.start + k, p.acc_base + k, p.out_base + k, f)
+        for t, p, f in zip((a, b), posts, fields, strict=True)
+        for k in range(p.count)
+    ]
+    want = [reference({**f, "acc": [int(v) for v in acc_rows[r]]}) for _, r, _, f in issues]
+    stale = [[(v + 129) % 256 - 128 for v in w] for w in want]  # differs from want everywhere
+    dut = PostDatapath(acc_rows, stale)
+    by_cycle = {cycle: (r, o, f) for cycle, r, o, f in issues}
+    visible_at: dict[int, int] = {}
+
+    async def bench(ctx):
+        for cycle in range(b.done + 3):
+            r, o, f = by_cycle.get(cycle, (0, 0, fields[0]))
+            ctx.set(dut.issue, cycle in by_cycle)
+            ctx.set(dut.acc_addr, r)
+            ctx.set(dut.out_addr, o)
+            ctx.set(dut.fields, f)
+            for k in range(count):
+                if k not in visible_at and [int(v) for v in ctx.get(dut.out[k])] == want[k]:
+                    visible_at[k] = cycle
+            await ctx.tick()
+
+    simulate(dut, bench)
+    assert visible_at == {
+        k: cycle + timing.POST_LATENCY + 1 for k, (cycle, *_) in enumerate(issues)
+    }
+    assert visible_at[count_a - 1] == a.done
+    assert visible_at[count - 1] == b.done
+
+
+def test_postproc_rejects_a_config_that_is_not_an_accel_config():
+    with pytest.raises(TypeError, match=r"config must be an AccelConfig, not 'tiny'"):
+        PostProcessor("tiny")
