@@ -30,8 +30,9 @@ instruction when its last beat is sent; the write response returns ``latency`` c
     next_start >= start + runs * beats_per_run
     done = start + runs * beats_per_run + latency
 
-POST. One accumulator row per cycle into a pipeline of :data:`POST_LATENCY` stages; the next
-instruction may enter right behind the last row::
+POST. One accumulator row per cycle into a pipeline of :data:`POST_LATENCY` stages (the
+accumulator read, then three arithmetic stages); the next instruction may enter right behind
+the last row, so every row carries its own instruction fields and parameters::
 
     next_start >= start + count
     done = start + count + POST_LATENCY
@@ -49,6 +50,14 @@ pass has begun::
     wl[j] = max(wl[j-1] + rows, f[j-1])
     f[j]  = max(wl[j] + 1, f[j-1] + T)
     done  = f[last] + T - 1 + rows + cols - 1 + ACC_LATENCY + 1
+
+``wl[j]`` is the cycle the weight buffer is read for array row 0 (row ``i`` in ``wl[j] + i``);
+the row reaches the array one cycle later, and a PE whose switch arrives in that same cycle
+takes it straight through (write-through), which is what lets ``f[0] = start + 1``. The
+switch and the shadow writes travel along each array row with the data, so PE (i, c) sees
+them ``c`` cycles after column 0: the constraints above, stated for column 0, hold for every
+column. The window generator issues the first address in cycle ``start`` (from the
+instruction itself) so that the first word is fed in ``start + 1``.
 
 Vector ``v`` of pass ``j`` (fed in cycle ``t = f[j] + v``) is multiplied in PE (i, c) in
 cycle ``t + i + c`` (the systolic skew below, for a 3x3 array and a pass of T = 2 vectors x0,
