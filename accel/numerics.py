@@ -180,6 +180,12 @@ def saturating_rounding_doubling_high_mul(a: ArrayLike, b: ArrayLike) -> NDArray
     """
     a = _int_array(a, "a", INT32_MIN, INT32_MAX)
     b = _int_array(b, "b", INT32_MIN, INT32_MAX)
+    return srdhm_unchecked(a, b)
+
+
+def srdhm_unchecked(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
+    """:func:`saturating_rounding_doubling_high_mul` without argument checks (int64 arrays
+    holding int32 values), for the hardware models' inner loops."""
     ab = a * b
     nudged = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
     high = np.sign(nudged) * (np.abs(nudged) >> 31)  # C truncating division by 2**31
@@ -217,6 +223,11 @@ def rounding_divide_by_pot(x: ArrayLike, exponent: ArrayLike) -> NDArray[np.int6
     """
     x = _int_array(x, "x", INT32_MIN, INT32_MAX)
     exponent = _int_array(exponent, "exponent", 0, SHIFT_MAX)
+    return rdbpot_unchecked(x, exponent)
+
+
+def rdbpot_unchecked(x: NDArray[np.int64], exponent: NDArray[np.int64]) -> NDArray[np.int64]:
+    """:func:`rounding_divide_by_pot` without argument checks (int64 arrays)."""
     mask = (np.int64(1) << exponent) - 1
     threshold = (mask >> 1) + (x < 0)
     return (x >> exponent) + ((x & mask) > threshold)
@@ -298,7 +309,19 @@ def requantize(
         raise ValueError(f"act_min must be <= act_max, got act_min={act_min}, act_max={act_max}")
     multiplier = _per_channel(multiplier, "multiplier", acc.shape, axis)
     shift = _per_channel(shift, "shift", acc.shape, axis)
-    scaled = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(acc, multiplier), shift)
+    return requantize_unchecked(acc, multiplier, shift, out_zero_point, act_min, act_max)
+
+
+def requantize_unchecked(
+    acc: NDArray[np.int64],
+    multiplier: NDArray[np.int64],
+    shift: NDArray[np.int64],
+    out_zero_point: int,
+    act_min: int,
+    act_max: int,
+) -> NDArray[np.int8]:
+    """:func:`requantize` without argument checks; parameters already broadcastable."""
+    scaled = rdbpot_unchecked(srdhm_unchecked(acc, multiplier), shift)
     return np.clip(scaled + out_zero_point, act_min, act_max).astype(np.int8)
 
 

@@ -16,6 +16,8 @@ the array (or the vector unit) in the cycle after the address is issued.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from accel.isa import Compute, ComputeMode
@@ -23,25 +25,71 @@ from accel.isa import Compute, ComputeMode
 
 def window_addresses(instr: Compute) -> tuple[np.ndarray, np.ndarray]:
     """(passes, pixels) word addresses and validity mask, in feed order."""
-    if instr.mode == ComputeMode.VADD:
-        bases = np.array([instr.in_base, instr.in_base_b]).reshape(2, 1, 1, 1, 1)
+    offsets, valid = _window_offsets(
+        instr.mode == ComputeMode.VADD,
+        instr.in_base_b - instr.in_base,
+        instr.ct_count,
+        instr.ct_stride,
+        instr.tile_w,
+        instr.out_h,
+        instr.out_w,
+        instr.origin_h,
+        instr.origin_w,
+        instr.image_h,
+        instr.image_w,
+        instr.stride_h,
+        instr.stride_w,
+        instr.dil_h,
+        instr.dil_w,
+        instr.kernel_h,
+        instr.kernel_w,
+    )
+    return instr.in_base + offsets, valid
+
+
+@functools.lru_cache(maxsize=4096)
+def _window_offsets(
+    vadd,
+    b_offset,
+    ct_count,
+    ct_stride,
+    tile_w,
+    out_h,
+    out_w,
+    origin_h,
+    origin_w,
+    image_h,
+    image_w,
+    stride_h,
+    stride_w,
+    dil_h,
+    dil_w,
+    kernel_h,
+    kernel_w,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Addresses relative to ``in_base``; tiles of a layer share them (hence the cache)."""
+    if vadd:
+        bases = np.array([0, b_offset]).reshape(2, 1, 1, 1, 1)
         r = np.zeros((1, 1, 1, 1, 1), dtype=np.int64)
         s = r
     else:
-        ct = np.arange(instr.ct_count).reshape(-1, 1, 1, 1, 1)
-        bases = instr.in_base + ct * instr.ct_stride
-        r = np.arange(instr.kernel_h).reshape(1, -1, 1, 1, 1)
-        s = np.arange(instr.kernel_w).reshape(1, 1, -1, 1, 1)
-    p = np.arange(instr.out_h).reshape(1, 1, 1, -1, 1)
-    q = np.arange(instr.out_w).reshape(1, 1, 1, 1, -1)
-    h = p * instr.stride_h + r * instr.dil_h
-    w = q * instr.stride_w + s * instr.dil_w
-    addr = bases + h * instr.tile_w + w
-    image_h = instr.origin_h + h
-    image_w = instr.origin_w + w
-    valid = (image_h >= 0) & (image_h < instr.image_h) & (image_w >= 0) & (image_w < instr.image_w)
-    addr, valid = np.broadcast_arrays(addr, valid)
-    return addr.reshape(instr.passes, instr.pixels), valid.reshape(instr.passes, instr.pixels)
+        bases = np.arange(ct_count).reshape(-1, 1, 1, 1, 1) * ct_stride
+        r = np.arange(kernel_h).reshape(1, -1, 1, 1, 1)
+        s = np.arange(kernel_w).reshape(1, 1, -1, 1, 1)
+    p = np.arange(out_h).reshape(1, 1, 1, -1, 1)
+    q = np.arange(out_w).reshape(1, 1, 1, 1, -1)
+    h = p * stride_h + r * dil_h
+    w = q * stride_w + s * dil_w
+    offsets = bases + h * tile_w + w
+    valid = (origin_h + h >= 0) & (origin_h + h < image_h)
+    valid = valid & (origin_w + w >= 0) & (origin_w + w < image_w)
+    offsets, valid = np.broadcast_arrays(offsets, valid)
+    passes = offsets.shape[0] * offsets.shape[1] * offsets.shape[2]
+    offsets = offsets.reshape(passes, out_h * out_w).copy()
+    valid = valid.reshape(passes, out_h * out_w).copy()
+    offsets.flags.writeable = False
+    valid.flags.writeable = False
+    return offsets, valid
 
 
 def read_windows(instr: Compute, buffer: np.ndarray) -> np.ndarray:

@@ -3,7 +3,8 @@
 REQUANT: ``out = clamp(requantize(acc + bias, multiplier, shift) + out_zero_point, act_min,
 act_max)`` per lane with the lane's (bias, multiplier, shift) from parameter word
 ``param_base`` (gemmlowp rounding, ``docs/numerics.md``). PASS: ``out = clamp(acc, act_min,
-act_max)``. Pipeline latency ``accel.timing.POST_LATENCY``.
+act_max)``. The hardware uses bits [4:0] of the shift. Pipeline latency
+``accel.timing.POST_LATENCY``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ def postprocess(post: Post, acc: np.ndarray, params: np.ndarray) -> np.ndarray:
         return np.clip(acc, post.act_min, post.act_max).astype(np.int8)
     bias, multiplier, shift = (params[:, i].astype(np.int64) for i in range(3))
     total = (acc.astype(np.int64) + bias).astype(np.int32)  # the hardware adder wraps
-    return numerics.requantize(
-        total,
+    return numerics.requantize_unchecked(
+        total.astype(np.int64),
         multiplier,
-        shift,
+        shift & 31,
         post.out_zero_point,
         post.act_min,
         post.act_max,
-        axis=-1,
     )

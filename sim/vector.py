@@ -33,8 +33,8 @@ def vector_result(instr: Compute, windows: np.ndarray, previous: np.ndarray) -> 
         result = (x - instr.zero_point_a).sum(axis=0)
     elif instr.mode == ComputeMode.VADD:
         scaled = [
-            numerics.rounding_divide_by_pot(
-                numerics.saturating_rounding_doubling_high_mul((x[i] - zp) << LEFT_SHIFT, m), sh
+            numerics.rdbpot_unchecked(
+                numerics.srdhm_unchecked((x[i] - zp) << LEFT_SHIFT, np.int64(m)), np.int64(sh)
             )
             for i, (zp, m, sh) in enumerate(
                 [
