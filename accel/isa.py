@@ -309,25 +309,37 @@ for _cls, _fields in FIELDS.items():
     assert sum(width for _, width, _ in _fields) <= 8 * INSTRUCTION_BYTES, _cls
 
 
-def encode(instruction: Instruction) -> bytes:
-    """The fixed-width binary form. Raises ``ValueError`` naming a field that does not fit."""
-    cls = type(instruction)
-    if cls not in FIELDS:
-        raise TypeError(f"not an instruction: {instruction!r}")
-    word = 0
-    offset = 0
+def _layout(cls: type[Instruction]) -> list[tuple[str, int, int, int, int]]:
+    """(field, offset, mask, low, high) per field, precomputed for :func:`encode`."""
+    out, offset = [], 0
     for name, width, signed in FIELDS[cls]:
-        value = cls.opcode if name == "opcode" else int(getattr(instruction, name))
         low, high = (
             (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
         )
-        if not low <= value <= high:
-            raise ValueError(
-                f"{cls.__name__}.{name} = {value} does not fit its {width}-bit "
-                f"{'signed' if signed else 'unsigned'} field"
-            )
-        word |= (value & ((1 << width) - 1)) << offset
+        out.append((name, offset, (1 << width) - 1, low, high))
         offset += width
+    return out
+
+
+_LAYOUTS = {cls: _layout(cls) for cls in FIELDS}
+
+
+def encode(instruction: Instruction) -> bytes:
+    """The fixed-width binary form. Raises ``ValueError`` naming a field that does not fit."""
+    cls = type(instruction)
+    if cls not in _LAYOUTS:
+        raise TypeError(f"not an instruction: {instruction!r}")
+    values = instruction.__dict__
+    word = 0
+    for name, offset, mask, low, high in _LAYOUTS[cls]:
+        value = cls.opcode if name == "opcode" else int(values[name])
+        if not low <= value <= high:
+            width = mask.bit_length()
+            kind = "signed" if low < 0 else "unsigned"
+            raise ValueError(
+                f"{cls.__name__}.{name} = {value} does not fit its {width}-bit {kind} field"
+            )
+        word |= (value & mask) << offset
     return word.to_bytes(INSTRUCTION_BYTES, "little")
 
 
