@@ -108,20 +108,29 @@ def synchronise(ops: list[_Op]) -> dict[Engine, list[Instruction]]:
                     needs[other] = j
 
         for name, lo, hi in op.reads:
+            # Every space has a single writer engine (DRAM: STORE; each buffer: one engine),
+            # and engines run in order, so the entries a read covers merge into one whose
+            # writer and readers are the latest: later accesses need exactly those.
             space = spaces.setdefault(name, _Space())
             first, last = space.overlapping(lo, hi)
-            merged = []
-            cursor = lo
+            merged = _Entry(lo, hi, None, {engine: index})
+            pieces = []
             for entry in space.entries[first:last]:
                 need(entry.writer)
-                entry.readers[engine] = index
-                if cursor < entry.lo:  # a never-written gap: remember the reader
-                    merged.append(_Entry(cursor, entry.lo, None, {engine: index}))
-                merged.append(entry)
-                cursor = entry.hi
-            if cursor < hi:
-                merged.append(_Entry(cursor, hi, None, {engine: index}))
-            space.replace(first, last, merged)
+                if entry.writer is not None and (
+                    merged.writer is None or entry.writer > merged.writer
+                ):
+                    merged.writer = entry.writer
+                for other, j in entry.readers.items():
+                    if other != engine and merged.readers.get(other, -1) < j:
+                        merged.readers[other] = j
+                if entry.lo < lo:
+                    pieces.append(_Entry(entry.lo, lo, entry.writer, dict(entry.readers)))
+            pieces.append(merged)
+            if last > first and space.entries[last - 1].hi > hi:
+                tail = space.entries[last - 1]
+                pieces.append(_Entry(hi, tail.hi, tail.writer, dict(tail.readers)))
+            space.replace(first, last, pieces)
         for name, lo, hi in op.writes:
             space = spaces.setdefault(name, _Space())
             first, last = space.overlapping(lo, hi)
