@@ -359,19 +359,44 @@ class _Compiler:
     def dram_space(self, name: str) -> str:
         return "dram:" + self.root.get(name, name)  # im2col copies are their own root
 
-    def dram_reads(self, layout: TensorLayout, load: Load) -> Range:
-        lo = load.dram_addr
-        hi = lo + (load.outer_count - 1) * load.outer_stride
-        hi += (load.inner_count - 1) * load.inner_stride + load.run_bytes
+    def dram_range(
+        self, layout: TensorLayout, addr: int, outer, outer_stride, inner, inner_stride, run
+    ) -> Range:
+        """The whole pixels (every channel) a strided access touches. Whole pixels keep the
+        channel slices of one tile (k tiles, concat inputs) on one identical range, so
+        tracking stays linear; precision within a pixel is not needed."""
+        lo = addr
+        hi = lo + (outer - 1) * outer_stride + (inner - 1) * inner_stride + run
+        base, stride = layout.addr, layout.pixel_stride
+        lo = base + (lo - base) // stride * stride
+        hi = base + ceil_div(hi - base, stride) * stride
         return (self.dram_space(layout.name), lo, hi)
 
+    def dram_reads(self, layout: TensorLayout, load: Load) -> Range:
+        return self.dram_range(
+            layout,
+            load.dram_addr,
+            load.outer_count,
+            load.outer_stride,
+            load.inner_count,
+            load.inner_stride,
+            load.run_bytes,
+        )
+
     def dram_writes(self, layout: TensorLayout, store: Store) -> list[Range]:
-        lo = store.dram_addr
-        hi = lo + (store.outer_count - 1) * store.outer_stride
-        hi += (store.inner_count - 1) * store.inner_stride + store.run_bytes
         root = self.root.get(layout.name, layout.name)
+        ranges = [
+            self.dram_range(
+                layout,
+                store.dram_addr,
+                store.outer_count,
+                store.outer_stride,
+                store.inner_count,
+                store.inner_stride,
+                store.run_bytes,
+            )
+        ]
         # Bytes reused from dead tensors: wait until their last readers are done.
-        ranges = [(self.dram_space(layout.name), lo, hi)]
         ranges += [("dram:" + dead, 0, 1 << 40) for dead in self.reuses[root]]
         return ranges
 
