@@ -8,9 +8,15 @@ inside the handlers so ``accel --help`` stays instant.
 from __future__ import annotations
 
 import argparse
+import io
+import os
+import shutil
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from accel import __version__
 
@@ -19,10 +25,148 @@ class CliError(Exception):
     """An error to report on stderr as ``accel: error: ...`` with exit status 2."""
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+class Progress:
+    """A one-line progress display on stderr, drawn only when the stream is a terminal.
+
+    ``stage(name)`` names what is running now; with ``total`` it becomes a bar that
+    :meth:`update` fills. While a stage runs, a daemon thread redraws the elapsed time every
+    ``interval`` seconds (``ticker=False`` redraws only on :meth:`stage`/:meth:`update`,
+    e.g. around ``fork``); the first line appears after ``delay`` seconds (default
+    :attr:`DELAY`) so that quick commands print nothing. :meth:`close` (or leaving the
+    ``with`` block) erases the line.
+    A disabled instance does nothing.
+    """
+
+    SPINNER = "|/-\\"
+    #: Seconds before the first line is drawn (quick commands print nothing).
+    DELAY = 0.3
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+        interval: float = 0.1,
+        delay: float | None = None,
+        ticker: bool = True,
+    ) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        if enabled is None:
+            isatty = getattr(self._stream, "isatty", None)
+            enabled = bool(isatty and isatty())
+        self._enabled = enabled
+        self._label = label
+        self._interval = interval
+        self._ticker = ticker
+        self._begin = time.monotonic()
+        self._shown_after = self._begin + (self.DELAY if delay is None else delay)
+        self._stage = ""
+        self._done = 0
+        self._total: int | None = None
+        self._ticks = 0
+        self._drawn = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_args(cls, args: argparse.Namespace, label: str, **kwargs) -> Progress:
+        """Enabled when stderr is a terminal and ``--quiet`` was not given."""
+        if getattr(args, "quiet", False):
+            kwargs["enabled"] = False
+        return cls(label, **kwargs)
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        if not self._enabled:
+            return
+        with self._lock:
+            self._stage, self._done, self._total = name, 0, total
+        self._draw()
+        if self._ticker and self._thread is None:
+            self._thread = threading.Thread(target=self._tick, name="accel-progress", daemon=True)
+            self._thread.start()
+
+    def update(self, done: int, total: int | None = None) -> None:
+        if not self._enabled:
+            return
+        with self._lock:
+            self._done = done
+            if total is not None:
+                self._total = total
+        self._draw()
+
+    def line(self) -> str:
+        """The text of the progress line (without the carriage return)."""
+        elapsed = time.monotonic() - self._begin
+        if self._total:
+            width = 24
+            filled = min(width, width * self._done // self._total)
+            bar = f"[{'#' * filled}{'.' * (width - filled)}] {self._done}/{self._total}"
+        else:
+            bar = self.SPINNER[self._ticks % len(self.SPINNER)]
+        head, tail = f"{self._label}: {self._stage}", f" {bar} {elapsed:.1f}s"
+        room = max(10, self._columns() - 1 - len(tail))
+        if len(head) > room:  # shorten the words, keep the bar
+            head = head[: room - 3] + "..."
+        return head + tail
+
+    def _columns(self) -> int:
+        try:
+            columns = os.get_terminal_size(self._stream.fileno()).columns
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            columns = shutil.get_terminal_size((80, 24)).columns
+        return columns if columns >= 20 else 80  # a pseudo-terminal may report 0
+
+    def _draw(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() < self._shown_after:
+            return
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._stream.write("\r\x1b[K" + self.line())
+            self._stream.flush()
+            self._drawn = True
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._ticks += 1
+            self._draw()
+
+    def close(self) -> None:
+        if not self._enabled:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with self._lock:
+            if self._drawn:
+                self._stream.write("\r\x1b[K")
+                self._stream.flush()
+                self._drawn = False
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, *, scalesim: bool = False) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--config", metavar="CFG.toml", help="accelerator config file")
     group.add_argument("--preset", metavar="NAME", help="named config (tiny, edge, server)")
+    if scalesim:
+        group.add_argument(
+            "--scalesim-config",
+            metavar="SCALE.cfg",
+            help="a SCALE-Sim .cfg as the accelerator config (docs/scalesim.md)",
+        )
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,27 +175,57 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random weights and inputs")
 
 
+def add_override_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rows", type=int, help="override the array rows")
+    parser.add_argument("--cols", type=int, help="override the array columns")
+    parser.add_argument("--bandwidth", type=int, help="override DRAM bytes per cycle")
+
+
+def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar and no notes on stderr"
+    )
+
+
 def resolve_config(args: argparse.Namespace):
-    """The config named by ``--config``/``--preset`` (default: the ``edge`` preset)."""
+    """The config named by ``--config``/``--preset``/``--scalesim-config`` (default: the
+    ``edge`` preset)."""
     from accel import config
 
     if getattr(args, "config", None):
         return config.load(args.config)
+    if getattr(args, "scalesim_config", None):
+        from accel.frontends import scalesim
+
+        path = Path(args.scalesim_config)
+        if not path.exists():
+            raise FileNotFoundError(f"SCALE-Sim config {str(path)!r} does not exist")
+        return scalesim.load_config(path)
     return config.preset(getattr(args, "preset", None) or "edge")
 
 
 def resolve_sim_config(args: argparse.Namespace):
-    """``--config``/``--preset``, then ``--rows``/``--cols``/``--bandwidth`` overrides."""
+    """``--config``/``--preset``/``--scalesim-config``, then ``--rows``/``--cols``/
+    ``--bandwidth`` overrides."""
     cfg = resolve_config(args)
     changes: dict = {}
-    if getattr(args, "rows", None) or getattr(args, "cols", None):
-        array = {"rows": args.rows or cfg.array.rows, "cols": args.cols or cfg.array.cols}
-        changes["array"] = array
-    if getattr(args, "bandwidth", None):
+    rows, cols = getattr(args, "rows", None), getattr(args, "cols", None)
+    if rows is not None or cols is not None:
+        changes["array"] = {
+            "rows": cfg.array.rows if rows is None else rows,
+            "cols": cfg.array.cols if cols is None else cols,
+        }
+    if getattr(args, "bandwidth", None) is not None:
         changes["dram"] = {"bandwidth": args.bandwidth}
     if changes:
         cfg = cfg.replace(name=f"{cfg.name}-custom", **changes)
     return cfg
+
+
+def note(args: argparse.Namespace, message: str) -> None:
+    """A line on stderr for the user, unless ``--quiet``."""
+    if not getattr(args, "quiet", False):
+        print(f"accel: {message}", file=sys.stderr)
 
 
 def load_network(args: argparse.Namespace):
@@ -106,30 +280,259 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    if args.cycle_model != "accel":
+        if args.trace:
+            raise CliError(f"--trace needs --model accel (the cycle model), not {args.cycle_model}")
+        if args.cycle_model == "scalesim":
+            return simulate_scalesim(args)
+        return simulate_both(args)
+
     import numpy as np
 
     import sim
     from accel import report
 
     cfg = resolve_sim_config(args)
-    program = compile_model(args, cfg)
-    image = None
-    if not args.cycles_only:
-        rng = np.random.default_rng(args.seed)
-        inputs = {
-            name: rng.integers(-128, 128, size=(1, t.channels, t.height, t.width), dtype=np.int8)
-            for name, t in program.inputs.items()
-        }
-        image = program.make_image(inputs)
-    result = sim.run(program, image, mode=args.mode, compute_outputs=not args.cycles_only)
-    text = report.render(result, program, args.format)
+    with Progress.for_args(args, f"simulate {Path(args.model).name}") as progress:
+        progress.stage("loading the model")
+        network = load_network(args)
+        progress.stage("compiling")
+        from accel import compiler
+
+        program = compiler.compile(network, cfg, seed=args.seed)
+        image = None
+        if not args.cycles_only:
+            rng = np.random.default_rng(args.seed)
+            inputs = {
+                name: rng.integers(
+                    -128, 128, size=(1, t.channels, t.height, t.width), dtype=np.int8
+                )
+                for name, t in program.inputs.items()
+            }
+            image = program.make_image(inputs)
+        progress.stage(f"simulating {program.instruction_count:,} instructions")
+        result = sim.run(program, image, mode=args.mode, compute_outputs=not args.cycles_only)
+        progress.stage("writing")
+        text = report.render(result, program, args.format)
+        if args.output:
+            out = Path(args.output)
+            out.mkdir(parents=True, exist_ok=True)
+            for fmt in ("table", "json", "csv"):
+                suffix = {"table": "txt", "json": "json", "csv": "csv"}[fmt]
+                (out / f"simulate.{suffix}").write_text(report.render(result, program, fmt))
+        if args.trace:
+            from accel import timeline
+
+            path = timeline.write_trace(args.trace, result, program)
+    sys.stdout.write(text)
+    if args.trace:
+        note(args, f"wrote the timeline to {path} (open it in https://ui.perfetto.dev)")
+    return 0
+
+
+def scalesim_rows(args: argparse.Namespace, network=None):
+    """The SCALE-Sim topology rows of MODEL: read from a topology .csv, or derived from the
+    Conv2d/Linear layers of any other network."""
+    from accel.frontends import scalesim
+
+    path = Path(args.model)
+    if path.suffix.lower() == ".csv":
+        if not path.exists():
+            raise FileNotFoundError(f"model file {args.model!r} does not exist")
+        return scalesim.load_topology_rows(path)
+    network = network if network is not None else load_network(args)
+    return scalesim.topology_rows(getattr(network, "network", network))
+
+
+def compute_report_text(report_rows, directory: Path | None) -> str:
+    """COMPUTE_REPORT.csv as SCALE-Sim writes it (written into ``directory`` if given)."""
+    import tempfile
+
+    from accel.frontends import scalesim
+
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "COMPUTE_REPORT.csv"
+        scalesim.write_compute_report(report_rows, path)
+        return path.read_text()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "COMPUTE_REPORT.csv"
+        scalesim.write_compute_report(report_rows, path)
+        return path.read_text()
+
+
+def simulate_scalesim(args: argparse.Namespace) -> int:
+    """``--model scalesim``: SCALE-Sim's analytical compute model, its COMPUTE_REPORT.csv."""
+    import json
+
+    from accel.frontends import scalesim
+
+    cfg = resolve_sim_config(args)
+    rows = scalesim_rows(args)
+    report_rows = scalesim.compute_report(rows, cfg.array.rows, cfg.array.cols, cfg.array.dataflow)
+    text = compute_report_text(report_rows, Path(args.output) if args.output else None)
+    if args.format == "json":
+        text = json.dumps(report_rows, indent=2) + "\n"
+    sys.stdout.write(text)
+    return 0
+
+
+def single_layer_networks(network) -> list:
+    """Each Conv2d/Linear of ``network`` alone, fed by an Input of its input's shape (the
+    order of :func:`accel.frontends.scalesim.topology_rows`)."""
+    from accel import graph
+
+    network = getattr(network, "network", network)
+    singles = []
+    for name in network.layers():
+        op = network.op(name)
+        if not isinstance(op, graph.Conv2d | graph.Linear):
+            continue
+        shape = tuple(network.shape(network.inputs(name)[0]))
+        if len(shape) == 1:
+            shape = (shape[0], 1, 1)
+        sub = graph.Network(name)
+        sub.add(f"{name}.input", graph.Input(shape))
+        sub.add(name, op, [f"{name}.input"])
+        singles.append(sub)
+    return singles
+
+
+def simulate_both(args: argparse.Namespace) -> int:
+    """``--model both``: SCALE-Sim's Total Cycles of every topology row next to our cycles
+    for the same layer compiled alone on the same config."""
+    import sim
+    from accel import compiler, report
+    from accel.frontends import scalesim
+
+    cfg = resolve_sim_config(args)
+    with Progress.for_args(args, f"simulate {Path(args.model).name}") as progress:
+        progress.stage("loading the model")
+        network = load_network(args)
+        rows = scalesim_rows(args, network)
+        singles = single_layer_networks(network)
+        if len(singles) != len(rows):  # pragma: no cover - both walk network.layers()
+            raise CliError(f"{len(rows)} SCALE-Sim rows but {len(singles)} conv/linear layers")
+        report_rows = scalesim.compute_report(
+            rows, cfg.array.rows, cfg.array.cols, cfg.array.dataflow
+        )
+        progress.stage("each layer alone", total=len(rows))
+        compared = []
+        for i, (row, single) in enumerate(zip(rows, singles, strict=True)):
+            program = compiler.compile(single, cfg, seed=args.seed)
+            result = sim.run(program, mode=args.mode, compute_outputs=False)
+            theirs = scalesim.scalesim_cycles(row, cfg.array.rows, cfg.array.cols)
+            compared.append(
+                {
+                    "layer": single.name,
+                    "scalesim_cycles": theirs,
+                    "accel_cycles": result.total_cycles,
+                    "ratio": result.total_cycles / theirs,
+                    "macs": result.macs,
+                    "accel_utilization": result.utilization,
+                }
+            )
+            progress.update(i + 1)
+    title = (
+        f"{Path(args.model).stem} on {cfg.name} ({cfg.array.rows}x{cfg.array.cols}, "
+        f"DRAM {cfg.dram.bandwidth} B/cycle, latency {cfg.dram.latency}): every layer alone"
+    )
+    text = report.render_comparison(compared, args.format, title=title)
     if args.output:
         out = Path(args.output)
-        out.mkdir(parents=True, exist_ok=True)
-        for fmt in ("table", "json", "csv"):
-            suffix = {"table": "txt", "json": "json", "csv": "csv"}[fmt]
-            (out / f"simulate.{suffix}").write_text(report.render(result, program, fmt))
+        compute_report_text(report_rows, out)
+        for fmt, suffix in (("table", "txt"), ("json", "json"), ("csv", "csv")):
+            (out / f"scalesim_compare.{suffix}").write_text(
+                report.render_comparison(compared, fmt, title=title)
+            )
     sys.stdout.write(text)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import sim
+    from accel import compiler, html_report
+
+    try:
+        html_report.require_matplotlib()
+    except html_report.MissingExtraError as error:
+        raise CliError(str(error)) from None
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"report output {str(out)!r} exists and is not a directory")
+    cfg = resolve_sim_config(args)
+    with Progress.for_args(args, f"report {Path(args.model).name}") as progress:
+        progress.stage("loading the model")
+        network = load_network(args)
+        progress.stage("compiling")
+        program = compiler.compile(network, cfg, seed=args.seed)
+        progress.stage(f"simulating {program.instruction_count:,} instructions")
+        result = sim.run(program, mode=args.mode, compute_outputs=False)
+        progress.stage("drawing")
+        paths = html_report.write_report(args.output, result, program, trace=not args.no_trace)
+    print(
+        f"{program.network} on {cfg.name}: {result.total_cycles:,} cycles, "
+        f"MAC utilization {100 * result.utilization:.1f}%"
+    )
+    for path in paths.values():
+        print(path)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import os
+
+    import sim
+    from accel import sweep
+
+    grid = {
+        option: sweep.parse_int_list(f"--{option}", getattr(args, option))
+        for option in ("rows", "cols", "bandwidth")
+    }
+    if args.jobs is not None and args.jobs < 1:
+        raise CliError(f"--jobs must be >= 1, not {args.jobs}")
+    base = resolve_config(args)
+    configs = sweep.sweep_configs(base, grid["rows"], grid["cols"], grid["bandwidth"])
+    jobs = min(args.jobs or os.cpu_count() or 1, len(configs))
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"sweep output {str(out)!r} exists and is not a directory")
+    network = load_network(args)
+    # No ticker thread: the workers are forked from this process.
+    label = f"sweep {Path(args.model).name}"
+    with Progress.for_args(args, label, ticker=False, delay=0) as progress:
+        progress.stage(f"{len(configs)} points on {jobs} processes", total=len(configs))
+        points = sweep.run_sweep(
+            network, configs, sim.run, jobs=jobs, seed=args.seed, progress=progress.update
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [sweep.write_csv(points, out / "sweep.csv")]
+    title = f"{Path(args.model).stem} on {base.name}: cycles against PEs"
+    try:
+        paths.append(sweep.plot_pareto(points, out / "pareto.png", title=title))
+    except ImportError as error:
+        note(args, f"skipped pareto.png: {error}")
+    header = ("rows", "cols", "bandwidth", "PEs", "buffer KiB", "cycles", "util%", "ms", "pareto")
+    body = [
+        (
+            p.rows,
+            p.cols,
+            p.bandwidth,
+            p.pes,
+            f"{p.buffer_bytes / 1024:g}",
+            f"{p.cycles:,}",
+            f"{100 * p.utilization:.1f}",
+            f"{1e3 * p.seconds:.3f}",
+            "*" if p.pareto else "",
+        )
+        for p in points
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
+    print(f"{Path(args.model).stem}: {len(points)} points on {base.name} ({jobs} processes)")
+    for r in [header, *body]:
+        print("  ".join(str(c).rjust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for path in paths:
+        print(path)
     return 0
 
 
@@ -168,15 +571,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="cycles, utilization, stalls and traffic per layer")
     add_model_arguments(p)
-    add_config_arguments(p)
-    p.add_argument("--rows", type=int, help="override the array rows")
-    p.add_argument("--cols", type=int, help="override the array columns")
-    p.add_argument("--bandwidth", type=int, help="override DRAM bytes per cycle")
+    add_config_arguments(p, scalesim=True)
+    add_override_arguments(p)
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--mode", choices=("fast", "trace"), default="fast")
     p.add_argument("--cycles-only", action="store_true", help="skip computing the tensors")
+    p.add_argument(
+        "--model",
+        dest="cycle_model",
+        choices=("accel", "scalesim", "both"),
+        default="accel",
+        help="accel: our cycle model (default); scalesim: SCALE-Sim's analytical model and "
+        "its COMPUTE_REPORT.csv; both: per layer, SCALE-Sim's cycles next to ours",
+    )
+    p.add_argument(
+        "--trace", metavar="PATH", help="write the timeline as Chrome/Perfetto trace JSON"
+    )
     p.add_argument("-o", "--output", metavar="DIR", help="also write table, JSON and CSV here")
+    add_quiet_argument(p)
     p.set_defaults(handler=cmd_simulate)
+
+    p = sub.add_parser("report", help="an HTML report with plots, and its tables as CSV/JSON")
+    add_model_arguments(p)
+    add_config_arguments(p, scalesim=True)
+    add_override_arguments(p)
+    p.add_argument("--mode", choices=("fast", "trace"), default="fast")
+    p.add_argument("--no-trace", action="store_true", help="do not write trace.json")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="write the report here")
+    add_quiet_argument(p)
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("sweep", help="cycles over a product of array sizes and bandwidths")
+    add_model_arguments(p)
+    add_config_arguments(p, scalesim=True)
+    p.add_argument("--rows", metavar="N,N,...", help="array rows to try (default: the config's)")
+    p.add_argument("--cols", metavar="N,N,...", help="array columns to try")
+    p.add_argument("--bandwidth", metavar="B,B,...", help="DRAM bytes per cycle to try")
+    p.add_argument("-j", "--jobs", type=int, help="worker processes (default: the number of CPUs)")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="DIR", help="write sweep.csv and pareto.png"
+    )
+    add_quiet_argument(p)
+    p.set_defaults(handler=cmd_sweep)
 
     p = sub.add_parser("config", help="print or save an accelerator config as TOML")
     add_config_arguments(p)

@@ -742,11 +742,20 @@ class _Compiler:
         tiling = self.choose_tiling(
             node, (y.height, y.width), window, n_ct, n_kt, passes, streamed_words=streamed
         )
-        self.tile_pixels = tiling.tile_h * tiling.tile_w
         if tiling.channel_chunk < n_ct and groups != 1:
-            raise self.fail(
-                node, "grouped convolution whose input window does not fit buffers.input_bytes"
+            # Grouped: each k tile reads only its groups' channel tiles; load those per k tile.
+            widest = max(hi - lo for lo, hi in ct_ranges)
+            tiling = self.choose_tiling(
+                node, (y.height, y.width), window, widest, n_kt, passes, streamed_words=streamed
             )
+            tiling = replace(tiling, channel_chunk=min(tiling.channel_chunk, widest))
+            if tiling.channel_chunk < widest:
+                raise self.fail(
+                    node,
+                    "the channel tiles of one group's input window do not fit half of "
+                    f"buffers.input_bytes = {self.config.buffers.input_bytes}",
+                )
+        self.tile_pixels = tiling.tile_h * tiling.tile_w
         post = Post(
             mode=PostMode.REQUANT,
             out_zero_point=y.zero_point,
@@ -844,8 +853,9 @@ class _Compiler:
             else:
                 for kt in range(n_kt):
                     acc = self.next_acc_slot(th * tw)
-                    for chunk_lo in range(0, n_ct, tiling.channel_chunk):
-                        chunk = range(chunk_lo, min(n_ct, chunk_lo + tiling.channel_chunk))
+                    lo, hi = ct_ranges[kt]
+                    for chunk_lo in range(lo, hi, tiling.channel_chunk):
+                        chunk = range(chunk_lo, min(hi, chunk_lo + tiling.channel_chunk))
                         slot_base = self.next_in_slot(2, tiling.in_slot_words)
                         in_range = (slot_base, slot_base + len(chunk) * ih * iw)
                         ct_stride = self.load_input_tile(
@@ -862,7 +872,7 @@ class _Compiler:
                             origin,
                             tile,
                             acc[0],
-                            chunk_lo == 0,
+                            chunk_lo == lo,
                         )
                     pw = param_words[kt] if param_words else self.stream_param(kt)
                     self.post_and_store(acc, pw, post, y, tile, kt * cols, cols)

@@ -1,7 +1,9 @@
-"""The accel command line: help, version, config."""
+"""The accel command line: help, version, config, simulate, report, sweep, the SCALE-Sim path."""
 
+import io
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +116,247 @@ def test_simulate_scalesim_topology(capsys):
 def test_unknown_model_is_an_error(capsys):
     assert main(["simulate", "resnet19"]) == 2
     assert "unknown model 'resnet19'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# Reports, timeline, progress, sweeps and the SCALE-Sim path
+
+SCALESIM = Path(__file__).parent / "data" / "scalesim"
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_simulate_trace(tmp_path, capsys):
+    import json
+
+    path = tmp_path / "t.json"
+    assert (
+        main(["simulate", "tinynet", "--preset", "tiny", "--cycles-only", "--trace", str(path)])
+        == 0
+    )
+    out, err = capsys.readouterr()
+    assert f"wrote the timeline to {path}" in err
+    doc = json.loads(path.read_text())
+    names = {e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "process_name"}
+    assert {"LOAD", "COMPUTE", "POST", "STORE"} <= names
+    total = int(out.splitlines()[-1].split()[0].replace(",", ""))
+    assert doc["otherData"]["total_cycles"] == total
+    assert main(["simulate", "tinynet", "--preset", "tiny", "-q", "--trace", str(path)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_trace_needs_the_accel_model(tmp_path, capsys):
+    args = ["simulate", "tinynet", "--model", "scalesim", "--trace", str(tmp_path / "t.json")]
+    assert main(args) == 2
+    assert "--trace needs --model accel (the cycle model), not scalesim" in capsys.readouterr().err
+
+
+def test_progress_only_on_a_terminal(monkeypatch, capsys):
+    from accel.cli import Progress
+
+    monkeypatch.setattr(Progress, "DELAY", 0.0)
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["simulate", "tinyconv", "--preset", "tiny", "--cycles-only"]) == 0
+    shown = terminal.getvalue()
+    assert "\rsimulate tinyconv: compiling" in shown.replace("\x1b[K", "")
+    assert "simulating" in shown and shown.endswith("\r\x1b[K")  # erased when done
+    quiet = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    assert main(["simulate", "tinyconv", "--preset", "tiny", "--cycles-only", "--quiet"]) == 0
+    assert quiet.getvalue() == ""
+    capsys.readouterr()
+    assert main(["simulate", "tinyconv", "--preset", "tiny", "--cycles-only"]) == 0
+    assert capsys.readouterr().err == ""  # not a terminal
+
+
+def test_progress_bar():
+    from accel.cli import Progress
+
+    terminal = FakeTerminal()
+    with Progress("sweep", stream=terminal, delay=0, ticker=False) as progress:
+        progress.stage("points", total=4)
+        progress.update(1)
+        assert "[######..................] 1/4" in progress.line()
+    assert terminal.getvalue().endswith("\r\x1b[K")
+    silent = FakeTerminal()
+    with Progress("x", stream=silent, enabled=False) as progress:
+        progress.stage("a", total=2)
+        progress.update(2)
+    assert silent.getvalue() == ""
+
+
+def test_report_command(tmp_path, capsys):
+    import csv
+    import json
+
+    out = tmp_path / "rep"
+    assert main(["report", "tinynet", "--preset", "tiny", "-o", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert str(out / "report.html") in printed
+    assert main(["simulate", "tinynet", "--preset", "tiny", "--format", "json"]) == 0
+    simulated = json.loads(capsys.readouterr().out)
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["summary"]["total_cycles"] == simulated["total_cycles"]
+    with (out / "layers.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [int(r["cycles"]) for r in rows] == [x["cycles"] for x in simulated["layers"]]
+    page = (out / "report.html").read_text()
+    assert 'id="fig-roofline"' in page and "<svg" in page
+    assert (out / "trace.json").exists()
+
+
+def test_report_without_matplotlib(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["report", "tinynet", "--preset", "tiny", "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "matplotlib, which is not installed: pip install 'accel[report]'" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_sweep_command(tmp_path, capsys):
+    import csv
+    import json
+
+    out = tmp_path / "sweep"
+    args = ["sweep", "tinynet", "--preset", "tiny", "--rows", "4,8", "--cols", "4,8"]
+    assert main([*args, "--bandwidth", "4", "--jobs", "2", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "tinynet: 4 points on tiny (2 processes)" in printed
+    with (out / "sweep.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [(r["rows"], r["cols"], r["bandwidth"]) for r in rows] == [
+        ("4", "4", "4"),
+        ("4", "8", "4"),
+        ("8", "4", "4"),
+        ("8", "8", "4"),
+    ]
+    assert list(rows[0]) == [
+        "rows",
+        "cols",
+        "bandwidth",
+        "pes",
+        "buffer_bytes",
+        "cycles",
+        "utilization",
+        "seconds",
+        "pareto",
+    ]
+    assert [int(r["pes"]) for r in rows] == [16, 32, 32, 64]
+    assert {r["buffer_bytes"] for r in rows} == {str(12 * 1024)}
+    assert rows[0]["pareto"] == "1"  # the fewest PEs is always on the front
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["simulate", "tinynet", "--preset", "tiny", "--rows", "8", "--format", "json"]) == 0
+    simulated = json.loads(capsys.readouterr().out)
+    assert int(rows[2]["cycles"]) == simulated["total_cycles"]
+    assert float(rows[2]["seconds"]) == pytest.approx(simulated["seconds"], rel=1e-8)
+
+
+def test_sweep_without_matplotlib_writes_the_csv(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "s"
+    assert main(["sweep", "tinyconv", "--preset", "tiny", "--jobs", "1", "-o", str(out)]) == 0
+    assert "skipped pareto.png" in capsys.readouterr().err
+    assert {p.name for p in out.iterdir()} == {"sweep.csv"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rows", "4,four"], "--rows: 'four' is not an integer"),
+        (["--bandwidth", "0"], "--bandwidth: values must be >= 1, got 0"),
+        (["--jobs", "0"], "--jobs must be >= 1, not 0"),
+        (["--rows", "64", "--cols", "64"], "sweep point rows=64 cols=64 bandwidth=4 on 'tiny'"),
+    ],
+)
+def test_sweep_errors(tmp_path, capsys, args, message):
+    assert main(["sweep", "tinyconv", "--preset", "tiny", *args, "-o", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_simulate_scalesim_compute_report(tmp_path, capsys):
+    topology, cfg = SCALESIM / "Resnet18.csv", SCALESIM / "scale.cfg"
+    args = ["simulate", str(topology), "--scalesim-config", str(cfg), "--model", "scalesim"]
+    assert main([*args, "-o", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    written = (tmp_path / "COMPUTE_REPORT.csv").read_text()
+    assert printed == written
+    lines = written.splitlines()
+    assert lines[0] == (
+        "LayerID, Total Cycles, Stall Cycles, Overall Util %, Mapping Efficiency %, Compute Util %,"
+    )
+    assert len(lines) == 22
+    assert lines[1].startswith("0, 121939, 0, 91.167")  # Conv1, docs/scalesim.md
+    assert sum(int(line.split(", ")[1]) for line in lines[1:]) == 2519815
+
+
+def test_simulate_scalesim_and_ours_side_by_side(tmp_path, capsys):
+    import json
+
+    import sim
+    from accel import graph
+    from accel.compiler import compile
+    from accel.frontends import scalesim
+
+    topology, cfg = SCALESIM / "Resnet18.csv", SCALESIM / "scale.cfg"
+    args = ["simulate", str(topology), "--scalesim-config", str(cfg), "--model", "both"]
+    assert main([*args, "--format", "json", "-o", str(tmp_path), "-q"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = scalesim.load_topology_rows(topology)
+    assert [x["layer"] for x in doc["layers"]] == [r.name for r in rows]
+    report = scalesim.compute_report(rows, 32, 32)
+    assert [x["scalesim_cycles"] for x in doc["layers"]] == [r["Total Cycles"] for r in report]
+    for x in doc["layers"]:
+        assert x["ratio"] == pytest.approx(x["accel_cycles"] / x["scalesim_cycles"])
+    config = scalesim.load_config(cfg)
+    net = scalesim.load_topology(topology)
+    alone = graph.Network("Conv3_s")  # one layer alone, as tests/test_sim_scalesim.py runs it
+    alone.add("Conv3_s.input", net.op("Conv3_s.input"))
+    alone.add("Conv3_s", net.op("Conv3_s"), ["Conv3_s.input"])
+    ours = sim.run(compile(alone, config), compute_outputs=False)
+    assert doc["layers"][7]["accel_cycles"] == ours.total_cycles
+    assert doc["total"]["scalesim_cycles"] == 2519815
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "COMPUTE_REPORT.csv",
+        "scalesim_compare.txt",
+        "scalesim_compare.json",
+        "scalesim_compare.csv",
+    }
+    table = (tmp_path / "scalesim_compare.txt").read_text()
+    assert "Conv5_2b" in table and "accel/SCALE-Sim" in table
+
+
+def test_scalesim_model_of_a_zoo_network(capsys):
+    assert main(["simulate", "tinynet", "--preset", "tiny", "--model", "both"]) == 0
+    out = capsys.readouterr().out
+    assert "dw " in out and "fc " in out and "total" in out
+
+
+def test_scalesim_config_excludes_preset(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "tinynet", "--preset", "tiny", "--scalesim-config", "x.cfg"])
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert main(["simulate", "tinynet", "--scalesim-config", "missing.cfg"]) == 2
+    assert "SCALE-Sim config 'missing.cfg' does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rows", "0"], "array.rows must be >= 2, not 0"),
+        (["--bandwidth", "0"], "dram.bandwidth must be >= 1, not 0"),
+    ],
+)
+def test_overrides_are_checked(capsys, args, message):
+    assert main(["simulate", "tinyconv", "--preset", "tiny", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_report_output_is_a_file(tmp_path, capsys):
+    path = tmp_path / "file"
+    path.write_text("")
+    assert main(["report", "tinyconv", "--preset", "tiny", "-o", str(path)]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err

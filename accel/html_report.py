@@ -1,0 +1,491 @@
+"""A self-contained HTML report of a run (``accel report``), with its tables as CSV and JSON.
+
+:func:`write_report` writes, into one directory:
+
+``report.html``
+    One file with no external references: a summary, per-layer cycles and MAC utilization
+    bars, a roofline, stalls by cause per layer and the per-layer table. The plots are SVG
+    drawn by matplotlib and inlined.
+``layers.csv``
+    One row per layer (:func:`layer_table`).
+``report.json``
+    ``{"network", "config", "summary", "roofline", "layers"}`` with the same rows.
+``trace.json``
+    The run's timeline for https://ui.perfetto.dev (:mod:`accel.timeline`).
+
+The roofline places each layer with MACs at ``operational intensity`` = MACs / DRAM bytes
+(read + written by the layer's instructions) and ``attained`` = MACs / the layer's cycles
+(its share of the compute timeline, as in ``accel simulate``), under two roofs: the compute
+roof ``rows * cols`` MACs/cycle and the DRAM roof ``bandwidth * intensity`` (bytes/cycle x
+MACs/byte). Layers without MACs (pooling, adds) or without DRAM traffic are in the tables
+but not on the roofline.
+
+matplotlib is an optional extra (``pip install 'accel[report]'``); without it
+:func:`write_report` raises :class:`MissingExtraError` before writing anything. The run
+itself comes in as a ``Result`` (see :mod:`sim.stats`): this module never imports the model.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from accel import __version__, report, timeline
+
+__all__ = [
+    "INSTALL_HINT",
+    "MissingExtraError",
+    "layer_table",
+    "require_matplotlib",
+    "summary",
+    "write_report",
+]
+
+#: How to install what the HTML report and the sweep plot need.
+INSTALL_HINT = "pip install 'accel[report]'  (the 'report' extra: matplotlib>=3.7)"
+
+STALL_COLORS = {
+    "dram": "#d62728",
+    "dependency": "#9467bd",
+    "weights": "#ff7f0e",
+    "fill_drain": "#7f7f7f",
+}
+STALL_MEANING = {
+    "dram": "waiting for a LOAD (inputs or weights not yet in the buffers)",
+    "dependency": "waiting for POST to free accumulators (or another engine)",
+    "weights": "passes shorter than rows pixels: the next weight tile is still loading",
+    "fill_drain": "pipeline fill and drain, array/vector unit switches",
+}
+
+
+class MissingExtraError(ImportError):
+    """An optional dependency is not installed; the message says which extra provides it."""
+
+
+def require_matplotlib(what: str = "accel report") -> Any:
+    """Import matplotlib or raise :class:`MissingExtraError` naming the ``report`` extra."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingExtraError(
+            f"{what} draws its plots with matplotlib, which is not installed: {INSTALL_HINT}"
+        ) from None
+    return matplotlib
+
+
+# ---------------------------------------------------------------------------------------
+# Tables
+
+
+def layer_table(result, program) -> list[dict[str, Any]]:
+    """The columns of ``accel simulate --format csv`` plus the roofline of each layer.
+
+    Added columns: ``dram_bytes`` (read + written), ``intensity_macs_per_byte`` (MACs /
+    ``dram_bytes``; ``None`` without MACs or traffic), ``attained_macs_per_cycle`` (MACs /
+    cycles), ``roof_macs_per_cycle`` (``min(rows*cols, bandwidth * intensity)``), ``bound``
+    (``"compute"`` or ``"dram"``: the lower roof at the layer's intensity), ``start``/``end``
+    (cycles spanned by all of the layer's instructions) and ``instructions``.
+    """
+    cfg = program.config
+    peak, bandwidth = cfg.array.pes, cfg.dram.bandwidth
+    out = []
+    for row, layer in zip(report.rows(result), result.layers, strict=True):
+        traffic = layer.dram_read + layer.dram_written
+        intensity = layer.macs / traffic if layer.macs and traffic else None
+        roof = min(peak, bandwidth * intensity) if intensity is not None else None
+        row.update(
+            {
+                "dram_bytes": traffic,
+                "intensity_macs_per_byte": _round(intensity),
+                "attained_macs_per_cycle": _round(
+                    layer.macs / layer.cycles if layer.cycles else 0.0
+                ),
+                "roof_macs_per_cycle": _round(roof),
+                "bound": None if roof is None else ("compute" if roof >= peak else "dram"),
+                "start": layer.start,
+                "end": layer.end,
+                "instructions": layer.instructions,
+            }
+        )
+        out.append(row)
+    return out
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def summary(result, program) -> dict[str, Any]:
+    """Network totals (they equal the ``Result``'s)."""
+    cfg = program.config
+    return {
+        "network": program.network,
+        "config": cfg.name,
+        "array": f"{cfg.array.rows}x{cfg.array.cols}",
+        "clock_mhz": cfg.clock_mhz,
+        "backend": result.backend,
+        "total_cycles": result.total_cycles,
+        "seconds": result.seconds,
+        "macs": result.macs,
+        "utilization": result.utilization,
+        "gops": result.gops,
+        "inferences_per_second": 1 / result.seconds if result.total_cycles else 0.0,
+        "stalls": dict(result.stalls),
+        "dram_read_bytes": result.dram_read_bytes,
+        "dram_written_bytes": result.dram_written_bytes,
+        "layers": len(result.layers),
+        "instructions": sum(len(stream) for stream in program.streams.values()),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Plots (SVG strings)
+
+
+def _svg(fig, name: str) -> str:
+    import matplotlib
+
+    buffer = io.StringIO()
+    # Text stays text (smaller, searchable); a fixed salt makes the output reproducible; no
+    # metadata block (it only names RDF namespaces).
+    metadata = dict.fromkeys(("Date", "Creator", "Format", "Type"))
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "accel"}):
+        fig.savefig(buffer, format="svg", metadata=metadata)
+    text = buffer.getvalue()
+    text = text[text.index("<svg") :]
+    # Several figures share one page: prefix every id, and every reference to one.
+    text = re.sub(r'\bid="([^"]+)"', rf'id="{name}-\1"', text)
+    return re.sub(r'(url\(#|href="#)([^)"]+)', rf"\1{name}-\2", text)
+
+
+def _layer_height(n: int) -> float:
+    return max(2.5, 0.9 + 0.24 * n)
+
+
+def plot_cycles(table: list[dict]) -> str:
+    from matplotlib.figure import Figure
+
+    names = [row["layer"] for row in table]
+    y = list(range(len(names)))
+    fig = Figure(figsize=(10, _layer_height(len(names))), layout="constrained")
+    left, right = fig.subplots(1, 2, sharey=True, width_ratios=(3, 2))
+    left.barh(y, [row["cycles"] for row in table], color="#1f77b4")
+    left.set_xlabel("cycles (share of the compute timeline)")
+    left.set_yticks(y, names, fontsize=8)
+    left.invert_yaxis()
+    left.grid(axis="x", alpha=0.3)
+    right.barh(y, [100 * row["utilization"] for row in table], color="#2ca02c")
+    right.set_xlim(0, 100)
+    right.set_xlabel("MAC utilization %")
+    right.grid(axis="x", alpha=0.3)
+    return _svg(fig, "cycles")
+
+
+def plot_stalls(table: list[dict]) -> str:
+    from matplotlib.figure import Figure
+
+    names = [row["layer"] for row in table]
+    y = list(range(len(names)))
+    fig = Figure(figsize=(10, _layer_height(len(names))), layout="constrained")
+    ax = fig.subplots()
+    left = [0] * len(names)
+    for cause in report.STALL_COLUMNS:
+        values = [row[f"stall_{cause}"] for row in table]
+        ax.barh(y, values, left=left, color=STALL_COLORS[cause], label=cause)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.set_yticks(y, names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("stall cycles of the array's feed slot")
+    ax.grid(axis="x", alpha=0.3)
+    fig.legend(loc="outside upper center", ncols=len(report.STALL_COLUMNS), fontsize=8)
+    return _svg(fig, "stalls")
+
+
+def plot_roofline(table: list[dict], peak: int, bandwidth: int) -> str:
+    from matplotlib.figure import Figure
+
+    points = [row for row in table if row["intensity_macs_per_byte"] and row["cycles"]]
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    ax = fig.subplots()
+    ridge = peak / bandwidth
+    xs = [row["intensity_macs_per_byte"] for row in points] + [ridge]
+    lo, hi = min(xs) / 4, max(xs) * 4
+    ax.plot([lo, ridge, hi], [bandwidth * lo, peak, peak], color="black", lw=1.5)
+    ax.annotate(
+        f"compute roof {peak} MACs/cycle",
+        (hi, peak),
+        xytext=(-4, 4),
+        textcoords="offset points",
+        ha="right",
+        fontsize=8,
+    )
+    ax.annotate(
+        f"DRAM roof {bandwidth} B/cycle",
+        (lo, bandwidth * lo),
+        xytext=(4, 6),
+        textcoords="offset points",
+        fontsize=8,
+        rotation=20,
+    )
+    kinds = sorted({row["kind"] for row in points})
+    for kind in kinds:
+        rows = [row for row in points if row["kind"] == kind]
+        ax.scatter(
+            [row["intensity_macs_per_byte"] for row in rows],
+            [row["attained_macs_per_cycle"] for row in rows],
+            label=kind,
+            s=22,
+            zorder=3,
+        )
+    # Name every layer of a small network; of a large one, only the (at most 8) layers
+    # furthest below their roof, so that the labels stay readable.
+    named = sorted(
+        points, key=lambda row: row["attained_macs_per_cycle"] / row["roof_macs_per_cycle"]
+    )
+    if len(named) > 12:
+        named = [r for r in named if r["attained_macs_per_cycle"] < 0.9 * r["roof_macs_per_cycle"]]
+    for row in named[:12]:
+        ax.annotate(
+            row["layer"],
+            (row["intensity_macs_per_byte"], row["attained_macs_per_cycle"]),
+            xytext=(3, -3),
+            textcoords="offset points",
+            fontsize=7,
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    low = min([bandwidth * lo, *(row["attained_macs_per_cycle"] for row in points)])
+    ax.set_ylim(low / 2, peak * 2)
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("operational intensity (MACs / DRAM byte)")
+    ax.set_ylabel("attained MACs / cycle")
+    ax.grid(which="both", alpha=0.25)
+    if kinds:
+        ax.legend(loc="lower right", fontsize=8)
+    return _svg(fig, "roofline")
+
+
+# ---------------------------------------------------------------------------------------
+# HTML
+
+_CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { margin-top: 2em; }
+.sub { color: #666; margin-top: 0; }
+.cards { display: flex; flex-wrap: wrap; gap: 0.8em; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 0.5em 0.9em; min-width: 9em; }
+.card b { display: block; font-size: 1.3em; }
+table { border-collapse: collapse; font-size: 12px; }
+th, td { padding: 2px 8px; border-bottom: 1px solid #eee; text-align: right; }
+th { background: #f6f6f6; position: sticky; top: 0; }
+td.l, th.l { text-align: left; }
+figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
+figcaption { color: #555; font-size: 13px; }
+code { background: #f4f4f4; padding: 0 3px; }
+"""
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(rows: list[dict], columns: list[tuple[str, str]], left: set[str]) -> str:
+    head = "".join(
+        f'<th class="l">{html.escape(title)}</th>'
+        if key in left
+        else f"<th>{html.escape(title)}</th>"
+        for key, title in columns
+    )
+    body = []
+    for row in rows:
+        cells = "".join(
+            f'<td class="l">{html.escape(_fmt(row[key]))}</td>'
+            if key in left
+            else f"<td>{html.escape(_fmt(row[key]))}</td>"
+            for key, _ in columns
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _figure(fig_id: str, svg: str, caption: str) -> str:
+    return (
+        f'<figure id="fig-{fig_id}" class="plot">{svg}'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def render_html(result, program, table: list[dict], *, trace_name: str | None) -> str:
+    """The page (needs matplotlib)."""
+    cfg = program.config
+    totals = summary(result, program)
+    stalls = result.stalls
+    cards = [
+        ("total cycles", f"{result.total_cycles:,}"),
+        ("time", f"{1e3 * result.seconds:.3f} ms"),
+        ("MAC utilization", f"{100 * result.utilization:.1f}%"),
+        ("throughput", f"{result.gops:.1f} GOPS"),
+        ("inferences/s", f"{totals['inferences_per_second']:.1f}"),
+        ("MACs", f"{result.macs:,}"),
+        ("DRAM read", f"{result.dram_read_bytes / 2**20:.2f} MiB"),
+        ("DRAM written", f"{result.dram_written_bytes / 2**20:.2f} MiB"),
+        ("stall cycles", f"{sum(stalls.values()):,}"),
+    ]
+    card_html = "".join(
+        f'<div class="card">{html.escape(k)}<b>{html.escape(v)}</b></div>' for k, v in cards
+    )
+    config_rows = [
+        {"key": f"{section}.{key}" if section else key, "value": value}
+        for section, values in (
+            ("", {"name": cfg.name, "clock_mhz": cfg.clock_mhz}),
+            ("array", cfg.to_dict()["array"]),
+            ("buffers", cfg.to_dict()["buffers"]),
+            ("dram", cfg.to_dict()["dram"]),
+        )
+        for key, value in values.items()
+    ]
+    peak, bandwidth = cfg.array.pes, cfg.dram.bandwidth
+    off_roof = [row["layer"] for row in table if not row["intensity_macs_per_byte"]]
+    columns = [
+        ("layer", "layer"),
+        ("kind", "kind"),
+        ("output", "output"),
+        ("macs", "MACs"),
+        ("cycles", "cycles"),
+        ("utilization", "util"),
+        *((f"stall_{c}", c) for c in report.STALL_COLUMNS),
+        ("dram_read_bytes", "DRAM rd B"),
+        ("dram_written_bytes", "DRAM wr B"),
+        ("intensity_macs_per_byte", "MACs/B"),
+        ("attained_macs_per_cycle", "MACs/cycle"),
+        ("bound", "bound"),
+        ("mapping", "mapping"),
+    ]
+    mapping = {info.name: info.mapping for info in program.layers}
+    display = [
+        {
+            **row,
+            "mapping": ", ".join(f"{k}={v}" for k, v in mapping.get(row["layer"], {}).items()),
+        }
+        for row in table
+    ]
+    stall_rows = [{"cause": c, "cycles": stalls[c], "meaning": STALL_MEANING[c]} for c in stalls]
+    files = ['<a href="layers.csv">layers.csv</a>', '<a href="report.json">report.json</a>']
+    if trace_name:
+        files.append(
+            f'<a href="{html.escape(trace_name)}">{html.escape(trace_name)}</a> (open it in '
+            "https://ui.perfetto.dev or chrome://tracing: one track per engine)"
+        )
+    title = f"{program.network} on {cfg.name}"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)} - accel report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="sub">{cfg.array.rows}x{cfg.array.cols} array, DRAM {bandwidth} B/cycle, '
+        f"latency {cfg.dram.latency} cycles, {cfg.clock_mhz:g} MHz; backend "
+        f"{html.escape(result.backend)}; accel {html.escape(__version__)}</p>",
+        f'<div class="cards">{card_html}</div>',
+        '<h2 id="cycles">Cycles and utilization per layer</h2>',
+        _figure(
+            "cycles",
+            plot_cycles(table),
+            "Each layer's share of the compute engine's timeline (from the end of the previous "
+            "layer's last pass to the end of its own; the shares add up to the total) and its "
+            "MAC utilization = MACs / (rows x cols x cycles).",
+        ),
+        '<h2 id="roofline">Roofline</h2>',
+        _figure(
+            "roofline",
+            plot_roofline(table, peak, bandwidth),
+            f"Operational intensity = MACs / DRAM bytes read and written by the layer; attained "
+            f"= MACs / layer cycles. Roofs: compute {cfg.array.rows}x{cfg.array.cols} = {peak} "
+            f"MACs/cycle, DRAM {bandwidth} B/cycle x intensity (ridge at "
+            f"{peak / bandwidth:g} MACs/B).",
+        ),
+        "<p>Not on the roofline (no MACs or no DRAM traffic): "
+        f"{html.escape(', '.join(off_roof)) or 'none'}.</p>",
+        '<h2 id="stalls">Stalls by cause</h2>',
+        _figure(
+            "stalls",
+            plot_stalls(table),
+            "Cycles in which the array/vector unit's feed slot was idle, by cause. Busy cycles "
+            "plus stalls equal each layer's cycles.",
+        ),
+        _table(
+            stall_rows,
+            [("cause", "cause"), ("cycles", "cycles"), ("meaning", "meaning")],
+            {"cause", "meaning"},
+        ),
+        '<h2 id="layers">Layers</h2>',
+        _table(display, columns, {"layer", "kind", "output", "bound", "mapping"}),
+        '<h2 id="config">Config</h2>',
+        _table(config_rows, [("key", "key"), ("value", "value")], {"key", "value"}),
+        '<h2 id="files">Files</h2>',
+        "<ul>" + "".join(f"<li>{f}</li>" for f in files) + "</ul>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _csv_text(table: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(table[0]) if table else ["layer"])
+    writer.writeheader()
+    writer.writerows(table)
+    return buffer.getvalue()
+
+
+def write_report(out_dir: str | Path, result, program, *, trace: bool = True) -> dict[str, Path]:
+    """Write ``report.html``, ``layers.csv``, ``report.json`` (and ``trace.json``) into
+    ``out_dir`` (created if missing); return their paths by name.
+
+    Raises
+    ------
+    MissingExtraError
+        If matplotlib is not installed (nothing is written then).
+    """
+    require_matplotlib()
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"report output {str(out)!r} exists and is not a directory")
+    table = layer_table(result, program)
+    cfg = program.config
+    trace_name = "trace.json" if trace else None
+    page = render_html(result, program, table, trace_name=trace_name)
+    doc = {
+        "network": program.network,
+        "config": cfg.to_dict(),
+        "summary": summary(result, program),
+        "roofline": {
+            "compute_roof_macs_per_cycle": cfg.array.pes,
+            "dram_bytes_per_cycle": cfg.dram.bandwidth,
+            "ridge_macs_per_byte": cfg.array.pes / cfg.dram.bandwidth,
+        },
+        "layers": table,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "html": out / "report.html",
+        "csv": out / "layers.csv",
+        "json": out / "report.json",
+    }
+    paths["html"].write_text(page, encoding="utf-8")
+    paths["csv"].write_text(_csv_text(table))
+    paths["json"].write_text(json.dumps(doc, indent=2) + "\n")
+    if trace:
+        paths["trace"] = timeline.write_trace(out / trace_name, result, program)
+    return paths
