@@ -3,10 +3,15 @@
 Built so far (docs/rtl.md): the data path of the compute engine and the post-processor —
 :class:`~hdl.pe.ProcessingElement`, :class:`~hdl.array.SystolicArray`,
 :class:`~hdl.window.WindowGenerator`, :class:`~hdl.postproc.PostProcessor` — and
-:func:`~hdl.generate.verilog`. Not yet: DMA, buffers, controller, top.
+:func:`~hdl.generate.verilog`; and the DMA side — :class:`~hdl.dma.LoadEngine`,
+:class:`~hdl.dma.StoreEngine`, the buffers of :mod:`hdl.buffers` and the testbench DRAM model
+:class:`~hdl.dram.Dram`. Not yet: controller, top.
 """
 
 from hdl.array import SystolicArray
+from hdl.buffers import InputBuffer, OutputBuffer, ParamBuffer, WeightBuffer
+from hdl.dma import LOAD_LAYOUT, STORE_LAYOUT, LoadEngine, StoreEngine
+from hdl.dram import Dram
 from hdl.generate import verilog
 from hdl.isa import COMPUTE_LAYOUT, POST_LAYOUT, instruction_layout
 from hdl.pe import ProcessingElement
@@ -15,10 +20,19 @@ from hdl.window import WindowGenerator
 
 __all__ = [
     "COMPUTE_LAYOUT",
+    "LOAD_LAYOUT",
     "POST_LAYOUT",
+    "STORE_LAYOUT",
+    "Dram",
+    "InputBuffer",
+    "LoadEngine",
+    "OutputBuffer",
+    "ParamBuffer",
     "PostProcessor",
     "ProcessingElement",
+    "StoreEngine",
     "SystolicArray",
+    "WeightBuffer",
     "WindowGenerator",
     "instruction_layout",
     "verilog",

@@ -1,0 +1,308 @@
+"""The on-chip SRAMs that the DMA fills and drains, as components with one port per client.
+
+==========  ===============================  ===========================  =====================
+buffer      word                             written by (port)            read by (port)
+==========  ===============================  ===========================  =====================
+input       ``rows`` int8                    LOAD (``dma``, byte enables)  window generator
+                                                                          (``window``, sync)
+weight      ``cols`` int8                    LOAD (``dma``, byte enables)  weight loader
+                                                                          (``loader``, sync)
+param       ``cols`` x (bias, multiplier,    LOAD (``dma``, byte enables)  POST (``post``, sync)
+            shift) int32 = ``12*cols`` bytes
+output      ``cols`` int8                    POST (``post``, whole words)  STORE (``store``,
+                                                                          asynchronous)
+==========  ===============================  ===========================  =====================
+
+Depths are ``config.buffers.<name>_bytes // word_bytes`` words, as in :mod:`sim.buffers`;
+addresses are ``max(1, ceil_log2(depth))`` bits wide (the window generator's
+:func:`hdl.window.addr_bits` for the input buffer). A word is stored as raw little-endian
+bytes (the byte order of :mod:`sim.buffers`'s numpy arrays and of the DRAM image): byte ``b``
+of a word is bits ``[8*b, 8*b + 8)``, lane ``k`` of an ``ArrayLayout`` read port is bits
+``[k*w, (k+1)*w)``, and a parameter lane is :data:`hdl.postproc.param_lane_layout`.
+
+Timing. Writes take effect at the end of the cycle they are presented in and are *visible*
+from the next cycle (:mod:`accel.timing`'s ``done``). Synchronous read ports return the word
+addressed in cycle ``t`` in cycle ``t + 1`` and do not see a write of cycle ``t``
+(non-transparent: the write is not visible yet). The output buffer's ``store`` port is
+asynchronous: the STORE engine sends its first beat in the cycle it takes the instruction
+(``accel.timing``: ``done = start + beats + latency``), so the word must be read in that same
+cycle; it sees every write of earlier cycles.
+
+Write ports are :class:`amaranth.lib.memory.WritePort.Signature`, synchronous read ports
+:class:`amaranth.lib.memory.ReadPort.Signature` (``en`` gates the read; the data register
+holds otherwise). The contents are a :class:`~amaranth.hdl.MemoryData` of unsigned
+``8 * word_bytes``-bit rows (:attr:`SramBuffer.data`), which a testbench reads and writes
+directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from amaranth.hdl import MemoryData, Module, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory, ReadPort, WritePort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from accel import timing
+from accel.config import AccelConfig
+from accel.isa import Buffer
+from hdl._check import check_config
+from hdl.postproc import param_lane_layout
+
+__all__ = [
+    "InputBuffer",
+    "OutputBuffer",
+    "ParamBuffer",
+    "SramBuffer",
+    "WeightBuffer",
+    "async_read_signature",
+    "buffer_addr_bits",
+    "dma_write_signature",
+    "load_targets",
+]
+
+
+def buffer_addr_bits(depth: int) -> int:
+    """Width of a word address of a buffer of ``depth`` words (at least 1)."""
+    return max(1, ceil_log2(depth))
+
+
+def dma_write_signature(depth: int, word_bytes: int) -> WritePort.Signature:
+    """The LOAD engine's write port into a buffer: ``addr``, ``data`` (``8 * word_bytes``
+    bits) and ``en`` (one enable per byte)."""
+    return WritePort.Signature(
+        addr_width=buffer_addr_bits(depth), shape=unsigned(8 * word_bytes), granularity=8
+    )
+
+
+def async_read_signature(depth: int, shape) -> wiring.Signature:
+    """An asynchronous read port: ``data`` is the word at ``addr`` in the same cycle."""
+    return wiring.Signature({"addr": In(buffer_addr_bits(depth)), "data": Out(shape)})
+
+
+class SramBuffer(wiring.Component):
+    """Common part of the buffers: geometry, contents, argument checks.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Array size (word width) and ``config.buffers`` (size).
+    init : iterable of int, optional
+        Initial words, as little-endian unsigned integers of ``8 * word_bytes`` bits; missing
+        words are zero.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`~accel.config.AccelConfig`.
+    ValueError
+        If ``init`` has more words than the buffer or a word that does not fit.
+    """
+
+    #: Name of the size field in ``config.buffers`` (set by each subclass).
+    _size_field: str
+
+    def __init__(self, config: AccelConfig, *, init: Iterable[int] = ()) -> None:
+        self._config = check_config(config)
+        word = self.word_bytes_of(config)
+        depth = getattr(config.buffers, self._size_field) // word
+        words = [int(v) for v in init]
+        name = type(self).__name__
+        if len(words) > depth:
+            raise ValueError(f"{name} init has {len(words)} words, the buffer holds {depth}")
+        for k, v in enumerate(words):
+            if not 0 <= v < 1 << (8 * word):
+                raise ValueError(f"{name} init word {k} = {v} does not fit {word} bytes")
+        self._word_bytes = word
+        self._depth = depth
+        self._data = MemoryData(shape=unsigned(8 * word), depth=depth, init=words)
+        super().__init__(self._members())
+
+    @classmethod
+    def word_bytes_of(cls, config: AccelConfig) -> int:
+        """Bytes per word of this buffer for ``config``."""
+        raise NotImplementedError
+
+    def _members(self) -> dict:
+        raise NotImplementedError
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    @property
+    def word_bytes(self) -> int:
+        return self._word_bytes
+
+    @property
+    def depth(self) -> int:
+        """Number of words."""
+        return self._depth
+
+    @property
+    def addr_bits(self) -> int:
+        return buffer_addr_bits(self._depth)
+
+    @property
+    def data(self) -> MemoryData:
+        """The contents (rows are little-endian words as unsigned integers)."""
+        return self._data
+
+    def _dma_port(self):
+        return Out(dma_write_signature(self._depth, self._word_bytes))
+
+    def _sync_read_port(self, shape):
+        return Out(ReadPort.Signature(addr_width=self.addr_bits, shape=shape))
+
+    def _elaborate(self, dma, reader) -> Module:
+        """A memory with a byte-enable DMA write port and a synchronous read port."""
+        m = Module()
+        m.submodules.memory = memory = Memory(data=self._data)
+        write = memory.write_port(granularity=8)
+        read = memory.read_port()
+        m.d.comb += [
+            write.addr.eq(dma.addr),
+            write.data.eq(dma.data),
+            write.en.eq(dma.en),
+            read.addr.eq(reader.addr),
+            read.en.eq(reader.en),
+            reader.data.eq(read.data),
+        ]
+        return m
+
+
+class InputBuffer(SramBuffer):
+    """Input (line) buffer: ``rows`` int8 per word.
+
+    Ports
+    -----
+    dma : Out(dma_write_signature(depth, rows))
+        From the LOAD engine.
+    window : Out(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows)))
+        Synchronous read for the window generator's feeder.
+    """
+
+    _size_field = "input_bytes"
+
+    @classmethod
+    def word_bytes_of(cls, config: AccelConfig) -> int:
+        return timing.word_bytes(check_config(config), Buffer.INPUT)
+
+    def _members(self) -> dict:
+        rows = self._config.array.rows
+        return {
+            "dma": self._dma_port(),
+            "window": self._sync_read_port(data.ArrayLayout(signed(8), rows)),
+        }
+
+    def elaborate(self, platform) -> Module:
+        return self._elaborate(self.dma, self.window)
+
+
+class WeightBuffer(SramBuffer):
+    """Weight buffer: one array row of ``cols`` int8 weights per word.
+
+    Ports
+    -----
+    dma : Out(dma_write_signature(depth, cols))
+        From the LOAD engine.
+    loader : Out(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), cols)))
+        Synchronous read for the weight loader (the array's ``w`` port one cycle later).
+    """
+
+    _size_field = "weight_bytes"
+
+    @classmethod
+    def word_bytes_of(cls, config: AccelConfig) -> int:
+        return timing.word_bytes(check_config(config), Buffer.WEIGHT)
+
+    def _members(self) -> dict:
+        cols = self._config.array.cols
+        return {
+            "dma": self._dma_port(),
+            "loader": self._sync_read_port(data.ArrayLayout(signed(8), cols)),
+        }
+
+    def elaborate(self, platform) -> Module:
+        return self._elaborate(self.dma, self.loader)
+
+
+class ParamBuffer(SramBuffer):
+    """Post-processing parameters: per output channel int32 bias, multiplier, shift.
+
+    Ports
+    -----
+    dma : Out(dma_write_signature(depth, 12 * cols))
+        From the LOAD engine.
+    post : Out(ReadPort.Signature(addr_bits, ArrayLayout(param_lane_layout, cols)))
+        Synchronous read for the post engine (:class:`hdl.postproc.PostProcessor`'s
+        ``params``, bit-identical).
+    """
+
+    _size_field = "param_bytes"
+
+    @classmethod
+    def word_bytes_of(cls, config: AccelConfig) -> int:
+        return timing.word_bytes(check_config(config), Buffer.PARAM)
+
+    def _members(self) -> dict:
+        cols = self._config.array.cols
+        return {
+            "dma": self._dma_port(),
+            "post": self._sync_read_port(data.ArrayLayout(param_lane_layout, cols)),
+        }
+
+    def elaborate(self, platform) -> Module:
+        return self._elaborate(self.dma, self.post)
+
+
+class OutputBuffer(SramBuffer):
+    """Output buffer: ``cols`` int8 results per word, waiting for the STORE engine.
+
+    Ports
+    -----
+    post : Out(WritePort.Signature(addr_bits, ArrayLayout(signed(8), cols)))
+        Whole-word writes from the post-processor (``en`` is one bit).
+    store : Out(async_read_signature(depth, ArrayLayout(signed(8), cols)))
+        Asynchronous read for the STORE engine.
+    """
+
+    _size_field = "output_bytes"
+
+    @classmethod
+    def word_bytes_of(cls, config: AccelConfig) -> int:
+        return check_config(config).array.cols
+
+    def _members(self) -> dict:
+        word = data.ArrayLayout(signed(8), self._config.array.cols)
+        return {
+            "post": Out(WritePort.Signature(addr_width=self.addr_bits, shape=word)),
+            "store": Out(async_read_signature(self._depth, word)),
+        }
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.memory = memory = Memory(data=self._data)
+        write = memory.write_port()
+        read = memory.read_port(domain="comb")
+        m.d.comb += [
+            write.addr.eq(self.post.addr),
+            write.data.eq(self.post.data),
+            write.en.eq(self.post.en),
+            read.addr.eq(self.store.addr),
+            self.store.data.eq(read.data),
+        ]
+        return m
+
+
+def load_targets(config: AccelConfig) -> dict[Buffer, tuple[int, int]]:
+    """``{buffer: (depth in words, word bytes)}`` of the LOAD destinations."""
+    classes = {Buffer.INPUT: InputBuffer, Buffer.WEIGHT: WeightBuffer, Buffer.PARAM: ParamBuffer}
+    config = check_config(config)
+    result = {}
+    for buffer, cls in classes.items():
+        word = cls.word_bytes_of(config)
+        result[buffer] = (getattr(config.buffers, cls._size_field) // word, word)
+    return result

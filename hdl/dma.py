@@ -1,0 +1,424 @@
+"""DMA engines: LOAD (DRAM -> input/weight/parameter buffer) and STORE (output buffer -> DRAM).
+
+Bit-exact to :func:`sim.dma.execute_load` / :func:`sim.dma.execute_store` and cycle-exact to
+:func:`accel.timing.load_timing` / :func:`accel.timing.store_timing`, with a DRAM that answers
+as :class:`hdl.dram.Dram` does. Both engines take an instruction on ``i`` (payload: the
+instruction's binary encoding as :func:`hdl.isa.instruction_layout` lays it out); ``i.valid``
+is the controller's grant (the instruction's semaphores are held), and the handshake cycle is
+the instruction's ``start``. ``complete`` is high for one cycle per instruction, in program
+order, in cycle ``done - 1`` (the cycle of its last write, or of its write acknowledgement):
+the controller increments the ``signal`` semaphores at the end of that cycle, so they are
+visible in ``done``. Counts and ``run_bytes`` must be >= 1 (the compiler never emits an empty
+transfer).
+
+LOAD. Run ``(o, j)`` (``o < outer_count``, ``j < inner_count``, ``j`` fastest) is one read
+request for ``run_bytes`` bytes from ``dram_addr + o*outer_stride + j*inner_stride``, with
+``word`` = the destination's word size (so the DRAM never lets a beat span two words). The
+issue side sends one request per cycle from ``start`` (the first one combinationally from
+``i.payload``) and takes the next instruction in ``start + runs``. The return side walks the
+beats in order: word ``w`` of run ``(o, j)`` goes to buffer word ``sram_addr +
+o*sram_outer_stride + j*ceil(run_bytes/word) + w``; a beat is written straight into the buffer
+at its place in the word with byte enables (no assembly register), and the last beat of a
+word also writes zeros over the rest of the word. The last beat of the instruction is its last
+write: ``done = last beat + 1``, which with the DRAM's one-beat-per-cycle, in-order channel is
+``max(start + latency, previous done) + beats``. A LOAD whose first beat comes back after the
+next LOAD was taken waits in a descriptor FIFO of ``depth`` entries; when it is full the
+engine stops taking instructions, and when the DRAM's request queue is full (``ar.ready``
+low) it stops issuing: both are beyond :mod:`accel.timing`, which assumes unbounded queues,
+and set the sticky ``stalled`` flag.
+
+bandwidth 2, latency 1, input buffer of 4-byte words, one LOAD of 2 runs of 5 bytes::
+
+    cycle        0      1        2        3           4       5        6
+    i            start
+    ar           run 0  run 1
+    r                   r0[0:2]  r0[2:4]  r0[4:5]     r1[0:2] r1[2:4]  r1[4:5]
+    buffer              w0 b0-1  w0 b2-3  w1 b0, 0s   w2 b0-1 w2 b2-3  w3 b0, 0s
+    complete                                                           1     (done = 7)
+
+STORE. Run ``r = o*inner_count + j`` sends the first ``run_bytes`` (<= ``cols``) bytes of
+output word ``out_base + r`` to ``dram_addr + o*outer_stride + j*inner_stride`` as
+``ceil(run_bytes/bandwidth)`` beats, one per cycle from ``start`` (the word is read from the
+output buffer's asynchronous port in the same cycle); the last beat of the instruction asks
+for an acknowledgement, which the DRAM gives ``latency`` cycles later. The next instruction is
+taken in ``start + beats``; ``done = start + beats + latency``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from accel import isa
+from accel.config import AccelConfig
+from accel.isa import Buffer
+from hdl._check import check_config
+from hdl.buffers import async_read_signature, dma_write_signature, load_targets
+from hdl.dram import read_beat_layout, read_request_layout, write_beat_layout
+from hdl.isa import instruction_layout
+
+__all__ = ["LOAD_LAYOUT", "STORE_LAYOUT", "LoadEngine", "StoreEngine"]
+
+#: A decoded LOAD instruction.
+LOAD_LAYOUT = instruction_layout(isa.Load)
+#: A decoded STORE instruction.
+STORE_LAYOUT = instruction_layout(isa.Store)
+
+_LOAD = {name: width for name, width, _ in isa.FIELDS[isa.Load]}
+_STORE = {name: width for name, width, _ in isa.FIELDS[isa.Store]}
+
+
+def _fields(widths: dict[str, int], names: str) -> data.StructLayout:
+    return data.StructLayout({name: unsigned(widths[name]) for name in names.split()})
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+#: What the LOAD issue side keeps of its instruction.
+_ISSUE = _fields(_LOAD, "buffer outer_count outer_stride inner_count inner_stride run_bytes")
+#: What the LOAD return side needs (a descriptor FIFO entry).
+_RETURN = _fields(_LOAD, "buffer sram_addr outer_count sram_outer_stride inner_count")
+#: What the STORE engine keeps of its instruction.
+_STORE_HELD = _fields(_STORE, "outer_count outer_stride inner_count inner_stride run_bytes")
+
+_BUFFER_PORTS = {Buffer.INPUT: "input_buf", Buffer.WEIGHT: "weight_buf", Buffer.PARAM: "param_buf"}
+
+
+class LoadEngine(wiring.Component):
+    """The LOAD half of the DMA: strided DRAM runs into buffer words.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Word sizes and depths of the three buffers, ``config.dram.bandwidth``.
+    depth : int
+        LOAD instructions that may wait for their first data beat (default 128; ResNet-18 and
+        MobileNetV2 at 224x224 on the ``edge`` preset need 32 and 64).
+
+    Ports
+    -----
+    i : In(stream.Signature(LOAD_LAYOUT))
+        The instruction; ``valid`` is the controller's grant, the handshake is ``start``.
+    ar : Out(stream.Signature(read_request_layout()))
+        Read requests, one per run.
+    r : In(stream.Signature(read_beat_layout(config), always_ready=True))
+        Read data, in request order.
+    input_buf, weight_buf, param_buf : In(dma_write_signature(depth, word_bytes))
+        Byte-enable write ports of :class:`hdl.buffers.InputBuffer`, ``WeightBuffer``,
+        ``ParamBuffer`` (their ``dma`` ports).
+    complete : Out(1)
+        High in cycle ``done - 1`` of each instruction (its last buffer write).
+    stalled : Out(1)
+        Sticky (until reset): the engine once waited for a full queue (its descriptor FIFO,
+        or ``ar.ready`` low); from then on its cycles may be later than accel.timing's.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`~accel.config.AccelConfig` or ``depth`` not an int.
+    ValueError
+        If ``depth`` < 1.
+    """
+
+    def __init__(self, config: AccelConfig, *, depth: int = 128) -> None:
+        self._config = check_config(config)
+        if isinstance(depth, bool) or not isinstance(depth, int):
+            raise TypeError(f"LOAD descriptor queue depth must be an int, not {depth!r}")
+        if depth < 1:
+            raise ValueError(f"LOAD descriptor queue depth must be >= 1, not {depth}")
+        self._depth = depth
+        self._targets = load_targets(config)
+        super().__init__(
+            {
+                "i": In(stream.Signature(LOAD_LAYOUT)),
+                "ar": Out(stream.Signature(read_request_layout())),
+                "r": In(stream.Signature(read_beat_layout(config), always_ready=True)),
+                **{
+                    _BUFFER_PORTS[buffer]: In(dma_write_signature(words, word))
+                    for buffer, (words, word) in self._targets.items()
+                },
+                "complete": Out(1),
+                "stalled": Out(1),
+            }
+        )
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        bandwidth = self._config.dram.bandwidth
+        words = {buffer: word for buffer, (_, word) in self._targets.items()}
+        m.submodules.queue = queue = fifo.SyncFIFO(width=_RETURN.size, depth=self._depth)
+
+        # --- issue side: one request per run per cycle -----------------------------------
+        busy = Signal()
+        held = Signal(_ISSUE, reset_less=True)
+        position = data.StructLayout(
+            {
+                "o": unsigned(_LOAD["outer_count"]),
+                "j": unsigned(_LOAD["inner_count"]),
+                "addr": unsigned(_LOAD["dram_addr"]),  # of run (o, j)
+                "row_addr": unsigned(_LOAD["dram_addr"]),  # of run (o, 0)
+            }
+        )
+        state = Signal(position, reset_less=True)
+        ins = Signal(_ISSUE)
+        cur = Signal(position)
+        first = Signal(position)
+        payload = self.i.payload
+        m.d.comb += [
+            first.addr.eq(payload.dram_addr),
+            first.row_addr.eq(payload.dram_addr),
+            ins.eq(Mux(busy, held, Cat(*(payload[name] for name in _ISSUE.members)))),
+            cur.eq(Mux(busy, state, first)),
+        ]
+        inner_last = cur.j == ins.inner_count - 1
+        last_run = inner_last & (cur.o == ins.outer_count - 1)
+        nxt = Signal(position)
+        m.d.comb += nxt.eq(cur)
+        with m.If(~inner_last):
+            m.d.comb += [nxt.j.eq(cur.j + 1), nxt.addr.eq(cur.addr + ins.inner_stride)]
+        with m.Else():
+            row_addr = cur.row_addr + ins.outer_stride
+            m.d.comb += [
+                nxt.j.eq(0),
+                nxt.o.eq(cur.o + 1),
+                nxt.row_addr.eq(row_addr),
+                nxt.addr.eq(row_addr),
+            ]
+        word = Mux(
+            ins.buffer == Buffer.INPUT,
+            words[Buffer.INPUT],
+            Mux(ins.buffer == Buffer.WEIGHT, words[Buffer.WEIGHT], words[Buffer.PARAM]),
+        )
+        m.d.comb += [
+            self.ar.valid.eq(busy | (self.i.valid & queue.w_rdy)),
+            self.ar.payload.addr.eq(cur.addr),
+            self.ar.payload.bytes.eq(ins.run_bytes),
+            self.ar.payload.word.eq(word),
+            self.i.ready.eq(~busy & queue.w_rdy & self.ar.ready),
+        ]
+        issue = self.ar.valid & self.ar.ready
+        take = self.i.valid & self.i.ready
+        # The contract has no queue limits: waiting for one is a departure from it.
+        with m.If((self.ar.valid & ~self.ar.ready) | (self.i.valid & ~busy & ~queue.w_rdy)):
+            m.d.sync += self.stalled.eq(1)
+        with m.If(issue):
+            m.d.sync += [state.eq(nxt), busy.eq(~last_run)]
+        with m.If(take):
+            m.d.sync += held.eq(ins)
+
+        # --- return side: beats into buffer words ------------------------------------------
+        slots = max(_ceil_div(w, bandwidth) for w in words.values())
+        walk = data.StructLayout(
+            {
+                "desc": _RETURN,
+                "o": unsigned(_LOAD["outer_count"]),
+                "j": unsigned(_LOAD["inner_count"]),
+                "addr": unsigned(_LOAD["sram_addr"]),  # buffer word being written
+                "row": unsigned(_LOAD["sram_addr"]),  # first word of run (o, 0)
+                "slot": range(max(2, slots)),  # beat of the word: bytes [slot*bandwidth, ...)
+            }
+        )
+        active = Signal()
+        held_walk = Signal(walk, reset_less=True)
+        desc = Signal(_RETURN)
+        fresh = Signal(walk)
+        at = Signal(walk)
+        beat = self.r.payload
+        # A beat with the return side idle starts the oldest waiting LOAD: the FIFO head, or
+        # (latency 0, FIFO empty) the instruction being taken in this very cycle.
+        starting = self.r.valid & ~active
+        m.d.comb += [
+            desc.eq(
+                Mux(queue.r_rdy, queue.r_data, Cat(*(payload[name] for name in _RETURN.members)))
+            ),
+            fresh.desc.eq(desc),
+            fresh.addr.eq(desc.sram_addr),
+            fresh.row.eq(desc.sram_addr),
+            at.eq(Mux(active, held_walk, fresh)),
+            queue.r_en.eq(starting & queue.r_rdy),
+            queue.w_en.eq(take & ~(starting & ~queue.r_rdy)),
+            queue.w_data.eq(Cat(*(payload[name] for name in _RETURN.members))),
+        ]
+
+        # Byte b of a word is lane b % bandwidth of beat slot b // bandwidth. The beat's slot
+        # gets the beat's bytes (lanes past `count` as zero); on a word's last beat every later
+        # slot gets zeros: the bytes past run_bytes.
+        in_slot = [at.slot == s for s in range(slots)]
+        after_slot = [Const(0)] + [at.slot < s for s in range(1, slots)]
+        lane_ok = [k < beat.count for k in range(bandwidth)]
+        for buffer, port_name in _BUFFER_PORTS.items():
+            port = getattr(self, port_name)
+            selected = self.r.valid & (at.desc.buffer == buffer)
+            enables, values = [], []
+            for b in range(words[buffer]):
+                s, k = divmod(b, bandwidth)
+                enables.append(selected & (in_slot[s] | (beat.word_last & after_slot[s])))
+                values.append(Mux(in_slot[s] & lane_ok[k], beat.data[k], 0))
+            m.d.comb += [
+                port.addr.eq(at.addr),
+                port.en.eq(Cat(*enables)),
+                port.data.eq(Cat(*values)),
+            ]
+
+        inner_done = at.j == at.desc.inner_count - 1
+        end = beat.last & inner_done & (at.o == at.desc.outer_count - 1)
+        after = Signal(walk)
+        m.d.comb += after.eq(at)
+        with m.If(beat.word_last):
+            m.d.comb += [after.slot.eq(0), after.addr.eq(at.addr + 1)]
+        with m.Else():
+            m.d.comb += after.slot.eq(at.slot + 1)
+        with m.If(beat.last):
+            with m.If(~inner_done):
+                m.d.comb += after.j.eq(at.j + 1)
+            with m.Else():
+                row = at.row + at.desc.sram_outer_stride
+                m.d.comb += [
+                    after.j.eq(0),
+                    after.o.eq(at.o + 1),
+                    after.row.eq(row),
+                    after.addr.eq(row),
+                ]
+        with m.If(self.r.valid):
+            m.d.sync += [held_walk.eq(after), active.eq(~end)]
+        m.d.comb += self.complete.eq(self.r.valid & end)
+        return m
+
+
+class StoreEngine(wiring.Component):
+    """The STORE half of the DMA: output buffer words to strided DRAM runs.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        ``config.array.cols`` (output word), ``config.buffers.output_bytes``,
+        ``config.dram.bandwidth``.
+
+    Ports
+    -----
+    i : In(stream.Signature(STORE_LAYOUT))
+        The instruction; ``valid`` is the controller's grant, the handshake is ``start``.
+    output_buf : In(async_read_signature(depth, ArrayLayout(signed(8), cols)))
+        The output buffer's ``store`` port (asynchronous read).
+    w : Out(stream.Signature(write_beat_layout(config), always_ready=True))
+        Write beats; ``last`` on the instruction's last beat.
+    b : In(1)
+        Write acknowledgement: the DRAM's ``b``.
+    complete : Out(1)
+        High in cycle ``done - 1`` of each instruction (its acknowledgement).
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`~accel.config.AccelConfig`.
+    """
+
+    def __init__(self, config: AccelConfig) -> None:
+        self._config = check_config(config)
+        cols = config.array.cols
+        self._out_depth = config.buffers.output_bytes // cols
+        super().__init__(
+            {
+                "i": In(stream.Signature(STORE_LAYOUT)),
+                "output_buf": In(
+                    async_read_signature(self._out_depth, data.ArrayLayout(signed(8), cols))
+                ),
+                "w": Out(stream.Signature(write_beat_layout(config), always_ready=True)),
+                "b": In(1),
+                "complete": Out(1),
+            }
+        )
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        bandwidth = self._config.dram.bandwidth
+        cols = self._config.array.cols
+        groups = _ceil_div(cols, bandwidth)  # beats of a full word
+        busy = Signal()
+        held = Signal(_STORE_HELD, reset_less=True)
+        position = data.StructLayout(
+            {
+                "o": unsigned(_STORE["outer_count"]),
+                "j": unsigned(_STORE["inner_count"]),
+                "k": range(max(2, groups)),  # beat of the run (at least 1 bit wide)
+                "left": unsigned(_STORE["run_bytes"]),  # bytes of the run from this beat on
+                "addr": unsigned(_STORE["dram_addr"]),  # of this beat
+                "run_addr": unsigned(_STORE["dram_addr"]),  # of run (o, j)
+                "row_addr": unsigned(_STORE["dram_addr"]),  # of run (o, 0)
+                "word": unsigned(_STORE["out_base"]),  # output buffer word of the run
+            }
+        )
+        state = Signal(position, reset_less=True)
+        payload = self.i.payload
+        ins = Signal(_STORE_HELD)
+        first = Signal(position)
+        cur = Signal(position)
+        m.d.comb += [
+            first.left.eq(payload.run_bytes),
+            first.addr.eq(payload.dram_addr),
+            first.run_addr.eq(payload.dram_addr),
+            first.row_addr.eq(payload.dram_addr),
+            first.word.eq(payload.out_base),
+            ins.eq(Mux(busy, held, Cat(*(payload[name] for name in _STORE_HELD.members)))),
+            cur.eq(Mux(busy, state, first)),
+        ]
+
+        # The beat: bytes [k*bandwidth, (k+1)*bandwidth) of the word, those below `left`.
+        m.d.comb += self.output_buf.addr.eq(cur.word)
+        pad = Const(0, 8 * (groups * bandwidth - cols))
+        padded = Cat(self.output_buf.data.as_value(), pad)
+        run_end = cur.left <= bandwidth
+        inner_last = cur.j == ins.inner_count - 1
+        last = run_end & inner_last & (cur.o == ins.outer_count - 1)
+        m.d.comb += [
+            self.w.valid.eq(busy | self.i.valid),
+            self.w.payload.addr.eq(cur.addr),
+            self.w.payload.data.eq(padded.word_select(cur.k, 8 * bandwidth)),
+            self.w.payload.en.eq(Cat(*(k < cur.left for k in range(bandwidth)))),
+            self.w.payload.last.eq(last),
+            self.i.ready.eq(~busy),
+            self.complete.eq(self.b),
+        ]
+
+        nxt = Signal(position)
+        m.d.comb += nxt.eq(cur)
+        with m.If(~run_end):
+            m.d.comb += [
+                nxt.k.eq(cur.k + 1),
+                nxt.left.eq(cur.left - bandwidth),
+                nxt.addr.eq(cur.addr + bandwidth),
+            ]
+        with m.Else():
+            m.d.comb += [nxt.k.eq(0), nxt.left.eq(ins.run_bytes), nxt.word.eq(cur.word + 1)]
+            with m.If(~inner_last):
+                run_addr = cur.run_addr + ins.inner_stride
+                m.d.comb += [nxt.j.eq(cur.j + 1), nxt.run_addr.eq(run_addr), nxt.addr.eq(run_addr)]
+            with m.Else():
+                row_addr = cur.row_addr + ins.outer_stride
+                m.d.comb += [
+                    nxt.j.eq(0),
+                    nxt.o.eq(cur.o + 1),
+                    nxt.row_addr.eq(row_addr),
+                    nxt.run_addr.eq(row_addr),
+                    nxt.addr.eq(row_addr),
+                ]
+        with m.If(self.w.valid):
+            m.d.sync += [state.eq(nxt), busy.eq(~last)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += held.eq(ins)
+        return m
