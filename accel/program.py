@@ -158,6 +158,31 @@ class Program:
             for name, layout in self.outputs.items()
         }
 
+    def validate(self) -> None:
+        """Reject instructions the hardware cannot execute (empty transfers, runs wider than
+        their words, unknown buffers), naming the engine, the index and the field."""
+        cols = self.config.array.cols
+        for engine, stream in self.streams.items():
+            for index, instr in enumerate(stream):
+                where = f"{engine.name}[{index}] (layer {instr.layer})"
+                if isinstance(instr, isa.Load | isa.Store):
+                    for name in ("outer_count", "inner_count", "run_bytes"):
+                        if getattr(instr, name) < 1:
+                            raise ValueError(f"{where}: {name} = {getattr(instr, name)} < 1")
+                if isinstance(instr, isa.Load) and instr.buffer not in tuple(isa.Buffer):
+                    raise ValueError(f"{where}: buffer = {instr.buffer} is not a LOAD buffer")
+                if isinstance(instr, isa.Store) and instr.run_bytes > cols:
+                    raise ValueError(
+                        f"{where}: run_bytes = {instr.run_bytes} > one output word ({cols})"
+                    )
+                if isinstance(instr, isa.Post) and instr.count < 1:
+                    raise ValueError(f"{where}: count = {instr.count} < 1")
+                if (
+                    isinstance(instr, isa.Compute)
+                    and min(instr.out_h, instr.out_w, instr.passes) < 1
+                ):
+                    raise ValueError(f"{where}: empty tile or reduction")
+
     # Introspection -------------------------------------------------------------------------
 
     @property

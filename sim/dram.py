@@ -37,10 +37,17 @@ class Dram:
         """Write (outer, inner, run) bytes with the given strides."""
         outer, inner, run = runs.shape
         self._check(addr, outer, outer_stride, inner, inner_stride, run)
-        view = np.lib.stride_tricks.as_strided(
-            self.data[addr:], shape=runs.shape, strides=(outer_stride, inner_stride, 1)
-        )
-        view[...] = runs
+        disjoint = inner_stride >= run and outer_stride >= (inner - 1) * inner_stride + run
+        if disjoint or outer * inner == 1:
+            view = np.lib.stride_tricks.as_strided(
+                self.data[addr:], shape=runs.shape, strides=(outer_stride, inner_stride, 1)
+            )
+            view[...] = runs
+        else:  # overlapping runs: later runs win, in program order, as in the hardware
+            for i in range(outer):
+                for j in range(inner):
+                    start = addr + i * outer_stride + j * inner_stride
+                    self.data[start : start + run] = runs[i, j]
         self.bytes_written += runs.size
 
     def _check(self, addr, outer, outer_stride, inner, inner_stride, run) -> None:

@@ -29,6 +29,7 @@ def check_program(program: Program, image: np.ndarray | None, config: AccelConfi
             f"program was compiled for config {program.config.name!r} "
             f"({program.config.digest}), not {config.name!r} ({config.digest})"
         )
+    program.validate()
     if image is None:
         return
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 1:

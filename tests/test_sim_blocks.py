@@ -71,3 +71,16 @@ def test_window_generator_matches_its_loops(instr):
     buffer = np.random.default_rng(0).integers(-128, 128, size=(1000, 3), dtype=np.int8)
     np.testing.assert_array_equal(read_windows(instr, buffer), loop_windows(instr, buffer))
     assert valid_reads(instr) == int(window_addresses(instr)[1].sum())
+
+
+def test_overlapping_store_runs_land_in_program_order():
+    from sim.dram import Dram
+
+    dram = Dram(np.zeros(8, dtype=np.uint8))
+    runs = np.arange(1, 13, dtype=np.uint8).reshape(3, 2, 2)
+    dram.write_runs(0, 1, 2, runs)
+    expected = np.zeros(8, dtype=np.uint8)
+    for i in range(3):
+        for j in range(2):
+            expected[i + 2 * j : i + 2 * j + 2] = runs[i, j]
+    np.testing.assert_array_equal(dram.data, expected)

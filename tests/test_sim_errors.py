@@ -107,3 +107,16 @@ def test_plain_network_is_quantised_deterministically():
     a = compile(models.get("tinyconv"), config.preset("tiny"), seed=3)
     b = compile(models.get("tinyconv"), config.preset("tiny"), seed=3)
     np.testing.assert_array_equal(a.constants, b.constants)
+
+
+def test_empty_transfer_is_rejected_before_running(program):
+    import dataclasses
+
+    from accel import isa
+
+    broken = dataclasses.replace(program, streams=dict(program.streams))
+    loads = list(broken.streams[isa.Engine.LOAD])
+    loads[0] = isa.with_fields(loads[0], run_bytes=0)
+    broken.streams[isa.Engine.LOAD] = loads
+    with pytest.raises(ValueError, match=r"LOAD\[0\] \(layer 0\): run_bytes = 0 < 1"):
+        sim.run(broken, compute_outputs=False)
