@@ -23,6 +23,10 @@ beats (a beat never spans two words). So an instruction's beats occupy the chann
     next_start >= start + runs
     done = max(start + latency, previous done) + runs * beats_per_run
 
+The contract lets LOADs run any distance ahead of their data; the RTL's queues are finite
+(128 waiting LOADs, ``latency + 256`` requests: ``hdl/dma.py``), which every compiled zoo
+network measured stays within (at most 64 and 284), but the model does not check it yet.
+
 STORE (DMA write). The engine reads one output word per run and sends it as
 ``ceil(run_bytes / bandwidth)`` beats on the write channel, one per cycle; it takes its next
 instruction when its last beat is sent; the write response returns ``latency`` cycles later::
