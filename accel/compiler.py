@@ -97,14 +97,15 @@ def synchronise(ops: list[_Op]) -> dict[Engine, list[Instruction]]:
     """Per-engine streams whose semaphores make them equivalent to the order of ``ops``."""
     spaces: dict[str, _Space] = {}
     deps: list[dict[Engine, int]] = []
+    engines = [op.instr.engine for op in ops]
     for index, op in enumerate(ops):
-        engine = op.instr.engine
+        engine = engines[index]
         needs: dict[Engine, int] = {}
 
         def need(j: int | None, engine: Engine = engine, needs: dict = needs) -> None:
-            if j is not None and ops[j].instr.engine != engine:
-                other = ops[j].instr.engine
-                if needs.get(other, -1) < j:
+            if j is not None:
+                other = engines[j]
+                if other != engine and needs.get(other, -1) < j:
                     needs[other] = j
 
         for name, lo, hi in op.reads:
