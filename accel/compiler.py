@@ -301,7 +301,6 @@ class _Compiler:
             if name in net.output_names:
                 uses.append(len(order) + 1)
             self.last_use[root] = max(self.last_use.get(root, 0), *uses)
-        self.position = position
 
     def _chw(self, name: str) -> tuple[int, int, int]:
         shape = self.net.shape(name)

@@ -132,7 +132,7 @@ def trace_schedule(
         out.done[e] = [0] * len(streams[e])
     position = dict.fromkeys(Engine, 0)
     simple = {e: _Engine(e, config) for e in (Engine.LOAD, Engine.POST, Engine.STORE)}
-    running: dict[Engine, int] = {}
+    last_started: dict[Engine, int] = {}
     completions: dict[int, list[tuple[Engine, int]]] = {}
     comp = _ComputeEngine()
     remaining = sum(len(s) for s in streams.values())
@@ -167,7 +167,7 @@ def trace_schedule(
                 if can_take(instr):
                     take(instr)
                     eng.begin(instr, position[engine], cycle, finish)
-                    running[engine] = position[engine]
+                    last_started[engine] = position[engine]
                     out.start[engine][position[engine]] = cycle
                     position[engine] += 1
         # 3. Feeder: start the next pass once its weight load has begun (in an earlier cycle)
@@ -257,7 +257,7 @@ def trace_schedule(
             dump.write(
                 f"{cycle:8d} sem={counters} "
                 + " ".join(
-                    f"{e.name}={running.get(e, '-')}"
+                    f"{e.name}={last_started.get(e, '-')}"
                     for e in (Engine.LOAD, Engine.POST, Engine.STORE)
                 )
                 + f" COMPUTE feed={comp.feeding.index if comp.feeding else '-'}"
