@@ -20,12 +20,8 @@ controller grants an instruction whenever the engine is ready), and checks
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,6 +44,7 @@ from hdl.window import addr_bits
 from sim import array as model_array
 from sim import line_buffer, vector
 from sim.trace import HazardError, trace_schedule
+from tests.hdl_support import verilog_in_fresh_processes
 from tests.test_hdl_generate import WAIVED, run_verilator, verilator_bin
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -749,17 +746,5 @@ def test_compute_verilog_is_the_same_in_another_process_with_another_hash_seed()
         "from hdl.generate import verilog\n"
         "print(verilog(ComputeEngine(VERILOG_CONFIG), 'compute'), end='')\n"
     )
-    root = Path(__file__).resolve().parent.parent
-    texts = [
-        subprocess.run(
-            [sys.executable, "-c", script],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=root,
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            timeout=120,
-        ).stdout
-        for seed in ("1", "2")
-    ]
+    texts = verilog_in_fresh_processes(script)
     assert texts[0] == texts[1] == verilog(ComputeEngine(VERILOG_CONFIG), "compute")

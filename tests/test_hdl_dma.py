@@ -17,11 +17,7 @@ that is what makes the final contents independent of how the two streams interle
 from __future__ import annotations
 
 import functools
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +37,7 @@ from sim.buffers import Buffers
 from sim.controller import schedule
 from sim.dram import Dram as ModelDram
 from sim.trace import trace_schedule
+from tests.hdl_support import verilog_in_fresh_processes
 from tests.test_hdl_generate import WAIVED, run_verilator, verilator_bin
 
 DRAM_SIZE = 512
@@ -816,17 +813,5 @@ def test_verilator_lint_passes(block, tmp_path):
 
 def test_verilog_is_the_same_in_another_process_with_another_hash_seed():
     script = "from tests.test_hdl_dma import converted\nprint(converted('load'), end='')\n"
-    root = Path(__file__).resolve().parent.parent
-    texts = [
-        subprocess.run(
-            [sys.executable, "-c", script],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=root,
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            timeout=120,
-        ).stdout
-        for seed in ("3", "4")
-    ]
+    texts = verilog_in_fresh_processes(script, ("3", "4"))
     assert texts[0] == texts[1] == converted("load")

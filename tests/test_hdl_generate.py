@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from hdl.generate import ports, verilog
 from hdl.pe import ProcessingElement
 from hdl.postproc import PostProcessor
 from hdl.window import WindowGenerator
+from tests.hdl_support import verilog_in_fresh_processes
 
 CONFIG = preset("tiny").replace(array={"rows": 3, "cols": 4})
 BLOCKS = {
@@ -122,17 +122,5 @@ def test_verilog_is_the_same_in_another_process_with_another_hash_seed(tmp_path)
         "config = preset('tiny').replace(array={'rows': 3, 'cols': 4})\n"
         "print(verilog(SystolicArray(config), 'array'), end='')\n"
     )
-    root = Path(__file__).resolve().parent.parent
-    texts = [
-        subprocess.run(
-            [sys.executable, "-c", script],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=root,
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            timeout=120,
-        ).stdout
-        for seed in ("1", "2")
-    ]
+    texts = verilog_in_fresh_processes(script)
     assert texts[0] == texts[1] == verilog(SystolicArray(CONFIG), "array")
