@@ -19,6 +19,7 @@ from hdl.dram import Dram
 from hdl.generate import verilog
 from hdl.isa import COMPUTE_LAYOUT, POST_LAYOUT, instruction_layout
 from hdl.pe import ProcessingElement
+from hdl.post import PostEngine
 from hdl.postproc import PostProcessor
 from hdl.vector import VectorUnit
 from hdl.window import WindowGenerator
@@ -35,6 +36,7 @@ __all__ = [
     "LoadEngine",
     "OutputBuffer",
     "ParamBuffer",
+    "PostEngine",
     "PostProcessor",
     "ProcessingElement",
     "StoreEngine",

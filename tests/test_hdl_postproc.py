@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.hdl import Elaboratable, Module, Signal, signed
-from amaranth.lib import data
-from amaranth.lib.memory import Memory, MemoryData
 from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +18,7 @@ from accel.config import preset
 from accel.isa import Post, PostMode
 from hdl.postproc import ACC_READ_LATENCY, PostProcessor
 from sim import postproc as model_postproc
+from tests import test_hdl_post as post_bench
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 CONFIG = preset("tiny")  # 4 lanes
@@ -232,102 +230,34 @@ def test_postproc_equals_the_gemmlowp_primitives_for_any_int32_multiplier(rows):
         assert word == reference_any_multiplier(r)
 
 
-# --- latency in the post engine's datapath ----------------------------------------------------
-
-
-class PostDatapath(Elaboratable):
-    """The post engine's datapath around the block, driven cycle by cycle by the test as the
-    post engine would: accumulator buffer (synchronous read) -> PostProcessor -> output buffer
-    write port. A row's instruction fields and output address travel alongside it."""
-
-    def __init__(self, acc_rows: np.ndarray, out_init: list) -> None:
-        self.pp = PostProcessor(CONFIG)
-        self.acc = MemoryData(
-            shape=data.ArrayLayout(signed(32), LANES),
-            depth=len(acc_rows),
-            init=[[int(v) for v in r] for r in acc_rows],
-        )
-        self.out = MemoryData(
-            shape=data.ArrayLayout(signed(8), LANES), depth=len(out_init), init=out_init
-        )
-        self.issue = Signal()  # read one accumulator row this cycle
-        self.acc_addr = Signal(range(len(acc_rows)))
-        self.out_addr = Signal(range(len(out_init)))
-        self.fields = Signal(self.pp.i.payload.shape())  # params, mode, zp, clamp
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        m.submodules.pp = pp = self.pp
-        m.submodules.acc = acc = Memory(data=self.acc)
-        m.submodules.out = out = Memory(data=self.out)
-        rd = acc.read_port()
-        wr = out.write_port()
-        m.d.comb += [rd.en.eq(self.issue), rd.addr.eq(self.acc_addr)]
-        # ACC_READ_LATENCY = 1: one register beside the read port.
-        valid = Signal()
-        fields = Signal.like(self.fields)
-        out_addr = Signal.like(self.out_addr)
-        m.d.sync += [valid.eq(self.issue), fields.eq(self.fields), out_addr.eq(self.out_addr)]
-        m.d.comb += [pp.i.valid.eq(valid), pp.i.payload.eq(fields), pp.i.payload.acc.eq(rd.data)]
-        for _ in range(pp.latency):
-            delayed = Signal.like(out_addr)
-            m.d.sync += delayed.eq(out_addr)
-            out_addr = delayed
-        m.d.comb += [wr.en.eq(pp.o.valid), wr.addr.eq(out_addr), wr.data.eq(pp.o.payload)]
-        return m
+# --- latency in the post engine -------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("count_a", "count_b"), [(1, 1), (2, 3), (5, 1)])
 def test_post_instructions_back_to_back_are_done_at_start_plus_count_plus_post_latency(
     count_a, count_b
 ):
-    """Two POST instructions, the second entering right behind the first (next_start), with
-    different parameters: each one's last word becomes visible exactly in its ``done``."""
+    """Two POST instructions through :class:`hdl.post.PostEngine` (accumulator read -> this
+    block -> output buffer), the second entering right behind the first (next_start), with
+    different parameters: every word becomes visible exactly in ``start + k + POST_LATENCY +
+    1`` (``post_bench.check`` reads the output buffer in every cycle), the last one of each
+    instruction in its ``done``."""
     assert PostProcessor(CONFIG).latency + ACC_READ_LATENCY == timing.POST_LATENCY
-    rng = np.random.default_rng([count_a, count_b])
-    count = count_a + count_b
-    acc_rows = rng.integers(-(2**20), 2**20, (count, LANES))
     posts = [
-        Post(acc_base=0, count=count_a, out_base=0, out_zero_point=3),
-        Post(acc_base=count_a, count=count_b, out_base=count_a, out_zero_point=-7, act_min=0),
-    ]
-    fields = [
-        row(0, rng.integers(-999, 999, LANES), 1 << 30, 4, zp=3),
-        row(0, rng.integers(-999, 999, LANES), (1 << 31) - 1, 9, zp=-7, lo=0),
-    ]
-    a = timing.post_timing(posts[0], 2, 0)
-    b = timing.post_timing(posts[1], 0, a.next_start)
+        Post(acc_base=0, count=count_a, param_base=1, out_base=0, out_zero_point=3),
+        Post(
+            acc_base=count_a, count=count_b, param_base=4, out_base=count_a,
+            out_zero_point=-7, act_min=0,
+        ),
+    ]  # fmt: skip
+    offers = [2, 0]
+    a, b = post_bench.contract(posts, offers)
     assert b.start == a.start + count_a  # pipelined: no bubble between the two
-    # (cycle issued, acc row, out word, fields) of every row.
-    issues = [
-        (t.start + k, p.acc_base + k, p.out_base + k, f)
-        for t, p, f in zip((a, b), posts, fields, strict=True)
-        for k in range(p.count)
-    ]
-    want = [reference({**f, "acc": [int(v) for v in acc_rows[r]]}) for _, r, _, f in issues]
-    stale = [[(v + 129) % 256 - 128 for v in w] for w in want]  # differs from want everywhere
-    dut = PostDatapath(acc_rows, stale)
-    by_cycle = {cycle: (r, o, f) for cycle, r, o, f in issues}
-    visible_at: dict[int, int] = {}
-
-    async def bench(ctx):
-        for cycle in range(b.done + 3):
-            r, o, f = by_cycle.get(cycle, (0, 0, fields[0]))
-            ctx.set(dut.issue, cycle in by_cycle)
-            ctx.set(dut.acc_addr, r)
-            ctx.set(dut.out_addr, o)
-            ctx.set(dut.fields, f)
-            for k in range(count):
-                if k not in visible_at and [int(v) for v in ctx.get(dut.out[k])] == want[k]:
-                    visible_at[k] = cycle
-            await ctx.tick()
-
-    simulate(dut, bench)
-    assert visible_at == {
-        k: cycle + timing.POST_LATENCY + 1 for k, (cycle, *_) in enumerate(issues)
-    }
-    assert visible_at[count_a - 1] == a.done
-    assert visible_at[count - 1] == b.done
+    run = post_bench.check(post_bench.CONFIGS["4x4"], posts, offers, seed=10 * count_a + count_b)
+    visible = [cycle + 1 for cycle, _, _ in run.writes]
+    issued = [t.start + k for t, p in ((a, posts[0]), (b, posts[1])) for k in range(p.count)]
+    assert visible == [t + timing.POST_LATENCY + 1 for t in issued]
+    assert (visible[count_a - 1], visible[-1]) == (a.done, b.done)
 
 
 def test_postproc_rejects_a_config_that_is_not_an_accel_config():
