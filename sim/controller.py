@@ -43,6 +43,8 @@ class Schedule:
 
     start: dict[Engine, list[int]] = field(default_factory=lambda: {e: [] for e in Engine})
     done: dict[Engine, list[int]] = field(default_factory=lambda: {e: [] for e in Engine})
+    #: The cycle from which the engine could have taken the instruction (ignoring semaphores).
+    ready: dict[Engine, list[int]] = field(default_factory=lambda: {e: [] for e in Engine})
     compute: list[ComputeDetail] = field(default_factory=list)
 
     @property
@@ -74,12 +76,14 @@ def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> S
                 for s in waits:
                     consumed[s] += 1
                 if engine == Engine.COMPUTE:
+                    out.ready[engine].append(compute_state.front_free)
                     stream_free = compute_state.stream_free
                     t = timing.compute_timing(instr, earliest, compute_state, config)
                     compute_state = t.state
                     start, done = t.start, t.done
                     out.compute.append(ComputeDetail(stream_free, ready, t.first_feed, t.last_feed))
                 else:
+                    out.ready[engine].append(free[engine])
                     if engine == Engine.LOAD:
                         t = timing.load_timing(
                             instr, earliest, free[engine], read_channel_free, config
@@ -107,6 +111,31 @@ def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> S
             raise DeadlockError("deadlock: " + "; ".join(blocked))
     check_semaphore_depth(streams, out)
     return out
+
+
+def engine_counters(sched: Schedule) -> dict[str, int]:
+    """The controller's performance counters, as the RTL counts them (``hdl/controller.py``).
+
+    ``<engine>_busy_cycles``: cycles in which some instruction of the engine is between its
+    start and its done (the length of the union of ``[start, done)``);
+    ``<engine>_blocked_cycles``: cycles in which the engine could take its next instruction but
+    waits for a semaphore (the sum of ``start - ready``).
+    """
+    if any(len(sched.ready[e]) != len(sched.start[e]) for e in Engine):
+        raise ValueError("engine counters need a fast-mode schedule (sim.controller.schedule)")
+    counters = {}
+    for engine in Engine:
+        name = engine.name.lower()
+        busy, covered = 0, 0
+        for start, done in zip(sched.start[engine], sched.done[engine], strict=True):
+            lo = max(start, covered)
+            if done > lo:
+                busy += done - lo
+            covered = max(covered, done)
+        blocked = sum(s - r for s, r in zip(sched.start[engine], sched.ready[engine], strict=True))
+        counters[f"{name}_busy_cycles"] = busy
+        counters[f"{name}_blocked_cycles"] = blocked
+    return counters
 
 
 def check_semaphore_depth(streams: dict[Engine, list[Instruction]], sched: Schedule) -> None:

@@ -1,0 +1,282 @@
+"""The controller: instruction fetch, counting semaphores and grants for the four engines.
+
+The RTL of :mod:`sim.controller`. Each engine (:class:`accel.isa.Engine`) has its own
+instruction stream, ``count`` instructions from word ``base`` of an instruction memory that
+the controller reads through a synchronous read port (``imem_<engine>``: one 64-byte
+instruction per word, data one cycle after the address). The controller presents the
+stream's next instruction on ``issue_<engine>`` (an :mod:`amaranth.lib.stream` whose payload
+is the instruction's :func:`accel.isa.encode` bits); ``valid`` is the grant: the instruction
+is fetched, every semaphore of its ``wait`` mask is non-zero, and the engine's in-flight
+queue has room. The handshake cycle is the instruction's ``start``: the ``wait`` semaphores
+are decremented at its end. Each engine raises ``complete_<engine>`` in cycle ``done - 1`` of
+its instructions, in order; the controller then increments the semaphores of that
+instruction's ``signal`` mask (kept in a small in-flight queue since its grant), so they are
+non-zero from ``done`` on and a waiting instruction may start in the very cycle ``done``, as
+:mod:`accel.timing` requires. A grant and a completion of the same semaphore in one cycle
+leave it unchanged.
+
+Fetch never delays an engine: the read address is the next index in the cycle of a grant
+(``base + index + 1``), so the following instruction is on ``issue`` one cycle later, and no
+engine can take two instructions in consecutive cycles' worth of less (every engine's
+``next_start`` is at least ``start + 1``).
+
+Program control. ``start`` (one cycle, the cycle before cycle 0) resets the fetch indices,
+completion counts and counters; ``busy`` is high from cycle 0 until ``done``, which is high
+for one cycle: the first cycle in which every engine has completed ``count`` instructions,
+so the cycle counter ``cycle`` then equals the program's ``max(done)``, the model's total.
+
+Trace and counters (for verification and performance analysis), per engine:
+
+- ``trace_<engine>_start`` is high in each instruction's ``start`` cycle, with its index in
+  the stream on ``trace_<engine>_start_index``; ``trace_<engine>_done`` in each ``done``
+  cycle, with ``trace_<engine>_done_index``.
+- ``<engine>_busy_cycles``: cycles with at least one instruction between its ``start`` and
+  ``done`` (the length of the union of ``[start, done)``).
+- ``<engine>_blocked_cycles``: cycles in which the engine could take its next instruction
+  and the instruction is fetched, but one of its ``wait`` semaphores is zero.
+
+Errors (sticky, until ``start``): ``error`` when an instruction's opcode does not belong to
+its engine's stream, or it waits on a semaphore that another engine consumes or signals one
+another engine produces (:data:`accel.isa.SEMAPHORES`); its stream then stops. ``stalled``
+when a grant waited for room in an in-flight queue (the contract assumes unbounded queues).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory, ReadPort
+from amaranth.lib.wiring import In, Out
+
+from accel import isa
+from accel.config import AccelConfig
+from accel.isa import Engine
+from hdl._check import check_config
+
+__all__ = [
+    "COUNTER_BITS",
+    "INDEX_BITS",
+    "INSTRUCTION_BITS",
+    "SEMAPHORE_BITS",
+    "Controller",
+    "engine_name",
+]
+
+#: One instruction memory word.
+INSTRUCTION_BITS = 8 * isa.INSTRUCTION_BYTES
+#: Width of instruction indices, bases and counts.
+INDEX_BITS = 32
+#: Width of the cycle and performance counters.
+COUNTER_BITS = 32
+#: Semaphore counters (the model checks a program never needs more: sim.controller).
+SEMAPHORE_BITS = 16
+
+_HEADER = data.StructLayout({name: unsigned(width) for name, width, _ in isa.FIELDS[isa.Load][:4]})
+_SEMS = len(isa.Sem)
+_OPCODE = {cls.engine: cls.opcode for cls in isa.FIELDS}
+
+
+def engine_name(engine: Engine) -> str:
+    """The lower-case name used in port names (``load``, ``compute``, ``post``, ``store``)."""
+    return engine.name.lower()
+
+
+def _mask(engines_of_sem: int, engine: Engine) -> int:
+    """Semaphores whose producer (``engines_of_sem = 0``) or consumer (1) is ``engine``."""
+    return isa.mask(*(s for s, pair in isa.SEMAPHORES.items() if pair[engines_of_sem] == engine))
+
+
+def control_members() -> dict[str, wiring.Member]:
+    """The program-control, trace and counter ports (shared with :class:`hdl.top.Accelerator`)."""
+    members: dict[str, wiring.Member] = {
+        "start": In(1),
+        "busy": Out(1),
+        "done": Out(1),
+        "error": Out(1),
+        "stalled": Out(1),
+        "cycle": Out(COUNTER_BITS),
+    }
+    for engine in Engine:
+        e = engine_name(engine)
+        members |= {
+            f"{e}_base": In(INDEX_BITS),
+            f"{e}_count": In(INDEX_BITS),
+            f"imem_{e}": In(ReadPort.Signature(addr_width=INDEX_BITS, shape=INSTRUCTION_BITS)),
+            f"trace_{e}_start": Out(1),
+            f"trace_{e}_start_index": Out(INDEX_BITS),
+            f"trace_{e}_done": Out(1),
+            f"trace_{e}_done_index": Out(INDEX_BITS),
+            f"{e}_busy_cycles": Out(COUNTER_BITS),
+            f"{e}_blocked_cycles": Out(COUNTER_BITS),
+        }
+    return members
+
+
+class Controller(wiring.Component):
+    """Fetch, semaphores and grants; see the module docstring for the contract.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Recorded for the generated design (the controller has no size parameter of its own).
+    inflight : int
+        Granted, not yet completed instructions one engine may have (default 256; a full
+        queue delays grants and sets ``stalled``).
+
+    Ports
+    -----
+    The members of :func:`control_members`, plus per engine ``issue_<engine>``
+    (``Out(stream.Signature(INSTRUCTION_BITS))``, to the engine's ``i``) and
+    ``complete_<engine>`` (``In(1)``, from the engine's ``complete``).
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`~accel.config.AccelConfig` or ``inflight`` not an int.
+    ValueError
+        If ``inflight`` < 2.
+    """
+
+    def __init__(self, config: AccelConfig, *, inflight: int = 256) -> None:
+        self._config = check_config(config)
+        if isinstance(inflight, bool) or not isinstance(inflight, int):
+            raise TypeError(f"in-flight queue depth must be an int, not {inflight!r}")
+        if inflight < 2:
+            raise ValueError(f"in-flight queue depth must be >= 2, not {inflight}")
+        self._inflight = inflight
+        members = control_members()
+        for engine in Engine:
+            e = engine_name(engine)
+            members[f"issue_{e}"] = Out(stream.Signature(INSTRUCTION_BITS))
+            members[f"complete_{e}"] = In(1)
+        super().__init__(members)
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        running = Signal()
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), self.cycle.eq(0), self.error.eq(0), self.stalled.eq(0)]
+        with m.Elif(running):
+            m.d.sync += self.cycle.eq(self.cycle + 1)
+
+        sems = [Signal(SEMAPHORE_BITS, name=f"sem_{s.name.lower()}") for s in isa.Sem]
+        increments = [[] for _ in sems]
+        decrements = [[] for _ in sems]
+        finished = []
+        for engine in Engine:
+            inc, dec, all_done = self._engine(m, engine, running, sems)
+            for s in range(_SEMS):
+                increments[s].append(inc[s])
+                decrements[s].append(dec[s])
+            finished.append(all_done)
+
+        for s, sem in enumerate(sems):
+            # One producer and one consumer per semaphore (checked per instruction above).
+            change = sum(increments[s]) - sum(decrements[s])
+            with m.If(self.start):
+                m.d.sync += sem.eq(0)
+            with m.Else():
+                m.d.sync += sem.eq(sem + change)
+        program_done = running
+        for f in finished:
+            program_done = program_done & f
+        m.d.comb += [self.busy.eq(running), self.done.eq(program_done)]
+        with m.If(program_done & ~self.start):
+            m.d.sync += running.eq(0)
+        return m
+
+    def _engine(self, m: Module, engine: Engine, running: Signal, sems: list[Signal]):
+        """Fetch, grant, in-flight queue and counters of one engine."""
+        e = engine_name(engine)
+        imem = getattr(self, f"imem_{e}")
+        issue = getattr(self, f"issue_{e}")
+        complete = getattr(self, f"complete_{e}")
+        base = getattr(self, f"{e}_base")
+        count = getattr(self, f"{e}_count")
+
+        index = Signal(INDEX_BITS, name=f"{e}_index")  # of the instruction on `issue`
+        completed = Signal(INDEX_BITS, name=f"{e}_completed")
+        fire = Signal(name=f"{e}_fire")
+        m.d.comb += fire.eq(issue.valid & issue.ready)
+        m.d.comb += [
+            imem.addr.eq(base + Mux(self.start, 0, index + fire)),
+            imem.en.eq(1),
+        ]
+        header = data.View(_HEADER, imem.data[: _HEADER.size])
+        wait = header.wait[:_SEMS]
+        signal = header.signal[:_SEMS]
+        fetched = running & (index < count)
+        legal = (
+            (header.opcode == _OPCODE[engine])
+            & ((header.wait & ~_mask(1, engine)) == 0)
+            & ((header.signal & ~_mask(0, engine)) == 0)
+        )
+        tokens = 1
+        for s in range(_SEMS):
+            tokens = tokens & (~wait[s] | (sems[s] != 0))
+
+        # In-flight queue of signal masks, oldest first; a completion in the cycle of the
+        # grant of an otherwise empty queue takes the mask being granted (bypass).
+        depth = self._inflight
+        m.submodules[f"{e}_inflight"] = queue = Memory(shape=_SEMS, depth=depth, init=[])
+        write = queue.write_port()
+        read = queue.read_port(domain="comb")
+        head = Signal(range(depth), name=f"{e}_head")
+        tail = Signal(range(depth), name=f"{e}_tail")
+        level = Signal(range(depth + 1), name=f"{e}_level")
+        room = level < depth
+        m.d.comb += [
+            issue.valid.eq(fetched & legal & tokens & room),
+            issue.payload.eq(imem.data),
+            write.addr.eq(tail),
+            write.data.eq(signal),
+            write.en.eq(fire),
+            read.addr.eq(head),
+        ]
+        signalled = Mux(level == 0, signal, read.data)
+        with m.If(self.start):
+            m.d.sync += [index.eq(0), completed.eq(0), head.eq(0), tail.eq(0), level.eq(0)]
+        with m.Else():
+            with m.If(fire):
+                m.d.sync += [index.eq(index + 1), tail.eq(Mux(tail == depth - 1, 0, tail + 1))]
+            with m.If(complete):
+                m.d.sync += [
+                    completed.eq(completed + 1),
+                    head.eq(Mux(head == depth - 1, 0, head + 1)),
+                ]
+            m.d.sync += level.eq(level + fire - complete)
+            with m.If(fetched & ~legal):
+                m.d.sync += self.error.eq(1)
+            with m.If(fetched & legal & tokens & ~room):
+                m.d.sync += self.stalled.eq(1)
+
+        # Trace: start in the grant cycle, done the cycle after `complete`.
+        done_pulse = getattr(self, f"trace_{e}_done")
+        done_index = getattr(self, f"trace_{e}_done_index")
+        m.d.comb += [
+            getattr(self, f"trace_{e}_start").eq(fire),
+            getattr(self, f"trace_{e}_start_index").eq(index),
+        ]
+        m.d.sync += [done_pulse.eq(complete & ~self.start), done_index.eq(completed)]
+
+        busy_cycles = getattr(self, f"{e}_busy_cycles")
+        blocked_cycles = getattr(self, f"{e}_blocked_cycles")
+        with m.If(self.start):
+            m.d.sync += [busy_cycles.eq(0), blocked_cycles.eq(0)]
+        with m.Else():
+            with m.If(fire | (level != 0)):
+                m.d.sync += busy_cycles.eq(busy_cycles + 1)
+            with m.If(fetched & legal & ~tokens & issue.ready):
+                m.d.sync += blocked_cycles.eq(blocked_cycles + 1)
+
+        inc = [complete & signalled[s] for s in range(_SEMS)]
+        dec = [fire & wait[s] for s in range(_SEMS)]
+        return inc, dec, completed == count

@@ -1,0 +1,191 @@
+"""Running a program on the RTL: the result type and the Amaranth-simulator backend.
+
+Every backend implements ``run(program, image) -> result`` where ``result`` has
+``backend``, ``outputs`` (:meth:`accel.program.Program.read_outputs` of the final DRAM),
+``total_cycles``, ``start``/``done`` (per :class:`accel.isa.Engine`, per instruction, in
+stream order) and ``instruction_times()`` — the protocol of :func:`sim.run`'s ``Result``, so
+one test body compares the model, the Amaranth simulator and Verilator.
+
+:class:`System` is the testbench world around :class:`hdl.top.Accelerator`: the DRAM model
+(:class:`hdl.dram.Dram`, holding the image) and an instruction memory holding the four
+streams one after another (``<engine>_base`` is where each begins). :func:`run` drives it in
+the Amaranth simulator: ``start`` in cycle -1, then one clock per cycle until ``done``,
+recording every instruction's ``start`` and ``done`` from the trace ports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib.memory import Memory, MemoryData
+from amaranth.lib.wiring import connect
+from amaranth.sim import Simulator
+
+from accel import isa
+from accel.isa import Engine
+from accel.program import Program
+from hdl.controller import COUNTER_BITS, INSTRUCTION_BITS, engine_name
+from hdl.dram import Dram
+from hdl.top import Accelerator
+
+__all__ = ["RtlResult", "System", "instruction_words", "run"]
+
+
+@dataclass
+class RtlResult:
+    """What the RTL did with a program (see the module docstring for the protocol)."""
+
+    backend: str
+    outputs: dict[str, np.ndarray]
+    dram: np.ndarray
+    total_cycles: int
+    start: dict[Engine, list[int]]
+    done: dict[Engine, list[int]]
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def instruction_times(self) -> list[tuple[str, int, int, int]]:
+        """(engine, index in its stream, start, done) for every instruction."""
+        return [
+            (engine.name, i, start, done)
+            for engine in Engine
+            for i, (start, done) in enumerate(
+                zip(self.start[engine], self.done[engine], strict=True)
+            )
+        ]
+
+
+def instruction_words(program: Program) -> tuple[list[int], dict[Engine, tuple[int, int]]]:
+    """The instruction memory image (the streams in :class:`Engine` order, one
+    ``accel.isa.encode``-d instruction per word) and each stream's ``(base, count)``."""
+    words: list[int] = []
+    streams = {}
+    for engine in Engine:
+        stream = program.streams[engine]
+        streams[engine] = (len(words), len(stream))
+        words.extend(int.from_bytes(isa.encode(instr), "little") for instr in stream)
+    return words, streams
+
+
+class System(Elaboratable):
+    """:class:`~hdl.top.Accelerator` + DRAM model + instruction memory, for simulation."""
+
+    def __init__(self, program: Program, image: np.ndarray, **accelerator_options) -> None:
+        config = program.config
+        self.accelerator = Accelerator(config, **accelerator_options)
+        self.dram = Dram(config, max(1, image.size), init=image.tolist())
+        words, self.streams = instruction_words(program)
+        self.imem = MemoryData(shape=INSTRUCTION_BITS, depth=max(1, len(words)), init=words)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.accelerator = top = self.accelerator
+        m.submodules.dram = dram = self.dram
+        m.submodules.imem = imem = Memory(data=self.imem)
+        connect(m, top.ar, dram.ar)
+        connect(m, dram.r, top.r)
+        connect(m, top.w, dram.w)
+        m.d.comb += top.b.eq(dram.b)
+        for engine, (base, count) in self.streams.items():
+            e = engine_name(engine)
+            port = imem.read_port()
+            fetch = getattr(top, f"imem_{e}")
+            m.d.comb += [
+                getattr(top, f"{e}_base").eq(base),
+                getattr(top, f"{e}_count").eq(count),
+                port.addr.eq(fetch.addr),
+                port.en.eq(fetch.en),
+                fetch.data.eq(port.data),
+            ]
+        return m
+
+
+def run(
+    program: Program,
+    image: np.ndarray,
+    *,
+    max_cycles: int | None = None,
+    vcd: str | Path | None = None,
+    **accelerator_options,
+) -> RtlResult:
+    """Run ``program`` on ``image`` in the Amaranth simulator (about 1000 cycles/s).
+
+    Raises ``TimeoutError`` naming the cycle if ``done`` has not come after ``max_cycles``
+    (default ``2**COUNTER_BITS - 1``), and ``RuntimeError`` if the controller flags an
+    illegal instruction.
+    """
+    program.validate()
+    if image.dtype != np.uint8 or image.ndim != 1 or image.size != program.dram_bytes:
+        raise ValueError(
+            f"image must be the program's {program.dram_bytes}-byte uint8 DRAM image "
+            "(Program.make_image)"
+        )
+    limit = (1 << COUNTER_BITS) - 1 if max_cycles is None else max_cycles
+    system = System(program, image, **accelerator_options)
+    top = system.accelerator
+    start = {engine: [] for engine in Engine}
+    done = {engine: [] for engine in Engine}
+    outcome: dict[str, object] = {}
+    trace = [
+        (
+            engine,
+            getattr(top, f"trace_{engine_name(engine)}_start"),
+            getattr(top, f"trace_{engine_name(engine)}_done"),
+        )
+        for engine in Engine
+    ]
+
+    async def bench(ctx):
+        ctx.set(top.start, 1)
+        await ctx.tick()
+        ctx.set(top.start, 0)
+        for cycle in range(limit + 1):
+            for engine, started, finished in trace:
+                if ctx.get(started):
+                    start[engine].append(cycle)
+                if ctx.get(finished):
+                    done[engine].append(cycle)
+            if ctx.get(top.error):
+                raise RuntimeError(
+                    f"the controller flagged an illegal instruction in cycle {cycle} (an opcode "
+                    "outside its engine's stream, or a semaphore of another engine)"
+                )
+            if ctx.get(top.done):
+                outcome["total"] = ctx.get(top.cycle)
+                outcome["counters"] = {
+                    name: ctx.get(getattr(top, name))
+                    for name in (
+                        "stalled",
+                        *(
+                            f"{engine_name(e)}_{kind}_cycles"
+                            for e in Engine
+                            for kind in ("busy", "blocked")
+                        ),
+                    )
+                }
+                outcome["dram"] = np.array(
+                    [ctx.get(system.dram.data[k]) for k in range(image.size)], np.uint8
+                )
+                return
+            await ctx.tick()
+        raise TimeoutError(f"the RTL was not done after {limit} cycles")
+
+    sim = Simulator(system)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    if vcd is None:
+        sim.run()
+    else:
+        with sim.write_vcd(str(vcd)):
+            sim.run()
+    return RtlResult(
+        backend="amaranth",
+        outputs=program.read_outputs(outcome["dram"]),
+        dram=outcome["dram"],
+        total_cycles=outcome["total"],
+        start=start,
+        done=done,
+        counters=outcome["counters"],
+    )

@@ -1,0 +1,108 @@
+"""The RTL top (:class:`hdl.top.Accelerator`) against the cycle model and the golden model.
+
+Small programs run in the Amaranth simulator (:func:`hdl.system.run`) must give the golden
+model's outputs bit for bit, and the model's cycles: the total, every instruction's start and
+done, and the controller's performance counters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sim
+from accel import config as cfg
+from accel import golden, graph, isa, models, quant
+from accel.compiler import compile
+from accel.isa import Engine
+from hdl import system
+from sim.controller import engine_counters
+from tests.layers import conv_qnet, conv_reference, random_input
+
+TINY = cfg.preset("tiny")
+#: Slow, odd-width DRAM: beats split words, latency delays every first beat.
+NARROW = TINY.replace(dram={"bandwidth": 3, "latency": 7})
+
+CONVS = {
+    "3x3 pad 1": dict(c=8, k=4, hw=(5, 5), kernel=(3, 3), padding=(1, 1, 1, 1)),
+    "stride 2 relu": dict(
+        c=8, k=4, hw=(7, 7), kernel=(3, 3), stride=(2, 2), padding=(1, 1, 1, 1), activation="relu"
+    ),
+    "several channel and k tiles": dict(c=12, k=6, hw=(4, 4), kernel=(3, 3)),
+    "asymmetric pad, dilation 2": dict(
+        c=4, k=4, hw=(6, 6), kernel=(2, 2), padding=(0, 1, 2, 1), dilation=(2, 2)
+    ),
+    "depthwise relu6": dict(
+        c=8, k=8, hw=(5, 5), kernel=(3, 3), padding=(1, 1, 1, 1), groups=8, activation="relu6"
+    ),
+    "host im2col": dict(c=3, k=4, hw=(5, 5), kernel=(3, 3), padding=(1, 1, 1, 1)),
+}
+
+
+def first_divergence(model, rtl) -> str | None:
+    """The first instruction (in model start order) whose start or done differs, named."""
+    for engine in Engine:
+        assert len(rtl.start[engine]) == len(model.schedule.start[engine]), engine
+    rows = sorted(
+        (model.schedule.start[e][i], e, i) for e in Engine for i in range(len(rtl.start[e]))
+    )
+    for _, engine, i in rows:
+        want = (model.schedule.start[engine][i], model.schedule.done[engine][i])
+        got = (rtl.start[engine][i], rtl.done[engine][i])
+        if want != got:
+            return f"{engine.name}[{i}]: model (start, done) = {want}, RTL = {got}"
+    return None
+
+
+def check(program, image, expected: dict[str, np.ndarray]) -> None:
+    model = sim.run(program, image)
+    rtl = system.run(program, image, max_cycles=4 * model.total_cycles + 100)
+    assert first_divergence(model, rtl) is None, first_divergence(model, rtl)
+    assert rtl.total_cycles == model.total_cycles
+    assert rtl.counters == {"stalled": 0, **engine_counters(model.schedule)}
+    for name, value in expected.items():
+        np.testing.assert_array_equal(model.outputs[name], value, strict=True)
+        np.testing.assert_array_equal(rtl.outputs[name], value, strict=True)
+
+
+@pytest.mark.parametrize("config", [TINY, NARROW], ids=["tiny", "bw3-lat7"])
+@pytest.mark.parametrize("name", list(CONVS))
+def test_conv_layer_bit_and_cycle_exact(name, config):
+    rng = np.random.default_rng(len(name))
+    qnet = conv_qnet(rng, **CONVS[name])
+    program = compile(qnet, config)
+    x = random_input(rng, qnet)
+    check(program, program.make_image({"input": x}), {"conv": conv_reference(qnet, x)})
+
+
+def zoo_check(name: str, size: int | None, config) -> None:
+    qnet = quant.quantize(graph.fuse_activations(models.get(name, input_size=size)), seed=0)
+    program = compile(qnet, config)
+    rng = np.random.default_rng(0)
+    inputs = {
+        n: rng.integers(-128, 128, size=(1, *qnet.network.shape(n)), dtype=np.int8)
+        for n in qnet.network.input_names
+    }
+    check(program, program.make_image(inputs), golden.run_network(qnet, inputs))
+
+
+def test_tinyconv_network_bit_and_cycle_exact():
+    zoo_check("tinyconv", None, TINY)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [TINY, NARROW], ids=["tiny", "bw3-lat7"])
+def test_tinynet_pools_residual_fc_bit_and_cycle_exact(config):
+    zoo_check("tinynet", None, config)
+
+
+def test_illegal_instruction_is_flagged():
+    rng = np.random.default_rng(0)
+    qnet = conv_qnet(rng, **CONVS["3x3 pad 1"])
+    program = compile(qnet, TINY)
+    image = program.make_image({"input": random_input(rng, qnet)})
+    # A COMPUTE instruction waiting on a semaphore the LOAD engine consumes.
+    compute = program.streams[Engine.COMPUTE]
+    compute[0] = isa.with_fields(compute[0], wait=isa.mask(isa.Sem.C2L))
+    with pytest.raises(RuntimeError, match="illegal instruction"):
+        system.run(program, image, max_cycles=1000)
