@@ -624,6 +624,48 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Golden vs model vs RTL, per layer; non-zero exit on any mismatch."""
+    from accel import graph, quant
+    from accel.verify import verify
+
+    cfg = resolve_config(args)
+    window = None
+    if args.vcd_window:
+        try:
+            lo, hi = (int(v) for v in args.vcd_window.split(":"))
+        except ValueError:
+            raise CliError(
+                f"--vcd-window must be FIRST:LAST cycles, not {args.vcd_window!r}"
+            ) from None
+        window = (lo, hi)
+    if window and not args.vcd:
+        raise CliError("--vcd-window needs --vcd PATH")
+    if args.vcd and args.backend != "verilator":
+        raise CliError(f"--vcd needs --backend verilator, not {args.backend}")
+    net = load_network(args)
+    qnet = (
+        net
+        if isinstance(net, quant.QuantizedNetwork)
+        else quant.quantize(graph.fuse_activations(net), seed=args.seed)
+    )
+    layers = [name.strip() for name in args.layers.split(",")] if args.layers else None
+    options = {}
+    if args.vcd:
+        options = {"vcd": args.vcd, "vcd_window": window}
+    if args.backend == "verilator":
+        options["log"] = lambda line: note(args, line)
+    note(args, f"verifying {qnet.network.name!r} on {cfg.name!r} with {args.backend}")
+    result = verify(qnet, cfg, backend=args.backend, layers=layers, seed=args.seed, **options)
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.table())
+        timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+        note(args, f"time: {timing}")
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="accel",
@@ -715,6 +757,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_quiet_argument(p)
     p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser(
+        "verify", help="golden, cycle model and RTL on the same network: bit- and cycle-exact?"
+    )
+    add_model_arguments(p)
+    add_config_arguments(p, required=True)
+    p.add_argument("--backend", choices=("verilator", "amaranth"), default="verilator")
+    p.add_argument(
+        "--layers", metavar="A,B", help="verify these layers one at a time (default: the network)"
+    )
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--vcd", metavar="PATH", help="write a VCD waveform (Verilator backend)")
+    p.add_argument(
+        "--vcd-window", metavar="FIRST:LAST", help="cycles to dump with --vcd (default: all)"
+    )
+    add_quiet_argument(p)
+    p.set_defaults(handler=cmd_verify)
 
     p = sub.add_parser("config", help="print or save an accelerator config as TOML")
     add_config_arguments(p)

@@ -213,7 +213,10 @@ def _split(size: int, tile: int) -> list[tuple[int, int]]:
 
 
 class _Compiler:
-    def __init__(self, qnet: QuantizedNetwork, config: AccelConfig) -> None:
+    def __init__(
+        self, qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool = False
+    ) -> None:
+        self.keep_tensors = keep_tensors
         self.qnet = qnet
         self.net = qnet.network
         self.config = config
@@ -298,7 +301,7 @@ class _Compiler:
             root = self.root[name]
             self.first_use[root] = min(self.first_use.get(root, position[name]), position[name])
             uses = [position[c] for c in net.consumers(name)] or [len(order)]
-            if name in net.output_names:
+            if name in net.output_names or self.keep_tensors:
                 uses.append(len(order) + 1)
             self.last_use[root] = max(self.last_use.get(root, 0), *uses)
 
@@ -1170,14 +1173,18 @@ class _Compiler:
                 isa.encode(instr)  # every field fits its encoding
         constants = np.zeros(const_bound, dtype=np.uint8)
         constants[: len(self.constants)] = np.frombuffer(bytes(self.constants), dtype=np.uint8)
+        kept = net.output_names
+        if self.keep_tensors:
+            kept = [layer.name for layer in self.layers if layer.kind != "Flatten"]
+            kept += [n for n in net.output_names if n not in kept]
         return Program(
             config=self.config,
             network=net.name,
             streams=streams,
             layers=self.layers,
             inputs={n: self.layout(n) for n in net.input_names},
-            outputs={n: self.layout(n) for n in net.output_names},
-            output_shapes={n: tuple(net.shape(n)) for n in net.output_names},
+            outputs={n: self.layout(n) for n in kept},
+            output_shapes={n: tuple(net.shape(n)) for n in kept},
             im2col=list(self.im2col_for.values()),
             constants=constants,
             dram_bytes=top,
@@ -1212,13 +1219,18 @@ class _Compiler:
         return total
 
 
-def compile(network, config: AccelConfig, *, seed: int = 0) -> Program:
+def compile(network, config: AccelConfig, *, seed: int = 0, keep_tensors: bool = False) -> Program:
     """Compile a network for ``config``.
 
     ``network`` is a :class:`~accel.quant.QuantizedNetwork`, or a plain
     :class:`~accel.graph.Network`, which is first quantised with deterministic random weights
     from ``seed`` (:func:`accel.quant.quantize`). Raises :class:`CompileError` naming the
     layer and the limit when a layer cannot run on this configuration.
+
+    ``keep_tensors=True`` (for layer-by-layer verification) gives every layer's output its
+    own DRAM bytes for the whole run and lists it in :attr:`Program.outputs`, so the final
+    DRAM holds every intermediate result; the schedule may differ slightly from the default,
+    which reuses the bytes of dead tensors.
     """
     if isinstance(network, g.Network):
         from accel import quant
@@ -1226,4 +1238,4 @@ def compile(network, config: AccelConfig, *, seed: int = 0) -> Program:
         network = quant.quantize(g.fuse_activations(network), seed=seed)
     if not isinstance(network, QuantizedNetwork):
         raise TypeError(f"compile() takes a Network or QuantizedNetwork, not {network!r}")
-    return _Compiler(network, config).run()
+    return _Compiler(network, config, keep_tensors=keep_tensors).run()

@@ -1,8 +1,9 @@
 """The RTL top (:class:`hdl.top.Accelerator`) against the cycle model and the golden model.
 
-Small programs run in the Amaranth simulator (:func:`hdl.system.run`) must give the golden
-model's outputs bit for bit, and the model's cycles: the total, every instruction's start and
-done, and the controller's performance counters.
+Programs run on the RTL backends — the Amaranth simulator (:func:`hdl.system.run`) and
+Verilator (:func:`hdl.verilator.run`, the generated Verilog) — must give the golden model's
+outputs bit for bit, and the model's cycles: the total, every instruction's start and done,
+and the controller's performance counters. One test body runs on both backends.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from accel import config as cfg
 from accel import golden, graph, isa, models, quant
 from accel.compiler import compile
 from accel.isa import Engine
-from hdl import system
+from hdl import system, verilator
 from sim.controller import engine_counters
 from tests.layers import conv_qnet, conv_reference, random_input
 
@@ -54,9 +55,13 @@ def first_divergence(model, rtl) -> str | None:
     return None
 
 
-def check(program, image, expected: dict[str, np.ndarray]) -> None:
+BACKENDS = {"amaranth": system.run, "verilator": verilator.run}
+
+
+def check(program, image, expected: dict[str, np.ndarray], backend: str) -> None:
     model = sim.run(program, image)
-    rtl = system.run(program, image, max_cycles=4 * model.total_cycles + 100)
+    rtl = BACKENDS[backend](program, image, max_cycles=4 * model.total_cycles + 100)
+    assert rtl.backend == backend
     assert first_divergence(model, rtl) is None, first_divergence(model, rtl)
     assert rtl.total_cycles == model.total_cycles
     assert rtl.counters == {"stalled": 0, **engine_counters(model.schedule)}
@@ -65,17 +70,26 @@ def check(program, image, expected: dict[str, np.ndarray]) -> None:
         np.testing.assert_array_equal(rtl.outputs[name], value, strict=True)
 
 
-@pytest.mark.parametrize("config", [TINY, NARROW], ids=["tiny", "bw3-lat7"])
+#: (config, backend); Verilator on NARROW is one more build, so it is in the slow tier.
+SETUPS = [
+    pytest.param(TINY, "amaranth", id="tiny-amaranth"),
+    pytest.param(NARROW, "amaranth", id="bw3-lat7-amaranth"),
+    pytest.param(TINY, "verilator", id="tiny-verilator"),
+    pytest.param(NARROW, "verilator", id="bw3-lat7-verilator", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize(("config", "backend"), SETUPS)
 @pytest.mark.parametrize("name", list(CONVS))
-def test_conv_layer_bit_and_cycle_exact(name, config):
+def test_conv_layer_bit_and_cycle_exact(name, config, backend):
     rng = np.random.default_rng(len(name))
     qnet = conv_qnet(rng, **CONVS[name])
     program = compile(qnet, config)
     x = random_input(rng, qnet)
-    check(program, program.make_image({"input": x}), {"conv": conv_reference(qnet, x)})
+    check(program, program.make_image({"input": x}), {"conv": conv_reference(qnet, x)}, backend)
 
 
-def zoo_check(name: str, size: int | None, config) -> None:
+def zoo_check(name: str, size: int | None, config, backend: str) -> None:
     qnet = quant.quantize(graph.fuse_activations(models.get(name, input_size=size)), seed=0)
     program = compile(qnet, config)
     rng = np.random.default_rng(0)
@@ -83,20 +97,29 @@ def zoo_check(name: str, size: int | None, config) -> None:
         n: rng.integers(-128, 128, size=(1, *qnet.network.shape(n)), dtype=np.int8)
         for n in qnet.network.input_names
     }
-    check(program, program.make_image(inputs), golden.run_network(qnet, inputs))
+    check(program, program.make_image(inputs), golden.run_network(qnet, inputs), backend)
 
 
-def test_tinyconv_network_bit_and_cycle_exact():
-    zoo_check("tinyconv", None, TINY)
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_tinyconv_network_bit_and_cycle_exact(backend):
+    zoo_check("tinyconv", None, TINY, backend)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("config", [TINY, NARROW], ids=["tiny", "bw3-lat7"])
-def test_tinynet_pools_residual_fc_bit_and_cycle_exact(config):
-    zoo_check("tinynet", None, config)
+@pytest.mark.parametrize(
+    ("config", "backend"),
+    [
+        pytest.param(TINY, "verilator", id="tiny-verilator"),
+        pytest.param(NARROW, "verilator", id="bw3-lat7-verilator", marks=pytest.mark.slow),
+        pytest.param(TINY, "amaranth", id="tiny-amaranth", marks=pytest.mark.slow),
+        pytest.param(NARROW, "amaranth", id="bw3-lat7-amaranth", marks=pytest.mark.slow),
+    ],
+)
+def test_tinynet_pools_residual_fc_bit_and_cycle_exact(config, backend):
+    zoo_check("tinynet", None, config, backend)
 
 
-def test_illegal_instruction_is_flagged():
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_illegal_instruction_is_flagged(backend):
     rng = np.random.default_rng(0)
     qnet = conv_qnet(rng, **CONVS["3x3 pad 1"])
     program = compile(qnet, TINY)
@@ -105,4 +128,4 @@ def test_illegal_instruction_is_flagged():
     compute = program.streams[Engine.COMPUTE]
     compute[0] = isa.with_fields(compute[0], wait=isa.mask(isa.Sem.C2L))
     with pytest.raises(RuntimeError, match="illegal instruction"):
-        system.run(program, image, max_cycles=1000)
+        BACKENDS[backend](program, image, max_cycles=1000)

@@ -1,0 +1,342 @@
+"""Verification: the golden model, the cycle model and the RTL on the same program.
+
+The engine of ``accel verify`` (like :mod:`accel.cli`, this module dispatches to :mod:`sim`
+and :mod:`hdl`; the rest of :mod:`accel` imports neither). For a quantised network and a
+config it compiles the network with every layer's output kept in DRAM
+(``compile(..., keep_tensors=True)``), runs the program on the cycle model and on an RTL
+backend (Verilator or the Amaranth simulator), computes every layer with
+:func:`accel.golden.trace_network`, and checks, per layer:
+
+- **outputs**: the layer's output tensor from the RTL's final DRAM equals the golden model's,
+  element for element (and the model's);
+- **cycles**: every instruction of the layer starts and is done in the same cycle on the RTL
+  as in the model. A layer's *cycles* are counted from the previous layer's completion to its
+  own (the last ``done`` of its instructions, as a running maximum), the same definition on
+  both sides, so the column adds up to the total.
+
+``layers=[...]`` verifies the named layers one at a time instead, each compiled alone as a
+single-layer network fed with the golden model's input tensors (a Flatten in front of a
+Linear goes with it). The first mismatch is named: the layer, the instruction (engine and
+index), the cycles, and for data the first differing output element.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from accel import golden, graph
+from accel.compiler import compile
+from accel.config import AccelConfig
+from accel.isa import Engine
+from accel.program import Program
+from accel.quant import QuantizedNetwork
+
+__all__ = ["BACKENDS", "LayerCheck", "Verification", "layer_network", "verify"]
+
+BACKENDS = ("verilator", "amaranth")
+
+
+@dataclass
+class LayerCheck:
+    """One layer: were its outputs and its cycles the model's?"""
+
+    index: int
+    name: str
+    kind: str
+    instructions: int
+    outputs_equal: bool
+    model_cycles: int
+    rtl_cycles: int
+    cycles_equal: bool
+    mismatch: str | None = None  # the first one, named
+
+
+@dataclass
+class Verification:
+    """The outcome of one verification run."""
+
+    network: str
+    config: str
+    backend: str
+    layers: list[LayerCheck]
+    model_cycles: int
+    rtl_cycles: int
+    counters_equal: bool
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            all(layer.outputs_equal and layer.cycles_equal for layer in self.layers)
+            and self.model_cycles == self.rtl_cycles
+            and self.counters_equal
+        )
+
+    @property
+    def first_mismatch(self) -> str | None:
+        for layer in self.layers:
+            if layer.mismatch:
+                return f"layer {layer.index} {layer.name!r}: {layer.mismatch}"
+        if self.model_cycles != self.rtl_cycles:
+            return f"total cycles: model {self.model_cycles}, RTL {self.rtl_cycles}"
+        if not self.counters_equal:
+            return "performance counters differ from the model's"
+        return None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok, "first_mismatch": self.first_mismatch}
+
+    def table(self) -> str:
+        """The per-layer table ``accel verify`` prints."""
+        head = ("#", "layer", "kind", "instrs", "bit-exact", "model cycles", "RTL cycles", "equal")
+        rows = [
+            (
+                str(layer.index),
+                layer.name,
+                layer.kind,
+                str(layer.instructions),
+                "yes" if layer.outputs_equal else "NO",
+                f"{layer.model_cycles:,}",
+                f"{layer.rtl_cycles:,}",
+                "yes" if layer.cycles_equal else "NO",
+            )
+            for layer in self.layers
+        ]
+        rows.append(
+            (
+                "",
+                "total",
+                "",
+                str(sum(layer.instructions for layer in self.layers)),
+                "yes" if all(layer.outputs_equal for layer in self.layers) else "NO",
+                f"{self.model_cycles:,}",
+                f"{self.rtl_cycles:,}",
+                "yes" if self.model_cycles == self.rtl_cycles else "NO",
+            )
+        )
+        widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+        right = {0, 3, 5, 6}
+
+        def line(row) -> str:
+            return "  ".join(
+                cell.rjust(w) if i in right else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+
+        out = [line(head), line(["-" * w for w in widths]), *map(line, rows)]
+        verdict = "PASS" if self.ok else f"FAIL: {self.first_mismatch}"
+        out.append(
+            f"{self.backend} vs model on {self.config!r}: {verdict} "
+            f"(counters {'equal' if self.counters_equal else 'DIFFER'})"
+        )
+        return "\n".join(out)
+
+
+def layer_network(qnet: QuantizedNetwork, name: str) -> QuantizedNetwork:
+    """Layer ``name`` of ``qnet`` alone: an Input per input tensor (same shape and
+    quantisation), a Flatten in front of a Linear that had one, the layer itself."""
+    net = qnet.network
+    if name not in net or isinstance(net.op(name), graph.Input):
+        layers = [n for n in net.order() if not isinstance(net.op(n), graph.Input)]
+        raise ValueError(f"network {net.name!r} has no layer {name!r}; its layers: {layers}")
+    sub = graph.Network(f"{net.name}.{name}")
+    tensors = {}
+    inputs = []
+    for src in net.inputs(name):
+        if isinstance(net.op(src), graph.Flatten):
+            (before,) = net.inputs(src)
+            sub.add(before, graph.Input(tuple(net.shape(before))))
+            tensors[before] = qnet.tensors[before]
+            sub.add(src, net.op(src), [before])
+        else:
+            sub.add(src, graph.Input(tuple(net.shape(src))))
+        tensors[src] = qnet.tensors[src]
+        inputs.append(src)
+    sub.add(name, net.op(name), inputs)
+    weights = net.weights(name)
+    if weights:
+        sub.set_weights(name, weights["weight"], weights.get("bias"))
+    tensors[name] = qnet.tensors[name]
+    layers = {name: qnet.layers[name]} if name in qnet.layers else {}
+    return QuantizedNetwork(sub, tensors, layers)
+
+
+def _run_rtl(backend: str, program: Program, image: np.ndarray, **options):
+    if backend == "verilator":
+        from hdl import verilator
+
+        return verilator.run(program, image, **options)
+    if backend == "amaranth":
+        from hdl import system
+
+        options.pop("log", None)
+        options.pop("vcd_window", None)
+        return system.run(program, image, **options)
+    raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+
+
+def _first_difference(name: str, want: np.ndarray, got: np.ndarray) -> str:
+    index = tuple(int(i) for i in np.argwhere(want != got)[0])
+    return (
+        f"output {name!r} element {index}: golden {int(want[index])}, RTL {int(got[index])} "
+        f"({int(np.count_nonzero(want != got))} of {want.size} elements differ)"
+    )
+
+
+def _check_program(
+    program: Program,
+    image: np.ndarray,
+    expected: dict[str, np.ndarray],
+    backend: str,
+    seconds: dict[str, float],
+    **options,
+) -> tuple[list[LayerCheck], int, int, bool]:
+    """Run ``program`` on the model and the RTL; a :class:`LayerCheck` per compiled layer."""
+    import sim
+    from sim.controller import engine_counters
+
+    clock = time.perf_counter()
+    model = sim.run(program, image)
+    seconds["model"] = seconds.get("model", 0.0) + time.perf_counter() - clock
+    clock = time.perf_counter()
+    rtl = _run_rtl(backend, program, image, max_cycles=4 * model.total_cycles + 1000, **options)
+    seconds["rtl"] = seconds.get("rtl", 0.0) + time.perf_counter() - clock
+
+    n = len(program.layers)
+    done = {"model": [0] * n, "rtl": [0] * n}
+    count = [0] * n
+    divergence: list[str | None] = [None] * n
+    events = sorted(
+        (model.schedule.start[engine][i], engine, i)
+        for engine in Engine
+        for i in range(len(program.streams[engine]))
+    )
+    for _, engine, i in events:
+        layer = program.streams[engine][i].layer
+        count[layer] += 1
+        want = (model.schedule.start[engine][i], model.schedule.done[engine][i])
+        got = (rtl.start[engine][i], rtl.done[engine][i])
+        done["model"][layer] = max(done["model"][layer], want[1])
+        done["rtl"][layer] = max(done["rtl"][layer], got[1])
+        if want != got and divergence[layer] is None:
+            divergence[layer] = (
+                f"{engine.name}[{i}] starts/is done in cycles {got} on the RTL, {want} in the model"
+            )
+    checks = []
+    previous = {"model": 0, "rtl": 0}
+    for info in program.layers:
+        cycles = {}
+        for side in ("model", "rtl"):
+            end = max(previous[side], done[side][info.index])
+            cycles[side] = end - previous[side]
+            previous[side] = end
+        mismatch = divergence[info.index]
+        outputs_equal = True
+        if info.name in expected and info.name in rtl.outputs:
+            want, got = (
+                expected[info.name],
+                rtl.outputs[info.name].reshape(expected[info.name].shape),
+            )
+            outputs_equal = bool(np.array_equal(want, got)) and bool(
+                np.array_equal(want, model.outputs[info.name].reshape(want.shape))
+            )
+            if not np.array_equal(want, got):
+                mismatch = mismatch or _first_difference(info.name, want, got)
+            elif not outputs_equal:
+                mismatch = mismatch or f"output {info.name!r}: the model differs from golden"
+        checks.append(
+            LayerCheck(
+                index=info.index,
+                name=info.name,
+                kind=info.kind,
+                instructions=count[info.index],
+                outputs_equal=outputs_equal,
+                model_cycles=cycles["model"],
+                rtl_cycles=cycles["rtl"],
+                cycles_equal=divergence[info.index] is None,
+                mismatch=mismatch,
+            )
+        )
+    counters_equal = rtl.counters == {"stalled": 0, **engine_counters(model.schedule)}
+    return checks, model.total_cycles, rtl.total_cycles, counters_equal
+
+
+def _random_inputs(qnet: QuantizedNetwork, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        name: rng.integers(-128, 128, size=(1, *qnet.network.shape(name)), dtype=np.int8)
+        for name in qnet.network.input_names
+    }
+
+
+def verify(
+    qnet: QuantizedNetwork,
+    config: AccelConfig,
+    *,
+    backend: str = "verilator",
+    layers: list[str] | None = None,
+    seed: int = 0,
+    **options,
+) -> Verification:
+    """Verify ``qnet`` on ``config`` (see the module docstring).
+
+    ``options`` go to the backend's ``run`` (``vcd``, ``vcd_window``, ``log``). Raises
+    ``ValueError`` for an unknown backend or layer name, and whatever the compiler raises for
+    a network the config cannot run.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    seconds: dict[str, float] = {}
+    inputs = _random_inputs(qnet, seed)
+    clock = time.perf_counter()
+    trace = golden.trace_network(qnet, inputs)
+    seconds["golden"] = time.perf_counter() - clock
+    if not layers:
+        clock = time.perf_counter()
+        program = compile(qnet, config, keep_tensors=True)
+        seconds["compile"] = time.perf_counter() - clock
+        checks, model_cycles, rtl_cycles, counters = _check_program(
+            program, program.make_image(inputs), trace, backend, seconds, **options
+        )
+        return Verification(
+            qnet.network.name,
+            config.name,
+            backend,
+            checks,
+            model_cycles,
+            rtl_cycles,
+            counters,
+            seconds,
+        )
+    subs = [layer_network(qnet, name) for name in layers]  # reject unknown names up front
+    checks, model_cycles, rtl_cycles, counters = [], 0, 0, True
+    for index, (name, sub) in enumerate(zip(layers, subs, strict=True)):
+        clock = time.perf_counter()
+        program = compile(sub, config, keep_tensors=True)
+        seconds["compile"] = seconds.get("compile", 0.0) + time.perf_counter() - clock
+        image = program.make_image({n: trace[n] for n in sub.network.input_names})
+        layer_checks, m, r, c = _check_program(
+            program, image, {name: trace[name]}, backend, seconds, **options
+        )
+        # A single-layer program may hold a Flatten before its layer: report the layer itself.
+        (check,) = [lc for lc in layer_checks if lc.name == name]
+        check.index = index
+        check.instructions = sum(lc.instructions for lc in layer_checks)
+        check.model_cycles, check.rtl_cycles = m, r
+        checks.append(check)
+        model_cycles += m
+        rtl_cycles += r
+        counters = counters and c
+    return Verification(
+        qnet.network.name,
+        config.name,
+        backend,
+        checks,
+        model_cycles,
+        rtl_cycles,
+        counters,
+        seconds,
+    )

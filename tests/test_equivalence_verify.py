@@ -1,0 +1,110 @@
+"""``accel verify``: golden, model and RTL per layer, and how it names a mismatch."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from accel import golden, timing
+from accel.cli import main
+from hdl import verilator
+
+
+def verify(capsys, *args: str) -> tuple[int, str, str]:
+    status = main(["verify", *args, "--quiet"])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_verify_passes_a_network_and_prints_every_layer(capsys):
+    status, out, _ = verify(capsys, "tinynet", "--preset", "tiny")
+    assert status == 0, out
+    for layer in ("conv1", "conv2", "dw", "pw", "add", "pool", "gap", "fc"):
+        assert f" {layer} " in out
+    assert "verilator vs model on 'tiny': PASS (counters equal)" in out
+
+
+def test_verify_json_names_backend_cycles_and_layers(capsys):
+    status, out, _ = verify(capsys, "tinyconv", "--preset", "tiny", "--format", "json")
+    doc = json.loads(out)
+    assert status == 0 and doc["ok"] and doc["first_mismatch"] is None
+    assert doc["backend"] == "verilator" and doc["model_cycles"] == doc["rtl_cycles"] > 0
+    assert [layer["name"] for layer in doc["layers"]] == ["conv"]
+    assert sum(layer["rtl_cycles"] for layer in doc["layers"]) == doc["rtl_cycles"]
+
+
+@pytest.mark.parametrize("backend", ["verilator", "amaranth"])
+def test_verify_single_layers(capsys, backend):
+    status, out, _ = verify(
+        capsys, "tinynet", "--preset", "tiny", "--layers", "pw,fc", "--backend", backend
+    )
+    assert status == 0, out
+    lines = out.splitlines()
+    assert lines[2].split()[:3] == ["0", "pw", "Conv2d"]
+    assert lines[3].split()[:3] == ["1", "fc", "Linear"]
+    assert "PASS" in out
+
+
+def test_a_model_cycle_bug_is_named_by_layer_instruction_and_cycle(capsys, monkeypatch):
+    real = timing.post_timing
+
+    def late(post, earliest, free):  # the model believes POST takes one more cycle
+        t = real(post, earliest, free)
+        return timing.EngineTiming(t.start, t.done + 1, t.next_start)
+
+    monkeypatch.setattr(timing, "post_timing", late)
+    status, out, _ = verify(capsys, "tinyconv", "--preset", "tiny")
+    assert status == 1
+    assert "FAIL: layer 0 'conv': POST[0] starts/is done in cycles" in out
+    assert "NO" in out
+
+
+def test_a_data_mismatch_names_the_output_element(capsys, monkeypatch):
+    real = golden.trace_network
+
+    def wrong(qnet, inputs, **kw):
+        trace = real(qnet, inputs, **kw)
+        if trace["conv"].dtype == np.int8:  # not the quantiser's float calibration run
+            trace["conv"] = trace["conv"].copy()
+            trace["conv"][0, 2, 1, 3] ^= 1
+        return trace
+
+    monkeypatch.setattr(golden, "trace_network", wrong)
+    status, out, _ = verify(capsys, "tinyconv", "--preset", "tiny")
+    assert status == 1
+    assert "output 'conv' element (0, 2, 1, 3): golden" in out
+    assert "(1 of 512 elements differ)" in out
+
+
+def test_verify_rejects_bad_arguments(capsys):
+    status, _, err = verify(capsys, "tinynet", "--preset", "tiny", "--layers", "nope")
+    assert status == 2 and "has no layer 'nope'" in err
+    status, _, err = verify(
+        capsys, "tinyconv", "--preset", "tiny", "--backend", "amaranth", "--vcd", "x.vcd"
+    )
+    assert status == 2 and "--vcd needs --backend verilator" in err
+    status, _, err = verify(capsys, "tinyconv", "--preset", "tiny", "--vcd-window", "1:2")
+    assert status == 2 and "--vcd-window needs --vcd" in err
+
+
+def test_verilator_builds_are_cached(tmp_path):
+    from accel.config import preset
+
+    first = verilator.build(preset("tiny"))
+    assert verilator.build(preset("tiny")) == first and first.exists()
+
+
+@pytest.mark.slow
+def test_vcd_of_a_cycle_window(capsys, tmp_path):
+    path = tmp_path / "wave.vcd"
+    status, _, _ = verify(
+        capsys, "tinyconv", "--preset", "tiny", "--vcd", str(path), "--vcd-window", "10:20"
+    )
+    assert status == 0
+    text = path.read_text()
+    assert "$enddefinitions" in text and "ar_valid" in text
+    stamps = [int(line[1:]) for line in text.splitlines() if line.startswith("#")]
+    assert min(stamps) == 20 and max(stamps) == 41  # cycles 10..20, two edges each
+    assert np.all(np.diff(stamps) > 0)
