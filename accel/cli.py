@@ -653,10 +653,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
     options = {}
     if args.vcd:
         options = {"vcd": args.vcd, "vcd_window": window}
-    if args.backend == "verilator":
-        options["log"] = lambda line: note(args, line)
-    note(args, f"verifying {qnet.network.name!r} on {cfg.name!r} with {args.backend}")
-    result = verify(qnet, cfg, backend=args.backend, layers=layers, seed=args.seed, **options)
+    with Progress.for_args(args, f"verify {qnet.network.name}") as progress:
+        if args.backend == "verilator":
+            options["log"] = lambda line: progress.stage(
+                f"building the Verilator model of {cfg.name} (once per config)"
+            )
+        result = verify(
+            qnet,
+            cfg,
+            backend=args.backend,
+            layers=layers,
+            seed=args.seed,
+            stage=progress.stage,
+            **options,
+        )
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
     else:

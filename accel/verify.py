@@ -192,15 +192,18 @@ def _check_program(
     expected: dict[str, np.ndarray],
     backend: str,
     seconds: dict[str, float],
+    stage,
     **options,
 ) -> tuple[list[LayerCheck], int, int, bool]:
     """Run ``program`` on the model and the RTL; a :class:`LayerCheck` per compiled layer."""
     import sim
     from sim.controller import engine_counters
 
+    stage(f"cycle model ({program.instruction_count:,} instructions)")
     clock = time.perf_counter()
     model = sim.run(program, image)
     seconds["model"] = seconds.get("model", 0.0) + time.perf_counter() - clock
+    stage(f"RTL: {backend} ({model.total_cycles:,} cycles)")
     clock = time.perf_counter()
     rtl = _run_rtl(backend, program, image, max_cycles=4 * model.total_cycles + 1000, **options)
     seconds["rtl"] = seconds.get("rtl", 0.0) + time.perf_counter() - clock
@@ -279,27 +282,33 @@ def verify(
     backend: str = "verilator",
     layers: list[str] | None = None,
     seed: int = 0,
+    stage=None,
     **options,
 ) -> Verification:
     """Verify ``qnet`` on ``config`` (see the module docstring).
 
-    ``options`` go to the backend's ``run`` (``vcd``, ``vcd_window``, ``log``). Raises
+    ``stage``, if given, is called with a short description of each step as it begins (for
+    a progress line). ``options`` go to the backend's ``run`` (``vcd``, ``vcd_window``,
+    ``log``). Raises
     ``ValueError`` for an unknown backend or layer name, and whatever the compiler raises for
     a network the config cannot run.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    stage = stage or (lambda text: None)
     seconds: dict[str, float] = {}
     inputs = _random_inputs(qnet, seed)
+    stage("golden model")
     clock = time.perf_counter()
     trace = golden.trace_network(qnet, inputs)
     seconds["golden"] = time.perf_counter() - clock
     if not layers:
+        stage("compiling")
         clock = time.perf_counter()
         program = compile(qnet, config, keep_tensors=True)
         seconds["compile"] = time.perf_counter() - clock
         checks, model_cycles, rtl_cycles, counters = _check_program(
-            program, program.make_image(inputs), trace, backend, seconds, **options
+            program, program.make_image(inputs), trace, backend, seconds, stage, **options
         )
         return Verification(
             qnet.network.name,
@@ -314,12 +323,13 @@ def verify(
     subs = [layer_network(qnet, name) for name in layers]  # reject unknown names up front
     checks, model_cycles, rtl_cycles, counters = [], 0, 0, True
     for index, (name, sub) in enumerate(zip(layers, subs, strict=True)):
+        stage(f"layer {name}: compiling")
         clock = time.perf_counter()
         program = compile(sub, config, keep_tensors=True)
         seconds["compile"] = seconds.get("compile", 0.0) + time.perf_counter() - clock
         image = program.make_image({n: trace[n] for n in sub.network.input_names})
         layer_checks, m, r, c = _check_program(
-            program, image, {name: trace[name]}, backend, seconds, **options
+            program, image, {name: trace[name]}, backend, seconds, stage, **options
         )
         # A single-layer program may hold a Flatten before its layer: report the layer itself.
         (check,) = [lc for lc in layer_checks if lc.name == name]

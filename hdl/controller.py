@@ -23,7 +23,8 @@ engine can take two instructions in consecutive cycles' worth of less (every eng
 Program control. ``start`` (one cycle, the cycle before cycle 0) resets the fetch indices,
 completion counts and counters; ``busy`` is high from cycle 0 until ``done``, which is high
 for one cycle: the first cycle in which every engine has completed ``count`` instructions,
-so the cycle counter ``cycle`` then equals the program's ``max(done)``, the model's total.
+so the cycle counter ``cycle`` then equals the program's ``max(done)``, the model's total,
+and keeps it until the next ``start``.
 
 Trace and counters (for verification and performance analysis), per engine:
 
@@ -164,8 +165,8 @@ class Controller(wiring.Component):
         running = Signal()
         with m.If(self.start):
             m.d.sync += [running.eq(1), self.cycle.eq(0), self.error.eq(0), self.stalled.eq(0)]
-        with m.Elif(running):
-            m.d.sync += self.cycle.eq(self.cycle + 1)
+        with m.Elif(running & ~self.done):
+            m.d.sync += self.cycle.eq(self.cycle + 1)  # holds the total after `done`
 
         sems = [Signal(SEMAPHORE_BITS, name=f"sem_{s.name.lower()}") for s in isa.Sem]
         increments = [[] for _ in sems]

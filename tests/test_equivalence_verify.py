@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from accel import golden, timing
+from accel import golden, graph, models, quant, timing
 from accel.cli import main
+from accel.config import preset
+from accel.verify import verify as run_verify
 from hdl import verilator
 
 
@@ -89,9 +91,7 @@ def test_verify_rejects_bad_arguments(capsys):
     assert status == 2 and "--vcd-window needs --vcd" in err
 
 
-def test_verilator_builds_are_cached(tmp_path):
-    from accel.config import preset
-
+def test_verilator_builds_are_cached():
     first = verilator.build(preset("tiny"))
     assert verilator.build(preset("tiny")) == first and first.exists()
 
@@ -108,3 +108,36 @@ def test_vcd_of_a_cycle_window(capsys, tmp_path):
     stamps = [int(line[1:]) for line in text.splitlines() if line.startswith("#")]
     assert min(stamps) == 20 and max(stamps) == 41  # cycles 10..20, two edges each
     assert np.all(np.diff(stamps) > 0)
+
+
+EDGE = preset("edge")
+#: An 8x8 array with the edge preset's buffers and DRAM.
+EIGHT = EDGE.replace(name="edge-8x8", array={"rows": 8, "cols": 8})
+#: Every zoo model that builds at a reduced input size (alexnet and vgg16 only build at
+#: 224x224: too long for the RTL tier, see docs/verify.md).
+REDUCED = [
+    ("tinynet", None),
+    ("lenet5", 32),
+    ("resnet18", 64),
+    ("resnet34", 64),
+    ("resnet50", 64),
+    ("mobilenet_v2", 64),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [EIGHT, EDGE], ids=["8x8", "16x16"])
+@pytest.mark.parametrize(("name", "size"), REDUCED)
+def test_zoo_model_is_bit_and_cycle_exact_in_verilator(name, size, config):
+    qnet = quant.quantize(graph.fuse_activations(models.get(name, input_size=size)), seed=0)
+    result = run_verify(qnet, config)
+    assert result.ok, result.first_mismatch
+    assert len(result.layers) == len(qnet.network.order()) - len(qnet.network.input_names)
+
+
+@pytest.mark.slow
+def test_resnet18_224_whole_network_is_bit_and_cycle_exact_in_verilator():
+    qnet = quant.quantize(graph.fuse_activations(models.get("resnet18")), seed=0)
+    result = run_verify(qnet, EDGE)
+    assert result.ok, result.first_mismatch
+    assert result.rtl_cycles == result.model_cycles > 7_000_000
