@@ -4,12 +4,16 @@
 
 ``report.html``
     One file with no external references: a summary, per-layer cycles and MAC utilization
-    bars, a roofline, stalls by cause per layer and the per-layer table. The plots are SVG
-    drawn by matplotlib and inlined.
+    bars, a roofline, stalls by cause per layer, buffer occupancy per layer and the per-layer
+    table. The plots are SVG drawn by matplotlib and inlined.
 ``layers.csv``
     One row per layer (:func:`layer_table`).
+``occupancy.csv``
+    One row per layer: the words of each on-chip buffer the layer touches, and their
+    fraction of the buffer (:func:`accel.occupancy.buffer_occupancy`).
 ``report.json``
-    ``{"network", "config", "summary", "roofline", "layers"}`` with the same rows.
+    ``{"network", "config", "summary", "roofline", "layers", "occupancy"}`` with the same
+    rows; ``occupancy`` is ``{"depth_words": {buffer: words}, "layers": [rows]}``.
 ``trace.json``
     The run's timeline for https://ui.perfetto.dev (:mod:`accel.timeline`).
 
@@ -35,12 +39,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from accel import __version__, report, timeline
+from accel import __version__, occupancy, report, timeline
 
 __all__ = [
     "INSTALL_HINT",
     "MissingExtraError",
     "layer_table",
+    "plot_occupancy",
     "require_matplotlib",
     "summary",
     "write_report",
@@ -270,6 +275,52 @@ def plot_roofline(table: list[dict], peak: int, bandwidth: int) -> str:
     return _svg(fig, "roofline")
 
 
+def plot_occupancy(rows: list[dict], depths: dict[str, int] | None = None) -> str:
+    """Heatmap of :func:`accel.occupancy.buffer_occupancy` rows: layers down, the five
+    buffers across, colour and label = the fraction of the buffer's depth the layer touches
+    (a buffer the layer does not use is grey). ``depths`` (words) label the columns."""
+    import matplotlib
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    names = [row["layer"] for row in rows]
+    buffers = occupancy.BUFFERS
+    fractions = np.array(
+        [[row[f"{b}_fraction"] for b in buffers] for row in rows], dtype=float
+    ).reshape(len(rows), len(buffers))
+    used = np.array([[row[f"{b}_words"] > 0 for b in buffers] for row in rows], dtype=bool)
+    used = used.reshape(fractions.shape)
+    fig = Figure(figsize=(7, _layer_height(len(names))), layout="constrained")
+    ax = fig.subplots()
+    cmap = matplotlib.colormaps["Blues"].with_extremes(bad="#eeeeee")
+    image = ax.imshow(
+        np.ma.masked_array(fractions, ~used),
+        cmap=cmap,
+        vmin=0,
+        vmax=1,
+        aspect="auto",
+        interpolation="nearest",
+    )
+    for i, j in zip(*np.nonzero(used), strict=True):
+        value = fractions[i, j]
+        ax.text(
+            j,
+            i,
+            f"{100 * value:.0f}%" if value >= 0.01 else "<1%",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if value > 0.6 else "black",
+        )
+    labels = [f"{b}\n{depths[b]:,} words" if depths else b for b in buffers]
+    ax.set_xticks(range(len(buffers)), labels, fontsize=8)
+    ax.xaxis.tick_top()
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.tick_params(length=0)
+    fig.colorbar(image, ax=ax, label="fraction of the buffer's depth", shrink=0.6)
+    return _svg(fig, "occupancy")
+
+
 # ---------------------------------------------------------------------------------------
 # HTML
 
@@ -327,9 +378,20 @@ def _figure(fig_id: str, svg: str, caption: str) -> str:
     )
 
 
-def render_html(result, program, table: list[dict], *, trace_name: str | None) -> str:
-    """The page (needs matplotlib)."""
+def render_html(
+    result,
+    program,
+    table: list[dict],
+    *,
+    trace_name: str | None,
+    occupancy_rows: list[dict] | None = None,
+) -> str:
+    """The page (needs matplotlib). ``occupancy_rows`` default to
+    :func:`accel.occupancy.buffer_occupancy` of ``program``."""
     cfg = program.config
+    if occupancy_rows is None:
+        occupancy_rows = occupancy.buffer_occupancy(program)
+    depths = occupancy.buffer_depths(cfg)
     totals = summary(result, program)
     stalls = result.stalls
     cards = [
@@ -382,7 +444,11 @@ def render_html(result, program, table: list[dict], *, trace_name: str | None) -
         for row in table
     ]
     stall_rows = [{"cause": c, "cycles": stalls[c], "meaning": STALL_MEANING[c]} for c in stalls]
-    files = ['<a href="layers.csv">layers.csv</a>', '<a href="report.json">report.json</a>']
+    files = [
+        '<a href="layers.csv">layers.csv</a>',
+        '<a href="occupancy.csv">occupancy.csv</a>',
+        '<a href="report.json">report.json</a>',
+    ]
     if trace_name:
         files.append(
             f'<a href="{html.escape(trace_name)}">{html.escape(trace_name)}</a> (open it in '
@@ -430,6 +496,20 @@ def render_html(result, program, table: list[dict], *, trace_name: str | None) -
             [("cause", "cause"), ("cycles", "cycles"), ("meaning", "meaning")],
             {"cause", "meaning"},
         ),
+        '<h2 id="occupancy">Buffer occupancy</h2>',
+        _figure(
+            "occupancy",
+            plot_occupancy(occupancy_rows, depths),
+            "Working set of each layer in each on-chip buffer: the distinct words the layer's "
+            "instructions write or read, as a fraction of the buffer's depth (input: LOAD "
+            "writes and the window generator's reads, padding excluded; weight: LOAD writes "
+            "and the ARRAY passes' weight tiles; param: LOAD writes and the word each "
+            "requantizing POST reads; acc: rows COMPUTE writes and POST reads; output: words "
+            "POST writes and STORE reads). Exact, from the instructions' address fields. It is "
+            "the address footprint over the whole layer, not the data live at one time: every "
+            "slot of a double-buffered ring counts. Grey: the layer does not use the buffer. "
+            "Table: occupancy.csv.",
+        ),
         '<h2 id="layers">Layers</h2>',
         _table(display, columns, {"layer", "kind", "output", "bound", "mapping"}),
         '<h2 id="config">Config</h2>',
@@ -450,8 +530,8 @@ def _csv_text(table: list[dict]) -> str:
 
 
 def write_report(out_dir: str | Path, result, program, *, trace: bool = True) -> dict[str, Path]:
-    """Write ``report.html``, ``layers.csv``, ``report.json`` (and ``trace.json``) into
-    ``out_dir`` (created if missing); return their paths by name.
+    """Write ``report.html``, ``layers.csv``, ``occupancy.csv``, ``report.json`` (and
+    ``trace.json``) into ``out_dir`` (created if missing); return their paths by name.
 
     Raises
     ------
@@ -463,9 +543,10 @@ def write_report(out_dir: str | Path, result, program, *, trace: bool = True) ->
     if out.exists() and not out.is_dir():
         raise ValueError(f"report output {str(out)!r} exists and is not a directory")
     table = layer_table(result, program)
+    occupancy_rows = occupancy.buffer_occupancy(program)
     cfg = program.config
     trace_name = "trace.json" if trace else None
-    page = render_html(result, program, table, trace_name=trace_name)
+    page = render_html(result, program, table, trace_name=trace_name, occupancy_rows=occupancy_rows)
     doc = {
         "network": program.network,
         "config": cfg.to_dict(),
@@ -476,15 +557,18 @@ def write_report(out_dir: str | Path, result, program, *, trace: bool = True) ->
             "ridge_macs_per_byte": cfg.array.pes / cfg.dram.bandwidth,
         },
         "layers": table,
+        "occupancy": {"depth_words": occupancy.buffer_depths(cfg), "layers": occupancy_rows},
     }
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "html": out / "report.html",
         "csv": out / "layers.csv",
+        "occupancy": out / "occupancy.csv",
         "json": out / "report.json",
     }
     paths["html"].write_text(page, encoding="utf-8")
     paths["csv"].write_text(_csv_text(table))
+    paths["occupancy"].write_text(_csv_text(occupancy_rows))
     paths["json"].write_text(json.dumps(doc, indent=2) + "\n")
     if trace:
         paths["trace"] = timeline.write_trace(out / trace_name, result, program)

@@ -1,4 +1,5 @@
-"""Reports: the Perfetto timeline, the HTML report, sweeps and the SCALE-Sim comparison table.
+"""Reports: the Perfetto timeline, the HTML report, buffer occupancy, sweeps and the SCALE-Sim
+comparison table.
 
 One small network (tinynet on the 4x4 ``tiny`` preset) is compiled and run once per module;
 every report is checked against that ``Result``.
@@ -14,12 +15,16 @@ import math
 import re
 import sys
 from collections import defaultdict
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 import sim
-from accel import compiler, config, html_report, models, report, sweep, timeline
-from accel.isa import Engine
+from accel import compiler, config, html_report, models, occupancy, report, sweep, timeline
+from accel.isa import Buffer, Compute, Engine, Load, Post, PostMode, Store
+from accel.program import LayerInfo
+from sim import line_buffer
 
 
 @pytest.fixture(scope="module")
@@ -138,26 +143,27 @@ def test_report_writes_its_files(written):
     assert {p.name for p in out.iterdir()} == {
         "report.html",
         "layers.csv",
+        "occupancy.csv",
         "report.json",
         "trace.json",
     }
-    assert set(paths) == {"html", "csv", "json", "trace"}
+    assert set(paths) == {"html", "csv", "occupancy", "json", "trace"}
 
 
 def test_report_html_is_self_contained_with_the_plots(written):
     out, _ = written
     page = (out / "report.html").read_text()
-    for name in ("cycles", "roofline", "stalls"):
+    for name in ("cycles", "roofline", "stalls", "occupancy"):
         start = page.index(f'<figure id="fig-{name}"')
         assert page.index("<svg", start) < page.index("</figure>", start)
-    assert page.count("<svg") == 3
+    assert page.count("<svg") == 4
     ids = re.findall(r'\bid="([^"]+)"', page)
     assert len(ids) == len(set(ids))
     for ref in re.findall(r'(?:url\(#|href="#)([^)"]+)', page):
         assert ref in ids
     for external in ("src=", "http://", '<link rel="stylesheet"', "<script"):
         assert external not in page.replace("http://www.w3.org", "")
-    for href in ("layers.csv", "report.json", "trace.json"):
+    for href in ("layers.csv", "occupancy.csv", "report.json", "trace.json"):
         assert f'href="{href}"' in page
     assert "conv1" in page and "compute roof 16 MACs/cycle" in page
 
@@ -331,3 +337,174 @@ def test_comparison_errors():
         report.render_comparison(COMPARED, "xml")
     with pytest.raises(ValueError, match=r"comparison row 0 must have the keys"):
         report.render_comparison([{"layer": "x"}], "table")
+
+
+# ---------------------------------------------------------------------------------------
+# Buffer occupancy
+
+
+def test_buffer_depths_follow_the_buffer_geometry():
+    # tiny: 4x4 array; 4 KiB input, 2 KiB weights, 4 KiB accumulators, 1 KiB out, 1 KiB params.
+    assert occupancy.buffer_depths(config.preset("tiny")) == {
+        "input": 4096 // 4,
+        "weight": 2048 // 4,
+        "param": 1024 // (12 * 4),
+        "acc": 4096 // (4 * 4),
+        "output": 1024 // 4,
+    }
+
+
+def _hand_input_words(program) -> set[int]:
+    """The window walk of docs/isa.md, one address at a time (padding is not read)."""
+    words = set()
+    for c in program.streams[Engine.COMPUTE]:
+        for ct, r, s, p, q in itertools.product(
+            range(c.ct_count), range(c.kernel_h), range(c.kernel_w), range(c.out_h), range(c.out_w)
+        ):
+            h, w = p * c.stride_h + r * c.dil_h, q * c.stride_w + s * c.dil_w
+            if 0 <= c.origin_h + h < c.image_h and 0 <= c.origin_w + w < c.image_w:
+                words.add(c.in_base + ct * c.ct_stride + h * c.tile_w + w)
+    return words
+
+
+def test_occupancy_of_tinyconv_by_hand():
+    program = compiler.compile(models.get("tinyconv"), config.preset("tiny"))
+    (row,) = occupancy.buffer_occupancy(program)
+    (layer,) = program.layers
+    assert (row["layer"], row["kind"]) == (layer.name, layer.kind)
+    rows = program.config.array.rows
+    loads = program.streams[Engine.LOAD]
+    computes = program.streams[Engine.COMPUTE]
+    posts = program.streams[Engine.POST]
+    # Weights: resident, one LOAD per k tile of 18 passes x 4 rows, back to back from word 0;
+    # the passes read exactly those words.
+    weight_loads = [x for x in loads if x.buffer == Buffer.WEIGHT]
+    assert [(x.sram_addr, x.inner_count, x.outer_count) for x in weight_loads] == [
+        (0, 72, 1),
+        (72, 72, 1),
+    ]
+    assert {c.w_base for c in computes} == {0, 72} and computes[0].passes * rows == 72
+    assert row["weight_words"] == 144 and row["weight_fraction"] == 144 / 512
+    # Accumulators and outputs: 1x4-pixel tiles in a ring of four slots 64 words apart.
+    assert {c.acc_base for c in computes} == {p.acc_base for p in posts} == {0, 64, 128, 192}
+    assert {c.pixels for c in computes} == {4}
+    assert row["acc_words"] == 16 and row["acc_fraction"] == 16 / 256
+    assert row["output_words"] == 16 and row["output_fraction"] == 16 / 256
+    # Parameters: one word per k tile.
+    assert {p.param_base for p in posts} == {0, 1}
+    assert row["param_words"] == 2 and row["param_fraction"] == round(2 / 21, 6)
+    # Input: every word the window generator reads was loaded, and vice versa here.
+    words = _hand_input_words(program)
+    loaded = set()
+    for x in loads:
+        if x.buffer == Buffer.INPUT:
+            for o, j in itertools.product(range(x.outer_count), range(x.inner_count)):
+                loaded.add(x.sram_addr + o * x.sram_outer_stride + j)  # run_bytes = 4 = 1 word
+    assert words == loaded
+    assert row["input_words"] == len(words) == 60
+    for name in occupancy.BUFFERS:
+        assert 0 < row[f"{name}_fraction"] <= 1
+
+
+def test_occupancy_covers_every_layer(run):
+    program, _ = run
+    rows = occupancy.buffer_occupancy(program)
+    assert [r["layer"] for r in rows] == [x.name for x in program.layers]
+    depths = occupancy.buffer_depths(program.config)
+    active = {instr.layer for stream in program.streams.values() for instr in stream}
+    for index, row in enumerate(rows):
+        for name in occupancy.BUFFERS:
+            assert 0 <= row[f"{name}_words"] <= depths[name]
+            assert row[f"{name}_fraction"] == round(row[f"{name}_words"] / depths[name], 6)
+        used = [row[f"{name}_words"] > 0 for name in ("input", "acc", "output")]
+        assert used == [index in active] * 3  # flatten is a view: no instructions, no words
+        assert (row["weight_words"] > 0) == (row["kind"] in ("Conv2d", "Linear"))
+    assert "flatten" in [r["layer"] for r in rows] and len(active) < len(rows)
+
+
+def test_compute_input_words_are_the_window_generators(run):
+    program, _ = run
+    for instr in program.streams[Engine.COMPUTE]:
+        address, valid = line_buffer.window_addresses(instr)
+        words = occupancy.instruction_words(instr, program.config).get("input", np.zeros(0))
+        assert np.array_equal(words, np.unique(address[valid]))
+
+
+def _program(streams, layers=1):
+    return SimpleNamespace(
+        config=config.preset("tiny"),
+        streams={engine: streams.get(engine, []) for engine in Engine},
+        layers=[LayerInfo(i, f"l{i}", "Conv2d", (4, 4, 4), (4, 4, 4), 0) for i in range(layers)],
+    )
+
+
+def test_load_words_are_counted_exactly():
+    # tiny: input words are 4 bytes, so a 6-byte run fills 2 words; 2 runs per row, 3 rows.
+    apart = Load(sram_addr=10, outer_count=3, sram_outer_stride=5, inner_count=2, run_bytes=6)
+    tiny = config.preset("tiny")
+    expected = [10, 11, 12, 13, 15, 16, 17, 18, 20, 21, 22, 23]
+    assert occupancy.instruction_words(apart, tiny)["input"].tolist() == expected
+    # Rows that overlap (stride 2 < 4 words a row) count each word once: 10 .. 17.
+    overlap = Load(
+        sram_addr=10, outer_count=3, sram_outer_stride=2, inner_count=2, run_bytes=6, layer=1
+    )
+    # A parameter word is 12 x 4 bytes: 3 runs of 48 bytes fill words 5, 6, 7.
+    params = Load(buffer=Buffer.PARAM, sram_addr=5, inner_count=3, run_bytes=48, layer=1)
+    rows = occupancy.buffer_occupancy(_program({Engine.LOAD: [apart, overlap, params]}, 2))
+    assert rows[0]["input_words"] == 12 and rows[0]["input_fraction"] == round(12 / 1024, 6)
+    assert rows[1]["input_words"] == 8 and rows[1]["param_words"] == 3
+    assert rows[0]["param_words"] == rows[1]["weight_words"] == rows[1]["acc_words"] == 0
+
+
+def test_occupancy_of_compute_post_and_store():
+    # A padded 2x2 VSUM tile: window rows/cols -1 .. 1 of a 2x2 image, tile_w 3 (the vector
+    # modes read no weights); POST in PASS mode reads no parameter word.
+    vector = Compute(
+        mode=1, in_base=100, tile_w=3, out_h=2, out_w=2, origin_h=-1, origin_w=-1,
+        image_h=2, image_w=2, kernel_h=3, kernel_w=3, acc_base=8,
+    )  # fmt: skip
+    array = Compute(ct_count=2, kernel_h=1, kernel_w=1, w_base=20, acc_base=8, layer=1)
+    post = Post(mode=PostMode.PASS, acc_base=8, count=4, out_base=30)
+    requant = Post(acc_base=6, count=2, param_base=3, out_base=40, layer=1)
+    store = Store(out_base=32, outer_count=2, inner_count=2, layer=1)
+    streams = {Engine.COMPUTE: [vector, array], Engine.POST: [post, requant], Engine.STORE: [store]}
+    first, second = occupancy.buffer_occupancy(_program(streams, 2))
+    # In-image positions are rows/cols 1 and 2 of the 3-wide tile: 100 + {4, 5, 7, 8}.
+    words = occupancy.instruction_words(vector, config.preset("tiny"))
+    assert words["input"].tolist() == [104, 105, 107, 108] and "weight" not in words
+    assert first["layer"] == "l0" and first["kind"] == "Conv2d"
+    assert [first[f"{name}_words"] for name in occupancy.BUFFERS] == [4, 0, 0, 4, 4]
+    assert [first[f"{name}_fraction"] for name in occupancy.BUFFERS] == [
+        round(4 / 1024, 6),
+        0.0,
+        0.0,
+        4 / 256,
+        4 / 256,
+    ]
+    # 2 passes x 4 rows of weights; acc rows 6..8 (8 from the compute, 6, 7 from the POST);
+    # outputs 40, 41 (POST) and 32..35 (STORE).
+    assert second["input_words"] == 1 and second["weight_words"] == 8
+    assert second["acc_words"] == 3 and second["param_words"] == 1
+    assert second["output_words"] == 6
+
+
+def test_occupancy_rejects_words_past_the_end():
+    store = Store(out_base=250, outer_count=2, inner_count=4)
+    with pytest.raises(ValueError, match=r"layer 'l0' \(output buffer\) touches words "):
+        occupancy.buffer_occupancy(_program({Engine.STORE: [store]}))
+
+
+def test_report_writes_the_occupancy_table(run, written):
+    program, _ = run
+    out, _ = written
+    rows = occupancy.buffer_occupancy(program)
+    table = list(csv.DictReader(io.StringIO((out / "occupancy.csv").read_text())))
+    assert [r["layer"] for r in table] == [r["layer"] for r in rows]
+    assert [int(r["weight_words"]) for r in table] == [r["weight_words"] for r in rows]
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["occupancy"]["layers"] == rows
+    assert doc["occupancy"]["depth_words"] == occupancy.buffer_depths(program.config)
+    page = (out / "report.html").read_text()
+    start = page.index('<figure id="fig-occupancy"')
+    caption = page[page.index("<figcaption>", start) : page.index("</figure>", start)]
+    assert "distinct words" in caption and "occupancy.csv" in caption

@@ -1,0 +1,247 @@
+"""Buffer occupancy per layer: how much of each on-chip buffer a layer's instructions touch.
+
+For every layer of a :class:`~accel.program.Program` and every on-chip buffer
+(:data:`BUFFERS`), :func:`buffer_occupancy` counts the distinct buffer words that the layer's
+instructions write or read -- the layer's *working set* in that buffer -- and divides it by the
+buffer's depth in words (:func:`buffer_depths`, the geometry of ``sim/buffers.py``):
+
+=========  ======================================  ==========================================
+buffer     depth (words)                           words counted
+=========  ======================================  ==========================================
+input      ``input_bytes // rows``                 LOAD writes; COMPUTE window reads
+weight     ``weight_bytes // cols``                LOAD writes; ARRAY-mode weight tiles
+param      ``param_bytes // (12 * cols)``          LOAD writes; the parameter word of a
+                                                   REQUANT POST
+acc        ``acc_bytes // (4 * cols)``             COMPUTE rows ``acc_base ..+ pixels``;
+                                                   POST rows ``acc_base ..+ count``
+output     ``output_bytes // cols``                POST writes ``out_base ..+ count``; STORE
+                                                   reads ``out_base ..+ outer*inner``
+=========  ======================================  ==========================================
+
+The counts are exact, from the fields of the instructions (``accel/isa.py``):
+
+* LOAD run ``(o, j)`` writes words ``sram_addr + o*sram_outer_stride + j*n + w`` for
+  ``w < n = ceil(run_bytes / word_bytes)``;
+* COMPUTE reads the input words the window generator addresses (``sim/line_buffer.py``),
+  ``in_base + ct*ct_stride + h*tile_w + w`` for every in-image row offset ``h = p*stride_h +
+  r*dil_h`` and column offset ``w = q*stride_w + s*dil_w`` (VADD: offsets ``0`` and
+  ``in_base_b - in_base``, no kernel); padded positions are generated, not read, and are not
+  counted;
+* ARRAY-mode COMPUTE reads weight words ``w_base .. w_base + passes*rows - 1``; the vector
+  modes read no weights.
+
+Addresses are absolute: the hardware does not wrap them modulo the depth (the cycle model
+rejects an access past the end), so a word outside ``[0, depth)`` is an error here too.
+
+The working set is the address footprint over the whole layer, not the data live at one
+instant: when a layer cycles through the slots of a double-buffered ring (two halves of the
+input buffer, up to four accumulator and output slots), every slot counts. It says how much
+of each buffer the compiler's mapping of the layer uses.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from accel import timing
+from accel.config import AccelConfig
+from accel.isa import Buffer, Compute, ComputeMode, Instruction, Load, Post, PostMode, Store
+
+__all__ = ["BUFFERS", "buffer_depths", "buffer_occupancy", "instruction_words"]
+
+#: The on-chip buffers, in the order of the columns of :func:`buffer_occupancy`.
+BUFFERS = ("input", "weight", "param", "acc", "output")
+
+_LOAD_TARGET = {Buffer.INPUT: "input", Buffer.WEIGHT: "weight", Buffer.PARAM: "param"}
+
+
+def buffer_depths(config: AccelConfig) -> dict[str, int]:
+    """Depth in words of every buffer (as :class:`sim.buffers.Buffers` allocates them)."""
+    rows, cols = config.array.rows, config.array.cols
+    b = config.buffers
+    return {
+        "input": b.input_bytes // rows,
+        "weight": b.weight_bytes // cols,
+        "param": b.param_bytes // (timing.PARAM_LANE_BYTES * cols),
+        "acc": b.acc_bytes // (4 * cols),
+        "output": b.output_bytes // cols,
+    }
+
+
+@functools.lru_cache(maxsize=4096)
+def _window_words(
+    vadd: bool,
+    b_offset: int,
+    ct_count: int,
+    ct_stride: int,
+    tile_w: int,
+    out_h: int,
+    out_w: int,
+    origin_h: int,
+    origin_w: int,
+    image_h: int,
+    image_w: int,
+    stride_h: int,
+    stride_w: int,
+    dil_h: int,
+    dil_w: int,
+    kernel_h: int,
+    kernel_w: int,
+) -> np.ndarray:
+    """Distinct input words (relative to ``in_base``) a COMPUTE reads; the tiles of a layer
+    share them, hence the cache. Validity is separable in rows and columns, so the set is
+    the sum of the valid row offsets, column offsets and channel-tile bases."""
+    if vadd:
+        bases = np.array([0, b_offset], dtype=np.int64)
+        kernel_h = kernel_w = 1
+    else:
+        bases = np.arange(ct_count, dtype=np.int64) * ct_stride
+
+    def valid(count: int, stride: int, kernel: int, dil: int, origin: int, size: int):
+        offsets = np.add.outer(np.arange(count) * stride, np.arange(kernel) * dil).ravel()
+        return np.unique(offsets[(origin + offsets >= 0) & (origin + offsets < size)])
+
+    h = valid(out_h, stride_h, kernel_h, dil_h, origin_h, image_h)
+    w = valid(out_w, stride_w, kernel_w, dil_w, origin_w, image_w)
+    words = np.unique((bases[:, None, None] + h[None, :, None] * tile_w + w[None, None, :]).ravel())
+    words.flags.writeable = False
+    return words
+
+
+def _compute_input_words(instr: Compute) -> np.ndarray:
+    return instr.in_base + _window_words(
+        instr.mode == ComputeMode.VADD,
+        instr.in_base_b - instr.in_base,
+        instr.ct_count,
+        instr.ct_stride,
+        instr.tile_w,
+        instr.out_h,
+        instr.out_w,
+        instr.origin_h,
+        instr.origin_w,
+        instr.image_h,
+        instr.image_w,
+        instr.stride_h,
+        instr.stride_w,
+        instr.dil_h,
+        instr.dil_w,
+        instr.kernel_h,
+        instr.kernel_w,
+    )
+
+
+def _ranges(instr: Instruction, config: AccelConfig) -> Iterable[tuple[str, Any, Any]]:
+    """(buffer, lo, hi) word ranges ``[lo, hi)`` an instruction touches (lo/hi may be
+    arrays); COMPUTE's input reads come from :func:`_compute_input_words` instead."""
+    if isinstance(instr, Load):
+        per_run = timing.ceil_div(instr.run_bytes, timing.word_bytes(config, instr.buffer))
+        span = instr.inner_count * per_run
+        if instr.outer_count == 1:
+            lo = instr.sram_addr
+        else:
+            lo = instr.sram_addr + np.arange(instr.outer_count) * instr.sram_outer_stride
+        yield _LOAD_TARGET[Buffer(instr.buffer)], lo, lo + span
+    elif isinstance(instr, Compute):
+        if instr.mode == ComputeMode.ARRAY:
+            yield "weight", instr.w_base, instr.w_base + instr.passes * config.array.rows
+        yield "acc", instr.acc_base, instr.acc_base + instr.pixels
+    elif isinstance(instr, Post):
+        yield "acc", instr.acc_base, instr.acc_base + instr.count
+        if instr.mode == PostMode.REQUANT:
+            yield "param", instr.param_base, instr.param_base + 1
+        yield "output", instr.out_base, instr.out_base + instr.count
+    elif isinstance(instr, Store):
+        yield "output", instr.out_base, instr.out_base + instr.outer_count * instr.inner_count
+    else:
+        raise TypeError(f"not an instruction: {instr!r}")
+
+
+def instruction_words(instr: Instruction, config: AccelConfig) -> dict[str, np.ndarray]:
+    """The sorted distinct words of every buffer one instruction writes or reads."""
+    out: dict[str, list[np.ndarray]] = {}
+    for name, lo, hi in _ranges(instr, config):
+        for a, b in zip(np.atleast_1d(lo), np.atleast_1d(hi), strict=True):
+            out.setdefault(name, []).append(np.arange(a, b))
+    if isinstance(instr, Compute):
+        out.setdefault("input", []).append(_compute_input_words(instr))
+    return {name: np.unique(np.concatenate(parts)) for name, parts in out.items()}
+
+
+class _Footprint:
+    """The union of word ranges and word lists of one buffer in one layer."""
+
+    def __init__(self) -> None:
+        self.lo: list[int] = []
+        self.hi: list[int] = []
+        self.lo_arrays: list[np.ndarray] = []
+        self.hi_arrays: list[np.ndarray] = []
+        self.words: list[np.ndarray] = []
+
+    def add(self, lo, hi) -> None:
+        if isinstance(lo, np.ndarray):
+            self.lo_arrays.append(lo)
+            self.hi_arrays.append(hi)
+        else:
+            self.lo.append(lo)
+            self.hi.append(hi)
+
+    def count(self, depth: int, where: str) -> int:
+        lo = np.concatenate([np.asarray(self.lo, dtype=np.int64), *self.lo_arrays])
+        hi = np.concatenate([np.asarray(self.hi, dtype=np.int64), *self.hi_arrays])
+        keep = hi > lo
+        lo, hi = lo[keep], hi[keep]
+        words = np.concatenate([np.zeros(0, dtype=np.int64), *self.words])
+        if not lo.size and not words.size:
+            return 0
+        first = min(lo.min(initial=0), words.min(initial=0))
+        last = max(hi.max(initial=0), words.max(initial=-1) + 1)  # one past the last word
+        if first < 0 or last > depth:
+            raise ValueError(
+                f"{where} touches words [{first}, {last}) outside the {depth}-word buffer"
+            )
+        # Ranges as a difference array (+1 at lo, -1 at hi): a word is covered where the
+        # running sum is positive. Linear in ranges + depth, no sort.
+        diff = np.bincount(lo, minlength=depth + 1) - np.bincount(hi, minlength=depth + 1)
+        covered = np.cumsum(diff[:depth]) > 0
+        covered[words] = True
+        return int(np.count_nonzero(covered))
+
+
+def buffer_occupancy(program) -> list[dict[str, Any]]:
+    """One row per layer of ``program`` (in ``program.layers`` order, every layer present):
+    ``layer``, ``kind``, then for every buffer of :data:`BUFFERS` ``<buffer>_words`` (distinct
+    words the layer's instructions write or read) and ``<buffer>_fraction`` (that / the
+    buffer's depth, rounded to 6 digits; 0 for a buffer the layer does not use).
+
+    Uses only ``program.config``, ``program.streams`` and ``program.layers`` (``name``,
+    ``kind``). Raises ``ValueError`` if an instruction touches a word past a buffer's end.
+    """
+    config = program.config
+    depths = buffer_depths(config)
+    layers = [dict.fromkeys(BUFFERS) for _ in program.layers]
+    for stream in program.streams.values():
+        for instr in stream:
+            footprints = layers[instr.layer]
+            for name, lo, hi in _ranges(instr, config):
+                if footprints[name] is None:
+                    footprints[name] = _Footprint()
+                footprints[name].add(lo, hi)
+            if isinstance(instr, Compute):
+                if footprints["input"] is None:
+                    footprints["input"] = _Footprint()
+                footprints["input"].words.append(_compute_input_words(instr))
+    rows = []
+    for info, footprints in zip(program.layers, layers, strict=True):
+        row: dict[str, Any] = {"layer": info.name, "kind": info.kind}
+        for name in BUFFERS:
+            fp = footprints[name]
+            where = f"layer {info.name!r} ({name} buffer)"
+            words = 0 if fp is None else fp.count(depths[name], where)
+            row[f"{name}_words"] = words
+            row[f"{name}_fraction"] = round(words / depths[name], 6)
+        rows.append(row)
+    return rows
