@@ -859,7 +859,7 @@ class _Compiler:
                     lo, hi = ct_ranges[kt]
                     for chunk_lo in range(lo, hi, tiling.channel_chunk):
                         chunk = range(chunk_lo, min(hi, chunk_lo + tiling.channel_chunk))
-                        slot_base = self.next_in_slot(2, tiling.in_slot_words)
+                        slot_base = self.next_in_slot(tiling.in_slots, tiling.in_slot_words)
                         in_range = (slot_base, slot_base + len(chunk) * ih * iw)
                         ct_stride = self.load_input_tile(
                             x, window, origin, (ih, iw), slot_base, chunk, rows, in_range, step

@@ -91,6 +91,23 @@ def test_random_conv_fast_equals_trace(layer, config, seed):
     assert trace.total_cycles == fast.total_cycles
 
 
+def test_grouped_conv_whose_window_needs_the_whole_input_buffer():
+    """Found by hypothesis: a grouped conv whose per-k-tile input window fits only the whole
+    input buffer (one slot) was given slots at half the buffer and read past its end."""
+    layer = dict(c=9, k=9, hw=(5, 7), kernel=(3, 2), stride=(1, 2), dilation=(2, 2), groups=9)
+    config = AccelConfig(
+        name="random",
+        array=ArrayConfig(rows=2, cols=3),
+        buffers=BufferConfig(
+            input_bytes=256, weight_bytes=84, acc_bytes=96, output_bytes=24, param_bytes=72
+        ),
+        dram=DramConfig(bandwidth=1, latency=0),
+    )
+    program, image, fast = run_both(conv_qnet(np.random.default_rng(0), **layer), config, 0)
+    trace = sim.run(program, image, mode="trace", compute_outputs=False)
+    assert trace.instruction_times() == fast.instruction_times()
+
+
 @pytest.mark.parametrize("bandwidth", [1, 3, 64])
 def test_dram_bound_and_unbound_agree(bandwidth):
     config = cfg.preset("tiny").replace(dram={"bandwidth": bandwidth, "latency": 40})
