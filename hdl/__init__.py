@@ -1,19 +1,22 @@
-"""The Amaranth RTL of the accelerator: one module per hardware block.
+"""The Amaranth RTL of the accelerator: one module per hardware block, the top, the runners.
 
-Built so far (docs/rtl.md): the data path of the compute engine and the post-processor —
-:class:`~hdl.pe.ProcessingElement`, :class:`~hdl.array.SystolicArray`,
-:class:`~hdl.window.WindowGenerator`, :class:`~hdl.postproc.PostProcessor` — and
-:func:`~hdl.generate.verilog`; and the DMA side — :class:`~hdl.dma.LoadEngine`,
-:class:`~hdl.dma.StoreEngine`, the buffers of :mod:`hdl.buffers` and the testbench DRAM model
-:class:`~hdl.dram.Dram`; and the compute engine — :class:`~hdl.compute.ComputeEngine` with
-:class:`~hdl.accumulator.AccumulatorBuffer` and :class:`~hdl.vector.VectorUnit`. Not yet:
-controller, top.
+The top is :class:`~hdl.top.Accelerator` (controller, LOAD/COMPUTE/POST/STORE engines,
+buffers; ``docs/rtl.md``); :func:`~hdl.generate.verilog` writes its Verilog. Programs run on
+it in the Amaranth simulator (:func:`hdl.system.run`) or, compiled by Verilator, through
+:func:`hdl.verilator.run` (``docs/verify.md``). The blocks: :class:`~hdl.pe.ProcessingElement`,
+:class:`~hdl.array.SystolicArray`, :class:`~hdl.window.WindowGenerator`,
+:class:`~hdl.postproc.PostProcessor`, :class:`~hdl.post.PostEngine`,
+:class:`~hdl.compute.ComputeEngine` with :class:`~hdl.accumulator.AccumulatorBuffer` and
+:class:`~hdl.vector.VectorUnit`, :class:`~hdl.dma.LoadEngine`, :class:`~hdl.dma.StoreEngine`,
+the buffers of :mod:`hdl.buffers`, :class:`~hdl.controller.Controller`, and the testbench DRAM
+model :class:`~hdl.dram.Dram`.
 """
 
 from hdl.accumulator import AccumulatorBuffer
 from hdl.array import SystolicArray
 from hdl.buffers import InputBuffer, OutputBuffer, ParamBuffer, WeightBuffer
 from hdl.compute import ComputeEngine
+from hdl.controller import Controller
 from hdl.dma import LOAD_LAYOUT, STORE_LAYOUT, LoadEngine, StoreEngine
 from hdl.dram import Dram
 from hdl.generate import verilog
@@ -21,6 +24,7 @@ from hdl.isa import COMPUTE_LAYOUT, POST_LAYOUT, instruction_layout
 from hdl.pe import ProcessingElement
 from hdl.post import PostEngine
 from hdl.postproc import PostProcessor
+from hdl.top import Accelerator
 from hdl.vector import VectorUnit
 from hdl.window import WindowGenerator
 
@@ -29,8 +33,10 @@ __all__ = [
     "LOAD_LAYOUT",
     "POST_LAYOUT",
     "STORE_LAYOUT",
+    "Accelerator",
     "AccumulatorBuffer",
     "ComputeEngine",
+    "Controller",
     "Dram",
     "InputBuffer",
     "LoadEngine",

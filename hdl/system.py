@@ -31,7 +31,7 @@ from hdl.controller import COUNTER_BITS, INSTRUCTION_BITS, engine_name
 from hdl.dram import Dram
 from hdl.top import Accelerator
 
-__all__ = ["RtlResult", "System", "instruction_words", "run"]
+__all__ = ["ILLEGAL", "RtlResult", "System", "check_image", "instruction_words", "run"]
 
 
 @dataclass
@@ -55,6 +55,28 @@ class RtlResult:
                 zip(self.start[engine], self.done[engine], strict=True)
             )
         ]
+
+
+#: What a backend says when the controller raises ``error``.
+ILLEGAL = (
+    "the controller flagged an illegal instruction in cycle {cycle} (an opcode outside its "
+    "engine's stream, or a semaphore of another engine)"
+)
+
+
+def check_image(program: Program, image: np.ndarray) -> None:
+    """Reject an image that is not ``program``'s DRAM image (``Program.make_image``)."""
+    program.validate()
+    if (
+        not isinstance(image, np.ndarray)
+        or image.dtype != np.uint8
+        or image.ndim != 1
+        or image.size != program.dram_bytes
+    ):
+        raise ValueError(
+            f"image must be the program's {program.dram_bytes}-byte uint8 DRAM image "
+            "(Program.make_image)"
+        )
 
 
 def instruction_words(program: Program) -> tuple[list[int], dict[Engine, tuple[int, int]]]:
@@ -116,12 +138,7 @@ def run(
     (default ``2**COUNTER_BITS - 1``), and ``RuntimeError`` if the controller flags an
     illegal instruction.
     """
-    program.validate()
-    if image.dtype != np.uint8 or image.ndim != 1 or image.size != program.dram_bytes:
-        raise ValueError(
-            f"image must be the program's {program.dram_bytes}-byte uint8 DRAM image "
-            "(Program.make_image)"
-        )
+    check_image(program, image)
     limit = (1 << COUNTER_BITS) - 1 if max_cycles is None else max_cycles
     system = System(program, image, **accelerator_options)
     top = system.accelerator
@@ -148,10 +165,7 @@ def run(
                 if ctx.get(finished):
                     done[engine].append(cycle)
             if ctx.get(top.error):
-                raise RuntimeError(
-                    f"the controller flagged an illegal instruction in cycle {cycle} (an opcode "
-                    "outside its engine's stream, or a semaphore of another engine)"
-                )
+                raise RuntimeError(ILLEGAL.format(cycle=cycle))
             if ctx.get(top.done):
                 outcome["total"] = ctx.get(top.cycle)
                 outcome["counters"] = {

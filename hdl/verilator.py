@@ -33,7 +33,7 @@ from accel.program import Program
 from hdl.controller import COUNTER_BITS
 from hdl.dram import read_beat_layout, read_request_layout, write_beat_layout
 from hdl.generate import verilator_bin, verilog
-from hdl.system import RtlResult, instruction_words
+from hdl.system import ILLEGAL, RtlResult, check_image, instruction_words
 from hdl.top import Accelerator
 
 __all__ = ["BuildError", "build", "cache_dir", "run"]
@@ -208,7 +208,7 @@ def _sources_digest() -> str:
     root = Path(__file__).resolve().parent
     accel = root.parent / "accel"
     read = [accel / "isa.py", accel / "timing.py", accel / "config.py"]
-    not_rtl = {"verilator.py", "system.py", "synth.py", "manifest.py"}
+    not_rtl = {"__init__.py", "verilator.py", "system.py", "synth.py", "manifest.py"}
     rtl = [path for path in root.glob("*.py") if path.name not in not_rtl]
     for path in sorted([*rtl, *read, HARNESS]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -248,12 +248,7 @@ def run(
         If the controller flags an illegal instruction.
     TimeoutError, BuildError
     """
-    program.validate()
-    if image.dtype != np.uint8 or image.ndim != 1 or image.size != program.dram_bytes:
-        raise ValueError(
-            f"image must be the program's {program.dram_bytes}-byte uint8 DRAM image "
-            "(Program.make_image)"
-        )
+    check_image(program, image)
     limit = (1 << COUNTER_BITS) - 1 if max_cycles is None else max_cycles
     exe = build(program.config, trace=vcd is not None, log=log)
     words, streams = instruction_words(program)
@@ -280,10 +275,7 @@ def run(
         if proc.returncode == 3:
             raise TimeoutError(f"the RTL was not done after {limit} cycles")
         if proc.returncode == 4:
-            raise RuntimeError(
-                f"the controller flagged an illegal instruction in cycle {cycle} (an opcode "
-                "outside its engine's stream, or a semaphore of another engine)"
-            )
+            raise RuntimeError(ILLEGAL.format(cycle=cycle))
         start = {engine: [] for engine in Engine}
         done = {engine: [] for engine in Engine}
         by_name = {engine.name.lower(): engine for engine in Engine}
