@@ -639,8 +639,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 f"--vcd-window must be FIRST:LAST cycles, not {args.vcd_window!r}"
             ) from None
         window = (lo, hi)
-    if window and not args.vcd:
-        raise CliError("--vcd-window needs --vcd PATH")
+    if (window or args.vcd_layer) and not args.vcd:
+        raise CliError("--vcd-window and --vcd-layer need --vcd PATH")
+    if window and args.vcd_layer:
+        raise CliError("give --vcd-window or --vcd-layer, not both")
     if args.vcd and args.backend != "verilator":
         raise CliError(f"--vcd needs --backend verilator, not {args.backend}")
     net = load_network(args)
@@ -653,6 +655,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     options = {}
     if args.vcd:
         options = {"vcd": args.vcd, "vcd_window": window}
+        if args.vcd_layer:
+            options = {"vcd": args.vcd, "vcd_layer": args.vcd_layer}
     with Progress.for_args(args, f"verify {qnet.network.name}") as progress:
         if args.backend == "verilator":
             options["log"] = lambda line: progress.stage(
@@ -781,6 +785,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vcd", metavar="PATH", help="write a VCD waveform (Verilator backend)")
     p.add_argument(
         "--vcd-window", metavar="FIRST:LAST", help="cycles to dump with --vcd (default: all)"
+    )
+    p.add_argument(
+        "--vcd-layer", metavar="NAME", help="dump the cycles of this layer (from its model times)"
     )
     add_quiet_argument(p)
     p.set_defaults(handler=cmd_verify)

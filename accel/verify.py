@@ -34,7 +34,14 @@ from accel.isa import Engine
 from accel.program import Program
 from accel.quant import QuantizedNetwork
 
-__all__ = ["BACKENDS", "LayerCheck", "Verification", "layer_network", "verify"]
+__all__ = [
+    "BACKENDS",
+    "LayerCheck",
+    "Verification",
+    "layer_network",
+    "layer_window",
+    "verify",
+]
 
 BACKENDS = ("verilator", "amaranth")
 
@@ -178,6 +185,22 @@ def _run_rtl(backend: str, program: Program, image: np.ndarray, **options):
     raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
 
 
+def layer_window(program: Program, schedule, name: str) -> tuple[int, int]:
+    """The cycles from the first start to the last done of layer ``name``'s instructions."""
+    index = {info.name: info.index for info in program.layers}.get(name)
+    if index is None:
+        raise ValueError(f"program {program.network!r} has no layer {name!r}")
+    spans = [
+        (schedule.start[engine][i], schedule.done[engine][i])
+        for engine in Engine
+        for i, instr in enumerate(program.streams[engine])
+        if instr.layer == index
+    ]
+    if not spans:
+        raise ValueError(f"layer {name!r} has no instructions (nothing to dump)")
+    return min(s for s, _ in spans), max(d for _, d in spans)
+
+
 def _first_difference(name: str, want: np.ndarray, got: np.ndarray) -> str:
     index = tuple(int(i) for i in np.argwhere(want != got)[0])
     return (
@@ -204,6 +227,9 @@ def _check_program(
     model = sim.run(program, image)
     seconds["model"] = seconds.get("model", 0.0) + time.perf_counter() - clock
     stage(f"RTL: {backend} ({model.total_cycles:,} cycles)")
+    vcd_layer = options.pop("vcd_layer", None)
+    if vcd_layer is not None:
+        options["vcd_window"] = layer_window(program, model.schedule, vcd_layer)
     clock = time.perf_counter()
     rtl = _run_rtl(backend, program, image, max_cycles=4 * model.total_cycles + 1000, **options)
     seconds["rtl"] = seconds.get("rtl", 0.0) + time.perf_counter() - clock
@@ -289,7 +315,8 @@ def verify(
 
     ``stage``, if given, is called with a short description of each step as it begins (for
     a progress line). ``options`` go to the backend's ``run`` (``vcd``, ``vcd_window``,
-    ``log``). Raises
+    ``log``), except ``vcd_layer``: the VCD window becomes that layer's cycles in the model
+    (its first start to its last done). Raises
     ``ValueError`` for an unknown backend or layer name, and whatever the compiler raises for
     a network the config cannot run.
     """

@@ -88,7 +88,11 @@ def test_verify_rejects_bad_arguments(capsys):
     )
     assert status == 2 and "--vcd needs --backend verilator" in err
     status, _, err = verify(capsys, "tinyconv", "--preset", "tiny", "--vcd-window", "1:2")
-    assert status == 2 and "--vcd-window needs --vcd" in err
+    assert status == 2 and "--vcd-window and --vcd-layer need --vcd PATH" in err
+    status, _, err = verify(
+        capsys, "tinyconv", "--preset", "tiny", "--vcd", "x.vcd", "--vcd-layer", "nope"
+    )
+    assert status == 2 and "has no layer 'nope'" in err
 
 
 def test_verilator_builds_are_cached():
@@ -108,6 +112,25 @@ def test_vcd_of_a_cycle_window(capsys, tmp_path):
     stamps = [int(line[1:]) for line in text.splitlines() if line.startswith("#")]
     assert min(stamps) == 20 and max(stamps) == 41  # cycles 10..20, two edges each
     assert np.all(np.diff(stamps) > 0)
+
+
+@pytest.mark.slow
+def test_vcd_of_one_layer_of_a_network(capsys, tmp_path):
+    import sim
+    from accel.compiler import compile
+    from accel.verify import layer_window
+
+    qnet = quant.quantize(graph.fuse_activations(models.get("tinynet")), seed=0)
+    program = compile(qnet, preset("tiny"), keep_tensors=True)
+    first, last = layer_window(program, sim.run(program, compute_outputs=False).schedule, "pool")
+    path = tmp_path / "pool.vcd"
+    status, _, _ = verify(
+        capsys, "tinynet", "--preset", "tiny", "--vcd", str(path), "--vcd-layer", "pool"
+    )
+    assert status == 0
+    stamps = [int(line[1:]) for line in path.read_text().splitlines() if line.startswith("#")]
+    assert (min(stamps), max(stamps)) == (2 * first, 2 * last + 1)
+    assert 0 < first < last
 
 
 EDGE = preset("edge")
