@@ -15,10 +15,10 @@ non-zero from ``done`` on and a waiting instruction may start in the very cycle 
 :mod:`accel.timing` requires. A grant and a completion of the same semaphore in one cycle
 leave it unchanged.
 
-Fetch never delays an engine: the read address is the next index in the cycle of a grant
-(``base + index + 1``), so the following instruction is on ``issue`` one cycle later, and no
-engine can take two instructions in consecutive cycles' worth of less (every engine's
-``next_start`` is at least ``start + 1``).
+Fetch never delays an engine: in the cycle of a grant the read address is already the next
+index (``base + index + 1``), so the following instruction is on ``issue`` one cycle later,
+and no engine takes instructions faster than one per cycle (every ``next_start`` of
+:mod:`accel.timing` is at least ``start + 1``).
 
 Program control. ``start`` (one cycle, the cycle before cycle 0) resets the fetch indices,
 completion counts and counters; ``busy`` is high from cycle 0 until ``done``, which is high
