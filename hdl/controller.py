@@ -52,7 +52,7 @@ from amaranth.lib.wiring import In, Out
 from accel import isa
 from accel.config import AccelConfig
 from accel.isa import Engine
-from hdl._check import check_config
+from hdl._check import check_config, check_count
 
 __all__ = [
     "COUNTER_BITS",
@@ -140,11 +140,7 @@ class Controller(wiring.Component):
 
     def __init__(self, config: AccelConfig, *, inflight: int = 256) -> None:
         self._config = check_config(config)
-        if isinstance(inflight, bool) or not isinstance(inflight, int):
-            raise TypeError(f"in-flight queue depth must be an int, not {inflight!r}")
-        if inflight < 2:
-            raise ValueError(f"in-flight queue depth must be >= 2, not {inflight}")
-        self._inflight = inflight
+        self._inflight = check_count(inflight, "in-flight queue depth", 2)
         members = control_members()
         for engine in Engine:
             e = engine_name(engine)

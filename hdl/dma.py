@@ -53,7 +53,7 @@ from amaranth.lib.wiring import In, Out
 from accel import isa
 from accel.config import AccelConfig
 from accel.isa import Buffer
-from hdl._check import check_config
+from hdl._check import check_config, check_count
 from hdl.buffers import async_read_signature, dma_write_signature, load_targets
 from hdl.dram import read_beat_layout, read_request_layout, write_beat_layout
 from hdl.isa import instruction_layout
@@ -125,11 +125,7 @@ class LoadEngine(wiring.Component):
 
     def __init__(self, config: AccelConfig, *, depth: int = 128) -> None:
         self._config = check_config(config)
-        if isinstance(depth, bool) or not isinstance(depth, int):
-            raise TypeError(f"LOAD descriptor queue depth must be an int, not {depth!r}")
-        if depth < 1:
-            raise ValueError(f"LOAD descriptor queue depth must be >= 1, not {depth}")
-        self._depth = depth
+        self._depth = check_count(depth, "LOAD descriptor queue depth", 1)
         self._targets = load_targets(config)
         super().__init__(
             {

@@ -39,7 +39,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from accel.config import AccelConfig
 from accel.isa import Engine
-from hdl._check import check_config
+from hdl._check import check_config, check_count
 from hdl.buffers import InputBuffer, OutputBuffer, ParamBuffer, WeightBuffer
 from hdl.compute import ComputeEngine
 from hdl.controller import Controller, control_members, engine_name
@@ -70,6 +70,9 @@ class Accelerator(wiring.Component):
 
     def __init__(self, config: AccelConfig, *, load_queue: int = 128, inflight: int = 256):
         self._config = check_config(config)
+        # Checked before any block exists: a half-built design would warn as unused.
+        check_count(load_queue, "LOAD descriptor queue depth", 1)
+        check_count(inflight, "in-flight queue depth", 2)
         self._controller = Controller(config, inflight=inflight)
         self._engines = {
             Engine.LOAD: LoadEngine(config, depth=load_queue),

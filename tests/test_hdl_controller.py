@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The controller and the top: argument checks, and the in-flight limit as a flagged
 departure from the contract (slower, never wrong)."""
 
