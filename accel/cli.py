@@ -290,8 +290,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             return simulate_scalesim(args)
         return simulate_both(args)
 
-    import numpy as np
-
     import sim
     from accel import report
 
@@ -305,14 +303,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         program = compiler.compile(network, cfg, seed=args.seed)
         image = None
         if not args.cycles_only:
-            rng = np.random.default_rng(args.seed)
-            inputs = {
-                name: rng.integers(
-                    -128, 128, size=(1, t.channels, t.height, t.width), dtype=np.int8
-                )
-                for name, t in program.inputs.items()
-            }
-            image = program.make_image(inputs)
+            from accel.quant import random_int8_inputs
+
+            image = program.make_image(random_int8_inputs(network, args.seed))
         progress.stage(f"simulating {program.instruction_count:,} instructions")
         result = sim.run(program, image, mode=args.mode, compute_outputs=not args.cycles_only)
         progress.stage("writing")

@@ -271,6 +271,18 @@ def random_inputs(network: Network, seed: int = 0, batch: int = 1) -> dict[str, 
     }
 
 
+def random_int8_inputs(network: Network | QuantizedNetwork, seed: int = 0) -> dict[str, np.ndarray]:
+    """One uniform int8 array of shape ``(1, *shape)`` per network input, drawn in input
+    order from ``np.random.default_rng(seed)``: what ``accel simulate`` and ``accel verify``
+    feed a network."""
+    network = getattr(network, "network", network)
+    rng = np.random.default_rng(seed)
+    return {
+        name: rng.integers(-128, 128, size=(1, *network.shape(name)), dtype=np.int8)
+        for name in network.input_names
+    }
+
+
 # ---------------------------------------------------------------------------------------
 # Post-training quantisation
 

@@ -32,7 +32,7 @@ from accel.compiler import compile
 from accel.config import AccelConfig
 from accel.isa import Engine
 from accel.program import Program
-from accel.quant import QuantizedNetwork
+from accel.quant import QuantizedNetwork, random_int8_inputs
 
 __all__ = [
     "BACKENDS",
@@ -293,14 +293,6 @@ def _check_program(
     return checks, model.total_cycles, rtl.total_cycles, counters_equal
 
 
-def _random_inputs(qnet: QuantizedNetwork, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {
-        name: rng.integers(-128, 128, size=(1, *qnet.network.shape(name)), dtype=np.int8)
-        for name in qnet.network.input_names
-    }
-
-
 def verify(
     qnet: QuantizedNetwork,
     config: AccelConfig,
@@ -324,7 +316,7 @@ def verify(
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     stage = stage or (lambda text: None)
     seconds: dict[str, float] = {}
-    inputs = _random_inputs(qnet, seed)
+    inputs = random_int8_inputs(qnet, seed)
     stage("golden model")
     clock = time.perf_counter()
     trace = golden.trace_network(qnet, inputs)

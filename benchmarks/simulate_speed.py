@@ -16,7 +16,6 @@ import time
 
 
 def measure(model: str, size: int, preset: str, outputs: bool) -> dict:
-    import numpy as np
 
     import sim
     from accel import config, graph, models, quant
@@ -29,12 +28,7 @@ def measure(model: str, size: int, preset: str, outputs: bool) -> dict:
     t2 = time.perf_counter()
     image = None
     if outputs:
-        rng = np.random.default_rng(0)
-        inputs = {
-            n: rng.integers(-128, 128, size=(1, t.channels, t.height, t.width), dtype=np.int8)
-            for n, t in program.inputs.items()
-        }
-        image = program.make_image(inputs)
+        image = program.make_image(quant.random_int8_inputs(qnet))
     t3 = time.perf_counter()
     result = sim.run(program, image, compute_outputs=outputs)
     t4 = time.perf_counter()

@@ -17,8 +17,6 @@ import os
 import tempfile
 import time
 
-import numpy as np
-
 from accel import config, graph, models, quant
 from accel.compiler import compile
 from accel.verify import verify
@@ -44,11 +42,7 @@ def main() -> None:
     qnet = quant.quantize(
         graph.fuse_activations(models.get(args.network, input_size=args.size)), seed=0
     )
-    rng = np.random.default_rng(0)
-    inputs = {
-        n: rng.integers(-128, 128, size=(1, *qnet.network.shape(n)), dtype=np.int8)
-        for n in qnet.network.input_names
-    }
+    inputs = quant.random_int8_inputs(qnet)
     print(f"{os.cpu_count()} CPUs; {args.network}@{args.size}; cold={args.cold}")
     print(
         f"{'config':10s} {'array':>7s} {'build s':>8s} {'cycles':>11s} {'run s':>7s} "

@@ -92,11 +92,7 @@ def test_conv_layer_bit_and_cycle_exact(name, config, backend):
 def zoo_check(name: str, size: int | None, config, backend: str) -> None:
     qnet = quant.quantize(graph.fuse_activations(models.get(name, input_size=size)), seed=0)
     program = compile(qnet, config)
-    rng = np.random.default_rng(0)
-    inputs = {
-        n: rng.integers(-128, 128, size=(1, *qnet.network.shape(n)), dtype=np.int8)
-        for n in qnet.network.input_names
-    }
+    inputs = quant.random_int8_inputs(qnet)
     check(program, program.make_image(inputs), golden.run_network(qnet, inputs), backend)
 
 

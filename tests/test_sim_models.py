@@ -30,11 +30,7 @@ def quantized(name: str, size: int | None) -> quant.QuantizedNetwork:
 
 def check_bit_exact(qnet: quant.QuantizedNetwork, preset: str) -> sim.Result:
     program = compile(qnet, config.preset(preset))
-    rng = np.random.default_rng(0)
-    inputs = {
-        name: rng.integers(-128, 128, size=(1, *qnet.network.shape(name)), dtype=np.int8)
-        for name in qnet.network.input_names
-    }
+    inputs = quant.random_int8_inputs(qnet)
     result = sim.run(program, program.make_image(inputs))
     expected = golden.run_network(qnet, inputs)
     assert set(result.outputs) == set(expected)
