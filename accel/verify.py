@@ -23,6 +23,7 @@ index), the cycles, and for data the first differing output element.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -171,6 +172,16 @@ def layer_network(qnet: QuantizedNetwork, name: str) -> QuantizedNetwork:
     return QuantizedNetwork(sub, tensors, layers)
 
 
+@contextmanager
+def _timed(seconds: dict[str, float], key: str):
+    """Add the wall time of the ``with`` block to ``seconds[key]``."""
+    clock = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - clock
+
+
 def _run_rtl(backend: str, program: Program, image: np.ndarray, **options):
     if backend == "verilator":
         from hdl import verilator
@@ -223,16 +234,14 @@ def _check_program(
     from sim.controller import engine_counters
 
     stage(f"cycle model ({program.instruction_count:,} instructions)")
-    clock = time.perf_counter()
-    model = sim.run(program, image)
-    seconds["model"] = seconds.get("model", 0.0) + time.perf_counter() - clock
+    with _timed(seconds, "model"):
+        model = sim.run(program, image)
     stage(f"RTL: {backend} ({model.total_cycles:,} cycles)")
     vcd_layer = options.pop("vcd_layer", None)
     if vcd_layer is not None:
         options["vcd_window"] = layer_window(program, model.schedule, vcd_layer)
-    clock = time.perf_counter()
-    rtl = _run_rtl(backend, program, image, max_cycles=4 * model.total_cycles + 1000, **options)
-    seconds["rtl"] = seconds.get("rtl", 0.0) + time.perf_counter() - clock
+    with _timed(seconds, "rtl"):
+        rtl = _run_rtl(backend, program, image, max_cycles=4 * model.total_cycles + 1000, **options)
 
     n = len(program.layers)
     done = {"model": [0] * n, "rtl": [0] * n}
@@ -318,47 +327,35 @@ def verify(
     seconds: dict[str, float] = {}
     inputs = random_int8_inputs(qnet, seed)
     stage("golden model")
-    clock = time.perf_counter()
-    trace = golden.trace_network(qnet, inputs)
-    seconds["golden"] = time.perf_counter() - clock
+    with _timed(seconds, "golden"):
+        trace = golden.trace_network(qnet, inputs)
     if not layers:
         stage("compiling")
-        clock = time.perf_counter()
-        program = compile(qnet, config, keep_tensors=True)
-        seconds["compile"] = time.perf_counter() - clock
+        with _timed(seconds, "compile"):
+            program = compile(qnet, config, keep_tensors=True)
         checks, model_cycles, rtl_cycles, counters = _check_program(
             program, program.make_image(inputs), trace, backend, seconds, stage, **options
         )
-        return Verification(
-            qnet.network.name,
-            config.name,
-            backend,
-            checks,
-            model_cycles,
-            rtl_cycles,
-            counters,
-            seconds,
-        )
-    subs = [layer_network(qnet, name) for name in layers]  # reject unknown names up front
-    checks, model_cycles, rtl_cycles, counters = [], 0, 0, True
-    for index, (name, sub) in enumerate(zip(layers, subs, strict=True)):
-        stage(f"layer {name}: compiling")
-        clock = time.perf_counter()
-        program = compile(sub, config, keep_tensors=True)
-        seconds["compile"] = seconds.get("compile", 0.0) + time.perf_counter() - clock
-        image = program.make_image({n: trace[n] for n in sub.network.input_names})
-        layer_checks, m, r, c = _check_program(
-            program, image, {name: trace[name]}, backend, seconds, stage, **options
-        )
-        # A single-layer program may hold a Flatten before its layer: report the layer itself.
-        (check,) = [lc for lc in layer_checks if lc.name == name]
-        check.index = index
-        check.instructions = sum(lc.instructions for lc in layer_checks)
-        check.model_cycles, check.rtl_cycles = m, r
-        checks.append(check)
-        model_cycles += m
-        rtl_cycles += r
-        counters = counters and c
+    else:
+        subs = [layer_network(qnet, name) for name in layers]  # reject unknown names up front
+        checks, model_cycles, rtl_cycles, counters = [], 0, 0, True
+        for index, (name, sub) in enumerate(zip(layers, subs, strict=True)):
+            stage(f"layer {name}: compiling")
+            with _timed(seconds, "compile"):
+                program = compile(sub, config, keep_tensors=True)
+            image = program.make_image({n: trace[n] for n in sub.network.input_names})
+            layer_checks, m, r, c = _check_program(
+                program, image, {name: trace[name]}, backend, seconds, stage, **options
+            )
+            # A single-layer program may hold a Flatten before its layer: report the layer.
+            (check,) = [lc for lc in layer_checks if lc.name == name]
+            check.index = index
+            check.instructions = sum(lc.instructions for lc in layer_checks)
+            check.model_cycles, check.rtl_cycles = m, r
+            checks.append(check)
+            model_cycles += m
+            rtl_cycles += r
+            counters = counters and c
     return Verification(
         qnet.network.name,
         config.name,
