@@ -196,6 +196,29 @@ class Compute(Instruction):
     def pixels(self) -> int:
         return self.out_h * self.out_w
 
+    def window_geometry(self) -> tuple:
+        """The fields that fix the window walk's addresses relative to ``in_base`` (and
+        VADD's operand offset): a hashable key, shared by the tiles of a layer."""
+        return (
+            self.mode == ComputeMode.VADD,
+            self.in_base_b - self.in_base,
+            self.ct_count,
+            self.ct_stride,
+            self.tile_w,
+            self.out_h,
+            self.out_w,
+            self.origin_h,
+            self.origin_w,
+            self.image_h,
+            self.image_w,
+            self.stride_h,
+            self.stride_w,
+            self.dil_h,
+            self.dil_w,
+            self.kernel_h,
+            self.kernel_w,
+        )
+
 
 @dataclass(frozen=True)
 class Post(Instruction):

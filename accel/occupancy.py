@@ -113,25 +113,7 @@ def _window_words(
 
 
 def _compute_input_words(instr: Compute) -> np.ndarray:
-    return instr.in_base + _window_words(
-        instr.mode == ComputeMode.VADD,
-        instr.in_base_b - instr.in_base,
-        instr.ct_count,
-        instr.ct_stride,
-        instr.tile_w,
-        instr.out_h,
-        instr.out_w,
-        instr.origin_h,
-        instr.origin_w,
-        instr.image_h,
-        instr.image_w,
-        instr.stride_h,
-        instr.stride_w,
-        instr.dil_h,
-        instr.dil_w,
-        instr.kernel_h,
-        instr.kernel_w,
-    )
+    return instr.in_base + _window_words(*instr.window_geometry())
 
 
 def _ranges(instr: Instruction, config: AccelConfig) -> Iterable[tuple[str, Any, Any]]:

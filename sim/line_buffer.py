@@ -25,25 +25,7 @@ from accel.isa import Compute, ComputeMode
 
 def window_addresses(instr: Compute) -> tuple[np.ndarray, np.ndarray]:
     """(passes, pixels) word addresses and validity mask, in feed order."""
-    offsets, valid = _window_offsets(
-        instr.mode == ComputeMode.VADD,
-        instr.in_base_b - instr.in_base,
-        instr.ct_count,
-        instr.ct_stride,
-        instr.tile_w,
-        instr.out_h,
-        instr.out_w,
-        instr.origin_h,
-        instr.origin_w,
-        instr.image_h,
-        instr.image_w,
-        instr.stride_h,
-        instr.stride_w,
-        instr.dil_h,
-        instr.dil_w,
-        instr.kernel_h,
-        instr.kernel_w,
-    )
+    offsets, valid = _window_offsets(*instr.window_geometry())
     return instr.in_base + offsets, valid
 
 
