@@ -1,16 +1,20 @@
-"""Single-layer quantised networks with random weights and quantisation, for tests.
-
-These build :class:`accel.quant.QuantizedNetwork` directly (no calibration), so the model and
-compiler tests do not depend on the quantiser.
-"""
+"""Quantised networks for tests: single layers with random weights and quantisation, built
+directly as :class:`accel.quant.QuantizedNetwork` (no calibration, so the model and compiler
+tests do not depend on the quantiser), and zoo models through the quantiser."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from accel import graph as g
-from accel import numerics
+from accel import models, numerics, quant
 from accel.quant import ConvQuant, QuantizedNetwork, TensorQuant
+
+
+def zoo_qnet(name: str, size: int | None = None) -> QuantizedNetwork:
+    """Zoo model ``name`` at input size ``size`` (its native size if None), quantised with
+    seed 0."""
+    return quant.quantize(g.fuse_activations(models.get(name, input_size=size)), seed=0)
 
 
 def conv_qnet(

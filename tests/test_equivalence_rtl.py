@@ -13,12 +13,12 @@ import pytest
 
 import sim
 from accel import config as cfg
-from accel import golden, graph, isa, models, quant
+from accel import golden, isa, quant
 from accel.compiler import compile
 from accel.isa import Engine
 from hdl import system, verilator
 from sim.controller import engine_counters
-from tests.layers import conv_qnet, conv_reference, random_input
+from tests.layers import conv_qnet, conv_reference, random_input, zoo_qnet
 
 TINY = cfg.preset("tiny")
 #: Slow, odd-width DRAM: beats split words, latency delays every first beat.
@@ -90,7 +90,7 @@ def test_conv_layer_bit_and_cycle_exact(name, config, backend):
 
 
 def zoo_check(name: str, size: int | None, config, backend: str) -> None:
-    qnet = quant.quantize(graph.fuse_activations(models.get(name, input_size=size)), seed=0)
+    qnet = zoo_qnet(name, size)
     program = compile(qnet, config)
     inputs = quant.random_int8_inputs(qnet)
     check(program, program.make_image(inputs), golden.run_network(qnet, inputs), backend)

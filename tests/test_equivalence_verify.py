@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from accel import golden, graph, models, quant, timing
+from accel import golden, timing
 from accel.cli import main
 from accel.config import preset
 from accel.verify import verify as run_verify
 from hdl import verilator
+from tests.layers import zoo_qnet
 
 
 def verify(capsys, *args: str) -> tuple[int, str, str]:
@@ -120,7 +121,7 @@ def test_vcd_of_one_layer_of_a_network(capsys, tmp_path):
     from accel.compiler import compile
     from accel.verify import layer_window
 
-    qnet = quant.quantize(graph.fuse_activations(models.get("tinynet")), seed=0)
+    qnet = zoo_qnet("tinynet")
     program = compile(qnet, preset("tiny"), keep_tensors=True)
     first, last = layer_window(program, sim.run(program, compute_outputs=False).schedule, "pool")
     path = tmp_path / "pool.vcd"
@@ -152,7 +153,7 @@ REDUCED = [
 @pytest.mark.parametrize("config", [EIGHT, EDGE], ids=["8x8", "16x16"])
 @pytest.mark.parametrize(("name", "size"), REDUCED)
 def test_zoo_model_is_bit_and_cycle_exact_in_verilator(name, size, config):
-    qnet = quant.quantize(graph.fuse_activations(models.get(name, input_size=size)), seed=0)
+    qnet = zoo_qnet(name, size)
     result = run_verify(qnet, config)
     assert result.ok, result.first_mismatch
     assert len(result.layers) == len(qnet.network.order()) - len(qnet.network.input_names)
@@ -160,7 +161,7 @@ def test_zoo_model_is_bit_and_cycle_exact_in_verilator(name, size, config):
 
 @pytest.mark.slow
 def test_resnet18_224_whole_network_is_bit_and_cycle_exact_in_verilator():
-    qnet = quant.quantize(graph.fuse_activations(models.get("resnet18")), seed=0)
+    qnet = zoo_qnet("resnet18")
     result = run_verify(qnet, EDGE)
     assert result.ok, result.first_mismatch
     assert result.rtl_cycles == result.model_cycles > 7_000_000

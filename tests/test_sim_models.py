@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 import sim
-from accel import config, golden, graph, models, quant
+from accel import config, golden, quant
 from accel.compiler import compile
 from accel.isa import ComputeMode, Engine
 from accel.timing import VECTOR_MIN_PASS
+from tests.layers import zoo_qnet
 
 REDUCED = [
     ("tinyconv", None),
@@ -22,10 +23,6 @@ REDUCED = [
     ("mobilenet_v2", 64),
 ]
 FULL_SIZE_ONLY = [("alexnet", 224), ("vgg16", 224)]
-
-
-def quantized(name: str, size: int | None) -> quant.QuantizedNetwork:
-    return quant.quantize(graph.fuse_activations(models.get(name, input_size=size)), seed=0)
 
 
 def check_bit_exact(qnet: quant.QuantizedNetwork, preset: str) -> sim.Result:
@@ -42,7 +39,7 @@ def check_bit_exact(qnet: quant.QuantizedNetwork, preset: str) -> sim.Result:
 @pytest.mark.parametrize("preset", ["edge", "server"])
 @pytest.mark.parametrize(("name", "size"), REDUCED)
 def test_zoo_model_bit_exact(name, size, preset):
-    result = check_bit_exact(quantized(name, size), preset)
+    result = check_bit_exact(zoo_qnet(name, size), preset)
     assert result.total_cycles > 0
     assert sum(layer.cycles for layer in result.layers) == result.total_cycles
     assert 0 < result.utilization <= 1
@@ -52,16 +49,16 @@ def test_zoo_model_bit_exact(name, size, preset):
 @pytest.mark.parametrize("preset", ["edge", "server"])
 @pytest.mark.parametrize(("name", "size"), FULL_SIZE_ONLY)
 def test_full_size_zoo_model_bit_exact(name, size, preset):
-    check_bit_exact(quantized(name, size), preset)
+    check_bit_exact(zoo_qnet(name, size), preset)
 
 
 def test_tiny_preset_runs_small_networks_bit_exact():
-    check_bit_exact(quantized("tinynet", None), "tiny")
-    check_bit_exact(quantized("lenet5", 32), "tiny")
+    check_bit_exact(zoo_qnet("tinynet", None), "tiny")
+    check_bit_exact(zoo_qnet("lenet5", 32), "tiny")
 
 
 def test_whole_network_fast_equals_trace():
-    qnet = quantized("tinynet", None)
+    qnet = zoo_qnet("tinynet", None)
     program = compile(qnet, config.preset("tiny"))
     fast = sim.run(program, compute_outputs=False)
     trace = sim.run(program, compute_outputs=False, mode="trace")
@@ -70,7 +67,7 @@ def test_whole_network_fast_equals_trace():
 
 
 def test_feed_slot_busy_plus_stalls_is_the_total():
-    program = compile(quantized("tinynet", None), config.preset("tiny"))
+    program = compile(zoo_qnet("tinynet", None), config.preset("tiny"))
     result = sim.run(program, compute_outputs=False)
     busy = sum(
         instr.passes
