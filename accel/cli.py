@@ -237,10 +237,21 @@ def load_network(args: argparse.Namespace):
     return load_model(args.model, input_size=getattr(args, "input_size", None))
 
 
-def compile_model(args: argparse.Namespace, cfg):
-    from accel import compiler
+def quantize(network, seed: int):
+    """The post-training quantisation step: a float network's activations fused and quantised
+    with the random weights of ``seed`` (:func:`accel.ptq.quantize`); a quantised ONNX model
+    as it is."""
+    from accel import graph, ptq
+    from accel.quantized import QuantizedNetwork
 
-    return compiler.compile(load_network(args), cfg, seed=args.seed)
+    if isinstance(network, QuantizedNetwork):
+        return network
+    return ptq.quantize(graph.fuse_activations(network), seed=seed)
+
+
+def load_quantized(args: argparse.Namespace):
+    """MODEL loaded (:func:`load_network`) and quantised (:func:`quantize`)."""
+    return quantize(load_network(args), args.seed)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -269,8 +280,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from accel import compiler
+
     cfg = resolve_sim_config(args)
-    program = compile_model(args, cfg)
+    program = compiler.compile(load_quantized(args), cfg)
     program.save(args.output)
     if args.listing:
         Path(args.listing).write_text(program.listing() + "\n")
@@ -297,15 +310,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     with Progress.for_args(args, f"simulate {Path(args.model).name}") as progress:
         progress.stage("loading the model")
         network = load_network(args)
+        progress.stage("quantising")
+        qnet = quantize(network, args.seed)
         progress.stage("compiling")
         from accel import compiler
 
-        program = compiler.compile(network, cfg, seed=args.seed)
+        program = compiler.compile(qnet, cfg)
         image = None
         if not args.cycles_only:
-            from accel.quant import random_int8_inputs
+            from accel.synthetic import random_int8_inputs
 
-            image = program.make_image(random_int8_inputs(network, args.seed))
+            image = program.make_image(random_int8_inputs(qnet, args.seed))
         progress.stage(f"simulating {program.instruction_count:,} instructions")
         result = sim.run(program, image, mode=args.mode, compute_outputs=not args.cycles_only)
         progress.stage("writing")
@@ -415,7 +430,7 @@ def simulate_both(args: argparse.Namespace) -> int:
         progress.stage("each layer alone", total=len(rows))
         compared = []
         for i, (row, single) in enumerate(zip(rows, singles, strict=True)):
-            program = compiler.compile(single, cfg, seed=args.seed)
+            program = compiler.compile(quantize(single, args.seed), cfg)
             result = sim.run(program, mode=args.mode, compute_outputs=False)
             theirs = scalesim.scalesim_cycles(row, cfg.array.rows, cfg.array.cols)
             compared.append(
@@ -460,8 +475,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     with Progress.for_args(args, f"report {Path(args.model).name}") as progress:
         progress.stage("loading the model")
         network = load_network(args)
+        progress.stage("quantising")
+        qnet = quantize(network, args.seed)
         progress.stage("compiling")
-        program = compiler.compile(network, cfg, seed=args.seed)
+        program = compiler.compile(qnet, cfg)
         progress.stage(f"simulating {program.instruction_count:,} instructions")
         result = sim.run(program, mode=args.mode, compute_outputs=False)
         progress.stage("drawing")
@@ -493,14 +510,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise CliError(f"sweep output {str(out)!r} exists and is not a directory")
-    network = load_network(args)
+    qnet = load_quantized(args)
     # No ticker thread: the workers are forked from this process.
     label = f"sweep {Path(args.model).name}"
     with Progress.for_args(args, label, ticker=False, delay=0) as progress:
         progress.stage(f"{len(configs)} points on {jobs} processes", total=len(configs))
-        points = sweep.run_sweep(
-            network, configs, sim.run, jobs=jobs, seed=args.seed, progress=progress.update
-        )
+        points = sweep.run_sweep(qnet, configs, sim.run, jobs=jobs, progress=progress.update)
     out.mkdir(parents=True, exist_ok=True)
     paths = [sweep.write_csv(points, out / "sweep.csv")]
     title = f"{Path(args.model).stem} on {base.name}: cycles against PEs"
@@ -619,7 +634,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Golden vs model vs RTL, per layer; non-zero exit on any mismatch."""
-    from accel import graph, quant
     from accel.verify import verify
 
     cfg = resolve_config(args)
@@ -638,12 +652,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise CliError("give --vcd-window or --vcd-layer, not both")
     if args.vcd and args.backend != "verilator":
         raise CliError(f"--vcd needs --backend verilator, not {args.backend}")
-    net = load_network(args)
-    qnet = (
-        net
-        if isinstance(net, quant.QuantizedNetwork)
-        else quant.quantize(graph.fuse_activations(net), seed=args.seed)
-    )
+    qnet = load_quantized(args)
     layers = [name.strip() for name in args.layers.split(",")] if args.layers else None
     options = {}
     if args.vcd:

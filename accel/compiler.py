@@ -32,7 +32,7 @@ from accel import isa, numerics, timing
 from accel.config import AccelConfig
 from accel.isa import Buffer, Compute, ComputeMode, Engine, Instruction, Load, Post, PostMode, Store
 from accel.program import Im2col, LayerInfo, Program, TensorLayout
-from accel.quant import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork, TensorQuant
+from accel.quantized import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork, TensorQuant
 
 __all__ = ["CompileError", "compile"]
 
@@ -1219,23 +1219,22 @@ class _Compiler:
         return total
 
 
-def compile(network, config: AccelConfig, *, seed: int = 0, keep_tensors: bool = False) -> Program:
-    """Compile a network for ``config``.
+def compile(qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool = False) -> Program:
+    """Compile a quantised network for ``config``.
 
-    ``network`` is a :class:`~accel.quant.QuantizedNetwork`, or a plain
-    :class:`~accel.graph.Network`, which is first quantised with deterministic random weights
-    from ``seed`` (:func:`accel.quant.quantize`). Raises :class:`CompileError` naming the
-    layer and the limit when a layer cannot run on this configuration.
+    ``qnet`` comes from :func:`accel.ptq.quantize` (or a quantised ONNX model). Raises
+    :class:`CompileError` naming the layer and the limit when a layer cannot run on this
+    configuration, and ``TypeError`` for anything but a
+    :class:`~accel.quantized.QuantizedNetwork`.
 
     ``keep_tensors=True`` (for layer-by-layer verification) gives every layer's output its
     own DRAM bytes for the whole run and lists it in :attr:`Program.outputs`, so the final
     DRAM holds every intermediate result; the schedule may differ slightly from the default,
     which reuses the bytes of dead tensors.
     """
-    if isinstance(network, g.Network):
-        from accel import quant
-
-        network = quant.quantize(g.fuse_activations(network), seed=seed)
-    if not isinstance(network, QuantizedNetwork):
-        raise TypeError(f"compile() takes a Network or QuantizedNetwork, not {network!r}")
-    return _Compiler(network, config, keep_tensors=keep_tensors).run()
+    if not isinstance(qnet, QuantizedNetwork):
+        raise TypeError(
+            f"compile() takes a QuantizedNetwork (quantise a float network with "
+            f"accel.ptq.quantize first), not {type(qnet).__name__}"
+        )
+    return _Compiler(qnet, config, keep_tensors=keep_tensors).run()

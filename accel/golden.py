@@ -1,8 +1,8 @@
-"""NumPy reference (golden model) of the layers the accelerator runs.
+"""NumPy reference (golden model) of the float layers: the first rung of the reference ladder.
 
 Every function here is plain math on NCHW arrays, written for clarity and checked against
-naive loop implementations in ``tests/test_accel_golden.py``. The cycle model and the RTL are
-compared with these functions element for element.
+naive loop implementations in ``tests/test_accel_golden.py``. The int8 layers built on them
+are :mod:`accel.numerics`; :mod:`accel.executor` runs whole networks with both.
 
 Dtype contract
 --------------
@@ -16,13 +16,6 @@ All operands of one call are promoted together:
 Booleans, complex numbers, ``uint64`` and non-numeric dtypes are rejected with a
 :class:`TypeError`. ``avg_pool2d`` and ``global_avg_pool2d`` always return ``float64``.
 
-Whole networks
---------------
-:func:`run_network` (and :func:`trace_network`, every node's output) executes an
-:class:`accel.graph.Network` in float64 or an :class:`accel.quant.QuantizedNetwork` in int8;
-its docstring is the int8 contract the hardware is held to. The int8 layers it needs beyond
-:func:`accel.numerics.qconv2d` are :func:`qavg_pool2d` and :func:`qadd` (int8 in, int8 out).
-
 Argument conventions
 --------------------
 ``stride``, ``dilation`` and pooling ``kernel`` are an int or an ``(h, w)`` pair (see
@@ -32,16 +25,11 @@ Argument conventions
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
-
-if TYPE_CHECKING:  # accel.numerics and accel.quant import this module: no runtime import
-    from accel.graph import AvgPool2d, MaxPool2d, Network
-    from accel.quant import QuantizedNetwork
 
 __all__ = [
     "add",
@@ -54,13 +42,9 @@ __all__ = [
     "max_pool2d",
     "normalize_padding",
     "pair",
-    "pool_padding",
-    "qadd",
-    "qavg_pool2d",
+    "pool_windows",
     "relu",
     "relu6",
-    "run_network",
-    "trace_network",
 ]
 
 Pair = tuple[int, int]
@@ -484,7 +468,7 @@ def _pool_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -
     return out
 
 
-def _pool_windows(
+def pool_windows(
     x: NDArray,
     kernel: PairLike,
     stride: PairLike | None,
@@ -544,7 +528,7 @@ def max_pool2d(
     """
     (x,) = _promote(x=x)
     low = np.iinfo(np.int64).min if x.dtype == np.int64 else -np.inf
-    win, _, _ = _pool_windows(x, kernel, stride, padding, ceil_mode, low)
+    win, _, _ = pool_windows(x, kernel, stride, padding, ceil_mode, low)
     return win.max(axis=(4, 5))
 
 
@@ -580,7 +564,7 @@ def avg_pool2d(
         As :func:`max_pool2d`.
     """
     (x,) = _promote(x=x)
-    win, starts, ends = _pool_windows(x.astype(np.float64), kernel, stride, padding, ceil_mode, 0)
+    win, starts, ends = pool_windows(x.astype(np.float64), kernel, stride, padding, ceil_mode, 0)
     sizes = x.shape[2:]
     pads = pair(padding, "padding")
     counts = []
@@ -659,425 +643,3 @@ def add(a: ArrayLike, b: ArrayLike) -> NDArray:
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
     return a + b
-
-
-# --------------------------------------------------------------------------------------------
-# int8 layers beyond convolution (conv and linear are accel.numerics.qconv2d / qlinear)
-# --------------------------------------------------------------------------------------------
-# accel.numerics and accel.quant import this module, so they are imported inside functions.
-
-
-def _int8(x: object, name: str) -> NDArray[np.int8]:
-    if not isinstance(x, np.ndarray) or x.dtype != np.int8:
-        got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
-        raise TypeError(f"{name} must be a numpy array of dtype int8, got {got}")
-    return x
-
-
-def qavg_pool2d(
-    x_q: NDArray[np.int8],
-    kernel: PairLike,
-    stride: PairLike | None = None,
-    padding: PairLike = 0,
-    ceil_mode: bool = False,
-    *,
-    x_zero_point: int,
-    multiplier: int,
-    shift: int,
-    out_zero_point: int,
-    act_min: int = -128,
-    act_max: int = 127,
-) -> NDArray[np.int8]:
-    """Quantised average pooling: window sum of ``x_q - x_zero_point``, then requantize.
-
-    ``acc[n, c, p, q] = sum over the window of (x_q - x_zero_point)``, padded positions (and
-    positions of a ``ceil_mode`` window past the padding) contributing 0, i.e. real 0; then
-    ``requantize(acc, multiplier, shift, out_zero_point, act_min, act_max)``. The divisor is
-    folded into ``multiplier``/``shift`` (``quantize_multiplier(1 / kernel area)``), so this is
-    PyTorch's ``count_include_pad=True`` whenever no window overhangs the padded input.
-
-    Parameters
-    ----------
-    x_q : ndarray of int8, shape (N, C, H, W)
-    kernel, stride, padding, ceil_mode
-        As in :func:`max_pool2d`.
-    x_zero_point, out_zero_point : int
-        Zero points of input and output.
-    multiplier, shift, act_min, act_max : int
-        As in :func:`accel.numerics.requantize`.
-
-    Returns
-    -------
-    ndarray of int8, shape (N, C, P, Q)
-    """
-    from accel import numerics
-
-    x = _int8(x_q, "x_q").astype(np.int64) - x_zero_point
-    win, _, _ = _pool_windows(x, kernel, stride, padding, ceil_mode, 0)
-    acc = win.sum(axis=(4, 5))
-    return numerics.requantize(acc, multiplier, shift, out_zero_point, act_min, act_max)
-
-
-def qadd(
-    inputs: Sequence[NDArray[np.int8]],
-    zero_points: Sequence[int],
-    input_multipliers: Sequence[int],
-    input_shifts: Sequence[int],
-    *,
-    left_shift: int,
-    multiplier: int,
-    shift: int,
-    out_zero_point: int,
-    act_min: int = -128,
-    act_max: int = 127,
-) -> NDArray[np.int8]:
-    """Quantised element-wise sum (TFLite/gemmlowp int8 ``ADD``), all int32 arithmetic.
-
-    For each input ``i``::
-
-        scaled_i = RoundingDivideByPOT(SRDHM((x_i - zp_i) << left_shift, M_i), shift_i)
-
-    then ``out = clamp(RoundingDivideByPOT(SRDHM(sum_i scaled_i, multiplier), shift) +
-    out_zero_point, act_min, act_max)``, i.e. :func:`accel.numerics.requantize` of the sum.
-
-    Parameters
-    ----------
-    inputs : sequence of int8 arrays of one shape
-    zero_points, input_multipliers, input_shifts : sequences of int, one per input
-    left_shift, multiplier, shift, out_zero_point, act_min, act_max : int
-
-    Returns
-    -------
-    ndarray of int8
-
-    Raises
-    ------
-    ValueError
-        Sequences of different lengths, shapes that differ, or an intermediate outside int32.
-    """
-    from accel import numerics
-
-    if not len(inputs) == len(zero_points) == len(input_multipliers) == len(input_shifts):
-        raise ValueError(
-            f"qadd needs one zero point, multiplier and shift per input, got {len(inputs)} "
-            f"inputs, {len(zero_points)} zero points, {len(input_multipliers)} multipliers, "
-            f"{len(input_shifts)} shifts"
-        )
-    if len({np.shape(x) for x in inputs}) != 1:
-        raise ValueError(f"qadd inputs must have one shape, got {[np.shape(x) for x in inputs]}")
-    total = np.zeros(np.shape(inputs[0]), dtype=np.int64)
-    for i, (x, zp, m, sh) in enumerate(
-        zip(inputs, zero_points, input_multipliers, input_shifts, strict=True)
-    ):
-        shifted = (_int8(x, f"inputs[{i}]").astype(np.int64) - zp) << left_shift
-        high = numerics.saturating_rounding_doubling_high_mul(shifted, m)
-        total += numerics.rounding_divide_by_pot(high, sh)
-    return numerics.requantize(total, multiplier, shift, out_zero_point, act_min, act_max)
-
-
-# --------------------------------------------------------------------------------------------
-# whole networks
-# --------------------------------------------------------------------------------------------
-
-
-def pool_padding(name: str, op: MaxPool2d | AvgPool2d) -> Pair:
-    """The symmetric ``(h, w)`` padding of a graph pool op (``accel.graph`` stores
-    ``(top, bottom, left, right)``); ``ValueError`` naming node ``name`` if asymmetric."""
-    top, bottom, left, right = op.padding
-    if top != bottom or left != right:
-        raise ValueError(
-            f"node {name!r} ({type(op).__name__}): asymmetric padding={op.padding} "
-            "is not supported (pools pad top == bottom and left == right)"
-        )
-    return top, left
-
-
-def _activate(x: NDArray, activation: str | None) -> NDArray:
-    return {None: lambda v: v, "relu": relu, "relu6": relu6}[activation](x)
-
-
-def _float_node(network: Network, name: str, xs: list[NDArray]) -> NDArray:
-    """Output of node ``name`` in float64 from its input values ``xs``."""
-    from accel import graph
-
-    op = network.op(name)
-    weights = network.weights(name)
-    x = xs[0]
-    if isinstance(op, graph.Conv2d):
-        out = conv2d(
-            x,
-            weights["weight"],
-            weights.get("bias"),
-            stride=op.stride,
-            padding=op.padding,
-            dilation=op.dilation,
-            groups=op.groups,
-        )
-        return _activate(out, op.activation)
-    if isinstance(op, graph.Linear):
-        out = linear(x.reshape(len(x), -1), weights["weight"], weights.get("bias"))
-        return _activate(out, op.activation)
-    if isinstance(op, graph.MaxPool2d):
-        return max_pool2d(x, op.kernel, op.stride, pool_padding(name, op), op.ceil_mode)
-    if isinstance(op, graph.AvgPool2d):
-        pads = pool_padding(name, op)
-        return avg_pool2d(x, op.kernel, op.stride, pads, op.ceil_mode, op.count_include_pad)
-    if isinstance(op, graph.GlobalAvgPool):
-        return global_avg_pool2d(x)
-    if isinstance(op, graph.Add):
-        total = xs[0]
-        for other in xs[1:]:
-            total = add(total, other)
-        return _activate(total, op.activation)
-    if isinstance(op, graph.Concat):
-        return np.concatenate(xs, axis=1)
-    if isinstance(op, graph.Flatten):
-        return x.reshape(len(x), -1)
-    if isinstance(op, graph.Activation):
-        return _activate(x, op.kind)
-    raise ValueError(f"node {name!r}: no executor for op {type(op).__name__}")
-
-
-def _clamp(q: NDArray[np.int8], act_min: int, act_max: int) -> NDArray[np.int8]:
-    """``clip(q, act_min, act_max)`` for bounds inside int8.
-
-    Applied to the output of ``requantize(..., -128, 127)`` it equals ``requantize(...,
-    act_min, act_max)``, since ``clip(clip(v, -128, 127), lo, hi) == clip(v, lo, hi)``.
-    """
-    if not -128 <= act_min <= act_max <= 127:
-        raise ValueError(f"need -128 <= act_min <= act_max <= 127, got {act_min}, {act_max}")
-    return np.clip(q, int(act_min), int(act_max)).astype(np.int8)
-
-
-def _int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> NDArray[np.int8]:
-    """Output of node ``name`` of a QuantizedNetwork in int8 (see :func:`run_network`)."""
-    from accel import graph, numerics, quant
-
-    network = qnet.network
-    op = network.op(name)
-    kind = type(op).__name__
-    t_out = qnet.tensors[name]
-    t_ins = [qnet.tensors[src] for src in network.inputs(name)]
-    layer = qnet.layers.get(name)
-    expected = {
-        graph.Conv2d: quant.ConvQuant,
-        graph.Linear: quant.ConvQuant,
-        graph.AvgPool2d: quant.PoolQuant,
-        graph.GlobalAvgPool: quant.PoolQuant,
-        graph.Add: quant.AddQuant,
-    }.get(type(op), type(None))
-    if not isinstance(layer, expected):
-        raise ValueError(
-            f"node {name!r} ({kind}): layer parameters must be {expected.__name__}, got {layer!r}"
-        )
-    shares_quant = isinstance(op, graph.MaxPool2d | graph.Flatten | graph.Concat | graph.Activation)
-    if shares_quant and any(t != t_out for t in t_ins):
-        raise ValueError(
-            f"node {name!r} ({kind}): int8 execution needs the inputs' quantisation "
-            f"{t_ins} to equal the output's {t_out}"
-        )
-    x = xs[0]
-    if isinstance(op, graph.Conv2d | graph.Linear):
-        common = {
-            "x_zero_point": t_ins[0].zero_point,
-            "multiplier": layer.multiplier,
-            "shift": layer.shift,
-            "out_zero_point": t_out.zero_point,
-        }
-        if isinstance(op, graph.Linear):
-            out = numerics.qlinear(x.reshape(len(x), -1), layer.weight, layer.bias, **common)
-        else:
-            out = numerics.qconv2d(
-                x,
-                layer.weight,
-                layer.bias,
-                stride=op.stride,
-                padding=op.padding,
-                dilation=op.dilation,
-                groups=op.groups,
-                **common,
-            )
-        return _clamp(out, layer.act_min, layer.act_max)
-    if isinstance(op, graph.MaxPool2d):
-        pads = pool_padding(name, op)
-        return max_pool2d(x, op.kernel, op.stride, pads, op.ceil_mode).astype(np.int8)
-    if isinstance(op, graph.AvgPool2d | graph.GlobalAvgPool):
-        quant.avg_pool_count(network, name)  # rejects what one divisor cannot express
-        if isinstance(op, graph.GlobalAvgPool):
-            window = {"kernel": x.shape[2:]}
-        else:
-            window = {
-                "kernel": op.kernel,
-                "stride": op.stride,
-                "padding": pool_padding(name, op),
-                "ceil_mode": op.ceil_mode,
-            }
-        return qavg_pool2d(
-            x,
-            **window,
-            x_zero_point=t_ins[0].zero_point,
-            multiplier=layer.multiplier,
-            shift=layer.shift,
-            out_zero_point=t_out.zero_point,
-            act_min=layer.act_min,
-            act_max=layer.act_max,
-        )
-    if isinstance(op, graph.Add):
-        return qadd(
-            xs,
-            [t.zero_point for t in t_ins],
-            layer.input_multipliers,
-            layer.input_shifts,
-            left_shift=layer.left_shift,
-            multiplier=layer.multiplier,
-            shift=layer.shift,
-            out_zero_point=t_out.zero_point,
-            act_min=layer.act_min,
-            act_max=layer.act_max,
-        )
-    if isinstance(op, graph.Concat):
-        return np.concatenate(xs, axis=1)
-    if isinstance(op, graph.Flatten):
-        return x.reshape(len(x), -1)
-    if isinstance(op, graph.Activation):
-        return _clamp(x, *numerics.activation_range(op.kind, t_out.zero_point, t_out.scale))
-    raise ValueError(f"node {name!r}: no int8 executor for op {kind}")
-
-
-def _network_inputs(
-    network: Network, inputs: Mapping[str, ArrayLike], qnet: QuantizedNetwork | None
-) -> dict[str, NDArray]:
-    """Check ``inputs`` against the network's Input nodes; float64 (float network) or int8."""
-    if not isinstance(inputs, Mapping):
-        raise TypeError(f"inputs must be a mapping of input name -> array, got {inputs!r}")
-    expected = network.input_names
-    unknown = [n for n in inputs if n not in expected]
-    missing = [n for n in expected if n not in inputs]
-    if unknown or missing:
-        raise ValueError(
-            f"network {network.name!r} has inputs {expected}: "
-            f"unknown input names {unknown}, missing input names {missing}"
-        )
-    values = {}
-    for name in expected:
-        x = np.asarray(inputs[name])
-        shape = network.shape(name)
-        if x.ndim != 4 or x.shape[1:] != shape or len(x) < 1:
-            raise ValueError(
-                f"input {name!r} must have shape (N, {', '.join(map(str, shape))}) with "
-                f"N >= 1, got shape {x.shape}"
-            )
-        if qnet is None and x.dtype.kind in "iuf":
-            values[name] = x.astype(np.float64)
-        elif qnet is not None and x.dtype == np.int8:
-            values[name] = x
-        elif qnet is not None and x.dtype.kind == "f":
-            values[name] = qnet.quantize_input(name, x)
-        else:
-            wanted = "a float array" if qnet is None else "an int8 or a float array"
-            raise TypeError(f"input {name!r} must be {wanted}, got dtype {x.dtype}")
-    if len({len(x) for x in values.values()}) > 1:
-        sizes = {n: len(x) for n, x in values.items()}
-        raise ValueError(f"inputs must share the batch size N, got {sizes}")
-    return values
-
-
-def trace_network(
-    network_or_qnet: Network | QuantizedNetwork, inputs: Mapping[str, ArrayLike], *, seed: int = 0
-) -> dict[str, NDArray]:
-    """Execute a network and return the output of **every** node, in topological order.
-
-    Same arguments and semantics as :func:`run_network`, which returns the subset of the
-    network's output nodes. Useful to compare a hardware run layer by layer.
-    """
-    from accel import quant
-    from accel.graph import Network
-
-    if isinstance(network_or_qnet, quant.QuantizedNetwork):
-        qnet, network = network_or_qnet, network_or_qnet.network
-    elif isinstance(network_or_qnet, Network):
-        qnet, network = None, network_or_qnet
-        if any(network.op(n).weight_shape and not network.weights(n) for n in network.order()):
-            network = quant.random_weights(network, seed)
-    else:
-        raise TypeError(
-            f"expected an accel.graph.Network or accel.quant.QuantizedNetwork, "
-            f"got {network_or_qnet!r}"
-        )
-    values = _network_inputs(network, inputs, qnet)
-    for name in network.layers():
-        xs = [values[src] for src in network.inputs(name)]
-        if qnet is None:
-            values[name] = _float_node(network, name, xs)
-        else:
-            values[name] = _int8_node(qnet, name, xs)
-    return {name: values[name] for name in network.order()}
-
-
-def run_network(
-    network_or_qnet: Network | QuantizedNetwork, inputs: Mapping[str, ArrayLike], *, seed: int = 0
-) -> dict[str, NDArray]:
-    """Execute a whole network, float64 or int8, and return its outputs.
-
-    Nodes run in :meth:`accel.graph.Network.order`. Values carry the batch axis: ``(N, C, H,
-    W)`` images, ``(N, F)`` vectors.
-
-    **Float** (an :class:`accel.graph.Network`): float64, with the functions of this module
-    (``conv2d``, ``linear``, ``max_pool2d``, ``avg_pool2d``, ``global_avg_pool2d``, ``add``,
-    ``relu``/``relu6``, concatenation, flatten in C, H, W order). Weights that are missing are
-    :func:`accel.quant.random_weights` of ``seed``.
-
-    **int8** (an :class:`accel.quant.QuantizedNetwork`, ``seed`` unused): the contract the
-    hardware is held to, bit for bit. ``zp_in``/``zp_out``/``s_out`` are the zero points and
-    scale of the :class:`~accel.quant.TensorQuant` of the input and output tensors; SRDHM is
-    ``saturating_rounding_doubling_high_mul``, RDBPOT ``rounding_divide_by_pot``, all in
-    :mod:`accel.numerics`; every intermediate is int32 (``ValueError`` if one is not).
-
-    * Conv2d: ``numerics.qconv2d(x, weight, bias, x_zero_point=zp_in, multiplier, shift,
-      out_zero_point=zp_out, stride, padding, dilation, groups)`` (padding holds ``zp_in``,
-      zero point folded into the bias), clamped to ``[act_min, act_max]`` of the
-      :class:`~accel.quant.ConvQuant`: ``clamp(RDBPOT(SRDHM(acc, M[k]), shift[k]) + zp_out,
-      act_min, act_max)``.
-    * Linear: the same as a 1x1 conv (``numerics.qlinear``) on the input flattened in C, H, W
-      order.
-    * MaxPool2d: :func:`max_pool2d` of the int8 values (padding never wins).
-    * AvgPool2d, GlobalAvgPool: :func:`qavg_pool2d`: ``acc = sum over the window of (x -
-      zp_in)``, padded positions contributing 0 (``count_include_pad=True``), then
-      ``requantize(acc, multiplier, shift, zp_out, act_min, act_max)`` of the
-      :class:`~accel.quant.PoolQuant` (the divisor is folded into the multiplier).
-      ``count_include_pad=False`` with padding, and ``ceil_mode`` windows that overhang the
-      padded input, are rejected (:func:`accel.quant.avg_pool_count`).
-    * Add: :func:`qadd`: ``scaled_i = RDBPOT(SRDHM((x_i - zp_i) << left_shift, M_i),
-      shift_i)``; ``out = clamp(RDBPOT(SRDHM(sum_i scaled_i, M), shift) + zp_out, act_min,
-      act_max)`` with the :class:`~accel.quant.AddQuant` parameters.
-    * Concat: channel concatenation of the int8 inputs. Flatten: reshape in C, H, W order.
-      Concat, Flatten, MaxPool2d and Activation require the inputs' TensorQuant to equal the
-      output's (``ValueError`` naming the node otherwise).
-    * Activation: ``clamp(x, *numerics.activation_range(kind, zp_out, s_out))``.
-
-    Parameters
-    ----------
-    network_or_qnet : Network or QuantizedNetwork
-    inputs : mapping of str to array_like
-        One array ``(N, C, H, W)`` (``N >= 1``, shared) per Input node. A float network takes
-        float (or integer) arrays. A QuantizedNetwork takes int8 arrays as they are and
-        quantises float arrays with :meth:`~accel.quant.QuantizedNetwork.quantize_input`.
-    seed : int
-        Seed of the random weights of a float network.
-
-    Returns
-    -------
-    dict of str to ndarray
-        Output node name -> float64 or int8 array.
-
-    Raises
-    ------
-    ValueError
-        Unknown or missing input names (named), wrong input shapes, an unsupported layer
-        attribute (naming the node), int8 parameters of the wrong kind.
-    TypeError
-        Wrong argument types or input dtypes.
-    """
-    values = trace_network(network_or_qnet, inputs, seed=seed)
-    network = getattr(network_or_qnet, "network", network_or_qnet)
-    return {name: values[name] for name in network.output_names}

@@ -402,6 +402,18 @@ class AvgPool2d(_Pool):
     count_include_pad: bool = True
 
 
+def pool_padding(name: str, op: MaxPool2d | AvgPool2d) -> tuple[int, int]:
+    """The symmetric ``(h, w)`` padding of a pool op (ops store ``(top, bottom, left,
+    right)``); ``ValueError`` naming node ``name`` if it is asymmetric."""
+    top, bottom, left, right = op.padding
+    if top != bottom or left != right:
+        raise ValueError(
+            f"node {name!r} ({type(op).__name__}): asymmetric padding={op.padding} "
+            "is not supported (pools pad top == bottom and left == right)"
+        )
+    return top, left
+
+
 @dataclass(frozen=True)
 class GlobalAvgPool(Op):
     """Mean over H and W: ``(C, H, W) -> (C, 1, 1)``."""

@@ -20,18 +20,23 @@ Conventions
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from accel import golden
 
 __all__ = [
+    "ADD_LEFT_SHIFT",
     "INT8_MAX",
     "INT8_MIN",
     "INT32_MAX",
     "INT32_MIN",
     "activation_range",
     "fold_zero_point_into_bias",
+    "qadd",
+    "qavg_pool2d",
     "qconv2d",
     "qlinear",
     "quantize_multiplier",
@@ -44,6 +49,9 @@ INT8_MIN, INT8_MAX = -(2**7), 2**7 - 1
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MULTIPLIER_MIN, MULTIPLIER_MAX = 2**30, 2**31 - 1
 SHIFT_MAX = 31
+#: The left shift of every int8 Add before its inputs are rescaled (TFLite's value for int8;
+#: the vector unit shifts by exactly this).
+ADD_LEFT_SHIFT = 20
 ACTIVATIONS = (None, "relu", "relu6")
 
 
@@ -533,3 +541,112 @@ def qlinear(
         out_scale=out_scale,
     )
     return out[:, :, 0, 0]
+
+
+# --------------------------------------------------------------------------------------------
+# int8 pooling and element-wise add
+# --------------------------------------------------------------------------------------------
+
+
+def _int8(x: object, name: str) -> NDArray[np.int8]:
+    if not isinstance(x, np.ndarray) or x.dtype != np.int8:
+        got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"{name} must be a numpy array of dtype int8, got {got}")
+    return x
+
+
+def qavg_pool2d(
+    x_q: NDArray[np.int8],
+    kernel: golden.PairLike,
+    stride: golden.PairLike | None = None,
+    padding: golden.PairLike = 0,
+    ceil_mode: bool = False,
+    *,
+    x_zero_point: int,
+    multiplier: int,
+    shift: int,
+    out_zero_point: int,
+    act_min: int = -128,
+    act_max: int = 127,
+) -> NDArray[np.int8]:
+    """Quantised average pooling: window sum of ``x_q - x_zero_point``, then requantize.
+
+    ``acc[n, c, p, q] = sum over the window of (x_q - x_zero_point)``, padded positions (and
+    positions of a ``ceil_mode`` window past the padding) contributing 0, i.e. real 0; then
+    ``requantize(acc, multiplier, shift, out_zero_point, act_min, act_max)``. The divisor is
+    folded into ``multiplier``/``shift`` (``quantize_multiplier(1 / kernel area)``), so this is
+    PyTorch's ``count_include_pad=True`` whenever no window overhangs the padded input.
+
+    Parameters
+    ----------
+    x_q : ndarray of int8, shape (N, C, H, W)
+    kernel, stride, padding, ceil_mode
+        As in :func:`accel.golden.max_pool2d`.
+    x_zero_point, out_zero_point : int
+        Zero points of input and output.
+    multiplier, shift, act_min, act_max : int
+        As in :func:`requantize`.
+
+    Returns
+    -------
+    ndarray of int8, shape (N, C, P, Q)
+    """
+    x = _int8(x_q, "x_q").astype(np.int64) - x_zero_point
+    win, _, _ = golden.pool_windows(x, kernel, stride, padding, ceil_mode, 0)
+    acc = win.sum(axis=(4, 5))
+    return requantize(acc, multiplier, shift, out_zero_point, act_min, act_max)
+
+
+def qadd(
+    inputs: Sequence[NDArray[np.int8]],
+    zero_points: Sequence[int],
+    input_multipliers: Sequence[int],
+    input_shifts: Sequence[int],
+    *,
+    left_shift: int = ADD_LEFT_SHIFT,
+    multiplier: int,
+    shift: int,
+    out_zero_point: int,
+    act_min: int = -128,
+    act_max: int = 127,
+) -> NDArray[np.int8]:
+    """Quantised element-wise sum (TFLite/gemmlowp int8 ``ADD``), all int32 arithmetic.
+
+    For each input ``i``::
+
+        scaled_i = RoundingDivideByPOT(SRDHM((x_i - zp_i) << left_shift, M_i), shift_i)
+
+    then ``out = clamp(RoundingDivideByPOT(SRDHM(sum_i scaled_i, multiplier), shift) +
+    out_zero_point, act_min, act_max)``, i.e. :func:`requantize` of the sum.
+
+    Parameters
+    ----------
+    inputs : sequence of int8 arrays of one shape
+    zero_points, input_multipliers, input_shifts : sequences of int, one per input
+    left_shift, multiplier, shift, out_zero_point, act_min, act_max : int
+
+    Returns
+    -------
+    ndarray of int8
+
+    Raises
+    ------
+    ValueError
+        Sequences of different lengths, shapes that differ, or an intermediate outside int32.
+    """
+    if not len(inputs) == len(zero_points) == len(input_multipliers) == len(input_shifts):
+        raise ValueError(
+            f"qadd needs one zero point, multiplier and shift per input, got {len(inputs)} "
+            f"inputs, {len(zero_points)} zero points, {len(input_multipliers)} multipliers, "
+            f"{len(input_shifts)} shifts"
+        )
+    if len({np.shape(x) for x in inputs}) != 1:
+        raise ValueError(f"qadd inputs must have one shape, got {[np.shape(x) for x in inputs]}")
+    total = np.zeros(np.shape(inputs[0]), dtype=np.int64)
+    for i, (x, zp, m, sh) in enumerate(
+        zip(inputs, zero_points, input_multipliers, input_shifts, strict=True)
+    ):
+        shifted = (_int8(x, f"inputs[{i}]").astype(np.int64) - zp) << left_shift
+        high = saturating_rounding_doubling_high_mul(shifted, m)
+        total += rounding_divide_by_pot(high, sh)
+    return requantize(total, multiplier, shift, out_zero_point, act_min, act_max)

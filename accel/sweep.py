@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from accel.config import AccelConfig
+from accel.quantized import QuantizedNetwork
 
 __all__ = [
     "SweepPoint",
@@ -143,8 +144,8 @@ def sweep_configs(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(network: Any, simulate: Callable, seed: int) -> None:
-    _WORKER.update(network=network, simulate=simulate, seed=seed)
+def _init_worker(qnet: QuantizedNetwork, simulate: Callable) -> None:
+    _WORKER.update(qnet=qnet, simulate=simulate)
 
 
 def _evaluate(config: AccelConfig) -> SweepPoint:
@@ -152,7 +153,7 @@ def _evaluate(config: AccelConfig) -> SweepPoint:
     from accel import compiler
 
     try:
-        program = compiler.compile(_WORKER["network"], config, seed=_WORKER["seed"])
+        program = compiler.compile(_WORKER["qnet"], config)
         result = _WORKER["simulate"](program, compute_outputs=False)
     except Exception as error:
         raise ValueError(
@@ -172,20 +173,19 @@ def _evaluate(config: AccelConfig) -> SweepPoint:
 
 
 def run_sweep(
-    network: Any,
+    qnet: QuantizedNetwork,
     configs: Sequence[AccelConfig],
     simulate: Callable,
     *,
     jobs: int | None = None,
-    seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[SweepPoint]:
     """Run every config; return the points in the order of ``configs``, Pareto flags set.
 
     Parameters
     ----------
-    network:
-        What :func:`accel.compiler.compile` takes (a ``Network`` or ``QuantizedNetwork``).
+    qnet:
+        The quantised network (:func:`accel.ptq.quantize`), compiled for every config.
     simulate:
         ``simulate(program, compute_outputs=False) -> Result``, e.g. ``sim.run``.
     jobs:
@@ -210,7 +210,7 @@ def run_sweep(
     points: list[SweepPoint | None] = [None] * total
     if jobs == 1:
         saved = dict(_WORKER)
-        _init_worker(network, simulate, seed)
+        _init_worker(qnet, simulate)
         try:
             for i, config in enumerate(configs):
                 points[i] = _evaluate(config)
@@ -221,7 +221,7 @@ def run_sweep(
             _WORKER.update(saved)
     else:
         with ProcessPoolExecutor(
-            max_workers=jobs, initializer=_init_worker, initargs=(network, simulate, seed)
+            max_workers=jobs, initializer=_init_worker, initargs=(qnet, simulate)
         ) as pool:
             futures = {pool.submit(_evaluate, config): i for i, config in enumerate(configs)}
             try:

@@ -5,7 +5,7 @@ and :mod:`hdl`; the rest of :mod:`accel` imports neither). For a quantised netwo
 config it compiles the network with every layer's output kept in DRAM
 (``compile(..., keep_tensors=True)``), runs the program on the cycle model and on an RTL
 backend (Verilator or the Amaranth simulator), computes every layer with
-:func:`accel.golden.trace_network`, and checks, per layer:
+:func:`accel.executor.trace_network`, and checks, per layer:
 
 - **outputs**: the layer's output tensor from the RTL's final DRAM equals the golden model's,
   element for element (and the model's);
@@ -28,12 +28,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from accel import golden, graph
+from accel import executor, graph
 from accel.compiler import compile
 from accel.config import AccelConfig
 from accel.isa import Engine
 from accel.program import Program
-from accel.quant import QuantizedNetwork, random_int8_inputs
+from accel.quantized import QuantizedNetwork
+from accel.synthetic import random_int8_inputs
 
 __all__ = [
     "BACKENDS",
@@ -328,7 +329,7 @@ def verify(
     inputs = random_int8_inputs(qnet, seed)
     stage("golden model")
     with _timed(seconds, "golden"):
-        trace = golden.trace_network(qnet, inputs)
+        trace = executor.trace_network(qnet, inputs)
     if not layers:
         stage("compiling")
         with _timed(seconds, "compile"):

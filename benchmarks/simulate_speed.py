@@ -18,17 +18,17 @@ import time
 def measure(model: str, size: int, preset: str, outputs: bool) -> dict:
 
     import sim
-    from accel import config, graph, models, quant
+    from accel import config, graph, models, ptq, synthetic
     from accel.compiler import compile
 
     t0 = time.perf_counter()
-    qnet = quant.quantize(graph.fuse_activations(models.get(model, input_size=size)), seed=0)
+    qnet = ptq.quantize(graph.fuse_activations(models.get(model, input_size=size)), seed=0)
     t1 = time.perf_counter()
     program = compile(qnet, config.preset(preset))
     t2 = time.perf_counter()
     image = None
     if outputs:
-        image = program.make_image(quant.random_int8_inputs(qnet))
+        image = program.make_image(synthetic.random_int8_inputs(qnet))
     t3 = time.perf_counter()
     result = sim.run(program, image, compute_outputs=outputs)
     t4 = time.perf_counter()

@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 
-from accel import config, graph, models, quant
+from accel import config, graph, models, ptq, synthetic
 from accel.compiler import compile
 from accel.verify import verify
 from hdl import verilator
@@ -39,10 +39,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.cold:
         os.environ["ACCEL_CACHE"] = tempfile.mkdtemp(prefix="accel-cold-")
-    qnet = quant.quantize(
+    qnet = ptq.quantize(
         graph.fuse_activations(models.get(args.network, input_size=args.size)), seed=0
     )
-    inputs = quant.random_int8_inputs(qnet)
+    inputs = synthetic.random_int8_inputs(qnet)
     print(f"{os.cpu_count()} CPUs; {args.network}@{args.size}; cold={args.cold}")
     print(
         f"{'config':10s} {'array':>7s} {'build s':>8s} {'cycles':>11s} {'run s':>7s} "
@@ -64,7 +64,7 @@ def main() -> None:
             f"{result.total_cycles / ran:10,.0f}"
         )
     if args.verify_full:
-        full = quant.quantize(graph.fuse_activations(models.get("resnet18")), seed=0)
+        full = ptq.quantize(graph.fuse_activations(models.get("resnet18")), seed=0)
         clock = time.perf_counter()
         outcome = verify(full, config.preset("edge"))
         wall = time.perf_counter() - clock

@@ -1,5 +1,5 @@
 """Quantised networks for tests: single layers with random weights and quantisation, built
-directly as :class:`accel.quant.QuantizedNetwork` (no calibration, so the model and compiler
+directly as :class:`accel.quantized.QuantizedNetwork` (no calibration, so the model and compiler
 tests do not depend on the quantiser), and zoo models through the quantiser."""
 
 from __future__ import annotations
@@ -7,14 +7,20 @@ from __future__ import annotations
 import numpy as np
 
 from accel import graph as g
-from accel import models, numerics, quant
-from accel.quant import ConvQuant, QuantizedNetwork, TensorQuant
+from accel import models, numerics, ptq
+from accel.quantized import ConvQuant, QuantizedNetwork, TensorQuant
+
+
+def quantized(network: g.Network, seed: int = 0) -> QuantizedNetwork:
+    """``network`` through the pipeline's quantisation step, as ``accel simulate`` does it:
+    activations fused, then post-training quantisation with random weights of ``seed``."""
+    return ptq.quantize(g.fuse_activations(network), seed=seed)
 
 
 def zoo_qnet(name: str, size: int | None = None) -> QuantizedNetwork:
     """Zoo model ``name`` at input size ``size`` (its native size if None), quantised with
     seed 0."""
-    return quant.quantize(g.fuse_activations(models.get(name, input_size=size)), seed=0)
+    return quantized(models.get(name, input_size=size))
 
 
 def conv_qnet(

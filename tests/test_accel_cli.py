@@ -300,6 +300,7 @@ def test_simulate_scalesim_and_ours_side_by_side(tmp_path, capsys):
     from accel import graph
     from accel.compiler import compile
     from accel.frontends import scalesim
+    from tests.layers import quantized
 
     topology, cfg = SCALESIM / "Resnet18.csv", SCALESIM / "scale.cfg"
     args = ["simulate", str(topology), "--scalesim-config", str(cfg), "--model", "both"]
@@ -316,7 +317,7 @@ def test_simulate_scalesim_and_ours_side_by_side(tmp_path, capsys):
     alone = graph.Network("Conv3_s")  # one layer alone, as tests/test_sim_scalesim.py runs it
     alone.add("Conv3_s.input", net.op("Conv3_s.input"))
     alone.add("Conv3_s", net.op("Conv3_s"), ["Conv3_s.input"])
-    ours = sim.run(compile(alone, config), compute_outputs=False)
+    ours = sim.run(compile(quantized(alone), config), compute_outputs=False)
     assert doc["layers"][7]["accel_cycles"] == ours.total_cycles
     assert doc["total"]["scalesim_cycles"] == 2519815
     assert {p.name for p in tmp_path.iterdir()} == {

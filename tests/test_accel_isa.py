@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accel import config, isa, models, quant
+from accel import config, isa, models, ptq
 from accel.compiler import compile
 from accel.program import Program
 
@@ -77,7 +77,7 @@ def test_semaphores_have_one_producer_and_one_consumer():
 
 
 def test_program_save_load_round_trip(tmp_path):
-    qnet = quant.quantize(models.get("tinynet"), seed=0)
+    qnet = ptq.quantize(models.get("tinynet"), seed=0)
     program = compile(qnet, config.preset("tiny"))
     path = tmp_path / "p.bin"
     program.save(path)

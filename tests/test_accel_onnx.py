@@ -1,5 +1,5 @@
 """ONNX frontend: models built with onnx.helper, run in onnxruntime and through
-``accel.golden.run_network(load(model), ...)``.
+``accel.executor.run_network(load(model), ...)``.
 
 * float: within ``rtol=1e-5`` (onnxruntime is float32, golden float64);
 * int8: every output within 1 LSB of onnxruntime for a single quantised layer, and the
@@ -30,7 +30,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from accel import golden
+from accel import executor
 from accel.frontends.onnx import load, tensor_map
 from accel.graph import (
     Activation,
@@ -42,7 +42,7 @@ from accel.graph import (
     MaxPool2d,
     Network,
 )
-from accel.quant import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork, TensorQuant
+from accel.quantized import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork, TensorQuant
 
 FLOAT, INT8, UINT8 = TensorProto.FLOAT, TensorProto.INT8, TensorProto.UINT8
 OPSET = 13
@@ -125,7 +125,7 @@ def check_float(model: onnx.ModelProto, batch: int = 2, seed: int = 1) -> Networ
     assert isinstance(net, Network)
     feeds = {name: random_input(net.shape(name), batch, seed) for name in net.input_names}
     expected = ort_run(model, feeds)
-    got = golden.run_network(net, feeds)
+    got = executor.run_network(net, feeds)
     nodes = tensor_map(net)
     for name, value in expected.items():
         scale = max(1.0, float(np.abs(value).max()))
@@ -530,7 +530,7 @@ def compare_int8(
     net = qnet.network
     feeds = {name: random_input(net.shape(name), batch, seed) for name in net.input_names}
     expected = ort_run(model, feeds, optimize)
-    got = golden.run_network(qnet, feeds)
+    got = executor.run_network(qnet, feeds)
     nodes = tensor_map(qnet)
     diffs = []
     for name, value in expected.items():

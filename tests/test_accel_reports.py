@@ -21,15 +21,16 @@ import numpy as np
 import pytest
 
 import sim
-from accel import compiler, config, html_report, models, occupancy, report, sweep, timeline
+from accel import compiler, config, html_report, occupancy, report, sweep, timeline
 from accel.isa import Buffer, Compute, Engine, Load, Post, PostMode, Store
 from accel.program import LayerInfo
 from sim import line_buffer
+from tests.layers import zoo_qnet
 
 
 @pytest.fixture(scope="module")
 def run():
-    program = compiler.compile(models.get("tinynet"), config.preset("tiny"))
+    program = compiler.compile(zoo_qnet("tinynet"), config.preset("tiny"))
     return program, sim.run(program, compute_outputs=False)
 
 
@@ -118,7 +119,7 @@ def test_trace_layer_track_and_counter(run, trace):
 
 def test_trace_rejects_a_result_of_another_program(run):
     program, _ = run
-    other = compiler.compile(models.get("tinyconv"), config.preset("tiny"))
+    other = compiler.compile(zoo_qnet("tinyconv"), config.preset("tiny"))
     with pytest.raises(ValueError, match=r"the schedule has \d+ LOAD instructions but the"):
         timeline.trace_events(sim.run(other, compute_outputs=False), program)
 
@@ -279,7 +280,7 @@ def test_run_sweep_in_process_agrees_with_sim_run(run):
     program, result = run
     calls = []
     points = sweep.run_sweep(
-        models.get("tinynet"),
+        zoo_qnet("tinynet"),
         [program.config],
         sim.run,
         jobs=1,
@@ -289,7 +290,7 @@ def test_run_sweep_in_process_agrees_with_sim_run(run):
     assert (point.cycles, point.pes, point.pareto) == (result.total_cycles, 16, True)
     assert point.seconds == result.seconds and calls == [(1, 1)]
     with pytest.raises(ValueError, match="jobs must be an integer >= 1, not 0"):
-        sweep.run_sweep(models.get("tinynet"), [program.config], sim.run, jobs=0)
+        sweep.run_sweep(zoo_qnet("tinynet"), [program.config], sim.run, jobs=0)
 
 
 def test_run_sweep_names_a_failing_point():
@@ -297,7 +298,7 @@ def test_run_sweep_names_a_failing_point():
         raise RuntimeError("boom")
 
     with pytest.raises(ValueError, match=r"rows=4 cols=4 bandwidth=4: RuntimeError: boom"):
-        sweep.run_sweep(models.get("tinyconv"), [config.preset("tiny")], broken, jobs=1)
+        sweep.run_sweep(zoo_qnet("tinyconv"), [config.preset("tiny")], broken, jobs=1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -368,7 +369,7 @@ def _hand_input_words(program) -> set[int]:
 
 
 def test_occupancy_of_tinyconv_by_hand():
-    program = compiler.compile(models.get("tinyconv"), config.preset("tiny"))
+    program = compiler.compile(zoo_qnet("tinyconv"), config.preset("tiny"))
     (row,) = occupancy.buffer_occupancy(program)
     (layer,) = program.layers
     assert (row["layer"], row["kind"]) == (layer.name, layer.kind)

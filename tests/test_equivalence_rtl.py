@@ -13,7 +13,7 @@ import pytest
 
 import sim
 from accel import config as cfg
-from accel import golden, isa, quant
+from accel import executor, isa, synthetic
 from accel.compiler import compile
 from accel.isa import Engine
 from hdl import system, verilator
@@ -92,8 +92,8 @@ def test_conv_layer_bit_and_cycle_exact(name, config, backend):
 def zoo_check(name: str, size: int | None, config, backend: str) -> None:
     qnet = zoo_qnet(name, size)
     program = compile(qnet, config)
-    inputs = quant.random_int8_inputs(qnet)
-    check(program, program.make_image(inputs), golden.run_network(qnet, inputs), backend)
+    inputs = synthetic.random_int8_inputs(qnet)
+    check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from accel import golden, timing
+from accel import executor, timing
 from accel.cli import main
 from accel.config import preset
 from accel.verify import verify as run_verify
@@ -65,7 +65,7 @@ def test_a_model_cycle_bug_is_named_by_layer_instruction_and_cycle(capsys, monke
 
 
 def test_a_data_mismatch_names_the_output_element(capsys, monkeypatch):
-    real = golden.trace_network
+    real = executor.trace_network
 
     def wrong(qnet, inputs, **kw):
         trace = real(qnet, inputs, **kw)
@@ -74,7 +74,7 @@ def test_a_data_mismatch_names_the_output_element(capsys, monkeypatch):
             trace["conv"][0, 2, 1, 3] ^= 1
         return trace
 
-    monkeypatch.setattr(golden, "trace_network", wrong)
+    monkeypatch.setattr(executor, "trace_network", wrong)
     status, out, _ = verify(capsys, "tinyconv", "--preset", "tiny")
     assert status == 1
     assert "output 'conv' element (0, 2, 1, 3): golden" in out

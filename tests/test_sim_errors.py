@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import sim
-from accel import config, graph, models, quant
+from accel import config, graph, models, ptq
 from accel.compiler import CompileError, compile
 from tests.layers import conv_qnet
 
@@ -93,19 +93,24 @@ def test_standalone_activation_is_rejected():
     net.add("input", graph.Input((4, 4, 4)))
     net.add("pool", graph.MaxPool2d((2, 2), (2, 2)), ["input"])
     net.add("relu", graph.Activation("relu"), ["pool"])
-    qnet = quant.quantize(net, seed=0)
+    qnet = ptq.quantize(net, seed=0)
     with pytest.raises(CompileError, match=r"layer 'relu' \(Activation\): a standalone activation"):
         compile(qnet, config.preset("tiny"))
 
 
-def test_compile_takes_networks_only():
-    with pytest.raises(TypeError, match=r"compile\(\) takes a Network or QuantizedNetwork"):
-        compile("resnet18", config.preset("tiny"))
+@pytest.mark.parametrize("network", ["resnet18", models.get("tinyconv")], ids=["str", "Network"])
+def test_compile_takes_quantised_networks_only(network):
+    with pytest.raises(
+        TypeError,
+        match=r"compile\(\) takes a QuantizedNetwork \(quantise a float network with "
+        r"accel.ptq.quantize first\), not (str|Network)$",
+    ):
+        compile(network, config.preset("tiny"))
 
 
-def test_plain_network_is_quantised_deterministically():
-    a = compile(models.get("tinyconv"), config.preset("tiny"), seed=3)
-    b = compile(models.get("tinyconv"), config.preset("tiny"), seed=3)
+def test_quantise_then_compile_is_deterministic():
+    tiny = config.preset("tiny")
+    a, b = (compile(ptq.quantize(models.get("tinyconv"), seed=3), tiny) for _ in "ab")
     np.testing.assert_array_equal(a.constants, b.constants)
 
 

@@ -1,4 +1,4 @@
-"""Whole zoo networks on the cycle model: bit-exact to ``accel.golden.run_network`` (int8),
+"""Whole zoo networks on the cycle model: bit-exact to ``accel.executor.run_network`` (int8),
 on two presets; fast and trace modes identical on a whole small network."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import sim
-from accel import config, golden, quant
+from accel import config, executor, quantized, synthetic
 from accel.compiler import compile
 from accel.isa import ComputeMode, Engine
 from accel.timing import VECTOR_MIN_PASS
@@ -25,11 +25,11 @@ REDUCED = [
 FULL_SIZE_ONLY = [("alexnet", 224), ("vgg16", 224)]
 
 
-def check_bit_exact(qnet: quant.QuantizedNetwork, preset: str) -> sim.Result:
+def check_bit_exact(qnet: quantized.QuantizedNetwork, preset: str) -> sim.Result:
     program = compile(qnet, config.preset(preset))
-    inputs = quant.random_int8_inputs(qnet)
+    inputs = synthetic.random_int8_inputs(qnet)
     result = sim.run(program, program.make_image(inputs))
-    expected = golden.run_network(qnet, inputs)
+    expected = executor.run_network(qnet, inputs)
     assert set(result.outputs) == set(expected)
     for name, value in expected.items():
         np.testing.assert_array_equal(result.outputs[name], value, strict=True)

@@ -15,6 +15,7 @@ import sim
 from accel import graph
 from accel.compiler import compile
 from accel.frontends import scalesim
+from tests.layers import quantized
 
 DATA = Path(__file__).parent / "data" / "scalesim"  # SCALE-Sim's own samples (MIT licence)
 TOPOLOGY = DATA / "Resnet18.csv"
@@ -36,7 +37,8 @@ def test_every_resnet18_layer_beats_scalesim_ws():
     assert len(rows) == 21
     worse = []
     for row in rows:
-        ours = sim.run(compile(single_layer(net, row.name), config), compute_outputs=False)
+        program = compile(quantized(single_layer(net, row.name)), config)
+        ours = sim.run(program, compute_outputs=False)
         theirs = scalesim.scalesim_cycles(row, config.array.rows, config.array.cols)
         if ours.total_cycles > theirs:
             worse.append((row.name, ours.total_cycles, theirs))

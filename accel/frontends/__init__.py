@@ -9,7 +9,7 @@ def load_model(spec: str, *, input_size: int | None = None):
     """A zoo name, a path to an ``.onnx`` file or a path to a SCALE-Sim ``.csv`` topology.
 
     Returns a :class:`~accel.graph.Network` (float, or without weights) or, for quantised
-    ONNX models, a :class:`~accel.quant.QuantizedNetwork`.
+    ONNX models, a :class:`~accel.quantized.QuantizedNetwork`.
     """
     from accel import models
 

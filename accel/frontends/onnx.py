@@ -1,5 +1,5 @@
 """ONNX import: float models to a :class:`~accel.graph.Network`, int8 models to a
-:class:`~accel.quant.QuantizedNetwork`.
+:class:`~accel.quantized.QuantizedNetwork`.
 
 :func:`load` walks the graph once, in its (topological) node order, with one handler per ONNX
 op (:data:`HANDLERS`). Every attribute a handler does not implement exactly, and every op
@@ -13,7 +13,7 @@ BatchNormalization (folded into the preceding Conv), Identity, Dropout. Activati
 into their producers with :func:`accel.graph.fuse_activations`.
 
 Quantised models (any QuantizeLinear, DequantizeLinear or QLinear* node makes the result a
-:class:`~accel.quant.QuantizedNetwork`), in either form:
+:class:`~accel.quantized.QuantizedNetwork`), in either form:
 
 * **QDQ**: ``DequantizeLinear`` of int8 initializers gives int8 weights (per-tensor or per
   output channel, zero point 0) and int32 biases; the float ops between
@@ -29,9 +29,9 @@ node of the result records the ONNX tensors it stands for in ``meta["onnx_tensor
 
 Examples
 --------
->>> from accel import golden
+>>> from accel import executor
 >>> net = load("model.onnx")  # doctest: +SKIP
->>> golden.run_network(net, {"input": x})  # doctest: +SKIP
+>>> executor.run_network(net, {"input": x})  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -65,14 +65,14 @@ from accel.graph import (
     Op,
     fuse_activations,
 )
-from accel.quant import (
-    ADD_LEFT_SHIFT,
+from accel.quantized import (
     AddQuant,
     ConvQuant,
     PoolQuant,
     QuantizedNetwork,
     TensorQuant,
     avg_pool_count,
+    multiplier_for,
 )
 
 __all__ = ["HANDLERS", "MICROSOFT_HANDLERS", "MIN_OPSET", "load", "tensor_map"]
@@ -108,7 +108,7 @@ def load(model: str | os.PathLike[str] | onnx.ModelProto) -> Network | Quantized
     Network or QuantizedNetwork
         A float :class:`~accel.graph.Network` with activations fused, or, if the model has any
         QuantizeLinear / DequantizeLinear / QLinear* node, a
-        :class:`~accel.quant.QuantizedNetwork` whose ``network`` holds the dequantised weights.
+        :class:`~accel.quantized.QuantizedNetwork` whose ``network`` holds the dequantised weights.
         Node names are the ONNX node names (the first output's name for unnamed nodes),
         made unique with a ``_1``, ``_2``, ... suffix.
 
@@ -566,9 +566,9 @@ class _Importer:
                 elif isinstance(op, (AvgPool2d, GlobalAvgPool)):
                     count = avg_pool_count(fused, name)
                     real = t_ins[0].scale / (t_out.scale * count)
-                    layers[name] = PoolQuant(*_multiplier(real, "pool rescale"))
+                    layers[name] = PoolQuant(*multiplier_for(real, "pool rescale"))
                 elif isinstance(op, Add):
-                    layers[name] = _add_quant(op, t_ins, t_out)
+                    layers[name] = AddQuant.for_scales(t_ins, t_out, op.activation)
             except _NodeError:
                 raise
             except ValueError as exc:
@@ -597,33 +597,13 @@ class _Importer:
                     f"{float(expected[channel]):.9g}"
                 )
         bias = layer.bias if layer.bias is not None else np.zeros(k, dtype=np.int32)
-        multiplier, shift = _multiplier(
+        multiplier, shift = multiplier_for(
             t_in.scale * layer.weight_scale / t_out.scale, "requantisation scale"
         )
         act = numerics.activation_range(op.activation, t_out.zero_point, t_out.scale)
         return ConvQuant(
             layer.weight, bias, multiplier, shift, *act, weight_scale=layer.weight_scale
         )
-
-
-def _multiplier(real: Any, what: str) -> tuple[Any, Any]:
-    try:
-        return numerics.quantize_multiplier(real)
-    except ValueError as exc:
-        raise ValueError(f"{what} is not representable: {exc}") from None
-
-
-def _add_quant(op: Add, t_ins: list[TensorQuant], t_out: TensorQuant) -> AddQuant:
-    """TFLite int8 ADD: inputs rescaled to ``2 * max(s_i)`` with ``left_shift`` headroom."""
-    twice_max = 2 * max(t.scale for t in t_ins)
-    ins = [_multiplier(t.scale / twice_max, "input scale") for t in t_ins]
-    multiplier, shift = _multiplier(
-        twice_max / ((1 << ADD_LEFT_SHIFT) * t_out.scale), "output scale"
-    )
-    act = numerics.activation_range(op.activation, t_out.zero_point, t_out.scale)
-    return AddQuant(
-        tuple(m for m, _ in ins), tuple(s for _, s in ins), multiplier, shift, ADD_LEFT_SHIFT, *act
-    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
-"""accel.quant: random weights, post-training quantisation parameters by hand, shared
-quantisation of concat groups, and the error contract (every error names the node)."""
+"""accel.ptq and accel.synthetic: random weights, post-training quantisation parameters by
+hand, shared quantisation of concat groups, and the error contract (every error names the
+node)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from accel import golden, models, numerics, quant
+from accel import executor, models, numerics, ptq, synthetic
 from accel.graph import (
     Activation,
     Add,
@@ -19,7 +20,7 @@ from accel.graph import (
     MaxPool2d,
     Network,
 )
-from accel.quant import AddQuant, ConvQuant, PoolQuant, TensorQuant
+from accel.quantized import AddQuant, ConvQuant, PoolQuant, TensorQuant
 
 
 def ramp(shape):
@@ -47,7 +48,7 @@ def all_weights(network):
 
 def test_random_weights_are_deterministic_per_seed():
     net = models.get("tinynet")
-    first, again, other = (all_weights(quant.random_weights(net, s)) for s in (0, 0, 1))
+    first, again, other = (all_weights(synthetic.random_weights(net, s)) for s in (0, 0, 1))
     assert set(first) == {"conv1", "conv2", "dw", "pw", "fc"}
     for name, weights in first.items():
         for key, value in weights.items():
@@ -56,9 +57,9 @@ def test_random_weights_are_deterministic_per_seed():
 
 
 def test_random_weights_of_a_node_depend_only_on_seed_and_name():
-    full = quant.random_weights(models.get("tinynet"), 3)
+    full = synthetic.random_weights(models.get("tinynet"), 3)
     conv1 = Conv2d(3, 8, 3, padding=1, activation="relu")
-    alone = quant.random_weights(one_input_net(("conv1", conv1), shape=(3, 16, 16)), 3)
+    alone = synthetic.random_weights(one_input_net(("conv1", conv1), shape=(3, 16, 16)), 3)
     np.testing.assert_array_equal(alone.weights("conv1")["weight"], full.weights("conv1")["weight"])
 
 
@@ -67,7 +68,7 @@ def test_random_weights_keep_existing_weights_and_copy_the_network():
     mine = np.ones((10, 16))
     net.set_weights("fc", mine, np.zeros(10))
     net.meta("fc")["note"] = 1
-    filled = quant.random_weights(net)
+    filled = synthetic.random_weights(net)
     np.testing.assert_array_equal(filled.weights("fc")["weight"], mine, strict=True)
     assert filled.meta("fc") == {"note": 1}
     assert filled.weights("conv1") and not net.weights("conv1")  # the original is untouched
@@ -86,15 +87,15 @@ def test_random_weights_keep_existing_weights_and_copy_the_network():
 def test_weight_std(name, gain2):
     net = models.get("resnet18", 64)
     fan_in = math.prod(net.op(name).weight_shape[1:])
-    assert quant.weight_std(net, name) == pytest.approx(math.sqrt(gain2 / fan_in), rel=1e-12)
+    assert synthetic.weight_std(net, name) == pytest.approx(math.sqrt(gain2 / fan_in), rel=1e-12)
 
 
 def test_random_weights_have_the_stated_distribution():
     net = one_input_net(("conv", Conv2d(64, 256, 3, activation="relu")), shape=(64, 5, 5))
-    weights = quant.random_weights(net).weights("conv")
+    weights = synthetic.random_weights(net).weights("conv")
     assert weights["weight"].std() == pytest.approx(math.sqrt(2 / (64 * 9)), rel=0.01)
     assert abs(weights["weight"].mean()) < 1e-3
-    assert weights["bias"].std() == pytest.approx(quant.BIAS_STD, rel=0.2)
+    assert weights["bias"].std() == pytest.approx(synthetic.BIAS_STD, rel=0.2)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +109,7 @@ def test_random_weights_have_the_stated_distribution():
 def test_random_weights_keep_deep_activations_in_range(model, size):
     """Every tensor's RMS stays within 0.1x..10x of the input's (measured 0.2x..5x)."""
     net = models.get(model, size)
-    values = golden.trace_network(net, quant.random_inputs(net, 0))
+    values = executor.trace_network(net, synthetic.random_inputs(net, 0))
     rms = {name: np.sqrt(np.mean(v**2)) for name, v in values.items()}
     ratio = {name: r / rms["input"] for name, r in rms.items()}
     assert min(ratio.values()) > 0.1 and max(ratio.values()) < 10, ratio
@@ -116,10 +117,10 @@ def test_random_weights_keep_deep_activations_in_range(model, size):
 
 def test_random_inputs():
     net = models.get("tinynet")
-    x = quant.random_inputs(net, 5, batch=3)
+    x = synthetic.random_inputs(net, 5, batch=3)
     assert list(x) == ["input"] and x["input"].shape == (3, 3, 16, 16)
-    np.testing.assert_array_equal(x["input"], quant.random_inputs(net, 5, batch=3)["input"])
-    assert not np.array_equal(x["input"], quant.random_inputs(net, 6, batch=3)["input"])
+    np.testing.assert_array_equal(x["input"], synthetic.random_inputs(net, 5, batch=3)["input"])
+    assert not np.array_equal(x["input"], synthetic.random_inputs(net, 6, batch=3)["input"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,8 +160,8 @@ def test_tensor_quant_rejects_non_finite_range():
 
 
 def test_quantize_input_and_dequantize_use_the_tensor_quant():
-    qnet = quant.quantize(models.get("tinyconv"))
-    x = quant.random_inputs(qnet.network, 9)["input"]
+    qnet = ptq.quantize(models.get("tinyconv"))
+    x = synthetic.random_inputs(qnet.network, 9)["input"]
     t = qnet.tensors["input"]
     np.testing.assert_array_equal(qnet.quantize_input("input", x), t.quantize(x), strict=True)
     q = np.arange(-128, 128, dtype=np.int8)
@@ -184,11 +185,11 @@ def test_conv_quant_by_hand():
     w = np.array([[0.5, -1.0], [0.0, 0.0], [2.0, -0.25]]).reshape(3, 2, 1, 1)
     b = np.array([0.1, 0.2, -0.3])
     net.set_weights("conv", w, b)
-    qnet = quant.quantize(net, calibration={"x": ramp((2, 4, 4))})
+    qnet = ptq.quantize(net, calibration={"x": ramp((2, 4, 4))})
 
     t_in, t_out = qnet.tensors["x"], qnet.tensors["conv"]
     assert t_in == TensorQuant(2 / 255, 0)  # [-1, 1]: zero point rint(-0.5) = 0
-    real = golden.trace_network(qnet.network, {"x": ramp((2, 4, 4))})["conv"]
+    real = executor.trace_network(qnet.network, {"x": ramp((2, 4, 4))})["conv"]
     assert t_out == TensorQuant.from_range(0.0, real.max())  # relu6: min 0, zero point -128
     assert t_out.zero_point == -128
 
@@ -211,7 +212,7 @@ def test_conv_quant_by_hand():
 
 def test_linear_quant_without_bias_has_zero_bias():
     net = one_input_net(("gap", GlobalAvgPool()), ("fc", Linear(2, 3, bias=False)))
-    qnet = quant.quantize(net, calibration={"x": ramp((2, 4, 4))})
+    qnet = ptq.quantize(net, calibration={"x": ramp((2, 4, 4))})
     layer = qnet.layers["fc"]
     assert layer.weight.shape == (3, 2) and layer.weight.dtype == np.int8
     np.testing.assert_array_equal(layer.bias, np.zeros(3, dtype=np.int32), strict=True)
@@ -223,7 +224,7 @@ def test_linear_quant_without_bias_has_zero_bias():
     [("lenet5", "pool1", 4), ("lenet5", "pool2", 4), ("tinynet", "gap", 16)],
 )
 def test_pool_quant_is_one_over_the_window_area(model, node, count):
-    qnet = quant.quantize(models.get(model))
+    qnet = ptq.quantize(models.get(model))
     assert qnet.layers[node] == PoolQuant(*numerics.quantize_multiplier(1 / count))
     assert qnet.layers[node] == PoolQuant(2**30, int(math.log2(count)) - 1)
     (src,) = qnet.network.inputs(node)
@@ -231,7 +232,7 @@ def test_pool_quant_is_one_over_the_window_area(model, node, count):
 
 
 def test_add_quant_by_hand():
-    qnet = quant.quantize(models.get("tinynet"))
+    qnet = ptq.quantize(models.get("tinynet"))
     s_a, s_b = (qnet.tensors[src].scale for src in qnet.network.inputs("add"))
     t_out = qnet.tensors["add"]
     assert s_a != s_b
@@ -250,7 +251,7 @@ def test_add_quant_by_hand():
 
 
 def test_layers_without_parameters():
-    qnet = quant.quantize(models.get("tinynet"))
+    qnet = ptq.quantize(models.get("tinynet"))
     assert set(qnet.layers) == {"conv1", "conv2", "dw", "pw", "add", "gap", "fc"}
     assert set(qnet.tensors) == set(qnet.network.order())
     for node in ("pool", "flatten"):
@@ -269,7 +270,7 @@ def test_concat_forces_one_quantisation_on_all_its_inputs():
     net.add("cat", Concat(), ["pool", "b"])
     net.set_weights("a", np.ones((1, 1, 1, 1)))
     net.set_weights("b", np.full((1, 1, 1, 1), 3.0))
-    qnet = quant.quantize(net, calibration={"x": ramp((1, 4, 4))})
+    qnet = ptq.quantize(net, calibration={"x": ramp((1, 4, 4))})
     shared = TensorQuant.from_range(-3.0, 3.0)
     for name in ("a", "pool", "b", "cat"):
         assert qnet.tensors[name] == shared, name
@@ -284,14 +285,14 @@ def test_concat_forces_one_quantisation_on_all_its_inputs():
 
 def test_standalone_activation_shares_its_input_quantisation():
     net = one_input_net(("conv", Conv2d(2, 2, 1)), ("act", Activation("relu6")))
-    qnet = quant.quantize(net)
+    qnet = ptq.quantize(net)
     assert qnet.tensors["act"] == qnet.tensors["conv"]
     assert "act" not in qnet.layers
 
 
 def test_quantize_is_deterministic_and_keeps_the_network():
     net = models.get("tinynet")
-    first, again, other = (quant.quantize(net, seed=s) for s in (0, 0, 1))
+    first, again, other = (ptq.quantize(net, seed=s) for s in (0, 0, 1))
     assert not net.weights("conv1")
     assert first.tensors == again.tensors and first.tensors != other.tensors
     for name in ("conv1", "fc"):
@@ -306,7 +307,7 @@ def test_quantize_uses_given_weights_and_calibration():
     net = one_input_net(("conv", Conv2d(2, 1, 1, bias=False)))
     net.set_weights("conv", np.array([1.0, 1.0]).reshape(1, 2, 1, 1))
     x = {"x": 2 * ramp((2, 4, 4))}  # [-2, 2]; the conv output x0 + x1 is in [-2, 2] too
-    qnet = quant.quantize(net, calibration=x)
+    qnet = ptq.quantize(net, calibration=x)
     assert qnet.tensors["x"] == TensorQuant.from_range(-2.0, 2.0)
     np.testing.assert_array_equal(qnet.layers["conv"].weight.ravel(), [127, 127])
 
@@ -386,22 +387,22 @@ def pool_net(op, size=4):
 def test_quantize_errors(case, match):
     net, calibration = case()
     with pytest.raises(ValueError, match=match):
-        quant.quantize(net, calibration=calibration)
+        ptq.quantize(net, calibration=calibration)
 
 
 def test_zoo_model_too_small_for_its_global_pool_is_rejected():
     """ResNet-18 at 32x32 pools a 1x1 map globally: the identity, which needs a factor 1."""
     net = models.get("resnet18", 32)
     with pytest.raises(ValueError, match=r"node 'avgpool' \(GlobalAvgPool\): averaging over"):
-        quant.quantize(net)
+        ptq.quantize(net)
 
 
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda net: quant.random_weights(net, -1), r"seed must be an int >= 0, got -1"),
-        (lambda net: quant.random_weights(net, 1.5), r"seed must be an int >= 0, got 1.5"),
-        (lambda net: quant.random_inputs(net, 0, batch=0), r"batch must be an int >= 1, got 0"),
+        (lambda net: synthetic.random_weights(net, -1), r"seed must be an int >= 0, got -1"),
+        (lambda net: synthetic.random_weights(net, 1.5), r"seed must be an int >= 0, got 1.5"),
+        (lambda net: synthetic.random_inputs(net, 0, batch=0), r"batch must be an int >= 1, got 0"),
     ],
 )
 def test_argument_errors(call, match):

@@ -1,4 +1,4 @@
-"""accel.golden.run_network: int8 ops against hand-written loops, every zoo layer within one
+"""accel.executor.run_network: int8 ops against hand-written loops, every zoo layer within one
 LSB of its real-arithmetic value, whole networks against float, inputs and errors.
 
 Float versus int8, the tolerances
@@ -51,7 +51,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accel import golden, models, numerics, quant
+from accel import executor, golden, models, numerics, ptq, quantized, synthetic
 from accel.graph import (
     Activation,
     Add,
@@ -65,7 +65,7 @@ from accel.graph import (
     MaxPool2d,
     Network,
 )
-from accel.quant import PoolQuant, QuantizedNetwork, TensorQuant
+from accel.quantized import PoolQuant, QuantizedNetwork, TensorQuant
 
 INT32_MIN = -(2**31)
 HYPOTHESIS = settings(max_examples=40, deadline=None)
@@ -143,10 +143,10 @@ def test_add_of_different_scales_equals_gemmlowp_loop(activation, ranges):
     calibration = {
         n: rng.uniform(lo, hi, (1, 2, 3, 5)) for n, (lo, hi) in zip(names, ranges, strict=True)
     }
-    qnet = quant.quantize(net, calibration=calibration)
+    qnet = ptq.quantize(net, calibration=calibration)
     assert len({qnet.tensors[n] for n in names}) == len(names)  # different scales
     x_q = {n: random_int8(rng, (2, 2, 3, 5)) for n in names}
-    out = golden.run_network(qnet, x_q)["add"]
+    out = executor.run_network(qnet, x_q)["add"]
 
     p, t_out = qnet.layers["add"], qnet.tensors["add"]
     expected = np.zeros(out.shape, dtype=np.int64)
@@ -170,7 +170,7 @@ def test_qadd_rounding_by_hand():
     give 2, 0, -1, 2 (the real sums are 1.75, -0.75, -1.25, 1.25)."""
     a = np.array([[6, -4, -6, 4]], dtype=np.int8)
     b = np.full((1, 4), 3, dtype=np.int8)
-    out = golden.qadd(
+    out = numerics.qadd(
         [a, b], [1, 1], [2**30, 2**30], [1, 1], left_shift=0, multiplier=2**31 - 1, shift=0,
         out_zero_point=0,
     )  # fmt: skip
@@ -197,7 +197,7 @@ def test_qadd_equals_gemmlowp_loop_for_any_parameters(data, count, left_shift, s
     shifts = data.draw(st.lists(st.integers(0, 31), min_size=count, max_size=count))
     act_min, act_max = sorted(data.draw(st.lists(INT8, min_size=2, max_size=2)))
     out_zp = data.draw(INT8)
-    out = golden.qadd(
+    out = numerics.qadd(
         xs, zps, ms[:count], shifts, left_shift=left_shift, multiplier=ms[-1],
         shift=shift, out_zero_point=out_zp, act_min=act_min, act_max=act_max,
     )  # fmt: skip
@@ -226,7 +226,7 @@ def test_qavg_pool2d_equals_loop_for_any_parameters(
     rng = np.random.default_rng(seed)
     x_q = random_int8(rng, (1, 2, 5, 4))
     pads = (kernel[0] // 2 * pad[0], kernel[1] // 2 * pad[1])
-    out = golden.qavg_pool2d(
+    out = numerics.qavg_pool2d(
         x_q, kernel, stride, pads, ceil_mode, x_zero_point=zps[0], multiplier=multiplier,
         shift=shift, out_zero_point=zps[1],
     )  # fmt: skip
@@ -259,7 +259,7 @@ def test_avg_pool_rounding_by_hand():
         AvgPool2d(2, 2), (1, 2, 12), TensorQuant(1.0, zp_in), TensorQuant(1.0, zp_out),
         PoolQuant(2**30, 1),
     )  # fmt: skip
-    out = golden.run_network(qnet, {"x": x_q})["pool"]
+    out = executor.run_network(qnet, {"x": x_q})["pool"]
     np.testing.assert_array_equal(
         out, np.array([[[[1, -1, 2, -1, 2, -2]]]], dtype=np.int8) + zp_out, strict=True
     )
@@ -280,9 +280,9 @@ def test_avg_pool_equals_loop(op, size):
     net = Network("pool")
     net.add("x", Input((3, size, size)))
     net.add("pool", op, ["x"])
-    qnet = quant.quantize(net, calibration={"x": rng.standard_normal((1, 3, size, size))})
+    qnet = ptq.quantize(net, calibration={"x": rng.standard_normal((1, 3, size, size))})
     x_q = random_int8(rng, (2, 3, size, size))
-    out = golden.run_network(qnet, {"x": x_q})["pool"]
+    out = executor.run_network(qnet, {"x": x_q})["pool"]
 
     zp_in, zp_out = qnet.tensors["x"].zero_point, qnet.tensors["pool"].zero_point
     p = qnet.layers["pool"]
@@ -313,7 +313,7 @@ def test_max_pool_equals_loop_and_padding_never_wins(op, size):
     qnet = manual_pool_net(op, (2, size, size), t, t, None)
     x_q = random_int8(rng, (2, 2, size, size))
     x_q[0] = -128  # an all-minimum image: a pad value of 0 or zp would win at the borders
-    out = golden.run_network(qnet, {"x": x_q})["pool"]
+    out = executor.run_network(qnet, {"x": x_q})["pool"]
 
     def maximum(window):
         return max(v for v in window if v is not None)
@@ -360,14 +360,14 @@ def test_conv_equals_loop_and_uses_the_layer_clamp(op):
     net = Network("conv")
     net.add("x", Input((4, 6, 7)))
     net.add("conv", op, ["x"])
-    qnet = quant.quantize(net, calibration={"x": rng.standard_normal((1, 4, 6, 7))}, seed=2)
+    qnet = ptq.quantize(net, calibration={"x": rng.standard_normal((1, 4, 6, 7))}, seed=2)
     x_q = random_int8(rng, (2, 4, 6, 7))
     zp_in, zp_out = qnet.tensors["x"].zero_point, qnet.tensors["conv"].zero_point
-    out = golden.run_network(qnet, {"x": x_q})["conv"]
+    out = executor.run_network(qnet, {"x": x_q})["conv"]
     np.testing.assert_array_equal(out, conv_loop(x_q, qnet.layers["conv"], zp_in, zp_out, op))
     # the clamp comes from the ConvQuant, whatever the op's activation says
     qnet.layers["conv"] = dataclasses.replace(qnet.layers["conv"], act_min=-3, act_max=4)
-    clamped = golden.run_network(qnet, {"x": x_q})["conv"]
+    clamped = executor.run_network(qnet, {"x": x_q})["conv"]
     np.testing.assert_array_equal(clamped, conv_loop(x_q, qnet.layers["conv"], zp_in, zp_out, op))
     assert clamped.min() == -3 and clamped.max() == 4
 
@@ -381,9 +381,9 @@ def test_linear_takes_a_pooled_image_in_c_h_w_order():
     net.add("fc1", Linear(3, 4, activation="relu"), ["gap"])
     net.add("flat", Flatten(), ["x"])
     net.add("fc2", Linear(12, 5), ["flat"])
-    qnet = quant.quantize(net, calibration={"x": rng.standard_normal((1, 3, 2, 2))})
+    qnet = ptq.quantize(net, calibration={"x": rng.standard_normal((1, 3, 2, 2))})
     x_q = random_int8(rng, (3, 3, 2, 2))
-    values = golden.trace_network(qnet, {"x": x_q})
+    values = executor.trace_network(qnet, {"x": x_q})
     np.testing.assert_array_equal(values["flat"], x_q.reshape(3, 12), strict=True)
     for fc, src in (("fc1", "gap"), ("fc2", "flat")):
         layer = qnet.layers[fc]
@@ -403,9 +403,9 @@ def test_concat_shares_quant_params_and_copies_int8_channels():
     net.add("b", Conv2d(2, 2, 1), ["x"])
     net.add("pool", MaxPool2d(1, 1), ["b"])
     net.add("cat", Concat(), ["a", "pool", "x"])
-    qnet = quant.quantize(net, calibration={"x": rng.standard_normal((1, 2, 4, 4))})
+    qnet = ptq.quantize(net, calibration={"x": rng.standard_normal((1, 2, 4, 4))})
     assert len({qnet.tensors[n] for n in ("x", "a", "b", "pool", "cat")}) == 1
-    values = golden.trace_network(qnet, {"x": random_int8(rng, (2, 2, 4, 4))})
+    values = executor.trace_network(qnet, {"x": random_int8(rng, (2, 2, 4, 4))})
     expected = np.concatenate([values["a"], values["pool"], values["x"]], axis=1)
     np.testing.assert_array_equal(values["cat"], expected, strict=True)
 
@@ -416,10 +416,10 @@ def test_standalone_activation_clamps_to_its_range():
     net.add("x", Input((2, 3, 3)))
     net.add("relu", Activation("relu"), ["x"])
     net.add("relu6", Activation("relu6"), ["x"])
-    qnet = quant.quantize(net, calibration={"x": 10 * rng.standard_normal((1, 2, 3, 3))})
+    qnet = ptq.quantize(net, calibration={"x": 10 * rng.standard_normal((1, 2, 3, 3))})
     t = qnet.tensors["x"]
     x_q = random_int8(rng, (1, 2, 3, 3))
-    out = golden.run_network(qnet, {"x": x_q})
+    out = executor.run_network(qnet, {"x": x_q})
     np.testing.assert_array_equal(out["relu"], np.maximum(x_q, t.zero_point), strict=True)
     high = t.zero_point + round(6 / t.scale)
     assert high < 127  # relu6 really clamps above
@@ -459,9 +459,9 @@ def zoo_params(slow):
 def zoo_run(model, seed=0):
     """(qnet, float trace, int8 trace) of a zoo model, calibrated on its evaluated input."""
     net = models.get(model, ZOO[model][0])
-    x = quant.random_inputs(net, seed)
-    qnet = quant.quantize(net, seed=seed, calibration=x)
-    return qnet, golden.trace_network(qnet.network, x), golden.trace_network(qnet, x)
+    x = synthetic.random_inputs(net, seed)
+    qnet = ptq.quantize(net, seed=seed, calibration=x)
+    return qnet, executor.trace_network(qnet.network, x), executor.trace_network(qnet, x)
 
 
 def image_shape(shape):
@@ -477,7 +477,7 @@ def real_layer(qnet, name):
         net.inputs(name))]  # fmt: skip
     single.add(name, net.op(name), srcs)
     layer = qnet.layers.get(name)
-    if isinstance(layer, quant.ConvQuant):
+    if isinstance(layer, quantized.ConvQuant):
         scale = layer.weight_scale.reshape(-1, *[1] * (layer.weight.ndim - 1))
         bias = layer.bias * qnet.tensors[net.inputs(name)[0]].scale * layer.weight_scale
         single.set_weights(name, layer.weight * scale, bias if net.op(name).bias else None)
@@ -493,7 +493,7 @@ def test_every_int8_layer_is_within_one_lsb_of_its_real_value(model):
             f"in{i}": qnet.dequantize(src, q[src]).reshape(-1, *image_shape(net.shape(src)))
             for i, src in enumerate(net.inputs(name))
         }
-        real = golden.run_network(real_layer(qnet, name), inputs)[name]
+        real = executor.run_network(real_layer(qnet, name), inputs)[name]
         expected = qnet.quantize_input(name, real).astype(np.int64)
         diff = np.abs(q[name].astype(np.int64) - expected).max()
         exact = isinstance(net.op(name), MaxPool2d | Concat | Flatten | Activation)
@@ -526,30 +526,30 @@ def test_tinynet_output_is_within_three_lsb_of_float(seed):
 
 def test_float_run_uses_random_weights_of_the_seed():
     net = models.get("tinyconv")
-    x = quant.random_inputs(net, 4)
-    out = golden.run_network(net, x)
+    x = synthetic.random_inputs(net, 4)
+    out = executor.run_network(net, x)
     assert list(out) == ["conv"]
-    weights = quant.random_weights(net, 0).weights("conv")
+    weights = synthetic.random_weights(net, 0).weights("conv")
     expected = golden.conv2d(x["input"], weights["weight"], weights["bias"], padding=1)
     np.testing.assert_array_equal(out["conv"], expected, strict=True)
-    np.testing.assert_array_equal(golden.run_network(net, x, seed=0)["conv"], out["conv"])
-    assert not np.array_equal(golden.run_network(net, x, seed=1)["conv"], out["conv"])
+    np.testing.assert_array_equal(executor.run_network(net, x, seed=0)["conv"], out["conv"])
+    assert not np.array_equal(executor.run_network(net, x, seed=1)["conv"], out["conv"])
     assert not net.weights("conv")
 
 
 def test_int8_run_is_deterministic_per_seed():
     net = models.get("tinynet")
-    x = quant.random_inputs(net, 7)
-    runs = [golden.run_network(quant.quantize(net, seed=s), x)["fc"] for s in (0, 0, 1)]
+    x = synthetic.random_inputs(net, 7)
+    runs = [executor.run_network(ptq.quantize(net, seed=s), x)["fc"] for s in (0, 0, 1)]
     np.testing.assert_array_equal(runs[0], runs[1], strict=True)
     assert not np.array_equal(runs[0], runs[2])
 
 
 def test_float_inputs_are_quantised_with_quantize_input():
     qnet, _, _ = zoo_run("tinynet")
-    x = quant.random_inputs(qnet.network, 8, batch=2)
-    as_float = golden.run_network(qnet, x)
-    as_int8 = golden.run_network(qnet, {"input": qnet.quantize_input("input", x["input"])})
+    x = synthetic.random_inputs(qnet.network, 8, batch=2)
+    as_float = executor.run_network(qnet, x)
+    as_int8 = executor.run_network(qnet, {"input": qnet.quantize_input("input", x["input"])})
     np.testing.assert_array_equal(as_float["fc"], as_int8["fc"], strict=True)
 
 
@@ -557,11 +557,11 @@ def test_float_inputs_are_quantised_with_quantize_input():
 def test_batch_elements_are_independent(int8):
     qnet, _, _ = zoo_run("tinynet")
     target = qnet if int8 else qnet.network
-    x = quant.random_inputs(qnet.network, 11, batch=3)
-    batch = golden.run_network(target, x)["fc"]
+    x = synthetic.random_inputs(qnet.network, 11, batch=3)
+    batch = executor.run_network(target, x)["fc"]
     assert batch.shape == (3, 10)
     for i in range(3):
-        single = golden.run_network(target, {"input": x["input"][i : i + 1]})["fc"]
+        single = executor.run_network(target, {"input": x["input"][i : i + 1]})["fc"]
         if int8:
             np.testing.assert_array_equal(batch[i : i + 1], single, strict=True)
         else:  # BLAS may sum in another order for another batch size
@@ -611,20 +611,20 @@ X = np.zeros((1, 1, 2, 2))
 )
 def test_float_input_errors(inputs, error, match):
     with pytest.raises(error, match=match):
-        golden.run_network(two_input_net(), inputs)
+        executor.run_network(two_input_net(), inputs)
 
 
 def test_int8_input_errors():
-    qnet = quant.quantize(two_input_net())
+    qnet = ptq.quantize(two_input_net())
     with pytest.raises(TypeError, match=r"input 'a' must be an int8 or a float array, got dtype"):
-        golden.run_network(qnet, {"a": X.astype(np.int32), "b": X})
+        executor.run_network(qnet, {"a": X.astype(np.int32), "b": X})
     with pytest.raises(ValueError, match=r"unknown input names \['x'\]"):
-        golden.run_network(qnet, {"a": X, "b": X, "x": X})
+        executor.run_network(qnet, {"a": X, "b": X, "x": X})
 
 
 def test_run_network_rejects_other_objects():
     with pytest.raises(TypeError, match=r"expected an accel.graph.Network or"):
-        golden.run_network("tinynet", {})
+        executor.run_network("tinynet", {})
 
 
 @pytest.mark.parametrize(
@@ -648,7 +648,7 @@ def test_int8_executor_errors(op, layer, match):
     t = TensorQuant(0.1, 0)
     qnet = manual_pool_net(op, (1, 4, 4), t, t, layer)
     with pytest.raises(ValueError, match=match):
-        golden.run_network(qnet, {"x": np.zeros((1, 1, 4, 4), dtype=np.int8)})
+        executor.run_network(qnet, {"x": np.zeros((1, 1, 4, 4), dtype=np.int8)})
 
 
 def test_int8_executor_rejects_unshared_quantisation():
@@ -663,7 +663,7 @@ def test_int8_executor_rejects_unshared_quantisation():
     with pytest.raises(
         ValueError, match=r"node 'cat' \(Concat\): int8 execution needs the inputs'"
     ):
-        golden.run_network(qnet, {"a": x, "b": x})
+        executor.run_network(qnet, {"a": x, "b": x})
 
 
 def test_float_executor_rejects_asymmetric_pool_padding():
@@ -671,4 +671,4 @@ def test_float_executor_rejects_asymmetric_pool_padding():
     net.add("x", Input((1, 4, 4)))
     net.add("pool", AvgPool2d(3, 1, padding=(0, 1, 1, 1)), ["x"])
     with pytest.raises(ValueError, match=r"node 'pool' \(AvgPool2d\): asymmetric padding"):
-        golden.run_network(net, {"x": np.zeros((1, 1, 4, 4))})
+        executor.run_network(net, {"x": np.zeros((1, 1, 4, 4))})

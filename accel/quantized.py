@@ -1,0 +1,215 @@
+"""Quantised networks: the int8 parameters of every tensor and layer.
+
+A :class:`QuantizedNetwork` is what :func:`accel.compiler.compile` maps onto the hardware and
+what :func:`accel.executor.run_network` executes in int8; :func:`accel.ptq.quantize` makes
+one from a float network, and the ONNX frontend reads one from a QDQ/QOperator model. Every
+tensor (the output of a node) has a :class:`TensorQuant` (per-tensor scale and zero point,
+int8). Layers carry the integer parameters of their arithmetic (``docs/numerics.md``):
+
+- Conv2d / Linear: :class:`ConvQuant` (int8 symmetric per-channel weights, int32 bias not yet
+  folded with the input zero point, per-channel requantisation multiplier and shift,
+  activation clamp bounds).
+- AvgPool2d / GlobalAvgPool: :class:`PoolQuant` (``acc = sum(x - zp_in)`` over the window,
+  divisor = kernel area (:func:`avg_pool_count`), then requantize with multiplier/shift, out
+  zero point, clamp).
+- Add: :class:`AddQuant` (gemmlowp/TFLite: each input ``(x - zp) << left_shift`` scaled by
+  its multiplier/shift, summed, then requantised with the output multiplier/shift).
+- MaxPool2d, Concat, Flatten, Activation: no parameters; output quantisation equals the
+  input's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from accel import numerics
+from accel.graph import GlobalAvgPool, Network, pool_padding
+
+__all__ = [
+    "AddQuant",
+    "ConvQuant",
+    "PoolQuant",
+    "QuantizedNetwork",
+    "TensorQuant",
+    "avg_pool_count",
+    "multiplier_for",
+    "node_error",
+]
+
+
+@dataclass(frozen=True)
+class TensorQuant:
+    """real = scale * (q - zero_point), q int8."""
+
+    scale: float
+    zero_point: int
+
+    @classmethod
+    def from_range(cls, lo: float, hi: float) -> TensorQuant:
+        """Asymmetric int8 quantisation of ``[min(lo, 0), max(hi, 0)]``.
+
+        ``scale = (hi - lo) / 255`` and ``zero_point = round(-128 - lo / scale)`` clamped to
+        ``[-128, 127]``; a range that is identically 0 is taken as ``[0, 1]``.
+        """
+        lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"range [{lo}, {hi}] is not finite")
+        if hi == lo:
+            hi = 1.0
+        scale = (hi - lo) / 255
+        zero_point = int(np.clip(np.rint(-128 - lo / scale), numerics.INT8_MIN, numerics.INT8_MAX))
+        return cls(scale, zero_point)
+
+    def quantize(self, x: ArrayLike) -> NDArray[np.int8]:
+        """``clamp(round_half_even(x / scale) + zero_point, -128, 127)`` as int8."""
+        q = np.rint(np.asarray(x, dtype=np.float64) / self.scale) + self.zero_point
+        return np.clip(q, numerics.INT8_MIN, numerics.INT8_MAX).astype(np.int8)
+
+    def dequantize(self, q: ArrayLike) -> NDArray[np.float64]:
+        """``scale * (q - zero_point)`` as float64."""
+        return self.scale * (np.asarray(q, dtype=np.float64) - self.zero_point)
+
+
+@dataclass(frozen=True, eq=False)
+class ConvQuant:
+    weight: np.ndarray  # int8, (K, C/groups, R, S) for conv, (out, in) for linear
+    bias: np.ndarray  # int32, (K,), real bias / (in_scale * weight_scale[k])
+    multiplier: np.ndarray  # int64 (K,), in [2^30, 2^31)
+    shift: np.ndarray  # int64 (K,), right shift >= 0
+    act_min: int = -128
+    act_max: int = 127
+    weight_scale: np.ndarray | None = None  # float64 (K,): real w[k] = weight_scale[k] * weight[k]
+
+
+@dataclass(frozen=True)
+class PoolQuant:
+    multiplier: int
+    shift: int
+    act_min: int = -128
+    act_max: int = 127
+
+
+@dataclass(frozen=True)
+class AddQuant:
+    input_multipliers: tuple[int, ...]
+    input_shifts: tuple[int, ...]
+    multiplier: int
+    shift: int
+    left_shift: int = numerics.ADD_LEFT_SHIFT
+    act_min: int = -128
+    act_max: int = 127
+
+    @classmethod
+    def for_scales(
+        cls, inputs: list[TensorQuant], output: TensorQuant, activation: str | None
+    ) -> AddQuant:
+        """TFLite's int8 ``ADD``: ``left_shift = ADD_LEFT_SHIFT``, every input rescaled to
+        ``twice_max = 2 * max(s_i)`` (real multiplier ``s_i / twice_max``), the sum by
+        ``twice_max / (2**left_shift * s_out)``; ``ValueError`` if a factor is not
+        representable."""
+        twice_max = 2 * max(t.scale for t in inputs)
+        ins = [multiplier_for(t.scale / twice_max, "input scale") for t in inputs]
+        left_shift = numerics.ADD_LEFT_SHIFT
+        multiplier, shift = multiplier_for(
+            twice_max / ((1 << left_shift) * output.scale), "output scale"
+        )
+        act = numerics.activation_range(activation, output.zero_point, output.scale)
+        return cls(
+            tuple(m for m, _ in ins), tuple(s for _, s in ins), multiplier, shift, left_shift, *act
+        )
+
+
+@dataclass
+class QuantizedNetwork:
+    """A network with int8 quantisation of every tensor and layer.
+
+    ``network`` holds the float weights the quantisation was derived from (so it is also the
+    float reference), ``tensors`` the :class:`TensorQuant` of every node's output, ``layers``
+    the integer parameters of every Conv2d, Linear, AvgPool2d, GlobalAvgPool and Add.
+    """
+
+    network: Network
+    tensors: dict[str, TensorQuant] = field(default_factory=dict)
+    layers: dict[str, ConvQuant | PoolQuant | AddQuant] = field(default_factory=dict)
+
+    def _tensor(self, name: str) -> TensorQuant:
+        if name not in self.tensors:
+            raise ValueError(
+                f"network {self.network.name!r} has no quantised tensor named {name!r}"
+            )
+        return self.tensors[name]
+
+    def quantize_input(self, name: str, x: ArrayLike) -> NDArray[np.int8]:
+        """Quantise the float array ``x`` with the :class:`TensorQuant` of tensor ``name``.
+
+        ``clamp(round_half_even(x / scale) + zero_point, -128, 127)``; values outside the
+        calibrated range saturate. Any tensor name is accepted, not only inputs.
+        """
+        return self._tensor(name).quantize(x)
+
+    def dequantize(self, name: str, q: ArrayLike) -> NDArray[np.float64]:
+        """Real values ``scale * (q - zero_point)`` (float64) of int8 tensor ``name``."""
+        return self._tensor(name).dequantize(q)
+
+
+def node_error(network: Network, name: str, message: str) -> ValueError:
+    """A ``ValueError`` whose message starts with the node's name and op."""
+    return ValueError(f"node {name!r} ({type(network.op(name)).__name__}): {message}")
+
+
+def avg_pool_count(network: Network, name: str) -> int:
+    """The constant divisor (window area) of an AvgPool2d or GlobalAvgPool node in int8.
+
+    Raises
+    ------
+    ValueError
+        Naming the node, when one constant divisor is not the PyTorch semantics:
+        ``count_include_pad=False`` with padding, a ``ceil_mode`` window overhanging the
+        padded input, asymmetric padding; or when the count is 1 (the rescale factor 1 is not
+        representable by a right shift).
+    """
+    op = network.op(name)
+    (src,) = network.inputs(name)
+    _, *in_hw = network.shape(src)
+    if isinstance(op, GlobalAvgPool):
+        kernel = in_hw
+    else:
+        pads = pool_padding(name, op)
+        if not op.count_include_pad and any(pads):
+            raise node_error(
+                network,
+                name,
+                f"count_include_pad=False with padding={op.padding} is not supported in int8 "
+                "(the divisor varies along the border)",
+            )
+        out_hw = network.shape(name)[1:]
+        for size, out, k, s, p in zip(in_hw, out_hw, op.kernel, op.stride, pads, strict=True):
+            if (out - 1) * s + k > size + 2 * p:
+                raise node_error(
+                    network,
+                    name,
+                    f"ceil_mode={op.ceil_mode} makes the last window overhang the padded input "
+                    "(a smaller divisor there), not supported in int8",
+                )
+        kernel = op.kernel
+    count = math.prod(kernel)
+    if count == 1:
+        raise node_error(
+            network,
+            name,
+            f"averaging over a window of 1 element (kernel {tuple(kernel)}) needs the rescale "
+            "factor 1, which the multiplier/right shift cannot represent",
+        )
+    return count
+
+
+def multiplier_for(real_scale: ArrayLike, what: str) -> tuple[int, int] | tuple[NDArray, NDArray]:
+    """:func:`~accel.numerics.quantize_multiplier`, its error naming ``what``."""
+    try:
+        return numerics.quantize_multiplier(real_scale)
+    except ValueError as exc:
+        raise ValueError(f"{what} is not representable: {exc}") from None
