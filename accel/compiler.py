@@ -222,13 +222,12 @@ class _Compiler:
         self.config = config
         rows, cols = config.array.rows, config.array.cols
         self.rows, self.cols = rows, cols
-        self.vlanes = min(rows, cols)
-        b = config.buffers
-        self.in_words = b.input_bytes // rows
-        self.w_words = b.weight_bytes // cols
-        self.p_words = b.param_bytes // (timing.PARAM_LANE_BYTES * cols)
-        self.acc_rows = b.acc_bytes // (4 * cols)
-        self.out_words = b.output_bytes // cols
+        self.vlanes = config.vector_lanes
+        self.in_words = config.input_words
+        self.w_words = config.weight_words
+        self.p_words = config.param_words
+        self.acc_rows = config.acc_rows
+        self.out_words = config.output_words
         self.ops: list[_Op] = []
         self.constants = bytearray()
         self.layers: list[LayerInfo] = []
@@ -611,8 +610,8 @@ class _Compiler:
                 dram_addr=addr,
                 sram_addr=base,
                 inner_count=words,
-                inner_stride=timing.PARAM_LANE_BYTES * self.cols,
-                run_bytes=timing.PARAM_LANE_BYTES * self.cols,
+                inner_stride=self.config.param_word_bytes,
+                run_bytes=self.config.param_word_bytes,
             )
             # Emitted before the layer's first POST (see post_and_store), not ahead of its
             # first input and weights.
@@ -623,7 +622,7 @@ class _Compiler:
     def stream_param(self, kt: int) -> int:
         word = self.p_ring % 2
         self.p_ring += 1
-        size = timing.PARAM_LANE_BYTES * self.cols
+        size = self.config.param_word_bytes
         load = Load(
             buffer=Buffer.PARAM,
             dram_addr=self.param_addr + kt * size,
@@ -653,9 +652,9 @@ class _Compiler:
         if c != x.channels:
             raise self.fail(node, f"weight has {c} input channels, input tensor {x.channels}")
         for attr, value, limit in [
-            ("stride", max(window.stride), 15),
-            ("dilation", max(window.dilation), 15),
-            ("kernel", max(window.kernel), 255),
+            ("stride", max(window.stride), isa.field_max(Compute, "stride_h")),
+            ("dilation", max(window.dilation), isa.field_max(Compute, "dil_h")),
+            ("kernel", max(window.kernel), isa.field_max(Compute, "kernel_h")),
         ]:
             if value > limit:
                 raise self.fail(node, f"{attr} {value} exceeds the hardware limit {limit}")
@@ -1055,8 +1054,10 @@ class _Compiler:
             if len(srcs) != 2:
                 raise self.fail(node, f"{len(srcs)} inputs (the vector unit adds two)")
             aq = self.layer_quant(node, AddQuant)
-            if aq.left_shift != 20:
-                raise self.fail(node, f"left_shift {aq.left_shift} (hardware shifts by 20)")
+            if aq.left_shift != numerics.ADD_LEFT_SHIFT:
+                raise self.fail(
+                    node, f"left_shift {aq.left_shift} (hardware: {numerics.ADD_LEFT_SHIFT})"
+                )
             a, b = (self.layout(s) for s in srcs)
             post = Post(
                 mode=PostMode.REQUANT,
@@ -1208,14 +1209,14 @@ class _Compiler:
                 c, h, w = self._chw(src)
                 k, taps = op.out_features, h * w
             elif isinstance(op, g.AvgPool2d | g.GlobalAvgPool | g.Add):
-                total += ceil_div(timing.PARAM_LANE_BYTES * cols, CONST_ALIGN) * CONST_ALIGN
+                total += ceil_div(self.config.param_word_bytes, CONST_ALIGN) * CONST_ALIGN
                 continue
             else:
                 continue
             n_kt, n_ct = ceil_div(k, cols), ceil_div(c, rows)
             weights = n_kt * n_ct * taps * rows * cols
             total += ceil_div(weights, CONST_ALIGN) * CONST_ALIGN + CONST_ALIGN
-            total += ceil_div(n_kt * cols * timing.PARAM_LANE_BYTES, CONST_ALIGN) * CONST_ALIGN
+            total += ceil_div(n_kt * self.config.param_word_bytes, CONST_ALIGN) * CONST_ALIGN
         return total
 
 

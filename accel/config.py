@@ -44,6 +44,9 @@ __all__ = [
 
 DATAFLOWS = ("ws",)
 
+#: Bytes per lane of a parameter word: int32 bias, int32 multiplier, int32 shift.
+PARAM_LANE_BYTES = 12
+
 
 def _check_int(owner: str, name: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
@@ -175,7 +178,7 @@ class AccelConfig:
             "weight_bytes": rows * cols,
             "acc_bytes": 4 * cols,
             "output_bytes": cols,
-            "param_bytes": 2 * 12 * cols,
+            "param_bytes": 2 * PARAM_LANE_BYTES * cols,
         }
         for name, minimum in minimums.items():
             value = getattr(self.buffers, name)
@@ -199,7 +202,65 @@ class AccelConfig:
     @property
     def acc_entries(self) -> int:
         """Number of int32 accumulators in the accumulator buffer."""
-        return self.buffers.acc_bytes // 4
+        return self.buffers.acc_bytes // (self.data.acc_bits // 8)
+
+    @property
+    def vector_lanes(self) -> int:
+        """Channels the vector unit processes per word: ``min(rows, cols)``."""
+        return min(self.array.rows, self.array.cols)
+
+    # Buffer geometry: every buffer is an array of words; a word is what one port moves in one
+    # cycle. The compiler, the cycle model and the RTL size their buffers from these alone.
+
+    @property
+    def input_word_bytes(self) -> int:
+        """An input word: one int8 activation per array row."""
+        return self.array.rows
+
+    @property
+    def weight_word_bytes(self) -> int:
+        """A weight word: one int8 weight per array column (one row of a weight tile)."""
+        return self.array.cols
+
+    @property
+    def param_word_bytes(self) -> int:
+        """A parameter word: bias, multiplier and shift (``PARAM_LANE_BYTES``) per column."""
+        return PARAM_LANE_BYTES * self.array.cols
+
+    @property
+    def acc_row_bytes(self) -> int:
+        """An accumulator row: one ``acc_bits`` accumulator per array column."""
+        return self.data.acc_bits // 8 * self.array.cols
+
+    @property
+    def output_word_bytes(self) -> int:
+        """An output word: one int8 result per array column."""
+        return self.array.cols
+
+    @property
+    def input_words(self) -> int:
+        """Depth of the input buffer in words."""
+        return self.buffers.input_bytes // self.input_word_bytes
+
+    @property
+    def weight_words(self) -> int:
+        """Depth of the weight buffer in words."""
+        return self.buffers.weight_bytes // self.weight_word_bytes
+
+    @property
+    def param_words(self) -> int:
+        """Depth of the parameter buffer in words."""
+        return self.buffers.param_bytes // self.param_word_bytes
+
+    @property
+    def acc_rows(self) -> int:
+        """Depth of the accumulator buffer in rows."""
+        return self.buffers.acc_bytes // self.acc_row_bytes
+
+    @property
+    def output_words(self) -> int:
+        """Depth of the output buffer in words."""
+        return self.buffers.output_bytes // self.output_word_bytes
 
     @property
     def dram_gbytes_per_s(self) -> float:

@@ -25,6 +25,7 @@ __all__ = [
     "INSTRUCTION_BYTES",
     "ISA_VERSION",
     "SEMAPHORES",
+    "SEMAPHORE_BITS",
     "Buffer",
     "Compute",
     "ComputeMode",
@@ -37,10 +38,14 @@ __all__ = [
     "Store",
     "decode",
     "encode",
+    "field_max",
 ]
 
 ISA_VERSION = 1
 INSTRUCTION_BYTES = 64
+#: Width of a semaphore counter (a layer's stores may run far ahead of the next layer's
+#: loads, one token per tile).
+SEMAPHORE_BITS = 16
 
 
 class Engine(IntEnum):
@@ -345,6 +350,14 @@ def _layout(cls: type[Instruction]) -> list[tuple[str, int, int, int, int]]:
 
 
 _LAYOUTS = {cls: _layout(cls) for cls in FIELDS}
+
+
+def field_max(cls: type[Instruction], name: str) -> int:
+    """The largest value field ``name`` of instruction class ``cls`` can hold."""
+    for field_name, _, _, _, high in _LAYOUTS[cls]:
+        if field_name == name:
+            return high
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
 
 
 def encode(instruction: Instruction) -> bytes:

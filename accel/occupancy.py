@@ -6,15 +6,15 @@ instructions write or read -- the layer's *working set* in that buffer -- and di
 buffer's depth in words (:func:`buffer_depths`, the geometry of ``sim/buffers.py``):
 
 =========  ======================================  ==========================================
-buffer     depth (words)                           words counted
+buffer     depth (words, an AccelConfig property)  words counted
 =========  ======================================  ==========================================
-input      ``input_bytes // rows``                 LOAD writes; COMPUTE window reads
-weight     ``weight_bytes // cols``                LOAD writes; ARRAY-mode weight tiles
-param      ``param_bytes // (12 * cols)``          LOAD writes; the parameter word of a
+input      ``input_words``                         LOAD writes; COMPUTE window reads
+weight     ``weight_words``                        LOAD writes; ARRAY-mode weight tiles
+param      ``param_words``                         LOAD writes; the parameter word of a
                                                    REQUANT POST
-acc        ``acc_bytes // (4 * cols)``             COMPUTE rows ``acc_base ..+ pixels``;
+acc        ``acc_rows``                            COMPUTE rows ``acc_base ..+ pixels``;
                                                    POST rows ``acc_base ..+ count``
-output     ``output_bytes // cols``                POST writes ``out_base ..+ count``; STORE
+output     ``output_words``                        POST writes ``out_base ..+ count``; STORE
                                                    reads ``out_base ..+ outer*inner``
 =========  ======================================  ==========================================
 
@@ -61,14 +61,12 @@ _LOAD_TARGET = {Buffer.INPUT: "input", Buffer.WEIGHT: "weight", Buffer.PARAM: "p
 
 def buffer_depths(config: AccelConfig) -> dict[str, int]:
     """Depth in words of every buffer (as :class:`sim.buffers.Buffers` allocates them)."""
-    rows, cols = config.array.rows, config.array.cols
-    b = config.buffers
     return {
-        "input": b.input_bytes // rows,
-        "weight": b.weight_bytes // cols,
-        "param": b.param_bytes // (timing.PARAM_LANE_BYTES * cols),
-        "acc": b.acc_bytes // (4 * cols),
-        "output": b.output_bytes // cols,
+        "input": config.input_words,
+        "weight": config.weight_words,
+        "param": config.param_words,
+        "acc": config.acc_rows,
+        "output": config.output_words,
     }
 
 

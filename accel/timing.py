@@ -106,9 +106,6 @@ ACC_LATENCY = 1
 VECTOR_LATENCY = 2
 VECTOR_MIN_PASS = VECTOR_LATENCY + 1
 
-#: Bytes per lane of a parameter word: int32 bias, int32 multiplier, int32 shift.
-PARAM_LANE_BYTES = 12
-
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
@@ -116,8 +113,7 @@ def ceil_div(a: int, b: int) -> int:
 
 def word_bytes(config: AccelConfig, buffer: int) -> int:
     """Width in bytes of one word of a LOAD destination buffer (see :class:`accel.isa.Buffer`)."""
-    rows, cols = config.array.rows, config.array.cols
-    return (rows, cols, PARAM_LANE_BYTES * cols)[buffer]
+    return (config.input_word_bytes, config.weight_word_bytes, config.param_word_bytes)[buffer]
 
 
 def run_beats(run_bytes: int, word: int, bandwidth: int) -> int:

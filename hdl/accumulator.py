@@ -1,6 +1,6 @@
 """The accumulator buffer and its read-modify-write.
 
-``depth = acc_bytes // (4 * cols)`` rows of ``cols`` int32 accumulators, stored as ``cols``
+``depth = config.acc_rows`` rows of ``cols`` int32 accumulators, stored as ``cols``
 banks (one per array column, one int32 per word), because the systolic array's columns
 leave it skewed: the sum of column ``c`` for a vector fed in cycle ``t`` exits in cycle
 ``t + rows + c``, so in any cycle every column reads and writes a different row. Each bank
@@ -70,9 +70,8 @@ READ_LATENCY = 1
 
 
 def acc_depth(config: AccelConfig) -> int:
-    """Rows of the accumulator buffer: ``acc_bytes // (4 * cols)``."""
-    config = check_config(config)
-    return config.buffers.acc_bytes // (config.data.acc_bits // 8 * config.array.cols)
+    """Rows of the accumulator buffer: ``config.acc_rows``."""
+    return check_config(config).acc_rows
 
 
 def acc_addr_bits(config: AccelConfig) -> int:

@@ -45,7 +45,6 @@ from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from accel import timing
 from accel.config import AccelConfig
 from accel.isa import Buffer
 from hdl._check import check_config
@@ -101,13 +100,9 @@ class SramBuffer(wiring.Component):
         If ``init`` has more words than the buffer or a word that does not fit.
     """
 
-    #: Name of the size field in ``config.buffers`` (set by each subclass).
-    _size_field: str
-
     def __init__(self, config: AccelConfig, *, init: Iterable[int] = ()) -> None:
         self._config = check_config(config)
-        word = self.word_bytes_of(config)
-        depth = getattr(config.buffers, self._size_field) // word
+        depth, word = self.geometry(self._config)
         words = [int(v) for v in init]
         name = type(self).__name__
         if len(words) > depth:
@@ -121,8 +116,8 @@ class SramBuffer(wiring.Component):
         super().__init__(self._members())
 
     @classmethod
-    def word_bytes_of(cls, config: AccelConfig) -> int:
-        """Bytes per word of this buffer for ``config``."""
+    def geometry(cls, config: AccelConfig) -> tuple[int, int]:
+        """``(depth in words, bytes per word)`` of this buffer for ``config``."""
         raise NotImplementedError
 
     def _members(self) -> dict:
@@ -184,11 +179,9 @@ class InputBuffer(SramBuffer):
         Synchronous read for the window generator's feeder.
     """
 
-    _size_field = "input_bytes"
-
     @classmethod
-    def word_bytes_of(cls, config: AccelConfig) -> int:
-        return timing.word_bytes(check_config(config), Buffer.INPUT)
+    def geometry(cls, config: AccelConfig) -> tuple[int, int]:
+        return config.input_words, config.input_word_bytes
 
     def _members(self) -> dict:
         rows = self._config.array.rows
@@ -212,11 +205,9 @@ class WeightBuffer(SramBuffer):
         Synchronous read for the weight loader (the array's ``w`` port one cycle later).
     """
 
-    _size_field = "weight_bytes"
-
     @classmethod
-    def word_bytes_of(cls, config: AccelConfig) -> int:
-        return timing.word_bytes(check_config(config), Buffer.WEIGHT)
+    def geometry(cls, config: AccelConfig) -> tuple[int, int]:
+        return config.weight_words, config.weight_word_bytes
 
     def _members(self) -> dict:
         cols = self._config.array.cols
@@ -234,18 +225,16 @@ class ParamBuffer(SramBuffer):
 
     Ports
     -----
-    dma : Out(dma_write_signature(depth, 12 * cols))
+    dma : Out(dma_write_signature(depth, config.param_word_bytes))
         From the LOAD engine.
     post : Out(ReadPort.Signature(addr_bits, ArrayLayout(param_lane_layout, cols)))
         Synchronous read for the post engine (:class:`hdl.postproc.PostProcessor`'s
         ``params``, bit-identical).
     """
 
-    _size_field = "param_bytes"
-
     @classmethod
-    def word_bytes_of(cls, config: AccelConfig) -> int:
-        return timing.word_bytes(check_config(config), Buffer.PARAM)
+    def geometry(cls, config: AccelConfig) -> tuple[int, int]:
+        return config.param_words, config.param_word_bytes
 
     def _members(self) -> dict:
         cols = self._config.array.cols
@@ -269,11 +258,9 @@ class OutputBuffer(SramBuffer):
         Asynchronous read for the STORE engine.
     """
 
-    _size_field = "output_bytes"
-
     @classmethod
-    def word_bytes_of(cls, config: AccelConfig) -> int:
-        return check_config(config).array.cols
+    def geometry(cls, config: AccelConfig) -> tuple[int, int]:
+        return config.output_words, config.output_word_bytes
 
     def _members(self) -> dict:
         word = data.ArrayLayout(signed(8), self._config.array.cols)
@@ -301,8 +288,4 @@ def load_targets(config: AccelConfig) -> dict[Buffer, tuple[int, int]]:
     """``{buffer: (depth in words, word bytes)}`` of the LOAD destinations."""
     classes = {Buffer.INPUT: InputBuffer, Buffer.WEIGHT: WeightBuffer, Buffer.PARAM: ParamBuffer}
     config = check_config(config)
-    result = {}
-    for buffer, cls in classes.items():
-        word = cls.word_bytes_of(config)
-        result[buffer] = (getattr(config.buffers, cls._size_field) // word, word)
-    return result
+    return {buffer: cls.geometry(config) for buffer, cls in classes.items()}

@@ -109,9 +109,8 @@ _WIDTH = {name: width for name, width, _ in isa.FIELDS[isa.Compute]}
 
 
 def weight_addr_bits(config: AccelConfig) -> int:
-    """Width of a weight buffer word address (``weight_bytes // cols`` words)."""
-    config = check_config(config)
-    return max(1, ceil_log2(config.buffers.weight_bytes // config.array.cols))
+    """Width of a weight buffer word address (``config.weight_words`` words)."""
+    return max(1, ceil_log2(check_config(config).weight_words))
 
 
 def _feed_fields_layout(config: AccelConfig) -> data.StructLayout:

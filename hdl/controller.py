@@ -58,7 +58,6 @@ __all__ = [
     "COUNTER_BITS",
     "INDEX_BITS",
     "INSTRUCTION_BITS",
-    "SEMAPHORE_BITS",
     "Controller",
     "engine_name",
 ]
@@ -69,8 +68,6 @@ INSTRUCTION_BITS = 8 * isa.INSTRUCTION_BYTES
 INDEX_BITS = 32
 #: Width of the cycle and performance counters.
 COUNTER_BITS = 32
-#: Semaphore counters (the model checks a program never needs more: sim.controller).
-SEMAPHORE_BITS = 16
 
 _HEADER = data.StructLayout({name: unsigned(width) for name, width, _ in isa.FIELDS[isa.Load][:4]})
 _SEMS = len(isa.Sem)
@@ -164,7 +161,7 @@ class Controller(wiring.Component):
         with m.Elif(running & ~self.done):
             m.d.sync += self.cycle.eq(self.cycle + 1)  # holds the total after `done`
 
-        sems = [Signal(SEMAPHORE_BITS, name=f"sem_{s.name.lower()}") for s in isa.Sem]
+        sems = [Signal(isa.SEMAPHORE_BITS, name=f"sem_{s.name.lower()}") for s in isa.Sem]
         increments = [[] for _ in sems]
         decrements = [[] for _ in sems]
         finished = []

@@ -323,7 +323,7 @@ class StoreEngine(wiring.Component):
     def __init__(self, config: AccelConfig) -> None:
         self._config = check_config(config)
         cols = config.array.cols
-        self._out_depth = config.buffers.output_bytes // cols
+        self._out_depth = config.output_words
         super().__init__(
             {
                 "i": In(stream.Signature(STORE_LAYOUT)),

@@ -80,7 +80,7 @@ _POST = {name: width for name, width, _ in isa.FIELDS[isa.Post]}
 
 def _buffer_addr_bits(config: AccelConfig, cls) -> int:
     """Address width of the :class:`hdl.buffers.SramBuffer` subclass ``cls`` for ``config``."""
-    depth = getattr(config.buffers, cls._size_field) // cls.word_bytes_of(config)
+    depth, _ = cls.geometry(config)
     return buffer_addr_bits(depth)
 
 

@@ -55,7 +55,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel import timing
-from accel.config import AccelConfig
+from accel.config import PARAM_LANE_BYTES, AccelConfig
 from accel.isa import PostMode
 from hdl._check import check_config
 
@@ -70,7 +70,7 @@ STAGES = 3
 param_lane_layout = data.StructLayout(
     {"bias": signed(32), "multiplier": signed(32), "shift": signed(32)}
 )
-assert param_lane_layout.size == 8 * timing.PARAM_LANE_BYTES
+assert param_lane_layout.size == 8 * PARAM_LANE_BYTES
 
 
 def post_row_layout(config: AccelConfig) -> data.StructLayout:

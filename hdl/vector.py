@@ -5,7 +5,7 @@ accumulator row ``acc`` (int32) it replaces, bit-exact to :func:`sim.vector.vect
 
     VMAX  term = x                                         new = max(acc, term)
     VSUM  term = x - zero_point                            new = acc + term   (wraps)
-    VADD  term = RDBPOT(SRDHM((x - zero_point) << 20, multiplier), shift)
+    VADD  term = RDBPOT(SRDHM((x - zero_point) << ADD_LEFT_SHIFT, multiplier), shift)
                                                            new = acc + term   (wraps)
 
 and ``new = term`` instead when ``overwrite`` is set (the first pass of an instruction whose
@@ -53,16 +53,14 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from accel import isa, timing
+from accel import isa, numerics, timing
 from accel.config import AccelConfig
 from accel.isa import ComputeMode
 from hdl._check import check_config
 from hdl.postproc import _rounding_divide_by_pot, _srdhm
 
-__all__ = ["LEFT_SHIFT", "STAGES", "VectorUnit", "vector_input_layout"]
+__all__ = ["STAGES", "VectorUnit", "vector_input_layout"]
 
-#: VADD's left shift of ``x - zero_point`` before the multiplier (TFLite ADD).
-LEFT_SHIFT = 20
 #: Register stages of the unit: ``i`` in cycle ``t``, ``o`` in ``t + STAGES``.
 STAGES = 2
 
@@ -163,7 +161,7 @@ class VectorUnit(wiring.Component):
             shifted = Signal(signed(bits), name=f"shifted_{lane}")  # (x - zp) << 20
             m.d.comb += [
                 diff.eq(word.x[lane] - word.zero_point),
-                shifted.eq(diff << LEFT_SHIFT),
+                shifted.eq(diff << numerics.ADD_LEFT_SHIFT),
             ]
             with m.Switch(word.mode):
                 with m.Case(ComputeMode.VADD):

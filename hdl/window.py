@@ -70,9 +70,8 @@ _COORD = signed(
 
 
 def addr_bits(config: AccelConfig) -> int:
-    """Width of an input buffer word address (``input_bytes // rows`` words)."""
-    config = check_config(config)
-    return max(1, ceil_log2(config.buffers.input_bytes // config.array.rows))
+    """Width of an input buffer word address (``config.input_words`` words)."""
+    return max(1, ceil_log2(check_config(config).input_words))
 
 
 def window_word_layout(config: AccelConfig) -> data.StructLayout:
@@ -118,7 +117,7 @@ class WindowGenerator(wiring.Component):
     Parameters
     ----------
     config : AccelConfig
-        ``config.buffers.input_bytes // config.array.rows`` sets the address width.
+        ``config.input_words`` sets the address width.
 
     Raises
     ------

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from accel import timing
 from accel.config import AccelConfig
 from accel.isa import Buffer
 
@@ -28,12 +27,11 @@ NAMES = ("in", "w", "p", "acc", "out")
 class Buffers:
     def __init__(self, config: AccelConfig) -> None:
         rows, cols = config.array.rows, config.array.cols
-        b = config.buffers
-        self.input = np.zeros((b.input_bytes // rows, rows), dtype=np.int8)
-        self.weight = np.zeros((b.weight_bytes // cols, cols), dtype=np.int8)
-        self.param = np.zeros((b.param_bytes // (timing.PARAM_LANE_BYTES * cols), cols, 3), "<i4")
-        self.acc = np.zeros((b.acc_bytes // (4 * cols), cols), dtype=np.int32)
-        self.out = np.zeros((b.output_bytes // cols, cols), dtype=np.int8)
+        self.input = np.zeros((config.input_words, rows), dtype=np.int8)
+        self.weight = np.zeros((config.weight_words, cols), dtype=np.int8)
+        self.param = np.zeros((config.param_words, cols, 3), "<i4")
+        self.acc = np.zeros((config.acc_rows, cols), dtype=np.int32)
+        self.out = np.zeros((config.output_words, cols), dtype=np.int8)
         self.reads = dict.fromkeys(NAMES, 0)
         self.writes = dict.fromkeys(NAMES, 0)
 

@@ -18,10 +18,6 @@ from accel import isa, timing
 from accel.config import AccelConfig
 from accel.isa import Engine, Instruction
 
-#: Semaphore counters are this many bits wide in the RTL (a layer's stores may run far ahead
-#: of the next layer's loads, one token per tile).
-SEMAPHORE_BITS = 16
-
 
 class DeadlockError(RuntimeError):
     """No engine can make progress: the program's semaphores are inconsistent."""
@@ -139,7 +135,7 @@ def engine_counters(sched: Schedule) -> dict[str, int]:
 
 
 def check_semaphore_depth(streams: dict[Engine, list[Instruction]], sched: Schedule) -> None:
-    """Raise if a semaphore would need more than :data:`SEMAPHORE_BITS` bits.
+    """Raise if a semaphore would need more than :data:`accel.isa.SEMAPHORE_BITS` bits.
 
     The count right after the k-th signal is k+1 minus the waits that started before it
     (a wait in the same cycle is counted after the signal, which over-estimates).
@@ -152,7 +148,7 @@ def check_semaphore_depth(streams: dict[Engine, list[Instruction]], sched: Sched
                 signals[s].append(sched.done[engine][i])
             for s in isa.sems_of(instr.wait):
                 waits[s].append(sched.start[engine][i])
-    limit = (1 << SEMAPHORE_BITS) - 1
+    limit = (1 << isa.SEMAPHORE_BITS) - 1
     for sem in signals:
         done = np.sort(np.array(signals[sem], dtype=np.int64))
         started = np.sort(np.array(waits[sem], dtype=np.int64))

@@ -20,8 +20,6 @@ import numpy as np
 from accel import numerics
 from accel.isa import Compute, ComputeMode
 
-LEFT_SHIFT = 20
-
 
 def vector_result(instr: Compute, windows: np.ndarray, previous: np.ndarray) -> np.ndarray:
     """(pixels, lanes) int64: the accumulator rows after the instruction."""
@@ -34,7 +32,8 @@ def vector_result(instr: Compute, windows: np.ndarray, previous: np.ndarray) -> 
     elif instr.mode == ComputeMode.VADD:
         scaled = [
             numerics.rdbpot_unchecked(
-                numerics.srdhm_unchecked((x[i] - zp) << LEFT_SHIFT, np.int64(m)), np.int64(sh)
+                numerics.srdhm_unchecked((x[i] - zp) << numerics.ADD_LEFT_SHIFT, np.int64(m)),
+                np.int64(sh),
             )
             for i, (zp, m, sh) in enumerate(
                 [

@@ -18,6 +18,18 @@ def test_presets(name, rows, cols):
     assert cfg.acc_entries == cfg.buffers.acc_bytes // 4
 
 
+@pytest.mark.parametrize("name", ["tiny", "edge", "server"])
+def test_buffer_depths_are_bytes_over_word_bytes(name):
+    cfg = config.preset(name)
+    rows, cols, b = cfg.array.rows, cfg.array.cols, cfg.buffers
+    assert (cfg.input_words, cfg.input_word_bytes) == (b.input_bytes // rows, rows)
+    assert (cfg.weight_words, cfg.weight_word_bytes) == (b.weight_bytes // cols, cols)
+    assert (cfg.param_words, cfg.param_word_bytes) == (b.param_bytes // (12 * cols), 12 * cols)
+    assert (cfg.acc_rows, cfg.acc_row_bytes) == (b.acc_bytes // (4 * cols), 4 * cols)
+    assert (cfg.output_words, cfg.output_word_bytes) == (b.output_bytes // cols, cols)
+    assert cfg.vector_lanes == min(rows, cols)
+
+
 def test_preset_names_and_unknown():
     assert config.preset_names() == ["tiny", "edge", "server"]
     with pytest.raises(ValueError, match=r"unknown preset 'huge'"):

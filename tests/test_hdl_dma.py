@@ -65,8 +65,12 @@ def raw(instr: isa.Instruction) -> int:
 
 
 def word_bytes(config: AccelConfig) -> dict[str, int]:
-    rows, cols = config.array.rows, config.array.cols
-    return {"in": rows, "w": cols, "p": timing.PARAM_LANE_BYTES * cols, "out": cols}
+    return {
+        "in": config.input_word_bytes,
+        "w": config.weight_word_bytes,
+        "p": config.param_word_bytes,
+        "out": config.output_word_bytes,
+    }
 
 
 def to_words(byte_rows: np.ndarray) -> list[int]:
