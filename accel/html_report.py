@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from accel import __version__, occupancy, report, timeline
+from accel.backend import STALL_CAUSES, Result
+from accel.program import Program
 
 __all__ = [
     "INSTALL_HINT",
@@ -87,7 +89,7 @@ def require_matplotlib(what: str = "accel report") -> Any:
 # Tables
 
 
-def layer_table(result, program) -> list[dict[str, Any]]:
+def layer_table(result: Result, program: Program) -> list[dict[str, Any]]:
     """The columns of ``accel simulate --format csv`` plus the roofline of each layer.
 
     Added columns: ``dram_bytes`` (read + written), ``intensity_macs_per_byte`` (MACs /
@@ -125,7 +127,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-def summary(result, program) -> dict[str, Any]:
+def summary(result: Result, program: Program) -> dict[str, Any]:
     """Network totals (they equal the ``Result``'s)."""
     cfg = program.config
     return {
@@ -199,7 +201,7 @@ def plot_stalls(table: list[dict]) -> str:
     fig = Figure(figsize=(10, _layer_height(len(names))), layout="constrained")
     ax = fig.subplots()
     left = [0] * len(names)
-    for cause in report.STALL_COLUMNS:
+    for cause in STALL_CAUSES:
         values = [row[f"stall_{cause}"] for row in table]
         ax.barh(y, values, left=left, color=STALL_COLORS[cause], label=cause)
         left = [a + b for a, b in zip(left, values, strict=True)]
@@ -207,7 +209,7 @@ def plot_stalls(table: list[dict]) -> str:
     ax.invert_yaxis()
     ax.set_xlabel("stall cycles of the array's feed slot")
     ax.grid(axis="x", alpha=0.3)
-    fig.legend(loc="outside upper center", ncols=len(report.STALL_COLUMNS), fontsize=8)
+    fig.legend(loc="outside upper center", ncols=len(STALL_CAUSES), fontsize=8)
     return _svg(fig, "stalls")
 
 
@@ -427,7 +429,7 @@ def render_html(
         ("macs", "MACs"),
         ("cycles", "cycles"),
         ("utilization", "util"),
-        *((f"stall_{c}", c) for c in report.STALL_COLUMNS),
+        *((f"stall_{c}", c) for c in STALL_CAUSES),
         ("dram_read_bytes", "DRAM rd B"),
         ("dram_written_bytes", "DRAM wr B"),
         ("intensity_macs_per_byte", "MACs/B"),
@@ -529,7 +531,9 @@ def _csv_text(table: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def write_report(out_dir: str | Path, result, program, *, trace: bool = True) -> dict[str, Path]:
+def write_report(
+    out_dir: str | Path, result: Result, program: Program, *, trace: bool = True
+) -> dict[str, Path]:
     """Write ``report.html``, ``layers.csv``, ``occupancy.csv``, ``report.json`` (and
     ``trace.json``) into ``out_dir`` (created if missing); return their paths by name.
 

@@ -22,7 +22,7 @@ The counts are exact, from the fields of the instructions (``accel/isa.py``):
 
 * LOAD run ``(o, j)`` writes words ``sram_addr + o*sram_outer_stride + j*n + w`` for
   ``w < n = ceil(run_bytes / word_bytes)``;
-* COMPUTE reads the input words the window generator addresses (``sim/line_buffer.py``),
+* COMPUTE reads the input words the window generator addresses (:mod:`accel.window`),
   ``in_base + ct*ct_stride + h*tile_w + w`` for every in-image row offset ``h = p*stride_h +
   r*dil_h`` and column offset ``w = q*stride_w + s*dil_w`` (VADD: offsets ``0`` and
   ``in_base_b - in_base``, no kernel); padded positions are generated, not read, and are not
@@ -41,13 +41,12 @@ of each buffer the compiler's mapping of the layer uses.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from accel import timing
+from accel import timing, window
 from accel.config import AccelConfig
 from accel.isa import Buffer, Compute, ComputeMode, Instruction, Load, Post, PostMode, Store
 
@@ -70,53 +69,9 @@ def buffer_depths(config: AccelConfig) -> dict[str, int]:
     }
 
 
-@functools.lru_cache(maxsize=4096)
-def _window_words(
-    vadd: bool,
-    b_offset: int,
-    ct_count: int,
-    ct_stride: int,
-    tile_w: int,
-    out_h: int,
-    out_w: int,
-    origin_h: int,
-    origin_w: int,
-    image_h: int,
-    image_w: int,
-    stride_h: int,
-    stride_w: int,
-    dil_h: int,
-    dil_w: int,
-    kernel_h: int,
-    kernel_w: int,
-) -> np.ndarray:
-    """Distinct input words (relative to ``in_base``) a COMPUTE reads; the tiles of a layer
-    share them, hence the cache. Validity is separable in rows and columns, so the set is
-    the sum of the valid row offsets, column offsets and channel-tile bases."""
-    if vadd:
-        bases = np.array([0, b_offset], dtype=np.int64)
-        kernel_h = kernel_w = 1
-    else:
-        bases = np.arange(ct_count, dtype=np.int64) * ct_stride
-
-    def valid(count: int, stride: int, kernel: int, dil: int, origin: int, size: int):
-        offsets = np.add.outer(np.arange(count) * stride, np.arange(kernel) * dil).ravel()
-        return np.unique(offsets[(origin + offsets >= 0) & (origin + offsets < size)])
-
-    h = valid(out_h, stride_h, kernel_h, dil_h, origin_h, image_h)
-    w = valid(out_w, stride_w, kernel_w, dil_w, origin_w, image_w)
-    words = np.unique((bases[:, None, None] + h[None, :, None] * tile_w + w[None, None, :]).ravel())
-    words.flags.writeable = False
-    return words
-
-
-def _compute_input_words(instr: Compute) -> np.ndarray:
-    return instr.in_base + _window_words(*instr.window_geometry())
-
-
 def _ranges(instr: Instruction, config: AccelConfig) -> Iterable[tuple[str, Any, Any]]:
     """(buffer, lo, hi) word ranges ``[lo, hi)`` an instruction touches (lo/hi may be
-    arrays); COMPUTE's input reads come from :func:`_compute_input_words` instead."""
+    arrays); COMPUTE's input reads come from :func:`accel.window.distinct_words` instead."""
     if isinstance(instr, Load):
         per_run = timing.ceil_div(instr.run_bytes, timing.word_bytes(config, instr.buffer))
         span = instr.inner_count * per_run
@@ -147,7 +102,7 @@ def instruction_words(instr: Instruction, config: AccelConfig) -> dict[str, np.n
         for a, b in zip(np.atleast_1d(lo), np.atleast_1d(hi), strict=True):
             out.setdefault(name, []).append(np.arange(a, b))
     if isinstance(instr, Compute):
-        out.setdefault("input", []).append(_compute_input_words(instr))
+        out.setdefault("input", []).append(window.distinct_words(instr))
     return {name: np.unique(np.concatenate(parts)) for name, parts in out.items()}
 
 
@@ -213,7 +168,7 @@ def buffer_occupancy(program) -> list[dict[str, Any]]:
             if isinstance(instr, Compute):
                 if footprints["input"] is None:
                     footprints["input"] = _Footprint()
-                footprints["input"].words.append(_compute_input_words(instr))
+                footprints["input"].words.append(window.distinct_words(instr))
     rows = []
     for info, footprints in zip(program.layers, layers, strict=True):
         row: dict[str, Any] = {"layer": info.name, "kind": info.kind}

@@ -11,14 +11,15 @@ import csv
 import io
 import json
 
-STALL_COLUMNS = ("dram", "dependency", "weights", "fill_drain")
+from accel.backend import STALL_CAUSES, Result
+from accel.program import Program
 
 
 def _shape(shape) -> str:
     return "x".join(str(d) for d in shape)
 
 
-def rows(result) -> list[dict]:
+def rows(result: Result) -> list[dict]:
     """One flat dict per layer (the CSV rows)."""
     out = []
     for layer in result.layers:
@@ -31,14 +32,14 @@ def rows(result) -> list[dict]:
             "cycles": layer.cycles,
             "utilization": round(layer.utilization, 6),
         }
-        row.update({f"stall_{k}": layer.stalls[k] for k in STALL_COLUMNS})
+        row.update({f"stall_{k}": layer.stalls[k] for k in STALL_CAUSES})
         row["dram_read_bytes"] = layer.dram_read
         row["dram_written_bytes"] = layer.dram_written
         out.append(row)
     return out
 
 
-def render(result, program, fmt: str) -> str:
+def render(result: Result, program: Program, fmt: str) -> str:
     if fmt == "json":
         doc = result.to_dict()
         doc["network"] = program.network

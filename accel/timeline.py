@@ -29,7 +29,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from accel.backend import Result
 from accel.isa import Buffer, Compute, ComputeMode, Engine, Load, Post, PostMode, Store
+from accel.program import Program
 
 __all__ = ["instruction_kind", "trace_events", "write_trace"]
 
@@ -83,7 +85,7 @@ def _metadata(kind: str, pid: int, tid: int | None, value: Any) -> dict:
     return event
 
 
-def trace_events(result, program) -> dict:
+def trace_events(result: Result, program: Program) -> dict:
     """The trace of ``result`` (a run of ``program``) as a Trace Event Format document.
 
     Raises
@@ -96,12 +98,11 @@ def trace_events(result, program) -> dict:
     if not clock > 0:
         raise ValueError(f"result.clock_mhz must be > 0, not {result.clock_mhz!r}")
     names = [layer.name for layer in program.layers]
-    sched = result.schedule
     meta: list[dict] = []
     events: list[tuple[int, int, int, dict]] = []  # (start cycle, pid, order, event)
     for engine in Engine:
         stream = program.streams[engine]
-        starts, dones = list(sched.start[engine]), list(sched.done[engine])
+        starts, dones = list(result.start[engine]), list(result.done[engine])
         if not len(starts) == len(dones) == len(stream):
             raise ValueError(
                 f"the schedule has {len(starts)} {engine.name} instructions but the program "
@@ -201,7 +202,7 @@ def trace_events(result, program) -> dict:
     }
 
 
-def write_trace(path: str | Path, result, program) -> Path:
+def write_trace(path: str | Path, result: Result, program: Program) -> Path:
     """Write :func:`trace_events` as JSON to ``path`` (parent directories are created)."""
     path = Path(path)
     doc = trace_events(result, program)

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from accel import executor, graph
+from accel.backend import Result
 from accel.compiler import compile
 from accel.config import AccelConfig
 from accel.isa import Engine
@@ -197,13 +198,14 @@ def _run_rtl(backend: str, program: Program, image: np.ndarray, **options):
     raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
 
 
-def layer_window(program: Program, schedule, name: str) -> tuple[int, int]:
-    """The cycles from the first start to the last done of layer ``name``'s instructions."""
+def layer_window(program: Program, result: Result, name: str) -> tuple[int, int]:
+    """The cycles from the first start to the last done of layer ``name``'s instructions in
+    ``result``, a run of ``program``."""
     index = {info.name: info.index for info in program.layers}.get(name)
     if index is None:
         raise ValueError(f"program {program.network!r} has no layer {name!r}")
     spans = [
-        (schedule.start[engine][i], schedule.done[engine][i])
+        (result.start[engine][i], result.done[engine][i])
         for engine in Engine
         for i, instr in enumerate(program.streams[engine])
         if instr.layer == index
@@ -232,7 +234,6 @@ def _check_program(
 ) -> tuple[list[LayerCheck], int, int, bool]:
     """Run ``program`` on the model and the RTL; a :class:`LayerCheck` per compiled layer."""
     import sim
-    from sim.controller import engine_counters
 
     stage(f"cycle model ({program.instruction_count:,} instructions)")
     with _timed(seconds, "model"):
@@ -240,7 +241,7 @@ def _check_program(
     stage(f"RTL: {backend} ({model.total_cycles:,} cycles)")
     vcd_layer = options.pop("vcd_layer", None)
     if vcd_layer is not None:
-        options["vcd_window"] = layer_window(program, model.schedule, vcd_layer)
+        options["vcd_window"] = layer_window(program, model, vcd_layer)
     with _timed(seconds, "rtl"):
         rtl = _run_rtl(backend, program, image, max_cycles=4 * model.total_cycles + 1000, **options)
 
@@ -249,14 +250,14 @@ def _check_program(
     count = [0] * n
     divergence: list[str | None] = [None] * n
     events = sorted(
-        (model.schedule.start[engine][i], engine, i)
+        (model.start[engine][i], engine, i)
         for engine in Engine
         for i in range(len(program.streams[engine]))
     )
     for _, engine, i in events:
         layer = program.streams[engine][i].layer
         count[layer] += 1
-        want = (model.schedule.start[engine][i], model.schedule.done[engine][i])
+        want = (model.start[engine][i], model.done[engine][i])
         got = (rtl.start[engine][i], rtl.done[engine][i])
         done["model"][layer] = max(done["model"][layer], want[1])
         done["rtl"][layer] = max(done["rtl"][layer], got[1])
@@ -299,7 +300,7 @@ def _check_program(
                 mismatch=mismatch,
             )
         )
-    counters_equal = rtl.counters == {"stalled": 0, **engine_counters(model.schedule)}
+    counters_equal = rtl.counters == model.counters
     return checks, model.total_cycles, rtl.total_cycles, counters_equal
 
 

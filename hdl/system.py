@@ -1,21 +1,16 @@
-"""Running a program on the RTL: the result type and the Amaranth-simulator backend.
-
-Every backend implements ``run(program, image) -> result`` where ``result`` has
-``backend``, ``outputs`` (:meth:`accel.program.Program.read_outputs` of the final DRAM),
-``total_cycles``, ``start``/``done`` (per :class:`accel.isa.Engine`, per instruction, in
-stream order) and ``instruction_times()`` — the protocol of :func:`sim.run`'s ``Result``, so
-one test body compares the model, the Amaranth simulator and Verilator.
+"""The Amaranth-simulator backend: ``run(program, image) -> accel.backend.Result``.
 
 :class:`System` is the testbench world around :class:`hdl.top.Accelerator`: the DRAM model
 (:class:`hdl.dram.Dram`, holding the image) and an instruction memory holding the four
 streams one after another (``<engine>_base`` is where each begins). :func:`run` drives it in
 the Amaranth simulator: ``start`` in cycle -1, then one clock per cycle until ``done``,
-recording every instruction's ``start`` and ``done`` from the trace ports.
+recording every instruction's ``start`` and ``done`` from the trace ports, then reads the
+counters and the final DRAM (:class:`accel.backend.Backend`'s protocol, as :func:`sim.run`
+and :func:`hdl.verilator.run`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,36 +20,14 @@ from amaranth.lib.wiring import connect
 from amaranth.sim import Simulator
 
 from accel import isa
+from accel.backend import Result, check_image, make_result
 from accel.isa import Engine
 from accel.program import Program
 from hdl.controller import COUNTER_BITS, INSTRUCTION_BITS, engine_name
 from hdl.dram import Dram
 from hdl.top import Accelerator
 
-__all__ = ["ILLEGAL", "RtlResult", "System", "check_image", "instruction_words", "run"]
-
-
-@dataclass
-class RtlResult:
-    """What the RTL did with a program (see the module docstring for the protocol)."""
-
-    backend: str
-    outputs: dict[str, np.ndarray]
-    dram: np.ndarray
-    total_cycles: int
-    start: dict[Engine, list[int]]
-    done: dict[Engine, list[int]]
-    counters: dict[str, int] = field(default_factory=dict)
-
-    def instruction_times(self) -> list[tuple[str, int, int, int]]:
-        """(engine, index in its stream, start, done) for every instruction."""
-        return [
-            (engine.name, i, start, done)
-            for engine in Engine
-            for i, (start, done) in enumerate(
-                zip(self.start[engine], self.done[engine], strict=True)
-            )
-        ]
+__all__ = ["ILLEGAL", "System", "instruction_words", "run"]
 
 
 #: What a backend says when the controller raises ``error``.
@@ -62,21 +35,6 @@ ILLEGAL = (
     "the controller flagged an illegal instruction in cycle {cycle} (an opcode outside its "
     "engine's stream, or a semaphore of another engine)"
 )
-
-
-def check_image(program: Program, image: np.ndarray) -> None:
-    """Reject an image that is not ``program``'s DRAM image (``Program.make_image``)."""
-    program.validate()
-    if (
-        not isinstance(image, np.ndarray)
-        or image.dtype != np.uint8
-        or image.ndim != 1
-        or image.size != program.dram_bytes
-    ):
-        raise ValueError(
-            f"image must be the program's {program.dram_bytes}-byte uint8 DRAM image "
-            "(Program.make_image)"
-        )
 
 
 def instruction_words(program: Program) -> tuple[list[int], dict[Engine, tuple[int, int]]]:
@@ -131,7 +89,7 @@ def run(
     max_cycles: int | None = None,
     vcd: str | Path | None = None,
     **accelerator_options,
-) -> RtlResult:
+) -> Result:
     """Run ``program`` on ``image`` in the Amaranth simulator (about 1000 cycles/s).
 
     Raises ``TimeoutError`` naming the cycle if ``done`` has not come after ``max_cycles``
@@ -194,12 +152,12 @@ def run(
     else:
         with sim.write_vcd(str(vcd)):
             sim.run()
-    return RtlResult(
-        backend="amaranth",
-        outputs=program.read_outputs(outcome["dram"]),
-        dram=outcome["dram"],
-        total_cycles=outcome["total"],
+    return make_result(
+        program,
+        "amaranth",
         start=start,
         done=done,
+        total_cycles=outcome["total"],
         counters=outcome["counters"],
+        dram=outcome["dram"],
     )

@@ -7,11 +7,11 @@ PyPI. Builds are cached by the hash of everything that goes into them (the Veril
 harness, the compile flags, the Verilator version) under ``$ACCEL_CACHE`` or
 ``~/.cache/accel/verilator``, so a config is compiled once per machine.
 
-:func:`run` implements the backend protocol of :func:`hdl.system.run` (and of
-:func:`sim.run`'s result): it writes the program's instruction memory and DRAM image, runs
-the harness to ``done``, and returns an :class:`hdl.system.RtlResult` with the final DRAM, the
-outputs, every instruction's start and done (from the trace ports), the cycle counter and the
-performance counters. ``vcd=PATH`` dumps a waveform of a cycle window (a separately cached
+:func:`run` implements :class:`accel.backend.Backend`, as :func:`sim.run` and
+:func:`hdl.system.run` do: it writes the program's instruction memory and DRAM image, runs
+the harness to ``done``, and returns an :class:`accel.backend.Result` of the final DRAM, every
+instruction's start and done (from the trace ports), the cycle counter and the performance
+counters. ``vcd=PATH`` dumps a waveform of a cycle window (a separately cached
 build with ``--trace``).
 """
 
@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from accel import isa
+from accel.backend import Result, check_image, make_result
 from accel.config import AccelConfig
 from accel.isa import Engine
 from accel.program import Program
 from hdl.controller import COUNTER_BITS
 from hdl.dram import read_beat_layout, read_request_layout, write_beat_layout
 from hdl.generate import verilator_bin, verilog
-from hdl.system import ILLEGAL, RtlResult, check_image, instruction_words
+from hdl.system import ILLEGAL, instruction_words
 from hdl.top import Accelerator
 
 __all__ = ["BuildError", "build", "cache_dir", "run"]
@@ -228,7 +229,7 @@ def run(
     vcd: str | Path | None = None,
     vcd_window: tuple[int, int] | None = None,
     log=None,
-) -> RtlResult:
+) -> Result:
     """Run ``program`` on ``image`` on the Verilated top.
 
     Parameters
@@ -289,12 +290,12 @@ def run(
         dram = np.fromfile(work / "dram.bin", dtype=np.uint8)
     counters = {k: int(v) for k, v in result.items() if k.endswith("_cycles") or k == "stalled"}
     counters.pop("total_cycles", None)
-    return RtlResult(
-        backend="verilator",
-        outputs=program.read_outputs(dram),
-        dram=dram,
-        total_cycles=int(result["total_cycles"]),
+    return make_result(
+        program,
+        "verilator",
         start=start,
         done=done,
+        total_cycles=int(result["total_cycles"]),
         counters=counters,
+        dram=dram,
     )

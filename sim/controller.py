@@ -24,16 +24,6 @@ class DeadlockError(RuntimeError):
 
 
 @dataclass
-class ComputeDetail:
-    """Why a compute instruction's first feed came when it did (for stall attribution)."""
-
-    stream_free: int  # when the feed slot became free
-    token_ready: dict[int, int]  # semaphore -> cycle its token arrived
-    first_feed: int
-    last_feed: int
-
-
-@dataclass
 class Schedule:
     """Start and done cycle of every instruction, per engine, in stream order."""
 
@@ -41,7 +31,6 @@ class Schedule:
     done: dict[Engine, list[int]] = field(default_factory=lambda: {e: [] for e in Engine})
     #: The cycle from which the engine could have taken the instruction (ignoring semaphores).
     ready: dict[Engine, list[int]] = field(default_factory=lambda: {e: [] for e in Engine})
-    compute: list[ComputeDetail] = field(default_factory=list)
 
     @property
     def total_cycles(self) -> int:
@@ -67,17 +56,14 @@ def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> S
                 waits = isa.sems_of(instr.wait)
                 if any(consumed[s] >= len(signals[s]) for s in waits):
                     break
-                ready = {int(s): signals[s][consumed[s]] for s in waits}
-                earliest = max(ready.values(), default=0)
+                earliest = max((signals[s][consumed[s]] for s in waits), default=0)
                 for s in waits:
                     consumed[s] += 1
                 if engine == Engine.COMPUTE:
                     out.ready[engine].append(compute_state.front_free)
-                    stream_free = compute_state.stream_free
                     t = timing.compute_timing(instr, earliest, compute_state, config)
                     compute_state = t.state
                     start, done = t.start, t.done
-                    out.compute.append(ComputeDetail(stream_free, ready, t.first_feed, t.last_feed))
                 else:
                     out.ready[engine].append(free[engine])
                     if engine == Engine.LOAD:
@@ -117,8 +103,6 @@ def engine_counters(sched: Schedule) -> dict[str, int]:
     ``<engine>_blocked_cycles``: cycles in which the engine could take its next instruction but
     waits for a semaphore (the sum of ``start - ready``).
     """
-    if any(len(sched.ready[e]) != len(sched.start[e]) for e in Engine):
-        raise ValueError("engine counters need a fast-mode schedule (sim.controller.schedule)")
     counters = {}
     for engine in Engine:
         name = engine.name.lower()

@@ -13,6 +13,7 @@ import numpy as np
 
 from accel import numerics
 from accel.isa import Post, PostMode
+from sim.buffers import Buffers
 
 
 def postprocess(post: Post, acc: np.ndarray, params: np.ndarray) -> np.ndarray:
@@ -29,3 +30,12 @@ def postprocess(post: Post, acc: np.ndarray, params: np.ndarray) -> np.ndarray:
         post.act_min,
         post.act_max,
     )
+
+
+def execute(post: Post, buffers: Buffers) -> None:
+    """Apply one POST instruction: accumulator rows to output words."""
+    buffers.check("acc", post.acc_base, post.count)
+    buffers.check("out", post.out_base, post.count)
+    acc = buffers.acc[post.acc_base : post.acc_base + post.count]
+    params = buffers.param[post.param_base]
+    buffers.out[post.out_base : post.out_base + post.count] = postprocess(post, acc, params)

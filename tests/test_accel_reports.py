@@ -21,10 +21,9 @@ import numpy as np
 import pytest
 
 import sim
-from accel import compiler, config, html_report, occupancy, report, sweep, timeline
+from accel import compiler, config, html_report, occupancy, report, sweep, timeline, window
 from accel.isa import Buffer, Compute, Engine, Load, Post, PostMode, Store
 from accel.program import LayerInfo
-from sim import line_buffer
 from tests.layers import zoo_qnet
 
 
@@ -82,8 +81,8 @@ def test_trace_durations_match_the_schedule(run, trace):
     for event in instructions(trace):
         args = event["args"]
         engine = Engine[args["engine"]]
-        start = result.schedule.start[engine][args["index"]]
-        done = result.schedule.done[engine][args["index"]]
+        start = result.start[engine][args["index"]]
+        done = result.done[engine][args["index"]]
         assert (args["start_cycle"], args["done_cycle"]) == (start, done)
         assert math.isclose(event["ts"], start / clock, rel_tol=1e-12, abs_tol=1e-12)
         assert math.isclose(event["dur"], (done - start) / clock, rel_tol=1e-12, abs_tol=1e-12)
@@ -426,7 +425,7 @@ def test_occupancy_covers_every_layer(run):
 def test_compute_input_words_are_the_window_generators(run):
     program, _ = run
     for instr in program.streams[Engine.COMPUTE]:
-        address, valid = line_buffer.window_addresses(instr)
+        address, valid = window.feed_addresses(instr)
         words = occupancy.instruction_words(instr, program.config).get("input", np.zeros(0))
         assert np.array_equal(words, np.unique(address[valid]))
 

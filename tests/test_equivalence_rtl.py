@@ -17,7 +17,6 @@ from accel import executor, isa, synthetic
 from accel.compiler import compile
 from accel.isa import Engine
 from hdl import system, verilator
-from sim.controller import engine_counters
 from tests.layers import conv_qnet, conv_reference, random_input, zoo_qnet
 
 TINY = cfg.preset("tiny")
@@ -43,12 +42,10 @@ CONVS = {
 def first_divergence(model, rtl) -> str | None:
     """The first instruction (in model start order) whose start or done differs, named."""
     for engine in Engine:
-        assert len(rtl.start[engine]) == len(model.schedule.start[engine]), engine
-    rows = sorted(
-        (model.schedule.start[e][i], e, i) for e in Engine for i in range(len(rtl.start[e]))
-    )
+        assert len(rtl.start[engine]) == len(model.start[engine]), engine
+    rows = sorted((model.start[e][i], e, i) for e in Engine for i in range(len(rtl.start[e])))
     for _, engine, i in rows:
-        want = (model.schedule.start[engine][i], model.schedule.done[engine][i])
+        want = (model.start[engine][i], model.done[engine][i])
         got = (rtl.start[engine][i], rtl.done[engine][i])
         if want != got:
             return f"{engine.name}[{i}]: model (start, done) = {want}, RTL = {got}"
@@ -64,7 +61,7 @@ def check(program, image, expected: dict[str, np.ndarray], backend: str) -> None
     assert rtl.backend == backend
     assert first_divergence(model, rtl) is None, first_divergence(model, rtl)
     assert rtl.total_cycles == model.total_cycles
-    assert rtl.counters == {"stalled": 0, **engine_counters(model.schedule)}
+    assert rtl.counters == model.counters
     for name, value in expected.items():
         np.testing.assert_array_equal(model.outputs[name], value, strict=True)
         np.testing.assert_array_equal(rtl.outputs[name], value, strict=True)

@@ -123,7 +123,7 @@ def test_vcd_of_one_layer_of_a_network(capsys, tmp_path):
 
     qnet = zoo_qnet("tinynet")
     program = compile(qnet, preset("tiny"), keep_tensors=True)
-    first, last = layer_window(program, sim.run(program, compute_outputs=False).schedule, "pool")
+    first, last = layer_window(program, sim.run(program, compute_outputs=False), "pool")
     path = tmp_path / "pool.vcd"
     status, _, _ = verify(
         capsys, "tinynet", "--preset", "tiny", "--vcd", str(path), "--vcd-layer", "pool"

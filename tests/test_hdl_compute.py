@@ -32,7 +32,7 @@ from amaranth.sim import Simulator
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from accel import isa, timing
+from accel import isa, timing, window
 from accel.config import AccelConfig, preset
 from accel.isa import Compute, ComputeMode, Engine
 from hdl.accumulator import AccumulatorBuffer, acc_depth
@@ -42,8 +42,10 @@ from hdl.generate import ports, verilog
 from hdl.vector import VectorUnit
 from hdl.window import addr_bits
 from sim import array as model_array
-from sim import line_buffer, vector
-from sim.trace import HazardError, trace_schedule
+from sim import vector
+from sim import window as sim_window
+from sim.compute import HazardError
+from sim.trace import trace_schedule
 from tests.hdl_support import assert_lints_clean, verilog_in_fresh_processes
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -250,7 +252,7 @@ def model_states(config, instrs, inputs, weights, acc) -> list[np.ndarray]:
     states = []
     for instr in instrs:
         target = acc[instr.acc_base : instr.acc_base + instr.pixels]
-        windows = line_buffer.read_windows(instr, inputs)
+        windows = sim_window.read_windows(instr, inputs)
         if instr.mode == ComputeMode.ARRAY:
             tiles = model_array.weight_tiles(instr, weights, rows)
             sums = model_array.array_sums(windows, tiles)
@@ -348,7 +350,7 @@ def check(config, instrs, rng) -> Run:
 
 def fit(instr: Compute) -> Compute:
     """``instr`` with ``in_base`` and ``in_base_b`` moved so every read is in the buffer."""
-    addr, valid = line_buffer.window_addresses(isa.with_fields(instr, in_base=0, in_base_b=0))
+    addr, valid = window.feed_addresses(isa.with_fields(instr, in_base=0, in_base_b=0))
     span = int(addr[valid].max()) + 1 if valid.any() else 1
     assert span <= INPUT_WORDS, instr
     room = INPUT_WORDS - span + 1

@@ -55,11 +55,11 @@ def test_a_full_inflight_queue_delays_grants_flags_stalled_and_loses_nothing():
         (engine, i)
         for engine, starts in rtl.start.items()
         for i, start in enumerate(starts)
-        if start > model.schedule.start[engine][i]
+        if start > model.start[engine][i]
     ]
     assert later, "a full queue must delay some grant"
     assert all(
-        start >= model.schedule.start[engine][i]
+        start >= model.start[engine][i]
         for engine, starts in rtl.start.items()
         for i, start in enumerate(starts)
     )

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""hdl.window, hdl.isa: the window generator issues sim.line_buffer.window_addresses.
+"""hdl.window, hdl.isa: the window generator issues accel.window.feed_addresses.
 
 Instructions enter as raw encoded bits (accel.isa.encode), so these tests also hold the
 hdl.isa layout to the binary encoding. Addresses are compared modulo 2**addr_bits (the
@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from accel import isa
 from accel.config import preset
 from accel.isa import Compute, ComputeMode
+from accel.window import feed_addresses
 from hdl.isa import COMPUTE_LAYOUT, POST_LAYOUT, instruction_layout
 from hdl.window import WindowGenerator, addr_bits
-from sim.line_buffer import window_addresses
 
 CONFIG = preset("tiny")  # 4 KiB input buffer of 4-byte words: 10-bit addresses
 BITS = addr_bits(CONFIG)
@@ -38,7 +38,7 @@ def raw(instr: isa.Instruction) -> int:
 
 def expected_words(instr: Compute) -> list[tuple]:
     """(addr mod 2**BITS, pad, pass_start, pass_end, first_pass, last_pass) in feed order."""
-    addr, valid = window_addresses(instr)
+    addr, valid = feed_addresses(instr)
     passes, pixels = addr.shape
     return [
         (int(addr[j, v]) % 2**BITS, int(not valid[j, v]), v == 0, v == pixels - 1, j == 0,

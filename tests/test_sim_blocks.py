@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accel.isa import Compute, ComputeMode
-from sim.line_buffer import read_windows, valid_reads, window_addresses
+from accel.window import feed_addresses, valid_reads
+from sim.window import read_windows
 
 
 @st.composite
@@ -70,7 +71,7 @@ def loop_windows(instr: Compute, buffer: np.ndarray) -> np.ndarray:
 def test_window_generator_matches_its_loops(instr):
     buffer = np.random.default_rng(0).integers(-128, 128, size=(1000, 3), dtype=np.int8)
     np.testing.assert_array_equal(read_windows(instr, buffer), loop_windows(instr, buffer))
-    assert valid_reads(instr) == int(window_addresses(instr)[1].sum())
+    assert valid_reads(instr) == int(feed_addresses(instr)[1].sum())
 
 
 def test_overlapping_store_runs_land_in_program_order():

@@ -1,0 +1,353 @@
+"""What a backend is, and the one result every backend returns.
+
+A *backend* runs a compiled :class:`~accel.program.Program` on its DRAM image
+(:meth:`Program.make_image`) and returns a :class:`Result`. Three implement
+:class:`Backend`: the cycle model (:func:`sim.run`), the Amaranth simulator
+(:func:`hdl.flow.amaranth.run`) and Verilator (:func:`hdl.flow.verilator.run`), so one test
+body, one report and one verification run against any of them.
+
+A backend observes the run: the final DRAM (hence the outputs), every instruction's start and
+done cycle, the total and the engines' performance counters. Everything else in a
+:class:`Result` is derived from those and the program by :func:`make_result`, the same way for
+every backend: SRAM and DRAM traffic (a property of the program), and per-layer cycles,
+utilization and stalls (from the start/done cycles, the ``signal``/``wait`` pairing of the
+semaphores and the compute engine's feed timing of :func:`accel.timing.compute_timing`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+import numpy as np
+
+from accel import isa, timing, window
+from accel.isa import Compute, ComputeMode, Engine, Load, Post, PostMode, Store
+from accel.program import Program
+
+__all__ = [
+    "STALL_CAUSES",
+    "Backend",
+    "LayerStats",
+    "Result",
+    "check_image",
+    "make_result",
+]
+
+#: Why the compute engine's feed slot sat idle: waiting for DRAM data (a LOAD's token), for
+#: another engine (any other token), for its weights, or for the pipeline to fill and drain.
+STALL_CAUSES = ("dram", "dependency", "weights", "fill_drain")
+
+#: SRAM buffers, as named in :attr:`Result.sram_reads` / :attr:`Result.sram_writes`.
+SRAM_BUFFERS = ("in", "w", "p", "acc", "out")
+
+
+class Backend(Protocol):
+    """``run(program, image) -> Result``: ``image`` is ``program``'s DRAM image."""
+
+    def __call__(self, program: Program, image: np.ndarray, /) -> Result: ...
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """One layer. ``start``/``end`` span all of its instructions (layers overlap). ``cycles``
+    is the layer's share of the compute engine's timeline, from the end of the previous
+    layer's last pass to the end of its own (the last layer also takes the final drain):
+    these add up to the total. ``stalls`` counts the cycles of that share in which the feed
+    slot of the array/vector unit was idle, by cause (:data:`STALL_CAUSES`)."""
+
+    index: int
+    name: str
+    kind: str
+    in_shape: tuple
+    out_shape: tuple
+    macs: int
+    start: int
+    end: int
+    cycles: int
+    utilization: float
+    stalls: Mapping[str, int]
+    dram_read: int
+    dram_written: int
+    instructions: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a backend did with a program: observed, then analysed by :func:`make_result`.
+
+    ``start[engine][i]`` / ``done[engine][i]`` are instruction ``i`` of that engine's stream
+    (:mod:`accel.timing`'s definitions); ``counters`` the controller's performance counters
+    (``<engine>_busy_cycles``, ``<engine>_blocked_cycles``, ``stalled``); ``outputs`` the
+    network outputs read from the final ``dram`` (both empty/None for a cycles-only run).
+    """
+
+    backend: str
+    total_cycles: int
+    start: Mapping[Engine, Sequence[int]]
+    done: Mapping[Engine, Sequence[int]]
+    counters: Mapping[str, int]
+    outputs: Mapping[str, np.ndarray]
+    dram: np.ndarray | None
+    layers: tuple[LayerStats, ...]
+    stalls: Mapping[str, int]
+    sram_reads: Mapping[str, int]
+    sram_writes: Mapping[str, int]
+    dram_read_bytes: int
+    dram_written_bytes: int
+    macs: int
+    peak_macs_per_cycle: int
+    clock_mhz: float
+
+    @property
+    def utilization(self) -> float:
+        return (
+            self.macs / (self.peak_macs_per_cycle * self.total_cycles) if self.total_cycles else 0.0
+        )
+
+    @property
+    def seconds(self) -> float:
+        return self.total_cycles / (self.clock_mhz * 1e6)
+
+    @property
+    def gops(self) -> float:
+        return 2 * self.macs / self.seconds / 1e9 if self.total_cycles else 0.0
+
+    def instruction_times(self) -> list[tuple[str, int, int, int]]:
+        """(engine, index in its stream, start, done) for every instruction."""
+        return [
+            (engine.name, i, start, done)
+            for engine in Engine
+            for i, (start, done) in enumerate(
+                zip(self.start[engine], self.done[engine], strict=True)
+            )
+        ]
+
+    def to_dict(self) -> dict:
+        """The JSON document of ``accel simulate --format json`` (``docs/simulate.md``)."""
+        return {
+            "backend": self.backend,
+            "total_cycles": self.total_cycles,
+            "macs": self.macs,
+            "utilization": self.utilization,
+            "seconds": self.seconds,
+            "gops": self.gops,
+            "inferences_per_second": 1 / self.seconds if self.total_cycles else 0.0,
+            "stalls": dict(self.stalls),
+            "dram_read_bytes": self.dram_read_bytes,
+            "dram_written_bytes": self.dram_written_bytes,
+            "sram_reads": dict(self.sram_reads),
+            "sram_writes": dict(self.sram_writes),
+            "layers": [{**asdict(layer), "stalls": dict(layer.stalls)} for layer in self.layers],
+        }
+
+
+def check_image(program: Program, image: np.ndarray | None, *, required: bool = True) -> None:
+    """Reject a program the hardware cannot execute (:meth:`Program.validate`) and an image
+    that is not its DRAM image: wrong type, size, or constants (weights, parameters) that
+    differ from the program's. ``image=None`` passes only when not ``required``."""
+    program.validate()
+    if image is None:
+        if required:
+            raise ValueError("an image is needed to run the program (Program.make_image)")
+        return
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 1:
+        raise TypeError("image must be a 1-D numpy uint8 array (Program.make_image)")
+    if image.size != program.dram_bytes:
+        raise ValueError(
+            f"image has {image.size} bytes but the program's DRAM layout has {program.dram_bytes}"
+        )
+    size = program.constants.size
+    if not np.array_equal(image[:size], program.constants):
+        raise ValueError("image constants (weights/parameters) do not match the program's")
+
+
+def make_result(
+    program: Program,
+    backend: str,
+    *,
+    start: Mapping[Engine, Sequence[int]],
+    done: Mapping[Engine, Sequence[int]],
+    total_cycles: int,
+    counters: Mapping[str, int],
+    dram: np.ndarray | None = None,
+) -> Result:
+    """The :class:`Result` of a run of ``program`` that a backend observed: ``start`` and
+    ``done`` per engine and instruction, the total, the counters and the final DRAM (or
+    ``None`` for a cycles-only run); traffic, layers and stalls are derived here."""
+    for engine in Engine:
+        count = len(program.streams[engine])
+        if not len(start[engine]) == len(done[engine]) == count:
+            raise ValueError(
+                f"{backend}: {len(start[engine])} starts and {len(done[engine])} dones of "
+                f"{engine.name} instructions, but the program has {count}"
+            )
+    reads, writes, dram_read, dram_written, per_layer = _traffic(program)
+    layers, stalls = _layer_stats(program, start, done, total_cycles, per_layer)
+    return Result(
+        backend=backend,
+        total_cycles=total_cycles,
+        start={e: tuple(start[e]) for e in Engine},
+        done={e: tuple(done[e]) for e in Engine},
+        counters=dict(counters),
+        outputs={} if dram is None else program.read_outputs(dram),
+        dram=dram,
+        layers=tuple(layers),
+        stalls=stalls,
+        sram_reads=reads,
+        sram_writes=writes,
+        dram_read_bytes=dram_read,
+        dram_written_bytes=dram_written,
+        macs=sum(layer.macs for layer in program.layers),
+        peak_macs_per_cycle=program.config.array.pes,
+        clock_mhz=program.config.clock_mhz,
+    )
+
+
+def _traffic(program: Program) -> tuple[dict[str, int], dict[str, int], int, int, list[list[int]]]:
+    """SRAM word reads/writes per buffer, DRAM bytes read/written, per-layer DRAM bytes."""
+    config = program.config
+    rows = config.array.rows
+    reads = dict.fromkeys(SRAM_BUFFERS, 0)
+    writes = dict(reads)
+    per_layer = [[0, 0] for _ in program.layers]
+    dram_read = dram_written = 0
+    names = ("in", "w", "p")  # by isa.Buffer
+    for engine, stream in program.streams.items():
+        for instr in stream:
+            if isinstance(instr, Load):
+                runs = instr.outer_count * instr.inner_count
+                words = timing.ceil_div(instr.run_bytes, timing.word_bytes(config, instr.buffer))
+                writes[names[instr.buffer]] += runs * words
+                dram_read += runs * instr.run_bytes
+                per_layer[instr.layer][0] += runs * instr.run_bytes
+            elif isinstance(instr, Store):
+                runs = instr.outer_count * instr.inner_count
+                reads["out"] += runs
+                dram_written += runs * instr.run_bytes
+                per_layer[instr.layer][1] += runs * instr.run_bytes
+            elif isinstance(instr, Post):
+                reads["acc"] += instr.count
+                writes["out"] += instr.count
+                reads["p"] += int(instr.mode == PostMode.REQUANT)
+            elif isinstance(instr, Compute):
+                reads["in"] += window.valid_reads(instr)
+                feeds = instr.passes * instr.pixels
+                if instr.mode == ComputeMode.ARRAY:
+                    reads["w"] += instr.passes * rows
+                writes["acc"] += feeds
+                reads["acc"] += feeds - (0 if instr.accumulate else instr.pixels)
+            else:  # pragma: no cover - every instruction type is handled above
+                raise TypeError(engine)
+    return reads, writes, dram_read, dram_written, per_layer
+
+
+@dataclass(frozen=True)
+class _Feed:
+    """When a compute instruction's passes fed, and when each semaphore it waited on got
+    its token (the ``done`` of the matching ``signal``)."""
+
+    first: int
+    last: int
+    tokens: dict[int, int]
+
+
+def _feeds(program: Program, done: Mapping[Engine, Sequence[int]]) -> list[_Feed]:
+    """The feed slots of every compute instruction: :func:`accel.timing.compute_timing`
+    given the cycles its tokens arrived. The k-th wait on a semaphore takes the token of its
+    k-th signal (each semaphore has one producer and one consumer engine, both in order)."""
+    signals: dict[int, list[int]] = {int(s): [] for s in isa.Sem}
+    for engine, stream in program.streams.items():
+        times = done[engine]
+        for i, instr in enumerate(stream):
+            for s in isa.sems_of(instr.signal):
+                signals[s].append(times[i])
+    consumed = dict.fromkeys(signals, 0)
+    # Waits of COMPUTE only consume its own semaphores (L2C, P2C): count them in order.
+    state = timing.ComputeState()
+    feeds = []
+    for instr in program.streams[Engine.COMPUTE]:
+        tokens = {}
+        for s in isa.sems_of(instr.wait):
+            tokens[int(s)] = signals[s][consumed[s]]
+            consumed[s] += 1
+        t = timing.compute_timing(instr, max(tokens.values(), default=0), state, program.config)
+        state = t.state
+        feeds.append(_Feed(t.first_feed, t.last_feed, tokens))
+    return feeds
+
+
+def _layer_stats(
+    program: Program,
+    start: Mapping[Engine, Sequence[int]],
+    done: Mapping[Engine, Sequence[int]],
+    total: int,
+    per_layer_dram: list[list[int]],
+) -> tuple[list[LayerStats], dict[str, int]]:
+    """Per-layer statistics and total stalls by cause."""
+    n = len(program.layers)
+    first: list[int | None] = [None] * n
+    end = [0] * n
+    count = [0] * n
+    for engine, stream in program.streams.items():
+        for i, instr in enumerate(stream):
+            layer = instr.layer
+            s, d = start[engine][i], done[engine][i]
+            first[layer] = s if first[layer] is None else min(first[layer], s)
+            end[layer] = max(end[layer], d)
+            count[layer] += 1
+    stalls = [dict.fromkeys(STALL_CAUSES, 0) for _ in range(n)]
+    # The compute engine's feed slot is one timeline shared by all layers: each layer owns it
+    # from the end of the previous layer's last pass to the end of its own, so the per-layer
+    # cycles add up to the total and utilization never exceeds 1.
+    slot_end: list[int | None] = [None] * n
+    previous_free = 0
+    for instr, feed in zip(program.streams[Engine.COMPUTE], _feeds(program, done), strict=True):
+        stall = stalls[instr.layer]
+        gap = feed.first - previous_free
+        if gap > 0:
+            latest = max(feed.tokens, key=feed.tokens.get) if feed.tokens else None
+            if latest is not None and feed.tokens[latest] >= feed.first - 1:
+                cause = "dram" if latest == isa.Sem.L2C else "dependency"
+            else:
+                cause = "fill_drain"
+            stall[cause] += gap
+        slot = instr.pixels
+        if instr.mode != ComputeMode.ARRAY:
+            slot = max(slot, timing.VECTOR_MIN_PASS)
+        feeding = feed.last + slot - feed.first
+        stall["weights"] += max(0, feeding - instr.passes * slot)
+        previous_free = feed.last + slot
+        slot_end[instr.layer] = previous_free
+    owners = [i for i in range(n) if slot_end[i] is not None]
+    if owners:
+        stalls[owners[-1]]["fill_drain"] += max(0, total - previous_free)
+        slot_end[owners[-1]] = total
+    layers = []
+    previous_end = 0
+    pes = program.config.array.pes
+    for i, info in enumerate(program.layers):
+        layer_end = slot_end[i] if slot_end[i] is not None else previous_end
+        cycles = layer_end - previous_end
+        layers.append(
+            LayerStats(
+                index=i,
+                name=info.name,
+                kind=info.kind,
+                in_shape=tuple(info.in_shape),
+                out_shape=tuple(info.out_shape),
+                macs=info.macs,
+                start=first[i] if first[i] is not None else previous_end,
+                end=end[i],
+                cycles=cycles,
+                utilization=info.macs / (pes * cycles) if cycles else 0.0,
+                stalls=stalls[i],
+                dram_read=per_layer_dram[i][0],
+                dram_written=per_layer_dram[i][1],
+                instructions=count[i],
+            )
+        )
+        previous_end = layer_end
+    totals = {cause: sum(s[cause] for s in stalls) for cause in STALL_CAUSES}
+    return layers, totals

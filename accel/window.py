@@ -1,0 +1,153 @@
+"""The window walk of a COMPUTE instruction: which input-buffer words it reads, in what order.
+
+This is the ISA's definition of hardware im2col, which the window generator of the cycle
+model (:mod:`sim.window`) and of the RTL (:mod:`hdl.window`) both implement. The input buffer
+holds one word per pixel and channel tile (``rows`` int8 lanes). A COMPUTE instruction walks
+passes (channel tile ``ct``, kernel row ``r``, kernel column ``s``; ``s`` fastest) and, within
+a pass, output pixels (``p``, ``q``; ``q`` fastest). For each it reads, one word per cycle::
+
+    in_base + ct*ct_stride + (p*stride_h + r*dil_h)*tile_w + q*stride_w + s*dil_w
+
+or, when the image position ``(origin_h + p*stride_h + r*dil_h, origin_w + q*stride_w +
+s*dil_w)`` lies outside the ``image_h`` x ``image_w`` input, produces ``pad_value`` in every
+lane without reading (zero padding costs no DRAM traffic and no buffer space for the real
+zero point of the layer). Stride and dilation are only address arithmetic. VADD walks two
+operands (``in_base`` and ``in_base_b``) of one pass each.
+
+Three views of the same walk: :func:`feed_addresses` (every address in feed order, with its
+validity), :func:`distinct_words` (the set of words read, for buffer occupancy) and
+:func:`valid_reads` (how many reads, for SRAM traffic).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from accel.isa import Compute, ComputeMode
+
+__all__ = ["distinct_words", "feed_addresses", "valid_reads"]
+
+
+def feed_addresses(instr: Compute) -> tuple[np.ndarray, np.ndarray]:
+    """(passes, pixels) word addresses and validity mask, in feed order."""
+    offsets, valid = _feed_offsets(*instr.window_geometry())
+    return instr.in_base + offsets, valid
+
+
+def distinct_words(instr: Compute) -> np.ndarray:
+    """The sorted distinct input words the instruction reads."""
+    return instr.in_base + _distinct_offsets(*instr.window_geometry())
+
+
+def valid_reads(instr: Compute) -> int:
+    """Words the window walk actually reads (padding is generated, not read)."""
+    if instr.mode == ComputeMode.VADD:
+        rows = _in_bounds(instr.origin_h, instr.out_h, instr.stride_h, 0, instr.image_h)
+        cols = _in_bounds(instr.origin_w, instr.out_w, instr.stride_w, 0, instr.image_w)
+        return 2 * rows * cols
+    rows = sum(
+        _in_bounds(instr.origin_h, instr.out_h, instr.stride_h, r * instr.dil_h, instr.image_h)
+        for r in range(instr.kernel_h)
+    )
+    cols = sum(
+        _in_bounds(instr.origin_w, instr.out_w, instr.stride_w, s * instr.dil_w, instr.image_w)
+        for s in range(instr.kernel_w)
+    )
+    return instr.ct_count * rows * cols
+
+
+# The tiles of a layer share their geometry (Compute.window_geometry), hence the caches.
+
+
+@functools.lru_cache(maxsize=4096)
+def _feed_offsets(
+    vadd,
+    b_offset,
+    ct_count,
+    ct_stride,
+    tile_w,
+    out_h,
+    out_w,
+    origin_h,
+    origin_w,
+    image_h,
+    image_w,
+    stride_h,
+    stride_w,
+    dil_h,
+    dil_w,
+    kernel_h,
+    kernel_w,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Addresses relative to ``in_base`` in feed order, and their validity."""
+    if vadd:
+        bases = np.array([0, b_offset]).reshape(2, 1, 1, 1, 1)
+        r = np.zeros((1, 1, 1, 1, 1), dtype=np.int64)
+        s = r
+    else:
+        bases = np.arange(ct_count).reshape(-1, 1, 1, 1, 1) * ct_stride
+        r = np.arange(kernel_h).reshape(1, -1, 1, 1, 1)
+        s = np.arange(kernel_w).reshape(1, 1, -1, 1, 1)
+    p = np.arange(out_h).reshape(1, 1, 1, -1, 1)
+    q = np.arange(out_w).reshape(1, 1, 1, 1, -1)
+    h = p * stride_h + r * dil_h
+    w = q * stride_w + s * dil_w
+    offsets = bases + h * tile_w + w
+    valid = (origin_h + h >= 0) & (origin_h + h < image_h)
+    valid = valid & (origin_w + w >= 0) & (origin_w + w < image_w)
+    offsets, valid = np.broadcast_arrays(offsets, valid)
+    passes = offsets.shape[0] * offsets.shape[1] * offsets.shape[2]
+    offsets = offsets.reshape(passes, out_h * out_w).copy()
+    valid = valid.reshape(passes, out_h * out_w).copy()
+    offsets.flags.writeable = False
+    valid.flags.writeable = False
+    return offsets, valid
+
+
+@functools.lru_cache(maxsize=4096)
+def _distinct_offsets(
+    vadd: bool,
+    b_offset: int,
+    ct_count: int,
+    ct_stride: int,
+    tile_w: int,
+    out_h: int,
+    out_w: int,
+    origin_h: int,
+    origin_w: int,
+    image_h: int,
+    image_w: int,
+    stride_h: int,
+    stride_w: int,
+    dil_h: int,
+    dil_w: int,
+    kernel_h: int,
+    kernel_w: int,
+) -> np.ndarray:
+    """Distinct words relative to ``in_base``. Validity is separable in rows and columns, so
+    the set is the sum of the valid row offsets, column offsets and channel-tile bases (no
+    walk over every pixel of every pass)."""
+    if vadd:
+        bases = np.array([0, b_offset], dtype=np.int64)
+        kernel_h = kernel_w = 1
+    else:
+        bases = np.arange(ct_count, dtype=np.int64) * ct_stride
+
+    def valid(count: int, stride: int, kernel: int, dil: int, origin: int, size: int):
+        offsets = np.add.outer(np.arange(count) * stride, np.arange(kernel) * dil).ravel()
+        return np.unique(offsets[(origin + offsets >= 0) & (origin + offsets < size)])
+
+    h = valid(out_h, stride_h, kernel_h, dil_h, origin_h, image_h)
+    w = valid(out_w, stride_w, kernel_w, dil_w, origin_w, image_w)
+    words = np.unique((bases[:, None, None] + h[None, :, None] * tile_w + w[None, None, :]).ravel())
+    words.flags.writeable = False
+    return words
+
+
+def _in_bounds(origin: int, count: int, stride: int, offset: int, size: int) -> int:
+    """How many of ``origin + i*stride + offset`` (i < count) lie in [0, size)."""
+    first = max(0, -(-(-origin - offset) // stride))  # smallest i with position >= 0
+    last = min(count - 1, (size - 1 - origin - offset) // stride)  # largest i < size
+    return max(0, last - first + 1)

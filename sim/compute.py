@@ -1,0 +1,177 @@
+"""The compute engine: front end, weight loader, feeder, then the array or the vector unit
+writing the accumulator buffer. RTL: :mod:`hdl.compute`.
+
+Two views of the same block:
+
+* :func:`execute`, the data path: one COMPUTE instruction's effect on the accumulators, from
+  the words the window generator feeds (:mod:`sim.window`) and, in ARRAY mode, the weight
+  tiles (:mod:`sim.array`); the vector modes are :mod:`sim.vector`.
+* :class:`ComputeEngine`, stepped once per cycle by the trace mode (:mod:`sim.trace`): the
+  hardware's three parts, the front end (takes an instruction once its semaphores are
+  acquired), the weight loader (one array row per cycle into the shadow registers) and the
+  feeder (one input word per cycle into the array or the vector unit). Nothing here uses the
+  closed form of :func:`accel.timing.compute_timing` (the fast mode's), only the pipeline
+  constants; the tests hold the two to the same start and done cycles. It also checks the
+  physical invariant the closed form relies on: an accumulator row is never read before its
+  previous write has landed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from accel import timing
+from accel.config import AccelConfig
+from accel.isa import Compute, ComputeMode
+from sim import array, vector, window
+from sim.buffers import Buffers
+
+__all__ = ["ComputeEngine", "HazardError", "execute"]
+
+
+class HazardError(RuntimeError):
+    """The machine would read a register or accumulator before it is written."""
+
+
+def execute(instr: Compute, buffers: Buffers, config: AccelConfig) -> None:
+    """Apply one COMPUTE instruction to ``buffers.acc``."""
+    buffers.check("acc", instr.acc_base, instr.pixels)
+    target = buffers.acc[instr.acc_base : instr.acc_base + instr.pixels]
+    windows = window.read_windows(instr, buffers.input)
+    if instr.mode == ComputeMode.ARRAY:
+        tiles = array.weight_tiles(instr, buffers.weight, config.array.rows)
+        sums = array.array_sums(windows, tiles)
+        if instr.accumulate:
+            sums += target
+        target[...] = sums.astype(np.int32)  # int32 accumulators wrap
+    else:
+        lanes = config.vector_lanes
+        result = vector.vector_result(instr, windows[..., :lanes], target[:, :lanes])
+        target[:, :lanes] = result.astype(np.int32)
+        target[:, lanes:] = 0
+
+
+class _Pass:
+    def __init__(self, index: int, instr_pos: int, pixels: int, vector: bool, last: bool) -> None:
+        self.index = index  # position among all passes of the program
+        self.instr_pos = instr_pos
+        self.pixels = pixels
+        self.vector = vector
+        self.last = last  # last pass of its instruction
+        self.weights_at: int | None = None  # cycle its weight load began
+        self.fed_from: int | None = None  # cycle its first word was fed
+
+
+class ComputeEngine:
+    """The compute engine, one cycle at a time (see the module docstring).
+
+    Each cycle the trace mode calls, in this order: :meth:`feed` (returns the instruction
+    whose last word was fed, with its done cycle), :meth:`release`, then :meth:`take` if
+    :attr:`idle` and the next instruction's semaphores are available, then
+    :meth:`load_weights`.
+    """
+
+    def __init__(self, config: AccelConfig) -> None:
+        self._rows, self._cols = config.array.rows, config.array.cols
+        self._front: list[_Pass] | None = None  # passes of the instruction the front end holds
+        self._loader_free_at = 0
+        self._queue: deque[_Pass] = deque()  # passes whose weights are loading or loaded
+        self._feeding: _Pass | None = None
+        self._fed = 0
+        self._slot_end = 0  # first cycle the feed slot is free
+        self._last_vector = False
+        self._last_done = 0
+        self._fed_from: dict[int, int] = {}  # pass index -> cycle its feed began
+        self._acc_write: dict[int, int] = {}  # accumulator row -> cycle of its last write
+        self._passes = 0
+
+    @property
+    def idle(self) -> bool:
+        """The front end holds no instruction (it may take one this cycle)."""
+        return self._front is None
+
+    @property
+    def feeding(self) -> str:
+        """What the feeder is doing, for the trace dump: ``pass/word`` or ``-``."""
+        return f"{self._feeding.index}/{self._fed}" if self._feeding else f"-/{self._fed}"
+
+    def feed(self, cycle: int, stream: list[Compute]) -> tuple[int, int] | None:
+        """The feeder: start the next pass once its weight load has begun (in an earlier
+        cycle) and the feed slot is free (a switch between array and vector unit also waits
+        for the previous instruction to finish); then feed one word. Returns ``(done cycle,
+        instruction index)`` when the word was its instruction's last."""
+        if self._feeding is None and self._queue and cycle >= self._slot_end:
+            p = self._queue[0]
+            switch_ok = p.vector == self._last_vector or cycle >= self._last_done
+            if p.weights_at is not None and p.weights_at < cycle and switch_ok:
+                self._queue.popleft()
+                p.fed_from = self._fed_from[p.index] = cycle
+                self._feeding, self._fed = p, 0
+                slot = max(p.pixels, timing.VECTOR_MIN_PASS) if p.vector else p.pixels
+                self._slot_end = cycle + slot
+                self._last_vector = p.vector
+        if self._feeding is None:
+            return None
+        p = self._feeding
+        row = stream[p.instr_pos].acc_base + self._fed
+        read_at = cycle if p.vector else cycle + self._rows  # column 0; the others alike
+        if self._acc_write.get(row, -1) >= read_at:
+            raise HazardError(f"accumulator row {row} read in cycle {read_at} before its write")
+        latency = timing.VECTOR_LATENCY if p.vector else timing.ACC_LATENCY
+        self._acc_write[row] = read_at + latency
+        self._fed += 1
+        if self._fed < p.pixels:
+            return None
+        self._feeding = None
+        if not p.last:
+            return None
+        if p.vector:
+            done = cycle + timing.VECTOR_LATENCY + 1
+        else:
+            done = cycle + self._rows + self._cols - 1 + timing.ACC_LATENCY + 1
+        self._last_done = done
+        return done, p.instr_pos
+
+    def release(self, cycle: int) -> None:
+        """The front end lets its instruction go once it has issued everything it owns: its
+        last weight load is complete and its last pass is feeding (for the vector unit, in
+        the last cycle of its last pass's slot)."""
+        if self._front is None:
+            return
+        last = self._front[-1]
+        if last.vector:
+            free = last.fed_from is not None and cycle >= self._slot_end - 1
+        else:
+            free = cycle >= self._loader_free_at and last.fed_from is not None
+        if free:
+            self._front = None
+
+    def take(self, instr: Compute, index: int, cycle: int) -> None:
+        """The front end takes instruction ``index`` (its semaphores are acquired)."""
+        vector = timing.is_vector(instr.mode)
+        self._front = [
+            _Pass(self._passes + j, index, instr.pixels, vector, j == instr.passes - 1)
+            for j in range(instr.passes)
+        ]
+        self._passes += instr.passes
+        if vector:  # no weights: every pass is ready at once
+            for p in self._front:
+                p.weights_at = cycle
+            self._queue.extend(self._front)
+
+    def load_weights(self, cycle: int) -> None:
+        """The weight loader: one pass at a time, ``rows`` cycles each; the shadow registers
+        are free once the previous pass has begun feeding (this cycle included)."""
+        if self._front is None:
+            return
+        pending = [p for p in self._front if p.weights_at is None]
+        if not pending:
+            return
+        p = pending[0]
+        previous = self._fed_from.get(p.index - 1) if p.index else -1
+        if cycle >= self._loader_free_at and previous is not None and previous <= cycle:
+            p.weights_at = cycle
+            self._loader_free_at = cycle + self._rows
+            self._queue.append(p)
