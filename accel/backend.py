@@ -3,7 +3,7 @@
 A *backend* runs a compiled :class:`~accel.program.Program` on its DRAM image
 (:meth:`Program.make_image`) and returns a :class:`Result`. Three implement
 :class:`Backend`: the cycle model (:func:`sim.run`), the Amaranth simulator
-(:func:`hdl.flow.amaranth.run`) and Verilator (:func:`hdl.flow.verilator.run`), so one test
+(:func:`hdl.flow.amaranth_sim.run`) and Verilator (:func:`hdl.flow.verilator.run`), so one test
 body, one report and one verification run against any of them.
 
 A backend observes the run: the final DRAM (hence the outputs), every instruction's start and

@@ -561,7 +561,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Verilog of :class:`hdl.top.Accelerator`, its manifest (JSON) and a text report."""
     import subprocess
 
-    from hdl import generate
+    from hdl.flow import generate
 
     have_verilator = generate.verilator_bin() is not None
     if args.lint and not have_verilator:
@@ -580,7 +580,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise CliError(f"generate output {str(out)!r} exists and is not a directory")
     cfg = resolve_config(args)
 
-    from hdl.manifest import manifest, report_text
+    from hdl.flow.manifest import manifest, report_text
     from hdl.top import Accelerator
 
     with Progress.for_args(args, f"generate {name}") as progress:

@@ -186,15 +186,15 @@ def _timed(seconds: dict[str, float], key: str):
 
 def _run_rtl(backend: str, program: Program, image: np.ndarray, **options):
     if backend == "verilator":
-        from hdl import verilator
+        from hdl.flow import verilator
 
         return verilator.run(program, image, **options)
     if backend == "amaranth":
-        from hdl import system
+        from hdl.flow import amaranth_sim
 
         options.pop("log", None)
         options.pop("vcd_window", None)
-        return system.run(program, image, **options)
+        return amaranth_sim.run(program, image, **options)
     raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
 
 

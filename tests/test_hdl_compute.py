@@ -38,7 +38,7 @@ from accel.isa import Compute, ComputeMode, Engine
 from hdl.accumulator import AccumulatorBuffer, acc_depth
 from hdl.buffers import InputBuffer, WeightBuffer
 from hdl.compute import ComputeEngine, weight_addr_bits
-from hdl.generate import ports, verilog
+from hdl.flow.generate import ports, verilog
 from hdl.vector import VectorUnit
 from hdl.window import addr_bits
 from sim import array as model_array
@@ -732,7 +732,7 @@ def test_compute_verilog_is_the_same_in_another_process_with_another_hash_seed()
     script = (
         "from tests.test_hdl_compute import VERILOG_CONFIG\n"
         "from hdl.compute import ComputeEngine\n"
-        "from hdl.generate import verilog\n"
+        "from hdl.flow.generate import verilog\n"
         "print(verilog(ComputeEngine(VERILOG_CONFIG), 'compute'), end='')\n"
     )
     texts = verilog_in_fresh_processes(script)

@@ -10,8 +10,8 @@ import pytest
 import sim
 from accel import config as cfg
 from accel.compiler import compile
-from hdl import system
 from hdl.controller import Controller
+from hdl.flow import amaranth_sim
 from hdl.top import Accelerator
 from tests.layers import conv_qnet, conv_reference, random_input
 
@@ -48,7 +48,7 @@ def test_a_full_inflight_queue_delays_grants_flags_stalled_and_loses_nothing():
     x = random_input(rng, qnet)
     image = program.make_image({"input": x})
     model = sim.run(program, image)
-    rtl = system.run(program, image, inflight=2, max_cycles=4 * model.total_cycles)
+    rtl = amaranth_sim.run(program, image, inflight=2, max_cycles=4 * model.total_cycles)
     np.testing.assert_array_equal(rtl.outputs["conv"], conv_reference(qnet, x), strict=True)
     assert rtl.counters["stalled"] == 1
     later = [

@@ -31,7 +31,7 @@ from accel.isa import Buffer, Engine, Load, Store
 from hdl.buffers import InputBuffer, OutputBuffer, ParamBuffer, WeightBuffer, load_targets
 from hdl.dma import LoadEngine, StoreEngine
 from hdl.dram import Dram
-from hdl.generate import verilog
+from hdl.flow.generate import verilog
 from sim import dma as model_dma
 from sim.buffers import Buffers
 from sim.controller import schedule

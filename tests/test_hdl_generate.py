@@ -1,9 +1,9 @@
 # amaranth: UnusedElaboratable=no
-"""hdl.generate: reproducible Verilog, single-underscore ports, and a clean Verilator lint.
+"""hdl.flow.generate: reproducible Verilog, single-underscore ports, and a clean Verilator lint.
 
 Verilator's ``-Wall`` is run twice on each block: once bare, where every warning must be of a
-class in ``hdl.generate.LINT_WAIVERS`` (what Amaranth's Yosys backend always emits, see
-docs/rtl.md), and once with those classes off (``hdl.generate.lint``), where it must pass with
+class in ``hdl.flow.generate.LINT_WAIVERS`` (what Amaranth's Yosys backend always emits, see
+docs/rtl.md), and once with those classes off (``hdl.flow.generate.lint``), where it must pass with
 no message at all.
 """
 
@@ -15,7 +15,7 @@ import pytest
 
 from accel.config import preset
 from hdl.array import SystolicArray
-from hdl.generate import lint, ports, verilator_bin, verilog
+from hdl.flow.generate import lint, ports, verilator_bin, verilog
 from hdl.pe import ProcessingElement
 from hdl.postproc import PostProcessor
 from hdl.window import WindowGenerator
@@ -80,12 +80,12 @@ def test_lint_reports_a_finding_and_a_missing_file(tmp_path):
 
 
 def test_lint_without_verilator(monkeypatch, tmp_path):
-    import hdl.generate
+    import hdl.flow.generate
 
-    monkeypatch.setattr(hdl.generate, "verilator_bin", lambda: None)
+    monkeypatch.setattr(hdl.flow.generate, "verilator_bin", lambda: None)
     with pytest.raises(FileNotFoundError, match=r"Verilator is not installed"):
         lint(tmp_path / "x.v", "x")
-    assert hdl.generate.verilator_version() is None
+    assert hdl.flow.generate.verilator_version() is None
 
 
 def test_verilog_is_the_same_in_another_process_with_another_hash_seed(tmp_path):
@@ -93,7 +93,7 @@ def test_verilog_is_the_same_in_another_process_with_another_hash_seed(tmp_path)
     script = (
         "from accel.config import preset\n"
         "from hdl.array import SystolicArray\n"
-        "from hdl.generate import verilog\n"
+        "from hdl.flow.generate import verilog\n"
         "config = preset('tiny').replace(array={'rows': 3, 'cols': 4})\n"
         "print(verilog(SystolicArray(config), 'array'), end='')\n"
     )

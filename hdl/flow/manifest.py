@@ -1,6 +1,6 @@
 """What a generated design is: a JSON-ready manifest, and a short text report of it.
 
-:func:`manifest` describes the Verilog that :func:`hdl.generate.verilog` makes of a component
+:func:`manifest` describes the Verilog that :func:`hdl.flow.generate.verilog` makes of a component
 (normally :class:`hdl.top.Accelerator`), for the people and scripts that instantiate it:
 
 - ``tool``: ``accel``'s version and the Amaranth / Yosys versions that wrote the Verilog;
@@ -10,13 +10,13 @@
 - ``ports``: every port of the Verilog module in signature order (``clk`` and ``rst`` first):
   name, direction, width in bits, a group and a meaning for the top's ports, and the fields of
   packed payloads (offset and width, :mod:`amaranth.lib.data` bit order). Names and
-  directions come from :func:`hdl.generate.ports`; each is checked against the Verilog's own
+  directions come from :func:`hdl.flow.generate.ports`; each is checked against the Verilog's own
   declarations;
 - ``memories``: every memory of the elaborated design (its hierarchy is walked), with its
   path, role, width, depth, size and ports;
 - ``timing``: the latency constants of :mod:`accel.timing` the design was built for;
 - ``verilog``: file name, sha256, lines and bytes of the text;
-- ``lint``: the :func:`hdl.generate.lint` result, when one is given.
+- ``lint``: the :func:`hdl.flow.generate.lint` result, when one is given.
 
 Everything but ``lint`` is a function of the component and the Verilog text, so the manifest
 of a deterministic generation is itself deterministic (no dates, no paths).
@@ -36,7 +36,7 @@ from amaranth.lib import data, memory, wiring
 
 from accel import __version__, isa, timing
 from accel.config import AccelConfig
-from hdl.generate import LINT_WAIVERS, lint_arguments, ports, verilator_version, verilog
+from hdl.flow.generate import LINT_WAIVERS, lint_arguments, ports, verilator_version, verilog
 
 __all__ = ["MANIFEST_VERSION", "manifest", "memories", "report_text", "verilog_ports"]
 
@@ -368,9 +368,9 @@ def manifest(
     name : str
         The Verilog module name.
     verilog_text : str, optional
-        The Verilog of ``component`` (:func:`hdl.generate.verilog`); generated if not given.
+        The Verilog of ``component`` (:func:`hdl.flow.generate.verilog`); generated if not given.
     lint : (bool, str), optional
-        :func:`hdl.generate.lint`'s result on that text, recorded under ``lint`` (``None``:
+        :func:`hdl.flow.generate.lint`'s result on that text, recorded under ``lint`` (``None``:
         not linted).
 
     Raises

@@ -6,7 +6,7 @@ streams one after another (``<engine>_base`` is where each begins). :func:`run` 
 the Amaranth simulator: ``start`` in cycle -1, then one clock per cycle until ``done``,
 recording every instruction's ``start`` and ``done`` from the trace ports, then reads the
 counters and the final DRAM (:class:`accel.backend.Backend`'s protocol, as :func:`sim.run`
-and :func:`hdl.verilator.run`).
+and :func:`hdl.flow.verilator.run`).
 """
 
 from __future__ import annotations

