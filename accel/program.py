@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,11 @@ from accel.isa import Engine, Instruction
 __all__ = ["Im2col", "LayerInfo", "Program", "TensorLayout"]
 
 MAGIC = b"ACCELPRG"
+#: Version of the program file layout (the header, then metadata, code and constants).
+FORMAT_VERSION = 2
+#: magic, format version, ISA version, config digest (16 hex digits), metadata/code/constants
+#: lengths, CRC32 of everything after the header; little-endian.
+_HEADER = struct.Struct("<8sII16sIQQI")
 
 
 @dataclass(frozen=True)
@@ -219,6 +225,9 @@ class Program:
     # Serialisation -------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
+        """The program file (``docs/isa.md``, "Program files"): a fixed header (magic, format
+        and ISA version, the config digest, the section lengths and a CRC32 of everything
+        after the header), then the metadata (JSON), the instructions and the constants."""
         meta = {
             "isa_version": isa.ISA_VERSION,
             "config": self.config.to_dict(),
@@ -233,43 +242,76 @@ class Program:
         }
         meta_bytes = json.dumps(meta).encode()
         body = b"".join(isa.encode(i) for e in Engine for i in self.streams[e])
-        header = MAGIC + struct.pack("<III", len(meta_bytes), len(body), self.constants.size)
-        return header + meta_bytes + body + self.constants.tobytes()
+        payload = meta_bytes + body + self.constants.tobytes()
+        header = _HEADER.pack(
+            MAGIC,
+            FORMAT_VERSION,
+            isa.ISA_VERSION,
+            self.config.digest.encode(),
+            len(meta_bytes),
+            len(body),
+            self.constants.size,
+            zlib.crc32(payload),
+        )
+        return header + payload
 
     def save(self, path: str | Path) -> None:
         Path(path).write_bytes(self.to_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Program:
-        if data[:8] != MAGIC:
+        """Read a program file; ``ValueError`` saying what is wrong with it (not a program,
+        another format or ISA version, truncated, trailing bytes, corrupt, inconsistent)."""
+        if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
             raise ValueError("not an accel program (bad magic)")
-        meta_len, body_len, const_len = struct.unpack("<III", data[8:20])
-        offset = 20
-        meta = json.loads(data[offset : offset + meta_len])
-        offset += meta_len
-        if meta["isa_version"] != isa.ISA_VERSION:
+        if len(data) < _HEADER.size:
+            raise ValueError(f"truncated: {len(data)} bytes, shorter than the header")
+        _, version, isa_version, digest, meta_len, body_len, const_len, crc = _HEADER.unpack_from(
+            data
+        )
+        if version != FORMAT_VERSION:
             raise ValueError(
-                f"program has ISA version {meta['isa_version']}, this tool reads {isa.ISA_VERSION}"
+                f"program file format {version}, this tool reads format {FORMAT_VERSION} "
+                "(compile it again)"
             )
-        body = data[offset : offset + body_len]
-        offset += body_len
-        constants = np.frombuffer(data[offset : offset + const_len], dtype=np.uint8).copy()
+        if isa_version != isa.ISA_VERSION:
+            raise ValueError(
+                f"program has ISA version {isa_version}, this tool reads {isa.ISA_VERSION}"
+            )
+        expected = _HEADER.size + meta_len + body_len + const_len
+        if len(data) < expected:
+            raise ValueError(f"truncated: {len(data)} bytes, the header says {expected}")
+        if len(data) > expected:
+            raise ValueError(f"{len(data) - expected} unexpected bytes after the program's end")
+        payload = memoryview(data)[_HEADER.size :]
+        if zlib.crc32(payload) != crc:
+            raise ValueError("corrupt: the CRC32 of the contents does not match the header's")
+        meta = json.loads(bytes(payload[:meta_len]))
+        body = bytes(payload[meta_len : meta_len + body_len])
+        constants = np.frombuffer(payload[meta_len + body_len :], dtype=np.uint8).copy()
+        counts = meta["streams"]
+        if sum(counts) * isa.INSTRUCTION_BYTES != body_len:
+            raise ValueError(f"the stream lengths {counts} do not match {body_len} bytes of code")
         streams: dict[Engine, list[Instruction]] = {}
         pos = 0
-        for engine, count in zip(Engine, meta["streams"], strict=True):
+        for engine, count in zip(Engine, counts, strict=True):
+            size = isa.INSTRUCTION_BYTES
             streams[engine] = [
-                isa.decode(
-                    body[pos + i * isa.INSTRUCTION_BYTES : pos + (i + 1) * isa.INSTRUCTION_BYTES]
-                )
-                for i in range(count)
+                isa.decode(body[pos + i * size : pos + (i + 1) * size]) for i in range(count)
             ]
-            pos += count * isa.INSTRUCTION_BYTES
+            pos += count * size
+        config = AccelConfig.from_dict(meta["config"])
+        if config.digest.encode() != digest:
+            raise ValueError(
+                f"the header's config digest {digest.decode(errors='replace')} is not the "
+                f"digest {config.digest} of the config it carries"
+            )
 
         def layout(d: dict) -> TensorLayout:
             return TensorLayout(**d)
 
         return cls(
-            config=AccelConfig.from_dict(meta["config"]),
+            config=config,
             network=meta["network"],
             streams=streams,
             layers=[
@@ -298,7 +340,12 @@ class Program:
 
     @classmethod
     def load(cls, path: str | Path) -> Program:
-        return cls.from_bytes(Path(path).read_bytes())
+        """Read a program file; errors name the file."""
+        path = Path(path)
+        try:
+            return cls.from_bytes(path.read_bytes())
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
 
 
 def im2col_matrix(x: np.ndarray, im: Im2col, source: TensorLayout) -> np.ndarray:
