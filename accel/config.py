@@ -26,10 +26,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from accel import isa
+from accel.files import read_text
 
 __all__ = [
     "AccelConfig",
@@ -48,11 +52,21 @@ DATAFLOWS = ("ws",)
 PARAM_LANE_BYTES = 12
 
 
-def _check_int(owner: str, name: str, value: object, minimum: int) -> None:
+#: Widest DRAM data path, in bytes per beat (an 8192-bit port).
+MAX_DRAM_BANDWIDTH = 1024
+#: Longest DRAM latency in cycles (the RTL's request queue holds ``latency + 256`` entries).
+MAX_DRAM_LATENCY = 4096
+
+
+def _check_int(
+    owner: str, name: str, value: object, minimum: int, maximum: int | None = None
+) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{owner}.{name} must be an int, not {value!r}")
     if value < minimum:
         raise ValueError(f"{owner}.{name} must be >= {minimum}, not {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{owner}.{name} = {value} exceeds the maximum {maximum}")
 
 
 @dataclass(frozen=True)
@@ -133,8 +147,8 @@ class DramConfig:
     latency: int = 64
 
     def __post_init__(self) -> None:
-        _check_int("dram", "bandwidth", self.bandwidth, 1)
-        _check_int("dram", "latency", self.latency, 0)
+        _check_int("dram", "bandwidth", self.bandwidth, 1, MAX_DRAM_BANDWIDTH)
+        _check_int("dram", "latency", self.latency, 0, MAX_DRAM_LATENCY)
 
 
 @dataclass(frozen=True)
@@ -168,24 +182,34 @@ class AccelConfig:
                 )
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, int | float):
             raise TypeError(f"config.clock_mhz must be a number, not {self.clock_mhz!r}")
-        if not self.clock_mhz > 0:
-            raise ValueError(f"config.clock_mhz must be > 0, not {self.clock_mhz!r}")
+        if not (self.clock_mhz > 0 and math.isfinite(self.clock_mhz)):
+            raise ValueError(f"config.clock_mhz must be finite and > 0, not {self.clock_mhz!r}")
         rows, cols = self.array.rows, self.array.cols
-        # The smallest tile the compiler can place: one input word per row, one weight tile,
-        # one accumulator row per column, one output word.
-        minimums = {
-            "input_bytes": rows,
-            "weight_bytes": rows * cols,
-            "acc_bytes": 4 * cols,
-            "output_bytes": cols,
-            "param_bytes": 2 * PARAM_LANE_BYTES * cols,
+        # Two of the smallest unit the compiler places in each buffer (every buffer is double
+        # buffered): two input words, two weight tiles, two accumulator rows, two output
+        # words, two parameter words. A 1x1 convolution then compiles.
+        # The largest: as many words as the instruction fields that address them can reach.
+        limits = {
+            "input_bytes": (2, self.input_word_bytes, ("Load", "sram_addr")),
+            "weight_bytes": (2 * rows, self.weight_word_bytes, ("Compute", "w_base")),
+            "acc_bytes": (2, self.acc_row_bytes, ("Compute", "acc_base")),
+            "output_bytes": (2, self.output_word_bytes, ("Post", "out_base")),
+            "param_bytes": (2, self.param_word_bytes, ("Post", "param_base")),
         }
-        for name, minimum in minimums.items():
+        for name, (min_words, word, (instr, field_name)) in limits.items():
             value = getattr(self.buffers, name)
+            minimum = min_words * word
             if value < minimum:
                 raise ValueError(
                     f"buffers.{name} = {value} is too small for a {rows}x{cols} array "
                     f"(needs >= {minimum})"
+                )
+            words = isa.field_max(getattr(isa, instr), field_name) + 1
+            if value > words * word:
+                raise ValueError(
+                    f"buffers.{name} = {value} exceeds the maximum {words * word} for a "
+                    f"{rows}x{cols} array ({words} words of {word} bytes, what the "
+                    f"{(words - 1).bit_length()}-bit {instr}.{field_name} field addresses)"
                 )
 
     # Derived values -----------------------------------------------------------------------
@@ -389,7 +413,7 @@ def load(path: str | Path) -> AccelConfig:
     """Read a TOML config file; missing keys default to the ``edge`` preset."""
     path = Path(path)
     try:
-        values = tomllib.loads(path.read_text())
+        values = tomllib.loads(read_text(path, what="config"))
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: invalid TOML: {error}") from None
     return AccelConfig.from_dict(values)

@@ -16,7 +16,14 @@ import numpy as np
 
 from accel.graph import Add, Network
 
-__all__ = ["BIAS_STD", "random_inputs", "random_int8_inputs", "random_weights", "weight_std"]
+__all__ = [
+    "BIAS_STD",
+    "random_inputs",
+    "random_int8_inputs",
+    "random_program_inputs",
+    "random_weights",
+    "weight_std",
+]
 
 #: Standard deviation of random biases.
 BIAS_STD = 0.01
@@ -104,8 +111,20 @@ def random_int8_inputs(network, seed: int = 0) -> dict[str, np.ndarray]:
     feed a network. ``network`` is a :class:`~accel.graph.Network` or anything with one in
     its ``network`` attribute (a :class:`~accel.quantized.QuantizedNetwork`)."""
     network = getattr(network, "network", network)
+    return _uniform_int8({name: network.shape(name) for name in network.input_names}, seed)
+
+
+def random_program_inputs(program, seed: int = 0) -> dict[str, np.ndarray]:
+    """The same draws as :func:`random_int8_inputs` for the inputs of a compiled
+    :class:`~accel.program.Program` (what ``accel simulate prog.bin`` feeds it), so a program
+    gets the inputs its network would."""
+    shapes = {name: (t.channels, t.height, t.width) for name, t in program.inputs.items()}
+    return _uniform_int8(shapes, seed)
+
+
+def _uniform_int8(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {
-        name: rng.integers(-128, 128, size=(1, *network.shape(name)), dtype=np.int8)
-        for name in network.input_names
+        name: rng.integers(-128, 128, size=(1, *shape), dtype=np.int8)
+        for name, shape in shapes.items()
     }

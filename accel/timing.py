@@ -116,6 +116,21 @@ def word_bytes(config: AccelConfig, buffer: int) -> int:
     return (config.input_word_bytes, config.weight_word_bytes, config.param_word_bytes)[buffer]
 
 
+def bandwidth_note(config: AccelConfig) -> str | None:
+    """Why DRAM bandwidth above the DMA's word rate buys nothing (``None`` when it does not
+    exceed it): a beat never spans two buffer words and the DMA moves one word per cycle."""
+    bandwidth = config.dram.bandwidth
+    fastest = max(config.input_word_bytes, config.weight_word_bytes, config.output_word_bytes)
+    if bandwidth <= fastest:
+        return None
+    return (
+        f"dram.bandwidth = {bandwidth} B/cycle is more than the DMA moves: one buffer word "
+        f"per cycle (input words {config.input_word_bytes} B, weight and output words "
+        f"{config.weight_word_bytes} B, parameter words {config.param_word_bytes} B), so "
+        f"activations and weights move as at {fastest} B/cycle"
+    )
+
+
 def run_beats(run_bytes: int, word: int, bandwidth: int) -> int:
     """DRAM beats to move a run of ``run_bytes`` into words of ``word`` bytes."""
     full, rest = divmod(run_bytes, word)

@@ -35,7 +35,7 @@ from accel.config import AccelConfig
 from accel.isa import Engine
 from accel.program import Program
 from accel.quantized import QuantizedNetwork
-from accel.synthetic import random_int8_inputs
+from accel.synthetic import random_int8_inputs, random_program_inputs
 
 __all__ = [
     "BACKENDS",
@@ -44,6 +44,7 @@ __all__ = [
     "layer_network",
     "layer_window",
     "verify",
+    "verify_program",
 ]
 
 BACKENDS = ("verilator", "amaranth")
@@ -76,6 +77,8 @@ class Verification:
     rtl_cycles: int
     counters_equal: bool
     seconds: dict[str, float] = field(default_factory=dict)
+    #: What the outputs are held to: the golden model, or (a compiled program) the model.
+    reference: str = "golden"
 
     @property
     def ok(self) -> bool:
@@ -138,9 +141,10 @@ class Verification:
 
         out = [line(head), line(["-" * w for w in widths]), *map(line, rows)]
         verdict = "PASS" if self.ok else f"FAIL: {self.first_mismatch}"
+        held = "" if self.reference == "golden" else "; outputs held to the model's"
         out.append(
             f"{self.backend} vs model on {self.config!r}: {verdict} "
-            f"(counters {'equal' if self.counters_equal else 'DIFFER'})"
+            f"(counters {'equal' if self.counters_equal else 'DIFFER'}{held})"
         )
         return "\n".join(out)
 
@@ -242,6 +246,12 @@ def _check_program(
     vcd_layer = options.pop("vcd_layer", None)
     if vcd_layer is not None:
         options["vcd_window"] = layer_window(program, model, vcd_layer)
+    window = options.get("vcd_window")
+    if window is not None and window[0] > model.total_cycles:
+        raise ValueError(
+            f"--vcd-window {window[0]}:{window[1]} starts after the run's last cycle "
+            f"{model.total_cycles}"
+        )
     with _timed(seconds, "rtl"):
         rtl = _run_rtl(backend, program, image, max_cycles=4 * model.total_cycles + 1000, **options)
 
@@ -275,11 +285,12 @@ def _check_program(
             previous[side] = end
         mismatch = divergence[info.index]
         outputs_equal = True
-        if info.name in expected and info.name in rtl.outputs:
-            want, got = (
-                expected[info.name],
-                rtl.outputs[info.name].reshape(expected[info.name].shape),
-            )
+        if info.name in rtl.outputs:
+            got = rtl.outputs[info.name]
+            # The golden model's tensor where there is one, else (a compiled program
+            # verified alone) the model's.
+            reference = expected.get(info.name, model.outputs[info.name])
+            want, got = reference, got.reshape(reference.shape)
             outputs_equal = bool(np.array_equal(want, got)) and bool(
                 np.array_equal(want, model.outputs[info.name].reshape(want.shape))
             )
@@ -302,6 +313,38 @@ def _check_program(
         )
     counters_equal = rtl.counters == model.counters
     return checks, model.total_cycles, rtl.total_cycles, counters_equal
+
+
+def verify_program(
+    program: Program,
+    *,
+    backend: str = "verilator",
+    seed: int = 0,
+    stage=None,
+    **options,
+) -> Verification:
+    """Verify a compiled program (``accel verify prog.bin``): the RTL against the cycle model,
+    per instruction, and its outputs against the model's (a program carries no network, so
+    there is no golden model to hold both to)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    stage = stage or (lambda text: None)
+    seconds: dict[str, float] = {}
+    image = program.make_image(random_program_inputs(program, seed))
+    checks, model_cycles, rtl_cycles, counters = _check_program(
+        program, image, {}, backend, seconds, stage, **options
+    )
+    return Verification(
+        program.network,
+        program.config.name,
+        backend,
+        checks,
+        model_cycles,
+        rtl_cycles,
+        counters,
+        seconds,
+        reference="model",
+    )
 
 
 def verify(

@@ -1,6 +1,7 @@
 """AccelConfig: presets, invariants, TOML round trip, pinned error messages."""
 
 import dataclasses
+import math
 
 import pytest
 
@@ -85,12 +86,35 @@ def test_derived_values():
         ),
         (lambda: DramConfig(bandwidth=0), ValueError, r"dram.bandwidth must be >= 1, not 0"),
         (lambda: DramConfig(latency=-1), ValueError, r"dram.latency must be >= 0, not -1"),
-        (lambda: AccelConfig(clock_mhz=0), ValueError, r"clock_mhz must be > 0, not 0"),
+        (lambda: AccelConfig(clock_mhz=0), ValueError, r"must be finite and > 0, not 0"),
+        (lambda: AccelConfig(clock_mhz=math.inf), ValueError, r"must be finite and > 0, not inf"),
+        (lambda: AccelConfig(clock_mhz=math.nan), ValueError, r"must be finite and > 0, not nan"),
+        (
+            lambda: DramConfig(bandwidth=10**9),
+            ValueError,
+            r"^dram.bandwidth = 1000000000 exceeds the maximum 1024$",
+        ),
+        (
+            lambda: DramConfig(latency=10**6),
+            ValueError,
+            r"^dram.latency = 1000000 exceeds the maximum 4096$",
+        ),
+        (
+            lambda: AccelConfig(buffers=BufferConfig(input_bytes=2**30)),
+            ValueError,
+            r"^buffers.input_bytes = 1073741824 exceeds the maximum 16777216 for a 16x16 array "
+            r"\(1048576 words of 16 bytes, what the 20-bit Load.sram_addr field addresses\)$",
+        ),
+        (
+            lambda: AccelConfig(buffers=BufferConfig(param_bytes=10**8)),
+            ValueError,
+            r"param_bytes = 100000000 exceeds the maximum 12582912 .* 16-bit Post.param_base",
+        ),
         (lambda: AccelConfig(name=""), ValueError, r"non-empty string"),
         (
             lambda: AccelConfig(buffers=BufferConfig(weight_bytes=100)),
             ValueError,
-            r"buffers.weight_bytes = 100 is too small for a 16x16 array \(needs >= 256\)",
+            r"buffers.weight_bytes = 100 is too small for a 16x16 array \(needs >= 512\)",
         ),
         (
             lambda: AccelConfig.from_dict({"arrays": {}}),

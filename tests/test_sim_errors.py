@@ -125,3 +125,29 @@ def test_empty_transfer_is_rejected_before_running(program):
     broken.streams[isa.Engine.LOAD] = loads
     with pytest.raises(ValueError, match=r"LOAD\[0\] \(layer 0\): run_bytes = 0 < 1"):
         sim.run(broken, compute_outputs=False)
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(2, 1), (4, 4), (3, 5)])
+def test_the_smallest_valid_buffers_compile_and_run_a_1x1_convolution(rows, cols):
+    """docs/user-guide.md's minimums: two of every buffer's unit. Anything smaller is
+    rejected by the config; at exactly these a 1x1 convolution compiles and runs exactly."""
+    from accel.config import AccelConfig, ArrayConfig, BufferConfig
+    from tests.layers import conv_qnet, conv_reference, random_input
+
+    smallest = BufferConfig(
+        input_bytes=2 * rows,
+        weight_bytes=2 * rows * cols,
+        acc_bytes=2 * 4 * cols,
+        output_bytes=2 * cols,
+        param_bytes=2 * 12 * cols,
+    )
+    cfg = AccelConfig(name="smallest", array=ArrayConfig(rows=rows, cols=cols), buffers=smallest)
+    for field in ("input_bytes", "weight_bytes", "acc_bytes", "output_bytes", "param_bytes"):
+        with pytest.raises(ValueError, match=rf"buffers.{field} = \d+ is too small"):
+            cfg.replace(buffers={field: getattr(smallest, field) - 1})
+    rng = np.random.default_rng(rows * cols)
+    qnet = conv_qnet(rng, c=rows + 1, k=cols + 1, hw=(3, 2), kernel=(1, 1))
+    program = compile(qnet, cfg)
+    x = random_input(rng, qnet)
+    result = sim.run(program, program.make_image({"input": x}))
+    np.testing.assert_array_equal(result.outputs["conv"], conv_reference(qnet, x), strict=True)

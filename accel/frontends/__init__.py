@@ -15,6 +15,11 @@ def load_model(spec: str, *, input_size: int | None = None):
 
     path = Path(spec)
     suffix = path.suffix.lower()
+    if suffix == ".bin":
+        raise ValueError(
+            f"{spec} is a compiled program: `accel simulate` and `accel verify` run one; "
+            "this command needs a network (a zoo name, .onnx or .csv)"
+        )
     if suffix in (".onnx", ".csv"):
         if not path.exists():
             raise FileNotFoundError(f"model file {spec!r} does not exist")

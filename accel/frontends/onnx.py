@@ -47,9 +47,12 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx.external_data_helper
+from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, numpy_helper
 
 from accel import numerics
+from accel.files import read_bytes
 from accel.graph import (
     Activation,
     Add,
@@ -120,14 +123,27 @@ def load(model: str | os.PathLike[str] | onnx.ModelProto) -> Network | Quantized
     TypeError
         If ``model`` is neither a path nor a ModelProto.
     """
+    where = "invalid ONNX model"
     if isinstance(model, (str, os.PathLike)):
-        model = onnx.load(os.fspath(model))
+        path = os.fspath(model)
+        where = f"{path}: invalid ONNX model"
+        data = read_bytes(path, what="ONNX model")
+        try:
+            model = onnx.load_model_from_string(data)
+        except DecodeError as exc:
+            raise ValueError(f"{path}: not an ONNX model, or a truncated one ({exc})") from None
+        try:
+            onnx.external_data_helper.load_external_data_for_model(
+                model, os.path.dirname(os.path.abspath(path))
+            )
+        except (OSError, ValueError, onnx.checker.ValidationError) as exc:
+            raise ValueError(f"{path}: cannot read its external data: {exc}") from None
     elif not isinstance(model, onnx.ModelProto):
         raise TypeError(f"model must be a path or an onnx.ModelProto, got {type(model).__name__}")
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
-        raise ValueError(f"invalid ONNX model: {exc}") from None
+        raise ValueError(f"{where}: {exc}") from None
     return _Importer(model).run()
 
 

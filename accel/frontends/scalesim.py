@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from accel.config import AccelConfig
+from accel.files import read_text
 from accel.graph import Conv2d, Input, Linear, Network
 
 __all__ = [
@@ -182,7 +183,7 @@ def load_topology_rows(path: str | Path) -> list[ScaleSimLayer]:
         filter larger than the input, a header line that is data, no layers at all.
     """
     path = Path(path)
-    lines = path.read_text().splitlines()
+    lines = read_text(path, what="SCALE-Sim topology").splitlines()
     if lines and _looks_like_data(lines[0]):
         raise ValueError(
             f"{path}:1: the first line must be the header (SCALE-Sim skips it), "
@@ -402,7 +403,7 @@ def load_config(path: str | Path) -> AccelConfig:
     path = Path(path)
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read_string(path.read_text(), source=str(path))
+        parser.read_string(read_text(path, what="SCALE-Sim config"), source=str(path))
     except configparser.Error as exc:
         raise ValueError(f"{path}: not a valid SCALE-Sim config: {exc}") from None
 

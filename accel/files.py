@@ -1,4 +1,9 @@
-"""Whole outputs or none: every file a command writes appears complete, or not at all.
+"""Files at the boundary: inputs read with their name on every error, outputs written whole
+or not at all.
+
+:func:`read_text` / :func:`read_bytes` read an input file; every failure (missing, a
+directory, unreadable, not UTF-8 text) becomes one ``ValueError`` naming the file and what is
+wrong with it.
 
 A command that writes files stages them first and commits them together at the end:
 
@@ -27,11 +32,36 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["OutputDir", "OutputError", "OutputFile"]
+__all__ = ["OutputDir", "OutputError", "OutputFile", "read_bytes", "read_text"]
 
 
 class OutputError(ValueError):
     """An output that cannot be written: the path and the reason."""
+
+
+def read_bytes(path: str | os.PathLike[str], *, what: str = "file") -> bytes:
+    """The contents of input ``path``; ``ValueError`` naming it when it cannot be read."""
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{what} {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"{what} {str(path)!r} is a directory, not a file") from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ValueError(f"{what} {str(path)!r} cannot be read ({reason})") from None
+
+
+def read_text(path: str | os.PathLike[str], *, what: str = "file") -> str:
+    """Input ``path`` as UTF-8 text; ``ValueError`` naming it when it cannot be read or is
+    not text (with the offset of the first byte that is not UTF-8)."""
+    data = read_bytes(path, what=what)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad = f"byte {error.start} is 0x{data[error.start]:02x}"
+        raise ValueError(f"{what} {str(path)!r} is not UTF-8 text ({bad})") from None
 
 
 def _describe(error: OSError, path: Path) -> str:
