@@ -23,6 +23,7 @@ import numpy as np
 
 from accel import isa
 from accel.config import AccelConfig
+from accel.files import read_bytes
 from accel.isa import Engine, Instruction
 
 __all__ = ["Im2col", "LayerInfo", "Program", "TensorLayout"]
@@ -342,8 +343,9 @@ class Program:
     def load(cls, path: str | Path) -> Program:
         """Read a program file; errors name the file."""
         path = Path(path)
+        data = read_bytes(path, what="program")
         try:
-            return cls.from_bytes(path.read_bytes())
+            return cls.from_bytes(data)
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
 

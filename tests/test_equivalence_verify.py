@@ -81,6 +81,19 @@ def test_a_data_mismatch_names_the_output_element(capsys, monkeypatch):
     assert "(1 of 512 elements differ)" in out
 
 
+@pytest.mark.parametrize("backend", ["verilator", "amaranth"])
+def test_verify_a_compiled_program(capsys, tmp_path, backend):
+    program = tmp_path / "tinyconv.bin"
+    assert main(["compile", "tinyconv", "--preset", "tiny", "-o", str(program)]) == 0
+    capsys.readouterr()
+    status, out, _ = verify(capsys, str(program), "--backend", backend)
+    assert status == 0, out
+    assert " conv " in out
+    assert out.rstrip().endswith(
+        f"{backend} vs model on 'tiny': PASS (counters equal; outputs held to the model's)"
+    )
+
+
 def test_verify_rejects_bad_arguments(capsys):
     status, _, err = verify(capsys, "tinynet", "--preset", "tiny", "--layers", "nope")
     assert status == 2 and "has no layer 'nope'" in err
