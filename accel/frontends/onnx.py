@@ -144,6 +144,8 @@ def load(model: str | os.PathLike[str] | onnx.ModelProto) -> Network | Quantized
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         raise ValueError(f"{where}: {exc}") from None
+    except UnicodeDecodeError as exc:  # a damaged string field
+        raise ValueError(f"{where}: a name or string is not UTF-8 ({exc.reason})") from None
     return _Importer(model).run()
 
 
