@@ -299,7 +299,8 @@ def conv2d(
         Must divide both ``C`` and ``K``.
     pad_value : int or float
         Value of the padded border, 0 by default. (The int8 path pads with the input zero
-        point; see :func:`accel.numerics.qconv2d`.)
+        point; see :func:`accel.numerics.qconv2d`.) It is an operand like the others: a
+        value that is not an integer makes the computation ``float64``.
 
     Returns
     -------
@@ -317,6 +318,8 @@ def conv2d(
         Unsupported dtype or malformed stride/padding/dilation/groups.
     """
     x, w, bias = _promote(x=x, w=w, bias=bias)
+    if x.dtype != np.float64 and not float(pad_value).is_integer():
+        x, w, bias = _promote(x=x.astype(np.float64), w=w, bias=bias)
     _check_ndim(x, 4, "x", "(N, C, H, W)")
     _check_ndim(w, 4, "w", "(K, C/groups, R, S)")
     n, c, h, wd = x.shape

@@ -634,3 +634,16 @@ def test_pool_errors(pool, x, args, error, match):
 def test_other_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("pad_value", [0.5, -2.25, float("inf")])
+def test_a_fractional_pad_value_makes_an_integer_conv_float(pad_value):
+    """The pad value is an operand: it is never truncated to the integers' dtype."""
+    x = np.arange(2 * 3 * 3, dtype=np.int8).reshape(1, 2, 3, 3)
+    w = np.ones((1, 2, 3, 3), dtype=np.int8)
+    got = golden.conv2d(x, w, padding=1, pad_value=pad_value)
+    want = golden.conv2d(x.astype(np.float64), w, padding=1, pad_value=pad_value)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, want, strict=True)
+    corner = pad_value * 10 + x[0, :, :2, :2].sum()  # 5 of 9 taps, 2 channels: padding
+    assert got[0, 0, 0, 0] == corner
