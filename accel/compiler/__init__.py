@@ -22,7 +22,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from accel import graph as g
 from accel import isa, numerics, timing
 from accel.compiler.ops import Op, Range
 from accel.compiler.sync import synchronise
+from accel.compiler.tiling import Hardware, Tiling, TilingError, Window, choose_tiling, split
 from accel.config import AccelConfig
 from accel.isa import Buffer, Compute, ComputeMode, Instruction, Load, Post, PostMode, Store
 from accel.program import Im2col, LayerInfo, Program, TensorLayout
@@ -39,50 +40,10 @@ __all__ = ["CompileError", "compile"]
 
 ceil_div = timing.ceil_div
 CONST_ALIGN = 64
-TILING_SLACK = 0.002
-#: Cycles the tiler charges per instruction. The machine issues instructions for free, but
-#: programs (and simulations) grow with them: this keeps tiles from shrinking for a gain of a
-#: fraction of a cycle per instruction.
-INSTRUCTION_COST = 0.1
 
 
 class CompileError(ValueError):
     """A layer that the hardware cannot run, naming the layer and the limit."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Layer geometry
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Window:
-    """A sliding-window layer as the window generator sees it."""
-
-    kernel: tuple[int, int] = (1, 1)
-    stride: tuple[int, int] = (1, 1)
-    dilation: tuple[int, int] = (1, 1)
-    padding: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, bottom, left, right
-
-    def input_extent(self, out_h: int, out_w: int) -> tuple[int, int]:
-        (r, s), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
-        return (out_h - 1) * sh + (r - 1) * dh + 1, (out_w - 1) * sw + (s - 1) * dw + 1
-
-
-@dataclass(frozen=True)
-class _Tiling:
-    tile_h: int
-    tile_w: int
-    in_slots: int
-    in_slot_words: int
-    channel_chunk: int  # channel tiles held in the input buffer at once
-
-
-def _split(size: int, tile: int) -> list[tuple[int, int]]:
-    """Even split of ``size`` into ``ceil(size/tile)`` (start, length) pieces."""
-    count = ceil_div(size, tile)
-    base = ceil_div(size, count)
-    return [(start, min(base, size - start)) for start in range(0, size, base)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,92 +247,34 @@ class _Compiler:
         self,
         node: str,
         out_hw: tuple[int, int],
-        window: _Window,
+        window: Window,
         c_tiles: int,
         k_tiles: int,
         passes: int,
         streamed_words: int = 0,
         vector: bool = False,
-    ) -> _Tiling:
-        """The output tile that minimises the estimated cycles among those whose buffers fit.
-
-        ``passes`` is the number of passes per k tile (per channel tile for the vector unit)
-        and ``streamed_words`` the weight words reloaded for every output tile. The estimate
-        is the first tile's load (exposed), then per tile the larger of its compute and the
-        loads of the next tile (double buffered), then the drain of the last tile; ties go to
-        the larger tile.
-        """
-        p, q = out_hw
-        acc_cap = self.acc_rows // 2
-        out_cap = self.out_words // 2
-        rows, cols = self.rows, self.cols
-        dram = self.config.dram
-        word_beats = ceil_div(rows, dram.bandwidth)
-
-        def input_words(th: int, tw: int) -> int:
-            ih, iw = window.input_extent(th, tw)
-            return ih * iw
-
-        def fits(th: int, tw: int, chunk: int) -> tuple[int, int] | None:
-            """(slots, words per slot): two slots so loads overlap compute, even for a single
-            tile (it then overlaps the previous layer), else one when that is all that fits."""
-            if th * tw > acc_cap or th * tw > out_cap:
-                return None
-            words = chunk * input_words(th, tw)
-            if words <= self.in_words // 2:
-                return 2, self.in_words // 2
-            single = ceil_div(p, th) * ceil_div(q, tw) == 1 and chunk == c_tiles
-            if single and words <= self.in_words:
-                return 1, self.in_words
-            return None
-
-        def estimate(th: int, tw: int) -> int:
-            tiles = ceil_div(p, th) * ceil_div(q, tw)
-            pixels = th * tw
-            slot = max(pixels, timing.VECTOR_MIN_PASS) if vector else max(pixels, rows)
-            compute = k_tiles * passes * slot
-            load = dram.latency + c_tiles * input_words(th, tw) * word_beats  # pipelined DMA
-            load += streamed_words * ceil_div(cols, dram.bandwidth)
-            drain = rows + cols + 2 * pixels + timing.POST_LATENCY + dram.latency
-            instructions = tiles * (3 * k_tiles + c_tiles)
-            return load + tiles * max(compute, load) + drain + INSTRUCTION_COST * instructions
-
-        cap = min(acc_cap, out_cap)
-        candidates = [(th, q) for th in range(min(p, cap // q), 0, -1)]
-        candidates += [(1, tw) for tw in range(min(q - 1, cap), 0, -1)]
-        scored = []
-        for th, tw in candidates:
-            th = ceil_div(p, ceil_div(p, th))  # same tile count, evened out
-            tw = ceil_div(q, ceil_div(q, tw))
-            placed = fits(th, tw, c_tiles)
-            if placed is not None:
-                scored.append((estimate(th, tw), th * tw, _Tiling(th, tw, *placed, c_tiles)))
-        if scored:
-            # The largest tile within TILING_SLACK of the best estimate: smaller tiles shave
-            # a little pipeline fill but multiply instructions (and the time to simulate).
-            best = min(cost for cost, _, _ in scored)
-            near = [t for t in scored if t[0] <= best * (1 + TILING_SLACK)]
-            return max(near, key=lambda t: (t[1], -t[0]))[2]
-        # Even a single pixel with every channel tile does not fit: chunk the channels.
-        per_tile = input_words(1, 1)
-        chunk = (self.in_words // 2) // per_tile
-        if chunk < 1:
-            raise self.fail(
-                node,
-                f"one output pixel needs a {window.kernel[0]}x{window.kernel[1]} input window "
-                f"of {per_tile * self.rows} bytes, more than half of buffers.input_bytes = "
-                f"{self.config.buffers.input_bytes}",
+    ) -> Tiling:
+        """:func:`accel.compiler.tiling.choose_tiling` on this configuration, for ``node``."""
+        try:
+            return choose_tiling(
+                Hardware.of(self.config),
+                out_hw,
+                window,
+                c_tiles,
+                k_tiles,
+                passes,
+                streamed_words=streamed_words,
+                vector=vector,
             )
-        if min(acc_cap, out_cap) < 1:
-            raise self.fail(node, "accumulator or output buffer too small for one pixel")
-        return _Tiling(1, 1, 2, self.in_words // 2, chunk)
+        except TilingError as err:
+            raise self.fail(node, str(err)) from None
 
     # -- loads shared by all layer kinds --------------------------------------------------------
 
     def load_input_tile(
         self,
         x: TensorLayout,
-        window: _Window,
+        window: Window,
         origin: tuple[int, int],
         extent: tuple[int, int],
         slot_base: int,
@@ -518,7 +421,7 @@ class _Compiler:
         x: TensorLayout,
         y: TensorLayout,
         weight: np.ndarray,
-        window: _Window,
+        window: Window,
         groups: int,
         cq: ConvQuant,
         step: tuple[int, int] = (1, 1),
@@ -644,8 +547,8 @@ class _Compiler:
         )
         out_tiles = [
             (p0, q0, th, tw)
-            for p0, th in _split(y.height, tiling.tile_h)
-            for q0, tw in _split(y.width, tiling.tile_w)
+            for p0, th in split(y.height, tiling.tile_h)
+            for q0, tw in split(y.width, tiling.tile_w)
         ]
         (sh, sw), (dh, _) = window.stride, window.dilation
         top, _, left, _ = window.padding
@@ -773,7 +676,7 @@ class _Compiler:
         node: str,
         sources: list[TensorLayout],
         y: TensorLayout,
-        window: _Window,
+        window: Window,
         mode: ComputeMode,
         post: Post,
         params: np.ndarray | None,
@@ -800,8 +703,8 @@ class _Compiler:
         top, _, left, _ = window.padding
         out_tiles = [
             (p0, q0, th, tw)
-            for p0, th in _split(y.height, tiling.tile_h)
-            for q0, tw in _split(y.width, tiling.tile_w)
+            for p0, th in split(y.height, tiling.tile_h)
+            for q0, tw in split(y.width, tiling.tile_w)
         ]
         ih_max, iw_max = window.input_extent(tiling.tile_h, tiling.tile_w)
         chunk = min(n_ct, tiling.in_slot_words // (operands * ih_max * iw_max))
@@ -875,17 +778,17 @@ class _Compiler:
         if isinstance(op, g.Conv2d):
             x = self.layout(srcs[0])
             cq = self.layer_quant(node, ConvQuant)
-            window = _Window(op.kernel, op.stride, op.dilation, op.padding)
+            window = Window(op.kernel, op.stride, op.dilation, op.padding)
             im = self.im2col_for.get(node)
             if im is not None:
                 w = cq.weight.transpose(0, 2, 3, 1).reshape(op.out_channels, -1, 1, 1)
-                mapping = self.lower_conv(node, im.target, y, w, _Window(), 1, cq)
+                mapping = self.lower_conv(node, im.target, y, w, Window(), 1, cq)
                 mapping["unit"] = "array (host im2col)"
                 return mapping
             (sh, sw), (top, _, left, _) = op.stride, op.padding
             if op.kernel == (1, 1) and op.stride != (1, 1) and top % sh == 0 and left % sw == 0:
                 # Strided 1x1 (ResNet downsample): load only the pixels it reads.
-                sub = _Window(padding=(top // sh, 0, left // sw, 0))
+                sub = Window(padding=(top // sh, 0, left // sw, 0))
                 mapping = self.lower_conv(node, x, y, cq.weight, sub, op.groups, cq, step=op.stride)
                 mapping["input"] = f"subsampled by {op.stride[0]}x{op.stride[1]} on load"
                 return mapping
@@ -897,13 +800,13 @@ class _Compiler:
                 src = net.inputs(src)[0]
             c, h, w = self._chw(src)
             weight = cq.weight.reshape(op.out_features, c, h, w)
-            return self.lower_conv(node, self.layout(src), y, weight, _Window((h, w)), 1, cq)
+            return self.lower_conv(node, self.layout(src), y, weight, Window((h, w)), 1, cq)
         if isinstance(op, g.MaxPool2d | g.AvgPool2d | g.GlobalAvgPool):
             x = self.layout(srcs[0])
             if isinstance(op, g.GlobalAvgPool):
-                window = _Window((x.height, x.width))
+                window = Window((x.height, x.width))
             else:
-                window = _Window(op.kernel, op.stride, (1, 1), op.padding)
+                window = Window(op.kernel, op.stride, (1, 1), op.padding)
             if isinstance(op, g.MaxPool2d):
                 post = Post(mode=PostMode.PASS)
                 return self.lower_vector(
@@ -953,7 +856,7 @@ class _Compiler:
                 "shift_b": aq.input_shifts[1],
             }
             return self.lower_vector(
-                node, [a, b], y, _Window(), ComputeMode.VADD, post, params, extra
+                node, [a, b], y, Window(), ComputeMode.VADD, post, params, extra
             )
         if isinstance(op, g.Concat):
             for src in srcs:
