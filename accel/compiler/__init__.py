@@ -28,22 +28,19 @@ import numpy as np
 
 from accel import graph as g
 from accel import isa, numerics, timing
-from accel.compiler.ops import Op, Range
+from accel.compiler.errors import CompileError, layer_error
+from accel.compiler.ops import Op
+from accel.compiler.plan import CONST_ALIGN, DramPlan, chw, plan_dram
 from accel.compiler.sync import synchronise
 from accel.compiler.tiling import Hardware, Tiling, TilingError, Window, choose_tiling, split
 from accel.config import AccelConfig
 from accel.isa import Buffer, Compute, ComputeMode, Instruction, Load, Post, PostMode, Store
-from accel.program import Im2col, LayerInfo, Program, TensorLayout
+from accel.program import LayerInfo, Program, TensorLayout
 from accel.quantized import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork, TensorQuant
 
 __all__ = ["CompileError", "compile"]
 
 ceil_div = timing.ceil_div
-CONST_ALIGN = 64
-
-
-class CompileError(ValueError):
-    """A layer that the hardware cannot run, naming the layer and the limit."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -53,10 +50,16 @@ class CompileError(ValueError):
 
 class _Compiler:
     def __init__(
-        self, qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool = False
+        self,
+        qnet: QuantizedNetwork,
+        config: AccelConfig,
+        plan: DramPlan,
+        *,
+        keep_tensors: bool = False,
     ) -> None:
         self.keep_tensors = keep_tensors
         self.qnet = qnet
+        self.plan = plan
         self.net = qnet.network
         self.config = config
         rows, cols = config.array.rows, config.array.cols
@@ -94,152 +97,10 @@ class _Compiler:
         return addr
 
     def fail(self, node: str, message: str) -> CompileError:
-        return CompileError(f"layer {node!r} ({type(self.net.op(node)).__name__}): {message}")
+        return layer_error(self.net, node, message)
 
     def quant(self, name: str) -> TensorQuant:
         return self.qnet.tensors[name]
-
-    # -- tensors and DRAM ----------------------------------------------------------------------
-
-    def plan_tensors(self) -> None:
-        """Assign every tensor a root (views: Flatten of 1x1, Concat inputs) and a lifetime."""
-        net = self.net
-        self.root: dict[str, str] = {}
-        self.channel_offset: dict[str, int] = {}
-        order = net.order()
-        position = {name: i for i, name in enumerate(order)}
-        for name in order:
-            op = net.op(name)
-            self.root.setdefault(name, name)
-            self.channel_offset.setdefault(name, 0)
-            if isinstance(op, g.Concat):
-                offset = 0
-                for src in net.inputs(name):
-                    if isinstance(net.op(src), g.Input) or self.root[src] != src:
-                        raise self.fail(
-                            name, f"input {src!r} must be a computed layer used by one concat"
-                        )
-                    self.root[src] = name
-                    self.channel_offset[src] = offset
-                    offset += self._chw(src)[0]
-            if isinstance(op, g.Flatten):
-                _, h, w = self._chw(net.inputs(name)[0])
-                if h * w == 1:
-                    self.root[name] = self.root[net.inputs(name)[0]]
-        # Concat inputs are processed before the concat in topological order, but their root
-        # is only known once the concat is seen: resolve chains now.
-        for name in order:
-            root = self.root[name]
-            while self.root[root] != root:
-                root = self.root[root]
-            self.root[name] = root
-        self.first_use: dict[str, int] = {}
-        self.last_use: dict[str, int] = {}
-        for name in order:
-            root = self.root[name]
-            self.first_use[root] = min(self.first_use.get(root, position[name]), position[name])
-            uses = [position[c] for c in net.consumers(name)] or [len(order)]
-            if name in net.output_names or self.keep_tensors:
-                uses.append(len(order) + 1)
-            self.last_use[root] = max(self.last_use.get(root, 0), *uses)
-
-    def _chw(self, name: str) -> tuple[int, int, int]:
-        shape = self.net.shape(name)
-        return (shape[0], 1, 1) if len(shape) == 1 else tuple(shape)
-
-    def allocate_dram(self, base: int) -> int:
-        """Place every root tensor in DRAM, reusing the bytes of dead tensors (first fit)."""
-        net = self.net
-        roots = sorted({self.root[n] for n in net.order()}, key=lambda r: self.first_use[r])
-        live: list[tuple[int, int, str]] = []  # (addr, size, root)
-        dead: list[tuple[int, int, str]] = []
-        self.addr: dict[str, int] = {}
-        self.reuses: dict[str, list[str]] = {}
-        top = base
-        for root in roots:
-            now = self.first_use[root]
-            for entry in [e for e in live if self.last_use[e[2]] < now]:
-                live.remove(entry)
-                dead.append(entry)
-            c, h, w = self._chw(root)
-            size = ceil_div(c * h * w, CONST_ALIGN) * CONST_ALIGN
-            addr = self._first_fit(live, size, base)
-            if addr is None:
-                addr = max([top] + [a + s for a, s, _ in live])
-            top = max(top, addr + size)
-            live.append((addr, size, root))
-            self.addr[root] = addr
-            self.reuses[root] = [r for a, s, r in dead if a < addr + size and addr < a + s]
-        return top
-
-    @staticmethod
-    def _first_fit(live: list[tuple[int, int, str]], size: int, base: int) -> int | None:
-        cursor = base
-        for addr, used, _ in sorted(live):
-            if addr - cursor >= size:
-                return cursor
-            cursor = max(cursor, addr + used)
-        return None
-
-    def layout(self, name: str) -> TensorLayout:
-        root = self.root[name]
-        c, h, w = self._chw(name)
-        q = self.quant(name)
-        return TensorLayout(
-            name=name,
-            addr=self.addr[root],
-            height=h,
-            width=w,
-            channels=c,
-            pixel_stride=self._chw(root)[0],
-            channel_offset=self.channel_offset[name] if root != name else 0,
-            zero_point=q.zero_point,
-            scale=q.scale,
-        )
-
-    def dram_space(self, name: str) -> str:
-        return "dram:" + self.root.get(name, name)  # im2col copies are their own root
-
-    def dram_range(
-        self, layout: TensorLayout, addr: int, outer, outer_stride, inner, inner_stride, run
-    ) -> Range:
-        """The whole pixels (every channel) a strided access touches. Whole pixels keep the
-        channel slices of one tile (k tiles, concat inputs) on one identical range, so
-        tracking stays linear; precision within a pixel is not needed."""
-        lo = addr
-        hi = lo + (outer - 1) * outer_stride + (inner - 1) * inner_stride + run
-        base, stride = layout.addr, layout.pixel_stride
-        lo = base + (lo - base) // stride * stride
-        hi = base + ceil_div(hi - base, stride) * stride
-        return (self.dram_space(layout.name), lo, hi)
-
-    def dram_reads(self, layout: TensorLayout, load: Load) -> Range:
-        return self.dram_range(
-            layout,
-            load.dram_addr,
-            load.outer_count,
-            load.outer_stride,
-            load.inner_count,
-            load.inner_stride,
-            load.run_bytes,
-        )
-
-    def dram_writes(self, layout: TensorLayout, store: Store) -> list[Range]:
-        root = self.root.get(layout.name, layout.name)
-        ranges = [
-            self.dram_range(
-                layout,
-                store.dram_addr,
-                store.outer_count,
-                store.outer_stride,
-                store.inner_count,
-                store.inner_stride,
-                store.run_bytes,
-            )
-        ]
-        # Bytes reused from dead tensors: wait until their last readers are done.
-        ranges += [("dram:" + dead, 0, 1 << 40) for dead in self.reuses[root]]
-        return ranges
 
     # -- tiling ----------------------------------------------------------------------------------
 
@@ -309,7 +170,7 @@ class _Compiler:
                 inner_stride=step[1] * x.pixel_stride,
                 run_bytes=min(lanes, x.channels - c0),
             )
-            self.emit(load, reads=[self.dram_reads(x, load)], writes=[("in", *slot_range)])
+            self.emit(load, reads=[self.plan.dram_reads(x, load)], writes=[("in", *slot_range)])
         return ct_stride
 
     def next_in_slot(self, slots: int, slot_words: int) -> int:
@@ -371,7 +232,7 @@ class _Compiler:
             inner_stride=y.pixel_stride,
             run_bytes=min(lanes, y.channels - k0),
         )
-        self.emit(store, reads=[("out", *out_range)], writes=self.dram_writes(y, store))
+        self.emit(store, reads=[("out", *out_range)], writes=self.plan.dram_writes(y, store))
 
     def load_params(self, node: str, params: np.ndarray) -> list[int] | None:
         """Place (k_tiles, cols, 3) int32 parameters; resident ones are loaded now.
@@ -773,13 +634,13 @@ class _Compiler:
     def lower_layer(self, node: str) -> dict:
         net = self.net
         op = net.op(node)
-        y = self.layout(node)
+        y = self.plan.layout(node)
         srcs = net.inputs(node)
         if isinstance(op, g.Conv2d):
-            x = self.layout(srcs[0])
+            x = self.plan.layout(srcs[0])
             cq = self.layer_quant(node, ConvQuant)
             window = Window(op.kernel, op.stride, op.dilation, op.padding)
-            im = self.im2col_for.get(node)
+            im = self.plan.im2col.get(node)
             if im is not None:
                 w = cq.weight.transpose(0, 2, 3, 1).reshape(op.out_channels, -1, 1, 1)
                 mapping = self.lower_conv(node, im.target, y, w, Window(), 1, cq)
@@ -798,11 +659,11 @@ class _Compiler:
             src = srcs[0]
             if isinstance(net.op(src), g.Flatten):
                 src = net.inputs(src)[0]
-            c, h, w = self._chw(src)
+            c, h, w = chw(self.net, src)
             weight = cq.weight.reshape(op.out_features, c, h, w)
-            return self.lower_conv(node, self.layout(src), y, weight, Window((h, w)), 1, cq)
+            return self.lower_conv(node, self.plan.layout(src), y, weight, Window((h, w)), 1, cq)
         if isinstance(op, g.MaxPool2d | g.AvgPool2d | g.GlobalAvgPool):
-            x = self.layout(srcs[0])
+            x = self.plan.layout(srcs[0])
             if isinstance(op, g.GlobalAvgPool):
                 window = Window((x.height, x.width))
             else:
@@ -839,7 +700,7 @@ class _Compiler:
                 raise self.fail(
                     node, f"left_shift {aq.left_shift} (hardware: {numerics.ADD_LEFT_SHIFT})"
                 )
-            a, b = (self.layout(s) for s in srcs)
+            a, b = (self.plan.layout(s) for s in srcs)
             post = Post(
                 mode=PostMode.REQUANT,
                 out_zero_point=y.zero_point,
@@ -864,7 +725,7 @@ class _Compiler:
                     raise self.fail(node, f"input {src!r} is quantised differently from the output")
             return {"unit": "none (inputs written in place)"}
         if isinstance(op, g.Flatten):
-            c, h, w = self._chw(srcs[0])
+            c, h, w = chw(self.net, srcs[0])
             consumers = [net.op(u) for u in net.consumers(node)]
             if h * w > 1 and (
                 node in net.output_names or any(not isinstance(u, g.Linear) for u in consumers)
@@ -881,57 +742,9 @@ class _Compiler:
 
     # -- whole network ----------------------------------------------------------------------------
 
-    def plan_im2col(self) -> None:
-        """Convs reading a network input with few channels get a host-side im2col copy."""
-        self.im2col_for: dict[str, Im2col] = {}
-        for node in self.net.order():
-            op = self.net.op(node)
-            if not isinstance(op, g.Conv2d):
-                continue
-            src = self.net.inputs(node)[0]
-            if not isinstance(self.net.op(src), g.Input) or op.groups != 1:
-                continue
-            taps = op.kernel[0] * op.kernel[1]
-            if op.in_channels >= self.rows or taps == 1:
-                continue
-            _, p, q = self.net.shape(node)
-            self.im2col_for[node] = Im2col(
-                source=src,
-                target=TensorLayout(  # address assigned after DRAM allocation
-                    name=node + ".im2col",
-                    addr=0,
-                    height=p,
-                    width=q,
-                    channels=taps * op.in_channels,
-                    pixel_stride=taps * op.in_channels,
-                    zero_point=self.quant(src).zero_point,
-                    scale=self.quant(src).scale,
-                ),
-                kernel=op.kernel,
-                stride=op.stride,
-                dilation=op.dilation,
-                padding=op.padding,
-            )
-
     def run(self) -> Program:
         net = self.net
-        for node in net.order():
-            if isinstance(net.op(node), g.Activation):
-                raise self.fail(
-                    node,
-                    "a standalone activation must be fused into its producer "
-                    "(Conv2d, Linear or Add): use accel.graph.fuse_activations",
-                )
-        self.plan_tensors()
-        self.plan_im2col()
-        # Constants are appended while lowering; lay out activations after a generous gap
-        # computed from the weights and parameters (each padded to CONST_ALIGN).
-        const_bound = self.constant_bound()
-        top = self.allocate_dram(const_bound)
-        for node, im in list(self.im2col_for.items()):
-            size = im.target.height * im.target.width * im.target.channels
-            self.im2col_for[node] = replace(im, target=replace(im.target, addr=top))
-            top += ceil_div(size, CONST_ALIGN) * CONST_ALIGN
+        plan = self.plan
         for index, node in enumerate(n for n in net.order() if not isinstance(net.op(n), g.Input)):
             self.layer_index = index
             mapping = self.lower_layer(node)
@@ -947,13 +760,13 @@ class _Compiler:
                     mapping=mapping,
                 )
             )
-        if len(self.constants) > const_bound:
+        if len(self.constants) > plan.const_bound:
             raise AssertionError("constants overflowed their DRAM region")
         streams = synchronise(self.ops)
         for stream in streams.values():
             for instr in stream:
                 isa.encode(instr)  # every field fits its encoding
-        constants = np.zeros(const_bound, dtype=np.uint8)
+        constants = np.zeros(plan.const_bound, dtype=np.uint8)
         constants[: len(self.constants)] = np.frombuffer(bytes(self.constants), dtype=np.uint8)
         kept = net.output_names
         if self.keep_tensors:
@@ -964,41 +777,13 @@ class _Compiler:
             network=net.name,
             streams=streams,
             layers=self.layers,
-            inputs={n: self.layout(n) for n in net.input_names},
-            outputs={n: self.layout(n) for n in kept},
+            inputs={n: self.plan.layout(n) for n in net.input_names},
+            outputs={n: self.plan.layout(n) for n in kept},
             output_shapes={n: tuple(net.shape(n)) for n in kept},
-            im2col=list(self.im2col_for.values()),
+            im2col=list(plan.im2col.values()),
             constants=constants,
-            dram_bytes=top,
+            dram_bytes=plan.dram_bytes,
         )
-
-    def constant_bound(self) -> int:
-        """An upper bound of the constants' size: packed weight tiles plus parameters."""
-        rows, cols = self.rows, self.cols
-        total = 0
-        for node in self.net.order():
-            op = self.net.op(node)
-            k = c = taps = 0
-            if isinstance(op, g.Conv2d):
-                k, c, taps = op.out_channels, op.in_channels, op.kernel[0] * op.kernel[1]
-                if node in self.im2col_for:
-                    c, taps = c * taps, 1
-            elif isinstance(op, g.Linear):
-                src = self.net.inputs(node)[0]
-                if isinstance(self.net.op(src), g.Flatten):
-                    src = self.net.inputs(src)[0]
-                c, h, w = self._chw(src)
-                k, taps = op.out_features, h * w
-            elif isinstance(op, g.AvgPool2d | g.GlobalAvgPool | g.Add):
-                total += ceil_div(self.config.param_word_bytes, CONST_ALIGN) * CONST_ALIGN
-                continue
-            else:
-                continue
-            n_kt, n_ct = ceil_div(k, cols), ceil_div(c, rows)
-            weights = n_kt * n_ct * taps * rows * cols
-            total += ceil_div(weights, CONST_ALIGN) * CONST_ALIGN + CONST_ALIGN
-            total += ceil_div(n_kt * self.config.param_word_bytes, CONST_ALIGN) * CONST_ALIGN
-        return total
 
 
 def compile(qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool = False) -> Program:
@@ -1019,4 +804,14 @@ def compile(qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool =
             f"compile() takes a QuantizedNetwork (quantise a float network with "
             f"accel.ptq.quantize first), not {type(qnet).__name__}"
         )
-    return _Compiler(qnet, config, keep_tensors=keep_tensors).run()
+    net = qnet.network
+    for node in net.order():
+        if isinstance(net.op(node), g.Activation):
+            raise layer_error(
+                net,
+                node,
+                "a standalone activation must be fused into its producer "
+                "(Conv2d, Linear or Add): use accel.graph.fuse_activations",
+            )
+    plan = plan_dram(qnet, config, keep_tensors=keep_tensors)
+    return _Compiler(qnet, config, plan, keep_tensors=keep_tensors).run()
