@@ -48,6 +48,26 @@ ceil_div = timing.ceil_div
 # ---------------------------------------------------------------------------------------------
 
 
+class Ring:
+    """Slots of one buffer region, used in turn.
+
+    The counter runs across layers, so a layer's first buffers are the ones the previous
+    layer used least recently and its loads can overlap the previous layer's compute. The
+    number of slots may change from one layer to the next.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity  # words (rows for the accumulator buffer)
+        self.count = 0
+
+    def next(self, slots: int = 2, slot_size: int | None = None) -> int:
+        """Base of the next of ``slots`` slots of ``slot_size`` (default: an even split)."""
+        size = self.capacity // slots if slot_size is None else slot_size
+        base = (self.count % slots) * size
+        self.count += 1
+        return base
+
+
 class _Compiler:
     def __init__(
         self,
@@ -74,13 +94,12 @@ class _Compiler:
         self.constants = bytearray()
         self.layers: list[LayerInfo] = []
         self.layer_index = 0
-        self.acc_slot = 0
-        self.out_slot = 0
-        # Ring counters run across layers, so a layer's first buffers are the ones the previous
-        # layer used least recently and its loads can overlap the previous layer's compute.
-        self.w_ring = 0
-        self.p_ring = 0
-        self.in_ring = 0
+        self.in_ring = Ring(self.in_words)  # halves, or the whole buffer
+        self.w_ring = Ring(self.w_words)  # halves
+        self.p_ring = Ring(self.p_words)  # halves (resident) or two words (streamed)
+        self.acc_ring = Ring(self.acc_rows)  # up to four slots of the layer's tile
+        self.out_ring = Ring(self.out_words)  # likewise
+        self.param_addr = 0  # DRAM address of the layer's parameters
         self.pending_param_load: tuple[Load, int, int] | None = None
         self.tile_pixels = 1  # output tile of the layer being lowered (sizes the rings)
 
@@ -175,25 +194,20 @@ class _Compiler:
 
     def next_in_slot(self, slots: int, slot_words: int) -> int:
         """Base word of the next input-buffer slot (a ring of two halves, or the whole)."""
-        base = (self.in_ring % slots) * slot_words
-        self.in_ring += 1
-        return base
+        return self.in_ring.next(slots, slot_words)
 
     def next_acc_slot(self, rows_needed: int) -> tuple[int, tuple[int, int]]:
-        base = self._ring_slot("acc_slot", self.acc_rows, rows_needed)
+        base = self.acc_ring.next(self._tile_slots(self.acc_ring))
         return base, (base, base + rows_needed)
 
     def next_out_slot(self, words: int) -> tuple[int, tuple[int, int]]:
-        base = self._ring_slot("out_slot", self.out_words, words)
+        base = self.out_ring.next(self._tile_slots(self.out_ring))
         return base, (base, base + words)
 
-    def _ring_slot(self, counter: str, capacity: int, size: int) -> int:
-        """Next slot of a ring over ``capacity`` words with up to four slots of the layer's
-        tile size: more than two slots let compute run ahead while POST and STORE drain."""
-        slots = max(2, min(4, capacity // max(self.tile_pixels, 1)))
-        index = getattr(self, counter)
-        setattr(self, counter, index + 1)
-        return (index % slots) * (capacity // slots)
+    def _tile_slots(self, ring: Ring) -> int:
+        """Up to four slots of the layer's tile size: more than two slots let compute run
+        ahead while POST and STORE drain."""
+        return max(2, min(4, ring.capacity // max(self.tile_pixels, 1)))
 
     def post_and_store(
         self,
@@ -245,8 +259,7 @@ class _Compiler:
         self.param_addr = addr
         half = self.p_words // 2
         if words <= half:
-            base = (self.p_ring % 2) * half
-            self.p_ring += 1
+            base = self.p_ring.next(2)
             load = Load(
                 buffer=Buffer.PARAM,
                 dram_addr=addr,
@@ -262,8 +275,7 @@ class _Compiler:
         return None
 
     def stream_param(self, kt: int) -> int:
-        word = self.p_ring % 2
-        self.p_ring += 1
+        word = self.p_ring.next(2, 1)
         size = self.config.param_word_bytes
         load = Load(
             buffer=Buffer.PARAM,
@@ -327,8 +339,7 @@ class _Compiler:
         total_words = int(kt_offsets[-1])
         half = self.w_words // 2
         if total_words <= half:
-            resident_base = (self.w_ring % 2) * half
-            self.w_ring += 1
+            resident_base = self.w_ring.next(2)
         elif total_words <= self.w_words:
             resident_base = 0
         else:
@@ -433,8 +444,7 @@ class _Compiler:
                         load_resident(kt)
                         w_base = resident_base + offset
                     else:
-                        w_base = (self.w_ring % 2) * half
-                        self.w_ring += 1
+                        w_base = self.w_ring.next(2)
                         # Rows r0..r1 of every channel tile in the chunk; contiguous when the
                         # chunk holds whole kernels (row_chunk == r) or one channel tile.
                         load = Load(
