@@ -18,6 +18,8 @@ Range = tuple[str, int, int]  # (space, lo, hi): words of a buffer or bytes of a
 
 @dataclass
 class Op:
+    """One instruction in program order and the ranges it reads and writes."""
+
     instr: Instruction
     reads: list[Range]
     writes: list[Range]
