@@ -8,6 +8,9 @@ from accel import graph as g
 class CompileError(ValueError):
     """A layer that the hardware cannot run, naming the layer and the limit."""
 
+    # Its public name, as tracebacks and pickles give it (accel.compiler re-exports it).
+    __module__ = "accel.compiler"
+
 
 def layer_error(net: g.Network, node: str, message: str) -> CompileError:
     """``CompileError`` for ``node``: ``layer 'name' (OpType): message``."""
