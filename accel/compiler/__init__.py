@@ -1,0 +1,98 @@
+"""Map a quantised network onto the accelerator: tiling, buffers, DRAM layout, instructions.
+
+``compile(network, config) -> Program``, in this pipeline (each module imports only the
+ones above it):
+
+- :mod:`~accel.compiler.errors`: :class:`CompileError`, a layer the hardware cannot run,
+  naming the layer and the limit.
+- :mod:`~accel.compiler.ops`: the abstract instruction (an instruction with the buffer words
+  and DRAM bytes it reads and writes) that lowering produces and synchronisation consumes.
+- :mod:`~accel.compiler.plan`: **DRAM planning**, once, before lowering: every tensor's root
+  (concat inputs and 1x1 flattens are views), lifetime and address (first-fit reuse of dead
+  tensors' bytes), the host-side im2col copies, and the bound of the constants' region.
+- :mod:`~accel.compiler.tiling`: **tiling**, a pure cost model per layer: the largest output
+  tile whose input tile, accumulators and outputs fit the buffers with double buffering,
+  preferring whole output rows. Everything fits by construction: a layer that cannot be
+  placed is rejected, naming the layer and the buffer it exceeds.
+- :mod:`~accel.compiler.emit`: the state of lowering (program order, constants, buffer rings
+  that continue across layers) and the steps all layer kinds share (input loads, POST and
+  STORE, parameters resident or streamed).
+- :mod:`~accel.compiler.lower_conv`: **lowering** of convolutions (all kinds, and fully
+  connected layers) onto the systolic array; weights stay resident when they fit, otherwise
+  they stream through a two-slot ring.
+- :mod:`~accel.compiler.lower_vector`: lowering of pooling and residual adds onto the vector
+  unit (``docs/architecture.md``).
+- :mod:`~accel.compiler.lower`: the per-layer dispatch over the whole network, in one
+  sequential *program order* (for each output tile: load the input tile; for each
+  output-channel tile: load weights/parameters if they are not resident, compute,
+  post-process, store).
+- :mod:`~accel.compiler.sync`: **synchronisation**. Engines run their streams in order and
+  concurrently; for every instruction the compiler finds the latest instruction of every
+  other engine it conflicts with (read-after-write, write-after-read, write-after-write on
+  the same buffer words or DRAM bytes) and turns that into one semaphore wait/signal pair.
+  The parallel execution is therefore equivalent to the sequential program order, and free
+  of deadlock.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accel import isa
+from accel.compiler.errors import CompileError
+from accel.compiler.lower import check_activations_fused, lower_network
+from accel.compiler.plan import plan_dram
+from accel.compiler.sync import synchronise
+from accel.config import AccelConfig
+from accel.program import Program
+from accel.quantized import QuantizedNetwork
+
+__all__ = ["CompileError", "compile"]
+
+
+def compile(qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool = False) -> Program:
+    """Compile a quantised network for ``config``.
+
+    ``qnet`` comes from :func:`accel.ptq.quantize` (or a quantised ONNX model). Raises
+    :class:`CompileError` naming the layer and the limit when a layer cannot run on this
+    configuration, and ``TypeError`` for anything but a
+    :class:`~accel.quantized.QuantizedNetwork`.
+
+    ``keep_tensors=True`` (for layer-by-layer verification) gives every layer's output its
+    own DRAM bytes for the whole run and lists it in :attr:`Program.outputs`, so the final
+    DRAM holds every intermediate result; the schedule may differ slightly from the default,
+    which reuses the bytes of dead tensors.
+    """
+    if not isinstance(qnet, QuantizedNetwork):
+        raise TypeError(
+            f"compile() takes a QuantizedNetwork (quantise a float network with "
+            f"accel.ptq.quantize first), not {type(qnet).__name__}"
+        )
+    net = qnet.network
+    check_activations_fused(net)
+    plan = plan_dram(qnet, config, keep_tensors=keep_tensors)
+    lowered = lower_network(qnet, config, plan)
+    if len(lowered.constants) > plan.const_bound:
+        raise AssertionError("constants overflowed their DRAM region")
+    streams = synchronise(lowered.ops)
+    for stream in streams.values():
+        for instr in stream:
+            isa.encode(instr)  # every field fits its encoding
+    constants = np.zeros(plan.const_bound, dtype=np.uint8)
+    constants[: len(lowered.constants)] = np.frombuffer(lowered.constants, dtype=np.uint8)
+    kept = net.output_names
+    if keep_tensors:
+        kept = [layer.name for layer in lowered.layers if layer.kind != "Flatten"]
+        kept += [n for n in net.output_names if n not in kept]
+    return Program(
+        config=config,
+        network=net.name,
+        streams=streams,
+        layers=lowered.layers,
+        inputs={n: plan.layout(n) for n in net.input_names},
+        outputs={n: plan.layout(n) for n in kept},
+        output_shapes={n: tuple(net.shape(n)) for n in kept},
+        im2col=list(plan.im2col.values()),
+        constants=constants,
+        dram_bytes=plan.dram_bytes,
+    )

@@ -1,0 +1,266 @@
+"""The emitter: the compiler's state while lowering, and the steps every layer kind shares.
+
+An :class:`Emitter` holds everything lowering changes as it goes, all created in its
+``__init__``: the abstract instructions in program order (:class:`~accel.compiler.ops.Op`),
+the constants (weights and parameters) appended for DRAM, and the buffer rings. Its methods
+are what conv and vector-unit lowering share: input loads, POST + STORE of one result,
+parameter loads, and the tiling of a layer (:func:`~accel.compiler.tiling.choose_tiling`
+with this configuration's buffers, its errors naming the layer). DRAM addresses come from
+the :class:`~accel.compiler.plan.DramPlan`, fixed before lowering starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from accel import isa
+from accel.compiler.errors import CompileError, layer_error
+from accel.compiler.ops import Op, Range
+from accel.compiler.plan import CONST_ALIGN, DramPlan
+from accel.compiler.tiling import Hardware, Tiling, TilingError, Window, choose_tiling
+from accel.config import AccelConfig
+from accel.isa import Buffer, Instruction, Load, Post, Store
+from accel.program import TensorLayout
+from accel.quantized import QuantizedNetwork, TensorQuant
+from accel.timing import ceil_div
+
+
+class Ring:
+    """Slots of one buffer region, used in turn.
+
+    The counter runs across layers, so a layer's first buffers are the ones the previous
+    layer used least recently and its loads can overlap the previous layer's compute. The
+    number of slots may change from one layer to the next.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity  # words (rows for the accumulator buffer)
+        self.count = 0
+
+    def next(self, slots: int = 2, slot_size: int | None = None) -> int:
+        """Base of the next of ``slots`` slots of ``slot_size`` (default: an even split)."""
+        size = self.capacity // slots if slot_size is None else slot_size
+        base = (self.count % slots) * size
+        self.count += 1
+        return base
+
+
+@dataclass(frozen=True)
+class Params:
+    """One layer's parameter words (bias, multiplier, shift per output channel) in DRAM."""
+
+    addr: int  # DRAM byte address of k tile 0's word
+    resident: tuple[int, ...] | None  # parameter-buffer word of every k tile, if resident
+
+
+class Emitter:
+    """Program order, constants and rings of one compilation."""
+
+    def __init__(self, qnet: QuantizedNetwork, config: AccelConfig, plan: DramPlan) -> None:
+        self.qnet = qnet
+        self.net = qnet.network
+        self.config = config
+        self.plan = plan
+        self.hardware = Hardware.of(config)
+        self.rows, self.cols = config.array.rows, config.array.cols
+        self.ops: list[Op] = []
+        self.constants = bytearray()
+        self.layer_index = 0  # stamped on every instruction
+        self.in_ring = Ring(config.input_words)  # halves, or the whole buffer
+        self.w_ring = Ring(config.weight_words)  # halves
+        self.p_ring = Ring(config.param_words)  # halves (resident) or two words (streamed)
+        self.acc_ring = Ring(config.acc_rows)  # up to four slots of the layer's tile
+        self.out_ring = Ring(config.output_words)  # likewise
+        self.tile_pixels = 1  # output tile of the layer being lowered (sizes the rings)
+        # The resident parameters' load, emitted before the layer's first POST.
+        self.pending_param_load: tuple[Load, int, int] | None = None
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def emit(self, instr: Instruction, reads=(), writes=()) -> None:
+        instr = isa.with_fields(instr, layer=self.layer_index)
+        self.ops.append(Op(instr, list(reads), list(writes)))
+
+    def add_constant(self, data: bytes) -> int:
+        addr = len(self.constants)
+        self.constants += data
+        self.constants += bytes(-len(self.constants) % CONST_ALIGN)
+        return addr
+
+    def fail(self, node: str, message: str) -> CompileError:
+        return layer_error(self.net, node, message)
+
+    def quant(self, name: str) -> TensorQuant:
+        return self.qnet.tensors[name]
+
+    def choose_tiling(
+        self,
+        node: str,
+        out_hw: tuple[int, int],
+        window: Window,
+        c_tiles: int,
+        k_tiles: int,
+        passes: int,
+        *,
+        streamed_words: int = 0,
+        vector: bool = False,
+    ) -> Tiling:
+        """:func:`~accel.compiler.tiling.choose_tiling` on this configuration, for ``node``."""
+        try:
+            return choose_tiling(
+                self.hardware,
+                out_hw,
+                window,
+                c_tiles,
+                k_tiles,
+                passes,
+                streamed_words=streamed_words,
+                vector=vector,
+            )
+        except TilingError as err:
+            raise self.fail(node, str(err)) from None
+
+    # -- rings ---------------------------------------------------------------------------------
+
+    def next_in_slot(self, slots: int, slot_words: int) -> int:
+        """Base word of the next input-buffer slot (a ring of two halves, or the whole)."""
+        return self.in_ring.next(slots, slot_words)
+
+    def next_acc_slot(self) -> int:
+        """Base row of the next accumulator slot for one tile of the layer."""
+        return self.acc_ring.next(self._tile_slots(self.acc_ring))
+
+    def next_out_slot(self) -> int:
+        """Base word of the next output-buffer slot for one tile of the layer."""
+        return self.out_ring.next(self._tile_slots(self.out_ring))
+
+    def _tile_slots(self, ring: Ring) -> int:
+        """Up to four slots of the layer's tile size: more than two slots let compute run
+        ahead while POST and STORE drain."""
+        return max(2, min(4, ring.capacity // max(self.tile_pixels, 1)))
+
+    # -- steps shared by all layer kinds --------------------------------------------------------
+
+    def load_input_tile(
+        self,
+        x: TensorLayout,
+        origin: tuple[int, int],
+        extent: tuple[int, int],
+        slot_base: int,
+        c_tiles: range,
+        lanes: int,
+        slot_range: tuple[int, int],
+        step: tuple[int, int] = (1, 1),
+    ) -> int:
+        """Load channel tiles ``c_tiles`` of an input window; returns the channel-tile stride.
+
+        With ``step`` > 1 only every step-th row/column of ``x`` is loaded (coordinates are
+        then in the subsampled image): a strided 1x1 convolution reads only what it uses.
+        """
+        (h0, w0), (ih, iw) = origin, extent
+        sub_h, sub_w = ceil_div(x.height, step[0]), ceil_div(x.width, step[1])
+        ct_stride = ih * iw
+        h_lo, h_hi = max(h0, 0), min(h0 + ih, sub_h)
+        w_lo, w_hi = max(w0, 0), min(w0 + iw, sub_w)
+        if h_lo >= h_hi or w_lo >= w_hi:
+            return ct_stride  # the window lies entirely in padding
+        for i, ct in enumerate(c_tiles):
+            c0 = ct * lanes
+            pixel = h_lo * step[0] * x.width + w_lo * step[1]
+            load = Load(
+                buffer=Buffer.INPUT,
+                dram_addr=x.addr + x.channel_offset + pixel * x.pixel_stride + c0,
+                sram_addr=slot_base + i * ct_stride + (h_lo - h0) * iw + (w_lo - w0),
+                outer_count=h_hi - h_lo,
+                outer_stride=step[0] * x.width * x.pixel_stride,
+                sram_outer_stride=iw,
+                inner_count=w_hi - w_lo,
+                inner_stride=step[1] * x.pixel_stride,
+                run_bytes=min(lanes, x.channels - c0),
+            )
+            self.emit(load, reads=[self.plan.dram_reads(x, load)], writes=[("in", *slot_range)])
+        return ct_stride
+
+    def post_and_store(
+        self,
+        acc_base: int,
+        param_word: int | None,
+        post: Post,
+        y: TensorLayout,
+        out_tile: tuple[int, int, int, int],
+        k0: int,
+        lanes: int,
+    ) -> None:
+        """POST the tile's accumulators at ``acc_base`` into the output ring, then STORE
+        channels ``k0 .. k0 + lanes`` of output tile ``out_tile`` of ``y``."""
+        p0, q0, th, tw = out_tile
+        count = th * tw
+        if self.pending_param_load is not None:
+            load, lo, hi = self.pending_param_load
+            self.emit(load, writes=[("p", lo, hi)])
+            self.pending_param_load = None
+        out_base = self.next_out_slot()
+        out_range = (out_base, out_base + count)
+        reads: list[Range] = [("acc", acc_base, acc_base + count)]
+        if param_word is not None:
+            reads.append(("p", param_word, param_word + 1))
+        self.emit(
+            replace(
+                post, acc_base=acc_base, count=count, out_base=out_base, param_base=param_word or 0
+            ),
+            reads=reads,
+            writes=[("out", *out_range)],
+        )
+        store = Store(
+            out_base=out_base,
+            dram_addr=y.addr + y.channel_offset + (p0 * y.width + q0) * y.pixel_stride + k0,
+            outer_count=th,
+            outer_stride=y.width * y.pixel_stride,
+            inner_count=tw,
+            inner_stride=y.pixel_stride,
+            run_bytes=min(lanes, y.channels - k0),
+        )
+        self.emit(store, reads=[("out", *out_range)], writes=self.plan.dram_writes(y, store))
+
+    def load_params(self, params: np.ndarray) -> Params:
+        """Place (k_tiles, cols, 3) int32 parameters; resident ones are loaded now.
+
+        Returns the parameter word of every k tile when resident (they fit half the
+        parameter buffer), ``None`` words when they stream (then :meth:`param_word` loads
+        each before use).
+        """
+        words = params.shape[0]
+        addr = self.add_constant(params.astype("<i4").tobytes())
+        if words > self.p_ring.capacity // 2:
+            return Params(addr, None)
+        base = self.p_ring.next(2)
+        load = Load(
+            buffer=Buffer.PARAM,
+            dram_addr=addr,
+            sram_addr=base,
+            inner_count=words,
+            inner_stride=self.config.param_word_bytes,
+            run_bytes=self.config.param_word_bytes,
+        )
+        # Emitted before the layer's first POST (see post_and_store), not ahead of its
+        # first input and weights.
+        self.pending_param_load = (load, base, base + words)
+        return Params(addr, tuple(base + k for k in range(words)))
+
+    def param_word(self, params: Params, kt: int) -> int:
+        """The parameter word of k tile ``kt``; a streamed one is loaded now, into the next
+        of two one-word slots."""
+        if params.resident is not None:
+            return params.resident[kt]
+        word = self.p_ring.next(2, 1)
+        size = self.config.param_word_bytes
+        load = Load(
+            buffer=Buffer.PARAM,
+            dram_addr=params.addr + kt * size,
+            sram_addr=word,
+            run_bytes=size,
+        )
+        self.emit(load, writes=[("p", word, word + 1)])
+        return word

@@ -1,0 +1,183 @@
+"""Lowering of a whole network: each layer, in topological order, to abstract instructions.
+
+``lower_network(qnet, config, plan) -> Lowered``: every layer becomes a sequence of abstract
+instructions in one sequential *program order*, each recording the buffer word ranges and
+DRAM byte ranges it reads and writes. Convolutions (all kinds, and fully connected layers as
+convolutions) run on the systolic array (:mod:`~accel.compiler.lower_conv`); pooling and
+residual adds run on the vector unit (:mod:`~accel.compiler.lower_vector`); a concat costs
+nothing (its inputs were stored into it) and a flatten is a view. :func:`lower_layer` is
+the dispatch by layer kind, and where a layer the hardware cannot run is rejected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from accel import graph as g
+from accel import numerics
+from accel.compiler.emit import Emitter
+from accel.compiler.errors import layer_error
+from accel.compiler.lower_conv import lower_conv
+from accel.compiler.lower_vector import lower_vector
+from accel.compiler.ops import Op
+from accel.compiler.plan import DramPlan, chw
+from accel.compiler.tiling import Window
+from accel.config import AccelConfig
+from accel.isa import ComputeMode, Post, PostMode
+from accel.program import LayerInfo
+from accel.quantized import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """A network in program order, before synchronisation."""
+
+    ops: list[Op]
+    constants: bytes  # weights and parameters, from DRAM address 0
+    layers: list[LayerInfo]
+
+
+def check_activations_fused(net: g.Network) -> None:
+    """Reject a standalone activation: the hardware applies it in its producer's POST."""
+    for node in net.order():
+        if isinstance(net.op(node), g.Activation):
+            raise layer_error(
+                net,
+                node,
+                "a standalone activation must be fused into its producer "
+                "(Conv2d, Linear or Add): use accel.graph.fuse_activations",
+            )
+
+
+def lower_network(qnet: QuantizedNetwork, config: AccelConfig, plan: DramPlan) -> Lowered:
+    """Every layer but the inputs, in topological order, with its :class:`LayerInfo`."""
+    net = qnet.network
+    em = Emitter(qnet, config, plan)
+    layers: list[LayerInfo] = []
+    for index, node in enumerate(n for n in net.order() if not isinstance(net.op(n), g.Input)):
+        em.layer_index = index
+        mapping = lower_layer(em, node)
+        srcs = net.inputs(node)
+        layers.append(
+            LayerInfo(
+                index=index,
+                name=node,
+                kind=type(net.op(node)).__name__,
+                in_shape=tuple(net.shape(srcs[0])) if srcs else (),
+                out_shape=tuple(net.shape(node)),
+                macs=net.macs(node),
+                mapping=mapping,
+            )
+        )
+    return Lowered(em.ops, bytes(em.constants), layers)
+
+
+def layer_quant(em: Emitter, node: str, cls: type):
+    lq = em.qnet.layers.get(node)
+    if not isinstance(lq, cls):
+        raise em.fail(node, f"missing {cls.__name__} quantisation parameters")
+    return lq
+
+
+def lower_layer(em: Emitter, node: str) -> dict:
+    """Lower one layer; returns its mapping (how it runs, for :class:`LayerInfo`)."""
+    net = em.net
+    op = net.op(node)
+    layout = em.plan.layout
+    y = layout(node)
+    srcs = net.inputs(node)
+    if isinstance(op, g.Conv2d):
+        x = layout(srcs[0])
+        cq = layer_quant(em, node, ConvQuant)
+        window = Window(op.kernel, op.stride, op.dilation, op.padding)
+        im = em.plan.im2col.get(node)
+        if im is not None:
+            w = cq.weight.transpose(0, 2, 3, 1).reshape(op.out_channels, -1, 1, 1)
+            mapping = lower_conv(em, node, im.target, y, w, Window(), 1, cq)
+            mapping["unit"] = "array (host im2col)"
+            return mapping
+        (sh, sw), (top, _, left, _) = op.stride, op.padding
+        if op.kernel == (1, 1) and op.stride != (1, 1) and top % sh == 0 and left % sw == 0:
+            # Strided 1x1 (ResNet downsample): load only the pixels it reads.
+            sub = Window(padding=(top // sh, 0, left // sw, 0))
+            mapping = lower_conv(em, node, x, y, cq.weight, sub, op.groups, cq, step=op.stride)
+            mapping["input"] = f"subsampled by {op.stride[0]}x{op.stride[1]} on load"
+            return mapping
+        return lower_conv(em, node, x, y, cq.weight, window, op.groups, cq)
+    if isinstance(op, g.Linear):
+        cq = layer_quant(em, node, ConvQuant)
+        src = srcs[0]
+        if isinstance(net.op(src), g.Flatten):
+            src = net.inputs(src)[0]
+        c, h, w = chw(net, src)
+        weight = cq.weight.reshape(op.out_features, c, h, w)
+        return lower_conv(em, node, layout(src), y, weight, Window((h, w)), 1, cq)
+    if isinstance(op, g.MaxPool2d | g.AvgPool2d | g.GlobalAvgPool):
+        x = layout(srcs[0])
+        if isinstance(op, g.GlobalAvgPool):
+            window = Window((x.height, x.width))
+        else:
+            window = Window(op.kernel, op.stride, (1, 1), op.padding)
+        if isinstance(op, g.MaxPool2d):
+            post = Post(mode=PostMode.PASS)
+            return lower_vector(
+                em, node, [x], y, window, ComputeMode.VMAX, post, None, {"pad_value": -128}
+            )
+        if isinstance(op, g.AvgPool2d):
+            if not op.count_include_pad and any(op.padding):
+                raise em.fail(node, "count_include_pad=False with padding is not supported")
+            if op.ceil_mode:
+                floor_out = g.conv_output_size(
+                    x.height, op.kernel[0], op.stride[0], op.padding[0] + op.padding[1], 1
+                )
+                if floor_out != y.height:
+                    raise em.fail(node, "ceil_mode windows past the padding not supported")
+        pq = layer_quant(em, node, PoolQuant)
+        post = Post(
+            mode=PostMode.REQUANT,
+            out_zero_point=y.zero_point,
+            act_min=pq.act_min,
+            act_max=pq.act_max,
+        )
+        params = np.array([0, pq.multiplier, pq.shift])
+        extra = {"pad_value": x.zero_point, "zero_point_a": x.zero_point}
+        return lower_vector(em, node, [x], y, window, ComputeMode.VSUM, post, params, extra)
+    if isinstance(op, g.Add):
+        if len(srcs) != 2:
+            raise em.fail(node, f"{len(srcs)} inputs (the vector unit adds two)")
+        aq = layer_quant(em, node, AddQuant)
+        if aq.left_shift != numerics.ADD_LEFT_SHIFT:
+            raise em.fail(node, f"left_shift {aq.left_shift} (hardware: {numerics.ADD_LEFT_SHIFT})")
+        a, b = (layout(s) for s in srcs)
+        post = Post(
+            mode=PostMode.REQUANT,
+            out_zero_point=y.zero_point,
+            act_min=aq.act_min,
+            act_max=aq.act_max,
+        )
+        params = np.array([0, aq.multiplier, aq.shift])
+        extra = {
+            "zero_point_a": a.zero_point,
+            "zero_point_b": b.zero_point,
+            "multiplier_a": aq.input_multipliers[0],
+            "shift_a": aq.input_shifts[0],
+            "multiplier_b": aq.input_multipliers[1],
+            "shift_b": aq.input_shifts[1],
+        }
+        return lower_vector(em, node, [a, b], y, Window(), ComputeMode.VADD, post, params, extra)
+    if isinstance(op, g.Concat):
+        for src in srcs:
+            if em.quant(src) != em.quant(node):
+                raise em.fail(node, f"input {src!r} is quantised differently from the output")
+        return {"unit": "none (inputs written in place)"}
+    if isinstance(op, g.Flatten):
+        c, h, w = chw(net, srcs[0])
+        consumers = [net.op(u) for u in net.consumers(node)]
+        if h * w > 1 and (
+            node in net.output_names or any(not isinstance(u, g.Linear) for u in consumers)
+        ):
+            raise em.fail(node, "flattening a HxW map is only supported in front of a Linear")
+        return {"unit": "none (view)"}
+    raise em.fail(node, f"{type(op).__name__} is not supported by the hardware")

@@ -1,0 +1,341 @@
+"""Lowering of a convolution onto the systolic array (every conv kind, and fully connected).
+
+``lower_conv(em, node, x, y, weight, window, groups, cq) -> mapping`` appends one layer's
+instructions to the :class:`~accel.compiler.emit.Emitter`, in program order: for each output
+tile, load the input tile; for each k tile (``cols`` output channels), load the weights if
+they are not resident, COMPUTE over the channel tiles the k tile reduces, then POST and
+STORE. Weights are packed into the constants in exactly the order the weight loader
+consumes them; they stay resident when they fit half the weight buffer (else the whole
+buffer), otherwise they stream through a two-slot ring in even reduction chunks. It returns
+the layer's mapping (the summary in :class:`~accel.program.LayerInfo`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from accel import isa, numerics
+from accel.compiler.emit import Emitter
+from accel.compiler.tiling import Tiling, Window
+from accel.isa import Buffer, Compute, ComputeMode, Load, Post, PostMode
+from accel.program import TensorLayout
+from accel.quantized import ConvQuant
+from accel.timing import ceil_div
+
+
+@dataclass(frozen=True)
+class ConvWeights:
+    """A conv's weight tiles in DRAM and their place in the weight buffer."""
+
+    addr: int  # DRAM byte address of the packed tiles (kt, ct, r, s, rows, cols)
+    kernel: tuple[int, int]  # r, s
+    ct_ranges: tuple[tuple[int, int], ...]  # per k tile: the channel tiles [lo, hi) it reduces
+    kt_words: tuple[int, ...]  # per k tile: its weight words
+    kt_offsets: tuple[int, ...]  # per k tile: its first word (and the total, last)
+    resident_base: int | None  # weight-buffer word of k tile 0; None: weights stream
+    per_chunk: int  # channel tiles per streamed reduction chunk
+    row_chunk: int  # kernel rows per streamed reduction chunk
+
+
+@dataclass(frozen=True)
+class InputTile:
+    """Channel tiles of one output tile's input window, as loaded in the input buffer."""
+
+    out_tile: tuple[int, int, int, int]  # (p0, q0, th, tw)
+    origin: tuple[int, int]  # input (row, column) of the window's top left; < 0 in padding
+    width: int  # words per window row
+    words: tuple[int, int]  # the input-buffer words [lo, hi) holding the channel tiles
+    first_ct: int  # the channel tile at words[0]
+    ct_stride: int  # words per channel tile
+
+
+def pack_weights(em: Emitter, node: str, weight: np.ndarray, groups: int) -> ConvWeights:
+    """Add the weights to the constants in load order and place them in the weight buffer."""
+    rows, cols = em.rows, em.cols
+    k, cg, r, s = weight.shape
+    c = cg * groups
+    kg = k // groups
+    n_ct, n_kt = ceil_div(c, rows), ceil_div(k, cols)
+
+    # Dense weights with zeros across groups, tiled (kt, ct, r, s, rows, cols).
+    dense = np.zeros((n_kt * cols, n_ct * rows, r, s), dtype=np.int8)
+    for grp in range(groups):
+        dense[grp * kg : (grp + 1) * kg, grp * cg : (grp + 1) * cg] = weight[
+            grp * kg : (grp + 1) * kg
+        ]
+    tiles = dense.reshape(n_kt, cols, n_ct, rows, r, s).transpose(0, 2, 4, 5, 3, 1)
+    ct_ranges = []
+    for kt in range(n_kt):
+        k_lo, k_hi = kt * cols, min(k, (kt + 1) * cols)
+        c_lo = (k_lo // kg) * cg
+        c_hi = ((k_hi - 1) // kg + 1) * cg
+        ct_ranges.append((c_lo // rows, ceil_div(c_hi, rows)))
+
+    # Weights in DRAM in consumption order: kt, ct, r, s.
+    blobs = [np.ascontiguousarray(tiles[kt, lo:hi]) for kt, (lo, hi) in enumerate(ct_ranges)]
+    w_addr = em.add_constant(b"".join(b.tobytes() for b in blobs))
+    tile_words = rows
+    kt_words = [(hi - lo) * r * s * tile_words for lo, hi in ct_ranges]
+    kt_offsets = list(itertools.accumulate(kt_words, initial=0))
+    total_words = kt_offsets[-1]
+    half = em.w_ring.capacity // 2
+    if total_words <= half:
+        resident_base = em.w_ring.next(2)
+    elif total_words <= em.w_ring.capacity:
+        resident_base = 0
+    else:
+        resident_base = None
+
+    # Reduction chunks (weights streamed): whole channel tiles, or kernel rows of one.
+    if resident_base is None:
+        if r * s * tile_words <= half:
+            per_chunk = max(1, half // (r * s * tile_words))
+            # Even chunks: an odd small chunk would compute faster than the next one loads.
+            widest = max(hi - lo for lo, hi in ct_ranges)
+            per_chunk = ceil_div(widest, ceil_div(widest, per_chunk))
+            row_chunk = r
+        elif s * tile_words <= half:
+            per_chunk = 1
+            row_chunk = half // (s * tile_words)
+        else:
+            raise em.fail(
+                node,
+                f"one kernel row of weight tiles ({s * tile_words * cols} bytes) exceeds half "
+                f"of buffers.weight_bytes = {em.config.buffers.weight_bytes}",
+            )
+    else:
+        per_chunk, row_chunk = n_ct, r
+    return ConvWeights(
+        addr=w_addr,
+        kernel=(r, s),
+        ct_ranges=tuple(ct_ranges),
+        kt_words=tuple(kt_words),
+        kt_offsets=tuple(kt_offsets),
+        resident_base=resident_base,
+        per_chunk=per_chunk,
+        row_chunk=row_chunk,
+    )
+
+
+class ConvPasses:
+    """Input loads and COMPUTE passes of one conv layer (after its tiling is chosen)."""
+
+    def __init__(
+        self,
+        em: Emitter,
+        x: TensorLayout,
+        window: Window,
+        step: tuple[int, int],
+        weights: ConvWeights,
+        tiling: Tiling,
+    ) -> None:
+        self.em = em
+        self.x = x
+        self.window = window
+        self.step = step
+        self.weights = weights
+        self.tiling = tiling
+        self.resident_loaded: set[int] = set()  # k tiles whose resident weights are loaded
+
+    def load_inputs(self, out_tile: tuple[int, int, int, int], cts: range) -> InputTile:
+        """Load channel tiles ``cts`` of the input window of ``out_tile`` into the next input
+        slot."""
+        em, window = self.em, self.window
+        p0, q0, th, tw = out_tile
+        (sh, sw), (top, _, left, _) = window.stride, window.padding
+        ih, iw = window.input_extent(th, tw)
+        origin = (p0 * sh - top, q0 * sw - left)
+        slot_base = em.next_in_slot(self.tiling.in_slots, self.tiling.in_slot_words)
+        words = (slot_base, slot_base + len(cts) * ih * iw)
+        ct_stride = em.load_input_tile(
+            self.x, origin, (ih, iw), slot_base, cts, em.rows, words, self.step
+        )
+        return InputTile(out_tile, origin, iw, words, cts.start, ct_stride)
+
+    def load_resident(self, kt: int) -> None:
+        """Resident weights load per k tile at first use, so compute starts as soon as
+        the first k tile is in (the DMA pipelines consecutive loads)."""
+        if kt in self.resident_loaded:
+            return
+        self.resident_loaded.add(kt)
+        wt = self.weights
+        base = wt.resident_base + wt.kt_offsets[kt]
+        load = Load(
+            buffer=Buffer.WEIGHT,
+            dram_addr=wt.addr + wt.kt_offsets[kt] * self.em.cols,
+            sram_addr=base,
+            inner_count=wt.kt_words[kt],
+            inner_stride=self.em.cols,
+            run_bytes=self.em.cols,
+        )
+        self.em.emit(load, writes=[("w", base, base + wt.kt_words[kt])])
+
+    def compute(
+        self, *, kt: int, cts: range, inputs: InputTile, acc_base: int, first: bool
+    ) -> None:
+        """COMPUTE instructions for channel tiles ``cts`` of k tile ``kt``, reading
+        ``inputs``; ``first``: the first of the k tile's passes (it overwrites the
+        accumulators, the others add to them)."""
+        em, x, window, step, wt = self.em, self.x, self.window, self.step, self.weights
+        r, s = wt.kernel
+        tile_words, cols = em.rows, em.cols
+        (sh, sw), dh = window.stride, window.dilation[0]
+        th, tw = inputs.out_tile[2], inputs.out_tile[3]
+        in_range = inputs.words
+        emitted = 0
+        for ct0 in range(cts.start, cts.stop, wt.per_chunk):
+            ct1 = min(cts.stop, ct0 + wt.per_chunk)
+            for r0 in range(0, r, wt.row_chunk):
+                r1 = min(r, r0 + wt.row_chunk)
+                words = (ct1 - ct0) * (r1 - r0) * s * tile_words
+                offset = (
+                    wt.kt_offsets[kt] + ((ct0 - wt.ct_ranges[kt][0]) * r * s + r0 * s) * tile_words
+                )
+                if wt.resident_base is not None:
+                    self.load_resident(kt)
+                    w_base = wt.resident_base + offset
+                else:
+                    w_base = em.w_ring.next(2)
+                    # Rows r0..r1 of every channel tile in the chunk; contiguous when the
+                    # chunk holds whole kernels (row_chunk == r) or one channel tile.
+                    load = Load(
+                        buffer=Buffer.WEIGHT,
+                        dram_addr=wt.addr + offset * cols,
+                        sram_addr=w_base,
+                        inner_count=words,
+                        inner_stride=cols,
+                        run_bytes=cols,
+                    )
+                    em.emit(load, writes=[("w", w_base, w_base + words)])
+                compute = Compute(
+                    mode=ComputeMode.ARRAY,
+                    accumulate=int(not (first and emitted == 0)),
+                    in_base=in_range[0]
+                    + (ct0 - inputs.first_ct) * inputs.ct_stride
+                    + r0 * dh * inputs.width,
+                    ct_count=ct1 - ct0,
+                    ct_stride=inputs.ct_stride,
+                    tile_w=inputs.width,
+                    out_h=th,
+                    out_w=tw,
+                    origin_h=inputs.origin[0] + r0 * dh,
+                    origin_w=inputs.origin[1],
+                    image_h=ceil_div(x.height, step[0]),
+                    image_w=ceil_div(x.width, step[1]),
+                    stride_h=sh,
+                    stride_w=sw,
+                    dil_h=window.dilation[0],
+                    dil_w=window.dilation[1],
+                    kernel_h=r1 - r0,
+                    kernel_w=s,
+                    w_base=w_base,
+                    acc_base=acc_base,
+                    pad_value=x.zero_point,
+                )
+                em.emit(
+                    compute,
+                    reads=[("in", *in_range), ("w", w_base, w_base + words)],
+                    writes=[("acc", acc_base, acc_base + th * tw)],
+                )
+                emitted += 1
+
+
+def lower_conv(
+    em: Emitter,
+    node: str,
+    x: TensorLayout,
+    y: TensorLayout,
+    weight: np.ndarray,
+    window: Window,
+    groups: int,
+    cq: ConvQuant,
+    step: tuple[int, int] = (1, 1),
+) -> dict:
+    """Lower one convolution of ``x`` into ``y``; ``step`` > 1 loads only every step-th
+    input row/column (``window`` is then in the subsampled image)."""
+    rows, cols = em.rows, em.cols
+    k, cg, r, s = weight.shape
+    c = cg * groups
+    if c != x.channels:
+        raise em.fail(node, f"weight has {c} input channels, input tensor {x.channels}")
+    for attr, value, limit in [
+        ("stride", max(window.stride), isa.field_max(Compute, "stride_h")),
+        ("dilation", max(window.dilation), isa.field_max(Compute, "dil_h")),
+        ("kernel", max(window.kernel), isa.field_max(Compute, "kernel_h")),
+    ]:
+        if value > limit:
+            raise em.fail(node, f"{attr} {value} exceeds the hardware limit {limit}")
+    if 128 * 128 * cg * r * s >= 2**31:
+        raise em.fail(node, f"reduction C/groups*R*S = {cg * r * s} may overflow int32")
+    n_ct, n_kt = ceil_div(c, rows), ceil_div(k, cols)
+    weights = pack_weights(em, node, weight, groups)
+    ct_ranges = weights.ct_ranges
+
+    # Parameters: folded bias, multiplier, shift per output channel.
+    bias = numerics.fold_zero_point_into_bias(weight, cq.bias, x.zero_point)
+    params = np.zeros((n_kt * cols, 3), dtype=np.int64)
+    params[:, 1] = 2**30  # lanes past K: any valid multiplier, never stored
+    params[:k, 0] = bias
+    params[:k, 1] = cq.multiplier
+    params[:k, 2] = cq.shift
+    layer_params = em.load_params(params.reshape(n_kt, cols, 3))
+
+    passes = sum(hi - lo for lo, hi in ct_ranges) * r * s // n_kt
+    streamed = 0 if weights.resident_base is not None else weights.kt_offsets[-1]
+    out_hw = (y.height, y.width)
+    tiling = em.choose_tiling(node, out_hw, window, n_ct, n_kt, passes, streamed_words=streamed)
+    if tiling.channel_chunk < n_ct and groups != 1:
+        # Grouped: each k tile reads only its groups' channel tiles; load those per k tile.
+        widest = max(hi - lo for lo, hi in ct_ranges)
+        tiling = em.choose_tiling(
+            node, out_hw, window, widest, n_kt, passes, streamed_words=streamed
+        )
+        tiling = replace(tiling, channel_chunk=min(tiling.channel_chunk, widest))
+        if tiling.channel_chunk < widest:
+            raise em.fail(
+                node,
+                "the channel tiles of one group's input window do not fit half of "
+                f"buffers.input_bytes = {em.config.buffers.input_bytes}",
+            )
+    em.tile_pixels = tiling.tile_h * tiling.tile_w
+    post = Post(
+        mode=PostMode.REQUANT,
+        out_zero_point=y.zero_point,
+        act_min=cq.act_min,
+        act_max=cq.act_max,
+    )
+    out_tiles = tiling.output_tiles(y.height, y.width)
+    conv = ConvPasses(em, x, window, step, weights, tiling)
+    for tile in out_tiles:
+        if tiling.channel_chunk >= n_ct:
+            inputs = conv.load_inputs(tile, range(n_ct))
+            for kt in range(n_kt):
+                acc_base = em.next_acc_slot()
+                lo, hi = ct_ranges[kt]
+                conv.compute(kt=kt, cts=range(lo, hi), inputs=inputs, acc_base=acc_base, first=True)
+                pw = em.param_word(layer_params, kt)
+                em.post_and_store(acc_base, pw, post, y, tile, kt * cols, cols)
+        else:
+            for kt in range(n_kt):
+                acc_base = em.next_acc_slot()
+                lo, hi = ct_ranges[kt]
+                for chunk_lo in range(lo, hi, tiling.channel_chunk):
+                    chunk = range(chunk_lo, min(hi, chunk_lo + tiling.channel_chunk))
+                    inputs = conv.load_inputs(tile, chunk)
+                    conv.compute(
+                        kt=kt, cts=chunk, inputs=inputs, acc_base=acc_base, first=chunk_lo == lo
+                    )
+                pw = em.param_word(layer_params, kt)
+                em.post_and_store(acc_base, pw, post, y, tile, kt * cols, cols)
+    return {
+        "unit": "array",
+        "tile": [tiling.tile_h, tiling.tile_w],
+        "tiles": len(out_tiles),
+        "k_tiles": n_kt,
+        "c_tiles": n_ct,
+        "weights": "resident" if weights.resident_base is not None else "streamed",
+        "channel_chunk": min(tiling.channel_chunk, n_ct),
+    }

@@ -1,0 +1,296 @@
+"""DRAM memory planning: where every tensor lives, computed once before lowering.
+
+``plan_dram(qnet, config, keep_tensors=...) -> DramPlan``. Every tensor gets a *root* (the
+tensor whose bytes it occupies: itself, the concat it is written into, or the 1x1 map a
+Flatten views) and every root a lifetime in topological order and a DRAM address. The
+layout of DRAM is: the constants (weights and parameters, appended while lowering, within
+:attr:`DramPlan.const_bound` bytes), then the activations (NHWC, first-fit reuse of the bytes
+of dead tensors), then the host-side im2col copies. The plan's methods give the
+:class:`~accel.program.TensorLayout` of a tensor and the DRAM byte ranges a LOAD or STORE
+touches, for synchronisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from accel import graph as g
+from accel.compiler.errors import layer_error
+from accel.compiler.ops import Range
+from accel.config import AccelConfig
+from accel.isa import Load, Store
+from accel.program import Im2col, TensorLayout
+from accel.quantized import QuantizedNetwork
+from accel.timing import ceil_div
+
+CONST_ALIGN = 64
+
+
+def chw(net: g.Network, name: str) -> tuple[int, int, int]:
+    """The (C, H, W) of a tensor; a vector ``(F,)`` is ``(F, 1, 1)``."""
+    shape = net.shape(name)
+    return (shape[0], 1, 1) if len(shape) == 1 else tuple(shape)
+
+
+@dataclass(frozen=True)
+class DramPlan:
+    """The DRAM layout of one compiled network. Built by :func:`plan_dram`, read-only after."""
+
+    qnet: QuantizedNetwork
+    root: dict[str, str]  # tensor -> the tensor whose bytes it occupies
+    channel_offset: dict[str, int]  # tensor -> its first channel within its root
+    first_use: dict[str, int]  # root -> position in topological order of its first writer
+    last_use: dict[str, int]  # root -> position of its last reader (past the end: kept)
+    addr: dict[str, int]  # root -> DRAM byte address
+    reuses: dict[str, list[str]]  # root -> the dead roots whose bytes it overlaps
+    im2col: dict[str, Im2col]  # conv -> its host-side im2col copy (target addressed)
+    const_bound: int  # bytes reserved for the constants, from address 0
+    dram_bytes: int  # total DRAM bytes
+
+    def layout(self, name: str) -> TensorLayout:
+        net = self.qnet.network
+        root = self.root[name]
+        c, h, w = chw(net, name)
+        q = self.qnet.tensors[name]
+        return TensorLayout(
+            name=name,
+            addr=self.addr[root],
+            height=h,
+            width=w,
+            channels=c,
+            pixel_stride=chw(net, root)[0],
+            channel_offset=self.channel_offset[name] if root != name else 0,
+            zero_point=q.zero_point,
+            scale=q.scale,
+        )
+
+    def dram_space(self, name: str) -> str:
+        return "dram:" + self.root.get(name, name)  # im2col copies are their own root
+
+    def dram_range(
+        self, layout: TensorLayout, addr: int, outer, outer_stride, inner, inner_stride, run
+    ) -> Range:
+        """The whole pixels (every channel) a strided access touches. Whole pixels keep the
+        channel slices of one tile (k tiles, concat inputs) on one identical range, so
+        tracking stays linear; precision within a pixel is not needed."""
+        lo = addr
+        hi = lo + (outer - 1) * outer_stride + (inner - 1) * inner_stride + run
+        base, stride = layout.addr, layout.pixel_stride
+        lo = base + (lo - base) // stride * stride
+        hi = base + ceil_div(hi - base, stride) * stride
+        return (self.dram_space(layout.name), lo, hi)
+
+    def dram_reads(self, layout: TensorLayout, load: Load) -> Range:
+        return self.dram_range(
+            layout,
+            load.dram_addr,
+            load.outer_count,
+            load.outer_stride,
+            load.inner_count,
+            load.inner_stride,
+            load.run_bytes,
+        )
+
+    def dram_writes(self, layout: TensorLayout, store: Store) -> list[Range]:
+        root = self.root.get(layout.name, layout.name)
+        ranges = [
+            self.dram_range(
+                layout,
+                store.dram_addr,
+                store.outer_count,
+                store.outer_stride,
+                store.inner_count,
+                store.inner_stride,
+                store.run_bytes,
+            )
+        ]
+        # Bytes reused from dead tensors: wait until their last readers are done.
+        ranges += [("dram:" + dead, 0, 1 << 40) for dead in self.reuses[root]]
+        return ranges
+
+
+def plan_dram(qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool) -> DramPlan:
+    """The DRAM plan of ``qnet``; ``keep_tensors`` keeps every tensor alive to the end."""
+    net = qnet.network
+    root, channel_offset, first_use, last_use = plan_tensors(net, keep_tensors=keep_tensors)
+    im2col = plan_im2col(qnet, config.array.rows)
+    # Constants are appended while lowering; lay out activations after a generous gap
+    # computed from the weights and parameters (each padded to CONST_ALIGN).
+    const_bound = constant_bound(net, config, im2col)
+    addr, reuses, top = allocate_dram(net, root, first_use, last_use, const_bound)
+    for node, im in list(im2col.items()):
+        size = im.target.height * im.target.width * im.target.channels
+        im2col[node] = replace(im, target=replace(im.target, addr=top))
+        top += ceil_div(size, CONST_ALIGN) * CONST_ALIGN
+    return DramPlan(
+        qnet=qnet,
+        root=root,
+        channel_offset=channel_offset,
+        first_use=first_use,
+        last_use=last_use,
+        addr=addr,
+        reuses=reuses,
+        im2col=im2col,
+        const_bound=const_bound,
+        dram_bytes=top,
+    )
+
+
+def plan_tensors(
+    net: g.Network, *, keep_tensors: bool
+) -> tuple[dict[str, str], dict[str, int], dict[str, int], dict[str, int]]:
+    """Assign every tensor a root (views: Flatten of 1x1, Concat inputs) and a lifetime.
+
+    Returns ``(root, channel_offset, first_use, last_use)``.
+    """
+    root: dict[str, str] = {}
+    channel_offset: dict[str, int] = {}
+    order = net.order()
+    position = {name: i for i, name in enumerate(order)}
+    for name in order:
+        op = net.op(name)
+        root.setdefault(name, name)
+        channel_offset.setdefault(name, 0)
+        if isinstance(op, g.Concat):
+            offset = 0
+            for src in net.inputs(name):
+                if isinstance(net.op(src), g.Input) or root[src] != src:
+                    raise layer_error(
+                        net, name, f"input {src!r} must be a computed layer used by one concat"
+                    )
+                root[src] = name
+                channel_offset[src] = offset
+                offset += chw(net, src)[0]
+        if isinstance(op, g.Flatten):
+            _, h, w = chw(net, net.inputs(name)[0])
+            if h * w == 1:
+                root[name] = root[net.inputs(name)[0]]
+    # Concat inputs are processed before the concat in topological order, but their root
+    # is only known once the concat is seen: resolve chains now.
+    for name in order:
+        top = root[name]
+        while root[top] != top:
+            top = root[top]
+        root[name] = top
+    first_use: dict[str, int] = {}
+    last_use: dict[str, int] = {}
+    for name in order:
+        r = root[name]
+        first_use[r] = min(first_use.get(r, position[name]), position[name])
+        uses = [position[c] for c in net.consumers(name)] or [len(order)]
+        if name in net.output_names or keep_tensors:
+            uses.append(len(order) + 1)
+        last_use[r] = max(last_use.get(r, 0), *uses)
+    return root, channel_offset, first_use, last_use
+
+
+def allocate_dram(
+    net: g.Network,
+    root: dict[str, str],
+    first_use: dict[str, int],
+    last_use: dict[str, int],
+    base: int,
+) -> tuple[dict[str, int], dict[str, list[str]], int]:
+    """Place every root tensor in DRAM, reusing the bytes of dead tensors (first fit).
+
+    Returns ``(addr, reuses, top)``: each root's address, the dead roots whose bytes it
+    overlaps, and the end of the activations.
+    """
+    roots = sorted({root[n] for n in net.order()}, key=lambda r: first_use[r])
+    live: list[tuple[int, int, str]] = []  # (addr, size, root)
+    dead: list[tuple[int, int, str]] = []
+    addr: dict[str, int] = {}
+    reuses: dict[str, list[str]] = {}
+    top = base
+    for r in roots:
+        now = first_use[r]
+        for entry in [e for e in live if last_use[e[2]] < now]:
+            live.remove(entry)
+            dead.append(entry)
+        c, h, w = chw(net, r)
+        size = ceil_div(c * h * w, CONST_ALIGN) * CONST_ALIGN
+        at = _first_fit(live, size, base)
+        if at is None:
+            at = max([top] + [a + s for a, s, _ in live])
+        top = max(top, at + size)
+        live.append((at, size, r))
+        addr[r] = at
+        reuses[r] = [d for a, s, d in dead if a < at + size and at < a + s]
+    return addr, reuses, top
+
+
+def _first_fit(live: list[tuple[int, int, str]], size: int, base: int) -> int | None:
+    cursor = base
+    for addr, used, _ in sorted(live):
+        if addr - cursor >= size:
+            return cursor
+        cursor = max(cursor, addr + used)
+    return None
+
+
+def plan_im2col(qnet: QuantizedNetwork, rows: int) -> dict[str, Im2col]:
+    """Convs reading a network input with few channels get a host-side im2col copy.
+
+    The copies' addresses are 0 here; :func:`plan_dram` places them after the activations.
+    """
+    net = qnet.network
+    im2col_for: dict[str, Im2col] = {}
+    for node in net.order():
+        op = net.op(node)
+        if not isinstance(op, g.Conv2d):
+            continue
+        src = net.inputs(node)[0]
+        if not isinstance(net.op(src), g.Input) or op.groups != 1:
+            continue
+        taps = op.kernel[0] * op.kernel[1]
+        if op.in_channels >= rows or taps == 1:
+            continue
+        _, p, q = net.shape(node)
+        src_q = qnet.tensors[src]
+        im2col_for[node] = Im2col(
+            source=src,
+            target=TensorLayout(  # address assigned after DRAM allocation
+                name=node + ".im2col",
+                addr=0,
+                height=p,
+                width=q,
+                channels=taps * op.in_channels,
+                pixel_stride=taps * op.in_channels,
+                zero_point=src_q.zero_point,
+                scale=src_q.scale,
+            ),
+            kernel=op.kernel,
+            stride=op.stride,
+            dilation=op.dilation,
+            padding=op.padding,
+        )
+    return im2col_for
+
+
+def constant_bound(net: g.Network, config: AccelConfig, im2col: dict[str, Im2col]) -> int:
+    """An upper bound of the constants' size: packed weight tiles plus parameters."""
+    rows, cols = config.array.rows, config.array.cols
+    total = 0
+    for node in net.order():
+        op = net.op(node)
+        k = c = taps = 0
+        if isinstance(op, g.Conv2d):
+            k, c, taps = op.out_channels, op.in_channels, op.kernel[0] * op.kernel[1]
+            if node in im2col:
+                c, taps = c * taps, 1
+        elif isinstance(op, g.Linear):
+            src = net.inputs(node)[0]
+            if isinstance(net.op(src), g.Flatten):
+                src = net.inputs(src)[0]
+            c, h, w = chw(net, src)
+            k, taps = op.out_features, h * w
+        elif isinstance(op, g.AvgPool2d | g.GlobalAvgPool | g.Add):
+            total += ceil_div(config.param_word_bytes, CONST_ALIGN) * CONST_ALIGN
+            continue
+        else:
+            continue
+        n_kt, n_ct = ceil_div(k, cols), ceil_div(c, rows)
+        weights = n_kt * n_ct * taps * rows * cols
+        total += ceil_div(weights, CONST_ALIGN) * CONST_ALIGN + CONST_ALIGN
+        total += ceil_div(n_kt * config.param_word_bytes, CONST_ALIGN) * CONST_ALIGN
+    return total

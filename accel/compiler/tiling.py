@@ -1,0 +1,177 @@
+"""Tiling: the output tile of one layer, chosen by a cost model of the weight-stationary array.
+
+``choose_tiling(hw, out_hw, window, c_tiles, k_tiles, passes) -> Tiling``: the output tile
+that minimises the estimated cycles among those whose input window, accumulators and
+outputs fit the buffers with double buffering, preferring whole output rows. A pure function
+of its arguments (the buffer capacities in words, array size and DRAM timing in
+:class:`Hardware`, the layer's geometry in :class:`Window` and its tile counts); it raises
+:class:`TilingError` when even one output pixel does not fit, and the caller names the layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accel import timing
+from accel.config import AccelConfig
+
+ceil_div = timing.ceil_div
+TILING_SLACK = 0.002
+#: Cycles the tiler charges per instruction. The machine issues instructions for free, but
+#: programs (and simulations) grow with them: this keeps tiles from shrinking for a gain of a
+#: fraction of a cycle per instruction.
+INSTRUCTION_COST = 0.1
+
+
+class TilingError(ValueError):
+    """No tile fits the buffers; the message names the buffer (the caller adds the layer)."""
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What the cost model needs of an accelerator (:meth:`of` reads an ``AccelConfig``)."""
+
+    rows: int  # array rows: channels per input word
+    cols: int  # array columns: output channels per weight word
+    input_words: int
+    acc_rows: int
+    output_words: int
+    dram_bandwidth: int  # bytes per cycle
+    dram_latency: int  # cycles per request
+    input_bytes: int  # buffers.input_bytes, named in the error when one pixel does not fit
+
+    @classmethod
+    def of(cls, config: AccelConfig) -> Hardware:
+        return cls(
+            rows=config.array.rows,
+            cols=config.array.cols,
+            input_words=config.input_words,
+            acc_rows=config.acc_rows,
+            output_words=config.output_words,
+            dram_bandwidth=config.dram.bandwidth,
+            dram_latency=config.dram.latency,
+            input_bytes=config.buffers.input_bytes,
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    """A sliding-window layer as the window generator sees it."""
+
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, bottom, left, right
+
+    def input_extent(self, out_h: int, out_w: int) -> tuple[int, int]:
+        (r, s), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        return (out_h - 1) * sh + (r - 1) * dh + 1, (out_w - 1) * sw + (s - 1) * dw + 1
+
+
+@dataclass(frozen=True)
+class Tiling:
+    tile_h: int
+    tile_w: int
+    in_slots: int
+    in_slot_words: int
+    channel_chunk: int  # channel tiles held in the input buffer at once
+
+    def output_tiles(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
+        """The ``(p0, q0, th, tw)`` output tiles of a ``height`` x ``width`` map, row-major."""
+        return [
+            (p0, q0, th, tw)
+            for p0, th in split(height, self.tile_h)
+            for q0, tw in split(width, self.tile_w)
+        ]
+
+
+def split(size: int, tile: int) -> list[tuple[int, int]]:
+    """Even split of ``size`` into ``ceil(size/tile)`` (start, length) pieces."""
+    count = ceil_div(size, tile)
+    base = ceil_div(size, count)
+    return [(start, min(base, size - start)) for start in range(0, size, base)]
+
+
+def choose_tiling(
+    hw: Hardware,
+    out_hw: tuple[int, int],
+    window: Window,
+    c_tiles: int,
+    k_tiles: int,
+    passes: int,
+    *,
+    streamed_words: int = 0,
+    vector: bool = False,
+) -> Tiling:
+    """The output tile that minimises the estimated cycles among those whose buffers fit.
+
+    ``c_tiles`` is the number of channel tiles of the input window loaded per output tile,
+    ``k_tiles`` the number of k tiles (accumulator results per output tile), ``passes`` the
+    number of passes per k tile (per channel tile for the vector unit) and
+    ``streamed_words`` the weight words reloaded for every output tile. The estimate
+    is the first tile's load (exposed), then per tile the larger of its compute and the
+    loads of the next tile (double buffered), then the drain of the last tile; ties go to
+    the larger tile.
+    """
+    p, q = out_hw
+    acc_cap = hw.acc_rows // 2
+    out_cap = hw.output_words // 2
+    rows, cols = hw.rows, hw.cols
+    word_beats = ceil_div(rows, hw.dram_bandwidth)
+
+    def input_words(th: int, tw: int) -> int:
+        ih, iw = window.input_extent(th, tw)
+        return ih * iw
+
+    def fits(th: int, tw: int, chunk: int) -> tuple[int, int] | None:
+        """(slots, words per slot): two slots so loads overlap compute, even for a single
+        tile (it then overlaps the previous layer), else one when that is all that fits."""
+        if th * tw > acc_cap or th * tw > out_cap:
+            return None
+        words = chunk * input_words(th, tw)
+        if words <= hw.input_words // 2:
+            return 2, hw.input_words // 2
+        single = ceil_div(p, th) * ceil_div(q, tw) == 1 and chunk == c_tiles
+        if single and words <= hw.input_words:
+            return 1, hw.input_words
+        return None
+
+    def estimate(th: int, tw: int) -> int:
+        tiles = ceil_div(p, th) * ceil_div(q, tw)
+        pixels = th * tw
+        slot = max(pixels, timing.VECTOR_MIN_PASS) if vector else max(pixels, rows)
+        compute = k_tiles * passes * slot
+        load = hw.dram_latency + c_tiles * input_words(th, tw) * word_beats  # pipelined DMA
+        load += streamed_words * ceil_div(cols, hw.dram_bandwidth)
+        drain = rows + cols + 2 * pixels + timing.POST_LATENCY + hw.dram_latency
+        instructions = tiles * (3 * k_tiles + c_tiles)
+        return load + tiles * max(compute, load) + drain + INSTRUCTION_COST * instructions
+
+    cap = min(acc_cap, out_cap)
+    candidates = [(th, q) for th in range(min(p, cap // q), 0, -1)]
+    candidates += [(1, tw) for tw in range(min(q - 1, cap), 0, -1)]
+    scored = []
+    for th, tw in candidates:
+        th = ceil_div(p, ceil_div(p, th))  # same tile count, evened out
+        tw = ceil_div(q, ceil_div(q, tw))
+        placed = fits(th, tw, c_tiles)
+        if placed is not None:
+            scored.append((estimate(th, tw), th * tw, Tiling(th, tw, *placed, c_tiles)))
+    if scored:
+        # The largest tile within TILING_SLACK of the best estimate: smaller tiles shave
+        # a little pipeline fill but multiply instructions (and the time to simulate).
+        best = min(cost for cost, _, _ in scored)
+        near = [t for t in scored if t[0] <= best * (1 + TILING_SLACK)]
+        return max(near, key=lambda t: (t[1], -t[0]))[2]
+    # Even a single pixel with every channel tile does not fit: chunk the channels.
+    per_tile = input_words(1, 1)
+    chunk = (hw.input_words // 2) // per_tile
+    if chunk < 1:
+        raise TilingError(
+            f"one output pixel needs a {window.kernel[0]}x{window.kernel[1]} input window "
+            f"of {per_tile * rows} bytes, more than half of buffers.input_bytes = "
+            f"{hw.input_bytes}"
+        )
+    if min(acc_cap, out_cap) < 1:
+        raise TilingError("accumulator or output buffer too small for one pixel")
+    return Tiling(1, 1, 2, hw.input_words // 2, chunk)
