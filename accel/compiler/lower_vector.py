@@ -44,16 +44,28 @@ def lower_vector(
     taps = 2 if mode == ComputeMode.VADD else window.kernel[0] * window.kernel[1]
     tiling = em.choose_tiling(node, (y.height, y.width), window, operands, n_ct, taps, vector=True)
     if tiling.channel_chunk < operands:
-        raise em.fail(node, "input window does not fit buffers.input_bytes")
+        ih, iw = window.input_extent(1, 1)
+        raise em.fail(
+            node,
+            f"the input windows of one output pixel of its {operands} operands need "
+            f"{operands * ih * iw * em.rows} bytes, more than half of buffers.input_bytes = "
+            f"{em.config.buffers.input_bytes}",
+        )
     em.tile_pixels = tiling.tile_h * tiling.tile_w
     (sh, sw) = window.stride
     top, _, left, _ = window.padding
     out_tiles = tiling.output_tiles(y.height, y.width)
     ih_max, iw_max = window.input_extent(tiling.tile_h, tiling.tile_w)
-    chunk = min(n_ct, tiling.in_slot_words // (operands * ih_max * iw_max))
+    per_tile = operands * ih_max * iw_max  # words of one channel tile of every operand
+    chunk = min(n_ct, tiling.in_slot_words // per_tile)
     in_slots = 2 if len(out_tiles) * ceil_div(n_ct, chunk) > 1 else 1
     slot_words = em.in_ring.capacity // in_slots
-    chunk = min(n_ct, slot_words // (operands * ih_max * iw_max))
+    chunk = min(n_ct, slot_words // per_tile)
+    if chunk == 0:
+        # One channel tile's windows fit only the whole buffer: no double buffering, each
+        # load waits for the compute of the previous channel tile.
+        in_slots, slot_words = 1, em.in_ring.capacity
+        chunk = 1
     for tile in out_tiles:
         p0, q0, th, tw = tile
         ih, iw = window.input_extent(th, tw)

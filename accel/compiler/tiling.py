@@ -172,6 +172,14 @@ def choose_tiling(
             f"of {per_tile * rows} bytes, more than half of buffers.input_bytes = "
             f"{hw.input_bytes}"
         )
-    if min(acc_cap, out_cap) < 1:
-        raise TilingError("accumulator or output buffer too small for one pixel")
+    if acc_cap < 1:
+        raise TilingError(
+            f"buffers.acc_bytes holds {hw.acc_rows} accumulator row(s), a layer needs 2 "
+            "(one pixel, double buffered)"
+        )
+    if out_cap < 1:
+        raise TilingError(
+            f"buffers.output_bytes holds {hw.output_words} output word(s), a layer needs 2 "
+            "(one pixel, double buffered)"
+        )
     return Tiling(1, 1, 2, hw.input_words // 2, chunk)
