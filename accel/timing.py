@@ -67,7 +67,8 @@ Vector ``v`` of pass ``j`` (fed in cycle ``t = f[j] + v``) is multiplied in PE (
 cycle ``t + i + c`` (the systolic skew below, for a 3x3 array and a pass of T = 2 vectors x0,
 x1 fed from cycle f); the sum of column ``c`` leaves the array in cycle ``t + rows + c``, where
 its accumulator row is read, and is written back in cycle ``t + rows + c + ACC_LATENCY``. A
-read sees every write of earlier cycles, so passes at least two cycles apart never race::
+read sees every write of earlier cycles and of its own (the read port is write-transparent),
+so passes even one cycle apart never race::
 
     cycle  f    f+1   f+2   f+3   f+4   f+5
     row 0  x0   x1
@@ -92,6 +93,21 @@ instruction used the other unit (array vs vector), ``stream_free`` is also at le
 instruction (acquires its semaphores, its ``start``) no earlier than ``front_free`` of the
 previous one: ``max(wl[last] + rows, f[last])`` after ARRAY, ``f[last] + max(T,
 VECTOR_MIN_PASS) - 1`` after a vector instruction.
+
+Accumulator hazards. The read-modify-write port of the accumulator buffer returns a write of
+the same cycle (write-transparent), so a row may be read again as early as the cycle its
+previous write lands. Every schedule above keeps that order on its own, but for one pair the
+program must: an ARRAY read of a row is always later than any earlier feed's write (the skew
+is the same for every word), passes of one instruction are spaced by the rules above, and a
+switch between the units waits for ``done``; but two consecutive *vector* instructions may
+meet, and a row that the first writes in its last pass (word ``j``, fed in ``f_A + j``,
+written in ``f_A + j + VECTOR_LATENCY``) may be read by the second's first pass (word ``i``,
+fed in ``f_B + i``) before that write lands. The contract forbids it: when the second
+instruction's first pass reads what is there (``accumulate``) and the two touch a common row
+``acc_base_B + i = acc_base_A + j``, then ``f_B + i >= f_A + j + VECTOR_LATENCY``, i.e.
+``f_B - f_A >= (acc_base_B - acc_base_A) + VECTOR_LATENCY``. The compiler never emits such a
+pair (its vector instructions never accumulate across instructions), and the cycle model
+rejects a program with one (:func:`vector_row_hazard`, :class:`HazardError`) naming both.
 """
 
 from __future__ import annotations
@@ -105,6 +121,27 @@ POST_LATENCY = 4
 ACC_LATENCY = 1
 VECTOR_LATENCY = 2
 VECTOR_MIN_PASS = VECTOR_LATENCY + 1
+
+
+class HazardError(RuntimeError):
+    """A program the contract forbids: an accumulator row read before its write lands."""
+
+
+def vector_row_hazard(
+    previous: Compute, previous_last_feed: int, current: Compute, first_feed: int
+) -> int | None:
+    """The first accumulator row that vector instruction ``current`` (first pass fed from
+    ``first_feed``) reads before the last pass of the vector instruction before it (fed from
+    ``previous_last_feed``) has written it, or ``None`` (see the module docstring)."""
+    if not (is_vector(previous.mode) and is_vector(current.mode) and current.accumulate):
+        return None
+    offset = current.acc_base - previous.acc_base
+    first = max(0, -offset)  # first word of ``current`` on a row of ``previous``
+    if first >= min(current.pixels, previous.pixels - offset):
+        return None
+    if first_feed - previous_last_feed >= offset + VECTOR_LATENCY:
+        return None
+    return current.acc_base + first
 
 
 def ceil_div(a: int, b: int) -> int:

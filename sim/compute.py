@@ -12,8 +12,8 @@ Two views of the same block:
   feeder (one input word per cycle into the array or the vector unit). Nothing here uses the
   closed form of :func:`accel.timing.compute_timing` (the fast mode's), only the pipeline
   constants; the tests hold the two to the same start and done cycles. It also checks the
-  physical invariant the closed form relies on: an accumulator row is never read before its
-  previous write has landed.
+  physical invariant the closed form relies on: an accumulator row whose value a pass uses
+  is never read before its previous write has landed (:class:`accel.timing.HazardError`).
 """
 
 from __future__ import annotations
@@ -28,11 +28,7 @@ from accel.isa import Compute, ComputeMode
 from sim import array, vector, window
 from sim.buffers import Buffers
 
-__all__ = ["ComputeEngine", "HazardError", "execute"]
-
-
-class HazardError(RuntimeError):
-    """The machine would read a register or accumulator before it is written."""
+__all__ = ["ComputeEngine", "execute"]
 
 
 def execute(instr: Compute, buffers: Buffers, config: AccelConfig) -> None:
@@ -54,12 +50,15 @@ def execute(instr: Compute, buffers: Buffers, config: AccelConfig) -> None:
 
 
 class _Pass:
-    def __init__(self, index: int, instr_pos: int, pixels: int, vector: bool, last: bool) -> None:
+    def __init__(
+        self, index: int, instr_pos: int, pixels: int, vector: bool, last: bool, reads: bool
+    ) -> None:
         self.index = index  # position among all passes of the program
         self.instr_pos = instr_pos
         self.pixels = pixels
         self.vector = vector
         self.last = last  # last pass of its instruction
+        self.reads = reads  # uses the rows' old values (not an overwriting first pass)
         self.weights_at: int | None = None  # cycle its weight load began
         self.fed_from: int | None = None  # cycle its first word was fed
 
@@ -84,7 +83,8 @@ class ComputeEngine:
         self._last_vector = False
         self._last_done = 0
         self._fed_from: dict[int, int] = {}  # pass index -> cycle its feed began
-        self._acc_write: dict[int, int] = {}  # accumulator row -> cycle of its last write
+        # accumulator row -> (cycle its last write lands, the instruction writing it)
+        self._acc_write: dict[int, tuple[int, int]] = {}
         self._passes = 0
 
     @property
@@ -115,12 +115,19 @@ class ComputeEngine:
         if self._feeding is None:
             return None
         p = self._feeding
-        row = stream[p.instr_pos].acc_base + self._fed
+        instr = stream[p.instr_pos]
+        row = instr.acc_base + self._fed
         read_at = cycle if p.vector else cycle + self._rows  # column 0; the others alike
-        if self._acc_write.get(row, -1) >= read_at:
-            raise HazardError(f"accumulator row {row} read in cycle {read_at} before its write")
+        # The read port is write-transparent: a read in the cycle of the write sees it.
+        written_at, writer = self._acc_write.get(row, (-1, -1))
+        if p.reads and written_at > read_at:
+            raise timing.HazardError(
+                f"COMPUTE[{p.instr_pos}] (layer {instr.layer}) reads accumulator row {row} "
+                f"in cycle {read_at}, before COMPUTE[{writer}] (layer "
+                f"{stream[writer].layer}) writes it in cycle {written_at}"
+            )
         latency = timing.VECTOR_LATENCY if p.vector else timing.ACC_LATENCY
-        self._acc_write[row] = read_at + latency
+        self._acc_write[row] = (read_at + latency, p.instr_pos)
         self._fed += 1
         if self._fed < p.pixels:
             return None
@@ -152,7 +159,14 @@ class ComputeEngine:
         """The front end takes instruction ``index`` (its semaphores are acquired)."""
         vector = timing.is_vector(instr.mode)
         self._front = [
-            _Pass(self._passes + j, index, instr.pixels, vector, j == instr.passes - 1)
+            _Pass(
+                self._passes + j,
+                index,
+                instr.pixels,
+                vector,
+                last=j == instr.passes - 1,
+                reads=j > 0 or bool(instr.accumulate),
+            )
             for j in range(instr.passes)
         ]
         self._passes += instr.passes

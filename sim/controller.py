@@ -46,6 +46,7 @@ def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> S
     free = dict.fromkeys(Engine, 0)
     read_channel_free = 0
     compute_state = timing.ComputeState()
+    previous: tuple[Instruction, int] | None = None  # last compute instruction, its last feed
     remaining = sum(len(s) for s in streams.values())
     while remaining:
         progressed = False
@@ -62,6 +63,9 @@ def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> S
                 if engine == Engine.COMPUTE:
                     out.ready[engine].append(compute_state.front_free)
                     t = timing.compute_timing(instr, earliest, compute_state, config)
+                    if previous is not None:
+                        check_vector_rows(previous, instr, position[engine], t.first_feed)
+                    previous = (instr, t.last_feed)
                     compute_state = t.state
                     start, done = t.start, t.done
                 else:
@@ -93,6 +97,24 @@ def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> S
             raise DeadlockError("deadlock: " + "; ".join(blocked))
     check_semaphore_depth(streams, out)
     return out
+
+
+def check_vector_rows(
+    previous: tuple[Instruction, int], instr: Instruction, index: int, first_feed: int
+) -> None:
+    """Raise :class:`accel.timing.HazardError` naming both instructions if ``instr``
+    (COMPUTE[index]) reads a row before the previous vector instruction's write lands."""
+    before, last_feed = previous
+    row = timing.vector_row_hazard(before, last_feed, instr, first_feed)
+    if row is None:
+        return
+    read = first_feed + row - instr.acc_base
+    written = last_feed + row - before.acc_base + timing.VECTOR_LATENCY
+    raise timing.HazardError(
+        f"COMPUTE[{index}] (layer {instr.layer}) reads accumulator row {row} in cycle {read}, "
+        f"before COMPUTE[{index - 1}] (layer {before.layer}) writes it in cycle {written}: "
+        "consecutive vector instructions on a common row (docs/timing.md)"
+    )
 
 
 def engine_counters(sched: Schedule) -> dict[str, int]:

@@ -19,3 +19,12 @@ def test_the_python_pipeline_example_runs_and_prints_its_output():
     with contextlib.redirect_stdout(out):
         exec(compile(code, f"{GUIDE}:From Python", "exec"), {})
     assert out.getvalue() == printed
+
+
+def test_the_timing_page_holds_the_contract_word_for_word():
+    """docs/timing.md quotes accel/timing.py's docstring, the contract; they may not drift."""
+    from accel import timing
+
+    page = (GUIDE.parent / "timing.md").read_text()
+    (block,) = re.findall(r"```text\n(.*?)```", page, re.S)
+    assert block.strip() == timing.__doc__.strip()

@@ -44,7 +44,7 @@ from hdl.window import addr_bits
 from sim import array as model_array
 from sim import vector
 from sim import window as sim_window
-from sim.compute import HazardError
+from accel.timing import HazardError
 from sim.trace import trace_schedule
 from tests.hdl_support import assert_lints_clean, verilog_in_fresh_processes
 
