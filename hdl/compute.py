@@ -15,7 +15,7 @@ Front end
     load is complete and its last pass has begun feeding (``max(wl[last] + rows, f[last])``),
     a vector instruction in the last cycle of its last pass's feed slot (``f[last] +
     max(T, VECTOR_MIN_PASS) - 1``). ``i.ready`` depends on registers only.
-Weight loader
+Weight loader (:class:`hdl.weight_loader.WeightLoader`)
     Reads the weight buffer one array row per cycle (``weight_rd``), for the front end's
     instruction, pass after pass: pass ``j``'s rows at ``w_base + j*rows + i`` in cycles
     ``wl[j] + i``; a pass begins when the loader is idle and the previous pass has begun
@@ -86,17 +86,17 @@ import numpy as np
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import ReadPort
-from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
+from amaranth.lib.wiring import In, Out, connect, flipped
 
 from accel import isa, timing
 from accel.config import AccelConfig
 from accel.isa import ComputeMode
 from hdl._check import check_config
 from hdl.accumulator import AccumulatorBuffer, acc_addr_bits
-from hdl.array import WEIGHT_READ_LATENCY, SystolicArray
+from hdl.array import SystolicArray
 from hdl.isa import COMPUTE_LAYOUT
 from hdl.vector import VectorUnit
+from hdl.weight_loader import WeightLoader, weight_addr_bits
 from hdl.window import WindowGenerator, addr_bits
 
 __all__ = ["INPUT_READ_LATENCY", "ComputeEngine", "weight_addr_bits"]
@@ -106,11 +106,6 @@ __all__ = ["INPUT_READ_LATENCY", "ComputeEngine", "weight_addr_bits"]
 INPUT_READ_LATENCY = 1
 
 _WIDTH = {name: width for name, width, _ in isa.FIELDS[isa.Compute]}
-
-
-def weight_addr_bits(config: AccelConfig) -> int:
-    """Width of a weight buffer word address (``config.weight_words`` words)."""
-    return max(1, ceil_log2(check_config(config).weight_words))
 
 
 def _feed_fields_layout(config: AccelConfig) -> data.StructLayout:
@@ -254,6 +249,7 @@ class ComputeEngine(wiring.Component):
         m.submodules.array = array = self._array
         m.submodules.vector = vec = self._vector
         m.submodules.accumulator = acc = self._accumulator
+        m.submodules.loader = loader = WeightLoader(config)
 
         # ---- front end --------------------------------------------------------------------
         held = Signal(COMPUTE_LAYOUT, reset_less=True)
@@ -266,27 +262,11 @@ class ComputeEngine(wiring.Component):
         drain = Signal(range(max(self.array_latency, self.vector_latency) + 1))
         last_vector = Signal()  # the unit of the last pass fed
 
-        ld_active = Signal()  # reading rows 1 .. rows-1 of a pass
-        ld_row = Signal(range(rows), reset_less=True)
-        ld_addr = Signal(weight_addr_bits(config), reset_less=True)
-        ld_pass = Signal(  # (ct, r, s) of the next pass to load
-            data.StructLayout(
-                {
-                    "ct": unsigned(_WIDTH["ct_count"]),
-                    "r": unsigned(_WIDTH["kernel_h"]),
-                    "s": unsigned(_WIDTH["kernel_w"]),
-                }
-            ),
-            reset_less=True,
-        )
-        all_loading = Signal()  # every pass of the held instruction has begun loading
-        loaded_unfed = Signal()  # a pass has begun loading but not feeding
-
         held_vector = held.mode != ComputeMode.ARRAY
         release = held_valid & Mux(
             held_vector,
             last_word_fed & (gap == 0),
-            all_loading & ~ld_active & last_pass_fed,
+            loader.i.loaded & last_pass_fed,
         )
         m.d.comb += self.i.ready.eq(~held_valid | release)
         take = Signal()
@@ -316,60 +296,21 @@ class ComputeEngine(wiring.Component):
             m.d.sync += feed_fields.eq(incoming)
 
         # ---- weight loader ----------------------------------------------------------------
-        front_array = Mux(
-            take,
-            self.i.payload.mode == ComputeMode.ARRAY,
-            held_valid & ~held_vector & ~all_loading,
-        )
-        begin = Signal()  # a pass begins loading: its row 0 is read this cycle
-        m.d.comb += begin.eq(front_array & ~ld_active & ~loaded_unfed)
-        cur_pass = Signal.like(ld_pass)
-        m.d.comb += cur_pass.as_value().eq(Mux(take, 0, ld_pass.as_value()))
-        s_last = cur_pass.s == front.kernel_w - 1
-        r_last = cur_pass.r == front.kernel_h - 1
-        ct_last = cur_pass.ct == front.ct_count - 1
-        begin_last = s_last & r_last & ct_last
-        rd_addr = Mux(ld_active, ld_addr, Mux(take, front.w_base, ld_addr))
         m.d.comb += [
-            self.weight_rd.en.eq(begin | ld_active),
-            self.weight_rd.addr.eq(rd_addr),
+            loader.i.take.eq(take),
+            loader.i.array.eq(
+                Mux(take, self.i.payload.mode == ComputeMode.ARRAY, held_valid & ~held_vector)
+            ),
+            loader.i.instr.eq(front),
         ]
-        with m.If(begin | ld_active):
-            m.d.sync += ld_addr.eq(rd_addr + 1)
-        with m.If(begin):
-            m.d.sync += [ld_active.eq(1), ld_row.eq(1)]
-            with m.If(~s_last):
-                m.d.sync += [ld_pass.eq(cur_pass), ld_pass.s.eq(cur_pass.s + 1)]
-            with m.Elif(~r_last):
-                m.d.sync += [ld_pass.eq(cur_pass), ld_pass.s.eq(0), ld_pass.r.eq(cur_pass.r + 1)]
-            with m.Else():
-                m.d.sync += [ld_pass.s.eq(0), ld_pass.r.eq(0), ld_pass.ct.eq(cur_pass.ct + 1)]
-        with m.Elif(ld_active):
-            with m.If(ld_row == rows - 1):
-                m.d.sync += ld_active.eq(0)
-            with m.Else():
-                m.d.sync += ld_row.eq(ld_row + 1)
-        with m.If(take):
-            m.d.sync += all_loading.eq(begin & begin_last)
-        with m.Elif(begin & begin_last):
-            m.d.sync += all_loading.eq(1)
-        # The row read in this cycle reaches the array's shadow registers in the next.
-        assert WEIGHT_READ_LATENCY == 1
-        w_valid = Signal()
-        w_row = Signal(range(rows), reset_less=True)
-        m.d.sync += [w_valid.eq(begin | ld_active), w_row.eq(Mux(ld_active, ld_row, 0))]
-        m.d.comb += [
-            array.w.valid.eq(w_valid),
-            array.w.payload.row.eq(w_row),
-            array.w.payload.data.eq(self.weight_rd.data),
-        ]
+        connect(m, flipped(self.weight_rd), loader.weight_rd)
+        connect(m, loader.w, array.w)
 
         # ---- feeder: cycle D, decide ------------------------------------------------------
         word = wg.o.payload
         word_vector = fields.mode != ComputeMode.ARRAY
         unit_free = (word_vector == last_vector) | (drain == 0)
-        weights_ready = loaded_unfed | begin
-        pass_may_start = Mux(word_vector, gap == 0, weights_ready) & unit_free
+        pass_may_start = Mux(word_vector, gap == 0, loader.weights.valid) & unit_free
         m.d.comb += wg.o.ready.eq(~word.pass_start | pass_may_start)
         took = Signal()  # a word is taken: it is fed in the next cycle
         m.d.comb += took.eq(wg.o.valid & wg.o.ready)
@@ -388,7 +329,7 @@ class ComputeEngine(wiring.Component):
             ]
         with m.Elif(gap != 0):
             m.d.sync += gap.eq(gap - 1)
-        m.d.sync += loaded_unfed.eq((loaded_unfed | begin) & ~(pass_begins & ~word_vector))
+        m.d.comb += loader.weights.ready.eq(pass_begins & ~word_vector)
 
         # Front end bookkeeping.
         m.d.sync += [
@@ -480,7 +421,7 @@ class ComputeEngine(wiring.Component):
                 acc.a[c].payload.overwrite.eq(tap.overwrite),
                 acc.a[c].payload.sum.eq(array.o[c].payload),
             ]
-        wiring.connect(m, wiring.flipped(self.post_rd), acc.post)
+        connect(m, flipped(self.post_rd), acc.post)
 
         # ---- complete, done ---------------------------------------------------------------
         # The instruction's last accumulator write (`complete`): ARRAY, ACC_LATENCY after the
