@@ -7,16 +7,13 @@ unit, accumulator buffer.
 It runs COMPUTE instructions exactly as :mod:`accel.timing` schedules them (and as
 :mod:`sim.trace` steps them), with the arithmetic of :mod:`sim.array` / :mod:`sim.vector`.
 The parts, each the mirror of the trace model's, are components that
-:class:`ComputeEngine` joins with :func:`~amaranth.lib.wiring.connect` (the front end is
-inline); each states its ports and its timing contract:
+:class:`ComputeEngine` joins with :func:`~amaranth.lib.wiring.connect`; each states its
+ports and its timing contract:
 
-Front end
-    Holds one instruction. It takes the next one (``i.valid & i.ready``, the instruction's
-    ``start``; ``i.valid`` is the controller's grant, semaphores acquired) when it is empty or
-    releases the one it holds in that very cycle: an ARRAY instruction once its last weight
-    load is complete and its last pass has begun feeding (``max(wl[last] + rows, f[last])``),
-    a vector instruction in the last cycle of its last pass's feed slot (``f[last] +
-    max(T, VECTOR_MIN_PASS) - 1``). ``i.ready`` depends on registers only.
+Front end (:class:`hdl.front_end.FrontEnd`)
+    Holds one instruction: takes the next one (``start``) when it is empty or releases the
+    one it holds in that very cycle, an ARRAY instruction at ``max(wl[last] + rows,
+    f[last])``, a vector instruction at ``f[last] + max(T, VECTOR_MIN_PASS) - 1``.
 Weight loader (:class:`hdl.weight_loader.WeightLoader`)
     Reads the weight buffer one array row per cycle for the front end's instruction, pass
     after pass: pass ``j``'s rows at ``w_base + j*rows + i`` in cycles ``wl[j] + i``, with
@@ -83,24 +80,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from accel import timing
 from accel.config import AccelConfig
-from accel.isa import ComputeMode
 from hdl._check import check_config
 from hdl.accumulator import AccumulatorBuffer, acc_addr_bits
 from hdl.array import SystolicArray
-from hdl.feeder import (
-    INPUT_READ_LATENCY,
-    Feeder,
-    done_latency,
-    feed_fields_layout,
-    meta_layout,
-)
+from hdl.feeder import INPUT_READ_LATENCY, Feeder, done_latency, meta_layout
+from hdl.front_end import FrontEnd
 from hdl.isa import COMPUTE_LAYOUT
 from hdl.vector import VectorUnit
 from hdl.weight_loader import WeightLoader, weight_addr_bits
@@ -200,6 +191,7 @@ class ComputeEngine(wiring.Component):
         m = Module()
         config = self._config
         rows, cols = config.array.rows, config.array.cols
+        m.submodules.front_end = front_end = FrontEnd(config)
         m.submodules.loader = loader = WeightLoader(config)
         m.submodules.window = wg = self._window
         m.submodules.feeder = feeder = Feeder(config)
@@ -207,66 +199,15 @@ class ComputeEngine(wiring.Component):
         m.submodules.vector = vec = self._vector
         m.submodules.accumulator = acc = self._accumulator
 
-        # ---- front end --------------------------------------------------------------------
-        held = Signal(COMPUTE_LAYOUT, reset_less=True)
-        held_valid = Signal()
-        parity = Signal()  # toggles per instruction taken
-        given = Signal()  # `held` went to the window generator in an earlier cycle
-        last_pass_fed = Signal()  # the held instruction's last pass has begun feeding
-        last_word_fed = Signal()  # ... and its last word has been fed
-
-        held_vector = held.mode != ComputeMode.ARRAY
-        release = held_valid & Mux(
-            held_vector,
-            last_word_fed & feeder.slot_free,
-            loader.i.loaded & last_pass_fed,
-        )
-        m.d.comb += self.i.ready.eq(~held_valid | release)
-        take = Signal()
-        m.d.comb += [take.eq(self.i.valid & self.i.ready), self.start.eq(take)]
-        front = Signal(COMPUTE_LAYOUT)  # the front end's instruction in this cycle
-        m.d.comb += front.eq(Mux(take, self.i.payload, held))
-        front_parity = parity ^ take
-
-        # Hand-over to the window generator, and at the same time to the feeder.
-        m.d.comb += [
-            wg.i.valid.eq(take | (held_valid & ~given)),
-            wg.i.payload.eq(front),
-        ]
-        accepted = wg.i.valid & wg.i.ready
-        m.d.comb += feeder.instr.valid.eq(accepted)
-        for name in feed_fields_layout(config).members:
-            if name != "parity":
-                m.d.comb += getattr(feeder.instr.payload, name).eq(getattr(front, name))
-        m.d.comb += feeder.instr.payload.parity.eq(front_parity)
-
-        m.d.comb += [
-            loader.i.take.eq(take),
-            loader.i.array.eq(
-                Mux(take, self.i.payload.mode == ComputeMode.ARRAY, held_valid & ~held_vector)
-            ),
-            loader.i.instr.eq(front),
-        ]
-
-        word = feeder.taken.payload
-        word_is_front = word.parity == front_parity
-        m.d.sync += [
-            last_pass_fed.eq(
-                (last_pass_fed & ~take)
-                | (feeder.taken.valid & word.pass_start & word.last_pass & word_is_front)
-            ),
-            last_word_fed.eq(
-                (last_word_fed & ~take) | (feeder.taken.valid & word.last & word_is_front)
-            ),
-        ]
-        with m.If(take):
-            m.d.sync += [held.eq(self.i.payload), held_valid.eq(1), parity.eq(~parity)]
-        with m.Elif(release):
-            m.d.sync += held_valid.eq(0)
-        with m.If(take):
-            m.d.sync += given.eq(accepted)
-        with m.Elif(accepted):
-            m.d.sync += given.eq(1)
+        # The front end hands its instruction to the window generator, the weight loader and
+        # the feeder, and hears back from the loader and the feeder when to release it.
+        connect(m, flipped(self.i), front_end.i)
+        m.d.comb += self.start.eq(self.i.valid & self.i.ready)
+        connect(m, front_end.window, wg.i)
+        connect(m, front_end.load, loader.i)
+        connect(m, front_end.feed, feeder.instr)
+        connect(m, feeder.taken, front_end.taken)
+        m.d.comb += front_end.slot_free.eq(feeder.slot_free)
 
         # Weights: buffer -> loader -> the array's shadow registers; the loader offers each
         # pass to the feeder from the cycle its row 0 is read.

@@ -1,13 +1,14 @@
 """The compute engine's weight loader: the weight buffer, one array row per cycle, pass after pass.
 
-For the front end's ARRAY instruction it reads pass ``j``'s
-rows at ``w_base + j*rows + i`` in cycles ``wl[j] + i`` (one running address: the passes of
-an instruction are contiguous in the weight buffer). A pass begins when the loader is idle
-and no pass it has loaded waits to be fed, i.e. when the previous pass has begun feeding:
-``wl[j] = max(wl[j-1] + rows, f[j-1])``; the first one in the cycle its instruction is taken
-(``wl[0] = start``). The row reaches the array's shadow registers one cycle after its read
-(:data:`hdl.array.WEIGHT_READ_LATENCY`), so the loader runs at most one pass ahead of the
-feeder, and the array's weights double buffer holds that pass.
+For the front end's ARRAY instruction (:class:`hdl.front_end.FrontEnd`) it reads pass
+``j``'s rows at ``w_base + j*rows + i`` in cycles ``wl[j] + i`` (one running address: the
+passes of an instruction are contiguous in the weight buffer). A pass begins when the loader
+is idle and no pass it has loaded waits to be fed, i.e. when the previous pass has begun
+feeding: ``wl[j] = max(wl[j-1] + rows, f[j-1])``; the first one in the cycle its instruction
+is taken (``wl[0] = start``). The row reaches the array's shadow registers one cycle after
+its read (:data:`hdl.array.WEIGHT_READ_LATENCY`). So the loader runs at most one pass ahead
+of the feeder: ``f[j] >= wl[j] + 1`` and ``wl[j+1] >= f[j]``, the two bounds
+:mod:`hdl.array` needs of its shadow registers.
 
 The loader does not hold the instruction: it reads the front end's every cycle, and counts
 the pass (``ct``, ``r``, ``s``; ``s`` fastest) it loads next.
@@ -36,7 +37,7 @@ _WIDTH = {name: width for name, width, _ in isa.FIELDS[isa.Compute]}
 #: loading in this very cycle); ``array``: the front end's instruction in this cycle (the one
 #: taken, else the one held) is an ARRAY instruction; ``instr``: that instruction
 #: (``w_base``, ``ct_count``, ``kernel_h``, ``kernel_w`` are read); ``loaded``: every row of
-#: every pass of the held instruction has been read (``wl[last] + rows`` on).
+#: every pass of the held ARRAY instruction has been read (from ``wl[last] + rows`` on).
 LOAD_SIGNATURE = wiring.Signature(
     {"take": Out(1), "array": Out(1), "instr": Out(COMPUTE_LAYOUT), "loaded": In(1)}
 )
