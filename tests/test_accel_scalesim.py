@@ -351,7 +351,7 @@ def test_config_rejects_other_dataflows(tmp_path, dataflow):
     with pytest.raises(
         ValueError,
         match=rf"bad.cfg: \[architecture_presets\] Dataflow = "
-        rf"'{dataflow}' is not supported by our hardware",
+        rf"'{dataflow}' is not implemented by our hardware",
     ):
         scalesim.load_config(path)
 
