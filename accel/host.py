@@ -36,12 +36,14 @@ def host_op(
     output: Sequence[int],
     out_shape: Shape,
     opset_imports: Sequence[onnx.OperatorSetIdProto],
+    *,
+    index: int = 0,
 ) -> HostOp:
-    """A :class:`HostOp` computing ``node``.
+    """A :class:`HostOp` computing output ``index`` of ``node``.
 
     ``inputs`` are the node's tensor inputs (ONNX name, shape without the batch), in the order
-    the graph feeds them; ``constants`` its constant inputs; ``output`` the ONNX shape of its
-    (first) output without the batch and ``out_shape`` the same output as the graph stores it.
+    the graph feeds them; ``constants`` its constant inputs; ``output`` the ONNX shape of that
+    output without the batch and ``out_shape`` the same output as the graph stores it.
     """
     graph = helper.make_graph(
         [node],
@@ -50,7 +52,11 @@ def host_op(
             helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [BATCH, *shape])
             for name, shape in inputs
         ],
-        [helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, [BATCH, *output])],
+        [
+            helper.make_tensor_value_info(
+                node.output[index], onnx.TensorProto.FLOAT, [BATCH, *output]
+            )
+        ],
         [numpy_helper.from_array(np.asarray(v), name) for name, v in constants.items()],
     )
     model = helper.make_model(graph, opset_imports=list(opset_imports))
