@@ -863,8 +863,8 @@ def weight_from_input() -> onnx.ModelProto:
 
 def add_constant() -> onnx.ModelProto:
     g = Graph()
-    c = g.node("Conv", ["x", g.randn("w", (4, 3, 3, 3))], "c", name="conv")
-    g.node("Add", [c, g.randn("k", (4, 1, 1))], "y", name="n")
+    c = g.node("MaxPool", ["x"], "c", name="pool", kernel_shape=[2, 2])
+    g.node("Add", [c, g.randn("k", (3, 1, 1))], "y", name="n")
     return float_model(g)
 
 

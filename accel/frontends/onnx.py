@@ -84,6 +84,7 @@ from accel.graph import (
     Network,
     Op,
     Shape,
+    conv_output_size,
     fuse_activations,
 )
 from accel.quantized import (
@@ -736,6 +737,9 @@ class _Importer:
             ):
                 HANDLERS[proto.op_type](self, _Node(proto))
                 self.absorbed.add(index)
+            elif self.foldable(proto) and not (set(proto.input) & set(self.nodes_of)):
+                self.fold(_Node(proto))
+                self.absorbed.add(index)
         for index, proto in enumerate(self.protos):
             if index in self.absorbed:
                 continue
@@ -1076,6 +1080,8 @@ def _conv(imp: _Importer, node: _Node) -> None:
         weight, bias = _fold_batch_norm(imp, bn, weight, bias)
         imp.absorbed.add(bn_index)
         output = bn.outputs[0]
+    if w_q is None and b_q is None:
+        output, weight, bias = _fold_affine(imp, output, weight, bias)
     name, dims = _build_conv(imp, node, weight, bias)
     if w_q is not None or b_q is not None:
         layer = _int_layer(node, w_q, b_q, bias, 0, weight.shape[0])
@@ -1139,6 +1145,53 @@ def _fold_batch_norm(
     factor = gamma / np.sqrt(var + attrs["epsilon"])
     folded_bias = ((bias if bias is not None else 0.0) - mean) * factor + beta
     return weight * factor.reshape(k, *[1] * (weight.ndim - 1)), folded_bias
+
+
+def _channel_constant(value: np.ndarray, k: int, rank: int) -> np.ndarray | None:
+    """A float constant that broadcasts over an ``(N, K, ...)`` tensor of ``rank`` as one value
+    per channel (a scalar, ``(K, 1, 1)``, ``(1, K, 1, 1)``, ...), as a ``(K,)`` vector."""
+    if value.dtype.kind != "f" or value.ndim > rank:
+        return None
+    if value.size == 1:
+        return np.full(k, float(value.reshape(-1)[0]))
+    shape = (1,) * (rank - value.ndim) + value.shape
+    if shape[1] != k or any(d != 1 for i, d in enumerate(shape) if i != 1):
+        return None
+    return value.reshape(k).astype(np.float64)
+
+
+def _fold_affine(
+    imp: _Importer, output: str, weight: np.ndarray, bias: np.ndarray | None
+) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """Fold a chain of Mul and Add of per-channel constants after a float Conv (Caffe2's
+    scale layers) into its weights and bias: ``Mul(c)``: ``w' = w * c``, ``b' = b * c``;
+    ``Add(c)``: ``b' = b + c``. Each must be the only reader of the tensor before it."""
+    k = weight.shape[0]
+    while True:
+        readers = imp.consumers.get(output, [])
+        if output in imp.graph_outputs or len(readers) != 1:
+            return output, weight, bias
+        proto = imp.protos[readers[0]]
+        others = [t for t in proto.input if t != output]
+        if (
+            proto.domain not in ("", "ai.onnx")
+            or proto.op_type not in ("Mul", "Add")
+            or len(proto.input) != 2
+            or len(others) != 1
+            or others[0] not in imp.consts
+            or proto.attribute
+        ):
+            return output, weight, bias
+        value = _channel_constant(imp.consts[others[0]], k, weight.ndim)
+        if value is None:
+            return output, weight, bias
+        if proto.op_type == "Mul":
+            weight = weight * value.reshape(k, *[1] * (weight.ndim - 1))
+            bias = None if bias is None else bias * value
+        else:
+            bias = value if bias is None else bias + value
+        imp.absorbed.add(readers[0])
+        output = proto.output[0]
 
 
 def _batch_norm(imp: _Importer, node: _Node) -> None:
@@ -1328,6 +1381,22 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
             "ceil_mode", ceil_mode, f"not supported with auto_pad={attrs['auto_pad']!r}"
         )
     padding = _window_pads(node, attrs, (h, w), kernel, stride, (1, 1))
+    include_pad = bool(attrs.get("count_include_pad"))
+    whole = all(
+        size + begin + end - k < s and begin + size <= k and not ceil_mode
+        for size, k, s, (begin, end) in zip(
+            (h, w), kernel, stride, (padding[:2], padding[2:]), strict=True
+        )
+    )
+    if average and not qlinear and whole and (not include_pad or not any(padding)):
+        imp.unused_outputs(node, unmapped=True)
+        name = imp.add(node, GlobalAvgPool, [x])  # one window over the whole input
+        imp.define(node.outputs[0], name, _out_dims(imp, name, image))
+        return
+    if padding[0] != padding[1] or padding[2] != padding[3]:
+        ceil = _end_pads_as_ceil_mode(padding, (h, w), kernel, stride, average and include_pad)
+        if ceil is not None and not ceil_mode:
+            padding, ceil_mode = ceil, 1
     if padding[0] != padding[1] or padding[2] != padding[3]:
         raise node.unmapped(
             f"pads (top, bottom, left, right)={padding} are not supported: pooling pads must be "
@@ -1339,7 +1408,6 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
             "(every window must overlap the input)"
         )
     imp.unused_outputs(node, unmapped=True)
-    include_pad = bool(attrs.get("count_include_pad"))
     dims = imp.dims_of(node, 0)
     if kernel == stride == (1, 1) and not any(padding) and not imp.quantized_model:
         imp.alias(node, 0, dims)  # a 1x1 window of stride 1 (adaptive pooling exports it)
@@ -1356,6 +1424,38 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
         imp.claim(x, imp.scale_zero_point(node, 1, "x"), node, "x_scale/x_zero_point")
         imp.set_quant(name, imp.scale_zero_point(node, 3, "y"), node)
     imp.define(node.outputs[0], name, _out_dims(imp, name, image))
+
+
+def _end_pads_as_ceil_mode(
+    padding: tuple[int, int, int, int],
+    in_hw: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    counts_pads: bool,
+) -> tuple[int, int, int, int] | None:
+    """Pads ``(top, bottom, left, right)`` with more at the end than at the start (Caffe's
+    exports of ceil-mode pools) as the symmetric begin pads with ``ceil_mode``, when that
+    gives the same windows: the same number of windows per axis, the same starts, and the
+    end of the last ones clipped at the padded input instead of covering end padding, which
+    a max never takes and an average that does not count pads never counts. ``None`` when
+    not (or when the average counts pads: the divisors would differ)."""
+    if counts_pads:
+        return None
+    result: list[int] = []
+    for size, k, s, (begin, end) in zip(
+        in_hw, kernel, stride, (padding[:2], padding[2:]), strict=True
+    ):
+        if end < begin or size + begin + end < k:
+            return None
+        onnx_out = (size + begin + end - k) // s + 1
+        try:
+            ours = conv_output_size(size, k, s, 2 * begin, ceil_mode=True, pad_begin=begin)
+        except ValueError:
+            return None
+        if ours != onnx_out:
+            return None
+        result += [begin, begin]
+    return tuple(result)  # type: ignore[return-value]
 
 
 def _global_average_pool(imp: _Importer, node: _Node) -> None:
