@@ -394,10 +394,6 @@ def _tensor_quant(node: _Node, scale: np.ndarray, zero_point: np.ndarray, what: 
 
 
 _QUANT_OPS = ("QuantizeLinear", "DequantizeLinear")
-#: Ops run by ``onnx.reference`` at a newer opset of identical inference semantics: its
-#: BatchNormalization of opsets 9 to 13 mixes batch statistics into the running ones (with
-#: ``momentum``, a training attribute); opset 15's is the inference formula.
-_REFERENCE_OPSET = {"BatchNormalization": 15}
 
 
 def _graph_shape(dims: tuple[int, ...]) -> Shape:
@@ -638,14 +634,7 @@ class _Importer:
             start, end = (min(max(v + rank if v < 0 else v, 0), rank) for v in (start, end))
             self.consts[node.outputs[0]] = full[start:end]
             return
-        self.consts.update(prepare.evaluate(proto, self.consts, self.opsets_for(proto.op_type)))
-
-    def opsets_for(self, op_type: str) -> list[onnx.OperatorSetIdProto]:
-        """The opset imports a one-node model of ``op_type`` runs with (``_REFERENCE_OPSET``)."""
-        newer = _REFERENCE_OPSET.get(op_type)
-        if newer is None or self.opsets[0].version >= newer:
-            return self.opsets
-        return [helper.make_opsetid("", newer)]
+        self.consts.update(prepare.evaluate(proto, self.consts, self.opsets))
 
     def host_node(self, node: _Node, reason: str) -> None:
         """Run ``node`` on the host: one :class:`HostOp` per used output."""
@@ -691,7 +680,7 @@ class _Importer:
             proto = onnx.NodeProto()
             proto.CopyFrom(node.proto)
             proto.input[:] = [rename.get(t, t) for t in node.proto.input]
-        opsets = self.opsets_for(proto.op_type)
+        opsets = self.opsets
         shapes = {t: (self.batch, *self.dims[t]) for t in inputs}
         used = [i for i, t in enumerate(node.outputs) if t and (self.used(t) or i == 0)]
         for index in used:

@@ -4,7 +4,8 @@
   converted to :data:`TARGET_OPSET` with ``onnx.version_converter`` (the handlers only ever
   see opset ``>= MIN_OPSET`` semantics); the note it returns says so.
 * :func:`evaluate`: one node on constant inputs, with ONNX's reference implementation
-  (``onnx.reference``): how constant subgraphs (Shape / Gather / Concat / ConstantOfShape /
+  (``onnx.reference``, corrected as the host runs it: :func:`accel.host.reference_evaluator`):
+  how constant subgraphs (Shape / Gather / Concat / ConstantOfShape /
   Cast ... chains, weights computed in the graph) fold at import.
 * :func:`infer_output`: the type and shape of one output of one node, given the shapes of its
   computed inputs (ONNX shape inference on a one-node model, or running it on zeros when
@@ -22,6 +23,8 @@ import numpy as np
 import onnx
 import onnx.version_converter
 from onnx import TensorProto, helper, numpy_helper
+
+from accel.host import reference_evaluator
 
 __all__ = [
     "MIN_OPSET",
@@ -84,7 +87,7 @@ def upgrade(model: onnx.ModelProto, where: str) -> tuple[onnx.ModelProto, str | 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            converted = onnx.version_converter.convert_version(model, TARGET_OPSET)
+            converted = onnx.version_converter.convert_version(_shaped(model), TARGET_OPSET)
         minimum = helper.find_min_ir_version_for(list(converted.opset_import))
         converted.ir_version = max(converted.ir_version, minimum)
         onnx.checker.check_model(converted)
@@ -96,6 +99,42 @@ def upgrade(model: onnx.ModelProto, where: str) -> tuple[onnx.ModelProto, str | 
         ) from None
     note = f"default-domain opset {version} upgraded to {TARGET_OPSET} with onnx.version_converter"
     return converted, note
+
+
+def _shaped(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with a shape on every graph output, which the version converter requires:
+    the inferred one, else an empty one (the importer reads shapes from the inputs, never
+    from the declared outputs). Value infos without a shape are dropped (they are optional
+    annotations)."""
+    missing = [
+        o.name
+        for o in model.graph.output
+        if o.type.HasField("tensor_type") and not o.type.tensor_type.HasField("shape")
+    ]
+    loose = [v for v in model.graph.value_info if not v.type.tensor_type.HasField("shape")]
+    if not missing and not loose:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for value in loose:
+        copy.graph.value_info.remove(next(v for v in copy.graph.value_info if v == value))
+    probe = onnx.ModelProto()
+    probe.CopyFrom(copy)
+    kept = [o for o in probe.graph.output if o.name not in missing]
+    del probe.graph.output[:]
+    probe.graph.output.extend(kept)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(probe).graph.value_info
+    except Exception:  # inference is a help here, not a requirement
+        inferred = []
+    types = {v.name: v.type for v in inferred if v.type.tensor_type.HasField("shape")}
+    for output in copy.graph.output:
+        if output.name in missing:
+            if output.name in types:
+                output.type.CopyFrom(types[output.name])
+            else:
+                output.type.tensor_type.shape.SetInParent()
+    return copy
 
 
 def _label(node: onnx.NodeProto) -> str:
@@ -125,11 +164,10 @@ def _model(
 
 
 def _run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    from onnx.reference import ReferenceEvaluator
-
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        return [np.asarray(v) for v in ReferenceEvaluator(model).run(None, dict(feeds))]
+        evaluator = reference_evaluator(model)
+        return [np.asarray(v) for v in evaluator.run(None, dict(feeds))]
 
 
 def evaluate(
