@@ -144,7 +144,7 @@ OUTSIDE_FAMILY = {
 
 
 def tensors(directory: Path, kind: str) -> list[np.ndarray]:
-    files = sorted(directory.glob(f"{kind}_*.pb"), key=lambda p: int(p.stem.split("_")[1]))
+    files = sorted(directory.glob(f"{kind}_*.pb"), key=lambda p: int(p.stem.split("_")[-1]))
     return [numpy_helper.to_array(onnx.load_tensor(str(f))) for f in files]
 
 
@@ -192,3 +192,71 @@ def test_conformance_case(case):
             actual = got[nodes[name]].reshape(expected.shape)
             atol = 1e-5 * max(1.0, float(np.abs(expected).max()))
             np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=atol)
+
+
+# ---------------------------------------------------------------------------------------
+# The ONNX model zoo's graphs shipped in the wheel (onnx/backend/test/data/light/): opset 9,
+# weights made by ConstantOfShape (constant values), expected outputs for the input
+# arange(n) / n that ONNX's backend test runner feeds them.
+
+LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+
+#: model -> (its ops that run on the host, with counts; ONNX's rtol for it)
+ZOO: dict[str, tuple[dict[str, int], float]] = {
+    "bvlc_alexnet": ({"LRN": 2, "Softmax": 1}, 1e-3),
+    "densenet121": ({"BatchNormalization": 62, "Mul": 62, "Add": 62}, 2e-3),
+    "inception_v1": ({"LRN": 2, "Softmax": 1}, 1e-3),
+    "inception_v2": ({"Softmax": 1}, 1e-3),
+    "resnet50": ({"Softmax": 1}, 1e-3),
+    "shufflenet": ({"Reshape": 32, "Transpose": 16, "Softmax": 1}, 1e-3),
+    "squeezenet": ({"Reshape": 1, "Softmax": 1}, 1e-3),
+    "vgg19": ({"Softmax": 1}, 1e-3),
+    "zfnet512": ({"LRN": 2, "Softmax": 1}, 1e-3),
+}
+
+
+def test_every_light_model_of_the_wheel_is_listed():
+    shipped = sorted(p.stem.removeprefix("light_") for p in LIGHT.glob("light_*.onnx"))
+    assert shipped == sorted(ZOO)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_light_model_zoo(name):
+    """Imports (opset 9 upgraded), runs in the float golden model, equals the shipped output
+    within ONNX's own tolerance (rtol 1e-3, 2e-3 for DenseNet; atol 1e-7), and onnxruntime on
+    one random input within 1e-4 of the largest output (float64 against float32 through up to
+    121 layers)."""
+    import onnxruntime as ort
+
+    path = LIGHT / f"light_{name}.onnx"
+    expected_host, rtol = ZOO[name]
+    network = load(path)
+    host: dict[str, int] = {}
+    for node in network.order():
+        if isinstance(network.op(node), HostOp):
+            host[network.op(node).op_type] = host.get(network.op(node).op_type, 0) + 1
+    assert host == expected_host
+    model = onnx.load(str(path))
+    (x_name,) = [
+        i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}
+    ]
+    (y_name,) = [o.name for o in model.graph.output]
+    node_x, node_y = tensor_map(network)[x_name], tensor_map(network)[y_name]
+    shape = (1, *network.shape(node_x))
+    x = (np.arange(np.prod(shape)).reshape(shape) / np.prod(shape)).astype(np.float32)
+    (expected,) = tensors(LIGHT, f"light_{name}_output")
+    got = executor.run_network(network, {node_x: x})[node_y].reshape(expected.shape)
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=1e-7)
+
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    (reference,) = session.run(None, {x_name: x})
+    got = executor.run_network(network, {node_x: x})[node_y].reshape(reference.shape)
+    assert np.isfinite(got).all()
+    atol = 1e-4 * float(np.abs(reference).max())
+    np.testing.assert_allclose(got, reference, rtol=1e-4, atol=atol)
