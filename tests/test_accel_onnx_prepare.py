@@ -517,3 +517,18 @@ def test_float_input_types_reach_the_host_as_float32():
     g.node("Sigmoid", ["x"], "y", name="host")
     net = check(g.model({"x": ["N", 3, 2, 2]}, {"y": 4}, in_type=FLOAT))
     assert host_ops(net) == ["Sigmoid"]
+
+
+def test_qdq_bias_added_after_the_requantised_product_runs_on_the_host():
+    """onnxruntime's QDQ MatMul -> Q -> DQ -> Add(bias): the Add of a constant on the host, in
+    int8, within 1 LSB of onnxruntime's reference semantics of QDQ (the MatMul's double
+    rounding, docs/onnx.md)."""
+    from tests.test_accel_onnx import matmul_requantised_before_bias
+
+    model = matmul_requantised_before_bias()
+    qnet = load(model)
+    assert host_ops(qnet) == ["Add"]
+    feeds = onnx_inputs(model, 16, 4)
+    expected = ort_run(model, feeds, optimize=False)["a_q"].astype(int)
+    diff = np.abs(executor.run_network(qnet, feeds)["n"].astype(int) - expected)
+    record("qdq matmul, host bias add", int(diff.max()), float(np.mean(diff == 0)), 0.97)
