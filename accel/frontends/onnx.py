@@ -1383,7 +1383,7 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
         imp.define(node.outputs[0], name, _out_dims(imp, name, image))
         return
     if padding[0] != padding[1] or padding[2] != padding[3]:
-        ceil = _end_pads_as_ceil_mode(padding, (h, w), kernel, stride, average and include_pad)
+        ceil = None if average else _end_pads_as_ceil_mode(padding, (h, w), kernel, stride)
         if ceil is not None and not ceil_mode:
             padding, ceil_mode = ceil, 1
     if padding[0] != padding[1] or padding[2] != padding[3]:
@@ -1396,6 +1396,8 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
             f"pads (top, bottom, left, right)={padding} exceed half of kernel={kernel} "
             "(every window must overlap the input)"
         )
+    if average:
+        _one_divisor(node, (h, w), kernel, stride, padding, bool(ceil_mode), include_pad)
     imp.unused_outputs(node, unmapped=True)
     dims = imp.dims_of(node, 0)
     if kernel == stride == (1, 1) and not any(padding) and not imp.quantized_model:
@@ -1415,21 +1417,45 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
     imp.define(node.outputs[0], name, _out_dims(imp, name, image))
 
 
+def _one_divisor(
+    node: _Node,
+    in_hw: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    ceil_mode: bool,
+    include_pad: bool,
+) -> None:
+    """The accelerator's average pools divide every window by the kernel area: an
+    AveragePool whose divisor varies along the border (pads not counted, or ``ceil_mode``
+    windows past the padded input) has no mapping (``accel.quantized.avg_pool_count``)."""
+    if not include_pad and any(padding):
+        raise node.unmapped(
+            f"count_include_pad=0 with pads (top, bottom, left, right)={padding}: the divisor "
+            "varies along the border; the accelerator divides every window by the kernel area"
+        )
+    for size, k, s, (begin, end) in zip(
+        in_hw, kernel, stride, (padding[:2], padding[2:]), strict=True
+    ):
+        out = conv_output_size(size, k, s, begin + end, ceil_mode=ceil_mode, pad_begin=begin)
+        if (out - 1) * s + k > size + begin + end:
+            raise node.unmapped(
+                "ceil_mode=1 makes the last window overhang the padded input (a smaller "
+                "divisor there); the accelerator divides every window by the kernel area"
+            )
+
+
 def _end_pads_as_ceil_mode(
     padding: tuple[int, int, int, int],
     in_hw: tuple[int, int],
     kernel: tuple[int, int],
     stride: tuple[int, int],
-    counts_pads: bool,
 ) -> tuple[int, int, int, int] | None:
-    """Pads ``(top, bottom, left, right)`` with more at the end than at the start (Caffe's
-    exports of ceil-mode pools) as the symmetric begin pads with ``ceil_mode``, when that
-    gives the same windows: the same number of windows per axis, the same starts, and the
-    end of the last ones clipped at the padded input instead of covering end padding, which
-    a max never takes and an average that does not count pads never counts. ``None`` when
-    not (or when the average counts pads: the divisors would differ)."""
-    if counts_pads:
-        return None
+    """A max pool's pads ``(top, bottom, left, right)`` with more at the end than at the
+    start (Caffe's exports of ceil-mode pools) as the symmetric begin pads with ``ceil_mode``,
+    when that gives the same windows: the same number of windows per axis, the same starts,
+    and the end of the last ones clipped at the padded input instead of covering end padding,
+    which a max never takes. ``None`` when not."""
     result: list[int] = []
     for size, k, s, (begin, end) in zip(
         in_hw, kernel, stride, (padding[:2], padding[2:]), strict=True
