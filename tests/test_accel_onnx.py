@@ -1148,6 +1148,11 @@ HOST_REJECTIONS = {
         r"node 'n' \(Transpose\): output 0 \('y'\) has shape \[3, 2, 6, 6\]: its leading "
         r"dimension is not the batch 2 \(an op that moves the batch cannot run between",
     ),
+    "host op with a huge output": (
+        lambda: single("Pad", ["x", ("p", [0, 0, 0, 0, 0, 0, 0, 2**31], np.int64)]),
+        r"node 'n' \(Pad\): output 0 \('y'\) has shape \['N', 3, 6, 2147483654\]: over 2\*\*31 "
+        r"elements per image",
+    ),
     "host op that moves a symbolic batch": (
         lambda: single("Transpose", perm=[1, 0, 2, 3]),
         r"node 'n' \(Transpose\): its output shape does not keep the symbolic batch 'N' as its "

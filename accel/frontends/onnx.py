@@ -394,6 +394,8 @@ def _tensor_quant(node: _Node, scale: np.ndarray, zero_point: np.ndarray, what: 
 
 
 _QUANT_OPS = ("QuantizeLinear", "DequantizeLinear")
+#: Largest host op output per image (elements); more is a damaged model, not a network.
+_MAX_ELEMENTS = 2**31
 
 
 def _graph_shape(dims: tuple[int, ...]) -> Shape:
@@ -417,6 +419,20 @@ def _input_shape(dims: tuple[int, ...]) -> Shape:
     return (*shape, 1, 1)[:3] if len(shape) < 3 else shape
 
 
+def _initializer(init: onnx.TensorProto) -> np.ndarray:
+    try:
+        return numpy_helper.to_array(init)
+    except (KeyError, TypeError, ValueError) as exc:
+        try:
+            kind = TensorProto.DataType.Name(init.data_type)
+        except ValueError:
+            kind = "unknown"
+        raise ValueError(
+            f"initializer {init.name!r}: cannot be read (data type {init.data_type}, {kind}: "
+            f"{exc!r})"
+        ) from None
+
+
 class _Importer:
     def __init__(self, model: onnx.ModelProto, host: bool = True, notes: list[str] = ()) -> None:
         graph = model.graph
@@ -426,7 +442,7 @@ class _Importer:
         self.protos = list(graph.node)
         self.net = Network(graph.name or "onnx")
         self.consts: dict[str, np.ndarray] = {
-            init.name: numpy_helper.to_array(init) for init in graph.initializer
+            init.name: _initializer(init) for init in graph.initializer
         }
         self.qconsts: dict[str, _QConst] = {}
         self.nodes_of: dict[str, str] = {}  # ONNX activation tensor -> network node
@@ -700,6 +716,11 @@ class _Importer:
             out = tuple(int(d) for d in dims[1:])
             if not all(out):
                 raise node.error(f"output {index} ({tensor!r}) is empty: shape {list(dims)}")
+            if math.prod(out) > _MAX_ELEMENTS:
+                raise node.error(
+                    f"output {index} ({tensor!r}) has shape {list(dims)}: over 2**31 elements "
+                    "per image"
+                )
             with _named(node):
                 op = host_ops.host_op(
                     proto,
