@@ -701,3 +701,27 @@ def test_the_host_reference_agrees_with_onnxruntime(case):
         assert got.shape == expected.shape
         scale = max(1.0, float(np.abs(expected).max()))
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_qdq_identity_average_pool(stride):
+    """A QDQ AveragePool of kernel 1 with the same scale in and out: the rescale factor 1 is
+    the exact identity multiplier (it used to be rejected), equal to onnxruntime."""
+    from accel.quantized import IDENTITY_MULTIPLIER, PoolQuant
+
+    g = Graph()
+    p = g.node(
+        "AveragePool",
+        [qdq(g, "x", 0.02, 5)],
+        "p",
+        name="pool",
+        kernel_shape=[1, 1],
+        strides=[stride, stride],
+    )
+    qdq(g, p, 0.02, 5, dequantize=False)
+    model = g.model({"x": ["N", 4, 6, 6]}, {"p_q": 4}, out_type=INT8)
+    qnet = load(model)
+    assert qnet.layers["pool"] == PoolQuant(*IDENTITY_MULTIPLIER)
+    feeds = onnx_inputs(model, 8, 5)
+    expected = ort_run(model, feeds, optimize=False)["p_q"]
+    np.testing.assert_array_equal(executor.run_network(qnet, feeds)["pool"], expected, strict=True)
