@@ -52,7 +52,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -434,7 +434,9 @@ def _initializer(init: onnx.TensorProto) -> np.ndarray:
 
 
 class _Importer:
-    def __init__(self, model: onnx.ModelProto, host: bool = True, notes: list[str] = ()) -> None:
+    def __init__(
+        self, model: onnx.ModelProto, host: bool = True, notes: Sequence[str] = ()
+    ) -> None:
         graph = model.graph
         self.host = host
         self.notes = list(notes)
