@@ -10,10 +10,11 @@ and runs the default suite in the copy::
 
 The block and equivalence tests of the RTL are named first, then every other
 ``tests/test_*.py`` (the default suite's files, in a different order), so that most mutants
-stop at the first failure within seconds. A mutant is *caught* when the suite fails (the first failing test is recorded), *missed*
-when it passes, and a *timeout* when it runs past ``--timeout`` seconds (reported apart: a
-hang is not a test). It prints a Markdown table and the kill count, and exits non-zero unless
-every mutant was caught.
+stop at the first failure within seconds. A mutant is *caught* when the suite fails (the
+first failing test is recorded), *missed* when it passes, and a *timeout* when it runs past
+``--timeout`` seconds (reported apart: a hang is not a test). A mutant that no longer
+elaborates is *INVALID* (a broken mutation, not a catch). It prints a Markdown table and the
+kill count, and exits non-zero unless every mutant was caught.
 
 Usage (from the repository root, in its virtual environment)::
 
@@ -47,15 +48,15 @@ FIRST = [
     "tests/test_hdl_array.py",
     "tests/test_hdl_window.py",
     "tests/test_hdl_post.py",
-    "tests/test_hdl_dma.py",
     "tests/test_hdl_compute.py",
+    "tests/test_equivalence_compute.py",
+    "tests/test_equivalence_dma.py",
+    "tests/test_hdl_dma.py",
     "tests/test_hdl_controller.py",
     "tests/test_equivalence_postproc.py",
     "tests/test_equivalence_vector.py",
     "tests/test_equivalence_array.py",
     "tests/test_equivalence_post.py",
-    "tests/test_equivalence_dma.py",
-    "tests/test_equivalence_compute.py",
     "tests/test_equivalence_rtl.py",
 ]
 

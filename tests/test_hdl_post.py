@@ -272,27 +272,68 @@ def random_offers(rng, n: int, back_to_back: bool) -> list[int]:
     return np.cumsum(rng.choice([0, 1, 3, 7, 12], n)).tolist()
 
 
-@pytest.mark.parametrize("back_to_back", [True, False], ids=["back_to_back", "late_grants"])
-@pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("shape", sorted(CONFIGS))
-def test_random_streams_are_cycle_and_bit_exact(shape, seed, back_to_back):
+def check_random(shape: str, seed: int, back_to_back: bool, *, reference=reference) -> Run:
+    """A random stream of 1-4 instructions on ``CONFIGS[shape]``, seeded from the arguments."""
     config = CONFIGS[shape]
     rng = np.random.default_rng([seed, back_to_back, config.array.cols, config.array.rows])
     posts = [random_post(rng, config) for _ in range(int(rng.integers(1, 5)))]
-    check(config, posts, random_offers(rng, len(posts), back_to_back), seed)
+    offers = random_offers(rng, len(posts), back_to_back)
+    return check(config, posts, offers, seed, reference=reference)
+
+
+#: (shape, seed, back_to_back) of the random streams.
+RANDOM_STREAMS = pytest.mark.parametrize(
+    ("shape", "seed", "back_to_back"),
+    [(shape, seed, b2b) for shape in sorted(CONFIGS) for seed in range(4) for b2b in (True, False)],
+)
+
+
+@RANDOM_STREAMS
+def test_random_streams_are_cycle_and_bit_exact(shape, seed, back_to_back):
+    check_random(shape, seed, back_to_back)
 
 
 # --- hand-written streams ---------------------------------------------------------------------
 
+#: name -> (shape, instructions, offers, seed)
+HAND_WRITTEN = {
+    "docstring": (
+        "3x4",
+        [
+            Post(acc_base=4, count=3, param_base=1, out_base=2),
+            Post(mode=PostMode.PASS, acc_base=20, count=1, param_base=5, out_base=9, act_min=0),
+        ],
+        [0, 0],
+        5,
+    ),
+    "four_instructions": (
+        "2x2",
+        [
+            Post(acc_base=0, count=1, param_base=0, out_base=5, out_zero_point=-9),
+            Post(mode=PostMode.PASS, acc_base=1, count=1, param_base=3, out_base=6, act_max=0),
+            Post(acc_base=2, count=1, param_base=5, out_base=5, act_min=7, act_max=7),
+            Post(mode=PostMode.PASS, acc_base=3, count=2, param_base=2, out_base=7, act_min=-3),
+        ],
+        [0, 0, 0, 0],
+        6,
+    ),
+    "granted_while_busy": (
+        "4x4",
+        [Post(count=8, out_base=0), Post(acc_base=9, count=2, out_base=8)],
+        [2, 4],
+        7,
+    ),
+}
+
+
+def check_hand_written(name: str, *, reference=reference) -> Run:
+    shape, posts, offers, seed = HAND_WRITTEN[name]
+    return check(CONFIGS[shape], posts, offers, seed, reference=reference)
+
 
 def test_the_docstring_cycle_table():
     """hdl/post.py's table: A (count 3) taken in 0, B (count 1) in 3."""
-    config = CONFIGS["3x4"]
-    posts = [
-        Post(acc_base=4, count=3, param_base=1, out_base=2),
-        Post(mode=PostMode.PASS, acc_base=20, count=1, param_base=5, out_base=9, act_min=0),
-    ]
-    run = check(config, posts, [0, 0], seed=5)
+    run = check_hand_written("docstring")
     assert run.start == [0, 3] and run.done == [7, 8]
     assert run.ready[:5] == [True, False, False, True, True]
     assert run.acc_reads == [(0, 4), (1, 5), (2, 6), (3, 20)]
@@ -303,23 +344,14 @@ def test_the_docstring_cycle_table():
 def test_rows_of_four_instructions_follow_each_other_with_no_bubble():
     """One-row instructions back to back: a new instruction (new fields, mode, clamp) in
     every cycle; the same output word written by two of them lands in program order."""
-    config = CONFIGS["2x2"]
-    posts = [
-        Post(acc_base=0, count=1, param_base=0, out_base=5, out_zero_point=-9),
-        Post(mode=PostMode.PASS, acc_base=1, count=1, param_base=3, out_base=6, act_max=0),
-        Post(acc_base=2, count=1, param_base=5, out_base=5, act_min=7, act_max=7),
-        Post(mode=PostMode.PASS, acc_base=3, count=2, param_base=2, out_base=7, act_min=-3),
-    ]
-    run = check(config, posts, [0, 0, 0, 0], seed=6)
+    run = check_hand_written("four_instructions")
     assert run.start == [0, 1, 2, 3]
     assert run.done == [5, 6, 7, 9]
     assert run.writes[2][2] == [7, 7]
 
 
 def test_an_instruction_granted_while_busy_waits_for_next_start():
-    config = CONFIGS["4x4"]
-    posts = [Post(count=8, out_base=0), Post(acc_base=9, count=2, out_base=8)]
-    run = check(config, posts, [2, 4], seed=7)
+    run = check_hand_written("granted_while_busy")
     assert run.start == [2, 10]
     assert run.ready[2:11] == [True] + [False] * 7 + [True]
 
