@@ -361,7 +361,7 @@ def apply(mutation: Mutation, tree: Path) -> None:
 
 def first_failure(output: str) -> str:
     for line in output.splitlines():
-        m = re.match(r"(FAILED|ERROR) (\S+)", line)
+        m = re.match(r"(FAILED|ERROR) (.+?)(?: - |$)", line)
         if m:
             return m.group(2)
     tail = [line for line in output.splitlines() if line.strip()]
