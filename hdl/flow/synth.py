@@ -126,6 +126,31 @@ class Resources:
     cells: Mapping[str, int] = field(hash=False)
     undefined_dsp_inputs: int = 0
 
+    def to_dict(self) -> dict:
+        """The counts as JSON-ready values (the manifest's ``synthesis`` entries)."""
+        return {
+            "family": self.family,
+            "top": self.top,
+            "luts": self.luts,
+            "ffs": self.ffs,
+            "dsps": self.dsps,
+            "brams": self.brams,
+            "carry": self.carry,
+            "lutram": self.lutram,
+            "undefined_dsp_inputs": self.undefined_dsp_inputs,
+            "cells": dict(self.cells),
+        }
+
+    def text(self) -> str:
+        """One line: ``ecp5: 11574 LUT, 5341 FF, 41 DSP, 11 BRAM, 2293 carry, 584 LUTRAM``."""
+        line = (
+            f"{self.family}: {self.luts} LUT, {self.ffs} FF, {self.dsps} DSP, {self.brams} BRAM, "
+            f"{self.carry} carry, {self.lutram} LUTRAM"
+        )
+        if self.undefined_dsp_inputs:
+            line += f" (! {self.undefined_dsp_inputs} DSPs with undefined inputs: wrong netlist)"
+        return line
+
     @classmethod
     def from_cells(
         cls, family: str, top: str, cells: Mapping[str, int], *, undefined_dsp_inputs: int = 0
@@ -215,6 +240,7 @@ def synthesise(
     dsp: bool = True,
     flatten: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
+    netlist: str | Path | None = None,
 ) -> Resources:
     """Synthesise ``design`` for ``family`` and count its cells.
 
@@ -239,6 +265,9 @@ def synthesise(
         see :attr:`Resources.undefined_dsp_inputs` for iCE40.
     timeout : float
         Seconds before Yosys is stopped (the first run on a machine takes ~35-50 s).
+    netlist : path, optional
+        Also write the synthesised netlist there as Yosys JSON (``write_json``), the input of
+        nextpnr (:mod:`hdl.flow.pnr`).
 
     Returns
     -------
@@ -273,6 +302,8 @@ def synthesise(
         f"read_verilog -sv top.v\n{synth}\ntee -q -o stat.json stat -json\n"
         f"tee -q -o dsp.il dump {dsp_cells}\n"
     )
+    if netlist is not None:
+        script += "write_json netlist.json\n"
     what = f"synthesis of {top!r} for {family}"
     with tempfile.TemporaryDirectory(prefix="accel-synth-") as tmp:
         work = Path(tmp)
@@ -291,6 +322,8 @@ def synthesise(
             )
         report = json.loads(stat.read_text())
         undefined = _undefined_dsp_inputs(family, (work / "dsp.il").read_text())
+        if netlist is not None:
+            Path(netlist).write_bytes((work / "netlist.json").read_bytes())
     modules = {name.removeprefix("\\") for name in report.get("modules", {})}
     design_stat = report.get("design") or report["modules"][f"\\{top}"]
     cells = {
