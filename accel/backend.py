@@ -318,7 +318,8 @@ def _layer_stats(
         gap = feed.first - previous_free
         if gap > 0:
             latest = max(feed.tokens, key=feed.tokens.get) if feed.tokens else None
-            if latest is not None and feed.tokens[latest] >= feed.first - 1:
+            # A token that arrives in cycle t lets the first word feed in t + COMPUTE_DECODE + 1.
+            if latest is not None and feed.tokens[latest] >= feed.first - 1 - timing.COMPUTE_DECODE:
                 cause = "dram" if latest == isa.Sem.L2C else "dependency"
             else:
                 cause = "fill_drain"

@@ -35,11 +35,25 @@ instruction when its last beat is sent; the write response returns ``latency`` c
     done = start + runs * beats_per_run + latency
 
 POST. One accumulator row per cycle into a pipeline of :data:`POST_LATENCY` stages (the
-accumulator read, then three arithmetic stages); the next instruction may enter right behind
+accumulator read, then six arithmetic stages: the bias add; the requantising multiply's four
+18x18 partial products; their sum in two stages; the rounding shift; the zero point and the
+clamp, ``hdl/postproc.py``); the next instruction may enter right behind
 the last row, so every row carries its own instruction fields and parameters::
 
     next_start >= start + count
     done = start + count + POST_LATENCY
+
+COMPUTE, the instruction register. A granted COMPUTE instruction (its ``start``: its
+semaphores are acquired) waits in the engine's instruction register for at least
+:data:`COMPUTE_DECODE` cycles, then the front end *takes* it (``take``). The register is free
+again in the cycle it hands its instruction on, so the next grant may come in that cycle::
+
+    start = max(earliest, take[prev])
+    take  = max(start + COMPUTE_DECODE, front_free[prev])
+
+(``front_free`` below.) The register decouples the controller's grant from the compute
+engine's first address: the window generator and the weight loader start from a registered
+instruction. Every COMPUTE formula below counts from ``take``; ``done`` is as defined above.
 
 COMPUTE, ARRAY mode (weight-stationary, double-buffered weights). Each pass ``j`` first
 loads its ``rows`` x ``cols`` weight tile into the shadow registers, one array row per cycle
@@ -49,7 +63,7 @@ first vector of the pass reaches it (cycle ``f[j] + i``), so the load of row ``i
 ``wl[j] + i``) only has to precede that switch, and the next load may begin as soon as the
 pass has begun::
 
-    wl[0] = max(start, wl[prev] + rows)
+    wl[0] = max(take, wl[prev] + rows)
     f[0]  = max(wl[0] + 1, stream_free)
     wl[j] = max(wl[j-1] + rows, f[j-1])
     f[j]  = max(wl[j] + 1, f[j-1] + T)
@@ -57,11 +71,11 @@ pass has begun::
 
 ``wl[j]`` is the cycle the weight buffer is read for array row 0 (row ``i`` in ``wl[j] + i``);
 the row reaches the array one cycle later, and a PE whose switch arrives in that same cycle
-takes it straight through (write-through), which is what lets ``f[0] = start + 1``. The
+takes it straight through (write-through), which is what lets ``f[0] = take + 1``. The
 switch and the shadow writes travel along each array row with the data, so PE (i, c) sees
 them ``c`` cycles after column 0: the constraints above, stated for column 0, hold for every
-column. The window generator issues the first address in cycle ``start`` (from the
-instruction itself) so that the first word is fed in ``start + 1``.
+column. The window generator issues the first address in cycle ``take`` (from the
+registered instruction) so that the first word is fed in ``take + 1``.
 
 Vector ``v`` of pass ``j`` (fed in cycle ``t = f[j] + v``) is multiplied in PE (i, c) in
 cycle ``t + i + c`` (the systolic skew below, for a 3x3 array and a pass of T = 2 vectors x0,
@@ -82,17 +96,17 @@ accumulator row in cycle ``t`` and writes it in cycle ``t + VECTOR_LATENCY``. A 
 ``T`` words but occupies the feed slot for ``max(T, VECTOR_MIN_PASS)`` cycles, so that a
 row's write precedes its next read::
 
-    f[0] = max(start + 1, stream_free)
+    f[0] = max(take + 1, stream_free)
     f[j] = f[j-1] + max(T, VECTOR_MIN_PASS)
     done = f[last] + T - 1 + VECTOR_LATENCY + 1
 
 Between instructions. ``stream_free`` is ``f[last] + T`` of the previous compute instruction
 in ARRAY mode and ``f[last] + max(T, VECTOR_MIN_PASS)`` in vector mode; when the previous
 instruction used the other unit (array vs vector), ``stream_free`` is also at least its
-``done`` (the two units share the accumulator write port). The compute engine takes the next
-instruction (acquires its semaphores, its ``start``) no earlier than ``front_free`` of the
-previous one: ``max(wl[last] + rows, f[last])`` after ARRAY, ``f[last] + max(T,
-VECTOR_MIN_PASS) - 1`` after a vector instruction.
+``done`` (the two units share the accumulator write port). The front end takes the next
+instruction (its ``take``) no earlier than ``front_free`` of the previous one: ``max(wl[last] +
+rows, f[last])`` after ARRAY, ``f[last] + max(T, VECTOR_MIN_PASS) - 1`` after a vector
+instruction.
 
 Accumulator hazards. The read-modify-write port of the accumulator buffer returns a write of
 the same cycle (write-transparent), so a row may be read again as early as the cycle its
@@ -117,9 +131,11 @@ from dataclasses import dataclass
 from accel.config import AccelConfig
 from accel.isa import Compute, ComputeMode, Load, Post, Store
 
-POST_LATENCY = 4
+POST_LATENCY = 7
 ACC_LATENCY = 1
-VECTOR_LATENCY = 2
+#: Cycles a granted COMPUTE instruction spends at least in the engine's instruction register.
+COMPUTE_DECODE = 1
+VECTOR_LATENCY = 5
 VECTOR_MIN_PASS = VECTOR_LATENCY + 1
 
 
@@ -224,6 +240,7 @@ class ComputeState:
     """What the next compute instruction needs to know about the previous one."""
 
     vector: bool = False
+    register_free: int = 0  # the previous instruction's ``take``
     front_free: int = 0
     stream_free: int = 0
     last_weight_load: int = -(1 << 40)
@@ -234,6 +251,7 @@ class ComputeState:
 @dataclass(frozen=True)
 class ComputeTiming:
     start: int
+    take: int
     first_feed: int
     last_feed: int
     done: int
@@ -253,18 +271,21 @@ def compute_timing(
     T = instr.pixels
     passes = instr.passes
     vector = is_vector(instr.mode)
-    start = max(earliest, state.front_free)
+    start = max(earliest, state.register_free)
+    take = max(start + COMPUTE_DECODE, state.front_free)
     stream_free = state.stream_free
     if vector != state.vector:
         stream_free = max(stream_free, state.done)
     if vector:
         slot = max(T, VECTOR_MIN_PASS)
-        first = max(start + 1, stream_free)
+        first = max(take + 1, stream_free)
         last = first + (passes - 1) * slot
         done = last + T - 1 + VECTOR_LATENCY + 1
-        new = ComputeState(True, last + slot - 1, last + slot, state.last_weight_load, last, done)
-        return ComputeTiming(start, first, last, done, new)
-    wl = max(start, state.last_weight_load + rows, state.last_feed)
+        new = ComputeState(
+            True, take, last + slot - 1, last + slot, state.last_weight_load, last, done
+        )
+        return ComputeTiming(start, take, first, last, done, new)
+    wl = max(take, state.last_weight_load + rows, state.last_feed)
     f = max(wl + 1, stream_free)
     first = f
     # Pass j depends on pass j-1 only through d = f - wl (its load-to-feed distance):
@@ -285,5 +306,5 @@ def compute_timing(
     f_last, wl_last = f, wl
     done = f_last + T - 1 + rows + cols - 1 + ACC_LATENCY + 1
     front_free = max(wl_last + rows, f_last)
-    new = ComputeState(False, front_free, f_last + T, wl_last, f_last, done)
-    return ComputeTiming(start, first, f_last, done, new)
+    new = ComputeState(False, take, front_free, f_last + T, wl_last, f_last, done)
+    return ComputeTiming(start, take, first, f_last, done, new)

@@ -10,14 +10,20 @@ The parts, each the mirror of the trace model's, are components that
 :class:`ComputeEngine` joins with :func:`~amaranth.lib.wiring.connect`; each states its
 ports and its timing contract:
 
+Instruction register
+    The grant (``start``, the handshake on ``i``) lands in a register; the front end takes
+    the instruction from it (``take``) no earlier than the next cycle
+    (:data:`accel.timing.COMPUTE_DECODE`), and the register accepts the next grant in the
+    cycle it hands one on. Nothing combinational runs from the controller's grant into the
+    engine.
 Front end (:class:`hdl.front_end.FrontEnd`)
-    Holds one instruction: takes the next one (``start``) when it is empty or releases the
+    Holds one instruction: takes the next one (``take``) when it is empty or releases the
     one it holds in that very cycle, an ARRAY instruction at ``max(wl[last] + rows,
     f[last])``, a vector instruction at ``f[last] + max(T, VECTOR_MIN_PASS) - 1``.
 Weight loader (:class:`hdl.weight_loader.WeightLoader`)
     Reads the weight buffer one array row per cycle for the front end's instruction, pass
     after pass: pass ``j``'s rows at ``w_base + j*rows + i`` in cycles ``wl[j] + i``, with
-    ``wl[0] = start`` and ``wl[j] = max(wl[j-1] + rows, f[j-1])``; each row reaches the
+    ``wl[0] = take`` and ``wl[j] = max(wl[j-1] + rows, f[j-1])``; each row reaches the
     array's shadow registers one cycle later.
 Window generator (:class:`hdl.window.WindowGenerator`)
     Gets each instruction from the front end (in the cycle it is taken if it is idle, else
@@ -35,9 +41,10 @@ Array, vector unit, accumulator (:mod:`hdl.array`, :mod:`hdl.vector`, :mod:`hdl.
     (first pass, ``accumulate`` off) and whether it is its instruction's last; through the
     array these travel in a delay line (here) tapped at ``rows + c`` for column ``c``.
 
-Timing (all :mod:`accel.timing`, ARRAY mode, for an instruction taken in ``start``)::
+Timing (all :mod:`accel.timing`, ARRAY mode, for an instruction taken in ``take`` =
+``max(start + 1, front_free)``)::
 
-    wl[0] = start                           weight_rd reads row i of pass j in wl[j] + i
+    wl[0] = take                            weight_rd reads row i of pass j in wl[j] + i
     f[j]  = first feed of pass j            input_rd reads its word in the cycle before
     column c of the word fed in t           exits the array in t + rows + c, RMW read there,
                                             written in t + rows + c + ACC_LATENCY
@@ -49,8 +56,8 @@ VECTOR_LATENCY``; ``done = f[last] + T - 1 + VECTOR_LATENCY + 1``.
 ``done`` pulses in exactly that cycle, the first in which the instruction's last accumulator
 write is visible (``complete`` one cycle earlier: it is the accumulator buffer's write strobe
 of that write, :attr:`hdl.accumulator.AccumulatorBuffer.complete`, not a delay line beside
-the data path); ``start`` pulses in the
-cycle an instruction is taken. Instructions of the
+the data path); ``start`` pulses in the cycle an instruction is granted (it enters the
+instruction register). Instructions of the
 same unit follow each other with no bubble, so several may be in flight; their ``done`` pulses
 come in instruction order, never two in one cycle.
 
@@ -59,9 +66,10 @@ Ports
 i : In(stream.Signature(COMPUTE_LAYOUT))
     The instruction (:data:`hdl.isa.COMPUTE_LAYOUT`, bit-identical to
     :func:`accel.isa.encode`). ``valid``: the controller grants it (its semaphores are
-    acquired in the cycle it is taken); ``ready``: the engine takes it this cycle if valid.
+    acquired in the cycle it is taken); ``ready``: the instruction register takes it this
+    cycle if valid (it is empty, or the front end takes its instruction now).
 start, complete, done : Out(1)
-    One-cycle pulses, one per instruction, in program order: the instruction is taken
+    One-cycle pulses, one per instruction, in program order: the instruction is granted
     (``start``); its last accumulator write (``complete``, cycle ``done - 1``, the convention
     of :mod:`hdl.dma`'s ``complete``: a controller that increments the ``signal`` semaphores
     at the end of that cycle makes them visible in ``done``); its effects are visible
@@ -87,6 +95,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out, connect, flipped
 
+from accel import timing
 from accel.config import AccelConfig
 from hdl._check import check_config
 from hdl.accumulator import AccumulatorBuffer, acc_addr_bits
@@ -200,10 +209,26 @@ class ComputeEngine(wiring.Component):
         m.submodules.vector = vec = self._vector
         m.submodules.accumulator = acc = self._accumulator
 
+        # The instruction register (accel.timing.COMPUTE_DECODE): the grant lands here, and
+        # the front end takes the instruction from it one cycle later at the earliest, so no
+        # path runs from the controller's semaphores into the window generator. It takes the
+        # next grant in the cycle it hands one on.
+        assert timing.COMPUTE_DECODE == 1
+        registered = Signal(COMPUTE_LAYOUT, reset_less=True)
+        registered_valid = Signal()
+        m.d.comb += [
+            self.i.ready.eq(~registered_valid | front_end.i.ready),
+            front_end.i.valid.eq(registered_valid),
+            front_end.i.payload.eq(registered),
+            self.start.eq(self.i.valid & self.i.ready),
+        ]
+        with m.If(self.start):
+            m.d.sync += [registered.eq(self.i.payload), registered_valid.eq(1)]
+        with m.Elif(front_end.i.ready):
+            m.d.sync += registered_valid.eq(0)
+
         # The front end hands its instruction to the window generator, the weight loader and
         # the feeder, and hears back from the loader and the feeder when to release it.
-        connect(m, flipped(self.i), front_end.i)
-        m.d.comb += self.start.eq(self.i.valid & self.i.ready)
         connect(m, front_end.window, wg.i)
         connect(m, front_end.load, loader.i)
         connect(m, front_end.feed, feeder.instr)

@@ -207,7 +207,9 @@ class Controller(wiring.Component):
         header = data.View(_HEADER, imem.data[: _HEADER.size])
         wait = header.wait[:_SEMS]
         signal = header.signal[:_SEMS]
-        fetched = running & (index < count)
+        # `index < count`, kept in a register so that no 32-bit compare sits in the grant.
+        more = Signal(name=f"{e}_more")
+        fetched = running & more
         legal = (
             (header.opcode == _OPCODE[engine])
             & ((header.wait & ~_mask(1, engine)) == 0)
@@ -238,9 +240,11 @@ class Controller(wiring.Component):
         signalled = Mux(level == 0, signal, read.data)
         with m.If(self.start):
             m.d.sync += [index.eq(0), completed.eq(0), head.eq(0), tail.eq(0), level.eq(0)]
+            m.d.sync += more.eq(count != 0)
         with m.Else():
             with m.If(fire):
                 m.d.sync += [index.eq(index + 1), tail.eq(Mux(tail == depth - 1, 0, tail + 1))]
+                m.d.sync += more.eq(index + 1 < count)
             with m.If(complete):
                 m.d.sync += [
                     completed.eq(completed + 1),

@@ -28,15 +28,15 @@ instruction, in program order, never two in one cycle.
 
 Two instructions back to back, A (``count = 3``) taken in 0, B (``count = 1``) in 3::
 
-    cycle             0     1     2     3     4     5     6     7     8
-    i.ready           1     0     0     1     1     1     1     1     1
+    cycle             0     1     2     3     4     5     6     7     8     9     10    11
+    i.ready           1     0     0     1     1     1     1     1     1     1     1     1
     i.valid & ready   A                 B
     acc_rd.addr       A0    A1    A2    B0
     param_rd.addr     pA    pA    pA    pB
     PostProcessor.i         A0    A1    A2    B0
-    out_wr (write)                            A0    A1    A2    B0
-    complete                                              A     B
-    done                                                        A     B
+    out_wr (write)                                        A0    A1    A2    B0
+    complete                                                          A     B
+    done                                                                    A     B
 
 Addresses wrap modulo each port's address width (the instruction fields are wider); ``count``
 must be >= 1 (the compiler never emits an empty POST; a zero count is undefined here).

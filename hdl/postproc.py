@@ -64,7 +64,7 @@ __all__ = ["ACC_READ_LATENCY", "PostProcessor", "param_lane_layout", "post_row_l
 #: Cycles from an accumulator buffer read address to its data (a synchronous SRAM port).
 ACC_READ_LATENCY = 1
 #: Register stages of the post-processor itself.
-STAGES = 3
+STAGES = 6
 
 #: One lane of a parameter word, as the parameter buffer holds it (12 bytes, little-endian).
 param_lane_layout = data.StructLayout(
@@ -152,76 +152,115 @@ class PostProcessor(wiring.Component):
         m = Module()
         cols = self._config.array.cols
         bits = self._config.data.acc_bits
+        assert bits == 32  # the partial products below split int32 operands in halves
         row = self.i.payload
 
-        # Each stage register holds what the later stages still need. Only the valid bits
-        # (control) have a reset.
+        # Each stage register holds what the later stages still need; the instruction fields
+        # (requant, zero point, clamp) ride along every stage. Only the valid bits (control)
+        # have a reset.
+        common = {
+            "requant": 1,
+            "out_zero_point": signed(8),
+            "act_min": signed(8),
+            "act_max": signed(8),
+        }
+
+        def stage(name: str, lanes: dict) -> Signal:
+            return Signal(
+                data.StructLayout(
+                    {**common, "lane": data.ArrayLayout(data.StructLayout(lanes), cols)}
+                ),
+                name=name,
+                reset_less=True,
+            )
+
+        s1 = stage("s1", {"total": signed(bits), "multiplier": signed(bits), "shift": unsigned(5)})
+        s2 = stage(
+            "s2",
+            {
+                "ll": unsigned(32),  # aL * bL
+                "lh": signed(34),  # aL * bH
+                "hl": signed(33),  # aH * bL
+                "hh": signed(33),  # aH * bH
+                "saturate": 1,
+                "shift": unsigned(5),
+            },
+        )
+        s3 = stage("s3", {"hh": signed(33), "t": signed(36), "saturate": 1, "shift": unsigned(5)})
+        s4 = stage("s4", {"high": signed(bits), "shift": unsigned(5)})
+        s5 = stage("s5", {"rounded": signed(bits)})
+        s6 = Signal(self.o.payload.shape(), name="s6", reset_less=True)
         valid = [Signal(name=f"s{k}_valid") for k in range(1, STAGES + 1)]
-        s1 = Signal(
-            data.StructLayout(
-                {
-                    "requant": 1,
-                    "total": data.ArrayLayout(signed(bits), cols),
-                    "multiplier": data.ArrayLayout(signed(bits), cols),
-                    "shift": data.ArrayLayout(unsigned(5), cols),
-                    "out_zero_point": signed(8),
-                    "act_min": signed(8),
-                    "act_max": signed(8),
-                }
-            ),
-            reset_less=True,
-        )
-        s2 = Signal(
-            data.StructLayout(
-                {
-                    "requant": 1,
-                    "high": data.ArrayLayout(signed(bits), cols),
-                    "shift": data.ArrayLayout(unsigned(5), cols),
-                    "out_zero_point": signed(8),
-                    "act_min": signed(8),
-                    "act_max": signed(8),
-                }
-            ),
-            reset_less=True,
-        )
-        s3 = Signal(self.o.payload.shape(), reset_less=True)
+        m.d.sync += [
+            valid[0].eq(self.i.valid),
+            *(valid[k].eq(valid[k - 1]) for k in range(1, STAGES)),
+        ]
 
         requant = row.mode == PostMode.REQUANT
         m.d.sync += [
-            valid[0].eq(self.i.valid),
-            valid[1].eq(valid[0]),
-            valid[2].eq(valid[1]),
             s1.requant.eq(requant),
             s1.out_zero_point.eq(row.out_zero_point),
             s1.act_min.eq(row.act_min),
             s1.act_max.eq(row.act_max),
-            s2.requant.eq(s1.requant),
-            s2.out_zero_point.eq(s1.out_zero_point),
-            s2.act_min.eq(s1.act_min),
-            s2.act_max.eq(s1.act_max),
         ]
+        for prev, nxt in ((s1, s2), (s2, s3), (s3, s4), (s4, s5)):
+            m.d.sync += [getattr(nxt, name).eq(getattr(prev, name)) for name in common]
+        most_negative = -(1 << (bits - 1))
         for lane in range(cols):
             param = row.params[lane]
-            acc = row.acc[lane]
             # Stage 1: the bias add wraps to int32 (the assignment truncates).
             m.d.sync += [
-                s1.total[lane].eq(Mux(requant, acc + param.bias, acc)),
-                s1.multiplier[lane].eq(param.multiplier),
-                s1.shift[lane].eq(param.shift[:5]),
+                s1.lane[lane].total.eq(Mux(requant, row.acc[lane] + param.bias, row.acc[lane])),
+                s1.lane[lane].multiplier.eq(param.multiplier),
+                s1.lane[lane].shift.eq(param.shift[:5]),
             ]
-            # Stage 2: SRDHM.
-            total = s1.total[lane]
+            # Stage 2: the four partial products of total * multiplier, each an 18x18 DSP
+            # multiply: a = aH * 2**16 + aL, b = bH * 2**16 + bL with aL, bL unsigned. PASS
+            # multiplies by 2**31 (bH = 2**15, bL = 0), for which the rounding below returns
+            # ``total`` itself.
+            a = s1.lane[lane].total
+            b = s1.lane[lane].multiplier
+            a_low, a_high = a[:16], a[16:].as_signed()
+            b_low = Mux(s1.requant, b[:16], 0)
+            b_high = Signal(signed(17), name=f"b_high_{lane}")
+            m.d.comb += b_high.eq(Mux(s1.requant, b[16:].as_signed(), 1 << 15))
             m.d.sync += [
-                s2.high[lane].eq(Mux(s1.requant, _srdhm(total, s1.multiplier[lane], bits), total)),
-                s2.shift[lane].eq(s1.shift[lane]),
+                s2.lane[lane].ll.eq(a_low * b_low),
+                s2.lane[lane].lh.eq(a_low * b_high),
+                s2.lane[lane].hl.eq(a_high * b_low),
+                s2.lane[lane].hh.eq(a_high * b_high),
+                s2.lane[lane].saturate.eq(s1.requant & (a == most_negative) & (b == most_negative)),
+                s2.lane[lane].shift.eq(s1.lane[lane].shift),
             ]
-            # Stage 3: rounding shift, zero point (wide: cannot wrap), clamp.
-            high = s2.high[lane]
-            scaled = _rounding_divide_by_pot(high, s2.shift[lane]) + s2.out_zero_point
-            value = Mux(s2.requant, scaled, high)
-            low = Mux(value < s2.act_min, s2.act_min, value)
-            clamped = Mux(low > s2.act_max, s2.act_max, low)
-            m.d.sync += s3[lane].eq(clamped)
+            # Stage 3: SRDHM = floor((ab + 2**30) / 2**31) with ab = hh * 2**32 + (lh + hl) *
+            # 2**16 + ll. The low 16 bits of ``ll + 2**30`` cannot carry past 2**16 once the
+            # rest is a multiple of 2**16, so t = lh + hl + (ll >> 16) + 2**14 carries it all.
+            p2 = s2.lane[lane]
+            m.d.sync += [
+                s3.lane[lane].t.eq(p2.lh + p2.hl + (p2.ll >> 16) + (1 << 14)),
+                s3.lane[lane].hh.eq(p2.hh),
+                s3.lane[lane].saturate.eq(p2.saturate),
+                s3.lane[lane].shift.eq(p2.shift),
+            ]
+            # Stage 4: floor((hh * 2**16 + t) / 2**15) = 2 * hh + (t >> 15); only
+            # INT32_MIN * INT32_MIN leaves int32 (gemmlowp saturates it).
+            p3 = s3.lane[lane]
+            high = (p3.hh * 2 + (p3.t >> 15))[:bits]
+            m.d.sync += [
+                s4.lane[lane].high.eq(Mux(p3.saturate, (1 << (bits - 1)) - 1, high)),
+                s4.lane[lane].shift.eq(p3.shift),
+            ]
+            # Stage 5: the rounding shift (REQUANT; PASS has shift 0 so far, pass it through).
+            p4 = s4.lane[lane]
+            m.d.sync += s5.lane[lane].rounded.eq(
+                Mux(s4.requant, _rounding_divide_by_pot(p4.high, p4.shift), p4.high)
+            )
+            # Stage 6: zero point (wide: cannot wrap) and clamp.
+            rounded = s5.lane[lane].rounded
+            value = Mux(s5.requant, rounded + s5.out_zero_point, rounded)
+            low = Mux(value < s5.act_min, s5.act_min, value)
+            clamped = Mux(low > s5.act_max, s5.act_max, low)
+            m.d.sync += s6[lane].eq(clamped)
 
-        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(s3)]
+        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(s6)]
         return m

@@ -21,16 +21,20 @@ Arithmetic. ``SRDHM`` and ``RDBPOT`` are the post-processor's gemmlowp primitive
 used as ``min(shift, 31)``: the model accepts ``[0, 31]``; above that gemmlowp's definition
 gives 0 for every ``|value| < 2**30``, which is also what 31 gives.
 
-Timing (:data:`accel.timing.VECTOR_LATENCY` = 2). The word is on ``i`` in the cycle ``t`` it is
+Timing (:data:`accel.timing.VECTOR_LATENCY` = 5). The word is on ``i`` in the cycle ``t`` it is
 fed, when the compute engine also issues the accumulator read of its row; the row is on
-``acc`` in ``t + 1``; the result is on ``o`` in ``t + 2``, the cycle the accumulator writes it:
+``acc`` in ``t + 1`` and waits in registers beside its word; the result is on ``o`` in ``t + 5``,
+the cycle the accumulator writes it:
 
 ====== ==========================================================================
 cycle  work (registered at the end of the cycle)
 ====== ==========================================================================
-t      ``term`` before the rounding shift: ``x``, ``x - zero_point`` or SRDHM(...)
-t + 1  rounding shift (VADD), combine with ``acc`` (max / add / overwrite)
-t + 2  ``o`` (the accumulator's write port)
+t      ``x - zero_point`` (VSUM, VADD) or ``x`` (VMAX)
+t + 1  VADD: the two 18x18 partial products of ``(x - zero_point) * multiplier``
+t + 2  VADD: their sum, rounded: SRDHM(...)
+t + 3  VADD: the rounding shift
+t + 4  combine with ``acc`` (max / add / overwrite)
+t + 5  ``o`` (the accumulator's write port)
 ====== ==========================================================================
 
 Every field travels with its word, so words of different passes and instructions may follow
@@ -57,14 +61,17 @@ from accel import isa, numerics, timing
 from accel.config import AccelConfig
 from accel.isa import ComputeMode
 from hdl._check import check_config
-from hdl.postproc import _rounding_divide_by_pot, _srdhm
+from hdl.postproc import _rounding_divide_by_pot
 
 __all__ = ["STAGES", "VectorUnit", "vector_input_layout"]
 
 #: Register stages of the unit: ``i`` in cycle ``t``, ``o`` in ``t + STAGES``.
-STAGES = 2
+STAGES = 5
 
 _WIDTH = {name: width for name, width, _ in isa.FIELDS[isa.Compute]}
+#: SRDHM(v << ADD_LEFT_SHIFT, M) = floor((v * M + 2**(_DROP - 1)) / 2**_DROP).
+_DROP = 31 - numerics.ADD_LEFT_SHIFT
+assert 0 < _DROP <= 16
 
 
 def vector_input_layout(config: AccelConfig) -> data.StructLayout:
@@ -134,64 +141,83 @@ class VectorUnit(wiring.Component):
         m = Module()
         bits = self._config.data.acc_bits
         cols = self._config.array.cols
+        lanes = self.lanes
         word = self.i.payload
+        diff_shape = signed(self._config.data.act_bits + 1)  # x - zp, or x (VMAX)
 
-        # Stage 1: everything that does not need the accumulator row.
-        s1_valid = Signal()
-        s1 = Signal(
-            data.StructLayout(
-                {
-                    "mode": ComputeMode,
-                    "overwrite": 1,
-                    "shift": unsigned(5),
-                    "term": data.ArrayLayout(signed(bits), self.lanes),
-                }
-            ),
-            reset_less=True,
-        )
-        shift = Mux(word.shift > 31, 31, word.shift[:5])
+        def stage(name: str, fields: dict, per_lane: dict) -> Signal:
+            layout = {"mode": ComputeMode, "overwrite": 1, **fields}
+            layout["lane"] = data.ArrayLayout(data.StructLayout(per_lane), lanes)
+            return Signal(data.StructLayout(layout), name=name, reset_less=True)
+
+        valid = [Signal(name=f"s{k}_valid") for k in range(1, STAGES + 1)]
         m.d.sync += [
-            s1_valid.eq(self.i.valid),
+            valid[0].eq(self.i.valid),
+            *(valid[k].eq(valid[k - 1]) for k in range(1, STAGES)),
+        ]
+        s1 = stage("s1", {"shift": unsigned(5), "multiplier": signed(32)}, {"x": diff_shape})
+        s2 = stage(
+            "s2", {"shift": unsigned(5)}, {"x": diff_shape, "low": signed(27), "high": signed(26)}
+        )
+        s3 = stage("s3", {"shift": unsigned(5)}, {"term": signed(bits)})
+        s4 = stage("s4", {}, {"term": signed(bits)})
+        s5 = Signal(data.ArrayLayout(signed(bits), cols), name="s5", reset_less=True)
+        # The accumulator row arrives in t + 1 and waits beside its word for stage 5.
+        acc = [self.acc]
+        for k in (2, 3, 4):
+            reg = Signal.like(self.acc, name=f"acc_d{k}", reset_less=True)
+            m.d.sync += reg.eq(acc[-1])
+            acc.append(reg)
+        for prev, nxt in ((s1, s2), (s2, s3), (s3, s4)):
+            m.d.sync += [nxt.mode.eq(prev.mode), nxt.overwrite.eq(prev.overwrite)]
+        for prev, nxt in ((s1, s2), (s2, s3)):
+            m.d.sync += nxt.shift.eq(prev.shift)
+
+        # Stage 1 (cycle t): x - zero_point (VSUM, VADD) or x (VMAX).
+        m.d.sync += [
             s1.mode.eq(word.mode),
             s1.overwrite.eq(word.overwrite),
-            s1.shift.eq(shift),
+            s1.shift.eq(Mux(word.shift > 31, 31, word.shift[:5])),
+            s1.multiplier.eq(word.multiplier),
         ]
-        for lane in range(self.lanes):
-            diff = Signal(signed(bits), name=f"diff_{lane}")  # x - zp, sign-extended
-            shifted = Signal(signed(bits), name=f"shifted_{lane}")  # (x - zp) << 20
-            m.d.comb += [
-                diff.eq(word.x[lane] - word.zero_point),
-                shifted.eq(diff << numerics.ADD_LEFT_SHIFT),
-            ]
-            with m.Switch(word.mode):
-                with m.Case(ComputeMode.VADD):
-                    m.d.sync += s1.term[lane].eq(_srdhm(shifted, word.multiplier, bits))
-                with m.Case(ComputeMode.VSUM):
-                    m.d.sync += s1.term[lane].eq(diff)
-                with m.Default():  # VMAX
-                    m.d.sync += s1.term[lane].eq(word.x[lane])
-
-        # Stage 2: the rounding shift and the read-modify-write with the accumulator row.
-        s2_valid = Signal()
-        s2 = Signal(data.ArrayLayout(signed(bits), cols), reset_less=True)
-        m.d.sync += s2_valid.eq(s1_valid)
-        for lane in range(cols):
-            if lane >= self.lanes:
-                m.d.sync += s2[lane].eq(Const(0, signed(bits)))
-                continue
-            term = Signal(signed(bits), name=f"term_{lane}")
-            acc = self.acc[lane]
-            m.d.comb += term.eq(
-                Mux(
-                    s1.mode == ComputeMode.VADD,
-                    _rounding_divide_by_pot(s1.term[lane], s1.shift),
-                    s1.term[lane],
-                )
+        for lane in range(lanes):
+            m.d.sync += s1.lane[lane].x.eq(
+                Mux(word.mode == ComputeMode.VMAX, word.x[lane], word.x[lane] - word.zero_point)
             )
+        # Stage 2 (t + 1): SRDHM((x - zp) << 20, M) = floor(((x - zp) * M + 2**10) / 2**11)
+        # (the shifted operand is far from INT32_MIN: no saturation); the product as two
+        # 18x18 partial products, M = high * 2**16 + low with low unsigned.
+        m_low, m_high = s1.multiplier[:16], s1.multiplier[16:].as_signed()
+        for lane in range(lanes):
+            x = s1.lane[lane].x
+            m.d.sync += [
+                s2.lane[lane].x.eq(x),
+                s2.lane[lane].low.eq(x * m_low),
+                s2.lane[lane].high.eq(x * m_high),
+            ]
+        # Stage 3 (t + 2): floor((high * 2**16 + low + 2**10) / 2**11) = high * 2**5 +
+        # floor((low + 2**10) / 2**11), since high * 2**16 is a multiple of 2**11.
+        for lane in range(lanes):
+            p = s2.lane[lane]
+            srdhm = (p.high << (16 - _DROP)) + ((p.low + (1 << (_DROP - 1))) >> _DROP)
+            m.d.sync += s3.lane[lane].term.eq(Mux(s2.mode == ComputeMode.VADD, srdhm, p.x))
+        # Stage 4 (t + 3): the rounding shift (VADD).
+        for lane in range(lanes):
+            term = s3.lane[lane].term
+            m.d.sync += s4.lane[lane].term.eq(
+                Mux(s3.mode == ComputeMode.VADD, _rounding_divide_by_pot(term, s3.shift), term)
+            )
+        # Stage 5 (t + 4): combine with the accumulator row (max / add / overwrite).
+        for lane in range(cols):
+            if lane >= lanes:
+                m.d.sync += s5[lane].eq(Const(0, signed(bits)))
+                continue
+            term = s4.lane[lane].term
+            old = acc[-1][lane]
             combined = Mux(
-                s1.mode == ComputeMode.VMAX, Mux(acc > term, acc, term), acc + term
+                s4.mode == ComputeMode.VMAX, Mux(old > term, old, term), old + term
             )  # the add wraps to int32 in the assignment
-            m.d.sync += s2[lane].eq(Mux(s1.overwrite, term, combined))
+            m.d.sync += s5[lane].eq(Mux(s4.overwrite, term, combined))
 
-        m.d.comb += [self.o.valid.eq(s2_valid), self.o.payload.eq(s2)]
+        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(s5)]
         return m

@@ -65,7 +65,7 @@ def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> S
                 for s in waits:
                     consumed[s] += 1
                 if engine == Engine.COMPUTE:
-                    out.ready[engine].append(compute_state.front_free)
+                    out.ready[engine].append(compute_state.register_free)
                     t = timing.compute_timing(instr, earliest, compute_state, config)
                     out.feeds.append(Feed(t.first_feed, t.last_feed, tokens))
                     if previous is not None:

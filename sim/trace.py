@@ -102,6 +102,7 @@ def trace_schedule(
     completions: dict[int, list[tuple[Engine, int]]] = {}
     compute = ComputeEngine(config)
     computes = streams[Engine.COMPUTE]
+    registered: tuple[Instruction, int, int] | None = None  # granted, and from when takeable
     remaining = sum(len(s) for s in streams.values())
     cycle = 0
 
@@ -147,10 +148,17 @@ def trace_schedule(
         if fed_last is not None:
             finish(*fed_last, Engine.COMPUTE)
         compute.release(cycle)
-        if compute.idle:
+        # The instruction register (accel.timing.COMPUTE_DECODE): the front end takes the
+        # granted instruction no earlier than COMPUTE_DECODE cycles after its grant, and the
+        # register takes the next grant in the cycle it hands one on.
+        if compute.idle and registered is not None and registered[2] <= cycle:
+            compute.take(registered[0], registered[1], cycle)
+            registered = None
+        if registered is None:
             instr = try_take(Engine.COMPUTE)
             if instr is not None:
-                compute.take(instr, position[Engine.COMPUTE] - 1, cycle)
+                index = position[Engine.COMPUTE] - 1
+                registered = (instr, index, cycle + timing.COMPUTE_DECODE)
         compute.load_weights(cycle)
         # 4. LOAD/POST/STORE advance one cycle.
         for eng in simple.values():

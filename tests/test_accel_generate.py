@@ -103,6 +103,7 @@ def test_manifest_records_the_config_tool_and_verilog(tiny, doc):
         "ACC_LATENCY": timing.ACC_LATENCY,
         "VECTOR_LATENCY": timing.VECTOR_LATENCY,
         "VECTOR_MIN_PASS": timing.VECTOR_MIN_PASS,
+        "COMPUTE_DECODE": timing.COMPUTE_DECODE,
     }
     raw = (out / "accel_top.v").read_bytes()
     assert doc["verilog"] == {
@@ -228,7 +229,7 @@ def test_report(tiny, doc):
         "DRAM      4 B/beat, latency 8: ar_payload 64 bits, r_payload 37 bits, w_payload 69 bits",
         "ports     60 (19 in, 41 out)",
         f"lines, sha256 {doc['verilog']['sha256'][:16]}",
-        "POST_LATENCY 4",
+        f"POST_LATENCY {timing.POST_LATENCY}",
     ):
         assert phrase in text, phrase
     assert len(text.splitlines()) < 25

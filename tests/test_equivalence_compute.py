@@ -215,14 +215,14 @@ def contract(instrs: list[Compute], config: AccelConfig) -> list[Expected]:
         passes: list[tuple[int | None, int]] = []
         if vector_mode:
             slot = max(T, timing.VECTOR_MIN_PASS)
-            first = max(t.start + 1, stream_free)
+            first = max(t.take + 1, stream_free)
             passes = [(None, first + j * slot) for j in range(instr.passes)]
             done = passes[-1][1] + T - 1 + timing.VECTOR_LATENCY + 1
         else:
             wl_prev, f_prev = state.last_weight_load, state.last_feed
             for j in range(instr.passes):
                 if j == 0:
-                    wl = max(t.start, wl_prev + rows, f_prev)
+                    wl = max(t.take, wl_prev + rows, f_prev)
                     f = max(wl + 1, stream_free)
                 else:
                     wl = max(wl_prev + rows, f_prev)

@@ -49,7 +49,7 @@ def contract_schedule(
     for passes, T in instrs:
         instr = Compute(ct_count=passes, out_h=1, out_w=T)
         ct = timing.compute_timing(instr, 0, state, config)
-        start = ct.start
+        start = ct.take  # the front end takes it (accel.timing.COMPUTE_DECODE)
         passes_of: list[Pass] = []
         for j in range(passes):
             if j == 0:

@@ -50,14 +50,16 @@ def test_accumulator_rmw_and_post_port_against_a_model():
     dut = AccumulatorBuffer(config, init=init)
     mem = init.astype(np.int64).copy()
     hot = rng.integers(0, depth, 3)  # a few rows, so that reads meet writes
-    blocks = [("array", 12), ("idle", 2), ("vector", 9), ("idle", 2)] * 4
+    # The units never use the buffer in the same cycle: the last vector writes land before
+    # the next array block.
+    blocks = [("array", 12), ("idle", 2), ("vector", 9), ("idle", timing.VECTOR_LATENCY)] * 4
     plan = [kind for kind, n in blocks for _ in range(n)]
     writes: dict[int, list[tuple[int | None, int, object]]] = {}  # cycle -> (col, row, value)
     checked = {"v_acc": 0, "post": 0, "same_cycle": 0}
 
     async def bench(ctx):
         expect_v_acc = expect_post = None
-        for cycle, kind in enumerate([*plan, "idle", "idle", "idle"]):
+        for cycle, kind in enumerate([*plan, *["idle"] * (timing.VECTOR_LATENCY + 1)]):
             if expect_v_acc is not None:
                 assert [int(v) for v in ctx.get(dut.v_acc)] == expect_v_acc
                 checked["v_acc"] += 1

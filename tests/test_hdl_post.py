@@ -334,11 +334,13 @@ def check_hand_written(name: str, *, reference=reference) -> Run:
 def test_the_docstring_cycle_table():
     """hdl/post.py's table: A (count 3) taken in 0, B (count 1) in 3."""
     run = check_hand_written("docstring")
-    assert run.start == [0, 3] and run.done == [7, 8]
+    latency = timing.POST_LATENCY
+    assert run.start == [0, 3] and run.done == [3 + latency, 4 + latency]
     assert run.ready[:5] == [True, False, False, True, True]
     assert run.acc_reads == [(0, 4), (1, 5), (2, 6), (3, 20)]
     assert run.param_reads == [(0, 1), (1, 1), (2, 1), (3, 5)]
-    assert [(c, a) for c, a, _ in run.writes] == [(4, 2), (5, 3), (6, 4), (7, 9)]
+    writes = [(c, a) for c, a, _ in run.writes]
+    assert writes == [(k + latency, a) for k, a in enumerate((2, 3, 4, 9))]
 
 
 def test_rows_of_four_instructions_follow_each_other_with_no_bubble():
@@ -346,7 +348,7 @@ def test_rows_of_four_instructions_follow_each_other_with_no_bubble():
     every cycle; the same output word written by two of them lands in program order."""
     run = check_hand_written("four_instructions")
     assert run.start == [0, 1, 2, 3]
-    assert run.done == [5, 6, 7, 9]
+    assert run.done == [d + timing.POST_LATENCY - 4 for d in (5, 6, 7, 9)]
     assert run.writes[2][2] == [7, 7]
 
 
@@ -378,7 +380,9 @@ def run_wrapping(reference=reference):
     run = run_bench(config, [post], [1], contents, 12)
     rows = contents.acc[[30, 31, 0, 1]]
     words = reference(post, rows, contents.params[4])
-    return run, [(5 + k, 3 + k, [int(v) for v in w]) for k, w in enumerate(words)]
+    return run, [
+        (1 + timing.POST_LATENCY + k, 3 + k, [int(v) for v in w]) for k, w in enumerate(words)
+    ]
 
 
 def test_addresses_wrap_modulo_the_port_widths():
@@ -415,7 +419,7 @@ def test_constructor_rejects_a_bad_config(monkeypatch):
     with pytest.raises(TypeError, match=r"config must be an AccelConfig, not 'tiny'"):
         PostEngine("tiny")
     monkeypatch.setattr(timing, "POST_LATENCY", 5)
-    with pytest.raises(ValueError, match=r"POST_LATENCY = 5, but the post engine takes 1 .* 3"):
+    with pytest.raises(ValueError, match=r"POST_LATENCY = 5, but the post engine takes 1 .* 6"):
         PostEngine(CONFIGS["2x2"])
 
 

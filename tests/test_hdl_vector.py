@@ -191,6 +191,6 @@ def test_vector_rejects_a_config_that_is_not_an_accel_config():
 def test_vector_rejects_a_contract_with_another_latency(monkeypatch):
     monkeypatch.setattr(timing, "VECTOR_LATENCY", 3)
     with pytest.raises(
-        ValueError, match=r"accel\.timing\.VECTOR_LATENCY = 3, but the vector unit has 2 stages"
+        ValueError, match=r"accel\.timing\.VECTOR_LATENCY = 3, but the vector unit has 5 stages"
     ):
         VectorUnit(small_config(2, 2))

@@ -48,7 +48,13 @@ __all__ = ["MANIFEST_VERSION", "manifest", "memories", "report_text", "verilog_p
 MANIFEST_VERSION = 1
 
 #: The :mod:`accel.timing` constants recorded in the manifest.
-TIMING_CONSTANTS = ("POST_LATENCY", "ACC_LATENCY", "VECTOR_LATENCY", "VECTOR_MIN_PASS")
+TIMING_CONSTANTS = (
+    "POST_LATENCY",
+    "ACC_LATENCY",
+    "VECTOR_LATENCY",
+    "VECTOR_MIN_PASS",
+    "COMPUTE_DECODE",
+)
 
 _ENGINES = ("load", "compute", "post", "store")
 _E = "(" + "|".join(_ENGINES) + ")"
