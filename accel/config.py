@@ -7,6 +7,7 @@ construction, derived values are properties, and variants are made by copying
 
     name = "edge"
     clock_mhz = 500.0
+    clock_source = "assumed: an ASIC target, not measured"
 
     [array]
     rows = 16
@@ -51,6 +52,11 @@ DATAFLOWS = ("ws",)
 #: Bytes per lane of a parameter word: int32 bias, int32 multiplier, int32 shift.
 PARAM_LANE_BYTES = 12
 
+
+#: ``AccelConfig.clock_source`` of a clock nobody measured (its reason may follow).
+ASSUMED = "assumed"
+#: ``AccelConfig.clock_source`` of a measured clock, followed by what measured it.
+MEASURED = "measured"
 
 #: Widest DRAM data path, in bytes per beat (an 8192-bit port).
 MAX_DRAM_BANDWIDTH = 1024
@@ -163,6 +169,13 @@ class AccelConfig:
         The nested block configurations.
     clock_mhz:
         Clock frequency, used only to convert cycles to time in reports.
+    clock_source:
+        Where ``clock_mhz`` comes from (DESIGN.md §2.6): ``"assumed"`` (the default, and what
+        every preset meant for an ASIC says, with its reason), or ``"measured: ..."`` naming
+        the measurement (tool, device, date; ``docs/synthesis.md``). It travels with the
+        config into every report's JSON and TOML, and :attr:`clock_text` puts it beside the
+        frequency. A copy whose hardware or clock changes (:meth:`replace`,
+        :meth:`from_dict`) is ``"assumed"`` again unless it names its own source.
     """
 
     name: str = "custom"
@@ -171,6 +184,7 @@ class AccelConfig:
     buffers: BufferConfig = field(default_factory=BufferConfig)
     dram: DramConfig = field(default_factory=DramConfig)
     clock_mhz: float = 500.0
+    clock_source: str = ASSUMED
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -184,6 +198,13 @@ class AccelConfig:
             raise TypeError(f"config.clock_mhz must be a number, not {self.clock_mhz!r}")
         if not (self.clock_mhz > 0 and math.isfinite(self.clock_mhz)):
             raise ValueError(f"config.clock_mhz must be finite and > 0, not {self.clock_mhz!r}")
+        if not isinstance(self.clock_source, str) or not self.clock_source.startswith(
+            (ASSUMED, MEASURED)
+        ):
+            raise ValueError(
+                f"config.clock_source must start with {ASSUMED!r} or {MEASURED!r}, "
+                f"not {self.clock_source!r}"
+            )
         rows, cols = self.array.rows, self.array.cols
         # Two of the smallest unit the compiler places in each buffer (every buffer is double
         # buffered): two input words, two weight tiles, two accumulator rows, two output
@@ -290,11 +311,27 @@ class AccelConfig:
     def dram_gbytes_per_s(self) -> float:
         return self.dram.bandwidth * self.clock_mhz / 1e3
 
+    @property
+    def clock_measured(self) -> bool:
+        """``clock_mhz`` is a measurement (``clock_source`` says which), not an assumption."""
+        return self.clock_source.startswith(MEASURED)
+
+    @property
+    def clock_text(self) -> str:
+        """The clock as reports print it: ``"500 MHz (assumed)"``, ``"104 MHz (measured)"``."""
+        return f"{self.clock_mhz:g} MHz ({MEASURED if self.clock_measured else ASSUMED})"
+
     # Copies, serialisation ----------------------------------------------------------------
 
     def replace(self, **changes: Any) -> AccelConfig:
-        """A copy with changes. Nested sections take dicts: ``replace(array={"rows": 8})``."""
+        """A copy with changes. Nested sections take dicts: ``replace(array={"rows": 8})``.
+
+        A measured clock belongs to the design it was measured on: a copy that changes
+        anything but the name, and does not give its own ``clock_source``, has an assumed
+        clock."""
         values = self.to_dict()
+        if "clock_source" not in changes and set(changes) - {"name"}:
+            values["clock_source"] = ASSUMED
         for key, value in changes.items():
             if key in _SECTIONS and isinstance(value, dict):
                 values[key] = {**values[key], **value}
@@ -319,6 +356,8 @@ class AccelConfig:
             if key not in top_keys:
                 raise ValueError(f"unknown config key {key!r} (known: {sorted(top_keys)})")
         kwargs: dict[str, Any] = {}
+        if "clock_source" not in values and set(values) - {"name"}:
+            values = {**values, "clock_source": ASSUMED}
         for f in fields(cls):
             current = getattr(base, f.name)
             if f.name not in values:
@@ -340,7 +379,11 @@ class AccelConfig:
 
     def to_toml(self) -> str:
         """TOML text that :func:`load` reads back to an equal config."""
-        lines = [f"name = {json.dumps(self.name)}", f"clock_mhz = {float(self.clock_mhz)!r}"]
+        lines = [
+            f"name = {json.dumps(self.name)}",
+            f"clock_mhz = {float(self.clock_mhz)!r}",
+            f"clock_source = {json.dumps(self.clock_source)}",
+        ]
         for section in _SECTIONS:
             lines.append(f"\n[{section}]")
             for key, value in dataclasses.asdict(getattr(self, section)).items():
@@ -366,6 +409,9 @@ _SECTIONS: dict[str, type] = {
 
 KIB = 1024
 
+#: The clock of the presets meant for an ASIC: a target, not a measurement.
+ASIC_CLOCK = f"{ASSUMED}: an ASIC target clock, not measured (no ASIC flow; docs/synthesis.md)"
+
 PRESETS: dict[str, AccelConfig] = {
     "tiny": AccelConfig(
         name="tiny",
@@ -379,8 +425,9 @@ PRESETS: dict[str, AccelConfig] = {
         ),
         dram=DramConfig(bandwidth=4, latency=8),
         clock_mhz=100.0,
+        clock_source=ASSUMED,
     ),
-    "edge": AccelConfig(name="edge"),
+    "edge": AccelConfig(name="edge", clock_source=ASIC_CLOCK),
     "server": AccelConfig(
         name="server",
         array=ArrayConfig(rows=32, cols=32),
@@ -393,6 +440,7 @@ PRESETS: dict[str, AccelConfig] = {
         ),
         dram=DramConfig(bandwidth=64, latency=100),
         clock_mhz=1000.0,
+        clock_source=ASIC_CLOCK,
     ),
 }
 

@@ -464,7 +464,7 @@ def render_html(
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="sub">{cfg.array.rows}x{cfg.array.cols} array, DRAM {bandwidth} B/cycle, '
-        f"latency {cfg.dram.latency} cycles, {cfg.clock_mhz:g} MHz; backend "
+        f"latency {cfg.dram.latency} cycles, {cfg.clock_text}; backend "
         f"{html.escape(result.backend)}; accel {html.escape(__version__)}</p>",
         f'<div class="cards">{card_html}</div>',
         '<h2 id="cycles">Cycles and utilization per layer</h2>',

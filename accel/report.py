@@ -61,7 +61,7 @@ def render(result: Result, program: Program, fmt: str) -> str:
     body = [_table_row(layer) for layer in result.layers]
     summary = (
         f"{result.total_cycles:,} cycles = {1e3 * result.seconds:.3f} ms at "
-        f"{program.config.clock_mhz:g} MHz: {result.gops:.1f} GOPS, "
+        f"{program.config.clock_text}: {result.gops:.1f} GOPS, "
         f"{1 / result.seconds if result.total_cycles else 0:.1f} inferences/s, MAC utilization "
         f"{100 * result.utilization:.1f}% (stall columns: cycles the array waited, by cause)"
     )
@@ -123,7 +123,7 @@ def _table(network: str, cfg, body: list[list[str]], total: list[str], notes: li
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(_HEADER))]
     lines = [
         f"{network} on {cfg.name} ({cfg.array.rows}x{cfg.array.cols}, "
-        f"DRAM {cfg.dram.bandwidth} B/cycle, latency {cfg.dram.latency}, {cfg.clock_mhz:g} MHz)"
+        f"DRAM {cfg.dram.bandwidth} B/cycle, latency {cfg.dram.latency}, {cfg.clock_text})"
     ]
     for i, r in enumerate(rows):
         cells = [
@@ -164,9 +164,7 @@ def render_run(run: DeploymentRun, fmt: str) -> str:
             }
             layer_rows.append(row)
             table_rows.append([step.node, shape, "", "host", *[""] * 7])
-            host_ops.append(
-                {"name": step.node, "kind": step.kind, "inputs": list(step.inputs)}
-            )
+            host_ops.append({"name": step.node, "kind": step.kind, "inputs": list(step.inputs)})
             continue
         result = next(results)
         for layer in result.layers:
@@ -218,7 +216,7 @@ def render_run(run: DeploymentRun, fmt: str) -> str:
     if len(host_ops) <= 4:
         ops = ", ".join(f"{h['kind']} {h['name']!r}" for h in host_ops)
     notes = [
-        f"{run.total_cycles:,} cycles = {1e3 * run.seconds:.3f} ms at {cfg.clock_mhz:g} MHz on "
+        f"{run.total_cycles:,} cycles = {1e3 * run.seconds:.3f} ms at {cfg.clock_text} on "
         f"the accelerator ({len(deployment.segments)} segment(s) back to back; host time not "
         f"counted): {run.gops:.1f} GOPS, MAC utilization {100 * run.utilization:.1f}%",
         f"host: {len(host_ops)} op(s) ({ops}); accelerator: {accelerator_layers} of "

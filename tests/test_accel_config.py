@@ -139,3 +139,26 @@ def test_invalid_toml(tmp_path):
     path.write_text("[array\nrows = 4")
     with pytest.raises(ValueError, match=r"invalid TOML"):
         config.load(path)
+
+
+def test_the_clock_says_where_it_comes_from():
+    """DESIGN.md §2.6: an ASIC preset's clock is an assumption, and says so in every report
+    (the config's ``clock_source`` is in every JSON report and TOML, ``clock_text`` in the
+    text reports); a measured clock names its measurement and does not survive a change of
+    the design it was measured on."""
+    for name in ("edge", "server"):
+        cfg = config.preset(name)
+        assert cfg.clock_source.startswith("assumed: an ASIC target clock, not measured")
+        assert not cfg.clock_measured
+        assert cfg.clock_text == f"{cfg.clock_mhz:g} MHz (assumed)"
+        assert cfg.to_dict()["clock_source"] == cfg.clock_source
+        assert f'clock_source = "{cfg.clock_source}"' in cfg.to_toml()
+    measured = config.preset("edge").replace(clock_mhz=123.0, clock_source="measured: by hand")
+    assert measured.clock_measured and measured.clock_text == "123 MHz (measured)"
+    assert measured.replace(name="renamed").clock_measured
+    assert measured.replace(array={"rows": 8}).clock_source == "assumed"
+    assert measured.replace(clock_mhz=200.0).clock_source == "assumed"
+    assert AccelConfig.from_dict(measured.to_dict()) == measured
+    assert AccelConfig.from_dict({"clock_mhz": 50.0}, base=measured).clock_source == "assumed"
+    with pytest.raises(ValueError, match=r"clock_source must start with 'assumed' or 'measured'"):
+        AccelConfig(clock_source="guessed")

@@ -454,7 +454,8 @@ def report_text(manifest: dict[str, Any]) -> str:
         f"(digest {config['digest']})",
         f"  accel {tool['version']}, Amaranth {tool['amaranth']}, ISA v{manifest['isa_version']}",
         f"array     {rows}x{cols} {values['array']['dataflow']}, {rows * cols} PEs, "
-        f"{values['clock_mhz']:g} MHz, {2 * rows * cols * values['clock_mhz'] / 1e3:g} GOPS peak",
+        f"{values['clock_mhz']:g} MHz ({values.get('clock_source', 'assumed').split(':')[0]}), "
+        f"{2 * rows * cols * values['clock_mhz'] / 1e3:g} GOPS peak",
     ]
     parameters = manifest["component"].get("parameters")
     if parameters:
