@@ -52,8 +52,10 @@ again in the cycle it hands its instruction on, so the next grant may come in th
     take  = max(start + COMPUTE_DECODE, front_free[prev])
 
 (``front_free`` below.) The register decouples the controller's grant from the compute
-engine's first address: the window generator and the weight loader start from a registered
-instruction. Every COMPUTE formula below counts from ``take``; ``done`` is as defined above.
+engine's first address: in ``start + 1`` the window generator's address steps (``stride_h *
+tile_w``, ``dil_h * tile_w``) and loop bounds are computed from it, so the window generator
+and the weight loader start from registered values. Every COMPUTE formula below counts from
+``take``; ``done`` is as defined above.
 
 COMPUTE, ARRAY mode (weight-stationary, double-buffered weights). Each pass ``j`` first
 loads its ``rows`` x ``cols`` weight tile into the shadow registers, one array row per cycle
@@ -133,8 +135,9 @@ from accel.isa import Compute, ComputeMode, Load, Post, Store
 
 POST_LATENCY = 7
 ACC_LATENCY = 1
-#: Cycles a granted COMPUTE instruction spends at least in the engine's instruction register.
-COMPUTE_DECODE = 1
+#: Cycles a granted COMPUTE instruction spends at least in the engine's instruction register
+#: (the grant, then the decode of the window generator's steps).
+COMPUTE_DECODE = 2
 VECTOR_LATENCY = 5
 VECTOR_MIN_PASS = VECTOR_LATENCY + 1
 

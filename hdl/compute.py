@@ -105,7 +105,7 @@ from hdl.front_end import FrontEnd
 from hdl.isa import COMPUTE_LAYOUT
 from hdl.vector import VectorUnit
 from hdl.weight_loader import WeightLoader, weight_addr_bits
-from hdl.window import WindowGenerator, addr_bits
+from hdl.window import WindowGenerator, addr_bits, decode, decoded_layout
 
 __all__ = ["INPUT_READ_LATENCY", "ComputeEngine", "weight_addr_bits"]
 
@@ -209,22 +209,32 @@ class ComputeEngine(wiring.Component):
         m.submodules.vector = vec = self._vector
         m.submodules.accumulator = acc = self._accumulator
 
-        # The instruction register (accel.timing.COMPUTE_DECODE): the grant lands here, and
-        # the front end takes the instruction from it one cycle later at the earliest, so no
-        # path runs from the controller's semaphores into the window generator. It takes the
-        # next grant in the cycle it hands one on.
-        assert timing.COMPUTE_DECODE == 1
+        # The instruction register (accel.timing.COMPUTE_DECODE = 2): the grant lands here
+        # (cycle start); in start + 1 the window generator's steps and loop bounds are
+        # computed from it into `decoded` (hdl.window.decode: the products stride * tile_w
+        # and dil * tile_w, the VADD operand step, count - 1); from start + 2 the front end
+        # may take it. So no path runs from the controller's semaphores into the engine, and
+        # no multiplier sits before the first address. The register takes the next grant in
+        # the cycle it hands one on.
+        assert timing.COMPUTE_DECODE == 2
         registered = Signal(COMPUTE_LAYOUT, reset_less=True)
         registered_valid = Signal()
+        decoded = Signal(decoded_layout(config), reset_less=True)
+        aged = Signal()  # `decoded` is the registered instruction's (held a cycle already)
+        take = front_end.i.valid & front_end.i.ready
         m.d.comb += [
-            self.i.ready.eq(~registered_valid | front_end.i.ready),
-            front_end.i.valid.eq(registered_valid),
-            front_end.i.payload.eq(registered),
+            self.i.ready.eq(~registered_valid | take),
+            front_end.i.valid.eq(registered_valid & aged),
+            front_end.i.payload.eq(decoded),
             self.start.eq(self.i.valid & self.i.ready),
         ]
+        m.d.sync += [
+            decoded.eq(decode(m, registered, config)),
+            aged.eq(registered_valid & ~take),
+        ]
         with m.If(self.start):
-            m.d.sync += [registered.eq(self.i.payload), registered_valid.eq(1)]
-        with m.Elif(front_end.i.ready):
+            m.d.sync += [registered.eq(self.i.payload), registered_valid.eq(1), aged.eq(0)]
+        with m.Elif(take):
             m.d.sync += registered_valid.eq(0)
 
         # The front end hands its instruction to the window generator, the weight loader and

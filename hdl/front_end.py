@@ -1,7 +1,8 @@
 """The compute engine's front end: holds one COMPUTE instruction.
 
-It takes the next instruction (``i.valid & i.ready``, the instruction's ``start``;
-``i.valid`` is the controller's grant, semaphores acquired) when it is empty or releases the
+It takes the next instruction (``i.valid & i.ready``, the instruction's ``take``; ``i`` is
+the compute engine's instruction register, whose instruction is granted, its semaphores
+acquired, and decoded: :func:`hdl.window.decoded_layout`) when it is empty or releases the
 one it holds in that very cycle: an ARRAY instruction once its last weight load is complete
 and its last pass has begun feeding (``max(wl[last] + rows, f[last])``), a vector
 instruction in the last cycle of its last pass's feed slot (``f[last] + max(T,
@@ -28,8 +29,8 @@ from accel.config import AccelConfig
 from accel.isa import ComputeMode
 from hdl._check import check_config
 from hdl.feeder import feed_fields_layout, taken_layout
-from hdl.isa import COMPUTE_LAYOUT
 from hdl.weight_loader import LOAD_SIGNATURE
+from hdl.window import decoded_layout
 
 __all__ = ["FrontEnd"]
 
@@ -50,12 +51,14 @@ class FrontEnd(wiring.Component):
 
     Ports
     -----
-    i : In(stream.Signature(COMPUTE_LAYOUT))
-        The instruction, as :class:`hdl.compute.ComputeEngine`'s ``i``.
-    window : Out(stream.Signature(COMPUTE_LAYOUT))
+    i : In(stream.Signature(decoded_layout))
+        The decoded instruction, from :class:`hdl.compute.ComputeEngine`'s instruction
+        register.
+    window : Out(stream.Signature(decoded_layout))
         To :attr:`hdl.window.WindowGenerator.i`: the instruction, from the cycle it is taken
         until the generator accepts it (at once if it is idle, else at the previous
-        instruction's last word).
+        instruction's last word). Which of the two it is (the held one while it waits, else
+        the one on ``i``) depends on registers only.
     load : Out(:data:`hdl.weight_loader.LOAD_SIGNATURE`)
         To the weight loader: the instruction of this cycle (the one taken, else the one
         held), whether it is taken now and whether it is an ARRAY one; back, whether every
@@ -75,8 +78,8 @@ class FrontEnd(wiring.Component):
         self._config = check_config(config)
         super().__init__(
             {
-                "i": In(stream.Signature(COMPUTE_LAYOUT)),
-                "window": Out(stream.Signature(COMPUTE_LAYOUT)),
+                "i": In(stream.Signature(decoded_layout(config))),
+                "window": Out(stream.Signature(decoded_layout(config))),
                 "load": Out(LOAD_SIGNATURE),
                 "feed": Out(stream.Signature(feed_fields_layout(config), always_ready=True)),
                 "taken": In(stream.Signature(taken_layout(), always_ready=True)),
@@ -90,14 +93,14 @@ class FrontEnd(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        held = Signal(COMPUTE_LAYOUT, reset_less=True)
+        held = Signal(decoded_layout(self._config), reset_less=True)
         held_valid = Signal()
         parity = Signal()  # toggles per instruction taken
         given = Signal()  # `held` went to the window generator in an earlier cycle
         last_pass_fed = Signal()  # the held instruction's last pass has begun feeding
         last_word_fed = Signal()  # ... and its last word has been fed
 
-        held_vector = held.mode != ComputeMode.ARRAY
+        held_vector = held.instr.mode != ComputeMode.ARRAY
         release = held_valid & Mux(
             held_vector,
             last_word_fed & self.slot_free,
@@ -106,28 +109,37 @@ class FrontEnd(wiring.Component):
         m.d.comb += self.i.ready.eq(~held_valid | release)
         take = Signal()
         m.d.comb += take.eq(self.i.valid & self.i.ready)
-        front = Signal(COMPUTE_LAYOUT)  # the front end's instruction in this cycle
+        front = Signal(decoded_layout(self._config))  # the instruction of this cycle
         m.d.comb += front.eq(Mux(take, self.i.payload, held))
         front_parity = parity ^ take
 
-        # Hand-over to the window generator, and at the same time to the feeder.
+        # Hand-over to the window generator, and at the same time to the feeder: the held
+        # instruction while it waits for the generator (nothing is taken then), else the one
+        # taken now. The choice depends on registers only, not on `take`.
+        waiting = held_valid & ~given
+        handed = Signal(decoded_layout(self._config))
         m.d.comb += [
-            self.window.valid.eq(take | (held_valid & ~given)),
-            self.window.payload.eq(front),
+            handed.eq(Mux(waiting, held, self.i.payload)),
+            self.window.valid.eq(take | waiting),
+            self.window.payload.eq(handed),
         ]
         accepted = self.window.valid & self.window.ready
         m.d.comb += self.feed.valid.eq(accepted)
         for name in feed_fields_layout(self._config).members:
             if name != "parity":
-                m.d.comb += getattr(self.feed.payload, name).eq(getattr(front, name))
+                m.d.comb += getattr(self.feed.payload, name).eq(getattr(handed.instr, name))
         m.d.comb += self.feed.payload.parity.eq(front_parity)
 
         m.d.comb += [
             self.load.take.eq(take),
             self.load.array.eq(
-                Mux(take, self.i.payload.mode == ComputeMode.ARRAY, held_valid & ~held_vector)
+                Mux(
+                    take,
+                    self.i.payload.instr.mode == ComputeMode.ARRAY,
+                    held_valid & ~held_vector,
+                )
             ),
-            self.load.instr.eq(front),
+            self.load.instr.eq(front.instr),
         ]
 
         word = self.taken.payload

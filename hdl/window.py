@@ -12,14 +12,17 @@ In VADD mode there are two passes, at ``in_base`` and ``in_base_b``, with ``r = 
 (``ct_count``, ``kernel_h``, ``kernel_w`` ignored). No multiplier sits in the address path:
 every address is the previous one plus a step (``stride_w``, ``stride_h*tile_w``, ``dil_w``,
 ``dil_h*tile_w``, ``ct_stride``), with one register per loop level to return to. The two
-products are of a 4-bit and a 16-bit field and are constant for the instruction. Addresses
-are computed modulo ``2**addr_bits`` (the input buffer's word address width); image
-coordinates are exact.
+products, the VADD step and the last value of every loop counter are constant for the
+instruction and come precomputed with it (:func:`decoded_layout`, the compute engine's decode
+stage), so neither a multiplier nor a subtractor sits between the instruction and the next
+address. Addresses are computed modulo ``2**addr_bits`` (the input buffer's word address
+width); image coordinates are exact.
 
 Timing. The first word of an instruction is on ``o`` in the cycle the instruction is on ``i``
-(a combinational path from ``i.payload``): :mod:`accel.timing` allows the first feed in cycle
-``start + 1`` and the word reaches the array one cycle after its address (the buffer's
-synchronous read), so that address must be issued in cycle ``start``. After that one word per
+(a combinational path from ``i.payload``, which the compute engine presents from registers):
+:mod:`accel.timing` allows the first feed in cycle ``take + 1`` and the word reaches the array
+one cycle after its address (the buffer's synchronous read), so that address must be issued
+in cycle ``take``. After that one word per
 cycle in which ``o.ready`` is high. ``i.ready`` is high when the generator is idle, and in the
 cycle the last word of the current instruction is accepted, so consecutive instructions follow
 each other with no bubble.
@@ -29,9 +32,10 @@ compiler never emits an empty COMPUTE.
 
 Ports
 -----
-i : In(stream.Signature(COMPUTE_LAYOUT))
-    The decoded COMPUTE instruction (:data:`hdl.isa.COMPUTE_LAYOUT`, bit-identical to
-    :func:`accel.isa.encode`).
+i : In(stream.Signature(decoded_layout))
+    The COMPUTE instruction (``instr``: :data:`hdl.isa.COMPUTE_LAYOUT`, bit-identical to
+    :func:`accel.isa.encode`) with its precomputed steps and loop bounds (:func:`decode`;
+    testbenches: :func:`decode_bits`).
 o : Out(stream.Signature(WindowWord))
     ``addr``, ``pad`` (produce ``pad_value`` instead of reading), ``pass_start`` /
     ``pass_end`` (first / last pixel of a pass), ``first_pass`` / ``last_pass`` (the word
@@ -52,7 +56,14 @@ from accel.isa import ComputeMode
 from hdl._check import check_config
 from hdl.isa import COMPUTE_LAYOUT
 
-__all__ = ["WindowGenerator", "addr_bits", "window_word_layout"]
+__all__ = [
+    "WindowGenerator",
+    "addr_bits",
+    "decode",
+    "decode_bits",
+    "decoded_layout",
+    "window_word_layout",
+]
 
 _WIDTH = {name: width for name, width, _ in isa.FIELDS[isa.Compute]}
 #: Image coordinates: origin (signed 16) + p*stride + r*dil, exact.
@@ -72,6 +83,70 @@ _COORD = signed(
 def addr_bits(config: AccelConfig) -> int:
     """Width of an input buffer word address (``config.input_words`` words)."""
     return max(1, ceil_log2(check_config(config).input_words))
+
+
+def decoded_layout(config: AccelConfig) -> data.StructLayout:
+    """A COMPUTE instruction with what the walk needs of it precomputed: the address steps
+    (``row_step = stride_h * tile_w``, ``kr_step = dil_h * tile_w``, ``ct_step``: ``ct_stride``,
+    or ``in_base_b - in_base`` for VADD; modulo ``2**addr_bits``) and the last value of each
+    loop counter (``ct_count - 1``, ``kernel_h - 1``, ... ; VADD: two passes, a 1x1 kernel).
+    The compute engine's decode stage (:data:`accel.timing.COMPUTE_DECODE`) registers it, so
+    no multiplier or subtractor sits between the instruction and the first address."""
+    bits = addr_bits(config)
+    return data.StructLayout(
+        {
+            "instr": COMPUTE_LAYOUT,
+            "row_step": unsigned(bits),
+            "kr_step": unsigned(bits),
+            "ct_step": unsigned(bits),
+            "ct_last": unsigned(_WIDTH["ct_count"]),
+            "kh_last": unsigned(_WIDTH["kernel_h"]),
+            "kw_last": unsigned(_WIDTH["kernel_w"]),
+            "oh_last": unsigned(_WIDTH["out_h"]),
+            "ow_last": unsigned(_WIDTH["out_w"]),
+        }
+    )
+
+
+def decode(m: Module, instr, config: AccelConfig, *, name: str = "decoded") -> Signal:
+    """Combinational :func:`decoded_layout` of the COMPUTE instruction value ``instr``."""
+    out = Signal(decoded_layout(config), name=name)
+    vadd = instr.mode == ComputeMode.VADD
+    m.d.comb += [
+        out.instr.eq(instr),
+        out.row_step.eq(instr.stride_h * instr.tile_w),
+        out.kr_step.eq(instr.dil_h * instr.tile_w),
+        out.ct_step.eq(Mux(vadd, instr.in_base_b - instr.in_base, instr.ct_stride)),
+        out.ct_last.eq(Mux(vadd, 1, instr.ct_count - 1)),
+        out.kh_last.eq(Mux(vadd, 0, instr.kernel_h - 1)),
+        out.kw_last.eq(Mux(vadd, 0, instr.kernel_w - 1)),
+        out.oh_last.eq(instr.out_h - 1),
+        out.ow_last.eq(instr.out_w - 1),
+    ]
+    return out
+
+
+def decode_bits(instr: isa.Compute, config: AccelConfig) -> int:
+    """The :func:`decoded_layout` payload of ``instr`` as an int (for testbenches)."""
+    layout = decoded_layout(config)
+    mask = (1 << addr_bits(config)) - 1
+    vadd = instr.mode == ComputeMode.VADD
+
+    def last(count: int, name: str) -> int:
+        return (count - 1) & ((1 << _WIDTH[name]) - 1)
+
+    values = {
+        "instr": int.from_bytes(isa.encode(instr), "little") & ((1 << COMPUTE_LAYOUT.size) - 1),
+        "row_step": instr.stride_h * instr.tile_w & mask,
+        "kr_step": instr.dil_h * instr.tile_w & mask,
+        "ct_step": ((instr.in_base_b - instr.in_base) if vadd else instr.ct_stride) & mask,
+        "ct_last": 1 if vadd else last(instr.ct_count, "ct_count"),
+        "kh_last": 0 if vadd else last(instr.kernel_h, "kernel_h"),
+        "kw_last": 0 if vadd else last(instr.kernel_w, "kernel_w"),
+        "oh_last": last(instr.out_h, "out_h"),
+        "ow_last": last(instr.out_w, "out_w"),
+    }
+    return sum(value << layout[name].offset for name, value in values.items())
 
 
 def window_word_layout(config: AccelConfig) -> data.StructLayout:
@@ -129,7 +204,7 @@ class WindowGenerator(wiring.Component):
         self._config = check_config(config)
         super().__init__(
             {
-                "i": In(stream.Signature(COMPUTE_LAYOUT)),
+                "i": In(stream.Signature(decoded_layout(config))),
                 "o": Out(stream.Signature(window_word_layout(config))),
             }
         )
@@ -148,39 +223,36 @@ class WindowGenerator(wiring.Component):
         layout = _state_layout(bits)
 
         busy = Signal()  # the only register with a reset
-        held = Signal(COMPUTE_LAYOUT, reset_less=True)  # the instruction being walked
+        held = Signal(decoded_layout(self._config), reset_less=True)  # being walked
         state = Signal(layout, reset_less=True)
 
         # The instruction and position of this cycle: the held ones, or, when idle, the
         # instruction on `i` at its first word.
-        ins = Signal(COMPUTE_LAYOUT)
+        dec = Signal(decoded_layout(self._config))
         cur = Signal(layout)
         first = Signal(layout)
+        given = self.i.payload.instr
         m.d.comb += [
-            first.addr.eq(self.i.payload.in_base),
-            first.row_addr.eq(self.i.payload.in_base),
-            first.pass_addr.eq(self.i.payload.in_base),
-            first.kr_addr.eq(self.i.payload.in_base),
-            first.ct_addr.eq(self.i.payload.in_base),
-            first.img_h.eq(self.i.payload.origin_h),
-            first.pass_h.eq(self.i.payload.origin_h),
-            first.img_w.eq(self.i.payload.origin_w),
-            first.pass_w.eq(self.i.payload.origin_w),
-            ins.eq(Mux(busy, held, self.i.payload)),
+            first.addr.eq(given.in_base),
+            first.row_addr.eq(given.in_base),
+            first.pass_addr.eq(given.in_base),
+            first.kr_addr.eq(given.in_base),
+            first.ct_addr.eq(given.in_base),
+            first.img_h.eq(given.origin_h),
+            first.pass_h.eq(given.origin_h),
+            first.img_w.eq(given.origin_w),
+            first.pass_w.eq(given.origin_w),
+            dec.eq(Mux(busy, held, self.i.payload)),
             cur.eq(Mux(busy, state, first)),
         ]
+        ins = dec.instr
+        ct_step = dec.ct_step
 
-        vadd = ins.mode == ComputeMode.VADD
-        ct_count = Mux(vadd, 2, ins.ct_count)
-        ct_step = Mux(vadd, ins.in_base_b - ins.in_base, ins.ct_stride)
-        kernel_h = Mux(vadd, 1, ins.kernel_h)
-        kernel_w = Mux(vadd, 1, ins.kernel_w)
-
-        q_last = cur.q == ins.out_w - 1
-        p_last = cur.p == ins.out_h - 1
-        s_last = cur.s == kernel_w - 1
-        r_last = cur.r == kernel_h - 1
-        ct_last = cur.ct == ct_count - 1
+        q_last = cur.q == dec.ow_last
+        p_last = cur.p == dec.oh_last
+        s_last = cur.s == dec.kw_last
+        r_last = cur.r == dec.kh_last
+        ct_last = cur.ct == dec.ct_last
         first_pass = (cur.ct == 0) & (cur.r == 0) & (cur.s == 0)
         last_pass = ct_last & r_last & s_last
         pass_start = (cur.p == 0) & (cur.q == 0)
@@ -205,8 +277,8 @@ class WindowGenerator(wiring.Component):
 
         # The position after this one (meaningless after the last word).
         nxt = Signal(layout)
-        row_step = ins.stride_h * ins.tile_w
-        kr_step = ins.dil_h * ins.tile_w
+        row_step = dec.row_step
+        kr_step = dec.kr_step
         m.d.comb += nxt.eq(cur)
         with m.If(~q_last):
             m.d.comb += [

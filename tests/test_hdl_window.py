@@ -18,7 +18,7 @@ from accel.config import preset
 from accel.isa import Compute, ComputeMode
 from accel.window import feed_addresses
 from hdl.isa import COMPUTE_LAYOUT, POST_LAYOUT, instruction_layout
-from hdl.window import WindowGenerator, addr_bits
+from hdl.window import WindowGenerator, addr_bits, decode_bits
 from tests.hdl_support import raw, simulate, stream_get, stream_put
 
 CONFIG = preset("tiny")  # 4 KiB input buffer of 4-byte words: 10-bit addresses
@@ -55,7 +55,9 @@ def run_window(instrs, *, ready=None, offer=None, cycles=None):
             k = len(taken)
             presenting = k < len(instrs) and offer(cycle)
             ctx.set(dut.i.valid, presenting)
-            ctx.set(dut.i.payload.as_value(), raw(instrs[k]) if k < len(instrs) else 0)
+            ctx.set(
+                dut.i.payload.as_value(), decode_bits(instrs[k], CONFIG) if k < len(instrs) else 0
+            )
             ctx.set(dut.o.ready, ready(cycle))
             if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
                 p = ctx.get(dut.o.payload)
@@ -131,7 +133,7 @@ def test_window_as_a_stream_block_between_a_producer_and_a_slow_consumer():
 
     async def producer(ctx):
         for instr in instrs:
-            await stream_put(ctx, dut.i, raw(instr))
+            await stream_put(ctx, dut.i, decode_bits(instr, CONFIG))
 
     async def consumer(ctx):
         for _ in want:
