@@ -135,6 +135,18 @@ class Progress:
             self._stream.flush()
             self._drawn = True
 
+    def note(self, text: str) -> None:
+        """Print ``text`` as a line of its own on the stream, above the progress line (which
+        is drawn again after it); printed even when the display is disabled."""
+        with self._lock:
+            if self._drawn:
+                self._stream.write("\r\x1b[K")
+            self._stream.write(text + "\n")
+            self._stream.flush()
+            self._drawn = False
+        if self._enabled and self._stage:
+            self._draw()
+
     def _tick(self) -> None:
         while not self._stop.wait(self._interval):
             self._ticks += 1
@@ -194,6 +206,42 @@ def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar and no notes on stderr"
     )
+
+
+def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="say whether the program came from the program cache, and where that is",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="compile afresh: neither read nor write the program cache (`accel cache`)",
+    )
+
+
+def program_cache(args: argparse.Namespace):
+    """The program cache (:class:`accel.cache.ProgramCache`), or None with ``--no-cache``."""
+    from accel.cache import ProgramCache
+
+    return None if getattr(args, "no_cache", False) else ProgramCache()
+
+
+def compile_program(args: argparse.Namespace, qnet, cfg, progress: Progress | None = None):
+    """``qnet`` compiled for ``cfg`` through the program cache; with ``--verbose``, a line
+    on stderr saying whether the compiler ran (above the progress line, if any)."""
+    from accel.cache import compile_cached
+
+    compiled = compile_cached(qnet, cfg, cache=program_cache(args))
+    if getattr(args, "verbose", False):
+        message = f"accel: {compiled.describe()}"
+        if progress is not None:
+            progress.note(message)
+        else:
+            print(message, file=sys.stderr)
+    return compiled.program
 
 
 def resolve_config(args: argparse.Namespace):
@@ -296,14 +344,13 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from accel import compiler
     from accel.files import OutputFile
 
     cfg = resolve_sim_config(args)
     with contextlib.ExitStack() as outputs:
         binary = outputs.enter_context(OutputFile(args.output, what="program output"))
         listing = args.listing and outputs.enter_context(OutputFile(args.listing, what="listing"))
-        program = compiler.compile(load_quantized(args), cfg)
+        program = compile_program(args, load_quantized(args), cfg)
         binary.write_bytes(program.to_bytes())
         if listing:
             listing.write_text(program.listing() + "\n")
@@ -395,9 +442,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             progress.stage("quantising")
             qnet = quantize(network, args.seed)
             progress.stage("compiling")
-            from accel import compiler
-
-            program = compiler.compile(qnet, resolve_sim_config(args))
+            program = compile_program(args, qnet, resolve_sim_config(args), progress)
         image = None
         if not args.cycles_only:
             image = program.make_image(synthetic.random_program_inputs(program, args.seed))
@@ -550,7 +595,7 @@ REPORT_FILES = ("report.html", "layers.csv", "occupancy.csv", "report.json", "tr
 
 def cmd_report(args: argparse.Namespace) -> int:
     import sim
-    from accel import compiler, html_report
+    from accel import html_report
 
     try:
         html_report.require_matplotlib()
@@ -568,7 +613,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         progress.stage("quantising")
         qnet = quantize(network, args.seed)
         progress.stage("compiling")
-        program = compiler.compile(qnet, cfg)
+        program = compile_program(args, qnet, cfg, progress)
         progress.stage(f"simulating {program.instruction_count:,} instructions")
         result = sim.run(program, mode=args.mode, compute_outputs=False)
         progress.stage("drawing")
@@ -635,6 +680,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print("  ".join(str(c).rjust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for path in paths:
         print(path)
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """Where the caches are and what they hold; ``--clear`` removes the compiled programs."""
+    from accel.cache import ProgramCache, cache_root, compiler_version
+
+    programs = ProgramCache()
+    if args.clear:
+        count = programs.clear()
+        print(f"removed {count} programs from {programs.directory}")
+        return 0
+    entries = programs.entries()
+    current = [p for p in entries if p.parent.name == compiler_version()]
+    print(f"cache directory: {cache_root()} (set ACCEL_CACHE to move it)")
+    print(
+        f"programs: {programs.directory}: {len(entries)} programs, "
+        f"{programs.size() / 2**20:.1f} MiB ({len(current)} of this compiler version "
+        f"{compiler_version()}); `accel cache --clear` removes them"
+    )
+    builds = cache_root() / "verilator"
+    count = sum(1 for p in builds.iterdir() if p.is_dir()) if builds.is_dir() else 0
+    print(f"Verilator builds: {builds}: {count} builds (remove the directory to rebuild them)")
     return 0
 
 
@@ -812,6 +880,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p)
     p.add_argument("-o", "--output", required=True, metavar="program.bin")
     p.add_argument("--listing", metavar="PATH", help="also write a readable listing")
+    add_cache_arguments(p)
     p.set_defaults(handler=cmd_compile)
 
     p = sub.add_parser("simulate", help="cycles, utilization, stalls and traffic per layer")
@@ -834,6 +903,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", metavar="DIR", help="also write table, JSON and CSV here")
     add_quiet_argument(p)
+    add_cache_arguments(p)
     p.set_defaults(handler=cmd_simulate)
 
     p = sub.add_parser("report", help="an HTML report with plots, and its tables as CSV/JSON")
@@ -844,6 +914,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-trace", action="store_true", help="do not write trace.json")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="write the report here")
     add_quiet_argument(p)
+    add_cache_arguments(p)
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("sweep", help="cycles over a product of array sizes and bandwidths")
@@ -858,6 +929,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_quiet_argument(p)
     p.set_defaults(handler=cmd_sweep)
+
+    p = sub.add_parser("cache", help="where the program cache is, its size; --clear empties it")
+    p.add_argument("--clear", action="store_true", help="remove every cached program")
+    p.set_defaults(handler=cmd_cache)
 
     p = sub.add_parser(
         "generate", help="Verilog of the accelerator, with a JSON manifest and a text report"
