@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib
 import io
 import itertools
 import json
 import logging
 import math
 import os
+import pkgutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -48,7 +50,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from accel.cache import ProgramCache, compile_cached
+from accel.cache import ProgramCache, compile_cached, source_digest
 from accel.config import AccelConfig
 from accel.files import OutputFile, read_text
 from accel.quantized import QuantizedNetwork
@@ -408,6 +410,44 @@ def _run_processes(tasks, networks, simulate, cache, jobs) -> Iterator[tuple[int
                 future.cancel()
 
 
+def code_version(packages: Sequence[str]) -> str:
+    """A hash (16 hex digits) of the source of every module of ``packages`` (and their
+    subpackages), e.g. ``("accel", "sim")``: what a worker computes with."""
+    names = []
+    for package in packages:
+        module = importlib.import_module(package)
+        names.append(package)
+        prefix = f"{package}."
+        names += sorted(m.name for m in pkgutil.walk_packages(module.__path__, prefix))
+    return source_digest(names)
+
+
+def _packages(simulate: Callable) -> tuple[str, ...]:
+    """``accel`` and the top-level package of the model (``sim`` for ``sim.run``)."""
+    model = (getattr(simulate, "__module__", None) or "").partition(".")[0]
+    return ("accel", model) if model and model not in ("accel", "__main__") else ("accel",)
+
+
+def check_workers(client: Any, packages: Sequence[str], where: str, local: str | None = None):
+    """``ValueError`` unless every worker of ``client`` runs the same source of ``packages``
+    as this process (:func:`code_version`; ``local`` overrides this process's), naming the
+    first worker that does not."""
+    local = local if local is not None else code_version(packages)
+    try:
+        versions = client.run(code_version, tuple(packages))
+    except Exception as error:
+        raise ValueError(
+            f"the workers of {where} cannot run {', '.join(packages)} ({_one_line(error)}): "
+            "install the same accel on every worker"
+        ) from None
+    for worker, version in sorted(versions.items()):
+        if version != local:
+            raise ValueError(
+                f"worker {worker} of {where} runs other code ({', '.join(packages)} source "
+                f"{version}, here {local}): install the same accel commit on every worker"
+            )
+
+
 def _run_dask(
     tasks, networks, simulate, cache, jobs, scheduler
 ) -> Iterator[tuple[int, SweepPoint]]:
@@ -430,6 +470,7 @@ def _run_dask(
                 )
             )
             client = stack.enter_context(Client(cluster))
+        check_workers(client, _packages(simulate), scheduler or "the local cluster")
         run = uuid.uuid4().hex[:12]
         # Each network goes to every worker once; the tasks refer to it.
         shared = {

@@ -164,6 +164,17 @@ def test_the_command_on_an_existing_cluster(cluster, tmp_path, capsys):
         assert (tmp_path / "here" / name).read_bytes() == (tmp_path / "there" / name).read_bytes()
 
 
+def test_workers_with_other_code_are_refused(cluster):
+    local, _ = cluster
+    packages = ("accel", "sim")
+    with distributed.Client(local.scheduler_address) as client:
+        sweep.check_workers(client, packages, "the cluster")  # the same code: fine
+        with pytest.raises(ValueError, match=r"worker tcp://127.0.0.1:\d+ of the cluster runs "):
+            sweep.check_workers(client, packages, "the cluster", local="0" * 16)
+        with pytest.raises(ValueError, match=r"the workers of the cluster cannot run accel, nope"):
+            sweep.check_workers(client, ("accel", "nope"), "the cluster")
+
+
 def test_an_interrupted_cluster_sweep_leaves_a_valid_csv(cluster, tmp_path):
     local, _ = cluster
     done = []
