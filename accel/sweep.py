@@ -381,23 +381,30 @@ def describe_executor(jobs: int, scheduler: str | None = None, *, dask: bool | N
 
 Task = tuple[str, str, AccelConfig]  # network name, network digest, config
 
+#: How long to try to reach a ``scheduler`` before giving up (a dask duration).
+CONNECT_TIMEOUT = "30s"
+
 
 def _failed(task: Task, error: BaseException) -> SweepPoint:
     network, digest, config = task
     return replace(SweepPoint.of(network, config, digest), status="error", error=_one_line(error))
 
 
-def _run_inline(tasks, networks, simulate, cache) -> Iterator[tuple[int, SweepPoint]]:
+def _run_inline(tasks, networks, simulate, cache) -> Iterator[tuple[int, SweepPoint] | None]:
+    yield None
     for i, (network, digest, config) in enumerate(tasks):
         yield i, evaluate_point(networks[network], network, digest, config, simulate, cache)
 
 
-def _run_processes(tasks, networks, simulate, cache, jobs) -> Iterator[tuple[int, SweepPoint]]:
+def _run_processes(
+    tasks, networks, simulate, cache, jobs
+) -> Iterator[tuple[int, SweepPoint] | None]:
     with ProcessPoolExecutor(
         max_workers=jobs, initializer=_init_worker, initargs=(networks, simulate, cache)
     ) as pool:
         futures = {pool.submit(_evaluate_in_pool, *task): i for i, task in enumerate(tasks)}
         try:
+            yield None
             for future in as_completed(futures):
                 i = futures[future]
                 try:
@@ -450,13 +457,13 @@ def check_workers(client: Any, packages: Sequence[str], where: str, local: str |
 
 def _run_dask(
     tasks, networks, simulate, cache, jobs, scheduler
-) -> Iterator[tuple[int, SweepPoint]]:
+) -> Iterator[tuple[int, SweepPoint] | None]:
     from distributed import Client, LocalCluster
     from distributed import as_completed as dask_completed
 
     with contextlib.ExitStack() as stack:
         if scheduler:
-            client = stack.enter_context(Client(scheduler, timeout="30s"))
+            client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
         else:
             cluster = stack.enter_context(
                 LocalCluster(
@@ -493,6 +500,7 @@ def _run_dask(
             for i, (network, digest, config) in enumerate(tasks)
         }
         try:
+            yield None
             for future in dask_completed(futures):
                 i = futures[future]
                 try:
@@ -513,10 +521,12 @@ def iter_points(
     scheduler: str | None = None,
     cache: ProgramCache | bool | None = None,
     note: Callable[[str], None] | None = None,
-) -> Iterator[tuple[int, SweepPoint]]:
-    """``(index into tasks, point)`` as each point finishes, on the executor of
-    :func:`describe_executor`. Close the iterator (``contextlib.closing``) to cancel the
-    rest and shut the workers down."""
+) -> Iterator[tuple[int, SweepPoint] | None]:
+    """On the executor of :func:`describe_executor`: first ``None`` once it has started
+    (the cluster connected, its workers checked, the networks sent, the points submitted;
+    what fails there raises), then ``(index into tasks, point)`` as each point finishes.
+    Close the iterator (``contextlib.closing``) to cancel the rest and shut the workers
+    down."""
     kind, _ = describe_executor(jobs, scheduler)
     if kind == "dask" and not dask_available():
         raise ValueError(
@@ -618,6 +628,7 @@ def run_sweep(
         note=note,
     )
     with contextlib.closing(run):
+        next(run)  # started
         for done, (i, point) in enumerate(run, start=1):
             points[i] = point
             if on_point:
@@ -851,24 +862,29 @@ def sweep_to_directory(
         else:
             points[i] = point
     resumed = [p for p in points if p is not None]
-    with OutputFile(sidecar, what="sweep sidecar") as out:
-        out.write_text(sidecar_text(identity))
-    with OutputFile(csv_path, what="sweep.csv") as out:
-        out.write_text(format_rows(resumed, header=True, final=False))
     total, done = len(tasks), len(resumed)
-    if progress:
-        progress(done, total)
-    if todo:
-        run = iter_points(
-            [tasks[i] for i in todo],
-            networks,
-            simulate,
-            jobs=min(jobs, len(todo)),
-            scheduler=scheduler,
-            cache=cache,
-            note=note,
-        )
-        with csv_path.open("a", newline="") as file, contextlib.closing(run):
+    with contextlib.ExitStack() as stack:
+        run = None
+        if todo:
+            run = iter_points(
+                [tasks[i] for i in todo],
+                networks,
+                simulate,
+                jobs=min(jobs, len(todo)),
+                scheduler=scheduler,
+                cache=cache,
+                note=note,
+            )
+            stack.enter_context(contextlib.closing(run))
+            next(run)  # started: a cluster that cannot be reached has written nothing
+        with OutputFile(sidecar, what="sweep sidecar") as out:
+            out.write_text(sidecar_text(identity))
+        with OutputFile(csv_path, what="sweep.csv") as out:
+            out.write_text(format_rows(resumed, header=True, final=False))
+        if progress:
+            progress(done, total)
+        if run is not None:
+            file = stack.enter_context(csv_path.open("a", newline=""))
             for j, point in run:
                 points[todo[j]] = point
                 file.write(format_rows([point], header=False, final=False))

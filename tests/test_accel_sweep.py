@@ -164,6 +164,24 @@ def test_the_command_on_an_existing_cluster(cluster, tmp_path, capsys):
         assert (tmp_path / "here" / name).read_bytes() == (tmp_path / "there" / name).read_bytes()
 
 
+def test_a_scheduler_that_cannot_be_reached_is_one_error_and_writes_nothing(
+    tmp_path, capsys, monkeypatch
+):
+    import socket
+
+    with socket.socket() as free:  # a port on the loopback that nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    monkeypatch.setattr(sweep, "CONNECT_TIMEOUT", "0.5s")
+    out = tmp_path / "s"
+    args = ["sweep", "tinyconv", "--preset", "tiny", "--scheduler", f"tcp://127.0.0.1:{port}"]
+    assert main([*args, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"accel: error: Timed out trying to connect to tcp://127.0.0.1:{port}")
+    assert list(out.iterdir()) == []
+
+
 def test_workers_with_other_code_are_refused(cluster):
     local, _ = cluster
     packages = ("accel", "sim")
