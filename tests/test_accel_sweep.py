@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import re
 import sys
 from pathlib import Path
 
@@ -373,6 +374,29 @@ def test_the_command_over_buffers_and_clocks(tmp_path, capsys):
     assert float(rows[0]["seconds"]) == pytest.approx(2 * float(rows[1]["seconds"]))
     assert main(["sweep", "tinyconv", "--preset", "tiny", "--input-kib", "0.3", "-o", "x"]) == 2
     assert "--input-kib: 0.3 KiB is not a whole number of bytes" in capsys.readouterr().err
+
+
+def test_the_progress_bar_counts_points(tmp_path, capsys, monkeypatch):
+    import io
+
+    from accel.cli import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(Progress, "DELAY", 0.0)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    args = ["sweep", "tinyconv", "--preset", "tiny", "--rows", "4,8", "--cols", "4,8", "-j", "1"]
+    assert main([*args, "-v", "-o", str(tmp_path)]) == 0
+    shown = terminal.getvalue().replace("\x1b[K", "")
+    assert "sweep tinyconv: loading and quantising tinyconv" in shown
+    for done in range(5):
+        assert f"] {done}/4 " in shown
+    assert "\raccel: tinyconv rows=8 cols=8 bandwidth=4: compiled\n" in shown  # above the bar
+    # erased when done, before the summary
+    assert re.search(r"\] 4/4 [\d.]+s\raccel: program cache 0 of 4 programs from it\n$", shown)
 
 
 @pytest.mark.parametrize(
