@@ -29,9 +29,11 @@ from accel.program import Program
 __all__ = [
     "STALL_CAUSES",
     "Backend",
+    "Feed",
     "LayerStats",
     "Result",
     "check_image",
+    "feeds",
     "make_result",
 ]
 
@@ -172,10 +174,15 @@ def make_result(
     total_cycles: int,
     counters: Mapping[str, int],
     dram: np.ndarray | None = None,
+    compute_feeds: Sequence[Feed] | None = None,
 ) -> Result:
     """The :class:`Result` of a run of ``program`` that a backend observed: ``start`` and
     ``done`` per engine and instruction, the total, the counters and the final DRAM (or
-    ``None`` for a cycles-only run); traffic, layers and stalls are derived here."""
+    ``None`` for a cycles-only run); traffic, layers and stalls are derived here.
+
+    ``compute_feeds`` are the compute instructions' :class:`Feed` when the backend has them
+    already (the cycle model's fast mode computes them anyway); otherwise :func:`feeds`
+    derives them from ``done``, the same numbers (``tests/test_sim_models.py``)."""
     for engine in Engine:
         count = len(program.streams[engine])
         if not len(start[engine]) == len(done[engine]) == count:
@@ -184,7 +191,9 @@ def make_result(
                 f"{engine.name} instructions, but the program has {count}"
             )
     reads, writes, dram_read, dram_written, per_layer = _traffic(program)
-    layers, stalls = _layer_stats(program, start, done, total_cycles, per_layer)
+    if compute_feeds is None:
+        compute_feeds = feeds(program, done)
+    layers, stalls = _layer_stats(program, start, done, total_cycles, per_layer, compute_feeds)
     return Result(
         backend=backend,
         total_cycles=total_cycles,
@@ -244,7 +253,7 @@ def _traffic(program: Program) -> tuple[dict[str, int], dict[str, int], int, int
 
 
 @dataclass(frozen=True)
-class _Feed:
+class Feed:
     """When a compute instruction's passes fed, and when each semaphore it waited on got
     its token (the ``done`` of the matching ``signal``)."""
 
@@ -253,7 +262,7 @@ class _Feed:
     tokens: dict[int, int]
 
 
-def _feeds(program: Program, done: Mapping[Engine, Sequence[int]]) -> list[_Feed]:
+def feeds(program: Program, done: Mapping[Engine, Sequence[int]]) -> list[Feed]:
     """The feed slots of every compute instruction: :func:`accel.timing.compute_timing`
     given the cycles its tokens arrived. The k-th wait on a semaphore takes the token of its
     k-th signal (each semaphore has one producer and one consumer engine, both in order)."""
@@ -266,7 +275,7 @@ def _feeds(program: Program, done: Mapping[Engine, Sequence[int]]) -> list[_Feed
     consumed = dict.fromkeys(signals, 0)
     # Waits of COMPUTE only consume its own semaphores (L2C, P2C): count them in order.
     state = timing.ComputeState()
-    feeds = []
+    found = []
     for instr in program.streams[Engine.COMPUTE]:
         tokens = {}
         for s in isa.sems_of(instr.wait):
@@ -274,8 +283,8 @@ def _feeds(program: Program, done: Mapping[Engine, Sequence[int]]) -> list[_Feed
             consumed[s] += 1
         t = timing.compute_timing(instr, max(tokens.values(), default=0), state, program.config)
         state = t.state
-        feeds.append(_Feed(t.first_feed, t.last_feed, tokens))
-    return feeds
+        found.append(Feed(t.first_feed, t.last_feed, tokens))
+    return found
 
 
 def _layer_stats(
@@ -284,6 +293,7 @@ def _layer_stats(
     done: Mapping[Engine, Sequence[int]],
     total: int,
     per_layer_dram: list[list[int]],
+    compute_feeds: Sequence[Feed],
 ) -> tuple[list[LayerStats], dict[str, int]]:
     """Per-layer statistics and total stalls by cause."""
     n = len(program.layers)
@@ -303,7 +313,7 @@ def _layer_stats(
     # cycles add up to the total and utilization never exceeds 1.
     slot_end: list[int | None] = [None] * n
     previous_free = 0
-    for instr, feed in zip(program.streams[Engine.COMPUTE], _feeds(program, done), strict=True):
+    for instr, feed in zip(program.streams[Engine.COMPUTE], compute_feeds, strict=True):
         stall = stalls[instr.layer]
         gap = feed.first - previous_free
         if gap > 0:

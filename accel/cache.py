@@ -16,7 +16,8 @@ CRC-checked), where
   weight and every quantisation parameter),
 * the config digest is :attr:`accel.config.AccelConfig.digest` (every field, the name too,
   since the program carries its config),
-* ``-keep`` marks ``keep_tensors=True`` programs,
+* ``-keep`` marks ``keep_tensors=True`` programs, ``-keep<hash>`` those compiled with a list
+  of tensors to ``keep`` (:func:`accel.compiler.compile`),
 * the compiler version (:func:`compiler_version`) is a hash of the source of every module the
   compiler's output depends on (:data:`COMPILER_MODULES`), so any change to the compiler
   makes a new directory rather than reusing old programs; nobody bumps a number by hand.
@@ -39,7 +40,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,10 +138,21 @@ class ProgramCache:
     def __repr__(self) -> str:
         return f"ProgramCache({str(self.directory)!r})"
 
-    def path(self, network_digest: str, config: AccelConfig, *, keep_tensors: bool = False) -> Path:
-        """Where the program of this network (by its digest) on ``config`` is kept."""
-        keep = "-keep" if keep_tensors else ""
-        name = f"{network_digest}-{config.digest}{keep}.bin"
+    def path(
+        self,
+        network_digest: str,
+        config: AccelConfig,
+        *,
+        keep_tensors: bool = False,
+        keep: Sequence[str] = (),
+    ) -> Path:
+        """Where the program of this network (by its digest) on ``config`` is kept (with
+        :func:`accel.compiler.compile`'s ``keep_tensors`` and ``keep``)."""
+        suffix = "-keep" if keep_tensors else ""
+        if keep:
+            names = hashlib.sha256("\0".join(keep).encode()).hexdigest()[:16]
+            suffix += f"-keep{names}"
+        name = f"{network_digest}-{config.digest}{suffix}.bin"
         return self.directory / compiler_version() / name
 
     def load(self, path: Path) -> Program | None:
@@ -235,6 +247,7 @@ def compile_cached(
     config: AccelConfig,
     *,
     keep_tensors: bool = False,
+    keep: Sequence[str] = (),
     cache: ProgramCache | None = None,
     network_digest: str | None = None,
 ) -> CachedCompile:
@@ -246,17 +259,18 @@ def compile_cached(
     covers only its source.
     """
     compile_function = compiler.compile
+    options = {"keep_tensors": keep_tensors, **({"keep": list(keep)} if keep else {})}
     if cache is None:
-        return CachedCompile(compile_function(qnet, config, keep_tensors=keep_tensors))
+        return CachedCompile(compile_function(qnet, config, **options))
     if not _is_the_compiler(compile_function):
-        program = compile_function(qnet, config, keep_tensors=keep_tensors)
+        program = compile_function(qnet, config, **options)
         return CachedCompile(program, note="the program cache is off: compile() is replaced")
     if network_digest is None:
         network_digest = qnet.digest
-    path = cache.path(network_digest, config, keep_tensors=keep_tensors)
+    path = cache.path(network_digest, config, keep_tensors=keep_tensors, keep=keep)
     program = cache.load(path)
     if program is not None and program.config == config and program.network == qnet.network.name:
         return CachedCompile(program, hit=True, path=path)
-    program = compile_function(qnet, config, keep_tensors=keep_tensors)
+    program = compile_function(qnet, config, **options)
     problem = cache.store(path, program)
     return CachedCompile(program, path=path, note=problem and f"not cached: {problem}")

@@ -186,6 +186,14 @@ def add_config_arguments(
         )
 
 
+def add_host_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-host",
+        action="store_true",
+        help="make an op that would run on the host (between accelerator segments) an error",
+    )
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model",
@@ -313,6 +321,33 @@ def quantize(network, seed: int):
     return ptq.quantize(graph.fuse_activations(network), seed=seed)
 
 
+def has_host_ops(qnet) -> bool:
+    """Whether the network has an op the host runs (so it is deployed in segments)."""
+    from accel import graph
+
+    net = qnet.network
+    return any(isinstance(net.op(name), graph.HostOp) for name in net.layers())
+
+
+def whole_program(qnet, cfg, args: argparse.Namespace, what: str, progress: Progress | None = None):
+    """The one program of a network the accelerator runs whole (through the program cache,
+    :func:`compile_program`); a clear error naming the host ops otherwise (``what`` says
+    which command needs one program)."""
+    if not has_host_ops(qnet):
+        return compile_program(args, qnet, cfg, progress)
+    from accel import deploy
+
+    deployment = deploy.deploy(qnet, cfg, host_ops=not getattr(args, "no_host", False))
+    if not deployment.whole:
+        ops = ", ".join(f"{s.op.op_type} {s.node!r}" for s in deployment.host_steps)
+        raise CliError(
+            f"{what} one program, but {qnet.network.name!r} runs in "
+            f"{len(deployment.segments)} accelerator segments around host ops ({ops}); "
+            "`accel simulate` and `accel verify` run it"
+        )
+    return deployment.segments[0].program
+
+
 def load_quantized(args: argparse.Namespace):
     """MODEL loaded (:func:`load_network`) and quantised (:func:`quantize`)."""
     return quantize(load_network(args), args.seed)
@@ -350,7 +385,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as outputs:
         binary = outputs.enter_context(OutputFile(args.output, what="program output"))
         listing = args.listing and outputs.enter_context(OutputFile(args.listing, what="listing"))
-        program = compile_program(args, load_quantized(args), cfg)
+        program = whole_program(load_quantized(args), cfg, args, "accel compile writes")
         binary.write_bytes(program.to_bytes())
         if listing:
             listing.write_text(program.listing() + "\n")
@@ -423,8 +458,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             return simulate_scalesim(args)
         return simulate_both(args)
 
+    import functools
+
     import sim
-    from accel import report, synthetic
+    from accel import deploy, report, synthetic
     from accel.files import OutputFile
 
     with contextlib.ExitStack() as stack:
@@ -436,23 +473,54 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if is_program_file(args):
             progress.stage("loading the program")
             program = load_program(args)
+            run = None
         else:
             progress.stage("loading the model")
             network = load_network(args)
             progress.stage("quantising")
             qnet = quantize(network, args.seed)
             progress.stage("compiling")
-            program = compile_program(args, qnet, resolve_sim_config(args), progress)
-        image = None
-        if not args.cycles_only:
-            image = program.make_image(synthetic.random_program_inputs(program, args.seed))
-        progress.stage(f"simulating {program.instruction_count:,} instructions")
-        result = sim.run(program, image, mode=args.mode, compute_outputs=not args.cycles_only)
+            cfg = resolve_sim_config(args)
+            deployment = None
+            if has_host_ops(qnet):
+                deployment = deploy.deploy(qnet, cfg, host_ops=not args.no_host)
+            if deployment is None:  # one program, through the program cache
+                program, run = compile_program(args, qnet, cfg, progress), None
+            elif not deployment.whole:
+                if args.trace:
+                    raise CliError(
+                        "--trace writes the timeline of one program; this network runs in "
+                        f"{len(deployment.segments)} accelerator segments around host ops"
+                    )
+                inputs = None
+                if not args.cycles_only:
+                    inputs = synthetic.random_int8_inputs(qnet, args.seed)
+                backend = functools.partial(
+                    sim.run, mode=args.mode, compute_outputs=not args.cycles_only
+                )
+                progress.stage(f"simulating {len(deployment.segments)} segments")
+                run = deploy.run(deployment, inputs, backend)
+            else:
+                program, run = deployment.segments[0].program, None
+        if run is None:
+            image = None
+            if not args.cycles_only:
+                image = program.make_image(synthetic.random_program_inputs(program, args.seed))
+            progress.stage(f"simulating {program.instruction_count:,} instructions")
+            result = sim.run(program, image, mode=args.mode, compute_outputs=not args.cycles_only)
+
+            def render(fmt: str) -> str:
+                return report.render(result, program, fmt)
+        else:
+
+            def render(fmt: str) -> str:
+                return report.render_run(run, fmt)
+
         progress.stage("writing")
-        text = report.render(result, program, args.format)
+        text = render(args.format)
         if out is not None:
             for fmt, suffix in (("table", "txt"), ("json", "json"), ("csv", "csv")):
-                out.write_text(f"simulate.{suffix}", report.render(result, program, fmt))
+                out.write_text(f"simulate.{suffix}", render(fmt))
         if trace:
             from accel import timeline
 
@@ -613,7 +681,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         progress.stage("quantising")
         qnet = quantize(network, args.seed)
         progress.stage("compiling")
-        program = compile_program(args, qnet, cfg, progress)
+        program = whole_program(qnet, cfg, args, "accel report draws", progress)
         progress.stage(f"simulating {program.instruction_count:,} instructions")
         result = sim.run(program, mode=args.mode, compute_outputs=False)
         progress.stage("drawing")
@@ -978,7 +1046,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             result = verify_program(program, **common, **options)
         else:
             layers = [name.strip() for name in args.layers.split(",")] if args.layers else None
-            result = verify(qnet, cfg, layers=layers, **common, **options)
+            result = verify(
+                qnet, cfg, layers=layers, host_ops=not args.no_host, **common, **options
+            )
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -1007,6 +1077,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="compile a network into a program for the accelerator")
     add_model_arguments(p)
+    add_host_argument(p)
     add_config_arguments(p)
     p.add_argument("-o", "--output", required=True, metavar="program.bin")
     p.add_argument("--listing", metavar="PATH", help="also write a readable listing")
@@ -1015,6 +1086,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="cycles, utilization, stalls and traffic per layer")
     add_model_arguments(p)
+    add_host_argument(p)
     add_config_arguments(p, scalesim=True)
     add_override_arguments(p)
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
@@ -1038,6 +1110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="an HTML report with plots, and its tables as CSV/JSON")
     add_model_arguments(p)
+    add_host_argument(p)
     add_config_arguments(p, scalesim=True)
     add_override_arguments(p)
     p.add_argument("--mode", choices=("fast", "trace"), default="fast")
@@ -1127,6 +1200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="golden, cycle model and RTL on the same network: bit- and cycle-exact?"
     )
     add_model_arguments(p)
+    add_host_argument(p)
     add_config_arguments(p)
     p.add_argument("--backend", choices=("verilator", "amaranth"), default="verilator")
     p.add_argument(

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from accel import golden, graph, numerics, synthetic
+from accel import golden, graph, host, numerics, synthetic
 from accel.graph import Network
 from accel.quantized import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork, avg_pool_count
 
@@ -62,6 +62,8 @@ def _float_node(network: Network, name: str, xs: list[NDArray]) -> NDArray:
         return x.reshape(len(x), -1)
     if isinstance(op, graph.Activation):
         return _activate(x, op.kind)
+    if isinstance(op, graph.HostOp):
+        return host.run_float(op, xs)
     raise ValueError(f"node {name!r}: no executor for op {type(op).__name__}")
 
 
@@ -166,6 +168,8 @@ def _int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) ->
         return x.reshape(len(x), -1)
     if isinstance(op, graph.Activation):
         return _clamp(x, *numerics.activation_range(op.kind, t_out.zero_point, t_out.scale))
+    if isinstance(op, graph.HostOp):
+        return host.run_int8(op, xs, t_ins, t_out)
     raise ValueError(f"node {name!r}: no int8 executor for op {kind}")
 
 
@@ -276,6 +280,7 @@ def run_network(
       Concat, Flatten, MaxPool2d and Activation require the inputs' TensorQuant to equal the
       output's (``ValueError`` naming the node otherwise).
     * Activation: ``clamp(x, *numerics.activation_range(kind, zp_out, s_out))``.
+    * HostOp: :func:`accel.host.run_int8` (dequantise, ONNX reference in float, quantise).
 
     Parameters
     ----------

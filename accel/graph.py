@@ -41,6 +41,7 @@ __all__ = [
     "Conv2d",
     "Flatten",
     "GlobalAvgPool",
+    "HostOp",
     "Input",
     "Linear",
     "MaxPool2d",
@@ -169,6 +170,19 @@ def _kind(owner: str, field: str, value: Any) -> str:
     return value
 
 
+def _text(owner: str, field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{owner}.{field} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _dims(owner: str, field: str, value: Any) -> tuple[int, ...]:
+    """A shape of 1 to 3 dimensions >= 1 (no batch)."""
+    if not isinstance(value, (tuple, list)) or not 1 <= len(value) <= 3:
+        raise ValueError(f"{owner}.{field} must be 1 to 3 ints >= 1, got {value!r}")
+    return _ints(owner, field, value, len(value), 1, scalar=False)
+
+
 _FIELD_RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "shape": lambda owner, field, value: _ints(owner, field, value, 3, 1, scalar=False),
     "in_channels": _int,
@@ -185,6 +199,9 @@ _FIELD_RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "count_include_pad": _bool,
     "activation": _activation,
     "kind": _kind,
+    "op_type": _text,
+    "out_shape": _dims,
+    "model": _text,
 }
 
 
@@ -471,6 +488,27 @@ class Activation(Op):
 
 
 #: Op classes by name, as used by :meth:`Network.to_dict` and :meth:`Network.from_dict`.
+@dataclass(frozen=True)
+class HostOp(Op):
+    """An op that runs on the host between accelerator segments, not on the accelerator.
+
+    ``op_type`` names it (the ONNX op type, for reports); ``model`` is a self-contained
+    single-node ONNX model computing it, serialised and base64-encoded: its graph inputs are
+    the node's tensor inputs in order (batch dimension first, symbolic), constant inputs are
+    initializers, and it has one output. :mod:`accel.executor` runs it with ONNX's reference
+    implementation. ``out_shape`` is the output shape without the batch dimension, as this
+    graph stores it (``(C, H, W)``, or ``(F,)``).
+    """
+
+    op_type: str
+    out_shape: tuple[int, ...]
+    model: str
+    arity: ClassVar[tuple[int, int | None]] = (1, None)
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        return self.out_shape
+
+
 OPS: dict[str, type[Op]] = {
     cls.__name__: cls
     for cls in (
@@ -484,6 +522,7 @@ OPS: dict[str, type[Op]] = {
         Concat,
         Flatten,
         Activation,
+        HostOp,
     )
 }
 
@@ -804,6 +843,8 @@ def _jsonable(value: Any) -> Any:
 def _describe_op(op: Op) -> str:
     """Class name plus non-default attributes, channel counts left out (the shapes show
     them): ``Conv2d kernel=3x3 stride=2x2 padding=1,1,1,1 activation=relu``."""
+    if isinstance(op, HostOp):
+        return f"HostOp {op.op_type} (on the host)"
     parts = [type(op).__name__]
     for f in fields(op):  # type: ignore[arg-type]
         value = getattr(op, f.name)

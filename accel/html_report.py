@@ -26,7 +26,7 @@ but not on the roofline.
 
 matplotlib is an optional extra (``pip install 'accel[report]'``); without it
 :func:`write_report` raises :class:`MissingExtraError` before writing anything. The run
-itself comes in as a ``Result`` (see :mod:`sim.stats`): this module never imports the model.
+itself comes in as an :class:`accel.backend.Result`: this module never imports the model.
 """
 
 from __future__ import annotations

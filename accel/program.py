@@ -169,26 +169,38 @@ class Program:
         """Reject instructions the hardware cannot execute (empty transfers, runs wider than
         their words, unknown buffers), naming the engine, the index and the field."""
         cols = self.config.array.cols
+        buffers = set(isa.Buffer)
+
+        def fail(engine: Engine, index: int, message: str) -> ValueError:
+            layer = self.streams[engine][index].layer
+            return ValueError(f"{engine.name}[{index}] (layer {layer}): {message}")
+
+        kinds = {cls.engine: cls for cls in isa.FIELDS}
         for engine, stream in self.streams.items():
             for index, instr in enumerate(stream):
-                where = f"{engine.name}[{index}] (layer {instr.layer})"
-                if isinstance(instr, isa.Load | isa.Store):
-                    for name in ("outer_count", "inner_count", "run_bytes"):
-                        if getattr(instr, name) < 1:
-                            raise ValueError(f"{where}: {name} = {getattr(instr, name)} < 1")
-                if isinstance(instr, isa.Load) and instr.buffer not in tuple(isa.Buffer):
-                    raise ValueError(f"{where}: buffer = {instr.buffer} is not a LOAD buffer")
-                if isinstance(instr, isa.Store) and instr.run_bytes > cols:
-                    raise ValueError(
-                        f"{where}: run_bytes = {instr.run_bytes} > one output word ({cols})"
+                if type(instr) is not kinds[engine]:
+                    raise fail(
+                        engine, index, f"a {type(instr).__name__} in the {engine.name} stream"
                     )
-                if isinstance(instr, isa.Post) and instr.count < 1:
-                    raise ValueError(f"{where}: count = {instr.count} < 1")
-                if (
-                    isinstance(instr, isa.Compute)
-                    and min(instr.out_h, instr.out_w, instr.passes) < 1
-                ):
-                    raise ValueError(f"{where}: empty tile or reduction")
+        for engine in (Engine.LOAD, Engine.STORE):
+            for index, instr in enumerate(self.streams[engine]):
+                if min(instr.outer_count, instr.inner_count, instr.run_bytes) < 1:
+                    name = min(
+                        ("outer_count", "inner_count", "run_bytes"), key=lambda n: getattr(instr, n)
+                    )
+                    raise fail(engine, index, f"{name} = {getattr(instr, name)} < 1")
+                if engine == Engine.LOAD and instr.buffer not in buffers:
+                    raise fail(engine, index, f"buffer = {instr.buffer} is not a LOAD buffer")
+                if engine == Engine.STORE and instr.run_bytes > cols:
+                    raise fail(
+                        engine, index, f"run_bytes = {instr.run_bytes} > one output word ({cols})"
+                    )
+        for index, instr in enumerate(self.streams[Engine.POST]):
+            if instr.count < 1:
+                raise fail(Engine.POST, index, f"count = {instr.count} < 1")
+        for index, instr in enumerate(self.streams[Engine.COMPUTE]):
+            if min(instr.out_h, instr.out_w, instr.passes) < 1:
+                raise fail(Engine.COMPUTE, index, "empty tile or reduction")
 
     # Introspection -------------------------------------------------------------------------
 

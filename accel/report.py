@@ -1,8 +1,9 @@
 """Render a run's results as a table, JSON or CSV (``accel simulate --format``), and the
 per-layer comparison with SCALE-Sim (``accel simulate --model both``).
 
-Takes any backend's ``Result`` (see :mod:`sim.stats`); the JSON schema is documented in
-``docs/simulate.md``.
+Takes any backend's :class:`~accel.backend.Result` with its program (:func:`render`), or a
+:class:`~accel.deploy.DeploymentRun` of a network with host ops (:func:`render_run`); the
+JSON schema is documented in ``docs/simulate.md``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import csv
 import io
 import json
 
-from accel.backend import STALL_CAUSES, Result
+from accel.backend import STALL_CAUSES, LayerStats, Result
+from accel.deploy import DeploymentRun, HostStep
 from accel.program import Program
 
 
@@ -21,22 +23,23 @@ def _shape(shape) -> str:
 
 def rows(result: Result) -> list[dict]:
     """One flat dict per layer (the CSV rows)."""
-    out = []
-    for layer in result.layers:
-        row = {
-            "layer": layer.name,
-            "kind": layer.kind,
-            "input": _shape(layer.in_shape),
-            "output": _shape(layer.out_shape),
-            "macs": layer.macs,
-            "cycles": layer.cycles,
-            "utilization": round(layer.utilization, 6),
-        }
-        row.update({f"stall_{k}": layer.stalls[k] for k in STALL_CAUSES})
-        row["dram_read_bytes"] = layer.dram_read
-        row["dram_written_bytes"] = layer.dram_written
-        out.append(row)
-    return out
+    return [_row(layer) for layer in result.layers]
+
+
+def _row(layer: LayerStats) -> dict:
+    row = {
+        "layer": layer.name,
+        "kind": layer.kind,
+        "input": _shape(layer.in_shape),
+        "output": _shape(layer.out_shape),
+        "macs": layer.macs,
+        "cycles": layer.cycles,
+        "utilization": round(layer.utilization, 6),
+    }
+    row.update({f"stall_{k}": layer.stalls[k] for k in STALL_CAUSES})
+    row["dram_read_bytes"] = layer.dram_read
+    row["dram_written_bytes"] = layer.dram_written
+    return row
 
 
 def render(result: Result, program: Program, fmt: str) -> str:
@@ -54,73 +57,171 @@ def render(result: Result, program: Program, fmt: str) -> str:
         return buffer.getvalue()
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}")
-    cfg = program.config
-    header = [
-        "layer",
-        "output",
-        "MACs",
-        "cycles",
-        "util%",
-        "dram",
-        "dep",
-        "wload",
-        "fill",
-        "DRAM rd KB",
-        "DRAM wr KB",
-    ]
-    body = []
-    for layer in result.layers:
-        s = layer.stalls
-        body.append(
-            [
-                layer.name,
-                _shape(layer.out_shape),
-                f"{layer.macs:,}",
-                f"{layer.cycles:,}",
-                f"{100 * layer.utilization:.1f}",
-                f"{s['dram']:,}",
-                f"{s['dependency']:,}",
-                f"{s['weights']:,}",
-                f"{s['fill_drain']:,}",
-                f"{layer.dram_read / 1024:.1f}",
-                f"{layer.dram_written / 1024:.1f}",
-            ]
-        )
-    st = result.stalls
-    body.append(
-        [
-            "total",
-            "",
-            f"{result.macs:,}",
-            f"{result.total_cycles:,}",
-            f"{100 * result.utilization:.1f}",
-            f"{st['dram']:,}",
-            f"{st['dependency']:,}",
-            f"{st['weights']:,}",
-            f"{st['fill_drain']:,}",
-            f"{result.dram_read_bytes / 1024:.1f}",
-            f"{result.dram_written_bytes / 1024:.1f}",
-        ]
+    body = [_table_row(layer) for layer in result.layers]
+    summary = (
+        f"{result.total_cycles:,} cycles = {1e3 * result.seconds:.3f} ms at "
+        f"{program.config.clock_mhz:g} MHz: {result.gops:.1f} GOPS, "
+        f"{1 / result.seconds if result.total_cycles else 0:.1f} inferences/s, MAC utilization "
+        f"{100 * result.utilization:.1f}% (stall columns: cycles the array waited, by cause)"
     )
-    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
+    return _table(program.network, program.config, body, _total_row(result), [summary])
+
+
+_HEADER = [
+    "layer",
+    "output",
+    "MACs",
+    "cycles",
+    "util%",
+    "dram",
+    "dep",
+    "wload",
+    "fill",
+    "DRAM rd KB",
+    "DRAM wr KB",
+]
+
+
+def _table_row(layer: LayerStats) -> list[str]:
+    s = layer.stalls
+    return [
+        layer.name,
+        _shape(layer.out_shape),
+        f"{layer.macs:,}",
+        f"{layer.cycles:,}",
+        f"{100 * layer.utilization:.1f}",
+        f"{s['dram']:,}",
+        f"{s['dependency']:,}",
+        f"{s['weights']:,}",
+        f"{s['fill_drain']:,}",
+        f"{layer.dram_read / 1024:.1f}",
+        f"{layer.dram_written / 1024:.1f}",
+    ]
+
+
+def _total_row(total) -> list[str]:
+    """The total row of a :class:`Result` or a :class:`DeploymentRun` (same attributes)."""
+    st = total.stalls
+    return [
+        "total",
+        "",
+        f"{total.macs:,}",
+        f"{total.total_cycles:,}",
+        f"{100 * total.utilization:.1f}",
+        f"{st['dram']:,}",
+        f"{st['dependency']:,}",
+        f"{st['weights']:,}",
+        f"{st['fill_drain']:,}",
+        f"{total.dram_read_bytes / 1024:.1f}",
+        f"{total.dram_written_bytes / 1024:.1f}",
+    ]
+
+
+def _table(network: str, cfg, body: list[list[str]], total: list[str], notes: list[str]) -> str:
+    rows = [_HEADER, *body, total]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(_HEADER))]
     lines = [
-        f"{program.network} on {cfg.name} ({cfg.array.rows}x{cfg.array.cols}, "
+        f"{network} on {cfg.name} ({cfg.array.rows}x{cfg.array.cols}, "
         f"DRAM {cfg.dram.bandwidth} B/cycle, latency {cfg.dram.latency}, {cfg.clock_mhz:g} MHz)"
     ]
-    for i, r in enumerate([header, *body]):
+    for i, r in enumerate(rows):
         cells = [
             str(c).ljust(widths[j]) if j < 2 else str(c).rjust(widths[j]) for j, c in enumerate(r)
         ]
         lines.append("  ".join(cells))
-        if i == 0 or i == len(body) - 1:
+        if i == 0 or i == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
-    lines.append(
-        f"{result.total_cycles:,} cycles = {1e3 * result.seconds:.3f} ms at {cfg.clock_mhz:g} MHz: "
-        f"{result.gops:.1f} GOPS, {1 / result.seconds if result.total_cycles else 0:.1f} "
-        f"inferences/s, MAC utilization {100 * result.utilization:.1f}% "
-        "(stall columns: cycles the array waited, by cause)"
-    )
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *notes]) + "\n"
+
+
+def render_run(run: DeploymentRun, fmt: str) -> str:
+    """A deployment's run: every layer in network order, host ops among them (a network
+    without host ops renders exactly as :func:`render` renders its one program)."""
+    deployment = run.deployment
+    if deployment.whole:
+        return render(run.results[0], deployment.segments[0].program, fmt)
+    net = deployment.qnet.network
+    results = iter(run.results)
+    layer_rows: list[dict] = []
+    table_rows: list[list[str]] = []
+    host_ops = []
+    for step in deployment.steps:
+        if isinstance(step, HostStep):
+            shape = _shape(net.shape(step.node))
+            row = {
+                "layer": step.node,
+                "kind": f"HostOp {step.op.op_type}",
+                "input": _shape(net.shape(step.inputs[0])),
+                "output": shape,
+                "macs": 0,
+                "cycles": 0,
+                "utilization": 0.0,
+                **{f"stall_{k}": 0 for k in STALL_CAUSES},
+                "dram_read_bytes": 0,
+                "dram_written_bytes": 0,
+                "runs_on": "host",
+            }
+            layer_rows.append(row)
+            table_rows.append([step.node, shape, "", "host", *[""] * 7])
+            host_ops.append(
+                {"name": step.node, "op_type": step.op.op_type, "inputs": list(step.inputs)}
+            )
+            continue
+        result = next(results)
+        for layer in result.layers:
+            layer_rows.append({**_row(layer), "runs_on": "accelerator"})
+            table_rows.append(_table_row(layer))
+    accelerator_layers = sum(len(s.layers) for s in deployment.segments)
+    total_layers = accelerator_layers + len(host_ops)
+    cfg = deployment.config
+    if fmt == "json":
+        doc = {
+            "network": net.name,
+            "config": cfg.to_dict(),
+            "total_cycles": run.total_cycles,
+            "macs": run.macs,
+            "utilization": run.utilization,
+            "seconds": run.seconds,
+            "gops": run.gops,
+            "stalls": dict(run.stalls),
+            "dram_read_bytes": run.dram_read_bytes,
+            "dram_written_bytes": run.dram_written_bytes,
+            "boundary_bytes": run.boundary_bytes,
+            "accelerator_layers": accelerator_layers,
+            "layers_total": total_layers,
+            "host_ops": host_ops,
+            "segments": [
+                {
+                    "index": s.index,
+                    "layers": list(s.layers),
+                    "inputs": list(s.inputs),
+                    "outputs": list(s.outputs),
+                    "total_cycles": r.total_cycles,
+                    "instructions": s.program.instruction_count,
+                }
+                for s, r in zip(deployment.segments, run.results, strict=True)
+            ],
+            "layers": layer_rows,
+        }
+        return json.dumps(doc, indent=2) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(layer_rows[0]))
+        writer.writeheader()
+        writer.writerows(layer_rows)
+        return buffer.getvalue()
+    if fmt != "table":
+        raise ValueError(f"unknown format {fmt!r}")
+    ops = ", ".join(f"{h['op_type']} {h['name']!r}" for h in host_ops)
+    notes = [
+        f"{run.total_cycles:,} cycles = {1e3 * run.seconds:.3f} ms at {cfg.clock_mhz:g} MHz on "
+        f"the accelerator ({len(deployment.segments)} segments back to back; host time not "
+        f"counted): {run.gops:.1f} GOPS, MAC utilization {100 * run.utilization:.1f}%",
+        f"host: {len(host_ops)} op(s) ({ops}); accelerator: {accelerator_layers} of "
+        f"{total_layers} layers, every counted MAC; DRAM across the host boundary "
+        f"{run.boundary_bytes / 1024:.1f} KB",
+    ]
+    return _table(net.name, cfg, table_rows, _total_row(run), notes)
 
 
 COMPARISON_COLUMNS = (

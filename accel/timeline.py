@@ -1,7 +1,7 @@
 """A run's schedule as a Chrome/Perfetto trace (``accel simulate --trace PATH``).
 
 :func:`trace_events` turns the per-instruction start/done cycles of a
-:class:`~sim.stats.Result` into the Trace Event Format that https://ui.perfetto.dev and
+:class:`~accel.backend.Result` into the Trace Event Format that https://ui.perfetto.dev and
 ``chrome://tracing`` open: one complete event (``"ph": "X"``) per instruction, with
 ``ts`` = start and ``dur`` = done - start, converted from cycles to microseconds at the
 config clock (``cycles / clock_mhz``). The exact cycles are kept in ``args``.

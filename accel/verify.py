@@ -28,10 +28,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from accel import executor, graph
+from accel import executor, graph, host
 from accel.backend import Result
 from accel.compiler import compile
 from accel.config import AccelConfig
+from accel.deploy import Deployment, HostStep, deploy
 from accel.isa import Engine
 from accel.program import Program
 from accel.quantized import QuantizedNetwork
@@ -235,8 +236,9 @@ def _check_program(
     seconds: dict[str, float],
     stage,
     **options,
-) -> tuple[list[LayerCheck], int, int, bool]:
-    """Run ``program`` on the model and the RTL; a :class:`LayerCheck` per compiled layer."""
+) -> tuple[list[LayerCheck], int, int, bool, dict[str, np.ndarray]]:
+    """Run ``program`` on the model and the RTL; a :class:`LayerCheck` per compiled layer,
+    the model's and the RTL's cycles, whether the counters agree, and the RTL's outputs."""
     import sim
 
     stage(f"cycle model ({program.instruction_count:,} instructions)")
@@ -312,7 +314,64 @@ def _check_program(
             )
         )
     counters_equal = rtl.counters == model.counters
-    return checks, model.total_cycles, rtl.total_cycles, counters_equal
+    return checks, model.total_cycles, rtl.total_cycles, counters_equal, dict(rtl.outputs)
+
+
+def _check_deployment(
+    deployment: Deployment,
+    inputs: dict[str, np.ndarray],
+    trace: dict[str, np.ndarray],
+    backend: str,
+    seconds: dict[str, float],
+    stage,
+    **options,
+) -> tuple[list[LayerCheck], int, int, bool]:
+    """Every step in order, end to end: each segment on the model and the RTL from the
+    tensors the steps before it gave (its layers checked against the golden ``trace``), each
+    host op on the RTL's tensors (checked against the golden model too)."""
+    qnet = deployment.qnet
+    values = dict(inputs)
+    checks: list[LayerCheck] = []
+    model_cycles = rtl_cycles = 0
+    counters = True
+    for step in deployment.steps:
+        if isinstance(step, HostStep):
+            xs = [values[src] for src in step.inputs]
+            quants = [qnet.tensors[src] for src in step.inputs]
+            got = host.run_int8(step.op, xs, quants, qnet.tensors[step.node])
+            values[step.node] = got
+            want = trace[step.node]
+            equal = bool(np.array_equal(want, got.reshape(want.shape)))
+            checks.append(
+                LayerCheck(
+                    index=len(checks),
+                    name=step.node,
+                    kind=f"HostOp {step.op.op_type} (host)",
+                    instructions=0,
+                    outputs_equal=equal,
+                    model_cycles=0,
+                    rtl_cycles=0,
+                    cycles_equal=True,
+                    mismatch=None if equal else _first_difference(step.node, want, got),
+                )
+            )
+            continue
+        program = step.program
+        feeds = {
+            name: values[name].reshape(1, t.channels, t.height, t.width)
+            for name, t in program.inputs.items()
+        }
+        layer_checks, m, r, c, outputs = _check_program(
+            program, program.make_image(feeds), trace, backend, seconds, stage, **options
+        )
+        for check in layer_checks:
+            check.index = len(checks)
+            checks.append(check)
+        values.update(outputs)
+        model_cycles += m
+        rtl_cycles += r
+        counters = counters and c
+    return checks, model_cycles, rtl_cycles, counters
 
 
 def verify_program(
@@ -331,7 +390,7 @@ def verify_program(
     stage = stage or (lambda text: None)
     seconds: dict[str, float] = {}
     image = program.make_image(random_program_inputs(program, seed))
-    checks, model_cycles, rtl_cycles, counters = _check_program(
+    checks, model_cycles, rtl_cycles, counters, _ = _check_program(
         program, image, {}, backend, seconds, stage, **options
     )
     return Verification(
@@ -355,9 +414,12 @@ def verify(
     layers: list[str] | None = None,
     seed: int = 0,
     stage=None,
+    host_ops: bool = True,
     **options,
 ) -> Verification:
-    """Verify ``qnet`` on ``config`` (see the module docstring).
+    """Verify ``qnet`` on ``config`` (see the module docstring). A network with host ops
+    (:mod:`accel.deploy`) is verified segment after segment, its host ops against the golden
+    model; ``host_ops=False`` rejects them.
 
     ``stage``, if given, is called with a short description of each step as it begins (for
     a progress line). ``options`` go to the backend's ``run`` (``vcd``, ``vcd_window``,
@@ -377,9 +439,9 @@ def verify(
     if not layers:
         stage("compiling")
         with _timed(seconds, "compile"):
-            program = compile(qnet, config, keep_tensors=True)
-        checks, model_cycles, rtl_cycles, counters = _check_program(
-            program, program.make_image(inputs), trace, backend, seconds, stage, **options
+            deployment = deploy(qnet, config, keep_tensors=True, host_ops=host_ops)
+        checks, model_cycles, rtl_cycles, counters = _check_deployment(
+            deployment, inputs, trace, backend, seconds, stage, **options
         )
     else:
         subs = [layer_network(qnet, name) for name in layers]  # reject unknown names up front
@@ -389,7 +451,7 @@ def verify(
             with _timed(seconds, "compile"):
                 program = compile(sub, config, keep_tensors=True)
             image = program.make_image({n: trace[n] for n in sub.network.input_names})
-            layer_checks, m, r, c = _check_program(
+            layer_checks, m, r, c, _ = _check_program(
                 program, image, {name: trace[name]}, backend, seconds, stage, **options
             )
             # A single-layer program may hold a Flatten before its layer: report the layer.

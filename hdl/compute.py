@@ -6,26 +6,23 @@ unit, accumulator buffer.
 
 It runs COMPUTE instructions exactly as :mod:`accel.timing` schedules them (and as
 :mod:`sim.trace` steps them), with the arithmetic of :mod:`sim.array` / :mod:`sim.vector`.
-The parts, each the mirror of the trace model's:
+The parts, each the mirror of the trace model's, are components that
+:class:`ComputeEngine` joins with :func:`~amaranth.lib.wiring.connect`; each states its
+ports and its timing contract:
 
-Front end
-    Holds one instruction. It takes the next one (``i.valid & i.ready``, the instruction's
-    ``start``; ``i.valid`` is the controller's grant, semaphores acquired) when it is empty or
-    releases the one it holds in that very cycle: an ARRAY instruction once its last weight
-    load is complete and its last pass has begun feeding (``max(wl[last] + rows, f[last])``),
-    a vector instruction in the last cycle of its last pass's feed slot (``f[last] +
-    max(T, VECTOR_MIN_PASS) - 1``). ``i.ready`` depends on registers only.
-Weight loader
-    Reads the weight buffer one array row per cycle (``weight_rd``), for the front end's
-    instruction, pass after pass: pass ``j``'s rows at ``w_base + j*rows + i`` in cycles
-    ``wl[j] + i``; a pass begins when the loader is idle and the previous pass has begun
-    feeding (``wl[j] = max(wl[j-1] + rows, f[j-1])``), the first one in the cycle its
-    instruction is taken (``wl[0] = start``). The row reaches the array's shadow registers
-    one cycle later (:data:`hdl.array.WEIGHT_READ_LATENCY`).
+Front end (:class:`hdl.front_end.FrontEnd`)
+    Holds one instruction: takes the next one (``start``) when it is empty or releases the
+    one it holds in that very cycle, an ARRAY instruction at ``max(wl[last] + rows,
+    f[last])``, a vector instruction at ``f[last] + max(T, VECTOR_MIN_PASS) - 1``.
+Weight loader (:class:`hdl.weight_loader.WeightLoader`)
+    Reads the weight buffer one array row per cycle for the front end's instruction, pass
+    after pass: pass ``j``'s rows at ``w_base + j*rows + i`` in cycles ``wl[j] + i``, with
+    ``wl[0] = start`` and ``wl[j] = max(wl[j-1] + rows, f[j-1])``; each row reaches the
+    array's shadow registers one cycle later.
 Window generator (:class:`hdl.window.WindowGenerator`)
     Gets each instruction from the front end (in the cycle it is taken if it is idle, else
     at the previous instruction's last word) and offers one input-buffer address per word.
-Feeder
+Feeder (:class:`hdl.feeder.Feeder`)
     In cycle ``D`` it takes the word on offer, to be fed in ``D + 1``: the input buffer
     (``input_rd``) is read in ``D``, the word (or ``pad_value`` in every lane) is on the array
     or the vector unit in ``D + 1``. Within a pass it takes a word every cycle; the first word
@@ -36,7 +33,7 @@ Feeder
 Array, vector unit, accumulator (:mod:`hdl.array`, :mod:`hdl.vector`, :mod:`hdl.accumulator`)
     Every fed word carries its accumulator row (``acc_base`` + pixel), whether it overwrites
     (first pass, ``accumulate`` off) and whether it is its instruction's last; through the
-    array these travel in a delay line tapped at ``rows + c`` for column ``c``.
+    array these travel in a delay line (here) tapped at ``rows + c`` for column ``c``.
 
 Timing (all :mod:`accel.timing`, ARRAY mode, for an instruction taken in ``start``)::
 
@@ -83,79 +80,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import ReadPort
-from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
+from amaranth.lib.wiring import In, Out, connect, flipped
 
-from accel import isa, timing
+from accel import timing
 from accel.config import AccelConfig
-from accel.isa import ComputeMode
 from hdl._check import check_config
 from hdl.accumulator import AccumulatorBuffer, acc_addr_bits
-from hdl.array import WEIGHT_READ_LATENCY, SystolicArray
+from hdl.array import SystolicArray
+from hdl.feeder import INPUT_READ_LATENCY, Feeder, done_latency, meta_layout
+from hdl.front_end import FrontEnd
 from hdl.isa import COMPUTE_LAYOUT
 from hdl.vector import VectorUnit
+from hdl.weight_loader import WeightLoader, weight_addr_bits
 from hdl.window import WindowGenerator, addr_bits
 
 __all__ = ["INPUT_READ_LATENCY", "ComputeEngine", "weight_addr_bits"]
-
-#: Cycles from the input buffer read address to its data: the window generator issues the
-#: address of the word fed in cycle ``f`` in cycle ``f - 1``.
-INPUT_READ_LATENCY = 1
-
-_WIDTH = {name: width for name, width, _ in isa.FIELDS[isa.Compute]}
-
-
-def weight_addr_bits(config: AccelConfig) -> int:
-    """Width of a weight buffer word address (``config.weight_words`` words)."""
-    return max(1, ceil_log2(check_config(config).weight_words))
-
-
-def _feed_fields_layout(config: AccelConfig) -> data.StructLayout:
-    """What the feeder needs of the instruction whose words it takes."""
-    return data.StructLayout(
-        {
-            "mode": ComputeMode,
-            "accumulate": 1,
-            "acc_base": unsigned(acc_addr_bits(config)),
-            "pad_value": signed(_WIDTH["pad_value"]),
-            "zero_point_a": signed(_WIDTH["zero_point_a"]),
-            "zero_point_b": signed(_WIDTH["zero_point_b"]),
-            "multiplier_a": signed(_WIDTH["multiplier_a"]),
-            "shift_a": unsigned(_WIDTH["shift_a"]),
-            "multiplier_b": signed(_WIDTH["multiplier_b"]),
-            "shift_b": unsigned(_WIDTH["shift_b"]),
-            "parity": 1,  # tells the front end's instruction from the one before it
-        }
-    )
-
-
-def _fed_layout(config: AccelConfig) -> data.StructLayout:
-    """A word between the feeder's decision (cycle D) and its feed (D + 1), without ``x``."""
-    return data.StructLayout(
-        {
-            "vector": 1,
-            "pad": 1,
-            "switch": 1,  # first word of a pass
-            "last": 1,  # last word of its instruction
-            "acc_row": unsigned(acc_addr_bits(config)),
-            "overwrite": 1,
-            "pad_value": signed(_WIDTH["pad_value"]),
-            "mode": ComputeMode,
-            "zero_point": signed(_WIDTH["zero_point_a"]),
-            "multiplier": signed(_WIDTH["multiplier_a"]),
-            "shift": unsigned(_WIDTH["shift_a"]),
-        }
-    )
-
-
-def _meta_layout(config: AccelConfig) -> data.StructLayout:
-    """What travels beside a word through the array."""
-    return data.StructLayout(
-        {"acc_row": unsigned(acc_addr_bits(config)), "overwrite": 1, "last": 1}
-    )
 
 
 class ComputeEngine(wiring.Component):
@@ -238,238 +180,57 @@ class ComputeEngine(wiring.Component):
     @property
     def array_latency(self) -> int:
         """``done`` minus the last feed cycle in ARRAY mode."""
-        a = self._config.array
-        return a.rows + a.cols - 1 + timing.ACC_LATENCY + 1
+        return done_latency(self._config, vector=False)
 
     @property
     def vector_latency(self) -> int:
         """``done`` minus the last feed cycle in vector modes."""
-        return timing.VECTOR_LATENCY + 1
+        return done_latency(self._config, vector=True)
 
     def elaborate(self, platform) -> Module:
         m = Module()
         config = self._config
         rows, cols = config.array.rows, config.array.cols
+        m.submodules.front_end = front_end = FrontEnd(config)
+        m.submodules.loader = loader = WeightLoader(config)
         m.submodules.window = wg = self._window
+        m.submodules.feeder = feeder = Feeder(config)
         m.submodules.array = array = self._array
         m.submodules.vector = vec = self._vector
         m.submodules.accumulator = acc = self._accumulator
 
-        # ---- front end --------------------------------------------------------------------
-        held = Signal(COMPUTE_LAYOUT, reset_less=True)
-        held_valid = Signal()
-        parity = Signal()  # toggles per instruction taken
-        given = Signal()  # `held` went to the window generator in an earlier cycle
-        last_pass_fed = Signal()  # the held instruction's last pass has begun feeding
-        last_word_fed = Signal()  # ... and its last word has been fed
-        gap = Signal(range(max(timing.VECTOR_MIN_PASS, 2)))  # vector feed slot still busy
-        drain = Signal(range(max(self.array_latency, self.vector_latency) + 1))
-        last_vector = Signal()  # the unit of the last pass fed
+        # The front end hands its instruction to the window generator, the weight loader and
+        # the feeder, and hears back from the loader and the feeder when to release it.
+        connect(m, flipped(self.i), front_end.i)
+        m.d.comb += self.start.eq(self.i.valid & self.i.ready)
+        connect(m, front_end.window, wg.i)
+        connect(m, front_end.load, loader.i)
+        connect(m, front_end.feed, feeder.instr)
+        connect(m, feeder.taken, front_end.taken)
+        m.d.comb += front_end.slot_free.eq(feeder.slot_free)
 
-        ld_active = Signal()  # reading rows 1 .. rows-1 of a pass
-        ld_row = Signal(range(rows), reset_less=True)
-        ld_addr = Signal(weight_addr_bits(config), reset_less=True)
-        ld_pass = Signal(  # (ct, r, s) of the next pass to load
-            data.StructLayout(
-                {
-                    "ct": unsigned(_WIDTH["ct_count"]),
-                    "r": unsigned(_WIDTH["kernel_h"]),
-                    "s": unsigned(_WIDTH["kernel_w"]),
-                }
-            ),
-            reset_less=True,
-        )
-        all_loading = Signal()  # every pass of the held instruction has begun loading
-        loaded_unfed = Signal()  # a pass has begun loading but not feeding
+        # Weights: buffer -> loader -> the array's shadow registers; the loader offers each
+        # pass to the feeder from the cycle its row 0 is read.
+        connect(m, flipped(self.weight_rd), loader.weight_rd)
+        connect(m, loader.w, array.w)
+        connect(m, loader.weights, feeder.weights)
 
-        held_vector = held.mode != ComputeMode.ARRAY
-        release = held_valid & Mux(
-            held_vector,
-            last_word_fed & (gap == 0),
-            all_loading & ~ld_active & last_pass_fed,
-        )
-        m.d.comb += self.i.ready.eq(~held_valid | release)
-        take = Signal()
-        m.d.comb += [take.eq(self.i.valid & self.i.ready), self.start.eq(take)]
-        front = Signal(COMPUTE_LAYOUT)  # the front end's instruction in this cycle
-        m.d.comb += front.eq(Mux(take, self.i.payload, held))
-        front_parity = parity ^ take
-
-        # ---- window generator hand-over ---------------------------------------------------
-        m.d.comb += [
-            wg.i.valid.eq(take | (held_valid & ~given)),
-            wg.i.payload.eq(front),
-        ]
-        wg_accept = wg.i.valid & wg.i.ready
-        # Which instruction the word on offer belongs to: the one the window generator is
-        # walking (`inflight`), or, when it is idle, the one it accepts now.
-        inflight = Signal()
-        feed_fields = Signal(_feed_fields_layout(config), reset_less=True)
-        incoming = Signal(_feed_fields_layout(config))
-        for name in _feed_fields_layout(config).members:
-            if name != "parity":
-                m.d.comb += getattr(incoming, name).eq(getattr(front, name))
-        m.d.comb += incoming.parity.eq(front_parity)
-        fields = Signal(_feed_fields_layout(config))
-        m.d.comb += fields.eq(Mux(inflight, feed_fields, incoming))
-        with m.If(wg_accept):
-            m.d.sync += feed_fields.eq(incoming)
-
-        # ---- weight loader ----------------------------------------------------------------
-        front_array = Mux(
-            take,
-            self.i.payload.mode == ComputeMode.ARRAY,
-            held_valid & ~held_vector & ~all_loading,
-        )
-        begin = Signal()  # a pass begins loading: its row 0 is read this cycle
-        m.d.comb += begin.eq(front_array & ~ld_active & ~loaded_unfed)
-        cur_pass = Signal.like(ld_pass)
-        m.d.comb += cur_pass.as_value().eq(Mux(take, 0, ld_pass.as_value()))
-        s_last = cur_pass.s == front.kernel_w - 1
-        r_last = cur_pass.r == front.kernel_h - 1
-        ct_last = cur_pass.ct == front.ct_count - 1
-        begin_last = s_last & r_last & ct_last
-        rd_addr = Mux(ld_active, ld_addr, Mux(take, front.w_base, ld_addr))
-        m.d.comb += [
-            self.weight_rd.en.eq(begin | ld_active),
-            self.weight_rd.addr.eq(rd_addr),
-        ]
-        with m.If(begin | ld_active):
-            m.d.sync += ld_addr.eq(rd_addr + 1)
-        with m.If(begin):
-            m.d.sync += [ld_active.eq(1), ld_row.eq(1)]
-            with m.If(~s_last):
-                m.d.sync += [ld_pass.eq(cur_pass), ld_pass.s.eq(cur_pass.s + 1)]
-            with m.Elif(~r_last):
-                m.d.sync += [ld_pass.eq(cur_pass), ld_pass.s.eq(0), ld_pass.r.eq(cur_pass.r + 1)]
-            with m.Else():
-                m.d.sync += [ld_pass.s.eq(0), ld_pass.r.eq(0), ld_pass.ct.eq(cur_pass.ct + 1)]
-        with m.Elif(ld_active):
-            with m.If(ld_row == rows - 1):
-                m.d.sync += ld_active.eq(0)
-            with m.Else():
-                m.d.sync += ld_row.eq(ld_row + 1)
-        with m.If(take):
-            m.d.sync += all_loading.eq(begin & begin_last)
-        with m.Elif(begin & begin_last):
-            m.d.sync += all_loading.eq(1)
-        # The row read in this cycle reaches the array's shadow registers in the next.
-        assert WEIGHT_READ_LATENCY == 1
-        w_valid = Signal()
-        w_row = Signal(range(rows), reset_less=True)
-        m.d.sync += [w_valid.eq(begin | ld_active), w_row.eq(Mux(ld_active, ld_row, 0))]
-        m.d.comb += [
-            array.w.valid.eq(w_valid),
-            array.w.payload.row.eq(w_row),
-            array.w.payload.data.eq(self.weight_rd.data),
-        ]
-
-        # ---- feeder: cycle D, decide ------------------------------------------------------
-        word = wg.o.payload
-        word_vector = fields.mode != ComputeMode.ARRAY
-        unit_free = (word_vector == last_vector) | (drain == 0)
-        weights_ready = loaded_unfed | begin
-        pass_may_start = Mux(word_vector, gap == 0, weights_ready) & unit_free
-        m.d.comb += wg.o.ready.eq(~word.pass_start | pass_may_start)
-        took = Signal()  # a word is taken: it is fed in the next cycle
-        m.d.comb += took.eq(wg.o.valid & wg.o.ready)
-        word_last = word.pass_end & word.last_pass
-        word_is_front = fields.parity == front_parity
-        pass_begins = took & word.pass_start
-
-        with m.If(took & word_last):
-            m.d.sync += drain.eq(Mux(word_vector, self.vector_latency - 1, self.array_latency - 1))
-        with m.Elif(drain != 0):
-            m.d.sync += drain.eq(drain - 1)
-        with m.If(pass_begins):
-            m.d.sync += [
-                last_vector.eq(word_vector),
-                gap.eq(Mux(word_vector, timing.VECTOR_MIN_PASS - 1, 0)),
-            ]
-        with m.Elif(gap != 0):
-            m.d.sync += gap.eq(gap - 1)
-        m.d.sync += loaded_unfed.eq((loaded_unfed | begin) & ~(pass_begins & ~word_vector))
-
-        # Front end bookkeeping.
-        m.d.sync += [
-            last_pass_fed.eq(
-                (last_pass_fed & ~take) | (pass_begins & word.last_pass & word_is_front)
-            ),
-            last_word_fed.eq((last_word_fed & ~take) | (took & word_last & word_is_front)),
-        ]
-        with m.If(take):
-            m.d.sync += [held.eq(self.i.payload), held_valid.eq(1), parity.eq(~parity)]
-        with m.Elif(release):
-            m.d.sync += held_valid.eq(0)
-        with m.If(take):
-            m.d.sync += given.eq(wg_accept)
-        with m.Elif(wg_accept):
-            m.d.sync += given.eq(1)
-        ends = took & word_last  # the walked instruction's last word leaves the generator
-        m.d.sync += inflight.eq(Mux(inflight, ~ends | wg_accept, wg_accept & ~ends))
-
-        # The word's accumulator row and operands.
-        acc_row = Signal(acc_addr_bits(config), reset_less=True)  # row of the last word taken
-        row_now = Mux(word.pass_start, fields.acc_base, acc_row + 1)
-        with m.If(took):
-            m.d.sync += acc_row.eq(row_now)
-        operand_b = (fields.mode == ComputeMode.VADD) & ~word.first_pass
-        fed = Signal(_fed_layout(config), reset_less=True)
-        fed_valid = Signal()
-        m.d.sync += [
-            fed_valid.eq(took),
-            fed.vector.eq(word_vector),
-            fed.pad.eq(word.pad),
-            fed.switch.eq(word.pass_start),
-            fed.last.eq(word_last),
-            fed.acc_row.eq(row_now),
-            fed.overwrite.eq(word.first_pass & ~fields.accumulate),
-            fed.pad_value.eq(fields.pad_value),
-            fed.mode.eq(fields.mode),
-            fed.zero_point.eq(Mux(operand_b, fields.zero_point_b, fields.zero_point_a)),
-            fed.multiplier.eq(Mux(operand_b, fields.multiplier_b, fields.multiplier_a)),
-            fed.shift.eq(Mux(operand_b, fields.shift_b, fields.shift_a)),
-        ]
-        # Padding is produced, not read.
-        assert INPUT_READ_LATENCY == 1
-        m.d.comb += [
-            self.input_rd.en.eq(took & ~word.pad),
-            self.input_rd.addr.eq(word.addr),
-        ]
-
-        # ---- feeder: cycle D + 1, feed ----------------------------------------------------
-        x = Signal(data.ArrayLayout(signed(config.data.act_bits), rows))
-        for lane in range(rows):
-            m.d.comb += x[lane].eq(Mux(fed.pad, fed.pad_value, self.input_rd.data[lane]))
-        m.d.comb += [
-            array.i.valid.eq(fed_valid & ~fed.vector),
-            array.i.payload.x.eq(x),
-            array.i.payload.switch.eq(fed.switch),
-            vec.i.valid.eq(fed_valid & fed.vector),
-            vec.i.payload.x.eq(x),
-            vec.i.payload.mode.eq(fed.mode),
-            vec.i.payload.overwrite.eq(fed.overwrite),
-            vec.i.payload.zero_point.eq(fed.zero_point),
-            vec.i.payload.multiplier.eq(fed.multiplier),
-            vec.i.payload.shift.eq(fed.shift),
-            acc.v_rd.valid.eq(fed_valid & fed.vector),
-            acc.v_rd.payload.addr.eq(fed.acc_row),
-            vec.acc.eq(acc.v_acc),
-            acc.v_wr.valid.eq(vec.o.valid),
-            acc.v_wr.payload.eq(vec.o.payload),
-        ]
+        # Words: window generator -> feeder (input buffer read) -> array or vector unit.
+        connect(m, wg.o, feeder.word)
+        connect(m, flipped(self.input_rd), feeder.input_rd)
+        connect(m, feeder.array, array.i)
+        connect(m, feeder.vector, vec.i)
+        connect(m, feeder.acc_rd, acc.v_rd)
+        m.d.comb += vec.acc.eq(acc.v_acc)
+        connect(m, vec.o, acc.v_wr)
+        connect(m, flipped(self.post_rd), acc.post)
 
         # ---- array exits -> accumulator ---------------------------------------------------
         # The word's row, overwrite bit and last mark travel beside it; column c exits
         # `rows + c` cycles after the feed.
-        meta = [Signal(_meta_layout(config), name="meta_d0")]
-        m.d.comb += [
-            meta[0].acc_row.eq(fed.acc_row),
-            meta[0].overwrite.eq(fed.overwrite),
-            meta[0].last.eq(fed.last),
-        ]
+        meta = [feeder.meta]
         for k in range(1, rows + cols):
-            reg = Signal(_meta_layout(config), name=f"meta_d{k}", reset_less=True)
+            reg = Signal(meta_layout(config), name=f"meta_d{k}", reset_less=True)
             m.d.sync += reg.eq(meta[-1])
             meta.append(reg)
         for c in range(cols):
@@ -480,7 +241,6 @@ class ComputeEngine(wiring.Component):
                 acc.a[c].payload.overwrite.eq(tap.overwrite),
                 acc.a[c].payload.sum.eq(array.o[c].payload),
             ]
-        wiring.connect(m, wiring.flipped(self.post_rd), acc.post)
 
         # ---- complete, done ---------------------------------------------------------------
         # The instruction's last accumulator write (`complete`): ARRAY, ACC_LATENCY after the
@@ -499,7 +259,7 @@ class ComputeEngine(wiring.Component):
             "array_complete",
         )
         vector_complete = delayed(
-            fed_valid & fed.vector & fed.last, timing.VECTOR_LATENCY, "vector_complete"
+            feeder.vector.valid & feeder.meta.last, timing.VECTOR_LATENCY, "vector_complete"
         )
         m.d.comb += self.complete.eq(array_complete | vector_complete)
         m.d.sync += self.done.eq(self.complete)

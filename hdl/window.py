@@ -1,7 +1,7 @@
 """The window generator of the input buffer: hardware im2col address generation.
 
 For a COMPUTE instruction it issues one input-buffer word address per transfer, in the order of
-:func:`sim.line_buffer.window_addresses`: passes (channel tile ``ct``, kernel row ``r``, kernel
+:func:`accel.window.feed_addresses`: passes (channel tile ``ct``, kernel row ``r``, kernel
 column ``s``; ``s`` fastest), and within a pass output pixels (``p``, ``q``; ``q`` fastest)::
 
     addr = in_base + ct*ct_stride + (p*stride_h + r*dil_h)*tile_w + q*stride_w + s*dil_w

@@ -36,6 +36,16 @@ def array_sums(windows: np.ndarray, tiles: np.ndarray) -> np.ndarray:
     ``windows`` is (passes, pixels, rows). The products are summed in float64, exact for
     int8 x int8 sums below 2^53.
     """
+    return multiply(lhs(windows), tiles)
+
+
+def lhs(windows: np.ndarray) -> np.ndarray:
+    """(pixels, passes * rows) float64: the fed words of every pass side by side."""
     passes, pixels, rows = windows.shape
-    lhs = windows.transpose(1, 0, 2).reshape(pixels, passes * rows).astype(np.float64)
+    return windows.transpose(1, 0, 2).reshape(pixels, passes * rows).astype(np.float64)
+
+
+def multiply(lhs: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+    """(pixels, cols) int64: ``lhs`` (:func:`lhs`) times the stacked weight tiles, exactly
+    (float64 holds every int8 x int8 sum below 2^53)."""
     return (lhs @ tiles.astype(np.float64)).astype(np.int64)

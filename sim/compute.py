@@ -23,26 +23,134 @@ from collections import deque
 import numpy as np
 
 from accel import timing
+from accel import window as accel_window
 from accel.config import AccelConfig
-from accel.isa import Compute, ComputeMode
+from accel.isa import Buffer, Compute, ComputeMode, Engine
+from accel.program import Program
 from sim import array, vector, window
 from sim.buffers import Buffers
+from sim.dma import load_span
 
-__all__ = ["ComputeEngine", "execute"]
+__all__ = ["ArrayProducts", "ComputeEngine", "execute"]
 
 
-def execute(instr: Compute, buffers: Buffers, config: AccelConfig) -> None:
-    """Apply one COMPUTE instruction to ``buffers.acc``."""
+class ArrayProducts:
+    """The array's products of a whole program, several instructions per matrix product.
+
+    The k tiles of an output tile are consecutive COMPUTE instructions feeding the same input
+    words, each with its own weight tiles; multiplied one by one they are thin products
+    (``cols`` columns). Before the run this finds, from the program and the order its
+    instructions execute in, runs of such instructions whose input words and weight words no
+    LOAD writes between the first of the run and each member (every writer of the input and
+    weight buffers is a LOAD). The first member of a run multiplies its words by every
+    member's weight tiles in one product, and each member takes its own columns when it
+    executes, after checking that its weights are still the ones multiplied: each
+    instruction's effect is computed from exactly the buffer contents it reads.
+    """
+
+    #: Most instructions multiplied together (bounds the memory a run's products take).
+    MOST = 64
+
+    def __init__(self, program: Program, order: list[tuple[Engine, int]]) -> None:
+        self._rows = program.config.array.rows
+        self._computes = program.streams[Engine.COMPUTE]
+        position = {event: p for p, event in enumerate(order)}
+        loads: dict[int, list[tuple[int, int, int]]] = {Buffer.INPUT: [], Buffer.WEIGHT: []}
+        for i, load in enumerate(program.streams[Engine.LOAD]):
+            if load.buffer in loads:
+                loads[load.buffer].append(
+                    (position[(Engine.LOAD, i)], *load_span(load, program.config))
+                )
+        self._runs: dict[int, list[int]] = {}  # first member -> the members, it first
+        self._first: dict[int, int] = {}  # member -> the first member of its run
+        inputs, weights = loads[Buffer.INPUT], loads[Buffer.WEIGHT]
+        next_input = next_weight = 0  # the first load not yet seen, by position
+        run: list[int] = []
+        key: tuple | None = None
+        span = (0, 0)
+        dirty = False  # an input load since the run began wrote its words
+        written: list[tuple[int, int]] = []  # weight words loaded since the run began
+        for i, instr in enumerate(self._computes):
+            here = position[(Engine.COMPUTE, i)]
+            while next_input < len(inputs) and inputs[next_input][0] < here:
+                _, lo, hi = inputs[next_input]
+                dirty = dirty or (lo < span[1] and span[0] < hi)
+                next_input += 1
+            while next_weight < len(weights) and weights[next_weight][0] < here:
+                written.append(weights[next_weight][1:])
+                next_weight += 1
+            if instr.mode != ComputeMode.ARRAY:
+                key = None
+                continue
+            this = (instr.in_base, instr.pad_value, instr.window_geometry())
+            lo, hi = self._weights(instr)
+            joins = (
+                this == key
+                and len(run) < self.MOST
+                and not dirty
+                and not any(a < hi and lo < b for a, b in written)
+            )
+            if not joins:
+                run, key, span, dirty, written = [], this, _input_span(instr), False, []
+                self._runs[i] = run
+            run.append(i)
+            self._first[i] = run[0]
+        self._pending: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _weights(self, instr: Compute) -> tuple[int, int]:
+        return instr.w_base, instr.w_base + instr.passes * self._rows
+
+    def products(self, index: int, buffers: Buffers) -> np.ndarray:
+        """(pixels, cols) int64: COMPUTE[index]'s sums over its passes, exactly."""
+        instr = self._computes[index]
+        tiles = array.weight_tiles(instr, buffers.weight, self._rows)
+        if self._first[index] != index:
+            multiplied, sums = self._pending.pop(index)
+            if not np.array_equal(multiplied, tiles):  # pragma: no cover - the plan forbids it
+                raise AssertionError(f"COMPUTE[{index}]: its weights changed after the product")
+            return sums
+        members = self._runs[index]
+        stacked = [tiles]
+        stacked += [
+            array.weight_tiles(self._computes[m], buffers.weight, self._rows) for m in members[1:]
+        ]
+        lhs = array.lhs(window.read_windows(instr, buffers.input))
+        sums = array.multiply(lhs, np.concatenate(stacked, axis=1))
+        cols = tiles.shape[1]
+        for k, member in enumerate(members[1:], start=1):
+            self._pending[member] = (stacked[k].copy(), sums[:, k * cols : (k + 1) * cols])
+        return sums[:, :cols]
+
+
+def _input_span(instr: Compute) -> tuple[int, int]:
+    """The input-buffer words ``[lo, hi)`` an instruction's window walk reads."""
+    addr, valid = accel_window.feed_addresses(instr)
+    used = addr[valid]
+    return (int(used.min()), int(used.max()) + 1) if used.size else (0, 0)
+
+
+def execute(
+    instr: Compute,
+    buffers: Buffers,
+    config: AccelConfig,
+    products: ArrayProducts | None = None,
+    index: int = 0,
+) -> None:
+    """Apply one COMPUTE instruction (COMPUTE[``index``]) to ``buffers.acc``; ``products``
+    multiplies ARRAY instructions in runs (:class:`ArrayProducts`)."""
     buffers.check("acc", instr.acc_base, instr.pixels)
     target = buffers.acc[instr.acc_base : instr.acc_base + instr.pixels]
-    windows = window.read_windows(instr, buffers.input)
     if instr.mode == ComputeMode.ARRAY:
-        tiles = array.weight_tiles(instr, buffers.weight, config.array.rows)
-        sums = array.array_sums(windows, tiles)
+        if products is None:
+            tiles = array.weight_tiles(instr, buffers.weight, config.array.rows)
+            sums = array.array_sums(window.read_windows(instr, buffers.input), tiles)
+        else:
+            sums = products.products(index, buffers)
         if instr.accumulate:
-            sums += target
+            sums = sums + target
         target[...] = sums.astype(np.int32)  # int32 accumulators wrap
     else:
+        windows = window.read_windows(instr, buffers.input)
         lanes = config.vector_lanes
         result = vector.vector_result(instr, windows[..., :lanes], target[:, :lanes])
         target[:, :lanes] = result.astype(np.int32)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from accel import isa, timing
+from accel.backend import Feed
 from accel.config import AccelConfig
 from accel.isa import Engine, Instruction
 
@@ -31,6 +32,8 @@ class Schedule:
     done: dict[Engine, list[int]] = field(default_factory=lambda: {e: [] for e in Engine})
     #: The cycle from which the engine could have taken the instruction (ignoring semaphores).
     ready: dict[Engine, list[int]] = field(default_factory=lambda: {e: [] for e in Engine})
+    #: Fast mode: the feed slots of every compute instruction (``accel.backend.feeds``).
+    feeds: list[Feed] | None = None
 
     @property
     def total_cycles(self) -> int:
@@ -39,7 +42,7 @@ class Schedule:
 
 def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> Schedule:
     """Event-simulate the engines; raises :class:`DeadlockError` if they block forever."""
-    out = Schedule()
+    out = Schedule(feeds=[])
     signals: dict[int, list[int]] = {int(s): [] for s in isa.Sem}
     consumed: dict[int, int] = {int(s): 0 for s in isa.Sem}
     position = dict.fromkeys(Engine, 0)
@@ -57,12 +60,14 @@ def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> S
                 waits = isa.sems_of(instr.wait)
                 if any(consumed[s] >= len(signals[s]) for s in waits):
                     break
-                earliest = max((signals[s][consumed[s]] for s in waits), default=0)
+                tokens = {int(s): signals[s][consumed[s]] for s in waits}
+                earliest = max(tokens.values(), default=0)
                 for s in waits:
                     consumed[s] += 1
                 if engine == Engine.COMPUTE:
                     out.ready[engine].append(compute_state.front_free)
                     t = timing.compute_timing(instr, earliest, compute_state, config)
+                    out.feeds.append(Feed(t.first_feed, t.last_feed, tokens))
                     if previous is not None:
                         check_vector_rows(previous, instr, position[engine], t.first_feed)
                     previous = (instr, t.last_feed)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from accel import timing
+from accel.config import AccelConfig
 from accel.isa import Load, Store
 from sim.buffers import Buffers
 from sim.dram import Dram
@@ -43,3 +45,10 @@ def execute_store(store: Store, dram: Dram, buffers: Buffers) -> None:
     runs = words.view(np.uint8).reshape(store.outer_count, store.inner_count, store.run_bytes)
     dram.write_runs(store.dram_addr, store.outer_stride, store.inner_stride, runs)
     buffers.count_read("out", count)
+
+
+def load_span(load: Load, config: AccelConfig) -> tuple[int, int]:
+    """The buffer words ``[lo, hi)`` a LOAD may write (every run, tails included)."""
+    per_run = -(-load.run_bytes // timing.word_bytes(config, load.buffer))
+    last = load.sram_addr + (load.outer_count - 1) * load.sram_outer_stride
+    return load.sram_addr, last + load.inner_count * per_run

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TextIO
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from accel.backend import Result, check_image, make_result
 from accel.config import AccelConfig
@@ -30,13 +31,33 @@ def execute(program: Program, sched: Schedule, image: np.ndarray) -> np.ndarray:
     config = program.config
     dram = Dram(image)
     buffers = Buffers(config)
-    events = sorted(
-        (sched.start[engine][i], int(engine), i)
-        for engine in Engine
-        for i in range(len(program.streams[engine]))
-    )
-    for _, engine, i in events:
-        instr = program.streams[Engine(engine)][i]
+    order = [
+        (Engine(engine), i)
+        for _, engine, i in sorted(
+            (sched.start[engine][i], int(engine), i)
+            for engine in Engine
+            for i in range(len(program.streams[engine]))
+        )
+    ]
+    products = compute.ArrayProducts(program, order)
+    # The products are many and small: one BLAS thread each is several times faster than
+    # two that synchronise per product.
+    with threadpool_limits(1, "blas"):
+        _apply(program, order, dram, buffers, products)
+    return dram.data
+
+
+def _apply(
+    program: Program,
+    order: list[tuple[Engine, int]],
+    dram: Dram,
+    buffers: Buffers,
+    products: compute.ArrayProducts,
+) -> None:
+    """Every instruction's effect on ``dram`` and ``buffers``, in ``order``."""
+    config = program.config
+    for engine, i in order:
+        instr = program.streams[engine][i]
         if isinstance(instr, Load):
             dma.execute_load(instr, dram, buffers)
         elif isinstance(instr, Store):
@@ -44,8 +65,7 @@ def execute(program: Program, sched: Schedule, image: np.ndarray) -> np.ndarray:
         elif isinstance(instr, Post):
             postproc.execute(instr, buffers)
         elif isinstance(instr, Compute):
-            compute.execute(instr, buffers, config)
-    return dram.data
+            compute.execute(instr, buffers, config, products, i)
 
 
 def run(
@@ -96,4 +116,5 @@ def run(
         total_cycles=sched.total_cycles,
         counters={"stalled": 0, **engine_counters(sched)},
         dram=execute(program, sched, image) if compute_outputs else None,
+        compute_feeds=sched.feeds,
     )

@@ -230,6 +230,10 @@ def test_keep_tensors_and_another_config_are_other_entries():
         cache.compile_cached(qnet, cfg.replace(name="other"), cache=store).path,
     }
     assert len(paths) == 4 and len(store.entries()) == 4
+    named = cache.compile_cached(qnet, cfg, keep=["conv"], cache=store)
+    assert not named.hit and named.path not in paths and named.path.name.startswith(qnet.digest)
+    assert named.program.to_bytes() == compiler.compile(qnet, cfg, keep=["conv"]).to_bytes()
+    assert cache.compile_cached(qnet, cfg, keep=["conv"], cache=store).hit
     kept = cache.compile_cached(qnet, cfg, keep_tensors=True, cache=store)
     assert kept.hit and kept.path.name.endswith("-keep.bin")
     assert kept.program.to_bytes() == compiler.compile(qnet, cfg, keep_tensors=True).to_bytes()

@@ -80,3 +80,15 @@ def test_feed_slot_busy_plus_stalls_is_the_total():
     assert set(result.stalls) == {"dram", "dependency", "weights", "fill_drain"}
     assert busy + sum(result.stalls.values()) == result.total_cycles
     assert sum(sum(layer.stalls.values()) for layer in result.layers) == sum(result.stalls.values())
+
+
+@pytest.mark.parametrize(("name", "preset"), [("tinynet", "tiny"), ("resnet18", "edge")])
+def test_the_fast_schedule_feeds_are_the_ones_derived_from_done(name, preset):
+    """make_result takes the fast mode's feed slots as they are; RTL results derive them
+    from the done cycles (accel.backend.feeds): the two must be the same numbers."""
+    from accel.backend import feeds
+    from sim.controller import schedule
+
+    program = compile(zoo_qnet(name, 64 if name == "resnet18" else None), config.preset(preset))
+    sched = schedule(program.streams, program.config)
+    assert sched.feeds == feeds(program, sched.done)

@@ -147,3 +147,26 @@ def test_vector_layers_at_the_half_buffer_boundary(layer, input_words):
         net.add("layer", VECTOR_LAYERS[layer], [x])
     outcome = run_or_reject(net, config)
     assert outcome == ("ran" if layer == "add" or input_words >= 9 else "rejected")
+
+
+def test_an_input_node_late_in_the_order_is_live_from_the_start():
+    """The host writes every input before the run; an Input node that the topological order
+    puts after a layer once had its bytes given to that layer's output (found by the
+    deployment of networks with host ops, whose segments read several tensors)."""
+    net = graph.Network("late input")
+    net.add("a", graph.Input((8, 6, 6)))
+    net.add("conv", graph.Conv2d(8, 8, 3, padding=1), ["a"])
+    net.add("b", graph.Input((8, 6, 6)))
+    net.add("add", graph.Add(), ["conv", "b"])
+    net.add("gap", graph.GlobalAvgPool(), ["add"])
+    net.add("flat", graph.Flatten(), ["gap"])
+    net.add("fc", graph.Linear(8, 10), ["flat"])
+    tiny = AccelConfig(
+        name="tiny",
+        array=ArrayConfig(rows=4, cols=4),
+        buffers=BufferConfig(
+            input_bytes=4096, weight_bytes=2048, acc_bytes=4096, output_bytes=1024, param_bytes=1024
+        ),
+        dram=DramConfig(bandwidth=4, latency=8),
+    )
+    assert run_or_reject(net, tiny) == "ran"

@@ -36,6 +36,8 @@ ones above it):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from accel import isa
@@ -50,7 +52,13 @@ from accel.quantized import QuantizedNetwork
 __all__ = ["CompileError", "compile"]
 
 
-def compile(qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool = False) -> Program:
+def compile(
+    qnet: QuantizedNetwork,
+    config: AccelConfig,
+    *,
+    keep_tensors: bool = False,
+    keep: Sequence[str] = (),
+) -> Program:
     """Compile a quantised network for ``config``.
 
     ``qnet`` comes from :func:`accel.ptq.quantize` (or a quantised ONNX model). Raises
@@ -61,7 +69,8 @@ def compile(qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool =
     ``keep_tensors=True`` (for layer-by-layer verification) gives every layer's output its
     own DRAM bytes for the whole run and lists it in :attr:`Program.outputs`, so the final
     DRAM holds every intermediate result; the schedule may differ slightly from the default,
-    which reuses the bytes of dead tensors.
+    which reuses the bytes of dead tensors. ``keep`` does that for the named tensors only
+    (a segment's tensors that later steps of a deployment read, :mod:`accel.deploy`).
     """
     if not isinstance(qnet, QuantizedNetwork):
         raise TypeError(
@@ -69,8 +78,11 @@ def compile(qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool =
             f"accel.ptq.quantize first), not {type(qnet).__name__}"
         )
     net = qnet.network
+    unknown = [name for name in keep if name not in net or name in net.input_names]
+    if unknown:
+        raise ValueError(f"keep names no computed tensor of {net.name!r}: {unknown}")
     check_activations_fused(net)
-    plan = plan_dram(qnet, config, keep_tensors=keep_tensors)
+    plan = plan_dram(qnet, config, keep_tensors=keep_tensors, keep=frozenset(keep))
     lowered = lower_network(qnet, config, plan)
     if len(lowered.constants) > plan.const_bound:
         raise AssertionError("constants overflowed their DRAM region")
@@ -80,7 +92,7 @@ def compile(qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool =
             isa.encode(instr)  # every field fits its encoding
     constants = np.zeros(plan.const_bound, dtype=np.uint8)
     constants[: len(lowered.constants)] = np.frombuffer(lowered.constants, dtype=np.uint8)
-    kept = net.output_names
+    kept = [*net.output_names, *(n for n in keep if n not in net.output_names)]
     if keep_tensors:
         kept = [layer.name for layer in lowered.layers if layer.kind != "Flatten"]
         kept += [n for n in net.output_names if n not in kept]

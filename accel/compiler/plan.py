@@ -1,6 +1,6 @@
 """DRAM memory planning: where every tensor lives, computed once before lowering.
 
-``plan_dram(qnet, config, keep_tensors=...) -> DramPlan``. Every tensor gets a *root* (the
+``plan_dram(qnet, config, keep_tensors=..., keep=...) -> DramPlan``. Every tensor gets a *root* (the
 tensor whose bytes it occupies: itself, the concat it is written into, or the 1x1 map a
 Flatten views) and every root a lifetime in topological order and a DRAM address. The
 layout of DRAM is: the constants (weights and parameters, appended while lowering, within
@@ -109,10 +109,15 @@ class DramPlan:
         return ranges
 
 
-def plan_dram(qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool) -> DramPlan:
-    """The DRAM plan of ``qnet``; ``keep_tensors`` keeps every tensor alive to the end."""
+def plan_dram(
+    qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool, keep: frozenset[str]
+) -> DramPlan:
+    """The DRAM plan of ``qnet``; ``keep_tensors`` keeps every tensor alive to the end, and
+    ``keep`` those tensors (besides the network's outputs)."""
     net = qnet.network
-    root, channel_offset, first_use, last_use = plan_tensors(net, keep_tensors=keep_tensors)
+    root, channel_offset, first_use, last_use = plan_tensors(
+        net, keep_tensors=keep_tensors, keep=keep
+    )
     im2col = plan_im2col(qnet, config.array.rows)
     # Constants are appended while lowering; lay out activations after a generous gap
     # computed from the weights and parameters (each padded to CONST_ALIGN).
@@ -137,7 +142,7 @@ def plan_dram(qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool
 
 
 def plan_tensors(
-    net: g.Network, *, keep_tensors: bool
+    net: g.Network, *, keep_tensors: bool, keep: frozenset[str] = frozenset()
 ) -> tuple[dict[str, str], dict[str, int], dict[str, int], dict[str, int]]:
     """Assign every tensor a root (views: Flatten of 1x1, Concat inputs) and a lifetime.
 
@@ -176,9 +181,12 @@ def plan_tensors(
     last_use: dict[str, int] = {}
     for name in order:
         r = root[name]
-        first_use[r] = min(first_use.get(r, position[name]), position[name])
+        # The host writes every input before the run: inputs live from the start, wherever
+        # the topological order puts their nodes.
+        born = 0 if isinstance(net.op(name), g.Input) else position[name]
+        first_use[r] = min(first_use.get(r, born), born)
         uses = [position[c] for c in net.consumers(name)] or [len(order)]
-        if name in net.output_names or keep_tensors:
+        if name in net.output_names or keep_tensors or name in keep:
             uses.append(len(order) + 1)
         last_use[r] = max(last_use.get(r, 0), *uses)
     return root, channel_offset, first_use, last_use

@@ -1,0 +1,252 @@
+"""A network the accelerator runs in part: accelerator segments, host ops between them.
+
+:func:`deploy` cuts a :class:`~accel.quantized.QuantizedNetwork` at its host ops
+(:class:`accel.graph.HostOp`): every maximal run of accelerator layers (in the network's
+topological order) becomes a :class:`Segment`, a network of its own compiled into one
+:class:`~accel.program.Program`; every host op a :class:`HostStep` between them. A network
+without host ops is one segment, compiled exactly as :func:`accel.compiler.compile` compiles
+it.
+
+A segment's inputs are the tensors it reads that it does not compute (network inputs, host
+op results, earlier segments' results): the host writes them into the segment's DRAM image.
+Its outputs are the tensors it computes that a later step or the caller needs (the network's
+outputs, host op inputs, later segments' inputs): the host reads them from the final DRAM.
+That traffic across the boundary is what :attr:`DeploymentRun.boundary_bytes` counts.
+
+:func:`run` executes a deployment on any :class:`~accel.backend.Backend`, the host steps in
+int8 with :func:`accel.host.run_int8`, and returns every step's result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from accel import compiler, graph, host
+from accel.backend import Result
+from accel.compiler import CompileError
+from accel.config import AccelConfig
+from accel.program import Program
+from accel.quantized import QuantizedNetwork
+
+__all__ = ["Deployment", "DeploymentRun", "HostStep", "Segment", "deploy", "run", "sub_network"]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Consecutive accelerator layers, compiled together."""
+
+    index: int
+    layers: tuple[str, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    program: Program
+
+
+@dataclass(frozen=True)
+class HostStep:
+    """A host op between segments."""
+
+    node: str
+    op: graph.HostOp
+    inputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The steps of one network on one config, in execution order."""
+
+    qnet: QuantizedNetwork
+    config: AccelConfig
+    steps: tuple[Segment | HostStep, ...]
+
+    @property
+    def segments(self) -> list[Segment]:
+        return [s for s in self.steps if isinstance(s, Segment)]
+
+    @property
+    def host_steps(self) -> list[HostStep]:
+        return [s for s in self.steps if isinstance(s, HostStep)]
+
+    @property
+    def whole(self) -> bool:
+        """One segment and no host op: the network runs on the accelerator alone."""
+        return len(self.steps) == 1 and isinstance(self.steps[0], Segment)
+
+
+def sub_network(
+    qnet: QuantizedNetwork, layers: Sequence[str], name: str | None = None
+) -> QuantizedNetwork:
+    """``layers`` of ``qnet`` as a network of their own: every tensor they read but do not
+    compute becomes an Input of its shape (a flat ``(F,)`` one as ``(F, 1, 1)``) and its
+    quantisation; weights and layer parameters are shared."""
+    net = qnet.network
+    inside = set(layers)
+    sub = graph.Network(name or net.name)
+    tensors = {}
+    for layer in layers:
+        for src in net.inputs(layer):
+            if src not in inside and src not in sub:
+                shape = tuple(net.shape(src))
+                sub.add(src, graph.Input(shape if len(shape) == 3 else (shape[0], 1, 1)))
+                tensors[src] = qnet.tensors[src]
+    for layer in layers:
+        sub.add(layer, net.op(layer), net.inputs(layer))
+        weights = net.weights(layer)
+        if weights:
+            sub.set_weights(layer, weights["weight"], weights.get("bias"))
+        sub.meta(layer).update(net.meta(layer))
+        tensors[layer] = qnet.tensors[layer]
+    layer_params = {n: qnet.layers[n] for n in layers if n in qnet.layers}
+    return QuantizedNetwork(sub, tensors, layer_params)
+
+
+def deploy(
+    qnet: QuantizedNetwork,
+    config: AccelConfig,
+    *,
+    host_ops: bool = True,
+    keep_tensors: bool = False,
+) -> Deployment:
+    """Cut ``qnet`` at its host ops and compile every accelerator segment for ``config``.
+
+    ``host_ops=False`` makes a host op an error naming the node and the op. ``keep_tensors`` as
+    :func:`accel.compiler.compile`'s (every layer's output kept, for verification). Raises
+    :class:`~accel.compiler.CompileError` naming the layer and the limit for a layer the
+    hardware cannot run.
+    """
+    net = qnet.network
+    runs: list[list[str] | str] = []  # a list of accelerator layers, or a host op's node
+    for node in net.layers():
+        if isinstance(net.op(node), graph.HostOp):
+            if not host_ops:
+                raise CompileError(
+                    f"layer {node!r} (HostOp {net.op(node).op_type}) runs on the host, and "
+                    "host ops are off (--no-host)"
+                )
+            runs.append(node)
+        elif runs and isinstance(runs[-1], list):
+            runs[-1].append(node)
+        else:
+            runs.append([node])
+    if len(runs) == 1 and isinstance(runs[0], list):
+        program = compiler.compile(qnet, config, keep_tensors=keep_tensors)
+        segment = Segment(
+            0, tuple(runs[0]), tuple(net.input_names), tuple(program.outputs), program
+        )
+        return Deployment(qnet, config, (segment,))
+    steps: list[Segment | HostStep] = []
+    for position, item in enumerate(runs):
+        if isinstance(item, str):
+            steps.append(HostStep(item, net.op(item), tuple(net.inputs(item))))
+            continue
+        later = {
+            n
+            for other in runs[position + 1 :]
+            for n in ([other] if isinstance(other, str) else other)
+        }
+        needed = {src for n in later for src in net.inputs(n)} | set(net.output_names)
+        keep = [n for n in item if n in needed]
+        index = len([s for s in steps if isinstance(s, Segment)])
+        sub = sub_network(qnet, item, f"{net.name}.segment{index}")
+        program = compiler.compile(sub, config, keep_tensors=keep_tensors, keep=keep)
+        steps.append(
+            Segment(index, tuple(item), tuple(sub.network.input_names), tuple(keep), program)
+        )
+    return Deployment(qnet, config, tuple(steps))
+
+
+@dataclass(frozen=True)
+class DeploymentRun:
+    """What running a deployment gave: every segment's :class:`~accel.backend.Result`, and
+    (when tensors were computed) every tensor the steps passed on, the outputs among them."""
+
+    deployment: Deployment
+    results: tuple[Result, ...]
+    values: Mapping[str, np.ndarray]
+
+    @property
+    def outputs(self) -> dict[str, np.ndarray]:
+        names = self.deployment.qnet.network.output_names
+        return {n: self.values[n] for n in names if n in self.values}
+
+    @property
+    def total_cycles(self) -> int:
+        """Accelerator cycles, segment after segment (host time is not counted)."""
+        return sum(r.total_cycles for r in self.results)
+
+    @property
+    def macs(self) -> int:
+        return sum(r.macs for r in self.results)
+
+    @property
+    def utilization(self) -> float:
+        peak = self.deployment.config.array.pes * self.total_cycles
+        return self.macs / peak if peak else 0.0
+
+    @property
+    def seconds(self) -> float:
+        return self.total_cycles / (self.deployment.config.clock_mhz * 1e6)
+
+    @property
+    def gops(self) -> float:
+        return 2 * self.macs / self.seconds / 1e9 if self.total_cycles else 0.0
+
+    @property
+    def stalls(self) -> dict[str, int]:
+        causes = self.results[0].stalls if self.results else {}
+        return {cause: sum(r.stalls[cause] for r in self.results) for cause in causes}
+
+    @property
+    def dram_read_bytes(self) -> int:
+        return sum(r.dram_read_bytes for r in self.results)
+
+    @property
+    def dram_written_bytes(self) -> int:
+        return sum(r.dram_written_bytes for r in self.results)
+
+    @property
+    def boundary_bytes(self) -> int:
+        """DRAM bytes the host writes into and reads out of segments between the first
+        segment's inputs and the last one's outputs (zero for a network without host ops)."""
+        if self.deployment.whole:
+            return 0
+        net = self.deployment.qnet.network
+        total = 0
+        for segment in self.deployment.segments:
+            moved = [n for n in segment.inputs if n not in net.input_names]
+            moved += [n for n in segment.outputs if n not in net.output_names]
+            total += sum(int(np.prod(net.shape(n))) for n in moved)
+        return total
+
+
+def run(
+    deployment: Deployment,
+    inputs: Mapping[str, np.ndarray] | None,
+    backend: Callable[[Program, np.ndarray | None], Result],
+) -> DeploymentRun:
+    """Run every step: segments on ``backend`` (``backend(program, image)``; with ``inputs``
+    None, ``backend(program, None)``, a cycles-only run), host ops in int8 in between."""
+    qnet = deployment.qnet
+    values: dict[str, np.ndarray] = dict(inputs or {})
+    results = []
+    for step in deployment.steps:
+        if isinstance(step, HostStep):
+            if inputs is not None:
+                xs = [values[src] for src in step.inputs]
+                quants = [qnet.tensors[src] for src in step.inputs]
+                values[step.node] = host.run_int8(step.op, xs, quants, qnet.tensors[step.node])
+            continue
+        image = None
+        if inputs is not None:
+            program = step.program
+            feeds = {}
+            for name, layout in program.inputs.items():
+                feeds[name] = values[name].reshape(1, layout.channels, layout.height, layout.width)
+            image = program.make_image(feeds)
+        result = backend(step.program, image)
+        results.append(result)
+        values.update(result.outputs)
+    return DeploymentRun(deployment, tuple(results), values)

@@ -1,0 +1,93 @@
+"""Ops that run on the host, between accelerator segments: :class:`accel.graph.HostOp`.
+
+A host op carries a single-node ONNX model (:func:`host_op` builds one); it runs with ONNX's
+own reference implementation (``onnx.reference``) in float32, which is what "the golden
+model" means for an op the accelerator does not implement. In an int8 network a host op
+takes int8 tensors and gives int8 tensors: its inputs are dequantised with their
+:class:`~accel.quantized.TensorQuant`, the op runs in float, and the result is quantised with
+the output's (round half to even, saturating), the way a host CPU would run it between two
+accelerator segments.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import onnx
+from numpy.typing import NDArray
+from onnx import helper, numpy_helper
+
+from accel.graph import HostOp, Shape
+from accel.quantized import TensorQuant
+
+__all__ = ["host_op", "run_float", "run_int8"]
+
+#: The batch dimension of a host op model's inputs and output.
+BATCH = "N"
+
+
+def host_op(
+    node: onnx.NodeProto,
+    inputs: Sequence[tuple[str, Sequence[int]]],
+    constants: Mapping[str, np.ndarray],
+    output: Sequence[int],
+    out_shape: Shape,
+    opset_imports: Sequence[onnx.OperatorSetIdProto],
+) -> HostOp:
+    """A :class:`HostOp` computing ``node``.
+
+    ``inputs`` are the node's tensor inputs (ONNX name, shape without the batch), in the order
+    the graph feeds them; ``constants`` its constant inputs; ``output`` the ONNX shape of its
+    (first) output without the batch and ``out_shape`` the same output as the graph stores it.
+    """
+    graph = helper.make_graph(
+        [node],
+        f"host_{node.op_type}",
+        [
+            helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [BATCH, *shape])
+            for name, shape in inputs
+        ],
+        [helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, [BATCH, *output])],
+        [numpy_helper.from_array(np.asarray(v), name) for name, v in constants.items()],
+    )
+    model = helper.make_model(graph, opset_imports=list(opset_imports))
+    encoded = base64.b64encode(model.SerializeToString()).decode("ascii")
+    return HostOp(op_type=node.op_type, out_shape=tuple(out_shape), model=encoded)
+
+
+@functools.lru_cache(maxsize=256)
+def _evaluator(encoded: str):
+    from onnx.reference import ReferenceEvaluator
+
+    model = onnx.load_model_from_string(base64.b64decode(encoded))
+    dims = [
+        tuple(d.dim_value for d in value.type.tensor_type.shape.dim[1:])
+        for value in model.graph.input
+    ]
+    names = [value.name for value in model.graph.input]
+    return ReferenceEvaluator(model), names, dims
+
+
+def run_float(op: HostOp, xs: Sequence[NDArray]) -> NDArray[np.float64]:
+    """The op on float inputs with a leading batch axis; float64 of shape ``(N, *out_shape)``."""
+    evaluator, names, dims = _evaluator(op.model)
+    if len(xs) != len(names):
+        raise ValueError(f"{op.op_type} takes {len(names)} inputs, got {len(xs)}")
+    batch = len(xs[0])
+    feeds = {
+        name: np.asarray(x, dtype=np.float32).reshape(batch, *shape)
+        for name, x, shape in zip(names, xs, dims, strict=True)
+    }
+    (y, *_) = evaluator.run(None, feeds)
+    return np.asarray(y, dtype=np.float64).reshape(batch, *op.out_shape)
+
+
+def run_int8(
+    op: HostOp, xs: Sequence[NDArray[np.int8]], inputs: Sequence[TensorQuant], output: TensorQuant
+) -> NDArray[np.int8]:
+    """The op on int8 tensors: dequantise, run in float, quantise with ``output``."""
+    real = [quant.dequantize(x) for quant, x in zip(inputs, xs, strict=True)]
+    return output.quantize(run_float(op, real))

@@ -1,0 +1,292 @@
+"""The compute engine's feeder: the window generator's words onto the array or the vector unit.
+
+In cycle ``D`` it takes the word on offer (:class:`hdl.window.WindowGenerator`'s ``o``), to
+be fed in ``D + 1``: the input buffer (``input_rd``) is read in ``D``, the word (or
+``pad_value`` in every lane) is on the array or the vector unit in ``D + 1``. Within a pass
+it takes a word every cycle; the first word of a pass waits until the pass may start:
+
+- ARRAY: its weights have begun loading (``f >= wl + 1``: the weight loader offers them on
+  ``weights``, from the cycle their row 0 is read);
+- vector: its feed slot is free, ``VECTOR_MIN_PASS`` after the previous vector pass's first
+  word (a counter; back-to-back words give ``f[j-1] + T`` by themselves);
+- if the previous pass fed the other unit, that unit's last instruction is done (a counter
+  started at its last word, so that the first word of the other unit is fed in ``done`` at
+  the earliest: the units share the accumulator write port).
+
+Every fed word carries its accumulator row (``acc_base`` + pixel, a counter), whether it
+overwrites (first pass, ``accumulate`` off), the VADD operand (a on the first pass, b on the
+second; VSUM always a) and whether it is its instruction's last.
+
+The feeder learns the fields of each instruction (``instr``) in the cycle the window
+generator accepts it, and keeps them while the generator walks it; a 1-bit parity per
+instruction tells the front end's instruction from the one the generator is still walking.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import ReadPort
+from amaranth.lib.wiring import In, Out
+
+from accel import isa, timing
+from accel.config import AccelConfig
+from accel.isa import ComputeMode
+from hdl._check import check_config
+from hdl.accumulator import acc_addr_bits, vector_read_layout
+from hdl.array import array_input_layout
+from hdl.vector import vector_input_layout
+from hdl.weight_loader import WEIGHTS_SIGNATURE
+from hdl.window import addr_bits, window_word_layout
+
+__all__ = [
+    "INPUT_READ_LATENCY",
+    "Feeder",
+    "done_latency",
+    "feed_fields_layout",
+    "meta_layout",
+    "taken_layout",
+]
+
+#: Cycles from the input buffer read address to its data: the window generator issues the
+#: address of the word fed in cycle ``f`` in cycle ``f - 1``.
+INPUT_READ_LATENCY = 1
+
+_WIDTH = {name: width for name, width, _ in isa.FIELDS[isa.Compute]}
+
+
+def feed_fields_layout(config: AccelConfig) -> data.StructLayout:
+    """What the feeder needs of the instruction whose words it takes (``instr``)."""
+    return data.StructLayout(
+        {
+            "mode": ComputeMode,
+            "accumulate": 1,
+            "acc_base": unsigned(acc_addr_bits(config)),
+            "pad_value": signed(_WIDTH["pad_value"]),
+            "zero_point_a": signed(_WIDTH["zero_point_a"]),
+            "zero_point_b": signed(_WIDTH["zero_point_b"]),
+            "multiplier_a": signed(_WIDTH["multiplier_a"]),
+            "shift_a": unsigned(_WIDTH["shift_a"]),
+            "multiplier_b": signed(_WIDTH["multiplier_b"]),
+            "shift_b": unsigned(_WIDTH["shift_b"]),
+            "parity": 1,  # tells the front end's instruction from the one before it
+        }
+    )
+
+
+def taken_layout() -> data.StructLayout:
+    """A word the feeder takes, as the front end sees it (``taken``)."""
+    return data.StructLayout({"pass_start": 1, "last_pass": 1, "last": 1, "parity": 1})
+
+
+def meta_layout(config: AccelConfig) -> data.StructLayout:
+    """What travels beside a word through the array (``meta``)."""
+    return data.StructLayout(
+        {"acc_row": unsigned(acc_addr_bits(config)), "overwrite": 1, "last": 1}
+    )
+
+
+def done_latency(config: AccelConfig, *, vector: bool) -> int:
+    """``done`` minus the last feed cycle of an instruction: ARRAY ``rows + cols - 1 +
+    ACC_LATENCY + 1``, vector ``VECTOR_LATENCY + 1``."""
+    if vector:
+        return timing.VECTOR_LATENCY + 1
+    a = check_config(config).array
+    return a.rows + a.cols - 1 + timing.ACC_LATENCY + 1
+
+
+def _fed_layout(config: AccelConfig) -> data.StructLayout:
+    """A word between the feeder's decision (cycle D) and its feed (D + 1), without ``x``."""
+    return data.StructLayout(
+        {
+            "vector": 1,
+            "pad": 1,
+            "switch": 1,  # first word of a pass
+            "last": 1,  # last word of its instruction
+            "acc_row": unsigned(acc_addr_bits(config)),
+            "overwrite": 1,
+            "pad_value": signed(_WIDTH["pad_value"]),
+            "mode": ComputeMode,
+            "zero_point": signed(_WIDTH["zero_point_a"]),
+            "multiplier": signed(_WIDTH["multiplier_a"]),
+            "shift": unsigned(_WIDTH["shift_a"]),
+        }
+    )
+
+
+class Feeder(wiring.Component):
+    """Takes one window word per cycle when the pass may start; feeds it one cycle later.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Array size, activation width, the input buffer and accumulator sizes.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`~accel.config.AccelConfig`.
+
+    Ports
+    -----
+    instr : In(stream.Signature(feed_fields_layout, always_ready=True))
+        From the front end: the fields (and parity) of the instruction the window generator
+        accepts, in the cycle it accepts it.
+    word : In(stream.Signature(window_word_layout))
+        The window generator's words; ``ready`` depends on ``weights.valid``, the payloads
+        of ``word`` and ``instr``, and registers.
+    weights : In(WEIGHTS_SIGNATURE)
+        From the weight loader: an ARRAY pass may start only while ``valid``; ``ready`` in
+        the cycle the feeder takes an ARRAY pass's first word.
+    taken : Out(stream.Signature(taken_layout, always_ready=True))
+        To the front end: the word taken in this cycle (``pass_start``, ``last_pass``,
+        ``last`` of its instruction, the instruction's ``parity``).
+    slot_free : Out(1)
+        To the front end: no vector pass's ``VECTOR_MIN_PASS`` feed slot is running into
+        the next cycle (a vector pass may start now).
+    input_rd : In(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows)))
+        The input buffer's synchronous read port: the taken word's address in ``D`` (not for
+        padding).
+    array : Out(stream.Signature(ArrayInput, always_ready=True))
+        To :attr:`hdl.array.SystolicArray.i`: the ARRAY word fed in ``D + 1``, ``switch`` on
+        the first word of a pass.
+    vector : Out(stream.Signature(VectorInput, always_ready=True))
+        To :attr:`hdl.vector.VectorUnit.i`: the vector word fed in ``D + 1``.
+    acc_rd : Out(stream.Signature(VectorRead, always_ready=True))
+        To :attr:`hdl.accumulator.AccumulatorBuffer.v_rd`: the vector word's row, in ``D + 1``.
+    meta : Out(meta_layout)
+        The fed word's accumulator row, overwrite bit and last mark, in ``D + 1`` (for the
+        ARRAY word to carry beside it through the array).
+    """
+
+    def __init__(self, config: AccelConfig) -> None:
+        self._config = check_config(config)
+        rows = config.array.rows
+        super().__init__(
+            {
+                "instr": In(stream.Signature(feed_fields_layout(config), always_ready=True)),
+                "word": In(stream.Signature(window_word_layout(config))),
+                "weights": In(WEIGHTS_SIGNATURE),
+                "taken": Out(stream.Signature(taken_layout(), always_ready=True)),
+                "slot_free": Out(1),
+                "input_rd": In(
+                    ReadPort.Signature(
+                        addr_width=addr_bits(config),
+                        shape=data.ArrayLayout(signed(config.data.act_bits), rows),
+                    )
+                ),
+                "array": Out(stream.Signature(array_input_layout(config), always_ready=True)),
+                "vector": Out(stream.Signature(vector_input_layout(config), always_ready=True)),
+                "acc_rd": Out(stream.Signature(vector_read_layout(config), always_ready=True)),
+                "meta": Out(meta_layout(config)),
+            }
+        )
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        config = self._config
+        rows = config.array.rows
+
+        # Which instruction the word on offer belongs to: the one the window generator is
+        # walking (`inflight`), or, when it is idle, the one it accepts now.
+        inflight = Signal()
+        walked = Signal(feed_fields_layout(config), reset_less=True)
+        fields = Signal(feed_fields_layout(config))
+        m.d.comb += fields.eq(Mux(inflight, walked, self.instr.payload))
+        with m.If(self.instr.valid):
+            m.d.sync += walked.eq(self.instr.payload)
+
+        # ---- cycle D, decide ------------------------------------------------------------
+        gap = Signal(range(max(timing.VECTOR_MIN_PASS, 2)))  # vector feed slot still busy
+        array_latency = done_latency(config, vector=False)
+        vector_latency = done_latency(config, vector=True)
+        drain = Signal(range(max(array_latency, vector_latency) + 1))
+        last_vector = Signal()  # the unit of the last pass fed
+        word = self.word.payload
+        word_vector = fields.mode != ComputeMode.ARRAY
+        unit_free = (word_vector == last_vector) | (drain == 0)
+        pass_may_start = Mux(word_vector, gap == 0, self.weights.valid) & unit_free
+        m.d.comb += self.word.ready.eq(~word.pass_start | pass_may_start)
+        took = Signal()  # a word is taken: it is fed in the next cycle
+        m.d.comb += took.eq(self.word.valid & self.word.ready)
+        word_last = word.pass_end & word.last_pass
+        pass_begins = took & word.pass_start
+        m.d.comb += [
+            self.weights.ready.eq(pass_begins & ~word_vector),
+            self.slot_free.eq(gap == 0),
+            self.taken.valid.eq(took),
+            self.taken.payload.pass_start.eq(word.pass_start),
+            self.taken.payload.last_pass.eq(word.last_pass),
+            self.taken.payload.last.eq(word_last),
+            self.taken.payload.parity.eq(fields.parity),
+        ]
+
+        with m.If(took & word_last):
+            m.d.sync += drain.eq(Mux(word_vector, vector_latency - 1, array_latency - 1))
+        with m.Elif(drain != 0):
+            m.d.sync += drain.eq(drain - 1)
+        with m.If(pass_begins):
+            m.d.sync += [
+                last_vector.eq(word_vector),
+                gap.eq(Mux(word_vector, timing.VECTOR_MIN_PASS - 1, 0)),
+            ]
+        with m.Elif(gap != 0):
+            m.d.sync += gap.eq(gap - 1)
+        ends = took & word_last  # the walked instruction's last word leaves the generator
+        m.d.sync += inflight.eq(Mux(inflight, ~ends | self.instr.valid, self.instr.valid & ~ends))
+
+        # The word's accumulator row and operands.
+        acc_row = Signal(acc_addr_bits(config), reset_less=True)  # row of the last word taken
+        row_now = Mux(word.pass_start, fields.acc_base, acc_row + 1)
+        with m.If(took):
+            m.d.sync += acc_row.eq(row_now)
+        operand_b = (fields.mode == ComputeMode.VADD) & ~word.first_pass
+        fed = Signal(_fed_layout(config), reset_less=True)
+        fed_valid = Signal()
+        m.d.sync += [
+            fed_valid.eq(took),
+            fed.vector.eq(word_vector),
+            fed.pad.eq(word.pad),
+            fed.switch.eq(word.pass_start),
+            fed.last.eq(word_last),
+            fed.acc_row.eq(row_now),
+            fed.overwrite.eq(word.first_pass & ~fields.accumulate),
+            fed.pad_value.eq(fields.pad_value),
+            fed.mode.eq(fields.mode),
+            fed.zero_point.eq(Mux(operand_b, fields.zero_point_b, fields.zero_point_a)),
+            fed.multiplier.eq(Mux(operand_b, fields.multiplier_b, fields.multiplier_a)),
+            fed.shift.eq(Mux(operand_b, fields.shift_b, fields.shift_a)),
+        ]
+        # Padding is produced, not read.
+        assert INPUT_READ_LATENCY == 1
+        m.d.comb += [
+            self.input_rd.en.eq(took & ~word.pad),
+            self.input_rd.addr.eq(word.addr),
+        ]
+
+        # ---- cycle D + 1, feed ----------------------------------------------------------
+        x = Signal(data.ArrayLayout(signed(config.data.act_bits), rows))
+        for lane in range(rows):
+            m.d.comb += x[lane].eq(Mux(fed.pad, fed.pad_value, self.input_rd.data[lane]))
+        m.d.comb += [
+            self.array.valid.eq(fed_valid & ~fed.vector),
+            self.array.payload.x.eq(x),
+            self.array.payload.switch.eq(fed.switch),
+            self.vector.valid.eq(fed_valid & fed.vector),
+            self.vector.payload.x.eq(x),
+            self.vector.payload.mode.eq(fed.mode),
+            self.vector.payload.overwrite.eq(fed.overwrite),
+            self.vector.payload.zero_point.eq(fed.zero_point),
+            self.vector.payload.multiplier.eq(fed.multiplier),
+            self.vector.payload.shift.eq(fed.shift),
+            self.acc_rd.valid.eq(fed_valid & fed.vector),
+            self.acc_rd.payload.addr.eq(fed.acc_row),
+            self.meta.acc_row.eq(fed.acc_row),
+            self.meta.overwrite.eq(fed.overwrite),
+            self.meta.last.eq(fed.last),
+        ]
+        return m

@@ -1,0 +1,152 @@
+"""The compute engine's front end: holds one COMPUTE instruction.
+
+It takes the next instruction (``i.valid & i.ready``, the instruction's ``start``;
+``i.valid`` is the controller's grant, semaphores acquired) when it is empty or releases the
+one it holds in that very cycle: an ARRAY instruction once its last weight load is complete
+and its last pass has begun feeding (``max(wl[last] + rows, f[last])``), a vector
+instruction in the last cycle of its last pass's feed slot (``f[last] + max(T,
+VECTOR_MIN_PASS) - 1``). ``i.ready`` depends on registers only.
+
+The instruction of a cycle (the one taken, else the one held) goes to the weight loader
+(:class:`hdl.weight_loader.WeightLoader`), which reads the front end's instruction every
+cycle rather than keeping a copy, and to the window generator
+(:class:`hdl.window.WindowGenerator`), which accepts it in the cycle it is taken if it is
+idle (so the first address goes out in ``start``), else at the previous instruction's last
+word. In the cycle of that hand-over the feeder (:class:`hdl.feeder.Feeder`) gets the fields
+it needs, with a 1-bit parity toggled per instruction taken: the feeder reports each word
+it takes with its instruction's parity, which tells the front end's instruction from the
+one the window generator is still walking.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from accel.config import AccelConfig
+from accel.isa import ComputeMode
+from hdl._check import check_config
+from hdl.feeder import feed_fields_layout, taken_layout
+from hdl.isa import COMPUTE_LAYOUT
+from hdl.weight_loader import LOAD_SIGNATURE
+
+__all__ = ["FrontEnd"]
+
+
+class FrontEnd(wiring.Component):
+    """Holds one COMPUTE instruction; hands it to the window generator, the weight loader
+    and the feeder, and releases it when they are done with it.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        The accumulator buffer's size (the width of ``acc_base`` on ``feed``).
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`~accel.config.AccelConfig`.
+
+    Ports
+    -----
+    i : In(stream.Signature(COMPUTE_LAYOUT))
+        The instruction, as :class:`hdl.compute.ComputeEngine`'s ``i``.
+    window : Out(stream.Signature(COMPUTE_LAYOUT))
+        To :attr:`hdl.window.WindowGenerator.i`: the instruction, from the cycle it is taken
+        until the generator accepts it (at once if it is idle, else at the previous
+        instruction's last word).
+    load : Out(:data:`hdl.weight_loader.LOAD_SIGNATURE`)
+        To the weight loader: the instruction of this cycle (the one taken, else the one
+        held), whether it is taken now and whether it is an ARRAY one; back, whether every
+        row of its passes has been read.
+    feed : Out(stream.Signature(feed_fields_layout, always_ready=True))
+        To the feeder: the fields of the instruction the window generator accepts, with the
+        instruction's parity (one bit, toggled per instruction taken), in the cycle it
+        accepts it.
+    taken : In(stream.Signature(taken_layout, always_ready=True))
+        From the feeder: the word it takes in this cycle; the parity tells the front end's
+        instruction from the one the generator is still walking.
+    slot_free : In(1)
+        From the feeder: no vector feed slot runs into the next cycle.
+    """
+
+    def __init__(self, config: AccelConfig) -> None:
+        self._config = check_config(config)
+        super().__init__(
+            {
+                "i": In(stream.Signature(COMPUTE_LAYOUT)),
+                "window": Out(stream.Signature(COMPUTE_LAYOUT)),
+                "load": Out(LOAD_SIGNATURE),
+                "feed": Out(stream.Signature(feed_fields_layout(config), always_ready=True)),
+                "taken": In(stream.Signature(taken_layout(), always_ready=True)),
+                "slot_free": In(1),
+            }
+        )
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        held = Signal(COMPUTE_LAYOUT, reset_less=True)
+        held_valid = Signal()
+        parity = Signal()  # toggles per instruction taken
+        given = Signal()  # `held` went to the window generator in an earlier cycle
+        last_pass_fed = Signal()  # the held instruction's last pass has begun feeding
+        last_word_fed = Signal()  # ... and its last word has been fed
+
+        held_vector = held.mode != ComputeMode.ARRAY
+        release = held_valid & Mux(
+            held_vector,
+            last_word_fed & self.slot_free,
+            self.load.loaded & last_pass_fed,
+        )
+        m.d.comb += self.i.ready.eq(~held_valid | release)
+        take = Signal()
+        m.d.comb += take.eq(self.i.valid & self.i.ready)
+        front = Signal(COMPUTE_LAYOUT)  # the front end's instruction in this cycle
+        m.d.comb += front.eq(Mux(take, self.i.payload, held))
+        front_parity = parity ^ take
+
+        # Hand-over to the window generator, and at the same time to the feeder.
+        m.d.comb += [
+            self.window.valid.eq(take | (held_valid & ~given)),
+            self.window.payload.eq(front),
+        ]
+        accepted = self.window.valid & self.window.ready
+        m.d.comb += self.feed.valid.eq(accepted)
+        for name in feed_fields_layout(self._config).members:
+            if name != "parity":
+                m.d.comb += getattr(self.feed.payload, name).eq(getattr(front, name))
+        m.d.comb += self.feed.payload.parity.eq(front_parity)
+
+        m.d.comb += [
+            self.load.take.eq(take),
+            self.load.array.eq(
+                Mux(take, self.i.payload.mode == ComputeMode.ARRAY, held_valid & ~held_vector)
+            ),
+            self.load.instr.eq(front),
+        ]
+
+        word = self.taken.payload
+        word_is_front = word.parity == front_parity
+        m.d.sync += [
+            last_pass_fed.eq(
+                (last_pass_fed & ~take)
+                | (self.taken.valid & word.pass_start & word.last_pass & word_is_front)
+            ),
+            last_word_fed.eq(
+                (last_word_fed & ~take) | (self.taken.valid & word.last & word_is_front)
+            ),
+        ]
+        with m.If(take):
+            m.d.sync += [held.eq(self.i.payload), held_valid.eq(1), parity.eq(~parity)]
+        with m.Elif(release):
+            m.d.sync += held_valid.eq(0)
+        with m.If(take):
+            m.d.sync += given.eq(accepted)
+        with m.Elif(accepted):
+            m.d.sync += given.eq(1)
+        return m

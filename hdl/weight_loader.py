@@ -1,0 +1,174 @@
+"""The compute engine's weight loader: the weight buffer, one array row per cycle, pass after pass.
+
+For the front end's ARRAY instruction (:class:`hdl.front_end.FrontEnd`) it reads pass
+``j``'s rows at ``w_base + j*rows + i`` in cycles ``wl[j] + i`` (one running address: the
+passes of an instruction are contiguous in the weight buffer). A pass begins when the loader
+is idle and no pass it has loaded waits to be fed, i.e. when the previous pass has begun
+feeding: ``wl[j] = max(wl[j-1] + rows, f[j-1])``; the first one in the cycle its instruction
+is taken (``wl[0] = start``). The row reaches the array's shadow registers one cycle after
+its read (:data:`hdl.array.WEIGHT_READ_LATENCY`). So the loader runs at most one pass ahead
+of the feeder: ``f[j] >= wl[j] + 1`` and ``wl[j+1] >= f[j]``, the two bounds
+:mod:`hdl.array` needs of its shadow registers.
+
+The loader does not hold the instruction: it reads the front end's every cycle, and counts
+the pass (``ct``, ``r``, ``s``; ``s`` fastest) it loads next.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import ReadPort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from accel import isa
+from accel.config import AccelConfig
+from hdl._check import check_config
+from hdl.array import WEIGHT_READ_LATENCY, weight_write_layout
+from hdl.isa import COMPUTE_LAYOUT
+
+__all__ = ["LOAD_SIGNATURE", "WEIGHTS_SIGNATURE", "WeightLoader", "weight_addr_bits"]
+
+_WIDTH = {name: width for name, width, _ in isa.FIELDS[isa.Compute]}
+
+#: The front end's instruction as the loader sees it (flows as the front end drives them).
+#: ``take``: the front end takes an instruction in this cycle (its first pass may begin
+#: loading in this very cycle); ``array``: the front end's instruction in this cycle (the one
+#: taken, else the one held) is an ARRAY instruction; ``instr``: that instruction
+#: (``w_base``, ``ct_count``, ``kernel_h``, ``kernel_w`` are read); ``loaded``: every row of
+#: every pass of the held ARRAY instruction has been read (from ``wl[last] + rows`` on).
+LOAD_SIGNATURE = wiring.Signature(
+    {"take": Out(1), "array": Out(1), "instr": Out(COMPUTE_LAYOUT), "loaded": In(1)}
+)
+
+#: One pass's weights, offered to the feeder (flows as the loader drives them): ``valid``
+#: from the cycle the pass's row 0 is read (``wl``) until the feeder takes the pass's first
+#: word (``ready``, the cycle before its first feed ``f``; so ``f >= wl + 1``). No payload.
+WEIGHTS_SIGNATURE = wiring.Signature({"valid": Out(1), "ready": In(1)})
+
+
+def weight_addr_bits(config: AccelConfig) -> int:
+    """Width of a weight buffer word address (``config.weight_words`` words)."""
+    return max(1, ceil_log2(check_config(config).weight_words))
+
+
+class WeightLoader(wiring.Component):
+    """Reads the front end's ARRAY instruction's weights into the array, pass after pass.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Array size, weight width and the weight buffer size.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`~accel.config.AccelConfig`.
+
+    Ports
+    -----
+    i : In(LOAD_SIGNATURE)
+        The front end's instruction (:data:`LOAD_SIGNATURE`).
+    weight_rd : In(ReadPort.Signature(weight_addr_bits, ArrayLayout(signed(8), cols)))
+        The weight buffer's synchronous read port: row ``i`` of pass ``j`` is read in cycle
+        ``wl[j] + i``, at ``w_base + j*rows + i``.
+    w : Out(stream.Signature(WeightWrite, always_ready=True))
+        To :attr:`hdl.array.SystolicArray.w`: that row in cycle ``wl[j] + i + 1``.
+    weights : Out(WEIGHTS_SIGNATURE)
+        To the feeder: the pass whose weights have begun loading and which has not begun
+        feeding (at most one).
+    """
+
+    def __init__(self, config: AccelConfig) -> None:
+        self._config = check_config(config)
+        super().__init__(
+            {
+                "i": In(LOAD_SIGNATURE),
+                "weight_rd": In(
+                    ReadPort.Signature(
+                        addr_width=weight_addr_bits(config),
+                        shape=data.ArrayLayout(signed(config.data.weight_bits), config.array.cols),
+                    )
+                ),
+                "w": Out(stream.Signature(weight_write_layout(config), always_ready=True)),
+                "weights": Out(WEIGHTS_SIGNATURE),
+            }
+        )
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        rows = self._config.array.rows
+        take, front = self.i.take, self.i.instr
+
+        ld_active = Signal()  # reading rows 1 .. rows-1 of a pass
+        ld_row = Signal(range(rows), reset_less=True)
+        ld_addr = Signal(weight_addr_bits(self._config), reset_less=True)
+        ld_pass = Signal(  # (ct, r, s) of the next pass to load
+            data.StructLayout(
+                {
+                    "ct": unsigned(_WIDTH["ct_count"]),
+                    "r": unsigned(_WIDTH["kernel_h"]),
+                    "s": unsigned(_WIDTH["kernel_w"]),
+                }
+            ),
+            reset_less=True,
+        )
+        all_loading = Signal()  # every pass of the held instruction has begun loading
+        loaded_unfed = Signal()  # a pass has begun loading but not feeding
+        m.d.comb += self.i.loaded.eq(all_loading & ~ld_active)
+
+        # An ARRAY instruction with a pass left to load: the one taken now, or the held one.
+        front_array = Mux(take, self.i.array, self.i.array & ~all_loading)
+        begin = Signal()  # a pass begins loading: its row 0 is read this cycle
+        m.d.comb += begin.eq(front_array & ~ld_active & ~loaded_unfed)
+        cur_pass = Signal.like(ld_pass)
+        m.d.comb += cur_pass.as_value().eq(Mux(take, 0, ld_pass.as_value()))
+        s_last = cur_pass.s == front.kernel_w - 1
+        r_last = cur_pass.r == front.kernel_h - 1
+        ct_last = cur_pass.ct == front.ct_count - 1
+        begin_last = s_last & r_last & ct_last
+        rd_addr = Mux(ld_active, ld_addr, Mux(take, front.w_base, ld_addr))
+        m.d.comb += [
+            self.weight_rd.en.eq(begin | ld_active),
+            self.weight_rd.addr.eq(rd_addr),
+        ]
+        with m.If(begin | ld_active):
+            m.d.sync += ld_addr.eq(rd_addr + 1)
+        with m.If(begin):
+            m.d.sync += [ld_active.eq(1), ld_row.eq(1)]
+            with m.If(~s_last):
+                m.d.sync += [ld_pass.eq(cur_pass), ld_pass.s.eq(cur_pass.s + 1)]
+            with m.Elif(~r_last):
+                m.d.sync += [ld_pass.eq(cur_pass), ld_pass.s.eq(0), ld_pass.r.eq(cur_pass.r + 1)]
+            with m.Else():
+                m.d.sync += [ld_pass.s.eq(0), ld_pass.r.eq(0), ld_pass.ct.eq(cur_pass.ct + 1)]
+        with m.Elif(ld_active):
+            with m.If(ld_row == rows - 1):
+                m.d.sync += ld_active.eq(0)
+            with m.Else():
+                m.d.sync += ld_row.eq(ld_row + 1)
+        with m.If(take):
+            m.d.sync += all_loading.eq(begin & begin_last)
+        with m.Elif(begin & begin_last):
+            m.d.sync += all_loading.eq(1)
+
+        # The pass offered to the feeder: loaded earlier, or beginning to load in this cycle.
+        m.d.comb += self.weights.valid.eq(loaded_unfed | begin)
+        m.d.sync += loaded_unfed.eq(self.weights.valid & ~self.weights.ready)
+
+        # The row read in this cycle reaches the array's shadow registers in the next.
+        assert WEIGHT_READ_LATENCY == 1
+        w_valid = Signal()
+        w_row = Signal(range(rows), reset_less=True)
+        m.d.sync += [w_valid.eq(begin | ld_active), w_row.eq(Mux(ld_active, ld_row, 0))]
+        m.d.comb += [
+            self.w.valid.eq(w_valid),
+            self.w.payload.row.eq(w_row),
+            self.w.payload.data.eq(self.weight_rd.data),
+        ]
+        return m

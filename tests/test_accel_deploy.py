@@ -1,0 +1,122 @@
+"""Networks the accelerator runs in part: segments around host ops, bit-exact end to end;
+the command line simulates and verifies them and says what runs where."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import sim
+from accel import config, deploy, executor, graph, synthetic
+from accel.cli import main
+from accel.compiler import CompileError, compile
+from accel.host import host_op
+from tests.layers import quantized, zoo_qnet
+
+OPSET = [helper.make_opsetid("", 13)]
+
+
+def softmax(features: int) -> graph.HostOp:
+    node = helper.make_node("Softmax", ["x"], ["y"], axis=1)
+    return host_op(node, [("x", (features,))], {}, (features,), (features,), OPSET)
+
+
+def sigmoid(shape: tuple[int, int, int]) -> graph.HostOp:
+    return host_op(
+        helper.make_node("Sigmoid", ["x"], ["y"]), [("x", shape)], {}, shape, shape, OPSET
+    )
+
+
+def se_net() -> graph.Network:
+    """conv -> sigmoid (host) -> conv + residual -> pool -> fc -> softmax (host)."""
+    net = graph.Network("hosted")
+    net.add("input", graph.Input((3, 8, 8)))
+    net.add("conv", graph.Conv2d(3, 8, 3, padding=1, activation="relu"), ["input"])
+    net.add("sig", sigmoid((8, 8, 8)), ["conv"])
+    net.add("conv2", graph.Conv2d(8, 8, 3, padding=1), ["sig"])
+    net.add("add", graph.Add(), ["conv2", "conv"])
+    net.add("gap", graph.GlobalAvgPool(), ["add"])
+    net.add("flat", graph.Flatten(), ["gap"])
+    net.add("fc", graph.Linear(8, 10), ["flat"])
+    net.add("softmax", softmax(10), ["fc"])
+    return net
+
+
+@pytest.mark.parametrize("preset", ["tiny", "edge"])
+def test_segments_and_host_ops_run_bit_exact_end_to_end(preset):
+    qnet = quantized(se_net())
+    deployment = deploy.deploy(qnet, config.preset(preset))
+    kinds = [
+        (type(s).__name__, getattr(s, "layers", getattr(s, "node", None))) for s in deployment.steps
+    ]
+    assert kinds == [
+        ("Segment", ("conv",)),
+        ("HostStep", "sig"),
+        ("Segment", ("conv2", "add", "gap", "flat", "fc")),
+        ("HostStep", "softmax"),
+    ]
+    first, second = deployment.segments
+    assert (first.inputs, first.outputs) == (("input",), ("conv",))
+    assert (second.inputs, second.outputs) == (("sig", "conv"), ("fc",))
+    inputs = synthetic.random_int8_inputs(qnet)
+    run = deploy.run(deployment, inputs, sim.run)
+    golden = executor.trace_network(qnet, inputs)
+    for name in ("conv", "sig", "fc", "softmax"):
+        np.testing.assert_array_equal(run.values[name].reshape(golden[name].shape), golden[name])
+    assert set(run.outputs) == {"softmax"}
+    assert run.total_cycles == sum(r.total_cycles for r in run.results) > 0
+    # The host writes sig and conv into segment 1 and reads conv and fc back.
+    assert run.boundary_bytes == 8 * 8 * 8 * 3 + 10
+
+
+def test_a_network_without_host_ops_is_compiled_exactly_as_compile_compiles_it():
+    qnet = zoo_qnet("tinynet")
+    deployment = deploy.deploy(qnet, config.preset("tiny"))
+    assert deployment.whole
+    assert (
+        deployment.segments[0].program.to_bytes() == compile(qnet, config.preset("tiny")).to_bytes()
+    )
+
+
+def test_host_ops_off_is_an_error_naming_the_node_and_op():
+    with pytest.raises(CompileError, match=r"^layer 'sig' \(HostOp Sigmoid\) runs on the host"):
+        deploy.deploy(quantized(se_net()), config.preset("tiny"), host_ops=False)
+
+
+@pytest.fixture
+def hosted(monkeypatch):
+    """`accel ... hosted` loads :func:`se_net`."""
+    monkeypatch.setattr("accel.cli.load_network", lambda args: se_net())
+
+
+def test_simulate_shows_the_host_ops_and_the_boundary(capsys, hosted):
+    assert main(["simulate", "hosted", "--preset", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "sig      8x8x8" in out and "host" in out
+    assert "host: 2 op(s) (Sigmoid 'sig', Softmax 'softmax'); accelerator: 6 of 8 layers" in out
+    assert main(["simulate", "hosted", "--preset", "tiny", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [h["name"] for h in doc["host_ops"]] == ["sig", "softmax"]
+    assert [layer["runs_on"] for layer in doc["layers"]].count("host") == 2
+    assert doc["boundary_bytes"] == 1546 and len(doc["segments"]) == 2
+    assert main(["simulate", "hosted", "--preset", "tiny", "--no-host"]) == 2
+    assert "runs on the host, and host ops are off (--no-host)" in capsys.readouterr().err
+
+
+def test_compile_and_report_need_a_network_the_accelerator_runs_whole(capsys, hosted, tmp_path):
+    assert main(["compile", "hosted", "--preset", "tiny", "-o", str(tmp_path / "p.bin")]) == 2
+    err = capsys.readouterr().err
+    assert "accel compile writes one program, but 'hosted' runs in 2 accelerator segments" in err
+    assert not (tmp_path / "p.bin").exists()
+
+
+@pytest.mark.parametrize("backend", ["amaranth", "verilator"])
+def test_verify_checks_segments_and_host_ops(capsys, hosted, backend):
+    status = main(["verify", "hosted", "--preset", "tiny", "--backend", backend, "-q"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "HostOp Sigmoid (host)" in out and "HostOp Softmax (host)" in out
+    assert f"{backend} vs model on 'tiny': PASS (counters equal)" in out
