@@ -1,23 +1,23 @@
 """How sweep time grows with points and workers, and what that predicts for a cluster.
 
 Runs ``accel.sweep.run_sweep`` (compile + cycles-only model per point, no program cache, so
-every point compiles) on a dask ``LocalCluster`` of 1 and 2 worker processes for 8, 16 and
-32 points of ResNet-18 at 64x64 on small arrays, and measures in the same run the time of
-one point in this process (the mean over a few points). Each sweep's wall time includes
-starting and stopping its cluster, as ``accel sweep`` does; each is the fastest of
-``--repeat`` runs (default 2), which filters out some of the noise of a shared machine.
-Printed:
+every point compiles) for 8, 16 and 32 points of ResNet-18 at 64x64 on small arrays, in
+this process and on dask ``LocalCluster``s of 1 and 2 worker processes, and measures in the
+same run one point at a time in this process, the unit of everything else.
 
-* per (points, workers): wall time, points per second, points per second per worker, the
-  ratio of the wall time to ``points * single-point time / workers`` (1.0 would be perfect
-  scaling with no overhead), and the speed-up over the same points run in this process;
-* the extrapolation: the marginal points per second per worker (the slope of a
-  least-squares line through the sweeps of each worker count, so the fixed start-up cost
-  drops out), as a ratio to one point in this process, and what a cluster of W such
-  workers would take for N points.
+Two kinds of figures, because a shared machine makes wall time noisy:
 
-The machine's load average is printed before and after: other processes on the machine
-take cores from the workers and make the figures worse. Figures, not assertions:
+* wall time: of the sweep with its cluster already up (``sweep s``) and with starting and
+  stopping the cluster (``wall s``, what ``accel sweep`` takes), and the speed-up over the
+  same points run in this process;
+* CPU time: what the workers spent (their ``time.process_time`` before and after, summed),
+  per point, and as a ratio to one point in this process (``cpu ratio``; 1.0: dask adds no
+  work per point). Other jobs on the machine slow the wall times, not this.
+
+The extrapolation: a worker with a core to itself does ``1 / (worker CPU s per point)``
+points per second (from the largest sweep), so W such workers take about ``N * CPU s per
+point / W`` plus start-up for N points, while the scheduler keeps up. Each measurement is
+the fastest of ``--repeat`` runs (default 2). Figures, not assertions:
 ``python benchmarks/sweep_scale.py [--points 8,16,32] [--workers 1,2] [--model resnet18]
 [--input-size 64]``. Needs the ``cluster`` extra.
 """
@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
+import os
 import time
-
-import numpy as np
 
 
 def configs(count: int):
@@ -57,6 +57,56 @@ def configs(count: int):
     return out[:count]
 
 
+def one_point(qnet, name, digest, cfg):
+    """(wall s, CPU s) of one point in this process: compile and run, nothing else."""
+    import sim
+    from accel import sweep
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    point = sweep.evaluate_point(qnet, name, digest, cfg, sim.run, None)
+    assert point.ok, point.error
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def in_process(networks, grid):
+    """(wall s, CPU s) of the sweep in this process."""
+    import sim
+    from accel import sweep
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    points = sweep.run_sweep(networks, grid, sim.run, jobs=1)
+    assert all(p.ok for p in points), [p.error for p in points if not p.ok]
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def on_cluster(networks, grid, workers: int):
+    """(wall s with start and stop, sweep s, workers' CPU s) on a fresh LocalCluster."""
+    from distributed import Client, LocalCluster
+
+    import sim
+    from accel import sweep
+
+    began = time.perf_counter()
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        before = client.run(time.process_time)
+        start = time.perf_counter()
+        points = sweep.run_sweep(networks, grid, sim.run, scheduler=cluster.scheduler_address)
+        swept = time.perf_counter() - start
+        after = client.run(time.process_time)
+    wall = time.perf_counter() - began
+    assert all(p.ok for p in points), [p.error for p in points if not p.ok]
+    return wall, swept, sum(after[w] - before[w] for w in after)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="resnet18")
@@ -69,9 +119,6 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    import os
-
-    import sim
     from accel import graph, models, ptq, sweep
 
     if not sweep.dask_available():
@@ -81,102 +128,69 @@ def main() -> None:
     network = models.get(args.model, input_size=args.input_size)
     qnet = ptq.quantize(graph.fuse_activations(network), seed=0)
     name = f"{args.model}@{args.input_size}"
+    networks = {name: qnet}
 
-    # One point at a time in this process: the unit everything is measured in (after one
-    # untimed point, so that first-call costs do not count).
-    sweep.run_sweep({name: qnet}, configs(1), sim.run, jobs=1)
-    load = os.getloadavg()
-    times = []
-    for cfg in configs(args.single):
-        best = float("inf")
-        for _ in range(args.repeat):
-            began = time.perf_counter()
-            (point,) = sweep.run_sweep({name: qnet}, [cfg], sim.run, jobs=1)
-            best = min(best, time.perf_counter() - began)
-            assert point.ok, point.error
-        times.append(best)
-    single = sum(times) / len(times)
+    def best(measure):
+        runs = [measure() for _ in range(args.repeat)]
+        return tuple(min(values) for values in zip(*runs, strict=True))
+
+    in_process(networks, configs(1))  # first-call costs (imports, caches) do not count
+    load = os.getloadavg()[0]
+    digest = qnet.digest
+    singles = [best(lambda c=cfg: one_point(qnet, name, digest, c)) for cfg in configs(args.single)]
+    single_wall = sum(w for w, _ in singles) / len(singles)
+    single_cpu = sum(c for _, c in singles) / len(singles)
     print(
-        f"{name}, {os.cpu_count()} CPUs (load average {load[0]:.1f} before); one point in "
-        f"this process (compile + cycles-only model, mean of {len(times)}, each the fastest "
-        f"of {args.repeat} runs): {single:.3f} s"
+        f"{name}, {os.cpu_count()} CPUs, load average {load:.1f} before. One point in this "
+        f"process (compile + cycles-only model; mean of {len(singles)} points, each the "
+        f"fastest of {args.repeat} runs): {single_wall:.3f} s wall, {single_cpu:.3f} s CPU"
     )
     print()
     header = (
-        f"{'points':>6s} {'workers':>10s} {'wall s':>7s} {'points/s':>8s} "
-        f"{'pts/s/worker':>12s} {'wall / ideal':>12s} {'speed-up':>8s}"
+        f"{'points':>6s} {'workers':>10s} {'wall s':>7s} {'sweep s':>7s} {'speed-up':>8s} "
+        f"{'CPU s':>7s} {'CPU s/pt':>8s} {'cpu ratio':>9s}"
     )
     print(header)
     print("-" * len(header))
-    walls: dict[tuple[int, int], float] = {}
+    per_point: dict[int, float] = {}
+    startup: dict[int, float] = {}
     for count in points:
         grid = configs(count)
-        for jobs in [0, *workers]:
-            wall = float("inf")
-            for _ in range(args.repeat):
-                began = time.perf_counter()
-                if jobs == 0:  # in this process, no cluster: the baseline
-                    done = sweep.run_sweep({name: qnet}, grid, sim.run, jobs=1)
-                elif jobs == 1:  # jobs=1 would run in this process: a one-worker cluster
-                    done = _one_worker_cluster({name: qnet}, grid)
-                else:  # a LocalCluster of `jobs` workers, as `accel sweep -j N` starts
-                    done = sweep.run_sweep({name: qnet}, grid, sim.run, jobs=jobs)
-                wall = min(wall, time.perf_counter() - began)
-                assert all(p.ok for p in done), [p.error for p in done if not p.ok]
-            walls[count, jobs] = wall
-            label = "in-process" if jobs == 0 else str(jobs)
-            ideal = count * single / max(jobs, 1)
+        base_wall, base_cpu = best(lambda grid=grid: in_process(networks, grid))
+        print(
+            f"{count:6d} {'in-process':>10s} {base_wall:7.2f} {base_wall:7.2f} {1:8.2f} "
+            f"{base_cpu:7.2f} {base_cpu / count:8.3f} {base_cpu / count / single_cpu:9.2f}"
+        )
+        for jobs in workers:
+            wall, swept, cpu = best(lambda grid=grid, jobs=jobs: on_cluster(networks, grid, jobs))
+            per_point[jobs] = cpu / count
+            startup[jobs] = wall - swept
             print(
-                f"{count:6d} {label:>10s} {wall:7.2f} {count / wall:8.2f} "
-                f"{count / wall / max(jobs, 1):12.3f} {wall / ideal:12.2f} "
-                f"{walls[count, 0] / wall:8.2f}"
+                f"{count:6d} {jobs:10d} {wall:7.2f} {swept:7.2f} {base_wall / wall:8.2f} "
+                f"{cpu:7.2f} {cpu / count:8.3f} {cpu / count / single_cpu:9.2f}"
             )
     print(
-        f"(each wall time the fastest of {args.repeat} runs; load average "
-        f"{os.getloadavg()[0]:.1f} after; speed-up: against in-process)"
+        f"(wall s: with the cluster's start and stop; sweep s: the cluster up; speed-up: "
+        f"in-process wall / wall; CPU s: of the workers; load average "
+        f"{os.getloadavg()[0]:.1f} after)"
     )
     print()
-    if len(points) >= 2:
+    print(f"extrapolation (from the {max(points)}-point sweeps):")
+    for jobs in workers:
+        rate = 1 / per_point[jobs]
         print(
-            "extrapolation (a least-squares line wall = fixed + points / rate through the "
-            f"{len(points)} sweeps of each worker count):"
+            f"  {jobs} worker(s): {per_point[jobs]:.3f} CPU s per point, so "
+            f"{rate:.2f} points/s per worker with a core each = {rate * single_cpu:.2f} x "
+            f"the single-point rate (1/{single_cpu:.3f} s CPU); start + stop "
+            f"{startup[jobs]:.1f} s"
         )
-        rates = {}
-        for jobs in workers:
-            per_point, fixed = np.polyfit(points, [walls[n, jobs] for n in points], 1)
-            rates[jobs] = 1 / per_point / jobs
-            print(
-                f"  {jobs} worker(s): {rates[jobs]:.3f} points/s per worker = "
-                f"{rates[jobs] * single:.2f} x the single-point rate (1/{single:.3f} s); "
-                f"fixed cost {fixed:.1f} s"
-            )
-        per_worker = rates[max(workers)]
-        for cluster, count in ((16, 1000), (64, 10000)):
-            print(
-                f"  predicted: {count} points on {cluster} such workers ~ "
-                f"{count / (per_worker * cluster):.0f} s plus start-up (if the points cost "
-                f"what these do and the scheduler keeps up)"
-            )
-
-
-def _one_worker_cluster(networks, grid):
-    """The sweep on a LocalCluster of one worker process (what ``--jobs 1`` would be if it
-    did not run in this process)."""
-    import logging
-
-    from distributed import LocalCluster
-
-    import sim
-    from accel import sweep
-
-    with LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address="127.0.0.1:0",
-        silence_logs=logging.ERROR,
-    ) as cluster:
-        return sweep.run_sweep(networks, grid, sim.run, scheduler=cluster.scheduler_address)
+    cpu = per_point[max(workers)]
+    for cluster, count in ((16, 1000), (64, 10000)):
+        print(
+            f"  predicted: {count} points on {cluster} such workers ~ "
+            f"{count * cpu / cluster:.0f} s plus start-up (points costing what these do, "
+            f"the scheduler keeping up)"
+        )
 
 
 if __name__ == "__main__":
