@@ -265,8 +265,19 @@ def resolve_config(args: argparse.Namespace):
         path = Path(args.scalesim_config)
         if not path.exists():
             raise FileNotFoundError(f"SCALE-Sim config {str(path)!r} does not exist")
+        if getattr(args, "cycle_model", "accel") != "accel":  # SCALE-Sim's model: any dataflow
+            return scalesim.read_config(path)[0]
         return scalesim.load_config(path)
     return config.preset(getattr(args, "preset", None) or "edge")
+
+
+def scalesim_dataflow(args: argparse.Namespace, cfg) -> str:
+    """The dataflow SCALE-Sim's model runs: the ``--scalesim-config``'s, else the config's."""
+    if getattr(args, "scalesim_config", None):
+        from accel.frontends import scalesim
+
+        return scalesim.read_config(args.scalesim_config)[1]
+    return cfg.array.dataflow
 
 
 def resolve_sim_config(args: argparse.Namespace):
@@ -570,7 +581,7 @@ def simulate_scalesim(args: argparse.Namespace) -> int:
             stack.enter_context(out)
         rows = scalesim_rows(args)
         report_rows = scalesim.compute_report(
-            rows, cfg.array.rows, cfg.array.cols, cfg.array.dataflow
+            rows, cfg.array.rows, cfg.array.cols, scalesim_dataflow(args, cfg)
         )
         text = compute_report_text(report_rows)
         if out is not None:
@@ -621,15 +632,14 @@ def simulate_both(args: argparse.Namespace) -> int:
         singles = single_layer_networks(network)
         if len(singles) != len(rows):  # pragma: no cover - both walk network.layers()
             raise CliError(f"{len(rows)} SCALE-Sim rows but {len(singles)} conv/linear layers")
-        report_rows = scalesim.compute_report(
-            rows, cfg.array.rows, cfg.array.cols, cfg.array.dataflow
-        )
+        dataflow = scalesim_dataflow(args, cfg)
+        report_rows = scalesim.compute_report(rows, cfg.array.rows, cfg.array.cols, dataflow)
         progress.stage("each layer alone", total=len(rows))
         compared = []
         for i, (row, single) in enumerate(zip(rows, singles, strict=True)):
             program = compiler.compile(quantize(single, args.seed), cfg)
             result = sim.run(program, mode=args.mode, compute_outputs=False)
-            theirs = scalesim.scalesim_cycles(row, cfg.array.rows, cfg.array.cols)
+            theirs = scalesim.scalesim_cycles(row, cfg.array.rows, cfg.array.cols, dataflow)
             compared.append(
                 {
                     "layer": single.name,
@@ -643,7 +653,8 @@ def simulate_both(args: argparse.Namespace) -> int:
             progress.update(i + 1)
         title = (
             f"{Path(args.model).stem} on {cfg.name} ({cfg.array.rows}x{cfg.array.cols}, "
-            f"DRAM {cfg.dram.bandwidth} B/cycle, latency {cfg.dram.latency}): every layer alone"
+            f"DRAM {cfg.dram.bandwidth} B/cycle, latency {cfg.dram.latency}): every layer alone; "
+            f"SCALE-Sim's {dataflow} model against our {cfg.array.dataflow} machine"
         )
         text = report.render_comparison(compared, args.format, title=title)
         if out is not None:

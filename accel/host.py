@@ -1,8 +1,9 @@
 """Ops that run on the host, between accelerator segments: :class:`accel.graph.HostOp`.
 
 A host op carries a single-node ONNX model (:func:`host_op` builds one); it runs with ONNX's
-own reference implementation (``onnx.reference``) in float32, which is what "the golden
-model" means for an op the accelerator does not implement. In an int8 network a host op
+own reference implementation (``onnx.reference``, with the corrections of
+:func:`reference_evaluator`) in float32, which is what "the golden model" means for an op the
+accelerator does not implement. In an int8 network a host op
 takes int8 tensors and gives int8 tensors: its inputs are dequantised with their
 :class:`~accel.quantized.TensorQuant`, the op runs in float, and the result is quantised with
 the output's (round half to even, saturating), the way a host CPU would run it between two
@@ -23,7 +24,7 @@ from onnx import helper, numpy_helper
 from accel.graph import HostOp, Shape
 from accel.quantized import TensorQuant
 
-__all__ = ["host_op", "run_float", "run_int8"]
+__all__ = ["host_op", "reference_evaluator", "run_float", "run_int8"]
 
 #: The batch dimension of a host op model's inputs and output.
 BATCH = "N"
@@ -36,12 +37,14 @@ def host_op(
     output: Sequence[int],
     out_shape: Shape,
     opset_imports: Sequence[onnx.OperatorSetIdProto],
+    *,
+    index: int = 0,
 ) -> HostOp:
-    """A :class:`HostOp` computing ``node``.
+    """A :class:`HostOp` computing output ``index`` of ``node``.
 
     ``inputs`` are the node's tensor inputs (ONNX name, shape without the batch), in the order
-    the graph feeds them; ``constants`` its constant inputs; ``output`` the ONNX shape of its
-    (first) output without the batch and ``out_shape`` the same output as the graph stores it.
+    the graph feeds them; ``constants`` its constant inputs; ``output`` the ONNX shape of that
+    output without the batch and ``out_shape`` the same output as the graph stores it.
     """
     graph = helper.make_graph(
         [node],
@@ -50,7 +53,11 @@ def host_op(
             helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [BATCH, *shape])
             for name, shape in inputs
         ],
-        [helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, [BATCH, *output])],
+        [
+            helper.make_tensor_value_info(
+                node.output[index], onnx.TensorProto.FLOAT, [BATCH, *output]
+            )
+        ],
         [numpy_helper.from_array(np.asarray(v), name) for name, v in constants.items()],
     )
     model = helper.make_model(graph, opset_imports=list(opset_imports))
@@ -58,17 +65,86 @@ def host_op(
     return HostOp(op_type=node.op_type, out_shape=tuple(out_shape), model=encoded)
 
 
-@functools.lru_cache(maxsize=256)
-def _evaluator(encoded: str):
+def reference_evaluator(model: onnx.ModelProto):
+    """``onnx.reference.ReferenceEvaluator(model)`` with the corrections of
+    :func:`_corrections`: the ONNX semantics of every op, as onnxruntime computes them."""
     from onnx.reference import ReferenceEvaluator
 
+    return ReferenceEvaluator(model, new_ops=_corrections())
+
+
+@functools.cache
+def _corrections() -> list[type]:
+    """Implementations replacing ``onnx.reference``'s where it departs from the ONNX spec
+    (``onnx`` 1.23; each is compared with onnxruntime in ``tests/test_accel_onnx_prepare.py``):
+
+    * ``LRN``: the reference sums the squares only for the first ``N`` (batch) channels.
+    * ``BatchNormalization`` (opsets 9 to 13): the reference mixes batch statistics into the
+      running ones whenever ``momentum`` is set (a training attribute): inference is
+      ``scale * (x - mean) / sqrt(var + epsilon) + B``.
+    * ``ConvTranspose`` with ``group > 1``: the reference fails; it runs group by group.
+    """
+    from onnx.reference.op_run import OpRun
+    from onnx.reference.ops.op_conv_transpose import ConvTranspose as Reference
+
+    def channel_shape(x: np.ndarray) -> tuple[int, ...]:
+        return (1, -1) + (1,) * (x.ndim - 2)
+
+    class LRN(OpRun):
+        op_domain = ""
+
+        def _run(self, x, alpha=None, beta=None, bias=None, size=None):
+            squares = x.astype(np.float64) ** 2
+            channels = x.shape[1]
+            total = np.zeros_like(squares)
+            before, after = (size - 1) // 2, -(-(size - 1) // 2)
+            for c in range(channels):
+                total[:, c] = squares[:, max(0, c - before) : min(channels, c + after + 1)].sum(1)
+            return ((x / (bias + alpha / size * total) ** beta).astype(x.dtype),)
+
+    class BatchNormalization(OpRun):
+        op_domain = ""
+
+        def _run(self, x, scale, bias, mean, var, epsilon=None, momentum=None, training_mode=None):
+            if training_mode:
+                raise ValueError("BatchNormalization: training_mode=1 is not inference")
+            shape = channel_shape(x)
+            y = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + epsilon)
+            return ((y * scale.reshape(shape) + bias.reshape(shape)).astype(x.dtype),)
+
+    class ConvTranspose(Reference):
+        op_domain = ""
+
+        def _run(self, X, W, B=None, group=None, **attributes):
+            if not group or group == 1:
+                return super()._run(X, W, B, group=1, **attributes)
+            per_out = W.shape[1]
+            outputs = [
+                super(ConvTranspose, self)._run(
+                    x,
+                    w,
+                    None if B is None else B[g * per_out : (g + 1) * per_out],
+                    group=1,
+                    **attributes,
+                )[0]
+                for g, (x, w) in enumerate(
+                    zip(np.split(X, group, axis=1), np.split(W, group, axis=0), strict=True)
+                )
+            ]
+            return (np.concatenate(outputs, axis=1),)
+
+    return [LRN, BatchNormalization, ConvTranspose]
+
+
+@functools.lru_cache(maxsize=256)
+def _evaluator(encoded: str):
     model = onnx.load_model_from_string(base64.b64decode(encoded))
     dims = [
         tuple(d.dim_value for d in value.type.tensor_type.shape.dim[1:])
         for value in model.graph.input
     ]
     names = [value.name for value in model.graph.input]
-    return ReferenceEvaluator(model), names, dims
+    return reference_evaluator(model), names, dims
 
 
 def run_float(op: HostOp, xs: Sequence[NDArray]) -> NDArray[np.float64]:

@@ -18,25 +18,44 @@ The step between a frontend and the compiler: ``frontend -> Network -> graph.fus
 4. Per range ``[lo, hi]`` (``lo <= 0 <= hi``): ``scale = (hi - lo) / 255``, ``zero_point =
    round(-128 - lo / scale)`` clamped to int8 (asymmetric int8; a ReLU output has ``lo = 0``,
    hence ``zero_point = -128``). A range that is identically 0 is taken as ``[0, 1]``.
-5. Conv2d/Linear: weights symmetric per output channel, ``scale_k = max|w_k| / 127``,
-   ``w_q = round(w / scale_k)``; ``bias_q = round(b / (s_in * scale_k))`` (int32);
-   ``multiplier, shift = quantize_multiplier(s_in * scale_k / s_out)``; clamp bounds from
-   :func:`accel.numerics.activation_range`. An all-zero channel (its output is its bias)
-   gets ``scale_k = s_out / (2 * s_in)``: the rescale factor is then exactly 0.5 and the
-   bias keeps half an output LSB of precision. (A fixed scale 1 would make the factor
-   ``s_in / s_out``, which is rejected whenever the input range is wider than the output's.)
-6. AvgPool2d/GlobalAvgPool: ``multiplier, shift = quantize_multiplier(1 / count)``, ``count``
-   the kernel area (``H * W`` for the global pool). Rejected: ``count == 1``, padding with
-   ``count_include_pad=False`` and ``ceil_mode`` windows that overhang the padded input (the
-   divisor would not be one constant), asymmetric padding.
-7. Add (TFLite ``ADD``): ``left_shift = 20`` (:data:`accel.numerics.ADD_LEFT_SHIFT`),
+5. **Representable rescales.** Ranges are then widened (``lo`` and ``hi`` multiplied by one
+   factor, which keeps the zero point) until every rescale factor the hardware computes
+   with a right shift lies in ``[2**-31, 1)``, repeating until nothing changes: a Conv2d /
+   Linear output scale is at least ``s_in * max|w| / 127 * (1 + 2**-20)`` (a rescale below 1
+   for the widest channel); an Add input scale at least ``2**-30 * max(s_i)``; an Add output
+   scale at least ``2 * max(s_i) * 2**-20 * (1 + 2**-20)``, and when it exceeds
+   ``2 * max(s_i) * 2**11`` the largest input is widened to ``s_out * 2**-12``. A tensor that
+   needs none of this keeps its calibrated range (none of the zoo models needs any).
+6. Conv2d/Linear, channel ``k`` (weights symmetric, per output channel):
+   ``s_w[k] = max|w_k| / 127``; an all-zero channel takes ``s_out / (2 s_in)`` (rescale
+   exactly 0.5); **TFLite's bias rule** (``AdjustWeightsForBiasScale``): if
+   ``|b_k| >= 0.5 * s_in * s_w[k] * (2**31 - 1)``, ``s_w[k] = 2 |b_k| / (s_in * (2**31 - 1))``
+   (the bias then takes half of int32), capped at ``s_out / (2 s_in)``; **rescale floor**:
+   ``s_w[k] >= 2**-31 * s_out / s_in``. Then ``w_q = clamp(round(w / s_w[k]), -127, 127)``,
+   ``bias_q = clamp(round(b / (s_in * s_w[k])), -2**30, 2**30)`` (saturated to the middle
+   half of int32, so the input zero point fold and the accumulation keep the other half),
+   ``multiplier, shift = quantize_multiplier(s_in * s_w[k] / s_out)``, clamp bounds from
+   :func:`accel.numerics.activation_range`. A near-zero channel (GoogLeNet's) thus gets a
+   larger scale, weights that round to 0 (their contribution is below one output step) and
+   its bias; a bias the cap saturates drives the output to its clamp either way.
+7. AvgPool2d/GlobalAvgPool: ``multiplier, shift = quantize_multiplier(1 / count)``, ``count``
+   the kernel area (``H * W`` for the global pool); ``count == 1`` (an identity pool) is the
+   exact identity multiplier ``2**31 - 1``, shift 0 (:func:`accel.quantized.multiplier_for`).
+   Rejected: padding with ``count_include_pad=False`` and ``ceil_mode`` windows that overhang
+   the padded input (the divisor would not be one constant), asymmetric padding.
+8. Add (TFLite ``ADD``): ``left_shift = 20`` (:data:`accel.numerics.ADD_LEFT_SHIFT`),
    ``twice_max = 2 * max(s_i)``, input ``i`` real multiplier ``s_i / twice_max``, output real
    multiplier ``twice_max / (2**20 * s_out)``.
+9. HostOp: its output gets its own calibrated TensorQuant; it has no layer parameters (the
+   host dequantises, runs the op in float and quantises: :func:`accel.host.run_int8`).
 
 Rounding is half to even (``numpy.rint``) for weights, biases, zero points and
 :meth:`TensorQuant.quantize`; :func:`accel.numerics.quantize_multiplier` has its own (ties
-away from zero, as TFLite). Every scale that cannot be represented (a rescale factor outside
-``[2**-32, 1)``, a bias outside int32) raises ``ValueError`` naming the node.
+away from zero, as TFLite). ``docs/numerics.md`` states the same rules. A valid network
+quantises without an int32 overflow or an unrepresentable scale; what is left to raise
+``ValueError`` naming the node is a non-finite calibration range, an unsupported pool, or a
+rescale no widening can fix (a Conv2d whose input and output share one quantisation group
+and whose weights reach 127).
 """
 
 from __future__ import annotations
@@ -103,12 +122,29 @@ def _shared_groups(network: Network) -> dict[str, str]:
     return {name: find(name) for name in parent}
 
 
+#: Largest magnitude of a quantised bias: the middle half of int32.
+BIAS_LIMIT = 2**30
+#: Smallest rescale factor ptq gives a layer (``quantize_multiplier`` takes ``>= 2**-32``).
+MIN_RESCALE = 2.0**-31
+#: Relative margin by which a widened scale clears its bound.
+_MARGIN = 1 + 2.0**-20
+#: Widening rounds before giving up (each round only widens; real networks need 0 or 1).
+_ROUNDS = 32
+
+
 def _tensor_quants(network: Network, values: Mapping[str, np.ndarray]) -> dict[str, TensorQuant]:
     ranges: dict[str, tuple[float, float]] = {}
     groups = _shared_groups(network)
     for name, root in groups.items():
         lo, hi = ranges.get(root, (0.0, 0.0))
         ranges[root] = (min(lo, float(values[name].min())), max(hi, float(values[name].max())))
+    for name, root in groups.items():
+        lo, hi = ranges[root]
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise node_error(network, name, f"output range [{lo}, {hi}] is not finite")
+        if lo == hi == 0.0:
+            ranges[root] = (0.0, 1.0)
+    _fit_ranges(network, groups, ranges)
     quants: dict[str, TensorQuant] = {}
     for name, root in groups.items():
         try:
@@ -118,28 +154,69 @@ def _tensor_quants(network: Network, values: Mapping[str, np.ndarray]) -> dict[s
     return quants
 
 
+def _fit_ranges(
+    network: Network, groups: Mapping[str, str], ranges: dict[str, tuple[float, float]]
+) -> None:
+    """Widen ranges until every rescale factor is representable (module docstring, step 5)."""
+
+    def scale(name: str) -> float:
+        lo, hi = ranges[groups[name]]
+        return (hi - lo) / 255
+
+    def widen(name: str, needed: float) -> bool:
+        """Make the scale of ``name`` at least ``needed`` (times the margin)."""
+        current = scale(name)
+        if current >= needed:
+            return False
+        factor = needed * _MARGIN / current
+        lo, hi = ranges[groups[name]]
+        ranges[groups[name]] = (lo * factor, hi * factor)
+        return True
+
+    w_max = {
+        name: float(np.abs(network.weights(name)["weight"]).max())
+        for name in network.layers()
+        if isinstance(network.op(name), (Conv2d, Linear))
+    }
+    for _ in range(_ROUNDS):
+        changed = False
+        for name in network.layers():
+            op = network.op(name)
+            srcs = network.inputs(name)
+            if isinstance(op, (Conv2d, Linear)) and w_max[name] > 0:
+                changed |= widen(name, scale(srcs[0]) * w_max[name] / 127 * _MARGIN)
+            elif isinstance(op, Add):
+                top = max(scale(src) for src in srcs)
+                for src in srcs:
+                    changed |= widen(src, top * 2.0**-30)
+                twice_max = 2 * max(scale(src) for src in srcs)
+                changed |= widen(name, twice_max * 2.0**-20 * _MARGIN)
+                if scale(name) > twice_max * 2.0**11:
+                    largest = max(srcs, key=scale)
+                    changed |= widen(largest, scale(name) * 2.0**-12)
+        if not changed:
+            return
+
+
 def _conv_quant(network: Network, name: str, t_in: TensorQuant, t_out: TensorQuant) -> ConvQuant:
     op = network.op(name)
     weights = network.weights(name)
     w = np.asarray(weights["weight"], dtype=np.float64)
     k = w.shape[0]
+    b = np.asarray(weights.get("bias", np.zeros(k)), dtype=np.float64)
+    s_in, s_out = t_in.scale, t_out.scale
     w_max = np.abs(w.reshape(k, -1)).max(axis=1)
+    half = s_out / (2 * s_in)  # the weight scale of rescale factor 0.5
     # An all-zero channel's scale is free: pick the one whose rescale factor is exactly 0.5.
-    w_scale = np.where(w_max > 0, w_max / 127, t_out.scale / (2 * t_in.scale))
+    w_scale = np.where(w_max > 0, w_max / 127, half)
+    # TFLite's AdjustWeightsForBiasScale: the bias must fit half of int32.
+    bias_floor = 2 * np.abs(b) / (s_in * numerics.INT32_MAX)
+    w_scale = np.maximum(w_scale, np.minimum(bias_floor, half))
+    w_scale = np.maximum(w_scale, MIN_RESCALE * s_out / s_in)
     w_q = np.rint(w / w_scale.reshape(k, *[1] * (w.ndim - 1)))
     w_q = np.clip(w_q, -numerics.INT8_MAX, numerics.INT8_MAX).astype(np.int8)
-    b = np.asarray(weights.get("bias", np.zeros(k)), dtype=np.float64)
-    b_q = np.rint(b / (t_in.scale * w_scale))
-    if np.abs(b_q).max() > numerics.INT32_MAX:
-        channel = int(np.argmax(np.abs(b_q)))
-        raise node_error(
-            network,
-            name,
-            f"quantised bias of output channel {channel} is {b_q[channel]:.0f}, outside int32",
-        )
-    multiplier, shift = _multiplier(
-        network, name, t_in.scale * w_scale / t_out.scale, "requantisation scale"
-    )
+    b_q = np.clip(np.rint(b / (s_in * w_scale)), -BIAS_LIMIT, BIAS_LIMIT)
+    multiplier, shift = _multiplier(network, name, s_in * w_scale / s_out, "requantisation scale")
     act = numerics.activation_range(op.activation, t_out.zero_point, t_out.scale)
     return ConvQuant(w_q, b_q.astype(np.int32), multiplier, shift, *act, weight_scale=w_scale)
 
@@ -168,9 +245,9 @@ def quantize(
     Raises
     ------
     ValueError
-        Naming the node: a rescale factor :func:`~accel.numerics.quantize_multiplier` rejects,
-        a bias outside int32, an unsupported pool (:func:`avg_pool_count`); or a calibration
-        input with a wrong name or shape.
+        Naming the node: a non-finite calibration range, an unsupported pool
+        (:func:`avg_pool_count`), a rescale factor no widening makes representable; or a
+        calibration input with a wrong name or shape.
     """
     float_net = synthetic.random_weights(network, seed)
     if calibration is None:

@@ -33,6 +33,7 @@ from accel import numerics
 from accel.graph import GlobalAvgPool, Network, pool_padding
 
 __all__ = [
+    "IDENTITY_MULTIPLIER",
     "AddQuant",
     "ConvQuant",
     "PoolQuant",
@@ -232,13 +233,15 @@ def node_error(network: Network, name: str, message: str) -> ValueError:
 def avg_pool_count(network: Network, name: str) -> int:
     """The constant divisor (window area) of an AvgPool2d or GlobalAvgPool node in int8.
 
+    A count of 1 (a 1x1 window, or a global pool of a 1x1 map) is the identity: its
+    rescale factor 1 is :func:`multiplier_for`'s exact identity multiplier.
+
     Raises
     ------
     ValueError
         Naming the node, when one constant divisor is not the PyTorch semantics:
         ``count_include_pad=False`` with padding, a ``ceil_mode`` window overhanging the
-        padded input, asymmetric padding; or when the count is 1 (the rescale factor 1 is not
-        representable by a right shift).
+        padded input, asymmetric padding.
     """
     op = network.op(name)
     (src,) = network.inputs(name)
@@ -264,20 +267,31 @@ def avg_pool_count(network: Network, name: str) -> int:
                     "(a smaller divisor there), not supported in int8",
                 )
         kernel = op.kernel
-    count = math.prod(kernel)
-    if count == 1:
-        raise node_error(
-            network,
-            name,
-            f"averaging over a window of 1 element (kernel {tuple(kernel)}) needs the rescale "
-            "factor 1, which the multiplier/right shift cannot represent",
-        )
-    return count
+    return math.prod(kernel)
+
+
+#: The multiplier and shift of the rescale factor exactly 1 (see :func:`multiplier_for`).
+IDENTITY_MULTIPLIER = (numerics.MULTIPLIER_MAX, 0)
 
 
 def multiplier_for(real_scale: ArrayLike, what: str) -> tuple[int, int] | tuple[NDArray, NDArray]:
-    """:func:`~accel.numerics.quantize_multiplier`, its error naming ``what``."""
+    """:func:`~accel.numerics.quantize_multiplier`, its error naming ``what``; except that a
+    factor of exactly 1 (an identity pool, or equal scales) is :data:`IDENTITY_MULTIPLIER`,
+    ``M = 2**31 - 1``, ``shift = 0``, which is exact for every accumulator ``|acc| < 2**30``:
+    ``SRDHM(acc, 2**31 - 1) = acc`` there (``docs/numerics.md``)."""
     try:
-        return numerics.quantize_multiplier(real_scale)
+        scale = np.asarray(real_scale, dtype=np.float64)
+    except (TypeError, ValueError):
+        scale = None  # quantize_multiplier raises its TypeError
+    one = scale is not None and scale == 1.0
+    try:
+        if not np.any(one):
+            return numerics.quantize_multiplier(real_scale)
+        multiplier, shift = numerics.quantize_multiplier(np.where(one, 0.5, scale))
     except ValueError as exc:
         raise ValueError(f"{what} is not representable: {exc}") from None
+    multiplier = np.where(one, IDENTITY_MULTIPLIER[0], multiplier).astype(np.int64)
+    shift = np.where(one, IDENTITY_MULTIPLIER[1], shift).astype(np.int64)
+    if scale.ndim == 0:
+        return int(multiplier), int(shift)
+    return multiplier, shift

@@ -4,6 +4,7 @@ Expected cycle counts are either worked out by hand below or taken from SCALE-Si
 golden reports (scale-sim-v2/v3 ``test/general/golden_trace_*/COMPUTE_REPORT.csv``).
 """
 
+import json
 import math
 from pathlib import Path
 
@@ -350,7 +351,7 @@ def test_config_rejects_other_dataflows(tmp_path, dataflow):
     with pytest.raises(
         ValueError,
         match=rf"bad.cfg: \[architecture_presets\] Dataflow = "
-        rf"'{dataflow}' is not supported by our hardware",
+        rf"'{dataflow}' is not implemented by our hardware",
     ):
         scalesim.load_config(path)
 
@@ -570,3 +571,31 @@ def test_model_layer_type_errors():
         scalesim.scalesim_cycles("FC", 8, 8)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"layers must be a sequence of ScaleSimLayer"):
         scalesim.compute_report(resnet_row("FC"), 8, 8)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+def test_the_cli_runs_scalesims_model_of_every_dataflow(tmp_path, capsys, dataflow):
+    """A SCALE-Sim config of any dataflow drives --model scalesim digit for digit and
+    --model both beside our (weight-stationary) machine; --model accel refuses os/is."""
+    from accel.cli import main
+
+    cfg = tmp_path / "scale.cfg"
+    cfg.write_text(
+        (DATA / "scale.cfg").read_text().replace("Dataflow : ws", f"Dataflow : {dataflow}")
+    )
+    topology = DATA / "Resnet18.csv"
+    args = ["simulate", str(topology), "--scalesim-config", str(cfg)]
+    assert main([*args, "--model", "scalesim", "--format", "json"]) == 0
+    rows = scalesim.load_topology_rows(topology)
+    assert json.loads(capsys.readouterr().out) == scalesim.compute_report(rows, 32, 32, dataflow)
+    assert main([*args, "--model", "both", "--format", "json", "-q"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert f"SCALE-Sim's {dataflow} model against our ws machine" in doc["title"]
+    expected = [scalesim.scalesim_cycles(r, 32, 32, dataflow) for r in rows]
+    assert [layer["scalesim_cycles"] for layer in doc["layers"]] == expected
+    status = main([*args, "--cycles-only"])
+    err = capsys.readouterr().err
+    if dataflow == "ws":
+        assert status == 0
+    else:
+        assert status == 2 and f"Dataflow = '{dataflow}' is not implemented by our hardware" in err

@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def load_model(spec: str, *, input_size: int | None = None):
+def load_model(spec: str, *, input_size: int | None = None, host: bool = True):
     """A zoo name, a path to an ``.onnx`` file or a path to a SCALE-Sim ``.csv`` topology.
 
     Returns a :class:`~accel.graph.Network` (float, or without weights) or, for quantised
-    ONNX models, a :class:`~accel.quantized.QuantizedNetwork`.
+    ONNX models, a :class:`~accel.quantized.QuantizedNetwork`. ONNX ops without an accelerator
+    mapping become host ops, or errors with ``host=False``.
+
+    The commands built on it run one image: an ONNX model with a static batch ``N > 1`` is
+    rejected with a message naming the batch (``accel.frontends.onnx.load`` keeps and records
+    it, :func:`accel.frontends.onnx.batch_size`).
     """
     from accel import models
 
@@ -28,7 +33,15 @@ def load_model(spec: str, *, input_size: int | None = None):
         if suffix == ".onnx":
             from accel.frontends import onnx
 
-            return onnx.load(path)
+            network = onnx.load(path, host=host)
+            batch = onnx.batch_size(network)
+            if batch is not None and batch > 1:
+                raise ValueError(
+                    f"{spec}: the model has a static batch of {batch} images (N={batch} in its "
+                    "input shapes); these commands run one image: export it with batch 1 or a "
+                    "dynamic batch"
+                )
+            return network
         from accel.frontends import scalesim
 
         return scalesim.load_topology(path)

@@ -1,16 +1,26 @@
 """ONNX import: float models to a :class:`~accel.graph.Network`, int8 models to a
 :class:`~accel.quantized.QuantizedNetwork`.
 
-:func:`load` walks the graph once, in its (topological) node order, with one handler per ONNX
-op (:data:`HANDLERS`). Every attribute a handler does not implement exactly, and every op
-without a handler, raises ``ValueError("node 'name' (OpType): ...")`` naming the attribute
-and the value: nothing is approximated. ``docs/onnx.md`` lists what is supported and how
-ONNX quantisation parameters map to our requantisation.
+:func:`load` prepares the model (:mod:`accel.frontends.prepare`: a default-domain opset older
+than 11 is upgraded with ``onnx.version_converter``), then walks the graph once, in its
+(topological) node order, with one handler per ONNX op (:data:`HANDLERS`):
 
-Float models: Conv, Gemm, MatMul (+ Add of a constant as its bias), Relu, Clip (relu /
-relu6), MaxPool, AveragePool, GlobalAveragePool, Add, Concat, Flatten, Reshape to ``(N, -1)``,
-BatchNormalization (folded into the preceding Conv), Identity, Dropout. Activations are fused
-into their producers with :func:`accel.graph.fuse_activations`.
+* a node whose inputs are all constants (initializers, Constant nodes, values folded before
+  it, the Shape of a tensor whose shape is static) is evaluated with ``onnx.reference`` and
+  becomes a constant: Shape / Gather / Concat / ConstantOfShape / Cast ... chains disappear;
+* an op with a handler becomes accelerator ops (Conv2d, Linear, pools, Add, ...), its
+  attributes mapped exactly; 1-D ``(N, C, L)`` tensors run as 2-D with ``H = 1`` and
+  ``(N, F)`` tensors as vectors;
+* an op without an accelerator mapping (no handler, or a form the handler does not map:
+  Sigmoid, Softmax, Pad, ConvTranspose, dilated MaxPool, a broadcasting Add, a Reshape that
+  is not a flatten, ...) becomes an :class:`accel.graph.HostOp` (:func:`accel.host.host_op`),
+  run on the host with ONNX's reference implementation; ``load(..., host=False)`` rejects it
+  instead, naming the node and the op.
+
+Every attribute a handler does not implement exactly raises ``ValueError("node 'name'
+(OpType): ...")`` naming the attribute and the value, or sends the node to the host:
+nothing is approximated. ``docs/onnx.md`` lists what runs where and how ONNX quantisation
+parameters map to our requantisation.
 
 Quantised models (any QuantizeLinear, DequantizeLinear or QLinear* node makes the result a
 :class:`~accel.quantized.QuantizedNetwork`), in either form:
@@ -25,7 +35,9 @@ Quantised models (any QuantizeLinear, DequantizeLinear or QLinear* node makes th
 
 uint8 tensors are converted exactly to int8 (``q - 128`` with zero point ``zp - 128``). Every
 node of the result records the ONNX tensors it stands for in ``meta["onnx_tensors"]``;
-:func:`tensor_map` inverts that.
+:func:`tensor_map` inverts that. Input nodes record the model's static batch
+(:func:`batch_size`) and the notes of the import (:func:`import_notes`), which are also
+logged (logger ``accel.frontends.onnx``, level INFO).
 
 Examples
 --------
@@ -36,10 +48,11 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -51,8 +64,11 @@ import onnx.external_data_helper
 from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, numpy_helper
 
+from accel import host as host_ops
 from accel import numerics
 from accel.files import read_bytes
+from accel.frontends import prepare
+from accel.frontends.prepare import MIN_OPSET
 from accel.graph import (
     Activation,
     Add,
@@ -61,11 +77,14 @@ from accel.graph import (
     Conv2d,
     Flatten,
     GlobalAvgPool,
+    HostOp,
     Input,
     Linear,
     MaxPool2d,
     Network,
     Op,
+    Shape,
+    conv_output_size,
     fuse_activations,
 )
 from accel.quantized import (
@@ -78,10 +97,17 @@ from accel.quantized import (
     multiplier_for,
 )
 
-__all__ = ["HANDLERS", "MICROSOFT_HANDLERS", "MIN_OPSET", "load", "tensor_map"]
+__all__ = [
+    "HANDLERS",
+    "MICROSOFT_HANDLERS",
+    "MIN_OPSET",
+    "batch_size",
+    "import_notes",
+    "load",
+    "tensor_map",
+]
 
-#: Oldest default-domain opset accepted (Clip bounds and Dropout changed before it).
-MIN_OPSET = 11
+_LOG = logging.getLogger(__name__)
 #: Ops whose int8 output must have the quantisation of their inputs.
 _SHARED_QUANT = (MaxPool2d, Flatten, Concat, Activation)
 #: Ops whose output takes the input quantisation when no QuantizeLinear follows them.
@@ -95,16 +121,23 @@ _INT_TYPES = {TensorProto.INT8: np.int8, TensorProto.UINT8: np.uint8}
 # Public API
 
 
-def load(model: str | os.PathLike[str] | onnx.ModelProto) -> Network | QuantizedNetwork:
+def load(
+    model: str | os.PathLike[str] | onnx.ModelProto, *, host: bool = True
+) -> Network | QuantizedNetwork:
     """Import an ONNX model.
 
     Parameters
     ----------
     model : path or onnx.ModelProto
-        The model; it must pass ``onnx.checker.check_model`` and use default-domain opset
-        ``>= MIN_OPSET``. Inputs are ``(N, C, H, W)`` tensors with a static ``C, H, W`` and
-        any (also symbolic) batch ``N``; each becomes an :class:`~accel.graph.Input` named
-        after it.
+        The model; it must pass ``onnx.checker.check_model``. A default-domain opset older
+        than :data:`MIN_OPSET` is upgraded to :data:`~accel.frontends.prepare.TARGET_OPSET`
+        first (a note says so). Inputs are tensors of rank 2 or more whose dimensions other
+        than the leading batch ``N`` are static; ``N`` may be symbolic or a number (the
+        batch, recorded: :func:`batch_size`). ``(N, C, H, W)`` becomes ``Input((C, H, W))``,
+        ``(N, C, L)`` ``Input((C, 1, L))``, ``(N, F)`` ``Input((F, 1, 1))``.
+    host : bool
+        Ops without an accelerator mapping become :class:`~accel.graph.HostOp` nodes
+        (``True``, the default) or are rejected (``False``).
 
     Returns
     -------
@@ -123,10 +156,14 @@ def load(model: str | os.PathLike[str] | onnx.ModelProto) -> Network | Quantized
     TypeError
         If ``model`` is neither a path nor a ModelProto.
     """
+    if not isinstance(host, bool):
+        raise TypeError(f"host must be a bool, got {host!r}")
     where = "invalid ONNX model"
+    label = "ONNX model"
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         where = f"{path}: invalid ONNX model"
+        label = path
         data = read_bytes(path, what="ONNX model")
         try:
             model = onnx.load_model_from_string(data)
@@ -146,7 +183,9 @@ def load(model: str | os.PathLike[str] | onnx.ModelProto) -> Network | Quantized
         raise ValueError(f"{where}: {exc}") from None
     except UnicodeDecodeError as exc:  # a damaged string field
         raise ValueError(f"{where}: a name or string is not UTF-8 ({exc.reason})") from None
-    return _Importer(model).run()
+    model, note = prepare.upgrade(model, label)
+    notes = [note] if note else []
+    return _Importer(model, host=host, notes=notes).run()
 
 
 def tensor_map(network: Network | QuantizedNetwork) -> dict[str, str]:
@@ -163,12 +202,36 @@ def tensor_map(network: Network | QuantizedNetwork) -> dict[str, str]:
     }
 
 
+def _first_input_meta(network: Network | QuantizedNetwork) -> dict[str, Any]:
+    network = getattr(network, "network", network)
+    names = network.input_names
+    return network.meta(names[0]) if names else {}
+
+
+def batch_size(network: Network | QuantizedNetwork) -> int | None:
+    """The static batch ``N`` of the imported model's inputs, or ``None`` when it is symbolic
+    (or the network was not imported from ONNX). The network itself describes one image; a
+    caller honours ``N`` by running ``N`` images."""
+    return _first_input_meta(network).get("batch")
+
+
+def import_notes(network: Network | QuantizedNetwork) -> list[str]:
+    """What the import did that a user should know, one line each: an opset upgrade, the
+    static batch, the ops sent to the host (also logged at INFO by ``accel.frontends.onnx``)."""
+    return list(_first_input_meta(network).get("onnx_notes", ()))
+
+
 # ---------------------------------------------------------------------------------------
 # Nodes and their attributes
 
 
 class _NodeError(ValueError):
     """A ValueError whose message already names the node."""
+
+
+class _Unmapped(_NodeError):
+    """The op, or this form of it, has no accelerator mapping: it runs on the host unless
+    ``load(..., host=False)``, which raises this error."""
 
 
 def _attribute(attr: onnx.AttributeProto) -> Any:
@@ -204,6 +267,12 @@ class _Node:
 
     def bad(self, key: str, value: Any, why: str) -> _NodeError:
         return self.error(f"attribute {key}={_show(value)} is not supported: {why}")
+
+    def unmapped(self, message: str) -> _Unmapped:
+        return _Unmapped(f"node {self.label!r} ({self.op_type}): {message}")
+
+    def unmapped_attr(self, key: str, value: Any, why: str) -> _Unmapped:
+        return self.unmapped(f"attribute {key}={_show(value)} is not supported: {why}")
 
     def has_input(self, index: int) -> bool:
         return index < len(self.inputs) and self.inputs[index] != ""
@@ -324,34 +393,78 @@ def _tensor_quant(node: _Node, scale: np.ndarray, zero_point: np.ndarray, what: 
 # The importer
 
 
+_QUANT_OPS = ("QuantizeLinear", "DequantizeLinear")
+#: Largest host op output per image (elements); more is a damaged model, not a network.
+_MAX_ELEMENTS = 2**31
+
+
+def _graph_shape(dims: tuple[int, ...]) -> Shape:
+    """How the graph stores an ONNX tensor of shape ``(N, *dims)`` (the same elements in the
+    same order, without the batch): ``()`` as ``(1,)``, ``(F,)`` as a vector, ``(C, L)`` as
+    ``(C, 1, L)``, ``(C, H, W)`` as it is, higher ranks as ``(d1, d2 * ... * d(k-1), dk)``."""
+    if len(dims) == 0:
+        return (1,)
+    if len(dims) == 1:
+        return (dims[0],)
+    if len(dims) == 2:
+        return (dims[0], 1, dims[1])
+    if len(dims) == 3:
+        return tuple(dims)
+    return (dims[0], math.prod(dims[1:-1]), dims[-1])
+
+
+def _input_shape(dims: tuple[int, ...]) -> Shape:
+    """The ``Input`` shape (always 3-D) of an ONNX input of shape ``(N, *dims)``."""
+    shape = _graph_shape(dims)
+    return (*shape, 1, 1)[:3] if len(shape) < 3 else shape
+
+
+def _initializer(init: onnx.TensorProto) -> np.ndarray:
+    try:
+        return numpy_helper.to_array(init)
+    except (KeyError, TypeError, ValueError) as exc:
+        try:
+            kind = TensorProto.DataType.Name(init.data_type)
+        except ValueError:
+            kind = "unknown"
+        raise ValueError(
+            f"initializer {init.name!r}: cannot be read (data type {init.data_type}, {kind}: "
+            f"{exc!r})"
+        ) from None
+
+
 class _Importer:
-    def __init__(self, model: onnx.ModelProto) -> None:
-        opsets = {o.domain or "ai.onnx": o.version for o in model.opset_import}
-        if opsets.get("ai.onnx", 0) < MIN_OPSET:
-            raise ValueError(
-                f"default-domain opset {opsets.get('ai.onnx')} is not supported; "
-                f"need >= {MIN_OPSET}"
-            )
+    def __init__(
+        self, model: onnx.ModelProto, host: bool = True, notes: Sequence[str] = ()
+    ) -> None:
         graph = model.graph
+        self.host = host
+        self.notes = list(notes)
+        self.opsets = [o for o in model.opset_import if o.domain in ("", "ai.onnx")]
         self.protos = list(graph.node)
         self.net = Network(graph.name or "onnx")
         self.consts: dict[str, np.ndarray] = {
-            init.name: numpy_helper.to_array(init) for init in graph.initializer
+            init.name: _initializer(init) for init in graph.initializer
         }
         self.qconsts: dict[str, _QConst] = {}
         self.nodes_of: dict[str, str] = {}  # ONNX activation tensor -> network node
+        self.dims: dict[str, tuple[int, ...]] = {}  # ONNX activation tensor -> its shape sans N
         self.op_types: dict[str, str] = {}  # network node -> ONNX op type
         self.quant: dict[str, TensorQuant] = {}  # network node -> its output quantisation
         self.claims: list[tuple[str, TensorQuant, _Node, str]] = []
         self.int_layers: dict[str, _IntLayer] = {}
         self.quantized = False
+        self.quantized_model = any(
+            p.op_type in _QUANT_OPS or p.op_type.startswith("QLinear") or p.op_type == "QGemm"
+            for p in self.protos
+        )
         self.absorbed: set[int] = set()  # indices of nodes folded into an earlier one
         self.graph_outputs = [o.name for o in graph.output]
         self.consumers: dict[str, list[int]] = {}
         for index, proto in enumerate(self.protos):
             for name in proto.input:
                 self.consumers.setdefault(name, []).append(index)
-        self.batch: int | None = None
+        self.batch: int | str | None = None  # static N, or the name of a symbolic one
         for value_info in graph.input:
             if value_info.name not in self.consts:
                 self._add_input(value_info)
@@ -373,17 +486,27 @@ class _Importer:
                 "(float, double, float16 or int8)"
             )
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
-        if len(dims) != 4 or any(d is None or d < 1 for d in dims[1:]):
+        params = [d.dim_param for d in tensor_type.shape.dim]
+        if len(dims) < 2 or any(d is None or d < 1 for d in dims[1:]):
             shown = ["?" if d is None else d for d in dims]
             raise ValueError(
-                f"input {label!r}: shape {shown} is not supported; expected (N, C, H, W) with "
-                "static C, H, W (N may be symbolic)"
+                f"input {label!r}: shape {shown} is not supported; expected (N, C, H, W), "
+                "(N, C, L) or (N, F) (any rank >= 2) with every dimension but the batch N "
+                "static"
             )
-        if dims[0]:
-            self.batch = dims[0] if self.batch in (None, dims[0]) else None
+        batch: int | str = dims[0] if dims[0] else (params[0] or "N")
+        static = isinstance(batch, int) or isinstance(self.batch, int)
+        if static and self.batch is not None and batch != self.batch:
+            raise ValueError(
+                f"input {label!r}: batch {batch!r} differs from the batch {self.batch!r} "
+                "of the inputs before it"
+            )
+        if self.batch is None or isinstance(batch, int):
+            self.batch = batch
         name = self.unique(label)
-        self.net.add(name, Input(tuple(dims[1:])))
+        self.net.add(name, Input(_input_shape(tuple(dims[1:]))))
         self.nodes_of[label] = name
+        self.dims[label] = tuple(dims[1:])
         self.op_types[name] = "input"
 
     def unique(self, base: str) -> str:
@@ -411,6 +534,11 @@ class _Importer:
             raise node.error(f"input {index} ({tensor!r}) is not produced by an imported node")
         return self.nodes_of[tensor]
 
+    def dims_of(self, node: _Node, index: int) -> tuple[int, ...]:
+        """The ONNX shape (without the batch) of computed input ``index``."""
+        self.activation(node, index)
+        return self.dims[node.inputs[index]]
+
     def constant(self, node: _Node, index: int, what: str) -> np.ndarray:
         if not node.has_input(index):
             raise node.error(f"{what} (input {index}) is missing")
@@ -424,6 +552,11 @@ class _Importer:
 
     def weight(self, node: _Node, index: int, what: str) -> tuple[np.ndarray, _QConst | None]:
         """A constant as float64, with its integer form if it is a quantised constant."""
+        if node.has_input(index) and node.inputs[index] not in self.consts:
+            raise node.unmapped(
+                f"{what} (input {index}, {node.inputs[index]!r}) must be a constant "
+                "(an initializer or a Constant node)"
+            )
         value = self.constant(node, index, what)
         if value.dtype.kind != "f":
             raise node.error(f"{what} has dtype {value.dtype}; expected float")
@@ -436,14 +569,19 @@ class _Importer:
         zero_point = self.constant(node, index + 1, f"{what} zero point")
         return _tensor_quant(node, scale, zero_point, what)
 
-    def define(self, tensor: str, name: str) -> None:
-        """ONNX ``tensor`` is the output of network node ``name``."""
+    def define(self, tensor: str, name: str, dims: tuple[int, ...]) -> None:
+        """ONNX ``tensor``, of shape ``(N, *dims)``, is the output of network node ``name``."""
+        dims = tuple(int(d) for d in dims)
+        if math.prod(dims) != math.prod(self.net.shape(name)):
+            raise AssertionError(f"tensor {tensor!r} {dims} is not node {name!r}")
         self.nodes_of[tensor] = name
+        self.dims[tensor] = dims
 
-    def unused_outputs(self, node: _Node, first: int = 1) -> None:
+    def unused_outputs(self, node: _Node, first: int = 1, unmapped: bool = False) -> None:
         for index, tensor in enumerate(node.outputs[first:], first):
             if tensor and self.used(tensor):
-                raise node.error(f"output {index} ({tensor!r}) is used; it is not supported")
+                error = node.unmapped if unmapped else node.error
+                raise error(f"output {index} ({tensor!r}) is used; it is not supported")
 
     def sole_consumer(self, node: _Node, op_type: str, operand: int | None = None) -> int | None:
         """Index of the only node reading output 0, if it is an ``op_type`` (reading it as
@@ -470,6 +608,12 @@ class _Importer:
         self.op_types[name] = node.op_type
         return name
 
+    def alias(self, node: _Node, index: int, dims: tuple[int, ...]) -> None:
+        """Output 0 of ``node`` is input ``index`` seen with shape ``(N, *dims)``: a reshape
+        that changes nothing the graph stores, or an op that is the identity."""
+        x = self.activation(node, index)
+        self.define(node.outputs[0], x, dims)
+
     def set_quant(self, name: str, quant: TensorQuant, node: _Node) -> None:
         old = self.quant.get(name)
         if old is not None and old != quant:
@@ -483,6 +627,116 @@ class _Importer:
         """Node ``node`` reads int8 tensor ``name`` with quantisation ``quant``."""
         self.claims.append((name, quant, node, what))
 
+    # -- constant folding and the host ----------------------------------------------------
+
+    def foldable(self, proto: onnx.NodeProto) -> bool:
+        """A default-domain node whose inputs are all known constants, or the Shape / Size of
+        a computed tensor whose shape (batch included) is static."""
+        if proto.domain not in ("", "ai.onnx") or proto.op_type in prepare.NEVER_FOLD:
+            return False
+        inputs = [name for name in proto.input if name]
+        if proto.op_type in ("Shape", "Size") and inputs and inputs[0] in self.nodes_of:
+            return isinstance(self.batch, int)
+        return bool(inputs) and all(name in self.consts for name in inputs)
+
+    def fold(self, node: _Node) -> None:
+        proto = node.proto
+        if proto.op_type in ("Shape", "Size") and node.inputs[0] in self.nodes_of:
+            full = np.array([self.batch, *self.dims[node.inputs[0]]], dtype=np.int64)
+            if proto.op_type == "Size":
+                self.consts[node.outputs[0]] = np.array(full.prod(), dtype=np.int64)
+                return
+            attrs = node.attrs(start=0, end=None)
+            rank = len(full)
+            start, end = attrs["start"], rank if attrs["end"] is None else attrs["end"]
+            start, end = (min(max(v + rank if v < 0 else v, 0), rank) for v in (start, end))
+            self.consts[node.outputs[0]] = full[start:end]
+            return
+        self.consts.update(prepare.evaluate(proto, self.consts, self.opsets))
+
+    def host_node(self, node: _Node, reason: str) -> None:
+        """Run ``node`` on the host: one :class:`HostOp` per used output."""
+        proto = node.proto
+        if proto.domain not in ("", "ai.onnx"):
+            raise node.error(
+                f"op {proto.op_type!r} (domain {proto.domain!r}) cannot run on the host: the "
+                "host runs default-domain ONNX ops"
+            )
+        if any(
+            a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+            for a in proto.attribute
+        ):
+            raise node.error("ops with subgraphs (control flow) are not supported")
+        if proto.op_type in ("Shape", "Size"):
+            raise node.error(
+                f"the shape of {node.inputs[0]!r} is not static (batch {self.batch!r}): shape "
+                "computations need a static batch; export the model with a fixed batch size"
+            )
+        inputs: dict[str, str] = {}  # ONNX tensor -> network node, computed inputs in order
+        rename: dict[str, str] = {}
+        constants: dict[str, np.ndarray] = {}
+        for index, tensor in enumerate(node.inputs):
+            if not tensor:
+                continue
+            if tensor in self.consts:
+                value = self.consts[tensor]
+                constants[tensor] = value.astype(np.float32) if value.dtype == np.float64 else value
+                continue
+            src = self.activation(node, index)
+            twin = next((t for t, n in inputs.items() if n == src and t != tensor), None)
+            if twin is not None and self.dims[twin] == self.dims[tensor]:
+                rename[tensor] = twin
+            elif twin is not None:
+                raise node.error(
+                    f"inputs {twin!r} and {tensor!r} are one tensor seen with two shapes"
+                )
+            else:
+                inputs[tensor] = src
+        if not inputs:
+            raise node.error("has no computed input (nothing for the host to run it on)")
+        if rename:
+            proto = onnx.NodeProto()
+            proto.CopyFrom(node.proto)
+            proto.input[:] = [rename.get(t, t) for t in node.proto.input]
+        opsets = self.opsets
+        shapes = {t: (self.batch, *self.dims[t]) for t in inputs}
+        used = [i for i, t in enumerate(node.outputs) if t and (self.used(t) or i == 0)]
+        for index in used:
+            tensor = node.outputs[index]
+            elem, dims = prepare.infer_output(proto, shapes, constants, opsets, index)
+            if elem not in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16):
+                raise node.error(
+                    f"output {index} ({tensor!r}) has element type "
+                    f"{TensorProto.DataType.Name(elem)}; host ops compute float tensors"
+                )
+            if not dims or dims[0] != self.batch:
+                raise node.error(
+                    f"output {index} ({tensor!r}) has shape {list(dims)}: its leading dimension "
+                    f"is not the batch {self.batch!r} (an op that moves the batch cannot run "
+                    "between accelerator segments)"
+                )
+            out = tuple(int(d) for d in dims[1:])
+            if not all(out):
+                raise node.error(f"output {index} ({tensor!r}) is empty: shape {list(dims)}")
+            if math.prod(out) > _MAX_ELEMENTS:
+                raise node.error(
+                    f"output {index} ({tensor!r}) has shape {list(dims)}: over 2**31 elements "
+                    "per image"
+                )
+            with _named(node):
+                op = host_ops.host_op(
+                    proto,
+                    [(t, self.dims[t]) for t in inputs],
+                    constants,
+                    out,
+                    _graph_shape(out),
+                    opsets,
+                    index=index,
+                )
+            name = self.add(node, lambda op=op: op, list(inputs.values()))
+            self.net.meta(name)["host_reason"] = reason
+            self.define(tensor, name, out)
+
     # -- the passes ------------------------------------------------------------------------
 
     def run(self) -> Network | QuantizedNetwork:
@@ -495,21 +749,37 @@ class _Importer:
             ):
                 HANDLERS[proto.op_type](self, _Node(proto))
                 self.absorbed.add(index)
+            elif self.foldable(proto) and not (set(proto.input) & set(self.nodes_of)):
+                self.fold(_Node(proto))
+                self.absorbed.add(index)
         for index, proto in enumerate(self.protos):
             if index in self.absorbed:
                 continue
             node = _Node(proto)
+            if self.foldable(proto):
+                self.fold(node)
+                continue
             handler = HANDLERS.get(proto.op_type) if proto.domain in ("", "ai.onnx") else None
             if proto.domain == "com.microsoft":
                 handler = MICROSOFT_HANDLERS.get(proto.op_type)
             if handler is None:
                 domain = f" (domain {proto.domain!r})" if proto.domain else ""
+                if self.host and not domain:
+                    self.host_node(node, f"no accelerator mapping for {proto.op_type}")
+                    continue
                 raise node.error(
                     f"op {proto.op_type!r}{domain} is not supported; supported ops: "
                     f"{', '.join(sorted(HANDLERS))}, com.microsoft "
                     f"{', '.join(sorted(MICROSOFT_HANDLERS))}"
                 )
-            handler(self, node)
+            size, absorbed = len(self.net), set(self.absorbed)
+            try:
+                handler(self, node)
+            except _Unmapped as exc:
+                if not self.host or len(self.net) != size or proto.domain not in ("", "ai.onnx"):
+                    raise
+                self.absorbed = absorbed
+                self.host_node(node, re.sub(r"^node '[^']*' \(\w+\): ", "", str(exc)))
         for tensor in self.graph_outputs:
             if tensor not in self.nodes_of:
                 raise ValueError(f"graph output {tensor!r} is not computed by an imported node")
@@ -525,6 +795,21 @@ class _Importer:
             tensors.setdefault(target[name], []).append(tensor)
         for name, names in tensors.items():
             fused.meta(name)["onnx_tensors"] = names
+        batch = self.batch if isinstance(self.batch, int) else None
+        if batch is not None and batch > 1:
+            self.notes.append(f"static batch N={batch}: the network describes one image of it")
+        hosted: dict[str, int] = {}
+        for name in fused.order():
+            op = fused.op(name)
+            if isinstance(op, HostOp):
+                hosted[op.op_type] = hosted.get(op.op_type, 0) + 1
+        if hosted:
+            counts = ", ".join(f"{op_type} x{n}" for op_type, n in sorted(hosted.items()))
+            self.notes.append(f"{sum(hosted.values())} ops run on the host: {counts}")
+        for note in self.notes:
+            _LOG.info("%s: %s", fused.name, note)
+        for name in fused.input_names:
+            fused.meta(name).update(batch=batch, onnx_notes=list(self.notes))
         if not self.quantized:
             return fused
         return self.quantize(fused, target)
@@ -667,13 +952,85 @@ def _window_pads(
     return tuple(result)  # type: ignore[return-value]
 
 
-def _image_shape(imp: _Importer, node: _Node, name: str) -> tuple[int, int, int]:
-    shape = imp.net.shape(name)
-    if len(shape) != 3:
+@dataclass(frozen=True)
+class _Image:
+    """The input of a window op: ``spatial`` 2 for ``(N, C, H, W)``, 1 for ``(N, C, L)``
+    (stored as ``(C, 1, L)``); ``transposed`` for an ``(N, C, H, 1)`` tensor stored as
+    ``(C, 1, H)`` (the same elements in the same order), whose window attributes swap their
+    two axes; ``c, h, w`` the stored shape."""
+
+    spatial: int
+    transposed: bool
+    c: int
+    h: int
+    w: int
+
+
+def _image_shape(imp: _Importer, node: _Node, index: int = 0) -> _Image:
+    dims = imp.dims_of(node, index)
+    rank = len(dims) + 1
+    shown = ", ".join(map(str, dims))
+    if rank >= 5:
         raise node.error(
-            f"input has shape (N, {', '.join(map(str, shape))}); expected (N, C, H, W)"
+            f"input (N, {shown}) has rank {rank}: {rank - 2}-D {node.op_type} is not supported; "
+            "only 1-D (N, C, L) and 2-D (N, C, H, W) inputs are"
         )
-    return shape  # type: ignore[return-value]
+    if rank < 3:
+        raise node.error(f"input has shape (N, {shown}); expected (N, C, H, W) or (N, C, L)")
+    c, h, w = imp.net.shape(imp.activation(node, index))
+    return _Image(1 if rank == 3 else 2, rank == 4 and (c, h, w) != dims, c, h, w)
+
+
+def _as_2d(node: _Node, attrs: dict[str, Any], image: _Image) -> dict[str, Any]:
+    """The window attributes of a 1-D op as those of the 2-D op over ``(C, 1, L)``: kernel
+    ``[k] -> [1, k]``, strides and dilations ``[s] -> [1, s]``, pads ``[b, e] -> [0, b, 0, e]``
+    (ONNX order ``[top, left, bottom, right]``); of a transposed image with both axes
+    swapped."""
+    attrs = dict(attrs)
+    if image.spatial == 1:
+        for key in ("kernel_shape", "strides", "dilations"):
+            value = attrs.get(key)
+            if value is not None:
+                if len(value) != 1:
+                    raise node.bad(key, value, "expected 1 value for a 1-D (N, C, L) input")
+                attrs[key] = [1, int(value[0])]
+        pads = attrs.get("pads")
+        if pads is not None:
+            if len(pads) != 2:
+                raise node.bad(
+                    "pads", pads, "expected 2 values (begin, end) for a 1-D (N, C, L) input"
+                )
+            attrs["pads"] = [0, int(pads[0]), 0, int(pads[1])]
+    elif image.transposed:
+        for key in ("kernel_shape", "strides", "dilations"):
+            value = attrs.get(key)
+            if value is not None:
+                if len(value) != 2:
+                    raise node.bad(key, value, "expected 2 values >= 1 (2-D ops only)")
+                attrs[key] = [int(value[1]), int(value[0])]
+        pads = attrs.get("pads")
+        if pads is not None:
+            if len(pads) != 4:
+                raise node.bad("pads", pads, "expected 4 values >= 0 (2-D ops only)")
+            attrs["pads"] = [int(pads[1]), int(pads[0]), int(pads[3]), int(pads[2])]
+    return attrs
+
+
+def _out_dims(imp: _Importer, name: str, image: _Image) -> tuple[int, ...]:
+    """The ONNX shape of a window op's output: ``(K, P, Q)``, ``(K, Q)`` in 1-D, ``(K, Q, 1)``
+    for a transposed image."""
+    k, p, q = imp.net.shape(name)
+    if image.spatial == 1:
+        return (k, q)
+    return (k, q, 1) if image.transposed else (k, p, q)
+
+
+def _fits(dims: tuple[int, ...], shape: Shape) -> bool:
+    """Whether a node of graph shape ``shape`` can stand for an ONNX tensor ``(N, *dims)``:
+    its own layout, or ``(C, H, 1)`` stored as ``(C, 1, H)``."""
+    if len(dims) == 3 and dims[2] == 1 and shape == (dims[0], 1, dims[1]):
+        return True
+    return shape == _graph_shape(dims)
 
 
 # ---------------------------------------------------------------------------------------
@@ -681,18 +1038,30 @@ def _image_shape(imp: _Importer, node: _Node, name: str) -> tuple[int, int, int]
 
 
 def _build_conv(
-    imp: _Importer, node: _Node, x: str, weight: np.ndarray, bias: np.ndarray | None
-) -> str:
+    imp: _Importer, node: _Node, weight: np.ndarray, bias: np.ndarray | None
+) -> tuple[str, tuple[int, ...]]:
+    """A Conv2d of input 0; 1-D convolutions as 2-D over ``(C, 1, L)``. Returns the node and
+    the ONNX shape of its output."""
     attrs = node.attrs(
         auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None, strides=None
     )
-    c, h, w = _image_shape(imp, node, x)
-    if weight.ndim != 4:
-        raise node.error(f"weight has shape {weight.shape}; only 2-D convolutions are supported")
+    image = _image_shape(imp, node)
+    spatial, c, h, w = image.spatial, image.c, image.h, image.w
+    x = imp.activation(node, 0)
+    if weight.ndim != spatial + 2:
+        layout = "(N, C, H, W)" if spatial == 2 else "(N, C, L)"
+        raise node.error(
+            f"weight has shape {weight.shape}; a {spatial}-D convolution of an {layout} input "
+            f"needs a {spatial + 2}-D weight"
+        )
     k = weight.shape[0]
-    kernel = weight.shape[2:]
-    if attrs["kernel_shape"] is not None and list(attrs["kernel_shape"]) != list(kernel):
+    if attrs["kernel_shape"] is not None and list(attrs["kernel_shape"]) != list(weight.shape[2:]):
         raise node.bad("kernel_shape", attrs["kernel_shape"], f"weight shape is {weight.shape}")
+    attrs = _as_2d(node, attrs, image)
+    if image.transposed:
+        weight = weight.transpose(0, 1, 3, 2)
+    weight = np.ascontiguousarray(weight.reshape(k, weight.shape[1], -1, weight.shape[-1]))
+    kernel = weight.shape[2:]
     stride = _pair_attr(node, "strides", attrs["strides"], 1, 1)
     dilation = _pair_attr(node, "dilations", attrs["dilations"], 1, 1)
     padding = _window_pads(node, attrs, (h, w), kernel, stride, dilation)
@@ -707,11 +1076,11 @@ def _build_conv(
     )
     with _named(node):
         imp.net.set_weights(name, weight, bias)
-    return name
+    return name, _out_dims(imp, name, image)
 
 
 def _conv(imp: _Importer, node: _Node) -> None:
-    x = imp.activation(node, 0)
+    imp.activation(node, 0)
     weight, w_q = imp.weight(node, 1, "weight W")
     bias, b_q = imp.weight(node, 2, "bias B") if node.has_input(2) else (None, None)
     output = node.outputs[0]
@@ -723,10 +1092,27 @@ def _conv(imp: _Importer, node: _Node) -> None:
         weight, bias = _fold_batch_norm(imp, bn, weight, bias)
         imp.absorbed.add(bn_index)
         output = bn.outputs[0]
-    name = _build_conv(imp, node, x, weight, bias)
+    if w_q is None and b_q is None:
+        output, weight, bias = _fold_affine(imp, output, weight, bias)
+    name, dims = _build_conv(imp, node, weight, bias)
     if w_q is not None or b_q is not None:
-        imp.int_layers[name] = _int_layer(node, w_q, b_q, bias, 0, weight.shape[0])
-    imp.define(output, name)
+        layer = _int_layer(node, w_q, b_q, bias, 0, weight.shape[0])
+        imp.int_layers[name] = _IntLayer(
+            _stored_weight(imp, name, layer.weight),
+            layer.weight_scale,
+            layer.bias,
+            layer.bias_scale,
+        )
+    imp.define(output, name, dims)
+
+
+def _stored_weight(imp: _Importer, name: str, weight: np.ndarray) -> np.ndarray:
+    """An ONNX Conv weight as the Conv2d node stores it (1-D: ``(K, C, 1, k)``; transposed
+    image: ``(K, C, 1, kh)``)."""
+    shape = imp.net.op(name).weight_shape
+    if weight.ndim == 4 and weight.shape != shape:
+        weight = weight.transpose(0, 1, 3, 2)
+    return np.ascontiguousarray(weight.reshape(shape))
 
 
 def _int_layer(
@@ -770,11 +1156,62 @@ def _fold_batch_norm(
     gamma, beta, mean, var = params
     factor = gamma / np.sqrt(var + attrs["epsilon"])
     folded_bias = ((bias if bias is not None else 0.0) - mean) * factor + beta
-    return weight * factor.reshape(k, 1, 1, 1), folded_bias
+    return weight * factor.reshape(k, *[1] * (weight.ndim - 1)), folded_bias
+
+
+def _channel_constant(value: np.ndarray, k: int, rank: int) -> np.ndarray | None:
+    """A float constant that broadcasts over an ``(N, K, ...)`` tensor of ``rank`` as one value
+    per channel (a scalar, ``(K, 1, 1)``, ``(1, K, 1, 1)``, ...), as a ``(K,)`` vector."""
+    if value.dtype.kind != "f" or value.ndim > rank:
+        return None
+    if value.size == 1:
+        return np.full(k, float(value.reshape(-1)[0]))
+    shape = (1,) * (rank - value.ndim) + value.shape
+    if shape[1] != k or any(d != 1 for i, d in enumerate(shape) if i != 1):
+        return None
+    return value.reshape(k).astype(np.float64)
+
+
+def _fold_affine(
+    imp: _Importer, output: str, weight: np.ndarray, bias: np.ndarray | None
+) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """Fold a chain of Mul and Add of per-channel constants after a float Conv (Caffe2's
+    scale layers) into its weights and bias: ``Mul(c)``: ``w' = w * c``, ``b' = b * c``;
+    ``Add(c)``: ``b' = b + c``. Each must be the only reader of the tensor before it."""
+    k = weight.shape[0]
+    while True:
+        readers = imp.consumers.get(output, [])
+        if output in imp.graph_outputs or len(readers) != 1:
+            return output, weight, bias
+        proto = imp.protos[readers[0]]
+        others = [t for t in proto.input if t != output]
+        if (
+            proto.domain not in ("", "ai.onnx")
+            or proto.op_type not in ("Mul", "Add")
+            or len(proto.input) != 2
+            or len(others) != 1
+            or others[0] not in imp.consts
+            or proto.attribute
+        ):
+            return output, weight, bias
+        value = _channel_constant(imp.consts[others[0]], k, weight.ndim)
+        if value is None:
+            return output, weight, bias
+        if proto.op_type == "Mul":
+            weight = weight * value.reshape(k, *[1] * (weight.ndim - 1))
+            bias = None if bias is None else bias * value
+        else:
+            bias = value if bias is None else bias + value
+        imp.absorbed.add(readers[0])
+        output = proto.output[0]
 
 
 def _batch_norm(imp: _Importer, node: _Node) -> None:
-    raise node.error(
+    attrs = node.attrs(epsilon=1e-5, momentum=0.9, training_mode=0, spatial=1)
+    if attrs["training_mode"] != 0:
+        raise node.bad("training_mode", attrs["training_mode"], "only inference (0) is supported")
+    imp.unused_outputs(node)
+    raise node.unmapped(
         "BatchNormalization is supported only directly after a float Conv whose output it "
         "alone reads (it is folded into the Conv's weights and bias)"
     )
@@ -786,22 +1223,21 @@ def _vector(node: _Node, value: np.ndarray, k: int, what: str) -> np.ndarray:
         return value.reshape(k)
     if value.size == 1 and value.ndim <= 1:
         return np.full(k, value.reshape(-1)[0])
-    raise node.error(f"{what} has shape {value.shape}; expected ({k},) or (1, {k})")
+    raise node.unmapped(f"{what} has shape {value.shape}; expected ({k},) or (1, {k})")
 
 
-def _build_linear(
-    imp: _Importer, node: _Node, x: str, weight: np.ndarray, bias: np.ndarray | None
-) -> str:
-    """A Linear ``x @ weight.T + bias`` for a 2-D ``(N, F)`` input; weight ``(out, in)``."""
-    shape = imp.net.shape(x)
-    if len(shape) != 1:
-        raise node.error(
-            f"input has shape (N, {', '.join(map(str, shape))}); a matrix product needs a 2-D "
+def _build_linear(imp: _Importer, node: _Node, weight: np.ndarray, bias: np.ndarray | None) -> str:
+    """A Linear ``x @ weight.T + bias`` for a 2-D ``(N, F)`` input 0; weight ``(out, in)``."""
+    dims = imp.dims_of(node, 0)
+    if len(dims) != 1:
+        raise node.unmapped(
+            f"input has shape (N, {', '.join(map(str, dims))}); a matrix product needs a 2-D "
             "(N, F) input (insert a Flatten)"
         )
+    x = imp.activation(node, 0)
     out_features, in_features = weight.shape
-    if in_features != shape[0]:
-        raise node.error(f"weight has {in_features} input features, the input has {shape[0]}")
+    if in_features != dims[0]:
+        raise node.error(f"weight has {in_features} input features, the input has {dims[0]}")
     name = imp.add(node, lambda: Linear(in_features, out_features, bias is not None), [x])
     with _named(node):
         imp.net.set_weights(name, weight, bias)
@@ -811,12 +1247,17 @@ def _build_linear(
 def _gemm(imp: _Importer, node: _Node) -> None:
     attrs = node.attrs(alpha=1.0, beta=1.0, transA=0, transB=0)
     if attrs["transA"] != 0:
-        raise node.bad("transA", attrs["transA"], "only transA=0 is supported")
+        raise node.unmapped_attr("transA", attrs["transA"], "only transA=0 is supported")
     if attrs["alpha"] != 1.0:
-        raise node.bad("alpha", attrs["alpha"], "only alpha=1 is supported")
+        raise node.unmapped_attr("alpha", attrs["alpha"], "only alpha=1 is supported")
     if attrs["beta"] != 1.0 and node.has_input(2):
-        raise node.bad("beta", attrs["beta"], "only beta=1 is supported")
-    x = imp.activation(node, 0)
+        raise node.unmapped_attr("beta", attrs["beta"], "only beta=1 is supported")
+    dims = imp.dims_of(node, 0)
+    if len(dims) != 1:
+        raise node.error(
+            f"input has shape (N, {', '.join(map(str, dims))}); a matrix product needs a 2-D "
+            "(N, F) input (insert a Flatten)"
+        )
     b, b_q = imp.weight(node, 1, "B")
     if b.ndim != 2:
         raise node.error(f"B has shape {b.shape}; expected 2-D")
@@ -824,9 +1265,9 @@ def _gemm(imp: _Importer, node: _Node) -> None:
     weight = b if attrs["transB"] else b.T
     c, c_q = imp.weight(node, 2, "C") if node.has_input(2) else (None, None)
     bias = None if c is None else _vector(node, c, weight.shape[0], "C")
-    name = _build_linear(imp, node, x, weight, bias)
+    name = _build_linear(imp, node, weight, bias)
     _linear_int_layer(imp, node, name, b_q, c_q, bias, out_axis)
-    imp.define(node.outputs[0], name)
+    imp.define(node.outputs[0], name, (weight.shape[0],))
 
 
 def _linear_int_layer(
@@ -850,10 +1291,15 @@ def _linear_int_layer(
 
 def _matmul(imp: _Importer, node: _Node) -> None:
     node.attrs()
-    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    if len(dims) != 1:
+        raise node.unmapped(
+            f"input has shape (N, {', '.join(map(str, dims))}); a matrix product needs a 2-D "
+            "(N, F) input (insert a Flatten)"
+        )
     b, b_q = imp.weight(node, 1, "B")
     if b.ndim != 2:
-        raise node.error(f"B has shape {b.shape}; expected 2-D (a plain matrix product)")
+        raise node.unmapped(f"B has shape {b.shape}; expected 2-D (a plain matrix product)")
     bias = c_q = None
     output = node.outputs[0]
     add_index = imp.sole_consumer(node, "Add")
@@ -867,16 +1313,17 @@ def _matmul(imp: _Importer, node: _Node) -> None:
             bias = _vector(add, c, b.shape[1], "bias")
             imp.absorbed.add(add_index)
             output = add.outputs[0]
-    name = _build_linear(imp, node, x, b.T, bias)
+    name = _build_linear(imp, node, b.T, bias)
     _linear_int_layer(imp, node, name, b_q, c_q, bias, 1)
-    imp.define(output, name)
+    imp.define(output, name, (b.shape[1],))
 
 
 def _activation(kind: str) -> Callable[[_Importer, _Node], None]:
     def handler(imp: _Importer, node: _Node) -> None:
         node.attrs()
         x = imp.activation(node, 0)
-        imp.define(node.outputs[0], imp.add(node, lambda: Activation(kind), [x]))
+        name = imp.add(node, lambda: Activation(kind), [x])
+        imp.define(node.outputs[0], name, imp.dims_of(node, 0))
 
     return handler
 
@@ -887,6 +1334,8 @@ def _clip(imp: _Importer, node: _Node) -> None:
     for index, key in ((1, "min"), (2, "max")):
         value = attrs[key]
         if node.has_input(index):
+            if node.inputs[index] not in imp.consts:
+                raise node.unmapped(f"{key} (input {index}) is computed, not a constant")
             value = float(imp.constant(node, index, key).reshape(-1)[0])
         bounds.append(None if value is None or value >= np.finfo(np.float32).max else value)
     low, high = bounds
@@ -895,17 +1344,18 @@ def _clip(imp: _Importer, node: _Node) -> None:
     elif low == 0.0 and high == 6.0:
         kind = "relu6"
     else:
-        raise node.error(
+        raise node.unmapped(
             f"Clip(min={low}, max={high}) is not supported; only min=0 without max (relu) "
             "and min=0, max=6 (relu6)"
         )
     x = imp.activation(node, 0)
-    imp.define(node.outputs[0], imp.add(node, lambda: Activation(kind), [x]))
+    name = imp.add(node, lambda: Activation(kind), [x])
+    imp.define(node.outputs[0], name, imp.dims_of(node, 0))
 
 
 def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> None:
     """MaxPool, AveragePool and com.microsoft QLinearAveragePool (X, x_scale, x_zero_point,
-    y_scale, y_zero_point)."""
+    y_scale, y_zero_point); 1-D pools as 2-D over ``(C, 1, L)``."""
     defaults = {
         "auto_pad": "NOTSET",
         "ceil_mode": 0,
@@ -920,29 +1370,62 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
     attrs = node.attrs(**defaults)
     if attrs.get("channels_last", 0) != 0:
         raise node.bad("channels_last", attrs["channels_last"], "only NCHW (0) is supported")
+    image = _image_shape(imp, node)
+    h, w = image.h, image.w
     x = imp.activation(node, 0)
-    _, h, w = _image_shape(imp, node, x)
     if attrs["kernel_shape"] is None:
         raise node.error("attribute kernel_shape is required")
+    dilations = attrs["dilations"]
+    attrs = _as_2d(node, attrs, image)
     kernel = _pair_attr(node, "kernel_shape", attrs["kernel_shape"], 1, 1)
     stride = _pair_attr(node, "strides", attrs["strides"], 1, 1)
     if _pair_attr(node, "dilations", attrs["dilations"], 1, 1) != (1, 1):
-        raise node.bad("dilations", attrs["dilations"], "dilated pooling is not supported")
+        raise node.unmapped_attr("dilations", dilations, "dilated pooling is not supported")
     if attrs.get("storage_order", 0) != 0:
-        raise node.bad("storage_order", attrs["storage_order"], "only 0 (row major) is supported")
+        raise node.unmapped_attr(
+            "storage_order", attrs["storage_order"], "only 0 (row major) is supported"
+        )
     ceil_mode = attrs["ceil_mode"]
     if ceil_mode not in (0, 1):
         raise node.bad("ceil_mode", ceil_mode, "expected 0 or 1")
     if ceil_mode and attrs["auto_pad"] != "NOTSET":
-        raise node.bad("ceil_mode", ceil_mode, f"not supported with auto_pad={attrs['auto_pad']!r}")
+        raise node.unmapped_attr(
+            "ceil_mode", ceil_mode, f"not supported with auto_pad={attrs['auto_pad']!r}"
+        )
     padding = _window_pads(node, attrs, (h, w), kernel, stride, (1, 1))
+    include_pad = bool(attrs.get("count_include_pad"))
+    whole = all(
+        size + begin + end - k < s and begin + size <= k and not ceil_mode
+        for size, k, s, (begin, end) in zip(
+            (h, w), kernel, stride, (padding[:2], padding[2:]), strict=True
+        )
+    )
+    if average and not qlinear and whole and (not include_pad or not any(padding)):
+        imp.unused_outputs(node, unmapped=True)
+        name = imp.add(node, GlobalAvgPool, [x])  # one window over the whole input
+        imp.define(node.outputs[0], name, _out_dims(imp, name, image))
+        return
     if padding[0] != padding[1] or padding[2] != padding[3]:
-        raise node.error(
+        ceil = None if average else _end_pads_as_ceil_mode(padding, (h, w), kernel, stride)
+        if ceil is not None and not ceil_mode:
+            padding, ceil_mode = ceil, 1
+    if padding[0] != padding[1] or padding[2] != padding[3]:
+        raise node.unmapped(
             f"pads (top, bottom, left, right)={padding} are not supported: pooling pads must be "
             "symmetric (top == bottom, left == right)"
         )
-    imp.unused_outputs(node)
-    include_pad = bool(attrs.get("count_include_pad"))
+    if padding[0] > kernel[0] // 2 or padding[2] > kernel[1] // 2:
+        raise node.unmapped(
+            f"pads (top, bottom, left, right)={padding} exceed half of kernel={kernel} "
+            "(every window must overlap the input)"
+        )
+    if average:
+        _one_divisor(node, (h, w), kernel, stride, padding, bool(ceil_mode), include_pad)
+    imp.unused_outputs(node, unmapped=True)
+    dims = imp.dims_of(node, 0)
+    if kernel == stride == (1, 1) and not any(padding) and not imp.quantized_model:
+        imp.alias(node, 0, dims)  # a 1x1 window of stride 1 (adaptive pooling exports it)
+        return
 
     def make() -> Op:
         if average:
@@ -954,65 +1437,171 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
         imp.quantized = True
         imp.claim(x, imp.scale_zero_point(node, 1, "x"), node, "x_scale/x_zero_point")
         imp.set_quant(name, imp.scale_zero_point(node, 3, "y"), node)
-    imp.define(node.outputs[0], name)
+    imp.define(node.outputs[0], name, _out_dims(imp, name, image))
+
+
+def _one_divisor(
+    node: _Node,
+    in_hw: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    ceil_mode: bool,
+    include_pad: bool,
+) -> None:
+    """The accelerator's average pools divide every window by the kernel area: an
+    AveragePool whose divisor varies along the border (pads not counted, or ``ceil_mode``
+    windows past the padded input) has no mapping (``accel.quantized.avg_pool_count``)."""
+    if not include_pad and any(padding):
+        raise node.unmapped(
+            f"count_include_pad=0 with pads (top, bottom, left, right)={padding}: the divisor "
+            "varies along the border; the accelerator divides every window by the kernel area"
+        )
+    for size, k, s, (begin, end) in zip(
+        in_hw, kernel, stride, (padding[:2], padding[2:]), strict=True
+    ):
+        out = conv_output_size(size, k, s, begin + end, ceil_mode=ceil_mode, pad_begin=begin)
+        if (out - 1) * s + k > size + begin + end:
+            raise node.unmapped(
+                "ceil_mode=1 makes the last window overhang the padded input (a smaller "
+                "divisor there); the accelerator divides every window by the kernel area"
+            )
+
+
+def _end_pads_as_ceil_mode(
+    padding: tuple[int, int, int, int],
+    in_hw: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+) -> tuple[int, int, int, int] | None:
+    """A max pool's pads ``(top, bottom, left, right)`` with more at the end than at the
+    start (Caffe's exports of ceil-mode pools) as the symmetric begin pads with ``ceil_mode``,
+    when that gives the same windows: the same number of windows per axis, the same starts,
+    and the end of the last ones clipped at the padded input instead of covering end padding,
+    which a max never takes. ``None`` when not."""
+    result: list[int] = []
+    for size, k, s, (begin, end) in zip(
+        in_hw, kernel, stride, (padding[:2], padding[2:]), strict=True
+    ):
+        if end < begin or size + begin + end < k:
+            return None
+        onnx_out = (size + begin + end - k) // s + 1
+        try:
+            ours = conv_output_size(size, k, s, 2 * begin, ceil_mode=True, pad_begin=begin)
+        except ValueError:
+            return None
+        if ours != onnx_out:
+            return None
+        result += [begin, begin]
+    return tuple(result)  # type: ignore[return-value]
 
 
 def _global_average_pool(imp: _Importer, node: _Node) -> None:
     node.attrs()
+    image = _image_shape(imp, node)
     x = imp.activation(node, 0)
-    _image_shape(imp, node, x)
-    imp.define(node.outputs[0], imp.add(node, GlobalAvgPool, [x]))
+    imp.define(
+        node.outputs[0], imp.add(node, GlobalAvgPool, [x]), (image.c,) + (1,) * image.spatial
+    )
 
 
 def _add(imp: _Importer, node: _Node) -> None:
     node.attrs()
     for index, tensor in enumerate(node.inputs):
         if tensor in imp.consts:
-            raise node.error(
+            raise node.unmapped(
                 f"input {index} ({tensor!r}) is a constant; an Add of a constant is supported "
                 "only as the bias of a MatMul whose output it alone reads"
             )
-    xs = [imp.activation(node, 0), imp.activation(node, 1)]
-    imp.define(node.outputs[0], imp.add(node, Add, xs))
+    _sum_of(imp, node)
 
 
-def _rank(imp: _Importer, name: str) -> int:
-    return len(imp.net.shape(name)) + 1
+def _sum_of(imp: _Importer, node: _Node) -> None:
+    """An Add of computed tensors of one shape."""
+    xs = [imp.activation(node, i) for i in range(len(node.inputs))]
+    dims = [imp.dims_of(node, i) for i in range(len(node.inputs))]
+    if len(set(dims)) != 1 or len({imp.net.shape(x) for x in xs}) != 1:
+        raise node.unmapped(f"input shapes differ: {dims}")
+    if len(set(xs)) != len(xs):
+        raise node.unmapped("adds a tensor to itself")
+    imp.define(node.outputs[0], imp.add(node, Add, xs), dims[0])
+
+
+def _sum(imp: _Importer, node: _Node) -> None:
+    node.attrs()
+    if len(node.inputs) == 1:
+        imp.alias(node, 0, imp.dims_of(node, 0))
+        return
+    if len(node.inputs) > 2:
+        raise node.unmapped(f"a Sum of {len(node.inputs)} inputs; the accelerator adds two")
+    if any(tensor in imp.consts for tensor in node.inputs):
+        raise node.unmapped("a Sum with a constant input")
+    _sum_of(imp, node)
 
 
 def _concat(imp: _Importer, node: _Node) -> None:
     attrs = node.attrs(axis=None)
+    if any(tensor in imp.consts for tensor in node.inputs):
+        raise node.unmapped("a Concat with a constant input")
     xs = [imp.activation(node, i) for i in range(len(node.inputs))]
-    rank = _rank(imp, xs[0])
+    dims = [imp.dims_of(node, i) for i in range(len(node.inputs))]
+    rank = len(dims[0]) + 1
     axis = attrs["axis"]
-    if axis is None or rank != 4 or axis % rank != 1:
-        raise node.bad("axis", axis, "only the channel axis (1) of 4-D tensors is supported")
-    imp.define(node.outputs[0], imp.add(node, Concat, xs))
+    if axis is None or rank < 3 or axis % rank != 1:
+        raise node.unmapped_attr(
+            "axis", axis, "only the channel axis (1) of (N, C, H, W) or (N, C, L) tensors"
+        )
+    if len({d[1:] for d in dims}) != 1 or len({len(d) for d in dims}) != 1:
+        raise node.error(f"input shapes {dims} differ in more than the channels")
+    out = (sum(d[0] for d in dims), *dims[0][1:])
+    imp.define(node.outputs[0], imp.add(node, Concat, xs), out)
 
 
 def _flatten(imp: _Importer, node: _Node) -> None:
     attrs = node.attrs(axis=1)
     x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
     axis = attrs["axis"]
-    if axis % _rank(imp, x) != 1:
-        raise node.bad("axis", axis, "only axis=1 (keep the batch) is supported")
-    imp.define(node.outputs[0], imp.add(node, Flatten, [x]))
+    if axis % (len(dims) + 1) != 1:
+        raise node.unmapped_attr("axis", axis, "only axis=1 (keep the batch) is supported")
+    flat = (math.prod(dims),)
+    if _fits(flat, imp.net.shape(x)):
+        imp.alias(node, 0, flat)
+        return
+    imp.define(node.outputs[0], imp.add(node, Flatten, [x]), flat)
 
 
 def _reshape(imp: _Importer, node: _Node) -> None:
-    attrs = node.attrs(allowzero=0)
+    """Reshape, Squeeze, Unsqueeze: an alias when the graph stores input and output alike
+    (e.g. ``(N, C, L) <-> (N, C, 1, L)``), a Flatten to ``(N, F)``; else the host."""
     x = imp.activation(node, 0)
-    target = [int(v) for v in imp.constant(node, 1, "shape").reshape(-1)]
-    size = math.prod(imp.net.shape(x))
-    batches = [imp.batch] if imp.batch is not None else []  # a literal N needs a static N
-    if attrs["allowzero"] == 0:
-        batches.append(0)  # 0 copies the input's N
-    if target not in ([n, m] for n in batches for m in (-1, size)) and target != [-1, size]:
-        raise node.error(
-            f"shape {target} is not supported; only a flatten to (N, -1) is "
-            f"([0, -1], [-1, {size}] or [N, -1] with a static batch N)"
+    dims = imp.dims_of(node, 0)
+    for tensor in node.inputs[1:]:
+        if tensor and tensor not in imp.consts:
+            raise node.unmapped(f"its shape input {tensor!r} is computed at run time")
+    constants = {t: imp.consts[t] for t in node.inputs[1:] if t}
+    _, out = prepare.infer_output(
+        node.proto, {node.inputs[0]: (imp.batch, *dims)}, constants, imp.opsets
+    )
+    if out[0] != imp.batch:
+        raise node.unmapped(
+            f"output shape {list(out)} does not keep the batch {imp.batch!r} as its leading "
+            "dimension"
         )
-    imp.define(node.outputs[0], imp.add(node, Flatten, [x]))
+    out = tuple(int(d) for d in out[1:])
+    if _fits(out, imp.net.shape(x)):
+        imp.alias(node, 0, out)
+    elif len(out) == 1:
+        imp.define(node.outputs[0], imp.add(node, Flatten, [x]), out)
+    else:
+        target = ""
+        if node.op_type == "Reshape":
+            target = f"shape {imp.consts[node.inputs[1]].reshape(-1).tolist()} "
+        raise node.unmapped(
+            f"{target}(N, {', '.join(map(str, dims))}) -> (N, {', '.join(map(str, out))}) is "
+            "not supported on the accelerator: only flattening to (N, F) and reshapes that "
+            "keep the stored layout (adding or removing a unit axis after the channels)"
+        )
 
 
 def _identity(imp: _Importer, node: _Node) -> None:
@@ -1022,7 +1611,7 @@ def _identity(imp: _Importer, node: _Node) -> None:
         if node.inputs[0] in imp.qconsts:
             imp.qconsts[node.outputs[0]] = imp.qconsts[node.inputs[0]]
         return
-    imp.define(node.outputs[0], imp.activation(node, 0))
+    imp.alias(node, 0, imp.dims_of(node, 0))
 
 
 def _dropout(imp: _Importer, node: _Node) -> None:
@@ -1030,7 +1619,7 @@ def _dropout(imp: _Importer, node: _Node) -> None:
     if node.has_input(2) and bool(imp.constant(node, 2, "training_mode").reshape(-1)[0]):
         raise node.error("training_mode=True is not supported; only inference")
     imp.unused_outputs(node)
-    imp.define(node.outputs[0], imp.activation(node, 0))
+    imp.alias(node, 0, imp.dims_of(node, 0))
 
 
 def _constant(imp: _Importer, node: _Node) -> None:
@@ -1078,7 +1667,7 @@ def _quantize_linear(imp: _Importer, node: _Node) -> None:
     quant = _tensor_quant(node, scale, zero_point, "y")
     x = imp.activation(node, 0)
     imp.set_quant(x, quant, node)
-    imp.define(node.outputs[0], x)
+    imp.alias(node, 0, imp.dims_of(node, 0))
 
 
 def _axis_shape(node: _Node, ndim: int, scale: np.ndarray, axis: int) -> tuple[int, ...]:
@@ -1123,7 +1712,7 @@ def _dequantize_linear(imp: _Importer, node: _Node) -> None:
     quant = _tensor_quant(node, scale, imp.constant(node, 2, "x_zero_point"), "x")
     x = imp.activation(node, 0)
     imp.claim(x, quant, node, "x_scale/x_zero_point")
-    imp.define(node.outputs[0], x)
+    imp.alias(node, 0, imp.dims_of(node, 0))
 
 
 def _qconst(
@@ -1149,16 +1738,16 @@ def _qlinear_conv(imp: _Importer, node: _Node) -> None:
     bias = None
     if node.has_input(8):
         bias = _int32_vector(node, imp.constant(node, 8, "B"), weight.shape[0], "B")
-    name = _build_conv(
+    name, dims = _build_conv(
         imp,
         node,
-        x,
-        weight * weight_scale.reshape(-1, 1, 1, 1),
+        weight * weight_scale.reshape(-1, *[1] * (weight.ndim - 1)),
         None if bias is None else bias * x_quant.scale * weight_scale,
     )
+    weight = _stored_weight(imp, name, weight)
     imp.int_layers[name] = _IntLayer(weight, weight_scale, bias, None)
     imp.set_quant(name, y_quant, node)
-    imp.define(node.outputs[0], name)
+    imp.define(node.outputs[0], name, dims)
 
 
 def _qlinear_linear(
@@ -1191,10 +1780,10 @@ def _qlinear_linear(
     y_quant = imp.scale_zero_point(node, y_index, "y")
     float_weight = weight * weight_scale.reshape(-1, 1)
     float_bias = None if bias is None else bias * a_quant.scale * weight_scale
-    name = _build_linear(imp, node, x, float_weight, float_bias)
+    name = _build_linear(imp, node, float_weight, float_bias)
     imp.int_layers[name] = _IntLayer(weight, weight_scale, bias, None)
     imp.set_quant(name, y_quant, node)
-    imp.define(node.outputs[0], name)
+    imp.define(node.outputs[0], name, (weight.shape[0],))
 
 
 def _qlinear_matmul(imp: _Importer, node: _Node) -> None:
@@ -1222,9 +1811,12 @@ def _qlinear_add(imp: _Importer, node: _Node) -> None:
         )
         xs.append(x)
     y_quant = imp.scale_zero_point(node, 6, "C")
+    dims = [imp.dims_of(node, 0), imp.dims_of(node, 3)]
+    if dims[0] != dims[1]:
+        raise node.error(f"input shapes differ: {dims}")
     name = imp.add(node, Add, xs)
     imp.set_quant(name, y_quant, node)
-    imp.define(node.outputs[0], name)
+    imp.define(node.outputs[0], name, dims[0])
 
 
 def _qlinear_global_average_pool(imp: _Importer, node: _Node) -> None:
@@ -1233,12 +1825,12 @@ def _qlinear_global_average_pool(imp: _Importer, node: _Node) -> None:
     if attrs["channels_last"] != 0:
         raise node.bad("channels_last", attrs["channels_last"], "only NCHW (0) is supported")
     x = imp.activation(node, 0)
-    _image_shape(imp, node, x)
+    image = _image_shape(imp, node)
     imp.claim(x, imp.scale_zero_point(node, 1, "x"), node, "x_scale/x_zero_point")
     y_quant = imp.scale_zero_point(node, 3, "y")
     name = imp.add(node, GlobalAvgPool, [x])
     imp.set_quant(name, y_quant, node)
-    imp.define(node.outputs[0], name)
+    imp.define(node.outputs[0], name, (image.c,) + (1,) * image.spatial)
 
 
 #: Default-domain ONNX op -> handler.
@@ -1263,6 +1855,9 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "QuantizeLinear": _quantize_linear,
     "Relu": _activation("relu"),
     "Reshape": _reshape,
+    "Squeeze": _reshape,
+    "Sum": _sum,
+    "Unsqueeze": _reshape,
 }
 
 #: ``com.microsoft`` op -> handler (onnxruntime's quantised contrib ops).

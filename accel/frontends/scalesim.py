@@ -382,7 +382,23 @@ def save_topology(network: Network, path: str | Path) -> None:
 
 
 def load_config(path: str | Path) -> AccelConfig:
-    """Read a SCALE-Sim ``.cfg`` as an :class:`~accel.config.AccelConfig`.
+    """Read a SCALE-Sim ``.cfg`` of our hardware's dataflow (``ws``) as an
+    :class:`~accel.config.AccelConfig` (see :func:`read_config`); an ``os``/``is`` config is
+    an error that says ``--model scalesim`` models it."""
+    config, dataflow = read_config(path)
+    if dataflow != config.array.dataflow:
+        raise ValueError(
+            f"{path}: [architecture_presets] Dataflow = {dataflow!r} is not implemented by our "
+            f"hardware (weight stationary 'ws' only); `accel simulate --model scalesim` runs "
+            "SCALE-Sim's analytical model of it, and `--model both` sets it beside our machine"
+        )
+    return config
+
+
+def read_config(path: str | Path) -> tuple[AccelConfig, str]:
+    """Read a SCALE-Sim ``.cfg``: an :class:`~accel.config.AccelConfig` and SCALE-Sim's
+    ``Dataflow`` (``os``, ``ws`` or ``is``, for the analytical model; the config itself has our
+    hardware's dataflow).
 
     ``name`` is ``[general] run_name``; ``array.rows``/``cols`` are ``ArrayHeight`` /
     ``ArrayWidth``; ``buffers.input_bytes``/``weight_bytes``/``output_bytes`` are
@@ -397,8 +413,7 @@ def load_config(path: str | Path) -> AccelConfig:
     ValueError
         Naming the file and key: a missing required key or section, a value that is not an
         integer >= 1, ``InterfaceBandwidth`` other than USER/CALC, a ``Dataflow`` other than
-        ``ws`` (``os``/``is`` are SCALE-Sim dataflows our hardware does not implement; the
-        analytical model still takes them), or a config :class:`AccelConfig` rejects.
+        os/ws/is, or a config :class:`AccelConfig` rejects.
     """
     path = Path(path)
     parser = configparser.ConfigParser(interpolation=None)
@@ -425,12 +440,6 @@ def load_config(path: str | Path) -> AccelConfig:
     dataflow = get(arch, "Dataflow")
     if dataflow not in DATAFLOWS:
         raise ValueError(f"{path}: [{arch}] Dataflow must be one of {DATAFLOWS}, got {dataflow!r}")
-    if dataflow != "ws":
-        raise ValueError(
-            f"{path}: [{arch}] Dataflow = {dataflow!r} is not supported by our "
-            f"hardware (weight stationary 'ws' only); scalesim_cycles() and "
-            f"compute_report() model it from topology rows"
-        )
     if parser.has_option("run_presets", "InterfaceBandwidth"):
         mode = parser.get("run_presets", "InterfaceBandwidth").strip()
         if mode not in ("USER", "CALC"):
@@ -451,7 +460,7 @@ def load_config(path: str | Path) -> AccelConfig:
         "dram": {"bandwidth": get_int(arch, "Bandwidth", bandwidth)},
     }
     try:
-        return AccelConfig.from_dict(values)
+        return AccelConfig.from_dict(values), dataflow
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
 
