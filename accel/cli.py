@@ -315,9 +315,17 @@ def note(args: argparse.Namespace, message: str) -> None:
 
 
 def load_network(args: argparse.Namespace):
+    """MODEL as a network; what an ONNX import did that matters (an opset upgrade, the ops
+    that run on the host) is noted on stderr."""
     from accel.frontends import load_model
 
-    return load_model(args.model, input_size=getattr(args, "input_size", None))
+    network = load_model(args.model, input_size=getattr(args, "input_size", None))
+    if Path(args.model).suffix.lower() == ".onnx":
+        from accel.frontends import onnx
+
+        for line in onnx.import_notes(network):
+            note(args, line)
+    return network
 
 
 def quantize(network, seed: int):
@@ -350,7 +358,7 @@ def whole_program(qnet, cfg, args: argparse.Namespace, what: str, progress: Prog
 
     deployment = deploy.deploy(qnet, cfg, host_ops=not getattr(args, "no_host", False))
     if not deployment.whole:
-        ops = ", ".join(f"{s.op.op_type} {s.node!r}" for s in deployment.host_steps)
+        ops = ", ".join(f"{s.kind} {s.node!r}" for s in deployment.host_steps)
         raise CliError(
             f"{what} one program, but {qnet.network.name!r} runs in "
             f"{len(deployment.segments)} accelerator segments around host ops ({ops}); "

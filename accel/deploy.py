@@ -14,7 +14,8 @@ outputs, host op inputs, later segments' inputs): the host reads them from the f
 That traffic across the boundary is what :attr:`DeploymentRun.boundary_bytes` counts.
 
 :func:`run` executes a deployment on any :class:`~accel.backend.Backend`, the host steps in
-int8 with :func:`accel.host.run_int8`, and returns every step's result.
+int8 as the golden model runs them (:func:`accel.executor.int8_node`), and returns every
+step's result.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accel import compiler, graph, host
+from accel import compiler, executor, graph
 from accel.backend import Result
 from accel.compiler import CompileError
 from accel.config import AccelConfig
@@ -47,11 +48,43 @@ class Segment:
 
 @dataclass(frozen=True)
 class HostStep:
-    """A host op between segments."""
+    """A layer the host runs between segments: a host op, or a layer the accelerator cannot
+    place where it stands (a standalone activation, a concat of tensors it does not compute
+    in one segment)."""
 
     node: str
-    op: graph.HostOp
+    op: graph.Op
     inputs: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        """``HostOp Softmax``, ``Activation relu``, ``Concat``: what the host runs."""
+        if isinstance(self.op, graph.HostOp):
+            return f"HostOp {self.op.op_type}"
+        if isinstance(self.op, graph.Activation):
+            return f"Activation {self.op.kind}"
+        return type(self.op).__name__
+
+    def run(self, qnet: QuantizedNetwork, xs: Sequence[np.ndarray]) -> np.ndarray:
+        """The layer on its int8 inputs, as the golden model runs it."""
+        return executor.int8_node(qnet, self.node, list(xs))
+
+
+def on_host(net: graph.Network, node: str, segment: Sequence[str]) -> bool:
+    """Whether ``node`` runs on the host (``segment``: the accelerator layers just before
+    it, which it would join): a host op, an activation the compiler could not fuse into its
+    producer, or a concat whose inputs are not layers of that segment used by this concat
+    alone (a concat costs the accelerator nothing because its producers store into it)."""
+    op = net.op(node)
+    if isinstance(op, graph.HostOp | graph.Activation):
+        return True
+    if isinstance(op, graph.Concat):
+        return any(
+            src not in segment
+            or sum(isinstance(net.op(c), graph.Concat) for c in net.consumers(src)) > 1
+            for src in net.inputs(node)
+        )
+    return False
 
 
 @dataclass(frozen=True)
@@ -118,10 +151,11 @@ def deploy(
     hardware cannot run.
     """
     net = qnet.network
-    runs: list[list[str] | str] = []  # a list of accelerator layers, or a host op's node
+    runs: list[list[str] | str] = []  # a list of accelerator layers, or a host step's node
     for node in net.layers():
-        if isinstance(net.op(node), graph.HostOp):
-            if not host_ops:
+        segment = runs[-1] if runs and isinstance(runs[-1], list) else []
+        if on_host(net, node, segment):
+            if not host_ops and isinstance(net.op(node), graph.HostOp):
                 raise CompileError(
                     f"layer {node!r} (HostOp {net.op(node).op_type}) runs on the host, and "
                     "host ops are off (--no-host)"
@@ -235,9 +269,7 @@ def run(
     for step in deployment.steps:
         if isinstance(step, HostStep):
             if inputs is not None:
-                xs = [values[src] for src in step.inputs]
-                quants = [qnet.tensors[src] for src in step.inputs]
-                values[step.node] = host.run_int8(step.op, xs, quants, qnet.tensors[step.node])
+                values[step.node] = step.run(qnet, [values[src] for src in step.inputs])
             continue
         image = None
         if inputs is not None:

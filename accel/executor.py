@@ -17,7 +17,7 @@ from accel import golden, graph, host, numerics, synthetic
 from accel.graph import Network
 from accel.quantized import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork, avg_pool_count
 
-__all__ = ["run_network", "trace_network"]
+__all__ = ["int8_node", "run_network", "trace_network"]
 
 
 def _activate(x: NDArray, activation: str | None) -> NDArray:
@@ -78,7 +78,7 @@ def _clamp(q: NDArray[np.int8], act_min: int, act_max: int) -> NDArray[np.int8]:
     return np.clip(q, int(act_min), int(act_max)).astype(np.int8)
 
 
-def _int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> NDArray[np.int8]:
+def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> NDArray[np.int8]:
     """Output of node ``name`` of a QuantizedNetwork in int8 (see :func:`run_network`)."""
     network = qnet.network
     op = network.op(name)
@@ -236,7 +236,7 @@ def trace_network(
         if qnet is None:
             values[name] = _float_node(network, name, xs)
         else:
-            values[name] = _int8_node(qnet, name, xs)
+            values[name] = int8_node(qnet, name, xs)
     return {name: values[name] for name in network.order()}
 
 

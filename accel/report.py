@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 
 from accel.backend import STALL_CAUSES, LayerStats, Result
 from accel.deploy import DeploymentRun, HostStep
@@ -150,7 +151,7 @@ def render_run(run: DeploymentRun, fmt: str) -> str:
             shape = _shape(net.shape(step.node))
             row = {
                 "layer": step.node,
-                "kind": f"HostOp {step.op.op_type}",
+                "kind": step.kind,
                 "input": _shape(net.shape(step.inputs[0])),
                 "output": shape,
                 "macs": 0,
@@ -164,7 +165,7 @@ def render_run(run: DeploymentRun, fmt: str) -> str:
             layer_rows.append(row)
             table_rows.append([step.node, shape, "", "host", *[""] * 7])
             host_ops.append(
-                {"name": step.node, "op_type": step.op.op_type, "inputs": list(step.inputs)}
+                {"name": step.node, "kind": step.kind, "inputs": list(step.inputs)}
             )
             continue
         result = next(results)
@@ -212,10 +213,13 @@ def render_run(run: DeploymentRun, fmt: str) -> str:
         return buffer.getvalue()
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}")
-    ops = ", ".join(f"{h['op_type']} {h['name']!r}" for h in host_ops)
+    kinds = Counter(h["kind"] for h in host_ops)
+    ops = ", ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in sorted(kinds.items()))
+    if len(host_ops) <= 4:
+        ops = ", ".join(f"{h['kind']} {h['name']!r}" for h in host_ops)
     notes = [
         f"{run.total_cycles:,} cycles = {1e3 * run.seconds:.3f} ms at {cfg.clock_mhz:g} MHz on "
-        f"the accelerator ({len(deployment.segments)} segments back to back; host time not "
+        f"the accelerator ({len(deployment.segments)} segment(s) back to back; host time not "
         f"counted): {run.gops:.1f} GOPS, MAC utilization {100 * run.utilization:.1f}%",
         f"host: {len(host_ops)} op(s) ({ops}); accelerator: {accelerator_layers} of "
         f"{total_layers} layers, every counted MAC; DRAM across the host boundary "

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from accel import executor, graph, host
+from accel import executor, graph
 from accel.backend import Result
 from accel.compiler import compile
 from accel.config import AccelConfig
@@ -336,9 +336,7 @@ def _check_deployment(
     counters = True
     for step in deployment.steps:
         if isinstance(step, HostStep):
-            xs = [values[src] for src in step.inputs]
-            quants = [qnet.tensors[src] for src in step.inputs]
-            got = host.run_int8(step.op, xs, quants, qnet.tensors[step.node])
+            got = step.run(qnet, [values[src] for src in step.inputs])
             values[step.node] = got
             want = trace[step.node]
             equal = bool(np.array_equal(want, got.reshape(want.shape)))
@@ -346,7 +344,7 @@ def _check_deployment(
                 LayerCheck(
                     index=len(checks),
                     name=step.node,
-                    kind=f"HostOp {step.op.op_type} (host)",
+                    kind=f"{step.kind} (host)",
                     instructions=0,
                     outputs_equal=equal,
                     model_cycles=0,

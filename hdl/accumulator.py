@@ -25,21 +25,31 @@ never use the buffer in the same cycle (the contract separates them by ``done``)
 the array wins. Addresses are taken modulo ``2**addr_bits``; rows at or above ``depth`` (when
 ``depth`` is not a power of two) do not exist, the compiler never addresses them.
 
+Completion (``complete``). Each array word and vector read carries ``last``, set on its
+instruction's last word; ``complete`` is high exactly in the cycle the buffer writes a row so
+marked (column ``cols - 1``'s write strobe for the array, whose last column exits last; the
+whole-row write for the vector unit). So the compute engine's ``complete`` is the real write of
+its instruction's last result, not a count kept beside the data path: a pipeline stage added
+or lost anywhere between the feed and the write moves it (or loses it) with the data.
+
 POST (``post``) is an ordinary synchronous read port of whole rows (``addr`` in cycle ``k``,
 ``data`` in ``k + 1``, :data:`hdl.postproc.ACC_READ_LATENCY`), independent of the RMW.
 
 Ports
 -----
 a : In(stream.Signature(ArrayAcc), always ready).array(cols)
-    ``a[c]``: ``addr``, ``overwrite`` and ``sum`` (int32) of column ``c`` in its exit cycle.
+    ``a[c]``: ``addr``, ``overwrite``, ``sum`` (int32) and ``last`` of column ``c`` in its
+    exit cycle (only column ``cols - 1``'s ``last`` is used).
 v_rd : In(stream.Signature(VectorRead), always ready)
-    ``addr`` of a whole-row read for the vector unit.
+    ``addr`` of a whole-row read for the vector unit, and ``last`` for its write.
 v_acc : Out(ArrayLayout(signed(32), cols))
     The row read by ``v_rd`` one cycle earlier.
 v_wr : In(stream.Signature(ArrayLayout(signed(32), cols)), always ready)
     The new row, ``VECTOR_LATENCY`` cycles after its ``v_rd``.
 post : Out(ReadPort.Signature(addr_bits, ArrayLayout(signed(32), cols)))
     Read port for the post-processor.
+complete : Out(1)
+    High in the cycle of a write marked ``last``.
 """
 
 from __future__ import annotations
@@ -86,13 +96,23 @@ def array_acc_layout(config: AccelConfig) -> data.StructLayout:
             "addr": unsigned(acc_addr_bits(config)),
             "overwrite": 1,
             "sum": signed(config.data.acc_bits),
+            "last": 1,
         }
     )
 
 
+def _held_layout(config: AccelConfig) -> data.StructLayout:
+    """What a column keeps of ``a[c]`` from its read to its write (``last``: only the last
+    column keeps it, as its own register)."""
+    members = dict(array_acc_layout(config).members)
+    del members["last"]
+    return data.StructLayout(members)
+
+
 def vector_read_layout(config: AccelConfig) -> data.StructLayout:
-    """Payload of ``v_rd``: the row the vector unit reads (and writes back)."""
-    return data.StructLayout({"addr": unsigned(acc_addr_bits(config))})
+    """Payload of ``v_rd``: the row the vector unit reads (and writes back), and whether that
+    write is its instruction's last."""
+    return data.StructLayout({"addr": unsigned(acc_addr_bits(config)), "last": 1})
 
 
 class AccumulatorBuffer(wiring.Component):
@@ -145,6 +165,7 @@ class AccumulatorBuffer(wiring.Component):
                 "v_acc": Out(row),
                 "v_wr": In(stream.Signature(row, always_ready=True)),
                 "post": Out(ReadPort.Signature(addr_width=acc_addr_bits(config), shape=row)),
+                "complete": Out(1),
             }
         )
 
@@ -167,12 +188,15 @@ class AccumulatorBuffer(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        # The vector unit's write goes to the row it read VECTOR_LATENCY cycles earlier.
-        v_addr = self.v_rd.payload.addr
+        cols = len(self._banks)
+        # The vector unit's write goes to the row it read VECTOR_LATENCY cycles earlier (its
+        # last mark travels with the address).
+        v_row = self.v_rd.payload
         for k in range(timing.VECTOR_LATENCY):
-            delayed = Signal.like(v_addr, name=f"v_addr_d{k + 1}", reset_less=True)
-            m.d.sync += delayed.eq(v_addr)
-            v_addr = delayed
+            delayed = Signal.like(v_row, name=f"v_row_d{k + 1}", reset_less=True)
+            m.d.sync += delayed.eq(v_row)
+            v_row = delayed
+        v_addr = v_row.addr
 
         for c, bank in enumerate(self._banks):
             m.submodules[f"bank_{c}"] = mem = Memory(data=bank)
@@ -189,8 +213,13 @@ class AccumulatorBuffer(wiring.Component):
             ]
             # Cycle X + 1: write old + sum (or sum), or the vector unit's row.
             a_valid = Signal(name=f"a{c}_valid")
-            a_held = Signal(a.payload.shape(), name=f"a{c}_held", reset_less=True)
-            m.d.sync += [a_valid.eq(a.valid), a_held.eq(a.payload)]
+            a_held = Signal(_held_layout(self._config), name=f"a{c}_held", reset_less=True)
+            m.d.sync += [
+                a_valid.eq(a.valid),
+                a_held.addr.eq(a.payload.addr),
+                a_held.overwrite.eq(a.payload.overwrite),
+                a_held.sum.eq(a.payload.sum),
+            ]
             m.d.comb += [
                 wr.en.eq(a_valid | self.v_wr.valid),
                 wr.addr.eq(Mux(a_valid, a_held.addr, v_addr)),
@@ -207,4 +236,11 @@ class AccumulatorBuffer(wiring.Component):
                 post.addr.eq(self.post.addr),
                 self.post.data[c].eq(post.data),
             ]
+            if c == cols - 1:
+                # `complete` is this bank's write strobe, for a write marked last: an
+                # instruction's last write (the array's last column exits last; a vector
+                # write covers every bank). Only this column keeps its last mark.
+                a_last = Signal(name=f"a{c}_last", reset_less=True)
+                m.d.sync += a_last.eq(a.payload.last)
+                m.d.comb += self.complete.eq(wr.en & Mux(a_valid, a_last, v_row.last))
         return m

@@ -47,7 +47,9 @@ Vector modes: the word fed in ``t`` reads its row in ``t`` and writes it in ``t 
 VECTOR_LATENCY``; ``done = f[last] + T - 1 + VECTOR_LATENCY + 1``.
 
 ``done`` pulses in exactly that cycle, the first in which the instruction's last accumulator
-write is visible (``complete`` one cycle earlier, with the write); ``start`` pulses in the
+write is visible (``complete`` one cycle earlier: it is the accumulator buffer's write strobe
+of that write, :attr:`hdl.accumulator.AccumulatorBuffer.complete`, not a delay line beside
+the data path); ``start`` pulses in the
 cycle an instruction is taken. Instructions of the
 same unit follow each other with no bubble, so several may be in flight; their ``done`` pulses
 come in instruction order, never two in one cycle.
@@ -85,7 +87,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from accel import timing
 from accel.config import AccelConfig
 from hdl._check import check_config
 from hdl.accumulator import AccumulatorBuffer, acc_addr_bits
@@ -240,27 +241,13 @@ class ComputeEngine(wiring.Component):
                 acc.a[c].payload.addr.eq(tap.acc_row),
                 acc.a[c].payload.overwrite.eq(tap.overwrite),
                 acc.a[c].payload.sum.eq(array.o[c].payload),
+                acc.a[c].payload.last.eq(tap.last),
             ]
 
         # ---- complete, done ---------------------------------------------------------------
-        # The instruction's last accumulator write (`complete`): ARRAY, ACC_LATENCY after the
-        # last column of the last word exits; vector, VECTOR_LATENCY after the last feed. It
-        # is visible one cycle later (`done`).
-        def delayed(value, cycles: int, name: str):
-            for k in range(cycles):
-                reg = Signal(name=f"{name}_d{k + 1}")
-                m.d.sync += reg.eq(value)
-                value = reg
-            return value
-
-        array_complete = delayed(
-            array.o[cols - 1].valid & meta[rows + cols - 1].last,
-            timing.ACC_LATENCY,
-            "array_complete",
-        )
-        vector_complete = delayed(
-            feeder.vector.valid & feeder.meta.last, timing.VECTOR_LATENCY, "vector_complete"
-        )
-        m.d.comb += self.complete.eq(array_complete | vector_complete)
+        # The accumulator's write strobe of the instruction's last result (`complete`): the
+        # last column's write of the last word (ARRAY) or the vector unit's write of it, each
+        # carrying the word's last mark. It is visible one cycle later (`done`).
+        m.d.comb += self.complete.eq(acc.complete)
         m.d.sync += self.done.eq(self.complete)
         return m

@@ -285,6 +285,7 @@ class Feeder(wiring.Component):
             self.vector.payload.shift.eq(fed.shift),
             self.acc_rd.valid.eq(fed_valid & fed.vector),
             self.acc_rd.payload.addr.eq(fed.acc_row),
+            self.acc_rd.payload.last.eq(fed.last),
             self.meta.acc_row.eq(fed.acc_row),
             self.meta.overwrite.eq(fed.overwrite),
             self.meta.last.eq(fed.last),

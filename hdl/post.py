@@ -237,6 +237,6 @@ class PostEngine(wiring.Component):
             self.out_wr.en.eq(pp.o.valid),
             self.out_wr.addr.eq(out_addr),
             self.out_wr.data.eq(pp.o.payload),
-            self.complete.eq(pp.o.valid & row_last),
+            self.complete.eq(self.out_wr.en & row_last),  # the write strobe of the last row
         ]
         return m

@@ -1,11 +1,109 @@
-"""Shared helpers for the RTL tests."""
+"""Shared helpers for the RTL tests: the simulator, stream helpers, configs, encodings."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from amaranth.sim import Simulator
+
+from accel import isa
+from accel.config import PARAM_LANE_BYTES, AccelConfig, preset
+
+__all__ = [
+    "assert_lints_clean",
+    "raw",
+    "simulate",
+    "small_config",
+    "stream_get",
+    "stream_put",
+    "verilog_in_fresh_processes",
+]
+
+
+def simulate(dut, *benches: Callable, vcd: str | Path | None = None) -> None:
+    """Run the async testbenches ``benches`` (each ``async def bench(ctx)``) on ``dut`` with a
+    1 MHz clock until every one returns; ``vcd``: also write a waveform there (~4x slower)."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    for bench in benches:
+        sim.add_testbench(bench)
+    if vcd is None:
+        sim.run()
+        return
+    with sim.write_vcd(str(vcd)):
+        sim.run()
+
+
+async def stream_put(ctx, stream, payload) -> None:
+    """Offer ``payload`` on an :mod:`amaranth.lib.stream` (``valid`` high) until the sink takes
+        it (``valid & ready`` at a clock edge); ``valid`` is low again on return. An int
+    ``payload`` of a :class:`~amaranth.lib.data.View` is its raw bits."""
+    ctx.set(stream.valid, 1)
+    if isinstance(payload, int) and hasattr(stream.payload, "as_value"):
+        ctx.set(stream.payload.as_value(), payload)  # the raw bits of a data.View payload
+    else:
+        ctx.set(stream.payload, payload)
+    await ctx.tick().until(stream.ready)
+    ctx.set(stream.valid, 0)
+
+
+async def stream_get(ctx, stream):
+    """Hold ``ready`` high until a payload is transferred (``valid & ready`` at a clock edge);
+    returns it, with ``ready`` low again."""
+    ctx.set(stream.ready, 1)
+    (payload,) = await ctx.tick().sample(stream.payload).until(stream.valid)
+    ctx.set(stream.ready, 0)
+    return payload
+
+
+def raw(instr: isa.Instruction, layout=None) -> int:
+    """The instruction's binary encoding (:func:`accel.isa.encode`) as an int; with
+    ``layout``, only its low ``layout.size`` bits (a payload of that layout)."""
+    bits = int.from_bytes(isa.encode(instr), "little")
+    return bits if layout is None else bits & ((1 << layout.size) - 1)
+
+
+def small_config(
+    rows: int,
+    cols: int,
+    *,
+    input_words: int | None = None,
+    weight_words: int | None = None,
+    acc_rows: int | None = None,
+    output_words: int | None = None,
+    param_words: int | None = None,
+    bandwidth: int | None = None,
+    latency: int | None = None,
+    name: str | None = None,
+) -> AccelConfig:
+    """The ``tiny`` preset with a ``rows x cols`` array and buffers sized in words: an input
+    word is ``rows`` bytes, a weight or output word ``cols``, an accumulator row ``4 * cols``,
+    a parameter word ``PARAM_LANE_BYTES * cols``. What is not given stays ``tiny``'s."""
+    words = {
+        "input_bytes": (input_words, rows),
+        "weight_bytes": (weight_words, cols),
+        "acc_bytes": (acc_rows, 4 * cols),
+        "output_bytes": (output_words, cols),
+        "param_bytes": (param_words, PARAM_LANE_BYTES * cols),
+    }
+    changes: dict = {"array": {"rows": rows, "cols": cols}}
+    buffers = {key: n * size for key, (n, size) in words.items() if n is not None}
+    if buffers:
+        changes["buffers"] = buffers
+    dram = {
+        key: value
+        for key, value in (("bandwidth", bandwidth), ("latency", latency))
+        if value is not None
+    }
+    if dram:
+        changes["dram"] = dram
+    if name is not None:
+        changes["name"] = name
+    return preset("tiny").replace(**changes)
 
 
 def verilog_in_fresh_processes(script: str, seeds: tuple[str, ...] = ("1", "2")) -> list[str]:

@@ -44,7 +44,6 @@ calibration.
 
 import dataclasses
 import functools
-import zlib
 
 import numpy as np
 import pytest
@@ -66,14 +65,10 @@ from accel.graph import (
     Network,
 )
 from accel.quantized import PoolQuant, QuantizedNetwork, TensorQuant
+from tests.references import ref_rdbpot, ref_requantize, ref_srdhm, rng_for
 
 INT32_MIN = -(2**31)
 HYPOTHESIS = settings(max_examples=40, deadline=None)
-
-
-def rng_for(*params):
-    """A generator seeded from the test's parameters (stable across runs and processes)."""
-    return np.random.default_rng(zlib.crc32(repr(params).encode()))
 
 
 def random_int8(rng, shape):
@@ -83,24 +78,6 @@ def random_int8(rng, shape):
 # --------------------------------------------------------------------------------------------
 # scalar references: gemmlowp transcribed with Python ints, and loops over every index
 # --------------------------------------------------------------------------------------------
-
-
-def ref_srdhm(a, b):
-    if a == b == INT32_MIN:
-        return 2**31 - 1
-    ab = a * b
-    total = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
-    return abs(total) // 2**31 * (1 if total >= 0 else -1)  # C division: toward zero
-
-
-def ref_rdbpot(x, exponent):
-    mask = (1 << exponent) - 1
-    threshold = (mask >> 1) + (1 if x < 0 else 0)
-    return (x >> exponent) + (1 if (x & mask) > threshold else 0)
-
-
-def ref_requantize(acc, multiplier, shift, zero_point, act_min=-128, act_max=127):
-    return min(max(ref_rdbpot(ref_srdhm(acc, multiplier), shift) + zero_point, act_min), act_max)
 
 
 def ref_window_loop(x, kernel, stride, pads, out_hw, reduce):

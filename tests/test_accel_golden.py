@@ -1,20 +1,14 @@
 """accel.golden against naive loop references, hand-worked examples, and its error contract."""
 
-import zlib
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accel import golden
+from tests.references import rng_for
 
 HYPOTHESIS = settings(max_examples=100, deadline=None)
-
-
-def rng_for(*params):
-    """A generator seeded from the test's parameters (stable across runs and processes)."""
-    return np.random.default_rng(zlib.crc32(repr(params).encode()))
 
 
 def random_array(rng, shape, kind):

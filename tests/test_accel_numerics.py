@@ -1,8 +1,6 @@
 """accel.numerics: gemmlowp fixed point against a scalar transcription, hand-worked edge cases,
 the zero-point folding of qconv2d (padding = zero point), and the error contract."""
 
-import zlib
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,42 +8,16 @@ from hypothesis import strategies as st
 
 from accel import golden, numerics
 from accel.numerics import INT32_MAX, INT32_MIN
+from tests.references import ref_rdbpot, ref_requantize, ref_srdhm, rng_for
 
 HYPOTHESIS = settings(max_examples=100, deadline=None)
 M_HALF = 2**30  # the multiplier of real scale 0.5 (shift 0)
 M_MAX = 2**31 - 1
 
 
-def rng_for(*params):
-    """A generator seeded from the test's parameters (stable across runs and processes)."""
-    return np.random.default_rng(zlib.crc32(repr(params).encode()))
-
-
 # --------------------------------------------------------------------------------------------
 # scalar reference: gemmlowp's fixedpoint.h transcribed with Python ints
 # --------------------------------------------------------------------------------------------
-
-
-def ref_srdhm(a, b):
-    """SaturatingRoundingDoublingHighMul(int32 a, int32 b)."""
-    overflow = a == b and a == INT32_MIN
-    ab_64 = a * b
-    nudge = (1 << 30) if ab_64 >= 0 else (1 - (1 << 30))
-    total = ab_64 + nudge
-    ab_x2_high32 = abs(total) // (1 << 31) * (1 if total >= 0 else -1)  # C '/': toward zero
-    return INT32_MAX if overflow else ab_x2_high32
-
-
-def ref_rdbpot(x, exponent):
-    """RoundingDivideByPOT(int32 x, int exponent)."""
-    mask = (1 << exponent) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (1 if x < 0 else 0)
-    return (x >> exponent) + (1 if remainder > threshold else 0)
-
-
-def ref_requantize(acc, multiplier, shift, zero_point, act_min, act_max):
-    return min(max(ref_rdbpot(ref_srdhm(acc, multiplier), shift) + zero_point, act_min), act_max)
 
 
 int32s = st.one_of(

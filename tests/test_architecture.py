@@ -1,8 +1,10 @@
 """The layering of ``docs/architecture.md`` holds: every ``import-linter`` contract of
-``pyproject.toml`` is kept (the same check CI runs as ``lint-imports``)."""
+``pyproject.toml`` is kept (the same check CI runs as ``lint-imports``), and the tests keep
+DESIGN.md's ladder: only ``tests/test_equivalence_*`` see the model and the RTL together."""
 
 from __future__ import annotations
 
+import ast
 import pkgutil
 import shutil
 import subprocess
@@ -34,3 +36,48 @@ def test_every_accel_module_has_a_layer():
     listed = {name.strip() for layer in layers["layers"] for name in layer.split("|")}
     modules = {m.name for m in pkgutil.iter_modules(accel.__path__)}
     assert modules == listed
+
+
+def imported_modules(path: Path, seen: set[Path] | None = None) -> set[str]:
+    """Every module ``path`` imports (at any depth in the file), following the imports of
+    other ``tests`` modules: a helper module must not smuggle ``sim`` into a block test."""
+    seen = set() if seen is None else seen
+    if path in seen:
+        return set()
+    seen.add(path)
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            if node.module == "tests":
+                names |= {f"tests.{alias.name}" for alias in node.names}
+    for name in sorted(names):
+        if name.startswith("tests."):
+            helper = ROOT / (name.replace(".", "/") + ".py")
+            if helper.exists():
+                names |= imported_modules(helper, seen)
+    return names
+
+
+def imports_package(path: Path, package: str) -> list[str]:
+    return sorted(n for n in imported_modules(path) if n == package or n.startswith(package + "."))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "package"), [("test_hdl_*.py", "sim"), ("test_sim_*.py", "hdl")]
+)
+def test_block_tests_see_only_their_side(pattern, package):
+    """No ``tests/test_hdl_*.py`` imports ``sim`` and no ``tests/test_sim_*.py`` imports
+    ``hdl`` (directly or through another tests module): comparisons of the two live in
+    ``tests/test_equivalence_*.py``."""
+    files = sorted((ROOT / "tests").glob(pattern))
+    assert files
+    offenders = {f.name: imports_package(f, package) for f in files}
+    assert {name: mods for name, mods in offenders.items() if mods} == {}
+
+
+def test_the_import_check_sees_a_sim_import(tmp_path):
+    (tmp_path / "test_hdl_x.py").write_text("def f():\n    from sim import trace\n")
+    assert imports_package(tmp_path / "test_hdl_x.py", "sim") == ["sim"]

@@ -122,3 +122,28 @@ def test_illegal_instruction_is_flagged(backend):
     compute[0] = isa.with_fields(compute[0], wait=isa.mask(isa.Sem.C2L))
     with pytest.raises(RuntimeError, match="illegal instruction"):
         BACKENDS[backend](program, image, max_cycles=1000)
+
+
+def test_a_full_inflight_queue_delays_grants_flags_stalled_and_loses_nothing():
+    rng = np.random.default_rng(3)
+    qnet = conv_qnet(rng, c=8, k=4, hw=(5, 5), kernel=(3, 3), padding=(1, 1, 1, 1))
+    program = compile(qnet, TINY)
+    x = random_input(rng, qnet)
+    image = program.make_image({"input": x})
+    model = sim.run(program, image)
+    rtl = amaranth_sim.run(program, image, inflight=2, max_cycles=4 * model.total_cycles)
+    np.testing.assert_array_equal(rtl.outputs["conv"], conv_reference(qnet, x), strict=True)
+    assert rtl.counters["stalled"] == 1
+    later = [
+        (engine, i)
+        for engine, starts in rtl.start.items()
+        for i, start in enumerate(starts)
+        if start > model.start[engine][i]
+    ]
+    assert later, "a full queue must delay some grant"
+    assert all(
+        start >= model.start[engine][i]
+        for engine, starts in rtl.start.items()
+        for i, start in enumerate(starts)
+    )
+    assert rtl.total_cycles >= model.total_cycles

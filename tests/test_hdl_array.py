@@ -1,5 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""hdl.pe, hdl.array: the systolic array against numpy, sim.array and accel.timing.
+"""hdl.pe, hdl.array: the systolic array against numpy and accel.timing (against sim.array:
+tests/test_equivalence_array.py).
 
 Every test drives the array with the per-pass schedule of the ARRAY-mode contract
 (``wl[j]``, ``f[j]`` of accel.timing, checked against ``compute_timing``), and checks in every
@@ -15,28 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from accel import timing
 from accel.config import AccelConfig, preset
 from accel.isa import Compute
 from hdl.array import WEIGHT_READ_LATENCY, SystolicArray
 from hdl.pe import ProcessingElement
-from sim import array as model_array
-
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-
-
-def make_config(rows: int, cols: int) -> AccelConfig:
-    return preset("tiny").replace(array={"rows": rows, "cols": cols})
-
-
-def simulate(dut, bench) -> None:
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-
+from tests.hdl_support import simulate, small_config
+from tests.references import INT32_MAX, INT32_MIN
 
 # --- the schedule of the contract ---------------------------------------------------------
 
@@ -147,15 +134,38 @@ PATTERNS = {
 }
 
 
-@pytest.mark.parametrize("pattern", sorted(PATTERNS))
-@pytest.mark.parametrize(("rows", "cols"), SHAPES)
-def test_array_matches_numpy_cycle_for_cycle(rows, cols, pattern):
-    config = make_config(rows, cols)
+def run_pattern(rows: int, cols: int, pattern: str):
+    """The instructions of ``PATTERNS[pattern]`` scheduled by the contract and run on the
+    array: (config, instructions, per-instruction passes, outputs per column)."""
+    config = small_config(rows, cols)
     rng = np.random.default_rng([rows, cols, sorted(PATTERNS).index(pattern)])
     instrs = PATTERNS[pattern](rows)
     schedule = contract_schedule(instrs, config, rng)
     passes = [p for instr in schedule for p in instr]
-    seen = run_array(config, passes, rng)
+    return config, instrs, schedule, run_array(config, passes, rng)
+
+
+def instruction_sums(config, instrs, schedule, seen) -> list[np.ndarray]:
+    """Per instruction, the (T, cols) sums of its passes as the array's outputs give them."""
+    rows, cols = config.array.rows, config.array.cols
+    by_cycle = {c: dict(seen[c]) for c in range(cols)}
+    return [
+        np.array(
+            [
+                [sum(by_cycle[c][p.f + v + rows + c] for p in instr_passes) for c in range(cols)]
+                for v in range(T)
+            ],
+            dtype=np.int64,
+        )
+        for (_, T), instr_passes in zip(instrs, schedule, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+@pytest.mark.parametrize(("rows", "cols"), SHAPES)
+def test_array_matches_numpy_cycle_for_cycle(rows, cols, pattern):
+    config, instrs, schedule, seen = run_pattern(rows, cols, pattern)
+    passes = [p for instr in schedule for p in instr]
     want = expected_outputs(config, passes)
     for c in range(cols):
         assert seen[c] == want[c], f"column {c}"
@@ -168,26 +178,21 @@ def test_array_matches_numpy_cycle_for_cycle(rows, cols, pattern):
         assert any(b.wl == a.f for a, b in itertools.pairwise(passes))
     if pattern == "short":
         assert all(p.f == p.wl + 1 for p in passes)
-    # Summed over the passes of each instruction, the outputs are the model's array_sums.
-    by_cycle = {c: dict(seen[c]) for c in range(cols)}
-    for (_, T), instr_passes in zip(instrs, schedule, strict=True):
-        windows = np.stack([p.vectors for p in instr_passes])  # (passes, T, rows)
-        tiles = np.concatenate([p.weights for p in instr_passes])
-        got = np.array(
-            [
-                [sum(by_cycle[c][p.f + v + rows + c] for p in instr_passes) for c in range(cols)]
-                for v in range(T)
-            ],
-            dtype=np.int64,
+    # Summed over the passes of each instruction, the outputs are the sums of the products.
+    for got, instr_passes in zip(
+        instruction_sums(config, instrs, schedule, seen), schedule, strict=True
+    ):
+        want_sums = sum(
+            p.vectors.astype(np.int64) @ p.weights.astype(np.int64) for p in instr_passes
         )
-        np.testing.assert_array_equal(got, model_array.array_sums(windows, tiles), strict=True)
+        np.testing.assert_array_equal(got, want_sums, strict=True)
 
 
 def test_array_weight_load_one_cycle_early_corrupts_the_running_pass():
     """The contract's bound wl[j+1] >= f[j] is tight: loading pass 2 in cycle f[1] is fine
     (the "long" pattern), in f[1] - 1 its row 0 reaches PE (0, 0) with pass 1's switch."""
     rows, cols = 3, 4
-    config = make_config(rows, cols)
+    config = small_config(rows, cols)
     rng = np.random.default_rng(7)
     schedule = contract_schedule([(3, rows + 3)], config, rng)[0]
     assert schedule[2].wl == schedule[1].f
@@ -204,7 +209,7 @@ def test_array_feed_one_cycle_early_uses_stale_weights():
     """The contract's bound f[j] >= wl[j] + 1 is tight: feeding in wl[j] + 1 is fine (the
     "short" pattern), in wl[j] the switch reaches PE (0, 0) before its row does."""
     rows, cols = 3, 4
-    config = make_config(rows, cols)
+    config = small_config(rows, cols)
     rng = np.random.default_rng(8)
     schedule = contract_schedule([(2, 1)], config, rng)[0]
     assert schedule[1].f == schedule[1].wl + 1 > schedule[0].f + 1
@@ -216,7 +221,7 @@ def test_array_feed_one_cycle_early_uses_stale_weights():
 
 
 def test_array_reports_its_shape_and_latency():
-    dut = SystolicArray(make_config(3, 4))
+    dut = SystolicArray(small_config(3, 4))
     assert (dut.rows, dut.cols, dut.latency) == (3, 4, 3)
     assert len(dut.o) == 4
 

@@ -1,16 +1,18 @@
 # amaranth: UnusedElaboratable=no
-"""hdl.post: the POST engine, cycle-exact to accel.timing.post_timing, bit-exact to
-sim.postproc.
+"""hdl.post: the POST engine, cycle-exact to accel.timing.post_timing, bit-exact to an
+independent reference of the arithmetic (tests/references.py; against sim.postproc:
+tests/test_equivalence_post.py).
 
 A bench of an accumulator buffer, a parameter buffer and an output buffer (random initial
 contents) around the engine runs streams of POST instructions, each offered (``i.valid``)
 from a given cycle until taken. Per instruction, the handshake cycle (``start``) and the cycle
 after its ``complete`` pulse (``done``) must equal :func:`accel.timing.post_timing` chained
-(earliest = the offer, free = the previous ``next_start``); every accumulator and parameter
-read must be issued in exactly ``start + k``; the output buffer, read in every cycle, must
-hold in cycle ``c`` exactly the initial contents with every expected write of an earlier cycle
-applied in order, word ``k`` of an instruction being :func:`sim.postproc.postprocess`'s row
-``k``, written in ``start + k + POST_LATENCY`` (so visible in ``start + k + POST_LATENCY + 1``).
+(earliest = the offer, free = the previous ``next_start``), and ``complete`` must be high in
+the very cycle of the output buffer write of the instruction's last word; every accumulator
+and parameter read must be issued in exactly ``start + k``; the output buffer, read in every
+cycle, must hold in cycle ``c`` exactly the initial contents with every expected write of an
+earlier cycle applied in order, word ``k`` of an instruction being the reference's row ``k``,
+written in ``start + k + POST_LATENCY`` (so visible in ``start + k + POST_LATENCY + 1``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,9 @@ import numpy as np
 import pytest
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib.wiring import connect
-from amaranth.sim import Simulator
 
-from accel import isa, timing
-from accel.config import AccelConfig, preset
+from accel import timing
+from accel.config import AccelConfig
 from accel.isa import Post, PostMode
 from hdl.accumulator import AccumulatorBuffer, acc_depth
 from hdl.buffers import OutputBuffer, ParamBuffer
@@ -33,31 +34,37 @@ from hdl.compute import ComputeEngine
 from hdl.flow.generate import ports, verilog
 from hdl.isa import POST_LAYOUT
 from hdl.post import PostEngine
-from sim import postproc as model_postproc
-from tests.hdl_support import assert_lints_clean, verilog_in_fresh_processes
-
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+from tests.hdl_support import (
+    assert_lints_clean,
+    raw,
+    simulate,
+    small_config,
+    verilog_in_fresh_processes,
+)
+from tests.references import INT32_MAX, INT32_MIN, ref_post_row
 
 
 def make_config(rows: int, cols: int) -> AccelConfig:
     """The ``tiny`` preset with a ``rows x cols`` array and small buffers: 32 accumulator
     rows, 6 parameter words (not a power of two), 24 output words."""
-    return preset("tiny").replace(
-        name=f"post{rows}x{cols}",
-        array={"rows": rows, "cols": cols},
-        buffers={
-            "acc_bytes": 4 * cols * 32,
-            "param_bytes": 12 * cols * 6,
-            "output_bytes": cols * 24,
-        },
+    return small_config(
+        rows, cols, acc_rows=32, param_words=6, output_words=24, name=f"post{rows}x{cols}"
     )
 
 
 CONFIGS = {"2x2": make_config(2, 2), "3x4": make_config(3, 4), "4x4": make_config(4, 4)}
 
 
-def raw(instr: isa.Instruction) -> int:
-    return int.from_bytes(isa.encode(instr), "little") & ((1 << POST_LAYOUT.size) - 1)
+def reference(post: Post, acc: np.ndarray, params: np.ndarray) -> list[list[int]]:
+    """The output words of ``post`` from its (count, cols) accumulator rows and its (cols, 3)
+    parameter word, by tests/references.py (the signature of sim.postproc.postprocess)."""
+    return [
+        ref_post_row(
+            row, params, requant=post.mode == PostMode.REQUANT,
+            out_zero_point=post.out_zero_point, act_min=post.act_min, act_max=post.act_max,
+        )
+        for row in acc
+    ]  # fmt: skip
 
 
 def param_words(params: np.ndarray) -> list[int]:
@@ -147,7 +154,7 @@ def run_bench(config, posts, offers, contents, cycles, *, seed=0) -> Run:
             ctx.set(engine.i.valid, present)
             ctx.set(
                 engine.i.payload.as_value(),
-                raw(posts[taken]) if present else junk & ((1 << POST_LAYOUT.size) - 1),
+                raw(posts[taken], POST_LAYOUT) if present else junk & ((1 << POST_LAYOUT.size) - 1),
             )
             ready = bool(ctx.get(engine.i.ready))
             run.ready.append(ready)
@@ -166,10 +173,7 @@ def run_bench(config, posts, offers, contents, cycles, *, seed=0) -> Run:
             run.memory.append([out_row(ctx.get(out.data[k]), cols) for k in range(out.depth)])
             await ctx.tick()
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     return run
 
 
@@ -183,12 +187,12 @@ def contract(posts, offers) -> list[timing.EngineTiming]:
     return out
 
 
-def expected_writes(posts, schedule, contents):
-    """(cycle, out addr, word) of every output buffer write, from sim.postproc."""
+def expected_writes(posts, schedule, contents, reference):
+    """(cycle, out addr, word) of every output buffer write, words from ``reference``."""
     writes = []
     for post, t in zip(posts, schedule, strict=True):
         acc = contents.acc[post.acc_base : post.acc_base + post.count]
-        words = model_postproc.postprocess(post, acc, contents.params[post.param_base])
+        words = reference(post, acc, contents.params[post.param_base])
         for k, word in enumerate(words):
             writes.append(
                 (t.start + k + timing.POST_LATENCY, post.out_base + k, [int(v) for v in word])
@@ -196,7 +200,10 @@ def expected_writes(posts, schedule, contents):
     return writes
 
 
-def check(config, posts, offers, seed) -> Run:
+def check(config, posts, offers, seed, *, reference=reference) -> Run:
+    """Run the stream and check timing (the contract), ``complete`` (the write strobe of each
+    instruction's last word) and data (``reference``, the signature of
+    sim.postproc.postprocess), cycle by cycle."""
     rng = np.random.default_rng([seed, 1])
     contents = Contents(config, rng)
     schedule = contract(posts, offers)
@@ -211,8 +218,13 @@ def check(config, posts, offers, seed) -> Run:
     ]
     assert run.acc_reads == [(c, p.acc_base + k) for c, p, k in issues]
     assert run.param_reads == [(c, p.param_base) for c, p, _ in issues]
-    want = expected_writes(posts, schedule, contents)
+    want = expected_writes(posts, schedule, contents, reference)
     assert run.writes == want
+    # complete is the write strobe of each instruction's last word, as the RTL wrote it.
+    written = {cycle: addr for cycle, addr, _ in run.writes}
+    depth = 1 << len(PostEngine(config).out_wr.addr)
+    for post, done in zip(posts, run.done, strict=True):
+        assert written.get(done - 1) == (post.out_base + post.count - 1) % depth
     # ready: high exactly when no instruction is between its start and next_start.
     busy = {c for t in schedule for c in range(t.start + 1, t.next_start)}
     assert run.ready == [c not in busy for c in range(horizon)]
@@ -260,27 +272,68 @@ def random_offers(rng, n: int, back_to_back: bool) -> list[int]:
     return np.cumsum(rng.choice([0, 1, 3, 7, 12], n)).tolist()
 
 
-@pytest.mark.parametrize("back_to_back", [True, False], ids=["back_to_back", "late_grants"])
-@pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("shape", sorted(CONFIGS))
-def test_random_streams_are_cycle_and_bit_exact(shape, seed, back_to_back):
+def check_random(shape: str, seed: int, back_to_back: bool, *, reference=reference) -> Run:
+    """A random stream of 1-4 instructions on ``CONFIGS[shape]``, seeded from the arguments."""
     config = CONFIGS[shape]
     rng = np.random.default_rng([seed, back_to_back, config.array.cols, config.array.rows])
     posts = [random_post(rng, config) for _ in range(int(rng.integers(1, 5)))]
-    check(config, posts, random_offers(rng, len(posts), back_to_back), seed)
+    offers = random_offers(rng, len(posts), back_to_back)
+    return check(config, posts, offers, seed, reference=reference)
+
+
+#: (shape, seed, back_to_back) of the random streams.
+RANDOM_STREAMS = pytest.mark.parametrize(
+    ("shape", "seed", "back_to_back"),
+    [(shape, seed, b2b) for shape in sorted(CONFIGS) for seed in range(4) for b2b in (True, False)],
+)
+
+
+@RANDOM_STREAMS
+def test_random_streams_are_cycle_and_bit_exact(shape, seed, back_to_back):
+    check_random(shape, seed, back_to_back)
 
 
 # --- hand-written streams ---------------------------------------------------------------------
 
+#: name -> (shape, instructions, offers, seed)
+HAND_WRITTEN = {
+    "docstring": (
+        "3x4",
+        [
+            Post(acc_base=4, count=3, param_base=1, out_base=2),
+            Post(mode=PostMode.PASS, acc_base=20, count=1, param_base=5, out_base=9, act_min=0),
+        ],
+        [0, 0],
+        5,
+    ),
+    "four_instructions": (
+        "2x2",
+        [
+            Post(acc_base=0, count=1, param_base=0, out_base=5, out_zero_point=-9),
+            Post(mode=PostMode.PASS, acc_base=1, count=1, param_base=3, out_base=6, act_max=0),
+            Post(acc_base=2, count=1, param_base=5, out_base=5, act_min=7, act_max=7),
+            Post(mode=PostMode.PASS, acc_base=3, count=2, param_base=2, out_base=7, act_min=-3),
+        ],
+        [0, 0, 0, 0],
+        6,
+    ),
+    "granted_while_busy": (
+        "4x4",
+        [Post(count=8, out_base=0), Post(acc_base=9, count=2, out_base=8)],
+        [2, 4],
+        7,
+    ),
+}
+
+
+def check_hand_written(name: str, *, reference=reference) -> Run:
+    shape, posts, offers, seed = HAND_WRITTEN[name]
+    return check(CONFIGS[shape], posts, offers, seed, reference=reference)
+
 
 def test_the_docstring_cycle_table():
     """hdl/post.py's table: A (count 3) taken in 0, B (count 1) in 3."""
-    config = CONFIGS["3x4"]
-    posts = [
-        Post(acc_base=4, count=3, param_base=1, out_base=2),
-        Post(mode=PostMode.PASS, acc_base=20, count=1, param_base=5, out_base=9, act_min=0),
-    ]
-    run = check(config, posts, [0, 0], seed=5)
+    run = check_hand_written("docstring")
     assert run.start == [0, 3] and run.done == [7, 8]
     assert run.ready[:5] == [True, False, False, True, True]
     assert run.acc_reads == [(0, 4), (1, 5), (2, 6), (3, 20)]
@@ -291,30 +344,21 @@ def test_the_docstring_cycle_table():
 def test_rows_of_four_instructions_follow_each_other_with_no_bubble():
     """One-row instructions back to back: a new instruction (new fields, mode, clamp) in
     every cycle; the same output word written by two of them lands in program order."""
-    config = CONFIGS["2x2"]
-    posts = [
-        Post(acc_base=0, count=1, param_base=0, out_base=5, out_zero_point=-9),
-        Post(mode=PostMode.PASS, acc_base=1, count=1, param_base=3, out_base=6, act_max=0),
-        Post(acc_base=2, count=1, param_base=5, out_base=5, act_min=7, act_max=7),
-        Post(mode=PostMode.PASS, acc_base=3, count=2, param_base=2, out_base=7, act_min=-3),
-    ]
-    run = check(config, posts, [0, 0, 0, 0], seed=6)
+    run = check_hand_written("four_instructions")
     assert run.start == [0, 1, 2, 3]
     assert run.done == [5, 6, 7, 9]
     assert run.writes[2][2] == [7, 7]
 
 
 def test_an_instruction_granted_while_busy_waits_for_next_start():
-    config = CONFIGS["4x4"]
-    posts = [Post(count=8, out_base=0), Post(acc_base=9, count=2, out_base=8)]
-    run = check(config, posts, [2, 4], seed=7)
+    run = check_hand_written("granted_while_busy")
     assert run.start == [2, 10]
     assert run.ready[2:11] == [True] + [False] * 7 + [True]
 
 
-def test_addresses_wrap_modulo_the_port_widths():
-    """Instruction fields are wider than the addresses: they wrap (row 31 is followed by
-    row 0 of a 32-row accumulator buffer)."""
+def run_wrapping(reference=reference):
+    """A POST whose fields are wider than the addresses: they wrap (row 31 is followed by
+    row 0 of a 32-row accumulator buffer). Returns the run and the expected writes."""
     config = CONFIGS["2x2"]
     engine = PostEngine(config)
     acc_bits, param_bits, out_bits = (
@@ -332,12 +376,19 @@ def test_addresses_wrap_modulo_the_port_widths():
     rng = np.random.default_rng(8)
     contents = Contents(config, rng)
     run = run_bench(config, [post], [1], contents, 12)
+    rows = contents.acc[[30, 31, 0, 1]]
+    words = reference(post, rows, contents.params[4])
+    return run, [(5 + k, 3 + k, [int(v) for v in w]) for k, w in enumerate(words)]
+
+
+def test_addresses_wrap_modulo_the_port_widths():
+    """Instruction fields are wider than the addresses: they wrap (row 31 is followed by
+    row 0 of a 32-row accumulator buffer)."""
+    run, writes = run_wrapping()
     assert run.start == [1] and run.done == [1 + 4 + timing.POST_LATENCY]
     assert run.acc_reads == [(1, 30), (2, 31), (3, 0), (4, 1)]
     assert run.param_reads == [(c, 4) for c in range(1, 5)]
-    rows = contents.acc[[30, 31, 0, 1]]
-    words = model_postproc.postprocess(post, rows, contents.params[4])
-    assert run.writes == [(5 + k, 3 + k, [int(v) for v in w]) for k, w in enumerate(words)]
+    assert run.writes == writes
 
 
 # --- interface -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""hdl.vector: the vector unit, bit-exact to sim.vector / accel.numerics, latency exact.
+"""hdl.vector: the vector unit, bit-exact to accel.numerics, latency exact (against
+sim.vector: tests/test_equivalence_vector.py).
 
 Words stream in with random idle cycles between them; every word carries its own mode and
 operands, so one simulation checks many unrelated words. The testbench plays the
@@ -13,26 +14,16 @@ import re
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accel import numerics, timing
-from accel.config import preset
-from accel.isa import Compute, ComputeMode
+from accel.isa import ComputeMode
 from hdl.vector import VectorUnit
-from sim import vector as model_vector
+from tests.hdl_support import simulate, small_config
+from tests.references import INT32_MAX, INT32_MIN, wrap32
 
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SHAPES = [(2, 2), (3, 4), (4, 3)]  # lanes = min(rows, cols); rows > cols and rows < cols
-
-
-def make_config(rows: int, cols: int):
-    return preset("tiny").replace(array={"rows": rows, "cols": cols})
-
-
-def wrap32(v: int) -> int:
-    return (v - INT32_MIN) % 2**32 + INT32_MIN
 
 
 def word(x, mode, *, overwrite=0, zp=0, multiplier=0, shift=0) -> dict:
@@ -100,10 +91,7 @@ def run_words(config, words: list[dict], accs: list[list[int]], gaps: list[int])
             previous = item
             await ctx.tick()
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     assert [t for t, _ in out] == [t + timing.VECTOR_LATENCY for t in fed]
     return [row for _, row in out]
 
@@ -132,7 +120,7 @@ EDGES = [
 
 @pytest.mark.parametrize(("rows", "cols"), SHAPES)
 def test_vector_edge_cases_equal_the_numerics(rows, cols):
-    config = make_config(rows, cols)
+    config = small_config(rows, cols)
     lanes = min(rows, cols)
     words, accs = [], []
     for x, mode, overwrite, zp, m, sh, acc in EDGES:
@@ -176,7 +164,7 @@ def words_and_rows(draw, rows: int, cols: int):
 @given(st.data())
 def test_vector_random_words_equal_the_numerics(data):
     rows, cols = data.draw(st.sampled_from(SHAPES))
-    config = make_config(rows, cols)
+    config = small_config(rows, cols)
     items = data.draw(st.lists(words_and_rows(rows, cols), min_size=1, max_size=20))
     words, accs, gaps = zip(*items, strict=True)
     got = run_words(config, list(words), list(accs), list(gaps))
@@ -186,62 +174,13 @@ def test_vector_random_words_equal_the_numerics(data):
 # --- whole instructions ---------------------------------------------------------------------
 
 
-@settings(max_examples=10, deadline=None)
-@given(st.data())
-def test_vector_passes_equal_sim_vector(data):
-    """An instruction's passes, word by word as the compute engine feeds them (operand a then
-    b in VADD; overwrite on the first pass unless accumulate), end in
-    ``sim.vector.vector_result``."""
-    rows, cols = data.draw(st.sampled_from(SHAPES))
-    config = make_config(rows, cols)
-    lanes = min(rows, cols)
-    mode = data.draw(st.sampled_from([ComputeMode.VMAX, ComputeMode.VSUM, ComputeMode.VADD]))
-    passes = 2 if mode == ComputeMode.VADD else data.draw(st.integers(1, 3))
-    pixels = data.draw(st.integers(1, 3))
-    seed = data.draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    instr = Compute(
-        mode=mode,
-        accumulate=int(rng.integers(2)),
-        ct_count=passes if mode != ComputeMode.VADD else 1,
-        out_w=pixels,
-        zero_point_a=int(rng.integers(-128, 128)),
-        zero_point_b=int(rng.integers(-128, 128)),
-        multiplier_a=int(rng.integers(1 << 30, 1 << 31)),
-        shift_a=int(rng.integers(0, 32)),
-        multiplier_b=int(rng.integers(1 << 30, 1 << 31)),
-        shift_b=int(rng.integers(0, 32)),
-    )
-    windows = rng.integers(-128, 128, (passes, pixels, rows))
-    previous = rng.integers(-(2**20), 2**20, (pixels, cols))
-    # One pass at a time: each word's row is the result of the previous pass.
-    current = previous.copy()
-    for j in range(passes):
-        vadd_b = mode == ComputeMode.VADD and j == 1
-        words = [
-            word(
-                windows[j, v],
-                mode,
-                overwrite=int(j == 0 and not instr.accumulate),
-                zp=instr.zero_point_b if vadd_b else instr.zero_point_a,
-                multiplier=instr.multiplier_b if vadd_b else instr.multiplier_a,
-                shift=instr.shift_b if vadd_b else instr.shift_a,
-            )
-            for v in range(pixels)
-        ]
-        current = np.array(run_words(config, words, [list(r) for r in current], [0] * pixels))
-    want = model_vector.vector_result(instr, windows[..., :lanes], previous[:, :lanes])
-    np.testing.assert_array_equal(current[:, :lanes], want.astype(np.int32).astype(np.int64))
-    assert not current[:, lanes:].any()
-
-
 # --- construction ---------------------------------------------------------------------------
 
 
 def test_vector_reports_lanes_and_latency():
-    dut = VectorUnit(make_config(4, 3))
+    dut = VectorUnit(small_config(4, 3))
     assert (dut.lanes, dut.latency) == (3, timing.VECTOR_LATENCY)
-    assert VectorUnit(make_config(2, 4)).lanes == 2
+    assert VectorUnit(small_config(2, 4)).lanes == 2
 
 
 def test_vector_rejects_a_config_that_is_not_an_accel_config():
@@ -254,4 +193,4 @@ def test_vector_rejects_a_contract_with_another_latency(monkeypatch):
     with pytest.raises(
         ValueError, match=r"accel\.timing\.VECTOR_LATENCY = 3, but the vector unit has 2 stages"
     ):
-        VectorUnit(make_config(2, 2))
+        VectorUnit(small_config(2, 2))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,20 +19,10 @@ from accel.isa import Compute, ComputeMode
 from accel.window import feed_addresses
 from hdl.isa import COMPUTE_LAYOUT, POST_LAYOUT, instruction_layout
 from hdl.window import WindowGenerator, addr_bits
+from tests.hdl_support import raw, simulate, stream_get, stream_put
 
 CONFIG = preset("tiny")  # 4 KiB input buffer of 4-byte words: 10-bit addresses
 BITS = addr_bits(CONFIG)
-
-
-def simulate(dut, bench) -> None:
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-
-
-def raw(instr: isa.Instruction) -> int:
-    return int.from_bytes(isa.encode(instr), "little")
 
 
 def expected_words(instr: Compute) -> list[tuple]:
@@ -128,6 +117,34 @@ def test_window_holds_its_word_while_not_ready_and_refuses_instructions_while_bu
     )
     assert words == [w for i in instrs for w in expected_words(i)]
     assert len(taken) == len(instrs)
+
+
+def test_window_as_a_stream_block_between_a_producer_and_a_slow_consumer():
+    """The generator between two independent testbenches: one pushes the instructions
+    (``stream_put``), the other pulls every word (``stream_get``), ready only on some cycles.
+    The words are accel.window's, in order."""
+    dut = WindowGenerator(CONFIG)
+    instrs = [POOL, CONV, ONE, VADD, ONE]
+    want = [w for i in instrs for w in expected_words(i)]
+    rng = np.random.default_rng(12)
+    words: list[tuple] = []
+
+    async def producer(ctx):
+        for instr in instrs:
+            await stream_put(ctx, dut.i, raw(instr))
+
+    async def consumer(ctx):
+        for _ in want:
+            for _ in range(int(rng.integers(0, 3))):
+                await ctx.tick()
+            p = await stream_get(ctx, dut.o)
+            words.append(
+                (p.addr, p.pad, bool(p.pass_start), bool(p.pass_end), bool(p.first_pass),
+                 bool(p.last_pass))
+            )  # fmt: skip
+
+    simulate(dut, producer, consumer)
+    assert words == want
 
 
 def test_window_addresses_wrap_modulo_the_buffer_and_image_coordinates_are_exact():
