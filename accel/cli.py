@@ -340,19 +340,26 @@ def quantize(network, seed: int):
     return ptq.quantize(graph.fuse_activations(network), seed=seed)
 
 
-def has_host_ops(qnet) -> bool:
-    """Whether the network has an op the host runs (so it is deployed in segments)."""
-    from accel import graph
+def runs_whole(qnet) -> bool:
+    """Whether :func:`accel.deploy.deploy` would make ``qnet`` one segment with no host
+    step (its walk, without compiling), so that it compiles as one program (through the
+    program cache)."""
+    from accel import deploy
 
     net = qnet.network
-    return any(isinstance(net.op(name), graph.HostOp) for name in net.layers())
+    segment: list[str] = []
+    for node in net.layers():
+        if deploy.on_host(net, node, segment):
+            return False
+        segment.append(node)
+    return True
 
 
 def whole_program(qnet, cfg, args: argparse.Namespace, what: str, progress: Progress | None = None):
     """The one program of a network the accelerator runs whole (through the program cache,
     :func:`compile_program`); a clear error naming the host ops otherwise (``what`` says
     which command needs one program)."""
-    if not has_host_ops(qnet):
+    if runs_whole(qnet):
         return compile_program(args, qnet, cfg, progress)
     from accel import deploy
 
@@ -501,7 +508,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             progress.stage("compiling")
             cfg = resolve_sim_config(args)
             deployment = None
-            if has_host_ops(qnet):
+            if not runs_whole(qnet):
                 deployment = deploy.deploy(qnet, cfg, host_ops=not args.no_host)
             if deployment is None:  # one program, through the program cache
                 program, run = compile_program(args, qnet, cfg, progress), None

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 import sim
-from accel import cache, compiler, config, report
+from accel import cache, compiler, config, graph, report
 from accel.cli import main
 from accel.program import Program
 from accel.quantized import TensorQuant
-from tests.layers import zoo_qnet
+from tests.layers import quantized, zoo_qnet
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -425,3 +425,64 @@ def test_a_cached_program_keeps_the_inputs_it_was_compiled_for():
         }
     )
     assert image.size == program.dram_bytes
+
+
+# ---------------------------------------------------------------------------------------
+# Networks deployed in segments (host steps) do not go through the cache
+
+
+def _standalone_activation() -> graph.Network:
+    """An activation on the network input: nothing to fuse it into, so the host runs it."""
+    net = graph.Network("standalone")
+    net.add("input", graph.Input((3, 8, 8)))
+    net.add("relu", graph.Activation("relu"), ["input"])
+    net.add("conv", graph.Conv2d(3, 4, 3, padding=1), ["relu"])
+    return net
+
+
+def _host_op() -> graph.Network:
+    from onnx import helper
+
+    from accel.host import host_op
+
+    shape = (4, 8, 8)
+    sigmoid = host_op(
+        helper.make_node("Sigmoid", ["x"], ["y"]),
+        [("x", shape)],
+        {},
+        shape,
+        shape,
+        [helper.make_opsetid("", 13)],
+    )
+    net = graph.Network("hosted")
+    net.add("input", graph.Input((3, 8, 8)))
+    net.add("conv", graph.Conv2d(3, 4, 3, padding=1), ["input"])
+    net.add("sig", sigmoid, ["conv"])
+    net.add("conv2", graph.Conv2d(4, 4, 1), ["sig"])
+    return net
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: zoo_qnet("tinynet"),
+        lambda: zoo_qnet("tinyconv"),
+        lambda: quantized(_standalone_activation()),
+        lambda: quantized(_host_op()),
+    ],
+    ids=["tinynet", "tinyconv", "standalone activation", "host op"],
+)
+def test_the_cli_compiles_through_the_cache_exactly_what_deploy_runs_whole(make):
+    from accel import deploy
+    from accel.cli import runs_whole
+
+    qnet = make()
+    assert runs_whole(qnet) == deploy.deploy(qnet, config.preset("tiny")).whole
+
+
+def test_a_network_in_segments_simulates_without_the_cache(capsys, monkeypatch, cache_home):
+    monkeypatch.setattr("accel.cli.load_network", lambda args: _host_op())
+    assert main(["simulate", "hosted", "--preset", "tiny", "-v"]) == 0
+    out, err = capsys.readouterr()
+    assert "host: 1 op(s)" in out and "program cache" not in err
+    assert cache.ProgramCache().entries() == []
