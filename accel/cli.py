@@ -237,19 +237,37 @@ def program_cache(args: argparse.Namespace):
     return None if getattr(args, "no_cache", False) else ProgramCache()
 
 
-def compile_program(args: argparse.Namespace, qnet, cfg, progress: Progress | None = None):
-    """``qnet`` compiled for ``cfg`` through the program cache; with ``--verbose``, a line
-    on stderr saying whether the compiler ran (above the progress line, if any)."""
+def cached_compile(args: argparse.Namespace, progress: Progress | None = None):
+    """:func:`accel.compiler.compile` through the program cache (unless ``--no-cache``);
+    with ``--verbose``, a line on stderr per program saying whether the compiler ran (above
+    the progress line, if any)."""
     from accel.cache import compile_cached
 
-    compiled = compile_cached(qnet, cfg, cache=program_cache(args))
-    if getattr(args, "verbose", False):
-        message = f"accel: {compiled.describe()}"
-        if progress is not None:
-            progress.note(message)
-        else:
-            print(message, file=sys.stderr)
-    return compiled.program
+    cache = program_cache(args)
+
+    def compile(qnet, cfg, **options):
+        compiled = compile_cached(qnet, cfg, cache=cache, **options)
+        if getattr(args, "verbose", False):
+            message = f"accel: {compiled.describe()}"
+            if progress is not None:
+                progress.note(message)
+            else:
+                print(message, file=sys.stderr)
+        return compiled.program
+
+    return compile
+
+
+def deploy_network(args: argparse.Namespace, qnet, cfg, progress: Progress | None = None):
+    """:func:`accel.deploy.deploy` with ``--no-host`` and the program cache."""
+    from accel import deploy
+
+    return deploy.deploy(
+        qnet,
+        cfg,
+        host_ops=not getattr(args, "no_host", False),
+        compile=cached_compile(args, progress),
+    )
 
 
 def resolve_config(args: argparse.Namespace):
@@ -340,30 +358,11 @@ def quantize(network, seed: int):
     return ptq.quantize(graph.fuse_activations(network), seed=seed)
 
 
-def runs_whole(qnet) -> bool:
-    """Whether :func:`accel.deploy.deploy` would make ``qnet`` one segment with no host
-    step (its walk, without compiling), so that it compiles as one program (through the
-    program cache)."""
-    from accel import deploy
-
-    net = qnet.network
-    segment: list[str] = []
-    for node in net.layers():
-        if deploy.on_host(net, node, segment):
-            return False
-        segment.append(node)
-    return True
-
-
 def whole_program(qnet, cfg, args: argparse.Namespace, what: str, progress: Progress | None = None):
-    """The one program of a network the accelerator runs whole (through the program cache,
-    :func:`compile_program`); a clear error naming the host ops otherwise (``what`` says
-    which command needs one program)."""
-    if runs_whole(qnet):
-        return compile_program(args, qnet, cfg, progress)
-    from accel import deploy
-
-    deployment = deploy.deploy(qnet, cfg, host_ops=not getattr(args, "no_host", False))
+    """The one program of a network the accelerator runs whole (through the program
+    cache); a clear error naming the host steps otherwise (``what`` says which command needs
+    one program)."""
+    deployment = deploy_network(args, qnet, cfg, progress)
     if not deployment.whole:
         ops = ", ".join(f"{s.kind} {s.node!r}" for s in deployment.host_steps)
         raise CliError(
@@ -506,13 +505,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             progress.stage("quantising")
             qnet = quantize(network, args.seed)
             progress.stage("compiling")
-            cfg = resolve_sim_config(args)
-            deployment = None
-            if not runs_whole(qnet):
-                deployment = deploy.deploy(qnet, cfg, host_ops=not args.no_host)
-            if deployment is None:  # one program, through the program cache
-                program, run = compile_program(args, qnet, cfg, progress), None
-            elif not deployment.whole:
+            deployment = deploy_network(args, qnet, resolve_sim_config(args), progress)
+            if not deployment.whole:
                 if args.trace:
                     raise CliError(
                         "--trace writes the timeline of one program; this network runs in "

@@ -164,9 +164,7 @@ def render_run(run: DeploymentRun, fmt: str) -> str:
             }
             layer_rows.append(row)
             table_rows.append([step.node, shape, "", "host", *[""] * 7])
-            host_ops.append(
-                {"name": step.node, "kind": step.kind, "inputs": list(step.inputs)}
-            )
+            host_ops.append({"name": step.node, "kind": step.kind, "inputs": list(step.inputs)})
             continue
         result = next(results)
         for layer in result.layers:
