@@ -50,6 +50,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from accel import deploy
 from accel.cache import ProgramCache, compile_cached, source_digest
 from accel.config import AccelConfig
 from accel.files import OutputFile, read_text
@@ -309,20 +310,28 @@ def evaluate_point(
     point = SweepPoint.of(network, config, network_digest)
     if cache is True:
         cache = ProgramCache()
-    try:
-        compiled = compile_cached(
-            qnet, config, cache=cache or None, network_digest=network_digest or None
+    hits = []
+
+    def compile(part: QuantizedNetwork, cfg: AccelConfig, **options):
+        digest = (network_digest or None) if part is qnet else None
+        compiled = compile_cached(part, cfg, cache=cache or None, network_digest=digest, **options)
+        hits.append(compiled.hit)
+        return compiled.program
+
+    try:  # a network with host ops: its accelerator segments, back to back
+        deployment = deploy.deploy(qnet, config, compile=compile)
+        run = deploy.run(
+            deployment, None, lambda program, _: simulate(program, compute_outputs=False)
         )
-        result = simulate(compiled.program, compute_outputs=False)
     except Exception as error:
         return replace(point, status="error", error=_one_line(error))
     return replace(
         point,
-        cycles=int(result.total_cycles),
-        utilization=float(result.utilization),
-        seconds=float(result.seconds),
+        cycles=int(run.total_cycles),
+        utilization=float(run.utilization),
+        seconds=float(run.seconds),
         status="ok",
-        cached=compiled.hit,
+        cached=all(hits),
     )
 
 

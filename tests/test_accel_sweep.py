@@ -14,7 +14,7 @@ import pytest
 import sim
 from accel import cache, config, sweep
 from accel.cli import main
-from tests.layers import zoo_qnet
+from tests.layers import quantized, zoo_qnet
 
 distributed = pytest.importorskip("distributed", reason="dask.distributed is the cluster extra")
 
@@ -439,3 +439,17 @@ def test_read_csv_gives_back_the_streamed_points(tmp_path):
         key(p) for p in outcome.points
     ]
     assert sweep.read_csv(tmp_path / "missing.csv") == []
+
+
+def test_a_network_with_host_ops_sweeps_over_its_accelerator_segments():
+    """The cycles of a point are its segments' back to back, as `accel simulate` reports."""
+    from accel import deploy
+    from tests.test_accel_deploy import se_net
+
+    qnet = quantized(se_net())
+    tiny = config.preset("tiny")
+    point = sweep.evaluate_point(qnet, "hosted", qnet.digest, tiny, sim.run, None)
+    run = deploy.run(
+        deploy.deploy(qnet, tiny), None, lambda program, _: sim.run(program, compute_outputs=False)
+    )
+    assert point.status == "ok" and point.cycles == run.total_cycles > 0
