@@ -87,9 +87,10 @@ def compile(
     if len(lowered.constants) > plan.const_bound:
         raise AssertionError("constants overflowed their DRAM region")
     streams = synchronise(lowered.ops)
-    for stream in streams.values():
-        for instr in stream:
-            isa.encode(instr)  # every field fits its encoding
+    if not lowered.ops.fields_fit():
+        for stream in streams.values():
+            for instr in stream:
+                isa.encode(instr)  # raises, naming the first field that does not fit
     constants = np.zeros(plan.const_bound, dtype=np.uint8)
     constants[: len(lowered.constants)] = np.frombuffer(lowered.constants, dtype=np.uint8)
     kept = [*net.output_names, *(n for n in keep if n not in net.output_names)]

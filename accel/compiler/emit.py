@@ -1,23 +1,23 @@
 """The emitter: the compiler's state while lowering, and the steps every layer kind shares.
 
 An :class:`Emitter` holds everything lowering changes as it goes, all created in its
-``__init__``: the abstract instructions in program order (:class:`~accel.compiler.ops.Op`),
-the constants (weights and parameters) appended for DRAM, and the buffer rings. Its methods
-are what conv and vector-unit lowering share: input loads, POST + STORE of one result,
-parameter loads, and the tiling of a layer (:func:`~accel.compiler.tiling.choose_tiling`
-with this configuration's buffers, its errors naming the layer). DRAM addresses come from
-the :class:`~accel.compiler.plan.DramPlan`, fixed before lowering starts.
-"""
+``__init__``: the abstract instructions in program order (the blocks of an
+:class:`~accel.compiler.ops.OpLog`, one per step of the layer being lowered), the constants
+(weights and parameters) appended for DRAM, and the buffer rings. Its methods are what conv
+and vector-unit lowering share: input loads, POST + STORE of one result, parameter loads,
+and the tiling of a layer (:func:`~accel.compiler.tiling.choose_tiling` with this
+configuration's buffers, its errors naming the layer). DRAM addresses come from the
+:class:`~accel.compiler.plan.DramPlan`, fixed before lowering starts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from accel import isa
 from accel.compiler.errors import CompileError, layer_error
-from accel.compiler.ops import Op, Range
+from accel.compiler.ops import READ, WRITE, Access, Accesses, Block, OpLog
 from accel.compiler.plan import CONST_ALIGN, DramPlan
 from accel.compiler.tiling import Hardware, Tiling, TilingError, Window, choose_tiling
 from accel.config import AccelConfig
@@ -65,7 +65,8 @@ class Emitter:
         self.plan = plan
         self.hardware = Hardware.of(config)
         self.rows, self.cols = config.array.rows, config.array.cols
-        self.ops: list[Op] = []
+        self.log = OpLog()  # the abstract instructions, in blocks
+        self.blocks: dict[tuple, Block] = {}  # the layer's blocks by step (see block())
         self.constants = bytearray()
         self.layer_index = 0  # stamped on every instruction
         self.in_ring = Ring(config.input_words)  # halves, or the whole buffer
@@ -79,9 +80,27 @@ class Emitter:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def emit(self, instr: Instruction, reads=(), writes=()) -> None:
-        instr = isa.with_fields(instr, layer=self.layer_index)
-        self.ops.append(Op(instr, list(reads), list(writes)))
+    def block(
+        self,
+        key: tuple,
+        template: Instruction,
+        names: tuple[str, ...],
+        aux: tuple[str, ...],
+        accesses: Accesses,
+    ) -> Block:
+        """A new block of this layer's instructions, kept in :attr:`blocks` under ``key``
+        (each step looks its block up there first): ``template`` holds the fields they
+        share, ``names`` the fields each row gives, then the ``aux`` values of its ranges."""
+        template = isa.with_fields(template, layer=self.layer_index)
+        block = self.blocks[key] = self.log.block(template, names, aux, accesses)
+        return block
+
+    def start_layer(self, index: int) -> None:
+        """Stamp ``index`` on the instructions from now on; the blocks so far are sealed
+        (their rows become arrays)."""
+        self.log.seal()
+        self.blocks.clear()
+        self.layer_index = index
 
     def add_constant(self, data: bytes) -> int:
         addr = len(self.constants)
@@ -166,22 +185,52 @@ class Emitter:
         w_lo, w_hi = max(w0, 0), min(w0 + iw, sub_w)
         if h_lo >= h_hi or w_lo >= w_hi:
             return ct_stride  # the window lies entirely in padding
+        block = self.blocks.get(("input", x.name, step))
+        if block is None:
+            block = self.input_block(x, step)
+        append, index = block.rows.extend, self.log.index
+        pixel = h_lo * step[0] * x.width + w_lo * step[1]
+        dram = x.addr + x.channel_offset + pixel * x.pixel_stride
+        sram = slot_base + (h_lo - h0) * iw + (w_lo - w0)
+        rows, cols = h_hi - h_lo, w_hi - w_lo
+        lo, hi = slot_range
+        channels = x.channels
         for i, ct in enumerate(c_tiles):
             c0 = ct * lanes
-            pixel = h_lo * step[0] * x.width + w_lo * step[1]
-            load = Load(
-                buffer=Buffer.INPUT,
-                dram_addr=x.addr + x.channel_offset + pixel * x.pixel_stride + c0,
-                sram_addr=slot_base + i * ct_stride + (h_lo - h0) * iw + (w_lo - w0),
-                outer_count=h_hi - h_lo,
-                outer_stride=step[0] * x.width * x.pixel_stride,
-                sram_outer_stride=iw,
-                inner_count=w_hi - w_lo,
-                inner_stride=step[1] * x.pixel_stride,
-                run_bytes=min(lanes, x.channels - c0),
-            )
-            self.emit(load, reads=[self.plan.dram_reads(x, load)], writes=[("in", *slot_range)])
+            run = channels - c0
+            run = lanes if lanes < run else run
+            append((dram + c0, sram + i * ct_stride, rows, iw, cols, run, lo, hi, index()))
         return ct_stride
+
+    def input_block(self, x: TensorLayout, step: tuple[int, int]) -> Block:
+        """Input loads from ``x``: read its whole pixels, write their input-buffer slot."""
+        plan = self.plan
+        template = Load(
+            buffer=Buffer.INPUT,
+            outer_stride=step[0] * x.width * x.pixel_stride,
+            inner_stride=step[1] * x.pixel_stride,
+        )
+
+        def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+            space, lo, hi = plan.dram_range(
+                x,
+                c["dram_addr"],
+                c["outer_count"],
+                template.outer_stride,
+                c["inner_count"],
+                template.inner_stride,
+                c["run_bytes"],
+            )
+            return [(space, READ, lo, hi), ("in", WRITE, c["slot_lo"], c["slot_hi"])]
+
+        names = ("dram_addr", "sram_addr", "outer_count", "sram_outer_stride", "inner_count")
+        return self.block(
+            ("input", x.name, step),
+            template,
+            (*names, "run_bytes"),
+            ("slot_lo", "slot_hi"),
+            accesses,
+        )
 
     def post_and_store(
         self,
@@ -199,30 +248,83 @@ class Emitter:
         count = th * tw
         if self.pending_param_load is not None:
             load, lo, hi = self.pending_param_load
-            self.emit(load, writes=[("p", lo, hi)])
+            block = self.param_block(load, resident=True)
+            block.rows.extend((load.dram_addr, load.sram_addr, hi - lo, self.log.index()))
             self.pending_param_load = None
         out_base = self.next_out_slot()
-        out_range = (out_base, out_base + count)
-        reads: list[Range] = [("acc", acc_base, acc_base + count)]
-        if param_word is not None:
-            reads.append(("p", param_word, param_word + 1))
-        self.emit(
-            replace(
-                post, acc_base=acc_base, count=count, out_base=out_base, param_base=param_word or 0
-            ),
-            reads=reads,
-            writes=[("out", *out_range)],
+        index = self.log.index
+        block = self.blocks.get(("post", id(post), param_word is None))
+        if block is None:
+            block = self.post_block(post, param_word is not None)
+        block.rows.extend((acc_base, count, param_word or 0, out_base, index()))
+        block = self.blocks.get(("store", y.name))
+        if block is None:
+            block = self.store_block(y)
+        run = y.channels - k0
+        block.rows.extend(
+            (
+                out_base,
+                y.addr + y.channel_offset + (p0 * y.width + q0) * y.pixel_stride + k0,
+                th,
+                tw,
+                lanes if lanes < run else run,
+                index(),
+            )
         )
-        store = Store(
-            out_base=out_base,
-            dram_addr=y.addr + y.channel_offset + (p0 * y.width + q0) * y.pixel_stride + k0,
-            outer_count=th,
-            outer_stride=y.width * y.pixel_stride,
-            inner_count=tw,
-            inner_stride=y.pixel_stride,
-            run_bytes=min(lanes, y.channels - k0),
+
+    def post_block(self, post: Post, param: bool) -> Block:
+        """POSTs: read accumulator rows (and a parameter word), write output words."""
+
+        def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+            acc, count, out = c["acc_base"], c["count"], c["out_base"]
+            reads = [("acc", READ, acc, acc + count)]
+            if param:
+                reads.append(("p", READ, c["param_base"], c["param_base"] + 1))
+            return [*reads, ("out", WRITE, out, out + count)]
+
+        names = ("acc_base", "count", "param_base", "out_base")
+        return self.block(("post", id(post), not param), post, names, (), accesses)
+
+    def store_block(self, y: TensorLayout) -> Block:
+        """STOREs to ``y``: read output words, write its whole pixels (and wait for the last
+        readers of the dead tensors whose bytes it reuses)."""
+        plan = self.plan
+        template = Store(outer_stride=y.width * y.pixel_stride, inner_stride=y.pixel_stride)
+        dead = plan.reuses[plan.root.get(y.name, y.name)]
+
+        def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+            out, th, tw = c["out_base"], c["outer_count"], c["inner_count"]
+            space, lo, hi = plan.dram_range(
+                y,
+                c["dram_addr"],
+                th,
+                template.outer_stride,
+                tw,
+                template.inner_stride,
+                c["run_bytes"],
+            )
+            # Bytes reused from dead tensors: wait until their last readers are done.
+            dead_writes = [("dram:" + d, WRITE, 0, 1 << 40) for d in dead]
+            return [("out", READ, out, out + th * tw), (space, WRITE, lo, hi), *dead_writes]
+
+        names = ("out_base", "dram_addr", "outer_count", "inner_count", "run_bytes")
+        return self.block(("store", y.name), template, names, (), accesses)
+
+    def param_block(self, template: Load, *, resident: bool) -> Block:
+        """Parameter loads: write ``inner_count`` parameter words (resident), else one."""
+        key = ("param", resident)
+        block = self.blocks.get(key)
+        if block is not None:
+            return block
+
+        def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+            lo = c["sram_addr"]
+            return [("p", WRITE, lo, lo + c["inner_count"] if resident else lo + 1)]
+
+        names = (
+            ("dram_addr", "sram_addr", "inner_count") if resident else ("dram_addr", "sram_addr")
         )
-        self.emit(store, reads=[("out", *out_range)], writes=self.plan.dram_writes(y, store))
+        return self.block(key, template, names, (), accesses)
 
     def load_params(self, params: np.ndarray) -> Params:
         """Place (k_tiles, cols, 3) int32 parameters; resident ones are loaded now.
@@ -256,11 +358,8 @@ class Emitter:
             return params.resident[kt]
         word = self.p_ring.next(2, 1)
         size = self.config.param_word_bytes
-        load = Load(
-            buffer=Buffer.PARAM,
-            dram_addr=params.addr + kt * size,
-            sram_addr=word,
-            run_bytes=size,
-        )
-        self.emit(load, writes=[("p", word, word + 1)])
+        block = self.blocks.get(("param", False))
+        if block is None:
+            block = self.param_block(Load(buffer=Buffer.PARAM, run_bytes=size), resident=False)
+        block.rows.extend((params.addr + kt * size, word, self.log.index()))
         return word

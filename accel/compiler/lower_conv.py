@@ -19,6 +19,7 @@ import numpy as np
 
 from accel import isa, numerics
 from accel.compiler.emit import Emitter
+from accel.compiler.ops import READ, WRITE, Access, Block
 from accel.compiler.tiling import Tiling, Window
 from accel.isa import Buffer, Compute, ComputeMode, Load, Post, PostMode
 from accel.program import TensorLayout
@@ -139,6 +140,8 @@ class ConvPasses:
         self.weights = weights
         self.tiling = tiling
         self.resident_loaded: set[int] = set()  # k tiles whose resident weights are loaded
+        self.weight_rows = self.weight_block().rows
+        self.compute_rows = self.compute_block().rows
 
     def load_inputs(self, out_tile: tuple[int, int, int, int], cts: range) -> InputTile:
         """Load channel tiles ``cts`` of the input window of ``out_tile`` into the next input
@@ -163,15 +166,49 @@ class ConvPasses:
         self.resident_loaded.add(kt)
         wt = self.weights
         base = wt.resident_base + wt.kt_offsets[kt]
-        load = Load(
-            buffer=Buffer.WEIGHT,
-            dram_addr=wt.addr + wt.kt_offsets[kt] * self.em.cols,
-            sram_addr=base,
-            inner_count=wt.kt_words[kt],
-            inner_stride=self.em.cols,
-            run_bytes=self.em.cols,
+        self.weight_rows.extend(
+            (wt.addr + wt.kt_offsets[kt] * self.em.cols, base, wt.kt_words[kt], self.em.log.index())
         )
-        self.em.emit(load, writes=[("w", base, base + wt.kt_words[kt])])
+
+    def weight_block(self) -> Block:
+        """Weight loads (resident or streamed): write ``inner_count`` weight words."""
+
+        def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+            return [("w", WRITE, c["sram_addr"], c["sram_addr"] + c["inner_count"])]
+
+        cols = self.em.cols
+        template = Load(buffer=Buffer.WEIGHT, inner_stride=cols, run_bytes=cols)
+        names = ("dram_addr", "sram_addr", "inner_count")
+        return self.em.block(("weights",), template, names, (), accesses)
+
+    def compute_block(self) -> Block:
+        """The layer's COMPUTEs: read the input slot and weight words, write accumulators."""
+        x, window, step = self.x, self.window, self.step
+        template = Compute(
+            mode=ComputeMode.ARRAY,
+            image_h=ceil_div(x.height, step[0]),
+            image_w=ceil_div(x.width, step[1]),
+            stride_h=window.stride[0],
+            stride_w=window.stride[1],
+            dil_h=window.dilation[0],
+            dil_w=window.dilation[1],
+            kernel_w=self.weights.kernel[1],
+            pad_value=x.zero_point,
+        )
+
+        def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+            acc = c["acc_base"]
+            return [
+                ("in", READ, c["in_lo"], c["in_hi"]),
+                ("w", READ, c["w_base"], c["w_hi"]),
+                ("acc", WRITE, acc, acc + c["out_h"] * c["out_w"]),
+            ]
+
+        names = (
+            *("accumulate", "in_base", "ct_count", "ct_stride", "tile_w", "out_h", "out_w"),
+            *("origin_h", "origin_w", "kernel_h", "w_base", "acc_base"),
+        )
+        return self.em.block(("compute",), template, names, ("in_lo", "in_hi", "w_hi"), accesses)
 
     def compute(
         self, *, kt: int, cts: range, inputs: InputTile, acc_base: int, first: bool
@@ -179,68 +216,58 @@ class ConvPasses:
         """COMPUTE instructions for channel tiles ``cts`` of k tile ``kt``, reading
         ``inputs``; ``first``: the first of the k tile's passes (it overwrites the
         accumulators, the others add to them)."""
-        em, x, window, step, wt = self.em, self.x, self.window, self.step, self.weights
+        em, wt = self.em, self.weights
         r, s = wt.kernel
         tile_words, cols = em.rows, em.cols
-        (sh, sw), dh = window.stride, window.dilation[0]
+        dh = self.window.dilation[0]
         th, tw = inputs.out_tile[2], inputs.out_tile[3]
-        in_range = inputs.words
-        emitted = 0
+        in_lo, in_hi = inputs.words
+        width, ct_stride, first_ct = inputs.width, inputs.ct_stride, inputs.first_ct
+        origin_h, origin_w = inputs.origin
+        kt_offset, kt_ct0 = wt.kt_offsets[kt], wt.ct_ranges[kt][0]
+        resident = wt.resident_base is not None
+        w_ring, half = em.w_ring, em.w_ring.capacity // 2
+        compute_rows, weight_rows = self.compute_rows, self.weight_rows
+        index = em.log.index
+        accumulate = int(not first)
         for ct0 in range(cts.start, cts.stop, wt.per_chunk):
             ct1 = min(cts.stop, ct0 + wt.per_chunk)
+            in_base = in_lo + (ct0 - first_ct) * ct_stride
             for r0 in range(0, r, wt.row_chunk):
                 r1 = min(r, r0 + wt.row_chunk)
                 words = (ct1 - ct0) * (r1 - r0) * s * tile_words
-                offset = (
-                    wt.kt_offsets[kt] + ((ct0 - wt.ct_ranges[kt][0]) * r * s + r0 * s) * tile_words
-                )
-                if wt.resident_base is not None:
+                offset = kt_offset + ((ct0 - kt_ct0) * r * s + r0 * s) * tile_words
+                if resident:
                     self.load_resident(kt)
                     w_base = wt.resident_base + offset
                 else:
-                    w_base = em.w_ring.next(2)
+                    # The next of the weight buffer's two halves (Ring.next(2)).
+                    w_base = (w_ring.count % 2) * half
+                    w_ring.count += 1
                     # Rows r0..r1 of every channel tile in the chunk; contiguous when the
                     # chunk holds whole kernels (row_chunk == r) or one channel tile.
-                    load = Load(
-                        buffer=Buffer.WEIGHT,
-                        dram_addr=wt.addr + offset * cols,
-                        sram_addr=w_base,
-                        inner_count=words,
-                        inner_stride=cols,
-                        run_bytes=cols,
+                    weight_rows.extend((wt.addr + offset * cols, w_base, words, index()))
+                compute_rows.extend(
+                    (
+                        accumulate,
+                        in_base + r0 * dh * width,
+                        ct1 - ct0,
+                        ct_stride,
+                        width,
+                        th,
+                        tw,
+                        origin_h + r0 * dh,
+                        origin_w,
+                        r1 - r0,
+                        w_base,
+                        acc_base,
+                        in_lo,
+                        in_hi,
+                        w_base + words,
+                        index(),
                     )
-                    em.emit(load, writes=[("w", w_base, w_base + words)])
-                compute = Compute(
-                    mode=ComputeMode.ARRAY,
-                    accumulate=int(not (first and emitted == 0)),
-                    in_base=in_range[0]
-                    + (ct0 - inputs.first_ct) * inputs.ct_stride
-                    + r0 * dh * inputs.width,
-                    ct_count=ct1 - ct0,
-                    ct_stride=inputs.ct_stride,
-                    tile_w=inputs.width,
-                    out_h=th,
-                    out_w=tw,
-                    origin_h=inputs.origin[0] + r0 * dh,
-                    origin_w=inputs.origin[1],
-                    image_h=ceil_div(x.height, step[0]),
-                    image_w=ceil_div(x.width, step[1]),
-                    stride_h=sh,
-                    stride_w=sw,
-                    dil_h=window.dilation[0],
-                    dil_w=window.dilation[1],
-                    kernel_h=r1 - r0,
-                    kernel_w=s,
-                    w_base=w_base,
-                    acc_base=acc_base,
-                    pad_value=x.zero_point,
                 )
-                em.emit(
-                    compute,
-                    reads=[("in", *in_range), ("w", w_base, w_base + words)],
-                    writes=[("acc", acc_base, acc_base + th * tw)],
-                )
-                emitted += 1
+                accumulate = 1
 
 
 def lower_conv(

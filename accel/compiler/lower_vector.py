@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from accel.compiler.emit import Emitter
+from accel.compiler.ops import READ, WRITE, Access, Block
 from accel.compiler.tiling import Window
 from accel.isa import Compute, ComputeMode, Post
 from accel.program import TensorLayout
@@ -66,6 +67,8 @@ def lower_vector(
         # load waits for the compute of the previous channel tile.
         in_slots, slot_words = 1, em.in_ring.capacity
         chunk = 1
+    compute_rows = vector_block(em, x, window, mode, extra).rows
+    index = em.log.index
     for tile in out_tiles:
         p0, q0, th, tw = tile
         ih, iw = window.input_extent(th, tw)
@@ -80,34 +83,23 @@ def lower_vector(
                 base = slot_base + i * per_operand
                 ct_stride = em.load_input_tile(src, origin, (ih, iw), base, cts, lanes, in_range)
                 bases.append(base)
+            base_b = bases[1] if operands > 1 else 0
             for i, ct in enumerate(cts):
                 acc_base = em.next_acc_slot()
-                compute = Compute(
-                    mode=mode,
-                    in_base=bases[0] + i * ct_stride,
-                    in_base_b=(bases[1] if operands > 1 else 0) + i * ct_stride,
-                    ct_count=1,
-                    ct_stride=ct_stride,
-                    tile_w=iw,
-                    out_h=th,
-                    out_w=tw,
-                    origin_h=origin[0],
-                    origin_w=origin[1],
-                    image_h=x.height,
-                    image_w=x.width,
-                    stride_h=sh,
-                    stride_w=sw,
-                    dil_h=window.dilation[0],
-                    dil_w=window.dilation[1],
-                    kernel_h=window.kernel[0],
-                    kernel_w=window.kernel[1],
-                    acc_base=acc_base,
-                    **extra,
-                )
-                em.emit(
-                    compute,
-                    reads=[("in", *in_range)],
-                    writes=[("acc", acc_base, acc_base + th * tw)],
+                compute_rows.extend(
+                    (
+                        bases[0] + i * ct_stride,
+                        base_b + i * ct_stride,
+                        ct_stride,
+                        iw,
+                        th,
+                        tw,
+                        origin[0],
+                        origin[1],
+                        acc_base,
+                        *in_range,
+                        index(),
+                    )
                 )
                 pw = None if layer_params is None else em.param_word(layer_params, 0)
                 em.post_and_store(acc_base, pw, post, y, tile, ct * lanes, lanes)
@@ -118,3 +110,35 @@ def lower_vector(
         "tiles": len(out_tiles),
         "c_tiles": n_ct,
     }
+
+
+def vector_block(
+    em: Emitter, x: TensorLayout, window: Window, mode: ComputeMode, extra: dict
+) -> Block:
+    """The layer's vector-unit COMPUTEs: read the input slot, write accumulators."""
+    template = Compute(
+        mode=mode,
+        ct_count=1,
+        image_h=x.height,
+        image_w=x.width,
+        stride_h=window.stride[0],
+        stride_w=window.stride[1],
+        dil_h=window.dilation[0],
+        dil_w=window.dilation[1],
+        kernel_h=window.kernel[0],
+        kernel_w=window.kernel[1],
+        **extra,
+    )
+
+    def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+        acc = c["acc_base"]
+        return [
+            ("in", READ, c["in_lo"], c["in_hi"]),
+            ("acc", WRITE, acc, acc + c["out_h"] * c["out_w"]),
+        ]
+
+    names = (
+        *("in_base", "in_base_b", "ct_stride", "tile_w", "out_h", "out_w"),
+        *("origin_h", "origin_w", "acc_base"),
+    )
+    return em.block(("vector",), template, names, ("in_lo", "in_hi"), accesses)

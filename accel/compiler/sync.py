@@ -1,12 +1,12 @@
 """Synchronisation: per-engine instruction streams equivalent to one sequential program order.
 
-``synchronise(ops) -> {engine: [instruction]}``. Engines run their streams in order and
+``synchronise(log) -> {engine: [instruction]}``. Engines run their streams in order and
 concurrently; for every instruction this finds the latest instruction of every other engine
 it conflicts with (read-after-write, write-after-read, write-after-write on the same buffer
-words or DRAM bytes, as recorded in each :class:`~accel.compiler.ops.Op`) and turns that
+words or DRAM bytes, as recorded in the :class:`~accel.compiler.ops.OpLog`) and turns that
 into one semaphore wait/signal pair. The parallel execution is therefore equivalent to the
 sequential program order, and free of deadlock. Nothing else of the compiler is needed here:
-the input is the list of ops, the output the streams.
+the input is the abstract instructions, the output the streams.
 """
 
 from __future__ import annotations
@@ -15,8 +15,14 @@ import bisect
 from dataclasses import dataclass, field
 
 from accel import isa
-from accel.compiler.ops import Op
+from accel.compiler.ops import Op, OpLog
 from accel.isa import Engine, Instruction
+
+
+def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
+    """Per-engine streams whose semaphores make them equivalent to the program order of
+    ``log``."""
+    return synchronise_reference(log.ops())
 
 
 @dataclass
@@ -49,8 +55,9 @@ class _Space:
         self.los[first:last] = [e.lo for e in entries]
 
 
-def synchronise(ops: list[Op]) -> dict[Engine, list[Instruction]]:
-    """Per-engine streams whose semaphores make them equivalent to the order of ``ops``."""
+def synchronise_reference(ops: list[Op]) -> dict[Engine, list[Instruction]]:
+    """Per-engine streams whose semaphores make them equivalent to the order of ``ops``:
+    the reference, one instruction and one range at a time."""
     spaces: dict[str, _Space] = {}
     deps: list[dict[Engine, int]] = []
     engines = [op.instr.engine for op in ops]
