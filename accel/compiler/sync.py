@@ -7,6 +7,20 @@ words or DRAM bytes, as recorded in the :class:`~accel.compiler.ops.OpLog`) and 
 into one semaphore wait/signal pair. The parallel execution is therefore equivalent to the
 sequential program order, and free of deadlock. Nothing else of the compiler is needed here:
 the input is the abstract instructions, the output the streams.
+
+Two implementations give the same streams. :func:`synchronise_reference` walks the
+instructions one by one, keeping per space the disjoint ranges with their last writer and
+latest readers. :func:`synchronise` works on whole columns with numpy, using what the
+lowering guarantees: every space has one writer engine and one reader engine, different
+(an input slot is written by LOAD and read by COMPUTE, a DRAM tensor written by STORE and
+read by LOAD, ...). Then an instruction's need from the other engine is simply the latest
+earlier access of the other kind whose range overlaps its own (for a read, the latest
+overlapping write; for a write, the latest overlapping read), and a wait is emitted when that
+is later than everything this engine already waited for from that engine. Where the
+reference keeps less (a read merges the ranges it covers; a write forgets older readers),
+the difference is always at or below what the engine already waited for, so the waits are
+the same. When a program breaks the guarantee, :func:`synchronise` falls back to the
+reference.
 """
 
 from __future__ import annotations
@@ -14,15 +28,179 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from accel import isa
-from accel.compiler.ops import Op, OpLog
+from accel.compiler.ops import READ, Op, OpLog
 from accel.isa import Engine, Instruction
+
+#: Booleans per step of the overlap search (bounds its memory).
+_CHUNK = 1 << 22
+
+# Masks of all semaphores fit the wait and signal fields of every instruction.
+assert all(
+    (1 << len(isa.Sem)) - 1 <= isa.field_max(cls, name)
+    for cls in isa.FIELDS
+    for name in ("wait", "signal")
+)
 
 
 def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
     """Per-engine streams whose semaphores make them equivalent to the program order of
-    ``log``."""
-    return synchronise_reference(log.ops())
+    ``log`` (the same streams as :func:`synchronise_reference` of its ops)."""
+    log.seal()
+    blocks = [b for b in log.blocks if len(b)]
+    count = len(log)
+    engine = np.full(count, -1, dtype=np.int64)
+    spaces: dict[str, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for block in blocks:
+        ops = block.column("op")
+        engine[ops] = block.cls.engine
+        for space, kind, lo, hi in block.ranges():
+            spaces.setdefault(space, []).append((kind, ops, lo, hi))
+    if count and engine.min() < 0:
+        raise AssertionError("an instruction index was handed out twice or not at all")
+    # need[i, e]: the latest instruction of engine e that instruction i must wait for.
+    need = np.full((count, len(Engine)), -1, dtype=np.int64)
+    for parts in spaces.values():
+        kind = np.concatenate([np.full(len(ops), k) for k, ops, _, _ in parts])
+        ops = np.concatenate([ops for _, ops, _, _ in parts])
+        lo = np.concatenate([lo for _, _, lo, _ in parts])
+        hi = np.concatenate([hi for _, _, _, hi in parts])
+        if (hi <= lo).any():
+            return synchronise_reference(log.ops())  # empty ranges: not what lowering makes
+        reads = kind == READ
+        readers = np.unique(engine[ops[reads]])
+        writers = np.unique(engine[ops[~reads]])
+        if len(readers) > 1 or len(writers) > 1 or set(readers) & set(writers):
+            return synchronise_reference(log.ops())
+        if not len(readers) or not len(writers):
+            continue  # only read (a network input) or only written: nothing to order
+        r, w = ops[reads], ops[~reads]
+        got = latest_overlapping(r, lo[reads], hi[reads], w, lo[~reads], hi[~reads])
+        np.maximum.at(need, (r, writers[0]), got)
+        got = latest_overlapping(w, lo[~reads], hi[~reads], r, lo[reads], hi[reads])
+        np.maximum.at(need, (w, readers[0]), got)
+
+    waits = np.zeros(count, dtype=np.int64)
+    signals = np.zeros(count, dtype=np.int64)
+    of_engine = {e: np.flatnonzero(engine == e) for e in Engine}
+    channel = {pair: sem for sem, pair in isa.SEMAPHORES.items()}
+    for consumer in Engine:
+        ops = of_engine[consumer]
+        for producer in Engine:
+            needs = need[ops, producer]
+            if producer == consumer or not (needs >= 0).any():
+                continue
+            sem = channel.get((producer, consumer))
+            if sem is None:
+                return synchronise_reference(log.ops())  # raises, naming the engines
+            # Wait when the need is later than everything waited for on this channel.
+            before = np.maximum.accumulate(needs)
+            waited = np.concatenate([[-1], before[:-1]])
+            hit = needs > waited
+            waits[ops[hit]] |= 1 << sem
+            signals[needs[hit]] |= 1 << sem  # distinct: the needs that hit increase
+
+    instructions: list[Instruction | None] = [None] * count
+    for block in blocks:
+        for index, instr in zip(
+            block.column("op").tolist(), block.instructions(waits, signals), strict=True
+        ):
+            instructions[index] = instr
+    return {e: [instructions[i] for i in of_engine[e].tolist()] for e in Engine}
+
+
+def latest_overlapping(
+    q_op: np.ndarray,
+    q_lo: np.ndarray,
+    q_hi: np.ndarray,
+    t_op: np.ndarray,
+    t_lo: np.ndarray,
+    t_hi: np.ndarray,
+) -> np.ndarray:
+    """For every query (program index ``q_op``, range ``[q_lo, q_hi)``), the largest target
+    index ``t_op`` below it among the targets whose range overlaps the query's; -1 if none.
+
+    Ranges repeat (the slots of a ring, the pixels of a tile), so the overlaps are found
+    between distinct ranges first. Then, per distinct query range, whichever is cheaper:
+    take the targets that overlap it (in index order) and look every query up in them at
+    once; or look each query up in the targets of each overlapping range separately.
+    """
+    out = np.full(len(q_op), -1, dtype=np.int64)
+    if not len(q_op) or not len(t_op):
+        return out
+    u_lo, u_hi, t_uid = _distinct(t_lo, t_hi)
+    v_lo, v_hi, q_vid = _distinct(q_lo, q_hi)
+    by_op = np.argsort(t_op, kind="stable")
+    t_sorted, uid_sorted = t_op[by_op], t_uid[by_op]
+    pair_v, pair_u = _overlaps(v_lo, v_hi, u_lo, u_hi)
+    counts = np.bincount(pair_v, minlength=len(v_lo))
+    starts = np.cumsum(counts) - counts
+    queries = np.bincount(q_vid, minlength=len(v_lo))
+    # Per query range: scanning every target costs about len(t_op); looking each of its
+    # queries up in each overlapping range costs a binary search per pair.
+    scan = (counts > 0) & (len(t_op) < 8 * queries * counts)
+    q_order = np.argsort(q_vid, kind="stable")
+    q_first = np.cumsum(queries) - queries
+    for v in np.flatnonzero(scan).tolist():
+        hit = np.zeros(len(u_lo), dtype=bool)
+        hit[pair_u[starts[v] : starts[v] + counts[v]]] = True
+        latest = t_sorted[hit[uid_sorted]]
+        chosen = q_order[q_first[v] : q_first[v] + queries[v]]
+        pos = np.searchsorted(latest, q_op[chosen]) - 1
+        out[chosen] = np.where(pos >= 0, latest[np.maximum(pos, 0)], -1)
+
+    # The other queries: per (query, overlapping target range) pair, in the targets sorted
+    # by (range, index); in steps, to bound the memory of the pairs.
+    scale = int(max(q_op.max(), t_op.max())) + 1
+    order = np.lexsort((t_op, t_uid))
+    t_key = t_uid[order] * scale + t_op[order]
+    rest = np.flatnonzero(~scan[q_vid] & (counts[q_vid] > 0))
+    step = max(1, _CHUNK // max(1, int(counts.max(initial=1))))
+    for first in range(0, len(rest), step):
+        chunk = rest[first : first + step]
+        reps = counts[q_vid[chunk]]
+        total = int(reps.sum())
+        group = np.cumsum(reps) - reps
+        within = np.arange(total) - np.repeat(group, reps)
+        u = pair_u[np.repeat(starts[q_vid[chunk]], reps) + within]
+        key = u * scale + np.repeat(q_op[chunk], reps)
+        pos = np.searchsorted(t_key, key) - 1
+        found = t_key[np.maximum(pos, 0)]
+        value = np.where((pos >= 0) & (found // scale == u), found % scale, -1)
+        out[chunk] = np.maximum.reduceat(value, group)
+    return out
+
+
+def _distinct(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct ranges sorted by (lo, hi), and each range's index among them."""
+    order = np.lexsort((hi, lo))
+    s_lo, s_hi = lo[order], hi[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
+    ids = np.empty(len(order), dtype=np.int64)
+    ids[order] = np.cumsum(new) - 1
+    return s_lo[new], s_hi[new], ids
+
+
+def _overlaps(
+    v_lo: np.ndarray, v_hi: np.ndarray, u_lo: np.ndarray, u_hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every overlapping pair (v, u) of two lists of ranges (``u`` sorted by lo), grouped by
+    ``v``."""
+    rows = max(1, _CHUNK // max(1, len(u_lo)))
+    pairs_v, pairs_u = [], []
+    for first in range(0, len(v_lo), rows):
+        lo, hi = v_lo[first : first + rows, None], v_hi[first : first + rows, None]
+        end = int(np.searchsorted(u_lo, hi.max()))  # ranges from there start past every v
+        hit = (u_lo[None, :end] < hi) & (u_hi[None, :end] > lo)
+        v, u = np.nonzero(hit)
+        pairs_v.append(v + first)
+        pairs_u.append(u)
+    if not pairs_v:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(pairs_v), np.concatenate(pairs_u)
 
 
 @dataclass
