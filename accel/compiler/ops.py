@@ -117,12 +117,26 @@ class Block:
                 return False
         return True
 
-    def instructions(self, waits: np.ndarray, signals: np.ndarray) -> list[Instruction]:
-        """The instructions of this block with their ``wait`` and ``signal`` masks (arrays
-        indexed by program order)."""
+    def instructions(self, waits: np.ndarray, signals: np.ndarray) -> np.ndarray:
+        """The instructions of this block (an object array, in row order) with their
+        ``wait`` and ``signal`` masks (arrays indexed by program order).
+
+        Equal instructions are one object: frozen instructions are values, and a layer
+        repeats many of them (input loads again for every k tile when the input does not
+        fit at once, COMPUTEs and POSTs on the same ring slots, ...).
+        """
         ops = self.column("op")
         k = len(self.names)
-        rows = np.column_stack([self.array[:, :k], waits[ops], signals[ops]]).tolist()
+        table = np.column_stack([self.array[:, :k], waits[ops], signals[ops]])
+        if self.cls is not isa.Store and len(table) > 1:  # every STORE has its own bytes
+            first, which = _distinct_rows(table)
+            if first is not None and 2 * len(first) < len(table):
+                return self._make(table[first].tolist())[which]
+        return self._make(table.tolist())
+
+    def _make(self, rows: list[list[int]]) -> np.ndarray:
+        """Instructions of the template with the fields ``names`` + (wait, signal) of every
+        row."""
         names = (*self.names, "wait", "signal")
         template, cls = self.template, self.cls
         new, set_dict = object.__new__, object.__setattr__
@@ -134,7 +148,9 @@ class Block:
             instr = new(cls)
             set_dict(instr, "__dict__", fields)
             append(instr)
-        return out
+        made = np.empty(len(out), dtype=object)
+        made[:] = out
+        return made
 
     def ranges(self) -> list[Access]:
         """This block's accesses, every ``lo``/``hi`` an array of one value per instruction."""
@@ -146,6 +162,26 @@ class Block:
             hi = np.broadcast_to(np.asarray(hi, dtype=np.int64), (n,))
             out.append((space, kind, lo, hi))
         return out
+
+
+def _distinct_rows(table: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(first, which)``: a row of every distinct row of ``table`` and, per row, which of
+    them it equals (``table[first][which] == table``); ``(None, None)`` on a hash collision.
+    """
+    key = np.zeros(len(table), dtype=np.uint64)
+    for column in table.T:
+        key *= np.uint64(0x9E3779B97F4A7C15)
+        key += column.astype(np.uint64)
+    order = np.argsort(key)
+    sorted_key = key[order]
+    new = np.ones(len(key), dtype=bool)
+    np.not_equal(sorted_key[1:], sorted_key[:-1], out=new[1:])
+    which = np.empty(len(key), dtype=np.int64)
+    which[order] = np.cumsum(new) - 1
+    first = order[new]
+    if not np.array_equal(table[first][which], table):
+        return None, None
+    return first, which
 
 
 def instance(cls: type[Instruction], fields: dict) -> Instruction:
@@ -198,7 +234,7 @@ class OpLog:
         for block in self.blocks:
             if not len(block):
                 continue
-            instrs = block.instructions(zeros, zeros)
+            instrs = block.instructions(zeros, zeros).tolist()
             ranges = block.ranges()
             for row, (index, instr) in enumerate(
                 zip(block.column("op").tolist(), instrs, strict=True)

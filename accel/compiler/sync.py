@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from accel import isa
-from accel.compiler.ops import READ, Op, OpLog
+from accel.compiler.ops import READ, WRITE, Op, OpLog
 from accel.isa import Engine, Instruction
 
 #: Booleans per step of the overlap search (bounds its memory).
@@ -52,63 +52,69 @@ def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
     blocks = [b for b in log.blocks if len(b)]
     count = len(log)
     engine = np.full(count, -1, dtype=np.int64)
-    spaces: dict[str, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = {}
-    for block in blocks:
+    # The accesses of every (space, kind): (block, access, engine, ops, lo, hi).
+    sides: dict[tuple[str, int], list[tuple]] = {}
+    for b, block in enumerate(blocks):
         ops = block.column("op")
         engine[ops] = block.cls.engine
-        for space, kind, lo, hi in block.ranges():
-            spaces.setdefault(space, []).append((kind, ops, lo, hi))
+        for a, (space, kind, lo, hi) in enumerate(block.ranges()):
+            sides.setdefault((space, kind), []).append((b, a, block.cls.engine, ops, lo, hi))
     if count and engine.min() < 0:
         raise AssertionError("an instruction index was handed out twice or not at all")
-    # need[i, e]: the latest instruction of engine e that instruction i must wait for.
-    need = np.full((count, len(Engine)), -1, dtype=np.int64)
-    for parts in spaces.values():
-        kind = np.concatenate([np.full(len(ops), k) for k, ops, _, _ in parts])
-        ops = np.concatenate([ops for _, ops, _, _ in parts])
-        lo = np.concatenate([lo for _, _, lo, _ in parts])
-        hi = np.concatenate([hi for _, _, _, hi in parts])
-        if (hi <= lo).any():
-            return synchronise_reference(log.ops())  # empty ranges: not what lowering makes
-        reads = kind == READ
-        readers = np.unique(engine[ops[reads]])
-        writers = np.unique(engine[ops[~reads]])
-        if len(readers) > 1 or len(writers) > 1 or set(readers) & set(writers):
-            return synchronise_reference(log.ops())
-        if not len(readers) or not len(writers):
+
+    # Per block and engine: each instruction's latest conflicting instruction of the engine.
+    need: list[dict[Engine, np.ndarray]] = [{} for _ in blocks]
+    for space in {space for space, _ in sides}:
+        reads, writes = sides.get((space, READ), []), sides.get((space, WRITE), [])
+        readers, writers = {r[2] for r in reads}, {w[2] for w in writes}
+        if len(readers) > 1 or len(writers) > 1 or readers & writers:
+            return synchronise_reference(log.ops())  # not what lowering makes
+        if not reads or not writes:
             continue  # only read (a network input) or only written: nothing to order
-        r, w = ops[reads], ops[~reads]
-        got = latest_overlapping(r, lo[reads], hi[reads], w, lo[~reads], hi[~reads])
-        np.maximum.at(need, (r, writers[0]), got)
-        got = latest_overlapping(w, lo[~reads], hi[~reads], r, lo[reads], hi[reads])
-        np.maximum.at(need, (w, readers[0]), got)
+        r_ops, r_lo, r_hi = (np.concatenate([r[i] for r in reads]) for i in (3, 4, 5))
+        w_ops, w_lo, w_hi = (np.concatenate([w[i] for w in writes]) for i in (3, 4, 5))
+        if (r_hi <= r_lo).any() or (w_hi <= w_lo).any():
+            return synchronise_reference(log.ops())  # empty ranges: not what lowering makes
+        r_ranges, w_ranges = _distinct(r_lo, r_hi), _distinct(w_lo, w_hi)
+        for queries, got, producer in (
+            (reads, _latest(r_ops, r_ranges, w_ops, w_ranges), writes[0][2]),
+            (writes, _latest(w_ops, w_ranges, r_ops, r_ranges), reads[0][2]),
+        ):
+            start = 0
+            for b, _, _, ops, _, _ in queries:
+                part = got[start : start + len(ops)]
+                start += len(ops)
+                have = need[b].get(producer)
+                need[b][producer] = part if have is None else np.maximum(have, part)
 
     waits = np.zeros(count, dtype=np.int64)
     signals = np.zeros(count, dtype=np.int64)
     of_engine = {e: np.flatnonzero(engine == e) for e in Engine}
     channel = {pair: sem for sem, pair in isa.SEMAPHORES.items()}
-    for consumer in Engine:
-        ops = of_engine[consumer]
-        for producer in Engine:
-            needs = need[ops, producer]
-            if producer == consumer or not (needs >= 0).any():
+    for producer in Engine:
+        needs_of = np.full(count, -1, dtype=np.int64)
+        for block, needs in zip(blocks, need, strict=True):
+            if producer in needs:
+                needs_of[block.column("op")] = needs[producer]
+        for consumer in Engine:
+            ops = of_engine[consumer]
+            needs = needs_of[ops]
+            if not (needs >= 0).any():
                 continue
             sem = channel.get((producer, consumer))
             if sem is None:
                 return synchronise_reference(log.ops())  # raises, naming the engines
             # Wait when the need is later than everything waited for on this channel.
-            before = np.maximum.accumulate(needs)
-            waited = np.concatenate([[-1], before[:-1]])
-            hit = needs > waited
+            waited = np.maximum.accumulate(needs)
+            hit = needs[1:] > waited[:-1]
+            hit = np.concatenate([needs[:1] >= 0, hit])
             waits[ops[hit]] |= 1 << sem
             signals[needs[hit]] |= 1 << sem  # distinct: the needs that hit increase
 
-    instructions: list[Instruction | None] = [None] * count
+    instructions = np.empty(count, dtype=object)
     for block in blocks:
-        for index, instr in zip(
-            block.column("op").tolist(), block.instructions(waits, signals), strict=True
-        ):
-            instructions[index] = instr
-    return {e: [instructions[i] for i in of_engine[e].tolist()] for e in Engine}
+        instructions[block.column("op")] = block.instructions(waits, signals)
+    return {e: instructions[of_engine[e]].tolist() for e in Engine}
 
 
 def latest_overlapping(
@@ -121,6 +127,17 @@ def latest_overlapping(
 ) -> np.ndarray:
     """For every query (program index ``q_op``, range ``[q_lo, q_hi)``), the largest target
     index ``t_op`` below it among the targets whose range overlaps the query's; -1 if none.
+    """
+    if not len(q_op) or not len(t_op):
+        return np.full(len(q_op), -1, dtype=np.int64)
+    return _latest(q_op, _distinct(q_lo, q_hi), t_op, _distinct(t_lo, t_hi))
+
+
+Ranges = tuple[np.ndarray, np.ndarray, np.ndarray]  # distinct lo, distinct hi, index per access
+
+
+def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Ranges) -> np.ndarray:
+    """:func:`latest_overlapping` of ranges given by :func:`_distinct`.
 
     Ranges repeat (the slots of a ring, the pixels of a tile), so the overlaps are found
     between distinct ranges first. Then, per distinct query range, whichever is cheaper:
@@ -128,11 +145,9 @@ def latest_overlapping(
     once; or look each query up in the targets of each overlapping range separately.
     """
     out = np.full(len(q_op), -1, dtype=np.int64)
-    if not len(q_op) or not len(t_op):
-        return out
-    u_lo, u_hi, t_uid = _distinct(t_lo, t_hi)
-    v_lo, v_hi, q_vid = _distinct(q_lo, q_hi)
-    by_op = np.argsort(t_op, kind="stable")
+    v_lo, v_hi, q_vid = q_ranges
+    u_lo, u_hi, t_uid = t_ranges
+    by_op = np.argsort(t_op)
     t_sorted, uid_sorted = t_op[by_op], t_uid[by_op]
     pair_v, pair_u = _overlaps(v_lo, v_hi, u_lo, u_hi)
     counts = np.bincount(pair_v, minlength=len(v_lo))
@@ -141,22 +156,24 @@ def latest_overlapping(
     # Per query range: scanning every target costs about len(t_op); looking each of its
     # queries up in each overlapping range costs a binary search per pair.
     scan = (counts > 0) & (len(t_op) < 8 * queries * counts)
-    q_order = np.argsort(q_vid, kind="stable")
-    q_first = np.cumsum(queries) - queries
-    for v in np.flatnonzero(scan).tolist():
-        hit = np.zeros(len(u_lo), dtype=bool)
-        hit[pair_u[starts[v] : starts[v] + counts[v]]] = True
-        latest = t_sorted[hit[uid_sorted]]
-        chosen = q_order[q_first[v] : q_first[v] + queries[v]]
-        pos = np.searchsorted(latest, q_op[chosen]) - 1
-        out[chosen] = np.where(pos >= 0, latest[np.maximum(pos, 0)], -1)
+    if scan.any():
+        q_order = np.argsort(q_vid, kind="stable")
+        q_first = np.cumsum(queries) - queries
+        for v in np.flatnonzero(scan).tolist():
+            hit = np.zeros(len(u_lo), dtype=bool)
+            hit[pair_u[starts[v] : starts[v] + counts[v]]] = True
+            latest = t_sorted[hit[uid_sorted]]
+            chosen = q_order[q_first[v] : q_first[v] + queries[v]]
+            pos = np.searchsorted(latest, q_op[chosen]) - 1
+            out[chosen] = np.where(pos >= 0, latest[np.maximum(pos, 0)], -1)
 
     # The other queries: per (query, overlapping target range) pair, in the targets sorted
     # by (range, index); in steps, to bound the memory of the pairs.
-    scale = int(max(q_op.max(), t_op.max())) + 1
-    order = np.lexsort((t_op, t_uid))
-    t_key = t_uid[order] * scale + t_op[order]
     rest = np.flatnonzero(~scan[q_vid] & (counts[q_vid] > 0))
+    if not len(rest):
+        return out
+    scale = int(max(q_op.max(), t_op.max())) + 1
+    t_key = np.sort(t_uid * scale + t_op)
     step = max(1, _CHUNK // max(1, int(counts.max(initial=1))))
     for first in range(0, len(rest), step):
         chunk = rest[first : first + step]
@@ -173,15 +190,24 @@ def latest_overlapping(
     return out
 
 
-def _distinct(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _distinct(lo: np.ndarray, hi: np.ndarray) -> Ranges:
     """The distinct ranges sorted by (lo, hi), and each range's index among them."""
-    order = np.lexsort((hi, lo))
-    s_lo, s_hi = lo[order], hi[order]
-    new = np.ones(len(order), dtype=bool)
-    new[1:] = (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
+    span = hi - lo
+    if lo.min() >= 0 and (int(lo.max()) + 1) * (int(span.max()) + 1) < 1 << 62:
+        key = lo * (int(span.max()) + 1) + span  # orders as (lo, hi)
+        order = np.argsort(key)
+        sorted_key = key[order]
+        new = np.ones(len(order), dtype=bool)
+        np.not_equal(sorted_key[1:], sorted_key[:-1], out=new[1:])
+    else:
+        order = np.lexsort((hi, lo))
+        s_lo, s_hi = lo[order], hi[order]
+        new = np.ones(len(order), dtype=bool)
+        new[1:] = (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
     ids = np.empty(len(order), dtype=np.int64)
     ids[order] = np.cumsum(new) - 1
-    return s_lo[new], s_hi[new], ids
+    first = order[new]
+    return lo[first], hi[first], ids
 
 
 def _overlaps(
