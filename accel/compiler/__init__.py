@@ -40,8 +40,6 @@ import contextlib
 import gc
 from collections.abc import Iterator, Sequence
 
-import numpy as np
-
 from accel import isa
 from accel.compiler.errors import CompileError
 from accel.compiler.lower import check_activations_fused, lower_network
@@ -87,15 +85,14 @@ def compile(
     plan = plan_dram(qnet, config, keep_tensors=keep_tensors, keep=frozenset(keep))
     with _collector_paused():
         lowered = lower_network(qnet, config, plan)
-        if len(lowered.constants) > plan.const_bound:
+        if lowered.constants_size > plan.const_bound:
             raise AssertionError("constants overflowed their DRAM region")
         streams = synchronise(lowered.ops)
     if not lowered.ops.fields_fit():
         for stream in streams.values():
             for instr in stream:
                 isa.encode(instr)  # raises, naming the first field that does not fit
-    constants = np.zeros(plan.const_bound, dtype=np.uint8)
-    constants[: len(lowered.constants)] = np.frombuffer(lowered.constants, dtype=np.uint8)
+    constants = lowered.constants  # plan.const_bound bytes
     kept = [*net.output_names, *(n for n in keep if n not in net.output_names)]
     if keep_tensors:
         kept = [layer.name for layer in lowered.layers if layer.kind != "Flatten"]

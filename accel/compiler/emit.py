@@ -26,6 +26,9 @@ from accel.program import TensorLayout
 from accel.quantized import QuantizedNetwork, TensorQuant
 from accel.timing import ceil_div
 
+#: Steps that emit at least this many instructions at once build their rows with numpy.
+VECTOR_MIN = 12
+
 
 class Ring:
     """Slots of one buffer region, used in turn.
@@ -67,7 +70,10 @@ class Emitter:
         self.rows, self.cols = config.array.rows, config.array.cols
         self.log = OpLog()  # the abstract instructions, in blocks
         self.blocks: dict[tuple, Block] = {}  # the layer's blocks by step (see block())
-        self.constants = bytearray()
+        self._post_store: tuple | None = None  # post_and_store's blocks for its last layer
+        # The constants (weights and parameters) appended so far: (address, uint8 array).
+        self.constant_parts: list[tuple[int, np.ndarray]] = []
+        self.constants_size = 0  # bytes, each part padded to CONST_ALIGN
         self.layer_index = 0  # stamped on every instruction
         self.in_ring = Ring(config.input_words)  # halves, or the whole buffer
         self.w_ring = Ring(config.weight_words)  # halves
@@ -100,13 +106,27 @@ class Emitter:
         (their rows become arrays)."""
         self.log.seal()
         self.blocks.clear()
+        self._post_store = None
         self.layer_index = index
 
-    def add_constant(self, data: bytes) -> int:
-        addr = len(self.constants)
-        self.constants += data
-        self.constants += bytes(-len(self.constants) % CONST_ALIGN)
+    def add_constant(self, *pieces: np.ndarray) -> int:
+        """Append ``pieces`` (arrays of bytes, in order) to the constants, padded to
+        CONST_ALIGN; returns the address of the first byte."""
+        addr = self.constants_size
+        for piece in pieces:
+            piece = piece.reshape(-1).view(np.uint8)
+            self.constant_parts.append((self.constants_size, piece))
+            self.constants_size += piece.size
+        self.constants_size += -self.constants_size % CONST_ALIGN
         return addr
+
+    def constants(self, size: int) -> np.ndarray:
+        """The constants as ``size`` bytes (at least :attr:`constants_size`), zero after
+        the last."""
+        out = np.zeros(max(size, self.constants_size), dtype=np.uint8)
+        for addr, piece in self.constant_parts:
+            out[addr : addr + piece.size] = piece
+        return out
 
     def fail(self, node: str, message: str) -> CompileError:
         return layer_error(self.net, node, message)
@@ -149,11 +169,19 @@ class Emitter:
 
     def next_acc_slot(self) -> int:
         """Base row of the next accumulator slot for one tile of the layer."""
-        return self.acc_ring.next(self._tile_slots(self.acc_ring))
+        return self.acc_ring.next(self.acc_slots)
 
-    def next_out_slot(self) -> int:
-        """Base word of the next output-buffer slot for one tile of the layer."""
-        return self.out_ring.next(self._tile_slots(self.out_ring))
+    @property
+    def tile_pixels(self) -> int:
+        """The output tile of the layer being lowered: it sizes the accumulator and output
+        slots (:attr:`acc_slots`, :attr:`out_slots`)."""
+        return self._tile_pixels
+
+    @tile_pixels.setter
+    def tile_pixels(self, pixels: int) -> None:
+        self._tile_pixels = pixels
+        self.acc_slots = self._tile_slots(self.acc_ring)
+        self.out_slots = self._tile_slots(self.out_ring)
 
     def _tile_slots(self, ring: Ring) -> int:
         """Up to four slots of the layer's tile size: more than two slots let compute run
@@ -188,13 +216,29 @@ class Emitter:
         block = self.blocks.get(("input", x.name, step))
         if block is None:
             block = self.input_block(x, step)
-        append, index = block.rows.extend, self.log.index
         pixel = h_lo * step[0] * x.width + w_lo * step[1]
         dram = x.addr + x.channel_offset + pixel * x.pixel_stride
         sram = slot_base + (h_lo - h0) * iw + (w_lo - w0)
         rows, cols = h_hi - h_lo, w_hi - w_lo
         lo, hi = slot_range
         channels = x.channels
+        if len(c_tiles) >= VECTOR_MIN:
+            n = len(c_tiles)
+            c0 = np.arange(c_tiles.start, c_tiles.stop, c_tiles.step) * lanes
+            first = self.log.take(n)
+            block.append_columns(
+                dram + c0,
+                np.arange(sram, sram + n * ct_stride, ct_stride),
+                rows,
+                iw,
+                cols,
+                np.minimum(lanes, channels - c0),
+                lo,
+                hi,
+                np.arange(first, first + n),
+            )
+            return ct_stride
+        append, index = block.rows.extend, self.log.index
         for i, ct in enumerate(c_tiles):
             c0 = ct * lanes
             run = channels - c0
@@ -245,23 +289,30 @@ class Emitter:
         """POST the tile's accumulators at ``acc_base`` into the output ring, then STORE
         channels ``k0 .. k0 + lanes`` of output tile ``out_tile`` of ``y``."""
         p0, q0, th, tw = out_tile
-        count = th * tw
         if self.pending_param_load is not None:
             load, lo, hi = self.pending_param_load
             block = self.param_block(load, resident=True)
             block.rows.extend((load.dram_addr, load.sram_addr, hi - lo, self.log.index()))
             self.pending_param_load = None
-        out_base = self.next_out_slot()
+        out_base = self.out_ring.next(self.out_slots)
+        steps = self._post_store
+        if (
+            steps is None
+            or steps[0] is not post
+            or steps[1] is not y
+            or steps[2] != (param_word is None)
+        ):
+            steps = self._post_store = (
+                post,
+                y,
+                param_word is None,
+                self.post_block(post, param_word is not None).rows.extend,
+                self.store_block(y).rows.extend,
+            )
         index = self.log.index
-        block = self.blocks.get(("post", id(post), param_word is None))
-        if block is None:
-            block = self.post_block(post, param_word is not None)
-        block.rows.extend((acc_base, count, param_word or 0, out_base, index()))
-        block = self.blocks.get(("store", y.name))
-        if block is None:
-            block = self.store_block(y)
+        steps[3]((acc_base, th * tw, param_word or 0, out_base, index()))
         run = y.channels - k0
-        block.rows.extend(
+        steps[4](
             (
                 out_base,
                 y.addr + y.channel_offset + (p0 * y.width + q0) * y.pixel_stride + k0,
@@ -274,6 +325,9 @@ class Emitter:
 
     def post_block(self, post: Post, param: bool) -> Block:
         """POSTs: read accumulator rows (and a parameter word), write output words."""
+        block = self.blocks.get(("post", id(post), not param))
+        if block is not None:
+            return block
 
         def accesses(c: dict[str, np.ndarray]) -> list[Access]:
             acc, count, out = c["acc_base"], c["count"], c["out_base"]
@@ -288,6 +342,9 @@ class Emitter:
     def store_block(self, y: TensorLayout) -> Block:
         """STOREs to ``y``: read output words, write its whole pixels (and wait for the last
         readers of the dead tensors whose bytes it reuses)."""
+        block = self.blocks.get(("store", y.name))
+        if block is not None:
+            return block
         plan = self.plan
         template = Store(outer_stride=y.width * y.pixel_stride, inner_stride=y.pixel_stride)
         dead = plan.reuses[plan.root.get(y.name, y.name)]
@@ -334,7 +391,7 @@ class Emitter:
         each before use).
         """
         words = params.shape[0]
-        addr = self.add_constant(params.astype("<i4").tobytes())
+        addr = self.add_constant(params.astype("<i4"))
         if words > self.p_ring.capacity // 2:
             return Params(addr, None)
         base = self.p_ring.next(2)
@@ -356,7 +413,9 @@ class Emitter:
         of two one-word slots."""
         if params.resident is not None:
             return params.resident[kt]
-        word = self.p_ring.next(2, 1)
+        ring = self.p_ring  # the next of two one-word slots (Ring.next(2, 1), inline)
+        word = ring.count % 2
+        ring.count += 1
         size = self.config.param_word_bytes
         block = self.blocks.get(("param", False))
         if block is None:

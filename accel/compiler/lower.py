@@ -35,7 +35,8 @@ class Lowered:
     """A network in program order, before synchronisation."""
 
     ops: OpLog
-    constants: bytes  # weights and parameters, from DRAM address 0
+    constants: np.ndarray  # weights and parameters from DRAM address 0 (uint8), zero-padded
+    constants_size: int  # bytes of them (the array is at least this long)
     layers: list[LayerInfo]
 
 
@@ -72,7 +73,8 @@ def lower_network(qnet: QuantizedNetwork, config: AccelConfig, plan: DramPlan) -
             )
         )
     em.log.seal()
-    return Lowered(em.log, bytes(em.constants), layers)
+    constants = em.constants(plan.const_bound)
+    return Lowered(em.log, constants, em.constants_size, layers)
 
 
 def layer_quant(em: Emitter, node: str, cls: type):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from accel import isa, numerics
-from accel.compiler.emit import Emitter
+from accel.compiler.emit import VECTOR_MIN, Emitter
 from accel.compiler.ops import READ, WRITE, Access, Block
 from accel.compiler.tiling import Tiling, Window
 from accel.isa import Buffer, Compute, ComputeMode, Load, Post, PostMode
@@ -77,7 +77,7 @@ def pack_weights(em: Emitter, node: str, weight: np.ndarray, groups: int) -> Con
 
     # Weights in DRAM in consumption order: kt, ct, r, s.
     blobs = [np.ascontiguousarray(tiles[kt, lo:hi]) for kt, (lo, hi) in enumerate(ct_ranges)]
-    w_addr = em.add_constant(b"".join(b.tobytes() for b in blobs))
+    w_addr = em.add_constant(*blobs)
     tile_words = rows
     kt_words = [(hi - lo) * r * s * tile_words for lo, hi in ct_ranges]
     kt_offsets = list(itertools.accumulate(kt_words, initial=0))
@@ -140,8 +140,11 @@ class ConvPasses:
         self.weights = weights
         self.tiling = tiling
         self.resident_loaded: set[int] = set()  # k tiles whose resident weights are loaded
-        self.weight_rows = self.weight_block().rows
-        self.compute_rows = self.compute_block().rows
+        self._passes: dict[tuple[int, int, int], tuple] = {}
+        self.weight_block = self.make_weight_block()
+        self.compute_block = self.make_compute_block()
+        self.weight_rows = self.weight_block.rows
+        self.compute_rows = self.compute_block.rows
 
     def load_inputs(self, out_tile: tuple[int, int, int, int], cts: range) -> InputTile:
         """Load channel tiles ``cts`` of the input window of ``out_tile`` into the next input
@@ -170,7 +173,7 @@ class ConvPasses:
             (wt.addr + wt.kt_offsets[kt] * self.em.cols, base, wt.kt_words[kt], self.em.log.index())
         )
 
-    def weight_block(self) -> Block:
+    def make_weight_block(self) -> Block:
         """Weight loads (resident or streamed): write ``inner_count`` weight words."""
 
         def accesses(c: dict[str, np.ndarray]) -> list[Access]:
@@ -181,7 +184,7 @@ class ConvPasses:
         names = ("dram_addr", "sram_addr", "inner_count")
         return self.em.block(("weights",), template, names, (), accesses)
 
-    def compute_block(self) -> Block:
+    def make_compute_block(self) -> Block:
         """The layer's COMPUTEs: read the input slot and weight words, write accumulators."""
         x, window, step = self.x, self.window, self.step
         template = Compute(
@@ -210,6 +213,31 @@ class ConvPasses:
         )
         return self.em.block(("compute",), template, names, ("in_lo", "in_hi", "w_hi"), accesses)
 
+    def passes(self, kt: int, cts: range) -> tuple:
+        """The reduction chunks of channel tiles ``cts`` of k tile ``kt`` (the same for
+        every output tile): per chunk its channel tiles ``ct0..ct1``, kernel rows
+        ``r0..r1``, weight words and the offset of its first weight word, as lists and as
+        arrays."""
+        key = (kt, cts.start, cts.stop)
+        found = self._passes.get(key)
+        if found is not None:
+            return found
+        wt, tile_words = self.weights, self.em.rows
+        r, s = wt.kernel
+        chunks = []
+        for ct0 in range(cts.start, cts.stop, wt.per_chunk):
+            ct1 = min(cts.stop, ct0 + wt.per_chunk)
+            for r0 in range(0, r, wt.row_chunk):
+                r1 = min(r, r0 + wt.row_chunk)
+                words = (ct1 - ct0) * (r1 - r0) * s * tile_words
+                offset = (
+                    wt.kt_offsets[kt] + ((ct0 - wt.ct_ranges[kt][0]) * r * s + r0 * s) * tile_words
+                )
+                chunks.append((ct0, ct1, r0, r1, words, offset))
+        columns = tuple(np.array(c, dtype=np.int64) for c in zip(*chunks, strict=True))
+        found = self._passes[key] = (chunks, columns)
+        return found
+
     def compute(
         self, *, kt: int, cts: range, inputs: InputTile, acc_base: int, first: bool
     ) -> None:
@@ -217,57 +245,88 @@ class ConvPasses:
         ``inputs``; ``first``: the first of the k tile's passes (it overwrites the
         accumulators, the others add to them)."""
         em, wt = self.em, self.weights
-        r, s = wt.kernel
-        tile_words, cols = em.rows, em.cols
+        chunks, columns = self.passes(kt, cts)
+        if not chunks:
+            return
         dh = self.window.dilation[0]
         th, tw = inputs.out_tile[2], inputs.out_tile[3]
         in_lo, in_hi = inputs.words
         width, ct_stride, first_ct = inputs.width, inputs.ct_stride, inputs.first_ct
         origin_h, origin_w = inputs.origin
-        kt_offset, kt_ct0 = wt.kt_offsets[kt], wt.ct_ranges[kt][0]
         resident = wt.resident_base is not None
-        w_ring, half = em.w_ring, em.w_ring.capacity // 2
+        w_ring, half, cols = em.w_ring, em.w_ring.capacity // 2, em.cols
+        if len(chunks) >= VECTOR_MIN:
+            ct0, ct1, r0, r1, words, offset = columns
+            n = len(chunks)
+            step = np.arange(n)
+            if resident:
+                self.load_resident(kt)
+                w_base = wt.resident_base + offset
+                computes = em.log.take(n) + step
+            else:
+                # The next of the weight buffer's two halves for each (Ring.next(2)), its
+                # load just before its COMPUTE.
+                w_base = (w_ring.count + step) % 2 * half
+                w_ring.count += n
+                loads = em.log.take(2 * n) + 2 * step
+                computes = loads + 1
+                self.weight_block.append_columns(wt.addr + offset * cols, w_base, words, loads)
+            accumulate = np.ones(n, dtype=np.int64)
+            accumulate[0] = int(not first)
+            self.compute_block.append_columns(
+                accumulate,
+                in_lo + (ct0 - first_ct) * ct_stride + r0 * (dh * width),
+                ct1 - ct0,
+                ct_stride,
+                width,
+                th,
+                tw,
+                origin_h + r0 * dh,
+                origin_w,
+                r1 - r0,
+                w_base,
+                acc_base,
+                in_lo,
+                in_hi,
+                w_base + words,
+                computes,
+            )
+            return
         compute_rows, weight_rows = self.compute_rows, self.weight_rows
         index = em.log.index
         accumulate = int(not first)
-        for ct0 in range(cts.start, cts.stop, wt.per_chunk):
-            ct1 = min(cts.stop, ct0 + wt.per_chunk)
-            in_base = in_lo + (ct0 - first_ct) * ct_stride
-            for r0 in range(0, r, wt.row_chunk):
-                r1 = min(r, r0 + wt.row_chunk)
-                words = (ct1 - ct0) * (r1 - r0) * s * tile_words
-                offset = kt_offset + ((ct0 - kt_ct0) * r * s + r0 * s) * tile_words
-                if resident:
-                    self.load_resident(kt)
-                    w_base = wt.resident_base + offset
-                else:
-                    # The next of the weight buffer's two halves (Ring.next(2)).
-                    w_base = (w_ring.count % 2) * half
-                    w_ring.count += 1
-                    # Rows r0..r1 of every channel tile in the chunk; contiguous when the
-                    # chunk holds whole kernels (row_chunk == r) or one channel tile.
-                    weight_rows.extend((wt.addr + offset * cols, w_base, words, index()))
-                compute_rows.extend(
-                    (
-                        accumulate,
-                        in_base + r0 * dh * width,
-                        ct1 - ct0,
-                        ct_stride,
-                        width,
-                        th,
-                        tw,
-                        origin_h + r0 * dh,
-                        origin_w,
-                        r1 - r0,
-                        w_base,
-                        acc_base,
-                        in_lo,
-                        in_hi,
-                        w_base + words,
-                        index(),
-                    )
+        for ct0, ct1, r0, r1, words, offset in chunks:
+            if resident:
+                self.load_resident(kt)
+                w_base = wt.resident_base + offset
+            else:
+                # The next of the weight buffer's two halves (Ring.next(2)).
+                w_base = (w_ring.count % 2) * half
+                w_ring.count += 1
+                # Rows r0..r1 of every channel tile in the chunk; contiguous when the
+                # chunk holds whole kernels (row_chunk == r) or one channel tile.
+                weight_rows.extend((wt.addr + offset * cols, w_base, words, index()))
+            compute_rows.extend(
+                (
+                    accumulate,
+                    in_lo + (ct0 - first_ct) * ct_stride + r0 * dh * width,
+                    ct1 - ct0,
+                    ct_stride,
+                    width,
+                    th,
+                    tw,
+                    origin_h + r0 * dh,
+                    origin_w,
+                    r1 - r0,
+                    w_base,
+                    acc_base,
+                    in_lo,
+                    in_hi,
+                    w_base + words,
+                    index(),
                 )
-                accumulate = 1
+            )
+            accumulate = 1
 
 
 def lower_conv(

@@ -18,6 +18,7 @@ reference synchroniser.
 
 from __future__ import annotations
 
+import collections
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ class Block:
     instruction a row of ``columns`` (the varying fields ``names``, then auxiliary values,
     then ``"op"``, the index in program order)."""
 
-    __slots__ = ("accesses", "array", "cls", "columns", "names", "rows", "template")
+    __slots__ = ("accesses", "array", "chunks", "cls", "columns", "names", "rows", "template")
 
     def __init__(
         self,
@@ -79,18 +80,31 @@ class Block:
         self.columns = (*names, *aux, "op")
         self.accesses = accesses
         self.rows: list[int] = []  # flat while lowering appends, len(columns) per instruction
+        self.chunks: list[np.ndarray] = []  # rows appended as arrays (the order is free)
         self.array: np.ndarray | None = None  # (instructions, columns) once sealed
 
     def __len__(self) -> int:
         if self.array is not None:
             return len(self.array)
-        return len(self.rows) // len(self.columns)
+        return len(self.rows) // len(self.columns) + sum(len(c) for c in self.chunks)
+
+    def append_columns(self, *columns: np.ndarray | int) -> None:
+        """Append rows given column by column (arrays of one length, or numbers shared by
+        all rows), in the order of :attr:`columns`."""
+        n = max(len(c) for c in columns if isinstance(c, np.ndarray))
+        chunk = np.empty((n, len(self.columns)), dtype=np.int64)
+        for i, column in enumerate(columns):
+            chunk[:, i] = column
+        self.chunks.append(chunk)
 
     def seal(self) -> None:
-        """Turn the rows into an int64 array (lowering appends no more)."""
+        """Turn the rows into an int64 array (lowering appends no more). Rows are in any
+        order: each carries its program-order index."""
         if self.array is None:
             array = np.array(self.rows, dtype=np.int64).reshape(-1, len(self.columns))
-            self.array, self.rows = array, []
+            if self.chunks:
+                array = np.concatenate([array, *self.chunks])
+            self.array, self.rows, self.chunks = array, [], []
 
     def column(self, name: str) -> np.ndarray:
         return self.array[:, self.columns.index(name)]
@@ -199,6 +213,15 @@ class OpLog:
         self.blocks: list[Block] = []
         self._counter = itertools.count()
         self.index: Callable[[], int] = self._counter.__next__
+
+    def take(self, count: int) -> int:
+        """Hand out ``count`` (at least one) consecutive indices at once; returns the first."""
+        if count < 1:
+            raise ValueError(f"take({count})")
+        first = self.index()
+        if count > 1:
+            collections.deque(itertools.islice(self._counter, count - 1), maxlen=0)
+        return first
 
     def block(
         self,
