@@ -104,7 +104,8 @@ class Emitter:
     def start_layer(self, index: int) -> None:
         """Stamp ``index`` on the instructions from now on; the blocks so far are sealed
         (their rows become arrays)."""
-        self.log.seal()
+        for block in self.blocks.values():
+            block.seal()
         self.blocks.clear()
         self._post_store = None
         self.layer_index = index

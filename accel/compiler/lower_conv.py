@@ -216,8 +216,8 @@ class ConvPasses:
     def passes(self, kt: int, cts: range) -> tuple:
         """The reduction chunks of channel tiles ``cts`` of k tile ``kt`` (the same for
         every output tile): per chunk its channel tiles ``ct0..ct1``, kernel rows
-        ``r0..r1``, weight words and the offset of its first weight word, as lists and as
-        arrays."""
+        ``r0..r1``, weight words and the offset of its first weight word, as tuples and
+        (when they are many) as arrays."""
         key = (kt, cts.start, cts.stop)
         found = self._passes.get(key)
         if found is not None:
@@ -234,7 +234,9 @@ class ConvPasses:
                     wt.kt_offsets[kt] + ((ct0 - wt.ct_ranges[kt][0]) * r * s + r0 * s) * tile_words
                 )
                 chunks.append((ct0, ct1, r0, r1, words, offset))
-        columns = tuple(np.array(c, dtype=np.int64) for c in zip(*chunks, strict=True))
+        columns = None
+        if len(chunks) >= VECTOR_MIN:
+            columns = tuple(np.array(c, dtype=np.int64) for c in zip(*chunks, strict=True))
         found = self._passes[key] = (chunks, columns)
         return found
 
