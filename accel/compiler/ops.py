@@ -98,12 +98,13 @@ class Block:
         self.chunks.append(chunk)
 
     def seal(self) -> None:
-        """Turn the rows into an int64 array (lowering appends no more). Rows are in any
-        order: each carries its program-order index."""
+        """Turn the rows into an int64 array (lowering appends no more), in program
+        order (rows may be appended in any order: each carries its index)."""
         if self.array is None:
             array = np.array(self.rows, dtype=np.int64).reshape(-1, len(self.columns))
             if self.chunks:
                 array = np.concatenate([array, *self.chunks])
+                array = array[np.argsort(array[:, -1], kind="stable")]  # in program order
             self.array, self.rows, self.chunks = array, [], []
 
     def column(self, name: str) -> np.ndarray:
@@ -172,8 +173,8 @@ class Block:
         n = len(self.array)
         out = []
         for space, kind, lo, hi in self.accesses(columns):
-            lo = np.broadcast_to(np.asarray(lo, dtype=np.int64), (n,))
-            hi = np.broadcast_to(np.asarray(hi, dtype=np.int64), (n,))
+            lo = lo if isinstance(lo, np.ndarray) else np.full(n, lo, dtype=np.int64)
+            hi = hi if isinstance(hi, np.ndarray) else np.full(n, hi, dtype=np.int64)
             out.append((space, kind, lo, hi))
         return out
 

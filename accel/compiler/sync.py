@@ -34,8 +34,11 @@ from accel import isa
 from accel.compiler.ops import READ, WRITE, Op, OpLog
 from accel.isa import Engine, Instruction
 
-#: Booleans per step of the overlap search (bounds its memory).
+#: (query, target range) pairs per step of the pairwise search (bounds its memory).
 _CHUNK = 1 << 22
+#: The address stretch of one space when the spaces of an engine pair are taken together:
+#: above every range (DRAM bytes, and the whole-tensor ranges of 1 << 40 bytes).
+_SPACE = 1 << 41
 
 # Masks of all semaphores fit the wait and signal fields of every instruction.
 assert all(
@@ -62,30 +65,39 @@ def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
     if count and engine.min() < 0:
         raise AssertionError("an instruction index was handed out twice or not at all")
 
-    # Per block and engine: each instruction's latest conflicting instruction of the engine.
-    need: list[dict[Engine, np.ndarray]] = [{} for _ in blocks]
-    for space in {space for space, _ in sides}:
+    # The spaces by (writer, reader) engines: the spaces of one pair are taken together,
+    # each moved to its own stretch of one address line (their ranges cannot overlap).
+    pairs: dict[tuple[Engine, Engine], list[tuple]] = {}
+    for number, space in enumerate(sorted({space for space, _ in sides})):
         reads, writes = sides.get((space, READ), []), sides.get((space, WRITE), [])
         readers, writers = {r[2] for r in reads}, {w[2] for w in writes}
         if len(readers) > 1 or len(writers) > 1 or readers & writers:
             return synchronise_reference(log.ops())  # not what lowering makes
         if not reads or not writes:
             continue  # only read (a network input) or only written: nothing to order
-        r_ops, r_lo, r_hi = (np.concatenate([r[i] for r in reads]) for i in (3, 4, 5))
-        w_ops, w_lo, w_hi = (np.concatenate([w[i] for w in writes]) for i in (3, 4, 5))
-        if (r_hi <= r_lo).any() or (w_hi <= w_lo).any():
-            return synchronise_reference(log.ops())  # empty ranges: not what lowering makes
-        r_ranges, w_ranges = _distinct(r_lo, r_hi), _distinct(w_lo, w_hi)
-        for queries, got, producer in (
-            (reads, _latest(r_ops, r_ranges, w_ops, w_ranges), writes[0][2]),
-            (writes, _latest(w_ops, w_ranges, r_ops, r_ranges), reads[0][2]),
-        ):
-            start = 0
-            for b, _, _, ops, _, _ in queries:
-                part = got[start : start + len(ops)]
-                start += len(ops)
-                have = need[b].get(producer)
-                need[b][producer] = part if have is None else np.maximum(have, part)
+        shift = number * _SPACE
+        parts = pairs.setdefault((writes[0][2], reads[0][2]), [])
+        parts += [(READ, shift, *r) for r in reads] + [(WRITE, shift, *w) for w in writes]
+
+    # Per block and engine: each instruction's latest conflicting instruction of the engine.
+    need: list[dict[Engine, np.ndarray]] = [{} for _ in blocks]
+    for (writer, reader), parts in pairs.items():
+        ops = np.concatenate([p[5] for p in parts])
+        lengths = [len(p[5]) for p in parts]
+        kind = np.repeat(np.array([p[0] for p in parts], dtype=np.int8), lengths)
+        lo = np.concatenate([p[6] for p in parts])
+        hi = np.concatenate([p[7] for p in parts])
+        if (hi <= lo).any() or lo.min() < 0 or hi.max() > _SPACE:
+            return synchronise_reference(log.ops())  # not what lowering makes
+        shift = np.repeat(np.array([p[1] for p in parts], dtype=np.int64), lengths)
+        got = _conflicts(ops, kind, lo + shift, hi + shift)
+        start = 0
+        for k, _, b, _, _, part_ops, _, _ in parts:
+            part = got[start : start + len(part_ops)]
+            start += len(part_ops)
+            producer = writer if k == READ else reader
+            have = need[b].get(producer)
+            need[b][producer] = part if have is None else np.maximum(have, part)
 
     waits = np.zeros(count, dtype=np.int64)
     signals = np.zeros(count, dtype=np.int64)
@@ -115,6 +127,36 @@ def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
     for block in blocks:
         instructions[block.column("op")] = block.instructions(waits, signals)
     return {e: instructions[of_engine[e]].tolist() for e in Engine}
+
+
+def _conflicts(ops: np.ndarray, kind: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """For every access of one space (program index, READ or WRITE, range), the latest
+    earlier access of the other kind whose range overlaps its own; -1 if none.
+
+    Accesses come in runs: consecutive in program order (among this space's accesses),
+    of one kind and one range (the input loads of every channel tile into one slot, the
+    STOREs of every k tile of one output tile, ...). Every access of a run has the answer
+    of its first (no access of the other kind falls between them), and as the earlier
+    access of the other kind, only the last of a run can be the latest. So the question
+    is asked of runs.
+    """
+    order = np.argsort(ops, kind="stable")  # the blocks' parts are sorted: a merge
+    s_kind, s_lo, s_hi, s_ops = kind[order], lo[order], hi[order], ops[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (s_kind[1:] != s_kind[:-1]) | (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(order)) - 1
+    first, last = s_ops[starts], s_ops[ends]
+    run_lo, run_hi, reads = s_lo[starts], s_hi[starts], s_kind[starts] == READ
+    got = np.full(len(starts), -1, dtype=np.int64)
+    for q, t in ((reads, ~reads), (~reads, reads)):
+        if q.any() and t.any():
+            got[q] = latest_overlapping(
+                first[q], run_lo[q], run_hi[q], last[t], run_lo[t], run_hi[t]
+            )
+    out = np.empty(len(order), dtype=np.int64)
+    out[order] = got[np.cumsum(new) - 1]
+    return out
 
 
 def latest_overlapping(
@@ -214,19 +256,17 @@ def _overlaps(
     v_lo: np.ndarray, v_hi: np.ndarray, u_lo: np.ndarray, u_hi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every overlapping pair (v, u) of two lists of ranges (``u`` sorted by lo), grouped by
-    ``v``."""
-    rows = max(1, _CHUNK // max(1, len(u_lo)))
-    pairs_v, pairs_u = [], []
-    for first in range(0, len(v_lo), rows):
-        lo, hi = v_lo[first : first + rows, None], v_hi[first : first + rows, None]
-        end = int(np.searchsorted(u_lo, hi.max()))  # ranges from there start past every v
-        hit = (u_lo[None, :end] < hi) & (u_hi[None, :end] > lo)
-        v, u = np.nonzero(hit)
-        pairs_v.append(v + first)
-        pairs_u.append(u)
-    if not pairs_v:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(pairs_v), np.concatenate(pairs_u)
+    ``v``: the candidates of a ``v`` are the ``u`` that start before it ends and after the
+    last ``u`` that ends before it starts (by the running maximum of the ends)."""
+    end = np.searchsorted(u_lo, v_hi)
+    start = np.searchsorted(np.maximum.accumulate(u_hi), v_lo, side="right")
+    counts = np.maximum(end - start, 0)
+    total = int(counts.sum())
+    group = np.cumsum(counts) - counts
+    v = np.repeat(np.arange(len(v_lo)), counts)
+    u = np.repeat(start, counts) + (np.arange(total) - np.repeat(group, counts))
+    hit = u_hi[u] > v_lo[v]
+    return v[hit], u[hit]
 
 
 @dataclass
