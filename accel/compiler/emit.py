@@ -214,9 +214,7 @@ class Emitter:
         w_lo, w_hi = max(w0, 0), min(w0 + iw, sub_w)
         if h_lo >= h_hi or w_lo >= w_hi:
             return ct_stride  # the window lies entirely in padding
-        block = self.blocks.get(("input", x.name, step))
-        if block is None:
-            block = self.input_block(x, step)
+        block = self.input_block(x, step)
         pixel = h_lo * step[0] * x.width + w_lo * step[1]
         dram = x.addr + x.channel_offset + pixel * x.pixel_stride
         sram = slot_base + (h_lo - h0) * iw + (w_lo - w0)
@@ -249,6 +247,9 @@ class Emitter:
 
     def input_block(self, x: TensorLayout, step: tuple[int, int]) -> Block:
         """Input loads from ``x``: read its whole pixels, write their input-buffer slot."""
+        block = self.blocks.get(("input", x.name, step))
+        if block is not None:
+            return block
         plan = self.plan
         template = Load(
             buffer=Buffer.INPUT,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from accel import isa, numerics
-from accel.compiler.emit import VECTOR_MIN, Emitter
+from accel.compiler.emit import VECTOR_MIN, Emitter, Params
 from accel.compiler.ops import READ, WRITE, Access, Block
 from accel.compiler.tiling import Tiling, Window
 from accel.isa import Buffer, Compute, ComputeMode, Load, Post, PostMode
@@ -330,6 +330,182 @@ class ConvPasses:
             )
             accumulate = 1
 
+    def lower_tiles(
+        self,
+        out_tiles: list[tuple[int, int, int, int]],
+        params: Params,
+        post: Post,
+        y: TensorLayout,
+    ) -> None:
+        """Every output tile whose input window holds all channel tiles at once, with all
+        its k tiles, in numpy columns: the same instructions, in the same program order,
+        as ``load_inputs``, then per k tile ``compute``, ``param_word`` and
+        ``post_and_store``, for each tile in turn."""
+        em, wt, window, x = self.em, self.weights, self.window, self.x
+        cols, lanes, n_kt = em.cols, em.rows, len(wt.ct_ranges)
+        n_ct = ceil_div(x.channels, lanes)
+        (sh, sw), (top, _, left, _), dh = window.stride, window.padding, window.dilation[0]
+        sub_h, sub_w = ceil_div(x.height, self.step[0]), ceil_div(x.width, self.step[1])
+
+        # Per tile (in Python: a few per layer): its input window, slot and input loads.
+        tiles = []
+        for p0, q0, th, tw in out_tiles:
+            ih, iw = window.input_extent(th, tw)
+            h0, w0 = p0 * sh - top, q0 * sw - left
+            slot = em.next_in_slot(self.tiling.in_slots, self.tiling.in_slot_words)
+            h_lo, h_hi = max(h0, 0), min(h0 + ih, sub_h)
+            w_lo, w_hi = max(w0, 0), min(w0 + iw, sub_w)
+            loads = n_ct if h_lo < h_hi and w_lo < w_hi else 0  # else all in padding
+            pixel = h_lo * self.step[0] * x.width + w_lo * self.step[1]
+            tiles.append(
+                (
+                    *(p0, q0, th, tw, h0, w0, iw, ih * iw, slot, slot + n_ct * ih * iw),
+                    *(loads, x.addr + x.channel_offset + pixel * x.pixel_stride),
+                    *(slot + (h_lo - h0) * iw + (w_lo - w0), h_hi - h_lo, w_hi - w_lo),
+                )
+            )
+        t = np.array(tiles, dtype=np.int64).T
+        p0, q0, th, tw, h0, w0, width, ct_stride, in_lo, in_hi, loads = t[:11]
+        dram0, sram0, load_rows, load_cols = t[11:]
+        n_t = len(out_tiles)
+
+        # The reduction chunks of every k tile (the same in every tile), and the number of
+        # instructions of each unit (tile, k tile), tile-major as the program runs them.
+        per_kt_chunks = [self.passes(kt, range(*wt.ct_ranges[kt]))[0] for kt in range(n_kt)]
+        chunks = [c for found in per_kt_chunks for c in found]
+        per_kt = np.array([len(found) for found in per_kt_chunks], dtype=np.int64)
+        c_kt = np.repeat(np.arange(n_kt), per_kt)
+        c_j = np.arange(len(chunks)) - np.repeat(np.cumsum(per_kt) - per_kt, per_kt)
+        ct0, ct1, r0, r1, words, offset = np.array(chunks, dtype=np.int64).reshape(-1, 6).T
+        resident = wt.resident_base is not None
+        streamed_params = params.resident is None
+        n_u = n_t * n_kt
+        u_t, u_kt = np.repeat(np.arange(n_t), n_kt), np.tile(np.arange(n_kt), n_t)
+        res_load = np.zeros(n_u, dtype=np.int64)  # resident weights: at first use
+        if resident:
+            res_load[:n_kt] = [
+                kt not in self.resident_loaded and per_kt[kt] > 0 for kt in range(n_kt)
+            ]
+        chunk_ops = per_kt[u_kt] * (1 if resident else 2)
+        pending = np.zeros(n_u, dtype=np.int64)  # the layer's resident parameters' load
+        pending[0] = em.pending_param_load is not None
+        unit_ops = (res_load + chunk_ops + int(streamed_params) + pending + 2).reshape(n_t, n_kt)
+        tile_ops = loads + unit_ops.sum(axis=1)
+        first = em.log.take(int(tile_ops.sum()))
+        tile_base = first + np.cumsum(tile_ops) - tile_ops
+        within = np.cumsum(unit_ops, axis=1) - unit_ops
+        unit_base = ((tile_base + loads)[:, None] + within).reshape(-1)
+
+        # Input loads: every channel tile of each tile whose window is not all padding.
+        l_t = np.repeat(np.arange(n_t), loads)
+        if len(l_t):
+            l_i = np.arange(len(l_t)) - np.repeat(np.cumsum(loads) - loads, loads)
+            c0 = l_i * lanes
+            em.input_block(x, self.step).append_columns(
+                dram0[l_t] + c0,
+                sram0[l_t] + l_i * ct_stride[l_t],
+                load_rows[l_t],
+                width[l_t],
+                load_cols[l_t],
+                np.minimum(lanes, x.channels - c0),
+                in_lo[l_t],
+                in_hi[l_t],
+                tile_base[l_t] + l_i,
+            )
+
+        # Rings, in program order: accumulator and output slots and (streamed) parameter
+        # words per unit, weight halves per streamed chunk.
+        step = np.arange(n_u)
+        acc = em.acc_ring
+        acc_base = (acc.count + step) % em.acc_slots * (acc.capacity // em.acc_slots)
+        acc.count += n_u
+        out = em.out_ring
+        out_base = (out.count + step) % em.out_slots * (out.capacity // em.out_slots)
+        out.count += n_u
+
+        # Resident weights, at their first use (the first tile), before its first COMPUTE.
+        if resident and res_load.any():
+            kts = np.flatnonzero(res_load[:n_kt])
+            offsets = np.array(wt.kt_offsets)[kts]
+            self.weight_block.append_columns(
+                wt.addr + offsets * cols,
+                wt.resident_base + offsets,
+                np.array(wt.kt_words)[kts],
+                unit_base[kts],
+            )
+            self.resident_loaded.update(kts.tolist())
+
+        # The chunks of every unit: (weight load and) COMPUTE.
+        if len(chunks):
+            g_t = np.repeat(np.arange(n_t), len(chunks))
+            g_c = np.tile(np.arange(len(chunks)), n_t)
+            g_u = g_t * n_kt + c_kt[g_c]
+            base = unit_base[g_u] + res_load[g_u]
+            j = c_j[g_c]
+            if resident:
+                w_base = wt.resident_base + offset[g_c]
+                computes = base + j
+            else:
+                w = em.w_ring
+                w_base = (w.count + np.arange(len(g_c))) % 2 * (w.capacity // 2)
+                w.count += len(g_c)
+                loads_at = base + 2 * j
+                computes = loads_at + 1
+                self.weight_block.append_columns(
+                    wt.addr + offset[g_c] * cols, w_base, words[g_c], loads_at
+                )
+            self.compute_block.append_columns(
+                (j > 0).astype(np.int64),
+                in_lo[g_t] + ct0[g_c] * ct_stride[g_t] + r0[g_c] * dh * width[g_t],
+                ct1[g_c] - ct0[g_c],
+                ct_stride[g_t],
+                width[g_t],
+                th[g_t],
+                tw[g_t],
+                h0[g_t] + r0[g_c] * dh,
+                w0[g_t],
+                r1[g_c] - r0[g_c],
+                w_base,
+                acc_base[g_u],
+                in_lo[g_t],
+                in_hi[g_t],
+                w_base + words[g_c],
+                computes,
+            )
+
+        # Parameters (streamed: one word per unit into two one-word slots), then POST and
+        # STORE.
+        after = unit_base + res_load + chunk_ops
+        if streamed_params:
+            p = em.p_ring
+            words_at = (p.count + step) % 2
+            p.count += n_u
+            size = em.config.param_word_bytes
+            block = em.param_block(Load(buffer=Buffer.PARAM, run_bytes=size), resident=False)
+            block.append_columns(params.addr + u_kt * size, words_at, after)
+            param_base = words_at
+            after = after + 1
+        else:
+            param_base = np.array(params.resident, dtype=np.int64)[u_kt]
+        if em.pending_param_load is not None:
+            load, lo, hi = em.pending_param_load
+            block = em.param_block(load, resident=True)
+            block.rows.extend((load.dram_addr, load.sram_addr, hi - lo, int(after[0])))
+            em.pending_param_load = None
+        after = after + pending
+        em.post_block(post, True).append_columns(
+            acc_base, th[u_t] * tw[u_t], param_base, out_base, after
+        )
+        k0 = u_kt * cols
+        em.store_block(y).append_columns(
+            out_base,
+            y.addr + y.channel_offset + (p0[u_t] * y.width + q0[u_t]) * y.pixel_stride + k0,
+            th[u_t],
+            tw[u_t],
+            np.minimum(cols, y.channels - k0),
+            after + 1,
+        )
+
 
 def lower_conv(
     em: Emitter,
@@ -397,7 +573,12 @@ def lower_conv(
     )
     out_tiles = tiling.output_tiles(y.height, y.width)
     conv = ConvPasses(em, x, window, step, weights, tiling)
-    for tile in out_tiles:
+    if tiling.channel_chunk >= n_ct and len(out_tiles) * n_kt >= VECTOR_MIN:
+        conv.lower_tiles(out_tiles, layer_params, post, y)
+        out_tiles_left = []
+    else:
+        out_tiles_left = out_tiles
+    for tile in out_tiles_left:
         if tiling.channel_chunk >= n_ct:
             inputs = conv.load_inputs(tile, range(n_ct))
             for kt in range(n_kt):
