@@ -7,14 +7,14 @@ from __future__ import annotations
 import pytest
 
 from accel import config
-from accel.compiler import compile, emit, lower_conv
+from accel.compiler import compile, emit, lower_conv, lower_vector
 from tests.layers import zoo_qnet
 from tests.test_accel_compiler_digests import program_digest
 
 
 def compiled(monkeypatch, model, size, preset, vector_min):
-    monkeypatch.setattr(emit, "VECTOR_MIN", vector_min)
-    monkeypatch.setattr(lower_conv, "VECTOR_MIN", vector_min)
+    for module in (emit, lower_conv, lower_vector):
+        monkeypatch.setattr(module, "VECTOR_MIN", vector_min)
     return compile(zoo_qnet(model, size), config.preset(preset))
 
 

@@ -30,6 +30,33 @@ from accel.timing import ceil_div
 VECTOR_MIN = 12
 
 
+def input_window(
+    x: TensorLayout,
+    origin: tuple[int, int],
+    extent: tuple[int, int],
+    slot_base: int,
+    step: tuple[int, int] = (1, 1),
+) -> tuple[int, int, int, int] | None:
+    """Where the loads of an input window of ``extent`` at ``origin`` (coordinates in the
+    image subsampled by ``step``, negative in padding) start and how far they go: ``(DRAM
+    address of channel 0, input-buffer word of channel tile 0, rows, columns)`` of the part
+    inside the image, the window's slot at ``slot_base``; ``None`` when it lies entirely in
+    padding."""
+    (h0, w0), (ih, iw) = origin, extent
+    sub_h, sub_w = ceil_div(x.height, step[0]), ceil_div(x.width, step[1])
+    h_lo, h_hi = max(h0, 0), min(h0 + ih, sub_h)
+    w_lo, w_hi = max(w0, 0), min(w0 + iw, sub_w)
+    if h_lo >= h_hi or w_lo >= w_hi:
+        return None
+    pixel = h_lo * step[0] * x.width + w_lo * step[1]
+    return (
+        x.addr + x.channel_offset + pixel * x.pixel_stride,
+        slot_base + (h_lo - h0) * iw + (w_lo - w0),
+        h_hi - h_lo,
+        w_hi - w_lo,
+    )
+
+
 class Ring:
     """Slots of one buffer region, used in turn.
 
@@ -207,18 +234,13 @@ class Emitter:
         With ``step`` > 1 only every step-th row/column of ``x`` is loaded (coordinates are
         then in the subsampled image): a strided 1x1 convolution reads only what it uses.
         """
-        (h0, w0), (ih, iw) = origin, extent
-        sub_h, sub_w = ceil_div(x.height, step[0]), ceil_div(x.width, step[1])
-        ct_stride = ih * iw
-        h_lo, h_hi = max(h0, 0), min(h0 + ih, sub_h)
-        w_lo, w_hi = max(w0, 0), min(w0 + iw, sub_w)
-        if h_lo >= h_hi or w_lo >= w_hi:
+        ct_stride = extent[0] * extent[1]
+        found = input_window(x, origin, extent, slot_base, step)
+        if found is None:
             return ct_stride  # the window lies entirely in padding
+        dram, sram, rows, cols = found
         block = self.input_block(x, step)
-        pixel = h_lo * step[0] * x.width + w_lo * step[1]
-        dram = x.addr + x.channel_offset + pixel * x.pixel_stride
-        sram = slot_base + (h_lo - h0) * iw + (w_lo - w0)
-        rows, cols = h_hi - h_lo, w_hi - w_lo
+        iw = extent[1]
         lo, hi = slot_range
         channels = x.channels
         if len(c_tiles) >= VECTOR_MIN:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from accel import isa, numerics
-from accel.compiler.emit import VECTOR_MIN, Emitter, Params
-from accel.compiler.ops import READ, WRITE, Access, Block
+from accel.compiler.emit import VECTOR_MIN, Emitter, Params, input_window
+from accel.compiler.ops import READ, WRITE, Access, Block, runs, starts
 from accel.compiler.tiling import Tiling, Window
 from accel.isa import Buffer, Compute, ComputeMode, Load, Post, PostMode
 from accel.program import TensorLayout
@@ -345,7 +345,6 @@ class ConvPasses:
         cols, lanes, n_kt = em.cols, em.rows, len(wt.ct_ranges)
         n_ct = ceil_div(x.channels, lanes)
         (sh, sw), (top, _, left, _), dh = window.stride, window.padding, window.dilation[0]
-        sub_h, sub_w = ceil_div(x.height, self.step[0]), ceil_div(x.width, self.step[1])
 
         # Per tile (in Python: a few per layer): its input window, slot and input loads.
         tiles = []
@@ -353,15 +352,12 @@ class ConvPasses:
             ih, iw = window.input_extent(th, tw)
             h0, w0 = p0 * sh - top, q0 * sw - left
             slot = em.next_in_slot(self.tiling.in_slots, self.tiling.in_slot_words)
-            h_lo, h_hi = max(h0, 0), min(h0 + ih, sub_h)
-            w_lo, w_hi = max(w0, 0), min(w0 + iw, sub_w)
-            loads = n_ct if h_lo < h_hi and w_lo < w_hi else 0  # else all in padding
-            pixel = h_lo * self.step[0] * x.width + w_lo * self.step[1]
+            found = input_window(x, (h0, w0), (ih, iw), slot, self.step)
+            loads = 0 if found is None else n_ct  # none when the window is all padding
             tiles.append(
                 (
                     *(p0, q0, th, tw, h0, w0, iw, ih * iw, slot, slot + n_ct * ih * iw),
-                    *(loads, x.addr + x.channel_offset + pixel * x.pixel_stride),
-                    *(slot + (h_lo - h0) * iw + (w_lo - w0), h_hi - h_lo, w_hi - w_lo),
+                    *(loads, *(found or (0, 0, 0, 0))),
                 )
             )
         t = np.array(tiles, dtype=np.int64).T
@@ -374,8 +370,7 @@ class ConvPasses:
         per_kt_chunks = [self.passes(kt, range(*wt.ct_ranges[kt]))[0] for kt in range(n_kt)]
         chunks = [c for found in per_kt_chunks for c in found]
         per_kt = np.array([len(found) for found in per_kt_chunks], dtype=np.int64)
-        c_kt = np.repeat(np.arange(n_kt), per_kt)
-        c_j = np.arange(len(chunks)) - np.repeat(np.cumsum(per_kt) - per_kt, per_kt)
+        c_kt, c_j = runs(per_kt)  # per chunk: its k tile, its index among the k tile's
         ct0, ct1, r0, r1, words, offset = np.array(chunks, dtype=np.int64).reshape(-1, 6).T
         resident = wt.resident_base is not None
         streamed_params = params.resident is None
@@ -392,14 +387,13 @@ class ConvPasses:
         unit_ops = (res_load + chunk_ops + int(streamed_params) + pending + 2).reshape(n_t, n_kt)
         tile_ops = loads + unit_ops.sum(axis=1)
         first = em.log.take(int(tile_ops.sum()))
-        tile_base = first + np.cumsum(tile_ops) - tile_ops
+        tile_base = first + starts(tile_ops)
         within = np.cumsum(unit_ops, axis=1) - unit_ops
         unit_base = ((tile_base + loads)[:, None] + within).reshape(-1)
 
         # Input loads: every channel tile of each tile whose window is not all padding.
-        l_t = np.repeat(np.arange(n_t), loads)
+        l_t, l_i = runs(loads)
         if len(l_t):
-            l_i = np.arange(len(l_t)) - np.repeat(np.cumsum(loads) - loads, loads)
             c0 = l_i * lanes
             em.input_block(x, self.step).append_columns(
                 dram0[l_t] + c0,

@@ -199,6 +199,18 @@ def _distinct_rows(table: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | N
     return first, which
 
 
+def runs(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Elements laid out in consecutive runs of ``counts[i]``: per element, its run and its
+    index within the run."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    return owner, np.arange(len(owner)) - starts(counts)[owner]
+
+
+def starts(counts: np.ndarray) -> np.ndarray:
+    """Where each of consecutive runs of ``counts[i]`` elements starts (exclusive sums)."""
+    return np.cumsum(counts) - counts
+
+
 def instance(cls: type[Instruction], fields: dict) -> Instruction:
     """An instruction with exactly ``fields`` (no ``__init__``: they are checked elsewhere)."""
     instr = object.__new__(cls)
