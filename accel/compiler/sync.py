@@ -149,11 +149,13 @@ def _conflicts(ops: np.ndarray, kind: np.ndarray, lo: np.ndarray, hi: np.ndarray
     first, last = s_ops[starts], s_ops[ends]
     run_lo, run_hi, reads = s_lo[starts], s_hi[starts], s_kind[starts] == READ
     got = np.full(len(starts), -1, dtype=np.int64)
-    for q, t in ((reads, ~reads), (~reads, reads)):
-        if q.any() and t.any():
-            got[q] = latest_overlapping(
-                first[q], run_lo[q], run_hi[q], last[t], run_lo[t], run_hi[t]
-            )
+    if reads.any() and not reads.all():
+        writes = ~reads
+        r_ranges = _distinct(run_lo[reads], run_hi[reads])
+        w_ranges = _distinct(run_lo[writes], run_hi[writes])
+        # Runs are in program order: the targets' indices come sorted.
+        got[reads] = _latest(first[reads], r_ranges, last[writes], w_ranges)
+        got[writes] = _latest(first[writes], w_ranges, last[reads], r_ranges)
     out = np.empty(len(order), dtype=np.int64)
     out[order] = got[np.cumsum(new) - 1]
     return out
@@ -172,14 +174,17 @@ def latest_overlapping(
     """
     if not len(q_op) or not len(t_op):
         return np.full(len(q_op), -1, dtype=np.int64)
-    return _latest(q_op, _distinct(q_lo, q_hi), t_op, _distinct(t_lo, t_hi))
+    order = np.argsort(t_op)
+    t_ranges = _distinct(t_lo[order], t_hi[order])
+    return _latest(q_op, _distinct(q_lo, q_hi), t_op[order], t_ranges)
 
 
 Ranges = tuple[np.ndarray, np.ndarray, np.ndarray]  # distinct lo, distinct hi, index per access
 
 
 def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Ranges) -> np.ndarray:
-    """:func:`latest_overlapping` of ranges given by :func:`_distinct`.
+    """:func:`latest_overlapping` of ranges given by :func:`_distinct`, the targets sorted
+    by index.
 
     Ranges repeat (the slots of a ring, the pixels of a tile), so the overlaps are found
     between distinct ranges first. Then, per distinct query range, whichever is cheaper:
@@ -189,8 +194,7 @@ def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Rang
     out = np.full(len(q_op), -1, dtype=np.int64)
     v_lo, v_hi, q_vid = q_ranges
     u_lo, u_hi, t_uid = t_ranges
-    by_op = np.argsort(t_op)
-    t_sorted, uid_sorted = t_op[by_op], t_uid[by_op]
+    t_sorted, uid_sorted = t_op, t_uid
     pair_v, pair_u = _overlaps(v_lo, v_hi, u_lo, u_hi)
     counts = np.bincount(pair_v, minlength=len(v_lo))
     starts = np.cumsum(counts) - counts
