@@ -90,7 +90,7 @@ def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
         if (hi <= lo).any() or lo.min() < 0 or hi.max() > _SPACE:
             return synchronise_reference(log.ops())  # not what lowering makes
         shift = np.repeat(np.array([p[1] for p in parts], dtype=np.int64), lengths)
-        got = _conflicts(ops, kind, lo + shift, hi + shift)
+        got = _conflicts(ops, kind, lo + shift, hi + shift, shift)
         start = 0
         for k, _, b, _, _, part_ops, _, _ in parts:
             part = got[start : start + len(part_ops)]
@@ -129,18 +129,21 @@ def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
     return {e: instructions[of_engine[e]].tolist() for e in Engine}
 
 
-def _conflicts(ops: np.ndarray, kind: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """For every access of one space (program index, READ or WRITE, range), the latest
-    earlier access of the other kind whose range overlaps its own; -1 if none.
+def _conflicts(
+    ops: np.ndarray, kind: np.ndarray, lo: np.ndarray, hi: np.ndarray, space: np.ndarray
+) -> np.ndarray:
+    """For every access (program index, READ or WRITE, range, and ``space``: a number per
+    space, the ranges of different spaces apart), the latest earlier access of the other
+    kind whose range overlaps its own; -1 if none.
 
-    Accesses come in runs: consecutive in program order (among this space's accesses),
+    Accesses come in runs: consecutive in program order among the accesses of their space,
     of one kind and one range (the input loads of every channel tile into one slot, the
     STOREs of every k tile of one output tile, ...). Every access of a run has the answer
     of its first (no access of the other kind falls between them), and as the earlier
     access of the other kind, only the last of a run can be the latest. So the question
     is asked of runs.
     """
-    order = np.argsort(ops, kind="stable")  # the blocks' parts are sorted: a merge
+    order = np.argsort(space + ops, kind="stable")  # by space, then program order
     s_kind, s_lo, s_hi, s_ops = kind[order], lo[order], hi[order], ops[order]
     new = np.ones(len(order), dtype=bool)
     new[1:] = (s_kind[1:] != s_kind[:-1]) | (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
@@ -153,7 +156,8 @@ def _conflicts(ops: np.ndarray, kind: np.ndarray, lo: np.ndarray, hi: np.ndarray
         writes = ~reads
         r_ranges = _distinct(run_lo[reads], run_hi[reads])
         w_ranges = _distinct(run_lo[writes], run_hi[writes])
-        # Runs are in program order: the targets' indices come sorted.
+        # Runs are in program order within a space: the targets that overlap a range (all
+        # of its space) come sorted by index.
         got[reads] = _latest(first[reads], r_ranges, last[writes], w_ranges)
         got[writes] = _latest(first[writes], w_ranges, last[reads], r_ranges)
     out = np.empty(len(order), dtype=np.int64)
@@ -183,8 +187,8 @@ Ranges = tuple[np.ndarray, np.ndarray, np.ndarray]  # distinct lo, distinct hi, 
 
 
 def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Ranges) -> np.ndarray:
-    """:func:`latest_overlapping` of ranges given by :func:`_distinct`, the targets sorted
-    by index.
+    """:func:`latest_overlapping` of ranges given by :func:`_distinct`, the targets whose
+    ranges overlap one query range sorted by index.
 
     Ranges repeat (the slots of a ring, the pixels of a tile), so the overlaps are found
     between distinct ranges first. Then, per distinct query range, whichever is cheaper:
