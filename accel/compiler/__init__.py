@@ -5,8 +5,9 @@ ones above it):
 
 - :mod:`~accel.compiler.errors`: :class:`CompileError`, a layer the hardware cannot run,
   naming the layer and the limit.
-- :mod:`~accel.compiler.ops`: the abstract instruction (an instruction with the buffer words
-  and DRAM bytes it reads and writes) that lowering produces and synchronisation consumes.
+- :mod:`~accel.compiler.ops`: the abstract instructions (instructions with the buffer words
+  and DRAM bytes they read and write) that lowering produces and synchronisation consumes,
+  kept as columns: per step of a layer a template and rows of the fields that vary.
 - :mod:`~accel.compiler.plan`: **DRAM planning**, once, before lowering: every tensor's root
   (concat inputs and 1x1 flattens are views), lifetime and address (first-fit reuse of dead
   tensors' bytes), the host-side im2col copies, and the bound of the constants' region.
@@ -31,7 +32,13 @@ ones above it):
   other engine it conflicts with (read-after-write, write-after-read, write-after-write on
   the same buffer words or DRAM bytes) and turns that into one semaphore wait/signal pair.
   The parallel execution is therefore equivalent to the sequential program order, and free
-  of deadlock.
+  of deadlock. It works on whole columns with numpy (a one-at-a-time reference gives the
+  same streams), then makes the instruction objects of ``Program.streams``.
+
+Lowering and synchronisation make millions of instructions for a large network on a small
+configuration; the steps that emit many at once (the channel tiles of an input load, the
+(tile, k tile) units of a layer) append numpy columns rather than Python rows, and
+:func:`compile` pauses the cyclic garbage collector while it runs.
 """
 
 from __future__ import annotations

@@ -330,85 +330,125 @@ class ConvPasses:
             )
             accumulate = 1
 
-    def lower_tiles(
+    def lower_layer(
         self,
         out_tiles: list[tuple[int, int, int, int]],
         params: Params,
         post: Post,
         y: TensorLayout,
     ) -> None:
-        """Every output tile whose input window holds all channel tiles at once, with all
-        its k tiles, in numpy columns: the same instructions, in the same program order,
-        as ``load_inputs``, then per k tile ``compute``, ``param_word`` and
-        ``post_and_store``, for each tile in turn."""
-        em, wt, window, x = self.em, self.weights, self.window, self.x
+        """Every output tile with all its k tiles, in numpy columns: the same instructions,
+        in the same program order, as the loop of :func:`lower_conv` over ``load_inputs``,
+        ``compute``, ``param_word`` and ``post_and_store``.
+
+        A *unit* is one (tile, k tile); its *sections* are the groups of channel tiles it
+        reduces at once: one, on the tile's input window of every channel tile (loaded
+        before the tile's first unit), or, when that does not fit, one per channel chunk
+        (each loaded at the start of its section).
+        """
+        em, wt, window, x, tiling = self.em, self.weights, self.window, self.x, self.tiling
         cols, lanes, n_kt = em.cols, em.rows, len(wt.ct_ranges)
         n_ct = ceil_div(x.channels, lanes)
+        whole = tiling.channel_chunk >= n_ct
         (sh, sw), (top, _, left, _), dh = window.stride, window.padding, window.dilation[0]
 
-        # Per tile (in Python: a few per layer): its input window, slot and input loads.
+        # Per tile: its input window (the part in the image, relative to its slot).
         tiles = []
         for p0, q0, th, tw in out_tiles:
             ih, iw = window.input_extent(th, tw)
             h0, w0 = p0 * sh - top, q0 * sw - left
-            slot = em.next_in_slot(self.tiling.in_slots, self.tiling.in_slot_words)
-            found = input_window(x, (h0, w0), (ih, iw), slot, self.step)
-            loads = 0 if found is None else n_ct  # none when the window is all padding
+            found = input_window(x, (h0, w0), (ih, iw), 0, self.step)
             tiles.append(
-                (
-                    *(p0, q0, th, tw, h0, w0, iw, ih * iw, slot, slot + n_ct * ih * iw),
-                    *(loads, *(found or (0, 0, 0, 0))),
-                )
+                (p0, q0, th, tw, h0, w0, iw, ih * iw, found is not None, *(found or (0,) * 4))
             )
-        t = np.array(tiles, dtype=np.int64).T
-        p0, q0, th, tw, h0, w0, width, ct_stride, in_lo, in_hi, loads = t[:11]
-        dram0, sram0, load_rows, load_cols = t[11:]
-        n_t = len(out_tiles)
+        p0, q0, th, tw, h0, w0, width, ct_stride, inside, dram0, sram0, load_rows, load_cols = (
+            np.array(tiles, dtype=np.int64).T
+        )
+        n_t, n_u = len(out_tiles), len(out_tiles) * n_kt
 
-        # The reduction chunks of every k tile (the same in every tile), and the number of
-        # instructions of each unit (tile, k tile), tile-major as the program runs them.
-        per_kt_chunks = [self.passes(kt, range(*wt.ct_ranges[kt]))[0] for kt in range(n_kt)]
-        chunks = [c for found in per_kt_chunks for c in found]
-        per_kt = np.array([len(found) for found in per_kt_chunks], dtype=np.int64)
-        c_kt, c_j = runs(per_kt)  # per chunk: its k tile, its index among the k tile's
-        ct0, ct1, r0, r1, words, offset = np.array(chunks, dtype=np.int64).reshape(-1, 6).T
+        # Sections of every k tile (the same in every tile) and their reduction passes.
+        kt_sections = [
+            [range(lo, hi)]
+            if whole
+            else [
+                range(c, min(hi, c + tiling.channel_chunk))
+                for c in range(lo, hi, tiling.channel_chunk)
+            ]
+            for lo, hi in wt.ct_ranges
+        ]
+        sections = [(kt, cts) for kt in range(n_kt) for cts in kt_sections[kt]]
+        n_s = len(sections)
+        s_kt = np.array([kt for kt, _ in sections], dtype=np.int64)
+        s_first = np.array([cts.start == wt.ct_ranges[kt][0] for kt, cts in sections])
+        s_ct0 = np.array([cts.start for _, cts in sections], dtype=np.int64)
+        s_cts = np.array([len(cts) for _, cts in sections], dtype=np.int64)
+        s_passes = [self.passes(kt, cts)[0] for kt, cts in sections]
+        s_npass = np.array([len(found) for found in s_passes], dtype=np.int64)
+        ct0, ct1, r0, r1, words, offset = (
+            np.array([c for found in s_passes for c in found], dtype=np.int64).reshape(-1, 6).T
+        )
         resident = wt.resident_base is not None
         streamed_params = params.resident is None
-        n_u = n_t * n_kt
-        u_t, u_kt = np.repeat(np.arange(n_t), n_kt), np.tile(np.arange(n_kt), n_t)
-        res_load = np.zeros(n_u, dtype=np.int64)  # resident weights: at first use
+
+        # Sections in program order (tile, k tile, section), and what each emits: its
+        # input loads (when loaded per section), the resident weights of its k tile at
+        # their first use (first tile, first section), its passes (and their weights).
+        g_t = np.repeat(np.arange(n_t), n_s)
+        g_s = np.tile(np.arange(n_s), n_t)
+        g_u = g_t * n_kt + s_kt[g_s]
+        g_loads = np.zeros(len(g_t), dtype=np.int64) if whole else s_cts[g_s] * inside[g_t]
+        g_res = np.zeros(len(g_t), dtype=np.int64)
         if resident:
-            res_load[:n_kt] = [
-                kt not in self.resident_loaded and per_kt[kt] > 0 for kt in range(n_kt)
-            ]
-        chunk_ops = per_kt[u_kt] * (1 if resident else 2)
+            unloaded = np.array([kt not in self.resident_loaded for kt in range(n_kt)])
+            g_res[:n_s] = unloaded[s_kt] & s_first & (s_npass > 0)
+        g_ops = g_loads + g_res + s_npass[g_s] * (1 if resident else 2)
         pending = np.zeros(n_u, dtype=np.int64)  # the layer's resident parameters' load
         pending[0] = em.pending_param_load is not None
-        unit_ops = (res_load + chunk_ops + int(streamed_params) + pending + 2).reshape(n_t, n_kt)
-        tile_ops = loads + unit_ops.sum(axis=1)
-        first = em.log.take(int(tile_ops.sum()))
-        tile_base = first + starts(tile_ops)
-        within = np.cumsum(unit_ops, axis=1) - unit_ops
-        unit_base = ((tile_base + loads)[:, None] + within).reshape(-1)
+        unit_ops = np.bincount(g_u, weights=g_ops, minlength=n_u).astype(np.int64)
+        unit_ops += int(streamed_params) + pending + 2
+        t_loads = n_ct * inside if whole else np.zeros(n_t, dtype=np.int64)
+        tile_ops = t_loads + unit_ops.reshape(n_t, n_kt).sum(axis=1)
+        tile_base = em.log.take(int(tile_ops.sum())) + starts(tile_ops)
+        u_t = np.repeat(np.arange(n_t), n_kt)
+        u_start = starts(unit_ops)
+        unit_base = (tile_base + t_loads)[u_t] + u_start - u_start[u_t * n_kt]
+        g_start = starts(g_ops)
+        g_base = unit_base[g_u] + g_start - g_start[np.searchsorted(g_u, g_u)]
 
-        # Input loads: every channel tile of each tile whose window is not all padding.
-        l_t, l_i = runs(loads)
-        if len(l_t):
-            c0 = l_i * lanes
+        # Input slots, in program order (per tile, or per section), and the input loads.
+        ring = em.in_ring
+        if whole:
+            slot = (ring.count + np.arange(n_t)) % tiling.in_slots * tiling.in_slot_words
+            ring.count += n_t
+            in_lo, in_hi = slot, slot + n_ct * ct_stride
+            l_owner, l_i = runs(t_loads)
+            l_tile, l_ct0, l_at = l_owner, 0, tile_base[l_owner] + l_i
+            g_in_lo, g_in_hi = in_lo[g_t], in_hi[g_t]
+            first_ct = np.zeros(len(g_t), dtype=np.int64)
+        else:
+            slot = (ring.count + np.arange(len(g_t))) % tiling.in_slots * tiling.in_slot_words
+            ring.count += len(g_t)
+            g_in_lo, g_in_hi = slot, slot + s_cts[g_s] * ct_stride[g_t]
+            l_owner, l_i = runs(g_loads)
+            l_tile, l_ct0, l_at = g_t[l_owner], s_ct0[g_s[l_owner]], g_base[l_owner] + l_i
+            first_ct = s_ct0[g_s]
+        if len(l_owner):
+            c0 = (l_ct0 + l_i) * lanes
+            lo = in_lo[l_owner] if whole else g_in_lo[l_owner]
+            hi = in_hi[l_owner] if whole else g_in_hi[l_owner]
             em.input_block(x, self.step).append_columns(
-                dram0[l_t] + c0,
-                sram0[l_t] + l_i * ct_stride[l_t],
-                load_rows[l_t],
-                width[l_t],
-                load_cols[l_t],
+                dram0[l_tile] + c0,
+                lo + sram0[l_tile] + l_i * ct_stride[l_tile],
+                load_rows[l_tile],
+                width[l_tile],
+                load_cols[l_tile],
                 np.minimum(lanes, x.channels - c0),
-                in_lo[l_t],
-                in_hi[l_t],
-                tile_base[l_t] + l_i,
+                lo,
+                hi,
+                l_at,
             )
 
-        # Rings, in program order: accumulator and output slots and (streamed) parameter
-        # words per unit, weight halves per streamed chunk.
+        # Rings, in program order: accumulator and output slots per unit.
         step = np.arange(n_u)
         acc = em.acc_ring
         acc_base = (acc.count + step) % em.acc_slots * (acc.capacity // em.acc_slots)
@@ -417,59 +457,60 @@ class ConvPasses:
         out_base = (out.count + step) % em.out_slots * (out.capacity // em.out_slots)
         out.count += n_u
 
-        # Resident weights, at their first use (the first tile), before its first COMPUTE.
-        if resident and res_load.any():
-            kts = np.flatnonzero(res_load[:n_kt])
+        # Resident weights, at their first use, before its first COMPUTE.
+        res_at = np.flatnonzero(g_res)
+        if len(res_at):
+            kts = s_kt[g_s[res_at]]
             offsets = np.array(wt.kt_offsets)[kts]
             self.weight_block.append_columns(
                 wt.addr + offsets * cols,
                 wt.resident_base + offsets,
                 np.array(wt.kt_words)[kts],
-                unit_base[kts],
+                g_base[res_at] + g_loads[res_at],
             )
             self.resident_loaded.update(kts.tolist())
 
-        # The chunks of every unit: (weight load and) COMPUTE.
-        if len(chunks):
-            g_t = np.repeat(np.arange(n_t), len(chunks))
-            g_c = np.tile(np.arange(len(chunks)), n_t)
-            g_u = g_t * n_kt + c_kt[g_c]
-            base = unit_base[g_u] + res_load[g_u]
-            j = c_j[g_c]
+        # The passes of every section: (weight load and) COMPUTE.
+        if len(ct0):
+            pg, j = runs(s_npass[g_s])  # per pass: its section (in program order), index
+            pc = starts(s_npass)[g_s[pg]] + j  # the pass among the static passes
+            t_, u = g_t[pg], g_u[pg]
+            at = g_base[pg] + g_loads[pg] + g_res[pg]
             if resident:
-                w_base = wt.resident_base + offset[g_c]
-                computes = base + j
+                w_base = wt.resident_base + offset[pc]
+                computes = at + j
             else:
                 w = em.w_ring
-                w_base = (w.count + np.arange(len(g_c))) % 2 * (w.capacity // 2)
-                w.count += len(g_c)
-                loads_at = base + 2 * j
+                w_base = (w.count + np.arange(len(pc))) % 2 * (w.capacity // 2)
+                w.count += len(pc)
+                loads_at = at + 2 * j
                 computes = loads_at + 1
                 self.weight_block.append_columns(
-                    wt.addr + offset[g_c] * cols, w_base, words[g_c], loads_at
+                    wt.addr + offset[pc] * cols, w_base, words[pc], loads_at
                 )
             self.compute_block.append_columns(
-                (j > 0).astype(np.int64),
-                in_lo[g_t] + ct0[g_c] * ct_stride[g_t] + r0[g_c] * dh * width[g_t],
-                ct1[g_c] - ct0[g_c],
-                ct_stride[g_t],
-                width[g_t],
-                th[g_t],
-                tw[g_t],
-                h0[g_t] + r0[g_c] * dh,
-                w0[g_t],
-                r1[g_c] - r0[g_c],
+                ((j > 0) | ~s_first[g_s[pg]]).astype(np.int64),
+                g_in_lo[pg] + (ct0[pc] - first_ct[pg]) * ct_stride[t_] + r0[pc] * dh * width[t_],
+                ct1[pc] - ct0[pc],
+                ct_stride[t_],
+                width[t_],
+                th[t_],
+                tw[t_],
+                h0[t_] + r0[pc] * dh,
+                w0[t_],
+                r1[pc] - r0[pc],
                 w_base,
-                acc_base[g_u],
-                in_lo[g_t],
-                in_hi[g_t],
-                w_base + words[g_c],
+                acc_base[u],
+                g_in_lo[pg],
+                g_in_hi[pg],
+                w_base + words[pc],
                 computes,
             )
 
         # Parameters (streamed: one word per unit into two one-word slots), then POST and
         # STORE.
-        after = unit_base + res_load + chunk_ops
+        u_kt = step % n_kt
+        after = unit_base + unit_ops - 2 - pending - int(streamed_params)
         if streamed_params:
             p = em.p_ring
             words_at = (p.count + step) % 2
@@ -567,8 +608,8 @@ def lower_conv(
     )
     out_tiles = tiling.output_tiles(y.height, y.width)
     conv = ConvPasses(em, x, window, step, weights, tiling)
-    if tiling.channel_chunk >= n_ct and len(out_tiles) * n_kt >= VECTOR_MIN:
-        conv.lower_tiles(out_tiles, layer_params, post, y)
+    if len(out_tiles) * n_kt >= VECTOR_MIN:
+        conv.lower_layer(out_tiles, layer_params, post, y)
         out_tiles_left = []
     else:
         out_tiles_left = out_tiles
