@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from accel import isa
-from accel.compiler.ops import READ, WRITE, Op, OpLog
+from accel.compiler.ops import READ, WRITE, Op, OpLog, starts
 from accel.isa import Engine, Instruction
 
 #: (query, target range) pairs per step of the pairwise search (bounds its memory).
@@ -90,7 +90,21 @@ def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
         if (hi <= lo).any() or lo.min() < 0 or hi.max() > _SPACE:
             return synchronise_reference(log.ops())  # not what lowering makes
         shift = np.repeat(np.array([p[1] for p in parts], dtype=np.int64), lengths)
-        got = _conflicts(ops, kind, lo + shift, hi + shift, shift)
+        # Runs within each part first (rows of one block and access, consecutive program
+        # indices, one range): no other access falls between them.
+        new = np.ones(len(ops), dtype=bool)
+        new[1:] = (ops[1:] != ops[:-1] + 1) | (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+        new[starts(np.array(lengths))] = True
+        first = np.flatnonzero(new)
+        last = np.append(first[1:], len(ops)) - 1
+        got = _conflicts(
+            ops[first],
+            ops[last],
+            kind[first],
+            lo[first] + shift[first],
+            hi[first] + shift[first],
+            shift[first],
+        )[np.cumsum(new) - 1]
         start = 0
         for k, _, b, _, _, part_ops, _, _ in parts:
             part = got[start : start + len(part_ops)]
@@ -130,36 +144,41 @@ def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
 
 
 def _conflicts(
-    ops: np.ndarray, kind: np.ndarray, lo: np.ndarray, hi: np.ndarray, space: np.ndarray
+    first: np.ndarray,
+    last: np.ndarray,
+    kind: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    space: np.ndarray,
 ) -> np.ndarray:
-    """For every access (program index, READ or WRITE, range, and ``space``: a number per
+    """For every run of accesses (program indices ``first`` to ``last`` with no other
+    access of its space between them; READ or WRITE; range; and ``space``: a number per
     space, the ranges of different spaces apart), the latest earlier access of the other
     kind whose range overlaps its own; -1 if none.
 
-    Accesses come in runs: consecutive in program order among the accesses of their space,
-    of one kind and one range (the input loads of every channel tile into one slot, the
-    STOREs of every k tile of one output tile, ...). Every access of a run has the answer
-    of its first (no access of the other kind falls between them), and as the earlier
-    access of the other kind, only the last of a run can be the latest. So the question
-    is asked of runs.
+    Runs join when they follow each other among the accesses of their space with one kind
+    and one range (the input loads of every channel tile into one slot, the STOREs of every
+    k tile of one output tile, ...). Every access of a run has the answer of its first (no
+    access of the other kind falls between them), and as the earlier access of the other
+    kind, only the last of a run can be the latest. So the question is asked of runs.
     """
-    order = np.argsort(space + ops, kind="stable")  # by space, then program order
-    s_kind, s_lo, s_hi, s_ops = kind[order], lo[order], hi[order], ops[order]
+    order = np.argsort(space + first, kind="stable")  # by space, then program order
+    s_kind, s_lo, s_hi = kind[order], lo[order], hi[order]
     new = np.ones(len(order), dtype=bool)
     new[1:] = (s_kind[1:] != s_kind[:-1]) | (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
-    starts = np.flatnonzero(new)
-    ends = np.append(starts[1:], len(order)) - 1
-    first, last = s_ops[starts], s_ops[ends]
-    run_lo, run_hi, reads = s_lo[starts], s_hi[starts], s_kind[starts] == READ
-    got = np.full(len(starts), -1, dtype=np.int64)
+    heads = np.flatnonzero(new)
+    tails = np.append(heads[1:], len(order)) - 1
+    r_first, r_last = first[order[heads]], last[order[tails]]
+    run_lo, run_hi, reads = s_lo[heads], s_hi[heads], s_kind[heads] == READ
+    got = np.full(len(heads), -1, dtype=np.int64)
     if reads.any() and not reads.all():
         writes = ~reads
         r_ranges = _distinct(run_lo[reads], run_hi[reads])
         w_ranges = _distinct(run_lo[writes], run_hi[writes])
         # Runs are in program order within a space: the targets that overlap a range (all
         # of its space) come sorted by index.
-        got[reads] = _latest(first[reads], r_ranges, last[writes], w_ranges)
-        got[writes] = _latest(first[writes], w_ranges, last[reads], r_ranges)
+        got[reads] = _latest(r_first[reads], r_ranges, r_last[writes], w_ranges)
+        got[writes] = _latest(r_first[writes], w_ranges, r_last[reads], r_ranges)
     out = np.empty(len(order), dtype=np.int64)
     out[order] = got[np.cumsum(new) - 1]
     return out
