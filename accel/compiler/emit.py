@@ -26,7 +26,8 @@ from accel.program import TensorLayout
 from accel.quantized import QuantizedNetwork, TensorQuant
 from accel.timing import ceil_div
 
-#: Steps that emit at least this many instructions at once build their rows with numpy.
+#: Layers of at least this many units (an output tile and a k tile or channel tile: a POST
+#: and a STORE each) are lowered in numpy columns, the others row by row.
 VECTOR_MIN = 12
 
 
@@ -243,22 +244,6 @@ class Emitter:
         iw = extent[1]
         lo, hi = slot_range
         channels = x.channels
-        if len(c_tiles) >= VECTOR_MIN:
-            n = len(c_tiles)
-            c0 = np.arange(c_tiles.start, c_tiles.stop, c_tiles.step) * lanes
-            first = self.log.take(n)
-            block.append_columns(
-                dram + c0,
-                np.arange(sram, sram + n * ct_stride, ct_stride),
-                rows,
-                iw,
-                cols,
-                np.minimum(lanes, channels - c0),
-                lo,
-                hi,
-                np.arange(first, first + n),
-            )
-            return ct_stride
         append, index = block.rows.extend, self.log.index
         for i, ct in enumerate(c_tiles):
             c0 = ct * lanes

@@ -140,7 +140,7 @@ class ConvPasses:
         self.weights = weights
         self.tiling = tiling
         self.resident_loaded: set[int] = set()  # k tiles whose resident weights are loaded
-        self._passes: dict[tuple[int, int, int], tuple] = {}
+        self._passes: dict[tuple[int, int, int], list] = {}
         self.weight_block = self.make_weight_block()
         self.compute_block = self.make_compute_block()
         self.weight_rows = self.weight_block.rows
@@ -213,11 +213,10 @@ class ConvPasses:
         )
         return self.em.block(("compute",), template, names, ("in_lo", "in_hi", "w_hi"), accesses)
 
-    def passes(self, kt: int, cts: range) -> tuple:
+    def passes(self, kt: int, cts: range) -> list[tuple[int, int, int, int, int, int]]:
         """The reduction chunks of channel tiles ``cts`` of k tile ``kt`` (the same for
         every output tile): per chunk its channel tiles ``ct0..ct1``, kernel rows
-        ``r0..r1``, weight words and the offset of its first weight word, as tuples and
-        (when they are many) as arrays."""
+        ``r0..r1``, weight words and the offset of its first weight word."""
         key = (kt, cts.start, cts.stop)
         found = self._passes.get(key)
         if found is not None:
@@ -234,11 +233,8 @@ class ConvPasses:
                     wt.kt_offsets[kt] + ((ct0 - wt.ct_ranges[kt][0]) * r * s + r0 * s) * tile_words
                 )
                 chunks.append((ct0, ct1, r0, r1, words, offset))
-        columns = None
-        if len(chunks) >= VECTOR_MIN:
-            columns = tuple(np.array(c, dtype=np.int64) for c in zip(*chunks, strict=True))
-        found = self._passes[key] = (chunks, columns)
-        return found
+        self._passes[key] = chunks
+        return chunks
 
     def compute(
         self, *, kt: int, cts: range, inputs: InputTile, acc_base: int, first: bool
@@ -247,7 +243,7 @@ class ConvPasses:
         ``inputs``; ``first``: the first of the k tile's passes (it overwrites the
         accumulators, the others add to them)."""
         em, wt = self.em, self.weights
-        chunks, columns = self.passes(kt, cts)
+        chunks = self.passes(kt, cts)
         if not chunks:
             return
         dh = self.window.dilation[0]
@@ -257,43 +253,6 @@ class ConvPasses:
         origin_h, origin_w = inputs.origin
         resident = wt.resident_base is not None
         w_ring, half, cols = em.w_ring, em.w_ring.capacity // 2, em.cols
-        if len(chunks) >= VECTOR_MIN:
-            ct0, ct1, r0, r1, words, offset = columns
-            n = len(chunks)
-            step = np.arange(n)
-            if resident:
-                self.load_resident(kt)
-                w_base = wt.resident_base + offset
-                computes = em.log.take(n) + step
-            else:
-                # The next of the weight buffer's two halves for each (Ring.next(2)), its
-                # load just before its COMPUTE.
-                w_base = (w_ring.count + step) % 2 * half
-                w_ring.count += n
-                loads = em.log.take(2 * n) + 2 * step
-                computes = loads + 1
-                self.weight_block.append_columns(wt.addr + offset * cols, w_base, words, loads)
-            accumulate = np.ones(n, dtype=np.int64)
-            accumulate[0] = int(not first)
-            self.compute_block.append_columns(
-                accumulate,
-                in_lo + (ct0 - first_ct) * ct_stride + r0 * (dh * width),
-                ct1 - ct0,
-                ct_stride,
-                width,
-                th,
-                tw,
-                origin_h + r0 * dh,
-                origin_w,
-                r1 - r0,
-                w_base,
-                acc_base,
-                in_lo,
-                in_hi,
-                w_base + words,
-                computes,
-            )
-            return
         compute_rows, weight_rows = self.compute_rows, self.weight_rows
         index = em.log.index
         accumulate = int(not first)
@@ -382,7 +341,7 @@ class ConvPasses:
         s_first = np.array([cts.start == wt.ct_ranges[kt][0] for kt, cts in sections])
         s_ct0 = np.array([cts.start for _, cts in sections], dtype=np.int64)
         s_cts = np.array([len(cts) for _, cts in sections], dtype=np.int64)
-        s_passes = [self.passes(kt, cts)[0] for kt, cts in sections]
+        s_passes = [self.passes(kt, cts) for kt, cts in sections]
         s_npass = np.array([len(found) for found in s_passes], dtype=np.int64)
         ct0, ct1, r0, r1, words, offset = (
             np.array([c for found in s_passes for c in found], dtype=np.int64).reshape(-1, 6).T
