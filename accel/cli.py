@@ -135,6 +135,18 @@ class Progress:
             self._stream.flush()
             self._drawn = True
 
+    def note(self, text: str) -> None:
+        """Print ``text`` as a line of its own on the stream, above the progress line (which
+        is drawn again after it); printed even when the display is disabled."""
+        with self._lock:
+            if self._drawn:
+                self._stream.write("\r\x1b[K")
+            self._stream.write(text + "\n")
+            self._stream.flush()
+            self._drawn = False
+        if self._enabled and self._stage:
+            self._draw()
+
     def _tick(self) -> None:
         while not self._stop.wait(self._interval):
             self._ticks += 1
@@ -201,6 +213,60 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
 def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar and no notes on stderr"
+    )
+
+
+def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="say whether the program came from the program cache, and where that is",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="compile afresh: neither read nor write the program cache (`accel cache`)",
+    )
+
+
+def program_cache(args: argparse.Namespace):
+    """The program cache (:class:`accel.cache.ProgramCache`), or None with ``--no-cache``."""
+    from accel.cache import ProgramCache
+
+    return None if getattr(args, "no_cache", False) else ProgramCache()
+
+
+def cached_compile(args: argparse.Namespace, progress: Progress | None = None):
+    """:func:`accel.compiler.compile` through the program cache (unless ``--no-cache``);
+    with ``--verbose``, a line on stderr per program saying whether the compiler ran (above
+    the progress line, if any)."""
+    from accel.cache import compile_cached
+
+    cache = program_cache(args)
+
+    def compile(qnet, cfg, **options):
+        compiled = compile_cached(qnet, cfg, cache=cache, **options)
+        if getattr(args, "verbose", False):
+            message = f"accel: {compiled.describe()}"
+            if progress is not None:
+                progress.note(message)
+            else:
+                print(message, file=sys.stderr)
+        return compiled.program
+
+    return compile
+
+
+def deploy_network(args: argparse.Namespace, qnet, cfg, progress: Progress | None = None):
+    """:func:`accel.deploy.deploy` with ``--no-host`` and the program cache."""
+    from accel import deploy
+
+    return deploy.deploy(
+        qnet,
+        cfg,
+        host_ops=not getattr(args, "no_host", False),
+        compile=cached_compile(args, progress),
     )
 
 
@@ -292,12 +358,11 @@ def quantize(network, seed: int):
     return ptq.quantize(graph.fuse_activations(network), seed=seed)
 
 
-def whole_program(qnet, cfg, args: argparse.Namespace, what: str):
-    """The one program of a network the accelerator runs whole; a clear error naming the
-    host ops otherwise (``what`` says which command needs one program)."""
-    from accel import deploy
-
-    deployment = deploy.deploy(qnet, cfg, host_ops=not getattr(args, "no_host", False))
+def whole_program(qnet, cfg, args: argparse.Namespace, what: str, progress: Progress | None = None):
+    """The one program of a network the accelerator runs whole (through the program
+    cache); a clear error naming the host steps otherwise (``what`` says which command needs
+    one program)."""
+    deployment = deploy_network(args, qnet, cfg, progress)
     if not deployment.whole:
         ops = ", ".join(f"{s.kind} {s.node!r}" for s in deployment.host_steps)
         raise CliError(
@@ -440,7 +505,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             progress.stage("quantising")
             qnet = quantize(network, args.seed)
             progress.stage("compiling")
-            deployment = deploy.deploy(qnet, resolve_sim_config(args), host_ops=not args.no_host)
+            deployment = deploy_network(args, qnet, resolve_sim_config(args), progress)
             if not deployment.whole:
                 if args.trace:
                     raise CliError(
@@ -636,7 +701,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         progress.stage("quantising")
         qnet = quantize(network, args.seed)
         progress.stage("compiling")
-        program = whole_program(qnet, cfg, args, "accel report draws")
+        program = whole_program(qnet, cfg, args, "accel report draws", progress)
         progress.stage(f"simulating {program.instruction_count:,} instructions")
         result = sim.run(program, mode=args.mode, compute_outputs=False)
         progress.stage("drawing")
@@ -651,58 +716,211 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Everything ``accel sweep`` may write into its directory.
+SWEEP_FILES = ("sweep.csv", "pareto.png", "sweep.json")
+
+
+def sweep_models(text: str) -> dict[str, str]:
+    """``MODEL[,MODEL...]`` -> ``{name: model}``, each named by its file stem."""
+    models: dict[str, str] = {}
+    for item in text.split(","):
+        model = item.strip()
+        if not model:
+            raise CliError(f"sweep: empty model name in {text!r} (expected MODEL[,MODEL...])")
+        name = Path(model).stem
+        if name in models:
+            raise CliError(f"sweep: the model {name!r} is listed twice")
+        models[name] = model
+    return models
+
+
+def sweep_grid(args: argparse.Namespace, base):
+    """Every config of the sweep (each one checked before anything runs)."""
+    from accel import sweep
+
+    lists = {
+        option: sweep.parse_int_list(f"--{option}", getattr(args, option))
+        for option in ("rows", "cols", "bandwidth")
+    }
+    buffers = {}
+    for name in sweep.BUFFERS:
+        option = f"--{name}-kib"
+        kib = sweep.parse_float_list(option, getattr(args, f"{name}_kib"))
+        if kib:
+            sizes = [1024 * value for value in kib]
+            for value, size in zip(kib, sizes, strict=True):
+                if size != int(size):
+                    raise CliError(f"{option}: {value:g} KiB is not a whole number of bytes")
+            buffers[name] = [int(size) for size in sizes]
+    clocks = sweep.parse_float_list("--clock", args.clock)
+    return sweep.sweep_configs(
+        base, lists["rows"], lists["cols"], lists["bandwidth"], buffers=buffers, clocks=clocks
+    )
+
+
+def sweep_table(points, networks: int) -> list[str]:
+    """The printed table: one line per point; the buffer and clock columns that vary."""
+    from accel import sweep
+
+    extra = [
+        (f"{name} KiB", f"{name}_bytes")
+        for name in sweep.BUFFERS
+        if len({getattr(p, f"{name}_bytes") for p in points}) > 1
+    ]
+    clock = len({p.clock_mhz for p in points}) > 1
+    header = [
+        *(["network"] if networks > 1 else []),
+        "rows",
+        "cols",
+        "bandwidth",
+        *(label for label, _ in extra),
+        *(["MHz"] if clock else []),
+        "PEs",
+        "buffer KiB",
+        "cycles",
+        "util%",
+        "ms",
+        "pareto",
+    ]
+    body = []
+    for p in points:
+        row = [
+            *([p.network] if networks > 1 else []),
+            p.rows,
+            p.cols,
+            p.bandwidth,
+            *(f"{getattr(p, field) / 1024:g}" for _, field in extra),
+            *([f"{p.clock_mhz:g}"] if clock else []),
+            p.pes,
+            f"{p.buffer_bytes / 1024:g}",
+        ]
+        if p.ok:
+            row += [
+                f"{p.cycles:,}",
+                f"{100 * p.utilization:.1f}",
+                f"{1e3 * p.seconds:.3f}",
+                "*" if p.pareto else "",
+            ]
+        else:
+            row += ["failed", "", "", ""]
+        body.append(row)
+    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
+    return [
+        "  ".join(str(c).rjust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *body]
+    ]
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     import os
 
     import sim
     from accel import sweep
+    from accel.files import OutputDir
+    from accel.frontends import load_model
 
-    grid = {
-        option: sweep.parse_int_list(f"--{option}", getattr(args, option))
-        for option in ("rows", "cols", "bandwidth")
-    }
+    models = sweep_models(args.model)
     if args.jobs is not None and args.jobs < 1:
         raise CliError(f"--jobs must be >= 1, not {args.jobs}")
+    if args.scheduler and args.jobs is not None:
+        raise CliError("give --jobs (workers on this machine) or --scheduler, not both")
     base = resolve_config(args)
-    configs = sweep.sweep_configs(base, grid["rows"], grid["cols"], grid["bandwidth"])
-    jobs = min(args.jobs or os.cpu_count() or 1, len(configs))
-    from accel.files import OutputDir
-
-    with OutputDir(args.output, ("sweep.csv", "pareto.png"), what="sweep output") as out:
-        qnet = load_quantized(args)
-        # No ticker thread: the workers are forked from this process.
-        label = f"sweep {Path(args.model).name}"
+    configs = sweep_grid(args, base)
+    total = len(models) * len(configs)
+    jobs = min(args.jobs or os.cpu_count() or 1, total)
+    if args.scheduler:
+        jobs = 1
+    _, where = sweep.describe_executor(jobs, args.scheduler)
+    verbose = args.verbose
+    with OutputDir(args.output, SWEEP_FILES, what="sweep output") as out:
+        label = f"sweep {','.join(models)}"
+        # No ticker thread: without dask, the workers are forked from this process.
         with Progress.for_args(args, label, ticker=False, delay=0) as progress:
-            progress.stage(f"{len(configs)} points on {jobs} processes", total=len(configs))
-            points = sweep.run_sweep(qnet, configs, sim.run, jobs=jobs, progress=progress.update)
+            networks = {}
+            for name, model in models.items():
+                progress.stage(f"loading and quantising {name}")
+                network = load_model(model, input_size=args.input_size)
+                networks[name] = quantize(network, args.seed)
+
+            def tell(text: str) -> None:
+                if not args.quiet:
+                    progress.note(f"accel: {text}")
+
+            def on_point(point) -> None:
+                if verbose and point.ok:
+                    how = "program from the cache" if point.cached else "compiled"
+                    progress.note(f"accel: {point.label()}: {how}")
+
+            progress.stage(f"{total} points on {where}", total=total)
+            outcome = sweep.sweep_to_directory(
+                out.directory,
+                networks,
+                base,
+                configs,
+                sim.run,
+                restart=args.restart,
+                jobs=jobs,
+                scheduler=args.scheduler,
+                cache=not args.no_cache,
+                progress=progress.update,
+                on_point=on_point,
+                note=tell,
+            )
+        points = outcome.points
         sweep.write_csv(points, out.path("sweep.csv"))
-        title = f"{Path(args.model).stem} on {base.name}: cycles against PEs"
-        try:
-            sweep.plot_pareto(points, out.path("pareto.png"), title=title)
-        except ImportError as error:
-            note(args, f"skipped pareto.png: {error}")
+        out.write_text(sweep.SIDECAR, sweep.sidecar_text(outcome.identity))
+        title = f"{', '.join(models)} on {base.name}: cycles against PEs"
+        if any(p.ok for p in points):
+            try:
+                path = out.path("pareto.png")
+                sweep.plot_pareto(points, path, title=title, config_name=base.name)
+            except ImportError as error:
+                note(args, f"skipped pareto.png: {error}")
         paths = out.commit()
-    header = ("rows", "cols", "bandwidth", "PEs", "buffer KiB", "cycles", "util%", "ms", "pareto")
-    body = [
-        (
-            p.rows,
-            p.cols,
-            p.bandwidth,
-            p.pes,
-            f"{p.buffer_bytes / 1024:g}",
-            f"{p.cycles:,}",
-            f"{100 * p.utilization:.1f}",
-            f"{1e3 * p.seconds:.3f}",
-            "*" if p.pareto else "",
-        )
-        for p in points
-    ]
-    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
-    print(f"{Path(args.model).stem}: {len(points)} points on {base.name} ({jobs} processes)")
-    for r in [header, *body]:
-        print("  ".join(str(c).rjust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    resumed = f", {outcome.resumed} resumed from sweep.csv" if outcome.resumed else ""
+    names = ",".join(models)
+    print(f"{names}: {len(points)} points on {base.name} ({where}{resumed})")
+    for line in sweep_table(points, len(models)):
+        print(line)
     for path in paths:
         print(path)
+    if verbose:
+        ran = len(points) - outcome.resumed
+        hits = sum(p.cached for p in points)
+        cache = "off (--no-cache)" if args.no_cache else f"{hits} of {ran} programs from it"
+        print(f"accel: program cache {cache}", file=sys.stderr)
+    failed = outcome.failed
+    if failed:
+        for p in failed:
+            print(f"accel: failed: {p.label()}: {p.error}", file=sys.stderr)
+        print(
+            f"accel: {len(failed)} of {len(points)} points failed (their error is in sweep.csv)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """Where the caches are and what they hold; ``--clear`` removes the compiled programs."""
+    from accel.cache import ProgramCache, cache_root, compiler_version
+
+    programs = ProgramCache()
+    if args.clear:
+        count = programs.clear()
+        print(f"removed {count} programs from {programs.directory}")
+        return 0
+    entries = programs.entries()
+    current = [p for p in entries if p.parent.name == compiler_version()]
+    print(f"cache directory: {cache_root()} (set ACCEL_CACHE to move it)")
+    print(
+        f"programs: {programs.directory}: {len(entries)} programs, "
+        f"{programs.size() / 2**20:.1f} MiB ({len(current)} of this compiler version "
+        f"{compiler_version()}); `accel cache --clear` removes them"
+    )
+    builds = cache_root() / "verilator"
+    count = sum(1 for p in builds.iterdir() if p.is_dir()) if builds.is_dir() else 0
+    print(f"Verilator builds: {builds}: {count} builds (remove the directory to rebuild them)")
     return 0
 
 
@@ -949,6 +1167,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p)
     p.add_argument("-o", "--output", required=True, metavar="program.bin")
     p.add_argument("--listing", metavar="PATH", help="also write a readable listing")
+    add_cache_arguments(p)
     p.set_defaults(handler=cmd_compile)
 
     p = sub.add_parser("simulate", help="cycles, utilization, stalls and traffic per layer")
@@ -972,6 +1191,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", metavar="DIR", help="also write table, JSON and CSV here")
     add_quiet_argument(p)
+    add_cache_arguments(p)
     p.set_defaults(handler=cmd_simulate)
 
     p = sub.add_parser("report", help="an HTML report with plots, and its tables as CSV/JSON")
@@ -983,20 +1203,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-trace", action="store_true", help="do not write trace.json")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="write the report here")
     add_quiet_argument(p)
+    add_cache_arguments(p)
     p.set_defaults(handler=cmd_report)
 
-    p = sub.add_parser("sweep", help="cycles over a product of array sizes and bandwidths")
-    add_model_arguments(p)
+    p = sub.add_parser(
+        "sweep", help="cycles over a product of array sizes, bandwidths, buffers and clocks"
+    )
+    p.add_argument(
+        "model",
+        metavar="MODEL[,MODEL...]",
+        help="zoo names (see `accel models`), model.onnx or topology.csv files, comma-separated",
+    )
+    p.add_argument("--input-size", type=int, help="input height/width for zoo models")
+    p.add_argument("--seed", type=int, default=0, help="random weights")
     add_config_arguments(p, scalesim=True)
     p.add_argument("--rows", metavar="N,N,...", help="array rows to try (default: the config's)")
     p.add_argument("--cols", metavar="N,N,...", help="array columns to try")
     p.add_argument("--bandwidth", metavar="B,B,...", help="DRAM bytes per cycle to try")
-    p.add_argument("-j", "--jobs", type=int, help="worker processes (default: the number of CPUs)")
+    for name in ("input", "weight", "acc", "output", "param"):
+        p.add_argument(
+            f"--{name}-kib",
+            metavar="K,K,...",
+            help=f"{name} buffer sizes to try, in KiB (0.5 is 512 bytes; default: the config's)",
+        )
+    p.add_argument("--clock", metavar="MHZ,MHZ,...", help="clock frequencies to try, in MHz")
     p.add_argument(
-        "-o", "--output", required=True, metavar="DIR", help="write sweep.csv and pareto.png"
+        "-j",
+        "--jobs",
+        type=int,
+        help="worker processes on this machine (default: the number of CPUs; 1: this process)",
     )
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:8786",
+        help="run on this existing dask cluster instead of this machine's cores",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="start afresh instead of resuming the sweep in DIR",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="write sweep.csv (streamed, resumable), sweep.json and pareto.png",
+    )
+    add_cache_arguments(p)
     add_quiet_argument(p)
     p.set_defaults(handler=cmd_sweep)
+
+    p = sub.add_parser("cache", help="where the program cache is, its size; --clear empties it")
+    p.add_argument("--clear", action="store_true", help="remove every cached program")
+    p.set_defaults(handler=cmd_cache)
 
     p = sub.add_parser(
         "generate", help="Verilog of the accelerator, with a JSON manifest and a text report"

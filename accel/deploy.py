@@ -142,14 +142,18 @@ def deploy(
     *,
     host_ops: bool = True,
     keep_tensors: bool = False,
+    compile: Callable[..., Program] | None = None,
 ) -> Deployment:
     """Cut ``qnet`` at its host ops and compile every accelerator segment for ``config``.
 
     ``host_ops=False`` makes a host op an error naming the node and the op. ``keep_tensors`` as
-    :func:`accel.compiler.compile`'s (every layer's output kept, for verification). Raises
+    :func:`accel.compiler.compile`'s (every layer's output kept, for verification);
+    ``compile`` replaces that function (same arguments; e.g. one that goes through the
+    program cache, :func:`accel.cache.compile_cached`). Raises
     :class:`~accel.compiler.CompileError` naming the layer and the limit for a layer the
     hardware cannot run.
     """
+    compile = compile or compiler.compile
     net = qnet.network
     runs: list[list[str] | str] = []  # a list of accelerator layers, or a host step's node
     for node in net.layers():
@@ -166,7 +170,7 @@ def deploy(
         else:
             runs.append([node])
     if len(runs) == 1 and isinstance(runs[0], list):
-        program = compiler.compile(qnet, config, keep_tensors=keep_tensors)
+        program = compile(qnet, config, keep_tensors=keep_tensors)
         segment = Segment(
             0, tuple(runs[0]), tuple(net.input_names), tuple(program.outputs), program
         )
@@ -185,7 +189,7 @@ def deploy(
         keep = [n for n in item if n in needed]
         index = len([s for s in steps if isinstance(s, Segment)])
         sub = sub_network(qnet, item, f"{net.name}.segment{index}")
-        program = compiler.compile(sub, config, keep_tensors=keep_tensors, keep=keep)
+        program = compile(sub, config, keep_tensors=keep_tensors, keep=keep)
         steps.append(
             Segment(index, tuple(item), tuple(sub.network.input_names), tuple(keep), program)
         )

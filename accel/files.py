@@ -19,6 +19,16 @@ A command that writes files stages them first and commits them together at the e
 Both are created before the work starts, so an unwritable or wrong destination is reported
 before minutes of simulation, and both clean up their temporary files when the run fails or
 is interrupted: the previous outputs stay as they were.
+
+One output is written incrementally, by design: ``accel sweep``'s ``sweep.csv``
+(:func:`accel.sweep.sweep_to_directory`). So that a long sweep shows its results as they
+come and can resume after an interruption, it is rewritten whole at the start (a temporary
+name, then a rename: the header and the rows of an earlier run that this one reuses), then
+one whole row is appended and flushed per finished point; the file is valid CSV with its
+header whenever it is read, and an interrupted sweep leaves the rows of the points that
+finished. At the end it is replaced whole (through :class:`OutputDir`) by the final table in
+grid order with the Pareto flags. The program cache (:mod:`accel.cache`) writes each entry
+to a temporary name and renames it, as here.
 """
 
 from __future__ import annotations

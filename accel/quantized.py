@@ -20,8 +20,11 @@ int8). Layers carry the integer parameters of their arithmetic (``docs/numerics.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -155,6 +158,71 @@ class QuantizedNetwork:
     def dequantize(self, name: str, q: ArrayLike) -> NDArray[np.float64]:
         """Real values ``scale * (q - zero_point)`` (float64) of int8 tensor ``name``."""
         return self._tensor(name).dequantize(q)
+
+    @property
+    def digest(self) -> str:
+        """A hash (32 hex digits) of everything the compiler reads from this network.
+
+        It covers the graph (the network's name; every node's name, op and op attributes,
+        inputs in operand order, output shape; so the edges too), every weight and bias
+        array (float and int8, with dtype and shape), every tensor's scale and zero point, and
+        every layer's integer parameters (multipliers, shifts, biases, clamp bounds, weight
+        scales). Floats are hashed exactly (``float.hex``). Node metadata (free-form notes of
+        the frontends, which the compiler does not read) is not part of it. Computed afresh on
+        every access: the network is mutable, and hashing a large one takes a moment.
+        """
+        h = hashlib.sha256(b"accel.QuantizedNetwork\0")
+        net = self.network
+        _feed(h, net.name)
+        for name in net.order():
+            op = net.op(name)
+            _feed(h, ("node", name, type(op).__name__, _fields(op)))
+            _feed(h, (net.inputs(name), net.shape(name)))
+            weights = net.weights(name)
+            _feed(h, [(key, weights[key]) for key in sorted(weights)])
+        _feed(h, sorted((name, (t.scale, t.zero_point)) for name, t in self.tensors.items()))
+        for name in sorted(self.layers):
+            layer = self.layers[name]
+            _feed(h, ("layer", name, type(layer).__name__, _fields(layer)))
+        return h.hexdigest()[:32]
+
+
+def _fields(instance: Any) -> list[tuple[str, Any]]:
+    return [(f.name, getattr(instance, f.name)) for f in dataclasses.fields(instance)]
+
+
+def _feed(h: Any, value: Any) -> None:
+    """Hash ``value`` unambiguously: every item tagged with its kind, lengths before
+    contents, numbers as Python numbers (an ``np.int64(3)`` hashes as ``3``)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None:
+        h.update(b"N")
+    elif isinstance(value, bool):
+        h.update(b"T" if value else b"F")
+    elif isinstance(value, int):
+        h.update(b"i%d;" % value)
+    elif isinstance(value, float):
+        h.update(b"f" + value.hex().encode() + b";")
+    elif isinstance(value, str):
+        data = value.encode()
+        h.update(b"s%d:" % len(data) + data)
+    elif isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value)
+        header = f"a{data.dtype.str}{list(data.shape)}{data.nbytes}:".encode()
+        h.update(header)
+        h.update(data.view(np.uint8).reshape(-1) if data.nbytes else b"")
+    elif isinstance(value, list | tuple):
+        h.update(b"l%d:" % len(value))
+        for item in value:
+            _feed(h, item)
+    elif isinstance(value, dict):
+        h.update(b"d%d:" % len(value))
+        for key in sorted(value, key=repr):
+            _feed(h, key)
+            _feed(h, value[key])
+    else:
+        raise TypeError(f"cannot hash a {type(value).__name__} into a network digest")
 
 
 def node_error(network: Network, name: str, message: str) -> ValueError:

@@ -1,55 +1,108 @@
-"""Design sweeps: one network over a product of array sizes and DRAM bandwidths
-(``accel sweep``).
+"""Design sweeps: networks over a product of array sizes, DRAM bandwidths, buffer sizes and
+clocks (``accel sweep``).
 
-:func:`sweep_configs` builds one config per point of ``rows x cols x bandwidth`` from a base
-config (every config is checked before anything runs); :func:`run_sweep` compiles the
-network for each and runs the cycles-only model on them in parallel processes
-(:class:`concurrent.futures.ProcessPoolExecutor`); :func:`write_csv` and
-:func:`plot_pareto` write ``sweep.csv`` and the Pareto plot (cycles against PEs, the
-points that no other point beats on both highlighted).
+:func:`sweep_configs` builds one config per point of the product from a base config (every
+config is checked before anything runs). :func:`run_sweep` compiles each network for each
+config (through the program cache, :mod:`accel.cache`, when one is given) and runs the
+cycles-only model on it:
+
+* on ``dask.distributed`` when it is installed (the ``cluster`` extra): a ``LocalCluster``
+  of ``jobs`` worker processes on this machine, or the existing cluster at ``scheduler``
+  (``tcp://HOST:8786``);
+* otherwise in a local process pool (:class:`concurrent.futures.ProcessPoolExecutor`),
+  saying so once through ``note``;
+* with ``jobs=1`` (and no scheduler) in this process.
+
+A point that fails (a layer that does not fit, a worker that dies) is a :class:`SweepPoint`
+with ``status="error"`` and the reason, and the other points go on.
+:func:`sweep_to_directory` streams the points into ``sweep.csv`` as they finish (one whole
+row appended and flushed per point, so the file is valid CSV with a header whenever it is
+read) and resumes an interrupted sweep: a point already in ``sweep.csv``, finished, of the
+same network (by its digest) on the same config (by its digest) is not run again. The
+sidecar ``sweep.json`` names the networks and the base config of the sweep in the
+directory, so a run of another network or base config there is an error naming both (or,
+with ``restart=True``, starts afresh). :func:`write_csv` and :func:`plot_pareto` write the
+final ``sweep.csv`` (in grid order, with the Pareto flags) and the Pareto plot (cycles
+against PEs, per network, the points that no other point beats on both highlighted).
 
 The model comes in as a function ``simulate(program, compute_outputs=False) -> Result``
 (``sim.run``, passed by the CLI): this module never imports it. The function and the
-network are sent to each worker process once, so they must pickle.
+networks are sent to the workers, so they must pickle (by reference: the workers import the
+same packages).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import importlib
+import io
 import itertools
+import json
+import logging
+import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+import pkgutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from accel import deploy
+from accel.cache import ProgramCache, compile_cached, source_digest
 from accel.config import AccelConfig
+from accel.files import OutputFile, read_text
 from accel.quantized import QuantizedNetwork
 
 __all__ = [
+    "COLUMNS",
+    "SIDECAR",
     "SweepPoint",
     "buffer_bytes",
+    "dask_available",
+    "describe_executor",
     "pareto_front",
+    "parse_float_list",
     "parse_int_list",
     "plot_pareto",
     "run_sweep",
     "sweep_configs",
+    "sweep_to_directory",
     "write_csv",
 ]
 
-#: Columns of ``sweep.csv``, in order.
+#: Columns of ``sweep.csv``, in order. ``pareto`` is empty while the sweep runs (it needs
+#: every point) and for failed points; ``status`` is ``ok`` or ``error``, ``error`` the
+#: reason of a failed point. The two digests identify the network and the point's config
+#: (a resumed sweep reuses a row only when both match).
 COLUMNS = (
+    "network",
     "rows",
     "cols",
     "bandwidth",
+    "clock_mhz",
+    "input_bytes",
+    "weight_bytes",
+    "acc_bytes",
+    "output_bytes",
+    "param_bytes",
     "pes",
     "buffer_bytes",
     "cycles",
     "utilization",
     "seconds",
     "pareto",
+    "status",
+    "error",
+    "network_digest",
+    "config_digest",
 )
+
+#: The file beside ``sweep.csv`` that names the networks and base config of the sweep.
+SIDECAR = "sweep.json"
+_SIDECAR_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -58,19 +111,67 @@ class SweepPoint:
 
     ``buffer_bytes`` is the total on-chip SRAM (input + weight + accumulator + output +
     parameter buffers), ``seconds`` the run time at the config's clock, ``pareto`` whether no
-    other point of the sweep has at most as many PEs and at most as many cycles, and fewer
-    of one of them.
+    other point of the same network has at most as many PEs and at most as many cycles, and
+    fewer of one of them. A failed point has ``status="error"``, the reason in ``error`` and
+    no ``cycles``, ``utilization`` or ``seconds``. ``cached`` (not written to the CSV) says
+    whether its program came from the program cache.
     """
 
+    network: str
     rows: int
     cols: int
     bandwidth: int
+    clock_mhz: float
+    input_bytes: int
+    weight_bytes: int
+    acc_bytes: int
+    output_bytes: int
+    param_bytes: int
     pes: int
     buffer_bytes: int
-    cycles: int
-    utilization: float
-    seconds: float
+    cycles: int | None = None
+    utilization: float | None = None
+    seconds: float | None = None
     pareto: bool = False
+    status: str = "ok"
+    error: str = ""
+    network_digest: str = ""
+    config_digest: str = ""
+    cached: bool = False
+
+    @classmethod
+    def of(cls, network: str, config: AccelConfig, network_digest: str = "") -> SweepPoint:
+        """The parameters of the point ``config`` for ``network``, no result yet."""
+        b = config.buffers
+        return cls(
+            network=network,
+            rows=config.array.rows,
+            cols=config.array.cols,
+            bandwidth=config.dram.bandwidth,
+            clock_mhz=float(config.clock_mhz),
+            input_bytes=b.input_bytes,
+            weight_bytes=b.weight_bytes,
+            acc_bytes=b.acc_bytes,
+            output_bytes=b.output_bytes,
+            param_bytes=b.param_bytes,
+            pes=config.array.pes,
+            buffer_bytes=buffer_bytes(config),
+            status="pending",
+            network_digest=network_digest,
+            config_digest=config.digest,
+        )
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def label(self) -> str:
+        """``network rows=4 cols=4 bandwidth=4`` (for messages)."""
+        return f"{self.network} rows={self.rows} cols={self.cols} bandwidth={self.bandwidth}"
+
+
+# ---------------------------------------------------------------------------------------
+# The grid
 
 
 def parse_int_list(option: str, text: str | None) -> list[int] | None:
@@ -98,9 +199,36 @@ def parse_int_list(option: str, text: str | None) -> list[int] | None:
     return values
 
 
+def parse_float_list(option: str, text: str | None) -> list[float] | None:
+    """``"100,250.5"`` -> ``[100.0, 250.5]``; ``None`` stays ``None``. ``ValueError`` naming
+    ``option`` and the bad item (not a number, not finite and > 0, repeated)."""
+    if text is None:
+        return None
+    values: list[float] = []
+    for item in str(text).split(","):
+        item = item.strip()
+        try:
+            value = float(item)
+        except ValueError:
+            raise ValueError(
+                f"{option}: {item!r} is not a number (expected a comma-separated list "
+                f"such as 100,200,400)"
+            ) from None
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{option}: values must be finite and > 0, got {item}")
+        if value in values:
+            raise ValueError(f"{option}: {item} is listed twice")
+        values.append(value)
+    return values
+
+
 def buffer_bytes(config: AccelConfig) -> int:
     """Total on-chip SRAM of ``config`` in bytes."""
     return sum(getattr(config.buffers, f.name) for f in fields(config.buffers))
+
+
+#: The buffers a sweep can vary, in the order of the product (``--input-kib`` ...).
+BUFFERS = ("input", "weight", "acc", "output", "param")
 
 
 def sweep_configs(
@@ -108,137 +236,427 @@ def sweep_configs(
     rows: Sequence[int] | None = None,
     cols: Sequence[int] | None = None,
     bandwidths: Sequence[int] | None = None,
+    *,
+    buffers: Mapping[str, Sequence[int]] | None = None,
+    clocks: Sequence[float] | None = None,
 ) -> list[AccelConfig]:
-    """One config per point of the product, in ``rows``-major order. A missing list takes
-    the base config's value. Everything else (buffers, latency, clock) stays the base's.
+    """One config per point of the product, in ``rows``-major order: rows, cols,
+    bandwidths, then each of ``buffers`` (``{"input": [bytes, ...], ...}``, keys of
+    :data:`BUFFERS`), then clocks (MHz). A missing list takes the base config's value; what
+    is not swept (DRAM latency, ...) stays the base's.
+
+    Each config is named ``BASE-RxC-bwB``, then ``-input32768`` for each swept buffer and
+    ``-250MHz`` for a swept clock.
 
     Raises
     ------
     ValueError
         Naming the point and the reason when a point is not a valid config (for example
-        buffers too small for the array), before anything runs.
+        buffers too small for the array), before anything runs; an unknown buffer name.
     """
-    rows = list(rows) if rows else [base.array.rows]
-    cols = list(cols) if cols else [base.array.cols]
-    bandwidths = list(bandwidths) if bandwidths else [base.dram.bandwidth]
+    buffers = dict(buffers or {})
+    for name in buffers:
+        if name not in BUFFERS:
+            raise ValueError(f"unknown buffer {name!r} (known: {', '.join(BUFFERS)})")
+    axes: list[tuple[str, list]] = [
+        ("rows", list(rows) if rows else [base.array.rows]),
+        ("cols", list(cols) if cols else [base.array.cols]),
+        ("bandwidth", list(bandwidths) if bandwidths else [base.dram.bandwidth]),
+    ]
+    axes += [(f"{name}_bytes", list(buffers[name])) for name in BUFFERS if buffers.get(name)]
+    if clocks:
+        axes.append(("clock_mhz", list(clocks)))
     configs = []
-    for r, c, b in itertools.product(rows, cols, bandwidths):
+    for values in itertools.product(*(values for _, values in axes)):
+        point = dict(zip((name for name, _ in axes), values, strict=True))
+        r, c, b = point["rows"], point["cols"], point["bandwidth"]
+        name = f"{base.name}-{r}x{c}-bw{b}"
+        changes: dict[str, Any] = {"array": {"rows": r, "cols": c}, "dram": {"bandwidth": b}}
+        sizes = {key: value for key, value in point.items() if key.endswith("_bytes")}
+        if sizes:
+            changes["buffers"] = sizes
+            name += "".join(f"-{key[: -len('_bytes')]}{value}" for key, value in sizes.items())
+        if "clock_mhz" in point:
+            changes["clock_mhz"] = point["clock_mhz"]
+            name += f"-{point['clock_mhz']:g}MHz"
         try:
-            configs.append(
-                base.replace(
-                    name=f"{base.name}-{r}x{c}-bw{b}",
-                    array={"rows": r, "cols": c},
-                    dram={"bandwidth": b},
-                )
-            )
+            configs.append(base.replace(name=name, **changes))
         except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"sweep point rows={r} cols={c} bandwidth={b} on {base.name!r}: {error}"
-            ) from None
+            where = " ".join(f"{key}={value:g}" for key, value in point.items())
+            raise ValueError(f"sweep point {where} on {base.name!r}: {error}") from None
     return configs
 
 
 # ---------------------------------------------------------------------------------------
-# Running
-
-_WORKER: dict[str, Any] = {}
+# Running one point (in a worker, or in this process)
 
 
-def _init_worker(qnet: QuantizedNetwork, simulate: Callable) -> None:
-    _WORKER.update(qnet=qnet, simulate=simulate)
+def _one_line(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return " ".join(text.split())
 
 
-def _evaluate(config: AccelConfig) -> SweepPoint:
-    """Compile and run one point (in a worker process, or in this one with ``jobs=1``)."""
-    from accel import compiler
+def evaluate_point(
+    qnet: QuantizedNetwork,
+    network: str,
+    network_digest: str,
+    config: AccelConfig,
+    simulate: Callable,
+    cache: ProgramCache | bool | None,
+) -> SweepPoint:
+    """Compile (through ``cache``: a :class:`~accel.cache.ProgramCache`, ``True`` for the
+    default one of the process that runs this, ``None``/``False`` for none) and run one
+    point; a failure becomes a point with ``status="error"``, never an exception."""
+    point = SweepPoint.of(network, config, network_digest)
+    if cache is True:
+        cache = ProgramCache()
+    hits = []
 
-    try:
-        program = compiler.compile(_WORKER["qnet"], config)
-        result = _WORKER["simulate"](program, compute_outputs=False)
+    def compile(part: QuantizedNetwork, cfg: AccelConfig, **options):
+        digest = (network_digest or None) if part is qnet else None
+        compiled = compile_cached(part, cfg, cache=cache or None, network_digest=digest, **options)
+        hits.append(compiled.hit)
+        return compiled.program
+
+    try:  # a network with host ops: its accelerator segments, back to back
+        deployment = deploy.deploy(qnet, config, compile=compile)
+        run = deploy.run(
+            deployment, None, lambda program, _: simulate(program, compute_outputs=False)
+        )
     except Exception as error:
-        raise ValueError(
-            f"sweep point rows={config.array.rows} cols={config.array.cols} "
-            f"bandwidth={config.dram.bandwidth}: {type(error).__name__}: {error}"
-        ) from None
-    return SweepPoint(
-        rows=config.array.rows,
-        cols=config.array.cols,
-        bandwidth=config.dram.bandwidth,
-        pes=config.array.pes,
-        buffer_bytes=buffer_bytes(config),
-        cycles=result.total_cycles,
-        utilization=result.utilization,
-        seconds=result.seconds,
+        return replace(point, status="error", error=_one_line(error))
+    return replace(
+        point,
+        cycles=int(run.total_cycles),
+        utilization=float(run.utilization),
+        seconds=float(run.seconds),
+        status="ok",
+        cached=all(hits),
     )
 
 
-def run_sweep(
-    qnet: QuantizedNetwork,
-    configs: Sequence[AccelConfig],
+# Per worker process of the local process pool: the networks, the model, the cache.
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(networks: Mapping[str, QuantizedNetwork], simulate: Callable, cache: Any) -> None:
+    _WORKER.update(networks=networks, simulate=simulate, cache=cache)
+
+
+def _evaluate_in_pool(network: str, network_digest: str, config: AccelConfig) -> SweepPoint:
+    return evaluate_point(
+        _WORKER["networks"][network],
+        network,
+        network_digest,
+        config,
+        _WORKER["simulate"],
+        _WORKER["cache"],
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Executors
+
+
+def dask_available() -> bool:
+    """Whether ``dask.distributed`` can be imported (the ``cluster`` extra)."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: The note given once when a sweep falls back to the local process pool.
+NO_DASK_NOTE = (
+    "note: dask.distributed is not installed, so the sweep runs in a local process pool "
+    "(pip install 'accel[cluster]' for dask and clusters)"
+)
+
+
+def describe_executor(jobs: int, scheduler: str | None = None, *, dask: bool | None = None):
+    """``(kind, text)``: where a sweep of ``jobs`` local workers (or on ``scheduler``) runs.
+    ``kind`` is ``"inline"``, ``"dask-local"``, ``"dask"`` or ``"processes"``."""
+    if dask is None:
+        dask = dask_available()
+    if scheduler:
+        return "dask", f"dask cluster {scheduler}"
+    if jobs == 1:
+        return "inline", "1 process"
+    if dask:
+        return "dask-local", f"{jobs} dask workers"
+    return "processes", f"{jobs} processes"
+
+
+Task = tuple[str, str, AccelConfig]  # network name, network digest, config
+
+#: How long to try to reach a ``scheduler`` before giving up (a dask duration).
+CONNECT_TIMEOUT = "30s"
+
+
+def _failed(task: Task, error: BaseException) -> SweepPoint:
+    network, digest, config = task
+    return replace(SweepPoint.of(network, config, digest), status="error", error=_one_line(error))
+
+
+def _run_inline(tasks, networks, simulate, cache) -> Iterator[tuple[int, SweepPoint] | None]:
+    yield None
+    for i, (network, digest, config) in enumerate(tasks):
+        yield i, evaluate_point(networks[network], network, digest, config, simulate, cache)
+
+
+def _run_processes(
+    tasks, networks, simulate, cache, jobs
+) -> Iterator[tuple[int, SweepPoint] | None]:
+    with ProcessPoolExecutor(
+        max_workers=jobs, initializer=_init_worker, initargs=(networks, simulate, cache)
+    ) as pool:
+        futures = {pool.submit(_evaluate_in_pool, *task): i for i, task in enumerate(tasks)}
+        try:
+            yield None
+            for future in as_completed(futures):
+                i = futures[future]
+                try:
+                    point = future.result()
+                except Exception as error:  # a worker that died
+                    point = _failed(tasks[i], error)
+                yield i, point
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def code_version(packages: Sequence[str]) -> str:
+    """A hash (16 hex digits) of the source of every module of ``packages`` (and their
+    subpackages), e.g. ``("accel", "sim")``: what a worker computes with."""
+    names = []
+    for package in packages:
+        module = importlib.import_module(package)
+        names.append(package)
+        prefix = f"{package}."
+        names += sorted(m.name for m in pkgutil.walk_packages(module.__path__, prefix))
+    return source_digest(names)
+
+
+def _packages(simulate: Callable) -> tuple[str, ...]:
+    """``accel`` and the top-level package of the model (``sim`` for ``sim.run``)."""
+    model = (getattr(simulate, "__module__", None) or "").partition(".")[0]
+    return ("accel", model) if model and model not in ("accel", "__main__") else ("accel",)
+
+
+def check_workers(client: Any, packages: Sequence[str], where: str, local: str | None = None):
+    """``ValueError`` unless every worker of ``client`` runs the same source of ``packages``
+    as this process (:func:`code_version`; ``local`` overrides this process's), naming the
+    first worker that does not."""
+    local = local if local is not None else code_version(packages)
+    try:
+        versions = client.run(code_version, tuple(packages))
+    except Exception as error:
+        raise ValueError(
+            f"the workers of {where} cannot run {', '.join(packages)} ({_one_line(error)}): "
+            "install the same accel on every worker"
+        ) from None
+    for worker, version in sorted(versions.items()):
+        if version != local:
+            raise ValueError(
+                f"worker {worker} of {where} runs other code ({', '.join(packages)} source "
+                f"{version}, here {local}): install the same accel commit on every worker"
+            )
+
+
+def _run_dask(
+    tasks, networks, simulate, cache, jobs, scheduler
+) -> Iterator[tuple[int, SweepPoint] | None]:
+    from distributed import Client, LocalCluster
+    from distributed import as_completed as dask_completed
+
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
+        else:
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=jobs,
+                    threads_per_worker=1,
+                    processes=True,
+                    # Any free port on the loopback: 8787 may be taken (a warning), and
+                    # the scheduler serves HTTP even without a dashboard.
+                    dashboard_address="127.0.0.1:0",
+                    silence_logs=logging.ERROR,
+                )
+            )
+            client = stack.enter_context(Client(cluster))
+        check_workers(client, _packages(simulate), scheduler or "the local cluster")
+        run = uuid.uuid4().hex[:12]
+        # Each network goes to every worker once; the tasks refer to it.
+        shared = {
+            name: client.scatter(qnet, broadcast=True, hash=False)
+            for name, qnet in networks.items()
+            if any(task[0] == name for task in tasks)
+        }
+        futures = {
+            client.submit(
+                evaluate_point,
+                shared[network],
+                network,
+                digest,
+                config,
+                simulate,
+                cache,
+                pure=False,
+                key=f"accel-sweep-{run}-{i}",
+            ): i
+            for i, (network, digest, config) in enumerate(tasks)
+        }
+        try:
+            yield None
+            for future in dask_completed(futures):
+                i = futures[future]
+                try:
+                    point = future.result()
+                except Exception as error:  # a worker that died, a task that was lost
+                    point = _failed(tasks[i], error)
+                yield i, point
+        finally:
+            client.cancel(list(futures), force=True)
+
+
+def iter_points(
+    tasks: Sequence[Task],
+    networks: Mapping[str, QuantizedNetwork],
     simulate: Callable,
     *,
-    jobs: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[SweepPoint]:
-    """Run every config; return the points in the order of ``configs``, Pareto flags set.
+    jobs: int = 1,
+    scheduler: str | None = None,
+    cache: ProgramCache | bool | None = None,
+    note: Callable[[str], None] | None = None,
+) -> Iterator[tuple[int, SweepPoint] | None]:
+    """On the executor of :func:`describe_executor`: first ``None`` once it has started
+    (the cluster connected, its workers checked, the networks sent, the points submitted;
+    what fails there raises), then ``(index into tasks, point)`` as each point finishes.
+    Close the iterator (``contextlib.closing``) to cancel the rest and shut the workers
+    down."""
+    kind, _ = describe_executor(jobs, scheduler)
+    if kind == "dask" and not dask_available():
+        raise ValueError(
+            f"a sweep on the cluster at {scheduler} needs dask.distributed, which is not "
+            "installed: pip install 'accel[cluster]'"
+        )
+    if kind == "processes" and note is not None:
+        note(NO_DASK_NOTE)
+    if kind == "inline":
+        return _run_inline(tasks, networks, simulate, cache)
+    if kind == "processes":
+        return _run_processes(tasks, networks, simulate, cache, jobs)
+    return _run_dask(tasks, networks, simulate, cache, jobs, scheduler)
 
-    Parameters
-    ----------
-    qnet:
-        The quantised network (:func:`accel.ptq.quantize`), compiled for every config.
-    simulate:
-        ``simulate(program, compute_outputs=False) -> Result``, e.g. ``sim.run``.
-    jobs:
-        Worker processes (default ``os.cpu_count()``, at most one per point). ``1`` runs in
-        this process.
-    progress:
-        Called as ``progress(done, total)`` after each point.
 
-    Raises
-    ------
-    ValueError
-        ``jobs < 1``, no configs, or a point that fails to compile or run (naming it).
-    """
+def _networks(networks: QuantizedNetwork | Mapping[str, QuantizedNetwork]):
+    if isinstance(networks, QuantizedNetwork):
+        return {networks.network.name: networks}
+    if not isinstance(networks, Mapping) or not networks:
+        raise ValueError("a sweep needs at least one network")
+    for name, qnet in networks.items():
+        if not isinstance(qnet, QuantizedNetwork):
+            raise TypeError(
+                f"network {name!r}: a sweep takes QuantizedNetworks, not {type(qnet).__name__}"
+            )
+    return dict(networks)
+
+
+def _check_jobs(jobs: int | None) -> int:
     if jobs is None:
         jobs = os.cpu_count() or 1
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, not {jobs!r}")
+    return jobs
+
+
+def _tasks(networks: Mapping[str, QuantizedNetwork], configs, digests) -> list[Task]:
     if not configs:
         raise ValueError("a sweep needs at least one config")
-    total = len(configs)
-    jobs = min(jobs, total)
+    return [(name, digests[name], config) for name in networks for config in configs]
+
+
+def run_sweep(
+    networks: QuantizedNetwork | Mapping[str, QuantizedNetwork],
+    configs: Sequence[AccelConfig],
+    simulate: Callable,
+    *,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    cache: ProgramCache | bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    on_point: Callable[[SweepPoint], None] | None = None,
+    note: Callable[[str], None] | None = None,
+) -> list[SweepPoint]:
+    """Run every config for every network; the points in network-major, then ``configs``,
+    order, Pareto flags set.
+
+    Parameters
+    ----------
+    networks:
+        A quantised network (:func:`accel.ptq.quantize`), or several by name.
+    simulate:
+        ``simulate(program, compute_outputs=False) -> Result``, e.g. ``sim.run``.
+    jobs:
+        Local workers (default ``os.cpu_count()``, at most one per point): ``1`` runs in
+        this process; more run on a dask ``LocalCluster`` or, without dask, a process pool.
+    scheduler:
+        The address of an existing dask scheduler (``tcp://HOST:8786``); ``jobs`` is then
+        ignored.
+    cache:
+        The program cache (:mod:`accel.cache`); ``True`` for the default one of each worker
+        (``$ACCEL_CACHE`` where it runs), ``None`` for none.
+    progress:
+        Called as ``progress(done, total)`` after each point.
+    on_point:
+        Called with each point as it finishes (before ``progress``).
+    note:
+        Called with a line for the user (the fallback to a process pool).
+
+    Raises
+    ------
+    ValueError
+        ``jobs < 1``, no configs, ``scheduler`` without dask. A point that fails does not
+        raise: it is returned with ``status="error"``.
+    """
+    networks = _networks(networks)
+    jobs = _check_jobs(jobs)
+    digests = {name: qnet.digest for name, qnet in networks.items()}
+    tasks = _tasks(networks, configs, digests)
+    total = len(tasks)
     points: list[SweepPoint | None] = [None] * total
-    if jobs == 1:
-        saved = dict(_WORKER)
-        _init_worker(qnet, simulate)
-        try:
-            for i, config in enumerate(configs):
-                points[i] = _evaluate(config)
-                if progress:
-                    progress(i + 1, total)
-        finally:
-            _WORKER.clear()
-            _WORKER.update(saved)
-    else:
-        with ProcessPoolExecutor(
-            max_workers=jobs, initializer=_init_worker, initargs=(qnet, simulate)
-        ) as pool:
-            futures = {pool.submit(_evaluate, config): i for i, config in enumerate(configs)}
-            try:
-                for done, future in enumerate(as_completed(futures), start=1):
-                    points[futures[future]] = future.result()
-                    if progress:
-                        progress(done, total)
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
-    front = set(pareto_front((p.pes, p.cycles) for p in points))
-    return [
-        SweepPoint(**{**asdict(p), "pareto": (p.pes, p.cycles) in front})
-        for p in points
-        if p is not None
-    ]
+    run = iter_points(
+        tasks,
+        networks,
+        simulate,
+        jobs=min(jobs, total),
+        scheduler=scheduler,
+        cache=cache,
+        note=note,
+    )
+    with contextlib.closing(run):
+        next(run)  # started
+        for done, (i, point) in enumerate(run, start=1):
+            points[i] = point
+            if on_point:
+                on_point(point)
+            if progress:
+                progress(done, total)
+    return with_pareto([p for p in points if p is not None])
+
+
+def with_pareto(points: Sequence[SweepPoint]) -> list[SweepPoint]:
+    """``points`` with ``pareto`` set: on the front of the finished points of their
+    network."""
+    fronts = {
+        network: set(
+            pareto_front((p.pes, p.cycles) for p in points if p.ok and p.network == network)
+        )
+        for network in {p.network for p in points}
+    }
+    return [replace(p, pareto=p.ok and (p.pes, p.cycles) in fronts[p.network]) for p in points]
 
 
 def pareto_front(pairs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -254,36 +672,293 @@ def pareto_front(pairs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 # ---------------------------------------------------------------------------------------
-# Output
+# sweep.csv
+
+
+def _row(point: SweepPoint, *, final: bool) -> dict[str, Any]:
+    row = {name: getattr(point, name) for name in COLUMNS}
+    row["clock_mhz"] = f"{point.clock_mhz:g}"
+    if point.ok:
+        row["utilization"] = round(point.utilization, 6)
+        row["seconds"] = f"{point.seconds:.9g}"
+    else:
+        row["cycles"] = row["utilization"] = row["seconds"] = ""
+    row["pareto"] = int(point.pareto) if final and point.ok else ""
+    return row
+
+
+def format_rows(points: Iterable[SweepPoint], *, header: bool, final: bool = True) -> str:
+    """CSV text of ``points`` (with the header line when ``header``)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(COLUMNS), lineterminator="\n")
+    if header:
+        writer.writeheader()
+    for point in points:
+        writer.writerow(_row(point, final=final))
+    return text.getvalue()
 
 
 def write_csv(points: Sequence[SweepPoint], path: str | Path) -> Path:
     """``sweep.csv``: the :data:`COLUMNS` of every point (``pareto`` as 1/0)."""
     path = Path(path)
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(COLUMNS))
-        writer.writeheader()
-        for p in points:
-            row = asdict(p)
-            row["utilization"] = round(p.utilization, 6)
-            row["seconds"] = f"{p.seconds:.9g}"
-            row["pareto"] = int(p.pareto)
-            writer.writerow(row)
+    path.write_text(format_rows(points, header=True))
     return path
 
 
-def plot_pareto(points: Sequence[SweepPoint], path: str | Path, *, title: str = "") -> Path:
-    """A PNG of cycles against PEs (log-log), each point labelled ``RxC/bwB``, the Pareto
-    front drawn as a staircase. Needs matplotlib (:func:`accel.html_report.require_matplotlib`).
+def _parse_row(row: dict[str, str | None]) -> SweepPoint | None:
+    """The point of a ``sweep.csv`` row, or None when the row is incomplete or not valid
+    (the last line of a run that was killed mid-write)."""
+    if None in row or any(row.get(name) is None for name in COLUMNS):
+        return None
+    try:
+        ok = row["status"] == "ok"
+        return SweepPoint(
+            network=str(row["network"]),
+            rows=int(row["rows"]),
+            cols=int(row["cols"]),
+            bandwidth=int(row["bandwidth"]),
+            clock_mhz=float(row["clock_mhz"]),
+            input_bytes=int(row["input_bytes"]),
+            weight_bytes=int(row["weight_bytes"]),
+            acc_bytes=int(row["acc_bytes"]),
+            output_bytes=int(row["output_bytes"]),
+            param_bytes=int(row["param_bytes"]),
+            pes=int(row["pes"]),
+            buffer_bytes=int(row["buffer_bytes"]),
+            cycles=int(row["cycles"]) if ok else None,
+            utilization=float(row["utilization"]) if ok else None,
+            seconds=float(row["seconds"]) if ok else None,
+            status=str(row["status"]),
+            error=str(row["error"]),
+            network_digest=str(row["network_digest"]),
+            config_digest=str(row["config_digest"]),
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+def read_csv(path: str | Path) -> list[SweepPoint]:
+    """The valid rows of a ``sweep.csv`` (an incomplete last row is left out); ``[]`` when
+    the file is missing or has other columns."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = read_text(path, what="sweep file").splitlines()
+    if not lines or lines[0].split(",") != list(COLUMNS):
+        return []
+    points = []
+    for row in csv.DictReader(lines):
+        point = _parse_row(row)
+        if point is not None:
+            points.append(point)
+    return points
+
+
+# ---------------------------------------------------------------------------------------
+# A sweep in a directory: streamed, resumable
+
+
+def _describe_identity(identity: dict) -> str:
+    networks = ", ".join(
+        f"{name} (network digest {digest})" for name, digest in identity["networks"].items()
+    )
+    base = identity["base_config"]
+    return f"{networks} on {base['name']!r} (config digest {base['digest']})"
+
+
+def _check_resumable(directory: Path, previous: dict, identity: dict) -> None:
+    """``ValueError`` naming both sweeps unless ``identity`` continues ``previous``: the
+    same base config, and every network that both name has the same digest, and they share
+    at least one network."""
+    before, now = previous.get("networks", {}), identity["networks"]
+    same_base = previous.get("base_config", {}).get("digest") == identity["base_config"]["digest"]
+    shared = set(before) & set(now)
+    if same_base and shared and all(before[name] == now[name] for name in shared):
+        return
+    raise ValueError(
+        f"{directory} holds a sweep of {_describe_identity(previous)}, not of "
+        f"{_describe_identity(identity)}: use another -o DIR, or --restart to replace it"
+    )
+
+
+def _read_sidecar(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(read_text(path, what="sweep sidecar"))
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or data.get("format") != _SIDECAR_FORMAT:
+        return None
+    if not isinstance(data.get("networks"), dict) or not isinstance(data.get("base_config"), dict):
+        return None
+    return data
+
+
+def sidecar_text(identity: dict) -> str:
+    return json.dumps(identity, indent=2) + "\n"
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What :func:`sweep_to_directory` did: every point (grid order, Pareto flags set), how
+    many came from an earlier run's ``sweep.csv``, and the sidecar's contents."""
+
+    points: list[SweepPoint]
+    resumed: int
+    identity: dict
+
+    @property
+    def failed(self) -> list[SweepPoint]:
+        return [p for p in self.points if not p.ok]
+
+
+def sweep_to_directory(
+    directory: str | os.PathLike[str],
+    networks: Mapping[str, QuantizedNetwork],
+    base: AccelConfig,
+    configs: Sequence[AccelConfig],
+    simulate: Callable,
+    *,
+    restart: bool = False,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    cache: ProgramCache | bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    on_point: Callable[[SweepPoint], None] | None = None,
+    note: Callable[[str], None] | None = None,
+) -> SweepOutcome:
+    """:func:`run_sweep`, streamed into ``directory/sweep.csv`` and resumable.
+
+    Writes ``sweep.json`` (the networks and base config, by name and digest) and rewrites
+    ``sweep.csv`` (each atomically) with the rows of the earlier run that this one reuses,
+    then appends one row per point as it finishes, flushed. A row is reused when its
+    network, network digest and config digest are those of a point of this sweep and it
+    finished (``status`` ``ok``; failed points run again). The final ``sweep.csv``, in grid
+    order with the Pareto flags, is the caller's to write (:func:`write_csv`).
+
+    Raises
+    ------
+    ValueError
+        The directory holds a sweep of another base config or other networks (naming both),
+        unless ``restart``; anything :func:`run_sweep` raises.
     """
+    directory = Path(directory)
+    networks = _networks(networks)
+    jobs = _check_jobs(jobs)
+    digests = {name: qnet.digest for name, qnet in networks.items()}
+    tasks = _tasks(networks, configs, digests)
+    identity = {
+        "format": _SIDECAR_FORMAT,
+        "base_config": {"name": base.name, "digest": base.digest},
+        "networks": digests,
+    }
+    csv_path, sidecar = directory / "sweep.csv", directory / SIDECAR
+    finished: dict[tuple[str, str, str], SweepPoint] = {}
+    if not restart:
+        previous = _read_sidecar(sidecar)
+        if previous is not None:
+            _check_resumable(directory, previous, identity)
+            for point in read_csv(csv_path):
+                if point.ok:
+                    finished[point.network, point.network_digest, point.config_digest] = point
+    points: list[SweepPoint | None] = [None] * len(tasks)
+    todo = []
+    for i, (name, digest, config) in enumerate(tasks):
+        point = finished.get((name, digest, config.digest))
+        if point is None:
+            todo.append(i)
+        else:
+            points[i] = point
+    resumed = [p for p in points if p is not None]
+    total, done = len(tasks), len(resumed)
+    with contextlib.ExitStack() as stack:
+        run = None
+        if todo:
+            run = iter_points(
+                [tasks[i] for i in todo],
+                networks,
+                simulate,
+                jobs=min(jobs, len(todo)),
+                scheduler=scheduler,
+                cache=cache,
+                note=note,
+            )
+            stack.enter_context(contextlib.closing(run))
+            next(run)  # started: a cluster that cannot be reached has written nothing
+        with OutputFile(sidecar, what="sweep sidecar") as out:
+            out.write_text(sidecar_text(identity))
+        with OutputFile(csv_path, what="sweep.csv") as out:
+            out.write_text(format_rows(resumed, header=True, final=False))
+        if progress:
+            progress(done, total)
+        if run is not None:
+            file = stack.enter_context(csv_path.open("a", newline=""))
+            for j, point in run:
+                points[todo[j]] = point
+                file.write(format_rows([point], header=False, final=False))
+                file.flush()
+                done += 1
+                if on_point:
+                    on_point(point)
+                if progress:
+                    progress(done, total)
+    return SweepOutcome(with_pareto([p for p in points if p is not None]), len(resumed), identity)
+
+
+# ---------------------------------------------------------------------------------------
+# The plot
+
+
+def _label(point: SweepPoint, varying: Sequence[str]) -> str:
+    text = f"{point.rows}x{point.cols}/bw{point.bandwidth}"
+    for name in varying:
+        value = getattr(point, name)
+        if name == "clock_mhz":
+            text += f"/{value:g}MHz"
+        else:
+            text += f"/{name[: -len('_bytes')]}{value / 1024:g}K"
+    return f"{text}: {point.cycles:,}"
+
+
+def plot_pareto(
+    points: Sequence[SweepPoint],
+    path: str | Path,
+    *,
+    title: str = "",
+    config_name: str | None = None,
+) -> Path:
+    """A PNG of cycles against PEs (log-log), one panel per network, each finished point
+    labelled ``RxC/bwB`` (and the buffer sizes and clock when they vary), the Pareto front
+    drawn as a staircase. ``title`` titles the panel of a single network; otherwise each
+    panel is ``NETWORK on CONFIG_NAME: cycles against PEs``. Needs matplotlib
+    (:func:`accel.html_report.require_matplotlib`)."""
     from accel.html_report import require_matplotlib
 
     require_matplotlib("the sweep's Pareto plot")
     from matplotlib.figure import Figure
 
     path = Path(path)
-    fig = Figure(figsize=(8, 5.5), layout="constrained")
-    ax = fig.subplots()
+    finished = [p for p in points if p.ok]
+    names = list(dict.fromkeys(p.network for p in points))
+    fig = Figure(figsize=(8, 5.5 * max(1, len(names))), layout="constrained")
+    axes = fig.subplots(max(1, len(names)), 1, squeeze=False)[:, 0]
+    varying = [
+        name
+        for name in [*(f"{buffer}_bytes" for buffer in BUFFERS), "clock_mhz"]
+        if len({getattr(p, name) for p in finished}) > 1
+    ]
+    for ax, network in zip(axes, names or [""], strict=True):
+        mine = [p for p in finished if p.network == network]
+        _plot_network(ax, mine, varying)
+        where = f" on {config_name}" if config_name else ""
+        heading = f"{network}{where}: cycles against PEs"
+        ax.set_title(title if title and len(names) == 1 else heading)
+    fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
+    return path
+
+
+def _plot_network(ax, points: Sequence[SweepPoint], varying: Sequence[str]) -> None:
     others = [p for p in points if not p.pareto]
     front = sorted((p for p in points if p.pareto), key=lambda p: p.pes)
     ax.scatter(
@@ -321,7 +996,7 @@ def plot_pareto(points: Sequence[SweepPoint], path: str | Path, *, title: str = 
             anchor = group[0]
             for k, p in enumerate(group):
                 ax.annotate(
-                    f"{p.rows}x{p.cols}/bw{p.bandwidth}: {p.cycles:,}",
+                    _label(p, varying),
                     (anchor.pes, anchor.cycles),
                     xytext=(6, -10 + 9 * k),
                     textcoords="offset points",
@@ -338,8 +1013,5 @@ def plot_pareto(points: Sequence[SweepPoint], path: str | Path, *, title: str = 
     ax.margins(x=0.12, y=0.08)
     ax.set_xlabel("PEs (rows x cols)")
     ax.set_ylabel("cycles")
-    ax.set_title(title or "cycles against array size")
     ax.grid(which="both", alpha=0.25)
     ax.legend(fontsize=8)
-    fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
-    return path

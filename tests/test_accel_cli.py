@@ -225,7 +225,7 @@ def test_sweep_command(tmp_path, capsys):
     args = ["sweep", "tinynet", "--preset", "tiny", "--rows", "4,8", "--cols", "4,8"]
     assert main([*args, "--bandwidth", "4", "--jobs", "2", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "tinynet: 4 points on tiny (2 processes)" in printed
+    assert "tinynet: 4 points on tiny (2 dask workers)" in printed
     with (out / "sweep.csv").open() as file:
         rows = list(csv.DictReader(file))
     assert [(r["rows"], r["cols"], r["bandwidth"]) for r in rows] == [
@@ -235,16 +235,28 @@ def test_sweep_command(tmp_path, capsys):
         ("8", "8", "4"),
     ]
     assert list(rows[0]) == [
+        "network",
         "rows",
         "cols",
         "bandwidth",
+        "clock_mhz",
+        "input_bytes",
+        "weight_bytes",
+        "acc_bytes",
+        "output_bytes",
+        "param_bytes",
         "pes",
         "buffer_bytes",
         "cycles",
         "utilization",
         "seconds",
         "pareto",
+        "status",
+        "error",
+        "network_digest",
+        "config_digest",
     ]
+    assert {r["status"] for r in rows} == {"ok"} and {r["network"] for r in rows} == {"tinynet"}
     assert [int(r["pes"]) for r in rows] == [16, 32, 32, 64]
     assert {r["buffer_bytes"] for r in rows} == {str(12 * 1024)}
     assert rows[0]["pareto"] == "1"  # the fewest PEs is always on the front
@@ -260,7 +272,7 @@ def test_sweep_without_matplotlib_writes_the_csv(tmp_path, capsys, monkeypatch):
     out = tmp_path / "s"
     assert main(["sweep", "tinyconv", "--preset", "tiny", "--jobs", "1", "-o", str(out)]) == 0
     assert "skipped pareto.png" in capsys.readouterr().err
-    assert {p.name for p in out.iterdir()} == {"sweep.csv"}
+    assert {p.name for p in out.iterdir()} == {"sweep.csv", "sweep.json"}
 
 
 @pytest.mark.parametrize(

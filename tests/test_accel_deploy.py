@@ -96,7 +96,8 @@ def test_simulate_shows_the_host_ops_and_the_boundary(capsys, hosted):
     assert main(["simulate", "hosted", "--preset", "tiny"]) == 0
     out = capsys.readouterr().out
     assert "sig      8x8x8" in out and "host" in out
-    assert "host: 2 op(s) (Sigmoid 'sig', Softmax 'softmax'); accelerator: 6 of 8 layers" in out
+    host = "host: 2 op(s) (HostOp Sigmoid 'sig', HostOp Softmax 'softmax')"
+    assert f"{host}; accelerator: 6 of 8 layers" in out
     assert main(["simulate", "hosted", "--preset", "tiny", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [h["name"] for h in doc["host_ops"]] == ["sig", "softmax"]

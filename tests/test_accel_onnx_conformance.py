@@ -260,3 +260,20 @@ def test_light_model_zoo(name):
     assert np.isfinite(got).all()
     atol = 1e-4 * float(np.abs(reference).max())
     np.testing.assert_allclose(got, reference, rtol=1e-4, atol=atol)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["densenet121", "inception_v1", "shufflenet", "squeezenet"])
+def test_light_model_runs_on_the_accelerator_bit_exact(name):
+    """At its native size on `edge`: quantised, cut into segments around its host layers,
+    every segment on the cycle model, every output equal to the int8 golden model."""
+    import sim
+    from accel import config, deploy, graph, ptq, synthetic
+
+    qnet = ptq.quantize(graph.fuse_activations(load(LIGHT / f"light_{name}.onnx")), seed=0)
+    deployment = deploy.deploy(qnet, config.preset("edge"))
+    inputs = synthetic.random_int8_inputs(qnet)
+    run = deploy.run(deployment, inputs, sim.run)
+    for output, want in executor.run_network(qnet, inputs).items():
+        np.testing.assert_array_equal(run.outputs[output].reshape(want.shape), want, strict=True)
+    assert run.total_cycles > 0 and deployment.segments

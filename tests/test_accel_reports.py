@@ -287,17 +287,29 @@ def test_run_sweep_in_process_agrees_with_sim_run(run):
     )
     (point,) = points
     assert (point.cycles, point.pes, point.pareto) == (result.total_cycles, 16, True)
+    assert (point.network, point.status) == ("tinynet", "ok")
+    assert point.config_digest == program.config.digest
     assert point.seconds == result.seconds and calls == [(1, 1)]
     with pytest.raises(ValueError, match="jobs must be an integer >= 1, not 0"):
         sweep.run_sweep(zoo_qnet("tinynet"), [program.config], sim.run, jobs=0)
 
 
-def test_run_sweep_names_a_failing_point():
+def test_run_sweep_records_a_failing_point():
     def broken(program, compute_outputs=False):
-        raise RuntimeError("boom")
+        if program.config.array.rows == 8:
+            raise RuntimeError("boom\non two lines")
+        return sim.run(program, compute_outputs=compute_outputs)
 
-    with pytest.raises(ValueError, match=r"rows=4 cols=4 bandwidth=4: RuntimeError: boom"):
-        sweep.run_sweep(zoo_qnet("tinyconv"), [config.preset("tiny")], broken, jobs=1)
+    configs = sweep.sweep_configs(config.preset("tiny"), [4, 8])
+    good, bad = sweep.run_sweep(zoo_qnet("tinyconv"), configs, broken, jobs=1)
+    assert (good.status, good.error, good.pareto) == ("ok", "", True)
+    assert (bad.status, bad.error, bad.pareto) == (
+        "error",
+        "RuntimeError: boom on two lines",
+        False,
+    )
+    assert bad.cycles is bad.utilization is bad.seconds is None
+    assert bad.label() == "tinyconv rows=8 cols=4 bandwidth=4"
 
 
 # ---------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ ones above it):
 
 - :mod:`~accel.compiler.errors`: :class:`CompileError`, a layer the hardware cannot run,
   naming the layer and the limit.
-- :mod:`~accel.compiler.ops`: the abstract instruction (an instruction with the buffer words
-  and DRAM bytes it reads and writes) that lowering produces and synchronisation consumes.
+- :mod:`~accel.compiler.ops`: the abstract instructions (instructions with the buffer words
+  and DRAM bytes they read and write) that lowering produces and synchronisation consumes,
+  kept as columns: per step of a layer a template and rows of the fields that vary.
 - :mod:`~accel.compiler.plan`: **DRAM planning**, once, before lowering: every tensor's root
   (concat inputs and 1x1 flattens are views), lifetime and address (first-fit reuse of dead
   tensors' bytes), the host-side im2col copies, and the bound of the constants' region.
@@ -31,14 +32,20 @@ ones above it):
   other engine it conflicts with (read-after-write, write-after-read, write-after-write on
   the same buffer words or DRAM bytes) and turns that into one semaphore wait/signal pair.
   The parallel execution is therefore equivalent to the sequential program order, and free
-  of deadlock.
+  of deadlock. It works on whole columns with numpy (a one-at-a-time reference gives the
+  same streams), then makes the instruction objects of ``Program.streams``.
+
+Lowering and synchronisation make millions of instructions for a large network on a small
+configuration; the steps that emit many at once (the channel tiles of an input load, the
+(tile, k tile) units of a layer) append numpy columns rather than Python rows, and
+:func:`compile` pauses the cyclic garbage collector while it runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
+import contextlib
+import gc
+from collections.abc import Iterator, Sequence
 
 from accel import isa
 from accel.compiler.errors import CompileError
@@ -83,15 +90,16 @@ def compile(
         raise ValueError(f"keep names no computed tensor of {net.name!r}: {unknown}")
     check_activations_fused(net)
     plan = plan_dram(qnet, config, keep_tensors=keep_tensors, keep=frozenset(keep))
-    lowered = lower_network(qnet, config, plan)
-    if len(lowered.constants) > plan.const_bound:
-        raise AssertionError("constants overflowed their DRAM region")
-    streams = synchronise(lowered.ops)
-    for stream in streams.values():
-        for instr in stream:
-            isa.encode(instr)  # every field fits its encoding
-    constants = np.zeros(plan.const_bound, dtype=np.uint8)
-    constants[: len(lowered.constants)] = np.frombuffer(lowered.constants, dtype=np.uint8)
+    with _collector_paused():
+        lowered = lower_network(qnet, config, plan)
+        if lowered.constants_size > plan.const_bound:
+            raise AssertionError("constants overflowed their DRAM region")
+        streams = synchronise(lowered.ops)
+    if not lowered.ops.fields_fit():
+        for stream in streams.values():
+            for instr in stream:
+                isa.encode(instr)  # raises, naming the first field that does not fit
+    constants = lowered.constants  # plan.const_bound bytes
     kept = [*net.output_names, *(n for n in keep if n not in net.output_names)]
     if keep_tensors:
         kept = [layer.name for layer in lowered.layers if layer.kind != "Flatten"]
@@ -108,3 +116,20 @@ def compile(
         constants=constants,
         dram_bytes=plan.dram_bytes,
     )
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while the program's objects are made.
+
+    A program is millions of small objects without reference cycles; with the collector on,
+    every few hundred of them start a collection that walks all the tracked objects so far
+    (about three quarters of the compile time of a large program).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

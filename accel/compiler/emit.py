@@ -1,23 +1,23 @@
 """The emitter: the compiler's state while lowering, and the steps every layer kind shares.
 
 An :class:`Emitter` holds everything lowering changes as it goes, all created in its
-``__init__``: the abstract instructions in program order (:class:`~accel.compiler.ops.Op`),
-the constants (weights and parameters) appended for DRAM, and the buffer rings. Its methods
-are what conv and vector-unit lowering share: input loads, POST + STORE of one result,
-parameter loads, and the tiling of a layer (:func:`~accel.compiler.tiling.choose_tiling`
-with this configuration's buffers, its errors naming the layer). DRAM addresses come from
-the :class:`~accel.compiler.plan.DramPlan`, fixed before lowering starts.
-"""
+``__init__``: the abstract instructions in program order (the blocks of an
+:class:`~accel.compiler.ops.OpLog`, one per step of the layer being lowered), the constants
+(weights and parameters) appended for DRAM, and the buffer rings. Its methods are what conv
+and vector-unit lowering share: input loads, POST + STORE of one result, parameter loads,
+and the tiling of a layer (:func:`~accel.compiler.tiling.choose_tiling` with this
+configuration's buffers, its errors naming the layer). DRAM addresses come from the
+:class:`~accel.compiler.plan.DramPlan`, fixed before lowering starts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from accel import isa
 from accel.compiler.errors import CompileError, layer_error
-from accel.compiler.ops import Op, Range
+from accel.compiler.ops import READ, WRITE, Access, Accesses, Block, OpLog
 from accel.compiler.plan import CONST_ALIGN, DramPlan
 from accel.compiler.tiling import Hardware, Tiling, TilingError, Window, choose_tiling
 from accel.config import AccelConfig
@@ -25,6 +25,37 @@ from accel.isa import Buffer, Instruction, Load, Post, Store
 from accel.program import TensorLayout
 from accel.quantized import QuantizedNetwork, TensorQuant
 from accel.timing import ceil_div
+
+#: Layers of at least this many units (an output tile and a k tile or channel tile: a POST
+#: and a STORE each) are lowered in numpy columns, the others row by row.
+VECTOR_MIN = 12
+
+
+def input_window(
+    x: TensorLayout,
+    origin: tuple[int, int],
+    extent: tuple[int, int],
+    slot_base: int,
+    step: tuple[int, int] = (1, 1),
+) -> tuple[int, int, int, int] | None:
+    """Where the loads of an input window of ``extent`` at ``origin`` (coordinates in the
+    image subsampled by ``step``, negative in padding) start and how far they go: ``(DRAM
+    address of channel 0, input-buffer word of channel tile 0, rows, columns)`` of the part
+    inside the image, the window's slot at ``slot_base``; ``None`` when it lies entirely in
+    padding."""
+    (h0, w0), (ih, iw) = origin, extent
+    sub_h, sub_w = ceil_div(x.height, step[0]), ceil_div(x.width, step[1])
+    h_lo, h_hi = max(h0, 0), min(h0 + ih, sub_h)
+    w_lo, w_hi = max(w0, 0), min(w0 + iw, sub_w)
+    if h_lo >= h_hi or w_lo >= w_hi:
+        return None
+    pixel = h_lo * step[0] * x.width + w_lo * step[1]
+    return (
+        x.addr + x.channel_offset + pixel * x.pixel_stride,
+        slot_base + (h_lo - h0) * iw + (w_lo - w0),
+        h_hi - h_lo,
+        w_hi - w_lo,
+    )
 
 
 class Ring:
@@ -65,8 +96,12 @@ class Emitter:
         self.plan = plan
         self.hardware = Hardware.of(config)
         self.rows, self.cols = config.array.rows, config.array.cols
-        self.ops: list[Op] = []
-        self.constants = bytearray()
+        self.log = OpLog()  # the abstract instructions, in blocks
+        self.blocks: dict[tuple, Block] = {}  # the layer's blocks by step (see block())
+        self._post_store: tuple | None = None  # post_and_store's blocks for its last layer
+        # The constants (weights and parameters) appended so far: (address, uint8 array).
+        self.constant_parts: list[tuple[int, np.ndarray]] = []
+        self.constants_size = 0  # bytes, each part padded to CONST_ALIGN
         self.layer_index = 0  # stamped on every instruction
         self.in_ring = Ring(config.input_words)  # halves, or the whole buffer
         self.w_ring = Ring(config.weight_words)  # halves
@@ -79,15 +114,48 @@ class Emitter:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def emit(self, instr: Instruction, reads=(), writes=()) -> None:
-        instr = isa.with_fields(instr, layer=self.layer_index)
-        self.ops.append(Op(instr, list(reads), list(writes)))
+    def block(
+        self,
+        key: tuple,
+        template: Instruction,
+        names: tuple[str, ...],
+        aux: tuple[str, ...],
+        accesses: Accesses,
+    ) -> Block:
+        """A new block of this layer's instructions, kept in :attr:`blocks` under ``key``
+        (each step looks its block up there first): ``template`` holds the fields they
+        share, ``names`` the fields each row gives, then the ``aux`` values of its ranges."""
+        template = isa.with_fields(template, layer=self.layer_index)
+        block = self.blocks[key] = self.log.block(template, names, aux, accesses)
+        return block
 
-    def add_constant(self, data: bytes) -> int:
-        addr = len(self.constants)
-        self.constants += data
-        self.constants += bytes(-len(self.constants) % CONST_ALIGN)
+    def start_layer(self, index: int) -> None:
+        """Stamp ``index`` on the instructions from now on; the blocks so far are sealed
+        (their rows become arrays)."""
+        for block in self.blocks.values():
+            block.seal()
+        self.blocks.clear()
+        self._post_store = None
+        self.layer_index = index
+
+    def add_constant(self, *pieces: np.ndarray) -> int:
+        """Append ``pieces`` (arrays of bytes, in order) to the constants, padded to
+        CONST_ALIGN; returns the address of the first byte."""
+        addr = self.constants_size
+        for piece in pieces:
+            piece = piece.reshape(-1).view(np.uint8)
+            self.constant_parts.append((self.constants_size, piece))
+            self.constants_size += piece.size
+        self.constants_size += -self.constants_size % CONST_ALIGN
         return addr
+
+    def constants(self, size: int) -> np.ndarray:
+        """The constants as ``size`` bytes (at least :attr:`constants_size`), zero after
+        the last."""
+        out = np.zeros(max(size, self.constants_size), dtype=np.uint8)
+        for addr, piece in self.constant_parts:
+            out[addr : addr + piece.size] = piece
+        return out
 
     def fail(self, node: str, message: str) -> CompileError:
         return layer_error(self.net, node, message)
@@ -130,11 +198,19 @@ class Emitter:
 
     def next_acc_slot(self) -> int:
         """Base row of the next accumulator slot for one tile of the layer."""
-        return self.acc_ring.next(self._tile_slots(self.acc_ring))
+        return self.acc_ring.next(self.acc_slots)
 
-    def next_out_slot(self) -> int:
-        """Base word of the next output-buffer slot for one tile of the layer."""
-        return self.out_ring.next(self._tile_slots(self.out_ring))
+    @property
+    def tile_pixels(self) -> int:
+        """The output tile of the layer being lowered: it sizes the accumulator and output
+        slots (:attr:`acc_slots`, :attr:`out_slots`)."""
+        return self._tile_pixels
+
+    @tile_pixels.setter
+    def tile_pixels(self, pixels: int) -> None:
+        self._tile_pixels = pixels
+        self.acc_slots = self._tile_slots(self.acc_ring)
+        self.out_slots = self._tile_slots(self.out_ring)
 
     def _tile_slots(self, ring: Ring) -> int:
         """Up to four slots of the layer's tile size: more than two slots let compute run
@@ -159,29 +235,55 @@ class Emitter:
         With ``step`` > 1 only every step-th row/column of ``x`` is loaded (coordinates are
         then in the subsampled image): a strided 1x1 convolution reads only what it uses.
         """
-        (h0, w0), (ih, iw) = origin, extent
-        sub_h, sub_w = ceil_div(x.height, step[0]), ceil_div(x.width, step[1])
-        ct_stride = ih * iw
-        h_lo, h_hi = max(h0, 0), min(h0 + ih, sub_h)
-        w_lo, w_hi = max(w0, 0), min(w0 + iw, sub_w)
-        if h_lo >= h_hi or w_lo >= w_hi:
+        ct_stride = extent[0] * extent[1]
+        found = input_window(x, origin, extent, slot_base, step)
+        if found is None:
             return ct_stride  # the window lies entirely in padding
+        dram, sram, rows, cols = found
+        block = self.input_block(x, step)
+        iw = extent[1]
+        lo, hi = slot_range
+        channels = x.channels
+        append, index = block.rows.extend, self.log.index
         for i, ct in enumerate(c_tiles):
             c0 = ct * lanes
-            pixel = h_lo * step[0] * x.width + w_lo * step[1]
-            load = Load(
-                buffer=Buffer.INPUT,
-                dram_addr=x.addr + x.channel_offset + pixel * x.pixel_stride + c0,
-                sram_addr=slot_base + i * ct_stride + (h_lo - h0) * iw + (w_lo - w0),
-                outer_count=h_hi - h_lo,
-                outer_stride=step[0] * x.width * x.pixel_stride,
-                sram_outer_stride=iw,
-                inner_count=w_hi - w_lo,
-                inner_stride=step[1] * x.pixel_stride,
-                run_bytes=min(lanes, x.channels - c0),
-            )
-            self.emit(load, reads=[self.plan.dram_reads(x, load)], writes=[("in", *slot_range)])
+            run = channels - c0
+            run = lanes if lanes < run else run
+            append((dram + c0, sram + i * ct_stride, rows, iw, cols, run, lo, hi, index()))
         return ct_stride
+
+    def input_block(self, x: TensorLayout, step: tuple[int, int]) -> Block:
+        """Input loads from ``x``: read its whole pixels, write their input-buffer slot."""
+        block = self.blocks.get(("input", x.name, step))
+        if block is not None:
+            return block
+        plan = self.plan
+        template = Load(
+            buffer=Buffer.INPUT,
+            outer_stride=step[0] * x.width * x.pixel_stride,
+            inner_stride=step[1] * x.pixel_stride,
+        )
+
+        def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+            space, lo, hi = plan.dram_range(
+                x,
+                c["dram_addr"],
+                c["outer_count"],
+                template.outer_stride,
+                c["inner_count"],
+                template.inner_stride,
+                c["run_bytes"],
+            )
+            return [(space, READ, lo, hi), ("in", WRITE, c["slot_lo"], c["slot_hi"])]
+
+        names = ("dram_addr", "sram_addr", "outer_count", "sram_outer_stride", "inner_count")
+        return self.block(
+            ("input", x.name, step),
+            template,
+            (*names, "run_bytes"),
+            ("slot_lo", "slot_hi"),
+            accesses,
+        )
 
     def post_and_store(
         self,
@@ -196,33 +298,99 @@ class Emitter:
         """POST the tile's accumulators at ``acc_base`` into the output ring, then STORE
         channels ``k0 .. k0 + lanes`` of output tile ``out_tile`` of ``y``."""
         p0, q0, th, tw = out_tile
-        count = th * tw
         if self.pending_param_load is not None:
             load, lo, hi = self.pending_param_load
-            self.emit(load, writes=[("p", lo, hi)])
+            block = self.param_block(load, resident=True)
+            block.rows.extend((load.dram_addr, load.sram_addr, hi - lo, self.log.index()))
             self.pending_param_load = None
-        out_base = self.next_out_slot()
-        out_range = (out_base, out_base + count)
-        reads: list[Range] = [("acc", acc_base, acc_base + count)]
-        if param_word is not None:
-            reads.append(("p", param_word, param_word + 1))
-        self.emit(
-            replace(
-                post, acc_base=acc_base, count=count, out_base=out_base, param_base=param_word or 0
-            ),
-            reads=reads,
-            writes=[("out", *out_range)],
+        out_base = self.out_ring.next(self.out_slots)
+        steps = self._post_store
+        if (
+            steps is None
+            or steps[0] is not post
+            or steps[1] is not y
+            or steps[2] != (param_word is None)
+        ):
+            steps = self._post_store = (
+                post,
+                y,
+                param_word is None,
+                self.post_block(post, param_word is not None).rows.extend,
+                self.store_block(y).rows.extend,
+            )
+        index = self.log.index
+        steps[3]((acc_base, th * tw, param_word or 0, out_base, index()))
+        run = y.channels - k0
+        steps[4](
+            (
+                out_base,
+                y.addr + y.channel_offset + (p0 * y.width + q0) * y.pixel_stride + k0,
+                th,
+                tw,
+                lanes if lanes < run else run,
+                index(),
+            )
         )
-        store = Store(
-            out_base=out_base,
-            dram_addr=y.addr + y.channel_offset + (p0 * y.width + q0) * y.pixel_stride + k0,
-            outer_count=th,
-            outer_stride=y.width * y.pixel_stride,
-            inner_count=tw,
-            inner_stride=y.pixel_stride,
-            run_bytes=min(lanes, y.channels - k0),
+
+    def post_block(self, post: Post, param: bool) -> Block:
+        """POSTs: read accumulator rows (and a parameter word), write output words."""
+        block = self.blocks.get(("post", id(post), not param))
+        if block is not None:
+            return block
+
+        def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+            acc, count, out = c["acc_base"], c["count"], c["out_base"]
+            reads = [("acc", READ, acc, acc + count)]
+            if param:
+                reads.append(("p", READ, c["param_base"], c["param_base"] + 1))
+            return [*reads, ("out", WRITE, out, out + count)]
+
+        names = ("acc_base", "count", "param_base", "out_base")
+        return self.block(("post", id(post), not param), post, names, (), accesses)
+
+    def store_block(self, y: TensorLayout) -> Block:
+        """STOREs to ``y``: read output words, write its whole pixels (and wait for the last
+        readers of the dead tensors whose bytes it reuses)."""
+        block = self.blocks.get(("store", y.name))
+        if block is not None:
+            return block
+        plan = self.plan
+        template = Store(outer_stride=y.width * y.pixel_stride, inner_stride=y.pixel_stride)
+        dead = plan.reuses[plan.root.get(y.name, y.name)]
+
+        def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+            out, th, tw = c["out_base"], c["outer_count"], c["inner_count"]
+            space, lo, hi = plan.dram_range(
+                y,
+                c["dram_addr"],
+                th,
+                template.outer_stride,
+                tw,
+                template.inner_stride,
+                c["run_bytes"],
+            )
+            # Bytes reused from dead tensors: wait until their last readers are done.
+            dead_writes = [("dram:" + d, WRITE, 0, 1 << 40) for d in dead]
+            return [("out", READ, out, out + th * tw), (space, WRITE, lo, hi), *dead_writes]
+
+        names = ("out_base", "dram_addr", "outer_count", "inner_count", "run_bytes")
+        return self.block(("store", y.name), template, names, (), accesses)
+
+    def param_block(self, template: Load, *, resident: bool) -> Block:
+        """Parameter loads: write ``inner_count`` parameter words (resident), else one."""
+        key = ("param", resident)
+        block = self.blocks.get(key)
+        if block is not None:
+            return block
+
+        def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+            lo = c["sram_addr"]
+            return [("p", WRITE, lo, lo + c["inner_count"] if resident else lo + 1)]
+
+        names = (
+            ("dram_addr", "sram_addr", "inner_count") if resident else ("dram_addr", "sram_addr")
         )
-        self.emit(store, reads=[("out", *out_range)], writes=self.plan.dram_writes(y, store))
+        return self.block(key, template, names, (), accesses)
 
     def load_params(self, params: np.ndarray) -> Params:
         """Place (k_tiles, cols, 3) int32 parameters; resident ones are loaded now.
@@ -232,7 +400,7 @@ class Emitter:
         each before use).
         """
         words = params.shape[0]
-        addr = self.add_constant(params.astype("<i4").tobytes())
+        addr = self.add_constant(params.astype("<i4"))
         if words > self.p_ring.capacity // 2:
             return Params(addr, None)
         base = self.p_ring.next(2)
@@ -254,13 +422,12 @@ class Emitter:
         of two one-word slots."""
         if params.resident is not None:
             return params.resident[kt]
-        word = self.p_ring.next(2, 1)
+        ring = self.p_ring  # the next of two one-word slots (Ring.next(2, 1), inline)
+        word = ring.count % 2
+        ring.count += 1
         size = self.config.param_word_bytes
-        load = Load(
-            buffer=Buffer.PARAM,
-            dram_addr=params.addr + kt * size,
-            sram_addr=word,
-            run_bytes=size,
-        )
-        self.emit(load, writes=[("p", word, word + 1)])
+        block = self.blocks.get(("param", False))
+        if block is None:
+            block = self.param_block(Load(buffer=Buffer.PARAM, run_bytes=size), resident=False)
+        block.rows.extend((params.addr + kt * size, word, self.log.index()))
         return word

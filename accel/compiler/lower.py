@@ -21,7 +21,7 @@ from accel.compiler.emit import Emitter
 from accel.compiler.errors import layer_error
 from accel.compiler.lower_conv import lower_conv
 from accel.compiler.lower_vector import lower_vector
-from accel.compiler.ops import Op
+from accel.compiler.ops import OpLog
 from accel.compiler.plan import DramPlan, chw
 from accel.compiler.tiling import Window
 from accel.config import AccelConfig
@@ -34,8 +34,9 @@ from accel.quantized import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork
 class Lowered:
     """A network in program order, before synchronisation."""
 
-    ops: list[Op]
-    constants: bytes  # weights and parameters, from DRAM address 0
+    ops: OpLog
+    constants: np.ndarray  # weights and parameters from DRAM address 0 (uint8), zero-padded
+    constants_size: int  # bytes of them (the array is at least this long)
     layers: list[LayerInfo]
 
 
@@ -57,7 +58,7 @@ def lower_network(qnet: QuantizedNetwork, config: AccelConfig, plan: DramPlan) -
     em = Emitter(qnet, config, plan)
     layers: list[LayerInfo] = []
     for index, node in enumerate(n for n in net.order() if not isinstance(net.op(n), g.Input)):
-        em.layer_index = index
+        em.start_layer(index)
         mapping = lower_layer(em, node)
         srcs = net.inputs(node)
         layers.append(
@@ -71,7 +72,9 @@ def lower_network(qnet: QuantizedNetwork, config: AccelConfig, plan: DramPlan) -
                 mapping=mapping,
             )
         )
-    return Lowered(em.ops, bytes(em.constants), layers)
+    em.log.seal()
+    constants = em.constants(plan.const_bound)
+    return Lowered(em.log, constants, em.constants_size, layers)
 
 
 def layer_quant(em: Emitter, node: str, cls: type):

@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from accel import isa, numerics
-from accel.compiler.emit import Emitter
+from accel.compiler.emit import VECTOR_MIN, Emitter, Params, input_window
+from accel.compiler.ops import READ, WRITE, Access, Block, runs, starts
 from accel.compiler.tiling import Tiling, Window
 from accel.isa import Buffer, Compute, ComputeMode, Load, Post, PostMode
 from accel.program import TensorLayout
@@ -76,7 +77,7 @@ def pack_weights(em: Emitter, node: str, weight: np.ndarray, groups: int) -> Con
 
     # Weights in DRAM in consumption order: kt, ct, r, s.
     blobs = [np.ascontiguousarray(tiles[kt, lo:hi]) for kt, (lo, hi) in enumerate(ct_ranges)]
-    w_addr = em.add_constant(b"".join(b.tobytes() for b in blobs))
+    w_addr = em.add_constant(*blobs)
     tile_words = rows
     kt_words = [(hi - lo) * r * s * tile_words for lo, hi in ct_ranges]
     kt_offsets = list(itertools.accumulate(kt_words, initial=0))
@@ -139,6 +140,11 @@ class ConvPasses:
         self.weights = weights
         self.tiling = tiling
         self.resident_loaded: set[int] = set()  # k tiles whose resident weights are loaded
+        self._passes: dict[tuple[int, int, int], list] = {}
+        self.weight_block = self.make_weight_block()
+        self.compute_block = self.make_compute_block()
+        self.weight_rows = self.weight_block.rows
+        self.compute_rows = self.compute_block.rows
 
     def load_inputs(self, out_tile: tuple[int, int, int, int], cts: range) -> InputTile:
         """Load channel tiles ``cts`` of the input window of ``out_tile`` into the next input
@@ -163,29 +169,61 @@ class ConvPasses:
         self.resident_loaded.add(kt)
         wt = self.weights
         base = wt.resident_base + wt.kt_offsets[kt]
-        load = Load(
-            buffer=Buffer.WEIGHT,
-            dram_addr=wt.addr + wt.kt_offsets[kt] * self.em.cols,
-            sram_addr=base,
-            inner_count=wt.kt_words[kt],
-            inner_stride=self.em.cols,
-            run_bytes=self.em.cols,
+        self.weight_rows.extend(
+            (wt.addr + wt.kt_offsets[kt] * self.em.cols, base, wt.kt_words[kt], self.em.log.index())
         )
-        self.em.emit(load, writes=[("w", base, base + wt.kt_words[kt])])
 
-    def compute(
-        self, *, kt: int, cts: range, inputs: InputTile, acc_base: int, first: bool
-    ) -> None:
-        """COMPUTE instructions for channel tiles ``cts`` of k tile ``kt``, reading
-        ``inputs``; ``first``: the first of the k tile's passes (it overwrites the
-        accumulators, the others add to them)."""
-        em, x, window, step, wt = self.em, self.x, self.window, self.step, self.weights
+    def make_weight_block(self) -> Block:
+        """Weight loads (resident or streamed): write ``inner_count`` weight words."""
+
+        def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+            return [("w", WRITE, c["sram_addr"], c["sram_addr"] + c["inner_count"])]
+
+        cols = self.em.cols
+        template = Load(buffer=Buffer.WEIGHT, inner_stride=cols, run_bytes=cols)
+        names = ("dram_addr", "sram_addr", "inner_count")
+        return self.em.block(("weights",), template, names, (), accesses)
+
+    def make_compute_block(self) -> Block:
+        """The layer's COMPUTEs: read the input slot and weight words, write accumulators."""
+        x, window, step = self.x, self.window, self.step
+        template = Compute(
+            mode=ComputeMode.ARRAY,
+            image_h=ceil_div(x.height, step[0]),
+            image_w=ceil_div(x.width, step[1]),
+            stride_h=window.stride[0],
+            stride_w=window.stride[1],
+            dil_h=window.dilation[0],
+            dil_w=window.dilation[1],
+            kernel_w=self.weights.kernel[1],
+            pad_value=x.zero_point,
+        )
+
+        def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+            acc = c["acc_base"]
+            return [
+                ("in", READ, c["in_lo"], c["in_hi"]),
+                ("w", READ, c["w_base"], c["w_hi"]),
+                ("acc", WRITE, acc, acc + c["out_h"] * c["out_w"]),
+            ]
+
+        names = (
+            *("accumulate", "in_base", "ct_count", "ct_stride", "tile_w", "out_h", "out_w"),
+            *("origin_h", "origin_w", "kernel_h", "w_base", "acc_base"),
+        )
+        return self.em.block(("compute",), template, names, ("in_lo", "in_hi", "w_hi"), accesses)
+
+    def passes(self, kt: int, cts: range) -> list[tuple[int, int, int, int, int, int]]:
+        """The reduction chunks of channel tiles ``cts`` of k tile ``kt`` (the same for
+        every output tile): per chunk its channel tiles ``ct0..ct1``, kernel rows
+        ``r0..r1``, weight words and the offset of its first weight word."""
+        key = (kt, cts.start, cts.stop)
+        found = self._passes.get(key)
+        if found is not None:
+            return found
+        wt, tile_words = self.weights, self.em.rows
         r, s = wt.kernel
-        tile_words, cols = em.rows, em.cols
-        (sh, sw), dh = window.stride, window.dilation[0]
-        th, tw = inputs.out_tile[2], inputs.out_tile[3]
-        in_range = inputs.words
-        emitted = 0
+        chunks = []
         for ct0 in range(cts.start, cts.stop, wt.per_chunk):
             ct1 = min(cts.stop, ct0 + wt.per_chunk)
             for r0 in range(0, r, wt.row_chunk):
@@ -194,53 +232,273 @@ class ConvPasses:
                 offset = (
                     wt.kt_offsets[kt] + ((ct0 - wt.ct_ranges[kt][0]) * r * s + r0 * s) * tile_words
                 )
-                if wt.resident_base is not None:
-                    self.load_resident(kt)
-                    w_base = wt.resident_base + offset
-                else:
-                    w_base = em.w_ring.next(2)
-                    # Rows r0..r1 of every channel tile in the chunk; contiguous when the
-                    # chunk holds whole kernels (row_chunk == r) or one channel tile.
-                    load = Load(
-                        buffer=Buffer.WEIGHT,
-                        dram_addr=wt.addr + offset * cols,
-                        sram_addr=w_base,
-                        inner_count=words,
-                        inner_stride=cols,
-                        run_bytes=cols,
-                    )
-                    em.emit(load, writes=[("w", w_base, w_base + words)])
-                compute = Compute(
-                    mode=ComputeMode.ARRAY,
-                    accumulate=int(not (first and emitted == 0)),
-                    in_base=in_range[0]
-                    + (ct0 - inputs.first_ct) * inputs.ct_stride
-                    + r0 * dh * inputs.width,
-                    ct_count=ct1 - ct0,
-                    ct_stride=inputs.ct_stride,
-                    tile_w=inputs.width,
-                    out_h=th,
-                    out_w=tw,
-                    origin_h=inputs.origin[0] + r0 * dh,
-                    origin_w=inputs.origin[1],
-                    image_h=ceil_div(x.height, step[0]),
-                    image_w=ceil_div(x.width, step[1]),
-                    stride_h=sh,
-                    stride_w=sw,
-                    dil_h=window.dilation[0],
-                    dil_w=window.dilation[1],
-                    kernel_h=r1 - r0,
-                    kernel_w=s,
-                    w_base=w_base,
-                    acc_base=acc_base,
-                    pad_value=x.zero_point,
+                chunks.append((ct0, ct1, r0, r1, words, offset))
+        self._passes[key] = chunks
+        return chunks
+
+    def compute(
+        self, *, kt: int, cts: range, inputs: InputTile, acc_base: int, first: bool
+    ) -> None:
+        """COMPUTE instructions for channel tiles ``cts`` of k tile ``kt``, reading
+        ``inputs``; ``first``: the first of the k tile's passes (it overwrites the
+        accumulators, the others add to them)."""
+        em, wt = self.em, self.weights
+        chunks = self.passes(kt, cts)
+        if not chunks:
+            return
+        dh = self.window.dilation[0]
+        th, tw = inputs.out_tile[2], inputs.out_tile[3]
+        in_lo, in_hi = inputs.words
+        width, ct_stride, first_ct = inputs.width, inputs.ct_stride, inputs.first_ct
+        origin_h, origin_w = inputs.origin
+        resident = wt.resident_base is not None
+        w_ring, half, cols = em.w_ring, em.w_ring.capacity // 2, em.cols
+        compute_rows, weight_rows = self.compute_rows, self.weight_rows
+        index = em.log.index
+        accumulate = int(not first)
+        for ct0, ct1, r0, r1, words, offset in chunks:
+            if resident:
+                self.load_resident(kt)
+                w_base = wt.resident_base + offset
+            else:
+                # The next of the weight buffer's two halves (Ring.next(2)).
+                w_base = (w_ring.count % 2) * half
+                w_ring.count += 1
+                # Rows r0..r1 of every channel tile in the chunk; contiguous when the
+                # chunk holds whole kernels (row_chunk == r) or one channel tile.
+                weight_rows.extend((wt.addr + offset * cols, w_base, words, index()))
+            compute_rows.extend(
+                (
+                    accumulate,
+                    in_lo + (ct0 - first_ct) * ct_stride + r0 * dh * width,
+                    ct1 - ct0,
+                    ct_stride,
+                    width,
+                    th,
+                    tw,
+                    origin_h + r0 * dh,
+                    origin_w,
+                    r1 - r0,
+                    w_base,
+                    acc_base,
+                    in_lo,
+                    in_hi,
+                    w_base + words,
+                    index(),
                 )
-                em.emit(
-                    compute,
-                    reads=[("in", *in_range), ("w", w_base, w_base + words)],
-                    writes=[("acc", acc_base, acc_base + th * tw)],
+            )
+            accumulate = 1
+
+    def lower_layer(
+        self,
+        out_tiles: list[tuple[int, int, int, int]],
+        params: Params,
+        post: Post,
+        y: TensorLayout,
+    ) -> None:
+        """Every output tile with all its k tiles, in numpy columns: the same instructions,
+        in the same program order, as the loop of :func:`lower_conv` over ``load_inputs``,
+        ``compute``, ``param_word`` and ``post_and_store``.
+
+        A *unit* is one (tile, k tile); its *sections* are the groups of channel tiles it
+        reduces at once: one, on the tile's input window of every channel tile (loaded
+        before the tile's first unit), or, when that does not fit, one per channel chunk
+        (each loaded at the start of its section).
+        """
+        em, wt, window, x, tiling = self.em, self.weights, self.window, self.x, self.tiling
+        cols, lanes, n_kt = em.cols, em.rows, len(wt.ct_ranges)
+        n_ct = ceil_div(x.channels, lanes)
+        whole = tiling.channel_chunk >= n_ct
+        (sh, sw), (top, _, left, _), dh = window.stride, window.padding, window.dilation[0]
+
+        # Per tile: its input window (the part in the image, relative to its slot).
+        tiles = []
+        for p0, q0, th, tw in out_tiles:
+            ih, iw = window.input_extent(th, tw)
+            h0, w0 = p0 * sh - top, q0 * sw - left
+            found = input_window(x, (h0, w0), (ih, iw), 0, self.step)
+            tiles.append(
+                (p0, q0, th, tw, h0, w0, iw, ih * iw, found is not None, *(found or (0,) * 4))
+            )
+        p0, q0, th, tw, h0, w0, width, ct_stride, inside, dram0, sram0, load_rows, load_cols = (
+            np.array(tiles, dtype=np.int64).T
+        )
+        n_t, n_u = len(out_tiles), len(out_tiles) * n_kt
+
+        # Sections of every k tile (the same in every tile) and their reduction passes.
+        kt_sections = [
+            [range(lo, hi)]
+            if whole
+            else [
+                range(c, min(hi, c + tiling.channel_chunk))
+                for c in range(lo, hi, tiling.channel_chunk)
+            ]
+            for lo, hi in wt.ct_ranges
+        ]
+        sections = [(kt, cts) for kt in range(n_kt) for cts in kt_sections[kt]]
+        n_s = len(sections)
+        s_kt = np.array([kt for kt, _ in sections], dtype=np.int64)
+        s_first = np.array([cts.start == wt.ct_ranges[kt][0] for kt, cts in sections])
+        s_ct0 = np.array([cts.start for _, cts in sections], dtype=np.int64)
+        s_cts = np.array([len(cts) for _, cts in sections], dtype=np.int64)
+        s_passes = [self.passes(kt, cts) for kt, cts in sections]
+        s_npass = np.array([len(found) for found in s_passes], dtype=np.int64)
+        ct0, ct1, r0, r1, words, offset = (
+            np.array([c for found in s_passes for c in found], dtype=np.int64).reshape(-1, 6).T
+        )
+        resident = wt.resident_base is not None
+        streamed_params = params.resident is None
+
+        # Sections in program order (tile, k tile, section), and what each emits: its
+        # input loads (when loaded per section), the resident weights of its k tile at
+        # their first use (first tile, first section), its passes (and their weights).
+        g_t = np.repeat(np.arange(n_t), n_s)
+        g_s = np.tile(np.arange(n_s), n_t)
+        g_u = g_t * n_kt + s_kt[g_s]
+        g_loads = np.zeros(len(g_t), dtype=np.int64) if whole else s_cts[g_s] * inside[g_t]
+        g_res = np.zeros(len(g_t), dtype=np.int64)
+        if resident:
+            unloaded = np.array([kt not in self.resident_loaded for kt in range(n_kt)])
+            g_res[:n_s] = unloaded[s_kt] & s_first & (s_npass > 0)
+        g_ops = g_loads + g_res + s_npass[g_s] * (1 if resident else 2)
+        pending = np.zeros(n_u, dtype=np.int64)  # the layer's resident parameters' load
+        pending[0] = em.pending_param_load is not None
+        unit_ops = np.bincount(g_u, weights=g_ops, minlength=n_u).astype(np.int64)
+        unit_ops += int(streamed_params) + pending + 2
+        t_loads = n_ct * inside if whole else np.zeros(n_t, dtype=np.int64)
+        tile_ops = t_loads + unit_ops.reshape(n_t, n_kt).sum(axis=1)
+        tile_base = em.log.take(int(tile_ops.sum())) + starts(tile_ops)
+        u_t = np.repeat(np.arange(n_t), n_kt)
+        u_start = starts(unit_ops)
+        unit_base = (tile_base + t_loads)[u_t] + u_start - u_start[u_t * n_kt]
+        g_start = starts(g_ops)
+        g_base = unit_base[g_u] + g_start - g_start[np.searchsorted(g_u, g_u)]
+
+        # Input slots, in program order (per tile, or per section), and the input loads.
+        ring = em.in_ring
+        if whole:
+            slot = (ring.count + np.arange(n_t)) % tiling.in_slots * tiling.in_slot_words
+            ring.count += n_t
+            in_lo, in_hi = slot, slot + n_ct * ct_stride
+            l_owner, l_i = runs(t_loads)
+            l_tile, l_ct0, l_at = l_owner, 0, tile_base[l_owner] + l_i
+            g_in_lo, g_in_hi = in_lo[g_t], in_hi[g_t]
+            first_ct = np.zeros(len(g_t), dtype=np.int64)
+        else:
+            slot = (ring.count + np.arange(len(g_t))) % tiling.in_slots * tiling.in_slot_words
+            ring.count += len(g_t)
+            g_in_lo, g_in_hi = slot, slot + s_cts[g_s] * ct_stride[g_t]
+            l_owner, l_i = runs(g_loads)
+            l_tile, l_ct0, l_at = g_t[l_owner], s_ct0[g_s[l_owner]], g_base[l_owner] + l_i
+            first_ct = s_ct0[g_s]
+        if len(l_owner):
+            c0 = (l_ct0 + l_i) * lanes
+            lo = in_lo[l_owner] if whole else g_in_lo[l_owner]
+            hi = in_hi[l_owner] if whole else g_in_hi[l_owner]
+            em.input_block(x, self.step).append_columns(
+                dram0[l_tile] + c0,
+                lo + sram0[l_tile] + l_i * ct_stride[l_tile],
+                load_rows[l_tile],
+                width[l_tile],
+                load_cols[l_tile],
+                np.minimum(lanes, x.channels - c0),
+                lo,
+                hi,
+                l_at,
+            )
+
+        # Rings, in program order: accumulator and output slots per unit.
+        step = np.arange(n_u)
+        acc = em.acc_ring
+        acc_base = (acc.count + step) % em.acc_slots * (acc.capacity // em.acc_slots)
+        acc.count += n_u
+        out = em.out_ring
+        out_base = (out.count + step) % em.out_slots * (out.capacity // em.out_slots)
+        out.count += n_u
+
+        # Resident weights, at their first use, before its first COMPUTE.
+        res_at = np.flatnonzero(g_res)
+        if len(res_at):
+            kts = s_kt[g_s[res_at]]
+            offsets = np.array(wt.kt_offsets)[kts]
+            self.weight_block.append_columns(
+                wt.addr + offsets * cols,
+                wt.resident_base + offsets,
+                np.array(wt.kt_words)[kts],
+                g_base[res_at] + g_loads[res_at],
+            )
+            self.resident_loaded.update(kts.tolist())
+
+        # The passes of every section: (weight load and) COMPUTE.
+        if len(ct0):
+            pg, j = runs(s_npass[g_s])  # per pass: its section (in program order), index
+            pc = starts(s_npass)[g_s[pg]] + j  # the pass among the static passes
+            t_, u = g_t[pg], g_u[pg]
+            at = g_base[pg] + g_loads[pg] + g_res[pg]
+            if resident:
+                w_base = wt.resident_base + offset[pc]
+                computes = at + j
+            else:
+                w = em.w_ring
+                w_base = (w.count + np.arange(len(pc))) % 2 * (w.capacity // 2)
+                w.count += len(pc)
+                loads_at = at + 2 * j
+                computes = loads_at + 1
+                self.weight_block.append_columns(
+                    wt.addr + offset[pc] * cols, w_base, words[pc], loads_at
                 )
-                emitted += 1
+            self.compute_block.append_columns(
+                ((j > 0) | ~s_first[g_s[pg]]).astype(np.int64),
+                g_in_lo[pg] + (ct0[pc] - first_ct[pg]) * ct_stride[t_] + r0[pc] * dh * width[t_],
+                ct1[pc] - ct0[pc],
+                ct_stride[t_],
+                width[t_],
+                th[t_],
+                tw[t_],
+                h0[t_] + r0[pc] * dh,
+                w0[t_],
+                r1[pc] - r0[pc],
+                w_base,
+                acc_base[u],
+                g_in_lo[pg],
+                g_in_hi[pg],
+                w_base + words[pc],
+                computes,
+            )
+
+        # Parameters (streamed: one word per unit into two one-word slots), then POST and
+        # STORE.
+        u_kt = step % n_kt
+        after = unit_base + unit_ops - 2 - pending - int(streamed_params)
+        if streamed_params:
+            p = em.p_ring
+            words_at = (p.count + step) % 2
+            p.count += n_u
+            size = em.config.param_word_bytes
+            block = em.param_block(Load(buffer=Buffer.PARAM, run_bytes=size), resident=False)
+            block.append_columns(params.addr + u_kt * size, words_at, after)
+            param_base = words_at
+            after = after + 1
+        else:
+            param_base = np.array(params.resident, dtype=np.int64)[u_kt]
+        if em.pending_param_load is not None:
+            load, lo, hi = em.pending_param_load
+            block = em.param_block(load, resident=True)
+            block.rows.extend((load.dram_addr, load.sram_addr, hi - lo, int(after[0])))
+            em.pending_param_load = None
+        after = after + pending
+        em.post_block(post, True).append_columns(
+            acc_base, th[u_t] * tw[u_t], param_base, out_base, after
+        )
+        k0 = u_kt * cols
+        em.store_block(y).append_columns(
+            out_base,
+            y.addr + y.channel_offset + (p0[u_t] * y.width + q0[u_t]) * y.pixel_stride + k0,
+            th[u_t],
+            tw[u_t],
+            np.minimum(cols, y.channels - k0),
+            after + 1,
+        )
 
 
 def lower_conv(
@@ -309,7 +567,12 @@ def lower_conv(
     )
     out_tiles = tiling.output_tiles(y.height, y.width)
     conv = ConvPasses(em, x, window, step, weights, tiling)
-    for tile in out_tiles:
+    if len(out_tiles) * n_kt >= VECTOR_MIN:
+        conv.lower_layer(out_tiles, layer_params, post, y)
+        out_tiles_left = []
+    else:
+        out_tiles_left = out_tiles
+    for tile in out_tiles_left:
         if tiling.channel_chunk >= n_ct:
             inputs = conv.load_inputs(tile, range(n_ct))
             for kt in range(n_kt):

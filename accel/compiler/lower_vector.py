@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from accel.compiler.emit import Emitter
+from accel.compiler.emit import VECTOR_MIN, Emitter, Params, input_window
+from accel.compiler.ops import READ, WRITE, Access, Block, runs, starts
 from accel.compiler.tiling import Window
-from accel.isa import Compute, ComputeMode, Post
+from accel.isa import Buffer, Compute, ComputeMode, Load, Post
 from accel.program import TensorLayout
 from accel.timing import ceil_div
 
@@ -66,7 +67,22 @@ def lower_vector(
         # load waits for the compute of the previous channel tile.
         in_slots, slot_words = 1, em.in_ring.capacity
         chunk = 1
-    for tile in out_tiles:
+    block = vector_block(em, x, window, mode, extra)
+    groups = [
+        (tile, range(lo, min(n_ct, lo + chunk)))
+        for tile in out_tiles
+        for lo in range(0, n_ct, chunk)
+    ]
+    if len(out_tiles) * n_ct >= VECTOR_MIN:
+        lower_columns(
+            em, sources, y, window, groups, (in_slots, slot_words), layer_params, post, block
+        )
+        out_tiles_left = []
+    else:
+        out_tiles_left = out_tiles
+    compute_rows = block.rows
+    index = em.log.index
+    for tile in out_tiles_left:
         p0, q0, th, tw = tile
         ih, iw = window.input_extent(th, tw)
         origin = (p0 * sh - top, q0 * sw - left)
@@ -80,34 +96,23 @@ def lower_vector(
                 base = slot_base + i * per_operand
                 ct_stride = em.load_input_tile(src, origin, (ih, iw), base, cts, lanes, in_range)
                 bases.append(base)
+            base_b = bases[1] if operands > 1 else 0
             for i, ct in enumerate(cts):
                 acc_base = em.next_acc_slot()
-                compute = Compute(
-                    mode=mode,
-                    in_base=bases[0] + i * ct_stride,
-                    in_base_b=(bases[1] if operands > 1 else 0) + i * ct_stride,
-                    ct_count=1,
-                    ct_stride=ct_stride,
-                    tile_w=iw,
-                    out_h=th,
-                    out_w=tw,
-                    origin_h=origin[0],
-                    origin_w=origin[1],
-                    image_h=x.height,
-                    image_w=x.width,
-                    stride_h=sh,
-                    stride_w=sw,
-                    dil_h=window.dilation[0],
-                    dil_w=window.dilation[1],
-                    kernel_h=window.kernel[0],
-                    kernel_w=window.kernel[1],
-                    acc_base=acc_base,
-                    **extra,
-                )
-                em.emit(
-                    compute,
-                    reads=[("in", *in_range)],
-                    writes=[("acc", acc_base, acc_base + th * tw)],
+                compute_rows.extend(
+                    (
+                        bases[0] + i * ct_stride,
+                        base_b + i * ct_stride,
+                        ct_stride,
+                        iw,
+                        th,
+                        tw,
+                        origin[0],
+                        origin[1],
+                        acc_base,
+                        *in_range,
+                        index(),
+                    )
                 )
                 pw = None if layer_params is None else em.param_word(layer_params, 0)
                 em.post_and_store(acc_base, pw, post, y, tile, ct * lanes, lanes)
@@ -118,3 +123,178 @@ def lower_vector(
         "tiles": len(out_tiles),
         "c_tiles": n_ct,
     }
+
+
+def vector_block(
+    em: Emitter, x: TensorLayout, window: Window, mode: ComputeMode, extra: dict
+) -> Block:
+    """The layer's vector-unit COMPUTEs: read the input slot, write accumulators."""
+    template = Compute(
+        mode=mode,
+        ct_count=1,
+        image_h=x.height,
+        image_w=x.width,
+        stride_h=window.stride[0],
+        stride_w=window.stride[1],
+        dil_h=window.dilation[0],
+        dil_w=window.dilation[1],
+        kernel_h=window.kernel[0],
+        kernel_w=window.kernel[1],
+        **extra,
+    )
+
+    def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+        acc = c["acc_base"]
+        return [
+            ("in", READ, c["in_lo"], c["in_hi"]),
+            ("acc", WRITE, acc, acc + c["out_h"] * c["out_w"]),
+        ]
+
+    names = (
+        *("in_base", "in_base_b", "ct_stride", "tile_w", "out_h", "out_w"),
+        *("origin_h", "origin_w", "acc_base"),
+    )
+    return em.block(("vector",), template, names, ("in_lo", "in_hi"), accesses)
+
+
+def lower_columns(
+    em: Emitter,
+    sources: list[TensorLayout],
+    y: TensorLayout,
+    window: Window,
+    groups: list[tuple[tuple[int, int, int, int], range]],
+    slots: tuple[int, int],
+    params: Params | None,
+    post: Post,
+    block: Block,
+) -> None:
+    """The whole layer in numpy columns: the same instructions, in the same program order,
+    as the loop of :func:`lower_vector` over the ``groups`` (an output tile and the
+    channel tiles loaded at once)."""
+    lanes, operands = em.config.vector_lanes, len(sources)
+    (sh, sw), (top, _, left, _) = window.stride, window.padding
+
+    # Per group (in Python): its window, slot and the input loads of every operand.
+    rows, loads = [], []
+    for g, ((p0, q0, th, tw), cts) in enumerate(groups):
+        ih, iw = window.input_extent(th, tw)
+        origin = (p0 * sh - top, q0 * sw - left)
+        slot = em.next_in_slot(*slots)
+        per_operand = len(cts) * ih * iw
+        rows.append((p0, q0, th, tw, *origin, iw, ih * iw, slot, slot + operands * per_operand))
+        for i, src in enumerate(sources):
+            found = input_window(src, origin, (ih, iw), slot + i * per_operand)
+            if found is not None:
+                loads.append((g, i, *found))
+    p0, q0, th, tw, h0, w0, width, ct_stride, in_lo, in_hi = np.array(rows, dtype=np.int64).T
+    n_g = len(groups)
+    g_cts = np.array([len(cts) for _, cts in groups], dtype=np.int64)
+    g_ct0 = np.array([cts.start for _, cts in groups], dtype=np.int64)
+    load_g, load_i, dram0, sram0, load_rows, load_cols = (
+        np.array(loads, dtype=np.int64).reshape(-1, 6).T
+    )
+    g_loads = np.bincount(load_g, weights=g_cts[load_g], minlength=n_g).astype(np.int64)
+
+    # Units: one per channel tile of each group (COMPUTE, its parameter word if streamed,
+    # the layer's resident parameter load before the first POST, POST, STORE).
+    u_g, u_i = runs(g_cts)  # per unit: its group, its channel tile among the group's
+    u_ct = g_ct0[u_g] + u_i
+    streamed = params is not None and params.resident is None
+    pending = np.zeros(len(u_g), dtype=np.int64)
+    pending[0] = em.pending_param_load is not None
+    unit_ops = 3 + int(streamed) + pending
+    group_ops = g_loads + np.bincount(u_g, weights=unit_ops, minlength=n_g).astype(np.int64)
+    first = em.log.take(int(group_ops.sum()))
+    group_base = first + starts(group_ops)
+    unit_start = starts(unit_ops)  # then relative to the group's first unit
+    unit_base = (group_base + g_loads)[u_g] + unit_start - unit_start[starts(g_cts)][u_g]
+
+    # Input loads, operand after operand, every channel tile of the group.
+    if len(load_g):
+        n = g_cts[load_g]
+        # The loads of the group's earlier operands come first.
+        before = starts(n) - starts(n)[np.searchsorted(load_g, load_g)]
+        l_k, l_i = runs(n)
+        for i, src in enumerate(sources):
+            mine = load_i[l_k] == i
+            k, j = l_k[mine], l_i[mine]
+            if not len(k):
+                continue
+            g = load_g[k]
+            c0 = (g_ct0[g] + j) * lanes
+            em.input_block(src, (1, 1)).append_columns(
+                dram0[k] + c0,
+                sram0[k] + j * ct_stride[g],
+                load_rows[k],
+                width[g],
+                load_cols[k],
+                np.minimum(lanes, src.channels - c0),
+                in_lo[g],
+                in_hi[g],
+                group_base[g] + before[k] + j,
+            )
+
+    # COMPUTE per unit, on the group's slot and the next accumulator slot.
+    n_u = len(u_g)
+    step = np.arange(n_u)
+    acc = em.acc_ring
+    acc_base = (acc.count + step) % em.acc_slots * (acc.capacity // em.acc_slots)
+    acc.count += n_u
+    per_operand = (in_hi - in_lo) // operands
+    base_a = in_lo[u_g] + u_i * ct_stride[u_g]
+    base_b = (
+        in_lo[u_g] + per_operand[u_g] + u_i * ct_stride[u_g]
+        if operands > 1
+        else u_i * ct_stride[u_g]
+    )
+    block.append_columns(
+        base_a,
+        base_b,
+        ct_stride[u_g],
+        width[u_g],
+        th[u_g],
+        tw[u_g],
+        h0[u_g],
+        w0[u_g],
+        acc_base,
+        in_lo[u_g],
+        in_hi[u_g],
+        unit_base,
+    )
+    after = unit_base + 1
+    if params is None:
+        param_base = 0
+    elif streamed:
+        p = em.p_ring
+        words = (p.count + step) % 2
+        p.count += n_u
+        size = em.config.param_word_bytes
+        em.param_block(Load(buffer=Buffer.PARAM, run_bytes=size), resident=False).append_columns(
+            params.addr, words, after
+        )
+        param_base = words
+        after = after + 1
+    else:
+        param_base = params.resident[0]
+    if em.pending_param_load is not None:
+        load, lo, hi = em.pending_param_load
+        em.param_block(load, resident=True).rows.extend(
+            (load.dram_addr, load.sram_addr, hi - lo, int(after[0]))
+        )
+        em.pending_param_load = None
+    after = after + pending
+    out = em.out_ring
+    out_base = (out.count + step) % em.out_slots * (out.capacity // em.out_slots)
+    out.count += n_u
+    em.post_block(post, params is not None).append_columns(
+        acc_base, th[u_g] * tw[u_g], param_base, out_base, after
+    )
+    k0 = u_ct * lanes
+    em.store_block(y).append_columns(
+        out_base,
+        y.addr + y.channel_offset + (p0[u_g] * y.width + q0[u_g]) * y.pixel_stride + k0,
+        th[u_g],
+        tw[u_g],
+        np.minimum(lanes, y.channels - k0),
+        after + 1,
+    )

@@ -1,12 +1,26 @@
 """Synchronisation: per-engine instruction streams equivalent to one sequential program order.
 
-``synchronise(ops) -> {engine: [instruction]}``. Engines run their streams in order and
+``synchronise(log) -> {engine: [instruction]}``. Engines run their streams in order and
 concurrently; for every instruction this finds the latest instruction of every other engine
 it conflicts with (read-after-write, write-after-read, write-after-write on the same buffer
-words or DRAM bytes, as recorded in each :class:`~accel.compiler.ops.Op`) and turns that
+words or DRAM bytes, as recorded in the :class:`~accel.compiler.ops.OpLog`) and turns that
 into one semaphore wait/signal pair. The parallel execution is therefore equivalent to the
 sequential program order, and free of deadlock. Nothing else of the compiler is needed here:
-the input is the list of ops, the output the streams.
+the input is the abstract instructions, the output the streams.
+
+Two implementations give the same streams. :func:`synchronise_reference` walks the
+instructions one by one, keeping per space the disjoint ranges with their last writer and
+latest readers. :func:`synchronise` works on whole columns with numpy, using what the
+lowering guarantees: every space has one writer engine and one reader engine, different
+(an input slot is written by LOAD and read by COMPUTE, a DRAM tensor written by STORE and
+read by LOAD, ...). Then an instruction's need from the other engine is simply the latest
+earlier access of the other kind whose range overlaps its own (for a read, the latest
+overlapping write; for a write, the latest overlapping read), and a wait is emitted when that
+is later than everything this engine already waited for from that engine. Where the
+reference keeps less (a read merges the ranges it covers; a write forgets older readers),
+the difference is always at or below what the engine already waited for, so the waits are
+the same. When a program breaks the guarantee, :func:`synchronise` falls back to the
+reference.
 """
 
 from __future__ import annotations
@@ -14,9 +28,272 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from accel import isa
-from accel.compiler.ops import Op
+from accel.compiler.ops import READ, WRITE, Op, OpLog, starts
 from accel.isa import Engine, Instruction
+
+#: (query, target range) pairs per step of the pairwise search (bounds its memory).
+_CHUNK = 1 << 22
+#: The address stretch of one space when the spaces of an engine pair are taken together:
+#: above every range (DRAM bytes, and the whole-tensor ranges of 1 << 40 bytes).
+_SPACE = 1 << 41
+
+# Masks of all semaphores fit the wait and signal fields of every instruction.
+assert all(
+    (1 << len(isa.Sem)) - 1 <= isa.field_max(cls, name)
+    for cls in isa.FIELDS
+    for name in ("wait", "signal")
+)
+
+
+def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
+    """Per-engine streams whose semaphores make them equivalent to the program order of
+    ``log`` (the same streams as :func:`synchronise_reference` of its ops)."""
+    log.seal()
+    blocks = [b for b in log.blocks if len(b)]
+    count = len(log)
+    engine = np.full(count, -1, dtype=np.int64)
+    # The accesses of every (space, kind): (block, access, engine, ops, lo, hi).
+    sides: dict[tuple[str, int], list[tuple]] = {}
+    for b, block in enumerate(blocks):
+        ops = block.column("op")
+        engine[ops] = block.cls.engine
+        for a, (space, kind, lo, hi) in enumerate(block.ranges()):
+            sides.setdefault((space, kind), []).append((b, a, block.cls.engine, ops, lo, hi))
+    if count and engine.min() < 0:
+        raise AssertionError("an instruction index was handed out twice or not at all")
+
+    # The spaces by (writer, reader) engines: the spaces of one pair are taken together,
+    # each moved to its own stretch of one address line (their ranges cannot overlap).
+    pairs: dict[tuple[Engine, Engine], list[tuple]] = {}
+    for number, space in enumerate(sorted({space for space, _ in sides})):
+        reads, writes = sides.get((space, READ), []), sides.get((space, WRITE), [])
+        readers, writers = {r[2] for r in reads}, {w[2] for w in writes}
+        if len(readers) > 1 or len(writers) > 1 or readers & writers:
+            return synchronise_reference(log.ops())  # not what lowering makes
+        if not reads or not writes:
+            continue  # only read (a network input) or only written: nothing to order
+        shift = number * _SPACE
+        parts = pairs.setdefault((writes[0][2], reads[0][2]), [])
+        parts += [(READ, shift, *r) for r in reads] + [(WRITE, shift, *w) for w in writes]
+
+    # Per block and engine: each instruction's latest conflicting instruction of the engine.
+    need: list[dict[Engine, np.ndarray]] = [{} for _ in blocks]
+    for (writer, reader), parts in pairs.items():
+        ops = np.concatenate([p[5] for p in parts])
+        lengths = [len(p[5]) for p in parts]
+        kind = np.repeat(np.array([p[0] for p in parts], dtype=np.int8), lengths)
+        lo = np.concatenate([p[6] for p in parts])
+        hi = np.concatenate([p[7] for p in parts])
+        if (hi <= lo).any() or lo.min() < 0 or hi.max() > _SPACE:
+            return synchronise_reference(log.ops())  # not what lowering makes
+        shift = np.repeat(np.array([p[1] for p in parts], dtype=np.int64), lengths)
+        # Runs within each part first (rows of one block and access, consecutive program
+        # indices, one range): no other access falls between them.
+        new = np.ones(len(ops), dtype=bool)
+        new[1:] = (ops[1:] != ops[:-1] + 1) | (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+        new[starts(np.array(lengths))] = True
+        first = np.flatnonzero(new)
+        last = np.append(first[1:], len(ops)) - 1
+        got = _conflicts(
+            ops[first],
+            ops[last],
+            kind[first],
+            lo[first] + shift[first],
+            hi[first] + shift[first],
+            shift[first],
+        )[np.cumsum(new) - 1]
+        start = 0
+        for k, _, b, _, _, part_ops, _, _ in parts:
+            part = got[start : start + len(part_ops)]
+            start += len(part_ops)
+            producer = writer if k == READ else reader
+            have = need[b].get(producer)
+            need[b][producer] = part if have is None else np.maximum(have, part)
+
+    waits = np.zeros(count, dtype=np.int64)
+    signals = np.zeros(count, dtype=np.int64)
+    of_engine = {e: np.flatnonzero(engine == e) for e in Engine}
+    channel = {pair: sem for sem, pair in isa.SEMAPHORES.items()}
+    for producer in Engine:
+        needs_of = np.full(count, -1, dtype=np.int64)
+        for block, needs in zip(blocks, need, strict=True):
+            if producer in needs:
+                needs_of[block.column("op")] = needs[producer]
+        for consumer in Engine:
+            ops = of_engine[consumer]
+            needs = needs_of[ops]
+            if not (needs >= 0).any():
+                continue
+            sem = channel.get((producer, consumer))
+            if sem is None:
+                return synchronise_reference(log.ops())  # raises, naming the engines
+            # Wait when the need is later than everything waited for on this channel.
+            waited = np.maximum.accumulate(needs)
+            hit = needs[1:] > waited[:-1]
+            hit = np.concatenate([needs[:1] >= 0, hit])
+            waits[ops[hit]] |= 1 << sem
+            signals[needs[hit]] |= 1 << sem  # distinct: the needs that hit increase
+
+    instructions = np.empty(count, dtype=object)
+    for block in blocks:
+        instructions[block.column("op")] = block.instructions(waits, signals)
+    return {e: instructions[of_engine[e]].tolist() for e in Engine}
+
+
+def _conflicts(
+    first: np.ndarray,
+    last: np.ndarray,
+    kind: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    space: np.ndarray,
+) -> np.ndarray:
+    """For every run of accesses (program indices ``first`` to ``last`` with no other
+    access of its space between them; READ or WRITE; range; and ``space``: a number per
+    space, the ranges of different spaces apart), the latest earlier access of the other
+    kind whose range overlaps its own; -1 if none.
+
+    Runs join when they follow each other among the accesses of their space with one kind
+    and one range (the input loads of every channel tile into one slot, the STOREs of every
+    k tile of one output tile, ...). Every access of a run has the answer of its first (no
+    access of the other kind falls between them), and as the earlier access of the other
+    kind, only the last of a run can be the latest. So the question is asked of runs.
+    """
+    order = np.argsort(space + first, kind="stable")  # by space, then program order
+    s_kind, s_lo, s_hi = kind[order], lo[order], hi[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (s_kind[1:] != s_kind[:-1]) | (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
+    heads = np.flatnonzero(new)
+    tails = np.append(heads[1:], len(order)) - 1
+    r_first, r_last = first[order[heads]], last[order[tails]]
+    run_lo, run_hi, reads = s_lo[heads], s_hi[heads], s_kind[heads] == READ
+    got = np.full(len(heads), -1, dtype=np.int64)
+    if reads.any() and not reads.all():
+        writes = ~reads
+        r_ranges = _distinct(run_lo[reads], run_hi[reads])
+        w_ranges = _distinct(run_lo[writes], run_hi[writes])
+        # Runs are in program order within a space: the targets that overlap a range (all
+        # of its space) come sorted by index.
+        got[reads] = _latest(r_first[reads], r_ranges, r_last[writes], w_ranges)
+        got[writes] = _latest(r_first[writes], w_ranges, r_last[reads], r_ranges)
+    out = np.empty(len(order), dtype=np.int64)
+    out[order] = got[np.cumsum(new) - 1]
+    return out
+
+
+def latest_overlapping(
+    q_op: np.ndarray,
+    q_lo: np.ndarray,
+    q_hi: np.ndarray,
+    t_op: np.ndarray,
+    t_lo: np.ndarray,
+    t_hi: np.ndarray,
+) -> np.ndarray:
+    """For every query (program index ``q_op``, range ``[q_lo, q_hi)``), the largest target
+    index ``t_op`` below it among the targets whose range overlaps the query's; -1 if none.
+    """
+    if not len(q_op) or not len(t_op):
+        return np.full(len(q_op), -1, dtype=np.int64)
+    order = np.argsort(t_op)
+    t_ranges = _distinct(t_lo[order], t_hi[order])
+    return _latest(q_op, _distinct(q_lo, q_hi), t_op[order], t_ranges)
+
+
+Ranges = tuple[np.ndarray, np.ndarray, np.ndarray]  # distinct lo, distinct hi, index per access
+
+
+def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Ranges) -> np.ndarray:
+    """:func:`latest_overlapping` of ranges given by :func:`_distinct`, the targets whose
+    ranges overlap one query range sorted by index.
+
+    Ranges repeat (the slots of a ring, the pixels of a tile), so the overlaps are found
+    between distinct ranges first. Then, per distinct query range, whichever is cheaper:
+    take the targets that overlap it (in index order) and look every query up in them at
+    once; or look each query up in the targets of each overlapping range separately.
+    """
+    out = np.full(len(q_op), -1, dtype=np.int64)
+    v_lo, v_hi, q_vid = q_ranges
+    u_lo, u_hi, t_uid = t_ranges
+    t_sorted, uid_sorted = t_op, t_uid
+    pair_v, pair_u = _overlaps(v_lo, v_hi, u_lo, u_hi)
+    counts = np.bincount(pair_v, minlength=len(v_lo))
+    starts = np.cumsum(counts) - counts
+    queries = np.bincount(q_vid, minlength=len(v_lo))
+    # Per query range: scanning every target costs about len(t_op); looking each of its
+    # queries up in each overlapping range costs a binary search per pair.
+    scan = (counts > 0) & (len(t_op) < 8 * queries * counts)
+    if scan.any():
+        q_order = np.argsort(q_vid, kind="stable")
+        q_first = np.cumsum(queries) - queries
+        for v in np.flatnonzero(scan).tolist():
+            hit = np.zeros(len(u_lo), dtype=bool)
+            hit[pair_u[starts[v] : starts[v] + counts[v]]] = True
+            latest = t_sorted[hit[uid_sorted]]
+            chosen = q_order[q_first[v] : q_first[v] + queries[v]]
+            pos = np.searchsorted(latest, q_op[chosen]) - 1
+            out[chosen] = np.where(pos >= 0, latest[np.maximum(pos, 0)], -1)
+
+    # The other queries: per (query, overlapping target range) pair, in the targets sorted
+    # by (range, index); in steps, to bound the memory of the pairs.
+    rest = np.flatnonzero(~scan[q_vid] & (counts[q_vid] > 0))
+    if not len(rest):
+        return out
+    scale = int(max(q_op.max(), t_op.max())) + 1
+    t_key = np.sort(t_uid * scale + t_op)
+    step = max(1, _CHUNK // max(1, int(counts.max(initial=1))))
+    for first in range(0, len(rest), step):
+        chunk = rest[first : first + step]
+        reps = counts[q_vid[chunk]]
+        total = int(reps.sum())
+        group = np.cumsum(reps) - reps
+        within = np.arange(total) - np.repeat(group, reps)
+        u = pair_u[np.repeat(starts[q_vid[chunk]], reps) + within]
+        key = u * scale + np.repeat(q_op[chunk], reps)
+        pos = np.searchsorted(t_key, key) - 1
+        found = t_key[np.maximum(pos, 0)]
+        value = np.where((pos >= 0) & (found // scale == u), found % scale, -1)
+        out[chunk] = np.maximum.reduceat(value, group)
+    return out
+
+
+def _distinct(lo: np.ndarray, hi: np.ndarray) -> Ranges:
+    """The distinct ranges sorted by (lo, hi), and each range's index among them."""
+    span = hi - lo
+    if lo.min() >= 0 and (int(lo.max()) + 1) * (int(span.max()) + 1) < 1 << 62:
+        key = lo * (int(span.max()) + 1) + span  # orders as (lo, hi)
+        order = np.argsort(key)
+        sorted_key = key[order]
+        new = np.ones(len(order), dtype=bool)
+        np.not_equal(sorted_key[1:], sorted_key[:-1], out=new[1:])
+    else:
+        order = np.lexsort((hi, lo))
+        s_lo, s_hi = lo[order], hi[order]
+        new = np.ones(len(order), dtype=bool)
+        new[1:] = (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
+    ids = np.empty(len(order), dtype=np.int64)
+    ids[order] = np.cumsum(new) - 1
+    first = order[new]
+    return lo[first], hi[first], ids
+
+
+def _overlaps(
+    v_lo: np.ndarray, v_hi: np.ndarray, u_lo: np.ndarray, u_hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every overlapping pair (v, u) of two lists of ranges (``u`` sorted by lo), grouped by
+    ``v``: the candidates of a ``v`` are the ``u`` that start before it ends and after the
+    last ``u`` that ends before it starts (by the running maximum of the ends)."""
+    end = np.searchsorted(u_lo, v_hi)
+    start = np.searchsorted(np.maximum.accumulate(u_hi), v_lo, side="right")
+    counts = np.maximum(end - start, 0)
+    total = int(counts.sum())
+    group = np.cumsum(counts) - counts
+    v = np.repeat(np.arange(len(v_lo)), counts)
+    u = np.repeat(start, counts) + (np.arange(total) - np.repeat(group, counts))
+    hit = u_hi[u] > v_lo[v]
+    return v[hit], u[hit]
 
 
 @dataclass
@@ -49,8 +326,9 @@ class _Space:
         self.los[first:last] = [e.lo for e in entries]
 
 
-def synchronise(ops: list[Op]) -> dict[Engine, list[Instruction]]:
-    """Per-engine streams whose semaphores make them equivalent to the order of ``ops``."""
+def synchronise_reference(ops: list[Op]) -> dict[Engine, list[Instruction]]:
+    """Per-engine streams whose semaphores make them equivalent to the order of ``ops``:
+    the reference, one instruction and one range at a time."""
     spaces: dict[str, _Space] = {}
     deps: list[dict[Engine, int]] = []
     engines = [op.instr.engine for op in ops]

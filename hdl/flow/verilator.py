@@ -28,6 +28,7 @@ import numpy as np
 
 from accel import isa
 from accel.backend import Result, check_image, make_result
+from accel.cache import cache_root
 from accel.config import AccelConfig
 from accel.isa import Engine
 from accel.program import Program
@@ -73,10 +74,9 @@ def _environment() -> dict[str, str]:
 
 
 def cache_dir() -> Path:
-    """Where builds are kept: ``$ACCEL_CACHE/verilator`` or ``~/.cache/accel/verilator``."""
-    root = os.environ.get("ACCEL_CACHE")
-    base = Path(root) if root else Path.home() / ".cache" / "accel"
-    return base / "verilator"
+    """Where builds are kept: ``verilator/`` under :func:`accel.cache.cache_root`
+    (``$ACCEL_CACHE/verilator`` or ``~/.cache/accel/verilator``)."""
+    return cache_root() / "verilator"
 
 
 def _defines(config: AccelConfig, depth: int) -> dict[str, int]:
