@@ -89,43 +89,36 @@ MUTATIONS = [
     M(
         "post+1",
         "hdl/postproc.py",
-        "        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(s3)]",
-        "        s4 = Signal.like(s3)\n"
-        "        s4_valid = Signal()\n"
-        "        m.d.sync += [s4.eq(s3), s4_valid.eq(valid[-1])]\n"
-        "        m.d.comb += [self.o.valid.eq(s4_valid), self.o.payload.eq(s4)]",
+        "        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(s6)]",
+        "        s7 = Signal.like(s6)\n"
+        "        s7_valid = Signal()\n"
+        "        m.d.sync += [s7.eq(s6), s7_valid.eq(valid[-1])]\n"
+        "        m.d.comb += [self.o.valid.eq(s7_valid), self.o.payload.eq(s7)]",
         "post-processor: one more pipeline stage (data and valid)",
     ),
     Mutation(
         "post-1",
         "hdl/postproc.py",
         (
-            ("            valid[2].eq(valid[1]),", "            valid[2].eq(valid[0]),"),
             (
-                "            high = s2.high[lane]\n",
-                "            high = Mux(s1.requant, _srdhm(total, s1.multiplier[lane], bits), total)\n",  # noqa: E501
+                "            m.d.sync += s6[lane].eq(clamped)",
+                "            m.d.comb += s6[lane].eq(clamped)",
             ),
             (
-                "            scaled = _rounding_divide_by_pot(high, s2.shift[lane]) + s2.out_zero_point\n"  # noqa: E501
-                "            value = Mux(s2.requant, scaled, high)\n"
-                "            low = Mux(value < s2.act_min, s2.act_min, value)\n"
-                "            clamped = Mux(low > s2.act_max, s2.act_max, low)",
-                "            scaled = _rounding_divide_by_pot(high, s1.shift[lane]) + s1.out_zero_point\n"  # noqa: E501
-                "            value = Mux(s1.requant, scaled, high)\n"
-                "            low = Mux(value < s1.act_min, s1.act_min, value)\n"
-                "            clamped = Mux(low > s1.act_max, s1.act_max, low)",
+                "        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(s6)]",
+                "        m.d.comb += [self.o.valid.eq(valid[-2]), self.o.payload.eq(s6)]",
             ),
         ),
-        "post-processor: one less pipeline stage (stages 2 and 3 merged, data and valid)",
+        "post-processor: one less pipeline stage (the clamp stage combinational, data and valid)",
     ),
     M(
         "vector+1",
         "hdl/vector.py",
-        "        m.d.comb += [self.o.valid.eq(s2_valid), self.o.payload.eq(s2)]",
-        "        s3 = Signal.like(s2)\n"
-        "        s3_valid = Signal()\n"
-        "        m.d.sync += [s3.eq(s2), s3_valid.eq(s2_valid)]\n"
-        "        m.d.comb += [self.o.valid.eq(s3_valid), self.o.payload.eq(s3)]",
+        "        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(s5)]",
+        "        s6 = Signal.like(s5)\n"
+        "        s6_valid = Signal()\n"
+        "        m.d.sync += [s6.eq(s5), s6_valid.eq(valid[-1])]\n"
+        "        m.d.comb += [self.o.valid.eq(s6_valid), self.o.payload.eq(s6)]",
         "vector unit: one more pipeline stage (data and valid)",
     ),
     Mutation(
@@ -133,19 +126,19 @@ MUTATIONS = [
         "hdl/vector.py",
         (
             (
-                "        m.d.sync += s2_valid.eq(s1_valid)",
-                "        m.d.comb += s2_valid.eq(s1_valid)",
+                "        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(s5)]",
+                "        m.d.comb += [self.o.valid.eq(valid[-2]), self.o.payload.eq(s5)]",
             ),
             (
-                "                m.d.sync += s2[lane].eq(Const(0, signed(bits)))",
-                "                m.d.comb += s2[lane].eq(Const(0, signed(bits)))",
+                "                m.d.sync += s5[lane].eq(Const(0, signed(bits)))",
+                "                m.d.comb += s5[lane].eq(Const(0, signed(bits)))",
             ),
             (
-                "            m.d.sync += s2[lane].eq(Mux(s1.overwrite, term, combined))",
-                "            m.d.comb += s2[lane].eq(Mux(s1.overwrite, term, combined))",
+                "            m.d.sync += s5[lane].eq(Mux(s4.overwrite, term, combined))",
+                "            m.d.comb += s5[lane].eq(Mux(s4.overwrite, term, combined))",
             ),
         ),
-        "vector unit: one less pipeline stage (stage 2 combinational, data and valid)",
+        "vector unit: one less pipeline stage (the combine stage combinational, data and valid)",
     ),
     M(
         "feeder+1",
@@ -229,15 +222,15 @@ MUTATIONS = [
     M(
         "window-row-wrap",
         "hdl/window.py",
-        "        p_last = cur.p == ins.out_h - 1",
-        "        p_last = cur.p == ins.out_h",
+        "        out.oh_last.eq(instr.out_h - 1),",
+        "        out.oh_last.eq(instr.out_h),",
         "window generator: off by one in the output-row wrap (p)",
     ),
     M(
         "window-col-wrap",
         "hdl/window.py",
-        "        q_last = cur.q == ins.out_w - 1",
-        "        q_last = cur.q == ins.out_w - 2",
+        "        out.ow_last.eq(instr.out_w - 1),",
+        "        out.ow_last.eq(instr.out_w - 2),",
         "window generator: off by one in the output-column wrap (q)",
     ),
     M(
@@ -286,17 +279,17 @@ MUTATIONS = [
     M(
         "requant-zp-before-shift",
         "hdl/postproc.py",
-        "scaled = _rounding_divide_by_pot(high, s2.shift[lane]) + s2.out_zero_point",
-        "scaled = _rounding_divide_by_pot(high + s2.out_zero_point, s2.shift[lane])",
-        "requantisation: output zero point added before the rounding shift, not after",
+        "            value = Mux(s5.requant, rounded + s5.out_zero_point, rounded)",
+        "            value = Mux(s5.requant, rounded - s5.out_zero_point, rounded)",
+        "requantisation: output zero point subtracted instead of added",
     ),
     M(
         "clamp-order",
         "hdl/postproc.py",
-        "            low = Mux(value < s2.act_min, s2.act_min, value)\n"
-        "            clamped = Mux(low > s2.act_max, s2.act_max, low)",
-        "            low = Mux(value > s2.act_max, s2.act_max, value)\n"
-        "            clamped = Mux(low < s2.act_min, s2.act_min, low)",
+        "            low = Mux(value < s5.act_min, s5.act_min, value)\n"
+        "            clamped = Mux(low > s5.act_max, s5.act_max, low)",
+        "            low = Mux(value > s5.act_max, s5.act_max, value)\n"
+        "            clamped = Mux(low < s5.act_min, s5.act_min, low)",
         "requantisation: clamp bounds applied in the other order (max first)",
     ),
     M(
@@ -309,8 +302,8 @@ MUTATIONS = [
     M(
         "vmax-compare",
         "hdl/vector.py",
-        "Mux(acc > term, acc, term)",
-        "Mux(acc < term, acc, term)",
+        "Mux(old > term, old, term)",
+        "Mux(old < term, old, term)",
         "VMAX: min instead of max",
     ),
     # --- the controller ------------------------------------------------------------------------
