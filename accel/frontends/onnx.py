@@ -1505,6 +1505,32 @@ def _global_average_pool(imp: _Importer, node: _Node) -> None:
     )
 
 
+def _reduce_mean(imp: _Importer, node: _Node) -> None:
+    """ReduceMean over the spatial axes (``[2, 3]`` of ``(N, C, H, W)``, ``[2]`` of ``(N, C,
+    L)``, in any order or negative) is a :class:`GlobalAvgPool`; with ``keepdims=0`` its output
+    is the ``(N, C)`` tensor (a vector, which a Linear reads as it is). ``axes`` is an
+    attribute before opset 18, a constant input since. Any other axes run on the host."""
+    attrs = node.attrs(axes=None, keepdims=1, noop_with_empty_axes=0)
+    axes = attrs["axes"]
+    if node.has_input(1):
+        if node.inputs[1] not in imp.consts:
+            raise node.unmapped(f"axes (input 1, {node.inputs[1]!r}) is computed at run time")
+        axes = imp.consts[node.inputs[1]].reshape(-1).tolist()
+    rank = len(imp.dims_of(node, 0)) + 1
+    spatial = list(range(2, rank))
+    if not axes or rank not in (3, 4) or sorted(a % rank for a in axes) != spatial:
+        raise node.unmapped(
+            f"axes={axes} of a rank-{rank} input: only the spatial axes {spatial} of "
+            "(N, C, H, W) or (N, C, L) map to a global average pool"
+        )
+    if attrs["keepdims"] not in (0, 1):
+        raise node.bad("keepdims", attrs["keepdims"], "expected 0 or 1")
+    image = _image_shape(imp, node)
+    x = imp.activation(node, 0)
+    dims = (image.c,) + (1,) * image.spatial if attrs["keepdims"] else (image.c,)
+    imp.define(node.outputs[0], imp.add(node, GlobalAvgPool, [x]), dims)
+
+
 def _add(imp: _Importer, node: _Node) -> None:
     node.attrs()
     for index, tensor in enumerate(node.inputs):
@@ -1853,6 +1879,7 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "QLinearConv": _qlinear_conv,
     "QLinearMatMul": _qlinear_matmul,
     "QuantizeLinear": _quantize_linear,
+    "ReduceMean": _reduce_mean,
     "Relu": _activation("relu"),
     "Reshape": _reshape,
     "Squeeze": _reshape,
