@@ -12,6 +12,8 @@ that alone reads it. Each model is built with ``onnx.helper`` and
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -122,3 +124,133 @@ def test_reduce_mean_of_every_axis_is_rejected_as_a_host_op():
     g.node("ReduceMean", [a], "y", name="mean", keepdims=1)
     with pytest.raises(ValueError, match="leading dimension is not the batch"):
         load(g.model({"x": ["N", 4, 5, 6]}, {"y": 4}))
+
+
+# ---------------------------------------------------------------------------------------
+# Pad
+
+
+def pad_model(
+    reader: str,
+    pad: list[int],
+    value: float | None = 0.0,
+    x=("N", 3, 6, 7),
+    relu: bool = False,
+    opset: int = 13,
+    axes: list[int] | None = None,
+    mode: str = "constant",
+    **attrs,
+):
+    """x [-> conv -> relu] -> Pad(pad, value[, axes]) -> ``reader`` (Conv, AveragePool,
+    MaxPool with ``attrs``) -> y."""
+    g = Graph(33)
+    rank = len(x)
+    src = "x"
+    if relu:
+        c = g.node("Conv", ["x", g.randn("w0", (x[1], x[1], *([1] * (rank - 2))))], name="conv")
+        src = g.node("Relu", [c], name="relu")
+    inputs = [src, g.init("pads", pad, np.int64)]
+    if value is not None or axes is not None:
+        inputs.append("" if value is None else g.init("value", value, np.float32))
+    if axes is not None:
+        inputs.append(g.init("axes", axes, np.int64))
+    p = g.node("Pad", inputs, name="pad", mode=mode)
+    if reader == "Conv":
+        channels = x[1] if axes else x[1] + pad[1] + pad[rank + 1]
+        w = g.randn("w", (4, channels, *([3] * (rank - 2))))
+        g.node("Conv", [p, w, g.randn("b", (4,))], "y", name="reader", **attrs)
+    else:
+        g.node(reader, [p], "y", name="reader", **attrs)
+    return g.model({"x": list(x)}, {"y": rank}, opset=opset)
+
+
+PAD_FOLDS = {
+    "Conv, asymmetric": (("Conv", [0, 0, 1, 2, 0, 0, 2, 1]), {}, (1, 2, 2, 1)),
+    "Conv with its own pads, stride 2": (
+        ("Conv", [0, 0, 1, 1, 0, 0, 0, 1]),
+        {"pads": [1, 1, 1, 1], "strides": [2, 2]},
+        (2, 1, 2, 2),
+    ),
+    "Conv, no value input": (("Conv", [0, 0, 1, 1, 0, 0, 1, 1]), {"value": None}, (1, 1, 1, 1)),
+    "Conv, axes input, opset 18": (
+        ("Conv", [2, 1, 0, 1]),
+        {"axes": [2, 3], "opset": 18, "auto_pad": "VALID"},
+        (2, 0, 1, 1),
+    ),
+    "1-D Conv": (("Conv", [0, 0, 2, 0, 0, 1]), {"x": ("N", 3, 9)}, (0, 0, 2, 1)),
+    "AveragePool counting no pads": (
+        ("AveragePool", [0, 0, 1, 1, 0, 0, 1, 1]),
+        {"kernel_shape": [3, 3], "strides": [2, 2]},
+        (1, 1, 1, 1),
+    ),
+    "AveragePool counting its pads": (
+        ("AveragePool", [0, 0, 1, 0, 0, 0, 1, 0]),
+        {"kernel_shape": [5, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1},
+        (2, 2, 1, 1),
+    ),
+    "MaxPool after a Relu": (
+        ("MaxPool", [0, 0, 1, 1, 0, 0, 1, 1]),
+        {"relu": True, "kernel_shape": [3, 3], "strides": [2, 2]},
+        (1, 1, 1, 1),
+    ),
+    "MaxPool, -inf": (
+        ("MaxPool", [0, 0, 1, 1, 0, 0, 1, 1]),
+        {"value": -np.inf, "kernel_shape": [3, 3]},
+        (1, 1, 1, 1),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PAD_FOLDS))
+def test_a_constant_pad_folds_into_the_conv_or_pool_reading_it(case):
+    args, kwargs, padding = PAD_FOLDS[case]
+    net = check_reference(pad_model(*args, **kwargs))
+    assert not host_ops(net) and "Pad" not in ops(net)
+    assert net.op("reader").padding == padding
+    assert net.inputs("reader") == ["conv" if kwargs.get("relu") else "x"]
+    assert check_accelerator(net).whole
+
+
+PAD_ON_HOST = {
+    "reflect": (("Conv", [0, 0, 1, 1, 0, 0, 1, 1]), {"mode": "reflect"}, "mode='reflect'"),
+    "value 1": (("Conv", [0, 0, 1, 1, 0, 0, 1, 1]), {"value": 1.0}, "pad value of 1.0"),
+    "channels": (("Conv", [0, 1, 0, 0, 0, 0, 0, 0]), {"x": ("N", 2, 6, 7)}, "spatial axes"),
+    "MaxPool, no Relu": (
+        ("MaxPool", [0, 0, 1, 1, 0, 0, 1, 1]),
+        {"kernel_shape": [3, 3]},
+        "not what it pads with",
+    ),
+    "AveragePool not counting its pads": (
+        ("AveragePool", [0, 0, 1, 1, 0, 0, 1, 1]),
+        {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]},
+        "not what it pads with",
+    ),
+    "AveragePool, asymmetric": (
+        ("AveragePool", [0, 0, 0, 0, 0, 0, 1, 1]),
+        {"kernel_shape": [2, 2], "strides": [2, 2]},
+        "cannot fold into 'reader': pads .* symmetric",
+    ),
+    "Conv SAME_UPPER": (
+        ("Conv", [0, 0, 1, 1, 0, 0, 1, 1]),
+        {"auto_pad": "SAME_UPPER"},
+        "auto_pad='SAME_UPPER'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PAD_ON_HOST))
+def test_a_pad_that_does_not_fold_runs_on_the_host(case):
+    args, kwargs, reason = PAD_ON_HOST[case]
+    net = check_reference(pad_model(*args, **kwargs))
+    assert host_ops(net)[0] == "Pad" and net.inputs("reader") == ["pad"]
+    assert re.search(reason, net.meta("pad")["host_reason"])
+
+
+def test_a_pad_with_two_readers_runs_on_the_host():
+    g = Graph(34)
+    p = g.node("Pad", ["x", g.init("pads", [0, 0, 1, 1, 0, 0, 1, 1], np.int64)], name="pad")
+    a = g.node("Conv", [p, g.randn("w", (3, 3, 3, 3))], name="conv", pads=[1, 1, 1, 1])
+    g.node("Add", [a, p], "y", name="add")
+    net = check_reference(g.model({"x": ["N", 3, 6, 6]}, {"y": 4}))
+    assert host_ops(net) == ["Pad"]
+    assert "read by one Conv" in net.meta("pad")["host_reason"]
