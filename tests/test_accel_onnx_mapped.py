@@ -254,3 +254,28 @@ def test_a_pad_with_two_readers_runs_on_the_host():
     net = check_reference(g.model({"x": ["N", 3, 6, 6]}, {"y": 4}))
     assert host_ops(net) == ["Pad"]
     assert "read by one Conv" in net.meta("pad")["host_reason"]
+
+
+# ---------------------------------------------------------------------------------------
+# A global pool larger than the input buffer
+
+
+def test_a_global_pool_over_more_than_the_input_buffer_runs_on_the_accelerator():
+    """EfficientNet's squeeze-and-excitation pools read the whole map: on `tiny` (1024
+    input words) a 40x40 map of 8 channels does not fit; the pool sums it block by block,
+    bit-exact, and the ReduceMean form of it too."""
+    g = Graph(35)
+    c = g.node("Conv", ["x", g.randn("w", (8, 3, 1, 1))], name="conv")
+    r = g.node("Relu", [c], name="relu")
+    p = g.node("GlobalAveragePool", [r], name="gap")
+    m = g.node("ReduceMean", [r], name="mean", axes=[2, 3], keepdims=0)
+    f = g.node("Flatten", [p], name="flat")
+    g.node("Gemm", [f, g.randn("fc", (3, 8))], "y", name="fc", transB=1)
+    g.node("Gemm", [m, g.randn("fc2", (3, 8))], "z", name="fc2", transB=1)
+    net = check_reference(g.model({"x": ["N", 3, 40, 40]}, {"y": 2, "z": 2}))
+    deployment = check_accelerator(net, "tiny")
+    assert deployment.whole
+    mappings = {layer.name: layer.mapping for layer in deployment.segments[0].program.layers}
+    assert (
+        mappings["gap"]["input"] == mappings["mean"]["input"] == "summed in 4 blocks of up to 10x40"
+    )
