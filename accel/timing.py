@@ -122,8 +122,10 @@ fed in ``f_B + i``) before that write lands. The contract forbids it: when the s
 instruction's first pass reads what is there (``accumulate``) and the two touch a common row
 ``acc_base_B + i = acc_base_A + j``, then ``f_B + i >= f_A + j + VECTOR_LATENCY``, i.e.
 ``f_B - f_A >= (acc_base_B - acc_base_A) + VECTOR_LATENCY``. The compiler never emits such a
-pair (its vector instructions never accumulate across instructions), and the cycle model
-rejects a program with one (:func:`vector_row_hazard`, :class:`HazardError`) naming both.
+pair: its only vector instructions that accumulate across instructions are the blocks of a
+global pool summed block by block, one pixel on one row (offset 0), whose passes hold the
+feed slot ``VECTOR_MIN_PASS > VECTOR_LATENCY`` cycles each; and the cycle model rejects a
+program with one (:func:`vector_row_hazard`, :class:`HazardError`) naming both.
 """
 
 from __future__ import annotations

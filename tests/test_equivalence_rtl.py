@@ -13,11 +13,11 @@ import pytest
 
 import sim
 from accel import config as cfg
-from accel import executor, isa, synthetic
+from accel import executor, graph, isa, synthetic
 from accel.compiler import compile
 from accel.isa import Engine
 from hdl.flow import amaranth_sim, verilator
-from tests.layers import conv_qnet, conv_reference, random_input, zoo_qnet
+from tests.layers import conv_qnet, conv_reference, quantized, random_input, zoo_qnet
 
 TINY = cfg.preset("tiny")
 #: Slow, odd-width DRAM: beats split words, latency delays every first beat.
@@ -109,6 +109,27 @@ def test_tinyconv_network_bit_and_cycle_exact(backend):
 )
 def test_tinynet_pools_residual_fc_bit_and_cycle_exact(config, backend):
     zoo_check("tinynet", None, config, backend)
+
+
+def global_pool_qnet(shape: tuple[int, int, int]):
+    """input -> global average pool -> fc."""
+    net = graph.Network("gap")
+    net.add("input", graph.Input(shape))
+    net.add("gap", graph.GlobalAvgPool(), ["input"])
+    net.add("fc", graph.Linear(shape[0], 3), ["gap"])
+    return quantized(net)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("shape", [(6, 40, 40), (4, 3, 300)], ids=["rows", "columns"])
+def test_a_global_pool_over_half_the_input_buffer_sums_in_blocks(shape, backend):
+    """tiny's input buffer holds 1024 words, 512 per half: a 40x40 pool sums blocks of whole
+    rows, a 3x300 one blocks of 150 columns (a kernel is at most 255 wide), accumulating."""
+    qnet = global_pool_qnet(shape)
+    program = compile(qnet, TINY)
+    assert "summed in" in program.layers[0].mapping["input"]
+    inputs = synthetic.random_int8_inputs(qnet)
+    check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))

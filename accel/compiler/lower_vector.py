@@ -6,6 +6,13 @@ and each group of channel tiles, load the input windows of every operand, then p
 tile COMPUTE (through the same window generator as the array), POST and STORE. Channel
 tiles are independent here (no reduction across them). ``params`` is the one parameter word
 (bias, multiplier, shift) every channel shares, or ``None`` (max pooling).
+
+A sum over the whole image (a global average pool) whose window does not fit the input
+buffer (the whole of it, or half per channel tile when several are loaded at once), or is
+wider or taller than the largest kernel a COMPUTE encodes, is summed in blocks
+(:func:`lower_sum_in_blocks`): VSUM of one block, then VSUMs that accumulate the next blocks
+into the same accumulator row; the int32 sum, hence the result, is the one a single window
+gives.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import numpy as np
 
 from accel.compiler.emit import VECTOR_MIN, Emitter, Params, input_window
 from accel.compiler.ops import READ, WRITE, Access, Block, runs, starts
-from accel.compiler.tiling import Window
+from accel.compiler.tiling import TilingError, Window, choose_tiling, split
 from accel.isa import Buffer, Compute, ComputeMode, Load, Post
 from accel.program import TensorLayout
 from accel.timing import ceil_div
@@ -43,7 +50,22 @@ def lower_vector(
     # Channel tiles are independent here: pick the largest spatial tile for one channel
     # tile of every operand, then hold as many channel tiles as the slot has room for.
     taps = 2 if mode == ComputeMode.VADD else window.kernel[0] * window.kernel[1]
-    tiling = em.choose_tiling(node, (y.height, y.width), window, operands, n_ct, taps, vector=True)
+    whole = (
+        mode == ComputeMode.VSUM
+        and window.kernel == (x.height, x.width)
+        and not any(window.padding)
+        and (y.height, y.width) == (1, 1)
+    )
+    if whole and max(window.kernel) > MAX_KERNEL:
+        return lower_sum_in_blocks(em, x, y, post, layer_params, extra)
+    try:
+        tiling = choose_tiling(
+            em.hardware, (y.height, y.width), window, operands, n_ct, taps, vector=True
+        )
+    except TilingError as err:
+        if whole:
+            return lower_sum_in_blocks(em, x, y, post, layer_params, extra)
+        raise em.fail(node, str(err)) from None
     if tiling.channel_chunk < operands:
         ih, iw = window.input_extent(1, 1)
         raise em.fail(
@@ -122,6 +144,75 @@ def lower_vector(
         "tile": [tiling.tile_h, tiling.tile_w],
         "tiles": len(out_tiles),
         "c_tiles": n_ct,
+    }
+
+
+#: The largest kernel a COMPUTE encodes (its ``kernel_h``, ``kernel_w`` fields: 8 bits).
+MAX_KERNEL = 255
+
+
+def lower_sum_in_blocks(
+    em: Emitter,
+    x: TensorLayout,
+    y: TensorLayout,
+    post: Post,
+    params: Params,
+    extra: dict,
+) -> dict:
+    """Sum the whole ``x`` into the ``1 x 1`` ``y`` block by block, for a window the input
+    buffer or a COMPUTE's kernel fields cannot hold (``params``: the layer's parameter word,
+    placed). Per channel tile: load a block of whole rows (of as many columns as fit, when
+    one row does not), VSUM it over its whole extent (kernel = the block, origin = its
+    corner) into the tile's accumulator row, the first block overwriting and the others
+    accumulating; then one POST and STORE. The blocks are double-buffered: the next one
+    loads while the vector unit sums this one. Consecutive VSUMs into one row meet the
+    accumulator contract on their own (a one-pixel pass holds the feed slot
+    ``VECTOR_MIN_PASS > VECTOR_LATENCY`` cycles)."""
+    lanes = em.config.vector_lanes
+    n_ct = ceil_div(x.channels, lanes)
+    em.tile_pixels = 1
+    slot_words = em.in_ring.capacity // 2
+    block_w = min(x.width, slot_words, MAX_KERNEL)
+    block_h = min(x.height, slot_words // block_w, MAX_KERNEL)
+    blocks = [
+        (r0, rh, c0, cw)
+        for r0, rh in split(x.height, block_h)
+        for c0, cw in split(x.width, block_w)
+    ]
+    template = Compute(
+        mode=ComputeMode.VSUM, ct_count=1, image_h=x.height, image_w=x.width, **extra
+    )
+
+    def accesses(c: dict[str, np.ndarray]) -> list[Access]:
+        acc = c["acc_base"]
+        return [("in", READ, c["in_lo"], c["in_hi"]), ("acc", WRITE, acc, acc + 1)]
+
+    names = (
+        *("accumulate", "in_base", "ct_stride", "tile_w", "kernel_h", "kernel_w"),
+        *("origin_h", "origin_w", "acc_base"),
+    )
+    block = em.block(("vector sum",), template, names, ("in_lo", "in_hi"), accesses)
+    index = em.log.index
+    for ct in range(n_ct):
+        acc_base = em.next_acc_slot()
+        for i, (r0, rh, c0, cw) in enumerate(blocks):
+            slot = em.next_in_slot(2, slot_words)
+            in_range = (slot, slot + rh * cw)
+            stride = em.load_input_tile(
+                x, (r0, c0), (rh, cw), slot, range(ct, ct + 1), lanes, in_range
+            )
+            block.rows.extend(
+                (int(i > 0), slot, stride, cw, rh, cw, r0, c0, acc_base, *in_range, index())
+            )
+        pw = em.param_word(params, 0)
+        em.post_and_store(acc_base, pw, post, y, (0, 0, 1, 1), ct * lanes, lanes)
+    return {
+        "unit": "vector",
+        "mode": ComputeMode.VSUM.name,
+        "tile": [1, 1],
+        "tiles": 1,
+        "c_tiles": n_ct,
+        "input": f"summed in {len(blocks)} blocks of up to {blocks[0][1]}x{blocks[0][3]}",
     }
 
 

@@ -12,10 +12,10 @@ than 11 is upgraded with ``onnx.version_converter``), then walks the graph once,
   attributes mapped exactly; 1-D ``(N, C, L)`` tensors run as 2-D with ``H = 1`` and
   ``(N, F)`` tensors as vectors;
 * an op without an accelerator mapping (no handler, or a form the handler does not map:
-  Sigmoid, Softmax, Pad, ConvTranspose, dilated MaxPool, a broadcasting Add, a Reshape that
-  is not a flatten, ...) becomes an :class:`accel.graph.HostOp` (:func:`accel.host.host_op`),
-  run on the host with ONNX's reference implementation; ``load(..., host=False)`` rejects it
-  instead, naming the node and the op.
+  Sigmoid, Softmax, a reflect Pad, ConvTranspose, dilated MaxPool, a broadcasting Add, a
+  Reshape that is not a flatten, ...) becomes an :class:`accel.graph.HostOp`
+  (:func:`accel.host.host_op`), run on the host with ONNX's reference implementation;
+  ``load(..., host=False)`` rejects it instead, naming the node and the op.
 
 Every attribute a handler does not implement exactly raises ``ValueError("node 'name'
 (OpType): ...")`` naming the attribute and the value, or sends the node to the host:
@@ -1505,6 +1505,122 @@ def _global_average_pool(imp: _Importer, node: _Node) -> None:
     )
 
 
+def _reduce_mean(imp: _Importer, node: _Node) -> None:
+    """ReduceMean over the spatial axes (``[2, 3]`` of ``(N, C, H, W)``, ``[2]`` of ``(N, C,
+    L)``, in any order or negative) is a :class:`GlobalAvgPool`; with ``keepdims=0`` its output
+    is the ``(N, C)`` tensor (a vector, which a Linear reads as it is). ``axes`` is an
+    attribute before opset 18, a constant input since. Any other axes run on the host."""
+    attrs = node.attrs(axes=None, keepdims=1, noop_with_empty_axes=0)
+    axes = attrs["axes"]
+    if node.has_input(1):
+        if node.inputs[1] not in imp.consts:
+            raise node.unmapped(f"axes (input 1, {node.inputs[1]!r}) is computed at run time")
+        axes = imp.consts[node.inputs[1]].reshape(-1).tolist()
+    rank = len(imp.dims_of(node, 0)) + 1
+    spatial = list(range(2, rank))
+    if not axes or rank not in (3, 4) or sorted(a % rank for a in axes) != spatial:
+        raise node.unmapped(
+            f"axes={axes} of a rank-{rank} input: only the spatial axes {spatial} of "
+            "(N, C, H, W) or (N, C, L) map to a global average pool"
+        )
+    if attrs["keepdims"] not in (0, 1):
+        raise node.bad("keepdims", attrs["keepdims"], "expected 0 or 1")
+    image = _image_shape(imp, node)
+    x = imp.activation(node, 0)
+    dims = (image.c,) + (1,) * image.spatial if attrs["keepdims"] else (image.c,)
+    imp.define(node.outputs[0], imp.add(node, GlobalAvgPool, [x]), dims)
+
+
+#: The ops a constant Pad folds into (reading it as input 0).
+_PAD_CONSUMERS = ("Conv", "AveragePool", "MaxPool")
+
+
+def _pad(imp: _Importer, node: _Node) -> None:
+    """A constant Pad of the spatial axes folded into the Conv, AveragePool or MaxPool that
+    alone reads it: its ``pads`` are added to the consumer's, which then reads the Pad's
+    input. Exact when the padded values are what the consumer pads with:
+
+    * Conv: value 0 (a convolution pads with zeros);
+    * AveragePool: value 0, and the pool counts its own pads (``count_include_pad=1``) or has
+      none: the Pad's zeros are data the divisor counts, so the merged pool counts every pad;
+    * MaxPool: value ``-inf``, or 0 when the input is a Relu/Clip(0, ...) output (never below
+      0, so a 0 never wins a window that overlaps the input, as each does).
+
+    The merged consumer must itself map (symmetric pool pads, ...). Anything else (other
+    modes, values, pads of N or C, negative pads, other or several readers) runs on the host.
+    """
+    attrs = node.attrs(mode="constant")
+    if attrs["mode"] != "constant":
+        raise node.unmapped_attr("mode", attrs["mode"], "only constant pads fold into a Conv")
+    dims = imp.dims_of(node, 0)
+    rank = len(dims) + 1
+    given = []
+    for index, what in ((1, "pads"), (2, "constant_value"), (3, "axes")):
+        if node.has_input(index) and node.inputs[index] not in imp.consts:
+            raise node.unmapped(f"{what} (input {index}) is computed at run time")
+        given.append(imp.consts[node.inputs[index]] if node.has_input(index) else None)
+    pads, value, axes = given
+    pads = [int(p) for p in pads.reshape(-1)]
+    value = 0.0 if value is None or value.size == 0 else float(value.reshape(-1)[0])
+    axes = list(range(rank)) if axes is None else [int(a) % rank for a in axes.reshape(-1)]
+    full = [0] * (2 * rank)  # begins of every axis, then ends
+    for i, axis in enumerate(axes):
+        full[axis], full[rank + axis] = pads[i], pads[len(axes) + i]
+    begin, end = full[:rank], full[rank:]
+    if rank not in (3, 4) or any(begin[:2] + end[:2]) or min(full) < 0:
+        raise node.unmapped(
+            f"pads={pads} of a rank-{rank} input: only non-negative pads of the spatial axes of "
+            "(N, C, H, W) or (N, C, L) fold into a Conv or pool"
+        )
+    index = next(
+        (i for op in _PAD_CONSUMERS if (i := imp.sole_consumer(node, op, operand=0)) is not None),
+        None,
+    )
+    if index is None:
+        raise node.unmapped(
+            "only a Pad read by one Conv, AveragePool or MaxPool alone folds into it"
+        )
+    consumer = _Node(imp.protos[index])
+    own = consumer._attrs
+    if own.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        raise node.unmapped(f"its reader {consumer.label!r} has auto_pad={own['auto_pad']!r}")
+    own_pads = [int(p) for p in own.get("pads", [0] * 2 * (rank - 2))]
+    if len(own_pads) != 2 * (rank - 2):
+        raise node.unmapped(f"its reader {consumer.label!r} has pads={own_pads}")
+    if consumer.op_type == "MaxPool":
+        x = imp.net.op(imp.activation(node, 0))
+        non_negative = isinstance(x, Activation) and x.kind in ("relu", "relu6")
+        exact = value == -math.inf or (value == 0 and non_negative)
+    else:
+        exact = value == 0 and not (
+            consumer.op_type == "AveragePool"
+            and not own.get("count_include_pad", 0)
+            and any(own_pads)
+        )
+    if not exact:
+        raise node.unmapped(
+            f"a pad value of {value} before {consumer.op_type} {consumer.label!r} is not what it "
+            "pads with"
+        )
+    merged = onnx.NodeProto()
+    merged.CopyFrom(consumer.proto)
+    merged.input[0] = node.inputs[0]
+    del merged.attribute[:]
+    for attr in consumer.proto.attribute:
+        if attr.name not in ("auto_pad", "pads", "count_include_pad"):
+            merged.attribute.append(attr)
+    total = [a + b for a, b in zip(own_pads, begin[2:] + end[2:], strict=True)]
+    merged.attribute.append(helper.make_attribute("pads", total))
+    if consumer.op_type == "AveragePool":
+        merged.attribute.append(helper.make_attribute("count_include_pad", 1))
+    try:
+        HANDLERS[consumer.op_type](imp, _Node(merged))
+    except _Unmapped as exc:
+        reason = re.sub(r"^node '[^']*' \(\w+\): ", "", str(exc))
+        raise node.unmapped(f"cannot fold into {consumer.label!r}: {reason}") from None
+    imp.absorbed.add(index)
+
+
 def _add(imp: _Importer, node: _Node) -> None:
     node.attrs()
     for index, tensor in enumerate(node.inputs):
@@ -1852,7 +1968,9 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "MaxPool": partial(_pool, average=False),
     "QLinearConv": _qlinear_conv,
     "QLinearMatMul": _qlinear_matmul,
+    "Pad": _pad,
     "QuantizeLinear": _quantize_linear,
+    "ReduceMean": _reduce_mean,
     "Relu": _activation("relu"),
     "Reshape": _reshape,
     "Squeeze": _reshape,
