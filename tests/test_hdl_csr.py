@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """``hdl.csr.ControlRegisters`` and ``hdl.axi_lite.Slave``: the register map over AXI4-Lite.
 
 Every transaction goes through :class:`tests.hdl_support.AxiLiteMaster`, which randomises
