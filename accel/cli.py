@@ -938,8 +938,11 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    """Verilog of :class:`hdl.top.Accelerator`, its manifest (JSON) and a text report; with
-    ``--synth`` Yosys's cell counts, with ``--pnr`` nextpnr's measured Fmax, in both."""
+    """Verilog of :class:`hdl.top.Accelerator` (``--control ports``) or
+    :class:`hdl.axi_top.AxiLiteAccelerator` (``--control axi-lite``), its manifest (JSON), a
+    text report and a FuseSoC core; for ``axi-lite`` the register map as Markdown and C
+    header too; with ``--synth`` Yosys's cell counts, with ``--pnr`` nextpnr's measured Fmax,
+    in the manifest and the report."""
     import importlib.util
     import subprocess
 
@@ -983,17 +986,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
             )
 
     from accel.files import OutputDir
+    from hdl.axi_top import AxiLiteAccelerator
+    from hdl.flow import package
     from hdl.flow.manifest import manifest, report_text
     from hdl.top import Accelerator
 
-    files = {suffix: f"{name}.{suffix}" for suffix in ("v", "json", "txt")}
+    axi_lite = args.control == "axi-lite"
+    every = {suffix: f"{name}.{suffix}" for suffix in ("v", "json", "txt", "core")}
+    every |= {suffix: f"{name}_{suffix}" for suffix in ("regs.md", "regs.h")}
+    files = {k: v for k, v in every.items() if axi_lite or not k.startswith("regs")}
     with (
-        OutputDir(args.output, files.values(), what="generate output") as out,
+        OutputDir(args.output, every.values(), what="generate output") as out,
         Progress.for_args(args, f"generate {name}") as progress,
     ):
         progress.stage(f"elaborating {cfg.name} ({cfg.array.rows}x{cfg.array.cols}) into Verilog")
         began = time.monotonic()
-        top = Accelerator(cfg)
+        top = AxiLiteAccelerator(cfg) if axi_lite else Accelerator(cfg)
         text = generate.verilog(top, name)
         generated = time.monotonic() - began
         out.write_bytes(files["v"], text.encode())
@@ -1037,7 +1045,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 counts[family] = synth.synthesise(text, top=name, family=family)
             except synth.SynthesisError as error:
                 raise CliError(str(error)) from None
-        progress.stage("writing the manifest and the report")
+        progress.stage("writing the manifest, the report and the FuseSoC core")
+        control = "an AXI4-Lite control port" if axi_lite else "raw control ports"
+        companions = {
+            files["core"]: package.fusesoc_core(
+                name,
+                description=f"accel convolution accelerator, config {cfg.name!r} "
+                f"({cfg.array.rows}x{cfg.array.cols}), {control}",
+                header=axi_lite,
+            )
+        }
+        if axi_lite:
+            companions[files["regs.md"]] = package.registers_markdown(name)
+            companions[files["regs.h"]] = package.registers_header(name)
+        for file, body in companions.items():
+            out.write_bytes(file, body.encode())
         doc = manifest(
             top,
             name,
@@ -1045,6 +1067,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             lint=lint,
             synthesis={family: r.to_dict() for family, r in counts.items()} or None,
             place_and_route=None if measured is None else measured.to_dict(),
+            files=companions,
         )
         out.write_bytes(files["json"], (json.dumps(doc, indent=2) + "\n").encode())
         out.write_bytes(files["txt"], report_text(doc).encode())
@@ -1267,7 +1290,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         required=True,
         metavar="DIR",
-        help="write NAME.v, NAME.json (manifest) and NAME.txt (report) here",
+        help="write NAME.v, NAME.json (manifest), NAME.txt (report) and NAME.core (FuseSoC) "
+        "here; with --control axi-lite also NAME_regs.md and NAME_regs.h (register map)",
+    )
+    p.add_argument(
+        "--control",
+        choices=("ports", "axi-lite"),
+        default="ports",
+        help="program control: the raw ports of hdl.top.Accelerator (default), or an AXI4-Lite "
+        "slave with registers and an irq (hdl.axi_top.AxiLiteAccelerator; docs/integration.md)",
     )
     p.add_argument(
         "--name", default="accel_top", help="Verilog module name and file stem (default: accel_top)"

@@ -66,7 +66,7 @@ __all__ = [
 INSTRUCTION_BITS = 8 * isa.INSTRUCTION_BYTES
 #: Width of instruction indices, bases and counts.
 INDEX_BITS = 32
-#: Width of the cycle and performance counters.
+#: Default width of the cycle and performance counters (``counter_bits`` of the controller).
 COUNTER_BITS = 32
 
 _HEADER = data.StructLayout({name: unsigned(width) for name, width, _ in isa.FIELDS[isa.Load][:4]})
@@ -84,15 +84,16 @@ def _mask(engines_of_sem: int, engine: Engine) -> int:
     return isa.mask(*(s for s, pair in isa.SEMAPHORES.items() if pair[engines_of_sem] == engine))
 
 
-def control_members() -> dict[str, wiring.Member]:
-    """The program-control, trace and counter ports (shared with :class:`hdl.top.Accelerator`)."""
+def control_members(counter_bits: int = COUNTER_BITS) -> dict[str, wiring.Member]:
+    """The program-control, trace and counter ports (shared with :class:`hdl.top.Accelerator`);
+    ``cycle`` and the ``<engine>_{busy,blocked}_cycles`` counters are ``counter_bits`` wide."""
     members: dict[str, wiring.Member] = {
         "start": In(1),
         "busy": Out(1),
         "done": Out(1),
         "error": Out(1),
         "stalled": Out(1),
-        "cycle": Out(COUNTER_BITS),
+        "cycle": Out(counter_bits),
     }
     for engine in Engine:
         e = engine_name(engine)
@@ -104,8 +105,8 @@ def control_members() -> dict[str, wiring.Member]:
             f"trace_{e}_start_index": Out(INDEX_BITS),
             f"trace_{e}_done": Out(1),
             f"trace_{e}_done_index": Out(INDEX_BITS),
-            f"{e}_busy_cycles": Out(COUNTER_BITS),
-            f"{e}_blocked_cycles": Out(COUNTER_BITS),
+            f"{e}_busy_cycles": Out(counter_bits),
+            f"{e}_blocked_cycles": Out(counter_bits),
         }
     return members
 
@@ -132,13 +133,16 @@ class Controller(wiring.Component):
     TypeError
         If ``config`` is not an :class:`~accel.config.AccelConfig` or ``inflight`` not an int.
     ValueError
-        If ``inflight`` < 2.
+        If ``inflight`` < 2 or ``counter_bits`` < 1.
     """
 
-    def __init__(self, config: AccelConfig, *, inflight: int = 256) -> None:
+    def __init__(
+        self, config: AccelConfig, *, inflight: int = 256, counter_bits: int = COUNTER_BITS
+    ) -> None:
         self._config = check_config(config)
         self._inflight = check_count(inflight, "in-flight queue depth", 2)
-        members = control_members()
+        self._counter_bits = check_count(counter_bits, "counter width", 1)
+        members = control_members(counter_bits)
         for engine in Engine:
             e = engine_name(engine)
             members[f"issue_{e}"] = Out(stream.Signature(INSTRUCTION_BITS))
@@ -152,6 +156,10 @@ class Controller(wiring.Component):
     @property
     def inflight(self) -> int:
         return self._inflight
+
+    @property
+    def counter_bits(self) -> int:
+        return self._counter_bits
 
     def elaborate(self, platform) -> Module:
         m = Module()

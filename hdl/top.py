@@ -42,7 +42,7 @@ from accel.isa import Engine
 from hdl._check import check_config, check_count
 from hdl.buffers import InputBuffer, OutputBuffer, ParamBuffer, WeightBuffer
 from hdl.compute import ComputeEngine
-from hdl.controller import Controller, control_members, engine_name
+from hdl.controller import COUNTER_BITS, Controller, control_members, engine_name
 from hdl.dma import LoadEngine, StoreEngine
 from hdl.dram import read_beat_layout, read_request_layout, write_beat_layout
 from hdl.post import PostEngine
@@ -61,6 +61,9 @@ class Accelerator(wiring.Component):
         LOAD instructions that may wait for their first data beat (:class:`hdl.dma.LoadEngine`).
     inflight : int
         Granted, uncompleted instructions per engine (:class:`hdl.controller.Controller`).
+    counter_bits : int
+        Width of ``cycle`` and the per-engine counters (:class:`hdl.controller.Controller`;
+        default 32).
 
     Raises
     ------
@@ -68,12 +71,20 @@ class Accelerator(wiring.Component):
         From the blocks, naming the argument.
     """
 
-    def __init__(self, config: AccelConfig, *, load_queue: int = 128, inflight: int = 256):
+    def __init__(
+        self,
+        config: AccelConfig,
+        *,
+        load_queue: int = 128,
+        inflight: int = 256,
+        counter_bits: int = COUNTER_BITS,
+    ):
         self._config = check_config(config)
         # Checked before any block exists: a half-built design would warn as unused.
         check_count(load_queue, "LOAD descriptor queue depth", 1)
         check_count(inflight, "in-flight queue depth", 2)
-        self._controller = Controller(config, inflight=inflight)
+        check_count(counter_bits, "counter width", 1)
+        self._controller = Controller(config, inflight=inflight, counter_bits=counter_bits)
         self._engines = {
             Engine.LOAD: LoadEngine(config, depth=load_queue),
             Engine.COMPUTE: ComputeEngine(config),
@@ -82,7 +93,7 @@ class Accelerator(wiring.Component):
         }
         super().__init__(
             {
-                **control_members(),
+                **control_members(counter_bits),
                 "ar": Out(stream.Signature(read_request_layout())),
                 "r": In(stream.Signature(read_beat_layout(config), always_ready=True)),
                 "w": Out(stream.Signature(write_beat_layout(config), always_ready=True)),
@@ -140,7 +151,7 @@ class Accelerator(wiring.Component):
                 getattr(ctrl, f"complete_{e}").eq(block.complete),
             ]
 
-        for name, member in control_members().items():
+        for name, member in control_members(self._controller.counter_bits).items():
             ours, theirs = getattr(self, name), getattr(ctrl, name)
             if member.is_signature:
                 connect(m, flipped(ours), theirs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from accel import isa
 from accel.config import PARAM_LANE_BYTES, AccelConfig, preset
 
 __all__ = [
+    "AxiLiteMaster",
     "assert_lints_clean",
     "raw",
     "simulate",
@@ -58,6 +60,86 @@ async def stream_get(ctx, stream):
     (payload,) = await ctx.tick().sample(stream.payload).until(stream.valid)
     ctx.set(stream.ready, 0)
     return payload
+
+
+class AxiLiteMaster:
+    """An AXI4-Lite master for :class:`hdl.axi_lite.Signature` ports in the Amaranth simulator,
+    with random timing (``rng``): each ``valid`` rises after 0..``max_delay`` cycles
+    (independently for AW and W, so either may come first), each ``bready``/``rready`` after
+    0..``max_delay`` cycles counted from the start of the transaction (it may be high before
+    the response), and the address, data and strobe lines carry random values while their
+    ``valid`` is low. It checks the slave's side of the protocol: a response, once valid,
+    stays valid and unchanged until its handshake."""
+
+    def __init__(self, bus, rng: random.Random, max_delay: int = 3) -> None:
+        self.bus = bus
+        self.rng = rng
+        self.max_delay = max_delay
+
+    def _delay(self) -> int:
+        return self.rng.randint(0, self.max_delay)
+
+    async def write(self, ctx, addr: int, data: int, strb: int = 0xF) -> int:
+        """One write transaction; returns ``BRESP``."""
+        bus, rng = self.bus, self.rng
+        aw_at, w_at, b_at = self._delay(), self._delay(), self._delay()
+        aw_done = w_done = False
+        response = None
+        cycle = 0
+        while True:
+            aw = not aw_done and cycle >= aw_at
+            w = not w_done and cycle >= w_at
+            ctx.set(bus.awvalid, aw)
+            ctx.set(bus.awaddr, addr if aw else rng.getrandbits(len(bus.awaddr)))
+            ctx.set(bus.wvalid, w)
+            ctx.set(bus.wdata, data if w else rng.getrandbits(32))
+            ctx.set(bus.wstrb, strb if w else rng.getrandbits(4))
+            ready = cycle >= b_at
+            ctx.set(bus.bready, ready)
+            aw_done |= aw and bool(ctx.get(bus.awready))
+            w_done |= w and bool(ctx.get(bus.wready))
+            if response is not None:
+                assert ctx.get(bus.bvalid) and ctx.get(bus.bresp) == response, "B changed"
+            elif ctx.get(bus.bvalid):
+                assert aw_done and w_done, "BVALID before both AW and W were taken"
+                response = ctx.get(bus.bresp)
+            finished = response is not None and ready
+            await ctx.tick()
+            cycle += 1
+            if finished:
+                break
+        for signal in (bus.awvalid, bus.wvalid, bus.bready):
+            ctx.set(signal, 0)
+        return response
+
+    async def read(self, ctx, addr: int) -> tuple[int, int]:
+        """One read transaction; returns ``(RDATA, RRESP)``."""
+        bus, rng = self.bus, self.rng
+        ar_at, r_at = self._delay(), self._delay()
+        ar_done = False
+        response = None
+        cycle = 0
+        while True:
+            ar = not ar_done and cycle >= ar_at
+            ctx.set(bus.arvalid, ar)
+            ctx.set(bus.araddr, addr if ar else rng.getrandbits(len(bus.araddr)))
+            ready = cycle >= r_at
+            ctx.set(bus.rready, ready)
+            ar_done |= ar and bool(ctx.get(bus.arready))
+            if response is not None:
+                now = (ctx.get(bus.rdata), ctx.get(bus.rresp))
+                assert ctx.get(bus.rvalid) and now == response, "R changed"
+            elif ctx.get(bus.rvalid):
+                assert ar_done, "RVALID before AR was taken"
+                response = (ctx.get(bus.rdata), ctx.get(bus.rresp))
+            finished = response is not None and ready
+            await ctx.tick()
+            cycle += 1
+            if finished:
+                break
+        ctx.set(bus.arvalid, 0)
+        ctx.set(bus.rready, 0)
+        return response
 
 
 def raw(instr: isa.Instruction, layout=None) -> int:

@@ -70,11 +70,12 @@ def test_writes_the_verilog_manifest_and_report(tiny):
     out, status, stdout, _ = tiny
     assert status == 0
     lines = stdout.splitlines()
-    assert lines[:3] == [
-        f"wrote {out / name}" for name in ("accel_top.v", "accel_top.json", "accel_top.txt")
+    assert lines[:4] == [
+        f"wrote {out / name}"
+        for name in ("accel_top.v", "accel_top.json", "accel_top.txt", "accel_top.core")
     ]
-    assert lines[3].startswith("accel_top: tiny 4x4 (16 PEs), 60 ports, 13 memories (")
-    assert len(lines) == 4
+    assert lines[4].startswith("accel_top: tiny 4x4 (16 PEs), 60 ports, 13 memories (")
+    assert len(lines) == 5
     text = (out / "accel_top.v").read_text()
     assert text.startswith("// accel_top: hdl.top.Accelerator\n")
     assert "\nmodule accel_top(" in text
@@ -392,3 +393,55 @@ def test_the_cli_does_not_import_amaranth():
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == "False"
+
+
+def test_axi_lite_control_writes_the_register_map_and_a_core(tmp_path, capsys):
+    """``--control axi-lite``: the AXI4-Lite top, its register map (Markdown, C header) and a
+    FuseSoC core, all in the manifest; a later ``--control ports`` run removes the map."""
+    from hdl.csr import REGISTERS
+    from hdl.flow import package
+
+    out = tmp_path / "rtl"
+    args = ["generate", "--preset", "tiny", "-o", str(out), "--no-lint", "--name", "acc"]
+    assert main([*args, "--control", "axi-lite"]) == 0
+    names = ["acc.v", "acc.json", "acc.txt", "acc.core", "acc_regs.md", "acc_regs.h"]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:6] == [f"wrote {out / name}" for name in names]
+    assert lines[6].startswith("acc: tiny 4x4 (16 PEs), 58 ports, 13 memories")
+    assert (out / "acc.v").read_text().startswith("// acc: hdl.axi_top.AxiLiteAccelerator\n")
+    assert (out / "acc_regs.h").read_text() == package.registers_header("acc")
+    assert (out / "acc_regs.md").read_text() == package.registers_markdown("acc")
+    assert (out / "acc.core").read_text() == package.fusesoc_core(
+        "acc",
+        description="accel convolution accelerator, config 'tiny' (4x4), an AXI4-Lite control port",
+        header=True,
+    )
+    doc = json.loads((out / "acc.json").read_text())
+    assert doc["component"] == {
+        "class": "hdl.axi_top.AxiLiteAccelerator",
+        "parameters": {"load_queue": 128, "inflight": 256, "counter_bits": 64, "addr_width": 12},
+    }
+    assert [entry["file"] for entry in doc["files"]] == names[3:]
+    for entry in doc["files"]:
+        raw = (out / entry["file"]).read_bytes()
+        assert entry == {
+            "file": entry["file"],
+            "sha256": hashlib.sha256(raw).hexdigest(),
+            "bytes": len(raw),
+        }
+    assert [(r["name"], r["offset"]) for r in doc["registers"]] == [
+        (r.name, r.offset) for r in REGISTERS
+    ]
+    by_name = {p["name"]: p for p in doc["ports"]}
+    assert all(p["meaning"] for p in doc["ports"] if p["name"] not in ("clk", "rst")), [
+        p["name"] for p in doc["ports"] if not p["meaning"]
+    ]
+    assert by_name["s_axil_awaddr"]["width"] == 12 and by_name["irq"]["group"] == "interrupt"
+    assert "start" not in by_name and "cycle" not in by_name
+    report = (out / "acc.txt").read_text()
+    assert "control   AXI4-Lite slave s_axil, 32 registers (0x000..0x084), irq" in report
+    assert "files     acc.core, acc_regs.md, acc_regs.h" in report
+
+    assert main([*args, "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(names[:4])
+    assert json.loads((out / "acc.json").read_text())["registers"] is None

@@ -23,6 +23,7 @@ from accel import isa
 from accel.backend import Result, check_image, make_result
 from accel.isa import Engine
 from accel.program import Program
+from hdl.axi_top import AxiLiteAccelerator
 from hdl.controller import COUNTER_BITS, INSTRUCTION_BITS, engine_name
 from hdl.dram import Dram
 from hdl.top import Accelerator
@@ -50,11 +51,20 @@ def instruction_words(program: Program) -> tuple[list[int], dict[Engine, tuple[i
 
 
 class System(Elaboratable):
-    """:class:`~hdl.top.Accelerator` + DRAM model + instruction memory, for simulation."""
+    """:class:`~hdl.top.Accelerator` + DRAM model + instruction memory, for simulation.
 
-    def __init__(self, program: Program, image: np.ndarray, **accelerator_options) -> None:
+    With ``axi_lite=True`` the top is :class:`hdl.axi_top.AxiLiteAccelerator` instead, and the
+    stream bases and lengths are left to the testbench (``streams``: write them to the
+    registers); the top's ``s_axil`` and ``irq`` are then the testbench's to drive and watch.
+    """
+
+    def __init__(
+        self, program: Program, image: np.ndarray, *, axi_lite: bool = False, **accelerator_options
+    ) -> None:
         config = program.config
-        self.accelerator = Accelerator(config, **accelerator_options)
+        top = AxiLiteAccelerator if axi_lite else Accelerator
+        self.accelerator = top(config, **accelerator_options)
+        self.axi_lite = axi_lite
         self.dram = Dram(config, max(1, image.size), init=image.tolist())
         words, self.streams = instruction_words(program)
         self.imem = MemoryData(shape=INSTRUCTION_BITS, depth=max(1, len(words)), init=words)
@@ -72,9 +82,12 @@ class System(Elaboratable):
             e = engine_name(engine)
             port = imem.read_port()
             fetch = getattr(top, f"imem_{e}")
+            if not self.axi_lite:
+                m.d.comb += [
+                    getattr(top, f"{e}_base").eq(base),
+                    getattr(top, f"{e}_count").eq(count),
+                ]
             m.d.comb += [
-                getattr(top, f"{e}_base").eq(base),
-                getattr(top, f"{e}_count").eq(count),
                 port.addr.eq(fetch.addr),
                 port.en.eq(fetch.en),
                 fetch.data.eq(port.data),

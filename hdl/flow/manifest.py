@@ -16,14 +16,18 @@
   path, role, width, depth, size and ports;
 - ``timing``: the latency constants of :mod:`accel.timing` the design was built for;
 - ``verilog``: file name, sha256, lines and bytes of the text;
+- ``registers``: for :class:`hdl.axi_top.AxiLiteAccelerator`, the register map
+  (:data:`hdl.csr.REGISTERS`: name, offset, access, reset, meaning, fields); else ``None``;
+- ``files``: the companion files written with the Verilog (the FuseSoC core, the register
+  map as Markdown and C header), each with its sha256 and bytes, when they are given;
 - ``lint``: the :func:`hdl.flow.generate.lint` result, when one is given;
 - ``synthesis``: Yosys's cell counts per FPGA family (:mod:`hdl.flow.synth`), and
   ``place_and_route``: nextpnr's measured Fmax and critical path (:mod:`hdl.flow.pnr`), when
   they are given (``accel generate --synth/--pnr``).
 
 Everything but ``lint``, ``synthesis`` and ``place_and_route`` is a function of the
-component and the Verilog text, so the manifest of a deterministic generation is itself
-deterministic (no dates, no paths).
+component, the Verilog text and the companion files, so the manifest of a deterministic
+generation is itself deterministic (no dates, no paths).
 :func:`report_text` renders a manifest (also one read back from JSON) for humans.
 """
 
@@ -151,6 +155,22 @@ _TOP_PORTS: tuple[tuple[str, str, str], ...] = (
         "an acknowledgement on `b`",
     ),
     ("b", "dram", "write acknowledgement of a beat with `last`, `latency` cycles after it"),
+    (
+        "s_axil_(aw|w|ar)valid",
+        "axi-lite",
+        "AXI4-Lite slave (control and status registers, docs/rtl.md): the master offers an "
+        "address or write data",
+    ),
+    ("s_axil_(aw|w|ar)ready", "axi-lite", "AXI4-Lite: the slave takes the address or data"),
+    ("s_axil_(aw|ar)addr", "axi-lite", "AXI4-Lite byte address of a register"),
+    ("s_axil_(aw|ar)prot", "axi-lite", "AXI4-Lite protection type (ignored)"),
+    ("s_axil_wdata", "axi-lite", "AXI4-Lite write data"),
+    ("s_axil_wstrb", "axi-lite", "AXI4-Lite byte strobes: byte k of wdata is written where set"),
+    ("s_axil_(b|r)valid", "axi-lite", "AXI4-Lite: a write or read response is offered"),
+    ("s_axil_(b|r)ready", "axi-lite", "AXI4-Lite: the master takes the response"),
+    ("s_axil_(b|r)resp", "axi-lite", "AXI4-Lite response: 0 OKAY, 2 SLVERR (no such register)"),
+    ("s_axil_rdata", "axi-lite", "AXI4-Lite read data"),
+    ("irq", "interrupt", "high while IRQ_STATUS & IRQ_ENABLE is not 0 (done, error)"),
 )
 
 #: ``(path pattern, role, config key)`` of the memories of the top and of its blocks.
@@ -225,12 +245,13 @@ def _top_meaning(port: str) -> tuple[str | None, str | None]:
     for pattern, group, meaning in _TOP_PORTS:
         match = re.fullmatch(pattern.replace("{e}", _E), port)
         if match:
-            engine = match.group(1) if match.groups() else ""
+            engine = match.group(1) if "{e}" in pattern else ""
             return group, meaning.replace("{e}", engine)
     return None, None
 
 
 def _port_entries(component: wiring.Component, text: str, name: str) -> list[dict[str, Any]]:
+    from hdl.axi_top import AxiLiteAccelerator
     from hdl.top import Accelerator
 
     declared = verilog_ports(text, name)
@@ -258,7 +279,8 @@ def _port_entries(component: wiring.Component, text: str, name: str) -> list[dic
                     f"port {port!r} is {direction} [{width}] in the Verilog text, but "
                     f"{expected} [{len(signal)}] in the component"
                 )
-        group, meaning = _top_meaning(port) if isinstance(component, Accelerator) else (None, None)
+        tops = (Accelerator, AxiLiteAccelerator)
+        group, meaning = _top_meaning(port) if isinstance(component, tops) else (None, None)
         entry: dict[str, Any] = {
             "name": port,
             "direction": "in" if direction == "input" else "out",
@@ -325,16 +347,50 @@ def memories(component: wiring.Component) -> list[dict[str, Any]]:
 
 def _component_entry(component: wiring.Component) -> dict[str, Any]:
     from accel.isa import Engine
+    from hdl.axi_top import AxiLiteAccelerator
     from hdl.top import Accelerator
 
     cls = type(component)
     entry: dict[str, Any] = {"class": f"{cls.__module__}.{cls.__qualname__}"}
-    if isinstance(component, Accelerator):
+    core = component.core if isinstance(component, AxiLiteAccelerator) else component
+    if isinstance(core, Accelerator):
         entry["parameters"] = {
-            "load_queue": component.engines[Engine.LOAD].depth,
-            "inflight": component.controller.inflight,
+            "load_queue": core.engines[Engine.LOAD].depth,
+            "inflight": core.controller.inflight,
+        }
+    if isinstance(component, AxiLiteAccelerator):
+        entry["parameters"] |= {
+            "counter_bits": core.controller.counter_bits,
+            "addr_width": component.registers.addr_width,
         }
     return entry
+
+
+def _registers_entry(component: wiring.Component) -> list[dict[str, Any]] | None:
+    from hdl.axi_top import AxiLiteAccelerator
+    from hdl.csr import REGISTERS
+
+    if not isinstance(component, AxiLiteAccelerator):
+        return None
+    return [
+        {
+            "name": reg.name,
+            "offset": reg.offset,
+            "access": reg.access.value,
+            "reset": reg.reset,
+            "meaning": reg.meaning,
+            "fields": [
+                {"name": f.name, "lsb": f.lsb, "width": f.width, "meaning": f.meaning}
+                for f in reg.fields
+            ],
+        }
+        for reg in REGISTERS
+    ]
+
+
+def _file_entry(file: str, body: str) -> dict[str, Any]:
+    encoded = body.encode()
+    return {"file": file, "sha256": hashlib.sha256(encoded).hexdigest(), "bytes": len(encoded)}
 
 
 def _check_lint(lint: object) -> None:
@@ -369,6 +425,7 @@ def manifest(
     lint: tuple[bool, str] | None = None,
     synthesis: dict[str, dict[str, Any]] | None = None,
     place_and_route: dict[str, Any] | None = None,
+    files: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The manifest of ``component`` generated as Verilog module ``name`` (module docstring).
 
@@ -389,6 +446,9 @@ def manifest(
     place_and_route : dict, optional
         :meth:`hdl.flow.pnr.PnrResult.to_dict`, recorded under ``place_and_route`` (the
         measured Fmax and critical path).
+    files : dict, optional
+        ``{file name: text}`` of the companion files written with the Verilog
+        (:mod:`hdl.flow.package`), recorded under ``files`` with their sha256 and bytes.
 
     Raises
     ------
@@ -429,6 +489,8 @@ def manifest(
             "lines": text.count("\n"),
             "bytes": len(encoded),
         },
+        "registers": _registers_entry(component),
+        "files": None if files is None else [_file_entry(f, body) for f, body in files.items()],
         "lint": None if lint is None else _lint_entry(name, lint),
         "synthesis": synthesis,
         "place_and_route": place_and_route,
@@ -501,6 +563,15 @@ def report_text(manifest: dict[str, Any]) -> str:
         f"Verilog   {verilog_['file']}, {verilog_['lines']:,} lines, "
         f"sha256 {verilog_['sha256'][:16]}"
     )
+    registers = manifest.get("registers")
+    if registers:
+        lines.append(
+            f"control   AXI4-Lite slave s_axil, {len(registers)} registers "
+            f"(0x{registers[0]['offset']:03x}..0x{registers[-1]['offset']:03x}), irq"
+        )
+    companions = manifest.get("files")
+    if companions:
+        lines.append("files     " + ", ".join(entry["file"] for entry in companions))
     lint = manifest.get("lint")
     if lint is None:
         lines.append("lint      not run")
