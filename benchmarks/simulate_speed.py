@@ -8,6 +8,10 @@ scaled; float64 is exact for int8 x int8 sums below 2^53, so it is the fastest e
 general-purpose machine computes these MACs). Figures, not assertions:
 
     python benchmarks/simulate_speed.py [--models resnet18,resnet50] [--presets edge,server]
+        [--modes tensors,cycles]
+
+(``--presets tiny --models tinynet,lenet5,resnet18,alexnet,resnet50 --modes cycles`` gives how
+the times grow with the program's instruction count.)
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ def measure(model: str, size: int, preset: str, outputs: bool) -> dict:
     from accel.compiler import compile
 
     t0 = time.perf_counter()
-    qnet = ptq.quantize(graph.fuse_activations(models.get(model, input_size=size)), seed=0)
+    network = models.get(model, input_size=size or None)
+    qnet = ptq.quantize(graph.fuse_activations(network), seed=0)
     t1 = time.perf_counter()
     program = compile(qnet, config.preset(preset))
     t2 = time.perf_counter()
@@ -72,7 +77,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet18,resnet50")
     parser.add_argument("--presets", default="edge,server")
-    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--size", type=int, default=0, help="input side (default: native)")
+    parser.add_argument(
+        "--modes", default="tensors,cycles", help="tensors (every tensor computed), cycles"
+    )
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -88,7 +96,7 @@ def main() -> None:
     )
     for model in args.models.split(","):
         for preset in args.presets.split(","):
-            for outputs in (True, False):
+            for outputs in [mode == "tensors" for mode in args.modes.split(",")]:
                 out = subprocess.run(
                     [sys.executable, __file__, "--one", model, str(args.size), preset,
                      "1" if outputs else "0"],
