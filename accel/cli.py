@@ -682,8 +682,10 @@ REPORT_FILES = ("report.html", "layers.csv", "occupancy.csv", "report.json", "tr
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import functools
+
     import sim
-    from accel import html_report
+    from accel import deploy, html_report
 
     try:
         html_report.require_matplotlib()
@@ -701,15 +703,27 @@ def cmd_report(args: argparse.Namespace) -> int:
         progress.stage("quantising")
         qnet = quantize(network, args.seed)
         progress.stage("compiling")
-        program = whole_program(qnet, cfg, args, "accel report draws", progress)
-        progress.stage(f"simulating {program.instruction_count:,} instructions")
-        result = sim.run(program, mode=args.mode, compute_outputs=False)
+        deployment = deploy_network(args, qnet, cfg, progress)
+        instructions = sum(s.program.instruction_count for s in deployment.segments)
+        progress.stage(
+            f"simulating {instructions:,} instructions in {len(deployment.segments)} segment(s)"
+        )
+        backend = functools.partial(sim.run, mode=args.mode, compute_outputs=False)
+        run = deploy.run(deployment, None, backend)
         progress.stage("drawing")
-        staged = html_report.write_report(out.staging, result, program, trace=not args.no_trace)
+        staged = html_report.write_report(out.staging, run, trace=not args.no_trace)
     paths = {name: out.directory / path.name for name, path in staged.items()}
+    where = ""
+    if not deployment.whole:
+        where = (
+            f" on the accelerator, in {len(deployment.segments)} segments around "
+            f"{len(deployment.host_steps)} host step(s)"
+        )
+        if not args.no_trace:
+            note(args, "no trace.json: a timeline shows one program (the report says so)")
     print(
-        f"{program.network} on {cfg.name}: {result.total_cycles:,} cycles, "
-        f"MAC utilization {100 * result.utilization:.1f}%"
+        f"{qnet.network.name} on {cfg.name}: {run.total_cycles:,} cycles{where}, "
+        f"MAC utilization {100 * run.utilization:.1f}%"
     )
     for path in paths.values():
         print(path)

@@ -15,6 +15,7 @@ from collections import Counter
 
 from accel.backend import STALL_CAUSES, LayerStats, Result
 from accel.deploy import DeploymentRun, HostStep
+from accel.graph import HostOp
 from accel.program import Program
 
 
@@ -135,6 +136,89 @@ def _table(network: str, cfg, body: list[list[str]], total: list[str], notes: li
     return "\n".join([*lines, *notes]) + "\n"
 
 
+def host_row(run: DeploymentRun, step: HostStep) -> dict:
+    """The row of a host step in the per-layer tables: the columns of :func:`rows` (no
+    cycles, no accelerator traffic) and ``runs_on`` = ``"host"``."""
+    net = run.deployment.qnet.network
+    return {
+        "layer": step.node,
+        "kind": step.kind,
+        "input": _shape(net.shape(step.inputs[0])),
+        "output": _shape(net.shape(step.node)),
+        "macs": 0,
+        "cycles": 0,
+        "utilization": 0.0,
+        **{f"stall_{k}": 0 for k in STALL_CAUSES},
+        "dram_read_bytes": 0,
+        "dram_written_bytes": 0,
+        "runs_on": "host",
+    }
+
+
+def partition(run: DeploymentRun) -> dict:
+    """What runs where: the steps in order and the shares of the accelerator.
+
+    ``steps``: one dict per segment or host step, in execution order: ``runs_on``
+    (``"accelerator"`` or ``"host"``), ``name`` (``segment 0`` or the host node), ``kind``
+    (the host op, e.g. ``HostOp Sigmoid``; ``segment`` for a segment), ``layers`` (the
+    nodes), ``cycles``, ``macs`` (a host op's from :func:`accel.host.macs`),
+    ``host_writes_bytes`` / ``host_reads_bytes`` (the DRAM bytes the host writes into and
+    reads out of a segment, :meth:`~accel.deploy.DeploymentRun.boundary`). Totals:
+    ``accelerator_layers`` of ``layers``, ``accelerator_macs`` of ``macs`` (the host's MACs
+    are those of its Conv/ConvTranspose/Gemm/MatMul ops), their ratio
+    ``accelerator_mac_share``, and ``boundary_bytes``.
+    """
+    from accel import host
+
+    deployment = run.deployment
+    results = dict(zip((s.index for s in deployment.segments), run.results, strict=True))
+    steps = []
+    for step in deployment.steps:
+        if isinstance(step, HostStep):
+            op_macs = host.macs(step.op) if isinstance(step.op, HostOp) else 0
+            steps.append(
+                {
+                    "runs_on": "host",
+                    "name": step.node,
+                    "kind": step.kind,
+                    "layers": [step.node],
+                    "cycles": 0,
+                    "macs": op_macs,
+                    "host_writes_bytes": 0,
+                    "host_reads_bytes": 0,
+                }
+            )
+            continue
+        result = results[step.index]
+        written, read = run.boundary(step) if not deployment.whole else (0, 0)
+        steps.append(
+            {
+                "runs_on": "accelerator",
+                "name": f"segment {step.index}",
+                "kind": "segment",
+                "layers": list(step.layers),
+                "cycles": result.total_cycles,
+                "macs": result.macs,
+                "host_writes_bytes": written,
+                "host_reads_bytes": read,
+            }
+        )
+    on_accel = [s for s in steps if s["runs_on"] == "accelerator"]
+    accelerator_macs = sum(s["macs"] for s in on_accel)
+    macs = sum(s["macs"] for s in steps)
+    return {
+        "segments": len(on_accel),
+        "host_steps": len(steps) - len(on_accel),
+        "layers": sum(len(s["layers"]) for s in steps),
+        "accelerator_layers": sum(len(s["layers"]) for s in on_accel),
+        "macs": macs,
+        "accelerator_macs": accelerator_macs,
+        "accelerator_mac_share": accelerator_macs / macs if macs else 1.0,
+        "boundary_bytes": run.boundary_bytes,
+        "steps": steps,
+    }
+
+
 def render_run(run: DeploymentRun, fmt: str) -> str:
     """A deployment's run: every layer in network order, host ops among them (a network
     without host ops renders exactly as :func:`render` renders its one program)."""
@@ -148,20 +232,8 @@ def render_run(run: DeploymentRun, fmt: str) -> str:
     host_ops = []
     for step in deployment.steps:
         if isinstance(step, HostStep):
-            shape = _shape(net.shape(step.node))
-            row = {
-                "layer": step.node,
-                "kind": step.kind,
-                "input": _shape(net.shape(step.inputs[0])),
-                "output": shape,
-                "macs": 0,
-                "cycles": 0,
-                "utilization": 0.0,
-                **{f"stall_{k}": 0 for k in STALL_CAUSES},
-                "dram_read_bytes": 0,
-                "dram_written_bytes": 0,
-                "runs_on": "host",
-            }
+            row = host_row(run, step)
+            shape = row["output"]
             layer_rows.append(row)
             table_rows.append([step.node, shape, "", "host", *[""] * 7])
             host_ops.append({"name": step.node, "kind": step.kind, "inputs": list(step.inputs)})
@@ -200,6 +272,7 @@ def render_run(run: DeploymentRun, fmt: str) -> str:
                 }
                 for s, r in zip(deployment.segments, run.results, strict=True)
             ],
+            "partition": partition(run),
             "layers": layer_rows,
         }
         return json.dumps(doc, indent=2) + "\n"

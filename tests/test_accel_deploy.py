@@ -107,7 +107,7 @@ def test_simulate_shows_the_host_ops_and_the_boundary(capsys, hosted):
     assert "runs on the host, and host ops are off (--no-host)" in capsys.readouterr().err
 
 
-def test_compile_and_report_need_a_network_the_accelerator_runs_whole(capsys, hosted, tmp_path):
+def test_compile_needs_a_network_the_accelerator_runs_whole(capsys, hosted, tmp_path):
     assert main(["compile", "hosted", "--preset", "tiny", "-o", str(tmp_path / "p.bin")]) == 2
     err = capsys.readouterr().err
     assert "accel compile writes one program, but 'hosted' runs in 2 accelerator segments" in err
@@ -121,3 +121,54 @@ def test_verify_checks_segments_and_host_ops(capsys, hosted, backend):
     assert status == 0, out
     assert "HostOp Sigmoid (host)" in out and "HostOp Softmax (host)" in out
     assert f"{backend} vs model on 'tiny': PASS (counters equal)" in out
+
+
+def test_report_shows_the_partition(capsys, hosted, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "report"
+    assert main(["report", "hosted", "--preset", "tiny", "-o", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "in 2 segments around 2 host step(s)" in printed.out
+    assert "no trace.json" in printed.err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "layers.csv",
+        "occupancy.csv",
+        "report.html",
+        "report.json",
+    ]
+    doc = json.loads((out / "report.json").read_text())
+    split = doc["partition"]
+    assert [(s["runs_on"], s["name"], s["kind"]) for s in split["steps"]] == [
+        ("accelerator", "segment 0", "segment"),
+        ("host", "sig", "HostOp Sigmoid"),
+        ("accelerator", "segment 1", "segment"),
+        ("host", "softmax", "HostOp Softmax"),
+    ]
+    assert split["steps"][2]["layers"] == ["conv2", "add", "gap", "flat", "fc"]
+    # segment 0 hands conv (512 B) to the host; segment 1 takes sig and conv, gives fc.
+    boundary = [(s["host_writes_bytes"], s["host_reads_bytes"]) for s in split["steps"]]
+    assert boundary == [(0, 512), (0, 0), (1024, 10), (0, 0)]
+    assert split["boundary_bytes"] == doc["summary"]["boundary_bytes"] == 1546
+    assert (split["layers"], split["accelerator_layers"], split["segments"]) == (8, 6, 2)
+    assert split["accelerator_mac_share"] == 1.0  # Sigmoid and Softmax have no MACs
+    assert doc["summary"]["total_cycles"] == sum(s["cycles"] for s in split["steps"])
+    layers = doc["layers"]
+    assert [row["layer"] for row in layers] == [
+        "conv", "sig", "conv2", "add", "gap", "flat", "fc", "softmax"
+    ]  # fmt: skip
+    assert [row["runs_on"] for row in layers].count("host") == 2
+    assert [row["segment"] for row in layers] == [0, None, 1, 1, 1, 1, 1, None]
+    assert sum(row["cycles"] for row in layers) == doc["summary"]["total_cycles"]
+    page = (out / "report.html").read_text()
+    assert 'id="partition"' in page and page.count('<tr class="host">') == 4  # 2 steps, 2 layers
+    assert "[host] sig" in page
+
+
+def test_host_macs_count_convolutions_only():
+    from accel import host
+
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2])
+    weight = np.zeros((8, 4, 2, 2), np.float32)  # C=8 -> K=4, 2x2
+    op = host_op(node, [("x", (8, 5, 5))], {"w": weight}, (4, 10, 10), (4, 10, 10), OPSET)
+    assert host.macs(op) == 8 * 4 * 2 * 2 * 5 * 5
+    assert host.macs(sigmoid((8, 4, 4))) == 0
