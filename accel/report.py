@@ -14,6 +14,7 @@ import json
 from collections import Counter
 
 from accel.backend import STALL_CAUSES, LayerStats, Result
+from accel.batch import Batch
 from accel.deploy import DeploymentRun, HostStep
 from accel.graph import HostOp
 from accel.program import Program
@@ -44,11 +45,16 @@ def _row(layer: LayerStats) -> dict:
     return row
 
 
-def render(result: Result, program: Program, fmt: str) -> str:
+def render(result: Result, program: Program, fmt: str, batch: Batch | None = None) -> str:
+    """One program's run; with ``batch`` (more than one image), the table ends with the
+    batch's lines and the JSON has ``"batch"`` (:meth:`accel.batch.Batch.to_dict`); the
+    per-layer rows are one image's."""
     if fmt == "json":
         doc = result.to_dict()
         doc["network"] = program.network
         doc["config"] = program.config.to_dict()
+        if batch is not None:
+            doc["batch"] = batch.to_dict()
         return json.dumps(doc, indent=2) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
@@ -66,7 +72,8 @@ def render(result: Result, program: Program, fmt: str) -> str:
         f"{1 / result.seconds if result.total_cycles else 0:.1f} inferences/s, MAC utilization "
         f"{100 * result.utilization:.1f}% (stall columns: cycles the array waited, by cause)"
     )
-    return _table(program.network, program.config, body, _total_row(result), [summary])
+    notes = [summary, *(batch.lines() if batch is not None else [])]
+    return _table(program.network, program.config, body, _total_row(result), notes)
 
 
 _HEADER = [
@@ -219,12 +226,13 @@ def partition(run: DeploymentRun) -> dict:
     }
 
 
-def render_run(run: DeploymentRun, fmt: str) -> str:
+def render_run(run: DeploymentRun, fmt: str, batch: Batch | None = None) -> str:
     """A deployment's run: every layer in network order, host ops among them (a network
-    without host ops renders exactly as :func:`render` renders its one program)."""
+    without host ops renders exactly as :func:`render` renders its one program); ``batch``
+    as :func:`render`'s."""
     deployment = run.deployment
     if deployment.whole:
-        return render(run.results[0], deployment.segments[0].program, fmt)
+        return render(run.results[0], deployment.segments[0].program, fmt, batch)
     net = deployment.qnet.network
     results = iter(run.results)
     layer_rows: list[dict] = []
@@ -275,6 +283,8 @@ def render_run(run: DeploymentRun, fmt: str) -> str:
             "partition": partition(run),
             "layers": layer_rows,
         }
+        if batch is not None:
+            doc["batch"] = batch.to_dict()
         return json.dumps(doc, indent=2) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
@@ -296,6 +306,7 @@ def render_run(run: DeploymentRun, fmt: str) -> str:
         f"{total_layers} layers, every counted MAC; DRAM across the host boundary "
         f"{run.boundary_bytes / 1024:.1f} KB",
     ]
+    notes += batch.lines() if batch is not None else []
     return _table(net.name, cfg, table_rows, _total_row(run), notes)
 
 
