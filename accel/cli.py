@@ -402,7 +402,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         net = models.get(name)
         shape = "x".join(str(d) for d in net.shape(net.input_names[0]))
         print(
-            f"{name:14s} input {shape:10s} {net.total_macs / 1e9:8.3f} GMACs "
+            f"{name:18s} input {shape:10s} {net.total_macs / 1e9:8.3f} GMACs "
             f"{net.total_params / 1e6:8.2f} M params"
         )
     return 0

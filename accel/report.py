@@ -303,7 +303,8 @@ def render_run(run: DeploymentRun, fmt: str, batch: Batch | None = None) -> str:
         f"the accelerator ({len(deployment.segments)} segment(s) back to back; host time not "
         f"counted): {run.gops:.1f} GOPS, MAC utilization {100 * run.utilization:.1f}%",
         f"host: {len(host_ops)} op(s) ({ops}); accelerator: {accelerator_layers} of "
-        f"{total_layers} layers, every counted MAC; DRAM across the host boundary "
+        f"{total_layers} layers, {100 * partition(run)['accelerator_mac_share']:.1f}% of the "
+        "MACs; DRAM across the host boundary "
         f"{run.boundary_bytes / 1024:.1f} KB",
     ]
     notes += batch.lines() if batch is not None else []

@@ -172,3 +172,27 @@ def test_host_macs_count_convolutions_only():
     op = host_op(node, [("x", (8, 5, 5))], {"w": weight}, (4, 10, 10), (4, 10, 10), OPSET)
     assert host.macs(op) == 8 * 4 * 2 * 2 * 5 * 5
     assert host.macs(sigmoid((8, 4, 4))) == 0
+
+
+# Zoo networks with host ops, at reduced sizes: every segment and host op bit-exact end to
+# end (`accel simulate MODEL --preset edge --cycles-only` runs them at native size).
+HOSTED_ZOO = [
+    ("mobilenet_v3_small", 64, {"HostOp HardSwish", "HostOp HardSigmoid", "HostOp Mul"}),
+    ("efficientnet_b0", 32, {"HostOp Sigmoid", "HostOp Mul"}),
+    ("shufflenet_v2", 64, {"HostOp Gather", "Concat"}),
+    ("unet", 32, {"HostOp ConvTranspose", "Concat"}),
+    ("densenet121", 32, set()),  # its concatenations run on the accelerator: one program
+]
+
+
+@pytest.mark.parametrize(("name", "size", "kinds"), HOSTED_ZOO)
+def test_zoo_networks_with_host_ops_run_bit_exact(name, size, kinds):
+    qnet = zoo_qnet(name, size)
+    deployment = deploy.deploy(qnet, config.preset("edge"))
+    assert {step.kind for step in deployment.host_steps} == kinds
+    inputs = synthetic.random_int8_inputs(qnet)
+    run = deploy.run(deployment, inputs, sim.run)
+    expected = executor.run_network(qnet, inputs)
+    assert set(run.outputs) == set(expected)
+    for output, value in expected.items():
+        np.testing.assert_array_equal(run.outputs[output].reshape(value.shape), value)
