@@ -194,6 +194,16 @@ def add_host_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_batch_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--batch",
+        type=int,
+        metavar="N",
+        help="run N images, each with its own random inputs (default: an ONNX model's static "
+        "batch, else 1); weights are not kept resident across the batch",
+    )
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model",
@@ -346,6 +356,13 @@ def load_network(args: argparse.Namespace):
     return network
 
 
+def static_batch(network) -> int | None:
+    """The static batch ``N`` of an ONNX model's inputs (None for any other network)."""
+    from accel.frontends import onnx
+
+    return onnx.batch_size(network)
+
+
 def quantize(network, seed: int):
     """The post-training quantisation step: a float network's activations fused and quantised
     with the random weights of ``seed`` (:func:`accel.ptq.quantize`); a quantised ONNX model
@@ -385,7 +402,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         net = models.get(name)
         shape = "x".join(str(d) for d in net.shape(net.input_names[0]))
         print(
-            f"{name:14s} input {shape:10s} {net.total_macs / 1e9:8.3f} GMACs "
+            f"{name:18s} input {shape:10s} {net.total_macs / 1e9:8.3f} GMACs "
             f"{net.total_params / 1e6:8.2f} M params"
         )
     return 0
@@ -479,6 +496,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             raise CliError(f"--trace needs --model accel (the cycle model), not {args.cycle_model}")
         if is_program_file(args):
             raise CliError(f"--model {args.cycle_model} needs a network, not a compiled program")
+        if args.batch is not None:
+            raise CliError(f"--batch needs --model accel (the cycle model), not {args.cycle_model}")
         if args.cycle_model == "scalesim":
             return simulate_scalesim(args)
         return simulate_both(args)
@@ -486,7 +505,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     import functools
 
     import sim
-    from accel import deploy, report, synthetic
+    from accel import batch, report, synthetic
     from accel.files import OutputFile
 
     with contextlib.ExitStack() as stack:
@@ -495,46 +514,56 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             stack.enter_context(out)
         trace = args.trace and stack.enter_context(OutputFile(args.trace, what="--trace"))
         progress = stack.enter_context(Progress.for_args(args, f"simulate {Path(args.model).name}"))
+        deployment = None
         if is_program_file(args):
             progress.stage("loading the program")
             program = load_program(args)
-            run = None
+            images = batch.images(args.batch, None)
         else:
             progress.stage("loading the model")
             network = load_network(args)
+            images = batch.images(args.batch, static_batch(network))
             progress.stage("quantising")
             qnet = quantize(network, args.seed)
             progress.stage("compiling")
             deployment = deploy_network(args, qnet, resolve_sim_config(args), progress)
-            if not deployment.whole:
-                if args.trace:
-                    raise CliError(
-                        "--trace writes the timeline of one program; this network runs in "
-                        f"{len(deployment.segments)} accelerator segments around host ops"
-                    )
-                inputs = None
-                if not args.cycles_only:
-                    inputs = synthetic.random_int8_inputs(qnet, args.seed)
-                backend = functools.partial(
-                    sim.run, mode=args.mode, compute_outputs=not args.cycles_only
+            if not deployment.whole and args.trace:
+                raise CliError(
+                    "--trace writes the timeline of one program; this network runs in "
+                    f"{len(deployment.segments)} accelerator segments around host ops"
                 )
-                progress.stage(f"simulating {len(deployment.segments)} segments")
-                run = deploy.run(deployment, inputs, backend)
-            else:
-                program, run = deployment.segments[0].program, None
-        if run is None:
-            image = None
-            if not args.cycles_only:
-                image = program.make_image(synthetic.random_program_inputs(program, args.seed))
-            progress.stage(f"simulating {program.instruction_count:,} instructions")
-            result = sim.run(program, image, mode=args.mode, compute_outputs=not args.cycles_only)
+            program = deployment.segments[0].program
+        backend = functools.partial(sim.run, mode=args.mode, compute_outputs=not args.cycles_only)
+        compute = not args.cycles_only
+        count = images if compute else 1
+        progress.stage(
+            f"simulating {sum(s.program.instruction_count for s in deployment.segments):,} "
+            f"instructions in {len(deployment.segments)} segment(s)"
+            if deployment is not None
+            else f"simulating {program.instruction_count:,} instructions"
+        )
+        if deployment is not None:
+            runs = batch.run(deployment, backend, images=images, seed=args.seed, compute=compute)
+        else:  # a compiled program: its own random inputs
+            runs = [
+                backend(
+                    program,
+                    program.make_image(synthetic.random_program_inputs(program, args.seed + i))
+                    if compute
+                    else None,
+                )
+                for i in range(count)
+            ]
+        first = runs[0]
+        cfg = deployment.config if deployment is not None else program.config
+        batched = None
+        if images > 1:
+            batched = batch.Batch.of([r.total_cycles for r in runs], first.macs, cfg, images=images)
 
-            def render(fmt: str) -> str:
-                return report.render(result, program, fmt)
-        else:
-
-            def render(fmt: str) -> str:
-                return report.render_run(run, fmt)
+        def render(fmt: str) -> str:
+            if deployment is not None:
+                return report.render_run(first, fmt, batched)
+            return report.render(first, program, fmt, batched)
 
         progress.stage("writing")
         text = render(args.format)
@@ -544,7 +573,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if trace:
             from accel import timeline
 
-            timeline.write_trace(trace.temporary, result, program)
+            timed = first.results[0] if deployment is not None else first
+            timeline.write_trace(trace.temporary, timed, program)
     sys.stdout.write(text)
     if args.trace:
         note(args, f"wrote the timeline to {args.trace} (open it in https://ui.perfetto.dev)")
@@ -682,8 +712,10 @@ REPORT_FILES = ("report.html", "layers.csv", "occupancy.csv", "report.json", "tr
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import functools
+
     import sim
-    from accel import html_report
+    from accel import deploy, html_report
 
     try:
         html_report.require_matplotlib()
@@ -701,15 +733,27 @@ def cmd_report(args: argparse.Namespace) -> int:
         progress.stage("quantising")
         qnet = quantize(network, args.seed)
         progress.stage("compiling")
-        program = whole_program(qnet, cfg, args, "accel report draws", progress)
-        progress.stage(f"simulating {program.instruction_count:,} instructions")
-        result = sim.run(program, mode=args.mode, compute_outputs=False)
+        deployment = deploy_network(args, qnet, cfg, progress)
+        instructions = sum(s.program.instruction_count for s in deployment.segments)
+        progress.stage(
+            f"simulating {instructions:,} instructions in {len(deployment.segments)} segment(s)"
+        )
+        backend = functools.partial(sim.run, mode=args.mode, compute_outputs=False)
+        run = deploy.run(deployment, None, backend)
         progress.stage("drawing")
-        staged = html_report.write_report(out.staging, result, program, trace=not args.no_trace)
+        staged = html_report.write_report(out.staging, run, trace=not args.no_trace)
     paths = {name: out.directory / path.name for name, path in staged.items()}
+    where = ""
+    if not deployment.whole:
+        where = (
+            f" on the accelerator, in {len(deployment.segments)} segments around "
+            f"{len(deployment.host_steps)} host step(s)"
+        )
+        if not args.no_trace:
+            note(args, "no trace.json: a timeline shows one program (the report says so)")
     print(
-        f"{program.network} on {cfg.name}: {result.total_cycles:,} cycles, "
-        f"MAC utilization {100 * result.utilization:.1f}%"
+        f"{qnet.network.name} on {cfg.name}: {run.total_cycles:,} cycles{where}, "
+        f"MAC utilization {100 * run.utilization:.1f}%"
     )
     for path in paths.values():
         print(path)
@@ -1117,6 +1161,7 @@ def parse_vcd_window(text: str | None) -> tuple[int, int] | None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Golden vs model vs RTL, per layer; non-zero exit on any mismatch."""
+    from accel import batch
     from accel.files import OutputFile
     from accel.verify import verify, verify_program
 
@@ -1142,29 +1187,54 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if program_file:
             program = load_program(args)
             subject, cfg = program.network, program.config
+            images = batch.images(args.batch, None)
         else:
-            qnet = load_quantized(args)
+            network = load_network(args)
+            images = batch.images(args.batch, static_batch(network))
+            qnet = quantize(network, args.seed)
             subject, cfg = qnet.network.name, resolve_config(args)
         progress = stack.enter_context(Progress.for_args(args, f"verify {subject}"))
         if args.backend == "verilator":
             options["log"] = lambda line: progress.stage(
                 f"building the Verilator model of {cfg.name} (once per config)"
             )
-        common = {"backend": args.backend, "seed": args.seed, "stage": progress.stage}
-        if program_file:
-            result = verify_program(program, **common, **options)
-        else:
-            layers = [name.strip() for name in args.layers.split(",")] if args.layers else None
-            result = verify(
-                qnet, cfg, layers=layers, host_ops=not args.no_host, **common, **options
-            )
+        results = []
+        for i in range(images):  # image i: the random inputs of seed + i; a VCD of the first
+            common = {"backend": args.backend, "seed": args.seed + i, "stage": progress.stage}
+            if i == 1:
+                options = {k: v for k, v in options.items() if k == "log"}
+            if program_file:
+                results.append(verify_program(program, **common, **options))
+            else:
+                layers = [name.strip() for name in args.layers.split(",")] if args.layers else None
+                results.append(
+                    verify(qnet, cfg, layers=layers, host_ops=not args.no_host, **common, **options)
+                )
+    ok = all(r.ok for r in results)
     if args.format == "json":
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
+        doc = results[0].to_dict()
+        if images > 1:
+            doc = {
+                "images": [r.to_dict() for r in results],
+                "ok": ok,
+                "note": batch.WEIGHTS_NOTE,
+            }
+        print(json.dumps(doc, indent=2))
+        return 0 if ok else 1
+    for i, result in enumerate(results):
+        if images > 1:
+            print(f"image {i + 1} of {images} (random inputs of seed {args.seed + i}):")
         print(result.table())
-        timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
-        note(args, f"time: {timing}")
-    return 0 if result.ok else 1
+    if images > 1:
+        print(
+            f"batch of {images} images: {sum(r.ok for r in results)} of {images} pass; "
+            f"note: {batch.WEIGHTS_NOTE}"
+        )
+    timing = ", ".join(
+        f"{k} {sum(r.seconds.get(k, 0.0) for r in results):.1f} s" for k in results[0].seconds
+    )
+    note(args, f"time: {timing}")
+    return 0 if ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1201,6 +1271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--mode", choices=("fast", "trace"), default="fast")
     p.add_argument("--cycles-only", action="store_true", help="skip computing the tensors")
+    add_batch_argument(p)
     p.add_argument(
         "--model",
         dest="cycle_model",
@@ -1364,6 +1435,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--vcd-layer", metavar="NAME", help="dump the cycles of this layer (from its model times)"
     )
+    add_batch_argument(p)
     add_quiet_argument(p)
     p.set_defaults(handler=cmd_verify)
 

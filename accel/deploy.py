@@ -245,19 +245,26 @@ class DeploymentRun:
     def dram_written_bytes(self) -> int:
         return sum(r.dram_written_bytes for r in self.results)
 
+    def boundary(self, segment: Segment) -> tuple[int, int]:
+        """``(written, read)``: the DRAM bytes the host writes into ``segment`` (its inputs
+        that are not network inputs) and reads out of it (its outputs that are not network
+        outputs); int8 tensors, one byte an element."""
+        net = self.deployment.qnet.network
+
+        def size(names: Sequence[str]) -> int:
+            return sum(int(np.prod(net.shape(n))) for n in names)
+
+        written = size([n for n in segment.inputs if n not in net.input_names])
+        read = size([n for n in segment.outputs if n not in net.output_names])
+        return written, read
+
     @property
     def boundary_bytes(self) -> int:
         """DRAM bytes the host writes into and reads out of segments between the first
         segment's inputs and the last one's outputs (zero for a network without host ops)."""
         if self.deployment.whole:
             return 0
-        net = self.deployment.qnet.network
-        total = 0
-        for segment in self.deployment.segments:
-            moved = [n for n in segment.inputs if n not in net.input_names]
-            moved += [n for n in segment.outputs if n not in net.output_names]
-            total += sum(int(np.prod(net.shape(n))) for n in moved)
-        return total
+        return sum(sum(self.boundary(s)) for s in self.deployment.segments)
 
 
 def run(

@@ -24,7 +24,7 @@ from onnx import helper, numpy_helper
 from accel.graph import HostOp, Shape
 from accel.quantized import TensorQuant
 
-__all__ = ["host_op", "reference_evaluator", "run_float", "run_int8"]
+__all__ = ["host_op", "macs", "reference_evaluator", "run_float", "run_int8"]
 
 #: The batch dimension of a host op model's inputs and output.
 BATCH = "N"
@@ -145,6 +145,33 @@ def _evaluator(encoded: str):
     ]
     names = [value.name for value in model.graph.input]
     return reference_evaluator(model), names, dims
+
+
+@functools.lru_cache(maxsize=1024)
+def macs(op: HostOp) -> int:
+    """Multiply-accumulates of one image through ``op`` when it is a ``Conv``,
+    ``ConvTranspose``, ``Gemm`` or ``MatMul`` with a constant weight (what the accelerator
+    would count for it); 0 for every other op (elementwise, layout, normalisation ops have
+    no MACs in this project's count)."""
+    model = onnx.load_model_from_string(base64.b64decode(op.model))
+    node = model.graph.node[0]
+    weights = {init.name: tuple(init.dims) for init in model.graph.initializer}
+    if len(node.input) < 2 or node.input[1] not in weights:
+        return 0
+    weight = int(np.prod(weights[node.input[1]]))
+    dims = {
+        value.name: tuple(d.dim_value for d in value.type.tensor_type.shape.dim[1:])
+        for value in model.graph.input
+    }
+    if node.op_type == "Conv":  # K x C/g x kernel, once per output pixel
+        return weight * int(np.prod(op.out_shape[1:]))
+    if node.op_type == "ConvTranspose":  # C x K/g x kernel, once per input pixel
+        return weight * int(np.prod(dims[node.input[0]][1:]))
+    if node.op_type == "Gemm":
+        return weight
+    if node.op_type == "MatMul":
+        return weight * int(np.prod(dims[node.input[0]][:-1]))
+    return 0
 
 
 def run_float(op: HostOp, xs: Sequence[NDArray]) -> NDArray[np.float64]:

@@ -12,8 +12,9 @@
     One row per layer: the words of each on-chip buffer the layer touches, and their
     fraction of the buffer (:func:`accel.occupancy.buffer_occupancy`).
 ``report.json``
-    ``{"network", "config", "summary", "roofline", "layers", "occupancy"}`` with the same
-    rows; ``occupancy`` is ``{"depth_words": {buffer: words}, "layers": [rows]}``.
+    ``{"network", "config", "summary", "roofline", "layers", "occupancy"}`` (and
+    ``"partition"`` for a network with host steps) with the same rows; ``occupancy`` is
+    ``{"depth_words": {buffer: words}, "layers": [rows]}``.
 ``trace.json``
     The run's timeline for https://ui.perfetto.dev (:mod:`accel.timeline`).
 
@@ -24,9 +25,17 @@ roof ``rows * cols`` MACs/cycle and the DRAM roof ``bandwidth * intensity`` (byt
 MACs/byte). Layers without MACs (pooling, adds) or without DRAM traffic are in the tables
 but not on the roofline.
 
+A network that runs in part on the host (:mod:`accel.deploy`) comes in as a
+:class:`~accel.deploy.DeploymentRun`: the tables hold every segment's layers and the host
+steps in network order (``runs_on``, ``segment``), the page opens with a "Partition" section
+(the steps in order, host steps marked with their op type, the share of layers and MACs on the
+accelerator, the DRAM bytes across the host boundary) and ``report.json`` has its
+``"partition"`` (:func:`accel.report.partition`).
+
 matplotlib is an optional extra (``pip install 'accel[report]'``); without it
 :func:`write_report` raises :class:`MissingExtraError` before writing anything. The run
-itself comes in as an :class:`accel.backend.Result`: this module never imports the model.
+itself comes in as an :class:`accel.backend.Result` or a ``DeploymentRun``: this module never
+imports the model.
 """
 
 from __future__ import annotations
@@ -41,11 +50,15 @@ from typing import Any
 
 from accel import __version__, occupancy, report, timeline
 from accel.backend import STALL_CAUSES, Result
+from accel.config import AccelConfig
+from accel.deploy import DeploymentRun, HostStep
 from accel.program import Program
 
 __all__ = [
     "INSTALL_HINT",
     "MissingExtraError",
+    "deployment_summary",
+    "deployment_table",
     "layer_table",
     "plot_occupancy",
     "require_matplotlib",
@@ -62,6 +75,8 @@ STALL_COLORS = {
     "weights": "#ff7f0e",
     "fill_drain": "#7f7f7f",
 }
+#: The colour that marks what runs on the host (table rows, plot labels).
+HOST_COLOR = "#b35900"
 STALL_MEANING = {
     "dram": "waiting for a LOAD (inputs or weights not yet in the buffers)",
     "dependency": "waiting for POST to free accumulators (or another engine)",
@@ -150,6 +165,61 @@ def summary(result: Result, program: Program) -> dict[str, Any]:
     }
 
 
+def deployment_table(run: DeploymentRun) -> list[dict[str, Any]]:
+    """:func:`layer_table` of every segment, in network order, with the host steps among
+    them (:func:`accel.report.host_row`: no cycles, no MACs counted, ``None`` roofline
+    columns); every row has ``runs_on`` (``"accelerator"`` or ``"host"``) and ``segment``
+    (the segment's index, ``None`` on the host). Segment rows' ``start``/``end`` are cycles
+    of their own segment's program."""
+    results = dict(zip((s.index for s in run.deployment.segments), run.results, strict=True))
+    table = []
+    for step in run.deployment.steps:
+        if isinstance(step, HostStep):
+            row = report.host_row(run, step)
+            row.update(dict.fromkeys(_ROOFLINE_COLUMNS), dram_bytes=0, instructions=0)
+            row.update(attained_macs_per_cycle=0.0, segment=None)
+            table.append(row)
+            continue
+        for row in layer_table(results[step.index], step.program):
+            table.append({**row, "runs_on": "accelerator", "segment": step.index})
+    return table
+
+
+_ROOFLINE_COLUMNS = ("intensity_macs_per_byte", "roof_macs_per_cycle", "bound", "start", "end")
+
+
+def deployment_summary(run: DeploymentRun) -> dict[str, Any]:
+    """Network totals of a deployment (they equal the :class:`DeploymentRun`'s: the
+    accelerator's cycles, segment after segment; host time is not counted), with the keys of
+    :func:`summary` plus ``segments``, ``host_steps``, ``accelerator_layers``,
+    ``accelerator_mac_share`` and ``boundary_bytes`` (:func:`accel.report.partition`)."""
+    deployment, cfg = run.deployment, run.deployment.config
+    split = report.partition(run)
+    return {
+        "network": deployment.qnet.network.name,
+        "config": cfg.name,
+        "array": f"{cfg.array.rows}x{cfg.array.cols}",
+        "clock_mhz": cfg.clock_mhz,
+        "backend": run.results[0].backend if run.results else "model",
+        "total_cycles": run.total_cycles,
+        "seconds": run.seconds,
+        "macs": run.macs,
+        "utilization": run.utilization,
+        "gops": run.gops,
+        "inferences_per_second": 1 / run.seconds if run.total_cycles else 0.0,
+        "stalls": dict(run.stalls),
+        "dram_read_bytes": run.dram_read_bytes,
+        "dram_written_bytes": run.dram_written_bytes,
+        "layers": split["layers"],
+        "instructions": sum(s.program.instruction_count for s in deployment.segments),
+        "segments": split["segments"],
+        "host_steps": split["host_steps"],
+        "accelerator_layers": split["accelerator_layers"],
+        "accelerator_mac_share": split["accelerator_mac_share"],
+        "boundary_bytes": split["boundary_bytes"],
+    }
+
+
 # ---------------------------------------------------------------------------------------
 # Plots (SVG strings)
 
@@ -170,14 +240,27 @@ def _svg(fig, name: str) -> str:
     return re.sub(r'(url\(#|href="#)([^)"]+)', rf"\1{name}-\2", text)
 
 
+def _labels(table: list[dict]) -> list[str]:
+    """Layer names for a plot's axis, host steps marked ``[host]``."""
+    return [
+        f"[host] {row['layer']}" if row.get("runs_on") == "host" else row["layer"] for row in table
+    ]
+
+
 def _layer_height(n: int) -> float:
     return max(2.5, 0.9 + 0.24 * n)
+
+
+def _mark_host_ticks(ax, table: list[dict]) -> None:
+    for label, row in zip(ax.get_yticklabels(), table, strict=True):
+        if row.get("runs_on") == "host":
+            label.set_color(HOST_COLOR)
 
 
 def plot_cycles(table: list[dict]) -> str:
     from matplotlib.figure import Figure
 
-    names = [row["layer"] for row in table]
+    names = _labels(table)
     y = list(range(len(names)))
     fig = Figure(figsize=(10, _layer_height(len(names))), layout="constrained")
     left, right = fig.subplots(1, 2, sharey=True, width_ratios=(3, 2))
@@ -186,6 +269,7 @@ def plot_cycles(table: list[dict]) -> str:
     left.set_yticks(y, names, fontsize=8)
     left.invert_yaxis()
     left.grid(axis="x", alpha=0.3)
+    _mark_host_ticks(left, table)
     right.barh(y, [100 * row["utilization"] for row in table], color="#2ca02c")
     right.set_xlim(0, 100)
     right.set_xlabel("MAC utilization %")
@@ -196,7 +280,7 @@ def plot_cycles(table: list[dict]) -> str:
 def plot_stalls(table: list[dict]) -> str:
     from matplotlib.figure import Figure
 
-    names = [row["layer"] for row in table]
+    names = _labels(table)
     y = list(range(len(names)))
     fig = Figure(figsize=(10, _layer_height(len(names))), layout="constrained")
     ax = fig.subplots()
@@ -207,6 +291,7 @@ def plot_stalls(table: list[dict]) -> str:
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.set_yticks(y, names, fontsize=8)
     ax.invert_yaxis()
+    _mark_host_ticks(ax, table)
     ax.set_xlabel("stall cycles of the array's feed slot")
     ax.grid(axis="x", alpha=0.3)
     fig.legend(loc="outside upper center", ncols=len(STALL_CAUSES), fontsize=8)
@@ -341,7 +426,12 @@ td.l, th.l { text-align: left; }
 figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: 13px; }
 code { background: #f4f4f4; padding: 0 3px; }
-"""
+tr.host td { background: #fff3e6; color: HOST_COLOR; }
+td { white-space: nowrap; } td.l { white-space: normal; overflow-wrap: break-word; }
+.strip { display: flex; height: 1.6em; border: 1px solid #ccc; margin: 0.6em 0; }
+.strip div { min-width: 3px; border-right: 1px solid #fff; }
+.strip .accelerator { background: #1f77b4; } .strip .host { background: HOST_COLOR; }
+""".replace("HOST_COLOR", HOST_COLOR)
 
 
 def _fmt(value: Any) -> str:
@@ -369,8 +459,57 @@ def _table(rows: list[dict], columns: list[tuple[str, str]], left: set[str]) -> 
             else f"<td>{html.escape(_fmt(row[key]))}</td>"
             for key, _ in columns
         )
-        body.append(f"<tr>{cells}</tr>")
+        host = ' class="host"' if row.get("runs_on") == "host" else ""
+        body.append(f"<tr{host}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _partition_section(split: dict[str, Any]) -> list[str]:
+    """The "Partition" section of a deployment: a strip of the steps (width = layers) and
+    their table."""
+    strip = "".join(
+        f'<div class="{step["runs_on"]}" style="flex-grow: {len(step["layers"])}" '
+        f'title="{html.escape(step["name"])}: {html.escape(step["kind"])}, '
+        f'{len(step["layers"])} layer(s)"></div>'
+        for step in split["steps"]
+    )
+    rows = []
+    for i, step in enumerate(split["steps"]):
+        host = step["runs_on"] == "host"
+        first, last = step["layers"][0], step["layers"][-1]
+        rows.append(
+            {
+                **step,
+                "step": i,
+                "what": step["kind"] if host else step["name"],
+                "layer_count": len(step["layers"]),
+                "span": first if first == last else f"{first} .. {last}",
+                "cycles": None if host else step["cycles"],
+            }
+        )
+    columns = [
+        ("step", "step"),
+        ("runs_on", "runs on"),
+        ("what", "what"),
+        ("layer_count", "layers"),
+        ("span", "layers (first .. last)"),
+        ("cycles", "cycles"),
+        ("macs", "MACs"),
+        ("host_writes_bytes", "host writes B"),
+        ("host_reads_bytes", "host reads B"),
+    ]
+    share = 100 * split["accelerator_mac_share"]
+    return [
+        '<h2 id="partition">Partition: accelerator segments and host steps</h2>',
+        f"<p>The accelerator runs {split['accelerator_layers']} of {split['layers']} layers "
+        f"({share:.1f}% of the MACs) in {split['segments']} segments, one program each, back to "
+        f"back; {split['host_steps']} steps run on the host between them (orange). The cycles "
+        "in this report are the accelerator's; the host's time is not modelled. Across the "
+        f"boundary the host writes and reads {split['boundary_bytes']:,} bytes of DRAM "
+        "(segment inputs it computed, segment outputs it needs).</p>",
+        f'<div class="strip">{strip}</div>',
+        _table(rows, columns, {"runs_on", "what", "span"}),
+    ]
 
 
 def _figure(fig_id: str, svg: str, caption: str) -> str:
@@ -381,32 +520,39 @@ def _figure(fig_id: str, svg: str, caption: str) -> str:
 
 
 def render_html(
-    result,
-    program,
+    totals: dict[str, Any],
+    cfg: AccelConfig,
     table: list[dict],
     *,
+    occupancy_rows: list[dict],
+    mapping: dict[str, dict],
     trace_name: str | None,
-    occupancy_rows: list[dict] | None = None,
+    split: dict[str, Any] | None = None,
 ) -> str:
-    """The page (needs matplotlib). ``occupancy_rows`` default to
-    :func:`accel.occupancy.buffer_occupancy` of ``program``."""
-    cfg = program.config
-    if occupancy_rows is None:
-        occupancy_rows = occupancy.buffer_occupancy(program)
+    """The page (needs matplotlib): ``totals`` from :func:`summary` (or
+    :func:`deployment_summary`), ``table`` from :func:`layer_table` (or
+    :func:`deployment_table`), ``mapping`` each layer's tiling, ``split`` a deployment's
+    :func:`accel.report.partition` (a "Partition" section, host rows marked)."""
     depths = occupancy.buffer_depths(cfg)
-    totals = summary(result, program)
-    stalls = result.stalls
+    stalls = totals["stalls"]
     cards = [
-        ("total cycles", f"{result.total_cycles:,}"),
-        ("time", f"{1e3 * result.seconds:.3f} ms"),
-        ("MAC utilization", f"{100 * result.utilization:.1f}%"),
-        ("throughput", f"{result.gops:.1f} GOPS"),
+        ("total cycles", f"{totals['total_cycles']:,}"),
+        ("time", f"{1e3 * totals['seconds']:.3f} ms"),
+        ("MAC utilization", f"{100 * totals['utilization']:.1f}%"),
+        ("throughput", f"{totals['gops']:.1f} GOPS"),
         ("inferences/s", f"{totals['inferences_per_second']:.1f}"),
-        ("MACs", f"{result.macs:,}"),
-        ("DRAM read", f"{result.dram_read_bytes / 2**20:.2f} MiB"),
-        ("DRAM written", f"{result.dram_written_bytes / 2**20:.2f} MiB"),
+        ("MACs", f"{totals['macs']:,}"),
+        ("DRAM read", f"{totals['dram_read_bytes'] / 2**20:.2f} MiB"),
+        ("DRAM written", f"{totals['dram_written_bytes'] / 2**20:.2f} MiB"),
         ("stall cycles", f"{sum(stalls.values()):,}"),
     ]
+    if split is not None:
+        cards[:0] = [
+            ("MACs on the accelerator", f"{100 * split['accelerator_mac_share']:.1f}%"),
+            ("layers on the accelerator", f"{split['accelerator_layers']} of {split['layers']}"),
+            ("segments / host steps", f"{split['segments']} / {split['host_steps']}"),
+            ("DRAM across the host boundary", f"{split['boundary_bytes'] / 1024:.1f} KiB"),
+        ]
     card_html = "".join(
         f'<div class="card">{html.escape(k)}<b>{html.escape(v)}</b></div>' for k, v in cards
     )
@@ -421,9 +567,14 @@ def render_html(
         for key, value in values.items()
     ]
     peak, bandwidth = cfg.array.pes, cfg.dram.bandwidth
-    off_roof = [row["layer"] for row in table if not row["intensity_macs_per_byte"]]
+    off_roof = [
+        row["layer"]
+        for row in table
+        if not row["intensity_macs_per_byte"] and row.get("runs_on") != "host"
+    ]
     columns = [
         ("layer", "layer"),
+        *([("runs_on", "runs on")] if split is not None else []),
         ("kind", "kind"),
         ("output", "output"),
         ("macs", "MACs"),
@@ -437,7 +588,6 @@ def render_html(
         ("bound", "bound"),
         ("mapping", "mapping"),
     ]
-    mapping = {info.name: info.mapping for info in program.layers}
     display = [
         {
             **row,
@@ -451,12 +601,17 @@ def render_html(
         '<a href="occupancy.csv">occupancy.csv</a>',
         '<a href="report.json">report.json</a>',
     ]
+    if trace_name is None and split is not None:
+        files.append(
+            "no trace.json: a timeline shows one program, and this network runs in "
+            f"{split['segments']} (<code>accel simulate --trace</code> needs one too)"
+        )
     if trace_name:
         files.append(
             f'<a href="{html.escape(trace_name)}">{html.escape(trace_name)}</a> (open it in '
             "https://ui.perfetto.dev or chrome://tracing: one track per engine)"
         )
-    title = f"{program.network} on {cfg.name}"
+    title = f"{totals['network']} on {cfg.name}"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -465,8 +620,9 @@ def render_html(
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="sub">{cfg.array.rows}x{cfg.array.cols} array, DRAM {bandwidth} B/cycle, '
         f"latency {cfg.dram.latency} cycles, {cfg.clock_text}; backend "
-        f"{html.escape(result.backend)}; accel {html.escape(__version__)}</p>",
+        f"{html.escape(totals['backend'])}; accel {html.escape(__version__)}</p>",
         f'<div class="cards">{card_html}</div>',
+        *([] if split is None else _partition_section(split)),
         '<h2 id="cycles">Cycles and utilization per layer</h2>',
         _figure(
             "cycles",
@@ -513,7 +669,7 @@ def render_html(
             "Table: occupancy.csv.",
         ),
         '<h2 id="layers">Layers</h2>',
-        _table(display, columns, {"layer", "kind", "output", "bound", "mapping"}),
+        _table(display, columns, {"layer", "runs_on", "kind", "output", "bound", "mapping"}),
         '<h2 id="config">Config</h2>',
         _table(config_rows, [("key", "key"), ("value", "value")], {"key", "value"}),
         '<h2 id="files">Files</h2>',
@@ -532,10 +688,20 @@ def _csv_text(table: list[dict]) -> str:
 
 
 def write_report(
-    out_dir: str | Path, result: Result, program: Program, *, trace: bool = True
+    out_dir: str | Path,
+    run: Result | DeploymentRun,
+    program: Program | None = None,
+    *,
+    trace: bool = True,
 ) -> dict[str, Path]:
     """Write ``report.html``, ``layers.csv``, ``occupancy.csv``, ``report.json`` (and
     ``trace.json``) into ``out_dir`` (created if missing); return their paths by name.
+
+    ``run`` is one program's :class:`Result` (``program`` is then that program) or a
+    :class:`~accel.deploy.DeploymentRun`. A deployment the accelerator runs whole reports as
+    its one program; one with host steps adds a "Partition" section, ``runs_on`` and
+    ``segment`` columns, and ``report.json`` a ``"partition"`` entry
+    (:func:`accel.report.partition`); it has no ``trace.json`` (a timeline is one program's).
 
     Raises
     ------
@@ -546,15 +712,39 @@ def write_report(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"report output {str(out)!r} exists and is not a directory")
-    table = layer_table(result, program)
-    occupancy_rows = occupancy.buffer_occupancy(program)
-    cfg = program.config
+    split = None
+    if isinstance(run, DeploymentRun) and run.deployment.whole:
+        run, program = run.results[0], run.deployment.segments[0].program
+    if isinstance(run, DeploymentRun):
+        cfg = run.deployment.config
+        programs = [s.program for s in run.deployment.segments]
+        table = deployment_table(run)
+        totals = deployment_summary(run)
+        split = report.partition(run)
+        trace = False
+    else:
+        if program is None:
+            raise TypeError("write_report of a Result needs its program")
+        cfg, programs = program.config, [program]
+        table = layer_table(run, program)
+        totals = summary(run, program)
+    occupancy_rows = [row for p in programs for row in occupancy.buffer_occupancy(p)]
+    mapping = {info.name: info.mapping for p in programs for info in p.layers}
     trace_name = "trace.json" if trace else None
-    page = render_html(result, program, table, trace_name=trace_name, occupancy_rows=occupancy_rows)
+    page = render_html(
+        totals,
+        cfg,
+        table,
+        occupancy_rows=occupancy_rows,
+        mapping=mapping,
+        trace_name=trace_name,
+        split=split,
+    )
     doc = {
-        "network": program.network,
+        "network": totals["network"],
         "config": cfg.to_dict(),
-        "summary": summary(result, program),
+        "summary": totals,
+        **({} if split is None else {"partition": split}),
         "roofline": {
             "compute_roof_macs_per_cycle": cfg.array.pes,
             "dram_bytes_per_cycle": cfg.dram.bandwidth,
@@ -575,5 +765,5 @@ def write_report(
     paths["occupancy"].write_text(_csv_text(occupancy_rows))
     paths["json"].write_text(json.dumps(doc, indent=2) + "\n")
     if trace:
-        paths["trace"] = timeline.write_trace(out / trace_name, result, program)
+        paths["trace"] = timeline.write_trace(out / trace_name, run, program)
     return paths

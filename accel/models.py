@@ -21,6 +21,32 @@ these documented differences:
   ``alexnet`` builds for input sizes 223..254 (or where its 6x6 grid scales evenly, e.g.
   415..446) and ``vgg16`` for 224..255, 448..479, ...; not at 32 or 64.
 
+Networks with ops the accelerator does not run (``mobilenet_v3_small``, ``efficientnet_b0``,
+``shufflenet_v2``, ``unet``) carry them as :class:`~accel.graph.HostOp` nodes, each a
+single-node ONNX model built with ``onnx.helper`` (:func:`accel.host.host_op`), the way the
+ONNX frontend makes them; :mod:`accel.deploy` runs them on the host between accelerator
+segments. torchvision's layer shapes and MACs, with these choices:
+
+- ``mobilenet_v3_small``: HardSwish, HardSigmoid (``alpha=1/6``, torch's) and the
+  squeeze-and-excitation ``Mul`` are host ops; ReLU is fused into its conv.
+- ``efficientnet_b0``: SiLU is a host ``Sigmoid`` then a host ``Mul``, as
+  ``torch.onnx.export`` writes it; the SE gate is a host ``Sigmoid`` and ``Mul``; stochastic
+  depth and dropout are omitted (inference).
+- ``densenet121``: the BN-ReLU *before* each dense layer's 1x1 conv, each transition and the
+  classifier (pre-activation, on the concatenated features) is moved onto the convs that
+  produce those features (``activation="relu"`` on ``conv0``, every ``conv2`` and the
+  transition convs; every consumer's own BN folds away). Shapes, MACs and the dataflow are
+  torchvision's; the function is not, which random weights do not see. The concatenations
+  are a chain (``concat_i = Concat(concat_{i-1}, conv2_i)``), which the accelerator runs
+  in place: the whole network is one program.
+- ``shufflenet_v2`` (``x1_0``): the channel split and the channel shuffle are host
+  ``Gather`` ops along the channels (torch exports a ``Split`` and a
+  Reshape/Transpose/Reshape); a concat of a host tensor runs on the host too.
+- ``unet``: Ronneberger's U-Net with padded 3x3 convs (sizes are kept), widths 32, 64, 128,
+  256, bottom 512, 2 output classes, at 128x128 natively; the 2x2 stride-2 up-convolutions
+  are host ``ConvTranspose`` ops whose (fixed random, from the node name) weights the host op
+  carries; :func:`accel.host.macs` counts their MACs, ``Network.total_macs`` does not.
+
 ``lenet5`` is the classic LeNet-5 on a 1x32x32 input with ReLU in place of its squashing
 functions and average-pool subsampling. ``tinynet`` and ``tinyconv`` are small synthetic
 networks for fast tests.
@@ -32,13 +58,19 @@ vanish is rejected with an error naming the model, the size and the layer.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from functools import partial
 from numbers import Integral
 
+import numpy as np
+from onnx import helper
+
+from accel import host
 from accel.graph import (
     Add,
     AvgPool2d,
+    Concat,
     Conv2d,
     Flatten,
     GlobalAvgPool,
@@ -82,6 +114,27 @@ class _Builder:
             self.channels(src), out, kernel, stride, padding, groups=groups, activation=activation
         )
         return self.add(name, op, [src])
+
+    def host(
+        self,
+        name: str,
+        op_type: str,
+        inputs: Sequence[str] | None = None,
+        constants: dict[str, np.ndarray] | None = None,
+        out: tuple[int, ...] | None = None,
+        **attributes,
+    ) -> str:
+        """A single-node ONNX op ``op_type`` run on the host (:func:`accel.host.host_op`),
+        as the ONNX frontend makes one: tensor inputs ``inputs`` (default the current node),
+        then ``constants``; the output shape ``out`` defaults to the first input's."""
+        srcs = [self.x] if inputs is None else list(inputs)
+        constants = constants or {}
+        names = [f"x{i}" for i in range(len(srcs))]
+        node = helper.make_node(op_type, [*names, *constants], ["y"], **attributes)
+        shapes = [tuple(self.net.shape(src)) for src in srcs]
+        out = tuple(shapes[0]) if out is None else out
+        op = host.host_op(node, list(zip(names, shapes, strict=True)), constants, out, out, _OPSET)
+        return self.add(name, op, srcs)
 
     def classifier(self, layers: Sequence[tuple[str, int, str | None]]) -> None:
         """Flatten, then Linear layers given as (name, out_features, activation)."""
@@ -251,6 +304,205 @@ def _tinyconv(b: _Builder) -> None:
     b.conv("conv", 8, 3, 1, 1, activation=None)
 
 
+# -- networks with ops the accelerator does not run (host ops) ----------------------------
+
+#: The opset of the host ops' single-node ONNX models.
+_OPSET = [helper.make_opsetid("", 17)]
+
+
+def _make_divisible(value: float, divisor: int = 8) -> int:
+    """torchvision's ``_make_divisible``: round to a multiple of ``divisor``, not below 90%."""
+    out = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * value else out
+
+
+def _act(b: _Builder, name: str, kind: str) -> str:
+    """A host activation after the current node: ``hardswish`` (HardSwish), ``hardsigmoid``
+    (torch's HardSigmoid: alpha 1/6), ``sigmoid``, ``silu`` (Sigmoid, then Mul, as
+    ``torch.onnx.export`` writes SiLU)."""
+    if kind == "hardswish":
+        return b.host(name, "HardSwish")
+    if kind == "hardsigmoid":
+        return b.host(name, "HardSigmoid", alpha=1 / 6, beta=0.5)
+    if kind == "sigmoid":
+        return b.host(name, "Sigmoid")
+    x = b.x
+    gate = b.host(f"{name}.sigmoid", "Sigmoid")
+    return b.host(f"{name}.mul", "Mul", [x, gate])
+
+
+def _squeeze_excitation(b: _Builder, prefix: str, squeeze: int, inner: str, gate: str) -> str:
+    """x * gate(fc2(inner(fc1(avgpool(x))))): fc1/fc2 are 1x1 convs on the accelerator; the
+    gate and the channel-broadcast Mul run on the host."""
+    x, channels = b.x, b.channels()
+    b.add(f"{prefix}.avgpool", GlobalAvgPool())
+    b.conv(f"{prefix}.fc1", squeeze, 1, activation="relu" if inner == "relu" else None)
+    if inner != "relu":
+        _act(b, f"{prefix}.{inner}", inner)
+    b.conv(f"{prefix}.fc2", channels, 1, activation=None)
+    scale = _act(b, f"{prefix}.{gate}", gate)
+    return b.host(f"{prefix}.mul", "Mul", [x, scale])
+
+
+def _conv_act(b: _Builder, name: str, out: int, kernel: int, stride: int, act: str, **kw) -> str:
+    """conv + an activation: ReLU fused, anything else a host op after it."""
+    fused = act if act in ("relu", "relu6") else None
+    b.conv(name, out, kernel, stride, (kernel - 1) // 2, activation=fused, **kw)
+    return b.x if fused or act is None else _act(b, f"{name}.act", act)
+
+
+# torchvision mobilenet_v3_small: kernel, expanded channels, out channels, SE, activation,
+# stride.
+_MOBILENET_V3_SMALL = [
+    (3, 16, 16, True, "relu", 2),
+    (3, 72, 24, False, "relu", 2),
+    (3, 88, 24, False, "relu", 1),
+    (5, 96, 40, True, "hardswish", 2),
+    (5, 240, 40, True, "hardswish", 1),
+    (5, 240, 40, True, "hardswish", 1),
+    (5, 120, 48, True, "hardswish", 1),
+    (5, 144, 48, True, "hardswish", 1),
+    (5, 288, 96, True, "hardswish", 2),
+    (5, 576, 96, True, "hardswish", 1),
+    (5, 576, 96, True, "hardswish", 1),
+]
+
+
+def _mobilenet_v3_small(b: _Builder) -> None:
+    _conv_act(b, "features.0.0", 16, 3, 2, "hardswish")
+    for i, (kernel, expanded, out, se, act, stride) in enumerate(_MOBILENET_V3_SMALL, 1):
+        prefix, identity, j = f"features.{i}.block", b.x, 0
+        if expanded != b.channels():
+            _conv_act(b, f"{prefix}.0.0", expanded, 1, 1, act)
+            j = 1
+        _conv_act(b, f"{prefix}.{j}.0", expanded, kernel, stride, act, groups=expanded)
+        if se:
+            j += 1
+            squeeze = _make_divisible(expanded // 4)
+            _squeeze_excitation(b, f"{prefix}.{j}", squeeze, "relu", "hardsigmoid")
+        b.conv(f"{prefix}.{j + 1}.0", out, 1, activation=None)
+        if stride == 1 and b.channels(identity) == out:
+            b.add(f"features.{i}.add", Add(), [b.x, identity])
+    _conv_act(b, "features.12.0", 576, 1, 1, "hardswish")
+    b.add("avgpool", GlobalAvgPool())
+    b.add("flatten", Flatten())
+    b.add("classifier.0", Linear(576, 1024))
+    _act(b, "classifier.1", "hardswish")
+    b.add("classifier.3", Linear(1024, 1000))
+
+
+# torchvision efficientnet_b0 (MBConv): expansion, kernel, stride, out channels, repeats.
+_EFFICIENTNET_B0 = [
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+]
+
+
+def _efficientnet_b0(b: _Builder) -> None:
+    _conv_act(b, "features.0.0", 32, 3, 2, "silu")
+    for stage, (expansion, kernel, first_stride, out, repeats) in enumerate(_EFFICIENTNET_B0, 1):
+        for i in range(repeats):
+            prefix, identity = f"features.{stage}.{i}.block", b.x
+            channels, stride, j = b.channels(), first_stride if i == 0 else 1, 0
+            expanded = channels * expansion
+            if expansion != 1:
+                _conv_act(b, f"{prefix}.0.0", expanded, 1, 1, "silu")
+                j = 1
+            _conv_act(b, f"{prefix}.{j}.0", expanded, kernel, stride, "silu", groups=expanded)
+            _squeeze_excitation(b, f"{prefix}.{j + 1}", max(1, channels // 4), "silu", "sigmoid")
+            b.conv(f"{prefix}.{j + 2}.0", out, 1, activation=None)
+            if stride == 1 and channels == out:
+                b.add(f"features.{stage}.{i}.add", Add(), [b.x, identity])
+    _conv_act(b, "features.8.0", 1280, 1, 1, "silu")
+    b.add("avgpool", GlobalAvgPool())
+    b.classifier([("classifier.1", 1000, None)])
+
+
+def _densenet121(b: _Builder) -> None:
+    """torchvision densenet121 (growth 32, bn_size 4, blocks 6/12/24/16); see the module
+    docstring for where its pre-activations go."""
+    b.conv("features.conv0", 64, 7, 2, 3)
+    b.add("features.pool0", MaxPool2d(3, 2, 1))
+    for block, layers in enumerate((6, 12, 24, 16), 1):
+        features = b.x
+        for i in range(1, layers + 1):
+            prefix = f"features.denseblock{block}.denselayer{i}"
+            b.conv(f"{prefix}.conv1", 128, 1, src=features)
+            new = b.conv(f"{prefix}.conv2", 32, 3, 1, 1)
+            features = b.add(f"{prefix}.concat", Concat(), [features, new])
+        if block < 4:
+            b.conv(f"features.transition{block}.conv", b.channels() // 2, 1)
+            b.add(f"features.transition{block}.pool", AvgPool2d(2, 2))
+    b.add("avgpool", GlobalAvgPool())
+    b.classifier([("classifier", 1000, None)])
+
+
+def _shufflenet_v2(b: _Builder) -> None:
+    """torchvision shufflenet_v2_x1_0: the channel split and the channel shuffle are host
+    Gathers along the channels (as a Split and a Reshape/Transpose/Reshape are when exported)."""
+    b.conv("conv1.0", 24, 3, 2, 1)
+    b.add("maxpool", MaxPool2d(3, 2, 1))
+    for stage, (repeats, out) in enumerate(zip((4, 8, 4), (116, 232, 464), strict=True), 2):
+        half = out // 2
+        for i in range(repeats):
+            prefix, x, channels = f"stage{stage}.{i}", b.x, b.channels()
+            if i == 0:
+                b.conv(f"{prefix}.branch1.0", channels, 3, 2, 1, groups=channels, activation=None)
+                left = b.conv(f"{prefix}.branch1.2", half, 1)
+                src = x
+            else:
+                left = _channels(b, f"{prefix}.split.0", x, np.arange(half))
+                src = _channels(b, f"{prefix}.split.1", x, np.arange(half, channels))
+            stride = 2 if i == 0 else 1
+            b.conv(f"{prefix}.branch2.0", half, 1, src=src)
+            b.conv(f"{prefix}.branch2.3", half, 3, stride, 1, groups=half, activation=None)
+            right = b.conv(f"{prefix}.branch2.5", half, 1)
+            b.add(f"{prefix}.concat", Concat(), [left, right])
+            shuffle = np.arange(out).reshape(2, half).T.reshape(-1)  # groups 2
+            _channels(b, f"{prefix}.shuffle", b.x, shuffle)
+    b.conv("conv5.0", 1024, 1)
+    b.add("avgpool", GlobalAvgPool())
+    b.classifier([("fc", 1000, None)])
+
+
+def _channels(b: _Builder, name: str, src: str, indices: np.ndarray) -> str:
+    """Channels ``indices`` of ``src``, in that order: a host Gather along axis 1."""
+    _, h, w = b.net.shape(src)
+    constants = {"indices": np.asarray(indices, dtype=np.int64)}
+    return b.host(name, "Gather", [src], constants, (len(indices), h, w), axis=1)
+
+
+def _unet(b: _Builder) -> None:
+    """U-Net (Ronneberger et al.) with padded 3x3 convs, widths 32..512, 2 output classes:
+    the 2x2 stride-2 up-convolutions are host ConvTransposes (their weights fixed random
+    numbers drawn from the node's name: the zoo has no weights, a host op carries its own)."""
+    skips = []
+    for level, width in enumerate((32, 64, 128, 256)):
+        b.conv(f"down{level}.conv1", width, 3, 1, 1)
+        skips.append(b.conv(f"down{level}.conv2", width, 3, 1, 1))
+        b.add(f"down{level}.pool", MaxPool2d(2, 2))
+    b.conv("bottom.conv1", 512, 3, 1, 1)
+    b.conv("bottom.conv2", 512, 3, 1, 1)
+    for level, width in reversed(list(enumerate((32, 64, 128, 256)))):
+        channels, h, w = b.net.shape(b.x)
+        rng = np.random.default_rng(zlib.crc32(f"up{level}.upconv".encode()))
+        weight = rng.normal(0, (2 / (channels * 4)) ** 0.5, (channels, width, 2, 2))
+        constants = {"w": weight.astype(np.float32), "b": np.zeros(width, np.float32)}
+        up = b.host(
+            f"up{level}.upconv", "ConvTranspose", None, constants, (width, 2 * h, 2 * w),
+            kernel_shape=[2, 2], strides=[2, 2],
+        )  # fmt: skip
+        b.add(f"up{level}.concat", Concat(), [skips[level], up])
+        b.conv(f"up{level}.conv1", width, 3, 1, 1)
+        b.conv(f"up{level}.conv2", width, 3, 1, 1)
+    b.conv("head", 2, 1, activation=None)
+
+
 # name -> (builder, input channels, native input size)
 _MODELS: dict[str, tuple[Callable[[_Builder], None], int, int]] = {
     "lenet5": (_lenet5, 1, 32),
@@ -260,6 +512,11 @@ _MODELS: dict[str, tuple[Callable[[_Builder], None], int, int]] = {
     "resnet34": (partial(_resnet, block=_basic_block, depths=(3, 4, 6, 3)), 3, 224),
     "resnet50": (partial(_resnet, block=_bottleneck, depths=(3, 4, 6, 3)), 3, 224),
     "mobilenet_v2": (_mobilenet_v2, 3, 224),
+    "mobilenet_v3_small": (_mobilenet_v3_small, 3, 224),
+    "efficientnet_b0": (_efficientnet_b0, 3, 224),
+    "densenet121": (_densenet121, 3, 224),
+    "shufflenet_v2": (_shufflenet_v2, 3, 224),
+    "unet": (_unet, 3, 128),
     "tinynet": (_tinynet, 3, 16),
     "tinyconv": (_tinyconv, 8, 8),
 }

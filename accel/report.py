@@ -14,7 +14,9 @@ import json
 from collections import Counter
 
 from accel.backend import STALL_CAUSES, LayerStats, Result
+from accel.batch import Batch
 from accel.deploy import DeploymentRun, HostStep
+from accel.graph import HostOp
 from accel.program import Program
 
 
@@ -43,11 +45,16 @@ def _row(layer: LayerStats) -> dict:
     return row
 
 
-def render(result: Result, program: Program, fmt: str) -> str:
+def render(result: Result, program: Program, fmt: str, batch: Batch | None = None) -> str:
+    """One program's run; with ``batch`` (more than one image), the table ends with the
+    batch's lines and the JSON has ``"batch"`` (:meth:`accel.batch.Batch.to_dict`); the
+    per-layer rows are one image's."""
     if fmt == "json":
         doc = result.to_dict()
         doc["network"] = program.network
         doc["config"] = program.config.to_dict()
+        if batch is not None:
+            doc["batch"] = batch.to_dict()
         return json.dumps(doc, indent=2) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
@@ -65,7 +72,8 @@ def render(result: Result, program: Program, fmt: str) -> str:
         f"{1 / result.seconds if result.total_cycles else 0:.1f} inferences/s, MAC utilization "
         f"{100 * result.utilization:.1f}% (stall columns: cycles the array waited, by cause)"
     )
-    return _table(program.network, program.config, body, _total_row(result), [summary])
+    notes = [summary, *(batch.lines() if batch is not None else [])]
+    return _table(program.network, program.config, body, _total_row(result), notes)
 
 
 _HEADER = [
@@ -135,12 +143,96 @@ def _table(network: str, cfg, body: list[list[str]], total: list[str], notes: li
     return "\n".join([*lines, *notes]) + "\n"
 
 
-def render_run(run: DeploymentRun, fmt: str) -> str:
+def host_row(run: DeploymentRun, step: HostStep) -> dict:
+    """The row of a host step in the per-layer tables: the columns of :func:`rows` (no
+    cycles, no accelerator traffic) and ``runs_on`` = ``"host"``."""
+    net = run.deployment.qnet.network
+    return {
+        "layer": step.node,
+        "kind": step.kind,
+        "input": _shape(net.shape(step.inputs[0])),
+        "output": _shape(net.shape(step.node)),
+        "macs": 0,
+        "cycles": 0,
+        "utilization": 0.0,
+        **{f"stall_{k}": 0 for k in STALL_CAUSES},
+        "dram_read_bytes": 0,
+        "dram_written_bytes": 0,
+        "runs_on": "host",
+    }
+
+
+def partition(run: DeploymentRun) -> dict:
+    """What runs where: the steps in order and the shares of the accelerator.
+
+    ``steps``: one dict per segment or host step, in execution order: ``runs_on``
+    (``"accelerator"`` or ``"host"``), ``name`` (``segment 0`` or the host node), ``kind``
+    (the host op, e.g. ``HostOp Sigmoid``; ``segment`` for a segment), ``layers`` (the
+    nodes), ``cycles``, ``macs`` (a host op's from :func:`accel.host.macs`),
+    ``host_writes_bytes`` / ``host_reads_bytes`` (the DRAM bytes the host writes into and
+    reads out of a segment, :meth:`~accel.deploy.DeploymentRun.boundary`). Totals:
+    ``accelerator_layers`` of ``layers``, ``accelerator_macs`` of ``macs`` (the host's MACs
+    are those of its Conv/ConvTranspose/Gemm/MatMul ops), their ratio
+    ``accelerator_mac_share``, and ``boundary_bytes``.
+    """
+    from accel import host
+
+    deployment = run.deployment
+    results = dict(zip((s.index for s in deployment.segments), run.results, strict=True))
+    steps = []
+    for step in deployment.steps:
+        if isinstance(step, HostStep):
+            op_macs = host.macs(step.op) if isinstance(step.op, HostOp) else 0
+            steps.append(
+                {
+                    "runs_on": "host",
+                    "name": step.node,
+                    "kind": step.kind,
+                    "layers": [step.node],
+                    "cycles": 0,
+                    "macs": op_macs,
+                    "host_writes_bytes": 0,
+                    "host_reads_bytes": 0,
+                }
+            )
+            continue
+        result = results[step.index]
+        written, read = run.boundary(step) if not deployment.whole else (0, 0)
+        steps.append(
+            {
+                "runs_on": "accelerator",
+                "name": f"segment {step.index}",
+                "kind": "segment",
+                "layers": list(step.layers),
+                "cycles": result.total_cycles,
+                "macs": result.macs,
+                "host_writes_bytes": written,
+                "host_reads_bytes": read,
+            }
+        )
+    on_accel = [s for s in steps if s["runs_on"] == "accelerator"]
+    accelerator_macs = sum(s["macs"] for s in on_accel)
+    macs = sum(s["macs"] for s in steps)
+    return {
+        "segments": len(on_accel),
+        "host_steps": len(steps) - len(on_accel),
+        "layers": sum(len(s["layers"]) for s in steps),
+        "accelerator_layers": sum(len(s["layers"]) for s in on_accel),
+        "macs": macs,
+        "accelerator_macs": accelerator_macs,
+        "accelerator_mac_share": accelerator_macs / macs if macs else 1.0,
+        "boundary_bytes": run.boundary_bytes,
+        "steps": steps,
+    }
+
+
+def render_run(run: DeploymentRun, fmt: str, batch: Batch | None = None) -> str:
     """A deployment's run: every layer in network order, host ops among them (a network
-    without host ops renders exactly as :func:`render` renders its one program)."""
+    without host ops renders exactly as :func:`render` renders its one program); ``batch``
+    as :func:`render`'s."""
     deployment = run.deployment
     if deployment.whole:
-        return render(run.results[0], deployment.segments[0].program, fmt)
+        return render(run.results[0], deployment.segments[0].program, fmt, batch)
     net = deployment.qnet.network
     results = iter(run.results)
     layer_rows: list[dict] = []
@@ -148,20 +240,8 @@ def render_run(run: DeploymentRun, fmt: str) -> str:
     host_ops = []
     for step in deployment.steps:
         if isinstance(step, HostStep):
-            shape = _shape(net.shape(step.node))
-            row = {
-                "layer": step.node,
-                "kind": step.kind,
-                "input": _shape(net.shape(step.inputs[0])),
-                "output": shape,
-                "macs": 0,
-                "cycles": 0,
-                "utilization": 0.0,
-                **{f"stall_{k}": 0 for k in STALL_CAUSES},
-                "dram_read_bytes": 0,
-                "dram_written_bytes": 0,
-                "runs_on": "host",
-            }
+            row = host_row(run, step)
+            shape = row["output"]
             layer_rows.append(row)
             table_rows.append([step.node, shape, "", "host", *[""] * 7])
             host_ops.append({"name": step.node, "kind": step.kind, "inputs": list(step.inputs)})
@@ -200,8 +280,11 @@ def render_run(run: DeploymentRun, fmt: str) -> str:
                 }
                 for s, r in zip(deployment.segments, run.results, strict=True)
             ],
+            "partition": partition(run),
             "layers": layer_rows,
         }
+        if batch is not None:
+            doc["batch"] = batch.to_dict()
         return json.dumps(doc, indent=2) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
@@ -220,9 +303,11 @@ def render_run(run: DeploymentRun, fmt: str) -> str:
         f"the accelerator ({len(deployment.segments)} segment(s) back to back; host time not "
         f"counted): {run.gops:.1f} GOPS, MAC utilization {100 * run.utilization:.1f}%",
         f"host: {len(host_ops)} op(s) ({ops}); accelerator: {accelerator_layers} of "
-        f"{total_layers} layers, every counted MAC; DRAM across the host boundary "
+        f"{total_layers} layers, {100 * partition(run)['accelerator_mac_share']:.1f}% of the "
+        "MACs; DRAM across the host boundary "
         f"{run.boundary_bytes / 1024:.1f} KB",
     ]
+    notes += batch.lines() if batch is not None else []
     return _table(net.name, cfg, table_rows, _total_row(run), notes)
 
 

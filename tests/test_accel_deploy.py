@@ -107,7 +107,7 @@ def test_simulate_shows_the_host_ops_and_the_boundary(capsys, hosted):
     assert "runs on the host, and host ops are off (--no-host)" in capsys.readouterr().err
 
 
-def test_compile_and_report_need_a_network_the_accelerator_runs_whole(capsys, hosted, tmp_path):
+def test_compile_needs_a_network_the_accelerator_runs_whole(capsys, hosted, tmp_path):
     assert main(["compile", "hosted", "--preset", "tiny", "-o", str(tmp_path / "p.bin")]) == 2
     err = capsys.readouterr().err
     assert "accel compile writes one program, but 'hosted' runs in 2 accelerator segments" in err
@@ -121,3 +121,78 @@ def test_verify_checks_segments_and_host_ops(capsys, hosted, backend):
     assert status == 0, out
     assert "HostOp Sigmoid (host)" in out and "HostOp Softmax (host)" in out
     assert f"{backend} vs model on 'tiny': PASS (counters equal)" in out
+
+
+def test_report_shows_the_partition(capsys, hosted, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "report"
+    assert main(["report", "hosted", "--preset", "tiny", "-o", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "in 2 segments around 2 host step(s)" in printed.out
+    assert "no trace.json" in printed.err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "layers.csv",
+        "occupancy.csv",
+        "report.html",
+        "report.json",
+    ]
+    doc = json.loads((out / "report.json").read_text())
+    split = doc["partition"]
+    assert [(s["runs_on"], s["name"], s["kind"]) for s in split["steps"]] == [
+        ("accelerator", "segment 0", "segment"),
+        ("host", "sig", "HostOp Sigmoid"),
+        ("accelerator", "segment 1", "segment"),
+        ("host", "softmax", "HostOp Softmax"),
+    ]
+    assert split["steps"][2]["layers"] == ["conv2", "add", "gap", "flat", "fc"]
+    # segment 0 hands conv (512 B) to the host; segment 1 takes sig and conv, gives fc.
+    boundary = [(s["host_writes_bytes"], s["host_reads_bytes"]) for s in split["steps"]]
+    assert boundary == [(0, 512), (0, 0), (1024, 10), (0, 0)]
+    assert split["boundary_bytes"] == doc["summary"]["boundary_bytes"] == 1546
+    assert (split["layers"], split["accelerator_layers"], split["segments"]) == (8, 6, 2)
+    assert split["accelerator_mac_share"] == 1.0  # Sigmoid and Softmax have no MACs
+    assert doc["summary"]["total_cycles"] == sum(s["cycles"] for s in split["steps"])
+    layers = doc["layers"]
+    assert [row["layer"] for row in layers] == [
+        "conv", "sig", "conv2", "add", "gap", "flat", "fc", "softmax"
+    ]  # fmt: skip
+    assert [row["runs_on"] for row in layers].count("host") == 2
+    assert [row["segment"] for row in layers] == [0, None, 1, 1, 1, 1, 1, None]
+    assert sum(row["cycles"] for row in layers) == doc["summary"]["total_cycles"]
+    page = (out / "report.html").read_text()
+    assert 'id="partition"' in page and page.count('<tr class="host">') == 4  # 2 steps, 2 layers
+    assert "[host] sig" in page
+
+
+def test_host_macs_count_convolutions_only():
+    from accel import host
+
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2])
+    weight = np.zeros((8, 4, 2, 2), np.float32)  # C=8 -> K=4, 2x2
+    op = host_op(node, [("x", (8, 5, 5))], {"w": weight}, (4, 10, 10), (4, 10, 10), OPSET)
+    assert host.macs(op) == 8 * 4 * 2 * 2 * 5 * 5
+    assert host.macs(sigmoid((8, 4, 4))) == 0
+
+
+# Zoo networks with host ops, at reduced sizes: every segment and host op bit-exact end to
+# end (`accel simulate MODEL --preset edge --cycles-only` runs them at native size).
+HOSTED_ZOO = [
+    ("mobilenet_v3_small", 64, {"HostOp HardSwish", "HostOp HardSigmoid", "HostOp Mul"}),
+    ("efficientnet_b0", 32, {"HostOp Sigmoid", "HostOp Mul"}),
+    ("shufflenet_v2", 64, {"HostOp Gather", "Concat"}),
+    ("unet", 32, {"HostOp ConvTranspose", "Concat"}),
+    ("densenet121", 32, set()),  # its concatenations run on the accelerator: one program
+]
+
+
+@pytest.mark.parametrize(("name", "size", "kinds"), HOSTED_ZOO)
+def test_zoo_networks_with_host_ops_run_bit_exact(name, size, kinds):
+    qnet = zoo_qnet(name, size)
+    deployment = deploy.deploy(qnet, config.preset("edge"))
+    assert {step.kind for step in deployment.host_steps} == kinds
+    inputs = synthetic.random_int8_inputs(qnet)
+    run = deploy.run(deployment, inputs, sim.run)
+    expected = executor.run_network(qnet, inputs)
+    assert set(run.outputs) == set(expected)
+    for output, value in expected.items():
+        np.testing.assert_array_equal(run.outputs[output].reshape(value.shape), value)

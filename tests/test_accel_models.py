@@ -27,13 +27,18 @@ def ops(net, kind):
 def test_names():
     assert models.names() == [
         "alexnet",
+        "densenet121",
+        "efficientnet_b0",
         "lenet5",
         "mobilenet_v2",
+        "mobilenet_v3_small",
         "resnet18",
         "resnet34",
         "resnet50",
+        "shufflenet_v2",
         "tinyconv",
         "tinynet",
+        "unet",
         "vgg16",
     ]
 
@@ -49,11 +54,16 @@ def test_names():
         ("resnet34", 3.66, 3_663_761_408),
         ("resnet50", 4.09, 4_089_184_256),
         ("mobilenet_v2", 0.30, 300_774_272),
+        # published to two digits only: within half a unit of the last digit
+        ("mobilenet_v3_small", 0.06, 56_510_400),
+        ("efficientnet_b0", 0.39, 385_814_752),
+        ("densenet121", 2.83, 2_834_161_664),
+        ("shufflenet_v2", 0.14, 144_907_992),
     ],
 )
 def test_macs_match_torchvision(name, published_gmacs, exact):
     net = model(name)
-    assert net.total_macs == pytest.approx(published_gmacs * 1e9, rel=0.01)
+    assert net.total_macs == pytest.approx(published_gmacs * 1e9, abs=0.005e9)
     assert net.total_macs == exact
 
 
@@ -254,7 +264,7 @@ def test_adaptive_pool_becomes_avgpool_when_divisible():
         ("tinynet", 2, r"model 'tinynet' at input_size 2: node 'pool' \(MaxPool2d\)"),
         ("resnet18", 0, r"model 'resnet18': input_size must be a positive int, got 0"),
         ("resnet18", 32.0, r"model 'resnet18': input_size must be a positive int, got 32\.0"),
-        ("resnet19", 224, r"unknown model 'resnet19'; known models: alexnet, lenet5, "),
+        ("resnet19", 224, r"unknown model 'resnet19'; known models: alexnet, densenet121, "),
     ],
 )
 def test_get_rejects(name, size, match):

@@ -12,9 +12,9 @@ def load_model(spec: str, *, input_size: int | None = None, host: bool = True):
     ONNX models, a :class:`~accel.quantized.QuantizedNetwork`. ONNX ops without an accelerator
     mapping become host ops, or errors with ``host=False``.
 
-    The commands built on it run one image: an ONNX model with a static batch ``N > 1`` is
-    rejected with a message naming the batch (``accel.frontends.onnx.load`` keeps and records
-    it, :func:`accel.frontends.onnx.batch_size`).
+    The network describes one image; an ONNX model's static batch ``N`` is recorded
+    (:func:`accel.frontends.onnx.batch_size`): ``accel simulate`` and ``accel verify`` run
+    ``N`` images (:mod:`accel.batch`), the other commands describe one.
     """
     from accel import models
 
@@ -33,15 +33,7 @@ def load_model(spec: str, *, input_size: int | None = None, host: bool = True):
         if suffix == ".onnx":
             from accel.frontends import onnx
 
-            network = onnx.load(path, host=host)
-            batch = onnx.batch_size(network)
-            if batch is not None and batch > 1:
-                raise ValueError(
-                    f"{spec}: the model has a static batch of {batch} images (N={batch} in its "
-                    "input shapes); these commands run one image: export it with batch 1 or a "
-                    "dynamic batch"
-                )
-            return network
+            return onnx.load(path, host=host)
         from accel.frontends import scalesim
 
         return scalesim.load_topology(path)

@@ -1,0 +1,116 @@
+"""A static ONNX batch, and ``--batch N``: N images, each bit-exact, N times one image's
+cycles (weights are not kept resident across the batch)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import sim
+from accel import batch, config, deploy, executor, synthetic
+from accel.cli import main
+from accel.frontends import load_model
+from accel.frontends.onnx import batch_size
+from tests.layers import quantized
+
+
+def batch3_model() -> onnx.ModelProto:
+    """conv + relu -> sigmoid (a host op) -> conv, on a static batch of 3 images."""
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.normal(0, 0.3, (4, 8, 1, 1)).astype(np.float32), "w2")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+            helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+            helper.make_node("Sigmoid", ["r1"], ["s1"], name="sig"),
+            helper.make_node("Conv", ["s1", "w2"], ["y"], name="conv2"),
+        ],
+        "batch3",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 3, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4, 6, 6])],
+        [w1, w2],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.fixture
+def batch3(tmp_path):
+    path = tmp_path / "batch3.onnx"
+    onnx.save(batch3_model(), path)
+    return str(path)
+
+
+def test_every_image_of_a_static_batch_is_bit_exact(batch3):
+    network = load_model(batch3)
+    assert batch_size(network) == 3
+    qnet = quantized(network)
+    deployment = deploy.deploy(qnet, config.preset("tiny"))
+    assert len(deployment.segments) == 2  # the sigmoid runs on the host
+    runs = batch.run(deployment, sim.run, images=3, seed=5)
+    assert len(runs) == 3
+    inputs = [synthetic.random_int8_inputs(qnet, 5 + i) for i in range(3)]
+    assert not np.array_equal(inputs[0]["x"], inputs[1]["x"])  # different images
+    outputs = []
+    for run, feed in zip(runs, inputs, strict=True):
+        golden = executor.trace_network(qnet, feed)
+        for name, value in run.outputs.items():
+            np.testing.assert_array_equal(value.reshape(golden[name].shape), golden[name])
+        outputs.append(next(iter(run.outputs.values())))
+    assert not np.array_equal(outputs[0], outputs[1])
+    assert runs[0].total_cycles == runs[1].total_cycles == runs[2].total_cycles > 0
+
+
+def test_simulate_runs_the_static_batch(batch3, capsys):
+    assert main(["simulate", batch3, "--preset", "tiny", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    one = doc["total_cycles"]  # the table is one image's
+    assert doc["batch"]["images"] == 3
+    assert doc["batch"]["cycles_per_image"] == [one] * 3
+    assert doc["batch"]["total_cycles"] == 3 * one
+    assert doc["batch"]["every_image_simulated"] and not doc["batch"]["weights_resident"]
+    assert main(["simulate", batch3, "--preset", "tiny", "--cycles-only"]) == 0
+    out = capsys.readouterr().out
+    assert f"batch of 3 images (one simulated, cycles-only): {3 * one:,} cycles" in out
+    assert "weights are not kept resident across the batch" in out
+
+
+def test_batch_option_on_any_model(capsys):
+    assert main(["simulate", "tinyconv", "--preset", "tiny", "--format", "json"]) == 0
+    single = json.loads(capsys.readouterr().out)
+    one = single["total_cycles"]
+    assert "batch" not in single
+    argv = ["simulate", "tinyconv", "--preset", "tiny", "--batch", "2", "--format", "json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["total_cycles"] == one and doc["batch"]["total_cycles"] == 2 * one
+    assert doc["batch"]["images_per_second"] == pytest.approx(2 / doc["batch"]["seconds"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--batch", "0"], "--batch must be a positive integer, got 0"),
+        (["--batch", "2"], "--batch 2 differs from the model's static batch of 3 images"),
+        (["--batch", "2", "--model", "scalesim"], "--batch needs --model accel"),
+    ],
+)
+def test_batch_errors(batch3, capsys, tmp_path, argv, message):
+    out = tmp_path / "out"
+    assert main(["simulate", batch3, "--preset", "tiny", "-o", str(out), *argv]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"accel: error: {message}")
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_verify_checks_every_image(batch3, capsys):
+    status = main(["verify", batch3, "--preset", "tiny", "--backend", "amaranth", "-q"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    for i in range(3):
+        assert f"image {i + 1} of 3 (random inputs of seed {i}):" in out
+    assert "batch of 3 images: 3 of 3 pass" in out
