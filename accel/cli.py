@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -1450,8 +1451,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Exit statuses: bad input (argparse's own), an internal error (BSD's EX_SOFTWARE), Ctrl-C.
-EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 70, 130
+#: Exit statuses: bad input (argparse's own), an internal error (BSD's EX_SOFTWARE), Ctrl-C,
+#: SIGTERM (128 + 15, as a shell reports a process it terminated).
+EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 70, 130, 143
+
+
+class Terminated(BaseException):
+    """SIGTERM (``kill``, ``timeout``, a batch scheduler), raised in the main thread like
+    Ctrl-C, so that outputs being staged are removed and child processes stopped."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
 
 
 def user_error(error: BaseException) -> str | None:
@@ -1473,18 +1484,24 @@ def user_error(error: BaseException) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command: its result, or one line ``accel: error: ...`` and exit status 2 for
     bad input, ``accel: internal error: ...`` and 70 for a bug (``--debug`` shows the
-    traceback), ``accel: interrupted`` and 130 for Ctrl-C."""
+    traceback), ``accel: interrupted`` and 130 for Ctrl-C, ``accel: terminated`` and 143 for
+    SIGTERM."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
     debug = getattr(args, "debug", False)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return args.handler(args)
     except KeyboardInterrupt:
         print("accel: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print("accel: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception as error:
         if debug:
             traceback.print_exc()
@@ -1498,6 +1515,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

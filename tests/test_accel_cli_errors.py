@@ -7,6 +7,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +152,27 @@ def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch):
     monkeypatch.setattr(compiler, "compile", interrupted)
     status, out, err = run(capsys, "simulate", "tinyconv", "--preset", "tiny")
     assert (status, out, err) == (130, "", "accel: interrupted\n")
+
+
+def test_sigterm_is_one_line_exit_143_and_leaves_no_staging(tmp_path):
+    """``kill`` (or ``timeout``) during ``accel generate``: the staging directory goes too."""
+    out = tmp_path / "rtl"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from accel.cli import main; sys.exit(main())",
+         "generate", "--preset", "edge", "-o", str(out), "--no-lint"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".accel-staging-*")) and process.poll() is None:
+        assert time.monotonic() < deadline, "generate never started staging its outputs"
+        time.sleep(0.05)
+    assert process.poll() is None, "generate finished before it could be terminated"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert (process.returncode, err) == (143, "accel: terminated\n")
+    assert list(out.iterdir()) == []
 
 
 def test_an_interrupted_report_leaves_the_previous_one_whole(capsys, tmp_path, monkeypatch):
