@@ -425,9 +425,9 @@ PRESETS: dict[str, AccelConfig] = {
         ),
         dram=DramConfig(bandwidth=4, latency=8),
         # Place and route of the generated top (docs/synthesis.md, "Clock: place and route").
-        clock_mhz=45.5,
+        clock_mhz=49.6,
         clock_source=f"{MEASURED}: nextpnr-ecp5 on an LFE5U-45F (CABGA381, speed 6), out of "
-        "context, seed 1, at commit f30e328",
+        "context, seed 1, at commit 76e5993",
     ),
     "edge": AccelConfig(name="edge", clock_source=ASIC_CLOCK),
     "server": AccelConfig(

@@ -21,9 +21,15 @@ o*sram_outer_stride + j*ceil(run_bytes/word) + w``; a beat is written straight i
 at its place in the word with byte enables (no assembly register), and the last beat of a
 word also writes zeros over the rest of the word. The last beat of the instruction is its last
 write: ``done = last beat + 1``, which with the DRAM's one-beat-per-cycle, in-order channel is
-``max(start + latency, previous done) + beats``. A LOAD whose first beat comes back after the
-next LOAD was taken waits in a descriptor FIFO of ``depth`` entries; when it is full the
-engine stops taking instructions, and when the DRAM's request queue is full (``ar.ready``
+``max(start + latency, previous done) + beats``. The walk of the oldest unfinished LOAD is
+held "primed" in a register ahead of its first beat: it is loaded from the head of a
+descriptor FIFO in the cycle the previous walk ends, or in any cycle without a beat, so a beat
+meets registers only. Priming a LOAD takes the cycle after its ``start``, so with ``latency``
+>= 2 the DRAM must answer no sooner than 2 cycles after a request (:class:`hdl.dram.Dram`
+answers after ``latency``); with ``latency`` 0 or 1 a beat that finds no walk primed takes it
+combinationally from the FIFO head, or, FIFO empty, from the instruction taken in that very
+cycle. The LOADs behind the primed one wait in the FIFO (``depth`` entries); when it is full
+the engine stops taking instructions, and when the DRAM's request queue is full (``ar.ready``
 low) it stops issuing: both are beyond :mod:`accel.timing`, which assumes unbounded queues,
 and set the sticky ``stalled`` flag.
 
@@ -218,6 +224,8 @@ class LoadEngine(wiring.Component):
         walk = data.StructLayout(
             {
                 "desc": _RETURN,
+                "inner_last": unsigned(_LOAD["inner_count"]),  # inner_count - 1
+                "outer_last": unsigned(_LOAD["outer_count"]),  # outer_count - 1
                 "o": unsigned(_LOAD["outer_count"]),
                 "j": unsigned(_LOAD["inner_count"]),
                 "addr": unsigned(_LOAD["sram_addr"]),  # buffer word being written
@@ -225,25 +233,41 @@ class LoadEngine(wiring.Component):
                 "slot": range(max(2, slots)),  # beat of the word: bytes [slot*bandwidth, ...)
             }
         )
-        active = Signal()
+
+        def fresh_walk(bits, name: str) -> Signal:
+            desc = data.View(_RETURN, bits)
+            walk_ = Signal(walk, name=name)
+            m.d.comb += [
+                walk_.desc.eq(desc),
+                walk_.inner_last.eq(desc.inner_count - 1),
+                walk_.outer_last.eq(desc.outer_count - 1),
+                walk_.addr.eq(desc.sram_addr),
+                walk_.row.eq(desc.sram_addr),
+            ]
+            return walk_
+
+        # Priming (see the module docstring) keeps the FIFO's asynchronous read and the
+        # count arithmetic off the path from a beat to the buffers and to `complete` (the
+        # controller's semaphores): with latency >= 2 a beat meets registers only. The
+        # combinational fallback for latency 0 and 1 exists only in those configurations.
+        early = self._config.dram.latency < 2
+        primed = Signal()
         held_walk = Signal(walk, reset_less=True)
-        desc = Signal(_RETURN)
-        fresh = Signal(walk)
+        head = fresh_walk(queue.r_data, "head")
         at = Signal(walk)
         beat = self.r.payload
-        # A beat with the return side idle starts the oldest waiting LOAD: the FIFO head, or
-        # (latency 0, FIFO empty) the instruction being taken in this very cycle.
-        starting = self.r.valid & ~active
+        bypass = Signal()  # latency 0, FIFO empty: the beat's LOAD is the one taken now
+        if early:
+            taken = Cat(*(payload[name] for name in _RETURN.members))
+            direct = fresh_walk(Mux(queue.r_rdy, queue.r_data, taken), "direct")
+            m.d.comb += [
+                at.eq(Mux(primed, held_walk, direct)),
+                bypass.eq(self.r.valid & ~primed & ~queue.r_rdy),
+            ]
+        else:
+            m.d.comb += at.eq(held_walk)
         m.d.comb += [
-            desc.eq(
-                Mux(queue.r_rdy, queue.r_data, Cat(*(payload[name] for name in _RETURN.members)))
-            ),
-            fresh.desc.eq(desc),
-            fresh.addr.eq(desc.sram_addr),
-            fresh.row.eq(desc.sram_addr),
-            at.eq(Mux(active, held_walk, fresh)),
-            queue.r_en.eq(starting & queue.r_rdy),
-            queue.w_en.eq(take & ~(starting & ~queue.r_rdy)),
+            queue.w_en.eq(take & ~bypass),
             queue.w_data.eq(Cat(*(payload[name] for name in _RETURN.members))),
         ]
 
@@ -267,8 +291,8 @@ class LoadEngine(wiring.Component):
                 port.data.eq(Cat(*values)),
             ]
 
-        inner_done = at.j == at.desc.inner_count - 1
-        end = beat.last & inner_done & (at.o == at.desc.outer_count - 1)
+        inner_done = at.j == at.inner_last
+        end = beat.last & inner_done & (at.o == at.outer_last)
         after = Signal(walk)
         m.d.comb += after.eq(at)
         with m.If(beat.word_last):
@@ -286,8 +310,26 @@ class LoadEngine(wiring.Component):
                     after.row.eq(row),
                     after.addr.eq(row),
                 ]
-        with m.If(self.r.valid):
-            m.d.sync += [held_walk.eq(after), active.eq(~end)]
+        # Priming: after a walk's last beat, the next waiting LOAD's walk from the FIFO head;
+        # with the return side idle, the FIFO head as soon as it is there.
+        m.d.comb += queue.r_en.eq(0)
+        with m.If(primed):  # noqa: SIM117 (the Elif chain below belongs to this If)
+            with m.If(self.r.valid):
+                with m.If(~end):
+                    m.d.sync += held_walk.eq(after)
+                with m.Elif(queue.r_rdy):
+                    m.d.sync += held_walk.eq(head)
+                    m.d.comb += queue.r_en.eq(1)
+                with m.Else():
+                    m.d.sync += primed.eq(0)
+        if early:
+            with m.Elif(self.r.valid):  # a beat before its walk is primed (latency < 2)
+                m.d.comb += queue.r_en.eq(queue.r_rdy)
+                with m.If(~end):
+                    m.d.sync += [held_walk.eq(after), primed.eq(1)]
+        with m.Elif(queue.r_rdy):
+            m.d.sync += [held_walk.eq(head), primed.eq(1)]
+            m.d.comb += queue.r_en.eq(1)
         m.d.comb += self.complete.eq(self.r.valid & end)
         return m
 

@@ -571,7 +571,8 @@ def request_beats(image, addr, size, word, bandwidth):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_load_engine_writes_right_for_any_beat_timing(seed):
-    """A Python DRAM answers with random delays, withholds ``ar.ready`` at random and puts
+    """A Python DRAM answers with random delays (no sooner than ``min(latency, 2)`` cycles
+    after the request, as the engine requires), withholds ``ar.ready`` at random and puts
     garbage in the lanes past ``count``; grants come at random. Requests must be the runs in
     order, ``complete`` must come with each instruction's last beat, and the buffers must
     equal sim.dma's."""
@@ -591,6 +592,7 @@ def test_load_engine_writes_right_for_any_beat_timing(seed):
     dut = LoadSystem(config, init)
     got_requests, completes, want_completes = [], [], []
     offers = np.cumsum(rng.integers(0, 6, len(loads))).tolist()
+    soonest = min(config.dram.latency, 2)
 
     async def bench(ctx):
         pending = []  # [earliest cycle, request index, beats]
@@ -608,7 +610,9 @@ def test_load_engine_writes_right_for_any_beat_timing(seed):
                 p = ctx.get(dut.load.ar.payload)
                 got_requests.append((p.addr, p.bytes, p.word))
                 beats = request_beats(image, p.addr, p.bytes, p.word, bandwidth)
-                pending.append([cycle + int(rng.integers(0, 4)), len(got_requests) - 1, beats])
+                pending.append(
+                    [cycle + int(rng.integers(soonest, soonest + 4)), len(got_requests) - 1, beats]
+                )
             beat = None
             if pending and pending[0][0] <= cycle and rng.random() < 0.7:
                 _, index, beats = pending[0]
