@@ -188,6 +188,13 @@ def small_config(
     return preset("tiny").replace(**changes)
 
 
+#: The smallest top the config allows (2x2, minimal buffers): fast to generate, to synthesise
+#: and to place and route.
+SMALLEST = small_config(
+    2, 2, input_words=32, weight_words=32, acc_rows=8, output_words=16, param_words=4, name="small"
+)
+
+
 def verilog_in_fresh_processes(script: str, seeds: tuple[str, ...] = ("1", "2")) -> list[str]:
     """What ``script`` prints, run in one fresh Python per PYTHONHASHSEED: Verilog output
     must not depend on dict/set ordering."""

