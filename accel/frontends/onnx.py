@@ -70,6 +70,7 @@ from accel.files import read_bytes
 from accel.frontends import prepare
 from accel.frontends.prepare import MIN_OPSET
 from accel.graph import (
+    POINTWISE,
     Activation,
     Add,
     AvgPool2d,
@@ -83,6 +84,7 @@ from accel.graph import (
     MaxPool2d,
     Network,
     Op,
+    Pointwise,
     Shape,
     conv_output_size,
     fuse_activations,
@@ -92,6 +94,7 @@ from accel.quantized import (
     ConvQuant,
     PoolQuant,
     QuantizedNetwork,
+    TableQuant,
     TensorQuant,
     avg_pool_count,
     multiplier_for,
@@ -857,7 +860,7 @@ class _Importer:
                 raise node.error(
                     f"{what} reads tensor {name!r} as {q}, but it is quantised as {actual}"
                 )
-        layers: dict[str, ConvQuant | PoolQuant | AddQuant] = {}
+        layers: dict[str, ConvQuant | PoolQuant | AddQuant | TableQuant] = {}
         for name in fused.layers():
             op = fused.op(name)
             label = f"node {name!r} ({self.op_types[name]})"
@@ -872,6 +875,8 @@ class _Importer:
                     layers[name] = PoolQuant(*multiplier_for(real, "pool rescale"))
                 elif isinstance(op, Add):
                     layers[name] = AddQuant.for_scales(t_ins, t_out, op.activation)
+                elif isinstance(op, Pointwise):
+                    layers[name] = TableQuant.for_function(op, t_ins[0], t_out)
             except _NodeError:
                 raise
             except ValueError as exc:
@@ -1326,6 +1331,55 @@ def _activation(kind: str) -> Callable[[_Importer, _Node], None]:
         imp.define(node.outputs[0], name, imp.dims_of(node, 0))
 
     return handler
+
+
+#: ONNX activation -> the :data:`accel.graph.POINTWISE` function computing it; the ONNX
+#: attributes (alpha, beta, gamma) are its parameters, with the same names and defaults.
+_POINTWISE_OPS = {
+    "Elu": "elu",
+    "HardSigmoid": "hardsigmoid",
+    "HardSwish": "hardswish",
+    "LeakyRelu": "leakyrelu",
+    "Selu": "selu",
+    "Sigmoid": "sigmoid",
+    "Softplus": "softplus",
+    "Tanh": "tanh",
+}
+#: ``x * f(x)`` as one function: ``f`` and its parameters -> the product's function.
+_TIMES_X = {
+    ("sigmoid", ()): "silu",
+    ("hardsigmoid", (("alpha", float(np.float32(1 / 6))), ("beta", 0.5))): "hardswish",
+}
+
+
+def _pointwise(imp: _Importer, node: _Node) -> None:
+    """Sigmoid, Tanh, HardSigmoid, HardSwish, Elu, Selu, LeakyRelu, Softplus and Gelu (erf or
+    tanh) as a :class:`Pointwise` table, on a tensor of any rank. ``Mul(x, Sigmoid(x))``
+    (SiLU) and ``Mul(x, HardSigmoid(x, alpha=1/6, beta=0.5))`` (HardSwish), either operand
+    order, become one Pointwise when the Mul alone reads the activation."""
+    if node.op_type == "Gelu":
+        approximate = node.attrs(approximate="none")["approximate"]
+        if approximate not in ("none", "tanh"):
+            raise node.bad("approximate", approximate, "expected 'none' or 'tanh'")
+        function, params = ("gelu" if approximate == "none" else "gelu_tanh"), {}
+    else:
+        function = _POINTWISE_OPS[node.op_type]
+        params = node.attrs(**POINTWISE[function])
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    with _named(node):
+        op = Pointwise(function, params)
+    output = node.outputs[0]
+    product = _TIMES_X.get((op.function, op.params))
+    index = imp.sole_consumer(node, "Mul") if product else None
+    if index is not None:
+        mul = imp.protos[index]
+        others = [t for t in mul.input if t != output]
+        if len(others) == 1 and imp.nodes_of.get(others[0]) == x and imp.dims[others[0]] == dims:
+            op, output = Pointwise(product), mul.output[0]
+            imp.absorbed.add(index)
+    name = imp.add(node, lambda: op, [x])
+    imp.define(output, name, dims)
 
 
 def _clip(imp: _Importer, node: _Node) -> None:
@@ -1961,6 +2015,7 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "DequantizeLinear": _dequantize_linear,
     "Dropout": _dropout,
     "Flatten": _flatten,
+    "Gelu": _pointwise,
     "Gemm": _gemm,
     "GlobalAveragePool": _global_average_pool,
     "Identity": _identity,
@@ -1976,6 +2031,7 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "Squeeze": _reshape,
     "Sum": _sum,
     "Unsqueeze": _reshape,
+    **dict.fromkeys(_POINTWISE_OPS, _pointwise),
 }
 
 #: ``com.microsoft`` op -> handler (onnxruntime's quantised contrib ops).
