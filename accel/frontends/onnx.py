@@ -8,13 +8,14 @@ than 11 is upgraded with ``onnx.version_converter``), then walks the graph once,
 * a node whose inputs are all constants (initializers, Constant nodes, values folded before
   it, the Shape of a tensor whose shape is static) is evaluated with ``onnx.reference`` and
   becomes a constant: Shape / Gather / Concat / ConstantOfShape / Cast ... chains disappear;
-* an op with a handler becomes accelerator ops (Conv2d, Linear, pools, Add, ...), its
-  attributes mapped exactly; 1-D ``(N, C, L)`` tensors run as 2-D with ``H = 1`` and
-  ``(N, F)`` tensors as vectors;
+* an op with a handler becomes accelerator ops (Conv2d, Linear, pools, Add, Pointwise
+  activations such as Sigmoid and GELU, ...), its attributes mapped exactly; 1-D
+  ``(N, C, L)`` tensors run as 2-D with ``H = 1`` and ``(N, F)`` tensors as vectors;
 * an op without an accelerator mapping (no handler, or a form the handler does not map:
-  Sigmoid, Softmax, a reflect Pad, ConvTranspose, dilated MaxPool, a broadcasting Add, a
-  Reshape that is not a flatten, ...) becomes an :class:`accel.graph.HostOp`
-  (:func:`accel.host.host_op`), run on the host with ONNX's reference implementation;
+  Softmax, a Mul that is not ``x * Sigmoid(x)``, a reflect Pad, ConvTranspose, dilated
+  MaxPool, a broadcasting Add, a Reshape that is not a flatten, ...) becomes an
+  :class:`accel.graph.HostOp` (:func:`accel.host.host_op`), run on the host with ONNX's
+  reference implementation;
   ``load(..., host=False)`` rejects it instead, naming the node and the op.
 
 Every attribute a handler does not implement exactly raises ``ValueError("node 'name'
@@ -28,7 +29,8 @@ Quantised models (any QuantizeLinear, DequantizeLinear or QLinear* node makes th
 * **QDQ**: ``DequantizeLinear`` of int8 initializers gives int8 weights (per-tensor or per
   output channel, zero point 0) and int32 biases; the float ops between
   ``DequantizeLinear`` and ``QuantizeLinear`` of activations become int8 layers whose output
-  quantisation is that of the ``QuantizeLinear`` after them (after a fused Relu/Clip).
+  quantisation is that of the ``QuantizeLinear`` after them (after a fused Relu/Clip); a
+  Pointwise activation's table maps its input's quantisation to that output quantisation.
 * **QOperator**: QLinearConv, QLinearMatMul, the ``com.microsoft`` QGemm, QLinearAdd,
   QLinearAveragePool and QLinearGlobalAveragePool, int8 MaxPool / Flatten / Reshape /
   Concat, QuantizeLinear at the inputs and DequantizeLinear at the outputs.
