@@ -19,13 +19,14 @@ import onnx
 import pytest
 from onnx import TensorProto
 from onnx.reference import ReferenceEvaluator
+from onnxruntime.quantization import QuantFormat
 
 import sim
 from accel import config, deploy, executor, synthetic
 from accel.frontends.onnx import load, tensor_map
 from accel.graph import Pointwise
 from accel.quantized import QuantizedNetwork, TableQuant, TensorQuant
-from tests.test_accel_onnx import INT8, Graph, int8_weights, qdq
+from tests.test_accel_onnx import INT8, Graph, compare_int8, int8_weights, ort_quantize, qdq
 from tests.test_accel_onnx_mapped import check_accelerator
 from tests.test_accel_onnx_prepare import host_ops, onnx_inputs, our_feeds
 
@@ -234,3 +235,27 @@ def test_qdq_activation_takes_its_scales_from_the_qdq_nodes(case):
     run = deploy.run(deployment, inputs, sim.run)
     want = executor.run_network(qnet, inputs)["act"]
     np.testing.assert_array_equal(run.outputs["act"].reshape(want.shape), want, strict=True)
+
+
+@pytest.mark.parametrize("fmt", [QuantFormat.QDQ, QuantFormat.QOperator], ids=["qdq", "qop"])
+@pytest.mark.parametrize("op", ["Sigmoid", "LeakyRelu", "Tanh", "HardSwish", "silu"])
+def test_onnxruntime_quantised_activation_matches_onnxruntime(op, fmt, tmp_path):
+    """onnxruntime's static quantiser (QDQ; QOperator: QLinearSigmoid, QLinearLeakyRelu, the
+    others between DequantizeLinear and QuantizeLinear): conv -> activation -> conv within one
+    step of onnxruntime, 99 % equal. Its QDQ SiLU quantises the Sigmoid's output before the
+    Mul, which runs on the host; its QOperator SiLU (a com.microsoft QLinearMul) is rejected."""
+    g = Graph(46)
+    w, b = g.randn("w", (4, 3, 3, 3)), g.randn("b", (4,))
+    c = g.node("Conv", ["x", w, b], "c", name="conv", pads=[1] * 4)
+    a = activation(g, op, c, {"alpha": 0.1} if op == "LeakyRelu" else {})
+    g.node("Conv", [a, g.randn("w2", (4, 4, 1, 1))], "y", name="last")
+    model = ort_quantize(g.model({"x": ["N", 3, 8, 8]}, {"y": 4}, opset=17), tmp_path, fmt)
+    if op == "silu" and fmt == QuantFormat.QOperator:
+        with pytest.raises(ValueError, match=r"\(QLinearMul\): op 'QLinearMul' \(domain 'com"):
+            load(model)
+        return
+    qnet, max_diff, exact = compare_int8(model, optimize=fmt == QuantFormat.QOperator)
+    assert host_ops(qnet) == (["Mul"] if op == "silu" else [])
+    (table,) = [n for n in qnet.network.order() if isinstance(qnet.network.op(n), Pointwise)]
+    assert isinstance(qnet.layers[table], TableQuant)
+    assert max_diff <= 1 and exact >= 0.99

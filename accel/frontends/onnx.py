@@ -32,8 +32,9 @@ Quantised models (any QuantizeLinear, DequantizeLinear or QLinear* node makes th
   quantisation is that of the ``QuantizeLinear`` after them (after a fused Relu/Clip); a
   Pointwise activation's table maps its input's quantisation to that output quantisation.
 * **QOperator**: QLinearConv, QLinearMatMul, the ``com.microsoft`` QGemm, QLinearAdd,
-  QLinearAveragePool and QLinearGlobalAveragePool, int8 MaxPool / Flatten / Reshape /
-  Concat, QuantizeLinear at the inputs and DequantizeLinear at the outputs.
+  QLinearAveragePool, QLinearGlobalAveragePool, QLinearSigmoid and QLinearLeakyRelu, int8
+  MaxPool / Flatten / Reshape / Concat, QuantizeLinear at the inputs and DequantizeLinear at
+  the outputs.
 
 uint8 tensors are converted exactly to int8 (``q - 128`` with zero point ``zp - 128``). Every
 node of the result records the ONNX tensors it stands for in ``meta["onnx_tensors"]``;
@@ -2005,6 +2006,22 @@ def _qlinear_global_average_pool(imp: _Importer, node: _Node) -> None:
     imp.define(node.outputs[0], name, (image.c,) + (1,) * image.spatial)
 
 
+def _qlinear_pointwise(function: str) -> Callable[[_Importer, _Node], None]:
+    """com.microsoft QLinearSigmoid / QLinearLeakyRelu (``alpha``): X, X_scale,
+    X_zero_point, Y_scale, Y_zero_point, as the table of :func:`_pointwise`."""
+
+    def handler(imp: _Importer, node: _Node) -> None:
+        imp.quantized = True
+        params = node.attrs(**POINTWISE[function])
+        x = imp.activation(node, 0)
+        imp.claim(x, imp.scale_zero_point(node, 1, "X"), node, "X_scale/X_zero_point")
+        name = imp.add(node, lambda: Pointwise(function, params), [x])
+        imp.set_quant(name, imp.scale_zero_point(node, 3, "Y"), node)
+        imp.define(node.outputs[0], name, imp.dims_of(node, 0))
+
+    return handler
+
+
 #: Default-domain ONNX op -> handler.
 HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "Add": _add,
@@ -2042,4 +2059,6 @@ MICROSOFT_HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "QLinearAdd": _qlinear_add,
     "QLinearAveragePool": partial(_pool, average=True, qlinear=True),
     "QLinearGlobalAveragePool": _qlinear_global_average_pool,
+    "QLinearLeakyRelu": _qlinear_pointwise("leakyrelu"),
+    "QLinearSigmoid": _qlinear_pointwise("sigmoid"),
 }
