@@ -67,14 +67,25 @@ OPS = {
     "SiLU x*Sigmoid(x)": ("silu", {}, 13, Pointwise("silu")),
     "SiLU Sigmoid(x)*x": ("silu reversed", {}, 13, Pointwise("silu")),
     "HardSwish x*HardSigmoid(x)": ("hardswish", {}, 13, Pointwise("hardswish")),
+    "GELU as PyTorch exports it below opset 20": ("gelu", {}, 13, Pointwise("gelu")),
+    "GELU decomposed, operands swapped": ("gelu swapped", {}, 13, Pointwise("gelu")),
 }
 #: The ops whose ONNX definitions hold float32 constants: agreement to their rounding.
-_FLOAT32_CONSTANTS = ("HardSwish", "Gelu", "hardswish")
+_FLOAT32_CONSTANTS = ("HardSwish", "Gelu", "hardswish", "gelu", "gelu swapped")
 
 
-def activation(g: Graph, op: str, x: str, attrs: dict, name: str = "act") -> str:
-    """``op`` of ``x``, or one of the two-node patterns (``silu``, ``silu reversed``,
-    ``hardswish``), its output the last node's."""
+def activation(g: Graph, op: str, x: str, attrs: dict, name: str = "act", dtype=np.float64) -> str:
+    """``op`` of ``x``, or one of the patterns (``silu``, ``silu reversed``, ``hardswish``;
+    ``gelu``, ``gelu swapped``: PyTorch's GELU, ``dtype`` its constants), its output the last
+    node's."""
+    if op.startswith("gelu"):
+        swap = op == "gelu swapped"
+        sqrt2 = g.init(f"{name}_sqrt2", np.float32(np.sqrt(2)), dtype)
+        one, half = g.init(f"{name}_one", 1.0, dtype), g.init(f"{name}_half", 0.5, dtype)
+        e = g.node("Erf", [g.node("Div", [x, sqrt2], name=name)])
+        a = g.node("Add", [one, e] if swap else [e, one])
+        m = g.node("Mul", [a, x] if swap else [x, a])
+        return g.node("Mul", [half, m] if swap else [m, half], name="mul")
     if op.startswith("silu"):
         s = g.node("Sigmoid", [x], name=name)
         return g.node("Mul", [s, x] if op == "silu reversed" else [x, s], name="mul")
@@ -131,7 +142,9 @@ def test_activation_imports_as_a_pointwise_table(case):
 
 
 @pytest.mark.parametrize("rank", [3, 2])
-@pytest.mark.parametrize("case", ["Sigmoid", "Gelu", "SiLU x*Sigmoid(x)"])
+@pytest.mark.parametrize(
+    "case", ["Sigmoid", "Gelu", "SiLU x*Sigmoid(x)", "GELU as PyTorch exports it below opset 20"]
+)
 def test_pointwise_of_every_rank(case, rank):
     """(N, C, L) and (N, F) tensors; the table is fused into the layer before it."""
     net = check_reference(model(case, rank), case)
@@ -175,6 +188,24 @@ def test_hardsigmoid_times_x_with_other_parameters_is_not_hardswish():
     g.node("Mul", [c, h], "y", name="mul")
     net = load(g.model({"x": ["N", 3, 5, 5]}, {"y": 4}, in_type=DOUBLE, out_type=DOUBLE))
     assert net.op("act") == Pointwise("hardsigmoid") and host_ops(net) == ["Mul"]
+
+
+@pytest.mark.parametrize(
+    ("divisor", "half", "host"),
+    [
+        (1.5, 0.5, ["Div", "Erf", "Add", "Mul", "Mul"]),
+        (np.sqrt(2), 0.25, ["Div", "Erf", "Add", "Mul", "Mul"]),
+    ],
+)
+def test_a_decomposition_that_is_not_gelu_stays_on_the_host(divisor, half, host):
+    g = Graph(47)
+    c = layer(g, "x", 4, 3, 4, "first")
+    d = g.node("Div", [c, g.init("d", divisor, np.float64)], name="act")
+    a = g.node("Add", [g.node("Erf", [d]), g.init("one", 1.0, np.float64)])
+    g.node("Mul", [g.node("Mul", [c, a]), g.init("half", half, np.float64)], "y")
+    net = load(g.model({"x": ["N", 3, 5, 5]}, {"y": 4}, in_type=DOUBLE, out_type=DOUBLE))
+    assert host_ops(net) == host
+    assert "GELU" in net.meta("act")["host_reason"]
 
 
 def test_bad_gelu_approximation_is_one_error_line():

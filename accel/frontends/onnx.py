@@ -1357,7 +1357,8 @@ _TIMES_X = {
 
 def _pointwise(imp: _Importer, node: _Node) -> None:
     """Sigmoid, Tanh, HardSigmoid, HardSwish, Elu, Selu, LeakyRelu, Softplus and Gelu (erf or
-    tanh) as a :class:`Pointwise` table, on a tensor of any rank. ``Mul(x, Sigmoid(x))``
+    tanh) as a :class:`Pointwise` table, on a tensor of any rank (PyTorch's GELU below opset
+    20: :func:`_div`). ``Mul(x, Sigmoid(x))``
     (SiLU) and ``Mul(x, HardSigmoid(x, alpha=1/6, beta=0.5))`` (HardSwish), either operand
     order, become one Pointwise when the Mul alone reads the activation."""
     if node.op_type == "Gelu":
@@ -1383,6 +1384,61 @@ def _pointwise(imp: _Importer, node: _Node) -> None:
             imp.absorbed.add(index)
     name = imp.add(node, lambda: op, [x])
     imp.define(output, name, dims)
+
+
+#: PyTorch's GELU below opset 20, after ``Div(x, sqrt(2))``: each op and the constant its
+#: other operand must be, compared in float32 (Erf has none; ``None`` for a Mul: ``x``).
+_GELU_CHAIN = (("Erf", None), ("Add", 1.0), ("Mul", None), ("Mul", 0.5))
+
+
+def _div(imp: _Importer, node: _Node) -> None:
+    """A Div maps only as the start of PyTorch's exported GELU, ``Mul(Mul(x, Add(Erf(Div(x,
+    sqrt(2))), 1)), 0.5)`` (either operand order of the Add and Muls), each op the only reader
+    of the one before: one ``Pointwise("gelu")``. The constants must equal float32(sqrt(2)),
+    1 and 0.5 in float32 (the float32 rounding of sqrt(2) is that of ONNX's Gelu function)."""
+    node.attrs()
+    if node.inputs[0] in imp.consts or not _is_constant(imp, node.inputs[1], math.sqrt(2)):
+        raise node.unmapped("a Div maps only as the start of a GELU, x / sqrt(2)")
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    current, indices = node, []
+    for op_type, value in _GELU_CHAIN:
+        index = imp.sole_consumer(current, op_type)
+        if index is None or not _gelu_operand(imp, imp.protos[index], current, value, x, dims):
+            raise node.unmapped(f"x / sqrt(2) is not followed by the {op_type} of a GELU")
+        current = _Node(imp.protos[index])
+        indices.append(index)
+    imp.absorbed.update(indices)
+    name = imp.add(node, lambda: Pointwise("gelu"), [x])
+    imp.define(current.outputs[0], name, dims)
+
+
+def _gelu_operand(
+    imp: _Importer,
+    proto: onnx.NodeProto,
+    previous: _Node,
+    value: float | None,
+    x: str,
+    dims: tuple[int, ...],
+) -> bool:
+    """Whether the other operand of ``proto`` (an op of the GELU chain reading ``previous``)
+    is what the chain needs: nothing (Erf), the constant ``value``, or (``None``) ``x``."""
+    rest = [t for t in proto.input if t != previous.outputs[0]]
+    if proto.op_type == "Erf":
+        return not rest
+    if len(rest) != 1:
+        return False
+    if value is not None:
+        return _is_constant(imp, rest[0], value)
+    return imp.nodes_of.get(rest[0]) == x and imp.dims[rest[0]] == dims
+
+
+def _is_constant(imp: _Importer, tensor: str | None, value: float) -> bool:
+    """Whether ``tensor`` is a constant scalar equal to ``value`` in float32."""
+    if tensor not in imp.consts:
+        return False
+    constant = imp.consts[tensor]
+    return constant.size == 1 and np.float32(constant.reshape(-1)[0]) == np.float32(value)
 
 
 def _clip(imp: _Importer, node: _Node) -> None:
@@ -2032,6 +2088,7 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "Constant": _constant,
     "Conv": _conv,
     "DequantizeLinear": _dequantize_linear,
+    "Div": _div,
     "Dropout": _dropout,
     "Flatten": _flatten,
     "Gelu": _pointwise,
