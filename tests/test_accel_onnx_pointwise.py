@@ -290,3 +290,19 @@ def test_onnxruntime_quantised_activation_matches_onnxruntime(op, fmt, tmp_path)
     (table,) = [n for n in qnet.network.order() if isinstance(qnet.network.op(n), Pointwise)]
     assert isinstance(qnet.layers[table], TableQuant)
     assert max_diff <= 1 and exact >= 0.99
+
+
+def test_a_table_between_host_ops_runs_on_the_host():
+    """conv -> Softsign (host) -> Sigmoid -> Softsign (host) -> conv: the Sigmoid between host
+    ops runs on the host too (no segment of its own), in int8 the table the golden model
+    looks up; next to an accelerator layer it stays on the accelerator."""
+    g = Graph(48)
+    c = layer(g, "x", 4, 3, 4, "first")
+    s = g.node("Sigmoid", [g.node("Softsign", [c], name="soft1")], name="act")
+    t = g.node("Softsign", [s], name="soft2")
+    layer(g, g.node("Tanh", [t], name="tanh"), 4, 4, 4, "last", "y")
+    net = load(g.model({"x": ["N", 3, 5, 5]}, {"y": 4}, in_type=DOUBLE, out_type=DOUBLE))
+    deployment = check_accelerator(net)
+    assert [s.node for s in deployment.host_steps] == ["soft1", "act", "soft2"]
+    assert [s.layers for s in deployment.segments] == [("first",), ("tanh", "last")]
+    assert deployment.host_steps[1].kind == "Pointwise sigmoid"
