@@ -1357,10 +1357,10 @@ _TIMES_X = {
 
 def _pointwise(imp: _Importer, node: _Node) -> None:
     """Sigmoid, Tanh, HardSigmoid, HardSwish, Elu, Selu, LeakyRelu, Softplus and Gelu (erf or
-    tanh) as a :class:`Pointwise` table, on a tensor of any rank (PyTorch's GELU below opset
-    20: :func:`_div`). ``Mul(x, Sigmoid(x))``
+    tanh) as a :class:`Pointwise` table, on a tensor of any rank. ``Mul(x, Sigmoid(x))``
     (SiLU) and ``Mul(x, HardSigmoid(x, alpha=1/6, beta=0.5))`` (HardSwish), either operand
-    order, become one Pointwise when the Mul alone reads the activation."""
+    order, become one Pointwise when the Mul alone reads the activation (PyTorch's GELU
+    below opset 20: :func:`_div`)."""
     if node.op_type == "Gelu":
         approximate = node.attrs(approximate="none")["approximate"]
         if approximate not in ("none", "tanh"):
