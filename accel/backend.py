@@ -42,7 +42,7 @@ __all__ = [
 STALL_CAUSES = ("dram", "dependency", "weights", "fill_drain")
 
 #: SRAM buffers, as named in :attr:`Result.sram_reads` / :attr:`Result.sram_writes`.
-SRAM_BUFFERS = ("in", "w", "p", "acc", "out")
+SRAM_BUFFERS = ("in", "w", "p", "acc", "out", "t")
 
 
 class Backend(Protocol):
@@ -222,7 +222,7 @@ def _traffic(program: Program) -> tuple[dict[str, int], dict[str, int], int, int
     writes = dict(reads)
     per_layer = [[0, 0] for _ in program.layers]
     dram_read = dram_written = 0
-    names = ("in", "w", "p")  # by isa.Buffer
+    names = ("in", "w", "p", "t")  # by isa.Buffer
     for engine, stream in program.streams.items():
         for instr in stream:
             if isinstance(instr, Load):
@@ -240,6 +240,7 @@ def _traffic(program: Program) -> tuple[dict[str, int], dict[str, int], int, int
                 reads["acc"] += instr.count
                 writes["out"] += instr.count
                 reads["p"] += int(instr.mode == PostMode.REQUANT)
+                reads["t"] += instr.count * instr.lut
             elif isinstance(instr, Compute):
                 reads["in"] += window.valid_reads(instr)
                 feeds = instr.passes * instr.pixels

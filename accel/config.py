@@ -298,6 +298,12 @@ class AccelConfig:
         return self.buffers.param_bytes // self.param_word_bytes
 
     @property
+    def table_words(self) -> int:
+        """Depth of the table buffer: :data:`accel.isa.TABLE_SLOTS` tables of
+        :data:`accel.isa.TABLE_WORDS` words (fixed; not a field, so configs stay as they were)."""
+        return isa.TABLE_SLOTS * isa.TABLE_WORDS
+
+    @property
     def acc_rows(self) -> int:
         """Depth of the accumulator buffer in rows."""
         return self.buffers.acc_bytes // self.acc_row_bytes

@@ -49,8 +49,8 @@ class Segment:
 @dataclass(frozen=True)
 class HostStep:
     """A layer the host runs between segments: a host op, or a layer the accelerator cannot
-    place where it stands (a standalone activation, a concat of tensors it does not compute
-    in one segment)."""
+    place where it stands, or should not (a standalone activation, a table between host ops,
+    a concat of tensors it does not compute in one segment)."""
 
     node: str
     op: graph.Op
@@ -58,11 +58,14 @@ class HostStep:
 
     @property
     def kind(self) -> str:
-        """``HostOp Softmax``, ``Activation relu``, ``Concat``: what the host runs."""
+        """``HostOp Softmax``, ``Activation relu``, ``Pointwise gelu``, ``Concat``: what the
+        host runs."""
         if isinstance(self.op, graph.HostOp):
             return f"HostOp {self.op.op_type}"
         if isinstance(self.op, graph.Activation):
             return f"Activation {self.op.kind}"
+        if isinstance(self.op, graph.Pointwise):
+            return f"Pointwise {self.op.function}"
         return type(self.op).__name__
 
     def run(self, qnet: QuantizedNetwork, xs: Sequence[np.ndarray]) -> np.ndarray:
@@ -73,11 +76,17 @@ class HostStep:
 def on_host(net: graph.Network, node: str, segment: Sequence[str]) -> bool:
     """Whether ``node`` runs on the host (``segment``: the accelerator layers just before
     it, which it would join): a host op, an activation the compiler could not fuse into its
-    producer, or a concat whose inputs are not layers of that segment used by this concat
-    alone (a concat costs the accelerator nothing because its producers store into it)."""
+    producer, a table (Pointwise) between host ops (read from a host op, read only by host
+    ops: a segment of its own would cost a DRAM round trip for one lookup per element), or a
+    concat whose inputs are not layers of that segment used by this concat alone (a concat
+    costs the accelerator nothing because its producers store into it)."""
     op = net.op(node)
     if isinstance(op, graph.HostOp | graph.Activation):
         return True
+    if isinstance(op, graph.Pointwise):
+        readers = net.consumers(node)
+        hosted = [net.op(net.inputs(node)[0]), *(net.op(r) for r in readers)]
+        return bool(readers) and all(isinstance(o, graph.HostOp) for o in hosted)
     if isinstance(op, graph.Concat):
         return any(
             src not in segment

@@ -15,7 +15,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from accel import golden, graph, host, numerics, synthetic
 from accel.graph import Network
-from accel.quantized import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork, avg_pool_count
+from accel.quantized import (
+    AddQuant,
+    ConvQuant,
+    PoolQuant,
+    QuantizedNetwork,
+    TableQuant,
+    avg_pool_count,
+)
 
 __all__ = ["int8_node", "run_network", "trace_network"]
 
@@ -62,6 +69,8 @@ def _float_node(network: Network, name: str, xs: list[NDArray]) -> NDArray:
         return x.reshape(len(x), -1)
     if isinstance(op, graph.Activation):
         return _activate(x, op.kind)
+    if isinstance(op, graph.Pointwise):
+        return golden.pointwise(x, op.function, op.params)
     if isinstance(op, graph.HostOp):
         return host.run_float(op, xs)
     raise ValueError(f"node {name!r}: no executor for op {type(op).__name__}")
@@ -92,6 +101,7 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         graph.AvgPool2d: PoolQuant,
         graph.GlobalAvgPool: PoolQuant,
         graph.Add: AddQuant,
+        graph.Pointwise: TableQuant,
     }.get(type(op), type(None))
     if not isinstance(layer, expected):
         raise ValueError(
@@ -168,6 +178,8 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         return x.reshape(len(x), -1)
     if isinstance(op, graph.Activation):
         return _clamp(x, *numerics.activation_range(op.kind, t_out.zero_point, t_out.scale))
+    if isinstance(op, graph.Pointwise):
+        return numerics.table_lookup(x, layer.table)
     if isinstance(op, graph.HostOp):
         return host.run_int8(op, xs, t_ins, t_out)
     raise ValueError(f"node {name!r}: no int8 executor for op {kind}")
@@ -250,8 +262,9 @@ def run_network(
 
     **Float** (an :class:`accel.graph.Network`): float64, with the functions of
     :mod:`accel.golden` (``conv2d``, ``linear``, ``max_pool2d``, ``avg_pool2d``,
-    ``global_avg_pool2d``, ``add``, ``relu``/``relu6``, concatenation, flatten in C, H, W
-    order). Weights that are missing are :func:`accel.synthetic.random_weights` of ``seed``.
+    ``global_avg_pool2d``, ``add``, ``relu``/``relu6``, ``pointwise``, concatenation,
+    flatten in C, H, W order). Weights that are missing are
+    :func:`accel.synthetic.random_weights` of ``seed``.
 
     **int8** (an :class:`accel.quantized.QuantizedNetwork`, ``seed`` unused): the contract the
     hardware is held to, bit for bit. ``zp_in``/``zp_out``/``s_out`` are the zero points and
@@ -280,6 +293,8 @@ def run_network(
       Concat, Flatten, MaxPool2d and Activation require the inputs' TensorQuant to equal the
       output's (``ValueError`` naming the node otherwise).
     * Activation: ``clamp(x, *numerics.activation_range(kind, zp_out, s_out))``.
+    * Pointwise: :func:`~accel.numerics.table_lookup`, ``table[x + 128]`` with the
+      :class:`~accel.quantized.TableQuant` table (float: :func:`accel.golden.pointwise`).
     * HostOp: :func:`accel.host.run_int8` (dequantise, ONNX reference in float, quantise).
 
     Parameters

@@ -25,6 +25,7 @@ Argument conventions
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,6 +43,7 @@ __all__ = [
     "max_pool2d",
     "normalize_padding",
     "pair",
+    "pointwise",
     "pool_windows",
     "relu",
     "relu6",
@@ -646,3 +648,66 @@ def add(a: ArrayLike, b: ArrayLike) -> NDArray:
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
     return a + b
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _sigmoid(x: NDArray) -> NDArray:
+    """``1 / (1 + exp(-x))`` without overflow for large ``|x|``."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def pointwise(x: ArrayLike, function: str, params: Sequence[tuple[str, float]] = ()) -> NDArray:
+    """A unary activation of every element in float64, ONNX's definition of each:
+
+    ================  ===========================================================
+    ``sigmoid``       ``1 / (1 + exp(-x))``
+    ``tanh``          ``tanh(x)``
+    ``hardsigmoid``   ``max(0, min(1, alpha * x + beta))``
+    ``hardswish``     ``x * max(0, min(1, x / 6 + 1 / 2))``
+    ``silu``          ``x * sigmoid(x)`` (Swish)
+    ``gelu``          ``x / 2 * (1 + erf(x / sqrt(2)))``
+    ``gelu_tanh``     ``x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x**3)))``
+    ``elu``           ``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``
+    ``selu``          ``gamma * (x`` if ``x > 0`` else ``alpha * (exp(x) - 1))``
+    ``leakyrelu``     ``x`` if ``x >= 0`` else ``alpha * x``
+    ``softplus``      ``log(1 + exp(x))``
+    ================  ===========================================================
+
+    ``params`` are ``(name, value)`` pairs of :data:`accel.graph.POINTWISE` (every one the
+    function takes; :class:`accel.graph.Pointwise` fills the defaults).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``function`` or a missing parameter.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    p = dict(params)
+    try:
+        if function == "sigmoid":
+            return _sigmoid(x)
+        if function == "tanh":
+            return np.tanh(x)
+        if function == "hardsigmoid":
+            return np.clip(p["alpha"] * x + p["beta"], 0.0, 1.0)
+        if function == "hardswish":
+            return x * np.clip(x / 6 + 0.5, 0.0, 1.0)
+        if function == "silu":
+            return x * _sigmoid(x)
+        if function == "gelu":
+            return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
+        if function == "gelu_tanh":
+            return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+        if function in ("elu", "selu"):
+            y = np.where(x > 0, x, p["alpha"] * np.expm1(np.minimum(x, 0)))
+            return y * p["gamma"] if function == "selu" else y
+        if function == "leakyrelu":
+            return np.where(x >= 0, x, p["alpha"] * x)
+        if function == "softplus":
+            return np.logaddexp(0.0, x)
+    except KeyError as exc:
+        raise ValueError(f"{function} needs parameter {exc.args[0]!r}") from None
+    raise ValueError(f"unknown pointwise function {function!r}")

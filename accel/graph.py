@@ -34,6 +34,7 @@ import numpy as np
 __all__ = [
     "ACTIVATIONS",
     "OPS",
+    "POINTWISE",
     "Activation",
     "Add",
     "AvgPool2d",
@@ -47,6 +48,7 @@ __all__ = [
     "MaxPool2d",
     "Network",
     "Op",
+    "Pointwise",
     "Shape",
     "conv_output_size",
     "fuse_activations",
@@ -56,6 +58,22 @@ Shape = tuple[int, ...]
 
 #: Activation functions an op can apply to its output (``None`` means identity).
 ACTIVATIONS = ("relu", "relu6")
+
+#: The unary functions of :class:`Pointwise`, each with its parameters and their defaults
+#: (ONNX's attribute names and defaults: float32 attributes, so 0.2 is 0.2 in float32).
+POINTWISE: dict[str, dict[str, float]] = {
+    "sigmoid": {},
+    "tanh": {},
+    "hardsigmoid": {"alpha": 0.20000000298023224, "beta": 0.5},
+    "hardswish": {},
+    "silu": {},
+    "gelu": {},
+    "gelu_tanh": {},
+    "elu": {"alpha": 1.0},
+    "selu": {"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875},
+    "leakyrelu": {"alpha": 0.009999999776482582},
+    "softplus": {},
+}
 
 
 def conv_output_size(
@@ -170,6 +188,24 @@ def _kind(owner: str, field: str, value: Any) -> str:
     return value
 
 
+def _function(owner: str, field: str, value: Any) -> str:
+    if value not in POINTWISE:
+        raise ValueError(f"{owner}.{field} must be one of {tuple(POINTWISE)}, got {value!r}")
+    return value
+
+
+def _params(owner: str, field: str, value: Any) -> tuple[tuple[str, float], ...]:
+    """Named finite floats, sorted by name: a mapping or ``(name, value)`` pairs."""
+    try:
+        items = dict(value.items() if isinstance(value, dict) else value)
+        pairs = tuple(sorted((str(k), float(v)) for k, v in items.items()))
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}.{field} must map names to numbers, got {value!r}") from None
+    if not all(math.isfinite(v) for _, v in pairs):
+        raise ValueError(f"{owner}.{field} must be finite, got {value!r}")
+    return pairs
+
+
 def _text(owner: str, field: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{owner}.{field} must be a non-empty string, got {value!r}")
@@ -199,6 +235,8 @@ _FIELD_RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "count_include_pad": _bool,
     "activation": _activation,
     "kind": _kind,
+    "function": _function,
+    "params": _params,
     "op_type": _text,
     "out_shape": _dims,
     "model": _text,
@@ -487,6 +525,36 @@ class Activation(Op):
         return shape
 
 
+@dataclass(frozen=True)
+class Pointwise(Op):
+    """A unary function of every element, ``function`` of :data:`POINTWISE` with ``params``.
+
+    ``params`` holds every parameter of the function (missing ones take their defaults;
+    others are an error), as sorted ``(name, value)`` pairs. In float it is the formula of
+    :func:`accel.golden.pointwise`; in int8 a 256-entry table from the input quantisation to
+    the output quantisation (:class:`accel.quantized.TableQuant`), which the hardware applies
+    in the POST of the layer that produces its input, or on its own.
+    """
+
+    function: str
+    params: tuple[tuple[str, float], ...] = ()
+
+    def _check(self) -> None:
+        defaults = POINTWISE[self.function]
+        given = dict(self.params)
+        unknown = sorted(set(given) - set(defaults))
+        if unknown:
+            raise ValueError(
+                f"Pointwise.params: {self.function} takes {sorted(defaults) or 'none'}, "
+                f"got {unknown}"
+            )
+        object.__setattr__(self, "params", tuple(sorted({**defaults, **given}.items())))
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        return shape
+
+
 #: Op classes by name, as used by :meth:`Network.to_dict` and :meth:`Network.from_dict`.
 @dataclass(frozen=True)
 class HostOp(Op):
@@ -522,6 +590,7 @@ OPS: dict[str, type[Op]] = {
         Concat,
         Flatten,
         Activation,
+        Pointwise,
         HostOp,
     )
 }

@@ -1,4 +1,4 @@
-"""The instruction set of the accelerator (version 1).
+"""The instruction set of the accelerator (version 2: version 1 and the activation tables).
 
 Four engines each run their own in-order instruction stream: ``LOAD`` (DMA from DRAM into
 the input, weight and parameter buffers), ``COMPUTE`` (the systolic array or the vector unit,
@@ -26,6 +26,9 @@ __all__ = [
     "ISA_VERSION",
     "SEMAPHORES",
     "SEMAPHORE_BITS",
+    "TABLE_SLOTS",
+    "TABLE_WORDS",
+    "TABLE_WORD_BYTES",
     "Buffer",
     "Compute",
     "ComputeMode",
@@ -41,7 +44,7 @@ __all__ = [
     "field_max",
 ]
 
-ISA_VERSION = 1
+ISA_VERSION = 2
 INSTRUCTION_BYTES = 64
 #: Width of a semaphore counter (a layer's stores may run far ahead of the next layer's
 #: loads, one token per tile).
@@ -91,6 +94,16 @@ class Buffer(IntEnum):
     INPUT = 0
     WEIGHT = 1
     PARAM = 2
+    TABLE = 3
+
+
+#: Bytes of a word of the table buffer (a power of two: an entry's word and byte are bits of
+#: its index).
+TABLE_WORD_BYTES = 16
+#: Words of one activation table (256 int8 entries).
+TABLE_WORDS = 256 // TABLE_WORD_BYTES
+#: Tables the table buffer holds: one for the layer being post-processed, one loading.
+TABLE_SLOTS = 2
 
 
 class ComputeMode(IntEnum):
@@ -228,7 +241,10 @@ class Compute(Instruction):
 @dataclass(frozen=True)
 class Post(Instruction):
     """Post-process ``count`` accumulator rows from ``acc_base`` into output words from
-    ``out_base``, with the per-lane parameters of parameter word ``param_base``."""
+    ``out_base``, with the per-lane parameters of parameter word ``param_base``. With ``lut``
+    every lane's clamped int8 value ``v`` is then replaced by entry ``v + 128`` of table slot
+    ``table``: byte ``(v + 128) % TABLE_WORD_BYTES`` of table word ``table * TABLE_WORDS +
+    (v + 128) // TABLE_WORD_BYTES``."""
 
     opcode: ClassVar[int] = 3
     engine: ClassVar[Engine] = Engine.POST
@@ -241,6 +257,8 @@ class Post(Instruction):
     out_zero_point: int = 0
     act_min: int = -128
     act_max: int = 127
+    lut: int = 0
+    table: int = 0
 
 
 @dataclass(frozen=True)
@@ -318,6 +336,8 @@ FIELDS: dict[type[Instruction], list[tuple[str, int, bool]]] = {
         ("out_zero_point", 8, True),
         ("act_min", 8, True),
         ("act_max", 8, True),
+        ("lut", 1, False),
+        ("table", 4, False),
     ],
     Store: [
         *_HEADER,

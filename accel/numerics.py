@@ -33,6 +33,7 @@ __all__ = [
     "INT8_MIN",
     "INT32_MAX",
     "INT32_MIN",
+    "TABLE_ENTRIES",
     "activation_range",
     "fold_zero_point_into_bias",
     "qadd",
@@ -43,6 +44,7 @@ __all__ = [
     "requantize",
     "rounding_divide_by_pot",
     "saturating_rounding_doubling_high_mul",
+    "table_lookup",
 ]
 
 INT8_MIN, INT8_MAX = -(2**7), 2**7 - 1
@@ -53,6 +55,8 @@ SHIFT_MAX = 31
 #: the vector unit shifts by exactly this).
 ADD_LEFT_SHIFT = 20
 ACTIVATIONS = (None, "relu", "relu6")
+#: Entries of an activation table: one output per int8 input value.
+TABLE_ENTRIES = 256
 
 
 # --------------------------------------------------------------------------------------------
@@ -650,3 +654,23 @@ def qadd(
         high = saturating_rounding_doubling_high_mul(shifted, m)
         total += rounding_divide_by_pot(high, sh)
     return requantize(total, multiplier, shift, out_zero_point, act_min, act_max)
+
+
+def table_lookup(x_q: NDArray[np.int8], table: NDArray[np.int8]) -> NDArray[np.int8]:
+    """An int8 -> int8 function given by its table: ``table[x_q + 128]`` elementwise.
+
+    Entry ``i`` of ``table`` (``TABLE_ENTRIES`` int8 values) is the output for the input
+    value ``i - 128`` (``docs/numerics.md``, "Activation tables").
+
+    Raises
+    ------
+    TypeError
+        If ``x_q`` or ``table`` is not an int8 array.
+    ValueError
+        If ``table`` does not hold exactly ``TABLE_ENTRIES`` entries.
+    """
+    _int8(x_q, "x_q")
+    _int8(table, "table")
+    if table.shape != (TABLE_ENTRIES,):
+        raise ValueError(f"table must have shape ({TABLE_ENTRIES},), got {table.shape}")
+    return table[x_q.astype(np.int64) - INT8_MIN]

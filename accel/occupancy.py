@@ -48,14 +48,29 @@ import numpy as np
 
 from accel import timing, window
 from accel.config import AccelConfig
-from accel.isa import Buffer, Compute, ComputeMode, Instruction, Load, Post, PostMode, Store
+from accel.isa import (
+    TABLE_WORDS,
+    Buffer,
+    Compute,
+    ComputeMode,
+    Instruction,
+    Load,
+    Post,
+    PostMode,
+    Store,
+)
 
 __all__ = ["BUFFERS", "buffer_depths", "buffer_occupancy", "instruction_words"]
 
 #: The on-chip buffers, in the order of the columns of :func:`buffer_occupancy`.
-BUFFERS = ("input", "weight", "param", "acc", "output")
+BUFFERS = ("input", "weight", "param", "acc", "output", "table")
 
-_LOAD_TARGET = {Buffer.INPUT: "input", Buffer.WEIGHT: "weight", Buffer.PARAM: "param"}
+_LOAD_TARGET = {
+    Buffer.INPUT: "input",
+    Buffer.WEIGHT: "weight",
+    Buffer.PARAM: "param",
+    Buffer.TABLE: "table",
+}
 
 
 def buffer_depths(config: AccelConfig) -> dict[str, int]:
@@ -66,6 +81,7 @@ def buffer_depths(config: AccelConfig) -> dict[str, int]:
         "param": config.param_words,
         "acc": config.acc_rows,
         "output": config.output_words,
+        "table": config.table_words,
     }
 
 
@@ -88,6 +104,8 @@ def _ranges(instr: Instruction, config: AccelConfig) -> Iterable[tuple[str, Any,
         yield "acc", instr.acc_base, instr.acc_base + instr.count
         if instr.mode == PostMode.REQUANT:
             yield "param", instr.param_base, instr.param_base + 1
+        if instr.lut:
+            yield "table", instr.table * TABLE_WORDS, (instr.table + 1) * TABLE_WORDS
         yield "output", instr.out_base, instr.out_base + instr.count
     elif isinstance(instr, Store):
         yield "output", instr.out_base, instr.out_base + instr.outer_count * instr.inner_count

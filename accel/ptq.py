@@ -46,7 +46,11 @@ The step between a frontend and the compiler: ``frontend -> Network -> graph.fus
 8. Add (TFLite ``ADD``): ``left_shift = 20`` (:data:`accel.numerics.ADD_LEFT_SHIFT`),
    ``twice_max = 2 * max(s_i)``, input ``i`` real multiplier ``s_i / twice_max``, output real
    multiplier ``twice_max / (2**20 * s_out)``.
-9. HostOp: its output gets its own calibrated TensorQuant; it has no layer parameters (the
+9. Pointwise (Sigmoid, Tanh, GELU, ...): its output gets its own calibrated TensorQuant and
+   the layer the table ``table[i] = quantize_out(f(dequantize_in(i - 128)))``
+   (:meth:`accel.quantized.TableQuant.for_function`): exact by construction in int8, one
+   rounding of the float function of every int8 input.
+10. HostOp: its output gets its own calibrated TensorQuant; it has no layer parameters (the
    host dequantises, runs the op in float and quantises: :func:`accel.host.run_int8`).
 
 Rounding is half to even (``numpy.rint``) for weights, biases, zero points and
@@ -77,12 +81,14 @@ from accel.graph import (
     Linear,
     MaxPool2d,
     Network,
+    Pointwise,
 )
 from accel.quantized import (
     AddQuant,
     ConvQuant,
     PoolQuant,
     QuantizedNetwork,
+    TableQuant,
     TensorQuant,
     avg_pool_count,
     multiplier_for,
@@ -254,7 +260,7 @@ def quantize(
         calibration = synthetic.random_inputs(float_net, seed)
     values = executor.trace_network(float_net, calibration)
     tensors = _tensor_quants(float_net, values)
-    layers: dict[str, ConvQuant | PoolQuant | AddQuant] = {}
+    layers: dict[str, ConvQuant | PoolQuant | AddQuant | TableQuant] = {}
     for name in float_net.layers():
         op = float_net.op(name)
         t_ins = [tensors[src] for src in float_net.inputs(name)]
@@ -263,6 +269,8 @@ def quantize(
         elif isinstance(op, (AvgPool2d, GlobalAvgPool)):
             count = avg_pool_count(float_net, name)
             layers[name] = PoolQuant(*_multiplier(float_net, name, 1 / count, "divisor"))
+        elif isinstance(op, Pointwise):
+            layers[name] = TableQuant.for_function(op, t_ins[0], tensors[name])
         elif isinstance(op, Add):
             try:
                 layers[name] = AddQuant.for_scales(t_ins, tensors[name], op.activation)

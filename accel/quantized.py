@@ -14,6 +14,8 @@ int8). Layers carry the integer parameters of their arithmetic (``docs/numerics.
   zero point, clamp).
 - Add: :class:`AddQuant` (gemmlowp/TFLite: each input ``(x - zp) << left_shift`` scaled by
   its multiplier/shift, summed, then requantised with the output multiplier/shift).
+- Pointwise: :class:`TableQuant` (the 256-entry int8 table of the function from the input's
+  quantisation to the output's, :meth:`TableQuant.for_function`).
 - MaxPool2d, Concat, Flatten, Activation: no parameters; output quantisation equals the
   input's.
 """
@@ -29,8 +31,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from accel import numerics
-from accel.graph import GlobalAvgPool, Network, pool_padding
+from accel import golden, numerics
+from accel.graph import GlobalAvgPool, Network, Pointwise, pool_padding
 
 __all__ = [
     "IDENTITY_MULTIPLIER",
@@ -38,6 +40,7 @@ __all__ = [
     "ConvQuant",
     "PoolQuant",
     "QuantizedNetwork",
+    "TableQuant",
     "TensorQuant",
     "avg_pool_count",
     "multiplier_for",
@@ -127,18 +130,43 @@ class AddQuant:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class TableQuant:
+    """An int8 -> int8 function as its table: ``y_q = table[x_q + 128]``
+    (:func:`accel.numerics.table_lookup`), ``table`` int8 of shape ``(256,)``."""
+
+    table: np.ndarray
+
+    def __post_init__(self) -> None:
+        table = np.asarray(self.table)
+        if table.dtype != np.int8 or table.shape != (numerics.TABLE_ENTRIES,):
+            raise ValueError(
+                f"TableQuant.table must be int8 of shape ({numerics.TABLE_ENTRIES},), got "
+                f"{table.dtype} {table.shape}"
+            )
+
+    @classmethod
+    def for_function(cls, op: Pointwise, t_in: TensorQuant, t_out: TensorQuant) -> TableQuant:
+        """The table of ``op``'s function: entry ``i`` is ``t_out.quantize(f(t_in.dequantize(i
+        - 128)))``, so the int8 layer equals the float function on every dequantised input,
+        rounded once (half to even) into the output quantisation."""
+        x = t_in.dequantize(np.arange(numerics.INT8_MIN, numerics.INT8_MAX + 1))
+        return cls(t_out.quantize(golden.pointwise(x, op.function, op.params)))
+
+
 @dataclass
 class QuantizedNetwork:
     """A network with int8 quantisation of every tensor and layer.
 
     ``network`` holds the float weights the quantisation was derived from (so it is also the
     float reference), ``tensors`` the :class:`TensorQuant` of every node's output, ``layers``
-    the integer parameters of every Conv2d, Linear, AvgPool2d, GlobalAvgPool and Add.
+    the integer parameters of every Conv2d, Linear, AvgPool2d, GlobalAvgPool, Add and
+    Pointwise.
     """
 
     network: Network
     tensors: dict[str, TensorQuant] = field(default_factory=dict)
-    layers: dict[str, ConvQuant | PoolQuant | AddQuant] = field(default_factory=dict)
+    layers: dict[str, ConvQuant | PoolQuant | AddQuant | TableQuant] = field(default_factory=dict)
 
     def _tensor(self, name: str) -> TensorQuant:
         if name not in self.tensors:

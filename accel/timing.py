@@ -43,6 +43,11 @@ the last row, so every row carries its own instruction fields and parameters::
     next_start >= start + count
     done = start + count + POST_LATENCY
 
+The activation table (``lut``) costs no cycle: the clamped value of the last stage is the
+read address of the table buffer's synchronous port (one copy per lane), whose data is ready
+in the cycle the stage's register would be, so a POST with a table has the timing of one
+without. A table is LOADed like any other buffer (``Buffer.TABLE``, 16-byte words).
+
 COMPUTE, the instruction register. A granted COMPUTE instruction (its ``start``: its
 semaphores are acquired) waits in the engine's instruction register for at least
 :data:`COMPUTE_DECODE` cycles, then the front end *takes* it (``take``). The register is free
@@ -132,6 +137,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from accel import isa
 from accel.config import AccelConfig
 from accel.isa import Compute, ComputeMode, Load, Post, Store
 
@@ -171,7 +177,8 @@ def ceil_div(a: int, b: int) -> int:
 
 def word_bytes(config: AccelConfig, buffer: int) -> int:
     """Width in bytes of one word of a LOAD destination buffer (see :class:`accel.isa.Buffer`)."""
-    return (config.input_word_bytes, config.weight_word_bytes, config.param_word_bytes)[buffer]
+    words = (config.input_word_bytes, config.weight_word_bytes, config.param_word_bytes)
+    return isa.TABLE_WORD_BYTES if buffer == isa.Buffer.TABLE else words[buffer]
 
 
 def bandwidth_note(config: AccelConfig) -> str | None:

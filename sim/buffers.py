@@ -11,6 +11,8 @@ buffer    word                        written by / read by
           shift) int32
 ``acc``   ``cols`` int32              COMPUTE (read-modify-write) / POST
 ``out``   ``cols`` int8               POST / STORE
+``t``     16 int8 (entries of an      LOAD / POST (every lane, its own entry)
+          activation table)
 ========  ==========================  ==========================================
 """
 
@@ -19,9 +21,11 @@ from __future__ import annotations
 import numpy as np
 
 from accel.config import AccelConfig
-from accel.isa import Buffer
+from accel.isa import TABLE_WORD_BYTES, Buffer
 
-NAMES = ("in", "w", "p", "acc", "out")
+NAMES = ("in", "w", "p", "acc", "out", "t")
+#: Buffer names by :class:`accel.isa.Buffer` (the LOAD destinations).
+LOAD_NAMES = ("in", "w", "p", "t")
 
 
 class Buffers:
@@ -32,6 +36,7 @@ class Buffers:
         self.param = np.zeros((config.param_words, cols, 3), "<i4")
         self.acc = np.zeros((config.acc_rows, cols), dtype=np.int32)
         self.out = np.zeros((config.output_words, cols), dtype=np.int8)
+        self.table = np.zeros((config.table_words, TABLE_WORD_BYTES), dtype=np.int8)
         self.reads = dict.fromkeys(NAMES, 0)
         self.writes = dict.fromkeys(NAMES, 0)
 
@@ -42,22 +47,23 @@ class Buffers:
             "p": self.param,
             "acc": self.acc,
             "out": self.out,
+            "t": self.table,
         }[name]
 
     def byte_view(self, buffer: int) -> np.ndarray:
         """(words, word_bytes) uint8 view of a LOAD destination."""
-        array = (self.input, self.weight, self.param)[buffer]
+        array = (self.input, self.weight, self.param, self.table)[buffer]
         return array.reshape(array.shape[0], -1).view(np.uint8)
 
     def check(self, name: str | int, base: int, count: int) -> None:
         if isinstance(name, int):
-            name = ("in", "w", "p")[Buffer(name)]
+            name = LOAD_NAMES[Buffer(name)]
         size = self._array(name).shape[0]
         if base < 0 or base + count > size:
             raise IndexError(f"{name} buffer access [{base}, {base + count}) outside {size} words")
 
     def count_read(self, name: str | int, words: int) -> None:
-        self.reads[name if isinstance(name, str) else ("in", "w", "p")[name]] += words
+        self.reads[name if isinstance(name, str) else LOAD_NAMES[name]] += words
 
     def count_write(self, name: str | int, words: int) -> None:
-        self.writes[name if isinstance(name, str) else ("in", "w", "p")[name]] += words
+        self.writes[name if isinstance(name, str) else LOAD_NAMES[name]] += words

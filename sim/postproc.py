@@ -3,8 +3,9 @@
 REQUANT: ``out = clamp(requantize(acc + bias, multiplier, shift) + out_zero_point, act_min,
 act_max)`` per lane with the lane's (bias, multiplier, shift) from parameter word
 ``param_base`` (gemmlowp rounding, ``docs/numerics.md``). PASS: ``out = clamp(acc, act_min,
-act_max)``. The hardware uses bits [4:0] of the shift. Pipeline latency
-``accel.timing.POST_LATENCY``.
+act_max)``. The hardware uses bits [4:0] of the shift. With ``lut``, each clamped value ``v``
+then becomes entry ``v + 128`` of table slot ``table`` (:class:`accel.isa.Post`). Pipeline
+latency ``accel.timing.POST_LATENCY``, with or without the table.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from accel import numerics
-from accel.isa import Post, PostMode
+from accel.isa import TABLE_WORDS, Post, PostMode
 from sim.buffers import Buffers
 
 
@@ -38,4 +39,9 @@ def execute(post: Post, buffers: Buffers) -> None:
     buffers.check("out", post.out_base, post.count)
     acc = buffers.acc[post.acc_base : post.acc_base + post.count]
     params = buffers.param[post.param_base]
-    buffers.out[post.out_base : post.out_base + post.count] = postprocess(post, acc, params)
+    out = postprocess(post, acc, params)
+    if post.lut:
+        base = post.table * TABLE_WORDS
+        buffers.check("t", base, TABLE_WORDS)
+        out = numerics.table_lookup(out, buffers.table[base : base + TABLE_WORDS].reshape(-1))
+    buffers.out[post.out_base : post.out_base + post.count] = out

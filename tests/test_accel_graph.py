@@ -144,6 +144,7 @@ def test_op_registry_names_every_op():
         "Concat",
         "Flatten",
         "Activation",
+        "Pointwise",
         "HostOp",
     }
 

@@ -950,8 +950,8 @@ def reshape(shape) -> onnx.ModelProto:
 
 FLOAT_REJECTIONS = {
     "unsupported op": (
-        lambda: single("Sigmoid"),
-        r"^node 'n' \(Sigmoid\): op 'Sigmoid' is not supported; supported ops: Add, ",
+        lambda: single("Softmax"),
+        r"^node 'n' \(Softmax\): op 'Softmax' is not supported; supported ops: Add, ",
     ),
     "unsupported microsoft op": (
         lambda: single("FusedConv", ["x", ("w", (4, 3, 3, 3))], domain="com.microsoft"),
@@ -1476,9 +1476,9 @@ INT8_REJECTIONS = {
         r"node 'n' \(QLinearConcat\): op 'QLinearConcat' \(domain 'com.microsoft'\) is not "
         r"supported",
     ),
-    "QLinearSigmoid": (
-        lambda: qlinear_op("QLinearSigmoid", 4),
-        r"node 'n' \(QLinearSigmoid\): op 'QLinearSigmoid' \(domain 'com.microsoft'\) is not",
+    "QLinearSoftmax": (
+        lambda: qlinear_op("QLinearSoftmax", 4),
+        r"node 'n' \(QLinearSoftmax\): op 'QLinearSoftmax' \(domain 'com.microsoft'\) is not",
     ),
     "QGemm float output": (
         qgemm_without_output_scale,

@@ -85,13 +85,13 @@ OUTCOMES: dict[str, tuple[str, ...] | str] = {
     "test_Conv3d_stride_padding": RANK5.format(op="Conv"),
     "test_ConvTranspose2d": ("ConvTranspose",),
     "test_ConvTranspose2d_no_bias": ("ConvTranspose",),
-    "test_ELU": ("Elu",),
+    "test_ELU": (),
     "test_Embedding": EMBEDDING,
     "test_Embedding_sparse": EMBEDDING,
-    "test_GLU": ("Split", "Split", "Sigmoid", "Mul"),
-    "test_GLU_dim": ("Split", "Split", "Sigmoid", "Mul"),
-    "test_LeakyReLU": ("LeakyRelu",),
-    "test_LeakyReLU_with_negval": ("LeakyRelu",),
+    "test_GLU": ("Split", "Split", "Mul"),
+    "test_GLU_dim": ("Split", "Split", "Mul"),
+    "test_LeakyReLU": (),
+    "test_LeakyReLU_with_negval": (),
     "test_Linear": (),
     "test_Linear_no_bias": (),
     "test_LogSoftmax": ("LogSoftmax",),
@@ -114,13 +114,13 @@ OUTCOMES: dict[str, tuple[str, ...] | str] = {
     "test_ReLU": (),
     "test_ReflectionPad2d": ("Pad",),
     "test_ReplicationPad2d": ("Pad",),
-    "test_SELU": ("Selu",),
-    "test_Sigmoid": ("Sigmoid",),
+    "test_SELU": (),
+    "test_Sigmoid": (),
     "test_Softmax": ("Softmax",),
     "test_Softmin": ("Neg", "Softmax"),
-    "test_Softplus": ("Softplus",),
+    "test_Softplus": (),
     "test_Softsign": ("Abs", "Add", "Div"),
-    "test_Tanh": ("Tanh",),
+    "test_Tanh": (),
     "test_ZeroPad2d": ("Pad",),
     "test_log_softmax_dim3": ("LogSoftmax",),
     "test_log_softmax_lastdim": ("LogSoftmax",),
@@ -160,7 +160,7 @@ def test_every_case_of_the_wheel_has_an_outcome():
         f"{sum(c in passing for c in family)} of {len(family)} pass"
     )
     assert all(c in passing for c in family)
-    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 29, 57)
+    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 36, 57)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -368,7 +368,8 @@ def test_random_streams_are_bit_and_cycle_exact(seed):
     check(*random_case(seed), seed)
 
 
-@pytest.mark.parametrize("buffer", list(Buffer))
+# The RTL's DMA has no table buffer yet (hdl.isa.check_supported rejects such programs).
+@pytest.mark.parametrize("buffer", [b for b in Buffer if b != Buffer.TABLE])
 @pytest.mark.parametrize("seed", range(2))
 def test_random_loads_into_one_buffer_are_bit_and_cycle_exact(buffer, seed):
     check(*random_case(100 + seed, buffer=buffer), seed)

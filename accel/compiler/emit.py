@@ -21,7 +21,7 @@ from accel.compiler.ops import READ, WRITE, Access, Accesses, Block, OpLog
 from accel.compiler.plan import CONST_ALIGN, DramPlan
 from accel.compiler.tiling import Hardware, Tiling, TilingError, Window, choose_tiling
 from accel.config import AccelConfig
-from accel.isa import Buffer, Instruction, Load, Post, Store
+from accel.isa import TABLE_SLOTS, TABLE_WORDS, Buffer, Instruction, Load, Post, Store
 from accel.program import TensorLayout
 from accel.quantized import QuantizedNetwork, TensorQuant
 from accel.timing import ceil_div
@@ -111,6 +111,8 @@ class Emitter:
         self.tile_pixels = 1  # output tile of the layer being lowered (sizes the rings)
         # The resident parameters' load, emitted before the layer's first POST.
         self.pending_param_load: tuple[Load, int, int] | None = None
+        self.table_count = 0  # activation tables loaded so far (they alternate slots)
+        self.table_slot: int | None = None  # the table slot of the layer's POSTs, if any
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -136,6 +138,7 @@ class Emitter:
             block.seal()
         self.blocks.clear()
         self._post_store = None
+        self.table_slot = None
         self.layer_index = index
 
     def add_constant(self, *pieces: np.ndarray) -> int:
@@ -333,20 +336,45 @@ class Emitter:
         )
 
     def post_block(self, post: Post, param: bool) -> Block:
-        """POSTs: read accumulator rows (and a parameter word), write output words."""
+        """POSTs: read accumulator rows (and a parameter word, and the layer's activation
+        table when it has one: :meth:`load_table`), write output words."""
         block = self.blocks.get(("post", id(post), not param))
         if block is not None:
             return block
+        slot = self.table_slot
+        template = post if slot is None else isa.with_fields(post, lut=1, table=slot)
 
         def accesses(c: dict[str, np.ndarray]) -> list[Access]:
             acc, count, out = c["acc_base"], c["count"], c["out_base"]
             reads = [("acc", READ, acc, acc + count)]
             if param:
                 reads.append(("p", READ, c["param_base"], c["param_base"] + 1))
+            if slot is not None:
+                reads.append(("t", READ, slot * TABLE_WORDS, (slot + 1) * TABLE_WORDS))
             return [*reads, ("out", WRITE, out, out + count)]
 
         names = ("acc_base", "count", "param_base", "out_base")
-        return self.block(("post", id(post), not param), post, names, (), accesses)
+        return self.block(("post", id(post), not param), template, names, (), accesses)
+
+    def load_table(self, table: np.ndarray) -> None:
+        """Load an activation table (256 int8) into the next table slot, now (ahead of the
+        layer's first input: it is one short LOAD), and make it the table every POST of this
+        layer applies. Slots alternate, so a layer's table loads while the previous layer's
+        POSTs still read theirs."""
+        slot = self.table_count % TABLE_SLOTS
+        self.table_count += 1
+        base = slot * TABLE_WORDS
+        load = Load(
+            buffer=Buffer.TABLE,
+            dram_addr=self.add_constant(table.astype(np.int8)),
+            sram_addr=base,
+            run_bytes=table.size,
+        )
+        block = self.block(
+            ("table",), load, (), (), lambda c: [("t", WRITE, base, base + TABLE_WORDS)]
+        )
+        block.rows.append(self.log.index())
+        self.table_slot = slot
 
     def store_block(self, y: TensorLayout) -> Block:
         """STOREs to ``y``: read output words, write its whole pixels (and wait for the last

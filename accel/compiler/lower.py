@@ -5,7 +5,9 @@ instructions in one sequential *program order*, each recording the buffer word r
 DRAM byte ranges it reads and writes. Convolutions (all kinds, and fully connected layers as
 convolutions) run on the systolic array (:mod:`~accel.compiler.lower_conv`); pooling and
 residual adds run on the vector unit (:mod:`~accel.compiler.lower_vector`); a concat costs
-nothing (its inputs were stored into it) and a flatten is a view. :func:`lower_layer` is
+nothing (its inputs were stored into it) and a flatten is a view. A Pointwise activation is
+its table, applied by the POSTs of its producer (:func:`~accel.compiler.plan.fusions`) or,
+on its own, by the POSTs of an identity pass of the vector unit (a 1x1 VMAX). :func:`lower_layer` is
 the dispatch by layer kind, and where a layer the hardware cannot run is rejected.
 """
 
@@ -27,7 +29,7 @@ from accel.compiler.tiling import Window
 from accel.config import AccelConfig
 from accel.isa import ComputeMode, Post, PostMode
 from accel.program import LayerInfo
-from accel.quantized import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork
+from accel.quantized import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork, TableQuant
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,17 @@ def lower_network(qnet: QuantizedNetwork, config: AccelConfig, plan: DramPlan) -
     net = qnet.network
     em = Emitter(qnet, config, plan)
     layers: list[LayerInfo] = []
+    fused_into = set(plan.fused.values())
     for index, node in enumerate(n for n in net.order() if not isinstance(net.op(n), g.Input)):
         em.start_layer(index)
+        table = plan.fused.get(node)  # the Pointwise whose table this layer's POSTs apply
+        if table is None and isinstance(net.op(node), g.Pointwise) and node not in fused_into:
+            table = node
+        if table is not None:
+            em.load_table(layer_quant(em, table, TableQuant).table)
         mapping = lower_layer(em, node)
+        if node in plan.fused:
+            mapping["activation"] = f"{plan.fused[node]} (table in POST)"
         srcs = net.inputs(node)
         layers.append(
             LayerInfo(
@@ -170,6 +180,22 @@ def lower_layer(em: Emitter, node: str) -> dict:
             "shift_b": aq.input_shifts[1],
         }
         return lower_vector(em, node, [a, b], y, Window(), ComputeMode.VADD, post, params, extra)
+    if isinstance(op, g.Pointwise):
+        if node in em.plan.fused.values():
+            return {"unit": "none (its table applied by its producer's POST)"}
+        window = Window()
+        post = Post(mode=PostMode.PASS)  # the identity; the table follows the clamp
+        return lower_vector(
+            em,
+            node,
+            [layout(srcs[0])],
+            y,
+            window,
+            ComputeMode.VMAX,
+            post,
+            None,
+            {"pad_value": -128},
+        )
     if isinstance(op, g.Concat):
         for src in srcs:
             if em.quant(src) != em.quant(node):

@@ -1,8 +1,9 @@
 """DRAM memory planning: where every tensor lives, computed once before lowering.
 
 ``plan_dram(qnet, config, keep_tensors=..., keep=...) -> DramPlan``. Every tensor gets a *root* (the
-tensor whose bytes it occupies: itself, the concat it is written into, or the 1x1 map a
-Flatten views) and every root a lifetime in topological order and a DRAM address. The
+tensor whose bytes it occupies: itself, the concat it is written into, the 1x1 map a
+Flatten views, or the Pointwise whose table its producer applies in its POST:
+:func:`fusions`) and every root a lifetime in topological order and a DRAM address. The
 layout of DRAM is: the constants (weights and parameters, appended while lowering, within
 :attr:`DramPlan.const_bound` bytes), then the activations (NHWC, first-fit reuse of the bytes
 of dead tensors), then the host-side im2col copies. The plan's methods give the
@@ -19,6 +20,7 @@ from accel.compiler.errors import layer_error
 from accel.compiler.ops import Range
 from accel.config import AccelConfig
 from accel.isa import Load, Store
+from accel.numerics import TABLE_ENTRIES
 from accel.program import Im2col, TensorLayout
 from accel.quantized import QuantizedNetwork
 from accel.timing import ceil_div
@@ -43,6 +45,7 @@ class DramPlan:
     last_use: dict[str, int]  # root -> position of its last reader (past the end: kept)
     addr: dict[str, int]  # root -> DRAM byte address
     reuses: dict[str, list[str]]  # root -> the dead roots whose bytes it overlaps
+    fused: dict[str, str]  # producer -> the Pointwise whose table its POST applies
     im2col: dict[str, Im2col]  # conv -> its host-side im2col copy (target addressed)
     const_bound: int  # bytes reserved for the constants, from address 0
     dram_bytes: int  # total DRAM bytes
@@ -115,8 +118,9 @@ def plan_dram(
     """The DRAM plan of ``qnet``; ``keep_tensors`` keeps every tensor alive to the end, and
     ``keep`` those tensors (besides the network's outputs)."""
     net = qnet.network
+    fused = fusions(net, keep_tensors=keep_tensors, keep=keep)
     root, channel_offset, first_use, last_use = plan_tensors(
-        net, keep_tensors=keep_tensors, keep=keep
+        net, keep_tensors=keep_tensors, keep=keep, fused=fused
     )
     im2col = plan_im2col(qnet, config.array.rows)
     # Constants are appended while lowering; lay out activations after a generous gap
@@ -135,19 +139,50 @@ def plan_dram(
         last_use=last_use,
         addr=addr,
         reuses=reuses,
+        fused=fused,
         im2col=im2col,
         const_bound=const_bound,
         dram_bytes=top,
     )
 
 
-def plan_tensors(
+#: Layers whose POST can apply a following Pointwise's table.
+POST_PRODUCERS = (g.Conv2d, g.Linear, g.Add, g.MaxPool2d, g.AvgPool2d, g.GlobalAvgPool)
+
+
+def fusions(
     net: g.Network, *, keep_tensors: bool, keep: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """Producer -> Pointwise, for every Pointwise that its producer's POST applies: the
+    producer is a layer that post-processes (:data:`POST_PRODUCERS`), the Pointwise is its
+    only consumer, and its own output is not wanted (not a network output, not kept). The
+    producer then requantises to its own quantisation, looks the result up in the
+    Pointwise's table and stores into the Pointwise's tensor: the int8 golden model's two
+    steps in one pass. Every other Pointwise runs on its own (vector unit, then POST)."""
+    fused = {}
+    for name in net.order():
+        if not isinstance(net.op(name), g.Pointwise):
+            continue
+        (src,) = net.inputs(name)
+        wanted = keep_tensors or src in keep or src in net.output_names
+        if isinstance(net.op(src), POST_PRODUCERS) and net.consumers(src) == [name] and not wanted:
+            fused[src] = name
+    return fused
+
+
+def plan_tensors(
+    net: g.Network,
+    *,
+    keep_tensors: bool,
+    keep: frozenset[str] = frozenset(),
+    fused: dict[str, str] | None = None,
 ) -> tuple[dict[str, str], dict[str, int], dict[str, int], dict[str, int]]:
-    """Assign every tensor a root (views: Flatten of 1x1, Concat inputs) and a lifetime.
+    """Assign every tensor a root (views: Flatten of 1x1, Concat inputs, the producers of
+    ``fused`` Pointwise ops) and a lifetime.
 
     Returns ``(root, channel_offset, first_use, last_use)``.
     """
+    fused = fused or {}
     root: dict[str, str] = {}
     channel_offset: dict[str, int] = {}
     order = net.order()
@@ -170,6 +205,8 @@ def plan_tensors(
             _, h, w = chw(net, net.inputs(name)[0])
             if h * w == 1:
                 root[name] = root[net.inputs(name)[0]]
+        if name in fused:
+            root[name] = fused[name]
     # Concat inputs are processed before the concat in topological order, but their root
     # is only known once the concat is seen: resolve chains now.
     for name in order:
@@ -177,6 +214,8 @@ def plan_tensors(
         while root[top] != top:
             top = root[top]
         root[name] = top
+    for producer, pointwise in fused.items():
+        channel_offset[producer] = channel_offset[pointwise]
     first_use: dict[str, int] = {}
     last_use: dict[str, int] = {}
     for name in order:
@@ -294,6 +333,9 @@ def constant_bound(net: g.Network, config: AccelConfig, im2col: dict[str, Im2col
             k, taps = op.out_features, h * w
         elif isinstance(op, g.AvgPool2d | g.GlobalAvgPool | g.Add):
             total += ceil_div(config.param_word_bytes, CONST_ALIGN) * CONST_ALIGN
+            continue
+        elif isinstance(op, g.Pointwise):
+            total += ceil_div(TABLE_ENTRIES, CONST_ALIGN) * CONST_ALIGN
             continue
         else:
             continue

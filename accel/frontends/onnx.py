@@ -8,13 +8,14 @@ than 11 is upgraded with ``onnx.version_converter``), then walks the graph once,
 * a node whose inputs are all constants (initializers, Constant nodes, values folded before
   it, the Shape of a tensor whose shape is static) is evaluated with ``onnx.reference`` and
   becomes a constant: Shape / Gather / Concat / ConstantOfShape / Cast ... chains disappear;
-* an op with a handler becomes accelerator ops (Conv2d, Linear, pools, Add, ...), its
-  attributes mapped exactly; 1-D ``(N, C, L)`` tensors run as 2-D with ``H = 1`` and
-  ``(N, F)`` tensors as vectors;
+* an op with a handler becomes accelerator ops (Conv2d, Linear, pools, Add, Pointwise
+  activations such as Sigmoid and GELU, ...), its attributes mapped exactly; 1-D
+  ``(N, C, L)`` tensors run as 2-D with ``H = 1`` and ``(N, F)`` tensors as vectors;
 * an op without an accelerator mapping (no handler, or a form the handler does not map:
-  Sigmoid, Softmax, a reflect Pad, ConvTranspose, dilated MaxPool, a broadcasting Add, a
-  Reshape that is not a flatten, ...) becomes an :class:`accel.graph.HostOp`
-  (:func:`accel.host.host_op`), run on the host with ONNX's reference implementation;
+  Softmax, a Mul that is not ``x * Sigmoid(x)``, a reflect Pad, ConvTranspose, dilated
+  MaxPool, a broadcasting Add, a Reshape that is not a flatten, ...) becomes an
+  :class:`accel.graph.HostOp` (:func:`accel.host.host_op`), run on the host with ONNX's
+  reference implementation;
   ``load(..., host=False)`` rejects it instead, naming the node and the op.
 
 Every attribute a handler does not implement exactly raises ``ValueError("node 'name'
@@ -28,10 +29,12 @@ Quantised models (any QuantizeLinear, DequantizeLinear or QLinear* node makes th
 * **QDQ**: ``DequantizeLinear`` of int8 initializers gives int8 weights (per-tensor or per
   output channel, zero point 0) and int32 biases; the float ops between
   ``DequantizeLinear`` and ``QuantizeLinear`` of activations become int8 layers whose output
-  quantisation is that of the ``QuantizeLinear`` after them (after a fused Relu/Clip).
+  quantisation is that of the ``QuantizeLinear`` after them (after a fused Relu/Clip); a
+  Pointwise activation's table maps its input's quantisation to that output quantisation.
 * **QOperator**: QLinearConv, QLinearMatMul, the ``com.microsoft`` QGemm, QLinearAdd,
-  QLinearAveragePool and QLinearGlobalAveragePool, int8 MaxPool / Flatten / Reshape /
-  Concat, QuantizeLinear at the inputs and DequantizeLinear at the outputs.
+  QLinearAveragePool, QLinearGlobalAveragePool, QLinearSigmoid and QLinearLeakyRelu, int8
+  MaxPool / Flatten / Reshape / Concat, QuantizeLinear at the inputs and DequantizeLinear at
+  the outputs.
 
 uint8 tensors are converted exactly to int8 (``q - 128`` with zero point ``zp - 128``). Every
 node of the result records the ONNX tensors it stands for in ``meta["onnx_tensors"]``;
@@ -70,6 +73,7 @@ from accel.files import read_bytes
 from accel.frontends import prepare
 from accel.frontends.prepare import MIN_OPSET
 from accel.graph import (
+    POINTWISE,
     Activation,
     Add,
     AvgPool2d,
@@ -83,6 +87,7 @@ from accel.graph import (
     MaxPool2d,
     Network,
     Op,
+    Pointwise,
     Shape,
     conv_output_size,
     fuse_activations,
@@ -92,6 +97,7 @@ from accel.quantized import (
     ConvQuant,
     PoolQuant,
     QuantizedNetwork,
+    TableQuant,
     TensorQuant,
     avg_pool_count,
     multiplier_for,
@@ -857,7 +863,7 @@ class _Importer:
                 raise node.error(
                     f"{what} reads tensor {name!r} as {q}, but it is quantised as {actual}"
                 )
-        layers: dict[str, ConvQuant | PoolQuant | AddQuant] = {}
+        layers: dict[str, ConvQuant | PoolQuant | AddQuant | TableQuant] = {}
         for name in fused.layers():
             op = fused.op(name)
             label = f"node {name!r} ({self.op_types[name]})"
@@ -872,6 +878,8 @@ class _Importer:
                     layers[name] = PoolQuant(*multiplier_for(real, "pool rescale"))
                 elif isinstance(op, Add):
                     layers[name] = AddQuant.for_scales(t_ins, t_out, op.activation)
+                elif isinstance(op, Pointwise):
+                    layers[name] = TableQuant.for_function(op, t_ins[0], t_out)
             except _NodeError:
                 raise
             except ValueError as exc:
@@ -1326,6 +1334,111 @@ def _activation(kind: str) -> Callable[[_Importer, _Node], None]:
         imp.define(node.outputs[0], name, imp.dims_of(node, 0))
 
     return handler
+
+
+#: ONNX activation -> the :data:`accel.graph.POINTWISE` function computing it; the ONNX
+#: attributes (alpha, beta, gamma) are its parameters, with the same names and defaults.
+_POINTWISE_OPS = {
+    "Elu": "elu",
+    "HardSigmoid": "hardsigmoid",
+    "HardSwish": "hardswish",
+    "LeakyRelu": "leakyrelu",
+    "Selu": "selu",
+    "Sigmoid": "sigmoid",
+    "Softplus": "softplus",
+    "Tanh": "tanh",
+}
+#: ``x * f(x)`` as one function: ``f`` and its parameters -> the product's function.
+_TIMES_X = {
+    ("sigmoid", ()): "silu",
+    ("hardsigmoid", (("alpha", float(np.float32(1 / 6))), ("beta", 0.5))): "hardswish",
+}
+
+
+def _pointwise(imp: _Importer, node: _Node) -> None:
+    """Sigmoid, Tanh, HardSigmoid, HardSwish, Elu, Selu, LeakyRelu, Softplus and Gelu (erf or
+    tanh) as a :class:`Pointwise` table, on a tensor of any rank. ``Mul(x, Sigmoid(x))``
+    (SiLU) and ``Mul(x, HardSigmoid(x, alpha=1/6, beta=0.5))`` (HardSwish), either operand
+    order, become one Pointwise when the Mul alone reads the activation (PyTorch's GELU
+    below opset 20: :func:`_div`)."""
+    if node.op_type == "Gelu":
+        approximate = node.attrs(approximate="none")["approximate"]
+        if approximate not in ("none", "tanh"):
+            raise node.bad("approximate", approximate, "expected 'none' or 'tanh'")
+        function, params = ("gelu" if approximate == "none" else "gelu_tanh"), {}
+    else:
+        function = _POINTWISE_OPS[node.op_type]
+        params = node.attrs(**POINTWISE[function])
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    with _named(node):
+        op = Pointwise(function, params)
+    output = node.outputs[0]
+    product = _TIMES_X.get((op.function, op.params))
+    index = imp.sole_consumer(node, "Mul") if product else None
+    if index is not None:
+        mul = imp.protos[index]
+        others = [t for t in mul.input if t != output]
+        if len(others) == 1 and imp.nodes_of.get(others[0]) == x and imp.dims[others[0]] == dims:
+            op, output = Pointwise(product), mul.output[0]
+            imp.absorbed.add(index)
+    name = imp.add(node, lambda: op, [x])
+    imp.define(output, name, dims)
+
+
+#: PyTorch's GELU below opset 20, after ``Div(x, sqrt(2))``: each op and the constant its
+#: other operand must be, compared in float32 (Erf has none; ``None`` for a Mul: ``x``).
+_GELU_CHAIN = (("Erf", None), ("Add", 1.0), ("Mul", None), ("Mul", 0.5))
+
+
+def _div(imp: _Importer, node: _Node) -> None:
+    """A Div maps only as the start of PyTorch's exported GELU, ``Mul(Mul(x, Add(Erf(Div(x,
+    sqrt(2))), 1)), 0.5)`` (either operand order of the Add and Muls), each op the only reader
+    of the one before: one ``Pointwise("gelu")``. The constants must equal float32(sqrt(2)),
+    1 and 0.5 in float32 (the float32 rounding of sqrt(2) is that of ONNX's Gelu function)."""
+    node.attrs()
+    if node.inputs[0] in imp.consts or not _is_constant(imp, node.inputs[1], math.sqrt(2)):
+        raise node.unmapped("a Div maps only as the start of a GELU, x / sqrt(2)")
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    current, indices = node, []
+    for op_type, value in _GELU_CHAIN:
+        index = imp.sole_consumer(current, op_type)
+        if index is None or not _gelu_operand(imp, imp.protos[index], current, value, x, dims):
+            raise node.unmapped(f"x / sqrt(2) is not followed by the {op_type} of a GELU")
+        current = _Node(imp.protos[index])
+        indices.append(index)
+    imp.absorbed.update(indices)
+    name = imp.add(node, lambda: Pointwise("gelu"), [x])
+    imp.define(current.outputs[0], name, dims)
+
+
+def _gelu_operand(
+    imp: _Importer,
+    proto: onnx.NodeProto,
+    previous: _Node,
+    value: float | None,
+    x: str,
+    dims: tuple[int, ...],
+) -> bool:
+    """Whether the other operand of ``proto`` (an op of the GELU chain reading ``previous``)
+    is what the chain needs: nothing (Erf), the constant ``value``, or (``None``) ``x``."""
+    rest = [t for t in proto.input if t != previous.outputs[0]]
+    if proto.op_type == "Erf":
+        return not rest
+    if len(rest) != 1:
+        return False
+    if value is not None:
+        return _is_constant(imp, rest[0], value)
+    return imp.nodes_of.get(rest[0]) == x and imp.dims[rest[0]] == dims
+
+
+def _is_constant(imp: _Importer, tensor: str | None, value: float) -> bool:
+    """Whether ``tensor`` is a constant scalar equal to ``value`` in float32."""
+    if tensor not in imp.consts:
+        return False
+    constant = imp.consts[tensor]
+    return constant.size == 1 and np.float32(constant.reshape(-1)[0]) == np.float32(value)
 
 
 def _clip(imp: _Importer, node: _Node) -> None:
@@ -1949,6 +2062,22 @@ def _qlinear_global_average_pool(imp: _Importer, node: _Node) -> None:
     imp.define(node.outputs[0], name, (image.c,) + (1,) * image.spatial)
 
 
+def _qlinear_pointwise(function: str) -> Callable[[_Importer, _Node], None]:
+    """com.microsoft QLinearSigmoid / QLinearLeakyRelu (``alpha``): X, X_scale,
+    X_zero_point, Y_scale, Y_zero_point, as the table of :func:`_pointwise`."""
+
+    def handler(imp: _Importer, node: _Node) -> None:
+        imp.quantized = True
+        params = node.attrs(**POINTWISE[function])
+        x = imp.activation(node, 0)
+        imp.claim(x, imp.scale_zero_point(node, 1, "X"), node, "X_scale/X_zero_point")
+        name = imp.add(node, lambda: Pointwise(function, params), [x])
+        imp.set_quant(name, imp.scale_zero_point(node, 3, "Y"), node)
+        imp.define(node.outputs[0], name, imp.dims_of(node, 0))
+
+    return handler
+
+
 #: Default-domain ONNX op -> handler.
 HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "Add": _add,
@@ -1959,8 +2088,10 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "Constant": _constant,
     "Conv": _conv,
     "DequantizeLinear": _dequantize_linear,
+    "Div": _div,
     "Dropout": _dropout,
     "Flatten": _flatten,
+    "Gelu": _pointwise,
     "Gemm": _gemm,
     "GlobalAveragePool": _global_average_pool,
     "Identity": _identity,
@@ -1976,6 +2107,7 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "Squeeze": _reshape,
     "Sum": _sum,
     "Unsqueeze": _reshape,
+    **dict.fromkeys(_POINTWISE_OPS, _pointwise),
 }
 
 #: ``com.microsoft`` op -> handler (onnxruntime's quantised contrib ops).
@@ -1984,4 +2116,6 @@ MICROSOFT_HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "QLinearAdd": _qlinear_add,
     "QLinearAveragePool": partial(_pool, average=True, qlinear=True),
     "QLinearGlobalAveragePool": _qlinear_global_average_pool,
+    "QLinearLeakyRelu": _qlinear_pointwise("leakyrelu"),
+    "QLinearSigmoid": _qlinear_pointwise("sigmoid"),
 }
