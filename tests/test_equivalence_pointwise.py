@@ -30,3 +30,13 @@ def test_network_with_tables_is_bit_and_cycle_exact(function, backend):
     assert sum(i.buffer == Buffer.TABLE for i in program.streams[Engine.LOAD]) == 7
     inputs = synthetic.random_int8_inputs(qnet, seed=3)
     check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
+
+
+@pytest.mark.slow
+def test_network_with_tables_on_edge_in_verilator():
+    """16 lanes, each with its own read port of the table buffer; 16-byte DRAM beats (a table
+    word per beat)."""
+    qnet = quantized(lut_network("silu"))
+    program = compile(qnet, config.preset("edge"))
+    inputs = synthetic.random_int8_inputs(qnet, seed=4)
+    check(program, program.make_image(inputs), executor.run_network(qnet, inputs), "verilator")
