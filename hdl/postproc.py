@@ -306,8 +306,9 @@ class PostProcessor(wiring.Component):
             # (clamped is an int8 now; + 128 flips its sign bit), data in the next cycle.
             m.d.comb += self.table.addr[lane].eq(Cat(clamped[:7], ~clamped[7], s5.table))
 
-        # The looked-up bytes arrive with s6: choosing between them is the only logic after
-        # the last register (a 2:1 mux per lane on the way to the output buffer's write port).
+        # The looked-up bytes arrive with s6. After the last register there is now logic on
+        # the way to the output buffer's write port: the table buffer's byte select and this
+        # 2:1 mux per lane (the price of a table at no cycle).
         output = Signal.like(s6, name="output")
         for lane in range(cols):
             m.d.comb += output[lane].eq(Mux(s6_lut, self.table.data[lane], s6[lane]))
