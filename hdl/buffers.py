@@ -11,9 +11,12 @@ param       ``cols`` x (bias, multiplier,    LOAD (``dma``, byte enables)  POST 
             shift) int32 = ``12*cols`` bytes
 output      ``cols`` int8                    POST (``post``, whole words)  STORE (``store``,
                                                                           asynchronous)
+table       16 int8 (activation table        LOAD (``dma``, byte enables)  POST (``post``, a
+            entries)                                                      byte per lane, sync)
 ==========  ===============================  ===========================  =====================
 
-Depths are ``config.buffers.<name>_bytes // word_bytes`` words, as in :mod:`sim.buffers`;
+Depths are ``config.buffers.<name>_bytes // word_bytes`` words, as in :mod:`sim.buffers`
+(the table buffer: ``config.table_words``, :data:`accel.isa.TABLE_SLOTS` tables);
 addresses are ``max(1, ceil_log2(depth))`` bits wide (the window generator's
 :func:`hdl.window.addr_bits` for the input buffer). A word is stored as raw little-endian
 bytes (the byte order of :mod:`sim.buffers`'s numpy arrays and of the DRAM image): byte ``b``
@@ -39,22 +42,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from amaranth.hdl import MemoryData, Module, signed, unsigned
+from amaranth.hdl import MemoryData, Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from accel.config import AccelConfig
-from accel.isa import Buffer
+from accel.isa import TABLE_WORD_BYTES, Buffer
 from hdl._check import check_config
-from hdl.postproc import param_lane_layout
+from hdl.postproc import param_lane_layout, table_lookup_signature
 
 __all__ = [
     "InputBuffer",
     "OutputBuffer",
     "ParamBuffer",
     "SramBuffer",
+    "TableBuffer",
     "WeightBuffer",
     "async_read_signature",
     "buffer_addr_bits",
@@ -284,8 +288,60 @@ class OutputBuffer(SramBuffer):
         return m
 
 
+class TableBuffer(SramBuffer):
+    """Activation tables: :data:`accel.isa.TABLE_SLOTS` tables of 256 int8 entries, 16 per
+    word; byte address ``a`` (``slot * 256 + entry``) is byte ``a % 16`` of word ``a // 16``.
+
+    Every lane of the post-processor looks up its own entry in the same cycle, so the memory
+    has one synchronous read port per lane (a read copy per lane: ``cols`` small RAMs with a
+    common write port, or LUTs, as the tools map it); each port reads the addressed word and
+    a register remembers which of its bytes to return a cycle later.
+
+    Ports
+    -----
+    dma : Out(dma_write_signature(depth, 16))
+        From the LOAD engine.
+    post : Out(hdl.postproc.table_lookup_signature(config))
+        The lookups of the post-processor: a byte address per lane in cycle ``t``, the bytes
+        in cycle ``t + 1`` (non-transparent, as the other synchronous ports).
+    """
+
+    @classmethod
+    def geometry(cls, config: AccelConfig) -> tuple[int, int]:
+        return config.table_words, TABLE_WORD_BYTES
+
+    def _members(self) -> dict:
+        return {"dma": self._dma_port(), "post": Out(table_lookup_signature(self._config))}
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.memory = memory = Memory(data=self._data)
+        write = memory.write_port(granularity=8)
+        m.d.comb += [
+            write.addr.eq(self.dma.addr),
+            write.data.eq(self.dma.data),
+            write.en.eq(self.dma.en),
+        ]
+        byte_bits = ceil_log2(TABLE_WORD_BYTES)
+        for lane in range(self._config.array.cols):
+            read = memory.read_port()
+            addr = self.post.addr[lane]
+            byte = Signal(byte_bits, name=f"byte_{lane}", reset_less=True)
+            m.d.sync += byte.eq(addr[:byte_bits])
+            m.d.comb += [
+                read.addr.eq(addr[byte_bits:]),
+                self.post.data[lane].eq(read.data.word_select(byte, 8)),
+            ]
+        return m
+
+
 def load_targets(config: AccelConfig) -> dict[Buffer, tuple[int, int]]:
     """``{buffer: (depth in words, word bytes)}`` of the LOAD destinations."""
-    classes = {Buffer.INPUT: InputBuffer, Buffer.WEIGHT: WeightBuffer, Buffer.PARAM: ParamBuffer}
+    classes = {
+        Buffer.INPUT: InputBuffer,
+        Buffer.WEIGHT: WeightBuffer,
+        Buffer.PARAM: ParamBuffer,
+        Buffer.TABLE: TableBuffer,
+    }
     config = check_config(config)
     return {buffer: cls.geometry(config) for buffer, cls in classes.items()}

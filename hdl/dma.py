@@ -1,4 +1,4 @@
-"""DMA engines: LOAD (DRAM -> input/weight/parameter buffer) and STORE (output buffer -> DRAM).
+"""DMA engines: LOAD (DRAM -> input/weight/param/table buffer) and STORE (output buffer -> DRAM).
 
 Bit-exact to :func:`sim.dma.execute_load` / :func:`sim.dma.execute_store` and cycle-exact to
 :func:`accel.timing.load_timing` / :func:`accel.timing.store_timing`, with a DRAM that answers
@@ -90,7 +90,12 @@ _RETURN = _fields(_LOAD, "buffer sram_addr outer_count sram_outer_stride inner_c
 #: What the STORE engine keeps of its instruction.
 _STORE_HELD = _fields(_STORE, "outer_count outer_stride inner_count inner_stride run_bytes")
 
-_BUFFER_PORTS = {Buffer.INPUT: "input_buf", Buffer.WEIGHT: "weight_buf", Buffer.PARAM: "param_buf"}
+_BUFFER_PORTS = {
+    Buffer.INPUT: "input_buf",
+    Buffer.WEIGHT: "weight_buf",
+    Buffer.PARAM: "param_buf",
+    Buffer.TABLE: "table_buf",
+}
 
 
 class LoadEngine(wiring.Component):
@@ -99,7 +104,7 @@ class LoadEngine(wiring.Component):
     Parameters
     ----------
     config : AccelConfig
-        Word sizes and depths of the three buffers, ``config.dram.bandwidth``.
+        Word sizes and depths of the four buffers, ``config.dram.bandwidth``.
     depth : int
         LOAD instructions that may wait for their first data beat (default 128; ResNet-18 and
         MobileNetV2 at 224x224 on the ``edge`` preset need 32 and 64).
@@ -112,9 +117,9 @@ class LoadEngine(wiring.Component):
         Read requests, one per run.
     r : In(stream.Signature(read_beat_layout(config), always_ready=True))
         Read data, in request order.
-    input_buf, weight_buf, param_buf : In(dma_write_signature(depth, word_bytes))
+    input_buf, weight_buf, param_buf, table_buf : In(dma_write_signature(depth, word_bytes))
         Byte-enable write ports of :class:`hdl.buffers.InputBuffer`, ``WeightBuffer``,
-        ``ParamBuffer`` (their ``dma`` ports).
+        ``ParamBuffer``, ``TableBuffer`` (their ``dma`` ports).
     complete : Out(1)
         High in cycle ``done - 1`` of each instruction (its last buffer write).
     stalled : Out(1)
@@ -197,11 +202,11 @@ class LoadEngine(wiring.Component):
                 nxt.row_addr.eq(row_addr),
                 nxt.addr.eq(row_addr),
             ]
-        word = Mux(
-            ins.buffer == Buffer.INPUT,
-            words[Buffer.INPUT],
-            Mux(ins.buffer == Buffer.WEIGHT, words[Buffer.WEIGHT], words[Buffer.PARAM]),
-        )
+        word = Signal(range(max(words.values()) + 1))
+        with m.Switch(ins.buffer):
+            for buffer, size in words.items():
+                with m.Case(buffer):
+                    m.d.comb += word.eq(size)
         m.d.comb += [
             self.ar.valid.eq(busy | (self.i.valid & queue.w_rdy)),
             self.ar.payload.addr.eq(cur.addr),

@@ -14,7 +14,7 @@ from amaranth.lib import data
 
 from accel import isa
 
-__all__ = ["COMPUTE_LAYOUT", "POST_LAYOUT", "check_supported", "instruction_layout"]
+__all__ = ["COMPUTE_LAYOUT", "POST_LAYOUT", "instruction_layout"]
 
 
 def instruction_layout(cls: type[isa.Instruction]) -> data.StructLayout:
@@ -39,22 +39,3 @@ def instruction_layout(cls: type[isa.Instruction]) -> data.StructLayout:
 COMPUTE_LAYOUT = instruction_layout(isa.Compute)
 #: A decoded POST instruction.
 POST_LAYOUT = instruction_layout(isa.Post)
-
-
-def check_supported(streams) -> None:
-    """Reject a program (its ``streams``, by engine) that uses what this RTL does not build
-    yet: the activation tables of ISA version 2 (LOAD into :attr:`accel.isa.Buffer.TABLE`,
-    POST with ``lut``), which the cycle model runs. ``NotImplementedError`` names the
-    engine, the instruction's index and its layer; every other program passes.
-    """
-    for engine, stream in streams.items():
-        for index, instr in enumerate(stream):
-            table = (isinstance(instr, isa.Load) and instr.buffer == isa.Buffer.TABLE) or (
-                isinstance(instr, isa.Post) and instr.lut
-            )
-            if table:
-                raise NotImplementedError(
-                    f"{engine.name} instruction {index} (layer {instr.layer}) uses an "
-                    "activation table, which the RTL does not implement yet (the cycle model "
-                    "does: accel simulate)"
-                )

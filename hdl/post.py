@@ -12,7 +12,10 @@ on ``i``; ``i.valid`` is the controller's grant, the instruction's semaphores ar
 * cycle ``start + k + 1``: both words arrive (synchronous ports,
   :data:`hdl.postproc.ACC_READ_LATENCY`) and enter the :class:`~hdl.postproc.PostProcessor`
   with the row's instruction fields (``mode``, ``out_zero_point``, ``act_min``,
-  ``act_max``), which were registered beside the read;
+  ``act_max``, ``lut``, ``table``), which were registered beside the read;
+* cycle ``start + k + POST_LATENCY - 1``: with ``lut``, the post-processor's last stage
+  looks the clamped values up in the table buffer (``table_rd``), whose bytes arrive in
+  the next cycle, in time for the write: a table costs no cycle;
 * cycle ``start + k + POST_LATENCY``: the output word is written to output buffer word
   ``out_base + k`` (``out_wr``), visible from ``start + k + POST_LATENCY + 1``.
 
@@ -53,6 +56,9 @@ param_rd : In(ReadPort.Signature(param_addr_bits, ArrayLayout(param_lane_layout,
     The parameter buffer's read port (:class:`hdl.buffers.ParamBuffer`'s ``post``).
 out_wr : In(WritePort.Signature(out_addr_bits, ArrayLayout(signed(8), cols)))
     The output buffer's write port (:class:`hdl.buffers.OutputBuffer`'s ``post``).
+table_rd : In(hdl.postproc.table_lookup_signature(config))
+    The table buffer's lookup port (:class:`hdl.buffers.TableBuffer`'s ``post``), driven by
+    the post-processor's last stage.
 complete : Out(1)
     High in cycle ``done - 1`` of each instruction (its last output buffer write).
 """
@@ -62,7 +68,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import ReadPort, WritePort
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect, flipped
 
 from accel import isa, timing
 from accel.config import AccelConfig
@@ -71,7 +77,13 @@ from hdl._check import check_config
 from hdl.accumulator import acc_addr_bits
 from hdl.buffers import OutputBuffer, ParamBuffer, buffer_addr_bits
 from hdl.isa import POST_LAYOUT
-from hdl.postproc import ACC_READ_LATENCY, STAGES, PostProcessor, param_lane_layout
+from hdl.postproc import (
+    ACC_READ_LATENCY,
+    STAGES,
+    PostProcessor,
+    param_lane_layout,
+    table_lookup_signature,
+)
 
 __all__ = ["PostEngine"]
 
@@ -135,6 +147,7 @@ class PostEngine(wiring.Component):
                         shape=data.ArrayLayout(signed(d.act_bits), cols),
                     )
                 ),
+                "table_rd": In(table_lookup_signature(config)),
                 "complete": Out(1),
             }
         )
@@ -161,6 +174,8 @@ class PostEngine(wiring.Component):
                 "out_zero_point": signed(8),
                 "act_min": signed(8),
                 "act_max": signed(8),
+                "lut": 1,
+                "table": unsigned(_POST["table"]),
                 "out_addr": unsigned(self._out_addr_bits),
             }
         )
@@ -185,6 +200,8 @@ class PostEngine(wiring.Component):
             first.row.out_zero_point.eq(payload.out_zero_point),
             first.row.act_min.eq(payload.act_min),
             first.row.act_max.eq(payload.act_max),
+            first.row.lut.eq(payload.lut),
+            first.row.table.eq(payload.table),
             first.row.out_addr.eq(payload.out_base),
             cur.eq(first),
         ]
@@ -222,7 +239,10 @@ class PostEngine(wiring.Component):
             pp.i.payload.out_zero_point.eq(read_row.out_zero_point),
             pp.i.payload.act_min.eq(read_row.act_min),
             pp.i.payload.act_max.eq(read_row.act_max),
+            pp.i.payload.lut.eq(read_row.lut),
+            pp.i.payload.table.eq(read_row.table),
         ]
+        connect(m, flipped(self.table_rd), pp.table)
 
         # --- post-processor stages: the output address and last mark in a delay line -----------
         out_addr, row_last = read_row.out_addr, read_last

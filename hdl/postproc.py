@@ -9,7 +9,8 @@ REQUANT, per lane (``docs/numerics.md``, :func:`accel.numerics.requantize`,
     out   = clamp(y + out_zero_point, act_min, act_max)   # 34-bit add: never wraps
 
 PASS: ``out = clamp(acc, act_min, act_max)``. The clamp is ``min(max(v, act_min), act_max)``,
-``numpy.clip``'s order.
+``numpy.clip``'s order. With ``lut`` (either mode) the clamped value ``v`` is then replaced by
+entry ``v + 128`` of table slot ``table`` (:class:`accel.isa.Post`).
 
 Two identities make both roundings a single add and an arithmetic shift (checked bit for bit
 against :mod:`accel.numerics` by the tests):
@@ -43,34 +44,65 @@ i : In(stream.Signature(PostRow), always ready)
     ``acc`` (``cols`` int32), ``params`` (the parameter word: per lane int32 ``bias``,
     ``multiplier``, ``shift``; bit-identical to the parameter buffer word, only ``shift[4:0]``
     is used), and the POST instruction's ``mode``, ``out_zero_point``, ``act_min``,
-    ``act_max``.
+    ``act_max``, ``lut``, ``table``.
+table : In(table_lookup_signature(config))
+    The table buffer's lookup port (:class:`hdl.buffers.TableBuffer`'s ``post``): a byte
+    address per lane in stage 6, the bytes one cycle later.
 o : Out(stream.Signature(ArrayLayout(signed(8), cols)), always ready)
     The output word.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
-from accel import timing
+from accel import isa, timing
 from accel.config import PARAM_LANE_BYTES, AccelConfig
 from accel.isa import PostMode
 from hdl._check import check_config
 
-__all__ = ["ACC_READ_LATENCY", "PostProcessor", "param_lane_layout", "post_row_layout"]
+__all__ = [
+    "ACC_READ_LATENCY",
+    "PostProcessor",
+    "param_lane_layout",
+    "post_row_layout",
+    "table_addr_bits",
+    "table_lookup_signature",
+]
 
 #: Cycles from an accumulator buffer read address to its data (a synchronous SRAM port).
 ACC_READ_LATENCY = 1
 #: Register stages of the post-processor itself.
 STAGES = 6
+#: Width of the POST instruction's ``table`` field.
+_TABLE_FIELD_BITS = {name: width for name, width, _ in isa.FIELDS[isa.Post]}["table"]
 
 #: One lane of a parameter word, as the parameter buffer holds it (12 bytes, little-endian).
 param_lane_layout = data.StructLayout(
     {"bias": signed(32), "multiplier": signed(32), "shift": signed(32)}
 )
 assert param_lane_layout.size == 8 * PARAM_LANE_BYTES
+
+
+def table_addr_bits(config: AccelConfig) -> int:
+    """Width of a byte address of the table buffer (``table_words * TABLE_WORD_BYTES`` bytes)."""
+    return ceil_log2(config.table_words * isa.TABLE_WORD_BYTES)
+
+
+def table_lookup_signature(config: AccelConfig) -> wiring.Signature:
+    """The table buffer's lookup port, from the buffer's side: ``addr`` (a byte address per
+    lane) in cycle ``t``, ``data`` (that byte, int8, per lane) in cycle ``t + 1``; a LOAD
+    write of cycle ``t`` is not seen (as the other buffers' synchronous ports)."""
+    cols = check_config(config).array.cols
+    return wiring.Signature(
+        {
+            "addr": In(data.ArrayLayout(unsigned(table_addr_bits(config)), cols)),
+            "data": Out(data.ArrayLayout(signed(8), cols)),
+        }
+    )
 
 
 def post_row_layout(config: AccelConfig) -> data.StructLayout:
@@ -84,6 +116,8 @@ def post_row_layout(config: AccelConfig) -> data.StructLayout:
             "out_zero_point": signed(8),
             "act_min": signed(8),
             "act_max": signed(8),
+            "lut": 1,
+            "table": unsigned(_TABLE_FIELD_BITS),
         }
     )
 
@@ -131,6 +165,7 @@ class PostProcessor(wiring.Component):
         super().__init__(
             {
                 "i": In(stream.Signature(post_row_layout(config), always_ready=True)),
+                "table": In(table_lookup_signature(config)),
                 "o": Out(
                     stream.Signature(
                         data.ArrayLayout(signed(config.data.act_bits), cols), always_ready=True
@@ -163,6 +198,8 @@ class PostProcessor(wiring.Component):
             "out_zero_point": signed(8),
             "act_min": signed(8),
             "act_max": signed(8),
+            "lut": 1,
+            "table": unsigned(_TABLE_FIELD_BITS),
         }
 
         def stage(name: str, lanes: dict) -> Signal:
@@ -190,6 +227,8 @@ class PostProcessor(wiring.Component):
         s4 = stage("s4", {"high": signed(bits), "shift": unsigned(5)})
         s5 = stage("s5", {"rounded": signed(bits)})
         s6 = Signal(self.o.payload.shape(), name="s6", reset_less=True)
+        s6_lut = Signal(name="s6_lut", reset_less=True)
+        m.d.sync += s6_lut.eq(s5.lut)
         valid = [Signal(name=f"s{k}_valid") for k in range(1, STAGES + 1)]
         m.d.sync += [
             valid[0].eq(self.i.valid),
@@ -202,6 +241,8 @@ class PostProcessor(wiring.Component):
             s1.out_zero_point.eq(row.out_zero_point),
             s1.act_min.eq(row.act_min),
             s1.act_max.eq(row.act_max),
+            s1.lut.eq(row.lut),
+            s1.table.eq(row.table),
         ]
         for prev, nxt in ((s1, s2), (s2, s3), (s3, s4), (s4, s5)):
             m.d.sync += [getattr(nxt, name).eq(getattr(prev, name)) for name in common]
@@ -261,6 +302,15 @@ class PostProcessor(wiring.Component):
             low = Mux(value < s5.act_min, s5.act_min, value)
             clamped = Mux(low > s5.act_max, s5.act_max, low)
             m.d.sync += s6[lane].eq(clamped)
+            # The table lookup beside the stage-6 register: byte table * 256 + clamped + 128
+            # (clamped is an int8 now; + 128 flips its sign bit), data in the next cycle.
+            m.d.comb += self.table.addr[lane].eq(Cat(clamped[:7], ~clamped[7], s5.table))
 
-        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(s6)]
+        # The looked-up bytes arrive with s6. After the last register there is now logic on
+        # the way to the output buffer's write port: the table buffer's byte select and this
+        # 2:1 mux per lane (the price of a table at no cycle).
+        output = Signal.like(s6, name="output")
+        for lane in range(cols):
+            m.d.comb += output[lane].eq(Mux(s6_lut, self.table.data[lane], s6[lane]))
+        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(output)]
         return m

@@ -15,7 +15,8 @@
        |            vector unit,              |                  ^
        v            accumulators              v                  |
     input, weight,  (reads input,        output buffer ---------+
-    param buffers    weight buffers)     (reads accumulators, param buffer)
+    param, table     weight buffers)     (reads accumulators, param and
+    buffers                               table buffers)
 
 Ports (names joined by ``_`` in Verilog; none contains ``__``):
 
@@ -40,7 +41,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 from accel.config import AccelConfig
 from accel.isa import Engine
 from hdl._check import check_config, check_count
-from hdl.buffers import InputBuffer, OutputBuffer, ParamBuffer, WeightBuffer
+from hdl.buffers import InputBuffer, OutputBuffer, ParamBuffer, TableBuffer, WeightBuffer
 from hdl.compute import ComputeEngine
 from hdl.controller import COUNTER_BITS, Controller, control_members, engine_name
 from hdl.dma import LoadEngine, StoreEngine
@@ -125,15 +126,18 @@ class Accelerator(wiring.Component):
         m.submodules.weight_buffer = wbuf = WeightBuffer(config)
         m.submodules.param_buffer = pbuf = ParamBuffer(config)
         m.submodules.output_buffer = obuf = OutputBuffer(config)
+        m.submodules.table_buffer = tbuf = TableBuffer(config)
 
         connect(m, load.input_buf, ibuf.dma)
         connect(m, load.weight_buf, wbuf.dma)
         connect(m, load.param_buf, pbuf.dma)
+        connect(m, load.table_buf, tbuf.dma)
         connect(m, compute.input_rd, ibuf.window)
         connect(m, compute.weight_rd, wbuf.loader)
         connect(m, post.acc_rd, compute.post_rd)
         connect(m, post.param_rd, pbuf.post)
         connect(m, post.out_wr, obuf.post)
+        connect(m, post.table_rd, tbuf.post)
         connect(m, store.output_buf, obuf.store)
 
         connect(m, load.ar, flipped(self.ar))

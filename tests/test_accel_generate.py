@@ -63,7 +63,7 @@ def test_writes_the_verilog_manifest_and_report(tiny):
         f"wrote {out / name}"
         for name in ("accel_top.v", "accel_top.json", "accel_top.txt", "accel_top.core")
     ]
-    assert lines[4].startswith("accel_top: tiny 4x4 (16 PEs), 60 ports, 13 memories (")
+    assert lines[4].startswith("accel_top: tiny 4x4 (16 PEs), 60 ports, 14 memories (")
     assert len(lines) == 5
     text = (out / "accel_top.v").read_text()
     assert text.startswith("// accel_top: hdl.top.Accelerator\n")
@@ -180,6 +180,11 @@ def test_manifest_memories(doc):
         buffers.output_bytes // cols,
         8 * buffers.output_bytes,
     )
+    # Two 256-entry tables of 16-byte words; a synchronous read port per lane (its copies).
+    table = mems["table_buffer.memory"]
+    assert geometry("table_buffer.memory") == ("table buffer", 128, 32, 4096)
+    assert table["read_ports"] == [{"domain": "sync", "transparent": False}] * cols
+    assert table["write_ports"] == [{"domain": "sync", "granularity": 8}]
     banks = [mems[f"compute.accumulator.bank_{c}"] for c in range(cols)]
     for bank in banks:
         assert (bank["role"], bank["width"], bank["signed"]) == ("accumulator buffer", 32, True)
@@ -202,10 +207,11 @@ def test_manifest_memories(doc):
     assert mems["load.queue.storage"]["depth"] == 128
     assert mems["output_buffer.memory"]["read_ports"] == [{"domain": "comb", "transparent": False}]
     assert mems["input_buffer.memory"]["write_ports"] == [{"domain": "sync", "granularity": 8}]
-    assert len(mems) == len(doc["memories"]) == 4 + cols + 4 + 1
+    assert len(mems) == len(doc["memories"]) == 5 + cols + 4 + 1
     keys = {m["role"]: m["config_key"] for m in doc["memories"]}
     assert keys["input buffer"] == "buffers.input_bytes"
     assert keys["in-flight queue"] is None
+    assert keys["table buffer"] is None
 
 
 def test_report(tiny, doc):
@@ -275,7 +281,7 @@ def test_config_file_8x8_and_a_module_name(tmp_path, capsys, monkeypatch):
     assert main(["generate", "--config", str(path), "-o", str(out), "--name", "acc8"]) == 0
     stdout, stderr = capsys.readouterr()
     assert "Verilator is not installed, so the Verilog is not linted" in stderr
-    assert stdout.splitlines()[-1].startswith("acc8: tiny8 8x8 (64 PEs), 60 ports, 17 memories")
+    assert stdout.splitlines()[-1].startswith("acc8: tiny8 8x8 (64 PEs), 60 ports, 18 memories")
     assert stdout.splitlines()[-1].endswith("; not linted")
     doc = json.loads((out / "acc8.json").read_text())
     assert doc["config"]["digest"] == cfg.digest and doc["module"] == "acc8"
@@ -396,7 +402,7 @@ def test_axi_lite_control_writes_the_register_map_and_a_core(tmp_path, capsys):
     names = ["acc.v", "acc.json", "acc.txt", "acc.core", "acc_regs.md", "acc_regs.h"]
     lines = capsys.readouterr().out.splitlines()
     assert lines[:6] == [f"wrote {out / name}" for name in names]
-    assert lines[6].startswith("acc: tiny 4x4 (16 PEs), 58 ports, 13 memories")
+    assert lines[6].startswith("acc: tiny 4x4 (16 PEs), 58 ports, 14 memories")
     assert (out / "acc.v").read_text().startswith("// acc: hdl.axi_top.AxiLiteAccelerator\n")
     assert (out / "acc_regs.h").read_text() == package.registers_header("acc")
     assert (out / "acc_regs.md").read_text() == package.registers_markdown("acc")

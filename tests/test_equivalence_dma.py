@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """hdl.dma, hdl.dram, hdl.buffers: bit-exact to sim.dma, cycle-exact to accel.timing.
 
-A testbench system (the DRAM model, both DMA engines, the four buffers) runs LOAD and STORE
+A testbench system (the DRAM model, both DMA engines, the five buffers) runs LOAD and STORE
 streams. Per instruction, the cycle it is taken (``start``) and the cycle after its
 ``complete`` pulse (``done``) must equal :func:`accel.timing.load_timing` /
 :func:`~accel.timing.store_timing` chained as :func:`sim.controller.schedule` chains them, and
@@ -30,7 +30,14 @@ from amaranth.lib.wiring import connect
 from accel import timing
 from accel.config import AccelConfig
 from accel.isa import Buffer, Engine, Load, Store
-from hdl.buffers import InputBuffer, OutputBuffer, ParamBuffer, WeightBuffer, load_targets
+from hdl.buffers import (
+    InputBuffer,
+    OutputBuffer,
+    ParamBuffer,
+    TableBuffer,
+    WeightBuffer,
+    load_targets,
+)
 from hdl.dma import LoadEngine, StoreEngine
 from hdl.dram import Dram
 from sim import dma as model_dma
@@ -43,7 +50,9 @@ from tests.test_hdl_dma import make_config
 
 DRAM_SIZE = 512
 LOAD_REGION = 320  # loads read [0, 320), stores write [320, 512)
-BUFFERS = ("in", "w", "p", "out")
+BUFFERS = ("in", "w", "p", "out", "t")
+#: The LOAD destinations, by name.
+LOADED = {"in": Buffer.INPUT, "w": Buffer.WEIGHT, "p": Buffer.PARAM, "t": Buffer.TABLE}
 
 
 def word_bytes(config: AccelConfig) -> dict[str, int]:
@@ -52,6 +61,7 @@ def word_bytes(config: AccelConfig) -> dict[str, int]:
         "w": config.weight_word_bytes,
         "p": config.param_word_bytes,
         "out": config.output_word_bytes,
+        "t": TableBuffer(config).word_bytes,
     }
 
 
@@ -71,6 +81,7 @@ def random_contents(rng, config):
         "w": WeightBuffer(config).depth,
         "p": ParamBuffer(config).depth,
         "out": OutputBuffer(config).depth,
+        "t": TableBuffer(config).depth,
     }
     widths = word_bytes(config)
     init = {k: rng.integers(0, 256, (depths[k], widths[k]), dtype=np.uint8) for k in BUFFERS}
@@ -81,7 +92,7 @@ def model_contents(config, loads, stores, image, init) -> dict[str, np.ndarray]:
     """sim.dma on the same initial contents, in program order."""
     dram = ModelDram(image)
     buffers = Buffers(config)
-    for name, buffer in (("in", Buffer.INPUT), ("w", Buffer.WEIGHT), ("p", Buffer.PARAM)):
+    for name, buffer in LOADED.items():
         buffers.byte_view(buffer)[...] = init[name]
     buffers.out.view(np.uint8)[...] = init["out"]
     for load in loads:
@@ -90,9 +101,7 @@ def model_contents(config, loads, stores, image, init) -> dict[str, np.ndarray]:
         model_dma.execute_store(store, dram, buffers)
     return {
         "dram": dram.data,
-        "in": buffers.byte_view(Buffer.INPUT),
-        "w": buffers.byte_view(Buffer.WEIGHT),
-        "p": buffers.byte_view(Buffer.PARAM),
+        **{name: buffers.byte_view(buffer) for name, buffer in LOADED.items()},
         "out": buffers.out.view(np.uint8),
     }
 
@@ -109,7 +118,8 @@ async def read_buffers(ctx, buffers: dict) -> dict[str, np.ndarray]:
 
 
 class DmaSystem(Elaboratable):
-    """DRAM model + LOAD and STORE engines + input, weight, parameter and output buffers."""
+    """DRAM model + LOAD and STORE engines + input, weight, parameter, output and table
+    buffers."""
 
     def __init__(self, config, image, init, *, load_depth=16, dram_depth=None) -> None:
         self.dram = Dram(config, DRAM_SIZE, init=image.tolist(), depth=dram_depth)
@@ -120,6 +130,7 @@ class DmaSystem(Elaboratable):
             "w": WeightBuffer(config, init=to_words(init["w"])),
             "p": ParamBuffer(config, init=to_words(init["p"])),
             "out": OutputBuffer(config, init=to_words(init["out"])),
+            "t": TableBuffer(config, init=to_words(init["t"])),
         }
 
     def elaborate(self, platform) -> Module:
@@ -134,6 +145,7 @@ class DmaSystem(Elaboratable):
         connect(m, self.load.input_buf, self.buffers["in"].dma)
         connect(m, self.load.weight_buf, self.buffers["w"].dma)
         connect(m, self.load.param_buf, self.buffers["p"].dma)
+        connect(m, self.load.table_buf, self.buffers["t"].dma)
         connect(m, self.store.output_buf, self.buffers["out"].store)
         connect(m, self.store.w, self.dram.w)
         m.d.comb += self.store.b.eq(self.dram.b)
@@ -167,6 +179,7 @@ def run_system(config, streams, image, init, cycles, *, offers=None, **depths) -
         Buffer.INPUT: dut.load.input_buf,
         Buffer.WEIGHT: dut.load.weight_buf,
         Buffer.PARAM: dut.load.param_buf,
+        Buffer.TABLE: dut.load.table_buf,
     }
 
     async def bench(ctx):
@@ -293,7 +306,7 @@ def check_completes(config, loads, run) -> None:
 def random_load(rng, config, *, buffer=None, max_beats=60) -> Load:
     """Runs shorter and longer than a word, 2-level strides (overlapping ones too), unaligned
     DRAM addresses, buffer rows that may overlap."""
-    depth, word = load_targets(config)[Buffer(int(rng.integers(3)) if buffer is None else buffer)]
+    depth, word = load_targets(config)[Buffer(int(rng.integers(4)) if buffer is None else buffer)]
     buffer = next(b for b, g in load_targets(config).items() if g == (depth, word))
     bandwidth = config.dram.bandwidth
     while True:
@@ -368,8 +381,7 @@ def test_random_streams_are_bit_and_cycle_exact(seed):
     check(*random_case(seed), seed)
 
 
-# The RTL's DMA has no table buffer yet (hdl.isa.check_supported rejects such programs).
-@pytest.mark.parametrize("buffer", [b for b in Buffer if b != Buffer.TABLE])
+@pytest.mark.parametrize("buffer", list(Buffer))
 @pytest.mark.parametrize("seed", range(2))
 def test_random_loads_into_one_buffer_are_bit_and_cycle_exact(buffer, seed):
     check(*random_case(100 + seed, buffer=buffer), seed)
@@ -543,6 +555,7 @@ class LoadSystem(Elaboratable):
             "in": InputBuffer(config, init=to_words(init["in"])),
             "w": WeightBuffer(config, init=to_words(init["w"])),
             "p": ParamBuffer(config, init=to_words(init["p"])),
+            "t": TableBuffer(config, init=to_words(init["t"])),
         }
 
     def elaborate(self, platform) -> Module:
@@ -553,6 +566,7 @@ class LoadSystem(Elaboratable):
         connect(m, self.load.input_buf, self.buffers["in"].dma)
         connect(m, self.load.weight_buf, self.buffers["w"].dma)
         connect(m, self.load.param_buf, self.buffers["p"].dma)
+        connect(m, self.load.table_buf, self.buffers["t"].dma)
         return m
 
 
@@ -640,7 +654,7 @@ def test_load_engine_writes_right_for_any_beat_timing(seed):
     assert got_requests == want_requests
     assert completes == want_completes
     expected = model_contents(config, loads, [], image, init)
-    for name in ("in", "w", "p"):
+    for name in LOADED:
         np.testing.assert_array_equal(contents[name], expected[name], strict=True, err_msg=name)
 
 

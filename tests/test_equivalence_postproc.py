@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """hdl.postproc against sim.postproc: the rows of tests/test_hdl_postproc.py's bench (edge
 cases, PASS mode, random rows with idle cycles between them) come out as the model's
-``postprocess`` gives them (multipliers in its range, [2**30, 2**31))."""
+``postprocess`` gives them (multipliers in its range, [2**30, 2**31)), then the model's
+table lookup (:func:`accel.numerics.table_lookup`, as :func:`sim.postproc.execute` applies it)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accel.isa import Post
+from accel import numerics
+from accel.isa import TABLE_SLOTS, Post
 from sim import postproc as model_postproc
 from tests.test_hdl_postproc import (
     EDGES,
     HYPOTHESIS,
+    TABLES,
     pass_rows,
     row,
     rows_strategy,
@@ -29,7 +32,10 @@ def reference(r: dict) -> list[int]:
     )  # fmt: skip
     params = np.array([[p["bias"], p["multiplier"], p["shift"]] for p in r["params"]])
     acc = np.array([r["acc"]], dtype=np.int64)
-    return [int(v) for v in model_postproc.postprocess(post, acc, params)[0]]
+    word = model_postproc.postprocess(post, acc, params)[0]
+    if r["lut"]:
+        word = numerics.table_lookup(word, TABLES[r["table"] % TABLE_SLOTS].astype(np.int8))
+    return [int(v) for v in word]
 
 
 def test_postproc_edge_cases_equal_the_model():

@@ -13,7 +13,14 @@ from amaranth.hdl import Elaboratable, Module
 
 from accel.config import AccelConfig
 from accel.isa import Buffer
-from hdl.buffers import InputBuffer, OutputBuffer, ParamBuffer, WeightBuffer, load_targets
+from hdl.buffers import (
+    InputBuffer,
+    OutputBuffer,
+    ParamBuffer,
+    TableBuffer,
+    WeightBuffer,
+    load_targets,
+)
 from hdl.dma import LoadEngine, StoreEngine
 from hdl.dram import Dram
 from hdl.flow.generate import verilog
@@ -45,6 +52,7 @@ class BufferBench(Elaboratable):
             "w": WeightBuffer(config),
             "p": ParamBuffer(config),
             "out": OutputBuffer(config),
+            "t": TableBuffer(config),
         }
 
     def elaborate(self, platform) -> Module:
@@ -117,6 +125,41 @@ def test_buffer_ports_write_bytes_and_read_one_cycle_later():
     simulate(bench_dut, bench)
 
 
+def test_table_buffer_returns_each_lane_its_own_byte_one_cycle_later():
+    """The table buffer: 16-byte DMA words with byte enables; every lane reads the byte at its
+    own byte address (word ``a // 16``, byte ``a % 16``) one cycle later, not seeing a write
+    of the cycle of its address."""
+    config = make_config(3, 2, 4, 1)
+    bench_dut = BufferBench(config)
+    t = bench_dut.buffers["t"]
+
+    async def bench(ctx):
+        word = int.from_bytes(bytes(range(100, 116)), "little")
+        ctx.set(t.dma.addr, 17)  # bytes 272..287: slot 1, entries 16..31
+        ctx.set(t.dma.data, word)
+        ctx.set(t.dma.en, 0xFFFF)
+        ctx.set(t.post.addr, [272, 287])
+        await ctx.tick()
+        ctx.set(t.dma.en, 0)
+        assert list(ctx.get(t.post.data)) == [0, 0]  # addressed with the write: old bytes
+        ctx.set(t.post.addr, [287, 275])
+        await ctx.tick()
+        assert list(ctx.get(t.post.data)) == [115, 103]
+        ctx.set(t.post.addr, [16, 0])  # slot 0, never written
+        await ctx.tick()
+        assert list(ctx.get(t.post.data)) == [0, 0]
+        ctx.set(t.dma.addr, 1)
+        ctx.set(t.dma.data, 0x80 << 8)  # byte 1 only: -128
+        ctx.set(t.dma.en, 0b10)
+        await ctx.tick()
+        ctx.set(t.dma.en, 0)
+        ctx.set(t.post.addr, [17, 273])
+        await ctx.tick()
+        assert list(ctx.get(t.post.data)) == [-128, 101]
+
+    simulate(bench_dut, bench)
+
+
 def test_buffer_geometry_follows_the_config():
     config = make_config(3, 2, 4, 1)
     assert [InputBuffer(config).depth, InputBuffer(config).word_bytes] == [48, 3]
@@ -128,7 +171,9 @@ def test_buffer_geometry_follows_the_config():
         Buffer.INPUT: (48, 3),
         Buffer.WEIGHT: (40, 2),
         Buffer.PARAM: (8, 24),
+        Buffer.TABLE: (32, 16),
     }
+    assert [TableBuffer(config).depth, TableBuffer(config).word_bytes] == [32, 16]
 
 
 # --- arguments -----------------------------------------------------------------------------------
@@ -196,7 +241,7 @@ def test_verilog_ports_are_single_underscore_paths():
     text = converted("load")
     names = {n.strip() for n in re.search(r"module load\((.*?)\);", text, re.S).group(1).split(",")}
     assert {"i_valid", "i_ready", "i_payload", "ar_payload", "r_payload", "complete"} <= names
-    assert {"input_buf_en", "weight_buf_addr", "param_buf_data"} <= names
+    assert {"input_buf_en", "weight_buf_addr", "param_buf_data", "table_buf_en"} <= names
     assert "r_ready" not in names  # always ready
     assert not any("__" in name for name in names)
 

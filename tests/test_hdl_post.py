@@ -3,16 +3,18 @@
 independent reference of the arithmetic (tests/references.py; against sim.postproc:
 tests/test_equivalence_post.py).
 
-A bench of an accumulator buffer, a parameter buffer and an output buffer (random initial
-contents) around the engine runs streams of POST instructions, each offered (``i.valid``)
-from a given cycle until taken. Per instruction, the handshake cycle (``start``) and the cycle
-after its ``complete`` pulse (``done``) must equal :func:`accel.timing.post_timing` chained
-(earliest = the offer, free = the previous ``next_start``), and ``complete`` must be high in
-the very cycle of the output buffer write of the instruction's last word; every accumulator
-and parameter read must be issued in exactly ``start + k``; the output buffer, read in every
-cycle, must hold in cycle ``c`` exactly the initial contents with every expected write of an
-earlier cycle applied in order, word ``k`` of an instruction being the reference's row ``k``,
-written in ``start + k + POST_LATENCY`` (so visible in ``start + k + POST_LATENCY + 1``).
+A bench of an accumulator buffer, a parameter buffer, an output buffer and a table buffer
+(random initial contents) around the engine runs streams of POST instructions, each offered
+(``i.valid``) from a given cycle until taken. Per instruction, the handshake cycle
+(``start``) and the cycle after its ``complete`` pulse (``done``) must equal
+:func:`accel.timing.post_timing` chained (earliest = the offer, free = the previous
+``next_start``), and ``complete`` must be high in the very cycle of the output buffer write
+of the instruction's last word; every accumulator and parameter read must be issued in
+exactly ``start + k``; the output buffer, read in every cycle, must hold in cycle ``c``
+exactly the initial contents with every expected write of an earlier cycle applied in order,
+word ``k`` of an instruction being the reference's row ``k``, written in ``start + k +
+POST_LATENCY`` (so visible in ``start + k + POST_LATENCY + 1``); with ``lut``, the
+reference's word through the instruction's table slot, at the same cycle.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from amaranth.lib.wiring import connect
 
 from accel import timing
 from accel.config import AccelConfig
-from accel.isa import Post, PostMode
+from accel.isa import TABLE_SLOTS, TABLE_WORD_BYTES, Post, PostMode
 from hdl.accumulator import AccumulatorBuffer, acc_depth
-from hdl.buffers import OutputBuffer, ParamBuffer
+from hdl.buffers import OutputBuffer, ParamBuffer, TableBuffer
 from hdl.compute import ComputeEngine
 from hdl.flow.generate import ports, verilog
 from hdl.isa import POST_LAYOUT
@@ -76,18 +78,25 @@ def out_words(words: np.ndarray) -> list[int]:
     return [int.from_bytes(w.astype(np.int8).tobytes(), "little") for w in words]
 
 
+def table_words(tables: np.ndarray) -> list[int]:
+    """Table buffer words from a (slots, 256) int8 array."""
+    flat = tables.astype(np.int8).reshape(-1, TABLE_WORD_BYTES)
+    return [int.from_bytes(w.tobytes(), "little") for w in flat]
+
+
 def out_row(word: int, cols: int) -> list[int]:
     return [int(v) for v in np.frombuffer(word.to_bytes(cols, "little"), np.int8)]
 
 
 class PostBench(Elaboratable):
-    """Accumulator buffer, parameter buffer, output buffer and the engine, wired as the top
-    will wire them."""
+    """Accumulator, parameter, output and table buffers and the engine, wired as the top
+    wires them."""
 
-    def __init__(self, config, acc, params, out) -> None:
+    def __init__(self, config, acc, params, out, tables) -> None:
         self.acc = AccumulatorBuffer(config, init=acc)
         self.params = ParamBuffer(config, init=param_words(params))
         self.out = OutputBuffer(config, init=out_words(out))
+        self.tables = TableBuffer(config, init=table_words(tables))
         self.engine = PostEngine(config)
 
     def elaborate(self, platform) -> Module:
@@ -95,15 +104,17 @@ class PostBench(Elaboratable):
         m.submodules.acc = self.acc
         m.submodules.params = self.params
         m.submodules.out = self.out
+        m.submodules.tables = self.tables
         m.submodules.engine = self.engine
         connect(m, self.engine.acc_rd, self.acc.post)
         connect(m, self.engine.param_rd, self.params.post)
         connect(m, self.engine.out_wr, self.out.post)
+        connect(m, self.engine.table_rd, self.tables.post)
         return m
 
 
 class Contents:
-    """Random initial contents of the three buffers of ``config``."""
+    """Random initial contents of the four buffers of ``config``."""
 
     def __init__(self, config: AccelConfig, rng) -> None:
         cols = config.array.cols
@@ -122,6 +133,15 @@ class Contents:
             axis=-1,
         )
         self.out = rng.integers(-128, 128, (OutputBuffer(config).depth, cols))
+        self.tables = rng.integers(-128, 128, (TABLE_SLOTS, 256))
+
+    def looked_up(self, post: Post, words) -> list[list[int]]:
+        """The words through ``post``'s table (the slot modulo the buffer's), if ``lut``."""
+        words = [[int(v) for v in word] for word in words]
+        if not post.lut:
+            return words
+        table = self.tables[post.table % TABLE_SLOTS]
+        return [[int(table[v + 128]) for v in word] for word in words]
 
 
 class Run:
@@ -141,7 +161,7 @@ def run_bench(config, posts, offers, contents, cycles, *, seed=0) -> Run:
     """Offer ``posts[k]`` from cycle ``offers[k]`` until taken (random bits on the payload
     when nothing is offered); record everything for ``cycles`` cycles."""
     cols = config.array.cols
-    dut = PostBench(config, contents.acc, contents.params, contents.out)
+    dut = PostBench(config, contents.acc, contents.params, contents.out, contents.tables)
     engine, out = dut.engine, dut.out
     rng = np.random.default_rng([seed, 99])
     run = Run()
@@ -192,7 +212,7 @@ def expected_writes(posts, schedule, contents, reference):
     writes = []
     for post, t in zip(posts, schedule, strict=True):
         acc = contents.acc[post.acc_base : post.acc_base + post.count]
-        words = reference(post, acc, contents.params[post.param_base])
+        words = contents.looked_up(post, reference(post, acc, contents.params[post.param_base]))
         for k, word in enumerate(words):
             writes.append(
                 (t.start + k + timing.POST_LATENCY, post.out_base + k, [int(v) for v in word])
@@ -259,6 +279,8 @@ def random_post(rng, config) -> Post:
         out_zero_point=int(rng.integers(-128, 128)),
         act_min=lo,
         act_max=hi,
+        lut=int(rng.random() < 0.5),
+        table=int(rng.integers(0, TABLE_SLOTS)),
         wait=int(rng.integers(0, 2**16)),
         signal=int(rng.integers(0, 2**16)),
         layer=int(rng.integers(0, 2**16)),
@@ -317,6 +339,18 @@ HAND_WRITTEN = {
         [0, 0, 0, 0],
         6,
     ),
+    "tables": (
+        "3x4",
+        [
+            Post(acc_base=0, count=2, param_base=0, out_base=0, lut=1, table=0),
+            Post(acc_base=2, count=1, param_base=1, out_base=2, lut=1, table=1),
+            Post(mode=PostMode.PASS, acc_base=3, count=2, out_base=3, lut=1, table=1),
+            Post(mode=PostMode.PASS, acc_base=3, count=2, out_base=5, lut=0, table=1),
+            Post(acc_base=5, count=1, param_base=2, out_base=7, lut=1, table=0),
+        ],
+        [0, 0, 0, 0, 0],
+        11,
+    ),
     "granted_while_busy": (
         "4x4",
         [Post(count=8, out_base=0), Post(acc_base=9, count=2, out_base=8)],
@@ -352,6 +386,19 @@ def test_rows_of_four_instructions_follow_each_other_with_no_bubble():
     assert run.writes[2][2] == [7, 7]
 
 
+def test_tables_in_both_slots_cost_no_cycle():
+    """Instructions with and without a table, in slot 0 and 1, back to back: the timing of
+    instructions without one (start = the previous next_start, done = start + count +
+    POST_LATENCY) and the words through the right slot (``check``)."""
+    run = check_hand_written("tables")
+    assert run.start == [0, 2, 3, 5, 7]
+    counts = (2, 1, 2, 2, 1)
+    assert run.done == [s + c + timing.POST_LATENCY for s, c in zip(run.start, counts, strict=True)]
+    # The same rows, PASS, with and without the table: written differently.
+    words = {addr: word for _, addr, word in run.writes}
+    assert [words[3], words[4]] != [words[5], words[6]]
+
+
 def test_an_instruction_granted_while_busy_waits_for_next_start():
     run = check_hand_written("granted_while_busy")
     assert run.start == [2, 10]
@@ -379,7 +426,7 @@ def run_wrapping(reference=reference):
     contents = Contents(config, rng)
     run = run_bench(config, [post], [1], contents, 12)
     rows = contents.acc[[30, 31, 0, 1]]
-    words = reference(post, rows, contents.params[4])
+    words = contents.looked_up(post, reference(post, rows, contents.params[4]))
     return run, [
         (1 + timing.POST_LATENCY + k, 3 + k, [int(v) for v in w]) for k, w in enumerate(words)
     ]
@@ -407,11 +454,13 @@ def test_ports_connect_to_the_compute_engine_and_the_buffers():
     connect(m, engine.acc_rd, AccumulatorBuffer(config).post)
     connect(m, engine.param_rd, ParamBuffer(config).post)
     connect(m, engine.out_wr, OutputBuffer(config).post)
+    connect(m, engine.table_rd, TableBuffer(config).post)
     assert engine.i.payload.shape() == POST_LAYOUT
     assert engine.latency == timing.POST_LATENCY
     assert set(ports(engine)) == {
         "i_valid", "i_ready", "i_payload", "complete",
         *(f"{p}_{m}" for p in ("acc_rd", "param_rd", "out_wr") for m in ("addr", "en", "data")),
+        "table_rd_addr", "table_rd_data",
     }  # fmt: skip
 
 

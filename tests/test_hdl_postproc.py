@@ -3,19 +3,24 @@
 sim.postproc: tests/test_equivalence_postproc.py).
 
 Rows stream in back to back (with random idle cycles between them); every row carries its
-own parameters and instruction fields, so one simulation checks many unrelated rows.
+own parameters and instruction fields, so one simulation checks many unrelated rows. The
+post-processor looks its tables up in a :class:`hdl.buffers.TableBuffer` holding
+:data:`TABLES` (random: both slots differ everywhere).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib.wiring import connect
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accel import numerics, timing
 from accel.config import preset
-from accel.isa import Post, PostMode
+from accel.isa import TABLE_SLOTS, TABLE_WORD_BYTES, Post, PostMode
+from hdl.buffers import TableBuffer
 from hdl.postproc import ACC_READ_LATENCY, PostProcessor
 from tests import test_hdl_post as post_bench
 from tests.hdl_support import simulate
@@ -23,9 +28,42 @@ from tests.references import INT32_MAX, INT32_MIN, wrap32
 
 CONFIG = preset("tiny")  # 4 lanes
 LANES = CONFIG.array.cols
+#: The table buffer's contents: (slot, entry) int8; slot 1 differs from slot 0 everywhere.
+TABLES = np.random.default_rng(2026).integers(-128, 128, (TABLE_SLOTS, 256))
+TABLES[1] = np.where(TABLES[1] == TABLES[0], (TABLES[0] + 129) % 256 - 128, TABLES[1])
 
 
-def row(acc, bias, multiplier, shift, *, mode=PostMode.REQUANT, zp=0, lo=-128, hi=127):
+def table_words() -> list[int]:
+    flat = TABLES.astype(np.int8).reshape(-1, TABLE_WORD_BYTES)
+    return [int.from_bytes(w.tobytes(), "little") for w in flat]
+
+
+def looked_up(r: dict, word: list[int]) -> list[int]:
+    """``word`` (the clamped values) through the row's table, if it has ``lut`` (the slot
+    wraps modulo the buffer's slots, as the hardware's address does)."""
+    if not r.get("lut"):
+        return word
+    return [int(TABLES[r.get("table", 0) % TABLE_SLOTS][v + 128]) for v in word]
+
+
+class TableBench(Elaboratable):
+    """The post-processor and a table buffer holding :data:`TABLES`."""
+
+    def __init__(self) -> None:
+        self.pp = PostProcessor(CONFIG)
+        self.tables = TableBuffer(CONFIG, init=table_words())
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.pp = self.pp
+        m.submodules.tables = self.tables
+        connect(m, self.pp.table, self.tables.post)
+        return m
+
+
+def row(
+    acc, bias, multiplier, shift, *, mode=PostMode.REQUANT, zp=0, lo=-128, hi=127, lut=0, table=0
+):
     """One input row; scalars are broadcast to every lane."""
 
     def lanes(v):
@@ -41,14 +79,16 @@ def row(acc, bias, multiplier, shift, *, mode=PostMode.REQUANT, zp=0, lo=-128, h
         "out_zero_point": zp,
         "act_min": lo,
         "act_max": hi,
+        "lut": lut,
+        "table": table,
     }
 
 
 def reference_any_multiplier(r: dict) -> list[int]:
     """The same pipeline composed from numerics' primitives: accepts any int32 multiplier
-    (requantize checks multiplier >= 2**30, the hardware does not)."""
+    (requantize checks multiplier >= 2**30, the hardware does not), then the table."""
     if r["mode"] == PostMode.PASS:
-        return [int(np.clip(a, r["act_min"], r["act_max"])) for a in r["acc"]]
+        return looked_up(r, [int(np.clip(a, r["act_min"], r["act_max"])) for a in r["acc"]])
     out = []
     for a, p in zip(r["acc"], r["params"], strict=True):
         high = numerics.saturating_rounding_doubling_high_mul(
@@ -56,17 +96,18 @@ def reference_any_multiplier(r: dict) -> list[int]:
         )
         y = int(numerics.rounding_divide_by_pot(high, p["shift"]))
         out.append(int(np.clip(y + r["out_zero_point"], r["act_min"], r["act_max"])))
-    return out
+    return looked_up(r, out)
 
 
 def run_rows(rows: list[dict], gaps: list[int] | None = None) -> list[tuple[int, list[int]]]:
     """Feed the rows (``gaps[k]`` idle cycles before row k); returns (cycle, word) per output
     and checks each word leaves exactly ``latency`` cycles after its row entered."""
-    dut = PostProcessor(CONFIG)
+    bench_dut = TableBench()
+    dut = bench_dut.pp
     gaps = gaps or [0] * len(rows)
     fed: list[int] = []
     out: list[tuple[int, list[int]]] = []
-    junk = row(-1, INT32_MIN, INT32_MIN, 31, zp=-1, lo=5, hi=-5)
+    junk = row(-1, INT32_MIN, INT32_MIN, 31, zp=-1, lo=5, hi=-5, lut=1, table=1)
 
     async def bench(ctx):
         plan = []
@@ -82,7 +123,7 @@ def run_rows(rows: list[dict], gaps: list[int] | None = None) -> list[tuple[int,
                 out.append((cycle, [int(v) for v in ctx.get(dut.o.payload)]))
             await ctx.tick()
 
-    simulate(dut, bench)
+    simulate(bench_dut, bench)
     assert [t for t, _ in out] == [t + dut.latency for t in fed]
     return out
 
@@ -144,6 +185,27 @@ def test_postproc_pass_mode_clamps_the_raw_accumulator():
         assert word == [min(max(a, r["act_min"]), r["act_max"]) for a in r["acc"]]
 
 
+def test_postproc_table_lookup_on_and_off_in_both_slots_at_no_cycle_cost():
+    """Every entry of both slots (PASS rows of four consecutive int8 values), each row again
+    without the table and REQUANT rows with one, back to back: the word is the clamped value
+    or its entry of the row's slot, still ``latency`` cycles after the row (run_rows checks).
+    Slot 3 is slot 1: the 4-bit field wraps modulo the buffer's two slots."""
+    rows = []
+    for slot in (0, 1, 3):
+        for first in range(-128, 128, LANES):
+            acc = list(range(first, first + LANES))
+            rows.append(row(acc, 0, 0, 0, mode=PostMode.PASS, lut=1, table=slot))
+            rows.append(row(acc, 0, 0, 0, mode=PostMode.PASS, lut=0, table=slot))
+    rows += [row(a, 5, 2**30, 1, zp=-3, lut=1, table=t) for a in (-300, 7, 300) for t in (0, 1)]
+    out = run_rows(rows)
+    for r, (_, word) in zip(rows, out, strict=True):
+        assert word == reference_any_multiplier(r)
+    for k in range(0, 3 * 128, 2):
+        slot = rows[k]["table"] % TABLE_SLOTS
+        assert out[k][1] == [int(TABLES[slot][v + 128]) for v in rows[k]["acc"]]
+        assert out[k + 1][1] == rows[k + 1]["acc"]
+
+
 def test_postproc_clamp_follows_numpy_clip_order_for_inverted_bounds():
     rows = [row(a, 0, 2**30, 0, lo=10, hi=-10) for a in (-50, 0, 50)]
     for r, (_, word) in zip(rows, run_rows(rows), strict=True):
@@ -186,6 +248,8 @@ def rows_strategy(draw, any_multiplier: bool):
         "out_zero_point": draw(st.one_of(st.sampled_from([-128, 0, 127]), st.integers(-128, 127))),
         "act_min": lo,
         "act_max": hi,
+        "lut": draw(st.integers(0, 1)),
+        "table": draw(st.integers(0, 1)),
     }
 
 

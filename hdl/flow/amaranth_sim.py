@@ -26,7 +26,6 @@ from accel.program import Program
 from hdl.axi_top import AxiLiteAccelerator
 from hdl.controller import COUNTER_BITS, INSTRUCTION_BITS, engine_name
 from hdl.dram import Dram
-from hdl.isa import check_supported
 from hdl.top import Accelerator
 
 __all__ = ["ILLEGAL", "System", "instruction_words", "run"]
@@ -111,7 +110,6 @@ def run(
     illegal instruction.
     """
     check_image(program, image)
-    check_supported(program.streams)
     limit = (1 << COUNTER_BITS) - 1 if max_cycles is None else max_cycles
     system = System(program, image, **accelerator_options)
     top = system.accelerator

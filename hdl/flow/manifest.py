@@ -179,6 +179,7 @@ _MEMORY_ROLES: tuple[tuple[str, str, str | None], ...] = (
     (r"(^|\.)weight_buffer\.memory$", "weight buffer", "buffers.weight_bytes"),
     (r"(^|\.)param_buffer\.memory$", "parameter buffer", "buffers.param_bytes"),
     (r"(^|\.)output_buffer\.memory$", "output buffer", "buffers.output_bytes"),
+    (r"(^|\.)table_buffer\.memory$", "table buffer", None),  # fixed: isa.TABLE_SLOTS tables
     (r"(^|\.)accumulator\.bank_\d+$", "accumulator buffer", "buffers.acc_bytes"),
     (r"(^|\.)" + _E + r"_inflight$", "in-flight queue", None),
     (r"(^|\.)load\.queue\.storage$", "LOAD descriptor queue", None),

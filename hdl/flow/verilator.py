@@ -36,7 +36,6 @@ from hdl.controller import COUNTER_BITS
 from hdl.dram import read_beat_layout, read_request_layout, write_beat_layout
 from hdl.flow.amaranth_sim import ILLEGAL, instruction_words
 from hdl.flow.generate import verilator_bin, verilog
-from hdl.isa import check_supported
 from hdl.top import Accelerator
 
 __all__ = ["BuildError", "build", "cache_dir", "run"]
@@ -252,7 +251,6 @@ def run(
     TimeoutError, BuildError
     """
     check_image(program, image)
-    check_supported(program.streams)
     limit = (1 << COUNTER_BITS) - 1 if max_cycles is None else max_cycles
     exe = build(program.config, trace=vcd is not None, log=log)
     words, streams = instruction_words(program)
