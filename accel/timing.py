@@ -46,7 +46,12 @@ the last row, so every row carries its own instruction fields and parameters::
 The activation table (``lut``) costs no cycle: the clamped value of the last stage is the
 read address of the table buffer's synchronous port (one copy per lane), whose data is ready
 in the cycle the stage's register would be, so a POST with a table has the timing of one
-without. A table is LOADed like any other buffer (``Buffer.TABLE``, 16-byte words).
+without. A table is LOADed like any other buffer (``Buffer.TABLE``, 16-byte words). The
+RTL reads a POST's slot row by row, up to ``start + count + POST_LATENCY - 1``; the cycle
+model reads it whole at ``start``. They agree because a program never writes a slot while a
+POST that reads it is in flight: the compiler LOADs a slot only after the POSTs of the table
+it held have completed (semaphores). The cycle model does not check this rule; a hand-written
+program that breaks it runs differently on the RTL.
 
 COMPUTE, the instruction register. A granted COMPUTE instruction (its ``start``: its
 semaphores are acquired) waits in the engine's instruction register for at least
