@@ -19,7 +19,7 @@ from tests.layers import quantized
 
 
 def batch3_model() -> onnx.ModelProto:
-    """conv + relu -> sigmoid (a host op) -> conv, on a static batch of 3 images."""
+    """conv + relu -> softsign (a host op) -> conv, on a static batch of 3 images."""
     rng = np.random.default_rng(0)
     w1 = numpy_helper.from_array(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "w1")
     w2 = numpy_helper.from_array(rng.normal(0, 0.3, (4, 8, 1, 1)).astype(np.float32), "w2")
@@ -27,7 +27,7 @@ def batch3_model() -> onnx.ModelProto:
         [
             helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
-            helper.make_node("Sigmoid", ["r1"], ["s1"], name="sig"),
+            helper.make_node("Softsign", ["r1"], ["s1"], name="soft"),
             helper.make_node("Conv", ["s1", "w2"], ["y"], name="conv2"),
         ],
         "batch3",
@@ -50,7 +50,7 @@ def test_every_image_of_a_static_batch_is_bit_exact(batch3):
     assert batch_size(network) == 3
     qnet = quantized(network)
     deployment = deploy.deploy(qnet, config.preset("tiny"))
-    assert len(deployment.segments) == 2  # the sigmoid runs on the host
+    assert len(deployment.segments) == 2  # the softsign runs on the host
     runs = batch.run(deployment, sim.run, images=3, seed=5)
     assert len(runs) == 3
     inputs = [synthetic.random_int8_inputs(qnet, 5 + i) for i in range(3)]
