@@ -25,13 +25,13 @@ Networks with ops the accelerator does not run (``mobilenet_v3_small``, ``effici
 ``shufflenet_v2``, ``unet``) carry them as :class:`~accel.graph.HostOp` nodes, each a
 single-node ONNX model built with ``onnx.helper`` (:func:`accel.host.host_op`), the way the
 ONNX frontend makes them; :mod:`accel.deploy` runs them on the host between accelerator
-segments. torchvision's layer shapes and MACs, with these choices:
+segments. Their activations are :class:`~accel.graph.Pointwise` tables on the accelerator, as
+the ONNX frontend maps them. torchvision's layer shapes and MACs, with these choices:
 
-- ``mobilenet_v3_small``: HardSwish, HardSigmoid (``alpha=1/6``, torch's) and the
-  squeeze-and-excitation ``Mul`` are host ops; ReLU is fused into its conv.
-- ``efficientnet_b0``: SiLU is a host ``Sigmoid`` then a host ``Mul``, as
-  ``torch.onnx.export`` writes it; the SE gate is a host ``Sigmoid`` and ``Mul``; stochastic
-  depth and dropout are omitted (inference).
+- ``mobilenet_v3_small``: HardSwish and HardSigmoid (``alpha=1/6``, torch's) are tables; the
+  squeeze-and-excitation ``Mul`` is a host op; ReLU is fused into its conv.
+- ``efficientnet_b0``: SiLU and the SE gate's Sigmoid are tables, the SE ``Mul`` a host op;
+  stochastic depth and dropout are omitted (inference).
 - ``densenet121``: the BN-ReLU *before* each dense layer's 1x1 conv, each transition and the
   classifier (pre-activation, on the concatenated features) is moved onto the convs that
   produce those features (``activation="relu"`` on ``conv0``, every ``conv2`` and the
@@ -79,6 +79,7 @@ from accel.graph import (
     MaxPool2d,
     Network,
     Op,
+    Pointwise,
 )
 
 __all__ = ["get", "names"]
@@ -317,18 +318,10 @@ def _make_divisible(value: float, divisor: int = 8) -> int:
 
 
 def _act(b: _Builder, name: str, kind: str) -> str:
-    """A host activation after the current node: ``hardswish`` (HardSwish), ``hardsigmoid``
-    (torch's HardSigmoid: alpha 1/6), ``sigmoid``, ``silu`` (Sigmoid, then Mul, as
-    ``torch.onnx.export`` writes SiLU)."""
-    if kind == "hardswish":
-        return b.host(name, "HardSwish")
-    if kind == "hardsigmoid":
-        return b.host(name, "HardSigmoid", alpha=1 / 6, beta=0.5)
-    if kind == "sigmoid":
-        return b.host(name, "Sigmoid")
-    x = b.x
-    gate = b.host(f"{name}.sigmoid", "Sigmoid")
-    return b.host(f"{name}.mul", "Mul", [x, gate])
+    """An activation table after the current node: ``hardswish``, ``hardsigmoid`` (torch's:
+    alpha 1/6, as float32 the way ``torch.onnx.export`` writes it), ``sigmoid``, ``silu``."""
+    params = (("alpha", float(np.float32(1 / 6))), ("beta", 0.5)) if kind == "hardsigmoid" else ()
+    return b.add(name, Pointwise(kind, params))
 
 
 def _squeeze_excitation(b: _Builder, prefix: str, squeeze: int, inner: str, gate: str) -> str:
