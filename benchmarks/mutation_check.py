@@ -89,10 +89,10 @@ MUTATIONS = [
     M(
         "post+1",
         "hdl/postproc.py",
-        "        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(s6)]",
-        "        s7 = Signal.like(s6)\n"
+        "        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(output)]",
+        "        s7 = Signal.like(output)\n"
         "        s7_valid = Signal()\n"
-        "        m.d.sync += [s7.eq(s6), s7_valid.eq(valid[-1])]\n"
+        "        m.d.sync += [s7.eq(output), s7_valid.eq(valid[-1])]\n"
         "        m.d.comb += [self.o.valid.eq(s7_valid), self.o.payload.eq(s7)]",
         "post-processor: one more pipeline stage (data and valid)",
     ),
@@ -105,11 +105,25 @@ MUTATIONS = [
                 "            m.d.comb += s6[lane].eq(clamped)",
             ),
             (
-                "        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(s6)]",
-                "        m.d.comb += [self.o.valid.eq(valid[-2]), self.o.payload.eq(s6)]",
+                "        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(output)]",
+                "        m.d.comb += [self.o.valid.eq(valid[-2]), self.o.payload.eq(output)]",
             ),
         ),
         "post-processor: one less pipeline stage (the clamp stage combinational, data and valid)",
+    ),
+    M(
+        "lut-index-sign",
+        "hdl/postproc.py",
+        "Cat(clamped[:7], ~clamped[7], s5.table)",
+        "Cat(clamped[:7], clamped[7], s5.table)",
+        "activation table: the entry of v, not of v + 128 (sign bit not flipped)",
+    ),
+    M(
+        "lut-mux",
+        "hdl/postproc.py",
+        "Mux(s6_lut, self.table.data[lane], s6[lane])",
+        "Mux(s6_lut, s6[lane], self.table.data[lane])",
+        "activation table: the output mux's operands swapped",
     ),
     M(
         "vector+1",
