@@ -404,6 +404,37 @@ class Emitter:
         names = ("out_base", "dram_addr", "outer_count", "inner_count", "run_bytes")
         return self.block(("store", y.name), template, names, (), accesses)
 
+    def post_and_store_columns(
+        self,
+        post: Post,
+        param: bool,
+        y: TensorLayout,
+        *,
+        acc_base: np.ndarray,
+        param_base,
+        out_base,
+        p0: np.ndarray,
+        q0: np.ndarray,
+        th: np.ndarray,
+        tw: np.ndarray,
+        k0,
+        lanes: int,
+        after: np.ndarray,
+    ) -> None:
+        """:meth:`post_and_store` for many units at once, as columns: per unit, its ``th *
+        tw`` accumulator rows into its output words at ``out_base``, then those words to
+        ``y``'s pixels from (``p0``, ``q0``), channels ``k0`` to ``k0 + lanes`` (fewer at the
+        last tile). Each POST comes after instruction ``after``, its STORE after the POST."""
+        self.post_block(post, param).append_columns(acc_base, th * tw, param_base, out_base, after)
+        self.store_block(y).append_columns(
+            out_base,
+            y.addr + y.channel_offset + (p0 * y.width + q0) * y.pixel_stride + k0,
+            th,
+            tw,
+            np.minimum(lanes, y.channels - k0),
+            after + 1,
+        )
+
     def param_block(self, template: Load, *, resident: bool) -> Block:
         """Parameter loads: write ``inner_count`` parameter words (resident), else one."""
         key = ("param", resident)

@@ -487,18 +487,11 @@ class ConvPasses:
             block.rows.extend((load.dram_addr, load.sram_addr, hi - lo, int(after[0])))
             em.pending_param_load = None
         after = after + pending
-        em.post_block(post, True).append_columns(
-            acc_base, th[u_t] * tw[u_t], param_base, out_base, after
-        )
-        k0 = u_kt * cols
-        em.store_block(y).append_columns(
-            out_base,
-            y.addr + y.channel_offset + (p0[u_t] * y.width + q0[u_t]) * y.pixel_stride + k0,
-            th[u_t],
-            tw[u_t],
-            np.minimum(cols, y.channels - k0),
-            after + 1,
-        )
+        em.post_and_store_columns(
+            post, True, y, acc_base=acc_base, param_base=param_base, out_base=out_base,
+            p0=p0[u_t], q0=q0[u_t], th=th[u_t], tw=tw[u_t], k0=u_kt * cols, lanes=cols,
+            after=after,
+        )  # fmt: skip
 
 
 def lower_conv(

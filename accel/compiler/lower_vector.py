@@ -377,15 +377,8 @@ def lower_columns(
     out = em.out_ring
     out_base = (out.count + step) % em.out_slots * (out.capacity // em.out_slots)
     out.count += n_u
-    em.post_block(post, params is not None).append_columns(
-        acc_base, th[u_g] * tw[u_g], param_base, out_base, after
-    )
-    k0 = u_ct * lanes
-    em.store_block(y).append_columns(
-        out_base,
-        y.addr + y.channel_offset + (p0[u_g] * y.width + q0[u_g]) * y.pixel_stride + k0,
-        th[u_g],
-        tw[u_g],
-        np.minimum(lanes, y.channels - k0),
-        after + 1,
-    )
+    em.post_and_store_columns(
+        post, params is not None, y, acc_base=acc_base, param_base=param_base,
+        out_base=out_base, p0=p0[u_g], q0=q0[u_g], th=th[u_g], tw=tw[u_g], k0=u_ct * lanes,
+        lanes=lanes, after=after,
+    )  # fmt: skip
