@@ -464,27 +464,33 @@ def check_workers(client: Any, packages: Sequence[str], where: str, local: str |
             )
 
 
+def local_cluster(workers: int) -> Any:
+    """A dask ``LocalCluster`` of ``workers`` single-threaded worker processes on this
+    machine, as sweeps use it (a context manager)."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        # Any free port on the loopback: 8787 may be taken (a warning), and the scheduler
+        # serves HTTP even without a dashboard.
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.ERROR,
+    )
+
+
 def _run_dask(
     tasks, networks, simulate, cache, jobs, scheduler
 ) -> Iterator[tuple[int, SweepPoint] | None]:
-    from distributed import Client, LocalCluster
+    from distributed import Client
     from distributed import as_completed as dask_completed
 
     with contextlib.ExitStack() as stack:
         if scheduler:
             client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
         else:
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=jobs,
-                    threads_per_worker=1,
-                    processes=True,
-                    # Any free port on the loopback: 8787 may be taken (a warning), and
-                    # the scheduler serves HTTP even without a dashboard.
-                    dashboard_address="127.0.0.1:0",
-                    silence_logs=logging.ERROR,
-                )
-            )
+            cluster = stack.enter_context(local_cluster(jobs))
             client = stack.enter_context(Client(cluster))
         check_workers(client, _packages(simulate), scheduler or "the local cluster")
         run = uuid.uuid4().hex[:12]

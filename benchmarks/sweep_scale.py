@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import logging
 import os
 import time
 
@@ -81,22 +80,13 @@ def in_process(networks, grid):
 
 def on_cluster(networks, grid, workers: int):
     """(wall s with start and stop, sweep s, workers' CPU s) on a fresh LocalCluster."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     import sim
     from accel import sweep
 
     began = time.perf_counter()
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address="127.0.0.1:0",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with sweep.local_cluster(workers) as cluster, Client(cluster) as client:
         before = client.run(time.process_time)
         start = time.perf_counter()
         points = sweep.run_sweep(networks, grid, sim.run, scheduler=cluster.scheduler_address)
