@@ -21,25 +21,21 @@ from onnx.reference import ReferenceEvaluator
 
 import sim
 from accel import config, deploy, executor, graph, ptq, synthetic
-from accel.frontends.onnx import load, tensor_map
+from accel.frontends.onnx import load
 from tests.test_accel_onnx import Graph
-from tests.test_accel_onnx_prepare import host_ops, onnx_inputs, ops, our_feeds
+from tests.test_accel_onnx_prepare import check, host_ops, ops
+
+
+def reference_run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict:
+    """ONNX's reference implementation of ``model`` on ``feeds``: ``{output: value}``."""
+    names = [o.name for o in model.graph.output]
+    return dict(zip(names, ReferenceEvaluator(model).run(None, feeds), strict=True))
 
 
 def check_reference(model: onnx.ModelProto, batch: int = 2, seed: int = 1):
     """Load ``model`` and compare its golden float outputs with ONNX's reference
     implementation of the original model; return the network."""
-    net = load(model)
-    feeds = onnx_inputs(model, batch, seed)
-    names = [o.name for o in model.graph.output]
-    expected = dict(zip(names, ReferenceEvaluator(model).run(None, feeds), strict=True))
-    got = executor.run_network(net, our_feeds(net, feeds))
-    nodes = tensor_map(net)
-    for name, value in expected.items():
-        scale = max(1.0, float(np.abs(value).max()))
-        actual = got[nodes[name]].reshape(value.shape)
-        np.testing.assert_allclose(actual, value, rtol=1e-5, atol=1e-6 * scale)
-    return net
+    return check(model, batch, seed, reference=reference_run)
 
 
 def check_accelerator(net, preset: str = "tiny") -> deploy.Deployment:

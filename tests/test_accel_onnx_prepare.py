@@ -49,11 +49,12 @@ def our_feeds(net, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {nodes[k]: v.reshape(len(v), *network.shape(nodes[k])) for k, v in feeds.items()}
 
 
-def check(model: onnx.ModelProto, batch: int = 2, seed: int = 1, **kwargs):
-    """Load ``model``, run it in golden (float) and onnxruntime, compare; return the network."""
+def check(model: onnx.ModelProto, batch: int = 2, seed: int = 1, *, reference=ort_run, **kwargs):
+    """Load ``model``, run it in golden (float) and in ``reference`` (onnxruntime unless
+    given: ``(model, feeds) -> {output: value}``), compare; return the network."""
     net = load(model, **kwargs)
     feeds = onnx_inputs(model, batch, seed)
-    expected = ort_run(model, feeds)
+    expected = reference(model, feeds)
     got = executor.run_network(net, our_feeds(net, feeds))
     nodes = tensor_map(net)
     for name, value in expected.items():
