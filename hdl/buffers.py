@@ -155,20 +155,18 @@ class SramBuffer(wiring.Component):
     def _sync_read_port(self, shape):
         return Out(ReadPort.Signature(addr_width=self.addr_bits, shape=shape))
 
+    def _memory(self, m: Module, dma) -> Memory:
+        """The buffer's memory, in ``m``, with its byte-enable write port driven by ``dma``."""
+        m.submodules.memory = memory = Memory(data=self._data)
+        write = memory.write_port(granularity=8)
+        m.d.comb += [write.addr.eq(dma.addr), write.data.eq(dma.data), write.en.eq(dma.en)]
+        return memory
+
     def _elaborate(self, dma, reader) -> Module:
         """A memory with a byte-enable DMA write port and a synchronous read port."""
         m = Module()
-        m.submodules.memory = memory = Memory(data=self._data)
-        write = memory.write_port(granularity=8)
-        read = memory.read_port()
-        m.d.comb += [
-            write.addr.eq(dma.addr),
-            write.data.eq(dma.data),
-            write.en.eq(dma.en),
-            read.addr.eq(reader.addr),
-            read.en.eq(reader.en),
-            reader.data.eq(read.data),
-        ]
+        read = self._memory(m, dma).read_port()
+        m.d.comb += [read.addr.eq(reader.addr), read.en.eq(reader.en), reader.data.eq(read.data)]
         return m
 
 
@@ -315,13 +313,7 @@ class TableBuffer(SramBuffer):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.memory = memory = Memory(data=self._data)
-        write = memory.write_port(granularity=8)
-        m.d.comb += [
-            write.addr.eq(self.dma.addr),
-            write.data.eq(self.dma.data),
-            write.en.eq(self.dma.en),
-        ]
+        memory = self._memory(m, self.dma)
         byte_bits = ceil_log2(TABLE_WORD_BYTES)
         for lane in range(self._config.array.cols):
             read = memory.read_port()
