@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+import yaml
 
 from accel import __version__
 from hdl.csr import REGISTERS
@@ -70,7 +71,6 @@ def test_markdown_lists_every_register_and_field():
 
 
 def test_the_core_is_capi2_yaml():
-    yaml = pytest.importorskip("yaml")
     text = fusesoc_core("acc", description="an 'x' core", header=True)
     assert text.startswith("CAPI=2:\n")
     core = yaml.safe_load(text)
