@@ -250,3 +250,31 @@ def test_an_output_larger_than_the_full_one_runs_on_the_host():
 def test_rejections_name_node_attribute_and_value(model, match):
     with pytest.raises(ValueError, match=match):
         load(model(), host=False)
+
+
+def test_a_conv_transpose_on_an_unsqueezed_1d_tensor_swaps_its_axes():
+    """Conv1d, Unsqueeze(-1) to (N, C, L, 1) (stored as (C, 1, L)), a (3, 1) ConvTranspose
+    with stride (2, 1), pads and output_padding on the first axis: it runs along the stored
+    width, as onnxruntime computes it along H."""
+    g = Graph(4)
+    a = g.node("Conv", ["x", g.randn("w1", (3, 2, 3))], name="conv", pads=[1, 1])
+    u = g.node("Unsqueeze", [a, g.init("axes", [-1], np.int64)], name="unsqueeze")
+    g.node(
+        "ConvTranspose",
+        [u, g.randn("w2", (3, 4, 3, 1)), g.randn("b2", (4,), 0.1)],
+        "y",
+        name="convt",
+        strides=[2, 1],
+        pads=[1, 0, 0, 0],
+        output_padding=[1, 0],
+    )
+    model = g.model({"x": ["N", 2, 6]}, {"y": 4})
+    net = check_against_onnxruntime(model, 2, (6,))
+    op = net.op("convt")
+    assert (op.kernel, op.stride, op.padding, op.output_padding) == (
+        (1, 3),
+        (1, 2),
+        (0, 0, 1, 0),
+        (0, 1),
+    )
+    assert net.shape("convt") == (4, 1, 13)

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
 
 import sim
 from accel import config, executor, graph, isa, models, synthetic
-from accel.compiler import compile
+from accel.compiler import CompileError, compile
 from accel.compiler.lower_transpose import axis_phases
+from accel.frontends.onnx import load
 from tests.layers import quantized
 from tests.test_sim_random_networks import configs, run_or_reject
 
@@ -156,3 +158,50 @@ def test_the_unet_zoo_model_is_bit_exact(preset):
     net = models.get("unet", input_size=16)
     assert sum(isinstance(net.op(n), graph.ConvTranspose2d) for n in net.order()) == 4
     run_exact(net, preset)
+
+
+def test_a_sub_kernel_dilation_beyond_the_hardware_is_rejected_by_name():
+    """Dilation 16 at stride 1 keeps dilation 16 in its one phase (the COMPUTE field holds
+    15); at stride 2 the phases' sub-kernels have dilation 8 and it runs."""
+    net = graph.Network("dilated")
+    x = net.add("input", graph.Input((2, 3, 3)))
+    net.add("up", graph.ConvTranspose2d(2, 2, 2, dilation=16), [x])
+    with pytest.raises(
+        CompileError, match=r"^layer 'up' .*dilation 16 exceeds the hardware limit 15"
+    ):
+        compile(quantized(net), config.preset("tiny"))
+    net = graph.Network("dilated")
+    x = net.add("input", graph.Input((2, 3, 3)))
+    net.add("up", graph.ConvTranspose2d(2, 2, 2, 2, dilation=16), [x])
+    run_exact(net, "tiny")
+
+
+def test_a_1d_onnx_upsampler_runs_bit_exact():
+    """An ONNX (N, C, L) model: Conv1d, ConvTranspose1d (stride 4, kernel 8, pads 2),
+    Relu, imported as H = 1, quantised, compiled and run on the model."""
+    rng = np.random.default_rng(3)
+    weights = {"w1": (6, 3, 3), "w2": (6, 4, 8), "b2": (4,)}
+    inits = [
+        numpy_helper.from_array((rng.standard_normal(s) * 0.3).astype(np.float32), n)
+        for n, s in weights.items()
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], name="conv", pads=[1, 1]),
+        helper.make_node(
+            "ConvTranspose", ["a", "w2", "b2"], ["t"], name="up", strides=[4], pads=[2, 2]
+        ),
+        helper.make_node("Relu", ["t"], ["y"], name="relu"),
+    ]
+    model = helper.make_model(
+        helper.make_graph(
+            nodes,
+            "upsampler",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 9])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, None])],
+            inits,
+        ),
+        opset_imports=[helper.make_opsetid("", 13)],
+    )
+    net = load(model)
+    assert net.shape("up") == (4, 1, 36) and net.op("up").activation == "relu"
+    run_exact(net, "edge")
