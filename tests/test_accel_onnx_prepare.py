@@ -391,12 +391,11 @@ HOST_CASES = {
         inputs=[(n, np.linspace(0.5, 1.5, 4), np.float32) for n in ("bs", "bb", "bm", "bv")],
         momentum=0.8,
     ),
-    "ConvTranspose": lambda: host_case(
+    "ConvTranspose output_shape past the full output": lambda: host_case(
         "ConvTranspose",
         inputs=[("wt", np.linspace(-1, 1, 4 * 2 * 9).reshape(4, 2, 3, 3), np.float32)],
         strides=[2, 2],
-        pads=[1, 1, 1, 1],
-        output_padding=[1, 1],
+        output_shape=[14, 13],  # the full output is 13 x 13: a negative padding
     ),
     "Transpose HW": lambda: host_case("Transpose", perm=[0, 1, 3, 2]),
 }
