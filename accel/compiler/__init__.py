@@ -65,6 +65,7 @@ def compile(
     *,
     keep_tensors: bool = False,
     keep: Sequence[str] = (),
+    batch: int = 1,
 ) -> Program:
     """Compile a quantised network for ``config``.
 
@@ -78,7 +79,14 @@ def compile(
     DRAM holds every intermediate result; the schedule may differ slightly from the default,
     which reuses the bytes of dead tensors. ``keep`` does that for the named tensors only
     (a segment's tensors that later steps of a deployment read, :mod:`accel.deploy`).
+
+    ``batch`` > 1 compiles one program for that many images, layer by layer over the batch
+    (:mod:`~accel.compiler.lower`): every activation once per image
+    (:attr:`Program.image_stride` apart), the weights once, loaded once per layer for the
+    whole batch where they stay resident. ``batch=1`` is the program of one image.
     """
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
     if not isinstance(qnet, QuantizedNetwork):
         raise TypeError(
             f"compile() takes a QuantizedNetwork (quantise a float network with "
@@ -89,7 +97,7 @@ def compile(
     if unknown:
         raise ValueError(f"keep names no computed tensor of {net.name!r}: {unknown}")
     check_activations_fused(net)
-    plan = plan_dram(qnet, config, keep_tensors=keep_tensors, keep=frozenset(keep))
+    plan = plan_dram(qnet, config, keep_tensors=keep_tensors, keep=frozenset(keep), images=batch)
     with _collector_paused():
         lowered = lower_network(qnet, config, plan)
         if lowered.constants_size > plan.const_bound:
@@ -115,6 +123,8 @@ def compile(
         im2col=list(plan.im2col.values()),
         constants=constants,
         dram_bytes=plan.dram_bytes,
+        batch=batch,
+        image_stride=plan.image_stride if batch > 1 else 0,
     )
 
 

@@ -1,7 +1,8 @@
 """Lowering of a convolution onto the systolic array (every conv kind, and fully connected).
 
-``lower_conv(em, node, x, y, weight, window, groups, cq) -> mapping`` appends one layer's
-instructions to the :class:`~accel.compiler.emit.Emitter`, in program order: for each output
+``lower_conv(em, node, xs, ys, weight, window, groups, cq) -> mapping`` appends one layer's
+instructions to the :class:`~accel.compiler.emit.Emitter`, in program order (for each image
+of a batch, one after the other, with the weights placed once): for each output
 tile, load the input tile; for each k tile (``cols`` output channels), load the weights if
 they are not resident, COMPUTE over the channel tiles the k tile reduces, then POST and
 STORE. Weights are packed into the constants in exactly the order the weight loader
@@ -497,16 +498,22 @@ class ConvPasses:
 def lower_conv(
     em: Emitter,
     node: str,
-    x: TensorLayout,
-    y: TensorLayout,
+    xs: list[TensorLayout],
+    ys: list[TensorLayout],
     weight: np.ndarray,
     window: Window,
     groups: int,
     cq: ConvQuant,
     step: tuple[int, int] = (1, 1),
 ) -> dict:
-    """Lower one convolution of ``x`` into ``y``; ``step`` > 1 loads only every step-th
-    input row/column (``window`` is then in the subsampled image)."""
+    """Lower one convolution of ``xs[i]`` into ``ys[i]`` for every image ``i`` of a batch
+    (one pair: one image, or a batch as pixels); ``step`` > 1 loads only every step-th
+    input row/column (``window`` is then in the subsampled image).
+
+    The weights and parameters are placed once; the images follow one another inside the
+    layer, so resident weights load once for the whole batch (streamed weights stream
+    again for every output tile of every image)."""
+    x, y = xs[0], ys[0]
     rows, cols = em.rows, em.cols
     k, cg, r, s = weight.shape
     c = cg * groups
@@ -560,6 +567,31 @@ def lower_conv(
     )
     out_tiles = tiling.output_tiles(y.height, y.width)
     conv = ConvPasses(em, x, window, step, weights, tiling)
+    for image_x, image_y in zip(xs, ys, strict=True):
+        conv.x = image_x
+        lower_image(em, conv, out_tiles, layer_params, post, image_y)
+    return {
+        "unit": "array",
+        "tile": [tiling.tile_h, tiling.tile_w],
+        "tiles": len(out_tiles),
+        "k_tiles": n_kt,
+        "c_tiles": n_ct,
+        "weights": "resident" if weights.resident_base is not None else "streamed",
+        "channel_chunk": min(tiling.channel_chunk, n_ct),
+    }
+
+
+def lower_image(
+    em: Emitter,
+    conv: ConvPasses,
+    out_tiles: list[tuple[int, int, int, int]],
+    layer_params: Params,
+    post: Post,
+    y: TensorLayout,
+) -> None:
+    """Every output tile of one image (input ``conv.x``, output ``y``), in program order."""
+    cols, tiling, ct_ranges = em.cols, conv.tiling, conv.weights.ct_ranges
+    n_ct, n_kt = ceil_div(conv.x.channels, em.rows), len(ct_ranges)
     if len(out_tiles) * n_kt >= VECTOR_MIN:
         conv.lower_layer(out_tiles, layer_params, post, y)
         out_tiles_left = []
@@ -586,12 +618,3 @@ def lower_conv(
                     )
                 pw = em.param_word(layer_params, kt)
                 em.post_and_store(acc_base, pw, post, y, tile, kt * cols, cols)
-    return {
-        "unit": "array",
-        "tile": [tiling.tile_h, tiling.tile_w],
-        "tiles": len(out_tiles),
-        "k_tiles": n_kt,
-        "c_tiles": n_ct,
-        "weights": "resident" if weights.resident_base is not None else "streamed",
-        "channel_chunk": min(tiling.channel_chunk, n_ct),
-    }
