@@ -1,5 +1,6 @@
-"""A static ONNX batch, and ``--batch N``: N images, each bit-exact, N times one image's
-cycles (weights are not kept resident across the batch)."""
+"""A static ONNX batch, and ``--batch N``: N images, each bit-exact. A network the
+accelerator runs alone is one program for the batch, its weights kept resident across it;
+a network with host steps runs image by image, N times one image's cycles."""
 
 from __future__ import annotations
 
@@ -68,27 +69,41 @@ def test_every_image_of_a_static_batch_is_bit_exact(batch3):
 def test_simulate_runs_the_static_batch(batch3, capsys):
     assert main(["simulate", batch3, "--preset", "tiny", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    one = doc["total_cycles"]  # the table is one image's
+    one = doc["total_cycles"]  # host steps: the table is one image's
     assert doc["batch"]["images"] == 3
-    assert doc["batch"]["cycles_per_image"] == [one] * 3
+    assert doc["batch"]["cycles_per_image"] == one
     assert doc["batch"]["total_cycles"] == 3 * one
     assert doc["batch"]["every_image_simulated"] and not doc["batch"]["weights_resident"]
     assert main(["simulate", batch3, "--preset", "tiny", "--cycles-only"]) == 0
     out = capsys.readouterr().out
-    assert f"batch of 3 images (one simulated, cycles-only): {3 * one:,} cycles" in out
-    assert "weights are not kept resident across the batch" in out
+    assert f"batch of 3 images (image by image, one simulated, cycles-only): {3 * one:,}" in out
+    assert "weights are not kept resident across the batch: the network has host steps" in out
 
 
-def test_batch_option_on_any_model(capsys):
-    assert main(["simulate", "tinyconv", "--preset", "tiny", "--format", "json"]) == 0
+def test_batch_option_runs_one_program_with_resident_weights(capsys):
+    assert main(["simulate", "tinynet", "--preset", "tiny", "--format", "json"]) == 0
     single = json.loads(capsys.readouterr().out)
     one = single["total_cycles"]
     assert "batch" not in single
-    argv = ["simulate", "tinyconv", "--preset", "tiny", "--batch", "2", "--format", "json"]
+    argv = ["simulate", "tinynet", "--preset", "tiny", "--batch", "4", "--format", "json"]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["total_cycles"] == one and doc["batch"]["total_cycles"] == 2 * one
-    assert doc["batch"]["images_per_second"] == pytest.approx(2 / doc["batch"]["seconds"])
+    four = doc["batch"]
+    assert doc["total_cycles"] == four["total_cycles"]  # the table is the batch's program
+    assert four["weights_resident"] and four["every_image_simulated"]
+    assert four["images"] == 4 and four["cycles_per_image"] == four["total_cycles"] / 4
+    assert four["cycles_per_image"] < one  # loads overlap, weights load once
+    assert four["images_per_second"] == pytest.approx(4 / four["seconds"])
+    assert four["seconds_per_image"] == pytest.approx(four["seconds"] / 4)
+    assert four["utilization"] > single["utilization"]
+    assert [layer["macs"] for layer in doc["layers"]] == [
+        4 * layer["macs"] for layer in single["layers"]
+    ]
+    argv = ["simulate", "tinynet", "--preset", "tiny", "--batch", "4", "--cycles-only"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"batch of 4 images (one program): {four['total_cycles']:,} cycles" in out
+    assert "a layer whose weights fit the weight buffer loads them once" in out
 
 
 @pytest.mark.parametrize(
