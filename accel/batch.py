@@ -29,10 +29,12 @@ __all__ = ["IMAGE_BY_IMAGE_NOTE", "WEIGHTS_NOTE", "Batch", "images", "run", "wei
 #: What a batch compiled as one program reuses, said wherever its figures are shown.
 WEIGHTS_NOTE = (
     "one program for the whole batch, layer by layer: a layer whose weights fit the weight "
-    "buffer loads them once for all the images; a layer whose weights stream (too large for "
-    "the buffer) loads them again for every output tile of every image; a layer on 1x1 maps "
-    "(fully connected after global pooling) runs the images as the pixels of one tile, so "
-    "each weight tile is loaded once per batch"
+    "buffer loads them once for all the images; a layer on 1x1 maps (fully connected after "
+    "global pooling) runs the images as the pixels of one tile, each weight tile loaded once "
+    "per batch; a layer whose weights stream (too large for the buffer) loads each weight "
+    "chunk once for every image's tile where the input and accumulator buffers hold a tile of "
+    "each image without more tiles per image, else again for every tile of every image "
+    "(buffers too small: no reuse)"
 )
 #: What a batch run image by image (a network with host steps) does not reuse.
 IMAGE_BY_IMAGE_NOTE = (

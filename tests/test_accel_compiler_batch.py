@@ -35,7 +35,7 @@ def weight_bytes_per_layer(program: Program) -> list[int]:
 
 CASES = [
     ("tinynet", None, "tiny", 4),
-    ("lenet5", None, "tiny", 3),
+    ("lenet5", None, "tiny", 4),
     ("tinyconv", None, "edge", 2),
     ("resnet18", 32, "edge", 2),
 ]
@@ -67,6 +67,7 @@ def test_resident_weights_load_once_per_layer_for_the_whole_batch():
         ):
             assert w4 == w1, layer.name  # once per batch, not once per image
         else:
+            assert layer.mapping["batch"] == "image by image", layer.name
             assert w4 == 4 * w1, layer.name  # streamed per tile of every image
     assert {layer.mapping.get("weights") for layer in four.layers} >= {"resident"}
     assert batch.weight_bytes(four) == sum(by_four) < 4 * batch.weight_bytes(one)
@@ -76,6 +77,20 @@ def test_resident_weights_load_once_per_layer_for_the_whole_batch():
     )
     conv = next(layer for layer in four.layers if layer.name == "conv1")
     assert conv.mapping["batch"] == "image by image" and conv.mapping["images"] == 4
+
+
+def test_streamed_weight_chunks_serve_every_image_where_the_buffers_allow():
+    qnet, cfg = zoo_qnet("lenet5"), config.preset("tiny")
+    one, four = compile(qnet, cfg), compile(qnet, cfg, batch=4)
+    modes = {layer.name: layer.mapping.get("batch") for layer in four.layers}
+    assert modes["conv1"] == "image by image" and modes["fc3"] == "images as pixels"
+    assert modes["conv2"] == modes["fc1"] == "images share each streamed weight chunk"
+    by_one, by_four = weight_bytes_per_layer(one), weight_bytes_per_layer(four)
+    for layer in four.layers:
+        if layer.mapping.get("weights") == "streamed":
+            # Fewer weight bytes per image than one image alone streams.
+            assert by_four[layer.index] < 4 * by_one[layer.index], layer.name
+    assert batch.weight_bytes(four) < 2 * batch.weight_bytes(one)
 
 
 def test_fully_connected_utilization_rises_with_the_batch():

@@ -197,6 +197,10 @@ def batch_of_four_is_verified(backend: str) -> None:
 
 def test_a_batch_program_is_bit_and_cycle_exact_in_verilator(capsys):
     batch_of_four_is_verified("verilator")
+    # lenet5 on tiny at N=4 has all three batch mappings: image by image (resident
+    # weights), streamed weight chunks shared by the images, and images as pixels.
+    result = run_verify(zoo_qnet("lenet5"), preset("tiny"), backend="verilator", images=4)
+    assert result.ok and result.images == 4, result.first_mismatch
     status, out, _ = verify(capsys, "tinynet", "--preset", "tiny", "--batch", "4")
     assert status == 0, out
     assert "batch of 4 images in one program (random inputs of seeds 0..3" in out

@@ -116,7 +116,8 @@ def lower_layer(em: Emitter, node: str) -> dict:
 
     A batch runs layer by layer: a :func:`pixelwise` layer once, on the images as pixels;
     a layer on the array once, looping over the images inside (its resident weights load
-    once); any other layer once per image."""
+    once; streamed weight chunks serve every image where the buffers hold a tile of each,
+    :func:`~accel.compiler.lower_conv.lower_conv`); any other layer once per image."""
     net = em.net
     op = net.op(node)
     plan = em.plan
@@ -131,7 +132,7 @@ def lower_layer(em: Emitter, node: str) -> dict:
             mapping = lower_other_layer(em, node, view)
     if plan.images > 1:
         mapping["images"] = plan.images
-        mapping["batch"] = "images as pixels" if len(views) == 1 else "image by image"
+        mapping.setdefault("batch", "images as pixels" if len(views) == 1 else "image by image")
     return mapping
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from accel import isa, numerics
 from accel.compiler.emit import VECTOR_MIN, Emitter, Params, input_window
 from accel.compiler.ops import READ, WRITE, Access, Block, runs, starts
-from accel.compiler.tiling import Tiling, Window
+from accel.compiler.tiling import Tiling, TilingError, Window, choose_tiling
 from accel.isa import Buffer, Compute, ComputeMode, Load, Post, PostMode
 from accel.program import TensorLayout
 from accel.quantized import ConvQuant
@@ -289,6 +289,45 @@ class ConvPasses:
                 )
             )
             accumulate = 1
+
+    def compute_images(
+        self, *, kt: int, cts: range, inputs: list[InputTile], acc_bases: list[int]
+    ) -> None:
+        """Streamed weights: each reduction chunk of channel tiles ``cts`` of k tile ``kt``
+        loaded once, then COMPUTEd for every image (``inputs[i]`` into accumulators
+        ``acc_bases[i]``)."""
+        em, wt = self.em, self.weights
+        dh = self.window.dilation[0]
+        w_ring, half, cols = em.w_ring, em.w_ring.capacity // 2, em.cols
+        index = em.log.index
+        for n, (ct0, ct1, r0, r1, words, offset) in enumerate(self.passes(kt, cts)):
+            w_base = (w_ring.count % 2) * half  # the next of the weight buffer's halves
+            w_ring.count += 1
+            self.weight_rows.extend((wt.addr + offset * cols, w_base, words, index()))
+            for inputs_i, acc_base in zip(inputs, acc_bases, strict=True):
+                in_lo, in_hi = inputs_i.words
+                width = inputs_i.width
+                th, tw = inputs_i.out_tile[2], inputs_i.out_tile[3]
+                self.compute_rows.extend(
+                    (
+                        int(n > 0),
+                        in_lo + (ct0 - inputs_i.first_ct) * inputs_i.ct_stride + r0 * dh * width,
+                        ct1 - ct0,
+                        inputs_i.ct_stride,
+                        width,
+                        th,
+                        tw,
+                        inputs_i.origin[0] + r0 * dh,
+                        inputs_i.origin[1],
+                        r1 - r0,
+                        w_base,
+                        acc_base,
+                        in_lo,
+                        in_hi,
+                        w_base + words,
+                        index(),
+                    )
+                )
 
     def lower_layer(
         self,
@@ -566,11 +605,27 @@ def lower_conv(
         act_max=cq.act_max,
     )
     out_tiles = tiling.output_tiles(y.height, y.width)
-    conv = ConvPasses(em, x, window, step, weights, tiling)
-    for image_x, image_y in zip(xs, ys, strict=True):
-        conv.x = image_x
-        lower_image(em, conv, out_tiles, layer_params, post, image_y)
-    return {
+    shared = None
+    if len(xs) > 1 and streamed and groups == 1:
+        shared = shared_tiling(em, out_hw, window, n_ct, n_kt, passes, streamed, len(xs))
+        if shared is not None:
+            per_image = len(shared.output_tiles(*out_hw)) / len(xs)
+            if per_image >= len(out_tiles):  # streams no fewer weights per image
+                shared = None
+    if shared is not None:
+        tiling = shared
+        out_tiles = tiling.output_tiles(y.height, y.width)
+        em.tile_pixels = tiling.tile_h * tiling.tile_w * len(xs)
+        # Every image's input window of a tile at once: in_slots slots per image.
+        slots = replace(tiling, in_slots=tiling.in_slots * len(xs))
+        conv = ConvPasses(em, x, window, step, weights, slots)
+        lower_images_per_chunk(em, conv, xs, ys, out_tiles, layer_params, post)
+    else:
+        conv = ConvPasses(em, x, window, step, weights, tiling)
+        for image_x, image_y in zip(xs, ys, strict=True):
+            conv.x = image_x
+            lower_image(em, conv, out_tiles, layer_params, post, image_y)
+    mapping = {
         "unit": "array",
         "tile": [tiling.tile_h, tiling.tile_w],
         "tiles": len(out_tiles),
@@ -579,6 +634,67 @@ def lower_conv(
         "weights": "resident" if weights.resident_base is not None else "streamed",
         "channel_chunk": min(tiling.channel_chunk, n_ct),
     }
+    if shared is not None:
+        mapping["batch"] = "images share each streamed weight chunk"
+    return mapping
+
+
+def shared_tiling(
+    em: Emitter,
+    out_hw: tuple[int, int],
+    window: Window,
+    n_ct: int,
+    n_kt: int,
+    passes: int,
+    streamed: int,
+    images: int,
+) -> Tiling | None:
+    """The tiling of a layer whose streamed weight chunks serve ``images`` images at once
+    (:func:`lower_images_per_chunk`): the tile of one image when the input, accumulator and
+    output buffers are shared by the images (each has 1/``images`` of them); None when no
+    tile holding every channel tile fits."""
+    hw = em.hardware
+    scaled = replace(
+        hw,
+        input_words=hw.input_words // images,
+        acc_rows=hw.acc_rows // images,
+        output_words=hw.output_words // images,
+    )
+    try:
+        tiling = choose_tiling(scaled, out_hw, window, n_ct, n_kt, passes, streamed_words=streamed)
+    except TilingError:
+        return None
+    return tiling if tiling.channel_chunk >= n_ct else None
+
+
+def lower_images_per_chunk(
+    em: Emitter,
+    conv: ConvPasses,
+    xs: list[TensorLayout],
+    ys: list[TensorLayout],
+    out_tiles: list[tuple[int, int, int, int]],
+    layer_params: Params,
+    post: Post,
+) -> None:
+    """A layer with streamed weights over a batch, the images inside the weight loop: per
+    output tile, load every image's input window; per k tile, each streamed weight chunk
+    once, then its COMPUTE for every image (each into its own accumulators); then POST and
+    STORE every image's tile."""
+    cols, ct_ranges = em.cols, conv.weights.ct_ranges
+    n_ct = ceil_div(xs[0].channels, em.rows)
+    for tile in out_tiles:
+        pixels = tile[2] * tile[3]
+        inputs = []
+        for x in xs:
+            conv.x = x
+            inputs.append(conv.load_inputs(tile, range(n_ct)))
+        for kt, (lo, hi) in enumerate(ct_ranges):
+            acc_base = em.next_acc_slot()
+            bases = [acc_base + i * pixels for i in range(len(xs))]
+            conv.compute_images(kt=kt, cts=range(lo, hi), inputs=inputs, acc_bases=bases)
+            pw = em.param_word(layer_params, kt)
+            for base, y in zip(bases, ys, strict=True):
+                em.post_and_store(base, pw, post, y, tile, kt * cols, cols)
 
 
 def lower_image(
