@@ -13,6 +13,7 @@ the layer's mapping (the summary in :class:`~accel.program.LayerInfo`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, replace
 
@@ -21,7 +22,7 @@ import numpy as np
 from accel import isa, numerics
 from accel.compiler.emit import VECTOR_MIN, Emitter, Params, input_window
 from accel.compiler.ops import READ, WRITE, Access, Block, runs, starts
-from accel.compiler.tiling import Tiling, TilingError, Window, choose_tiling
+from accel.compiler.tiling import Tiling, TilingError, Window, choose_tiling, estimate_cycles
 from accel.isa import Buffer, Compute, ComputeMode, Load, Post, PostMode
 from accel.program import TensorLayout
 from accel.quantized import ConvQuant
@@ -608,10 +609,13 @@ def lower_conv(
     shared = None
     if len(xs) > 1 and streamed and groups == 1:
         shared = shared_tiling(em, out_hw, window, n_ct, n_kt, passes, streamed, len(xs))
-        if shared is not None:
-            per_image = len(shared.output_tiles(*out_hw)) / len(xs)
-            if per_image >= len(out_tiles):  # streams no fewer weights per image
-                shared = None
+    if shared is not None:
+        # The cost model decides: the images one after the other, or sharing each chunk.
+        cost = functools.partial(estimate_cycles, em.hardware, out_hw, window, n_ct, n_kt, passes)
+        alone = len(xs) * cost((tiling.tile_h, tiling.tile_w), streamed)
+        together = cost((shared.tile_h, shared.tile_w), streamed, images=len(xs))
+        if together >= alone:
+            shared = None
     if shared is not None:
         tiling = shared
         out_tiles = tiling.output_tiles(y.height, y.width)
@@ -652,7 +656,9 @@ def shared_tiling(
     """The tiling of a layer whose streamed weight chunks serve ``images`` images at once
     (:func:`lower_images_per_chunk`): the tile of one image when the input, accumulator and
     output buffers are shared by the images (each has 1/``images`` of them); None when no
-    tile holding every channel tile fits."""
+    tile holding every channel tile fits. :func:`lower_conv` takes it when the cost model
+    (:func:`~accel.compiler.tiling.estimate_cycles`) says it is faster than the images one
+    after the other."""
     hw = em.hardware
     scaled = replace(
         hw,
