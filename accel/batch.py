@@ -32,9 +32,9 @@ WEIGHTS_NOTE = (
     "buffer loads them once for all the images; a layer on 1x1 maps (fully connected after "
     "global pooling) runs the images as the pixels of one tile, each weight tile loaded once "
     "per batch; a layer whose weights stream (too large for the buffer) loads each weight "
-    "chunk once for every image's tile where the input and accumulator buffers hold a tile of "
-    "each image without more tiles per image, else again for every tile of every image "
-    "(buffers too small: no reuse)"
+    "chunk once for a tile of every image where the input and accumulator buffers hold them "
+    "and the cost model finds that faster, else again for every tile of every image (buffers "
+    "too small: no reuse)"
 )
 #: What a batch run image by image (a network with host steps) does not reuse.
 IMAGE_BY_IMAGE_NOTE = (
