@@ -523,7 +523,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if is_program_file(args):
             progress.stage("loading the program")
             program = load_program(args)
-            images = batch.images(args.batch, None)
+            images = batch.images(args.batch, program.batch if program.batch > 1 else None)
         else:
             progress.stage("loading the model")
             network = load_network(args)
@@ -542,7 +542,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             program = deployment.segments[0].program
         backend = functools.partial(sim.run, mode=args.mode, compute_outputs=not args.cycles_only)
         compute = not args.cycles_only
-        count = images if compute else 1
+        count = images if compute and program.batch == 1 else 1
         progress.stage(
             f"simulating {sum(s.program.instruction_count for s in deployment.segments):,} "
             f"instructions in {len(deployment.segments)} segment(s)"
@@ -566,6 +566,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         batched = None
         if images > 1 and deployment is not None:
             batched = batch.Batch.of(runs, cfg, images=images)
+        elif images > 1 and program.batch > 1:  # a program file of a batch
+            batched = batch.Batch(
+                images, first.total_cycles, first.macs // images, cfg, resident=True
+            )
         elif images > 1:
             total = sum(r.total_cycles for r in runs) * (images // len(runs))
             batched = batch.Batch(images, total, first.macs, cfg, simulated=compute)
@@ -1197,7 +1201,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if program_file:
             program = load_program(args)
             subject, cfg = program.network, program.config
-            images = batch.images(args.batch, None)
+            images = batch.images(args.batch, program.batch if program.batch > 1 else None)
         else:
             network = load_network(args)
             images = batch.images(args.batch, static_batch(network))
@@ -1210,17 +1214,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
             )
         results = []
         # A network the accelerator runs alone: its batch is one program, verified at once.
-        one_program = (
-            images > 1
-            and not program_file
-            and not args.layers
-            and deploy.alone(qnet.network, host_ops=not args.no_host)
-        )
+        if program_file:
+            one_program = program.batch > 1
+        else:
+            one_program = (
+                images > 1
+                and not args.layers
+                and deploy.alone(qnet.network, host_ops=not args.no_host)
+            )
         if one_program:
             common = {"backend": args.backend, "seed": args.seed, "stage": progress.stage}
-            results.append(
-                verify(qnet, cfg, host_ops=not args.no_host, images=images, **common, **options)
-            )
+            if program_file:
+                results.append(verify_program(program, **common, **options))
+            else:
+                results.append(
+                    verify(qnet, cfg, host_ops=not args.no_host, images=images, **common, **options)
+                )
         for i in range(0 if one_program else images):
             # Image i: the random inputs of seed + i; a VCD of the first.
             common = {"backend": args.backend, "seed": args.seed + i, "stage": progress.stage}

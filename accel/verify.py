@@ -403,6 +403,7 @@ def verify_program(
         counters,
         seconds,
         reference="model",
+        images=program.batch,
     )
 
 

@@ -129,3 +129,70 @@ def test_verify_checks_every_image(batch3, capsys):
     for i in range(3):
         assert f"image {i + 1} of 3 (random inputs of seed {i}):" in out
     assert "batch of 3 images: 3 of 3 pass" in out
+
+
+def batch2_model() -> onnx.ModelProto:
+    """conv + relu -> conv -> global average pool -> gemm, on a static batch of 2 images,
+    nothing on the host."""
+    rng = np.random.default_rng(1)
+    w1 = numpy_helper.from_array(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.normal(0, 0.3, (8, 8, 1, 1)).astype(np.float32), "w2")
+    fc = numpy_helper.from_array(rng.normal(0, 0.3, (5, 8)).astype(np.float32), "fc")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+            helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+            helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2"),
+            helper.make_node("GlobalAveragePool", ["c2"], ["g"], name="gap"),
+            helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+            helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="gemm"),
+        ],
+        "batch2",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])],
+        [w1, w2, fc],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_static_batch_without_host_ops_is_one_program(tmp_path, capsys):
+    path = tmp_path / "batch2.onnx"
+    onnx.save(batch2_model(), path)
+    network = load_model(str(path))
+    assert batch_size(network) == 2
+    assert main(["simulate", str(path), "--preset", "tiny", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["batch"]["images"] == 2 and doc["batch"]["weights_resident"]
+    assert doc["total_cycles"] == doc["batch"]["total_cycles"]
+    qnet = quantized(network)
+    deployment = deploy.deploy(qnet, config.preset("tiny"), batch=2)
+    (run,) = batch.run(deployment, sim.run, images=2, seed=3)
+    for i in range(2):
+        golden = executor.trace_network(qnet, synthetic.random_int8_inputs(qnet, 3 + i))
+        for name, value in run.outputs.items():
+            np.testing.assert_array_equal(value[i].reshape(golden[name].shape), golden[name])
+    status = main(["verify", str(path), "--preset", "tiny", "--backend", "verilator", "-q"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "batch of 2 images in one program" in out and "batch of 2 images: pass" in out
+
+
+def test_a_program_file_of_a_batch_runs_and_verifies_as_one(tmp_path, capsys):
+    from accel.compiler import compile
+    from tests.layers import zoo_qnet
+
+    path = tmp_path / "tinynet4.bin"
+    program = compile(zoo_qnet("tinynet"), config.preset("tiny"), batch=4)
+    program.save(path)
+    inputs = synthetic.random_program_inputs(program, 5)
+    assert inputs["input"].shape[0] == 4
+    assert not np.array_equal(inputs["input"][0], inputs["input"][1])
+    assert main(["simulate", str(path), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["batch"]["images"] == 4 and doc["batch"]["weights_resident"]
+    cycles = sim.run(program, None, compute_outputs=False).total_cycles
+    assert doc["batch"]["total_cycles"] == doc["total_cycles"] == cycles
+    status = main(["verify", str(path), "--backend", "verilator", "-q"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "batch of 4 images in one program" in out
