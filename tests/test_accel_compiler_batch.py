@@ -134,9 +134,9 @@ def test_a_batch_program_file_round_trips_and_checks_its_inputs():
     assert all(value.shape[0] == 3 for value in outputs.values())
 
 
-def test_the_program_cache_keys_on_the_batch():
+def test_the_program_cache_keys_on_the_batch(tmp_path):
     qnet, cfg = zoo_qnet("tinyconv"), config.preset("tiny")
-    store = cache.ProgramCache()
+    store = cache.ProgramCache(tmp_path / "programs")
     one = cache.compile_cached(qnet, cfg, cache=store)
     two = cache.compile_cached(qnet, cfg, batch=2, cache=store)
     assert not two.hit and two.path != one.path and two.path.name.endswith("-batch2.bin")
