@@ -111,7 +111,8 @@ def weight_bytes(program: Program) -> int:
 
 @dataclass(frozen=True)
 class Batch:
-    """``images`` images in ``total_cycles`` accelerator cycles (host time not counted);
+    """``images`` images in ``total_cycles`` accelerator cycles (host time not counted): the
+    throughput figures per image are the batch's divided among its images;
     ``macs``: MACs of one image on the accelerator; ``resident``: one program ran the whole
     batch (:data:`WEIGHTS_NOTE`), else every image ran on its own
     (:data:`IMAGE_BY_IMAGE_NOTE`); ``simulated``: every image was simulated (False: a
@@ -167,6 +168,13 @@ class Batch:
         return self.images * self.macs / peak if peak else 0.0
 
     @property
+    def latency_seconds(self) -> float:
+        """From a batch's start to an image's result: the whole batch for one program (its
+        layers run over every image, so all finish together), one image's time image by
+        image."""
+        return self.seconds if self.resident else self.seconds / self.images
+
+    @property
     def note(self) -> str:
         return WEIGHTS_NOTE if self.resident else IMAGE_BY_IMAGE_NOTE
 
@@ -177,6 +185,7 @@ class Batch:
             "cycles_per_image": self.cycles_per_image,
             "seconds": self.seconds,
             "seconds_per_image": self.seconds / self.images,
+            "latency_seconds": self.latency_seconds,
             "images_per_second": self.images_per_second,
             "utilization": self.utilization,
             "every_image_simulated": self.simulated,
@@ -195,7 +204,7 @@ class Batch:
             f"{1e3 * self.seconds:.3f} ms at {self.config.clock_text}, "
             f"{self.cycles_per_image:,.0f} cycles and "
             f"{1e3 * self.seconds / self.images:.3f} ms per image, "
-            f"{self.images_per_second:.1f} images/s, MAC utilization "
-            f"{100 * self.utilization:.1f}%",
+            f"{self.images_per_second:.1f} images/s, latency {1e3 * self.latency_seconds:.3f} "
+            f"ms, MAC utilization {100 * self.utilization:.1f}%",
             f"note: {self.note}",
         ]

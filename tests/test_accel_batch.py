@@ -74,6 +74,7 @@ def test_simulate_runs_the_static_batch(batch3, capsys):
     assert doc["batch"]["cycles_per_image"] == one
     assert doc["batch"]["total_cycles"] == 3 * one
     assert doc["batch"]["every_image_simulated"] and not doc["batch"]["weights_resident"]
+    assert doc["batch"]["latency_seconds"] == pytest.approx(doc["seconds"])  # one image's
     assert main(["simulate", batch3, "--preset", "tiny", "--cycles-only"]) == 0
     out = capsys.readouterr().out
     assert f"batch of 3 images (image by image, one simulated, cycles-only): {3 * one:,}" in out
@@ -95,6 +96,7 @@ def test_batch_option_runs_one_program_with_resident_weights(capsys):
     assert four["cycles_per_image"] < one  # loads overlap, weights load once
     assert four["images_per_second"] == pytest.approx(4 / four["seconds"])
     assert four["seconds_per_image"] == pytest.approx(four["seconds"] / 4)
+    assert four["latency_seconds"] == four["seconds"]  # every image finishes with the batch
     assert four["utilization"] > single["utilization"]
     assert [layer["macs"] for layer in doc["layers"]] == [
         4 * layer["macs"] for layer in single["layers"]

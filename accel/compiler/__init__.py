@@ -10,7 +10,8 @@ ones above it):
   kept as columns: per step of a layer a template and rows of the fields that vary.
 - :mod:`~accel.compiler.plan`: **DRAM planning**, once, before lowering: every tensor's root
   (concat inputs and 1x1 flattens are views), lifetime and address (first-fit reuse of dead
-  tensors' bytes), the host-side im2col copies, and the bound of the constants' region.
+  tensors' bytes), the host-side im2col copies, and the bound of the constants' region;
+  for a batch, the activations once per image.
 - :mod:`~accel.compiler.tiling`: **tiling**, a pure cost model per layer: the largest output
   tile whose input tile, accumulators and outputs fit the buffers with double buffering,
   preferring whole output rows. Everything fits by construction: a layer that cannot be

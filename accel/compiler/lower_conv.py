@@ -2,9 +2,10 @@
 
 ``lower_conv(em, node, xs, ys, weight, window, groups, cq) -> mapping`` appends one layer's
 instructions to the :class:`~accel.compiler.emit.Emitter`, in program order (for each image
-of a batch, one after the other, with the weights placed once): for each output
-tile, load the input tile; for each k tile (``cols`` output channels), load the weights if
-they are not resident, COMPUTE over the channel tiles the k tile reduces, then POST and
+of a batch, one after the other, with the weights placed once; or, streamed weights shared
+by a batch, each chunk computed for every image's tile: :func:`lower_images_per_chunk`): for
+each output tile, load the input tile; for each k tile (``cols`` output channels), load the
+weights if they are not resident, COMPUTE over the channel tiles the k tile reduces, then POST and
 STORE. Weights are packed into the constants in exactly the order the weight loader
 consumes them; they stay resident when they fit half the weight buffer (else the whole
 buffer), otherwise they stream through a two-slot ring in even reduction chunks. It returns
@@ -550,9 +551,12 @@ def lower_conv(
     (one pair: one image, or a batch as pixels); ``step`` > 1 loads only every step-th
     input row/column (``window`` is then in the subsampled image).
 
-    The weights and parameters are placed once; the images follow one another inside the
-    layer, so resident weights load once for the whole batch (streamed weights stream
-    again for every output tile of every image)."""
+    The weights and parameters are placed once. Resident weights load once for the whole
+    batch, the images following one another inside the layer. Streamed weights: where the
+    buffers hold a tile of every image (:func:`shared_tiling`) and the cost model finds it
+    faster, each weight chunk is loaded once for all the images' tiles
+    (:func:`lower_images_per_chunk`); otherwise the images follow one another and the
+    weights stream again for every output tile of every image."""
     x, y = xs[0], ys[0]
     rows, cols = em.rows, em.cols
     k, cg, r, s = weight.shape
