@@ -165,3 +165,18 @@ def test_a_deployment_of_a_batch_runs_once_and_figures_come_from_that_run():
             np.testing.assert_array_equal(value[i].reshape(golden[name].shape), golden[name])
     with pytest.raises(ValueError, match="a deployment of a batch of 3 runs 2 images"):
         batch.run(deployment, sim.run, images=2)
+
+
+def test_only_pixel_by_pixel_layers_run_the_images_as_pixels():
+    """ResNet-18 at 32: layer4's maps are 1x1, but its 3x3 convolutions (padding 1) would
+    read the neighbouring images as padding pixels if the images were pixels: they run
+    image by image (or share weight chunks); the add, the pooling and the FC run on pixels."""
+    qnet = zoo_qnet("resnet18", 32)
+    program = compile(qnet, config.preset("edge"), batch=2)
+    mode = {layer.name: layer.mapping["batch"] for layer in program.layers}
+    net = qnet.network
+    assert tuple(net.shape("layer4.1.conv2"))[1:] == (1, 1)
+    for name in ("layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2"):
+        assert mode[name] != "images as pixels", name
+    for name in ("layer4.1.add", "avgpool", "fc"):
+        assert mode[name] == "images as pixels", name
