@@ -380,11 +380,19 @@ def quantize(network, seed: int):
     return ptq.quantize(graph.fuse_activations(network), seed=seed)
 
 
-def whole_program(qnet, cfg, args: argparse.Namespace, what: str, progress: Progress | None = None):
+def whole_program(
+    qnet,
+    cfg,
+    args: argparse.Namespace,
+    what: str,
+    progress: Progress | None = None,
+    *,
+    batch: int = 1,
+):
     """The one program of a network the accelerator runs whole (through the program
-    cache); a clear error naming the host steps otherwise (``what`` says which command needs
-    one program)."""
-    deployment = deploy_network(args, qnet, cfg, progress)
+    cache), for a batch of ``batch`` images; a clear error naming the host steps otherwise
+    (``what`` says which command needs one program)."""
+    deployment = deploy_network(args, qnet, cfg, progress, batch=batch)
     if not deployment.whole:
         ops = ", ".join(f"{s.kind} {s.node!r}" for s in deployment.host_steps)
         raise CliError(
@@ -432,14 +440,20 @@ def cmd_compile(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as outputs:
         binary = outputs.enter_context(OutputFile(args.output, what="program output"))
         listing = args.listing and outputs.enter_context(OutputFile(args.listing, what="listing"))
-        program = whole_program(load_quantized(args), cfg, args, "accel compile writes")
+        from accel import batch
+
+        images = batch.images(args.batch, None)
+        program = whole_program(
+            load_quantized(args), cfg, args, "accel compile writes", batch=images
+        )
         binary.write_bytes(program.to_bytes())
         if listing:
             listing.write_text(program.listing() + "\n")
     print(
         f"compiled {program.network!r} for {cfg.name!r}: {len(program.layers)} layers, "
-        f"{program.instruction_count} instructions, DRAM {program.dram_bytes} bytes "
-        f"-> {args.output}"
+        f"{program.instruction_count} instructions, DRAM {program.dram_bytes} bytes"
+        + (f", a batch of {program.batch} images" if program.batch > 1 else "")
+        + f" -> {args.output}"
     )
     return 0
 
@@ -1301,6 +1315,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p)
     p.add_argument("-o", "--output", required=True, metavar="program.bin")
     p.add_argument("--listing", metavar="PATH", help="also write a readable listing")
+    p.add_argument(
+        "--batch",
+        type=int,
+        metavar="N",
+        help="one program for N images, weights kept resident across the batch where the "
+        "buffers allow (default 1; `accel simulate/verify prog.bin` run its N images)",
+    )
     add_cache_arguments(p)
     p.set_defaults(handler=cmd_compile)
 

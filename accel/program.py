@@ -243,6 +243,11 @@ class Program:
             f"({self.config.array.rows}x{self.config.array.cols}), ISA v{isa.ISA_VERSION}",
             f"; DRAM {self.dram_bytes} bytes, constants {self.constants.size} bytes",
         ]
+        if self.batch > 1:
+            lines.append(
+                f"; a batch of {self.batch} images, each image's tensors {self.image_stride} "
+                "bytes after the previous image's"
+            )
         for layer in self.layers:
             lines.append(f"; layer {layer.index} {layer.name} {layer.kind} {layer.mapping}")
         for engine, stream in self.streams.items():

@@ -184,8 +184,11 @@ def test_a_program_file_of_a_batch_runs_and_verifies_as_one(tmp_path, capsys):
     from tests.layers import zoo_qnet
 
     path = tmp_path / "tinynet4.bin"
+    argv = ["compile", "tinynet", "--preset", "tiny", "--batch", "4", "-o", str(path)]
+    assert main(argv) == 0
+    assert "a batch of 4 images ->" in capsys.readouterr().out
     program = compile(zoo_qnet("tinynet"), config.preset("tiny"), batch=4)
-    program.save(path)
+    assert path.read_bytes() == program.to_bytes()
     inputs = synthetic.random_program_inputs(program, 5)
     assert inputs["input"].shape[0] == 4
     assert not np.array_equal(inputs["input"][0], inputs["input"][1])
