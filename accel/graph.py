@@ -50,6 +50,7 @@ __all__ = [
     "Op",
     "Pointwise",
     "Shape",
+    "channel_affine",
     "conv_output_size",
     "fuse_activations",
 ]
@@ -977,3 +978,16 @@ def fuse_activations(network: Network) -> Network:
         fused._node(name)["weights"] = network.weights(name)
         fused.meta(name).update(network.meta(name))
     return fused
+
+
+def channel_affine(channels: int, activation: str | None = None) -> Conv2d:
+    """The per-channel affine ``y[c] = a[c] * x[c] + b[c]`` (a standalone, pre-activation
+    BatchNormalization; a Caffe scale layer) as the op the accelerator runs it with: a
+    depthwise 1x1 :class:`Conv2d` (``groups == in_channels == out_channels``, no padding,
+    stride 1) whose weights ``(C, 1, 1, 1)`` are the scales ``a`` and whose bias is the
+    shifts ``b``. Golden, quantisation, compiler, model and RTL are those of any depthwise
+    convolution, so the affine is exact wherever they are; an ``activation`` (ReLU of a
+    BN-ReLU pair) is fused as on any conv. Set its parameters with
+    ``network.set_weights(name, a.reshape(C, 1, 1, 1), b)``.
+    """
+    return Conv2d(channels, channels, (1, 1), groups=channels, bias=True, activation=activation)

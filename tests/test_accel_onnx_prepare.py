@@ -386,11 +386,6 @@ HOST_CASES = {
         "Clip", inputs=[("lo", -1.0, np.float32), ("hi", 1.0, np.float32)]
     ),
     "dilated MaxPool": lambda: host_case("MaxPool", kernel_shape=[2, 2], dilations=[2, 2]),
-    "standalone BatchNormalization": lambda: host_case(
-        "BatchNormalization",
-        inputs=[(n, np.linspace(0.5, 1.5, 4), np.float32) for n in ("bs", "bb", "bm", "bv")],
-        momentum=0.8,
-    ),
     "ConvTranspose": lambda: host_case(
         "ConvTranspose",
         inputs=[("wt", np.linspace(-1, 1, 4 * 2 * 9).reshape(4, 2, 3, 3), np.float32)],

@@ -89,6 +89,7 @@ from accel.graph import (
     Op,
     Pointwise,
     Shape,
+    channel_affine,
     conv_output_size,
     fuse_activations,
 )
@@ -1215,14 +1216,45 @@ def _fold_affine(
 
 
 def _batch_norm(imp: _Importer, node: _Node) -> None:
+    """A BatchNormalization that no Conv absorbed (pre-activation BN, BN after an Add or a
+    pool) as a per-channel affine (:func:`accel.graph.channel_affine`, a depthwise 1x1
+    Conv2d): ``a = g / sqrt(var + eps)``, ``b = beta - mean * a``, then the Mul/Add scale
+    layers after it folded in as after a Conv (:func:`_fold_affine`)."""
     attrs = node.attrs(epsilon=1e-5, momentum=0.9, training_mode=0, spatial=1)
     if attrs["training_mode"] != 0:
         raise node.bad("training_mode", attrs["training_mode"], "only inference (0) is supported")
+    if attrs["spatial"] != 1:
+        raise node.bad("spatial", attrs["spatial"], "only spatial=1 is supported")
     imp.unused_outputs(node)
-    raise node.unmapped(
-        "BatchNormalization is supported only directly after a float Conv whose output it "
-        "alone reads (it is folded into the Conv's weights and bias)"
-    )
+    dims = imp.dims_of(node, 0)
+    if imp.quantized_model:
+        raise node.unmapped(
+            "a BatchNormalization that no Conv absorbs has float parameters; in a quantised "
+            "model it has no int8 form on the accelerator"
+        )
+    if len(dims) not in (2, 3):
+        shown = ", ".join(map(str, dims))
+        raise node.unmapped(
+            f"input (N, {shown}): the per-channel affine runs on (N, C, H, W) and (N, C, L) tensors"
+        )
+    c = dims[0]
+    params = []
+    for index, what in enumerate(("scale", "B", "input_mean", "input_var"), 1):
+        value = imp.constant(node, index, what).astype(np.float64)
+        if value.shape != (c,):
+            raise node.error(f"{what} has shape {value.shape}; expected ({c},)")
+        params.append(value)
+    gamma, beta, mean, var = params
+    scale = gamma / np.sqrt(var + attrs["epsilon"])
+    shift = beta - mean * scale
+    # _fold_affine reads the tensor's rank from the weight's: (C, 1, 1) for (N, C, L).
+    weight = scale.reshape(c, *[1] * len(dims))
+    output, weight, shift = _fold_affine(imp, node.outputs[0], weight, shift)
+    x = imp.activation(node, 0)
+    name = imp.add(node, lambda: channel_affine(c), [x])
+    with _named(node):
+        imp.net.set_weights(name, weight.reshape(c, 1, 1, 1), shift)
+    imp.define(output, name, dims)
 
 
 def _vector(node: _Node, value: np.ndarray, k: int, what: str) -> np.ndarray:
