@@ -1418,6 +1418,42 @@ def _pointwise(imp: _Importer, node: _Node) -> None:
     imp.define(output, name, dims)
 
 
+def _prelu(imp: _Importer, node: _Node) -> None:
+    """PRelu with one slope for every element (a scalar slope, or a per-channel one whose
+    values are all equal) is LeakyRelu with ``alpha`` = the slope: a :class:`Pointwise`
+    table, exact by construction in int8. Per-channel slopes that differ have no mapping."""
+    node.attrs()
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    if not node.has_input(1) or node.inputs[1] not in imp.consts:
+        raise node.unmapped("slope (input 1) is computed; only a constant slope maps")
+    slope = imp.consts[node.inputs[1]]
+    if slope.dtype.kind != "f":
+        raise node.error(f"slope has dtype {slope.dtype}; expected float")
+    if not _broadcasts_to(slope.shape, (1, *dims)):
+        raise node.unmapped(
+            f"slope of shape {slope.shape} does not broadcast to the input (N, "
+            f"{', '.join(map(str, dims))}) without growing it"
+        )
+    values = np.unique(slope)
+    if values.size != 1:
+        raise node.unmapped(
+            f"{values.size} different slopes; only one slope for every element maps (as a "
+            "LeakyRelu table)"
+        )
+    with _named(node):
+        op = Pointwise("leakyrelu", {"alpha": float(values[0])})
+    name = imp.add(node, lambda: op, [x])
+    imp.define(node.outputs[0], name, dims)
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` (numpy's rules)."""
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(reversed(shape), reversed(target), strict=False))
+
+
 #: PyTorch's GELU below opset 20, after ``Div(x, sqrt(2))``: each op and the constant its
 #: other operand must be, compared in float32 (Erf has none; ``None`` for a Mul: ``x``).
 _GELU_CHAIN = (("Erf", None), ("Add", 1.0), ("Mul", None), ("Mul", 0.5))
@@ -2133,6 +2169,7 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "QLinearMatMul": _qlinear_matmul,
     "Pad": _pad,
     "QuantizeLinear": _quantize_linear,
+    "PRelu": _prelu,
     "ReduceMean": _reduce_mean,
     "Relu": _activation("relu"),
     "Reshape": _reshape,
