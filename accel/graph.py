@@ -48,6 +48,7 @@ __all__ = [
     "MaxPool2d",
     "Network",
     "Op",
+    "PRelu",
     "Pointwise",
     "Shape",
     "channel_affine",
@@ -224,6 +225,7 @@ _FIELD_RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "shape": lambda owner, field, value: _ints(owner, field, value, 3, 1, scalar=False),
     "in_channels": _int,
     "out_channels": _int,
+    "channels": _int,
     "in_features": _int,
     "out_features": _int,
     "groups": _int,
@@ -556,6 +558,32 @@ class Pointwise(Op):
         return shape
 
 
+@dataclass(frozen=True)
+class PRelu(Op):
+    """PRelu with one slope per channel: ``y = x if x >= 0 else slope[c] * x`` of a ``(C, H,
+    W)`` tensor. Its weights are the ``(C,)`` slopes (``network.set_weights(name, slope)``).
+    In int8 (:class:`accel.quantized.PReluQuant`) each side is a requantisation of ``x -
+    zp_in`` with its own per-channel multiplier, so the accelerator runs it as an identity
+    depthwise pass whose POST takes the second multiplier for negative values
+    (``docs/numerics.md``, "PRelu"). A single slope is a LeakyRelu :class:`Pointwise` instead.
+    """
+
+    channels: int
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        if _chw(shape)[0] != self.channels:
+            raise ValueError(
+                f"channels={self.channels} does not match the {shape[0]} channels of input "
+                f"shape {shape}"
+            )
+        return shape
+
+    @property
+    def weight_shape(self) -> Shape:
+        return (self.channels,)
+
+
 #: Op classes by name, as used by :meth:`Network.to_dict` and :meth:`Network.from_dict`.
 @dataclass(frozen=True)
 class HostOp(Op):
@@ -592,6 +620,7 @@ OPS: dict[str, type[Op]] = {
         Flatten,
         Activation,
         Pointwise,
+        PRelu,
         HostOp,
     )
 }

@@ -370,8 +370,8 @@ HOST_CASES = {
     "Mish": lambda: host_case("Mish", opset=18),
     "ThresholdedRelu": lambda: host_case("ThresholdedRelu", alpha=0.2),
     "Celu 1-D": lambda: host_case("Celu", x=["N", 3, 9], alpha=0.5),
-    "PRelu per channel": lambda: host_case(
-        "PRelu", inputs=[("slope", np.linspace(0.1, 0.4, 4).reshape(4, 1, 1), np.float32)]
+    "PRelu along W": lambda: host_case(
+        "PRelu", inputs=[("slope", np.linspace(0.1, 0.4, 6).reshape(1, 6), np.float32)]
     ),
     "Softmax": lambda: host_case("Softmax", axis=1),
     "LRN": lambda: host_case("LRN", size=3),

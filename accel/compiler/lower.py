@@ -29,7 +29,14 @@ from accel.compiler.tiling import Window
 from accel.config import AccelConfig
 from accel.isa import ComputeMode, Post, PostMode
 from accel.program import LayerInfo
-from accel.quantized import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork, TableQuant
+from accel.quantized import (
+    AddQuant,
+    ConvQuant,
+    PoolQuant,
+    PReluQuant,
+    QuantizedNetwork,
+    TableQuant,
+)
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,16 @@ def lower_layer(em: Emitter, node: str) -> dict:
             mapping["input"] = f"subsampled by {op.stride[0]}x{op.stride[1]} on load"
             return mapping
         return lower_conv(em, node, x, y, cq.weight, window, op.groups, cq)
+    if isinstance(op, g.PRelu):
+        # An identity depthwise 1x1 pass (weight PRELU_GAIN; the folded bias makes acc =
+        # PRELU_GAIN * (x - zp_in)) whose POSTs take the negative side for negative values.
+        pq = layer_quant(em, node, PReluQuant)
+        c = op.channels
+        gain = np.full((c, 1, 1, 1), numerics.PRELU_GAIN, np.int8)
+        identity = ConvQuant(gain, np.zeros(c, np.int32), pq.multiplier, pq.shift)
+        negative = (pq.multiplier_neg, pq.shift_neg)
+        x = layout(srcs[0])
+        return lower_conv(em, node, x, y, identity.weight, Window(), c, identity, negative=negative)
     if isinstance(op, g.Linear):
         cq = layer_quant(em, node, ConvQuant)
         src = srcs[0]

@@ -504,9 +504,12 @@ def lower_conv(
     groups: int,
     cq: ConvQuant,
     step: tuple[int, int] = (1, 1),
+    negative: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """Lower one convolution of ``x`` into ``y``; ``step`` > 1 loads only every step-th
-    input row/column (``window`` is then in the subsampled image)."""
+    input row/column (``window`` is then in the subsampled image). ``negative`` (a PRelu's
+    per-channel negative-side multiplier and shift) makes its POSTs two-slope ones, the pair
+    packed into each lane's shift parameter (:func:`accel.numerics.pack_prelu_shift`)."""
     rows, cols = em.rows, em.cols
     k, cg, r, s = weight.shape
     c = cg * groups
@@ -531,7 +534,7 @@ def lower_conv(
     params[:, 1] = 2**30  # lanes past K: any valid multiplier, never stored
     params[:k, 0] = bias
     params[:k, 1] = cq.multiplier
-    params[:k, 2] = cq.shift
+    params[:k, 2] = cq.shift if negative is None else numerics.pack_prelu_shift(cq.shift, *negative)
     layer_params = em.load_params(params.reshape(n_kt, cols, 3))
 
     passes = sum(hi - lo for lo, hi in ct_ranges) * r * s // n_kt
@@ -557,6 +560,7 @@ def lower_conv(
         out_zero_point=y.zero_point,
         act_min=cq.act_min,
         act_max=cq.act_max,
+        prelu=int(negative is not None),
     )
     out_tiles = tiling.output_tiles(y.height, y.width)
     conv = ConvPasses(em, x, window, step, weights, tiling)

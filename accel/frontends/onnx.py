@@ -88,6 +88,7 @@ from accel.graph import (
     Network,
     Op,
     Pointwise,
+    PRelu,
     Shape,
     channel_affine,
     conv_output_size,
@@ -1421,7 +1422,9 @@ def _pointwise(imp: _Importer, node: _Node) -> None:
 def _prelu(imp: _Importer, node: _Node) -> None:
     """PRelu with one slope for every element (a scalar slope, or a per-channel one whose
     values are all equal) is LeakyRelu with ``alpha`` = the slope: a :class:`Pointwise`
-    table, exact by construction in int8. Per-channel slopes that differ have no mapping."""
+    table, exact by construction in int8. Per-channel slopes (one value per channel, of an
+    ``(N, C, H, W)`` or ``(N, C, L)`` float input) are a :class:`PRelu` node: an identity
+    depthwise pass with a two-slope POST on the accelerator."""
     node.attrs()
     x = imp.activation(node, 0)
     dims = imp.dims_of(node, 0)
@@ -1430,20 +1433,33 @@ def _prelu(imp: _Importer, node: _Node) -> None:
     slope = imp.consts[node.inputs[1]]
     if slope.dtype.kind != "f":
         raise node.error(f"slope has dtype {slope.dtype}; expected float")
+    shown = ", ".join(map(str, dims))
     if not _broadcasts_to(slope.shape, (1, *dims)):
         raise node.unmapped(
-            f"slope of shape {slope.shape} does not broadcast to the input (N, "
-            f"{', '.join(map(str, dims))}) without growing it"
+            f"slope of shape {slope.shape} does not broadcast to the input (N, {shown}) "
+            "without growing it"
         )
     values = np.unique(slope)
-    if values.size != 1:
+    if values.size == 1:
+        with _named(node):
+            op = Pointwise("leakyrelu", {"alpha": float(values[0])})
+        name = imp.add(node, lambda: op, [x])
+        imp.define(node.outputs[0], name, dims)
+        return
+    per_channel = _channel_constant(slope, dims[0], len(dims) + 1)
+    if per_channel is None or len(dims) not in (2, 3):
         raise node.unmapped(
-            f"{values.size} different slopes; only one slope for every element maps (as a "
-            "LeakyRelu table)"
+            f"slope of shape {slope.shape} on an (N, {shown}) input: only one slope per "
+            "channel of an (N, C, H, W) or (N, C, L) tensor maps"
         )
+    if imp.quantized_model:
+        raise node.unmapped(
+            "per-channel slopes in a quantised model (its output scale need not leave both "
+            "rescales below 1)"
+        )
+    name = imp.add(node, lambda: PRelu(dims[0]), [x])
     with _named(node):
-        op = Pointwise("leakyrelu", {"alpha": float(values[0])})
-    name = imp.add(node, lambda: op, [x])
+        imp.net.set_weights(name, per_channel)
     imp.define(node.outputs[0], name, dims)
 
 
