@@ -144,3 +144,11 @@ def test_prelu_without_a_mapping_runs_on_the_host(case):
     assert host_ops(net) == ["PRelu"]
     with pytest.raises(ValueError, match=message):
         load(build(), host=False)
+
+
+def test_a_network_with_a_prelu_node_round_trips_through_to_dict():
+    net = check(PER_CHANNEL["after conv"]())
+    data = net.to_dict()
+    assert data["nodes"][-1]["op"] == "PRelu" and data["nodes"][-1]["attrs"] == {"channels": 4}
+    rebuilt = graph.Network.from_dict(data)
+    assert [rebuilt.op(n) for n in rebuilt.order()] == [net.op(n) for n in net.order()]
