@@ -48,6 +48,18 @@ def _float_node(network: Network, name: str, xs: list[NDArray]) -> NDArray:
             groups=op.groups,
         )
         return _activate(out, op.activation)
+    if isinstance(op, graph.ConvTranspose2d):
+        out = golden.conv_transpose2d(
+            x,
+            weights["weight"],
+            weights.get("bias"),
+            stride=op.stride,
+            padding=op.padding,
+            output_padding=op.output_padding,
+            dilation=op.dilation,
+            groups=op.groups,
+        )
+        return _activate(out, op.activation)
     if isinstance(op, graph.Linear):
         out = golden.linear(x.reshape(len(x), -1), weights["weight"], weights.get("bias"))
         return _activate(out, op.activation)
@@ -100,6 +112,7 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
     layer = qnet.layers.get(name)
     expected = {
         graph.Conv2d: ConvQuant,
+        graph.ConvTranspose2d: ConvQuant,
         graph.Linear: ConvQuant,
         graph.AvgPool2d: PoolQuant,
         graph.GlobalAvgPool: PoolQuant,
@@ -118,7 +131,7 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
             f"{t_ins} to equal the output's {t_out}"
         )
     x = xs[0]
-    if isinstance(op, graph.Conv2d | graph.Linear):
+    if isinstance(op, graph.Conv2d | graph.ConvTranspose2d | graph.Linear):
         common = {
             "x_zero_point": t_ins[0].zero_point,
             "multiplier": layer.multiplier,
@@ -127,6 +140,18 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         }
         if isinstance(op, graph.Linear):
             out = numerics.qlinear(x.reshape(len(x), -1), layer.weight, layer.bias, **common)
+        elif isinstance(op, graph.ConvTranspose2d):
+            out = numerics.qconv_transpose2d(
+                x,
+                layer.weight,
+                layer.bias,
+                stride=op.stride,
+                padding=op.padding,
+                output_padding=op.output_padding,
+                dilation=op.dilation,
+                groups=op.groups,
+                **common,
+            )
         else:
             out = numerics.qconv2d(
                 x,
@@ -275,9 +300,9 @@ def run_network(
     W)`` images, ``(N, F)`` vectors.
 
     **Float** (an :class:`accel.graph.Network`): float64, with the functions of
-    :mod:`accel.golden` (``conv2d``, ``linear``, ``max_pool2d``, ``avg_pool2d``,
-    ``global_avg_pool2d``, ``add``, ``relu``/``relu6``, ``pointwise``, concatenation,
-    flatten in C, H, W order). Weights that are missing are
+    :mod:`accel.golden` (``conv2d``, ``conv_transpose2d``, ``linear``, ``max_pool2d``,
+    ``avg_pool2d``, ``global_avg_pool2d``, ``add``, ``relu``/``relu6``, ``pointwise``,
+    concatenation, flatten in C, H, W order). Weights that are missing are
     :func:`accel.synthetic.random_weights` of ``seed``.
 
     **int8** (an :class:`accel.quantized.QuantizedNetwork`, ``seed`` unused): the contract the
@@ -291,6 +316,10 @@ def run_network(
       zero point folded into the bias), clamped to ``[act_min, act_max]`` of the
       :class:`~accel.quantized.ConvQuant`: ``clamp(RDBPOT(SRDHM(acc, M[k]), shift[k]) + zp_out,
       act_min, act_max)``.
+    * ConvTranspose2d: ``numerics.qconv_transpose2d(x, weight, bias, x_zero_point=zp_in,
+      multiplier, shift, out_zero_point=zp_out, stride, padding, output_padding, dilation,
+      groups)``: ``acc = conv_transpose2d(x - zp_in, weight) + bias`` exactly (weight in
+      ``(C, K/groups, R, S)`` layout), then requantised and clamped as a Conv2d.
     * Linear: the same as a 1x1 conv (``numerics.qlinear``) on the input flattened in C, H, W
       order.
     * MaxPool2d: :func:`~accel.golden.max_pool2d` of the int8 values (padding never wins).

@@ -40,6 +40,7 @@ __all__ = [
     "AvgPool2d",
     "Concat",
     "Conv2d",
+    "ConvTranspose2d",
     "Flatten",
     "GlobalAvgPool",
     "HostOp",
@@ -233,6 +234,7 @@ _FIELD_RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "stride": _pair,
     "dilation": _pair,
     "padding": _padding,
+    "output_padding": lambda owner, field, value: _ints(owner, field, value, 2, 0),
     "bias": _bool,
     "ceil_mode": _bool,
     "count_include_pad": _bool,
@@ -384,6 +386,119 @@ class Conv2d(Op):
     @property
     def bias_shape(self) -> Shape | None:
         return (self.out_channels,) if self.bias else None
+
+
+@dataclass(frozen=True)
+class ConvTranspose2d(Op):
+    """Transposed 2-D convolution ``(C, H, W) -> (K, Ho, Wo)`` (PyTorch ``ConvTranspose2d``).
+
+    ``Ho = (H - 1)*stride_h - top - bottom + dilation_h*(R - 1) + output_padding_h + 1``,
+    likewise ``Wo``: ``padding`` ``(top, bottom, left, right)`` removes rows and columns from
+    the full output, ``output_padding`` adds them at the bottom and right (each smaller than
+    ``max(stride, dilation)`` on its axis, PyTorch's rule). Weights are in PyTorch/ONNX
+    layout, input channels first: ``(in_channels, out_channels // groups, R, S)``; bias
+    ``(out_channels,)``. :meth:`output_channel_major` gives them per output channel.
+    """
+
+    in_channels: int
+    out_channels: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    output_padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    bias: bool = True
+    activation: str | None = None
+
+    def _check(self) -> None:
+        for field in ("in_channels", "out_channels"):
+            if getattr(self, field) % self.groups:
+                raise ValueError(
+                    f"ConvTranspose2d.groups={self.groups} does not divide "
+                    f"{field}={getattr(self, field)}"
+                )
+        for op_pad, s, d in zip(self.output_padding, self.stride, self.dilation, strict=True):
+            if op_pad >= max(s, d):
+                raise ValueError(
+                    f"ConvTranspose2d.output_padding={self.output_padding} must be smaller "
+                    f"than max(stride, dilation) per axis (stride={self.stride}, "
+                    f"dilation={self.dilation})"
+                )
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        c, h, w = _chw(shape)
+        if c != self.in_channels:
+            raise ValueError(
+                f"in_channels={self.in_channels} does not match the {c} channels "
+                f"of input shape {shape}"
+            )
+        pads = (self.padding[:2], self.padding[2:])
+        out = []
+        for size, k, s, (begin, end), d, extra in zip(
+            (h, w), self.kernel, self.stride, pads, self.dilation, self.output_padding, strict=True
+        ):
+            out.append((size - 1) * s - begin - end + d * (k - 1) + extra + 1)
+        if min(out) < 1:
+            raise ValueError(
+                f"output size {tuple(out)} < 1 for input shape {shape} with kernel={self.kernel}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"output_padding={self.output_padding}"
+            )
+        return (self.out_channels, out[0], out[1])
+
+    def input_hw(self, out_shape: Shape) -> tuple[int, int]:
+        """The input ``(H, W)`` that gives an output of ``out_shape`` (infer_shape inverted)."""
+        pads = (self.padding[:2], self.padding[2:])
+        return tuple(  # type: ignore[return-value]
+            (size + begin + end - d * (k - 1) - extra - 1) // s + 1
+            for size, k, s, (begin, end), d, extra in zip(
+                out_shape[1:],
+                self.kernel,
+                self.stride,
+                pads,
+                self.dilation,
+                self.output_padding,
+                strict=True,
+            )
+        )
+
+    def macs(self, out_shape: Shape) -> int:
+        """The products that land in the output: inserted zeros and cropped positions are
+        not counted (what the phase decomposition of the compiler computes)."""
+        taps = []
+        pads = (self.padding[0], self.padding[2])
+        for size, out, k, s, begin, d in zip(
+            self.input_hw(out_shape), out_shape[1:], self.kernel, self.stride, pads, self.dilation,
+            strict=True,
+        ):  # fmt: skip
+            pos = np.arange(size)[:, None] * s - begin + np.arange(k)[None, :] * d
+            taps.append(int(((pos >= 0) & (pos < out)).sum()))
+        return self.out_channels * (self.in_channels // self.groups) * taps[0] * taps[1]
+
+    @property
+    def weight_shape(self) -> Shape:
+        return (self.in_channels, self.out_channels // self.groups, *self.kernel)
+
+    @property
+    def bias_shape(self) -> Shape | None:
+        return (self.out_channels,) if self.bias else None
+
+    def output_channel_major(self, weight: np.ndarray) -> np.ndarray:
+        """``weight`` ``(C, K/groups, R, S)`` as ``(K, C/groups, R, S)``: element ``[g*Kg + k,
+        c, r, s]`` is ``weight[g*Cg + c, k, r, s]`` (no flip)."""
+        g, kg = self.groups, self.out_channels // self.groups
+        cg = self.in_channels // g
+        r, s = self.kernel
+        return weight.reshape(g, cg, kg, r, s).transpose(0, 2, 1, 3, 4).reshape(g * kg, cg, r, s)
+
+    def input_channel_major(self, weight: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`output_channel_major`."""
+        g, kg = self.groups, self.out_channels // self.groups
+        cg = self.in_channels // g
+        r, s = self.kernel
+        return weight.reshape(g, kg, cg, r, s).transpose(0, 2, 1, 3, 4).reshape(g * cg, kg, r, s)
 
 
 @dataclass(frozen=True)
@@ -611,6 +726,7 @@ OPS: dict[str, type[Op]] = {
     for cls in (
         Input,
         Conv2d,
+        ConvTranspose2d,
         Linear,
         MaxPool2d,
         AvgPool2d,
@@ -976,10 +1092,11 @@ def fuse_activations(network: Network) -> Network:
     """Return a new network with standalone activations folded into their producers.
 
     An :class:`Activation` node is folded when its producer (after earlier folds) is a
-    :class:`Conv2d`, :class:`Linear` or :class:`Add` whose output it is the only consumer
-    of, and the activation node has no metadata. The producer keeps its name, weights and
-    metadata; its ``activation`` becomes the composition of the two (``relu`` then
-    ``relu6`` or the reverse is ``relu6``; a repeated one is itself), so chains fold too.
+    :class:`Conv2d`, :class:`ConvTranspose2d`, :class:`Linear` or :class:`Add` whose output
+    it is the only consumer of, and the activation node has no metadata. The producer keeps
+    its name, weights and metadata; its ``activation`` becomes the composition of the two
+    (``relu`` then ``relu6`` or the reverse is ``relu6``; a repeated one is itself), so
+    chains fold too.
     Consumers of the folded node read the producer instead. Everything else is copied
     unchanged; ``network`` is not modified.
     """
@@ -992,7 +1109,9 @@ def fuse_activations(network: Network) -> Network:
         (src,) = network.inputs(name)
         target = alias.get(src, src)
         producer = network.op(target)
-        if isinstance(producer, (Conv2d, Linear, Add)) and network.consumers(src) == [name]:
+        if isinstance(producer, (Conv2d, ConvTranspose2d, Linear, Add)) and network.consumers(
+            src
+        ) == [name]:
             activation[target] = _compose(activation.get(target, producer.activation), op.kind)
             alias[name] = target
 

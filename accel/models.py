@@ -45,8 +45,8 @@ the ONNX frontend maps them. torchvision's layer shapes and MACs, with these cho
   Reshape/Transpose/Reshape); a concat of a host tensor runs on the host too.
 - ``unet``: Ronneberger's U-Net with padded 3x3 convs (sizes are kept), widths 32, 64, 128,
   256, bottom 512, 2 output classes, at 128x128 natively; the 2x2 stride-2 up-convolutions
-  are host ``ConvTranspose`` ops whose (fixed random, from the node name) weights the host op
-  carries; :func:`accel.host.macs` counts their MACs, ``Network.total_macs`` does not.
+  are :class:`~accel.graph.ConvTranspose2d` layers on the accelerator (four phases of a 1x1
+  convolution each): the whole network is one program.
 
 ``lenet5`` is the classic LeNet-5 on a 1x32x32 input with ReLU in place of its squashing
 functions and average-pool subsampling. ``tinynet`` and ``tinyconv`` are small synthetic
@@ -59,7 +59,6 @@ vanish is rejected with an error naming the model, the size and the layer.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Sequence
 from functools import partial
 from numbers import Integral
@@ -73,6 +72,7 @@ from accel.graph import (
     AvgPool2d,
     Concat,
     Conv2d,
+    ConvTranspose2d,
     Flatten,
     GlobalAvgPool,
     Input,
@@ -476,9 +476,8 @@ def _channels(b: _Builder, name: str, src: str, indices: np.ndarray) -> str:
 
 
 def _unet(b: _Builder) -> None:
-    """U-Net (Ronneberger et al.) with padded 3x3 convs, widths 32..512, 2 output classes:
-    the 2x2 stride-2 up-convolutions are host ConvTransposes (their weights fixed random
-    numbers drawn from the node's name: the zoo has no weights, a host op carries its own)."""
+    """U-Net (Ronneberger et al.) with padded 3x3 convs, widths 32..512, 2 output classes;
+    the 2x2 stride-2 up-convolutions are ConvTranspose2d layers."""
     skips = []
     for level, width in enumerate((32, 64, 128, 256)):
         b.conv(f"down{level}.conv1", width, 3, 1, 1)
@@ -487,14 +486,7 @@ def _unet(b: _Builder) -> None:
     b.conv("bottom.conv1", 512, 3, 1, 1)
     b.conv("bottom.conv2", 512, 3, 1, 1)
     for level, width in reversed(list(enumerate((32, 64, 128, 256)))):
-        channels, h, w = b.net.shape(b.x)
-        rng = np.random.default_rng(zlib.crc32(f"up{level}.upconv".encode()))
-        weight = rng.normal(0, (2 / (channels * 4)) ** 0.5, (channels, width, 2, 2))
-        constants = {"w": weight.astype(np.float32), "b": np.zeros(width, np.float32)}
-        up = b.host(
-            f"up{level}.upconv", "ConvTranspose", None, constants, (width, 2 * h, 2 * w),
-            kernel_shape=[2, 2], strides=[2, 2],
-        )  # fmt: skip
+        up = b.add(f"up{level}.upconv", ConvTranspose2d(b.channels(), width, 2, 2))
         b.add(f"up{level}.concat", Concat(), [skips[level], up])
         b.conv(f"up{level}.conv1", width, 3, 1, 1)
         b.conv(f"up{level}.conv2", width, 3, 1, 1)

@@ -43,6 +43,7 @@ __all__ = [
     "qadd",
     "qavg_pool2d",
     "qconv2d",
+    "qconv_transpose2d",
     "qlinear",
     "qprelu",
     "quantize_multiplier",
@@ -499,6 +500,73 @@ def qconv2d(
         dilation=dilation,
         groups=groups,
         pad_value=x_zero_point,
+    )
+    if acc.size and (acc.min() < INT32_MIN or acc.max() > INT32_MAX):
+        bad = int(acc.min()) if acc.min() < INT32_MIN else int(acc.max())
+        raise ValueError(f"accumulator value {bad} overflows int32")
+    return requantize(acc, multiplier, shift, out_zero_point, act_min, act_max, axis=1)
+
+
+def qconv_transpose2d(
+    x_q: NDArray[np.int8],
+    w_q: NDArray[np.int8],
+    bias_q: NDArray[np.int32] | None = None,
+    *,
+    x_zero_point: int,
+    multiplier: ArrayLike,
+    shift: ArrayLike,
+    out_zero_point: int,
+    activation: str | None = None,
+    out_scale: float | None = None,
+    stride: golden.PairLike = 1,
+    padding: int | Sequence[int] = 0,
+    output_padding: golden.PairLike = 0,
+    dilation: golden.PairLike = 1,
+    groups: int = 1,
+) -> NDArray[np.int8]:
+    """Quantised transposed 2-D convolution, NCHW, int8 out.
+
+    ``acc = conv_transpose2d(x_q - x_zero_point, w_q) + bias_q`` (exact, in integers; the
+    output positions no input reaches hold ``bias_q``), then ``requantize(acc, multiplier,
+    shift, out_zero_point, *activation_range(activation, out_zero_point, out_scale))`` per
+    output channel. The accelerator computes the same ``acc`` as one ordinary convolution
+    per output phase with the zero point folded into the bias
+    (:mod:`accel.compiler.lower_transpose`).
+
+    Parameters
+    ----------
+    x_q : ndarray of int8, shape (N, C, H, W)
+    w_q : ndarray of int8, shape (C, K / groups, R, S)
+        PyTorch/ONNX layout; symmetric (zero point 0), scaled per output channel.
+    bias_q : ndarray of int32, shape (K,), or None
+    x_zero_point, out_zero_point, multiplier, shift, activation, out_scale
+        As in :func:`qconv2d`.
+    stride, padding, output_padding, dilation, groups
+        As in :func:`accel.golden.conv_transpose2d`.
+
+    Raises
+    ------
+    TypeError
+        ``x_q``/``w_q`` not int8, ``bias_q`` not int32.
+    ValueError
+        Any error of :func:`accel.golden.conv_transpose2d` or :func:`requantize`, or an
+        accumulator outside int32.
+    """
+    x_q = _check_dtype(x_q, "x_q", np.int8)
+    w_q = _check_dtype(w_q, "w_q", np.int8)
+    if bias_q is not None:
+        bias_q = _check_dtype(bias_q, "bias_q", np.int32)
+    x_zero_point = _int_scalar(x_zero_point, "x_zero_point", INT8_MIN, INT8_MAX)
+    act_min, act_max = activation_range(activation, out_zero_point, out_scale)
+    acc = golden.conv_transpose2d(
+        x_q.astype(np.int64) - x_zero_point,
+        w_q,
+        bias_q,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
     )
     if acc.size and (acc.min() < INT32_MIN or acc.max() > INT32_MAX):
         bad = int(acc.min()) if acc.min() < INT32_MIN else int(acc.max())

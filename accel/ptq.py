@@ -26,7 +26,8 @@ The step between a frontend and the compiler: ``frontend -> Network -> graph.fus
    scale at least ``2 * max(s_i) * 2**-20 * (1 + 2**-20)``, and when it exceeds
    ``2 * max(s_i) * 2**11`` the largest input is widened to ``s_out * 2**-12``. A tensor that
    needs none of this keeps its calibrated range (none of the zoo models needs any).
-6. Conv2d/Linear, channel ``k`` (weights symmetric, per output channel):
+6. Conv2d/ConvTranspose2d/Linear, channel ``k`` (weights symmetric, per output channel; a
+   ConvTranspose2d's weights ``(C, K/groups, R, S)`` are grouped by output channel for this):
    ``s_w[k] = max|w_k| / 127``; an all-zero channel takes ``s_out / (2 s_in)`` (rescale
    exactly 0.5); **TFLite's bias rule** (``AdjustWeightsForBiasScale``): if
    ``|b_k| >= 0.5 * s_in * s_w[k] * (2**31 - 1)``, ``s_w[k] = 2 |b_k| / (s_in * (2**31 - 1))``
@@ -81,6 +82,7 @@ from accel.graph import (
     AvgPool2d,
     Concat,
     Conv2d,
+    ConvTranspose2d,
     Flatten,
     GlobalAvgPool,
     Linear,
@@ -189,14 +191,14 @@ def _fit_ranges(
     w_max = {
         name: float(np.abs(network.weights(name)["weight"]).max())
         for name in network.layers()
-        if isinstance(network.op(name), (Conv2d, Linear))
+        if isinstance(network.op(name), (Conv2d, ConvTranspose2d, Linear))
     }
     for _ in range(_ROUNDS):
         changed = False
         for name in network.layers():
             op = network.op(name)
             srcs = network.inputs(name)
-            if isinstance(op, (Conv2d, Linear)) and w_max[name] > 0:
+            if isinstance(op, (Conv2d, ConvTranspose2d, Linear)) and w_max[name] > 0:
                 changed |= widen(name, scale(srcs[0]) * w_max[name] / 127 * _MARGIN)
             elif isinstance(op, PRelu):
                 slope = float(np.abs(network.weights(name)["weight"]).max())
@@ -218,6 +220,8 @@ def _conv_quant(network: Network, name: str, t_in: TensorQuant, t_out: TensorQua
     op = network.op(name)
     weights = network.weights(name)
     w = np.asarray(weights["weight"], dtype=np.float64)
+    if isinstance(op, ConvTranspose2d):
+        w = op.output_channel_major(w)  # scales per output channel
     k = w.shape[0]
     b = np.asarray(weights.get("bias", np.zeros(k)), dtype=np.float64)
     s_in, s_out = t_in.scale, t_out.scale
@@ -234,6 +238,8 @@ def _conv_quant(network: Network, name: str, t_in: TensorQuant, t_out: TensorQua
     b_q = np.clip(np.rint(b / (s_in * w_scale)), -BIAS_LIMIT, BIAS_LIMIT)
     multiplier, shift = _multiplier(network, name, s_in * w_scale / s_out, "requantisation scale")
     act = numerics.activation_range(op.activation, t_out.zero_point, t_out.scale)
+    if isinstance(op, ConvTranspose2d):
+        w_q = np.ascontiguousarray(op.input_channel_major(w_q))
     return ConvQuant(w_q, b_q.astype(np.int32), multiplier, shift, *act, weight_scale=w_scale)
 
 
@@ -274,7 +280,7 @@ def quantize(
     for name in float_net.layers():
         op = float_net.op(name)
         t_ins = [tensors[src] for src in float_net.inputs(name)]
-        if isinstance(op, (Conv2d, Linear)):
+        if isinstance(op, (Conv2d, ConvTranspose2d, Linear)):
             layers[name] = _conv_quant(float_net, name, t_ins[0], tensors[name])
         elif isinstance(op, (AvgPool2d, GlobalAvgPool)):
             count = avg_pool_count(float_net, name)

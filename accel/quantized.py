@@ -6,9 +6,9 @@ one from a float network, and the ONNX frontend reads one from a QDQ/QOperator m
 tensor (the output of a node) has a :class:`TensorQuant` (per-tensor scale and zero point,
 int8). Layers carry the integer parameters of their arithmetic (``docs/numerics.md``):
 
-- Conv2d / Linear: :class:`ConvQuant` (int8 symmetric per-channel weights, int32 bias not yet
-  folded with the input zero point, per-channel requantisation multiplier and shift,
-  activation clamp bounds).
+- Conv2d / ConvTranspose2d / Linear: :class:`ConvQuant` (int8 symmetric per-channel
+  weights, int32 bias not yet folded with the input zero point, per-channel requantisation
+  multiplier and shift, activation clamp bounds).
 - AvgPool2d / GlobalAvgPool: :class:`PoolQuant` (``acc = sum(x - zp_in)`` over the window,
   divisor = kernel area (:func:`avg_pool_count`), then requantize with multiplier/shift, out
   zero point, clamp).
@@ -87,7 +87,9 @@ class TensorQuant:
 
 @dataclass(frozen=True, eq=False)
 class ConvQuant:
-    weight: np.ndarray  # int8, (K, C/groups, R, S) for conv, (out, in) for linear
+    # int8, (K, C/groups, R, S) for conv, (C, K/groups, R, S) for a transposed conv (the
+    # float layout), (out, in) for linear
+    weight: np.ndarray
     bias: np.ndarray  # int32, (K,), real bias / (in_scale * weight_scale[k])
     multiplier: np.ndarray  # int64 (K,), in [2^30, 2^31)
     shift: np.ndarray  # int64 (K,), right shift >= 0

@@ -136,6 +136,7 @@ def test_op_registry_names_every_op():
     assert set(OPS) == {
         "Input",
         "Conv2d",
+        "ConvTranspose2d",
         "Linear",
         "MaxPool2d",
         "AvgPool2d",

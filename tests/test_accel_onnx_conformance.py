@@ -83,8 +83,8 @@ OUTCOMES: dict[str, tuple[str, ...] | str] = {
     "test_Conv3d_no_bias": RANK5.format(op="Conv"),
     "test_Conv3d_stride": RANK5.format(op="Conv"),
     "test_Conv3d_stride_padding": RANK5.format(op="Conv"),
-    "test_ConvTranspose2d": ("ConvTranspose",),
-    "test_ConvTranspose2d_no_bias": ("ConvTranspose",),
+    "test_ConvTranspose2d": (),
+    "test_ConvTranspose2d_no_bias": (),
     "test_ELU": (),
     "test_Embedding": EMBEDDING,
     "test_Embedding_sparse": EMBEDDING,
@@ -160,7 +160,7 @@ def test_every_case_of_the_wheel_has_an_outcome():
         f"{sum(c in passing for c in family)} of {len(family)} pass"
     )
     assert all(c in passing for c in family)
-    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 42, 57)
+    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 44, 57)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -388,12 +388,11 @@ HOST_CASES = {
         "Clip", inputs=[("lo", -1.0, np.float32), ("hi", 1.0, np.float32)]
     ),
     "dilated MaxPool": lambda: host_case("MaxPool", kernel_shape=[2, 2], dilations=[2, 2]),
-    "ConvTranspose": lambda: host_case(
+    "ConvTranspose output_shape past the full output": lambda: host_case(
         "ConvTranspose",
         inputs=[("wt", np.linspace(-1, 1, 4 * 2 * 9).reshape(4, 2, 3, 3), np.float32)],
         strides=[2, 2],
-        pads=[1, 1, 1, 1],
-        output_padding=[1, 1],
+        output_shape=[14, 13],  # the full output is 13 x 13: a negative padding
     ),
     "Transpose HW": lambda: host_case("Transpose", perm=[0, 1, 3, 2]),
 }

@@ -79,6 +79,26 @@ class Ring:
 
 
 @dataclass(frozen=True)
+class Phase:
+    """Where a pass's output pixels go in its tensor: pixel ``(i, j)`` of the pass is pixel
+    ``(row + i*step[0], col + j*step[1])`` of the tensor. :data:`WHOLE` (every pixel in
+    place) for most layers; the phases of a transposed convolution each write every
+    ``step``-th pixel (:mod:`~accel.compiler.lower_transpose`)."""
+
+    row: int = 0
+    col: int = 0
+    step: tuple[int, int] = (1, 1)
+
+    def pixel(self, y: TensorLayout, p0, q0):
+        """The tensor pixel index (``h * width + w``) of pass pixel ``(p0, q0)``."""
+        return (self.row + p0 * self.step[0]) * y.width + self.col + q0 * self.step[1]
+
+
+#: Every output pixel in place.
+WHOLE = Phase()
+
+
+@dataclass(frozen=True)
 class Params:
     """One layer's parameter words (bias, multiplier, shift per output channel) in DRAM."""
 
@@ -297,9 +317,11 @@ class Emitter:
         out_tile: tuple[int, int, int, int],
         k0: int,
         lanes: int,
+        phase: Phase = WHOLE,
     ) -> None:
         """POST the tile's accumulators at ``acc_base`` into the output ring, then STORE
-        channels ``k0 .. k0 + lanes`` of output tile ``out_tile`` of ``y``."""
+        channels ``k0 .. k0 + lanes`` of output tile ``out_tile`` of ``y`` (tile
+        coordinates in ``phase``)."""
         p0, q0, th, tw = out_tile
         if self.pending_param_load is not None:
             load, lo, hi = self.pending_param_load
@@ -313,13 +335,15 @@ class Emitter:
             or steps[0] is not post
             or steps[1] is not y
             or steps[2] != (param_word is None)
+            or steps[5] != phase
         ):
             steps = self._post_store = (
                 post,
                 y,
                 param_word is None,
                 self.post_block(post, param_word is not None).rows.extend,
-                self.store_block(y).rows.extend,
+                self.store_block(y, phase).rows.extend,
+                phase,
             )
         index = self.log.index
         steps[3]((acc_base, th * tw, param_word or 0, out_base, index()))
@@ -327,7 +351,7 @@ class Emitter:
         steps[4](
             (
                 out_base,
-                y.addr + y.channel_offset + (p0 * y.width + q0) * y.pixel_stride + k0,
+                y.addr + y.channel_offset + phase.pixel(y, p0, q0) * y.pixel_stride + k0,
                 th,
                 tw,
                 lanes if lanes < run else run,
@@ -376,14 +400,18 @@ class Emitter:
         block.rows.append(self.log.index())
         self.table_slot = slot
 
-    def store_block(self, y: TensorLayout) -> Block:
-        """STOREs to ``y``: read output words, write its whole pixels (and wait for the last
-        readers of the dead tensors whose bytes it reuses)."""
-        block = self.blocks.get(("store", y.name))
+    def store_block(self, y: TensorLayout, phase: Phase = WHOLE) -> Block:
+        """STOREs to ``y`` (to the pixels of ``phase``): read output words, write its whole
+        pixels (and wait for the last readers of the dead tensors whose bytes it reuses)."""
+        key = ("store", y.name) if phase == WHOLE else ("store", y.name, phase)
+        block = self.blocks.get(key)
         if block is not None:
             return block
         plan = self.plan
-        template = Store(outer_stride=y.width * y.pixel_stride, inner_stride=y.pixel_stride)
+        template = Store(
+            outer_stride=phase.step[0] * y.width * y.pixel_stride,
+            inner_stride=phase.step[1] * y.pixel_stride,
+        )
         dead = plan.reuses[plan.root.get(y.name, y.name)]
 
         def accesses(c: dict[str, np.ndarray]) -> list[Access]:
@@ -402,7 +430,7 @@ class Emitter:
             return [("out", READ, out, out + th * tw), (space, WRITE, lo, hi), *dead_writes]
 
         names = ("out_base", "dram_addr", "outer_count", "inner_count", "run_bytes")
-        return self.block(("store", y.name), template, names, (), accesses)
+        return self.block(key, template, names, (), accesses)
 
     def post_and_store_columns(
         self,
@@ -420,15 +448,17 @@ class Emitter:
         k0,
         lanes: int,
         after: np.ndarray,
+        phase: Phase = WHOLE,
     ) -> None:
         """:meth:`post_and_store` for many units at once, as columns: per unit, its ``th *
         tw`` accumulator rows into its output words at ``out_base``, then those words to
         ``y``'s pixels from (``p0``, ``q0``), channels ``k0`` to ``k0 + lanes`` (fewer at the
-        last tile). Each POST comes after instruction ``after``, its STORE after the POST."""
+        last tile; coordinates in ``phase``). Each POST comes after instruction ``after``, its
+        STORE after the POST."""
         self.post_block(post, param).append_columns(acc_base, th * tw, param_base, out_base, after)
-        self.store_block(y).append_columns(
+        self.store_block(y, phase).append_columns(
             out_base,
-            y.addr + y.channel_offset + (p0 * y.width + q0) * y.pixel_stride + k0,
+            y.addr + y.channel_offset + phase.pixel(y, p0, q0) * y.pixel_stride + k0,
             th,
             tw,
             np.minimum(lanes, y.channels - k0),

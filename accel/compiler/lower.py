@@ -3,7 +3,8 @@
 ``lower_network(qnet, config, plan) -> Lowered``: every layer becomes a sequence of abstract
 instructions in one sequential *program order*, each recording the buffer word ranges and
 DRAM byte ranges it reads and writes. Convolutions (all kinds, and fully connected layers as
-convolutions) run on the systolic array (:mod:`~accel.compiler.lower_conv`); pooling and
+convolutions) run on the systolic array (:mod:`~accel.compiler.lower_conv`), transposed ones
+as one convolution per output phase (:mod:`~accel.compiler.lower_transpose`); pooling and
 residual adds run on the vector unit (:mod:`~accel.compiler.lower_vector`); a concat costs
 nothing (its inputs were stored into it) and a flatten is a view. A Pointwise activation is
 its table, applied by the POSTs of its producer (:func:`~accel.compiler.plan.fusions`) or,
@@ -22,6 +23,7 @@ from accel import numerics
 from accel.compiler.emit import Emitter
 from accel.compiler.errors import layer_error
 from accel.compiler.lower_conv import lower_conv
+from accel.compiler.lower_transpose import lower_conv_transpose
 from accel.compiler.lower_vector import lower_vector
 from accel.compiler.ops import OpLog
 from accel.compiler.plan import DramPlan, chw
@@ -57,7 +59,7 @@ def check_activations_fused(net: g.Network) -> None:
                 net,
                 node,
                 "a standalone activation must be fused into its producer "
-                "(Conv2d, Linear or Add): use accel.graph.fuse_activations",
+                "(Conv2d, ConvTranspose2d, Linear or Add): use accel.graph.fuse_activations",
             )
 
 
@@ -136,6 +138,9 @@ def lower_layer(em: Emitter, node: str) -> dict:
         negative = (pq.multiplier_neg, pq.shift_neg)
         x = layout(srcs[0])
         return lower_conv(em, node, x, y, identity.weight, Window(), c, identity, negative=negative)
+    if isinstance(op, g.ConvTranspose2d):
+        cq = layer_quant(em, node, ConvQuant)
+        return lower_conv_transpose(em, node, op, cq, layout(srcs[0]), y)
     if isinstance(op, g.Linear):
         cq = layer_quant(em, node, ConvQuant)
         src = srcs[0]

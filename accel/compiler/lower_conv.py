@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from accel import isa, numerics
-from accel.compiler.emit import VECTOR_MIN, Emitter, Params, input_window
+from accel.compiler.emit import VECTOR_MIN, WHOLE, Emitter, Params, Phase, input_window
 from accel.compiler.ops import READ, WRITE, Access, Block, runs, starts
 from accel.compiler.tiling import Tiling, Window
 from accel.isa import Buffer, Compute, ComputeMode, Load, Post, PostMode
@@ -295,6 +295,7 @@ class ConvPasses:
         params: Params,
         post: Post,
         y: TensorLayout,
+        phase: Phase = WHOLE,
     ) -> None:
         """Every output tile with all its k tiles, in numpy columns: the same instructions,
         in the same program order, as the loop of :func:`lower_conv` over ``load_inputs``,
@@ -490,7 +491,7 @@ class ConvPasses:
         em.post_and_store_columns(
             post, True, y, acc_base=acc_base, param_base=param_base, out_base=out_base,
             p0=p0[u_t], q0=q0[u_t], th=th[u_t], tw=tw[u_t], k0=u_kt * cols, lanes=cols,
-            after=after,
+            after=after, phase=phase,
         )  # fmt: skip
 
 
@@ -504,12 +505,16 @@ def lower_conv(
     groups: int,
     cq: ConvQuant,
     step: tuple[int, int] = (1, 1),
+    phase: Phase = WHOLE,
+    out_hw: tuple[int, int] | None = None,
     negative: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """Lower one convolution of ``x`` into ``y``; ``step`` > 1 loads only every step-th
-    input row/column (``window`` is then in the subsampled image). ``negative`` (a PRelu's
-    per-channel negative-side multiplier and shift) makes its POSTs two-slope ones, the pair
-    packed into each lane's shift parameter (:func:`accel.numerics.pack_prelu_shift`)."""
+    input row/column (``window`` is then in the subsampled image). A ``phase`` other than
+    :data:`~accel.compiler.emit.WHOLE` makes it a pass of ``out_hw`` output pixels stored at
+    the pixels of ``phase`` of ``y``. ``negative`` (a PRelu's per-channel negative-side
+    multiplier and shift) makes its POSTs two-slope ones, the pair packed into each lane's
+    shift parameter (:func:`accel.numerics.pack_prelu_shift`)."""
     rows, cols = em.rows, em.cols
     k, cg, r, s = weight.shape
     c = cg * groups
@@ -539,7 +544,8 @@ def lower_conv(
 
     passes = sum(hi - lo for lo, hi in ct_ranges) * r * s // n_kt
     streamed = 0 if weights.resident_base is not None else weights.kt_offsets[-1]
-    out_hw = (y.height, y.width)
+    if out_hw is None:
+        out_hw = (y.height, y.width)
     tiling = em.choose_tiling(node, out_hw, window, n_ct, n_kt, passes, streamed_words=streamed)
     if tiling.channel_chunk < n_ct and groups != 1:
         # Grouped: each k tile reads only its groups' channel tiles; load those per k tile.
@@ -562,10 +568,10 @@ def lower_conv(
         act_max=cq.act_max,
         prelu=int(negative is not None),
     )
-    out_tiles = tiling.output_tiles(y.height, y.width)
+    out_tiles = tiling.output_tiles(*out_hw)
     conv = ConvPasses(em, x, window, step, weights, tiling)
     if len(out_tiles) * n_kt >= VECTOR_MIN:
-        conv.lower_layer(out_tiles, layer_params, post, y)
+        conv.lower_layer(out_tiles, layer_params, post, y, phase)
         out_tiles_left = []
     else:
         out_tiles_left = out_tiles
@@ -577,7 +583,7 @@ def lower_conv(
                 lo, hi = ct_ranges[kt]
                 conv.compute(kt=kt, cts=range(lo, hi), inputs=inputs, acc_base=acc_base, first=True)
                 pw = em.param_word(layer_params, kt)
-                em.post_and_store(acc_base, pw, post, y, tile, kt * cols, cols)
+                em.post_and_store(acc_base, pw, post, y, tile, kt * cols, cols, phase)
         else:
             for kt in range(n_kt):
                 acc_base = em.next_acc_slot()
@@ -589,7 +595,7 @@ def lower_conv(
                         kt=kt, cts=chunk, inputs=inputs, acc_base=acc_base, first=chunk_lo == lo
                     )
                 pw = em.param_word(layer_params, kt)
-                em.post_and_store(acc_base, pw, post, y, tile, kt * cols, cols)
+                em.post_and_store(acc_base, pw, post, y, tile, kt * cols, cols, phase)
     return {
         "unit": "array",
         "tile": [tiling.tile_h, tiling.tile_w],

@@ -147,7 +147,15 @@ def plan_dram(
 
 
 #: Layers whose POST can apply a following Pointwise's table.
-POST_PRODUCERS = (g.Conv2d, g.Linear, g.Add, g.MaxPool2d, g.AvgPool2d, g.GlobalAvgPool)
+POST_PRODUCERS = (
+    g.Conv2d,
+    g.ConvTranspose2d,
+    g.Linear,
+    g.Add,
+    g.MaxPool2d,
+    g.AvgPool2d,
+    g.GlobalAvgPool,
+)
 
 
 def fusions(
@@ -321,6 +329,7 @@ def constant_bound(net: g.Network, config: AccelConfig, im2col: dict[str, Im2col
     for node in net.order():
         op = net.op(node)
         k = c = taps = 0
+        parts = 1  # weight blocks (each aligned), each with its parameters
         if isinstance(op, g.Conv2d):
             k, c, taps = op.out_channels, op.in_channels, op.kernel[0] * op.kernel[1]
             if node in im2col:
@@ -328,6 +337,11 @@ def constant_bound(net: g.Network, config: AccelConfig, im2col: dict[str, Im2col
         elif isinstance(op, g.PRelu):  # an identity depthwise 1x1 conv
             k = c = op.channels
             taps = 1
+        elif isinstance(op, g.ConvTranspose2d):
+            # One convolution per output phase; their sub-kernels share the R*S taps, and a
+            # phase no tap reaches has a 1x1 kernel.
+            parts = op.stride[0] * op.stride[1]
+            k, c, taps = op.out_channels, op.in_channels, op.kernel[0] * op.kernel[1] + parts
         elif isinstance(op, g.Linear):
             src = net.inputs(node)[0]
             if isinstance(net.op(src), g.Flatten):
@@ -344,6 +358,6 @@ def constant_bound(net: g.Network, config: AccelConfig, im2col: dict[str, Im2col
             continue
         n_kt, n_ct = ceil_div(k, cols), ceil_div(c, rows)
         weights = n_kt * n_ct * taps * rows * cols
-        total += ceil_div(weights, CONST_ALIGN) * CONST_ALIGN + CONST_ALIGN
-        total += ceil_div(n_kt * config.param_word_bytes, CONST_ALIGN) * CONST_ALIGN
+        total += ceil_div(weights, CONST_ALIGN) * CONST_ALIGN + parts * CONST_ALIGN
+        total += parts * ceil_div(n_kt * config.param_word_bytes, CONST_ALIGN) * CONST_ALIGN
     return total

@@ -8,12 +8,12 @@ than 11 is upgraded with ``onnx.version_converter``), then walks the graph once,
 * a node whose inputs are all constants (initializers, Constant nodes, values folded before
   it, the Shape of a tensor whose shape is static) is evaluated with ``onnx.reference`` and
   becomes a constant: Shape / Gather / Concat / ConstantOfShape / Cast ... chains disappear;
-* an op with a handler becomes accelerator ops (Conv2d, Linear, pools, Add, Pointwise
-  activations such as Sigmoid and GELU, ...), its attributes mapped exactly; 1-D
+* an op with a handler becomes accelerator ops (Conv2d, ConvTranspose2d, Linear, pools, Add,
+  Pointwise activations such as Sigmoid and GELU, ...), its attributes mapped exactly; 1-D
   ``(N, C, L)`` tensors run as 2-D with ``H = 1`` and ``(N, F)`` tensors as vectors;
 * an op without an accelerator mapping (no handler, or a form the handler does not map:
-  Softmax, a Mul that is not ``x * Sigmoid(x)``, a reflect Pad, ConvTranspose, dilated
-  MaxPool, a broadcasting Add, a Reshape that is not a flatten, ...) becomes an
+  Softmax, a Mul that is not ``x * Sigmoid(x)``, a reflect Pad, a quantised ConvTranspose,
+  dilated MaxPool, a broadcasting Add, a Reshape that is not a flatten, ...) becomes an
   :class:`accel.graph.HostOp` (:func:`accel.host.host_op`), run on the host with ONNX's
   reference implementation;
   ``load(..., host=False)`` rejects it instead, naming the node and the op.
@@ -79,6 +79,7 @@ from accel.graph import (
     AvgPool2d,
     Concat,
     Conv2d,
+    ConvTranspose2d,
     Flatten,
     GlobalAvgPool,
     HostOp,
@@ -1114,6 +1115,153 @@ def _conv(imp: _Importer, node: _Node) -> None:
             layer.bias_scale,
         )
     imp.define(output, name, dims)
+
+
+# ---------------------------------------------------------------------------------------
+# ConvTranspose
+
+
+def _conv_transpose_2d_attrs(node: _Node, attrs: dict[str, Any], image: _Image) -> dict[str, Any]:
+    """The attributes of a ConvTranspose as those of the 2-D op over the stored image:
+    :func:`_as_2d` for the window attributes, and likewise ``output_padding`` and
+    ``output_shape`` (``[v] -> [0 or 1, v]`` in 1-D, swapped for a transposed image)."""
+    result = _as_2d(node, attrs, image)
+    for key, fill in (("output_padding", 0), ("output_shape", 1)):
+        value = attrs.get(key)
+        if value is None:
+            continue
+        value = [int(v) for v in value]
+        if len(value) != image.spatial:
+            raise node.bad(key, value, f"expected {image.spatial} values for this input")
+        if image.spatial == 1:
+            value = [fill, value[0]]
+        elif image.transposed:
+            value = value[::-1]
+        result[key] = value
+    return result
+
+
+def _conv_transpose_pads(
+    node: _Node,
+    attrs: dict[str, Any],
+    in_hw: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    output_padding: tuple[int, int],
+) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` of a ConvTranspose from ``pads``, ``auto_pad`` or
+    ``output_shape`` (ONNX's formulas: the total padding is the full output minus the
+    requested one; ``SAME_UPPER`` puts the smaller half first, ``SAME_LOWER`` and an
+    ``output_shape`` without ``auto_pad`` the larger)."""
+    auto_pad, pads, shape = attrs["auto_pad"], attrs["pads"], attrs["output_shape"]
+    if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise node.bad("auto_pad", auto_pad, "expected NOTSET, VALID, SAME_UPPER or SAME_LOWER")
+    if shape is None and auto_pad in ("NOTSET", "VALID"):
+        if auto_pad == "VALID" or pads is None:
+            return (0, 0, 0, 0)
+        if len(pads) != 4 or min(pads) < 0:
+            raise node.bad("pads", pads, "expected 4 values >= 0 (2-D ops only)")
+        top, left, bottom, right = (int(v) for v in pads)
+        return (top, bottom, left, right)
+    if shape is None:
+        shape = [size * s for size, s in zip(in_hw, stride, strict=True)]
+    elif len(shape) != 2:
+        raise node.bad("output_shape", shape, "expected 2 values (2-D ops only)")
+    result: list[int] = []
+    for size, want, k, s, d, extra in zip(
+        in_hw, shape, kernel, stride, dilation, output_padding, strict=True
+    ):
+        total = s * (size - 1) + extra + (k - 1) * d + 1 - int(want)
+        if total < 0:
+            raise node.unmapped_attr(
+                "output_shape" if attrs["output_shape"] is not None else "auto_pad",
+                attrs["output_shape"] if attrs["output_shape"] is not None else auto_pad,
+                f"the output would be {-total} larger than the full transposed convolution "
+                "(negative padding)",
+            )
+        small, large = total // 2, total - total // 2
+        result += [small, large] if auto_pad == "SAME_UPPER" else [large, small]
+    return tuple(result)  # type: ignore[return-value]
+
+
+def _conv_transpose(imp: _Importer, node: _Node) -> None:
+    """A ConvTranspose2d of input 0; 1-D as 2-D over ``(C, 1, L)``. A quantised one (int8
+    weights) runs on the host."""
+    attrs = node.attrs(
+        auto_pad="NOTSET",
+        dilations=None,
+        group=1,
+        kernel_shape=None,
+        output_padding=None,
+        output_shape=None,
+        pads=None,
+        strides=None,
+    )
+    image = _image_shape(imp, node)
+    x = imp.activation(node, 0)
+    weight, w_q = imp.weight(node, 1, "weight W")
+    bias, b_q = imp.weight(node, 2, "bias B") if node.has_input(2) else (None, None)
+    if w_q is not None or b_q is not None:
+        raise node.unmapped("a quantised ConvTranspose is not mapped to the accelerator")
+    spatial = image.spatial
+    if weight.ndim != spatial + 2:
+        layout = "(N, C, H, W)" if spatial == 2 else "(N, C, L)"
+        raise node.error(
+            f"weight has shape {weight.shape}; a {spatial}-D transposed convolution of an "
+            f"{layout} input needs a {spatial + 2}-D weight"
+        )
+    if attrs["kernel_shape"] is not None and list(attrs["kernel_shape"]) != list(weight.shape[2:]):
+        raise node.bad("kernel_shape", attrs["kernel_shape"], f"weight shape is {weight.shape}")
+    group = int(attrs["group"])
+    if group < 1 or image.c % group or weight.shape[0] != image.c:
+        raise node.error(
+            f"weight shape {weight.shape} and group={group} do not fit the {image.c} input "
+            "channels (ConvTranspose weights are (C, K / group, ...))"
+        )
+    k = weight.shape[1] * group
+    attrs = _conv_transpose_2d_attrs(node, attrs, image)
+    if image.transposed:
+        weight = weight.transpose(0, 1, 3, 2)
+    weight = np.ascontiguousarray(weight.reshape(image.c, weight.shape[1], -1, weight.shape[-1]))
+    kernel = weight.shape[2:]
+    stride = _pair_attr(node, "strides", attrs["strides"], 1, 1)
+    dilation = _pair_attr(node, "dilations", attrs["dilations"], 1, 1)
+    output_padding = _pair_attr(node, "output_padding", attrs["output_padding"], 0, 0)
+    for extra, s, d in zip(output_padding, stride, dilation, strict=True):
+        if extra >= max(s, d):
+            raise node.unmapped_attr(
+                "output_padding",
+                attrs["output_padding"],
+                f"must be smaller than max(stride, dilation) = {max(s, d)} on each axis",
+            )
+    padding = _conv_transpose_pads(
+        node, attrs, (image.h, image.w), kernel, stride, dilation, output_padding
+    )
+    if bias is not None and bias.shape != (k,):
+        raise node.error(f"bias has shape {bias.shape}; expected ({k},)")
+    name = imp.add(
+        node,
+        lambda: ConvTranspose2d(
+            image.c,
+            k,
+            kernel,
+            stride,
+            padding,
+            output_padding,
+            dilation,
+            group,
+            bias=bias is not None,
+        ),
+        [x],
+    )
+    if attrs["output_shape"] is not None:
+        got = imp.net.shape(name)[1:]
+        if list(got) != list(attrs["output_shape"]):
+            raise AssertionError(f"output shape {got} != {attrs['output_shape']}")
+    with _named(node):
+        imp.net.set_weights(name, weight, bias)
+    imp.define(node.outputs[0], name, _out_dims(imp, name, image))
 
 
 def _stored_weight(imp: _Importer, name: str, weight: np.ndarray) -> np.ndarray:
@@ -2171,6 +2319,7 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "Concat": _concat,
     "Constant": _constant,
     "Conv": _conv,
+    "ConvTranspose": _conv_transpose,
     "DequantizeLinear": _dequantize_linear,
     "Div": _div,
     "Dropout": _dropout,
