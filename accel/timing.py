@@ -43,6 +43,10 @@ the last row, so every row carries its own instruction fields and parameters::
     next_start >= start + count
     done = start + count + POST_LATENCY
 
+A PRelu POST (``prelu``) has the timing of any REQUANT POST: the choice between the lane's
+two multipliers is a 2:1 select behind the bias add in the post-processor's stage 1, and both
+come from the one parameter word the row reads anyway (``docs/isa.md``).
+
 The activation table (``lut``) costs no cycle: the clamped value of the last stage is the
 read address of the table buffer's synchronous port (one copy per lane), whose data is ready
 in the cycle the stage's register would be, so a POST with a table has the timing of one

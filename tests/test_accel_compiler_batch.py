@@ -12,7 +12,7 @@ from accel import batch, cache, config, deploy, executor, synthetic
 from accel.compiler import compile
 from accel.isa import Buffer, Engine
 from accel.program import Program
-from tests.layers import zoo_qnet
+from tests.layers import prelu_qnet, zoo_qnet
 
 
 def batch_inputs(qnet, images: int, seed: int = 0):
@@ -181,3 +181,15 @@ def test_only_pixel_by_pixel_layers_run_the_images_as_pixels():
         assert mode[name] != "images as pixels", name
     for name in ("layer4.1.add", "avgpool", "fc"):
         assert mode[name] == "images as pixels", name
+
+
+def test_a_prelu_pass_runs_every_image_of_a_batch_bit_exact():
+    """PRelu (an identity depthwise pass with two-slope POSTs) over a batch of 3."""
+    qnet = prelu_qnet(3, 20, (5, 4), after_conv=True)
+    program = compile(qnet, config.preset("tiny"), keep_tensors=True, batch=3)
+    feeds, stacked = batch_inputs(qnet, 3)
+    result = sim.run(program, program.make_image(stacked))
+    for i, feed in enumerate(feeds):
+        golden = executor.trace_network(qnet, feed)
+        for name, value in result.outputs.items():
+            np.testing.assert_array_equal(value[i].reshape(golden[name].shape), golden[name])

@@ -32,7 +32,14 @@ from accel.compiler.tiling import Window
 from accel.config import AccelConfig
 from accel.isa import ComputeMode, Post, PostMode
 from accel.program import LayerInfo
-from accel.quantized import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork, TableQuant
+from accel.quantized import (
+    AddQuant,
+    ConvQuant,
+    PoolQuant,
+    PReluQuant,
+    QuantizedNetwork,
+    TableQuant,
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,7 @@ def lower_layer(em: Emitter, node: str) -> dict:
         views = [plan.pixels]
     else:
         views = [functools.partial(plan.layout, image=i) for i in range(plan.images)]
-    if isinstance(op, g.Conv2d | g.ConvTranspose2d | g.Linear):
+    if isinstance(op, g.Conv2d | g.ConvTranspose2d | g.Linear | g.PRelu):
         mapping = lower_array_layer(em, node, views)
     else:
         for view in views:
@@ -139,9 +146,9 @@ def lower_layer(em: Emitter, node: str) -> dict:
 
 
 def lower_array_layer(em: Emitter, node: str, views: list) -> dict:
-    """A convolution, transposed convolution or fully connected layer, every image of
-    ``views`` (functions from a tensor name to its layout, one per image or one for the
-    batch as pixels)."""
+    """A convolution, transposed convolution, fully connected layer or PRelu (an identity
+    depthwise pass), every image of ``views`` (functions from a tensor name to its layout,
+    one per image or one for the batch as pixels)."""
     net = em.net
     op = net.op(node)
     srcs = net.inputs(node)
@@ -164,6 +171,18 @@ def lower_array_layer(em: Emitter, node: str, views: list) -> dict:
             mapping["input"] = f"subsampled by {op.stride[0]}x{op.stride[1]} on load"
             return mapping
         return lower_conv(em, node, xs, ys, cq.weight, window, op.groups, cq)
+    if isinstance(op, g.PRelu):
+        # An identity depthwise 1x1 pass (weight PRELU_GAIN; the folded bias makes acc =
+        # PRELU_GAIN * (x - zp_in)) whose POSTs take the negative side for negative values.
+        pq = layer_quant(em, node, PReluQuant)
+        c = op.channels
+        gain = np.full((c, 1, 1, 1), numerics.PRELU_GAIN, np.int8)
+        identity = ConvQuant(gain, np.zeros(c, np.int32), pq.multiplier, pq.shift)
+        negative = (pq.multiplier_neg, pq.shift_neg)
+        xs = [view(srcs[0]) for view in views]
+        return lower_conv(
+            em, node, xs, ys, identity.weight, Window(), c, identity, negative=negative
+        )
     cq = layer_quant(em, node, ConvQuant)
     if isinstance(op, g.ConvTranspose2d):
         return lower_conv_transpose(em, node, op, cq, [view(srcs[0]) for view in views], ys)

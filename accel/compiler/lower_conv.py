@@ -549,12 +549,15 @@ def lower_conv(
     step: tuple[int, int] = (1, 1),
     phase: Phase = WHOLE,
     out_hw: tuple[int, int] | None = None,
+    negative: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """Lower one convolution of ``xs[i]`` into ``ys[i]`` for every image ``i`` of a batch
     (one pair: one image, or a batch as pixels); ``step`` > 1 loads only every step-th
     input row/column (``window`` is then in the subsampled image). A ``phase`` other than
     :data:`~accel.compiler.emit.WHOLE` makes it a pass of ``out_hw`` output pixels stored at
-    the pixels of ``phase`` of each ``ys[i]``.
+    the pixels of ``phase`` of each ``ys[i]``. ``negative`` (a PRelu's per-channel
+    negative-side multiplier and shift) makes its POSTs two-slope ones, the pair packed into
+    each lane's shift parameter (:func:`accel.numerics.pack_prelu_shift`).
 
     The weights and parameters are placed once. Resident weights load once for the whole
     batch, the images following one another inside the layer. Streamed weights: where the
@@ -587,7 +590,7 @@ def lower_conv(
     params[:, 1] = 2**30  # lanes past K: any valid multiplier, never stored
     params[:k, 0] = bias
     params[:k, 1] = cq.multiplier
-    params[:k, 2] = cq.shift
+    params[:k, 2] = cq.shift if negative is None else numerics.pack_prelu_shift(cq.shift, *negative)
     layer_params = em.load_params(params.reshape(n_kt, cols, 3))
 
     passes = sum(hi - lo for lo, hi in ct_ranges) * r * s // n_kt
@@ -614,6 +617,7 @@ def lower_conv(
         out_zero_point=y.zero_point,
         act_min=cq.act_min,
         act_max=cq.act_max,
+        prelu=int(negative is not None),
     )
     out_tiles = tiling.output_tiles(*out_hw)
     shared = None

@@ -366,6 +366,9 @@ def constant_bound(net: g.Network, config: AccelConfig, im2col: dict[str, Im2col
             k, c, taps = op.out_channels, op.in_channels, op.kernel[0] * op.kernel[1]
             if node in im2col:
                 c, taps = c * taps, 1
+        elif isinstance(op, g.PRelu):  # an identity depthwise 1x1 conv
+            k = c = op.channels
+            taps = 1
         elif isinstance(op, g.ConvTranspose2d):
             # One convolution per output phase; their sub-kernels share the R*S taps, and a
             # phase no tap reaches has a 1x1 kernel.
