@@ -41,6 +41,11 @@ later::
     next_start >= start + sum over runs of store_run_beats
     done = next_start + latency
 
+The block rule is what an AXI4 memory costs over the idealised port it replaced (beats that
+started at any byte); aligned runs cost what they did. Measured on ResNet-18 at 224x224,
+``edge`` preset (``accel simulate resnet18 --preset edge``): 7,414,614 cycles before,
+7,415,573 after (+959, +0.013%).
+
 POST. One accumulator row per cycle into a pipeline of :data:`POST_LATENCY` stages (the
 accumulator read, then six arithmetic stages: the bias add; the requantising multiply's four
 18x18 partial products; their sum in two stages; the rounding shift; the zero point and the
