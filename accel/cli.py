@@ -987,8 +987,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     :class:`hdl.axi_top.AxiLiteAccelerator` (``--control axi-lite``) or
     :class:`hdl.axi_top.AxiAccelerator` (``--control axi``: AXI4-Lite and an AXI4 master for
     the DRAM traffic), its manifest (JSON), a text report and a FuseSoC core; for ``axi-lite``
-    and ``axi`` the register map as Markdown and C header too; with ``--synth`` Yosys's cell counts, with ``--pnr`` nextpnr's measured Fmax,
-    in the manifest and the report."""
+    and ``axi`` the register map as Markdown and C header too; with ``--synth`` Yosys's cell
+    counts, with ``--pnr`` nextpnr's measured Fmax, in the manifest and the report."""
     import importlib.util
     import subprocess
 

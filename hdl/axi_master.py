@@ -207,7 +207,7 @@ class AxiMaster(wiring.Component):
         ``config.dram.latency`` (>= 1).
     depth : int, optional
         Read requests accepted and not yet sent to the LOAD engine, and AR, AW and B entries
-        that may wait (default ``latency + 256``, as :class:`hdl.dram.Dram`).
+        that may wait (default ``latency + 2048``, as :class:`hdl.dram.Dram`).
 
     Ports
     -----
@@ -237,7 +237,7 @@ class AxiMaster(wiring.Component):
                 "handshake (latency >= 1)"
             )
         self._depth = check_count(
-            config.dram.latency + 256 if depth is None else depth, "AXI queue depth", 1
+            config.dram.latency + 2048 if depth is None else depth, "AXI queue depth", 1
         )
         super().__init__(
             {

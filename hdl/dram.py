@@ -31,7 +31,7 @@ A request waits in a delay line of ``latency`` stages, then in a FIFO until the 
 generator reaches it. At most ``depth`` requests may be accepted and not yet started (in the
 delay line or the FIFO); beyond that ``ar.ready`` falls, which delays the requester and
 breaks :mod:`accel.timing`'s LOAD formulas (they assume an unbounded queue). ``depth``
-defaults to ``latency + 256``; :attr:`Dram.outstanding` says how many are waiting, and the
+defaults to ``latency + 2048``; :attr:`Dram.outstanding` says how many are waiting, and the
 LOAD engine's ``stalled`` flag records that it ever had to wait.
 
 Write channel. A beat (:func:`write_beat_layout`: ``addr``, ``data``, per-byte ``en``,
@@ -116,8 +116,8 @@ class Dram(wiring.Component):
         Initial bytes from address 0 (the DRAM image); the rest are zero.
     depth : int, optional
         Read requests that may wait (accepted, first beat not yet sent); default
-        ``latency + 256`` (ResNet-18 and MobileNetV2 at 224x224 on the ``edge`` preset, latency
-        64, need 240 and 284).
+        ``latency + 2048`` (ResNet-18 and MobileNetV2 at 224x224 on the ``edge`` preset, latency
+        64, need 1,092 and 284).
 
     Ports
     -----
@@ -159,7 +159,7 @@ class Dram(wiring.Component):
         if size < 1:
             raise ValueError(f"DRAM size must be >= 1 byte, not {size}")
         if depth is None:
-            depth = config.dram.latency + 256
+            depth = config.dram.latency + 2048
         if isinstance(depth, bool) or not isinstance(depth, int):
             raise TypeError(f"DRAM request queue depth must be an int, not {depth!r}")
         if depth < 1:

@@ -5,9 +5,11 @@ The case directory ``$ACCEL_BENCH_DIR`` holds ``case.npz`` (written by the pytes
 ``image`` (the DRAM image), ``imem`` (the instruction words as 64-byte rows), ``streams``
 (base and count per engine, in :class:`accel.isa.Engine` order), ``offsets`` (the CSR offsets
 of the ``<E>_BASE``/``<E>_COUNT`` registers, ``IRQ_ENABLE``, ``CTRL``, ``STATUS``,
-``IRQ_STATUS``, ``CYCLE_LO``, ``CYCLE_HI``), ``pause`` (the probability that an AXI channel of
-the memory pauses in a cycle) and ``max_cycles``. The bench puts the image into
-cocotbext-axi's ``AxiRam`` on ``m_axi``, serves the four synchronous instruction ports from
+``IRQ_STATUS``, ``CYCLE_LO``, ``CYCLE_HI``), ``memory`` (``axiram``: cocotbext-axi's
+``AxiRam``; ``contract``: tests/axi_slave.py's ``AxiSlave``, a memory of the config's
+``latency``), ``latency``, ``pause`` (the probability that an AXI channel of the memory
+pauses in a cycle), ``seed`` and ``max_cycles``. The bench puts the image into that memory on
+``m_axi``, serves the four synchronous instruction ports from
 ``imem``, programs the registers with cocotbext-axi's ``AxiLiteMaster`` on ``s_axil``, writes
 ``CTRL.START``, waits for ``irq``, reads ``STATUS`` and the cycle counter, clears the
 interrupt, and writes ``result.npz``: ``dram`` (the memory afterwards), ``cycles``,
@@ -22,8 +24,9 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
+from axi_slave import AxiSlave  # tests/ is on PYTHONPATH
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 ENGINES = ("load", "compute", "post", "store")
@@ -53,6 +56,40 @@ async def serve_instructions(dut, imem: np.ndarray) -> None:
             data.value = word
 
 
+class _Handles:
+    """``ctx.get``/``ctx.set`` over cocotb handles, for :class:`AxiSlave`."""
+
+    @staticmethod
+    def get(handle) -> int:
+        return int(handle.value)
+
+    @staticmethod
+    def set(handle, value) -> None:
+        handle.value = int(value)
+
+
+AXI_MEMBERS = [
+    *(f"{c}{s}" for c in ("aw", "ar") for s in ("valid", "ready", "addr", "len", "size", "burst")),
+    *("wvalid", "wready", "wdata", "wstrb", "wlast", "bvalid", "bready", "bresp"),
+    *("rvalid", "rready", "rdata", "rresp", "rlast"),
+]
+
+
+async def contract_memory(dut, slave: AxiSlave) -> None:
+    """Step ``slave`` once per cycle: outputs in the clock's low phase, handshakes sampled
+    before the rising edge (the master's outputs do not depend on the slave's)."""
+    ctx = _Handles()
+    for name in ("arready", "awready", "wready", "rvalid", "bvalid"):
+        ctx.set(getattr(slave.port, name), 0)
+    cycle = 0
+    while True:
+        await FallingEdge(dut.clk)
+        slave.drive(ctx, cycle)
+        await Timer(1, unit="ns")
+        slave.sample(ctx, cycle)
+        cycle += 1
+
+
 def pauses(rng: random.Random, probability: float):
     while True:
         yield rng.random() < probability
@@ -67,18 +104,33 @@ async def run_program(dut):
     pause = float(case["pause"])
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=int(image.size))
-    ram.write(0, image.tobytes())
-    if pause:
-        rng = random.Random(int(case["seed"]))
-        for channel in (
-            ram.write_if.aw_channel,
-            ram.write_if.w_channel,
-            ram.write_if.b_channel,
-            ram.read_if.ar_channel,
-            ram.read_if.r_channel,
-        ):
-            channel.set_pause_generator(pauses(rng, pause))
+    if str(case["memory"]) == "axiram":
+        ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=int(image.size))
+        ram.write(0, image.tobytes())
+        if pause:
+            rng = random.Random(int(case["seed"]))
+            for channel in (
+                ram.write_if.aw_channel,
+                ram.write_if.w_channel,
+                ram.write_if.b_channel,
+                ram.read_if.ar_channel,
+                ram.read_if.r_channel,
+            ):
+                channel.set_pause_generator(pauses(rng, pause))
+
+        def memory() -> np.ndarray:
+            return np.frombuffer(ram.read(0, int(image.size)), dtype=np.uint8)
+
+    else:
+        port = type("Port", (), {n: getattr(dut, f"m_axi_{n}") for n in AXI_MEMBERS})
+        size = len(dut.m_axi_wstrb.value)
+        rng = np.random.default_rng(int(case["seed"]))
+        slave = AxiSlave(port, image, int(case["latency"]), size, rng, pause)
+        cocotb.start_soon(contract_memory(dut, slave))
+
+        def memory() -> np.ndarray:
+            return slave.mem
+
     axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
 
     dut.rst.value = 1
@@ -108,7 +160,7 @@ async def run_program(dut):
     assert not int(dut.irq.value), "irq still high after IRQ_STATUS was cleared"
     np.savez(
         case_dir / "result.npz",
-        dram=np.frombuffer(ram.read(0, int(image.size)), dtype=np.uint8),
+        dram=memory(),
         cycles=hi << 32 | lo,
         status=status,
         irq_status=irq_status,

@@ -370,6 +370,8 @@ def _component_entry(component: wiring.Component) -> dict[str, Any]:
 
     cls = type(component)
     entry: dict[str, Any] = {"class": f"{cls.__module__}.{cls.__qualname__}"}
+    if isinstance(component, AxiAccelerator):
+        component = component.inner  # the AXI4 master has no parameters of its own
     core = component.core if isinstance(component, AxiLiteAccelerator) else component
     if isinstance(core, Accelerator):
         entry["parameters"] = {
@@ -385,10 +387,10 @@ def _component_entry(component: wiring.Component) -> dict[str, Any]:
 
 
 def _registers_entry(component: wiring.Component) -> list[dict[str, Any]] | None:
-    from hdl.axi_top import AxiLiteAccelerator
+    from hdl.axi_top import AxiAccelerator, AxiLiteAccelerator
     from hdl.csr import REGISTERS
 
-    if not isinstance(component, AxiLiteAccelerator):
+    if not isinstance(component, (AxiLiteAccelerator, AxiAccelerator)):
         return None
     return [
         {
