@@ -5,8 +5,9 @@ AMBA names without the channel separator (``awvalid``, ``awlen``, ``wstrb``, ``r
 a member ``m_axi`` becomes the Verilog ports ``m_axi_awvalid`` ... ``m_axi_rlast``, which
 cocotbext-axi's ``AxiBus.from_prefix(dut, "m_axi")`` and Vivado's interface inference take
 as they are. The data bus is ``8 * config.dram.bandwidth`` bits wide (a power of two from 8
-to 1024), addresses are 32 bits; IDs, ``*lock``, ``*cache``, ``*prot``, ``*qos`` are left out
-(their defaults: ID 0, normal non-cacheable non-secure data accesses).
+to 1024), addresses are 32 bits, IDs 1 bit (``awid`` = ``arid`` = 0; ``bid`` and ``rid`` are
+not looked at: one ID, so responses come in order); ``*lock``, ``*cache``, ``*prot``,
+``*qos`` are left out (their defaults: normal non-cacheable non-secure data accesses).
 
 :class:`AxiMaster` presents :class:`hdl.dram.Dram`'s ports to the DMA engines (``ar``, ``r``,
 ``w``, ``b``; same payloads, same timing) and turns them into AXI4 transactions (AMBA AXI4,
@@ -62,6 +63,8 @@ __all__ = ["ADDR_WIDTH", "AxiMaster", "Signature", "data_bytes"]
 
 #: AXI4 address width (the DMA's byte addresses).
 ADDR_WIDTH = ADDR_BITS
+#: AXI4 ID width: one ID, 0.
+ID_WIDTH = 1
 #: Beats a burst may have (AXI4 INCR) and the boundary it may not cross.
 MAX_BURST = 256
 BOUNDARY = 4096
@@ -88,7 +91,13 @@ class Signature(wiring.Signature):
     def __init__(self, data_bytes: int):
         self._data_bytes = check_count(data_bytes, "AXI4 data bytes", 1)
         width = 8 * data_bytes
-        address = {"addr": Out(ADDR_WIDTH), "len": Out(8), "size": Out(3), "burst": Out(2)}
+        address = {
+            "id": Out(ID_WIDTH),
+            "addr": Out(ADDR_WIDTH),
+            "len": Out(8),
+            "size": Out(3),
+            "burst": Out(2),
+        }
         super().__init__(
             {
                 "awvalid": Out(1),
@@ -99,12 +108,14 @@ class Signature(wiring.Signature):
                 "wdata": Out(width),
                 "wstrb": Out(data_bytes),
                 "wlast": Out(1),
+                "bid": In(ID_WIDTH),
                 "bvalid": In(1),
                 "bready": Out(1),
                 "bresp": In(2),
                 "arvalid": Out(1),
                 "arready": In(1),
                 **{f"ar{k}": v for k, v in address.items()},
+                "rid": In(ID_WIDTH),
                 "rvalid": In(1),
                 "rready": Out(1),
                 "rdata": In(width),

@@ -70,6 +70,7 @@ class _Handles:
 
 AXI_MEMBERS = [
     *(f"{c}{s}" for c in ("aw", "ar") for s in ("valid", "ready", "addr", "len", "size", "burst")),
+    *("awid", "arid", "bid", "rid"),
     *("wvalid", "wready", "wdata", "wstrb", "wlast", "bvalid", "bready", "bresp"),
     *("rvalid", "rready", "rdata", "rresp", "rlast"),
 ]

@@ -173,6 +173,8 @@ _TOP_PORTS: tuple[tuple[str, str, str], ...] = (
     ("s_axil_rdata", "axi-lite", "AXI4-Lite read data"),
     ("m_axi_(aw|ar)valid", "axi", "AXI4 master (DRAM traffic, hdl/axi_master.py): a burst"),
     ("m_axi_(aw|ar)ready", "axi", "AXI4: the slave takes the burst address"),
+    ("m_axi_(aw|ar)id", "axi", "AXI4 ID: always 0 (one ID, bursts and responses in order)"),
+    ("m_axi_(b|r)id", "axi", "AXI4 response ID (not looked at)"),
     ("m_axi_(aw|ar)addr", "axi", "AXI4 burst start: the bus block of the first byte"),
     ("m_axi_(aw|ar)len", "axi", "AXI4 beats - 1 (at most 255; no burst crosses 4 KiB)"),
     ("m_axi_(aw|ar)size", "axi", "AXI4 log2 of the data bus bytes (full-width beats)"),
