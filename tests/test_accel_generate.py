@@ -63,7 +63,7 @@ def test_writes_the_verilog_manifest_and_report(tiny):
         f"wrote {out / name}"
         for name in ("accel_top.v", "accel_top.json", "accel_top.txt", "accel_top.core")
     ]
-    assert lines[4].startswith("accel_top: tiny 4x4 (16 PEs), 60 ports, 14 memories (")
+    assert lines[4].startswith("accel_top: tiny 4x4 (16 PEs), 61 ports, 14 memories (")
     assert len(lines) == 5
     text = (out / "accel_top.v").read_text()
     assert text.startswith("// accel_top: hdl.top.Accelerator\n")
@@ -281,7 +281,7 @@ def test_config_file_8x8_and_a_module_name(tmp_path, capsys, monkeypatch):
     assert main(["generate", "--config", str(path), "-o", str(out), "--name", "acc8"]) == 0
     stdout, stderr = capsys.readouterr()
     assert "Verilator is not installed, so the Verilog is not linted" in stderr
-    assert stdout.splitlines()[-1].startswith("acc8: tiny8 8x8 (64 PEs), 60 ports, 18 memories")
+    assert stdout.splitlines()[-1].startswith("acc8: tiny8 8x8 (64 PEs), 61 ports, 18 memories")
     assert stdout.splitlines()[-1].endswith("; not linted")
     doc = json.loads((out / "acc8.json").read_text())
     assert doc["config"]["digest"] == cfg.digest and doc["module"] == "acc8"
@@ -402,7 +402,7 @@ def test_axi_lite_control_writes_the_register_map_and_a_core(tmp_path, capsys):
     names = ["acc.v", "acc.json", "acc.txt", "acc.core", "acc_regs.md", "acc_regs.h"]
     lines = capsys.readouterr().out.splitlines()
     assert lines[:6] == [f"wrote {out / name}" for name in names]
-    assert lines[6].startswith("acc: tiny 4x4 (16 PEs), 58 ports, 14 memories")
+    assert lines[6].startswith("acc: tiny 4x4 (16 PEs), 59 ports, 14 memories")
     assert (out / "acc.v").read_text().startswith("// acc: hdl.axi_top.AxiLiteAccelerator\n")
     assert (out / "acc_regs.h").read_text() == package.registers_header("acc")
     assert (out / "acc_regs.md").read_text() == package.registers_markdown("acc")
@@ -440,3 +440,31 @@ def test_axi_lite_control_writes_the_register_map_and_a_core(tmp_path, capsys):
     assert main([*args, "-q"]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(names[:4])
     assert json.loads((out / "acc.json").read_text())["registers"] is None
+
+
+def test_axi_control_puts_the_dram_traffic_on_an_axi4_master(tmp_path, capsys):
+    """``--control axi``: the AXI4-Lite top with ``m_axi`` in place of the DRAM ports, every
+    port described in the manifest, the register files written; a bandwidth an AXI4 bus
+    cannot have is one error line."""
+    out = tmp_path / "rtl"
+    args = ["generate", "--preset", "tiny", "-o", str(out), "--no-lint", "--name", "acc"]
+    assert main([*args, "--control", "axi", "-q"]) == 0
+    assert (out / "acc.v").read_text().startswith("// acc: hdl.axi_top.AxiAccelerator\n")
+    assert (out / "acc_regs.h").exists() and (out / "acc_regs.md").exists()
+    doc = json.loads((out / "acc.json").read_text())
+    assert doc["component"]["class"] == "hdl.axi_top.AxiAccelerator"
+    by_name = {p["name"]: p for p in doc["ports"]}
+    assert not any(name.startswith(("ar_", "r_", "w_")) or name == "b" for name in by_name)
+    assert by_name["m_axi_wdata"]["width"] == 32 and by_name["m_axi_wstrb"]["width"] == 4
+    assert by_name["m_axi_arlen"]["group"] == "axi" and by_name["irq"]["group"] == "interrupt"
+    assert all(p["meaning"] for p in doc["ports"] if p["name"] not in ("clk", "rst"))
+    assert len(doc["registers"]) > 0
+    capsys.readouterr()
+
+    from accel.config import preset
+
+    path = tmp_path / "bw3.toml"
+    preset("tiny").replace(dram={"bandwidth": 3}).save(path)
+    bad = ["generate", "--config", str(path), "-o", str(tmp_path / "x")]
+    assert main([*bad, "--no-lint", "--control", "axi"]) == 2
+    assert "not a power of two" in capsys.readouterr().err
