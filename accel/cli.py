@@ -1038,6 +1038,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from hdl.top import Accelerator
 
     axi_lite = args.control in ("axi-lite", "axi")  # the registers and their files
+    if args.control == "axi":
+        from hdl.axi_master import check_axi
+
+        try:
+            check_axi(cfg)
+        except ValueError as error:
+            raise CliError(f"--control axi: {error}") from None
     every = {suffix: f"{name}.{suffix}" for suffix in ("v", "json", "txt", "core")}
     every |= {suffix: f"{name}_{suffix}" for suffix in ("regs.md", "regs.h")}
     files = {k: v for k, v in every.items() if axi_lite or not k.startswith("regs")}
@@ -1048,10 +1055,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         progress.stage(f"elaborating {cfg.name} ({cfg.array.rows}x{cfg.array.cols}) into Verilog")
         began = time.monotonic()
         tops = {"ports": Accelerator, "axi-lite": AxiLiteAccelerator, "axi": AxiAccelerator}
-        try:
-            top = tops[args.control](cfg)
-        except ValueError as error:
-            raise CliError(f"--control {args.control}: {error}") from None
+        top = tops[args.control](cfg)
         text = generate.verilog(top, name)
         generated = time.monotonic() - began
         out.write_bytes(files["v"], text.encode())

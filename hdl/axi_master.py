@@ -59,7 +59,7 @@ from hdl.dram import (
     write_beat_layout,
 )
 
-__all__ = ["ADDR_WIDTH", "AxiMaster", "Signature", "data_bytes"]
+__all__ = ["ADDR_WIDTH", "AxiMaster", "Signature", "check_axi", "data_bytes"]
 
 #: AXI4 address width (the DMA's byte addresses).
 ADDR_WIDTH = ADDR_BITS
@@ -82,6 +82,19 @@ def data_bytes(config: AccelConfig) -> int:
     if bandwidth > 128:
         raise ValueError(f"dram.bandwidth = {bandwidth} exceeds the widest AXI4 bus, 128 bytes")
     return bandwidth
+
+
+def check_axi(config: AccelConfig) -> int:
+    """The AXI data bus bytes of ``config`` (:func:`data_bytes`), after checking that
+    ``dram.latency`` >= 1; ``ValueError`` naming the setting otherwise. Call it before
+    building a top, so that a refused config leaves no half-built design behind."""
+    size = data_bytes(config)
+    if config.dram.latency < 1:
+        raise ValueError(
+            "dram.latency = 0 cannot be met over AXI4: a response follows its request's "
+            "handshake (latency >= 1)"
+        )
+    return size
 
 
 class Signature(wiring.Signature):
@@ -241,12 +254,7 @@ class AxiMaster(wiring.Component):
 
     def __init__(self, config: AccelConfig, *, depth: int | None = None):
         self._config = check_config(config)
-        self._bytes = data_bytes(config)
-        if config.dram.latency < 1:
-            raise ValueError(
-                "dram.latency = 0 cannot be met over AXI4: a response follows its request's "
-                "handshake (latency >= 1)"
-            )
+        self._bytes = check_axi(config)
         self._depth = check_count(
             config.dram.latency + 2048 if depth is None else depth, "AXI queue depth", 1
         )

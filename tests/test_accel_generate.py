@@ -106,7 +106,7 @@ def test_manifest_records_the_config_tool_and_verilog(tiny, doc):
 
 def test_manifest_ports(tiny, doc, top):
     by_name = {p["name"]: p for p in doc["ports"]}
-    assert len(doc["ports"]) == len(by_name) == 60
+    assert len(doc["ports"]) == len(by_name) == 61
     # Every port of the Verilog module, clk and rst first, then the signature's order.
     declared = verilog_ports((tiny[0] / "accel_top.v").read_text(), "accel_top")
     assert set(by_name) == set(declared)
@@ -135,9 +135,10 @@ def test_manifest_ports(tiny, doc, top):
     assert shape("trace_compute_done_index") == ("out", 32)
     assert shape("ar_payload") == ("out", read_request_layout().size) == ("out", 64)
     assert shape("r_payload") == ("in", read_beat_layout(TINY).size) == ("in", 37)
-    assert shape("w_payload") == ("out", write_beat_layout(TINY).size) == ("out", 69)
+    assert shape("w_payload") == ("out", write_beat_layout(TINY).size) == ("out", 86)
     assert shape("b") == ("in", 1)
-    assert "r_ready" not in by_name and "w_ready" not in by_name  # always ready
+    assert "r_ready" not in by_name  # always ready
+    assert shape("w_ready") == ("in", 1)  # the STORE engine waits for an AXI4 W channel
     assert by_name["ar_ready"]["direction"] == "in"
     assert by_name["r_payload"]["fields"] == [
         {"name": "data", "offset": 0, "width": 32, "shape": "4 x unsigned(8)"},
@@ -222,8 +223,8 @@ def test_report(tiny, doc):
         "array     4x4 ws, 16 PEs, 49.6 MHz (measured)",
         "accumulator buffer     4 x 256 x 32 bits, 4.0 KiB",
         "parameter buffer       21 x 384 bits, 1008 B (of 1024 B configured)",
-        "DRAM      4 B/beat, latency 8: ar_payload 64 bits, r_payload 37 bits, w_payload 69 bits",
-        "ports     60 (19 in, 41 out)",
+        "DRAM      4 B/beat, latency 8: ar_payload 64 bits, r_payload 37 bits, w_payload 86 bits",
+        "ports     61 (20 in, 41 out)",
         f"lines, sha256 {doc['verilog']['sha256'][:16]}",
         f"POST_LATENCY {timing.POST_LATENCY}",
     ):
@@ -288,7 +289,7 @@ def test_config_file_8x8_and_a_module_name(tmp_path, capsys, monkeypatch):
     assert doc["lint"] is None
     by_name = {p["name"]: p for p in doc["ports"]}
     assert by_name["r_payload"]["width"] == read_beat_layout(cfg).size == 64 + 4 + 2
-    assert by_name["w_payload"]["width"] == write_beat_layout(cfg).size == 32 + 64 + 8 + 1
+    assert by_name["w_payload"]["width"] == write_beat_layout(cfg).size == 32 + 64 + 8 + 1 + 17
     mems = {m["path"]: m for m in doc["memories"]}
     assert mems["input_buffer.memory"]["width"] == 64
     assert mems["compute.accumulator.bank_7"]["depth"] == cfg.buffers.acc_bytes // 32
