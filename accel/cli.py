@@ -1011,10 +1011,11 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Verilog of :class:`hdl.top.Accelerator` (``--control ports``) or
-    :class:`hdl.axi_top.AxiLiteAccelerator` (``--control axi-lite``), its manifest (JSON), a
-    text report and a FuseSoC core; for ``axi-lite`` the register map as Markdown and C
-    header too; with ``--synth`` Yosys's cell counts, with ``--pnr`` nextpnr's measured Fmax,
-    in the manifest and the report."""
+    :class:`hdl.axi_top.AxiLiteAccelerator` (``--control axi-lite``) or
+    :class:`hdl.axi_top.AxiAccelerator` (``--control axi``: AXI4-Lite and an AXI4 master for
+    the DRAM traffic), its manifest (JSON), a text report and a FuseSoC core; for ``axi-lite``
+    and ``axi`` the register map as Markdown and C header too; with ``--synth`` Yosys's cell
+    counts, with ``--pnr`` nextpnr's measured Fmax, in the manifest and the report."""
     import importlib.util
     import subprocess
 
@@ -1058,12 +1059,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
             )
 
     from accel.files import OutputDir
-    from hdl.axi_top import AxiLiteAccelerator
+    from hdl.axi_top import AxiAccelerator, AxiLiteAccelerator
     from hdl.flow import package
     from hdl.flow.manifest import manifest, report_text
     from hdl.top import Accelerator
 
-    axi_lite = args.control == "axi-lite"
+    axi_lite = args.control in ("axi-lite", "axi")  # the registers and their files
+    if args.control == "axi":
+        from hdl.axi_master import check_axi
+
+        try:
+            check_axi(cfg)
+        except ValueError as error:
+            raise CliError(f"--control axi: {error}") from None
     every = {suffix: f"{name}.{suffix}" for suffix in ("v", "json", "txt", "core")}
     every |= {suffix: f"{name}_{suffix}" for suffix in ("regs.md", "regs.h")}
     files = {k: v for k, v in every.items() if axi_lite or not k.startswith("regs")}
@@ -1073,7 +1081,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     ):
         progress.stage(f"elaborating {cfg.name} ({cfg.array.rows}x{cfg.array.cols}) into Verilog")
         began = time.monotonic()
-        top = AxiLiteAccelerator(cfg) if axi_lite else Accelerator(cfg)
+        tops = {"ports": Accelerator, "axi-lite": AxiLiteAccelerator, "axi": AxiAccelerator}
+        top = tops[args.control](cfg)
         text = generate.verilog(top, name)
         generated = time.monotonic() - began
         out.write_bytes(files["v"], text.encode())
@@ -1118,7 +1127,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
             except synth.SynthesisError as error:
                 raise CliError(str(error)) from None
         progress.stage("writing the manifest, the report and the FuseSoC core")
-        control = "an AXI4-Lite control port" if axi_lite else "raw control ports"
+        control = {
+            "ports": "raw control ports",
+            "axi-lite": "an AXI4-Lite control port",
+            "axi": "an AXI4-Lite control port and an AXI4 master for the DRAM traffic",
+        }[args.control]
         companions = {
             files["core"]: package.fusesoc_core(
                 name,
@@ -1424,14 +1437,16 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="DIR",
         help="write NAME.v, NAME.json (manifest), NAME.txt (report) and NAME.core (FuseSoC) "
-        "here; with --control axi-lite also NAME_regs.md and NAME_regs.h (register map)",
+        "here; with --control axi-lite or axi also NAME_regs.md and NAME_regs.h (register map)",
     )
     p.add_argument(
         "--control",
-        choices=("ports", "axi-lite"),
+        choices=("ports", "axi-lite", "axi"),
         default="ports",
-        help="program control: the raw ports of hdl.top.Accelerator (default), or an AXI4-Lite "
-        "slave with registers and an irq (hdl.axi_top.AxiLiteAccelerator; docs/integration.md)",
+        help="program control: the raw ports of hdl.top.Accelerator (default), an AXI4-Lite "
+        "slave with registers and an irq (hdl.axi_top.AxiLiteAccelerator), or that plus an "
+        "AXI4 master m_axi for the DRAM traffic (hdl.axi_top.AxiAccelerator; needs a "
+        "power-of-two dram.bandwidth <= 128 and dram.latency >= 1; docs/integration.md)",
     )
     p.add_argument(
         "--name", default="accel_top", help="Verilog module name and file stem (default: accel_top)"
