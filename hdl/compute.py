@@ -249,6 +249,7 @@ class ComputeEngine(wiring.Component):
         # pass to the feeder from the cycle its row 0 is read.
         connect(m, flipped(self.weight_rd), loader.weight_rd)
         connect(m, loader.w, array.w)
+        m.d.comb += loader.next_w_base.eq(registered.w_base)
         connect(m, loader.weights, feeder.weights)
 
         # Words: window generator -> feeder (input buffer read) -> array or vector unit.
