@@ -182,6 +182,7 @@ class SystolicArray(wiring.Component):
                     pe.x_in.eq(left.x_out if left else x_edge[i]),
                     pe.sw_in.eq(left.sw_out if left else sw_edge[i]),
                     pe.psum_in.eq(pes[i - 1][c].psum_out if i else Const(0, d.acc_bits)),
+                    pe.prod_in.eq(pes[i - 1][c].prod_out if i else 0),
                     pe.w_we.eq(w_valid[c] & (w_row[c] == i)),
                     pe.w_in.eq(w_data[c]),
                 ]
@@ -191,9 +192,12 @@ class SystolicArray(wiring.Component):
         valid = [self.i.valid]
         for k in range(1, rows + cols):
             valid.append(delayed(valid[-1], 1, f"valid_d{k}"))
+        # The bottom PE's product is not in its partial sum yet (hdl.pe): added here, on the
+        # way out (the sum wraps to acc_bits by the assignment).
         for c in range(cols):
+            bottom = pes[rows - 1][c]
             m.d.comb += [
-                self.o[c].payload.eq(pes[rows - 1][c].psum_out),
+                self.o[c].payload.eq(bottom.psum_out + bottom.prod_out),
                 self.o[c].valid.eq(valid[rows + c]),
             ]
         return m
