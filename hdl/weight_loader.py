@@ -1,14 +1,23 @@
 """The compute engine's weight loader: the weight buffer, one array row per cycle, pass after pass.
 
-For the front end's ARRAY instruction (:class:`hdl.front_end.FrontEnd`) it reads pass
-``j``'s rows at ``w_base + j*rows + i`` in cycles ``wl[j] + i`` (one running address: the
-passes of an instruction are contiguous in the weight buffer). A pass begins when the loader
-is idle and no pass it has loaded waits to be fed, i.e. when the previous pass has begun
-feeding: ``wl[j] = max(wl[j-1] + rows, f[j-1])``; the first one in the cycle its instruction
-is taken (``wl[0] = start``). The row reaches the array's shadow registers one cycle after
-its read (:data:`hdl.array.WEIGHT_READ_LATENCY`). So the loader runs at most one pass ahead
-of the feeder: ``f[j] >= wl[j] + 1`` and ``wl[j+1] >= f[j]``, the two bounds
-:mod:`hdl.array` needs of its shadow registers.
+For the front end's ARRAY instruction (:class:`hdl.front_end.FrontEnd`) pass ``j``'s rows,
+at ``w_base + j*rows + i``, are due in cycles ``wl[j] + i`` (one running address: the passes
+of an instruction are contiguous in the weight buffer). A pass begins when the loader is idle
+and no pass it has loaded waits to be fed, i.e. when the previous pass has begun feeding:
+``wl[j] = max(wl[j-1] + rows, f[j-1])``; the first one in the cycle its instruction is taken
+(``wl[0] = take``). A row reaches the array's shadow registers one cycle after it is due
+(:data:`hdl.array.WEIGHT_READ_LATENCY`). So the loader runs at most one pass ahead of the
+feeder: ``f[j] >= wl[j] + 1`` and ``wl[j+1] >= f[j]``, the two bounds :mod:`hdl.array` needs
+of its shadow registers.
+
+The weight buffer is read one cycle before a row is due, and its output is registered: no
+block RAM output drives the PEs' weight multiplexers and multipliers (the path that limited
+the clock, ``docs/synthesis.md``). The read port reads every cycle, from the state the loader
+will have in the next: the next row of the pass being loaded, else row 0 of the held
+instruction's next pass, else row 0 of the instruction in the compute engine's instruction
+register (``next_w_base``), which is the one the front end takes next and is there from
+``start + 1 <= take - 1`` (:data:`accel.timing.COMPUTE_DECODE` = 2). A read whose row turns
+out not to be due is not used. Pure retiming: the cycles of the contract are unchanged.
 
 The loader does not hold the instruction: it reads the front end's every cycle, and counts
 the pass (``ct``, ``r``, ``s``; ``s`` fastest) it loads next.
@@ -71,8 +80,10 @@ class WeightLoader(wiring.Component):
     i : In(LOAD_SIGNATURE)
         The front end's instruction (:data:`LOAD_SIGNATURE`).
     weight_rd : In(ReadPort.Signature(weight_addr_bits, ArrayLayout(signed(8), cols)))
-        The weight buffer's synchronous read port: row ``i`` of pass ``j`` is read in cycle
-        ``wl[j] + i``, at ``w_base + j*rows + i``.
+        The weight buffer's synchronous read port, enabled every cycle: row ``i`` of pass
+        ``j`` is read in cycle ``wl[j] + i - 1``, at ``w_base + j*rows + i``.
+    next_w_base : In(unsigned(20))
+        ``w_base`` of the instruction in the compute engine's instruction register.
     w : Out(stream.Signature(WeightWrite, always_ready=True))
         To :attr:`hdl.array.SystolicArray.w`: that row in cycle ``wl[j] + i + 1``.
     weights : Out(WEIGHTS_SIGNATURE)
