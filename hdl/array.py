@@ -17,14 +17,13 @@ cycle ``t + rows + c``. A 3x3 array fed x0, x1 from cycle f::
     o[0]                        out0  out1
     o[2]                                    out0  out1
 
-Weights. The contract's load of row ``i`` of pass ``j`` "in cycle ``wl[j] + i``" is the
-weight loader's *read* of that row from the weight buffer; the row is on ``w`` one cycle later
-(:data:`WEIGHT_READ_LATENCY`), in cycle ``wl[j] + i + 1``. It cannot be earlier: the first
-pass may feed in ``f[0] = start + 1`` with ``wl[0] = start``, and its weights may only be read
-from ``start`` on (the instruction holds its semaphores from then; the LOAD that wrote them
-is visible only from its ``done``). So row 0 is on ``w`` in ``start + 1`` = ``f[0]``, the
-very cycle the switch reaches PE (0, 0): the array accepts a row and the switch that uses it
-in the same cycle.
+Weights. The contract's load of row ``i`` of pass ``j`` "in cycle ``wl[j] + i``" is the cycle
+the row is due at the weight loader (which reads it from the weight buffer one cycle earlier
+and registers it, :mod:`hdl.weight_loader`); the row is on ``w`` one cycle later
+(:data:`WEIGHT_READ_LATENCY`), in cycle ``wl[j] + i + 1``. The first pass may feed in ``f[0]
+= take + 1`` with ``wl[0] = take``, so row 0 is on ``w`` in ``take + 1`` = ``f[0]``, the very
+cycle the switch reaches PE (0, 0): the array accepts a row and the switch that uses it in
+the same cycle.
 
 A row on ``w`` in cycle ``P`` reaches column ``c`` in cycle ``P + c``: row index, enable and
 weights travel along the row as the vectors do, so every column sees column 0's events ``c``
@@ -41,7 +40,7 @@ Both bounds are reached by the contract's schedules and tested, and so is each b
 by one cycle (wrong sums). 3x3 array, pass with ``wl = f - 1`` (tightest), ``c`` = column::
 
     cycle                 f-1   f     f+1   f+2   f+3   f+4
-    weight buffer read    r0    r1    r2
+    row due (wl + i)      r0    r1    r2
     w (row i)                   r0    r1    r2
     PE(0, c) gets row 0         c=0   c=1   c=2
     PE(0, c) switches           c=0   c=1   c=2
@@ -73,8 +72,8 @@ from hdl.pe import ProcessingElement
 
 __all__ = ["WEIGHT_READ_LATENCY", "SystolicArray", "array_input_layout", "weight_write_layout"]
 
-#: Cycles from the weight loader's weight-buffer read (the contract's ``wl[j] + i``) to the
-#: row on ``w`` (a synchronous SRAM read port).
+#: Cycles from the cycle a row is due at the weight loader (the contract's ``wl[j] + i``) to
+#: the row on ``w`` (the loader reads the buffer a cycle before and registers it).
 WEIGHT_READ_LATENCY = 1
 
 
@@ -182,6 +181,7 @@ class SystolicArray(wiring.Component):
                     pe.x_in.eq(left.x_out if left else x_edge[i]),
                     pe.sw_in.eq(left.sw_out if left else sw_edge[i]),
                     pe.psum_in.eq(pes[i - 1][c].psum_out if i else Const(0, d.acc_bits)),
+                    pe.prod_in.eq(pes[i - 1][c].prod_out if i else 0),
                     pe.w_we.eq(w_valid[c] & (w_row[c] == i)),
                     pe.w_in.eq(w_data[c]),
                 ]
@@ -191,9 +191,12 @@ class SystolicArray(wiring.Component):
         valid = [self.i.valid]
         for k in range(1, rows + cols):
             valid.append(delayed(valid[-1], 1, f"valid_d{k}"))
+        # The bottom PE's product is not in its partial sum yet (hdl.pe): added here, on the
+        # way out (the sum wraps to acc_bits by the assignment).
         for c in range(cols):
+            bottom = pes[rows - 1][c]
             m.d.comb += [
-                self.o[c].payload.eq(pes[rows - 1][c].psum_out),
+                self.o[c].payload.eq(bottom.psum_out + bottom.prod_out),
                 self.o[c].valid.eq(valid[rows + c]),
             ]
         return m

@@ -21,10 +21,10 @@ Front end (:class:`hdl.front_end.FrontEnd`)
     one it holds in that very cycle, an ARRAY instruction at ``max(wl[last] + rows,
     f[last])``, a vector instruction at ``f[last] + max(T, VECTOR_MIN_PASS) - 1``.
 Weight loader (:class:`hdl.weight_loader.WeightLoader`)
-    Reads the weight buffer one array row per cycle for the front end's instruction, pass
-    after pass: pass ``j``'s rows at ``w_base + j*rows + i`` in cycles ``wl[j] + i``, with
-    ``wl[0] = take`` and ``wl[j] = max(wl[j-1] + rows, f[j-1])``; each row reaches the
-    array's shadow registers one cycle later.
+    Loads one array row per cycle for the front end's instruction, pass after pass: pass
+    ``j``'s rows at ``w_base + j*rows + i`` are due in cycles ``wl[j] + i``, with ``wl[0] =
+    take`` and ``wl[j] = max(wl[j-1] + rows, f[j-1])``; each is read from the weight buffer
+    one cycle before (registered) and reaches the array's shadow registers one cycle after.
 Window generator (:class:`hdl.window.WindowGenerator`)
     Gets each instruction from the front end (in the cycle it is taken if it is idle, else
     at the previous instruction's last word) and offers one input-buffer address per word.
@@ -42,9 +42,9 @@ Array, vector unit, accumulator (:mod:`hdl.array`, :mod:`hdl.vector`, :mod:`hdl.
     array these travel in a delay line (here) tapped at ``rows + c`` for column ``c``.
 
 Timing (all :mod:`accel.timing`, ARRAY mode, for an instruction taken in ``take`` =
-``max(start + 1, front_free)``)::
+``max(start + COMPUTE_DECODE, front_free)``)::
 
-    wl[0] = take                            weight_rd reads row i of pass j in wl[j] + i
+    wl[0] = take                            weight_rd reads row i of pass j in wl[j] + i - 1
     f[j]  = first feed of pass j            input_rd reads its word in the cycle before
     column c of the word fed in t           exits the array in t + rows + c, RMW read there,
                                             written in t + rows + c + ACC_LATENCY
@@ -249,6 +249,7 @@ class ComputeEngine(wiring.Component):
         # pass to the feeder from the cycle its row 0 is read.
         connect(m, flipped(self.weight_rd), loader.weight_rd)
         connect(m, loader.w, array.w)
+        m.d.comb += loader.next_w_base.eq(registered.w_base)
         connect(m, loader.weights, feeder.weights)
 
         # Words: window generator -> feeder (input buffer read) -> array or vector unit.

@@ -181,12 +181,18 @@ class Controller(wiring.Component):
             finished.append(all_done)
 
         for s, sem in enumerate(sems):
-            # One producer and one consumer per semaphore (checked per instruction above).
-            change = sum(increments[s]) - sum(decrements[s])
+            # One producer and one consumer per semaphore (checked per instruction above:
+            # no other engine's grant or completion ever carries it). The grant arrives late
+            # in the cycle (an engine's `ready`), so it only selects among `sem + 1` and
+            # `sem - 1`, computed from the register.
+            producer, consumer = isa.SEMAPHORES[isa.Sem(s)]
+            up, down = increments[s][producer], decrements[s][consumer]
             with m.If(self.start):
                 m.d.sync += sem.eq(0)
-            with m.Else():
-                m.d.sync += sem.eq(sem + change)
+            with m.Elif(up & ~down):
+                m.d.sync += sem.eq(sem + 1)
+            with m.Elif(down & ~up):
+                m.d.sync += sem.eq(sem - 1)
         program_done = running
         for f in finished:
             program_done = program_done & f
@@ -208,8 +214,13 @@ class Controller(wiring.Component):
         completed = Signal(INDEX_BITS, name=f"{e}_completed")
         fire = Signal(name=f"{e}_fire")
         m.d.comb += fire.eq(issue.valid & issue.ready)
+        # The grant (`fire`, late in the cycle) only selects the next address.
+        here = Signal.like(imem.addr, name=f"{e}_addr_here")
+        after = Signal.like(imem.addr, name=f"{e}_addr_after")
         m.d.comb += [
-            imem.addr.eq(base + Mux(self.start, 0, index + fire)),
+            here.eq(base + index),
+            after.eq(base + index + 1),
+            imem.addr.eq(Mux(self.start, base, Mux(fire, after, here))),
             imem.en.eq(1),
         ]
         header = data.View(_HEADER, imem.data[: _HEADER.size])

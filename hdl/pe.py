@@ -2,9 +2,11 @@
 
 A PE holds two weight registers, *active* and *shadow*. Each cycle it
 
-* multiplies the activation arriving from the left by its weight and adds the partial sum
-  arriving from above (int8 x int8 + int32 -> int32, wrapping like the int32 accumulator of
-  ``docs/numerics.md``), registering the result towards the PE below;
+* multiplies the activation arriving from the left by its weight (int8 x int8 -> int16) and
+  registers the product towards the PE below;
+* adds the product arriving from above (the PE above's, of the previous cycle) to the
+  partial sum arriving from above (int32, wrapping like the int32 accumulator of
+  ``docs/numerics.md``), registering the sum towards the PE below;
 * registers the activation and its *switch* bit towards the PE on its right;
 * writes the shadow register when ``w_we`` is high (the weight loader's row-select write).
 
@@ -18,19 +20,28 @@ arrives in or after its cycle. Every output is a register: one cycle from the le
 the right/bottom, which makes the skew of :mod:`accel.timing` (PE (i, c) works on the vector
 fed in cycle ``t`` in cycle ``t + i + c``).
 
+The multiply and the add are one row apart: a PE adds the product of the PE above to the
+partial sum of the rows above that, so each is a path of its own (register, multiplier,
+register; register, adder, register) where they used to be one. The partial sum leaving row
+``i`` lacks row ``i``'s product, which leaves beside it; :mod:`hdl.array` adds the two at
+the bottom, in the cycle the multiply-add in one would have had its sum there.
+
 Ports
 -----
 x_in, sw_in : In
     Activation (``signed(act_bits)``) and switch bit from the left.
-psum_in : In
-    Partial sum (``signed(acc_bits)``) from above; 0 at the top row.
+psum_in, prod_in : In
+    Partial sum (``signed(acc_bits)``) and product (``signed(act_bits + weight_bits)``) from
+    above; 0 at the top row.
 w_we, w_in : In
     Shadow-register write enable and weight (``signed(weight_bits)``).
 x_out, sw_out : Out
     ``x_in``, ``sw_in`` delayed one cycle.
 psum_out : Out
-    ``psum_in + x_in * weight`` delayed one cycle, where ``weight`` is the active weight
-    unless ``sw_in``; then it is ``w_in`` if ``w_we``, else the shadow weight.
+    ``psum_in + prod_in`` delayed one cycle (wrapping to ``acc_bits``).
+prod_out : Out
+    ``x_in * weight`` delayed one cycle, where ``weight`` is the active weight unless
+    ``sw_in``; then it is ``w_in`` if ``w_we``, else the shadow weight.
 """
 
 from __future__ import annotations
@@ -46,7 +57,7 @@ __all__ = ["ProcessingElement"]
 
 
 class ProcessingElement(wiring.Component):
-    """An int8 x int8 -> int32 MAC with active and shadow weight registers.
+    """An int8 x int8 multiplier and an int32 adder with active and shadow weight registers.
 
     Parameters
     ----------
@@ -62,11 +73,13 @@ class ProcessingElement(wiring.Component):
                 "x_in": In(signed(d.act_bits)),
                 "sw_in": In(1),
                 "psum_in": In(signed(d.acc_bits)),
+                "prod_in": In(signed(d.act_bits + d.weight_bits)),
                 "w_we": In(1),
                 "w_in": In(signed(d.weight_bits)),
                 "x_out": Out(signed(d.act_bits)),
                 "sw_out": Out(1),
                 "psum_out": Out(signed(d.acc_bits)),
+                "prod_out": Out(signed(d.act_bits + d.weight_bits)),
             }
         )
 
@@ -82,6 +95,7 @@ class ProcessingElement(wiring.Component):
         shadow = Signal(signed(d.weight_bits), reset_less=True)
         x = Signal(signed(d.act_bits), reset_less=True)
         psum = Signal(signed(d.acc_bits), reset_less=True)
+        prod = Signal(signed(d.act_bits + d.weight_bits), reset_less=True)
         sw = Signal()
         new = Signal(signed(d.weight_bits))  # the weight a switch takes
         weight = Signal(signed(d.weight_bits))
@@ -95,9 +109,15 @@ class ProcessingElement(wiring.Component):
             m.d.sync += shadow.eq(self.w_in)
         # The sum is truncated to acc_bits by the assignment: two's complement wrap-around.
         m.d.sync += [
-            psum.eq(self.psum_in + self.x_in * weight),
+            prod.eq(self.x_in * weight),
+            psum.eq(self.psum_in + self.prod_in),
             x.eq(self.x_in),
             sw.eq(self.sw_in),
         ]
-        m.d.comb += [self.psum_out.eq(psum), self.x_out.eq(x), self.sw_out.eq(sw)]
+        m.d.comb += [
+            self.psum_out.eq(psum),
+            self.prod_out.eq(prod),
+            self.x_out.eq(x),
+            self.sw_out.eq(sw),
+        ]
         return m

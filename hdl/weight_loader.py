@@ -1,14 +1,23 @@
 """The compute engine's weight loader: the weight buffer, one array row per cycle, pass after pass.
 
-For the front end's ARRAY instruction (:class:`hdl.front_end.FrontEnd`) it reads pass
-``j``'s rows at ``w_base + j*rows + i`` in cycles ``wl[j] + i`` (one running address: the
-passes of an instruction are contiguous in the weight buffer). A pass begins when the loader
-is idle and no pass it has loaded waits to be fed, i.e. when the previous pass has begun
-feeding: ``wl[j] = max(wl[j-1] + rows, f[j-1])``; the first one in the cycle its instruction
-is taken (``wl[0] = start``). The row reaches the array's shadow registers one cycle after
-its read (:data:`hdl.array.WEIGHT_READ_LATENCY`). So the loader runs at most one pass ahead
-of the feeder: ``f[j] >= wl[j] + 1`` and ``wl[j+1] >= f[j]``, the two bounds
-:mod:`hdl.array` needs of its shadow registers.
+For the front end's ARRAY instruction (:class:`hdl.front_end.FrontEnd`) pass ``j``'s rows,
+at ``w_base + j*rows + i``, are due in cycles ``wl[j] + i`` (one running address: the passes
+of an instruction are contiguous in the weight buffer). A pass begins when the loader is idle
+and no pass it has loaded waits to be fed, i.e. when the previous pass has begun feeding:
+``wl[j] = max(wl[j-1] + rows, f[j-1])``; the first one in the cycle its instruction is taken
+(``wl[0] = take``). A row reaches the array's shadow registers one cycle after it is due
+(:data:`hdl.array.WEIGHT_READ_LATENCY`). So the loader runs at most one pass ahead of the
+feeder: ``f[j] >= wl[j] + 1`` and ``wl[j+1] >= f[j]``, the two bounds :mod:`hdl.array` needs
+of its shadow registers.
+
+The weight buffer is read one cycle before a row is due, and its output is registered: no
+block RAM output drives the PEs' weight multiplexers and multipliers (the path that limited
+the clock, ``docs/synthesis.md``). The read port reads every cycle, from the state the loader
+will have in the next: the next row of the pass being loaded, else row 0 of the held
+instruction's next pass, else row 0 of the instruction in the compute engine's instruction
+register (``next_w_base``), which is the one the front end takes next and is there from
+``start + 1 <= take - 1`` (:data:`accel.timing.COMPUTE_DECODE` = 2). A read whose row turns
+out not to be due is not used. Pure retiming: the cycles of the contract are unchanged.
 
 The loader does not hold the instruction: it reads the front end's every cycle, and counts
 the pass (``ct``, ``r``, ``s``; ``s`` fastest) it loads next.
@@ -71,8 +80,10 @@ class WeightLoader(wiring.Component):
     i : In(LOAD_SIGNATURE)
         The front end's instruction (:data:`LOAD_SIGNATURE`).
     weight_rd : In(ReadPort.Signature(weight_addr_bits, ArrayLayout(signed(8), cols)))
-        The weight buffer's synchronous read port: row ``i`` of pass ``j`` is read in cycle
-        ``wl[j] + i``, at ``w_base + j*rows + i``.
+        The weight buffer's synchronous read port, enabled every cycle: row ``i`` of pass
+        ``j`` is read in cycle ``wl[j] + i - 1``, at ``w_base + j*rows + i``.
+    next_w_base : In(unsigned(20))
+        ``w_base`` of the instruction in the compute engine's instruction register.
     w : Out(stream.Signature(WeightWrite, always_ready=True))
         To :attr:`hdl.array.SystolicArray.w`: that row in cycle ``wl[j] + i + 1``.
     weights : Out(WEIGHTS_SIGNATURE)
@@ -91,6 +102,7 @@ class WeightLoader(wiring.Component):
                         shape=data.ArrayLayout(signed(config.data.weight_bits), config.array.cols),
                     )
                 ),
+                "next_w_base": In(unsigned(_WIDTH["w_base"])),
                 "w": Out(stream.Signature(weight_write_layout(config), always_ready=True)),
                 "weights": Out(WEIGHTS_SIGNATURE),
             }
@@ -105,7 +117,9 @@ class WeightLoader(wiring.Component):
         rows = self._config.array.rows
         take, front = self.i.take, self.i.instr
 
-        ld_active = Signal()  # reading rows 1 .. rows-1 of a pass
+        # The loader's state, and (`*_next`) its value in the next cycle: the read port is
+        # addressed from the next cycle's state (see the class docstring).
+        ld_active = Signal()  # rows 1 .. rows-1 of a pass are due
         ld_row = Signal(range(rows), reset_less=True)
         ld_addr = Signal(weight_addr_bits(self._config), reset_less=True)
         ld_pass = Signal(  # (ct, r, s) of the next pass to load
@@ -119,12 +133,25 @@ class WeightLoader(wiring.Component):
             reset_less=True,
         )
         all_loading = Signal()  # every pass of the held instruction has begun loading
+        ld_active_next = Signal.like(ld_active)
+        ld_addr_next = Signal.like(ld_addr)
+        all_loading_next = Signal.like(all_loading)
+        m.d.comb += [
+            ld_active_next.eq(ld_active),
+            ld_addr_next.eq(ld_addr),
+            all_loading_next.eq(all_loading),
+        ]
+        m.d.sync += [
+            ld_active.eq(ld_active_next),
+            ld_addr.eq(ld_addr_next),
+            all_loading.eq(all_loading_next),
+        ]
         loaded_unfed = Signal()  # a pass has begun loading but not feeding
         m.d.comb += self.i.loaded.eq(all_loading & ~ld_active)
 
         # An ARRAY instruction with a pass left to load: the one taken now, or the held one.
         front_array = Mux(take, self.i.array, self.i.array & ~all_loading)
-        begin = Signal()  # a pass begins loading: its row 0 is read this cycle
+        begin = Signal()  # a pass begins loading (its row 0 is due: wl)
         m.d.comb += begin.eq(front_array & ~ld_active & ~loaded_unfed)
         cur_pass = Signal.like(ld_pass)
         m.d.comb += cur_pass.as_value().eq(Mux(take, 0, ld_pass.as_value()))
@@ -132,15 +159,13 @@ class WeightLoader(wiring.Component):
         r_last = cur_pass.r == front.kernel_h - 1
         ct_last = cur_pass.ct == front.ct_count - 1
         begin_last = s_last & r_last & ct_last
-        rd_addr = Mux(ld_active, ld_addr, Mux(take, front.w_base, ld_addr))
-        m.d.comb += [
-            self.weight_rd.en.eq(begin | ld_active),
-            self.weight_rd.addr.eq(rd_addr),
-        ]
+        # The address of the row due in this cycle (when one is).
+        due_addr = Mux(ld_active, ld_addr, Mux(take, front.w_base, ld_addr))
         with m.If(begin | ld_active):
-            m.d.sync += ld_addr.eq(rd_addr + 1)
+            m.d.comb += ld_addr_next.eq(due_addr + 1)
         with m.If(begin):
-            m.d.sync += [ld_active.eq(1), ld_row.eq(1)]
+            m.d.comb += ld_active_next.eq(rows > 1)
+            m.d.sync += ld_row.eq(1)
             with m.If(~s_last):
                 m.d.sync += [ld_pass.eq(cur_pass), ld_pass.s.eq(cur_pass.s + 1)]
             with m.Elif(~r_last):
@@ -149,26 +174,44 @@ class WeightLoader(wiring.Component):
                 m.d.sync += [ld_pass.s.eq(0), ld_pass.r.eq(0), ld_pass.ct.eq(cur_pass.ct + 1)]
         with m.Elif(ld_active):
             with m.If(ld_row == rows - 1):
-                m.d.sync += ld_active.eq(0)
+                m.d.comb += ld_active_next.eq(0)
             with m.Else():
                 m.d.sync += ld_row.eq(ld_row + 1)
         with m.If(take):
-            m.d.sync += all_loading.eq(begin & begin_last)
+            m.d.comb += all_loading_next.eq(begin & begin_last)
         with m.Elif(begin & begin_last):
-            m.d.sync += all_loading.eq(1)
+            m.d.comb += all_loading_next.eq(1)
 
         # The pass offered to the feeder: loaded earlier, or beginning to load in this cycle.
         m.d.comb += self.weights.valid.eq(loaded_unfed | begin)
         m.d.sync += loaded_unfed.eq(self.weights.valid & ~self.weights.ready)
 
-        # The row read in this cycle reaches the array's shadow registers in the next.
+        # The read one cycle ahead: the row due in the next cycle, if one is. Rows 1 ..
+        # rows-1 of a pass and row 0 of the held instruction's next pass are at
+        # `ld_addr_next`; otherwise a row due next is row 0 of the instruction the front end
+        # takes next, which is in the instruction register already (take >= start + 2).
+        held_next_pass = self.i.array & ~all_loading_next
+        m.d.comb += [
+            self.weight_rd.en.eq(1),
+            self.weight_rd.addr.eq(
+                Mux(ld_active_next | held_next_pass, ld_addr_next, self.next_w_base)
+            ),
+        ]
+
+        # The row due in this cycle (read in the previous one, registered out of the buffer
+        # in this one) reaches the array's shadow registers in the next.
         assert WEIGHT_READ_LATENCY == 1
         w_valid = Signal()
         w_row = Signal(range(rows), reset_less=True)
-        m.d.sync += [w_valid.eq(begin | ld_active), w_row.eq(Mux(ld_active, ld_row, 0))]
+        w_data = Signal.like(self.weight_rd.data, reset_less=True)
+        m.d.sync += [
+            w_valid.eq(begin | ld_active),
+            w_row.eq(Mux(ld_active, ld_row, 0)),
+            w_data.eq(self.weight_rd.data),
+        ]
         m.d.comb += [
             self.w.valid.eq(w_valid),
             self.w.payload.row.eq(w_row),
-            self.w.payload.data.eq(self.weight_rd.data),
+            self.w.payload.data.eq(w_data),
         ]
         return m

@@ -41,6 +41,7 @@ from accel import isa, timing, window
 from accel.config import AccelConfig
 from accel.isa import Compute, ComputeMode, Engine
 from hdl.accumulator import acc_depth
+from hdl.array import WEIGHT_READ_LATENCY
 from hdl.buffers import InputBuffer, WeightBuffer
 from hdl.compute import ComputeEngine, weight_addr_bits
 from sim import array as model_array
@@ -110,6 +111,8 @@ class Run:
     dones: list[int] = field(default_factory=list)
     completes: list[int] = field(default_factory=list)
     weight_reads: dict[int, int] = field(default_factory=dict)  # cycle -> address
+    # cycle -> (row, weights) of each shadow-register write on the array's w port
+    weight_writes: dict[int, tuple[int, list[int]]] = field(default_factory=dict)
     array_feeds: dict[int, bool] = field(default_factory=dict)  # cycle -> switch
     vector_feeds: list[int] = field(default_factory=list)
     probed: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # value per cycle
@@ -159,6 +162,9 @@ def run_engine(
                 run.completes.append(cycle)
             if ctx.get(dut.weight_rd.en):
                 run.weight_reads[cycle] = ctx.get(dut.weight_rd.addr)
+            if ctx.get(dut.array.w.valid):
+                w = dut.array.w.payload
+                run.weight_writes[cycle] = (ctx.get(w.row), [int(v) for v in ctx.get(w.data)])
             if ctx.get(dut.array.i.valid):
                 run.array_feeds[cycle] = bool(ctx.get(dut.array.i.payload.switch))
             if ctx.get(dut.vector.i.valid):
@@ -322,16 +328,23 @@ def check(config, instrs, rng) -> Run:
     assert run.dones == sched.done[Engine.COMPUTE]
     # Per pass: weight reads and feeds.
     bits = weight_addr_bits(config)
-    reads, array_feeds, vector_feeds = {}, {}, []
+    reads, writes, array_feeds, vector_feeds = {}, {}, {}, []
     for instr, e in zip(instrs, want, strict=True):
         for j, (wl, f) in enumerate(e.passes):
             if wl is not None:
                 for i in range(rows):
-                    reads[wl + i] = (instr.w_base + j * rows + i) % 2**bits
+                    # Row i of pass j is due in wl + i: the loader reads it a cycle ahead
+                    # (its read port registered) and writes it into the array a cycle after.
+                    addr = (instr.w_base + j * rows + i) % 2**bits
+                    reads[wl + i - 1] = addr
+                    writes[wl + i + WEIGHT_READ_LATENCY] = (i, [int(v) for v in weights[addr]])
                 array_feeds.update({f + v: v == 0 for v in range(instr.pixels)})
             else:
                 vector_feeds += [f + v for v in range(instr.pixels)]
-    assert run.weight_reads == reads
+    # The loader reads ahead speculatively (its port reads every cycle): the rows due are
+    # among its reads, and exactly the rows due reach the array, in their cycles.
+    assert {cycle: run.weight_reads.get(cycle) for cycle in reads} == reads
+    assert run.weight_writes == writes
     assert run.array_feeds == array_feeds
     assert run.vector_feeds == sorted(vector_feeds)
     states = model_states(config, instrs, inputs, weights, acc)

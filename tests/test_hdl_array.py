@@ -238,25 +238,53 @@ def test_array_rejects_a_config_that_is_not_an_accel_config(bad):
 def test_pe_switch_takes_the_shadow_or_the_weight_written_in_its_cycle():
     dut = ProcessingElement(preset("tiny"))
     steps = [
-        # inputs of the cycle; psum_out of the next cycle
-        (dict(w_we=1, w_in=5, sw_in=0, x_in=0, psum_in=0), 0),
-        (dict(w_we=0, w_in=0, sw_in=1, x_in=3, psum_in=10), 25),  # shadow 5 -> active
-        (dict(w_we=1, w_in=-7, sw_in=0, x_in=2, psum_in=0), 10),  # active 5; shadow <- -7
-        (dict(w_we=0, w_in=0, sw_in=0, x_in=2, psum_in=1), 11),  # still active 5
-        (dict(w_we=1, w_in=9, sw_in=1, x_in=2, psum_in=1), 19),  # write-through: 9, not -7
-        (dict(w_we=0, w_in=0, sw_in=0, x_in=-128, psum_in=0), -1152),  # active is 9
-        (dict(w_we=0, w_in=0, sw_in=1, x_in=-128, psum_in=INT32_MIN), INT32_MIN - 1152 + 2**32),
-        (dict(w_we=0, w_in=0, sw_in=0, x_in=127, psum_in=INT32_MAX), INT32_MAX + 1143 - 2**32),
+        # inputs of the cycle; prod_out of the next cycle (x_in * the weight of the cycle)
+        (dict(w_we=1, w_in=5, sw_in=0, x_in=0), 0),
+        (dict(w_we=0, w_in=0, sw_in=1, x_in=3), 15),  # shadow 5 -> active
+        (dict(w_we=1, w_in=-7, sw_in=0, x_in=2), 10),  # active 5; shadow <- -7
+        (dict(w_we=0, w_in=0, sw_in=0, x_in=2), 10),  # still active 5
+        (dict(w_we=1, w_in=9, sw_in=1, x_in=2), 18),  # write-through: 9, not -7
+        (dict(w_we=0, w_in=0, sw_in=0, x_in=-128), -1152),  # active is 9
+        (dict(w_we=1, w_in=-128, sw_in=1, x_in=-128), 16384),  # the widest product
+        (dict(w_we=0, w_in=0, sw_in=0, x_in=127), -16256),
     ]
 
     async def bench(ctx):
-        for inputs, psum in steps:
+        for inputs, prod in steps:
             for name, value in inputs.items():
                 ctx.set(getattr(dut, name), value)
             await ctx.tick()
-            assert ctx.get(dut.psum_out) == psum, inputs
+            assert ctx.get(dut.prod_out) == prod, inputs
             assert ctx.get(dut.x_out) == inputs["x_in"]
             assert ctx.get(dut.sw_out) == inputs["sw_in"]
+
+    simulate(dut, bench)
+
+
+def test_pe_adds_the_product_from_above_to_the_partial_sum_from_above():
+    """psum_out is psum_in + prod_in of the previous cycle, wrapping to int32; the PE's own
+    product does not enter it."""
+    dut = ProcessingElement(preset("tiny"))
+    steps = [
+        # psum_in, prod_in, x_in (with weight 3 written through) -> psum_out next cycle
+        (10, 15, 1, 25),
+        (0, -16256, 2, -16256),
+        (INT32_MAX, 16384, 3, INT32_MAX + 16384 - 2**32),
+        (INT32_MIN, -16256, 4, INT32_MIN - 16256 + 2**32),
+        (-1, 0, 5, -1),
+    ]
+
+    async def bench(ctx):
+        ctx.set(dut.w_we, 1)
+        ctx.set(dut.w_in, 3)
+        ctx.set(dut.sw_in, 1)
+        for psum_in, prod_in, x_in, psum in steps:
+            ctx.set(dut.psum_in, psum_in)
+            ctx.set(dut.prod_in, prod_in)
+            ctx.set(dut.x_in, x_in)
+            await ctx.tick()
+            assert ctx.get(dut.psum_out) == psum, (psum_in, prod_in)
+            assert ctx.get(dut.prod_out) == 3 * x_in
 
     simulate(dut, bench)
 
