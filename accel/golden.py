@@ -47,6 +47,7 @@ __all__ = [
     "pool_windows",
     "relu",
     "relu6",
+    "upsample_nearest",
 ]
 
 Pair = tuple[int, int]
@@ -586,6 +587,16 @@ def global_avg_pool2d(x: ArrayLike) -> NDArray:
     (x,) = _promote(x=x)
     _check_ndim(x, 4, "x", "(N, C, H, W)")
     return x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+
+
+def upsample_nearest(x: ArrayLike, factor: PairLike) -> NDArray:
+    """Nearest-neighbour upsampling by integer factors: (N, C, H, W) -> (N, C, H*fh, W*fw),
+    ``y[..., i, j] = x[..., i // fh, j // fw]``, in ``x``'s dtype (int8 stays int8: a copy,
+    no arithmetic)."""
+    x = np.asarray(x)
+    _check_ndim(x, 4, "x", "(N, C, H, W)")
+    fh, fw = pair(factor, "factor", minimum=1)
+    return x.repeat(fh, axis=2).repeat(fw, axis=3)
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ __all__ = [
     "Op",
     "Pointwise",
     "Shape",
+    "Upsample",
     "conv_output_size",
     "fuse_activations",
 ]
@@ -228,6 +229,7 @@ _FIELD_RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "out_features": _int,
     "groups": _int,
     "kernel": _pair,
+    "factor": _pair,
     "stride": _pair,
     "dilation": _pair,
     "padding": _padding,
@@ -670,6 +672,20 @@ class Pointwise(Op):
         return shape
 
 
+@dataclass(frozen=True)
+class Upsample(Op):
+    """Nearest-neighbour upsampling by integer factors: ``(C, H, W) -> (C, H*fh, W*fw)``,
+    output pixel ``(i, j)`` is input pixel ``(i // fh, j // fw)`` (every input pixel
+    replicated ``fh x fw`` times; no arithmetic, so int8 in and out share one quantisation)."""
+
+    factor: tuple[int, int]
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        c, h, w = _chw(shape)
+        return (c, h * self.factor[0], w * self.factor[1])
+
+
 #: Op classes by name, as used by :meth:`Network.to_dict` and :meth:`Network.from_dict`.
 @dataclass(frozen=True)
 class HostOp(Op):
@@ -707,6 +723,7 @@ OPS: dict[str, type[Op]] = {
         Flatten,
         Activation,
         Pointwise,
+        Upsample,
         HostOp,
     )
 }

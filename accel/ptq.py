@@ -9,10 +9,11 @@ The step between a frontend and the compiler: ``frontend -> Network -> graph.fus
 2. The float network runs once on a calibration input (default:
    :func:`accel.synthetic.random_inputs`, one N(0, 1) sample per input) and every tensor's
    min/max is recorded, widened to include 0.
-3. **Shared quantisation.** MaxPool2d, AvgPool2d, GlobalAvgPool, Flatten, Activation and
-   Concat do not rescale: their output has the same :class:`TensorQuant` as their inputs.
-   The tensors linked by such ops form one group; the group's range is the union of its
-   members' ranges and every member gets the group's :class:`TensorQuant`. For a Concat this
+3. **Shared quantisation.** MaxPool2d, AvgPool2d, GlobalAvgPool, Flatten, Activation,
+   Upsample and Concat do not rescale: their output has the same :class:`TensorQuant` as
+   their inputs. The tensors linked by such ops form one group; the group's range is the
+   union of its members' ranges and every member gets the group's :class:`TensorQuant`.
+   For a Concat this
    *forces* all inputs onto the output's quantisation (the concat is then a plain copy of
    int8 channels): the producers of the inputs requantise straight to it.
 4. Per range ``[lo, hi]`` (``lo <= 0 <= hi``): ``scale = (hi - lo) / 255``, ``zero_point =
@@ -84,6 +85,7 @@ from accel.graph import (
     MaxPool2d,
     Network,
     Pointwise,
+    Upsample,
 )
 from accel.quantized import (
     AddQuant,
@@ -100,7 +102,15 @@ from accel.quantized import (
 __all__ = ["SHARED_QUANT_OPS", "quantize"]
 
 #: Ops whose output shares the quantisation of their inputs (no rescaling).
-SHARED_QUANT_OPS = (MaxPool2d, AvgPool2d, GlobalAvgPool, Flatten, Activation, Concat)
+SHARED_QUANT_OPS = (
+    MaxPool2d,
+    AvgPool2d,
+    GlobalAvgPool,
+    Flatten,
+    Activation,
+    Concat,
+    Upsample,
+)
 
 
 def _multiplier(

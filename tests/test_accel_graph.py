@@ -146,6 +146,7 @@ def test_op_registry_names_every_op():
         "Flatten",
         "Activation",
         "Pointwise",
+        "Upsample",
         "HostOp",
     }
 

@@ -90,6 +90,7 @@ from accel.graph import (
     Op,
     Pointwise,
     Shape,
+    Upsample,
     conv_output_size,
     fuse_activations,
 )
@@ -116,7 +117,7 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 #: Ops whose int8 output must have the quantisation of their inputs.
-_SHARED_QUANT = (MaxPool2d, Flatten, Concat, Activation)
+_SHARED_QUANT = (MaxPool2d, Flatten, Concat, Activation, Upsample)
 #: Ops whose output takes the input quantisation when no QuantizeLinear follows them.
 _INHERIT_QUANT = (*_SHARED_QUANT, AvgPool2d, GlobalAvgPool)
 #: Ops evaluated ahead of the main pass when all their inputs are constants.
@@ -1916,6 +1917,108 @@ def _sum(imp: _Importer, node: _Node) -> None:
     _sum_of(imp, node)
 
 
+#: Per ``coordinate_transformation_mode`` of a nearest Resize, the ``nearest_mode`` values
+#: that make an integer upscaling factor ``s`` plain replication (output ``o`` reads input
+#: ``o // s``), each with the largest ``s`` for which it does (``None``: any). Output ``o =
+#: i*s + a`` maps to ``i + a/s`` (asymmetric), ``i + (a + 0.5)/s - 0.5`` (the half-pixel
+#: modes: strictly within half a pixel of ``i``) or ``i + (a + 0.5)/s``
+#: (tf_half_pixel_for_nn); ``align_corners`` and ``tf_crop_and_resize`` only at ``s = 1``
+#: or never. ``tests/test_accel_onnx_resize.py`` checks the table against onnxruntime.
+_NEAREST_REPLICATES: dict[str, dict[str, int | None]] = {
+    "asymmetric": {"floor": None, "round_prefer_floor": 2, "round_prefer_ceil": 1, "ceil": 1},
+    "half_pixel": {"round_prefer_floor": None, "round_prefer_ceil": None, "floor": 1, "ceil": 1},
+    "pytorch_half_pixel": {
+        "round_prefer_floor": None,
+        "round_prefer_ceil": None,
+        "floor": 1,
+        "ceil": 1,
+    },
+    "half_pixel_symmetric": {
+        "round_prefer_floor": None,
+        "round_prefer_ceil": None,
+        "floor": 1,
+        "ceil": 1,
+    },
+    "tf_half_pixel_for_nn": {"floor": None, "round_prefer_floor": 1},
+    "align_corners": dict.fromkeys(("floor", "round_prefer_floor", "round_prefer_ceil", "ceil"), 1),
+}
+
+
+def _resize(imp: _Importer, node: _Node) -> None:
+    """Resize (opset 11 and later; older Upsample/Resize are upgraded to it): nearest with
+    integer spatial factors whose coordinate mapping is plain replication
+    (:data:`_NEAREST_REPLICATES`) is an :class:`Upsample`; every other form runs on the host,
+    the reason naming the attribute or input."""
+    attrs = node.attrs(
+        antialias=0,
+        axes=None,
+        coordinate_transformation_mode="half_pixel",
+        cubic_coeff_a=-0.75,
+        exclude_outside=0,
+        extrapolation_value=0.0,
+        keep_aspect_ratio_policy="stretch",
+        mode="nearest",
+        nearest_mode="round_prefer_floor",
+    )
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    rank = len(dims) + 1
+    if attrs["mode"] != "nearest":
+        raise node.unmapped_attr("mode", attrs["mode"], "only nearest runs on the accelerator")
+    if rank not in (3, 4):
+        raise node.unmapped(
+            f"input (N, {', '.join(map(str, dims))}) is not (N, C, H, W) or (N, C, L)"
+        )
+    axes = list(range(rank)) if attrs["axes"] is None else [int(a) % rank for a in attrs["axes"]]
+    scales = imp.consts.get(node.inputs[2]) if node.has_input(2) else None
+    sizes = imp.consts.get(node.inputs[3]) if node.has_input(3) else None
+    if (node.has_input(2) and scales is None) or (node.has_input(3) and sizes is None):
+        raise node.unmapped("scales and sizes must be constants")
+    full = (imp.batch if isinstance(imp.batch, int) else None, *dims)
+    factors = [1] * rank
+    if sizes is not None and sizes.size:
+        if attrs["keep_aspect_ratio_policy"] != "stretch" and len(axes) > 1:
+            raise node.unmapped_attr(
+                "keep_aspect_ratio_policy", attrs["keep_aspect_ratio_policy"], "only stretch"
+            )
+        for axis, size in zip(axes, sizes.tolist(), strict=True):
+            if full[axis] is None:
+                raise node.unmapped(f"sizes {sizes.tolist()} fix the symbolic batch")
+            if size % full[axis] or size < full[axis]:
+                raise node.unmapped(
+                    f"sizes {sizes.tolist()} are not integer multiples of the input"
+                )
+            factors[axis] = size // full[axis]
+    elif scales is not None and scales.size:
+        for axis, scale in zip(axes, scales.tolist(), strict=True):
+            if scale != round(scale) or scale < 1:
+                raise node.unmapped(f"scales {scales.tolist()} are not integers >= 1")
+            factors[axis] = round(scale)
+    else:
+        raise node.error("neither scales nor sizes is given")
+    if factors[0] != 1 or factors[1] != 1:
+        raise node.unmapped(f"factors {factors} resize the batch or the channels")
+    mode = attrs["coordinate_transformation_mode"]
+    limit = _NEAREST_REPLICATES.get(mode, {}).get(attrs["nearest_mode"], 0)
+    if limit is not None and max(factors) > limit:
+        raise node.unmapped(
+            f"coordinate_transformation_mode={mode!r} with nearest_mode="
+            f"{attrs['nearest_mode']!r} is not replication by factors {factors[2:]}"
+        )
+    c, h, w = imp.net.shape(x)
+    out = tuple(d * f for d, f in zip(dims, factors[1:], strict=True))
+    if rank == 3:
+        factor = (1, factors[2])
+    elif (c, h, w) == dims:
+        factor = (factors[2], factors[3])
+    elif factors[3] == 1:  # (N, C, H, 1) stored as (C, 1, H)
+        factor = (1, factors[2])
+    else:
+        raise node.unmapped(f"an (N, C, H, 1) tensor upsampled along its last axis by {factors[3]}")
+    name = imp.add(node, lambda: Upsample(factor), [x])
+    imp.define(node.outputs[0], name, out)
+
+
 def _concat(imp: _Importer, node: _Node) -> None:
     attrs = node.attrs(axis=None)
     if any(tensor in imp.consts for tensor in node.inputs):
@@ -2253,6 +2356,7 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "ReduceMean": _reduce_mean,
     "Relu": _activation("relu"),
     "Reshape": _reshape,
+    "Resize": _resize,
     "Squeeze": _reshape,
     "Sum": _sum,
     "Unsqueeze": _reshape,

@@ -1,0 +1,71 @@
+"""Lowering of the layout ops: data movement by DMA addressing, no arithmetic.
+
+Nearest-neighbour upsampling by integer factors ``(fh, fw)`` (:class:`accel.graph.Upsample`)
+is an identity pass of the vector unit (a 1x1 VMAX and a PASS POST: each output word is its
+input word) whose results are STOREd ``fh * fw`` times, once into each *phase* of the output
+(:class:`~accel.compiler.emit.Phase`, the placement of a transposed convolution's phases):
+output pixel ``(i*fh + a, j*fw + b)`` is input pixel ``(i, j)`` for every ``a < fh``,
+``b < fw``. So the input is read once, no MAC runs, and the DMA writes every output byte
+once. The pass has the output quantisation of its input (the int8 golden is a copy), and a
+STORE with a row stride of ``fh`` rows and a pixel stride of ``fw`` pixels places each copy.
+"""
+
+from __future__ import annotations
+
+from accel.compiler.emit import Emitter, Phase
+from accel.compiler.lower_vector import vector_block
+from accel.compiler.tiling import TilingError, Window, choose_tiling
+from accel.isa import ComputeMode, Post, PostMode
+from accel.program import TensorLayout
+from accel.timing import ceil_div
+
+
+def lower_upsample(
+    em: Emitter, node: str, factor: tuple[int, int], x: TensorLayout, y: TensorLayout
+) -> dict:
+    """Lower an integer-factor nearest upsampling of ``x`` into ``y`` (module docstring);
+    returns the layer's mapping."""
+    if em.quant(node) != em.quant(em.net.inputs(node)[0]):
+        raise em.fail(node, "its input is quantised differently from its output")
+    fh, fw = factor
+    lanes = em.config.vector_lanes
+    n_ct = ceil_div(x.channels, lanes)
+    window = Window()
+    try:
+        tiling = choose_tiling(em.hardware, (x.height, x.width), window, 1, n_ct, 1, vector=True)
+    except TilingError as err:
+        raise em.fail(node, str(err)) from None
+    em.tile_pixels = tiling.tile_h * tiling.tile_w
+    out_tiles = tiling.output_tiles(x.height, x.width)
+    chunk = max(1, min(n_ct, tiling.in_slot_words // em.tile_pixels))
+    in_slots = 2 if len(out_tiles) * ceil_div(n_ct, chunk) > 1 else 1
+    slot_words = em.in_ring.capacity // in_slots
+    chunk = max(1, min(n_ct, slot_words // em.tile_pixels))
+    block = vector_block(em, x, window, ComputeMode.VMAX, {"pad_value": -128})
+    post = Post(mode=PostMode.PASS)
+    phases = [Phase(a, b, (fh, fw)) for a in range(fh) for b in range(fw)]
+    index = em.log.index
+    for tile in out_tiles:
+        p0, q0, th, tw = tile
+        for ct_lo in range(0, n_ct, chunk):
+            cts = range(ct_lo, min(n_ct, ct_lo + chunk))
+            slot = em.next_in_slot(in_slots, slot_words)
+            in_range = (slot, slot + len(cts) * th * tw)
+            ct_stride = em.load_input_tile(x, (p0, q0), (th, tw), slot, cts, lanes, in_range)
+            for i, ct in enumerate(cts):
+                acc_base = em.next_acc_slot()
+                base = slot + i * ct_stride
+                block.rows.extend((base, 0, ct_stride, tw, th, tw, p0, q0, acc_base))
+                block.rows.extend((*in_range, index()))
+                k0 = ct * lanes
+                out_base = em.post_and_store(acc_base, None, post, y, tile, k0, lanes, phases[0])
+                for phase in phases[1:]:
+                    em.store(out_base, y, tile, k0, lanes, phase)
+    return {
+        "unit": "vector (identity pass) + DMA",
+        "mode": "VMAX 1x1",
+        "stores per tile": fh * fw,
+        "tile": [tiling.tile_h, tiling.tile_w],
+        "tiles": len(out_tiles),
+        "c_tiles": n_ct,
+    }

@@ -1,0 +1,49 @@
+"""Layout ops on the RTL top against the cycle model and the golden model.
+
+An Upsample compiles to existing instructions (an identity pass of the vector unit, its
+tiles STOREd once into each phase of the output with strided STOREs:
+:mod:`accel.compiler.lower_layout`), so the RTL runs it unchanged: its outputs equal the
+int8 golden model's bit for bit and every instruction's start and done cycle equals the
+model's, in the Amaranth simulator and in Verilator (:func:`tests.test_equivalence_rtl.check`).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from accel import executor, graph, synthetic
+from accel.compiler import compile
+from tests.layers import quantized
+from tests.test_equivalence_rtl import NARROW, TINY, check
+
+#: name -> (input shape, factor, a conv before it)
+LAYERS = {
+    "2x2 after a conv": ((4, 3, 4), (2, 2), True),
+    "3x1 of the input, 20 channels (two channel tiles)": ((20, 2, 3), (3, 1), False),
+    "1-D 1x3 after a conv": ((4, 1, 5), (1, 3), True),
+}
+
+SETUPS = [
+    pytest.param(TINY, "amaranth", id="tiny-amaranth"),
+    pytest.param(NARROW, "amaranth", id="bw3-lat7-amaranth", marks=pytest.mark.slow),
+    pytest.param(TINY, "verilator", id="tiny-verilator", marks=pytest.mark.slow),
+]
+
+
+def upsampler(shape, factor, conv: bool) -> graph.Network:
+    net = graph.Network("upsample")
+    x = net.add("input", graph.Input(shape))
+    if conv:
+        x = net.add("conv", graph.Conv2d(shape[0], shape[0], 3, padding=1, activation="relu"), [x])
+    net.add("up", graph.Upsample(factor), [x])
+    return net
+
+
+@pytest.mark.parametrize(("config", "backend"), SETUPS)
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_upsample_bit_and_cycle_exact(name, config, backend):
+    qnet = quantized(upsampler(*LAYERS[name]))
+    program = compile(qnet, config)
+    assert [layer.kind for layer in program.layers][-1] == "Upsample"
+    inputs = synthetic.random_int8_inputs(qnet)
+    check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
