@@ -79,6 +79,8 @@ def _float_node(network: Network, name: str, xs: list[NDArray]) -> NDArray:
         return np.concatenate(xs, axis=1)
     if isinstance(op, graph.Upsample):
         return golden.upsample_nearest(x, op.factor)
+    if isinstance(op, graph.ChannelSlice):
+        return x[:, op.start : op.stop]
     if isinstance(op, graph.Flatten):
         return x.reshape(len(x), -1)
     if isinstance(op, graph.Activation):
@@ -123,7 +125,13 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
             f"node {name!r} ({kind}): layer parameters must be {expected.__name__}, got {layer!r}"
         )
     shares_quant = isinstance(
-        op, graph.MaxPool2d | graph.Flatten | graph.Concat | graph.Activation | graph.Upsample
+        op,
+        graph.MaxPool2d
+        | graph.Flatten
+        | graph.Concat
+        | graph.Activation
+        | graph.Upsample
+        | graph.ChannelSlice,
     )
     if shares_quant and any(t != t_out for t in t_ins):
         raise ValueError(
@@ -205,6 +213,8 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         return np.concatenate(xs, axis=1)
     if isinstance(op, graph.Upsample):
         return golden.upsample_nearest(x, op.factor)
+    if isinstance(op, graph.ChannelSlice):
+        return x[:, op.start : op.stop]
     if isinstance(op, graph.Flatten):
         return x.reshape(len(x), -1)
     if isinstance(op, graph.Activation):
@@ -325,9 +335,10 @@ def run_network(
       M_i), shift_i)``; ``out = clamp(RDBPOT(SRDHM(sum_i scaled_i, M), shift) + zp_out, act_min,
       act_max)`` with the :class:`~accel.quantized.AddQuant` parameters.
     * Concat: channel concatenation of the int8 inputs. Flatten: reshape in C, H, W order.
-      Upsample: :func:`~accel.golden.upsample_nearest` of the int8 values.
-      Concat, Flatten, MaxPool2d, Upsample and Activation require the inputs' TensorQuant
-      to equal the output's (``ValueError`` naming the node otherwise).
+      Upsample: :func:`~accel.golden.upsample_nearest` of the int8 values. ChannelSlice:
+      the int8 channels ``start:stop``.
+      Concat, Flatten, MaxPool2d, Upsample, ChannelSlice and Activation require the inputs'
+      TensorQuant to equal the output's (``ValueError`` naming the node otherwise).
     * Activation: ``clamp(x, *numerics.activation_range(kind, zp_out, s_out))``.
     * Pointwise: :func:`~accel.numerics.table_lookup`, ``table[x + 128]`` with the
       :class:`~accel.quantized.TableQuant` table (float: :func:`accel.golden.pointwise`).

@@ -38,6 +38,7 @@ __all__ = [
     "Activation",
     "Add",
     "AvgPool2d",
+    "ChannelSlice",
     "Concat",
     "Conv2d",
     "ConvTranspose2d",
@@ -230,6 +231,8 @@ _FIELD_RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "groups": _int,
     "kernel": _pair,
     "factor": _pair,
+    "start": lambda owner, field, value: _int(owner, field, value, 0),
+    "stop": _int,
     "stride": _pair,
     "dilation": _pair,
     "padding": _padding,
@@ -686,6 +689,27 @@ class Upsample(Op):
         return (c, h * self.factor[0], w * self.factor[1])
 
 
+@dataclass(frozen=True)
+class ChannelSlice(Op):
+    """Channels ``start`` to ``stop`` (exclusive) of a ``(C, H, W)`` input (ONNX Slice and
+    Split along the channels): ``(C, H, W) -> (stop - start, H, W)``; int8 in and out share
+    one quantisation."""
+
+    start: int
+    stop: int
+
+    def _check(self) -> None:
+        if self.stop <= self.start:
+            raise ValueError(f"ChannelSlice: stop={self.stop} must exceed start={self.start}")
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        c, h, w = _chw(shape)
+        if self.stop > c:
+            raise ValueError(f"ChannelSlice.stop={self.stop} exceeds the {c} input channels")
+        return (self.stop - self.start, h, w)
+
+
 #: Op classes by name, as used by :meth:`Network.to_dict` and :meth:`Network.from_dict`.
 @dataclass(frozen=True)
 class HostOp(Op):
@@ -724,6 +748,7 @@ OPS: dict[str, type[Op]] = {
         Activation,
         Pointwise,
         Upsample,
+        ChannelSlice,
         HostOp,
     )
 }

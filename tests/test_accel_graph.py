@@ -147,6 +147,7 @@ def test_op_registry_names_every_op():
         "Activation",
         "Pointwise",
         "Upsample",
+        "ChannelSlice",
         "HostOp",
     }
 

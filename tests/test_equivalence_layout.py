@@ -1,10 +1,11 @@
 """Layout ops on the RTL top against the cycle model and the golden model.
 
-An Upsample compiles to existing instructions (an identity pass of the vector unit, its
-tiles STOREd once into each phase of the output with strided STOREs:
-:mod:`accel.compiler.lower_layout`), so the RTL runs it unchanged: its outputs equal the
-int8 golden model's bit for bit and every instruction's start and done cycle equals the
-model's, in the Amaranth simulator and in Verilator (:func:`tests.test_equivalence_rtl.check`).
+Channel slices are views (nothing runs) or identity-pass copies; an Upsample is an identity
+pass of the vector unit whose tiles are STOREd once into each phase of the output with
+strided STOREs (:mod:`accel.compiler.lower_layout`). Both compile to existing instructions,
+so the RTL runs them unchanged: the outputs equal the int8 golden model's bit for bit and
+every instruction's start and done cycle equals the model's, in the Amaranth simulator and
+in Verilator (:func:`tests.test_equivalence_rtl.check`).
 """
 
 from __future__ import annotations
@@ -45,5 +46,28 @@ def test_upsample_bit_and_cycle_exact(name, config, backend):
     qnet = quantized(upsampler(*LAYERS[name]))
     program = compile(qnet, config)
     assert [layer.kind for layer in program.layers][-1] == "Upsample"
+    inputs = synthetic.random_int8_inputs(qnet)
+    check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
+
+
+@pytest.mark.parametrize(("config", "backend"), SETUPS)
+def test_channel_slices_bit_and_cycle_exact(config, backend):
+    """ShuffleNetV2's split: one half a view read by a conv, the other copied into the
+    concat; and a view read by an add."""
+    net = graph.Network("slices")
+    x = net.add("input", graph.Input((20, 3, 4)))
+    c = net.add("conv", graph.Conv2d(20, 20, 1, activation="relu"), [x])
+    a = net.add("a", graph.ChannelSlice(0, 10), [c])
+    b = net.add("b", graph.ChannelSlice(10, 20), [c])
+    b1 = net.add("b1", graph.Conv2d(10, 10, 3, padding=1, activation="relu"), [b])
+    cat = net.add("cat", graph.Concat(), [a, b1])
+    s = net.add("s", graph.ChannelSlice(2, 8), [cat])
+    t = net.add("t", graph.ChannelSlice(12, 18), [cat])
+    net.add("add", graph.Add(), [s, t])
+    qnet = quantized(net)
+    program = compile(qnet, config)
+    units = {layer.name: layer.mapping["unit"] for layer in program.layers}
+    assert units["a"].startswith("vector") and units["b"].startswith("none (view")
+    assert units["s"].startswith("none (view") and units["t"].startswith("none (view")
     inputs = synthetic.random_int8_inputs(qnet)
     check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)

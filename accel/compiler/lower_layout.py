@@ -8,10 +8,19 @@ output pixel ``(i*fh + a, j*fw + b)`` is input pixel ``(i, j)`` for every ``a < 
 ``b < fw``. So the input is read once, no MAC runs, and the DMA writes every output byte
 once. The pass has the output quantisation of its input (the int8 golden is a copy), and a
 STORE with a row stride of ``fh`` rows and a pixel stride of ``fw`` pixels places each copy.
+
+A channel slice (:class:`accel.graph.ChannelSlice`) is a view where the plan allows one
+(:func:`accel.compiler.plan.channel_views`): its readers load channels ``start .. stop`` of
+its source in place, like a concat's inputs are stored in place, and nothing runs. Where it
+cannot be a view (it feeds a concat, a flatten or a linear layer, or is an output) it is the
+same identity pass with factor 1, loading only those channels.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from accel import graph as g
 from accel.compiler.emit import Emitter, Phase
 from accel.compiler.lower_vector import vector_block
 from accel.compiler.tiling import TilingError, Window, choose_tiling
@@ -20,11 +29,29 @@ from accel.program import TensorLayout
 from accel.timing import ceil_div
 
 
+def lower_channel_slice(
+    em: Emitter, node: str, op: g.ChannelSlice, x: TensorLayout, y: TensorLayout
+) -> dict:
+    """Lower a channel slice of ``x`` into ``y``: nothing for a view, else a copy of its
+    channels (module docstring); returns the layer's mapping."""
+    # Stored elsewhere and read by no concat: a view (a copy stored elsewhere is a concat
+    # input).
+    if em.plan.root[node] != node and not any(
+        isinstance(em.net.op(c), g.Concat) for c in em.net.consumers(node)
+    ):
+        return {"unit": f"none (view of channels {op.start}..{op.stop} of {x.name!r})"}
+    channels = replace(x, channels=op.stop - op.start, channel_offset=x.channel_offset + op.start)
+    mapping = lower_upsample(em, node, (1, 1), channels, y)
+    mapping["unit"] = f"vector (identity pass: a copy of channels {op.start}..{op.stop})"
+    del mapping["stores per tile"]
+    return mapping
+
+
 def lower_upsample(
     em: Emitter, node: str, factor: tuple[int, int], x: TensorLayout, y: TensorLayout
 ) -> dict:
-    """Lower an integer-factor nearest upsampling of ``x`` into ``y`` (module docstring);
-    returns the layer's mapping."""
+    """Lower an integer-factor nearest upsampling of ``x`` into ``y`` (module docstring; a
+    copy for factor 1); returns the layer's mapping."""
     if em.quant(node) != em.quant(em.net.inputs(node)[0]):
         raise em.fail(node, "its input is quantised differently from its output")
     fh, fw = factor

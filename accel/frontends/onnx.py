@@ -77,6 +77,7 @@ from accel.graph import (
     Activation,
     Add,
     AvgPool2d,
+    ChannelSlice,
     Concat,
     Conv2d,
     ConvTranspose2d,
@@ -117,7 +118,7 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 #: Ops whose int8 output must have the quantisation of their inputs.
-_SHARED_QUANT = (MaxPool2d, Flatten, Concat, Activation, Upsample)
+_SHARED_QUANT = (MaxPool2d, Flatten, Concat, Activation, Upsample, ChannelSlice)
 #: Ops whose output takes the input quantisation when no QuantizeLinear follows them.
 _INHERIT_QUANT = (*_SHARED_QUANT, AvgPool2d, GlobalAvgPool)
 #: Ops evaluated ahead of the main pass when all their inputs are constants.
@@ -2019,6 +2020,91 @@ def _resize(imp: _Importer, node: _Node) -> None:
     imp.define(node.outputs[0], name, out)
 
 
+def _channel_range(node: _Node, dims: tuple[int, ...]) -> None:
+    """Reject (to the host) a channel Slice/Split input other than (N, C, H, W) or (N, C, L)."""
+    if len(dims) + 1 not in (3, 4):
+        raise node.unmapped(
+            f"input (N, {', '.join(map(str, dims))}) is not (N, C, H, W) or (N, C, L)"
+        )
+
+
+def _slice(imp: _Importer, node: _Node) -> None:
+    """Slice (opset 10 and later) of the channels alone, steps 1, constant starts / ends /
+    axes / steps: a :class:`ChannelSlice` (the whole channel range: an alias). Every other
+    axis listed must be kept whole (the batch: start 0 and an end of at least 2**31 - 1)."""
+    node.attrs()
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    _channel_range(node, dims)
+    rank = len(dims) + 1
+    values = []
+    for index, what in ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps")):
+        if node.has_input(index) and node.inputs[index] not in imp.consts:
+            raise node.unmapped(f"{what} must be a constant")
+        values.append(imp.consts[node.inputs[index]].tolist() if node.has_input(index) else None)
+    starts, ends, axes, steps = values
+    axes = list(range(len(starts))) if axes is None else [int(a) % rank for a in axes]
+    steps = [1] * len(starts) if steps is None else steps
+    if any(step != 1 for step in steps):
+        raise node.unmapped(f"steps {steps}: only 1 runs on the accelerator")
+    start, stop = 0, dims[0]
+    for axis, begin, end in zip(axes, starts, ends, strict=True):
+        if axis == 0:
+            if begin != 0 or end < 2**31 - 1:
+                raise node.unmapped(f"starts {starts} / ends {ends} slice the batch")
+            continue
+        size = dims[axis - 1]
+        begin, end = (min(max(v + size if v < 0 else v, 0), size) for v in (begin, end))
+        if axis != 1:
+            if (begin, end) != (0, size):
+                raise node.unmapped(
+                    f"axis {axis} sliced to {begin}..{end} of {size}: only channels"
+                )
+            continue
+        start, stop = begin, end
+    if stop <= start:
+        raise node.unmapped(f"starts {starts} / ends {ends} give no channel")
+    out = (stop - start, *dims[1:])
+    if (start, stop) == (0, dims[0]):
+        imp.alias(node, 0, out)
+        return
+    imp.define(node.outputs[0], imp.add(node, lambda: ChannelSlice(start, stop), [x]), out)
+
+
+def _split(imp: _Importer, node: _Node) -> None:
+    """Split along the channels (``axis`` 1), sizes from ``split`` (an attribute before
+    opset 13, a constant input since), ``num_outputs`` (opset 18) or equal parts: one
+    :class:`ChannelSlice` per used output."""
+    attrs = node.attrs(axis=0, split=None, num_outputs=None)
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    _channel_range(node, dims)
+    rank = len(dims) + 1
+    if attrs["axis"] % rank != 1:
+        raise node.unmapped_attr("axis", attrs["axis"], "only the channel axis (1)")
+    sizes = attrs["split"]
+    if node.has_input(1):
+        if node.inputs[1] not in imp.consts:
+            raise node.unmapped("split must be a constant")
+        sizes = imp.consts[node.inputs[1]].tolist()
+    parts = len(node.outputs)
+    channels = dims[0]
+    if sizes is None:
+        size = -(-channels // parts)  # ceil: the last part smaller (opset 18), else equal
+        sizes = [min(size, channels - i * size) for i in range(parts)]
+    sizes = [int(v) for v in sizes]
+    if len(sizes) != parts or sum(sizes) != channels or min(sizes) < 1:
+        raise node.unmapped(f"split {sizes} of {channels} channels into {parts} parts")
+    start = 0
+    for tensor, size in zip(node.outputs, sizes, strict=True):
+        begin, start = start, start + size
+        if not tensor or not imp.used(tensor):
+            continue
+        out = (size, *dims[1:])
+        name = imp.add(node, lambda b=begin, e=start: ChannelSlice(b, e), [x])
+        imp.define(tensor, name, out)
+
+
 def _concat(imp: _Importer, node: _Node) -> None:
     attrs = node.attrs(axis=None)
     if any(tensor in imp.consts for tensor in node.inputs):
@@ -2357,6 +2443,8 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "Relu": _activation("relu"),
     "Reshape": _reshape,
     "Resize": _resize,
+    "Slice": _slice,
+    "Split": _split,
     "Squeeze": _reshape,
     "Sum": _sum,
     "Unsqueeze": _reshape,
