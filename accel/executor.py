@@ -81,6 +81,8 @@ def _float_node(network: Network, name: str, xs: list[NDArray]) -> NDArray:
         return golden.upsample_nearest(x, op.factor)
     if isinstance(op, graph.ChannelSlice):
         return x[:, op.start : op.stop]
+    if isinstance(op, graph.DepthToSpace):
+        return golden.depth_to_space(x, op.block)
     if isinstance(op, graph.Flatten):
         return x.reshape(len(x), -1)
     if isinstance(op, graph.Activation):
@@ -131,7 +133,8 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         | graph.Concat
         | graph.Activation
         | graph.Upsample
-        | graph.ChannelSlice,
+        | graph.ChannelSlice
+        | graph.DepthToSpace,
     )
     if shares_quant and any(t != t_out for t in t_ins):
         raise ValueError(
@@ -215,6 +218,8 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         return golden.upsample_nearest(x, op.factor)
     if isinstance(op, graph.ChannelSlice):
         return x[:, op.start : op.stop]
+    if isinstance(op, graph.DepthToSpace):
+        return golden.depth_to_space(x, op.block)
     if isinstance(op, graph.Flatten):
         return x.reshape(len(x), -1)
     if isinstance(op, graph.Activation):
@@ -336,9 +341,10 @@ def run_network(
       act_max)`` with the :class:`~accel.quantized.AddQuant` parameters.
     * Concat: channel concatenation of the int8 inputs. Flatten: reshape in C, H, W order.
       Upsample: :func:`~accel.golden.upsample_nearest` of the int8 values. ChannelSlice:
-      the int8 channels ``start:stop``.
-      Concat, Flatten, MaxPool2d, Upsample, ChannelSlice and Activation require the inputs'
-      TensorQuant to equal the output's (``ValueError`` naming the node otherwise).
+      the int8 channels ``start:stop``. DepthToSpace: :func:`~accel.golden.depth_to_space`.
+      Concat, Flatten, MaxPool2d, Upsample, ChannelSlice, DepthToSpace and Activation
+      require the inputs' TensorQuant to equal the output's (``ValueError`` naming the node
+      otherwise).
     * Activation: ``clamp(x, *numerics.activation_range(kind, zp_out, s_out))``.
     * Pointwise: :func:`~accel.numerics.table_lookup`, ``table[x + 128]`` with the
       :class:`~accel.quantized.TableQuant` table (float: :func:`accel.golden.pointwise`).

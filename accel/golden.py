@@ -38,6 +38,7 @@ __all__ = [
     "conv2d",
     "conv_output_size",
     "conv_transpose2d",
+    "depth_to_space",
     "global_avg_pool2d",
     "linear",
     "max_pool2d",
@@ -597,6 +598,17 @@ def upsample_nearest(x: ArrayLike, factor: PairLike) -> NDArray:
     _check_ndim(x, 4, "x", "(N, C, H, W)")
     fh, fw = pair(factor, "factor", minimum=1)
     return x.repeat(fh, axis=2).repeat(fw, axis=3)
+
+
+def depth_to_space(x: ArrayLike, block: int) -> NDArray:
+    """Depth to space in DCR order (ONNX DepthToSpace, mode DCR): (N, C*b*b, H, W) -> (N, C,
+    H*b, W*b), ``y[n, c, h*b + i, w*b + j] = x[n, (i*b + j)*C + c, h, w]``, in ``x``'s dtype."""
+    x = np.asarray(x)
+    _check_ndim(x, 4, "x", "(N, C, H, W)")
+    n, c, h, w = x.shape
+    b = block
+    y = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    return y.reshape(n, c // (b * b), h * b, w * b)
 
 
 # --------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ __all__ = [
     "Concat",
     "Conv2d",
     "ConvTranspose2d",
+    "DepthToSpace",
     "Flatten",
     "GlobalAvgPool",
     "HostOp",
@@ -231,6 +232,7 @@ _FIELD_RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "groups": _int,
     "kernel": _pair,
     "factor": _pair,
+    "block": _int,
     "start": lambda owner, field, value: _int(owner, field, value, 0),
     "stop": _int,
     "stride": _pair,
@@ -710,6 +712,24 @@ class ChannelSlice(Op):
         return (self.stop - self.start, h, w)
 
 
+@dataclass(frozen=True)
+class DepthToSpace(Op):
+    """Depth to space with block ``b`` in DCR order (ONNX DepthToSpace, mode DCR):
+    ``(C*b*b, H, W) -> (C, H*b, W*b)``, output pixel ``(h*b + i, w*b + j)`` channel ``c`` is
+    input channel ``(i*b + j)*C + c`` of pixel ``(h, w)``; int8 in and out share one
+    quantisation."""
+
+    block: int
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        c, h, w = _chw(shape)
+        b = self.block
+        if c % (b * b):
+            raise ValueError(f"DepthToSpace.block={b}: {c} channels are not a multiple of {b * b}")
+        return (c // (b * b), h * b, w * b)
+
+
 #: Op classes by name, as used by :meth:`Network.to_dict` and :meth:`Network.from_dict`.
 @dataclass(frozen=True)
 class HostOp(Op):
@@ -749,6 +769,7 @@ OPS: dict[str, type[Op]] = {
         Pointwise,
         Upsample,
         ChannelSlice,
+        DepthToSpace,
         HostOp,
     )
 }

@@ -10,10 +10,10 @@ The step between a frontend and the compiler: ``frontend -> Network -> graph.fus
    :func:`accel.synthetic.random_inputs`, one N(0, 1) sample per input) and every tensor's
    min/max is recorded, widened to include 0.
 3. **Shared quantisation.** MaxPool2d, AvgPool2d, GlobalAvgPool, Flatten, Activation,
-   Upsample, ChannelSlice and Concat do not rescale: their output has the same
-   :class:`TensorQuant` as their inputs. The tensors linked by such ops form one group; the
-   group's range is the union of its members' ranges and every member gets the group's
-   :class:`TensorQuant`. For a Concat this *forces* all inputs onto the output's
+   Upsample, ChannelSlice, DepthToSpace and Concat do not rescale: their output has the
+   same :class:`TensorQuant` as their inputs. The tensors linked by such ops form one
+   group; the group's range is the union of its members' ranges and every member gets the
+   group's :class:`TensorQuant`. For a Concat this *forces* all inputs onto the output's
    quantisation (the concat is then a plain copy of int8 channels): the producers of the
    inputs requantise straight to it.
 4. Per range ``[lo, hi]`` (``lo <= 0 <= hi``): ``scale = (hi - lo) / 255``, ``zero_point =
@@ -80,6 +80,7 @@ from accel.graph import (
     Concat,
     Conv2d,
     ConvTranspose2d,
+    DepthToSpace,
     Flatten,
     GlobalAvgPool,
     Linear,
@@ -112,6 +113,7 @@ SHARED_QUANT_OPS = (
     Concat,
     Upsample,
     ChannelSlice,
+    DepthToSpace,
 )
 
 

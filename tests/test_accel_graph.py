@@ -148,6 +148,7 @@ def test_op_registry_names_every_op():
         "Pointwise",
         "Upsample",
         "ChannelSlice",
+        "DepthToSpace",
         "HostOp",
     }
 

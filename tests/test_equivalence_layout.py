@@ -1,11 +1,12 @@
 """Layout ops on the RTL top against the cycle model and the golden model.
 
-Channel slices are views (nothing runs) or identity-pass copies; an Upsample is an identity
-pass of the vector unit whose tiles are STOREd once into each phase of the output with
-strided STOREs (:mod:`accel.compiler.lower_layout`). Both compile to existing instructions,
-so the RTL runs them unchanged: the outputs equal the int8 golden model's bit for bit and
-every instruction's start and done cycle equals the model's, in the Amaranth simulator and
-in Verilator (:func:`tests.test_equivalence_rtl.check`).
+Channel slices are views (nothing runs) or identity-pass copies; a DepthToSpace is one
+identity pass per channel block, stored into one output phase each; an Upsample is an
+identity pass of the vector unit whose tiles are STOREd once into each phase of the output
+with strided STOREs (:mod:`accel.compiler.lower_layout`). All compile to existing
+instructions, so the RTL runs them unchanged: the outputs equal the int8 golden model's bit
+for bit and every instruction's start and done cycle equals the model's, in the Amaranth
+simulator and in Verilator (:func:`tests.test_equivalence_rtl.check`).
 """
 
 from __future__ import annotations
@@ -69,5 +70,17 @@ def test_channel_slices_bit_and_cycle_exact(config, backend):
     units = {layer.name: layer.mapping["unit"] for layer in program.layers}
     assert units["a"].startswith("vector") and units["b"].startswith("none (view")
     assert units["s"].startswith("none (view") and units["t"].startswith("none (view")
+    inputs = synthetic.random_int8_inputs(qnet)
+    check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
+
+
+@pytest.mark.parametrize(("config", "backend"), SETUPS)
+def test_depth_to_space_bit_and_cycle_exact(config, backend):
+    net = graph.Network("d2s")
+    x = net.add("input", graph.Input((20, 2, 3)))
+    c = net.add("conv", graph.Conv2d(20, 36, 1, activation="relu"), [x])
+    net.add("d2s", graph.DepthToSpace(3), [c])
+    qnet = quantized(net)
+    program = compile(qnet, config)
     inputs = synthetic.random_int8_inputs(qnet)
     check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)

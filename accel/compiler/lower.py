@@ -24,7 +24,11 @@ from accel import numerics
 from accel.compiler.emit import Emitter
 from accel.compiler.errors import layer_error
 from accel.compiler.lower_conv import lower_conv
-from accel.compiler.lower_layout import lower_channel_slice, lower_upsample
+from accel.compiler.lower_layout import (
+    lower_channel_slice,
+    lower_depth_to_space,
+    lower_upsample,
+)
 from accel.compiler.lower_transpose import lower_conv_transpose
 from accel.compiler.lower_vector import lower_vector
 from accel.compiler.ops import OpLog
@@ -207,6 +211,8 @@ def lower_layer(em: Emitter, node: str) -> dict:
         return lower_upsample(em, node, op.factor, layout(srcs[0]), y)
     if isinstance(op, g.ChannelSlice):
         return lower_channel_slice(em, node, op, layout(srcs[0]), y)
+    if isinstance(op, g.DepthToSpace):
+        return lower_depth_to_space(em, node, op, layout(srcs[0]), y)
     if isinstance(op, g.Concat):
         for src in srcs:
             if em.quant(src) != em.quant(node):

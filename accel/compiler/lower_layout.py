@@ -14,6 +14,11 @@ A channel slice (:class:`accel.graph.ChannelSlice`) is a view where the plan all
 its source in place, like a concat's inputs are stored in place, and nothing runs. Where it
 cannot be a view (it feeds a concat, a flatten or a linear layer, or is an output) it is the
 same identity pass with factor 1, loading only those channels.
+
+Depth to space with block ``b`` in DCR order (:class:`accel.graph.DepthToSpace`: output
+pixel ``(h*b + i, w*b + j)``, channel ``c`` is input channel ``(i*b + j)*C + c`` of pixel
+``(h, w)``) is ``b * b`` identity passes, pass ``(i, j)`` loading channel block ``i*b + j``
+of the input and STOREing into phase ``(i, j)`` of the output.
 """
 
 from __future__ import annotations
@@ -41,10 +46,8 @@ def lower_channel_slice(
     ):
         return {"unit": f"none (view of channels {op.start}..{op.stop} of {x.name!r})"}
     channels = replace(x, channels=op.stop - op.start, channel_offset=x.channel_offset + op.start)
-    mapping = lower_upsample(em, node, (1, 1), channels, y)
-    mapping["unit"] = f"vector (identity pass: a copy of channels {op.start}..{op.stop})"
-    del mapping["stores per tile"]
-    return mapping
+    mapping = copy_pass(em, node, channels, y, [Phase()])
+    return {**mapping, "unit": f"vector (identity pass: a copy of channels {op.start}..{op.stop})"}
 
 
 def lower_upsample(
@@ -52,9 +55,41 @@ def lower_upsample(
 ) -> dict:
     """Lower an integer-factor nearest upsampling of ``x`` into ``y`` (module docstring; a
     copy for factor 1); returns the layer's mapping."""
+    fh, fw = factor
+    phases = [Phase(a, b, (fh, fw)) for a in range(fh) for b in range(fw)]
+    mapping = copy_pass(em, node, x, y, phases)
+    return {**mapping, "stores per tile": fh * fw}
+
+
+def lower_depth_to_space(
+    em: Emitter, node: str, op: g.DepthToSpace, x: TensorLayout, y: TensorLayout
+) -> dict:
+    """Lower a DCR depth-to-space of ``x`` into ``y``: channel block ``i*b + j`` of the
+    input, copied by an identity pass, is STOREd into phase ``(i, j)`` of the output
+    (module docstring); returns the layer's mapping."""
+    b = op.block
+    c = y.channels
+    mappings = [
+        copy_pass(
+            em,
+            node,
+            replace(x, channels=c, channel_offset=x.channel_offset + (i * b + j) * c),
+            y,
+            [Phase(i, j, (b, b))],
+        )
+        for i in range(b)
+        for j in range(b)
+    ]
+    return {**mappings[0], "phases": b * b, "tiles": sum(m["tiles"] for m in mappings)}
+
+
+def copy_pass(
+    em: Emitter, node: str, x: TensorLayout, y: TensorLayout, phases: list[Phase]
+) -> dict:
+    """An identity pass of the vector unit over ``x`` (tiled over its pixels and channel
+    tiles), each POSTed tile STOREd into every phase of ``phases`` of ``y``; the mapping."""
     if em.quant(node) != em.quant(em.net.inputs(node)[0]):
         raise em.fail(node, "its input is quantised differently from its output")
-    fh, fw = factor
     lanes = em.config.vector_lanes
     n_ct = ceil_div(x.channels, lanes)
     window = Window()
@@ -70,7 +105,6 @@ def lower_upsample(
     chunk = max(1, min(n_ct, slot_words // em.tile_pixels))
     block = vector_block(em, x, window, ComputeMode.VMAX, {"pad_value": -128})
     post = Post(mode=PostMode.PASS)
-    phases = [Phase(a, b, (fh, fw)) for a in range(fh) for b in range(fw)]
     index = em.log.index
     for tile in out_tiles:
         p0, q0, th, tw = tile
@@ -91,7 +125,6 @@ def lower_upsample(
     return {
         "unit": "vector (identity pass) + DMA",
         "mode": "VMAX 1x1",
-        "stores per tile": fh * fw,
         "tile": [tiling.tile_h, tiling.tile_w],
         "tiles": len(out_tiles),
         "c_tiles": n_ct,

@@ -81,6 +81,7 @@ from accel.graph import (
     Concat,
     Conv2d,
     ConvTranspose2d,
+    DepthToSpace,
     Flatten,
     GlobalAvgPool,
     HostOp,
@@ -118,7 +119,7 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 #: Ops whose int8 output must have the quantisation of their inputs.
-_SHARED_QUANT = (MaxPool2d, Flatten, Concat, Activation, Upsample, ChannelSlice)
+_SHARED_QUANT = (MaxPool2d, Flatten, Concat, Activation, Upsample, ChannelSlice, DepthToSpace)
 #: Ops whose output takes the input quantisation when no QuantizeLinear follows them.
 _INHERIT_QUANT = (*_SHARED_QUANT, AvgPool2d, GlobalAvgPool)
 #: Ops evaluated ahead of the main pass when all their inputs are constants.
@@ -2105,6 +2106,29 @@ def _split(imp: _Importer, node: _Node) -> None:
         imp.define(tensor, name, out)
 
 
+def _depth_to_space(imp: _Importer, node: _Node) -> None:
+    """DepthToSpace in DCR order (the default) of an (N, C, H, W) tensor: a
+    :class:`DepthToSpace`. CRD (PyTorch's PixelShuffle) gathers every ``b*b``-th channel,
+    which no load or store addresses: it runs on the host."""
+    attrs = node.attrs(blocksize=None, mode="DCR")
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    b = attrs["blocksize"]
+    if b is None or b < 1:
+        raise node.bad("blocksize", b, "expected an int >= 1")
+    if attrs["mode"] != "DCR":
+        raise node.unmapped_attr(
+            "mode", attrs["mode"], "only DCR runs on the accelerator (CRD gathers strided channels)"
+        )
+    if len(dims) != 3 or imp.net.shape(x) != dims:
+        raise node.unmapped(f"input (N, {', '.join(map(str, dims))}) is not (N, C, H, W)")
+    c, h, w = dims
+    if c % (b * b):
+        raise node.error(f"{c} channels are not a multiple of blocksize**2 = {b * b}")
+    out = (c // (b * b), h * b, w * b)
+    imp.define(node.outputs[0], imp.add(node, lambda: DepthToSpace(b), [x]), out)
+
+
 def _concat(imp: _Importer, node: _Node) -> None:
     attrs = node.attrs(axis=None)
     if any(tensor in imp.consts for tensor in node.inputs):
@@ -2424,6 +2448,7 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "Concat": _concat,
     "Constant": _constant,
     "Conv": _conv,
+    "DepthToSpace": _depth_to_space,
     "ConvTranspose": _conv_transpose,
     "DequantizeLinear": _dequantize_linear,
     "Div": _div,
