@@ -83,6 +83,8 @@ def _float_node(network: Network, name: str, xs: list[NDArray]) -> NDArray:
         return x[:, op.start : op.stop]
     if isinstance(op, graph.DepthToSpace):
         return golden.depth_to_space(x, op.block)
+    if isinstance(op, graph.SpaceToDepth):
+        return golden.space_to_depth(x, op.block)
     if isinstance(op, graph.Flatten):
         return x.reshape(len(x), -1)
     if isinstance(op, graph.Activation):
@@ -134,7 +136,8 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         | graph.Activation
         | graph.Upsample
         | graph.ChannelSlice
-        | graph.DepthToSpace,
+        | graph.DepthToSpace
+        | graph.SpaceToDepth,
     )
     if shares_quant and any(t != t_out for t in t_ins):
         raise ValueError(
@@ -220,6 +223,8 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         return x[:, op.start : op.stop]
     if isinstance(op, graph.DepthToSpace):
         return golden.depth_to_space(x, op.block)
+    if isinstance(op, graph.SpaceToDepth):
+        return golden.space_to_depth(x, op.block)
     if isinstance(op, graph.Flatten):
         return x.reshape(len(x), -1)
     if isinstance(op, graph.Activation):
@@ -341,8 +346,9 @@ def run_network(
       act_max)`` with the :class:`~accel.quantized.AddQuant` parameters.
     * Concat: channel concatenation of the int8 inputs. Flatten: reshape in C, H, W order.
       Upsample: :func:`~accel.golden.upsample_nearest` of the int8 values. ChannelSlice:
-      the int8 channels ``start:stop``. DepthToSpace: :func:`~accel.golden.depth_to_space`.
-      Concat, Flatten, MaxPool2d, Upsample, ChannelSlice, DepthToSpace and Activation
+      the int8 channels ``start:stop``. DepthToSpace, SpaceToDepth:
+      :func:`~accel.golden.depth_to_space`, :func:`~accel.golden.space_to_depth`. Concat,
+      Flatten, MaxPool2d, Upsample, ChannelSlice, DepthToSpace, SpaceToDepth and Activation
       require the inputs' TensorQuant to equal the output's (``ValueError`` naming the node
       otherwise).
     * Activation: ``clamp(x, *numerics.activation_range(kind, zp_out, s_out))``.

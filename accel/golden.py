@@ -48,6 +48,7 @@ __all__ = [
     "pool_windows",
     "relu",
     "relu6",
+    "space_to_depth",
     "upsample_nearest",
 ]
 
@@ -609,6 +610,17 @@ def depth_to_space(x: ArrayLike, block: int) -> NDArray:
     b = block
     y = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
     return y.reshape(n, c // (b * b), h * b, w * b)
+
+
+def space_to_depth(x: ArrayLike, block: int) -> NDArray:
+    """Space to depth (ONNX SpaceToDepth): (N, C, H, W) -> (N, C*b*b, H/b, W/b),
+    ``y[n, (i*b + j)*C + c, h, w] = x[n, c, h*b + i, w*b + j]``, in ``x``'s dtype."""
+    x = np.asarray(x)
+    _check_ndim(x, 4, "x", "(N, C, H, W)")
+    n, c, h, w = x.shape
+    b = block
+    y = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    return y.reshape(n, c * b * b, h // b, w // b)
 
 
 # --------------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ __all__ = [
     "Op",
     "Pointwise",
     "Shape",
+    "SpaceToDepth",
     "Upsample",
     "conv_output_size",
     "fuse_activations",
@@ -730,6 +731,24 @@ class DepthToSpace(Op):
         return (c // (b * b), h * b, w * b)
 
 
+@dataclass(frozen=True)
+class SpaceToDepth(Op):
+    """Space to depth with block ``b`` (ONNX SpaceToDepth; the inverse of DCR
+    :class:`DepthToSpace`): ``(C, H, W) -> (C*b*b, H/b, W/b)``, output channel ``(i*b + j)*C
+    + c`` of pixel ``(h, w)`` is input channel ``c`` of pixel ``(h*b + i, w*b + j)``; int8 in
+    and out share one quantisation."""
+
+    block: int
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        c, h, w = _chw(shape)
+        b = self.block
+        if h % b or w % b:
+            raise ValueError(f"SpaceToDepth.block={b}: H x W = {h} x {w} is not a multiple")
+        return (c * b * b, h // b, w // b)
+
+
 #: Op classes by name, as used by :meth:`Network.to_dict` and :meth:`Network.from_dict`.
 @dataclass(frozen=True)
 class HostOp(Op):
@@ -770,6 +789,7 @@ OPS: dict[str, type[Op]] = {
         Upsample,
         ChannelSlice,
         DepthToSpace,
+        SpaceToDepth,
         HostOp,
     )
 }

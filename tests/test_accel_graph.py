@@ -149,6 +149,7 @@ def test_op_registry_names_every_op():
         "Upsample",
         "ChannelSlice",
         "DepthToSpace",
+        "SpaceToDepth",
         "HostOp",
     }
 

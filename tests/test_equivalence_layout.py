@@ -1,12 +1,13 @@
 """Layout ops on the RTL top against the cycle model and the golden model.
 
 Channel slices are views (nothing runs) or identity-pass copies; a DepthToSpace is one
-identity pass per channel block, stored into one output phase each; an Upsample is an
-identity pass of the vector unit whose tiles are STOREd once into each phase of the output
-with strided STOREs (:mod:`accel.compiler.lower_layout`). All compile to existing
-instructions, so the RTL runs them unchanged: the outputs equal the int8 golden model's bit
-for bit and every instruction's start and done cycle equals the model's, in the Amaranth
-simulator and in Verilator (:func:`tests.test_equivalence_rtl.check`).
+identity pass per channel block, stored into one output phase each (a SpaceToDepth the other
+way: one per input phase, loaded with strides); an Upsample is an identity pass of the
+vector unit whose tiles are STOREd once into each phase of the output with strided STOREs
+(:mod:`accel.compiler.lower_layout`). All compile to existing instructions, so the RTL runs
+them unchanged: the outputs equal the int8 golden model's bit for bit and every
+instruction's start and done cycle equals the model's, in the Amaranth simulator and in
+Verilator (:func:`tests.test_equivalence_rtl.check`).
 """
 
 from __future__ import annotations
@@ -80,6 +81,18 @@ def test_depth_to_space_bit_and_cycle_exact(config, backend):
     x = net.add("input", graph.Input((20, 2, 3)))
     c = net.add("conv", graph.Conv2d(20, 36, 1, activation="relu"), [x])
     net.add("d2s", graph.DepthToSpace(3), [c])
+    qnet = quantized(net)
+    program = compile(qnet, config)
+    inputs = synthetic.random_int8_inputs(qnet)
+    check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
+
+
+@pytest.mark.parametrize(("config", "backend"), SETUPS)
+def test_space_to_depth_bit_and_cycle_exact(config, backend):
+    net = graph.Network("s2d")
+    x = net.add("input", graph.Input((6, 4, 6)))
+    c = net.add("conv", graph.Conv2d(6, 6, 3, padding=1, activation="relu"), [x])
+    net.add("s2d", graph.SpaceToDepth(2), [c])
     qnet = quantized(net)
     program = compile(qnet, config)
     inputs = synthetic.random_int8_inputs(qnet)

@@ -27,6 +27,7 @@ from accel.compiler.lower_conv import lower_conv
 from accel.compiler.lower_layout import (
     lower_channel_slice,
     lower_depth_to_space,
+    lower_space_to_depth,
     lower_upsample,
 )
 from accel.compiler.lower_transpose import lower_conv_transpose
@@ -213,6 +214,8 @@ def lower_layer(em: Emitter, node: str) -> dict:
         return lower_channel_slice(em, node, op, layout(srcs[0]), y)
     if isinstance(op, g.DepthToSpace):
         return lower_depth_to_space(em, node, op, layout(srcs[0]), y)
+    if isinstance(op, g.SpaceToDepth):
+        return lower_space_to_depth(em, node, op, layout(srcs[0]), y)
     if isinstance(op, g.Concat):
         for src in srcs:
             if em.quant(src) != em.quant(node):

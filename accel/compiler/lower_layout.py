@@ -18,7 +18,10 @@ same identity pass with factor 1, loading only those channels.
 Depth to space with block ``b`` in DCR order (:class:`accel.graph.DepthToSpace`: output
 pixel ``(h*b + i, w*b + j)``, channel ``c`` is input channel ``(i*b + j)*C + c`` of pixel
 ``(h, w)``) is ``b * b`` identity passes, pass ``(i, j)`` loading channel block ``i*b + j``
-of the input and STOREing into phase ``(i, j)`` of the output.
+of the input and STOREing into phase ``(i, j)`` of the output. Space to depth, its
+inverse (:class:`accel.graph.SpaceToDepth`), is the same passes the other way: pass
+``(i, j)`` loads phase ``(i, j)`` of the input (the DMA's row and pixel strides, as a
+strided 1x1 convolution loads) and STOREs into channel block ``i*b + j`` of the output.
 """
 
 from __future__ import annotations
@@ -83,22 +86,54 @@ def lower_depth_to_space(
     return {**mappings[0], "phases": b * b, "tiles": sum(m["tiles"] for m in mappings)}
 
 
-def copy_pass(
-    em: Emitter, node: str, x: TensorLayout, y: TensorLayout, phases: list[Phase]
+def lower_space_to_depth(
+    em: Emitter, node: str, op: g.SpaceToDepth, x: TensorLayout, y: TensorLayout
 ) -> dict:
-    """An identity pass of the vector unit over ``x`` (tiled over its pixels and channel
-    tiles), each POSTed tile STOREd into every phase of ``phases`` of ``y``; the mapping."""
+    """Lower a space-to-depth of ``x`` into ``y``: phase ``(i, j)`` of the input (every
+    ``b``-th row and column from ``(i, j)``, loaded with the DMA's row and pixel strides),
+    copied by an identity pass, is STOREd into channel block ``i*b + j`` of the output
+    (module docstring); returns the layer's mapping."""
+    b = op.block
+    c = x.channels
+    mappings = [
+        copy_pass(
+            em,
+            node,
+            # The phase's first pixel as the layout's origin: rows and columns then step by b.
+            replace(x, addr=x.addr + (i * x.width + j) * x.pixel_stride),
+            replace(y, channels=c, channel_offset=y.channel_offset + (i * b + j) * c),
+            [Phase()],
+            step=(b, b),
+        )
+        for i in range(b)
+        for j in range(b)
+    ]
+    return {**mappings[0], "phases": b * b, "tiles": sum(m["tiles"] for m in mappings)}
+
+
+def copy_pass(
+    em: Emitter,
+    node: str,
+    x: TensorLayout,
+    y: TensorLayout,
+    phases: list[Phase],
+    step: tuple[int, int] = (1, 1),
+) -> dict:
+    """An identity pass of the vector unit over ``x`` (subsampled by ``step`` on load; tiled
+    over its pixels and channel tiles), each POSTed tile STOREd into every phase of
+    ``phases`` of ``y``; the mapping."""
     if em.quant(node) != em.quant(em.net.inputs(node)[0]):
         raise em.fail(node, "its input is quantised differently from its output")
     lanes = em.config.vector_lanes
     n_ct = ceil_div(x.channels, lanes)
     window = Window()
+    height, width = ceil_div(x.height, step[0]), ceil_div(x.width, step[1])
     try:
-        tiling = choose_tiling(em.hardware, (x.height, x.width), window, 1, n_ct, 1, vector=True)
+        tiling = choose_tiling(em.hardware, (height, width), window, 1, n_ct, 1, vector=True)
     except TilingError as err:
         raise em.fail(node, str(err)) from None
     em.tile_pixels = tiling.tile_h * tiling.tile_w
-    out_tiles = tiling.output_tiles(x.height, x.width)
+    out_tiles = tiling.output_tiles(height, width)
     chunk = max(1, min(n_ct, tiling.in_slot_words // em.tile_pixels))
     in_slots = 2 if len(out_tiles) * ceil_div(n_ct, chunk) > 1 else 1
     slot_words = em.in_ring.capacity // in_slots
@@ -112,7 +147,7 @@ def copy_pass(
             cts = range(ct_lo, min(n_ct, ct_lo + chunk))
             slot = em.next_in_slot(in_slots, slot_words)
             in_range = (slot, slot + len(cts) * th * tw)
-            ct_stride = em.load_input_tile(x, (p0, q0), (th, tw), slot, cts, lanes, in_range)
+            ct_stride = em.load_input_tile(x, (p0, q0), (th, tw), slot, cts, lanes, in_range, step)
             for i, ct in enumerate(cts):
                 acc_base = em.next_acc_slot()
                 base = slot + i * ct_stride

@@ -92,6 +92,7 @@ from accel.graph import (
     Op,
     Pointwise,
     Shape,
+    SpaceToDepth,
     Upsample,
     conv_output_size,
     fuse_activations,
@@ -119,7 +120,16 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 #: Ops whose int8 output must have the quantisation of their inputs.
-_SHARED_QUANT = (MaxPool2d, Flatten, Concat, Activation, Upsample, ChannelSlice, DepthToSpace)
+_SHARED_QUANT = (
+    MaxPool2d,
+    Flatten,
+    Concat,
+    Activation,
+    Upsample,
+    ChannelSlice,
+    DepthToSpace,
+    SpaceToDepth,
+)
 #: Ops whose output takes the input quantisation when no QuantizeLinear follows them.
 _INHERIT_QUANT = (*_SHARED_QUANT, AvgPool2d, GlobalAvgPool)
 #: Ops evaluated ahead of the main pass when all their inputs are constants.
@@ -2129,6 +2139,23 @@ def _depth_to_space(imp: _Importer, node: _Node) -> None:
     imp.define(node.outputs[0], imp.add(node, lambda: DepthToSpace(b), [x]), out)
 
 
+def _space_to_depth(imp: _Importer, node: _Node) -> None:
+    """SpaceToDepth of an (N, C, H, W) tensor: a :class:`SpaceToDepth`."""
+    attrs = node.attrs(blocksize=None)
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    b = attrs["blocksize"]
+    if b is None or b < 1:
+        raise node.bad("blocksize", b, "expected an int >= 1")
+    if len(dims) != 3 or imp.net.shape(x) != dims:
+        raise node.unmapped(f"input (N, {', '.join(map(str, dims))}) is not (N, C, H, W)")
+    c, h, w = dims
+    if h % b or w % b:
+        raise node.error(f"H x W = {h} x {w} is not a multiple of blocksize = {b}")
+    out = (c * b * b, h // b, w // b)
+    imp.define(node.outputs[0], imp.add(node, lambda: SpaceToDepth(b), [x]), out)
+
+
 def _concat(imp: _Importer, node: _Node) -> None:
     attrs = node.attrs(axis=None)
     if any(tensor in imp.consts for tensor in node.inputs):
@@ -2469,6 +2496,7 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "Reshape": _reshape,
     "Resize": _resize,
     "Slice": _slice,
+    "SpaceToDepth": _space_to_depth,
     "Split": _split,
     "Squeeze": _reshape,
     "Sum": _sum,
