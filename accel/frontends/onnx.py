@@ -9,8 +9,10 @@ than 11 is upgraded with ``onnx.version_converter``), then walks the graph once,
   it, the Shape of a tensor whose shape is static) is evaluated with ``onnx.reference`` and
   becomes a constant: Shape / Gather / Concat / ConstantOfShape / Cast ... chains disappear;
 * an op with a handler becomes accelerator ops (Conv2d, ConvTranspose2d, Linear, pools, Add,
-  Pointwise activations such as Sigmoid and GELU, ...), its attributes mapped exactly; 1-D
-  ``(N, C, L)`` tensors run as 2-D with ``H = 1`` and ``(N, F)`` tensors as vectors;
+  Pointwise activations such as Sigmoid and GELU, the layout ops Upsample (nearest Resize),
+  ChannelSlice (channel Slice / Split), DepthToSpace (DCR), SpaceToDepth, ...), its
+  attributes mapped exactly; 1-D ``(N, C, L)`` tensors run as 2-D with ``H = 1`` and
+  ``(N, F)`` tensors as vectors;
 * an op without an accelerator mapping (no handler, or a form the handler does not map:
   Softmax, a Mul that is not ``x * Sigmoid(x)``, a reflect Pad, a quantised ConvTranspose,
   dilated MaxPool, a broadcasting Add, a Reshape that is not a flatten, ...) becomes an
