@@ -9,7 +9,7 @@ Everything the tools keep between runs sits under one directory, :func:`cache_ro
   skips the compiler.
 
 A program is stored under ``programs/<compiler version>/<network digest>-<config
-digest>[-keep].bin``, in the program file format (:meth:`accel.program.Program.to_bytes`,
+digest>[-keep][-batchN].bin``, in the program file format (:meth:`accel.program.Program.to_bytes`,
 CRC-checked), where
 
 * the network digest is :attr:`accel.quantized.QuantizedNetwork.digest` (the graph, every
@@ -17,7 +17,8 @@ CRC-checked), where
 * the config digest is :attr:`accel.config.AccelConfig.digest` (every field, the name too,
   since the program carries its config),
 * ``-keep`` marks ``keep_tensors=True`` programs, ``-keep<hash>`` those compiled with a list
-  of tensors to ``keep`` (:func:`accel.compiler.compile`),
+  of tensors to ``keep`` (:func:`accel.compiler.compile`), ``-batchN`` those compiled for
+  a batch of ``N`` images (``batch=N``; one image has no suffix),
 * the compiler version (:func:`compiler_version`) is a hash of the source of every module the
   compiler's output depends on (:data:`COMPILER_MODULES`), so any change to the compiler
   makes a new directory rather than reusing old programs; nobody bumps a number by hand.
@@ -147,13 +148,16 @@ class ProgramCache:
         *,
         keep_tensors: bool = False,
         keep: Sequence[str] = (),
+        batch: int = 1,
     ) -> Path:
         """Where the program of this network (by its digest) on ``config`` is kept (with
-        :func:`accel.compiler.compile`'s ``keep_tensors`` and ``keep``)."""
+        :func:`accel.compiler.compile`'s ``keep_tensors``, ``keep`` and ``batch``)."""
         suffix = "-keep" if keep_tensors else ""
         if keep:
             names = hashlib.sha256("\0".join(keep).encode()).hexdigest()[:16]
             suffix += f"-keep{names}"
+        if batch != 1:
+            suffix += f"-batch{batch}"
         name = f"{network_digest}-{config.digest}{suffix}.bin"
         return self.directory / compiler_version() / name
 
@@ -250,6 +254,7 @@ def compile_cached(
     *,
     keep_tensors: bool = False,
     keep: Sequence[str] = (),
+    batch: int = 1,
     cache: ProgramCache | None = None,
     network_digest: str | None = None,
 ) -> CachedCompile:
@@ -261,7 +266,11 @@ def compile_cached(
     covers only its source.
     """
     compile_function = compiler.compile
-    options = {"keep_tensors": keep_tensors, **({"keep": list(keep)} if keep else {})}
+    options = {
+        "keep_tensors": keep_tensors,
+        **({"keep": list(keep)} if keep else {}),
+        **({"batch": batch} if batch != 1 else {}),
+    }
     if cache is None:
         return CachedCompile(compile_function(qnet, config, **options))
     if not _is_the_compiler(compile_function):
@@ -269,9 +278,14 @@ def compile_cached(
         return CachedCompile(program, note="the program cache is off: compile() is replaced")
     if network_digest is None:
         network_digest = qnet.digest
-    path = cache.path(network_digest, config, keep_tensors=keep_tensors, keep=keep)
+    path = cache.path(network_digest, config, keep_tensors=keep_tensors, keep=keep, batch=batch)
     program = cache.load(path)
-    if program is not None and program.config == config and program.network == qnet.network.name:
+    if (
+        program is not None
+        and program.config == config
+        and program.network == qnet.network.name
+        and program.batch == batch
+    ):
         return CachedCompile(program, hit=True, path=path)
     program = compile_function(qnet, config, **options)
     problem = cache.store(path, program)

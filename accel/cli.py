@@ -201,7 +201,8 @@ def add_batch_argument(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="run N images, each with its own random inputs (default: an ONNX model's static "
-        "batch, else 1); weights are not kept resident across the batch",
+        "batch, else 1), as one program with the weights kept resident across the batch "
+        "where the buffers allow (image by image when the network has host steps)",
     )
 
 
@@ -269,8 +270,10 @@ def cached_compile(args: argparse.Namespace, progress: Progress | None = None):
     return compile
 
 
-def deploy_network(args: argparse.Namespace, qnet, cfg, progress: Progress | None = None):
-    """:func:`accel.deploy.deploy` with ``--no-host`` and the program cache."""
+def deploy_network(
+    args: argparse.Namespace, qnet, cfg, progress: Progress | None = None, *, batch: int = 1
+):
+    """:func:`accel.deploy.deploy` with ``--no-host``, the program cache and ``batch``."""
     from accel import deploy
 
     return deploy.deploy(
@@ -278,6 +281,7 @@ def deploy_network(args: argparse.Namespace, qnet, cfg, progress: Progress | Non
         cfg,
         host_ops=not getattr(args, "no_host", False),
         compile=cached_compile(args, progress),
+        batch=batch,
     )
 
 
@@ -376,11 +380,19 @@ def quantize(network, seed: int):
     return ptq.quantize(graph.fuse_activations(network), seed=seed)
 
 
-def whole_program(qnet, cfg, args: argparse.Namespace, what: str, progress: Progress | None = None):
+def whole_program(
+    qnet,
+    cfg,
+    args: argparse.Namespace,
+    what: str,
+    progress: Progress | None = None,
+    *,
+    batch: int = 1,
+):
     """The one program of a network the accelerator runs whole (through the program
-    cache); a clear error naming the host steps otherwise (``what`` says which command needs
-    one program)."""
-    deployment = deploy_network(args, qnet, cfg, progress)
+    cache), for a batch of ``batch`` images; a clear error naming the host steps otherwise
+    (``what`` says which command needs one program)."""
+    deployment = deploy_network(args, qnet, cfg, progress, batch=batch)
     if not deployment.whole:
         ops = ", ".join(f"{s.kind} {s.node!r}" for s in deployment.host_steps)
         raise CliError(
@@ -428,14 +440,20 @@ def cmd_compile(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as outputs:
         binary = outputs.enter_context(OutputFile(args.output, what="program output"))
         listing = args.listing and outputs.enter_context(OutputFile(args.listing, what="listing"))
-        program = whole_program(load_quantized(args), cfg, args, "accel compile writes")
+        from accel import batch
+
+        images = batch.images(args.batch, None)
+        program = whole_program(
+            load_quantized(args), cfg, args, "accel compile writes", batch=images
+        )
         binary.write_bytes(program.to_bytes())
         if listing:
             listing.write_text(program.listing() + "\n")
     print(
         f"compiled {program.network!r} for {cfg.name!r}: {len(program.layers)} layers, "
-        f"{program.instruction_count} instructions, DRAM {program.dram_bytes} bytes "
-        f"-> {args.output}"
+        f"{program.instruction_count} instructions, DRAM {program.dram_bytes} bytes"
+        + (f", a batch of {program.batch} images" if program.batch > 1 else "")
+        + f" -> {args.output}"
     )
     return 0
 
@@ -519,7 +537,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if is_program_file(args):
             progress.stage("loading the program")
             program = load_program(args)
-            images = batch.images(args.batch, None)
+            images = batch.images(args.batch, program.batch if program.batch > 1 else None)
         else:
             progress.stage("loading the model")
             network = load_network(args)
@@ -527,7 +545,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             progress.stage("quantising")
             qnet = quantize(network, args.seed)
             progress.stage("compiling")
-            deployment = deploy_network(args, qnet, resolve_sim_config(args), progress)
+            deployment = deploy_network(
+                args, qnet, resolve_sim_config(args), progress, batch=images
+            )
             if not deployment.whole and args.trace:
                 raise CliError(
                     "--trace writes the timeline of one program; this network runs in "
@@ -536,7 +556,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             program = deployment.segments[0].program
         backend = functools.partial(sim.run, mode=args.mode, compute_outputs=not args.cycles_only)
         compute = not args.cycles_only
-        count = images if compute else 1
+        count = images if compute and program.batch == 1 else 1
         progress.stage(
             f"simulating {sum(s.program.instruction_count for s in deployment.segments):,} "
             f"instructions in {len(deployment.segments)} segment(s)"
@@ -558,8 +578,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         first = runs[0]
         cfg = deployment.config if deployment is not None else program.config
         batched = None
-        if images > 1:
-            batched = batch.Batch.of([r.total_cycles for r in runs], first.macs, cfg, images=images)
+        if images > 1 and deployment is not None:
+            batched = batch.Batch.of(runs, cfg, images=images)
+        elif images > 1 and program.batch > 1:  # a program file of a batch
+            batched = batch.Batch(
+                images, first.total_cycles, first.macs // images, cfg, resident=True
+            )
+        elif images > 1:
+            total = sum(r.total_cycles for r in runs) * (images // len(runs))
+            batched = batch.Batch(images, total, first.macs, cfg, simulated=compute)
 
         def render(fmt: str) -> str:
             if deployment is not None:
@@ -984,10 +1011,11 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Verilog of :class:`hdl.top.Accelerator` (``--control ports``) or
-    :class:`hdl.axi_top.AxiLiteAccelerator` (``--control axi-lite``), its manifest (JSON), a
-    text report and a FuseSoC core; for ``axi-lite`` the register map as Markdown and C
-    header too; with ``--synth`` Yosys's cell counts, with ``--pnr`` nextpnr's measured Fmax,
-    in the manifest and the report."""
+    :class:`hdl.axi_top.AxiLiteAccelerator` (``--control axi-lite``) or
+    :class:`hdl.axi_top.AxiAccelerator` (``--control axi``: AXI4-Lite and an AXI4 master for
+    the DRAM traffic), its manifest (JSON), a text report and a FuseSoC core; for ``axi-lite``
+    and ``axi`` the register map as Markdown and C header too; with ``--synth`` Yosys's cell
+    counts, with ``--pnr`` nextpnr's measured Fmax, in the manifest and the report."""
     import importlib.util
     import subprocess
 
@@ -1031,12 +1059,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
             )
 
     from accel.files import OutputDir
-    from hdl.axi_top import AxiLiteAccelerator
+    from hdl.axi_top import AxiAccelerator, AxiLiteAccelerator
     from hdl.flow import package
     from hdl.flow.manifest import manifest, report_text
     from hdl.top import Accelerator
 
-    axi_lite = args.control == "axi-lite"
+    axi_lite = args.control in ("axi-lite", "axi")  # the registers and their files
+    if args.control == "axi":
+        from hdl.axi_master import check_axi
+
+        try:
+            check_axi(cfg)
+        except ValueError as error:
+            raise CliError(f"--control axi: {error}") from None
     every = {suffix: f"{name}.{suffix}" for suffix in ("v", "json", "txt", "core")}
     every |= {suffix: f"{name}_{suffix}" for suffix in ("regs.md", "regs.h")}
     files = {k: v for k, v in every.items() if axi_lite or not k.startswith("regs")}
@@ -1046,7 +1081,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     ):
         progress.stage(f"elaborating {cfg.name} ({cfg.array.rows}x{cfg.array.cols}) into Verilog")
         began = time.monotonic()
-        top = AxiLiteAccelerator(cfg) if axi_lite else Accelerator(cfg)
+        tops = {"ports": Accelerator, "axi-lite": AxiLiteAccelerator, "axi": AxiAccelerator}
+        top = tops[args.control](cfg)
         text = generate.verilog(top, name)
         generated = time.monotonic() - began
         out.write_bytes(files["v"], text.encode())
@@ -1091,7 +1127,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
             except synth.SynthesisError as error:
                 raise CliError(str(error)) from None
         progress.stage("writing the manifest, the report and the FuseSoC core")
-        control = "an AXI4-Lite control port" if axi_lite else "raw control ports"
+        control = {
+            "ports": "raw control ports",
+            "axi-lite": "an AXI4-Lite control port",
+            "axi": "an AXI4-Lite control port and an AXI4 master for the DRAM traffic",
+        }[args.control]
         companions = {
             files["core"]: package.fusesoc_core(
                 name,
@@ -1162,7 +1202,7 @@ def parse_vcd_window(text: str | None) -> tuple[int, int] | None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Golden vs model vs RTL, per layer; non-zero exit on any mismatch."""
-    from accel import batch
+    from accel import batch, deploy
     from accel.files import OutputFile
     from accel.verify import verify, verify_program
 
@@ -1188,7 +1228,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if program_file:
             program = load_program(args)
             subject, cfg = program.network, program.config
-            images = batch.images(args.batch, None)
+            images = batch.images(args.batch, program.batch if program.batch > 1 else None)
         else:
             network = load_network(args)
             images = batch.images(args.batch, static_batch(network))
@@ -1200,7 +1240,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 f"building the Verilator model of {cfg.name} (once per config)"
             )
         results = []
-        for i in range(images):  # image i: the random inputs of seed + i; a VCD of the first
+        # A network the accelerator runs alone: its batch is one program, verified at once.
+        if program_file:
+            one_program = program.batch > 1
+        else:
+            one_program = (
+                images > 1
+                and not args.layers
+                and deploy.alone(qnet.network, host_ops=not args.no_host)
+            )
+        if one_program:
+            common = {"backend": args.backend, "seed": args.seed, "stage": progress.stage}
+            if program_file:
+                results.append(verify_program(program, **common, **options))
+            else:
+                results.append(
+                    verify(qnet, cfg, host_ops=not args.no_host, images=images, **common, **options)
+                )
+        for i in range(0 if one_program else images):
+            # Image i: the random inputs of seed + i; a VCD of the first.
             common = {"backend": args.backend, "seed": args.seed + i, "stage": progress.stage}
             if i == 1:
                 options = {k: v for k, v in options.items() if k == "log"}
@@ -1214,22 +1272,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
     ok = all(r.ok for r in results)
     if args.format == "json":
         doc = results[0].to_dict()
-        if images > 1:
+        if one_program:
+            doc["note"] = batch.WEIGHTS_NOTE
+        elif images > 1:
             doc = {
                 "images": [r.to_dict() for r in results],
                 "ok": ok,
-                "note": batch.WEIGHTS_NOTE,
+                "note": batch.IMAGE_BY_IMAGE_NOTE,
             }
         print(json.dumps(doc, indent=2))
         return 0 if ok else 1
-    for i, result in enumerate(results):
+    if one_program:
+        print(
+            f"batch of {images} images in one program (random inputs of seeds "
+            f"{args.seed}..{args.seed + images - 1}, every layer checked per image):"
+        )
+        print(results[0].table())
+        print(f"batch of {images} images: {'pass' if ok else 'FAIL'}; note: {batch.WEIGHTS_NOTE}")
+    for i, result in enumerate([] if one_program else results):
         if images > 1:
             print(f"image {i + 1} of {images} (random inputs of seed {args.seed + i}):")
         print(result.table())
-    if images > 1:
+    if images > 1 and not one_program:
         print(
             f"batch of {images} images: {sum(r.ok for r in results)} of {images} pass; "
-            f"note: {batch.WEIGHTS_NOTE}"
+            f"note: {batch.IMAGE_BY_IMAGE_NOTE}"
         )
     timing = ", ".join(
         f"{k} {sum(r.seconds.get(k, 0.0) for r in results):.1f} s" for k in results[0].seconds
@@ -1261,6 +1328,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p)
     p.add_argument("-o", "--output", required=True, metavar="program.bin")
     p.add_argument("--listing", metavar="PATH", help="also write a readable listing")
+    p.add_argument(
+        "--batch",
+        type=int,
+        metavar="N",
+        help="one program for N images, weights kept resident across the batch where the "
+        "buffers allow (default 1; `accel simulate/verify prog.bin` run its N images)",
+    )
     add_cache_arguments(p)
     p.set_defaults(handler=cmd_compile)
 
@@ -1363,14 +1437,16 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="DIR",
         help="write NAME.v, NAME.json (manifest), NAME.txt (report) and NAME.core (FuseSoC) "
-        "here; with --control axi-lite also NAME_regs.md and NAME_regs.h (register map)",
+        "here; with --control axi-lite or axi also NAME_regs.md and NAME_regs.h (register map)",
     )
     p.add_argument(
         "--control",
-        choices=("ports", "axi-lite"),
+        choices=("ports", "axi-lite", "axi"),
         default="ports",
-        help="program control: the raw ports of hdl.top.Accelerator (default), or an AXI4-Lite "
-        "slave with registers and an irq (hdl.axi_top.AxiLiteAccelerator; docs/integration.md)",
+        help="program control: the raw ports of hdl.top.Accelerator (default), an AXI4-Lite "
+        "slave with registers and an irq (hdl.axi_top.AxiLiteAccelerator), or that plus an "
+        "AXI4 master m_axi for the DRAM traffic (hdl.axi_top.AxiAccelerator; needs a "
+        "power-of-two dram.bandwidth <= 128 and dram.latency >= 1; docs/integration.md)",
     )
     p.add_argument(
         "--name", default="accel_top", help="Verilog module name and file stem (default: accel_top)"

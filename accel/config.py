@@ -60,7 +60,7 @@ MEASURED = "measured"
 
 #: Widest DRAM data path, in bytes per beat (an 8192-bit port).
 MAX_DRAM_BANDWIDTH = 1024
-#: Longest DRAM latency in cycles (the RTL's request queue holds ``latency + 256`` entries).
+#: Longest DRAM latency in cycles (the RTL's request queue holds ``latency + 2048`` entries).
 MAX_DRAM_LATENCY = 4096
 
 

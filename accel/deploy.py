@@ -32,7 +32,17 @@ from accel.config import AccelConfig
 from accel.program import Program
 from accel.quantized import QuantizedNetwork
 
-__all__ = ["Deployment", "DeploymentRun", "HostStep", "Segment", "deploy", "run", "sub_network"]
+__all__ = [
+    "Deployment",
+    "DeploymentRun",
+    "HostStep",
+    "Segment",
+    "alone",
+    "deploy",
+    "plan_runs",
+    "run",
+    "sub_network",
+]
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,9 @@ class Deployment:
     qnet: QuantizedNetwork
     config: AccelConfig
     steps: tuple[Segment | HostStep, ...]
+    #: Images its one program runs at once (:func:`deploy`'s ``batch``); 1 when it has
+    #: host steps, whose segments run one image at a time.
+    batch: int = 1
 
     @property
     def segments(self) -> list[Segment]:
@@ -145,25 +158,9 @@ def sub_network(
     return QuantizedNetwork(sub, tensors, layer_params)
 
 
-def deploy(
-    qnet: QuantizedNetwork,
-    config: AccelConfig,
-    *,
-    host_ops: bool = True,
-    keep_tensors: bool = False,
-    compile: Callable[..., Program] | None = None,
-) -> Deployment:
-    """Cut ``qnet`` at its host ops and compile every accelerator segment for ``config``.
-
-    ``host_ops=False`` makes a host op an error naming the node and the op. ``keep_tensors`` as
-    :func:`accel.compiler.compile`'s (every layer's output kept, for verification);
-    ``compile`` replaces that function (same arguments; e.g. one that goes through the
-    program cache, :func:`accel.cache.compile_cached`). Raises
-    :class:`~accel.compiler.CompileError` naming the layer and the limit for a layer the
-    hardware cannot run.
-    """
-    compile = compile or compiler.compile
-    net = qnet.network
+def plan_runs(net: graph.Network, *, host_ops: bool = True) -> list[list[str] | str]:
+    """The steps of ``net`` in order: a list of consecutive accelerator layers (a segment),
+    or the node of a host step; ``host_ops=False`` makes a host op an error."""
     runs: list[list[str] | str] = []  # a list of accelerator layers, or a host step's node
     for node in net.layers():
         segment = runs[-1] if runs and isinstance(runs[-1], list) else []
@@ -178,12 +175,48 @@ def deploy(
             runs[-1].append(node)
         else:
             runs.append([node])
+    return runs
+
+
+def alone(net: graph.Network, *, host_ops: bool = True) -> bool:
+    """Whether the accelerator runs ``net`` alone (no host step): :func:`deploy` then
+    compiles it as one program, for a whole batch if asked."""
+    runs = plan_runs(net, host_ops=host_ops)
+    return len(runs) == 1 and isinstance(runs[0], list)
+
+
+def deploy(
+    qnet: QuantizedNetwork,
+    config: AccelConfig,
+    *,
+    host_ops: bool = True,
+    keep_tensors: bool = False,
+    compile: Callable[..., Program] | None = None,
+    batch: int = 1,
+) -> Deployment:
+    """Cut ``qnet`` at its host ops and compile every accelerator segment for ``config``.
+
+    ``host_ops=False`` makes a host op an error naming the node and the op. ``keep_tensors`` as
+    :func:`accel.compiler.compile`'s (every layer's output kept, for verification);
+    ``batch`` > 1 compiles a network without host steps as one program for that many images
+    (:func:`accel.compiler.compile`'s ``batch``: weights kept resident across the batch); a
+    network with host steps is compiled for one image whatever ``batch`` says (its segments
+    run image by image, :attr:`Deployment.batch` is 1);
+    ``compile`` replaces that function (same arguments; e.g. one that goes through the
+    program cache, :func:`accel.cache.compile_cached`). Raises
+    :class:`~accel.compiler.CompileError` naming the layer and the limit for a layer the
+    hardware cannot run.
+    """
+    compile = compile or compiler.compile
+    net = qnet.network
+    runs = plan_runs(net, host_ops=host_ops)
     if len(runs) == 1 and isinstance(runs[0], list):
-        program = compile(qnet, config, keep_tensors=keep_tensors)
+        options = {"batch": batch} if batch != 1 else {}
+        program = compile(qnet, config, keep_tensors=keep_tensors, **options)
         segment = Segment(
             0, tuple(runs[0]), tuple(net.input_names), tuple(program.outputs), program
         )
-        return Deployment(qnet, config, (segment,))
+        return Deployment(qnet, config, (segment,), batch=program.batch)
     steps: list[Segment | HostStep] = []
     for position, item in enumerate(runs):
         if isinstance(item, str):
@@ -282,7 +315,9 @@ def run(
     backend: Callable[[Program, np.ndarray | None], Result],
 ) -> DeploymentRun:
     """Run every step: segments on ``backend`` (``backend(program, image)``; with ``inputs``
-    None, ``backend(program, None)``, a cycles-only run), host ops in int8 in between."""
+    None, ``backend(program, None)``, a cycles-only run), host ops in int8 in between. A
+    deployment of a batch takes every input as (batch, C, H, W) and gives every tensor with
+    the batch first."""
     qnet = deployment.qnet
     values: dict[str, np.ndarray] = dict(inputs or {})
     results = []
@@ -296,7 +331,8 @@ def run(
             program = step.program
             feeds = {}
             for name, layout in program.inputs.items():
-                feeds[name] = values[name].reshape(1, layout.channels, layout.height, layout.width)
+                shape = (program.batch, layout.channels, layout.height, layout.width)
+                feeds[name] = values[name].reshape(shape)
             image = program.make_image(feeds)
         result = backend(step.program, image)
         results.append(result)

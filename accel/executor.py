@@ -19,6 +19,7 @@ from accel.quantized import (
     AddQuant,
     ConvQuant,
     PoolQuant,
+    PReluQuant,
     QuantizedNetwork,
     TableQuant,
     avg_pool_count,
@@ -91,6 +92,8 @@ def _float_node(network: Network, name: str, xs: list[NDArray]) -> NDArray:
         return _activate(x, op.kind)
     if isinstance(op, graph.Pointwise):
         return golden.pointwise(x, op.function, op.params)
+    if isinstance(op, graph.PRelu):
+        return golden.prelu(x, weights["weight"])
     if isinstance(op, graph.HostOp):
         return host.run_float(op, xs)
     raise ValueError(f"node {name!r}: no executor for op {type(op).__name__}")
@@ -123,6 +126,7 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         graph.GlobalAvgPool: PoolQuant,
         graph.Add: AddQuant,
         graph.Pointwise: TableQuant,
+        graph.PRelu: PReluQuant,
     }.get(type(op), type(None))
     if not isinstance(layer, expected):
         raise ValueError(
@@ -231,6 +235,16 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         return _clamp(x, *numerics.activation_range(op.kind, t_out.zero_point, t_out.scale))
     if isinstance(op, graph.Pointwise):
         return numerics.table_lookup(x, layer.table)
+    if isinstance(op, graph.PRelu):
+        return numerics.qprelu(
+            x,
+            t_ins[0].zero_point,
+            layer.multiplier,
+            layer.shift,
+            layer.multiplier_neg,
+            layer.shift_neg,
+            t_out.zero_point,
+        )
     if isinstance(op, graph.HostOp):
         return host.run_int8(op, xs, t_ins, t_out)
     raise ValueError(f"node {name!r}: no int8 executor for op {kind}")
@@ -352,6 +366,9 @@ def run_network(
       require the inputs' TensorQuant to equal the output's (``ValueError`` naming the node
       otherwise).
     * Activation: ``clamp(x, *numerics.activation_range(kind, zp_out, s_out))``.
+    * PRelu: :func:`~accel.numerics.qprelu` with the :class:`~accel.quantized.PReluQuant`
+      (``x - zp_in`` requantised by the positive or, below the zero point, the negative-side
+      multiplier of its channel).
     * Pointwise: :func:`~accel.numerics.table_lookup`, ``table[x + 128]`` with the
       :class:`~accel.quantized.TableQuant` table (float: :func:`accel.golden.pointwise`).
     * HostOp: :func:`accel.host.run_int8` (dequantise, ONNX reference in float, quantise).

@@ -46,6 +46,7 @@ __all__ = [
     "pair",
     "pointwise",
     "pool_windows",
+    "prelu",
     "relu",
     "relu6",
     "space_to_depth",
@@ -746,3 +747,11 @@ def pointwise(x: ArrayLike, function: str, params: Sequence[tuple[str, float]] =
     except KeyError as exc:
         raise ValueError(f"{function} needs parameter {exc.args[0]!r}") from None
     raise ValueError(f"unknown pointwise function {function!r}")
+
+
+def prelu(x: ArrayLike, slope: ArrayLike) -> NDArray[np.float64]:
+    """ONNX PRelu with one slope per channel (axis 1 of ``(N, C, ...)``): ``x`` where ``x >=
+    0``, else ``slope[c] * x``, in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    s = np.asarray(slope, dtype=np.float64).reshape((1, -1) + (1,) * (x.ndim - 2))
+    return np.where(x >= 0, x, s * x)

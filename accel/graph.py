@@ -51,10 +51,12 @@ __all__ = [
     "MaxPool2d",
     "Network",
     "Op",
+    "PRelu",
     "Pointwise",
     "Shape",
     "SpaceToDepth",
     "Upsample",
+    "channel_affine",
     "conv_output_size",
     "fuse_activations",
 ]
@@ -228,6 +230,7 @@ _FIELD_RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "shape": lambda owner, field, value: _ints(owner, field, value, 3, 1, scalar=False),
     "in_channels": _int,
     "out_channels": _int,
+    "channels": _int,
     "in_features": _int,
     "out_features": _int,
     "groups": _int,
@@ -749,6 +752,32 @@ class SpaceToDepth(Op):
         return (c * b * b, h // b, w // b)
 
 
+@dataclass(frozen=True)
+class PRelu(Op):
+    """PRelu with one slope per channel: ``y = x if x >= 0 else slope[c] * x`` of a ``(C, H,
+    W)`` tensor. Its weights are the ``(C,)`` slopes (``network.set_weights(name, slope)``).
+    In int8 (:class:`accel.quantized.PReluQuant`) each side is a requantisation of ``x -
+    zp_in`` with its own per-channel multiplier, so the accelerator runs it as an identity
+    depthwise pass whose POST takes the second multiplier for negative values
+    (``docs/numerics.md``, "PRelu"). A single slope is a LeakyRelu :class:`Pointwise` instead.
+    """
+
+    channels: int
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        if _chw(shape)[0] != self.channels:
+            raise ValueError(
+                f"channels={self.channels} does not match the {shape[0]} channels of input "
+                f"shape {shape}"
+            )
+        return shape
+
+    @property
+    def weight_shape(self) -> Shape:
+        return (self.channels,)
+
+
 #: Op classes by name, as used by :meth:`Network.to_dict` and :meth:`Network.from_dict`.
 @dataclass(frozen=True)
 class HostOp(Op):
@@ -790,6 +819,7 @@ OPS: dict[str, type[Op]] = {
         ChannelSlice,
         DepthToSpace,
         SpaceToDepth,
+        PRelu,
         HostOp,
     )
 }
@@ -1179,3 +1209,16 @@ def fuse_activations(network: Network) -> Network:
         fused._node(name)["weights"] = network.weights(name)
         fused.meta(name).update(network.meta(name))
     return fused
+
+
+def channel_affine(channels: int, activation: str | None = None) -> Conv2d:
+    """The per-channel affine ``y[c] = a[c] * x[c] + b[c]`` (a standalone, pre-activation
+    BatchNormalization; a Caffe scale layer) as the op the accelerator runs it with: a
+    depthwise 1x1 :class:`Conv2d` (``groups == in_channels == out_channels``, no padding,
+    stride 1) whose weights ``(C, 1, 1, 1)`` are the scales ``a`` and whose bias is the
+    shifts ``b``. Golden, quantisation, compiler, model and RTL are those of any depthwise
+    convolution, so the affine is exact wherever they are; an ``activation`` (ReLU of a
+    BN-ReLU pair) is fused as on any conv. Set its parameters with
+    ``network.set_weights(name, a.reshape(C, 1, 1, 1), b)``.
+    """
+    return Conv2d(channels, channels, (1, 1), groups=channels, bias=True, activation=activation)

@@ -244,7 +244,9 @@ class Post(Instruction):
     ``out_base``, with the per-lane parameters of parameter word ``param_base``. With ``lut``
     every lane's clamped int8 value ``v`` is then replaced by entry ``v + 128`` of table slot
     ``table``: byte ``(v + 128) % TABLE_WORD_BYTES`` of table word ``table * TABLE_WORDS +
-    (v + 128) // TABLE_WORD_BYTES``."""
+    (v + 128) // TABLE_WORD_BYTES``. With ``prelu`` (REQUANT), a lane whose ``acc + bias`` is
+    negative is requantised with the negative-side multiplier and shift packed in the high
+    bits of its ``shift`` parameter (:func:`accel.numerics.pack_prelu_shift`)."""
 
     opcode: ClassVar[int] = 3
     engine: ClassVar[Engine] = Engine.POST
@@ -259,6 +261,7 @@ class Post(Instruction):
     act_max: int = 127
     lut: int = 0
     table: int = 0
+    prelu: int = 0
 
 
 @dataclass(frozen=True)
@@ -338,6 +341,7 @@ FIELDS: dict[type[Instruction], list[tuple[str, int, bool]]] = {
         ("act_max", 8, True),
         ("lut", 1, False),
         ("table", 4, False),
+        ("prelu", 1, False),  # last: a program without it encodes as before
     ],
     Store: [
         *_HEADER,

@@ -33,12 +33,13 @@ the ONNX frontend maps them. torchvision's layer shapes and MACs, with these cho
 - ``efficientnet_b0``: SiLU and the SE gate's Sigmoid are tables, the SE ``Mul`` a host op;
   stochastic depth and dropout are omitted (inference).
 - ``densenet121``: the BN-ReLU *before* each dense layer's 1x1 conv, each transition and the
-  classifier (pre-activation, on the concatenated features) is moved onto the convs that
-  produce those features (``activation="relu"`` on ``conv0``, every ``conv2`` and the
-  transition convs; every consumer's own BN folds away). Shapes, MACs and the dataflow are
-  torchvision's; the function is not, which random weights do not see. The concatenations
-  are a chain (``concat_i = Concat(concat_{i-1}, conv2_i)``), which the accelerator runs
-  in place: the whole network is one program.
+  classifier (pre-activation, on the concatenated features: ``norm1``, ``transition.norm``,
+  ``norm5``) is a per-channel affine with the ReLU fused (:func:`accel.graph.channel_affine`,
+  a depthwise 1x1 conv on the accelerator, 62 of them); the BN after each 1x1 conv and after
+  ``conv0`` folds into it. So the function is torchvision's; its MACs are torchvision's
+  conv + linear MACs plus the affines' one MAC per element (10,549,504 at 224x224). The
+  concatenations are a chain (``concat_i = Concat(concat_{i-1}, conv2_i)``), which the
+  accelerator runs in place: the whole network is one program.
 - ``shufflenet_v2`` (``x1_0``): the channel split and the channel shuffle are host
   ``Gather`` ops along the channels (torch exports a ``Split`` and a
   Reshape/Transpose/Reshape); a concat of a host tensor runs on the host too.
@@ -80,6 +81,7 @@ from accel.graph import (
     Network,
     Op,
     Pointwise,
+    channel_affine,
 )
 
 __all__ = ["get", "names"]
@@ -417,20 +419,23 @@ def _efficientnet_b0(b: _Builder) -> None:
 
 
 def _densenet121(b: _Builder) -> None:
-    """torchvision densenet121 (growth 32, bn_size 4, blocks 6/12/24/16); see the module
-    docstring for where its pre-activations go."""
+    """torchvision densenet121 (growth 32, bn_size 4, blocks 6/12/24/16); each pre-activation
+    BN-ReLU is a per-channel affine with the ReLU fused (see the module docstring)."""
     b.conv("features.conv0", 64, 7, 2, 3)
     b.add("features.pool0", MaxPool2d(3, 2, 1))
     for block, layers in enumerate((6, 12, 24, 16), 1):
         features = b.x
         for i in range(1, layers + 1):
             prefix = f"features.denseblock{block}.denselayer{i}"
-            b.conv(f"{prefix}.conv1", 128, 1, src=features)
-            new = b.conv(f"{prefix}.conv2", 32, 3, 1, 1)
+            b.add(f"{prefix}.norm1", channel_affine(b.channels(features), "relu"), [features])
+            b.conv(f"{prefix}.conv1", 128, 1)
+            new = b.conv(f"{prefix}.conv2", 32, 3, 1, 1, activation=None)
             features = b.add(f"{prefix}.concat", Concat(), [features, new])
         if block < 4:
-            b.conv(f"features.transition{block}.conv", b.channels() // 2, 1)
+            b.add(f"features.transition{block}.norm", channel_affine(b.channels(), "relu"))
+            b.conv(f"features.transition{block}.conv", b.channels() // 2, 1, activation=None)
             b.add(f"features.transition{block}.pool", AvgPool2d(2, 2))
+    b.add("features.norm5", channel_affine(b.channels(), "relu"))
     b.add("avgpool", GlobalAvgPool())
     b.classifier([("classifier", 1000, None)])
 

@@ -33,16 +33,22 @@ __all__ = [
     "INT8_MIN",
     "INT32_MAX",
     "INT32_MIN",
+    "PRELU_GAIN",
+    "PRELU_MULTIPLIER_BITS",
     "TABLE_ENTRIES",
     "activation_range",
     "fold_zero_point_into_bias",
+    "pack_prelu_shift",
+    "prelu_multiplier",
     "qadd",
     "qavg_pool2d",
     "qconv2d",
     "qconv_transpose2d",
     "qlinear",
+    "qprelu",
     "quantize_multiplier",
     "requantize",
+    "requantize_two_slope",
     "rounding_divide_by_pot",
     "saturating_rounding_doubling_high_mul",
     "table_lookup",
@@ -742,3 +748,120 @@ def table_lookup(x_q: NDArray[np.int8], table: NDArray[np.int8]) -> NDArray[np.i
     if table.shape != (TABLE_ENTRIES,):
         raise ValueError(f"table must have shape ({TABLE_ENTRIES},), got {table.shape}")
     return table[x_q.astype(np.int64) - INT8_MIN]
+
+
+# ---------------------------------------------------------------------------------------
+# PRelu: a second, negative-side requantisation (``docs/numerics.md``, "PRelu")
+
+#: Width of the negative-side multiplier of a PRelu POST: the signed high bits 10..31 of a
+#: parameter lane's ``shift`` word (bits 5..9 hold its shift, bits 0..4 the positive shift).
+PRELU_MULTIPLIER_BITS = 22
+#: The weight of a PRelu's identity pass: ``acc = PRELU_GAIN * (x - zp_in)`` carries 6 more
+#: bits into the requantisation, so its two roundings (SRDHM, then the shift) round once
+#: except within 1/128 of a step of a tie (with weight 1 a small ``acc`` would often round
+#: twice: 46 * 1/3 = 15.33 -> 30.67 -> 31 -> 15.5 -> 16).
+PRELU_GAIN = 64
+_PRELU_LOW = 32 - PRELU_MULTIPLIER_BITS  # the multiplier's low bits, always 0
+
+
+def prelu_multiplier(real_scale: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The negative-side ``(multiplier, shift)`` of :func:`requantize_two_slope` for real
+    factors of either sign (``slope * s_in / s_out``), ``|real_scale| < 1``.
+
+    ``multiplier = m * 2**10`` with ``m`` a signed :data:`PRELU_MULTIPLIER_BITS`-bit integer,
+    ``|m|`` in ``[2**20, 2**21)`` (the mantissa rounded half away from zero, a carry to
+    ``2**21`` taken as ``2**20`` with one less shift, ``|real| >= 1 - 2**-22`` saturated to
+    ``2**21 - 1`` with shift 0), the sign of ``real_scale``; ``real_scale`` 0, or below
+    ``2**-32`` in magnitude (a right shift over 31), gives ``(0, 0)``: the negative side
+    outputs the zero point. Relative error below ``2**-21``.
+
+    Raises
+    ------
+    ValueError
+        If a value is not finite or ``|real_scale| >= 1``.
+    """
+    real = np.asarray(real_scale, dtype=np.float64)
+    bad = ~np.isfinite(real) | (np.abs(real) >= 1)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"negative-side scale {float(real[index])!r} must be finite with |.| < 1")
+    mantissa, exponent = np.frexp(np.abs(real))
+    m = _round_half_away(mantissa * 2.0 ** (PRELU_MULTIPLIER_BITS - 1)).astype(np.int64)
+    carry = m == 2 ** (PRELU_MULTIPLIER_BITS - 1)
+    m = np.where(carry, 2 ** (PRELU_MULTIPLIER_BITS - 2), m)
+    shift = -(exponent.astype(np.int64) + carry)
+    needs_left = shift < 0
+    m = np.where(needs_left, 2 ** (PRELU_MULTIPLIER_BITS - 1) - 1, m)
+    shift = np.where(needs_left, 0, shift)
+    zero = (real == 0) | (shift > SHIFT_MAX)
+    m = np.where(zero, 0, m * np.sign(real).astype(np.int64))
+    shift = np.where(zero, 0, shift)
+    return m << _PRELU_LOW, shift
+
+
+def pack_prelu_shift(
+    shift: ArrayLike, multiplier_neg: ArrayLike, shift_neg: ArrayLike
+) -> NDArray[np.int64]:
+    """A parameter lane's ``shift`` word of a PRelu POST (an int32 value): bits 0..4
+    ``shift``, 5..9 ``shift_neg``, 10..31 ``multiplier_neg >> 10`` (two's complement).
+    A POST without PRelu reads bits 0..4 only, so its words keep their meaning."""
+    shift = np.asarray(shift, dtype=np.int64)
+    multiplier_neg = np.asarray(multiplier_neg, dtype=np.int64)
+    shift_neg = np.asarray(shift_neg, dtype=np.int64)
+    low = (1 << _PRELU_LOW) - 1
+    if np.any(multiplier_neg & low) or np.any(multiplier_neg < INT32_MIN):
+        raise ValueError("multiplier_neg must be a multiple of 2**10 in int32 (prelu_multiplier)")
+    for name, value in (("shift", shift), ("shift_neg", shift_neg)):
+        if np.any((value < 0) | (value > SHIFT_MAX)):
+            raise ValueError(f"{name} must be in [0, {SHIFT_MAX}]")
+    return shift | (shift_neg << 5) | multiplier_neg  # multiplier_neg's low 10 bits are 0
+
+
+def requantize_two_slope(
+    acc: NDArray[np.int64],
+    multiplier: NDArray[np.int64],
+    shift: NDArray[np.int64],
+    multiplier_neg: NDArray[np.int64],
+    shift_neg: NDArray[np.int64],
+    out_zero_point: int,
+    act_min: int,
+    act_max: int,
+) -> NDArray[np.int8]:
+    """:func:`requantize` with ``(multiplier_neg, shift_neg)`` where ``acc < 0`` (the PRelu
+    POST), without argument checks; parameters already broadcastable."""
+    pos = rdbpot_unchecked(srdhm_unchecked(acc, multiplier), shift)
+    neg = rdbpot_unchecked(srdhm_unchecked(acc, multiplier_neg), shift_neg)
+    scaled = np.where(acc < 0, neg, pos)
+    return np.clip(scaled + out_zero_point, act_min, act_max).astype(np.int8)
+
+
+def qprelu(
+    x_q: NDArray[np.int8],
+    x_zero_point: int,
+    multiplier: ArrayLike,
+    shift: ArrayLike,
+    multiplier_neg: ArrayLike,
+    shift_neg: ArrayLike,
+    out_zero_point: int,
+) -> NDArray[np.int8]:
+    """int8 PRelu of an ``(N, C, ...)`` tensor with per-channel parameters: ``acc =
+    PRELU_GAIN * (x_q - x_zero_point)``, then :func:`requantize_two_slope` (the identity
+    depthwise pass the accelerator runs it as: weight :data:`PRELU_GAIN`, folded bias
+    ``-PRELU_GAIN * x_zero_point``); the multipliers include the ``1 / PRELU_GAIN``."""
+    x = _int8(x_q, "x_q").astype(np.int64)
+    c = x.shape[1]
+    shape = (1, c) + (1,) * (x.ndim - 2)
+
+    def lane(value: ArrayLike) -> NDArray[np.int64]:
+        return np.broadcast_to(np.asarray(value, dtype=np.int64), (c,)).reshape(shape)
+
+    return requantize_two_slope(
+        PRELU_GAIN * (x - int(x_zero_point)),
+        lane(multiplier),
+        lane(shift),
+        lane(multiplier_neg),
+        lane(shift_neg),
+        int(out_zero_point),
+        INT8_MIN,
+        INT8_MAX,
+    )

@@ -16,7 +16,7 @@ import hashlib
 import json
 import struct
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +119,17 @@ class Program:
     im2col: list[Im2col]
     constants: np.ndarray  # uint8, the DRAM image before inputs are written
     dram_bytes: int
+    #: Images of the batch the program runs at once; image ``i``'s copy of every tensor in
+    #: :attr:`inputs`, :attr:`outputs` and :attr:`im2col` is ``i * image_stride`` bytes
+    #: after image 0's (:meth:`image_layout`).
+    batch: int = 1
+    image_stride: int = 0
+
+    def image_layout(self, layout: TensorLayout, image: int) -> TensorLayout:
+        """Image ``image``'s copy of ``layout`` (one of the program's tensors)."""
+        if not 0 <= image < self.batch:
+            raise ValueError(f"image {image} of a batch of {self.batch}")
+        return replace(layout, addr=layout.addr + image * self.image_stride) if image else layout
 
     # Image ---------------------------------------------------------------------------------
 
@@ -127,7 +138,8 @@ class Program:
         return hashlib.sha256(self.constants.tobytes()).hexdigest()[:16]
 
     def make_image(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """The DRAM image with the int8 inputs (C, H, W) or (1, C, H, W) written in."""
+        """The DRAM image with the int8 inputs written in: (C, H, W) or (1, C, H, W) for one
+        image, (batch, C, H, W) for a program of a batch."""
         missing = set(self.inputs) - set(inputs)
         if missing:
             raise ValueError(f"missing network inputs: {sorted(missing)}")
@@ -142,27 +154,43 @@ class Program:
         for name, layout in self.inputs.items():
             x = np.asarray(inputs[name])
             if x.ndim == 4:
-                if x.shape[0] != 1:
+                if x.shape[0] != self.batch:
                     raise ValueError(
-                        f"input {name!r}: batch {x.shape[0]} (the hardware runs batch 1)"
+                        f"input {name!r}: batch {x.shape[0]} (the program runs a batch of "
+                        f"{self.batch})"
                     )
-                x = x[0]
+            elif self.batch == 1:
+                x = x[None]
+            else:
+                raise ValueError(
+                    f"input {name!r} has shape {x.shape}, expected ({self.batch}, C, H, W)"
+                )
             expected = (layout.channels, layout.height, layout.width)
-            if x.shape != expected:
-                raise ValueError(f"input {name!r} has shape {x.shape}, expected {expected}")
+            if x.shape[1:] != expected:
+                raise ValueError(f"input {name!r} has shape {x.shape[1:]}, expected {expected}")
             if x.dtype != np.int8:
                 raise TypeError(f"input {name!r} must be int8, not {x.dtype}")
-            layout.scatter(dram, x)
+            for image in range(self.batch):
+                self.image_layout(layout, image).scatter(dram, x[image])
             arrays[name] = x
         for im in self.im2col:
-            im.target.scatter(dram, im2col_matrix(arrays[im.source], im, self.inputs[im.source]))
+            source = self.inputs[im.source]
+            for image in range(self.batch):
+                matrix = im2col_matrix(arrays[im.source][image], im, source)
+                self.image_layout(im.target, image).scatter(dram, matrix)
         return dram
 
     def read_outputs(self, dram: np.ndarray) -> dict[str, np.ndarray]:
-        """The output tensors (1, C, H, W) int8 (or (1, F) for flat outputs)."""
+        """The output tensors (batch, C, H, W) int8 (or (batch, F) for flat outputs)."""
         return {
-            name: layout.gather(dram).reshape(1, *self.output_shapes[name])
+            name: np.stack(
+                [
+                    self.image_layout(layout, image).gather(dram).reshape(shape)
+                    for image in range(self.batch)
+                ]
+            )
             for name, layout in self.outputs.items()
+            for shape in [self.output_shapes[name]]
         }
 
     def validate(self) -> None:
@@ -215,6 +243,11 @@ class Program:
             f"({self.config.array.rows}x{self.config.array.cols}), ISA v{isa.ISA_VERSION}",
             f"; DRAM {self.dram_bytes} bytes, constants {self.constants.size} bytes",
         ]
+        if self.batch > 1:
+            lines.append(
+                f"; a batch of {self.batch} images, each image's tensors {self.image_stride} "
+                "bytes after the previous image's"
+            )
         for layer in self.layers:
             lines.append(f"; layer {layer.index} {layer.name} {layer.kind} {layer.mapping}")
         for engine, stream in self.streams.items():
@@ -253,6 +286,8 @@ class Program:
             "dram_bytes": self.dram_bytes,
             "streams": [len(self.streams[e]) for e in Engine],
         }
+        if self.batch > 1:  # absent for one image: its files are as before batches
+            meta.update(batch=self.batch, image_stride=self.image_stride)
         meta_bytes = json.dumps(meta).encode()
         body = b"".join(isa.encode(i) for e in Engine for i in self.streams[e])
         payload = meta_bytes + body + self.constants.tobytes()
@@ -349,6 +384,8 @@ class Program:
             ],
             constants=constants,
             dram_bytes=meta["dram_bytes"],
+            batch=meta.get("batch", 1),
+            image_stride=meta.get("image_stride", 0),
         )
 
     @classmethod

@@ -52,7 +52,12 @@ The step between a frontend and the compiler: ``frontend -> Network -> graph.fus
    the layer the table ``table[i] = quantize_out(f(dequantize_in(i - 128)))``
    (:meth:`accel.quantized.TableQuant.for_function`): exact by construction in int8, one
    rounding of the float function of every int8 input.
-10. HostOp: its output gets its own calibrated TensorQuant; it has no layer parameters (the
+10. PRelu (per-channel slopes): its output gets its own calibrated TensorQuant, widened until
+   ``s_out >= s_in * max(1, max|slope|) * (1 + 2**-20)`` (both sides' rescales below 1);
+   :meth:`accel.quantized.PReluQuant.for_slopes`: ``quantize_multiplier(s_in / (64 s_out))``
+   and :func:`accel.numerics.prelu_multiplier` of ``slope[c] * s_in / (64 s_out)`` (the
+   identity pass has weight :data:`accel.numerics.PRELU_GAIN` = 64).
+11. HostOp: its output gets its own calibrated TensorQuant; it has no layer parameters (the
    host dequantises, runs the op in float and quantises: :func:`accel.host.run_int8`).
 
 Rounding is half to even (``numpy.rint``) for weights, biases, zero points and
@@ -87,6 +92,7 @@ from accel.graph import (
     MaxPool2d,
     Network,
     Pointwise,
+    PRelu,
     SpaceToDepth,
     Upsample,
 )
@@ -94,6 +100,7 @@ from accel.quantized import (
     AddQuant,
     ConvQuant,
     PoolQuant,
+    PReluQuant,
     QuantizedNetwork,
     TableQuant,
     TensorQuant,
@@ -209,6 +216,9 @@ def _fit_ranges(
             srcs = network.inputs(name)
             if isinstance(op, (Conv2d, ConvTranspose2d, Linear)) and w_max[name] > 0:
                 changed |= widen(name, scale(srcs[0]) * w_max[name] / 127 * _MARGIN)
+            elif isinstance(op, PRelu):
+                slope = float(np.abs(network.weights(name)["weight"]).max())
+                changed |= widen(name, scale(srcs[0]) * max(1.0, slope) * _MARGIN)
             elif isinstance(op, Add):
                 top = max(scale(src) for src in srcs)
                 for src in srcs:
@@ -282,7 +292,7 @@ def quantize(
         calibration = synthetic.random_inputs(float_net, seed)
     values = executor.trace_network(float_net, calibration)
     tensors = _tensor_quants(float_net, values)
-    layers: dict[str, ConvQuant | PoolQuant | AddQuant | TableQuant] = {}
+    layers: dict[str, ConvQuant | PoolQuant | AddQuant | TableQuant | PReluQuant] = {}
     for name in float_net.layers():
         op = float_net.op(name)
         t_ins = [tensors[src] for src in float_net.inputs(name)]
@@ -293,6 +303,12 @@ def quantize(
             layers[name] = PoolQuant(*_multiplier(float_net, name, 1 / count, "divisor"))
         elif isinstance(op, Pointwise):
             layers[name] = TableQuant.for_function(op, t_ins[0], tensors[name])
+        elif isinstance(op, PRelu):
+            slope = float_net.weights(name)["weight"]
+            try:
+                layers[name] = PReluQuant.for_slopes(slope, t_ins[0], tensors[name])
+            except ValueError as exc:
+                raise node_error(float_net, name, str(exc)) from None
         elif isinstance(op, Add):
             try:
                 layers[name] = AddQuant.for_scales(t_ins, tensors[name], op.activation)

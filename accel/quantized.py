@@ -16,6 +16,9 @@ int8). Layers carry the integer parameters of their arithmetic (``docs/numerics.
   its multiplier/shift, summed, then requantised with the output multiplier/shift).
 - Pointwise: :class:`TableQuant` (the 256-entry int8 table of the function from the input's
   quantisation to the output's, :meth:`TableQuant.for_function`).
+- PRelu: :class:`PReluQuant` (per channel, the requantisation of ``64 * (x - zp_in)`` for
+  ``x >= zp_in`` and, with the negative-side multiplier of
+  :func:`~accel.numerics.prelu_multiplier`, for ``x < zp_in``).
 - MaxPool2d, Concat, Flatten, Activation: no parameters; output quantisation equals the
   input's.
 """
@@ -38,6 +41,7 @@ __all__ = [
     "IDENTITY_MULTIPLIER",
     "AddQuant",
     "ConvQuant",
+    "PReluQuant",
     "PoolQuant",
     "QuantizedNetwork",
     "TableQuant",
@@ -100,6 +104,35 @@ class PoolQuant:
     shift: int
     act_min: int = -128
     act_max: int = 127
+
+
+@dataclass(frozen=True, eq=False)
+class PReluQuant:
+    """int8 PRelu (:func:`accel.numerics.qprelu`): per channel ``(multiplier, shift)`` of
+    ``s_in / (s_out * PRELU_GAIN)`` and ``(multiplier_neg, shift_neg)`` of ``slope[c] * s_in
+    / (s_out * PRELU_GAIN)`` (int64 ``(C,)`` arrays; :data:`accel.numerics.PRELU_GAIN`)."""
+
+    multiplier: np.ndarray
+    shift: np.ndarray
+    multiplier_neg: np.ndarray
+    shift_neg: np.ndarray
+
+    @classmethod
+    def for_slopes(cls, slope: ArrayLike, t_in: TensorQuant, t_out: TensorQuant) -> PReluQuant:
+        """The parameters of a PRelu with ``slope`` from ``t_in`` to ``t_out``.
+
+        Raises
+        ------
+        ValueError
+            If a rescale is not representable (``accel.ptq`` widens the output range until
+            ``s_in / s_out`` and ``|slope| * s_in / s_out`` are below 1).
+        """
+        slope = np.asarray(slope, dtype=np.float64)
+        ratio = t_in.scale / (t_out.scale * numerics.PRELU_GAIN)
+        multiplier, shift = multiplier_for(np.full(slope.shape, ratio), "PRelu rescale")
+        multiplier_neg, shift_neg = numerics.prelu_multiplier(slope * ratio)
+        return cls(*(np.asarray(v, dtype=np.int64) for v in (multiplier, shift)),
+                   multiplier_neg, shift_neg)  # fmt: skip
 
 
 @dataclass(frozen=True)

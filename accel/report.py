@@ -48,9 +48,11 @@ def _row(layer: LayerStats) -> dict:
 def render(result: Result, program: Program, fmt: str, batch: Batch | None = None) -> str:
     """One program's run; with ``batch`` (more than one image), the table ends with the
     batch's lines and the JSON has ``"batch"`` (:meth:`accel.batch.Batch.to_dict`); the
-    per-layer rows are one image's."""
+    per-layer rows are the program's (one image's, or a whole batch's for the program of a
+    batch, whose inferences per second count its images)."""
     if fmt == "json":
         doc = result.to_dict()
+        doc["inferences_per_second"] *= program.batch
         doc["network"] = program.network
         doc["config"] = program.config.to_dict()
         if batch is not None:
@@ -69,7 +71,8 @@ def render(result: Result, program: Program, fmt: str, batch: Batch | None = Non
     summary = (
         f"{result.total_cycles:,} cycles = {1e3 * result.seconds:.3f} ms at "
         f"{program.config.clock_text}: {result.gops:.1f} GOPS, "
-        f"{1 / result.seconds if result.total_cycles else 0:.1f} inferences/s, MAC utilization "
+        f"{program.batch / result.seconds if result.total_cycles else 0:.1f} inferences/s, "
+        "MAC utilization "
         f"{100 * result.utilization:.1f}% (stall columns: cycles the array waited, by cause)"
     )
     notes = [summary, *(batch.lines() if batch is not None else [])]

@@ -117,9 +117,11 @@ def random_int8_inputs(network, seed: int = 0) -> dict[str, np.ndarray]:
 def random_program_inputs(program, seed: int = 0) -> dict[str, np.ndarray]:
     """The same draws as :func:`random_int8_inputs` for the inputs of a compiled
     :class:`~accel.program.Program` (what ``accel simulate prog.bin`` feeds it), so a program
-    gets the inputs its network would."""
+    gets the inputs its network would; the program of a batch gets image ``i``'s of seed
+    ``seed + i``, stacked (batch, C, H, W), as ``--batch`` feeds a network."""
     shapes = {name: (t.channels, t.height, t.width) for name, t in program.inputs.items()}
-    return _uniform_int8(shapes, seed)
+    images = [_uniform_int8(shapes, seed + i) for i in range(program.batch)]
+    return {name: np.concatenate([image[name] for image in images]) for name in shapes}
 
 
 def _uniform_int8(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:

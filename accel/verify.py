@@ -32,7 +32,7 @@ from accel import executor, graph
 from accel.backend import Result
 from accel.compiler import compile
 from accel.config import AccelConfig
-from accel.deploy import Deployment, HostStep, deploy
+from accel.deploy import Deployment, HostStep, alone, deploy
 from accel.isa import Engine
 from accel.program import Program
 from accel.quantized import QuantizedNetwork
@@ -80,6 +80,8 @@ class Verification:
     seconds: dict[str, float] = field(default_factory=dict)
     #: What the outputs are held to: the golden model, or (a compiled program) the model.
     reference: str = "golden"
+    #: Images of the batch its one program ran (every layer's outputs checked per image).
+    images: int = 1
 
     @property
     def ok(self) -> bool:
@@ -401,6 +403,7 @@ def verify_program(
         counters,
         seconds,
         reference="model",
+        images=program.batch,
     )
 
 
@@ -413,11 +416,18 @@ def verify(
     seed: int = 0,
     stage=None,
     host_ops: bool = True,
+    images: int = 1,
     **options,
 ) -> Verification:
     """Verify ``qnet`` on ``config`` (see the module docstring). A network with host ops
     (:mod:`accel.deploy`) is verified segment after segment, its host ops against the golden
     model; ``host_ops=False`` rejects them.
+
+    ``images`` > 1 verifies the program of a batch (``compile(..., batch=images)``, weights
+    resident across the batch) on the random inputs of seeds ``seed .. seed + images - 1``:
+    every image's every layer against the golden model of that image, every instruction's
+    cycles against the model. Only for a network the accelerator runs alone
+    (:func:`accel.deploy.alone`; ``ValueError`` otherwise) and the whole network.
 
     ``stage``, if given, is called with a short description of each step as it begins (for
     a progress line). ``options`` go to the backend's ``run`` (``vcd``, ``vcd_window``,
@@ -430,6 +440,8 @@ def verify(
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     stage = stage or (lambda text: None)
     seconds: dict[str, float] = {}
+    if images > 1:
+        return _verify_batch(qnet, config, backend, seed, stage, host_ops, images, **options)
     inputs = random_int8_inputs(qnet, seed)
     stage("golden model")
     with _timed(seconds, "golden"):
@@ -470,4 +482,50 @@ def verify(
         rtl_cycles,
         counters,
         seconds,
+    )
+
+
+def _verify_batch(
+    qnet: QuantizedNetwork,
+    config: AccelConfig,
+    backend: str,
+    seed: int,
+    stage,
+    host_ops: bool,
+    images: int,
+    **options,
+) -> Verification:
+    """:func:`verify` of the program of a batch of ``images``."""
+    if not alone(qnet.network, host_ops=host_ops):
+        raise ValueError(
+            f"{qnet.network.name!r} has host steps: its batch runs image by image, verify "
+            "each image on its own"
+        )
+    seconds: dict[str, float] = {}
+    feeds = [random_int8_inputs(qnet, seed + i) for i in range(images)]
+    stage("golden model")
+    with _timed(seconds, "golden"):
+        traces = [executor.trace_network(qnet, feed) for feed in feeds]
+    # Every tensor with the batch first: image i's golden tensor at [i].
+    expected = {name: np.stack([trace[name] for trace in traces]) for name in traces[0]}
+    stage("compiling")
+    with _timed(seconds, "compile"):
+        program = compile(qnet, config, keep_tensors=True, batch=images)
+    inputs = {
+        name: np.stack([feed[name].reshape(feed[name].shape[-3:]) for feed in feeds])
+        for name in program.inputs
+    }
+    checks, model_cycles, rtl_cycles, counters, _ = _check_program(
+        program, program.make_image(inputs), expected, backend, seconds, stage, **options
+    )
+    return Verification(
+        qnet.network.name,
+        config.name,
+        backend,
+        checks,
+        model_cycles,
+        rtl_cycles,
+        counters,
+        seconds,
+        images=images,
     )

@@ -7,7 +7,13 @@ the stream bases and lengths and the counters are registers of :data:`hdl.csr.RE
 the AXI4-Lite slave ``s_axil`` (Verilog ports ``s_axil_awvalid`` ... ``s_axil_rresp``), and
 ``irq`` signals done or error. The instruction fetch (``imem_<engine>``), the trace
 (``trace_<engine>_*``) and the DRAM ports (``ar``, ``r``, ``w``, ``b``) are the inner top's,
-unchanged (an AXI4 master for the memory traffic is a later step).
+unchanged.
+
+``AxiAccelerator(config)`` is that top with :class:`hdl.axi_master.AxiMaster` on its DRAM
+ports: the memory traffic on the AXI4 master ``m_axi`` (Verilog ``m_axi_awvalid`` ...
+``m_axi_rlast``), cycle for cycle the same machine with a slave that answers as
+:class:`hdl.dram.Dram` does (``docs/integration.md``). Its ports are ``s_axil``, ``m_axi``,
+``irq``, the instruction fetch ``imem_<engine>`` (not yet over AXI) and the trace.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from accel.config import AccelConfig
-from hdl import axi_lite
+from hdl import axi_lite, axi_master
 from hdl.csr import ADDR_WIDTH, COUNTER_BITS, ControlRegisters, core_members
 from hdl.top import Accelerator
 
-__all__ = ["AxiLiteAccelerator"]
+__all__ = ["AxiAccelerator", "AxiLiteAccelerator"]
 
 
 class AxiLiteAccelerator(wiring.Component):
@@ -97,6 +103,86 @@ class AxiLiteAccelerator(wiring.Component):
             if name in ("s_axil", "irq"):
                 continue
             ours, theirs = getattr(self, name), getattr(core, name)
+            if member.is_signature:
+                connect(m, flipped(ours), theirs)
+            elif member.flow == In:
+                m.d.comb += theirs.eq(ours)
+            else:
+                m.d.comb += ours.eq(theirs)
+        return m
+
+
+#: The inner top's DRAM ports, which :class:`AxiAccelerator` puts behind its AXI4 master.
+_DRAM_PORTS = ("ar", "r", "w", "b")
+
+
+class AxiAccelerator(wiring.Component):
+    """:class:`AxiLiteAccelerator` with its DRAM traffic on an AXI4 master.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Every size of the design; ``dram.bandwidth`` (the AXI data bus bytes) must be a power
+        of two <= 128 and ``dram.latency`` >= 1 (:class:`hdl.axi_master.AxiMaster`).
+    addr_width, load_queue, inflight : int
+        As for :class:`AxiLiteAccelerator`.
+
+    Ports
+    -----
+    ``s_axil`` (AXI4-Lite slave), ``m_axi`` (``Out(hdl.axi_master.Signature(bandwidth))``),
+    ``irq``, ``imem_<engine>`` and ``trace_<engine>_*`` (as :class:`~hdl.top.Accelerator`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        From :class:`AxiLiteAccelerator` and :class:`~hdl.axi_master.AxiMaster`.
+    """
+
+    def __init__(
+        self,
+        config: AccelConfig,
+        *,
+        addr_width: int = ADDR_WIDTH,
+        load_queue: int = 128,
+        inflight: int = 256,
+    ):
+        self._master = axi_master.AxiMaster(config)
+        self._inner = AxiLiteAccelerator(
+            config, addr_width=addr_width, load_queue=load_queue, inflight=inflight
+        )
+        passed = {
+            name: member
+            for name, member in self._inner.signature.members.items()
+            if name not in _DRAM_PORTS
+        }
+        super().__init__({**passed, "m_axi": Out(self._master.axi.signature)})
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._inner.config
+
+    @property
+    def inner(self) -> AxiLiteAccelerator:
+        """The :class:`AxiLiteAccelerator` behind the master."""
+        return self._inner
+
+    @property
+    def master(self) -> axi_master.AxiMaster:
+        return self._master
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.top = inner = self._inner
+        m.submodules.axi_master = master = self._master
+        connect(m, inner.ar, master.ar)
+        connect(m, master.r, inner.r)
+        connect(m, inner.w, master.w)
+        m.d.comb += inner.b.eq(master.b)
+        connect(m, master.axi, flipped(self.m_axi))
+        for name, member in self.signature.members.items():
+            if name == "m_axi":
+                continue
+            ours, theirs = getattr(self, name), getattr(inner, name)
             if member.is_signature:
                 connect(m, flipped(ours), theirs)
             elif member.flow == In:

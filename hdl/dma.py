@@ -33,7 +33,8 @@ the engine stops taking instructions, and when the DRAM's request queue is full 
 low) it stops issuing: both are beyond :mod:`accel.timing`, which assumes unbounded queues,
 and set the sticky ``stalled`` flag.
 
-bandwidth 2, latency 1, input buffer of 4-byte words, one LOAD of 2 runs of 5 bytes::
+bandwidth 2, latency 1, input buffer of 4-byte words, one LOAD of 2 runs of 5 bytes from DRAM
+addresses 0 and 6 (an odd address would straddle two bus blocks: one cycle more)::
 
     cycle        0      1        2        3           4       5        6
     i            start
@@ -43,11 +44,14 @@ bandwidth 2, latency 1, input buffer of 4-byte words, one LOAD of 2 runs of 5 by
     complete                                                           1     (done = 7)
 
 STORE. Run ``r = o*inner_count + j`` sends the first ``run_bytes`` (<= ``cols``) bytes of
-output word ``out_base + r`` to ``dram_addr + o*outer_stride + j*inner_stride`` as
-``ceil(run_bytes/bandwidth)`` beats, one per cycle from ``start`` (the word is read from the
-output buffer's asynchronous port in the same cycle); the last beat of the instruction asks
-for an acknowledgement, which the DRAM gives ``latency`` cycles later. The next instruction is
-taken in ``start + beats``; ``done = start + beats + latency``.
+output word ``out_base + r`` to ``a = dram_addr + o*outer_stride + j*inner_stride`` as
+``ceil((a % bandwidth + run_bytes)/bandwidth)`` beats (one per bus block the run touches;
+beat ``k`` carries bytes ``[k*bandwidth, (k+1)*bandwidth)`` of the run at ``a +
+k*bandwidth``, an unaligned run's last beat none), one per cycle from ``start`` (the word
+is read from the output buffer's asynchronous port in the same cycle); the last beat of
+the instruction asks for an acknowledgement, which the DRAM gives ``latency`` cycles later.
+The next instruction is taken in ``start + beats``; ``done = start + beats + latency``.
+Each beat also carries ``first`` (a run's first beat) and the run's ``run_bytes``.
 """
 
 from __future__ import annotations
@@ -354,8 +358,9 @@ class StoreEngine(wiring.Component):
         The instruction; ``valid`` is the controller's grant, the handshake is ``start``.
     output_buf : In(async_read_signature(depth, ArrayLayout(signed(8), cols)))
         The output buffer's ``store`` port (asynchronous read).
-    w : Out(stream.Signature(write_beat_layout(config), always_ready=True))
-        Write beats; ``last`` on the instruction's last beat.
+    w : Out(stream.Signature(write_beat_layout(config)))
+        Write beats; ``last`` on the instruction's last beat. While ``w.ready`` is low the
+        engine holds its beat (and takes no instruction): a wait beyond the contract.
     b : In(1)
         Write acknowledgement: the DRAM's ``b``.
     complete : Out(1)
@@ -377,7 +382,7 @@ class StoreEngine(wiring.Component):
                 "output_buf": In(
                     async_read_signature(self._out_depth, data.ArrayLayout(signed(8), cols))
                 ),
-                "w": Out(stream.Signature(write_beat_layout(config), always_ready=True)),
+                "w": Out(stream.Signature(write_beat_layout(config))),
                 "b": In(1),
                 "complete": Out(1),
             }
@@ -391,14 +396,14 @@ class StoreEngine(wiring.Component):
         m = Module()
         bandwidth = self._config.dram.bandwidth
         cols = self._config.array.cols
-        groups = _ceil_div(cols, bandwidth)  # beats of a full word
+        groups = _ceil_div(cols, bandwidth)  # data beats of a full word (one more may follow)
         busy = Signal()
         held = Signal(_STORE_HELD, reset_less=True)
         position = data.StructLayout(
             {
                 "o": unsigned(_STORE["outer_count"]),
                 "j": unsigned(_STORE["inner_count"]),
-                "k": range(max(2, groups)),  # beat of the run (at least 1 bit wide)
+                "k": range(groups + 1),  # beat of the run
                 "left": unsigned(_STORE["run_bytes"]),  # bytes of the run from this beat on
                 "addr": unsigned(_STORE["dram_addr"]),  # of this beat
                 "run_addr": unsigned(_STORE["dram_addr"]),  # of run (o, j)
@@ -423,9 +428,11 @@ class StoreEngine(wiring.Component):
 
         # The beat: bytes [k*bandwidth, (k+1)*bandwidth) of the word, those below `left`.
         m.d.comb += self.output_buf.addr.eq(cur.word)
-        pad = Const(0, 8 * (groups * bandwidth - cols))
+        pad = Const(0, 8 * ((groups + 1) * bandwidth - cols))
         padded = Cat(self.output_buf.data.as_value(), pad)
-        run_end = cur.left <= bandwidth
+        # One beat per bus block: the run ends on the beat whose block holds its last byte
+        # (an unaligned run's extra last beat has `left` 0 and no byte enabled).
+        run_end = (cur.addr % bandwidth) + cur.left <= bandwidth
         inner_last = cur.j == ins.inner_count - 1
         last = run_end & inner_last & (cur.o == ins.outer_count - 1)
         m.d.comb += [
@@ -434,7 +441,9 @@ class StoreEngine(wiring.Component):
             self.w.payload.data.eq(padded.word_select(cur.k, 8 * bandwidth)),
             self.w.payload.en.eq(Cat(*(k < cur.left for k in range(bandwidth)))),
             self.w.payload.last.eq(last),
-            self.i.ready.eq(~busy),
+            self.w.payload.first.eq(cur.k == 0),
+            self.w.payload.run_bytes.eq(ins.run_bytes),
+            self.i.ready.eq(~busy & self.w.ready),
             self.complete.eq(self.b),
         ]
 
@@ -443,7 +452,7 @@ class StoreEngine(wiring.Component):
         with m.If(~run_end):
             m.d.comb += [
                 nxt.k.eq(cur.k + 1),
-                nxt.left.eq(cur.left - bandwidth),
+                nxt.left.eq(Mux(cur.left > bandwidth, cur.left - bandwidth, 0)),
                 nxt.addr.eq(cur.addr + bandwidth),
             ]
         with m.Else():
@@ -460,7 +469,7 @@ class StoreEngine(wiring.Component):
                     nxt.run_addr.eq(row_addr),
                     nxt.addr.eq(row_addr),
                 ]
-        with m.If(self.w.valid):
+        with m.If(self.w.valid & self.w.ready):
             m.d.sync += [state.eq(nxt), busy.eq(~last)]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += held.eq(ins)

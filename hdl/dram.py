@@ -14,7 +14,11 @@ back on ``r`` in request order, one beat per cycle, the first beat no earlier th
 shorter): a beat never spans two words, which is :func:`accel.timing.run_beats`'s count. A
 beat (:func:`read_beat_layout`) carries ``count`` bytes in lanes ``0 .. count-1`` (the other
 lanes are zero), ``word_last`` on the last beat of a word and ``last`` on the last beat of
-the request. ``r`` is always ready: the DRAM never waits. ``bytes`` and ``word`` must be
+the request. ``r`` is always ready: the DRAM never waits. The memory behaves as a bus of
+``bandwidth``-byte blocks aligned to multiples of ``bandwidth`` (what
+:class:`hdl.axi_master.AxiMaster` makes of an AXI4 slave): a request whose first beat
+straddles two blocks (``addr % bandwidth + count > bandwidth``) starts with one cycle
+without a beat (:func:`accel.timing.load_run_beats`). ``bytes`` and ``word`` must be
 >= 1 (an empty request is undefined).
 
 bandwidth 3, latency 2, requests A (5 bytes, word 4) in cycle 0 and B (2 bytes) in cycle 1::
@@ -27,7 +31,7 @@ A request waits in a delay line of ``latency`` stages, then in a FIFO until the 
 generator reaches it. At most ``depth`` requests may be accepted and not yet started (in the
 delay line or the FIFO); beyond that ``ar.ready`` falls, which delays the requester and
 breaks :mod:`accel.timing`'s LOAD formulas (they assume an unbounded queue). ``depth``
-defaults to ``latency + 256``; :attr:`Dram.outstanding` says how many are waiting, and the
+defaults to ``latency + 2048``; :attr:`Dram.outstanding` says how many are waiting, and the
 LOAD engine's ``stalled`` flag records that it ever had to wait.
 
 Write channel. A beat (:func:`write_beat_layout`: ``addr``, ``data``, per-byte ``en``,
@@ -83,7 +87,9 @@ def read_beat_layout(config: AccelConfig) -> data.StructLayout:
 
 
 def write_beat_layout(config: AccelConfig) -> data.StructLayout:
-    """A write data beat: byte ``k`` of ``data`` goes to ``addr + k`` if ``en[k]``."""
+    """A write data beat: byte ``k`` of ``data`` goes to ``addr + k`` if ``en[k]``; ``last``
+    on the instruction's last beat, ``first`` on a run's first beat, ``run_bytes`` the run's
+    length (for a bus bridge that announces a burst before its data)."""
     bandwidth = check_config(config).dram.bandwidth
     return data.StructLayout(
         {
@@ -91,6 +97,8 @@ def write_beat_layout(config: AccelConfig) -> data.StructLayout:
             "data": data.ArrayLayout(unsigned(8), bandwidth),
             "en": unsigned(bandwidth),
             "last": 1,
+            "first": 1,
+            "run_bytes": unsigned(BYTES_BITS),
         }
     )
 
@@ -108,8 +116,8 @@ class Dram(wiring.Component):
         Initial bytes from address 0 (the DRAM image); the rest are zero.
     depth : int, optional
         Read requests that may wait (accepted, first beat not yet sent); default
-        ``latency + 256`` (ResNet-18 and MobileNetV2 at 224x224 on the ``edge`` preset, latency
-        64, need 240 and 284).
+        ``latency + 2048`` (ResNet-18 and MobileNetV2 at 224x224 on the ``edge`` preset, latency
+        64, need 1,092 and 284).
 
     Ports
     -----
@@ -117,8 +125,8 @@ class Dram(wiring.Component):
         Read requests.
     r : Out(stream.Signature(read_beat_layout(config), always_ready=True))
         Read data.
-    w : In(stream.Signature(write_beat_layout(config), always_ready=True))
-        Write data.
+    w : In(stream.Signature(write_beat_layout(config)))
+        Write data; ``w.ready`` is always high.
     b : Out(1)
         Write acknowledgement: high for one cycle per ``w`` beat with ``last``.
 
@@ -151,7 +159,7 @@ class Dram(wiring.Component):
         if size < 1:
             raise ValueError(f"DRAM size must be >= 1 byte, not {size}")
         if depth is None:
-            depth = config.dram.latency + 256
+            depth = config.dram.latency + 2048
         if isinstance(depth, bool) or not isinstance(depth, int):
             raise TypeError(f"DRAM request queue depth must be an int, not {depth!r}")
         if depth < 1:
@@ -169,7 +177,7 @@ class Dram(wiring.Component):
             {
                 "ar": In(stream.Signature(read_request_layout())),
                 "r": Out(stream.Signature(read_beat_layout(config), always_ready=True)),
-                "w": In(stream.Signature(write_beat_layout(config), always_ready=True)),
+                "w": In(stream.Signature(write_beat_layout(config))),
                 "b": Out(1),
             }
         )
@@ -200,6 +208,7 @@ class Dram(wiring.Component):
 
         # --- write channel ---------------------------------------------------------------
         beat = self.w.payload
+        m.d.comb += self.w.ready.eq(1)
         for k in range(bandwidth):
             port = memory.write_port()
             m.d.comb += [
@@ -265,6 +274,7 @@ class Dram(wiring.Component):
         fresh = Signal(cursor_layout)
         cur = Signal(cursor_layout)
         start = ~busy & (queue.r_rdy | arrive_valid)
+        gap = Signal()  # a fresh request whose first beat straddles two bus blocks
         m.d.comb += [
             source.eq(Mux(queue.r_rdy, head, arrive)),
             fresh.addr.eq(source.addr),
@@ -276,7 +286,8 @@ class Dram(wiring.Component):
         count = Mux(cur.word_left < bandwidth, cur.word_left, bandwidth)
         word_last = cur.word_left <= bandwidth
         m.d.comb += [
-            self.r.valid.eq(busy | start),
+            gap.eq(start & ((cur.addr % bandwidth) + count > bandwidth)),
+            self.r.valid.eq(busy | (start & ~gap)),
             self.r.payload.count.eq(count),
             self.r.payload.word_last.eq(word_last),
             self.r.payload.last.eq(cur.left == count),
@@ -299,6 +310,8 @@ class Dram(wiring.Component):
         ]
         with m.If(self.r.valid):
             m.d.sync += [cursor.eq(nxt), busy.eq(cur.left != count)]
+        with m.Elif(gap):
+            m.d.sync += [cursor.eq(cur), busy.eq(1)]
 
         # FIFO: pop the head when it starts; push an arriving request unless it starts at once.
         bypass = start & ~queue.r_rdy

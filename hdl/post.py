@@ -12,7 +12,7 @@ on ``i``; ``i.valid`` is the controller's grant, the instruction's semaphores ar
 * cycle ``start + k + 1``: both words arrive (synchronous ports,
   :data:`hdl.postproc.ACC_READ_LATENCY`) and enter the :class:`~hdl.postproc.PostProcessor`
   with the row's instruction fields (``mode``, ``out_zero_point``, ``act_min``,
-  ``act_max``, ``lut``, ``table``), which were registered beside the read;
+  ``act_max``, ``lut``, ``table``, ``prelu``), which were registered beside the read;
 * cycle ``start + k + POST_LATENCY - 1``: with ``lut``, the post-processor's last stage
   looks the clamped values up in the table buffer (``table_rd``), whose bytes arrive in
   the next cycle, in time for the write: a table costs no cycle;
@@ -176,6 +176,7 @@ class PostEngine(wiring.Component):
                 "act_max": signed(8),
                 "lut": 1,
                 "table": unsigned(_POST["table"]),
+                "prelu": 1,
                 "out_addr": unsigned(self._out_addr_bits),
             }
         )
@@ -202,6 +203,7 @@ class PostEngine(wiring.Component):
             first.row.act_max.eq(payload.act_max),
             first.row.lut.eq(payload.lut),
             first.row.table.eq(payload.table),
+            first.row.prelu.eq(payload.prelu),
             first.row.out_addr.eq(payload.out_base),
             cur.eq(first),
         ]
@@ -241,6 +243,7 @@ class PostEngine(wiring.Component):
             pp.i.payload.act_max.eq(read_row.act_max),
             pp.i.payload.lut.eq(read_row.lut),
             pp.i.payload.table.eq(read_row.table),
+            pp.i.payload.prelu.eq(read_row.prelu),
         ]
         connect(m, flipped(self.table_rd), pp.table)
 

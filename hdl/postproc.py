@@ -8,6 +8,10 @@ REQUANT, per lane (``docs/numerics.md``, :func:`accel.numerics.requantize`,
     y     = RoundingDivideByPOT(high, shift)         # ties away from zero
     out   = clamp(y + out_zero_point, act_min, act_max)   # 34-bit add: never wraps
 
+With ``prelu`` (REQUANT) a lane whose ``total`` is negative takes ``multiplier = (shift >>
+10) << 10`` and ``shift = shift[9:5]`` of its parameter word instead (the negative side of a
+PRelu, :func:`accel.numerics.pack_prelu_shift`): a 2:1 select in stage 1 behind the bias add.
+
 PASS: ``out = clamp(acc, act_min, act_max)``. The clamp is ``min(max(v, act_min), act_max)``,
 ``numpy.clip``'s order. With ``lut`` (either mode) the clamped value ``v`` is then replaced by
 entry ``v + 128`` of table slot ``table`` (:class:`accel.isa.Post`).
@@ -30,7 +34,7 @@ last write is visible in ``done = start + count + POST_LATENCY``.
 ====== =================================================================================
 stage  work (registered at the end of the cycle)
 ====== =================================================================================
-1      ``total = acc + bias`` (REQUANT) or ``acc`` (PASS)
+1      ``total = acc + bias`` (REQUANT) or ``acc`` (PASS); the side of a PRelu by its sign
 2      ``high = SRDHM(total, multiplier)`` (REQUANT) or ``total`` (PASS)
 3      ``clamp(RDBPOT(high, shift) + out_zero_point)`` (REQUANT) or ``clamp(high)`` (PASS)
 ====== =================================================================================
@@ -43,8 +47,8 @@ Ports
 i : In(stream.Signature(PostRow), always ready)
     ``acc`` (``cols`` int32), ``params`` (the parameter word: per lane int32 ``bias``,
     ``multiplier``, ``shift``; bit-identical to the parameter buffer word, only ``shift[4:0]``
-    is used), and the POST instruction's ``mode``, ``out_zero_point``, ``act_min``,
-    ``act_max``, ``lut``, ``table``.
+    is used, and with ``prelu`` its bits 5..31), and the POST instruction's ``mode``,
+    ``out_zero_point``, ``act_min``, ``act_max``, ``lut``, ``table``, ``prelu``.
 table : In(table_lookup_signature(config))
     The table buffer's lookup port (:class:`hdl.buffers.TableBuffer`'s ``post``): a byte
     address per lane in stage 6, the bytes one cycle later.
@@ -54,7 +58,7 @@ o : Out(stream.Signature(ArrayLayout(signed(8), cols)), always ready)
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -118,6 +122,7 @@ def post_row_layout(config: AccelConfig) -> data.StructLayout:
             "act_max": signed(8),
             "lut": 1,
             "table": unsigned(_TABLE_FIELD_BITS),
+            "prelu": 1,
         }
     )
 
@@ -249,11 +254,18 @@ class PostProcessor(wiring.Component):
         most_negative = -(1 << (bits - 1))
         for lane in range(cols):
             param = row.params[lane]
-            # Stage 1: the bias add wraps to int32 (the assignment truncates).
+            # Stage 1: the bias add wraps to int32; a PRelu's negative lanes take the
+            # negative-side multiplier (bits 10..31, low bits 0) and shift (bits 5..9).
+            total = Signal(signed(bits), name=f"total_{lane}")
+            m.d.comb += total.eq(Mux(requant, row.acc[lane] + param.bias, row.acc[lane]))
+            negative = Signal(name=f"negative_{lane}")
+            m.d.comb += negative.eq(requant & row.prelu & total[bits - 1])
             m.d.sync += [
-                s1.lane[lane].total.eq(Mux(requant, row.acc[lane] + param.bias, row.acc[lane])),
-                s1.lane[lane].multiplier.eq(param.multiplier),
-                s1.lane[lane].shift.eq(param.shift[:5]),
+                s1.lane[lane].total.eq(total),
+                s1.lane[lane].multiplier.eq(
+                    Mux(negative, Cat(Const(0, 10), param.shift[10:32]), param.multiplier)
+                ),
+                s1.lane[lane].shift.eq(Mux(negative, param.shift[5:10], param.shift[:5])),
             ]
             # Stage 2: the four partial products of total * multiplier, each an 18x18 DSP
             # multiply: a = aH * 2**16 + aL, b = bH * 2**16 + bL with aL, bL unsigned. PASS

@@ -97,7 +97,7 @@ class Accelerator(wiring.Component):
                 **control_members(counter_bits),
                 "ar": Out(stream.Signature(read_request_layout())),
                 "r": In(stream.Signature(read_beat_layout(config), always_ready=True)),
-                "w": Out(stream.Signature(write_beat_layout(config), always_ready=True)),
+                "w": Out(stream.Signature(write_beat_layout(config))),
                 "b": In(1),
             }
         )

@@ -2,7 +2,9 @@
 
 Each channel moves ``config.dram.bandwidth`` bytes per beat, one beat per cycle, and answers
 ``config.dram.latency`` cycles after a request; a run never shares a beat with another run
-and a beat never spans two SRAM words (:func:`accel.timing.run_beats`). Loads and stores use
+and a beat never spans two SRAM words (:func:`accel.timing.run_beats`); the memory is a bus
+of ``bandwidth``-byte blocks, so an unaligned run may cost a cycle more
+(:func:`accel.timing.load_run_beats`, :func:`accel.timing.store_run_beats`). Loads and stores use
 separate channels and never slow each other down. The RTL testbench's DRAM model has the
 same two parameters and the same behaviour.
 """

@@ -3,9 +3,12 @@
 REQUANT: ``out = clamp(requantize(acc + bias, multiplier, shift) + out_zero_point, act_min,
 act_max)`` per lane with the lane's (bias, multiplier, shift) from parameter word
 ``param_base`` (gemmlowp rounding, ``docs/numerics.md``). PASS: ``out = clamp(acc, act_min,
-act_max)``. The hardware uses bits [4:0] of the shift. With ``lut``, each clamped value ``v``
-then becomes entry ``v + 128`` of table slot ``table`` (:class:`accel.isa.Post`). Pipeline
-latency ``accel.timing.POST_LATENCY``, with or without the table.
+act_max)``. The hardware uses bits [4:0] of the shift. With ``prelu`` (REQUANT), a lane
+whose ``acc + bias`` is negative uses the multiplier ``(shift >> 10) << 10`` and the shift
+``(shift >> 5) & 31`` instead (:func:`accel.numerics.pack_prelu_shift`). With ``lut``, each
+clamped value ``v`` then becomes entry ``v + 128`` of table slot ``table``
+(:class:`accel.isa.Post`). Pipeline latency ``accel.timing.POST_LATENCY``, with or without
+the table or PRelu.
 """
 
 from __future__ import annotations
@@ -23,6 +26,18 @@ def postprocess(post: Post, acc: np.ndarray, params: np.ndarray) -> np.ndarray:
         return np.clip(acc, post.act_min, post.act_max).astype(np.int8)
     bias, multiplier, shift = (params[:, i].astype(np.int64) for i in range(3))
     total = (acc.astype(np.int64) + bias).astype(np.int32)  # the hardware adder wraps
+    if post.prelu:
+        shift = shift.astype(np.int32).astype(np.int64)  # the lane word, sign-extended
+        return numerics.requantize_two_slope(
+            total.astype(np.int64),
+            multiplier,
+            shift & 31,
+            (shift >> 10) << 10,
+            (shift >> 5) & 31,
+            post.out_zero_point,
+            post.act_min,
+            post.act_max,
+        )
     return numerics.requantize_unchecked(
         total.astype(np.int64),
         multiplier,

@@ -22,16 +22,27 @@ from sim.controller import DeadlockError, Schedule
 
 
 def _run_beats(instr: Instruction, config: AccelConfig) -> Iterator[int]:
-    """The DRAM beats of each run of a LOAD or STORE, counted byte by byte."""
+    """The DRAM channel cycles of each run of a LOAD or STORE, counted byte by byte: data
+    beats cut at words and at ``bandwidth``, a LOAD's straddling first beat costing one more
+    (its first bus block taken alone), a STORE sending one beat per bus block it touches."""
     bandwidth = config.dram.bandwidth
-    word = timing.word_bytes(config, instr.buffer) if isinstance(instr, Load) else instr.run_bytes
-    for _ in range(instr.outer_count * instr.inner_count):
+    load = isinstance(instr, Load)
+    word = timing.word_bytes(config, instr.buffer) if load else instr.run_bytes
+    for addr in timing.run_addresses(instr).tolist():
+        offset = addr % bandwidth
+        if not load:
+            yield -(-(offset + instr.run_bytes) // bandwidth)
+            continue
         beats = 0
         left = instr.run_bytes
+        first = True
         while left > 0:
             in_word = min(word, left)
             left -= in_word
             while in_word > 0:
+                if first and offset + min(in_word, bandwidth) > bandwidth:
+                    beats += 1
+                first = False
                 in_word -= bandwidth
                 beats += 1
         yield beats

@@ -77,3 +77,17 @@ def conv_reference(qnet: QuantizedNetwork, x: np.ndarray) -> np.ndarray:
 def random_input(rng: np.random.Generator, qnet: QuantizedNetwork, name: str = "input"):
     shape = qnet.network.shape(name)
     return rng.integers(-128, 128, size=(1, *shape), dtype=np.int8)
+
+
+def prelu_qnet(seed: int, c: int, hw: tuple[int, int], after_conv: bool):
+    """input -> [conv ->] PRelu (random slopes of both signs, one 0, one above 1) -> output."""
+    rng = np.random.default_rng(seed)
+    net = g.Network("prelu")
+    x = net.add("input", g.Input((c, *hw)))
+    if after_conv:
+        x = net.add("conv", g.Conv2d(c, c, 3, padding=1), [x])
+    net.add("prelu", g.PRelu(c), [x])
+    slope = rng.uniform(-1.5, 1.5, c)
+    slope[0], slope[-1] = 0.0, 2.5
+    net.set_weights("prelu", slope)
+    return ptq.quantize(net, seed=seed)

@@ -63,7 +63,7 @@ def test_writes_the_verilog_manifest_and_report(tiny):
         f"wrote {out / name}"
         for name in ("accel_top.v", "accel_top.json", "accel_top.txt", "accel_top.core")
     ]
-    assert lines[4].startswith("accel_top: tiny 4x4 (16 PEs), 60 ports, 14 memories (")
+    assert lines[4].startswith("accel_top: tiny 4x4 (16 PEs), 61 ports, 14 memories (")
     assert len(lines) == 5
     text = (out / "accel_top.v").read_text()
     assert text.startswith("// accel_top: hdl.top.Accelerator\n")
@@ -106,7 +106,7 @@ def test_manifest_records_the_config_tool_and_verilog(tiny, doc):
 
 def test_manifest_ports(tiny, doc, top):
     by_name = {p["name"]: p for p in doc["ports"]}
-    assert len(doc["ports"]) == len(by_name) == 60
+    assert len(doc["ports"]) == len(by_name) == 61
     # Every port of the Verilog module, clk and rst first, then the signature's order.
     declared = verilog_ports((tiny[0] / "accel_top.v").read_text(), "accel_top")
     assert set(by_name) == set(declared)
@@ -135,9 +135,10 @@ def test_manifest_ports(tiny, doc, top):
     assert shape("trace_compute_done_index") == ("out", 32)
     assert shape("ar_payload") == ("out", read_request_layout().size) == ("out", 64)
     assert shape("r_payload") == ("in", read_beat_layout(TINY).size) == ("in", 37)
-    assert shape("w_payload") == ("out", write_beat_layout(TINY).size) == ("out", 69)
+    assert shape("w_payload") == ("out", write_beat_layout(TINY).size) == ("out", 86)
     assert shape("b") == ("in", 1)
-    assert "r_ready" not in by_name and "w_ready" not in by_name  # always ready
+    assert "r_ready" not in by_name  # always ready
+    assert shape("w_ready") == ("in", 1)  # the STORE engine waits for an AXI4 W channel
     assert by_name["ar_ready"]["direction"] == "in"
     assert by_name["r_payload"]["fields"] == [
         {"name": "data", "offset": 0, "width": 32, "shape": "4 x unsigned(8)"},
@@ -222,8 +223,8 @@ def test_report(tiny, doc):
         "array     4x4 ws, 16 PEs, 49.6 MHz (measured)",
         "accumulator buffer     4 x 256 x 32 bits, 4.0 KiB",
         "parameter buffer       21 x 384 bits, 1008 B (of 1024 B configured)",
-        "DRAM      4 B/beat, latency 8: ar_payload 64 bits, r_payload 37 bits, w_payload 69 bits",
-        "ports     60 (19 in, 41 out)",
+        "DRAM      4 B/beat, latency 8: ar_payload 64 bits, r_payload 37 bits, w_payload 86 bits",
+        "ports     61 (20 in, 41 out)",
         f"lines, sha256 {doc['verilog']['sha256'][:16]}",
         f"POST_LATENCY {timing.POST_LATENCY}",
     ):
@@ -281,14 +282,14 @@ def test_config_file_8x8_and_a_module_name(tmp_path, capsys, monkeypatch):
     assert main(["generate", "--config", str(path), "-o", str(out), "--name", "acc8"]) == 0
     stdout, stderr = capsys.readouterr()
     assert "Verilator is not installed, so the Verilog is not linted" in stderr
-    assert stdout.splitlines()[-1].startswith("acc8: tiny8 8x8 (64 PEs), 60 ports, 18 memories")
+    assert stdout.splitlines()[-1].startswith("acc8: tiny8 8x8 (64 PEs), 61 ports, 18 memories")
     assert stdout.splitlines()[-1].endswith("; not linted")
     doc = json.loads((out / "acc8.json").read_text())
     assert doc["config"]["digest"] == cfg.digest and doc["module"] == "acc8"
     assert doc["lint"] is None
     by_name = {p["name"]: p for p in doc["ports"]}
     assert by_name["r_payload"]["width"] == read_beat_layout(cfg).size == 64 + 4 + 2
-    assert by_name["w_payload"]["width"] == write_beat_layout(cfg).size == 32 + 64 + 8 + 1
+    assert by_name["w_payload"]["width"] == write_beat_layout(cfg).size == 32 + 64 + 8 + 1 + 17
     mems = {m["path"]: m for m in doc["memories"]}
     assert mems["input_buffer.memory"]["width"] == 64
     assert mems["compute.accumulator.bank_7"]["depth"] == cfg.buffers.acc_bytes // 32
@@ -402,7 +403,7 @@ def test_axi_lite_control_writes_the_register_map_and_a_core(tmp_path, capsys):
     names = ["acc.v", "acc.json", "acc.txt", "acc.core", "acc_regs.md", "acc_regs.h"]
     lines = capsys.readouterr().out.splitlines()
     assert lines[:6] == [f"wrote {out / name}" for name in names]
-    assert lines[6].startswith("acc: tiny 4x4 (16 PEs), 58 ports, 14 memories")
+    assert lines[6].startswith("acc: tiny 4x4 (16 PEs), 59 ports, 14 memories")
     assert (out / "acc.v").read_text().startswith("// acc: hdl.axi_top.AxiLiteAccelerator\n")
     assert (out / "acc_regs.h").read_text() == package.registers_header("acc")
     assert (out / "acc_regs.md").read_text() == package.registers_markdown("acc")
@@ -440,3 +441,31 @@ def test_axi_lite_control_writes_the_register_map_and_a_core(tmp_path, capsys):
     assert main([*args, "-q"]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(names[:4])
     assert json.loads((out / "acc.json").read_text())["registers"] is None
+
+
+def test_axi_control_puts_the_dram_traffic_on_an_axi4_master(tmp_path, capsys):
+    """``--control axi``: the AXI4-Lite top with ``m_axi`` in place of the DRAM ports, every
+    port described in the manifest, the register files written; a bandwidth an AXI4 bus
+    cannot have is one error line."""
+    out = tmp_path / "rtl"
+    args = ["generate", "--preset", "tiny", "-o", str(out), "--no-lint", "--name", "acc"]
+    assert main([*args, "--control", "axi", "-q"]) == 0
+    assert (out / "acc.v").read_text().startswith("// acc: hdl.axi_top.AxiAccelerator\n")
+    assert (out / "acc_regs.h").exists() and (out / "acc_regs.md").exists()
+    doc = json.loads((out / "acc.json").read_text())
+    assert doc["component"]["class"] == "hdl.axi_top.AxiAccelerator"
+    by_name = {p["name"]: p for p in doc["ports"]}
+    assert not any(name.startswith(("ar_", "r_", "w_")) or name == "b" for name in by_name)
+    assert by_name["m_axi_wdata"]["width"] == 32 and by_name["m_axi_wstrb"]["width"] == 4
+    assert by_name["m_axi_arlen"]["group"] == "axi" and by_name["irq"]["group"] == "interrupt"
+    assert all(p["meaning"] for p in doc["ports"] if p["name"] not in ("clk", "rst"))
+    assert len(doc["registers"]) > 0
+    capsys.readouterr()
+
+    from accel.config import preset
+
+    path = tmp_path / "bw3.toml"
+    preset("tiny").replace(dram={"bandwidth": 3}).save(path)
+    bad = ["generate", "--config", str(path), "-o", str(tmp_path / "x")]
+    assert main([*bad, "--no-lint", "--control", "axi"]) == 2
+    assert "not a power of two" in capsys.readouterr().err

@@ -150,6 +150,7 @@ def test_op_registry_names_every_op():
         "ChannelSlice",
         "DepthToSpace",
         "SpaceToDepth",
+        "PRelu",
         "HostOp",
     }
 

@@ -1079,15 +1079,6 @@ FLOAT_REJECTIONS = {
         r"node 'n' \(Reshape\): its output shape does not keep the symbolic batch 'N' as its "
         r"leading dimension \(batch 1: \[1, 108\], batch 2: \[1, 216\]\)",
     ),
-    "batchnorm after relu": (
-        lambda: batch_norm("after relu"),
-        r"node 'n' \(BatchNormalization\): BatchNormalization is supported only directly after "
-        r"a float Conv whose output it alone reads",
-    ),
-    "batchnorm conv has another consumer": (
-        lambda: batch_norm("two consumers"),
-        r"node 'n' \(BatchNormalization\): BatchNormalization is supported only directly after",
-    ),
     "batchnorm training": (
         lambda: batch_norm("training"),
         r"node 'n' \(BatchNormalization\): attribute training_mode=1 is not supported",

@@ -51,9 +51,9 @@ OUTCOMES: dict[str, tuple[str, ...] | str] = {
     "test_AvgPool3d": RANK5.format(op="AveragePool"),
     "test_AvgPool3d_stride": RANK5.format(op="AveragePool"),
     "test_AvgPool3d_stride1_pad0_gpu_input": RANK5.format(op="AveragePool"),
-    "test_BatchNorm1d_3d_input_eval": ("BatchNormalization",),
-    "test_BatchNorm2d_eval": ("BatchNormalization",),
-    "test_BatchNorm2d_momentum_eval": ("BatchNormalization",),
+    "test_BatchNorm1d_3d_input_eval": (),
+    "test_BatchNorm2d_eval": (),
+    "test_BatchNorm2d_momentum_eval": (),
     "test_BatchNorm3d_eval": ("BatchNormalization",),
     "test_BatchNorm3d_momentum_eval": ("BatchNormalization",),
     "test_ConstantPad2d": ("Pad",),
@@ -103,11 +103,11 @@ OUTCOMES: dict[str, tuple[str, ...] | str] = {
     "test_MaxPool3d": RANK5.format(op="MaxPool"),
     "test_MaxPool3d_stride": RANK5.format(op="MaxPool"),
     "test_MaxPool3d_stride_padding": RANK5.format(op="MaxPool"),
-    "test_PReLU_1d": ("PRelu",),
+    "test_PReLU_1d": (),
     "test_PReLU_1d_multiparam": ("PRelu",),
-    "test_PReLU_2d": ("PRelu",),
+    "test_PReLU_2d": (),
     "test_PReLU_2d_multiparam": ("PRelu",),
-    "test_PReLU_3d": ("PRelu",),
+    "test_PReLU_3d": (),
     "test_PReLU_3d_multiparam": ("PRelu",),
     "test_PixelShuffle": ("Reshape", "Transpose", "Reshape"),
     "test_PoissonNLLLLoss_no_reduce": ("Exp", "Mul", "Sub"),
@@ -160,7 +160,7 @@ def test_every_case_of_the_wheel_has_an_outcome():
         f"{sum(c in passing for c in family)} of {len(family)} pass"
     )
     assert all(c in passing for c in family)
-    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 38, 57)
+    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 44, 57)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -204,7 +204,7 @@ LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 #: model -> (its ops that run on the host, with counts; ONNX's rtol for it)
 ZOO: dict[str, tuple[dict[str, int], float]] = {
     "bvlc_alexnet": ({"LRN": 2, "Softmax": 1}, 1e-3),
-    "densenet121": ({"BatchNormalization": 62, "Mul": 62, "Add": 62}, 2e-3),
+    "densenet121": ({}, 2e-3),
     "inception_v1": ({"LRN": 2, "Softmax": 1}, 1e-3),
     "inception_v2": ({"AveragePool": 7, "Softmax": 1}, 1e-3),
     "resnet50": ({"Softmax": 1}, 1e-3),

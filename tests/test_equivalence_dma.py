@@ -233,13 +233,15 @@ def contract(config, streams, offers=None):
         t = timing.load_timing(load, offer, free, channel, config)
         out[Engine.LOAD].append((t.start, t.done))
         free, channel = t.next_start, t.done
-        runs = timing.load_runs(load)
-        per_run = timing.load_beats(load, config) // runs
-        for r in range(runs):
+        word = timing.word_bytes(config, load.buffer)
+        bandwidth = config.dram.bandwidth
+        data = timing.run_beats(load.run_bytes, word, bandwidth)
+        for r, addr in enumerate(timing.run_addresses(load).tolist()):
             requests.append(t.start + r)
+            slots = timing.load_run_beats(addr, load.run_bytes, word, bandwidth)
             first = max(t.start + r + latency, last_beat + 1)
-            beats.extend(range(first, first + per_run))
-            last_beat = first + per_run - 1
+            beats.extend(range(first + slots - data, first + slots))  # a straddle's gap first
+            last_beat = first + slots - 1
         assert last_beat + 1 == t.done
     free = 0
     for store, offer in zip(streams[Engine.STORE], offers[Engine.STORE], strict=True):
@@ -463,7 +465,7 @@ CORNERS = {
         [S(2, out=1, outer=3, ostride=2)],
     ),
     # The cycle tables of hdl/dma.py's and hdl/dram.py's docstrings.
-    "dma_docstring": ((4, 2, 2, 1), [L(IN, 5, inner=2, istride=5)], [S(1)]),
+    "dma_docstring": ((4, 2, 2, 1), [L(IN, 5, inner=2, istride=6)], [S(1)]),
     "dram_docstring": ((4, 2, 3, 2), [L(IN, 5), L(IN, 2, dram=9, sram=4)], [S(1)]),
     # Zero strides: the same DRAM bytes loaded repeatedly, the same buffer rows overwritten.
     "zero_strides": (

@@ -36,6 +36,10 @@ CONVS = {
         c=8, k=8, hw=(5, 5), kernel=(3, 3), padding=(1, 1, 1, 1), groups=8, activation="relu6"
     ),
     "host im2col": dict(c=3, k=4, hw=(5, 5), kernel=(3, 3), padding=(1, 1, 1, 1)),
+    # graph.channel_affine: a standalone BatchNormalization, several channel tiles
+    "per-channel affine relu": dict(
+        c=12, k=12, hw=(4, 6), kernel=(1, 1), groups=12, activation="relu"
+    ),
 }
 
 

@@ -178,3 +178,49 @@ def test_resnet18_224_whole_network_is_bit_and_cycle_exact_in_verilator():
     result = run_verify(qnet, EDGE)
     assert result.ok, result.first_mismatch
     assert result.rtl_cycles == result.model_cycles > 7_000_000
+
+
+def batch_of_four_is_verified(backend: str) -> None:
+    """tinynet on ``tiny`` as one program for 4 images: every layer of every image equal to
+    that image's golden tensor, every instruction's cycles the model's."""
+    qnet = zoo_qnet("tinynet")
+    result = run_verify(qnet, preset("tiny"), backend=backend, images=4)
+    assert result.ok, result.first_mismatch
+    assert result.images == 4 and result.model_cycles == result.rtl_cycles
+    single = run_verify(qnet, preset("tiny"), backend="verilator")
+    assert single.model_cycles < result.model_cycles < 4 * single.model_cycles
+    assert [layer.name for layer in result.layers] == [layer.name for layer in single.layers]
+    assert sum(layer.instructions for layer in result.layers) > sum(
+        layer.instructions for layer in single.layers
+    )
+
+
+def test_a_batch_program_is_bit_and_cycle_exact_in_verilator(capsys):
+    batch_of_four_is_verified("verilator")
+    # lenet5 on tiny at N=4 has all three batch mappings: image by image (resident
+    # weights), streamed weight chunks shared by the images, and images as pixels.
+    result = run_verify(zoo_qnet("lenet5"), preset("tiny"), backend="verilator", images=4)
+    assert result.ok and result.images == 4, result.first_mismatch
+    status, out, _ = verify(capsys, "tinynet", "--preset", "tiny", "--batch", "4")
+    assert status == 0, out
+    assert "batch of 4 images in one program (random inputs of seeds 0..3" in out
+    assert "batch of 4 images: pass; note: one program for the whole batch" in out
+
+
+@pytest.mark.slow
+def test_a_batch_program_is_bit_and_cycle_exact_in_the_amaranth_simulator():
+    batch_of_four_is_verified("amaranth")  # about 100 s
+
+
+def test_a_batch_is_verified_as_one_program_only_without_host_steps(tmp_path):
+    import onnx
+
+    from accel.frontends import load_model
+    from tests.layers import quantized
+    from tests.test_accel_batch import batch3_model
+
+    path = tmp_path / "batch3.onnx"
+    onnx.save(batch3_model(), path)
+    qnet = quantized(load_model(str(path)))
+    with pytest.raises(ValueError, match="has host steps: its batch runs image by image"):
+        run_verify(qnet, preset("tiny"), images=3)

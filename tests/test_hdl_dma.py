@@ -206,7 +206,7 @@ def test_constructors_reject_bad_arguments():
         InputBuffer(make_config(2, 2, 2, 1), init=[0] * 49)
     with pytest.raises(ValueError, match=r"OutputBuffer init word 0 = 65536 does not fit 2 bytes"):
         OutputBuffer(config, init=[1 << 16])
-    assert Dram(config, 8).depth == 1 + 256  # latency + 256
+    assert Dram(config, 8).depth == 1 + 2048  # latency + 2048
     assert LoadEngine(config).depth == 128
 
 

@@ -10,7 +10,8 @@ ones above it):
   kept as columns: per step of a layer a template and rows of the fields that vary.
 - :mod:`~accel.compiler.plan`: **DRAM planning**, once, before lowering: every tensor's root
   (concat inputs and 1x1 flattens are views), lifetime and address (first-fit reuse of dead
-  tensors' bytes), the host-side im2col copies, and the bound of the constants' region.
+  tensors' bytes), the host-side im2col copies, and the bound of the constants' region;
+  for a batch, the activations once per image.
 - :mod:`~accel.compiler.tiling`: **tiling**, a pure cost model per layer: the largest output
   tile whose input tile, accumulators and outputs fit the buffers with double buffering,
   preferring whole output rows. Everything fits by construction: a layer that cannot be
@@ -65,6 +66,7 @@ def compile(
     *,
     keep_tensors: bool = False,
     keep: Sequence[str] = (),
+    batch: int = 1,
 ) -> Program:
     """Compile a quantised network for ``config``.
 
@@ -78,7 +80,14 @@ def compile(
     DRAM holds every intermediate result; the schedule may differ slightly from the default,
     which reuses the bytes of dead tensors. ``keep`` does that for the named tensors only
     (a segment's tensors that later steps of a deployment read, :mod:`accel.deploy`).
+
+    ``batch`` > 1 compiles one program for that many images, layer by layer over the batch
+    (:mod:`~accel.compiler.lower`): every activation once per image
+    (:attr:`Program.image_stride` apart), the weights once, loaded once per layer for the
+    whole batch where they stay resident. ``batch=1`` is the program of one image.
     """
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
     if not isinstance(qnet, QuantizedNetwork):
         raise TypeError(
             f"compile() takes a QuantizedNetwork (quantise a float network with "
@@ -89,7 +98,7 @@ def compile(
     if unknown:
         raise ValueError(f"keep names no computed tensor of {net.name!r}: {unknown}")
     check_activations_fused(net)
-    plan = plan_dram(qnet, config, keep_tensors=keep_tensors, keep=frozenset(keep))
+    plan = plan_dram(qnet, config, keep_tensors=keep_tensors, keep=frozenset(keep), images=batch)
     with _collector_paused():
         lowered = lower_network(qnet, config, plan)
         if lowered.constants_size > plan.const_bound:
@@ -115,6 +124,8 @@ def compile(
         im2col=list(plan.im2col.values()),
         constants=constants,
         dram_bytes=plan.dram_bytes,
+        batch=batch,
+        image_stride=plan.image_stride if batch > 1 else 0,
     )
 
 

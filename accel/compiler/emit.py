@@ -131,6 +131,7 @@ class Emitter:
         self.tile_pixels = 1  # output tile of the layer being lowered (sizes the rings)
         # The resident parameters' load, emitted before the layer's first POST.
         self.pending_param_load: tuple[Load, int, int] | None = None
+        self.layer_params: dict[tuple[int, bytes], int] = {}  # (layer, words) -> address
         self.table_count = 0  # activation tables loaded so far (they alternate slots)
         self.table_slot: int | None = None  # the table slot of the layer's POSTs, if any
 
@@ -506,7 +507,12 @@ class Emitter:
         each before use).
         """
         words = params.shape[0]
-        addr = self.add_constant(params.astype("<i4"))
+        packed = params.astype("<i4")
+        # A layer lowered once per image of a batch places its parameters once.
+        key = (self.layer_index, packed.tobytes())
+        addr = self.layer_params.get(key)
+        if addr is None:
+            addr = self.layer_params[key] = self.add_constant(packed)
         if words > self.p_ring.capacity // 2:
             return Params(addr, None)
         base = self.p_ring.next(2)

@@ -15,6 +15,7 @@ the dispatch by layer kind, and where a layer the hardware cannot run is rejecte
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,14 @@ from accel.compiler.tiling import Window
 from accel.config import AccelConfig
 from accel.isa import ComputeMode, Post, PostMode
 from accel.program import LayerInfo
-from accel.quantized import AddQuant, ConvQuant, PoolQuant, QuantizedNetwork, TableQuant
+from accel.quantized import (
+    AddQuant,
+    ConvQuant,
+    PoolQuant,
+    PReluQuant,
+    QuantizedNetwork,
+    TableQuant,
+)
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,7 @@ def lower_network(qnet: QuantizedNetwork, config: AccelConfig, plan: DramPlan) -
                 kind=type(net.op(node)).__name__,
                 in_shape=tuple(net.shape(srcs[0])) if srcs else (),
                 out_shape=tuple(net.shape(node)),
-                macs=net.macs(node),
+                macs=net.macs(node) * plan.images,
                 mapping=mapping,
             )
         )
@@ -103,46 +111,108 @@ def layer_quant(em: Emitter, node: str, cls: type):
     return lq
 
 
+def pixelwise(net: g.Network, node: str) -> bool:
+    """Whether ``node`` maps 1x1 inputs to a 1x1 output pixel by pixel (a fully connected
+    layer after global pooling, a 1x1 convolution, an add or a table on 1x1 maps): it then
+    runs a batch as the pixels of one 1 x images map (:meth:`DramPlan.pixels`)."""
+    op = net.op(node)
+    # A Flatten is a view: the maps it flattens are what the layer reads.
+    srcs = [net.inputs(s)[0] if isinstance(net.op(s), g.Flatten) else s for s in net.inputs(node)]
+    if not srcs or any(chw(net, n)[1:] != (1, 1) for n in (node, *srcs)):
+        return False
+    if isinstance(op, g.Linear | g.Add | g.Pointwise | g.GlobalAvgPool):
+        return True
+    if isinstance(op, g.Conv2d | g.MaxPool2d | g.AvgPool2d):
+        return op.kernel == (1, 1) and op.stride == (1, 1) and not any(op.padding)
+    return False
+
+
 def lower_layer(em: Emitter, node: str) -> dict:
-    """Lower one layer; returns its mapping (how it runs, for :class:`LayerInfo`)."""
+    """Lower one layer; returns its mapping (how it runs, for :class:`LayerInfo`).
+
+    A batch runs layer by layer: a :func:`pixelwise` layer once, on the images as pixels;
+    a layer on the array once, looping over the images inside (its resident weights load
+    once; streamed weight chunks serve every image where the buffers hold a tile of each,
+    :func:`~accel.compiler.lower_conv.lower_conv`); any other layer once per image."""
     net = em.net
     op = net.op(node)
-    layout = em.plan.layout
-    y = layout(node)
+    plan = em.plan
+    if plan.images > 1 and pixelwise(net, node):
+        views = [plan.pixels]
+    else:
+        views = [functools.partial(plan.layout, image=i) for i in range(plan.images)]
+    if isinstance(op, g.Conv2d | g.ConvTranspose2d | g.Linear | g.PRelu):
+        mapping = lower_array_layer(em, node, views)
+    else:
+        for view in views:
+            mapping = lower_other_layer(em, node, view)
+    if plan.images > 1:
+        mapping["images"] = plan.images
+        mapping.setdefault("batch", "images as pixels" if len(views) == 1 else "image by image")
+    return mapping
+
+
+def lower_array_layer(em: Emitter, node: str, views: list) -> dict:
+    """A convolution, transposed convolution, fully connected layer or PRelu (an identity
+    depthwise pass), every image of ``views`` (functions from a tensor name to its layout,
+    one per image or one for the batch as pixels)."""
+    net = em.net
+    op = net.op(node)
     srcs = net.inputs(node)
+    ys = [view(node) for view in views]
     if isinstance(op, g.Conv2d):
-        x = layout(srcs[0])
+        xs = [view(srcs[0]) for view in views]
         cq = layer_quant(em, node, ConvQuant)
         window = Window(op.kernel, op.stride, op.dilation, op.padding)
-        im = em.plan.im2col.get(node)
-        if im is not None:
+        if node in em.plan.im2col:
             w = cq.weight.transpose(0, 2, 3, 1).reshape(op.out_channels, -1, 1, 1)
-            mapping = lower_conv(em, node, im.target, y, w, Window(), 1, cq)
+            targets = [em.plan.im2col_target(node, i) for i in range(len(views))]
+            mapping = lower_conv(em, node, targets, ys, w, Window(), 1, cq)
             mapping["unit"] = "array (host im2col)"
             return mapping
         (sh, sw), (top, _, left, _) = op.stride, op.padding
         if op.kernel == (1, 1) and op.stride != (1, 1) and top % sh == 0 and left % sw == 0:
             # Strided 1x1 (ResNet downsample): load only the pixels it reads.
             sub = Window(padding=(top // sh, 0, left // sw, 0))
-            mapping = lower_conv(em, node, x, y, cq.weight, sub, op.groups, cq, step=op.stride)
+            mapping = lower_conv(em, node, xs, ys, cq.weight, sub, op.groups, cq, step=op.stride)
             mapping["input"] = f"subsampled by {op.stride[0]}x{op.stride[1]} on load"
             return mapping
-        return lower_conv(em, node, x, y, cq.weight, window, op.groups, cq)
+        return lower_conv(em, node, xs, ys, cq.weight, window, op.groups, cq)
+    if isinstance(op, g.PRelu):
+        # An identity depthwise 1x1 pass (weight PRELU_GAIN; the folded bias makes acc =
+        # PRELU_GAIN * (x - zp_in)) whose POSTs take the negative side for negative values.
+        pq = layer_quant(em, node, PReluQuant)
+        c = op.channels
+        gain = np.full((c, 1, 1, 1), numerics.PRELU_GAIN, np.int8)
+        identity = ConvQuant(gain, np.zeros(c, np.int32), pq.multiplier, pq.shift)
+        negative = (pq.multiplier_neg, pq.shift_neg)
+        xs = [view(srcs[0]) for view in views]
+        return lower_conv(
+            em, node, xs, ys, identity.weight, Window(), c, identity, negative=negative
+        )
+    cq = layer_quant(em, node, ConvQuant)
     if isinstance(op, g.ConvTranspose2d):
-        cq = layer_quant(em, node, ConvQuant)
-        return lower_conv_transpose(em, node, op, cq, layout(srcs[0]), y)
-    if isinstance(op, g.Linear):
-        cq = layer_quant(em, node, ConvQuant)
-        src = srcs[0]
-        if isinstance(net.op(src), g.Flatten):
-            src = net.inputs(src)[0]
-        c, h, w = chw(net, src)
-        weight = cq.weight.reshape(op.out_features, c, h, w)
-        return lower_conv(em, node, layout(src), y, weight, Window((h, w)), 1, cq)
+        return lower_conv_transpose(em, node, op, cq, [view(srcs[0]) for view in views], ys)
+    src = srcs[0]
+    if isinstance(net.op(src), g.Flatten):
+        src = net.inputs(src)[0]
+    c, h, w = chw(net, src)
+    weight = cq.weight.reshape(op.out_features, c, h, w)
+    xs = [view(src) for view in views]
+    return lower_conv(em, node, xs, ys, weight, Window((h, w)), 1, cq)
+
+
+def lower_other_layer(em: Emitter, node: str, layout) -> dict:
+    """A layer not on the array, on the tensors ``layout`` gives (one image's, or the
+    batch's as pixels)."""
+    net = em.net
+    op = net.op(node)
+    y = layout(node)
+    srcs = net.inputs(node)
     if isinstance(op, g.MaxPool2d | g.AvgPool2d | g.GlobalAvgPool):
         x = layout(srcs[0])
         if isinstance(op, g.GlobalAvgPool):
-            window = Window((x.height, x.width))
+            window = Window(chw(net, srcs[0])[1:])  # the image's, not a batch's as pixels
         else:
             window = Window(op.kernel, op.stride, (1, 1), op.padding)
         if isinstance(op, g.MaxPool2d):
@@ -222,7 +292,7 @@ def lower_layer(em: Emitter, node: str) -> dict:
                 raise em.fail(node, f"input {src!r} is quantised differently from the output")
         return {"unit": "none (inputs written in place)"}
     if isinstance(op, g.Flatten):
-        c, h, w = chw(net, srcs[0])
+        _, h, w = chw(net, srcs[0])
         consumers = [net.op(u) for u in net.consumers(node)]
         if h * w > 1 and (
             node in net.output_names or any(not isinstance(u, g.Linear) for u in consumers)

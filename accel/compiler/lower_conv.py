@@ -1,9 +1,11 @@
 """Lowering of a convolution onto the systolic array (every conv kind, and fully connected).
 
-``lower_conv(em, node, x, y, weight, window, groups, cq) -> mapping`` appends one layer's
-instructions to the :class:`~accel.compiler.emit.Emitter`, in program order: for each output
-tile, load the input tile; for each k tile (``cols`` output channels), load the weights if
-they are not resident, COMPUTE over the channel tiles the k tile reduces, then POST and
+``lower_conv(em, node, xs, ys, weight, window, groups, cq) -> mapping`` appends one layer's
+instructions to the :class:`~accel.compiler.emit.Emitter`, in program order (for each image
+of a batch, one after the other, with the weights placed once; or, streamed weights shared
+by a batch, each chunk computed for every image's tile: :func:`lower_images_per_chunk`): for
+each output tile, load the input tile; for each k tile (``cols`` output channels), load the
+weights if they are not resident, COMPUTE over the channel tiles the k tile reduces, then POST and
 STORE. Weights are packed into the constants in exactly the order the weight loader
 consumes them; they stay resident when they fit half the weight buffer (else the whole
 buffer), otherwise they stream through a two-slot ring in even reduction chunks. It returns
@@ -12,6 +14,7 @@ the layer's mapping (the summary in :class:`~accel.program.LayerInfo`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, replace
 
@@ -20,7 +23,7 @@ import numpy as np
 from accel import isa, numerics
 from accel.compiler.emit import VECTOR_MIN, WHOLE, Emitter, Params, Phase, input_window
 from accel.compiler.ops import READ, WRITE, Access, Block, runs, starts
-from accel.compiler.tiling import Tiling, Window
+from accel.compiler.tiling import Tiling, TilingError, Window, choose_tiling, estimate_cycles
 from accel.isa import Buffer, Compute, ComputeMode, Load, Post, PostMode
 from accel.program import TensorLayout
 from accel.quantized import ConvQuant
@@ -289,6 +292,45 @@ class ConvPasses:
             )
             accumulate = 1
 
+    def compute_images(
+        self, *, kt: int, cts: range, inputs: list[InputTile], acc_bases: list[int]
+    ) -> None:
+        """Streamed weights: each reduction chunk of channel tiles ``cts`` of k tile ``kt``
+        loaded once, then COMPUTEd for every image (``inputs[i]`` into accumulators
+        ``acc_bases[i]``)."""
+        em, wt = self.em, self.weights
+        dh = self.window.dilation[0]
+        w_ring, half, cols = em.w_ring, em.w_ring.capacity // 2, em.cols
+        index = em.log.index
+        for n, (ct0, ct1, r0, r1, words, offset) in enumerate(self.passes(kt, cts)):
+            w_base = (w_ring.count % 2) * half  # the next of the weight buffer's halves
+            w_ring.count += 1
+            self.weight_rows.extend((wt.addr + offset * cols, w_base, words, index()))
+            for inputs_i, acc_base in zip(inputs, acc_bases, strict=True):
+                in_lo, in_hi = inputs_i.words
+                width = inputs_i.width
+                th, tw = inputs_i.out_tile[2], inputs_i.out_tile[3]
+                self.compute_rows.extend(
+                    (
+                        int(n > 0),
+                        in_lo + (ct0 - inputs_i.first_ct) * inputs_i.ct_stride + r0 * dh * width,
+                        ct1 - ct0,
+                        inputs_i.ct_stride,
+                        width,
+                        th,
+                        tw,
+                        inputs_i.origin[0] + r0 * dh,
+                        inputs_i.origin[1],
+                        r1 - r0,
+                        w_base,
+                        acc_base,
+                        in_lo,
+                        in_hi,
+                        w_base + words,
+                        index(),
+                    )
+                )
+
     def lower_layer(
         self,
         out_tiles: list[tuple[int, int, int, int]],
@@ -498,8 +540,8 @@ class ConvPasses:
 def lower_conv(
     em: Emitter,
     node: str,
-    x: TensorLayout,
-    y: TensorLayout,
+    xs: list[TensorLayout],
+    ys: list[TensorLayout],
     weight: np.ndarray,
     window: Window,
     groups: int,
@@ -507,11 +549,23 @@ def lower_conv(
     step: tuple[int, int] = (1, 1),
     phase: Phase = WHOLE,
     out_hw: tuple[int, int] | None = None,
+    negative: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
-    """Lower one convolution of ``x`` into ``y``; ``step`` > 1 loads only every step-th
+    """Lower one convolution of ``xs[i]`` into ``ys[i]`` for every image ``i`` of a batch
+    (one pair: one image, or a batch as pixels); ``step`` > 1 loads only every step-th
     input row/column (``window`` is then in the subsampled image). A ``phase`` other than
     :data:`~accel.compiler.emit.WHOLE` makes it a pass of ``out_hw`` output pixels stored at
-    the pixels of ``phase`` of ``y``."""
+    the pixels of ``phase`` of each ``ys[i]``. ``negative`` (a PRelu's per-channel
+    negative-side multiplier and shift) makes its POSTs two-slope ones, the pair packed into
+    each lane's shift parameter (:func:`accel.numerics.pack_prelu_shift`).
+
+    The weights and parameters are placed once. Resident weights load once for the whole
+    batch, the images following one another inside the layer. Streamed weights: where the
+    buffers hold a tile of every image (:func:`shared_tiling`) and the cost model finds it
+    faster, each weight chunk is loaded once for all the images' tiles
+    (:func:`lower_images_per_chunk`); otherwise the images follow one another and the
+    weights stream again for every output tile of every image."""
+    x, y = xs[0], ys[0]
     rows, cols = em.rows, em.cols
     k, cg, r, s = weight.shape
     c = cg * groups
@@ -536,7 +590,7 @@ def lower_conv(
     params[:, 1] = 2**30  # lanes past K: any valid multiplier, never stored
     params[:k, 0] = bias
     params[:k, 1] = cq.multiplier
-    params[:k, 2] = cq.shift
+    params[:k, 2] = cq.shift if negative is None else numerics.pack_prelu_shift(cq.shift, *negative)
     layer_params = em.load_params(params.reshape(n_kt, cols, 3))
 
     passes = sum(hi - lo for lo, hi in ct_ranges) * r * s // n_kt
@@ -563,9 +617,120 @@ def lower_conv(
         out_zero_point=y.zero_point,
         act_min=cq.act_min,
         act_max=cq.act_max,
+        prelu=int(negative is not None),
     )
     out_tiles = tiling.output_tiles(*out_hw)
-    conv = ConvPasses(em, x, window, step, weights, tiling)
+    shared = None
+    if len(xs) > 1 and streamed and groups == 1:
+        shared = shared_tiling(em, out_hw, window, n_ct, n_kt, passes, streamed, len(xs))
+    if shared is not None:
+        # The cost model decides: the images one after the other, or sharing each chunk.
+        cost = functools.partial(estimate_cycles, em.hardware, out_hw, window, n_ct, n_kt, passes)
+        alone = len(xs) * cost((tiling.tile_h, tiling.tile_w), streamed)
+        together = cost((shared.tile_h, shared.tile_w), streamed, images=len(xs))
+        if together >= alone:
+            shared = None
+    if shared is not None:
+        tiling = shared
+        out_tiles = tiling.output_tiles(*out_hw)
+        em.tile_pixels = tiling.tile_h * tiling.tile_w * len(xs)
+        # Every image's input window of a tile at once: in_slots slots per image.
+        slots = replace(tiling, in_slots=tiling.in_slots * len(xs))
+        conv = ConvPasses(em, x, window, step, weights, slots)
+        lower_images_per_chunk(em, conv, xs, ys, out_tiles, layer_params, post, phase)
+    else:
+        conv = ConvPasses(em, x, window, step, weights, tiling)
+        for image_x, image_y in zip(xs, ys, strict=True):
+            conv.x = image_x
+            lower_image(em, conv, out_tiles, layer_params, post, image_y, phase)
+    mapping = {
+        "unit": "array",
+        "tile": [tiling.tile_h, tiling.tile_w],
+        "tiles": len(out_tiles),
+        "k_tiles": n_kt,
+        "c_tiles": n_ct,
+        "weights": "resident" if weights.resident_base is not None else "streamed",
+        "channel_chunk": min(tiling.channel_chunk, n_ct),
+    }
+    if shared is not None:
+        mapping["batch"] = "images share each streamed weight chunk"
+    return mapping
+
+
+def shared_tiling(
+    em: Emitter,
+    out_hw: tuple[int, int],
+    window: Window,
+    n_ct: int,
+    n_kt: int,
+    passes: int,
+    streamed: int,
+    images: int,
+) -> Tiling | None:
+    """The tiling of a layer whose streamed weight chunks serve ``images`` images at once
+    (:func:`lower_images_per_chunk`): the tile of one image when the input, accumulator and
+    output buffers are shared by the images (each has 1/``images`` of them); None when no
+    tile holding every channel tile fits. :func:`lower_conv` takes it when the cost model
+    (:func:`~accel.compiler.tiling.estimate_cycles`) says it is faster than the images one
+    after the other."""
+    hw = em.hardware
+    scaled = replace(
+        hw,
+        input_words=hw.input_words // images,
+        acc_rows=hw.acc_rows // images,
+        output_words=hw.output_words // images,
+    )
+    try:
+        tiling = choose_tiling(scaled, out_hw, window, n_ct, n_kt, passes, streamed_words=streamed)
+    except TilingError:
+        return None
+    return tiling if tiling.channel_chunk >= n_ct else None
+
+
+def lower_images_per_chunk(
+    em: Emitter,
+    conv: ConvPasses,
+    xs: list[TensorLayout],
+    ys: list[TensorLayout],
+    out_tiles: list[tuple[int, int, int, int]],
+    layer_params: Params,
+    post: Post,
+    phase: Phase,
+) -> None:
+    """A layer with streamed weights over a batch, the images inside the weight loop: per
+    output tile, load every image's input window; per k tile, each streamed weight chunk
+    once, then its COMPUTE for every image (each into its own accumulators); then POST and
+    STORE every image's tile."""
+    cols, ct_ranges = em.cols, conv.weights.ct_ranges
+    n_ct = ceil_div(xs[0].channels, em.rows)
+    for tile in out_tiles:
+        pixels = tile[2] * tile[3]
+        inputs = []
+        for x in xs:
+            conv.x = x
+            inputs.append(conv.load_inputs(tile, range(n_ct)))
+        for kt, (lo, hi) in enumerate(ct_ranges):
+            acc_base = em.next_acc_slot()
+            bases = [acc_base + i * pixels for i in range(len(xs))]
+            conv.compute_images(kt=kt, cts=range(lo, hi), inputs=inputs, acc_bases=bases)
+            pw = em.param_word(layer_params, kt)
+            for base, y in zip(bases, ys, strict=True):
+                em.post_and_store(base, pw, post, y, tile, kt * cols, cols, phase)
+
+
+def lower_image(
+    em: Emitter,
+    conv: ConvPasses,
+    out_tiles: list[tuple[int, int, int, int]],
+    layer_params: Params,
+    post: Post,
+    y: TensorLayout,
+    phase: Phase,
+) -> None:
+    """Every output tile of one image (input ``conv.x``, output ``y``, pixels of ``phase``),
+    in program order."""
+    cols, tiling, ct_ranges = em.cols, conv.tiling, conv.weights.ct_ranges
+    n_ct, n_kt = ceil_div(conv.x.channels, em.rows), len(ct_ranges)
     if len(out_tiles) * n_kt >= VECTOR_MIN:
         conv.lower_layer(out_tiles, layer_params, post, y, phase)
         out_tiles_left = []
@@ -592,12 +757,3 @@ def lower_conv(
                     )
                 pw = em.param_word(layer_params, kt)
                 em.post_and_store(acc_base, pw, post, y, tile, kt * cols, cols, phase)
-    return {
-        "unit": "array",
-        "tile": [tiling.tile_h, tiling.tile_w],
-        "tiles": len(out_tiles),
-        "k_tiles": n_kt,
-        "c_tiles": n_ct,
-        "weights": "resident" if weights.resident_base is not None else "streamed",
-        "channel_chunk": min(tiling.channel_chunk, n_ct),
-    }

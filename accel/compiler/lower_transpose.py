@@ -72,11 +72,13 @@ def lower_conv_transpose(
     node: str,
     op: g.ConvTranspose2d,
     cq: ConvQuant,
-    x: TensorLayout,
-    y: TensorLayout,
+    xs: list[TensorLayout],
+    ys: list[TensorLayout],
 ) -> dict:
-    """Lower a transposed convolution of ``x`` into ``y`` as one stride-1 convolution per
-    output phase (module docstring); returns the layer's mapping."""
+    """Lower a transposed convolution of ``xs[i]`` into ``ys[i]`` (every image of a batch)
+    as one stride-1 convolution per output phase (module docstring); returns the layer's
+    mapping."""
+    x, y = xs[0], ys[0]
     weight = op.output_channel_major(cq.weight)  # (K, C/groups, R, S), not flipped
     k, cg = weight.shape[:2]
     rows = axis_phases(
@@ -104,8 +106,8 @@ def lower_conv_transpose(
                 lower_conv(
                     em,
                     node,
-                    x,
-                    y,
+                    xs,
+                    ys,
                     np.ascontiguousarray(sub),
                     window,
                     op.groups,

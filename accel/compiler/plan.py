@@ -9,6 +9,13 @@ layout of DRAM is: the constants (weights and parameters, appended while lowerin
 of dead tensors), then the host-side im2col copies. The plan's methods give the
 :class:`~accel.program.TensorLayout` of a tensor and the DRAM byte ranges a LOAD or STORE
 touches, for synchronisation.
+
+A batch of ``images`` images repeats the activations' region (activations and im2col
+copies) once per image, :attr:`DramPlan.image_stride` bytes apart: image ``i``'s copy of a
+tensor is at its address plus ``i * image_stride`` (:meth:`DramPlan.layout`), and a 1x1
+tensor's copies are the ``images`` pixels of one 1 x ``images`` map (:meth:`DramPlan.pixels`),
+so a layer on 1x1 maps (a fully connected layer after global pooling) runs the whole batch
+as one tile. One image (``images=1``) is exactly the layout without batching.
 """
 
 from __future__ import annotations
@@ -49,15 +56,18 @@ class DramPlan:
     im2col: dict[str, Im2col]  # conv -> its host-side im2col copy (target addressed)
     const_bound: int  # bytes reserved for the constants, from address 0
     dram_bytes: int  # total DRAM bytes
+    images: int = 1  # images of the batch
+    image_stride: int = 0  # bytes between two images' copies of the activations' region
 
-    def layout(self, name: str) -> TensorLayout:
+    def layout(self, name: str, image: int = 0) -> TensorLayout:
+        """Image ``image``'s copy of tensor ``name``."""
         net = self.qnet.network
         root = self.root[name]
         c, h, w = chw(net, name)
         q = self.qnet.tensors[name]
         return TensorLayout(
             name=name,
-            addr=self.addr[root],
+            addr=self.addr[root] + image * self.image_stride,
             height=h,
             width=w,
             channels=c,
@@ -66,6 +76,20 @@ class DramPlan:
             zero_point=q.zero_point,
             scale=q.scale,
         )
+
+    def pixels(self, name: str) -> TensorLayout:
+        """The batch's copies of 1x1 tensor ``name`` as the pixels of one 1 x images map."""
+        one = self.layout(name)
+        if one.height * one.width != 1:
+            raise ValueError(f"{name!r} is {one.height}x{one.width}, not 1x1")
+        if self.images == 1:
+            return one
+        return replace(one, width=self.images, pixel_stride=self.image_stride)
+
+    def im2col_target(self, node: str, image: int = 0) -> TensorLayout:
+        """Image ``image``'s im2col copy for conv ``node``."""
+        target = self.im2col[node].target
+        return replace(target, addr=target.addr + image * self.image_stride)
 
     def dram_space(self, name: str) -> str:
         return "dram:" + self.root.get(name, name)  # im2col copies are their own root
@@ -113,10 +137,15 @@ class DramPlan:
 
 
 def plan_dram(
-    qnet: QuantizedNetwork, config: AccelConfig, *, keep_tensors: bool, keep: frozenset[str]
+    qnet: QuantizedNetwork,
+    config: AccelConfig,
+    *,
+    keep_tensors: bool,
+    keep: frozenset[str],
+    images: int = 1,
 ) -> DramPlan:
-    """The DRAM plan of ``qnet``; ``keep_tensors`` keeps every tensor alive to the end, and
-    ``keep`` those tensors (besides the network's outputs)."""
+    """The DRAM plan of ``qnet`` for a batch of ``images``; ``keep_tensors`` keeps every
+    tensor alive to the end, and ``keep`` those tensors (besides the network's outputs)."""
     net = qnet.network
     fused = fusions(net, keep_tensors=keep_tensors, keep=keep)
     root, channel_offset, first_use, last_use = plan_tensors(
@@ -131,6 +160,7 @@ def plan_dram(
         size = im.target.height * im.target.width * im.target.channels
         im2col[node] = replace(im, target=replace(im.target, addr=top))
         top += ceil_div(size, CONST_ALIGN) * CONST_ALIGN
+    image_stride = top - const_bound
     return DramPlan(
         qnet=qnet,
         root=root,
@@ -142,7 +172,9 @@ def plan_dram(
         fused=fused,
         im2col=im2col,
         const_bound=const_bound,
-        dram_bytes=top,
+        dram_bytes=const_bound + images * image_stride,
+        images=images,
+        image_stride=image_stride,
     )
 
 
@@ -369,6 +401,9 @@ def constant_bound(net: g.Network, config: AccelConfig, im2col: dict[str, Im2col
             k, c, taps = op.out_channels, op.in_channels, op.kernel[0] * op.kernel[1]
             if node in im2col:
                 c, taps = c * taps, 1
+        elif isinstance(op, g.PRelu):  # an identity depthwise 1x1 conv
+            k = c = op.channels
+            taps = 1
         elif isinstance(op, g.ConvTranspose2d):
             # One convolution per output phase; their sub-kernels share the R*S taps, and a
             # phase no tap reaches has a 1x1 kernel.

@@ -92,6 +92,39 @@ def split(size: int, tile: int) -> list[tuple[int, int]]:
     return [(start, min(base, size - start)) for start in range(0, size, base)]
 
 
+def estimate_cycles(
+    hw: Hardware,
+    out_hw: tuple[int, int],
+    window: Window,
+    c_tiles: int,
+    k_tiles: int,
+    passes: int,
+    tile: tuple[int, int],
+    streamed_words: int = 0,
+    *,
+    vector: bool = False,
+    images: int = 1,
+) -> float:
+    """The cost model of :func:`choose_tiling`: the estimated cycles of a layer in output
+    tiles of ``tile`` (see there). ``images`` > 1: every tile holds that many images' tiles
+    (a batch whose images share each streamed weight chunk), so a tile loads and computes
+    ``images`` times as much but streams its weights once."""
+    p, q = out_hw
+    th, tw = tile
+    rows, cols = hw.rows, hw.cols
+    word_beats = ceil_div(rows, hw.dram_bandwidth)
+    ih, iw = window.input_extent(th, tw)
+    tiles = ceil_div(p, th) * ceil_div(q, tw)
+    pixels = th * tw
+    slot = max(pixels, timing.VECTOR_MIN_PASS) if vector else max(pixels, rows)
+    compute = images * k_tiles * passes * slot
+    load = hw.dram_latency + images * c_tiles * ih * iw * word_beats  # pipelined DMA
+    load += streamed_words * ceil_div(cols, hw.dram_bandwidth)
+    drain = rows + cols + 2 * pixels + timing.POST_LATENCY + hw.dram_latency
+    instructions = tiles * images * (3 * k_tiles + c_tiles)
+    return load + tiles * max(compute, load) + drain + INSTRUCTION_COST * instructions
+
+
 def choose_tiling(
     hw: Hardware,
     out_hw: tuple[int, int],
@@ -116,8 +149,6 @@ def choose_tiling(
     p, q = out_hw
     acc_cap = hw.acc_rows // 2
     out_cap = hw.output_words // 2
-    rows, cols = hw.rows, hw.cols
-    word_beats = ceil_div(rows, hw.dram_bandwidth)
 
     def input_words(th: int, tw: int) -> int:
         ih, iw = window.input_extent(th, tw)
@@ -136,16 +167,10 @@ def choose_tiling(
             return 1, hw.input_words
         return None
 
-    def estimate(th: int, tw: int) -> int:
-        tiles = ceil_div(p, th) * ceil_div(q, tw)
-        pixels = th * tw
-        slot = max(pixels, timing.VECTOR_MIN_PASS) if vector else max(pixels, rows)
-        compute = k_tiles * passes * slot
-        load = hw.dram_latency + c_tiles * input_words(th, tw) * word_beats  # pipelined DMA
-        load += streamed_words * ceil_div(cols, hw.dram_bandwidth)
-        drain = rows + cols + 2 * pixels + timing.POST_LATENCY + hw.dram_latency
-        instructions = tiles * (3 * k_tiles + c_tiles)
-        return load + tiles * max(compute, load) + drain + INSTRUCTION_COST * instructions
+    def estimate(th: int, tw: int) -> float:
+        return estimate_cycles(
+            hw, out_hw, window, c_tiles, k_tiles, passes, (th, tw), streamed_words, vector=vector
+        )
 
     cap = min(acc_cap, out_cap)
     candidates = [(th, q) for th in range(min(p, cap // q), 0, -1)]
@@ -169,7 +194,7 @@ def choose_tiling(
     if chunk < 1:
         raise TilingError(
             f"one output pixel needs a {window.kernel[0]}x{window.kernel[1]} input window "
-            f"of {per_tile * rows} bytes, more than half of buffers.input_bytes = "
+            f"of {per_tile * hw.rows} bytes, more than half of buffers.input_bytes = "
             f"{hw.input_bytes}"
         )
     if acc_cap < 1:

@@ -93,9 +93,11 @@ from accel.graph import (
     Network,
     Op,
     Pointwise,
+    PRelu,
     Shape,
     SpaceToDepth,
     Upsample,
+    channel_affine,
     conv_output_size,
     fuse_activations,
 )
@@ -1378,14 +1380,45 @@ def _fold_affine(
 
 
 def _batch_norm(imp: _Importer, node: _Node) -> None:
+    """A BatchNormalization that no Conv absorbed (pre-activation BN, BN after an Add or a
+    pool) as a per-channel affine (:func:`accel.graph.channel_affine`, a depthwise 1x1
+    Conv2d): ``a = g / sqrt(var + eps)``, ``b = beta - mean * a``, then the Mul/Add scale
+    layers after it folded in as after a Conv (:func:`_fold_affine`)."""
     attrs = node.attrs(epsilon=1e-5, momentum=0.9, training_mode=0, spatial=1)
     if attrs["training_mode"] != 0:
         raise node.bad("training_mode", attrs["training_mode"], "only inference (0) is supported")
+    if attrs["spatial"] != 1:
+        raise node.bad("spatial", attrs["spatial"], "only spatial=1 is supported")
     imp.unused_outputs(node)
-    raise node.unmapped(
-        "BatchNormalization is supported only directly after a float Conv whose output it "
-        "alone reads (it is folded into the Conv's weights and bias)"
-    )
+    dims = imp.dims_of(node, 0)
+    if imp.quantized_model:
+        raise node.unmapped(
+            "a BatchNormalization that no Conv absorbs has float parameters; in a quantised "
+            "model it has no int8 form on the accelerator"
+        )
+    if len(dims) not in (2, 3):
+        shown = ", ".join(map(str, dims))
+        raise node.unmapped(
+            f"input (N, {shown}): the per-channel affine runs on (N, C, H, W) and (N, C, L) tensors"
+        )
+    c = dims[0]
+    params = []
+    for index, what in enumerate(("scale", "B", "input_mean", "input_var"), 1):
+        value = imp.constant(node, index, what).astype(np.float64)
+        if value.shape != (c,):
+            raise node.error(f"{what} has shape {value.shape}; expected ({c},)")
+        params.append(value)
+    gamma, beta, mean, var = params
+    scale = gamma / np.sqrt(var + attrs["epsilon"])
+    shift = beta - mean * scale
+    # _fold_affine reads the tensor's rank from the weight's: (C, 1, 1) for (N, C, L).
+    weight = scale.reshape(c, *[1] * len(dims))
+    output, weight, shift = _fold_affine(imp, node.outputs[0], weight, shift)
+    x = imp.activation(node, 0)
+    name = imp.add(node, lambda: channel_affine(c), [x])
+    with _named(node):
+        imp.net.set_weights(name, weight.reshape(c, 1, 1, 1), shift)
+    imp.define(output, name, dims)
 
 
 def _vector(node: _Node, value: np.ndarray, k: int, what: str) -> np.ndarray:
@@ -1547,6 +1580,57 @@ def _pointwise(imp: _Importer, node: _Node) -> None:
             imp.absorbed.add(index)
     name = imp.add(node, lambda: op, [x])
     imp.define(output, name, dims)
+
+
+def _prelu(imp: _Importer, node: _Node) -> None:
+    """PRelu with one slope for every element (a scalar slope, or a per-channel one whose
+    values are all equal) is LeakyRelu with ``alpha`` = the slope: a :class:`Pointwise`
+    table, exact by construction in int8. Per-channel slopes (one value per channel, of an
+    ``(N, C, H, W)`` or ``(N, C, L)`` float input) are a :class:`PRelu` node: an identity
+    depthwise pass with a two-slope POST on the accelerator."""
+    node.attrs()
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    if not node.has_input(1) or node.inputs[1] not in imp.consts:
+        raise node.unmapped("slope (input 1) is computed; only a constant slope maps")
+    slope = imp.consts[node.inputs[1]]
+    if slope.dtype.kind != "f":
+        raise node.error(f"slope has dtype {slope.dtype}; expected float")
+    shown = ", ".join(map(str, dims))
+    if not _broadcasts_to(slope.shape, (1, *dims)):
+        raise node.unmapped(
+            f"slope of shape {slope.shape} does not broadcast to the input (N, {shown}) "
+            "without growing it"
+        )
+    values = np.unique(slope)
+    if values.size == 1:
+        with _named(node):
+            op = Pointwise("leakyrelu", {"alpha": float(values[0])})
+        name = imp.add(node, lambda: op, [x])
+        imp.define(node.outputs[0], name, dims)
+        return
+    per_channel = _channel_constant(slope, dims[0], len(dims) + 1)
+    if per_channel is None or len(dims) not in (2, 3):
+        raise node.unmapped(
+            f"slope of shape {slope.shape} on an (N, {shown}) input: only one slope per "
+            "channel of an (N, C, H, W) or (N, C, L) tensor maps"
+        )
+    if imp.quantized_model:
+        raise node.unmapped(
+            "per-channel slopes in a quantised model (its output scale need not leave both "
+            "rescales below 1)"
+        )
+    name = imp.add(node, lambda: PRelu(dims[0]), [x])
+    with _named(node):
+        imp.net.set_weights(name, per_channel)
+    imp.define(node.outputs[0], name, dims)
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` (numpy's rules)."""
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(reversed(shape), reversed(target), strict=False))
 
 
 #: PyTorch's GELU below opset 20, after ``Div(x, sqrt(2))``: each op and the constant its
@@ -2493,6 +2577,7 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "QLinearMatMul": _qlinear_matmul,
     "Pad": _pad,
     "QuantizeLinear": _quantize_linear,
+    "PRelu": _prelu,
     "ReduceMean": _reduce_mean,
     "Relu": _activation("relu"),
     "Reshape": _reshape,

@@ -147,7 +147,8 @@ _TOP_PORTS: tuple[tuple[str, str, str], ...] = (
         "read beat, in request order: `count` bytes in the low lanes of `data`, `word_last` on "
         "the last beat of a word, `last` on the last beat of a request",
     ),
-    ("w_valid", "dram", "a write beat is on `w_payload` (always accepted: no `w_ready`)"),
+    ("w_valid", "dram", "a write beat is on `w_payload`"),
+    ("w_ready", "dram", "the DRAM takes the write beat (low: the STORE engine waits)"),
     (
         "w_payload",
         "dram",
@@ -170,6 +171,24 @@ _TOP_PORTS: tuple[tuple[str, str, str], ...] = (
     ("s_axil_(b|r)ready", "axi-lite", "AXI4-Lite: the master takes the response"),
     ("s_axil_(b|r)resp", "axi-lite", "AXI4-Lite response: 0 OKAY, 2 SLVERR (no such register)"),
     ("s_axil_rdata", "axi-lite", "AXI4-Lite read data"),
+    ("m_axi_(aw|ar)valid", "axi", "AXI4 master (DRAM traffic, hdl/axi_master.py): a burst"),
+    ("m_axi_(aw|ar)ready", "axi", "AXI4: the slave takes the burst address"),
+    ("m_axi_(aw|ar)id", "axi", "AXI4 ID: always 0 (one ID, bursts and responses in order)"),
+    ("m_axi_(b|r)id", "axi", "AXI4 response ID (not looked at)"),
+    ("m_axi_(aw|ar)addr", "axi", "AXI4 burst start: the bus block of the first byte"),
+    ("m_axi_(aw|ar)len", "axi", "AXI4 beats - 1 (at most 255; no burst crosses 4 KiB)"),
+    ("m_axi_(aw|ar)size", "axi", "AXI4 log2 of the data bus bytes (full-width beats)"),
+    ("m_axi_(aw|ar)burst", "axi", "AXI4 burst type: 1, INCR"),
+    ("m_axi_wvalid", "axi", "AXI4: a write beat is offered"),
+    ("m_axi_wready", "axi", "AXI4: the slave takes the write beat"),
+    ("m_axi_wdata", "axi", "AXI4 write data"),
+    ("m_axi_wstrb", "axi", "AXI4 byte strobes: exactly the bytes the STORE writes"),
+    ("m_axi_wlast", "axi", "AXI4: last beat of the burst"),
+    ("m_axi_(b|r)valid", "axi", "AXI4: a write response or read beat is offered"),
+    ("m_axi_(b|r)ready", "axi", "AXI4: the master takes it"),
+    ("m_axi_(b|r)resp", "axi", "AXI4 response (not looked at)"),
+    ("m_axi_rdata", "axi", "AXI4 read data"),
+    ("m_axi_rlast", "axi", "AXI4: last beat of the burst"),
     ("irq", "interrupt", "high while IRQ_STATUS & IRQ_ENABLE is not 0 (done, error)"),
 )
 
@@ -252,7 +271,7 @@ def _top_meaning(port: str) -> tuple[str | None, str | None]:
 
 
 def _port_entries(component: wiring.Component, text: str, name: str) -> list[dict[str, Any]]:
-    from hdl.axi_top import AxiLiteAccelerator
+    from hdl.axi_top import AxiAccelerator, AxiLiteAccelerator
     from hdl.top import Accelerator
 
     declared = verilog_ports(text, name)
@@ -280,7 +299,7 @@ def _port_entries(component: wiring.Component, text: str, name: str) -> list[dic
                     f"port {port!r} is {direction} [{width}] in the Verilog text, but "
                     f"{expected} [{len(signal)}] in the component"
                 )
-        tops = (Accelerator, AxiLiteAccelerator)
+        tops = (Accelerator, AxiLiteAccelerator, AxiAccelerator)
         group, meaning = _top_meaning(port) if isinstance(component, tops) else (None, None)
         entry: dict[str, Any] = {
             "name": port,
@@ -348,11 +367,13 @@ def memories(component: wiring.Component) -> list[dict[str, Any]]:
 
 def _component_entry(component: wiring.Component) -> dict[str, Any]:
     from accel.isa import Engine
-    from hdl.axi_top import AxiLiteAccelerator
+    from hdl.axi_top import AxiAccelerator, AxiLiteAccelerator
     from hdl.top import Accelerator
 
     cls = type(component)
     entry: dict[str, Any] = {"class": f"{cls.__module__}.{cls.__qualname__}"}
+    if isinstance(component, AxiAccelerator):
+        component = component.inner  # the AXI4 master has no parameters of its own
     core = component.core if isinstance(component, AxiLiteAccelerator) else component
     if isinstance(core, Accelerator):
         entry["parameters"] = {
@@ -368,10 +389,10 @@ def _component_entry(component: wiring.Component) -> dict[str, Any]:
 
 
 def _registers_entry(component: wiring.Component) -> list[dict[str, Any]] | None:
-    from hdl.axi_top import AxiLiteAccelerator
+    from hdl.axi_top import AxiAccelerator, AxiLiteAccelerator
     from hdl.csr import REGISTERS
 
-    if not isinstance(component, AxiLiteAccelerator):
+    if not isinstance(component, (AxiLiteAccelerator, AxiAccelerator)):
         return None
     return [
         {

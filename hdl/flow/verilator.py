@@ -125,7 +125,7 @@ def build(
     trace : bool
         Build with ``--trace`` (VCD output; slower).
     dram_depth : int, optional
-        Read requests the DRAM model lets wait (default ``latency + 256``, as
+        Read requests the DRAM model lets wait (default ``latency + 2048``, as
         :class:`hdl.dram.Dram`).
     jobs : int, optional
         Parallel compile jobs (default: the CPU count).
@@ -138,7 +138,7 @@ def build(
         With the compiler's output, if the build fails.
     """
     env = _environment()
-    depth = config.dram.latency + 256 if dram_depth is None else dram_depth
+    depth = config.dram.latency + 2048 if dram_depth is None else dram_depth
     defines = _defines(config, depth)
     cflags = " ".join(f"-D{k}={v}" for k, v in defines.items())
     flags = [

@@ -95,6 +95,7 @@ struct Cursor {
 struct Beat {
     bool valid = false;
     bool fresh = false;  // starts the front request
+    bool gap = false;    // fresh, first beat straddles two bus blocks: no beat this cycle
     Cursor cur{};
     uint64_t count = 0;
 };
@@ -131,10 +132,20 @@ struct Dram {
             b.cur = {src->addr, src->bytes, std::min(src->word, src->bytes), src->word};
         }
         b.count = std::min<uint64_t>(b.cur.word_left, BANDWIDTH);
+        if (b.fresh && b.cur.addr % BANDWIDTH + b.count > BANDWIDTH) {
+            b.valid = false;
+            b.gap = true;
+        }
         return b;
     }
 
     void advance(const Beat& b) {
+        if (b.gap) {  // the straddling request's first block taken: its beats from next cycle
+            cursor = b.cur;
+            busy = true;
+            waiting.pop_front();
+            return;
+        }
         const Cursor& c = b.cur;
         const bool word_last = c.word_left <= BANDWIDTH;
         const uint64_t left = c.left - b.count;
@@ -235,6 +246,7 @@ int main(int argc, char** argv) {
     top->store_base = base[3];
     top->store_count = count[3];
     top->ar_ready = 1;
+    top->w_ready = 1;
     top->r_valid = 0;
     top->b = 0;
     top->start = 1;
@@ -268,7 +280,7 @@ int main(int argc, char** argv) {
                 (!dram.acks.empty() && dram.acks.front() == t) ||
                 (LATENCY == 0 && top->w_valid && get(top->w_payload, W_LAST, 1));
             const bool ready = dram.waiting.size() < DEPTH;
-            if (pass > 0 && want.valid == beat.valid && want.count == beat.count &&
+            if (pass > 0 && want.valid == beat.valid && want.gap == beat.gap && want.count == beat.count &&
                 want.cur.addr == beat.cur.addr && want_ack == ack && ready == top->ar_ready)
                 break;
             beat = want;
@@ -322,7 +334,7 @@ int main(int argc, char** argv) {
             dram.waiting.push_back({t + LATENCY, get(top->ar_payload, AR_ADDR, 32),
                                     get(top->ar_payload, AR_BYTES, 16),
                                     get(top->ar_payload, AR_WORD, 16)});
-        if (beat.valid) dram.advance(beat);
+        if (beat.valid || beat.gap) dram.advance(beat);
         if (!dram.acks.empty() && dram.acks.front() == t) dram.acks.pop_front();
         if (top->w_valid) {
             const uint64_t addr = get(top->w_payload, W_ADDR, 32);

@@ -1,0 +1,168 @@
+"""The cocotb testbench of :class:`hdl.axi_top.AxiAccelerator` (run by tests/test_cocotb_axi.py
+through the cocotb runner on Verilator; not a pytest module).
+
+The case directory ``$ACCEL_BENCH_DIR`` holds ``case.npz`` (written by the pytest side):
+``image`` (the DRAM image), ``imem`` (the instruction words as 64-byte rows), ``streams``
+(base and count per engine, in :class:`accel.isa.Engine` order), ``offsets`` (the CSR offsets
+of the ``<E>_BASE``/``<E>_COUNT`` registers, ``IRQ_ENABLE``, ``CTRL``, ``STATUS``,
+``IRQ_STATUS``, ``CYCLE_LO``, ``CYCLE_HI``), ``memory`` (``axiram``: cocotbext-axi's
+``AxiRam``; ``contract``: tests/axi_slave.py's ``AxiSlave``, a memory of the config's
+``latency``), ``latency``, ``pause`` (the probability that an AXI channel of the memory
+pauses in a cycle), ``seed`` and ``max_cycles``. The bench puts the image into that memory on
+``m_axi``, serves the four synchronous instruction ports from
+``imem``, programs the registers with cocotbext-axi's ``AxiLiteMaster`` on ``s_axil``, writes
+``CTRL.START``, waits for ``irq``, reads ``STATUS`` and the cycle counter, clears the
+interrupt, and writes ``result.npz``: ``dram`` (the memory afterwards), ``cycles``,
+``status``, ``irq_status``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from axi_slave import AxiSlave  # tests/ is on PYTHONPATH
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+
+ENGINES = ("load", "compute", "post", "store")
+
+
+async def serve_instructions(dut, imem: np.ndarray) -> None:
+    """The instruction memories: data one cycle after an enabled address (as the Amaranth
+    read port the raw top expects)."""
+    ports = [
+        (
+            getattr(dut, f"imem_{e}_addr"),
+            getattr(dut, f"imem_{e}_en"),
+            getattr(dut, f"imem_{e}_data"),
+        )
+        for e in ENGINES
+    ]
+    words = [int.from_bytes(row.tobytes(), "little") for row in imem]
+    while True:
+        await FallingEdge(dut.clk)
+        fetched = []
+        for addr, en, data in ports:
+            if int(en.value):
+                a = int(addr.value)
+                fetched.append((data, words[a] if a < len(words) else 0))
+        await RisingEdge(dut.clk)
+        for data, word in fetched:
+            data.value = word
+
+
+class _Handles:
+    """``ctx.get``/``ctx.set`` over cocotb handles, for :class:`AxiSlave`."""
+
+    @staticmethod
+    def get(handle) -> int:
+        return int(handle.value)
+
+    @staticmethod
+    def set(handle, value) -> None:
+        handle.value = int(value)
+
+
+AXI_MEMBERS = [
+    *(f"{c}{s}" for c in ("aw", "ar") for s in ("valid", "ready", "addr", "len", "size", "burst")),
+    *("awid", "arid", "bid", "rid"),
+    *("wvalid", "wready", "wdata", "wstrb", "wlast", "bvalid", "bready", "bresp"),
+    *("rvalid", "rready", "rdata", "rresp", "rlast"),
+]
+
+
+async def contract_memory(dut, slave: AxiSlave) -> None:
+    """Step ``slave`` once per cycle: outputs in the clock's low phase, handshakes sampled
+    before the rising edge (the master's outputs do not depend on the slave's)."""
+    ctx = _Handles()
+    for name in ("arready", "awready", "wready", "rvalid", "bvalid"):
+        ctx.set(getattr(slave.port, name), 0)
+    cycle = 0
+    while True:
+        await FallingEdge(dut.clk)
+        slave.drive(ctx, cycle)
+        await Timer(1, unit="ns")
+        slave.sample(ctx, cycle)
+        cycle += 1
+
+
+def pauses(rng: random.Random, probability: float):
+    while True:
+        yield rng.random() < probability
+
+
+@cocotb.test()
+async def run_program(dut):
+    case_dir = Path(os.environ["ACCEL_BENCH_DIR"])
+    case = np.load(case_dir / "case.npz")
+    image = case["image"]
+    offsets = {str(k): int(v) for k, v in zip(case["offset_names"], case["offsets"], strict=True)}
+    pause = float(case["pause"])
+
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    if str(case["memory"]) == "axiram":
+        ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=int(image.size))
+        ram.write(0, image.tobytes())
+        if pause:
+            rng = random.Random(int(case["seed"]))
+            for channel in (
+                ram.write_if.aw_channel,
+                ram.write_if.w_channel,
+                ram.write_if.b_channel,
+                ram.read_if.ar_channel,
+                ram.read_if.r_channel,
+            ):
+                channel.set_pause_generator(pauses(rng, pause))
+
+        def memory() -> np.ndarray:
+            return np.frombuffer(ram.read(0, int(image.size)), dtype=np.uint8)
+
+    else:
+        port = type("Port", (), {n: getattr(dut, f"m_axi_{n}") for n in AXI_MEMBERS})
+        size = len(dut.m_axi_wstrb.value)
+        rng = np.random.default_rng(int(case["seed"]))
+        slave = AxiSlave(port, image, int(case["latency"]), size, rng, pause)
+        cocotb.start_soon(contract_memory(dut, slave))
+
+        def memory() -> np.ndarray:
+            return slave.mem
+
+    axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
+
+    dut.rst.value = 1
+    for e in ENGINES:
+        getattr(dut, f"imem_{e}_data").value = 0
+    await ClockCycles(dut.clk, 4)
+    dut.rst.value = 0
+    await ClockCycles(dut.clk, 2)
+    cocotb.start_soon(serve_instructions(dut, case["imem"]))
+
+    for e, (base, count) in zip(ENGINES, case["streams"], strict=True):
+        await axil.write_dword(offsets[f"{e.upper()}_BASE"], int(base))
+        await axil.write_dword(offsets[f"{e.upper()}_COUNT"], int(count))
+    await axil.write_dword(offsets["IRQ_ENABLE"], 0b11)  # DONE | ERROR
+    await axil.write_dword(offsets["CTRL"], 1)  # START
+    waited = 0
+    while not int(dut.irq.value):
+        await ClockCycles(dut.clk, 64)
+        waited += 64
+        assert waited <= int(case["max_cycles"]), f"no irq after {waited} cycles"
+    status = await axil.read_dword(offsets["STATUS"])
+    irq_status = await axil.read_dword(offsets["IRQ_STATUS"])
+    lo = await axil.read_dword(offsets["CYCLE_LO"])
+    hi = await axil.read_dword(offsets["CYCLE_HI"])
+    await axil.write_dword(offsets["IRQ_STATUS"], irq_status)
+    await ClockCycles(dut.clk, 2)
+    assert not int(dut.irq.value), "irq still high after IRQ_STATUS was cleared"
+    np.savez(
+        case_dir / "result.npz",
+        dram=memory(),
+        cycles=hi << 32 | lo,
+        status=status,
+        irq_status=irq_status,
+    )
