@@ -70,6 +70,7 @@ COMPILER_MODULES = (
     "accel.compiler.lower",
     "accel.compiler.lower_conv",
     "accel.compiler.lower_transpose",
+    "accel.compiler.lower_layout",
     "accel.compiler.lower_vector",
     "accel.compiler.ops",
     "accel.compiler.plan",

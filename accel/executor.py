@@ -78,6 +78,14 @@ def _float_node(network: Network, name: str, xs: list[NDArray]) -> NDArray:
         return _activate(total, op.activation)
     if isinstance(op, graph.Concat):
         return np.concatenate(xs, axis=1)
+    if isinstance(op, graph.Upsample):
+        return golden.upsample_nearest(x, op.factor)
+    if isinstance(op, graph.ChannelSlice):
+        return x[:, op.start : op.stop]
+    if isinstance(op, graph.DepthToSpace):
+        return golden.depth_to_space(x, op.block)
+    if isinstance(op, graph.SpaceToDepth):
+        return golden.space_to_depth(x, op.block)
     if isinstance(op, graph.Flatten):
         return x.reshape(len(x), -1)
     if isinstance(op, graph.Activation):
@@ -124,7 +132,17 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         raise ValueError(
             f"node {name!r} ({kind}): layer parameters must be {expected.__name__}, got {layer!r}"
         )
-    shares_quant = isinstance(op, graph.MaxPool2d | graph.Flatten | graph.Concat | graph.Activation)
+    shares_quant = isinstance(
+        op,
+        graph.MaxPool2d
+        | graph.Flatten
+        | graph.Concat
+        | graph.Activation
+        | graph.Upsample
+        | graph.ChannelSlice
+        | graph.DepthToSpace
+        | graph.SpaceToDepth,
+    )
     if shares_quant and any(t != t_out for t in t_ins):
         raise ValueError(
             f"node {name!r} ({kind}): int8 execution needs the inputs' quantisation "
@@ -203,6 +221,14 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         )
     if isinstance(op, graph.Concat):
         return np.concatenate(xs, axis=1)
+    if isinstance(op, graph.Upsample):
+        return golden.upsample_nearest(x, op.factor)
+    if isinstance(op, graph.ChannelSlice):
+        return x[:, op.start : op.stop]
+    if isinstance(op, graph.DepthToSpace):
+        return golden.depth_to_space(x, op.block)
+    if isinstance(op, graph.SpaceToDepth):
+        return golden.space_to_depth(x, op.block)
     if isinstance(op, graph.Flatten):
         return x.reshape(len(x), -1)
     if isinstance(op, graph.Activation):
@@ -333,8 +359,12 @@ def run_network(
       M_i), shift_i)``; ``out = clamp(RDBPOT(SRDHM(sum_i scaled_i, M), shift) + zp_out, act_min,
       act_max)`` with the :class:`~accel.quantized.AddQuant` parameters.
     * Concat: channel concatenation of the int8 inputs. Flatten: reshape in C, H, W order.
-      Concat, Flatten, MaxPool2d and Activation require the inputs' TensorQuant to equal the
-      output's (``ValueError`` naming the node otherwise).
+      Upsample: :func:`~accel.golden.upsample_nearest` of the int8 values. ChannelSlice:
+      the int8 channels ``start:stop``. DepthToSpace, SpaceToDepth:
+      :func:`~accel.golden.depth_to_space`, :func:`~accel.golden.space_to_depth`. Concat,
+      Flatten, MaxPool2d, Upsample, ChannelSlice, DepthToSpace, SpaceToDepth and Activation
+      require the inputs' TensorQuant to equal the output's (``ValueError`` naming the node
+      otherwise).
     * Activation: ``clamp(x, *numerics.activation_range(kind, zp_out, s_out))``.
     * PRelu: :func:`~accel.numerics.qprelu` with the :class:`~accel.quantized.PReluQuant`
       (``x - zp_in`` requantised by the positive or, below the zero point, the negative-side

@@ -38,6 +38,7 @@ __all__ = [
     "conv2d",
     "conv_output_size",
     "conv_transpose2d",
+    "depth_to_space",
     "global_avg_pool2d",
     "linear",
     "max_pool2d",
@@ -48,6 +49,8 @@ __all__ = [
     "prelu",
     "relu",
     "relu6",
+    "space_to_depth",
+    "upsample_nearest",
 ]
 
 Pair = tuple[int, int]
@@ -587,6 +590,38 @@ def global_avg_pool2d(x: ArrayLike) -> NDArray:
     (x,) = _promote(x=x)
     _check_ndim(x, 4, "x", "(N, C, H, W)")
     return x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+
+
+def upsample_nearest(x: ArrayLike, factor: PairLike) -> NDArray:
+    """Nearest-neighbour upsampling by integer factors: (N, C, H, W) -> (N, C, H*fh, W*fw),
+    ``y[..., i, j] = x[..., i // fh, j // fw]``, in ``x``'s dtype (int8 stays int8: a copy,
+    no arithmetic)."""
+    x = np.asarray(x)
+    _check_ndim(x, 4, "x", "(N, C, H, W)")
+    fh, fw = pair(factor, "factor", minimum=1)
+    return x.repeat(fh, axis=2).repeat(fw, axis=3)
+
+
+def depth_to_space(x: ArrayLike, block: int) -> NDArray:
+    """Depth to space in DCR order (ONNX DepthToSpace, mode DCR): (N, C*b*b, H, W) -> (N, C,
+    H*b, W*b), ``y[n, c, h*b + i, w*b + j] = x[n, (i*b + j)*C + c, h, w]``, in ``x``'s dtype."""
+    x = np.asarray(x)
+    _check_ndim(x, 4, "x", "(N, C, H, W)")
+    n, c, h, w = x.shape
+    b = block
+    y = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    return y.reshape(n, c // (b * b), h * b, w * b)
+
+
+def space_to_depth(x: ArrayLike, block: int) -> NDArray:
+    """Space to depth (ONNX SpaceToDepth): (N, C, H, W) -> (N, C*b*b, H/b, W/b),
+    ``y[n, (i*b + j)*C + c, h, w] = x[n, c, h*b + i, w*b + j]``, in ``x``'s dtype."""
+    x = np.asarray(x)
+    _check_ndim(x, 4, "x", "(N, C, H, W)")
+    n, c, h, w = x.shape
+    b = block
+    y = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    return y.reshape(n, c * b * b, h // b, w // b)
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,9 +38,11 @@ __all__ = [
     "Activation",
     "Add",
     "AvgPool2d",
+    "ChannelSlice",
     "Concat",
     "Conv2d",
     "ConvTranspose2d",
+    "DepthToSpace",
     "Flatten",
     "GlobalAvgPool",
     "HostOp",
@@ -52,6 +54,8 @@ __all__ = [
     "PRelu",
     "Pointwise",
     "Shape",
+    "SpaceToDepth",
+    "Upsample",
     "channel_affine",
     "conv_output_size",
     "fuse_activations",
@@ -231,6 +235,10 @@ _FIELD_RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "out_features": _int,
     "groups": _int,
     "kernel": _pair,
+    "factor": _pair,
+    "block": _int,
+    "start": lambda owner, field, value: _int(owner, field, value, 0),
+    "stop": _int,
     "stride": _pair,
     "dilation": _pair,
     "padding": _padding,
@@ -674,6 +682,77 @@ class Pointwise(Op):
 
 
 @dataclass(frozen=True)
+class Upsample(Op):
+    """Nearest-neighbour upsampling by integer factors: ``(C, H, W) -> (C, H*fh, W*fw)``,
+    output pixel ``(i, j)`` is input pixel ``(i // fh, j // fw)`` (every input pixel
+    replicated ``fh x fw`` times; no arithmetic, so int8 in and out share one quantisation)."""
+
+    factor: tuple[int, int]
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        c, h, w = _chw(shape)
+        return (c, h * self.factor[0], w * self.factor[1])
+
+
+@dataclass(frozen=True)
+class ChannelSlice(Op):
+    """Channels ``start`` to ``stop`` (exclusive) of a ``(C, H, W)`` input (ONNX Slice and
+    Split along the channels): ``(C, H, W) -> (stop - start, H, W)``; int8 in and out share
+    one quantisation."""
+
+    start: int
+    stop: int
+
+    def _check(self) -> None:
+        if self.stop <= self.start:
+            raise ValueError(f"ChannelSlice: stop={self.stop} must exceed start={self.start}")
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        c, h, w = _chw(shape)
+        if self.stop > c:
+            raise ValueError(f"ChannelSlice.stop={self.stop} exceeds the {c} input channels")
+        return (self.stop - self.start, h, w)
+
+
+@dataclass(frozen=True)
+class DepthToSpace(Op):
+    """Depth to space with block ``b`` in DCR order (ONNX DepthToSpace, mode DCR):
+    ``(C*b*b, H, W) -> (C, H*b, W*b)``, output pixel ``(h*b + i, w*b + j)`` channel ``c`` is
+    input channel ``(i*b + j)*C + c`` of pixel ``(h, w)``; int8 in and out share one
+    quantisation."""
+
+    block: int
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        c, h, w = _chw(shape)
+        b = self.block
+        if c % (b * b):
+            raise ValueError(f"DepthToSpace.block={b}: {c} channels are not a multiple of {b * b}")
+        return (c // (b * b), h * b, w * b)
+
+
+@dataclass(frozen=True)
+class SpaceToDepth(Op):
+    """Space to depth with block ``b`` (ONNX SpaceToDepth; the inverse of DCR
+    :class:`DepthToSpace`): ``(C, H, W) -> (C*b*b, H/b, W/b)``, output channel ``(i*b + j)*C
+    + c`` of pixel ``(h, w)`` is input channel ``c`` of pixel ``(h*b + i, w*b + j)``; int8 in
+    and out share one quantisation."""
+
+    block: int
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        c, h, w = _chw(shape)
+        b = self.block
+        if h % b or w % b:
+            raise ValueError(f"SpaceToDepth.block={b}: H x W = {h} x {w} is not a multiple")
+        return (c * b * b, h // b, w // b)
+
+
+@dataclass(frozen=True)
 class PRelu(Op):
     """PRelu with one slope per channel: ``y = x if x >= 0 else slope[c] * x`` of a ``(C, H,
     W)`` tensor. Its weights are the ``(C,)`` slopes (``network.set_weights(name, slope)``).
@@ -736,6 +815,10 @@ OPS: dict[str, type[Op]] = {
         Flatten,
         Activation,
         Pointwise,
+        Upsample,
+        ChannelSlice,
+        DepthToSpace,
+        SpaceToDepth,
         PRelu,
         HostOp,
     )

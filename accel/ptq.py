@@ -9,12 +9,13 @@ The step between a frontend and the compiler: ``frontend -> Network -> graph.fus
 2. The float network runs once on a calibration input (default:
    :func:`accel.synthetic.random_inputs`, one N(0, 1) sample per input) and every tensor's
    min/max is recorded, widened to include 0.
-3. **Shared quantisation.** MaxPool2d, AvgPool2d, GlobalAvgPool, Flatten, Activation and
-   Concat do not rescale: their output has the same :class:`TensorQuant` as their inputs.
-   The tensors linked by such ops form one group; the group's range is the union of its
-   members' ranges and every member gets the group's :class:`TensorQuant`. For a Concat this
-   *forces* all inputs onto the output's quantisation (the concat is then a plain copy of
-   int8 channels): the producers of the inputs requantise straight to it.
+3. **Shared quantisation.** MaxPool2d, AvgPool2d, GlobalAvgPool, Flatten, Activation,
+   Upsample, ChannelSlice, DepthToSpace, SpaceToDepth and Concat do not rescale: their
+   output has the same :class:`TensorQuant` as their inputs. The tensors linked by such ops
+   form one group; the group's range is the union of its members' ranges and every member
+   gets the group's :class:`TensorQuant`. For a Concat this *forces* all inputs onto the
+   output's quantisation (the concat is then a plain copy of int8 channels): the producers
+   of the inputs requantise straight to it.
 4. Per range ``[lo, hi]`` (``lo <= 0 <= hi``): ``scale = (hi - lo) / 255``, ``zero_point =
    round(-128 - lo / scale)`` clamped to int8 (asymmetric int8; a ReLU output has ``lo = 0``,
    hence ``zero_point = -128``). A range that is identically 0 is taken as ``[0, 1]``.
@@ -80,9 +81,11 @@ from accel.graph import (
     Activation,
     Add,
     AvgPool2d,
+    ChannelSlice,
     Concat,
     Conv2d,
     ConvTranspose2d,
+    DepthToSpace,
     Flatten,
     GlobalAvgPool,
     Linear,
@@ -90,6 +93,8 @@ from accel.graph import (
     Network,
     Pointwise,
     PRelu,
+    SpaceToDepth,
+    Upsample,
 )
 from accel.quantized import (
     AddQuant,
@@ -107,7 +112,18 @@ from accel.quantized import (
 __all__ = ["SHARED_QUANT_OPS", "quantize"]
 
 #: Ops whose output shares the quantisation of their inputs (no rescaling).
-SHARED_QUANT_OPS = (MaxPool2d, AvgPool2d, GlobalAvgPool, Flatten, Activation, Concat)
+SHARED_QUANT_OPS = (
+    MaxPool2d,
+    AvgPool2d,
+    GlobalAvgPool,
+    Flatten,
+    Activation,
+    Concat,
+    Upsample,
+    ChannelSlice,
+    DepthToSpace,
+    SpaceToDepth,
+)
 
 
 def _multiplier(

@@ -146,6 +146,10 @@ def test_op_registry_names_every_op():
         "Flatten",
         "Activation",
         "Pointwise",
+        "Upsample",
+        "ChannelSlice",
+        "DepthToSpace",
+        "SpaceToDepth",
         "PRelu",
         "HostOp",
     }

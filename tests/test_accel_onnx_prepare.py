@@ -412,10 +412,11 @@ def test_ops_without_a_mapping_run_on_the_host(case):
 
 
 def test_host_op_with_two_used_outputs():
-    """Split: one HostOp per used output."""
+    """Split of the rows (a channel Split is a ChannelSlice pair): one HostOp per used
+    output."""
     g = Graph()
     c = g.node("Conv", ["x", g.randn("w", (4, 3, 1, 1))], name="conv")
-    g.nodes.append(helper.make_node("Split", [c], ["a", "b"], name="split", axis=1))
+    g.nodes.append(helper.make_node("Split", [c], ["a", "b"], name="split", axis=2))
     g.node("Add", ["a", "b"], "y", name="add")
     net = check(g.model({"x": ["N", 3, 4, 4]}, {"y": 4}))
     assert ops(net) == ["Input", "Conv2d", "Split", "Split", "Add"]

@@ -319,10 +319,10 @@ class Emitter:
         k0: int,
         lanes: int,
         phase: Phase = WHOLE,
-    ) -> None:
+    ) -> int:
         """POST the tile's accumulators at ``acc_base`` into the output ring, then STORE
         channels ``k0 .. k0 + lanes`` of output tile ``out_tile`` of ``y`` (tile
-        coordinates in ``phase``)."""
+        coordinates in ``phase``); returns the output-buffer word of the POSTed tile."""
         p0, q0, th, tw = out_tile
         if self.pending_param_load is not None:
             load, lo, hi = self.pending_param_load
@@ -359,6 +359,23 @@ class Emitter:
                 index(),
             )
         )
+        return out_base
+
+    def store(
+        self,
+        out_base: int,
+        y: TensorLayout,
+        out_tile: tuple[int, int, int, int],
+        k0: int,
+        lanes: int,
+        phase: Phase,
+    ) -> None:
+        """One more STORE of a tile already POSTed at ``out_base`` (:meth:`post_and_store`),
+        into the pixels of another ``phase`` of ``y``: a copy by DMA addressing."""
+        p0, q0, th, tw = out_tile
+        run = min(lanes, y.channels - k0)
+        address = y.addr + y.channel_offset + phase.pixel(y, p0, q0) * y.pixel_stride + k0
+        self.store_block(y, phase).rows.extend((out_base, address, th, tw, run, self.log.index()))
 
     def post_block(self, post: Post, param: bool) -> Block:
         """POSTs: read accumulator rows (and a parameter word, and the layer's activation

@@ -5,7 +5,8 @@ instructions in one sequential *program order*, each recording the buffer word r
 DRAM byte ranges it reads and writes. Convolutions (all kinds, and fully connected layers as
 convolutions) run on the systolic array (:mod:`~accel.compiler.lower_conv`), transposed ones
 as one convolution per output phase (:mod:`~accel.compiler.lower_transpose`); pooling and
-residual adds run on the vector unit (:mod:`~accel.compiler.lower_vector`); a concat costs
+residual adds run on the vector unit (:mod:`~accel.compiler.lower_vector`), layout ops by
+DMA addressing (:mod:`~accel.compiler.lower_layout`); a concat costs
 nothing (its inputs were stored into it) and a flatten is a view. A Pointwise activation is
 its table, applied by the POSTs of its producer (:func:`~accel.compiler.plan.fusions`) or,
 on its own, by the POSTs of an identity pass of the vector unit (a 1x1 VMAX). :func:`lower_layer` is
@@ -24,6 +25,12 @@ from accel import numerics
 from accel.compiler.emit import Emitter
 from accel.compiler.errors import layer_error
 from accel.compiler.lower_conv import lower_conv
+from accel.compiler.lower_layout import (
+    lower_channel_slice,
+    lower_depth_to_space,
+    lower_space_to_depth,
+    lower_upsample,
+)
 from accel.compiler.lower_transpose import lower_conv_transpose
 from accel.compiler.lower_vector import lower_vector
 from accel.compiler.ops import OpLog
@@ -271,6 +278,14 @@ def lower_other_layer(em: Emitter, node: str, layout) -> dict:
             None,
             {"pad_value": -128},
         )
+    if isinstance(op, g.Upsample):
+        return lower_upsample(em, node, op.factor, layout(srcs[0]), y)
+    if isinstance(op, g.ChannelSlice):
+        return lower_channel_slice(em, node, op, layout(srcs[0]), y)
+    if isinstance(op, g.DepthToSpace):
+        return lower_depth_to_space(em, node, op, layout(srcs[0]), y)
+    if isinstance(op, g.SpaceToDepth):
+        return lower_space_to_depth(em, node, op, layout(srcs[0]), y)
     if isinstance(op, g.Concat):
         for src in srcs:
             if em.quant(src) != em.quant(node):

@@ -210,6 +210,37 @@ def fusions(
     return fused
 
 
+#: Layers that read their input through input loads, which take any channel offset and
+#: pixel stride: a channel slice they alone read can be a view.
+VIEW_READERS = (
+    g.Conv2d,
+    g.ConvTranspose2d,
+    g.MaxPool2d,
+    g.AvgPool2d,
+    g.GlobalAvgPool,
+    g.Add,
+    g.Pointwise,
+    g.Upsample,
+    g.ChannelSlice,
+)
+
+
+def channel_views(
+    net: g.Network, *, keep_tensors: bool, keep: frozenset[str] = frozenset()
+) -> set[str]:
+    """The channel slices read in place (views of their source's channels): every reader
+    is a :data:`VIEW_READERS` layer and the slice's own tensor is not wanted (not an output,
+    not kept). The others are copied (:mod:`~accel.compiler.lower_layout`)."""
+    return {
+        name
+        for name in net.order()
+        if isinstance(net.op(name), g.ChannelSlice)
+        and not (keep_tensors or name in keep or name in net.output_names)
+        and net.consumers(name)
+        and all(isinstance(net.op(c), VIEW_READERS) for c in net.consumers(name))
+    }
+
+
 def plan_tensors(
     net: g.Network,
     *,
@@ -218,7 +249,7 @@ def plan_tensors(
     fused: dict[str, str] | None = None,
 ) -> tuple[dict[str, str], dict[str, int], dict[str, int], dict[str, int]]:
     """Assign every tensor a root (views: Flatten of 1x1, Concat inputs, the producers of
-    ``fused`` Pointwise ops) and a lifetime.
+    ``fused`` Pointwise ops, :func:`channel_views`) and a lifetime.
 
     Returns ``(root, channel_offset, first_use, last_use)``.
     """
@@ -254,6 +285,10 @@ def plan_tensors(
         while root[top] != top:
             top = root[top]
         root[name] = top
+    for name in sorted(channel_views(net, keep_tensors=keep_tensors, keep=keep), key=position.get):
+        src = net.inputs(name)[0]
+        root[name] = root[src]
+        channel_offset[name] = channel_offset[src] + net.op(name).start
     for producer, pointwise in fused.items():
         channel_offset[producer] = channel_offset[pointwise]
     first_use: dict[str, int] = {}

@@ -9,8 +9,10 @@ than 11 is upgraded with ``onnx.version_converter``), then walks the graph once,
   it, the Shape of a tensor whose shape is static) is evaluated with ``onnx.reference`` and
   becomes a constant: Shape / Gather / Concat / ConstantOfShape / Cast ... chains disappear;
 * an op with a handler becomes accelerator ops (Conv2d, ConvTranspose2d, Linear, pools, Add,
-  Pointwise activations such as Sigmoid and GELU, ...), its attributes mapped exactly; 1-D
-  ``(N, C, L)`` tensors run as 2-D with ``H = 1`` and ``(N, F)`` tensors as vectors;
+  Pointwise activations such as Sigmoid and GELU, the layout ops Upsample (nearest Resize),
+  ChannelSlice (channel Slice / Split), DepthToSpace (DCR), SpaceToDepth, ...), its
+  attributes mapped exactly; 1-D ``(N, C, L)`` tensors run as 2-D with ``H = 1`` and
+  ``(N, F)`` tensors as vectors;
 * an op without an accelerator mapping (no handler, or a form the handler does not map:
   Softmax, a Mul that is not ``x * Sigmoid(x)``, a reflect Pad, a quantised ConvTranspose,
   dilated MaxPool, a broadcasting Add, a Reshape that is not a flatten, ...) becomes an
@@ -77,9 +79,11 @@ from accel.graph import (
     Activation,
     Add,
     AvgPool2d,
+    ChannelSlice,
     Concat,
     Conv2d,
     ConvTranspose2d,
+    DepthToSpace,
     Flatten,
     GlobalAvgPool,
     HostOp,
@@ -91,6 +95,8 @@ from accel.graph import (
     Pointwise,
     PRelu,
     Shape,
+    SpaceToDepth,
+    Upsample,
     channel_affine,
     conv_output_size,
     fuse_activations,
@@ -118,7 +124,16 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 #: Ops whose int8 output must have the quantisation of their inputs.
-_SHARED_QUANT = (MaxPool2d, Flatten, Concat, Activation)
+_SHARED_QUANT = (
+    MaxPool2d,
+    Flatten,
+    Concat,
+    Activation,
+    Upsample,
+    ChannelSlice,
+    DepthToSpace,
+    SpaceToDepth,
+)
 #: Ops whose output takes the input quantisation when no QuantizeLinear follows them.
 _INHERIT_QUANT = (*_SHARED_QUANT, AvgPool2d, GlobalAvgPool)
 #: Ops evaluated ahead of the main pass when all their inputs are constants.
@@ -2000,6 +2015,233 @@ def _sum(imp: _Importer, node: _Node) -> None:
     _sum_of(imp, node)
 
 
+#: Per ``coordinate_transformation_mode`` of a nearest Resize, the ``nearest_mode`` values
+#: that make an integer upscaling factor ``s`` plain replication (output ``o`` reads input
+#: ``o // s``), each with the largest ``s`` for which it does (``None``: any). Output ``o =
+#: i*s + a`` maps to ``i + a/s`` (asymmetric), ``i + (a + 0.5)/s - 0.5`` (the half-pixel
+#: modes: strictly within half a pixel of ``i``) or ``i + (a + 0.5)/s``
+#: (tf_half_pixel_for_nn); ``align_corners`` and ``tf_crop_and_resize`` only at ``s = 1``
+#: or never. ``tests/test_accel_onnx_resize.py`` checks the table against onnxruntime.
+_NEAREST_REPLICATES: dict[str, dict[str, int | None]] = {
+    "asymmetric": {"floor": None, "round_prefer_floor": 2, "round_prefer_ceil": 1, "ceil": 1},
+    "half_pixel": {"round_prefer_floor": None, "round_prefer_ceil": None, "floor": 1, "ceil": 1},
+    "pytorch_half_pixel": {
+        "round_prefer_floor": None,
+        "round_prefer_ceil": None,
+        "floor": 1,
+        "ceil": 1,
+    },
+    "half_pixel_symmetric": {
+        "round_prefer_floor": None,
+        "round_prefer_ceil": None,
+        "floor": 1,
+        "ceil": 1,
+    },
+    "tf_half_pixel_for_nn": {"floor": None, "round_prefer_floor": 1},
+    "align_corners": dict.fromkeys(("floor", "round_prefer_floor", "round_prefer_ceil", "ceil"), 1),
+}
+
+
+def _resize(imp: _Importer, node: _Node) -> None:
+    """Resize (opset 11 and later; older Upsample/Resize are upgraded to it): nearest with
+    integer spatial factors whose coordinate mapping is plain replication
+    (:data:`_NEAREST_REPLICATES`) is an :class:`Upsample`; every other form runs on the host,
+    the reason naming the attribute or input."""
+    attrs = node.attrs(
+        antialias=0,
+        axes=None,
+        coordinate_transformation_mode="half_pixel",
+        cubic_coeff_a=-0.75,
+        exclude_outside=0,
+        extrapolation_value=0.0,
+        keep_aspect_ratio_policy="stretch",
+        mode="nearest",
+        nearest_mode="round_prefer_floor",
+    )
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    rank = len(dims) + 1
+    if attrs["mode"] != "nearest":
+        raise node.unmapped_attr("mode", attrs["mode"], "only nearest runs on the accelerator")
+    if rank not in (3, 4):
+        raise node.unmapped(
+            f"input (N, {', '.join(map(str, dims))}) is not (N, C, H, W) or (N, C, L)"
+        )
+    axes = list(range(rank)) if attrs["axes"] is None else [int(a) % rank for a in attrs["axes"]]
+    scales = imp.consts.get(node.inputs[2]) if node.has_input(2) else None
+    sizes = imp.consts.get(node.inputs[3]) if node.has_input(3) else None
+    if (node.has_input(2) and scales is None) or (node.has_input(3) and sizes is None):
+        raise node.unmapped("scales and sizes must be constants")
+    full = (imp.batch if isinstance(imp.batch, int) else None, *dims)
+    factors = [1] * rank
+    if sizes is not None and sizes.size:
+        if attrs["keep_aspect_ratio_policy"] != "stretch" and len(axes) > 1:
+            raise node.unmapped_attr(
+                "keep_aspect_ratio_policy", attrs["keep_aspect_ratio_policy"], "only stretch"
+            )
+        for axis, size in zip(axes, sizes.tolist(), strict=True):
+            if full[axis] is None:
+                raise node.unmapped(f"sizes {sizes.tolist()} fix the symbolic batch")
+            if size % full[axis] or size < full[axis]:
+                raise node.unmapped(
+                    f"sizes {sizes.tolist()} are not integer multiples of the input"
+                )
+            factors[axis] = size // full[axis]
+    elif scales is not None and scales.size:
+        for axis, scale in zip(axes, scales.tolist(), strict=True):
+            if scale != round(scale) or scale < 1:
+                raise node.unmapped(f"scales {scales.tolist()} are not integers >= 1")
+            factors[axis] = round(scale)
+    else:
+        raise node.error("neither scales nor sizes is given")
+    if factors[0] != 1 or factors[1] != 1:
+        raise node.unmapped(f"factors {factors} resize the batch or the channels")
+    mode = attrs["coordinate_transformation_mode"]
+    limit = _NEAREST_REPLICATES.get(mode, {}).get(attrs["nearest_mode"], 0)
+    if limit is not None and max(factors) > limit:
+        raise node.unmapped(
+            f"coordinate_transformation_mode={mode!r} with nearest_mode="
+            f"{attrs['nearest_mode']!r} is not replication by factors {factors[2:]}"
+        )
+    c, h, w = imp.net.shape(x)
+    out = tuple(d * f for d, f in zip(dims, factors[1:], strict=True))
+    if rank == 3:
+        factor = (1, factors[2])
+    elif (c, h, w) == dims:
+        factor = (factors[2], factors[3])
+    elif factors[3] == 1:  # (N, C, H, 1) stored as (C, 1, H)
+        factor = (1, factors[2])
+    else:
+        raise node.unmapped(f"an (N, C, H, 1) tensor upsampled along its last axis by {factors[3]}")
+    name = imp.add(node, lambda: Upsample(factor), [x])
+    imp.define(node.outputs[0], name, out)
+
+
+def _channel_range(node: _Node, dims: tuple[int, ...]) -> None:
+    """Reject (to the host) a channel Slice/Split input other than (N, C, H, W) or (N, C, L)."""
+    if len(dims) + 1 not in (3, 4):
+        raise node.unmapped(
+            f"input (N, {', '.join(map(str, dims))}) is not (N, C, H, W) or (N, C, L)"
+        )
+
+
+def _slice(imp: _Importer, node: _Node) -> None:
+    """Slice (opset 10 and later) of the channels alone, steps 1, constant starts / ends /
+    axes / steps: a :class:`ChannelSlice` (the whole channel range: an alias). Every other
+    axis listed must be kept whole (the batch: start 0 and an end of at least 2**31 - 1)."""
+    node.attrs()
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    _channel_range(node, dims)
+    rank = len(dims) + 1
+    values = []
+    for index, what in ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps")):
+        if node.has_input(index) and node.inputs[index] not in imp.consts:
+            raise node.unmapped(f"{what} must be a constant")
+        values.append(imp.consts[node.inputs[index]].tolist() if node.has_input(index) else None)
+    starts, ends, axes, steps = values
+    axes = list(range(len(starts))) if axes is None else [int(a) % rank for a in axes]
+    steps = [1] * len(starts) if steps is None else steps
+    if any(step != 1 for step in steps):
+        raise node.unmapped(f"steps {steps}: only 1 runs on the accelerator")
+    start, stop = 0, dims[0]
+    for axis, begin, end in zip(axes, starts, ends, strict=True):
+        if axis == 0:
+            if begin != 0 or end < 2**31 - 1:
+                raise node.unmapped(f"starts {starts} / ends {ends} slice the batch")
+            continue
+        size = dims[axis - 1]
+        begin, end = (min(max(v + size if v < 0 else v, 0), size) for v in (begin, end))
+        if axis != 1:
+            if (begin, end) != (0, size):
+                raise node.unmapped(
+                    f"axis {axis} sliced to {begin}..{end} of {size}: only channels"
+                )
+            continue
+        start, stop = begin, end
+    if stop <= start:
+        raise node.unmapped(f"starts {starts} / ends {ends} give no channel")
+    out = (stop - start, *dims[1:])
+    if (start, stop) == (0, dims[0]):
+        imp.alias(node, 0, out)
+        return
+    imp.define(node.outputs[0], imp.add(node, lambda: ChannelSlice(start, stop), [x]), out)
+
+
+def _split(imp: _Importer, node: _Node) -> None:
+    """Split along the channels (``axis`` 1), sizes from ``split`` (an attribute before
+    opset 13, a constant input since), ``num_outputs`` (opset 18) or equal parts: one
+    :class:`ChannelSlice` per used output."""
+    attrs = node.attrs(axis=0, split=None, num_outputs=None)
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    _channel_range(node, dims)
+    rank = len(dims) + 1
+    if attrs["axis"] % rank != 1:
+        raise node.unmapped_attr("axis", attrs["axis"], "only the channel axis (1)")
+    sizes = attrs["split"]
+    if node.has_input(1):
+        if node.inputs[1] not in imp.consts:
+            raise node.unmapped("split must be a constant")
+        sizes = imp.consts[node.inputs[1]].tolist()
+    parts = len(node.outputs)
+    channels = dims[0]
+    if sizes is None:
+        size = -(-channels // parts)  # ceil: the last part smaller (opset 18), else equal
+        sizes = [min(size, channels - i * size) for i in range(parts)]
+    sizes = [int(v) for v in sizes]
+    if len(sizes) != parts or sum(sizes) != channels or min(sizes) < 1:
+        raise node.unmapped(f"split {sizes} of {channels} channels into {parts} parts")
+    start = 0
+    for tensor, size in zip(node.outputs, sizes, strict=True):
+        begin, start = start, start + size
+        if not tensor or not imp.used(tensor):
+            continue
+        out = (size, *dims[1:])
+        name = imp.add(node, lambda b=begin, e=start: ChannelSlice(b, e), [x])
+        imp.define(tensor, name, out)
+
+
+def _depth_to_space(imp: _Importer, node: _Node) -> None:
+    """DepthToSpace in DCR order (the default) of an (N, C, H, W) tensor: a
+    :class:`DepthToSpace`. CRD (PyTorch's PixelShuffle) gathers every ``b*b``-th channel,
+    which no load or store addresses: it runs on the host."""
+    attrs = node.attrs(blocksize=None, mode="DCR")
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    b = attrs["blocksize"]
+    if b is None or b < 1:
+        raise node.bad("blocksize", b, "expected an int >= 1")
+    if attrs["mode"] != "DCR":
+        raise node.unmapped_attr(
+            "mode", attrs["mode"], "only DCR runs on the accelerator (CRD gathers strided channels)"
+        )
+    if len(dims) != 3 or imp.net.shape(x) != dims:
+        raise node.unmapped(f"input (N, {', '.join(map(str, dims))}) is not (N, C, H, W)")
+    c, h, w = dims
+    if c % (b * b):
+        raise node.error(f"{c} channels are not a multiple of blocksize**2 = {b * b}")
+    out = (c // (b * b), h * b, w * b)
+    imp.define(node.outputs[0], imp.add(node, lambda: DepthToSpace(b), [x]), out)
+
+
+def _space_to_depth(imp: _Importer, node: _Node) -> None:
+    """SpaceToDepth of an (N, C, H, W) tensor: a :class:`SpaceToDepth`."""
+    attrs = node.attrs(blocksize=None)
+    x = imp.activation(node, 0)
+    dims = imp.dims_of(node, 0)
+    b = attrs["blocksize"]
+    if b is None or b < 1:
+        raise node.bad("blocksize", b, "expected an int >= 1")
+    if len(dims) != 3 or imp.net.shape(x) != dims:
+        raise node.unmapped(f"input (N, {', '.join(map(str, dims))}) is not (N, C, H, W)")
+    c, h, w = dims
+    if h % b or w % b:
+        raise node.error(f"H x W = {h} x {w} is not a multiple of blocksize = {b}")
+    out = (c * b * b, h // b, w // b)
+    imp.define(node.outputs[0], imp.add(node, lambda: SpaceToDepth(b), [x]), out)
+
+
 def _concat(imp: _Importer, node: _Node) -> None:
     attrs = node.attrs(axis=None)
     if any(tensor in imp.consts for tensor in node.inputs):
@@ -2319,6 +2561,7 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "Concat": _concat,
     "Constant": _constant,
     "Conv": _conv,
+    "DepthToSpace": _depth_to_space,
     "ConvTranspose": _conv_transpose,
     "DequantizeLinear": _dequantize_linear,
     "Div": _div,
@@ -2338,6 +2581,10 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "ReduceMean": _reduce_mean,
     "Relu": _activation("relu"),
     "Reshape": _reshape,
+    "Resize": _resize,
+    "Slice": _slice,
+    "SpaceToDepth": _space_to_depth,
+    "Split": _split,
     "Squeeze": _reshape,
     "Sum": _sum,
     "Unsqueeze": _reshape,

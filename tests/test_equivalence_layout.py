@@ -1,0 +1,99 @@
+"""Layout ops on the RTL top against the cycle model and the golden model.
+
+Channel slices are views (nothing runs) or identity-pass copies; a DepthToSpace is one
+identity pass per channel block, stored into one output phase each (a SpaceToDepth the other
+way: one per input phase, loaded with strides); an Upsample is an identity pass of the
+vector unit whose tiles are STOREd once into each phase of the output with strided STOREs
+(:mod:`accel.compiler.lower_layout`). All compile to existing instructions, so the RTL runs
+them unchanged: the outputs equal the int8 golden model's bit for bit and every
+instruction's start and done cycle equals the model's, in the Amaranth simulator and in
+Verilator (:func:`tests.test_equivalence_rtl.check`).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from accel import executor, graph, synthetic
+from accel.compiler import compile
+from tests.layers import quantized
+from tests.test_equivalence_rtl import NARROW, TINY, check
+
+#: name -> (input shape, factor, a conv before it)
+LAYERS = {
+    "2x2 after a conv": ((4, 3, 4), (2, 2), True),
+    "3x1 of the input, 20 channels (two channel tiles)": ((20, 2, 3), (3, 1), False),
+    "1-D 1x3 after a conv": ((4, 1, 5), (1, 3), True),
+}
+
+SETUPS = [
+    pytest.param(TINY, "amaranth", id="tiny-amaranth"),
+    pytest.param(NARROW, "amaranth", id="bw3-lat7-amaranth", marks=pytest.mark.slow),
+    pytest.param(TINY, "verilator", id="tiny-verilator", marks=pytest.mark.slow),
+]
+
+
+def upsampler(shape, factor, conv: bool) -> graph.Network:
+    net = graph.Network("upsample")
+    x = net.add("input", graph.Input(shape))
+    if conv:
+        x = net.add("conv", graph.Conv2d(shape[0], shape[0], 3, padding=1, activation="relu"), [x])
+    net.add("up", graph.Upsample(factor), [x])
+    return net
+
+
+@pytest.mark.parametrize(("config", "backend"), SETUPS)
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_upsample_bit_and_cycle_exact(name, config, backend):
+    qnet = quantized(upsampler(*LAYERS[name]))
+    program = compile(qnet, config)
+    assert [layer.kind for layer in program.layers][-1] == "Upsample"
+    inputs = synthetic.random_int8_inputs(qnet)
+    check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
+
+
+@pytest.mark.parametrize(("config", "backend"), SETUPS)
+def test_channel_slices_bit_and_cycle_exact(config, backend):
+    """ShuffleNetV2's split: one half a view read by a conv, the other copied into the
+    concat; and a view read by an add."""
+    net = graph.Network("slices")
+    x = net.add("input", graph.Input((20, 3, 4)))
+    c = net.add("conv", graph.Conv2d(20, 20, 1, activation="relu"), [x])
+    a = net.add("a", graph.ChannelSlice(0, 10), [c])
+    b = net.add("b", graph.ChannelSlice(10, 20), [c])
+    b1 = net.add("b1", graph.Conv2d(10, 10, 3, padding=1, activation="relu"), [b])
+    cat = net.add("cat", graph.Concat(), [a, b1])
+    s = net.add("s", graph.ChannelSlice(2, 8), [cat])
+    t = net.add("t", graph.ChannelSlice(12, 18), [cat])
+    net.add("add", graph.Add(), [s, t])
+    qnet = quantized(net)
+    program = compile(qnet, config)
+    units = {layer.name: layer.mapping["unit"] for layer in program.layers}
+    assert units["a"].startswith("vector") and units["b"].startswith("none (view")
+    assert units["s"].startswith("none (view") and units["t"].startswith("none (view")
+    inputs = synthetic.random_int8_inputs(qnet)
+    check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
+
+
+@pytest.mark.parametrize(("config", "backend"), SETUPS)
+def test_depth_to_space_bit_and_cycle_exact(config, backend):
+    net = graph.Network("d2s")
+    x = net.add("input", graph.Input((20, 2, 3)))
+    c = net.add("conv", graph.Conv2d(20, 36, 1, activation="relu"), [x])
+    net.add("d2s", graph.DepthToSpace(3), [c])
+    qnet = quantized(net)
+    program = compile(qnet, config)
+    inputs = synthetic.random_int8_inputs(qnet)
+    check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
+
+
+@pytest.mark.parametrize(("config", "backend"), SETUPS)
+def test_space_to_depth_bit_and_cycle_exact(config, backend):
+    net = graph.Network("s2d")
+    x = net.add("input", graph.Input((6, 4, 6)))
+    c = net.add("conv", graph.Conv2d(6, 6, 3, padding=1, activation="relu"), [x])
+    net.add("s2d", graph.SpaceToDepth(2), [c])
+    qnet = quantized(net)
+    program = compile(qnet, config)
+    inputs = synthetic.random_int8_inputs(qnet)
+    check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
