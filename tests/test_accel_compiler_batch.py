@@ -9,10 +9,11 @@ import pytest
 
 import sim
 from accel import batch, cache, config, deploy, executor, synthetic
+from accel import graph as g
 from accel.compiler import compile
 from accel.isa import Buffer, Engine
 from accel.program import Program
-from tests.layers import prelu_qnet, zoo_qnet
+from tests.layers import prelu_qnet, quantized, zoo_qnet
 
 
 def batch_inputs(qnet, images: int, seed: int = 0):
@@ -191,5 +192,27 @@ def test_a_prelu_pass_runs_every_image_of_a_batch_bit_exact():
     result = sim.run(program, program.make_image(stacked))
     for i, feed in enumerate(feeds):
         golden = executor.trace_network(qnet, feed)
+        for name, value in result.outputs.items():
+            np.testing.assert_array_equal(value[i].reshape(golden[name].shape), golden[name])
+
+
+def test_layout_ops_run_every_image_of_a_batch_bit_exact():
+    """Upsample, a channel slice (a view and a copy), depth to space and space to depth:
+    identity passes and views addressed in each image's activations."""
+    net = g.Network("layout_batch")
+    x = net.add("input", g.Input((8, 6, 6)))
+    c = net.add("conv", g.Conv2d(8, 20, 3, padding=1), [x])
+    up = net.add("up", g.Upsample((2, 2)), [c])
+    view = net.add("view", g.ChannelSlice(4, 12), [up])
+    d1 = net.add("conv2", g.Conv2d(8, 8, 1), [view])
+    s2d = net.add("s2d", g.SpaceToDepth(2), [d1])
+    net.add("d2s", g.DepthToSpace(2), [s2d])
+    net.add("copy", g.ChannelSlice(0, 5), [c])  # an output: copied
+    qnet = quantized(net, seed=5)
+    program = compile(qnet, config.preset("tiny"), batch=3)
+    feeds, stacked = batch_inputs(qnet, 3)
+    result = sim.run(program, program.make_image(stacked))
+    for i, feed in enumerate(feeds):
+        golden = executor.run_network(qnet, feed)
         for name, value in result.outputs.items():
             np.testing.assert_array_equal(value[i].reshape(golden[name].shape), golden[name])
