@@ -743,7 +743,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     import functools
 
     import sim
-    from accel import deploy, html_report
+    from accel import batch, html_report
 
     try:
         html_report.require_matplotlib()
@@ -758,18 +758,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     ):
         progress.stage("loading the model")
         network = load_network(args)
+        images = batch.images(args.batch, static_batch(network))
         progress.stage("quantising")
         qnet = quantize(network, args.seed)
         progress.stage("compiling")
-        deployment = deploy_network(args, qnet, cfg, progress)
+        deployment = deploy_network(args, qnet, cfg, progress, batch=images)
         instructions = sum(s.program.instruction_count for s in deployment.segments)
         progress.stage(
             f"simulating {instructions:,} instructions in {len(deployment.segments)} segment(s)"
         )
         backend = functools.partial(sim.run, mode=args.mode, compute_outputs=False)
-        run = deploy.run(deployment, None, backend)
+        # Cycles only: a batch run image by image takes one image's cycles per image.
+        (run,) = batch.run(deployment, backend, images=images, compute=False)
+        batched = batch.Batch.of([run], cfg, images=images) if images > 1 else None
         progress.stage("drawing")
-        staged = html_report.write_report(out.staging, run, trace=not args.no_trace)
+        staged = html_report.write_report(out.staging, run, trace=not args.no_trace, batch=batched)
     paths = {name: out.directory / path.name for name, path in staged.items()}
     where = ""
     if not deployment.whole:
@@ -783,6 +786,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"{qnet.network.name} on {cfg.name}: {run.total_cycles:,} cycles{where}, "
         f"MAC utilization {100 * run.utilization:.1f}%"
     )
+    for line in batched.lines() if batched is not None else []:
+        print(line)
     for path in paths.values():
         print(path)
     return 0
@@ -1373,6 +1378,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_override_arguments(p)
     p.add_argument("--mode", choices=("fast", "trace"), default="fast")
     p.add_argument("--no-trace", action="store_true", help="do not write trace.json")
+    add_batch_argument(p)
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="write the report here")
     add_quiet_argument(p)
     add_cache_arguments(p)
