@@ -1066,6 +1066,8 @@ def plot_pareto(
         images = f" (batch of {batch})" if batched else ""
         heading = f"{network}{images}{where}: cycles against PEs"
         ax.set_title(title if title and len(groups) == 1 else heading)
+        if batched:
+            ax.set_ylabel(f"cycles (the batch of {batch})")
     fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
     return path
 
