@@ -926,6 +926,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             for name, model in models.items():
                 progress.stage(f"loading and quantising {name}")
                 network = load_model(model, input_size=args.input_size)
+                static = static_batch(network)
+                if static and static > 1 and args.batch is None and not args.quiet:
+                    # A sweep's batch is an axis of its own, not the model's: say so.
+                    progress.note(
+                        f"accel: note: {name} has a static batch of {static} images (N={static} "
+                        f"in its input shapes); the sweep runs batch 1: give --batch "
+                        f"1,{static} to sweep it"
+                    )
                 networks[name] = quantize(network, args.seed)
 
             def tell(text: str) -> None:
