@@ -743,7 +743,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     import functools
 
     import sim
-    from accel import deploy, html_report
+    from accel import batch, html_report
 
     try:
         html_report.require_matplotlib()
@@ -758,18 +758,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     ):
         progress.stage("loading the model")
         network = load_network(args)
+        images = batch.images(args.batch, static_batch(network))
         progress.stage("quantising")
         qnet = quantize(network, args.seed)
         progress.stage("compiling")
-        deployment = deploy_network(args, qnet, cfg, progress)
+        deployment = deploy_network(args, qnet, cfg, progress, batch=images)
         instructions = sum(s.program.instruction_count for s in deployment.segments)
         progress.stage(
             f"simulating {instructions:,} instructions in {len(deployment.segments)} segment(s)"
         )
         backend = functools.partial(sim.run, mode=args.mode, compute_outputs=False)
-        run = deploy.run(deployment, None, backend)
+        # Cycles only: a batch run image by image takes one image's cycles per image.
+        (run,) = batch.run(deployment, backend, images=images, compute=False)
+        batched = batch.Batch.of([run], cfg, images=images) if images > 1 else None
         progress.stage("drawing")
-        staged = html_report.write_report(out.staging, run, trace=not args.no_trace)
+        staged = html_report.write_report(out.staging, run, trace=not args.no_trace, batch=batched)
     paths = {name: out.directory / path.name for name, path in staged.items()}
     where = ""
     if not deployment.whole:
@@ -783,6 +786,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"{qnet.network.name} on {cfg.name}: {run.total_cycles:,} cycles{where}, "
         f"MAC utilization {100 * run.utilization:.1f}%"
     )
+    for line in batched.lines() if batched is not None else []:
+        print(line)
     for path in paths.values():
         print(path)
     return 0
@@ -831,7 +836,8 @@ def sweep_grid(args: argparse.Namespace, base):
 
 
 def sweep_table(points, networks: int) -> list[str]:
-    """The printed table: one line per point; the buffer and clock columns that vary."""
+    """The printed table: one line per point; the buffer and clock columns that vary; the
+    batch, cycles per image and images/s when some point has more than one image."""
     from accel import sweep
 
     extra = [
@@ -840,6 +846,7 @@ def sweep_table(points, networks: int) -> list[str]:
         if len({getattr(p, f"{name}_bytes") for p in points}) > 1
     ]
     clock = len({p.clock_mhz for p in points}) > 1
+    batched = any(p.batch != 1 for p in points)
     header = [
         *(["network"] if networks > 1 else []),
         "rows",
@@ -847,11 +854,14 @@ def sweep_table(points, networks: int) -> list[str]:
         "bandwidth",
         *(label for label, _ in extra),
         *(["MHz"] if clock else []),
+        *(["batch"] if batched else []),
         "PEs",
         "buffer KiB",
         "cycles",
+        *(["cycles/image"] if batched else []),
         "util%",
         "ms",
+        *(["images/s"] if batched else []),
         "pareto",
     ]
     body = []
@@ -863,18 +873,21 @@ def sweep_table(points, networks: int) -> list[str]:
             p.bandwidth,
             *(f"{getattr(p, field) / 1024:g}" for _, field in extra),
             *([f"{p.clock_mhz:g}"] if clock else []),
+            *([p.batch] if batched else []),
             p.pes,
             f"{p.buffer_bytes / 1024:g}",
         ]
         if p.ok:
             row += [
                 f"{p.cycles:,}",
+                *([f"{p.cycles_per_image:,.0f}"] if batched else []),
                 f"{100 * p.utilization:.1f}",
                 f"{1e3 * p.seconds:.3f}",
+                *([f"{p.images_per_second:,.1f}"] if batched else []),
                 "*" if p.pareto else "",
             ]
         else:
-            row += ["failed", "", "", ""]
+            row += ["failed", *([""] * (len(header) - len(row) - 1))]
         body.append(row)
     widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
     return [
@@ -887,7 +900,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     import os
 
     import sim
-    from accel import sweep
+    from accel import batch, sweep
     from accel.files import OutputDir
     from accel.frontends import load_model
 
@@ -898,7 +911,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise CliError("give --jobs (workers on this machine) or --scheduler, not both")
     base = resolve_config(args)
     configs = sweep_grid(args, base)
-    total = len(models) * len(configs)
+    batches = sweep.parse_int_list("--batch", args.batch) or [1]
+    total = len(models) * len(configs) * len(batches)
     jobs = min(args.jobs or os.cpu_count() or 1, total)
     if args.scheduler:
         jobs = 1
@@ -912,6 +926,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             for name, model in models.items():
                 progress.stage(f"loading and quantising {name}")
                 network = load_model(model, input_size=args.input_size)
+                static = static_batch(network)
+                if static and static > 1 and args.batch is None and not args.quiet:
+                    # A sweep's batch is an axis of its own, not the model's: say so.
+                    progress.note(
+                        f"accel: note: {name} has a static batch of {static} images (N={static} "
+                        f"in its input shapes); the sweep runs batch 1: give --batch "
+                        f"1,{static} to sweep it"
+                    )
                 networks[name] = quantize(network, args.seed)
 
             def tell(text: str) -> None:
@@ -930,6 +952,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 base,
                 configs,
                 sim.run,
+                batches=batches,
                 restart=args.restart,
                 jobs=jobs,
                 scheduler=args.scheduler,
@@ -941,7 +964,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         points = outcome.points
         sweep.write_csv(points, out.path("sweep.csv"))
         out.write_text(sweep.SIDECAR, sweep.sidecar_text(outcome.identity))
-        title = f"{', '.join(models)} on {base.name}: cycles against PEs"
+        batch_text = f" (batch of {batches[0]})" if batches != [1] else ""
+        title = f"{', '.join(models)}{batch_text} on {base.name}: cycles against PEs"
         if any(p.ok for p in points):
             try:
                 path = out.path("pareto.png")
@@ -954,6 +978,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"{names}: {len(points)} points on {base.name} ({where}{resumed})")
     for line in sweep_table(points, len(models)):
         print(line)
+    if any(p.batch > 1 for p in points):
+        print(f"note: pareto is per network and batch size; {batch.WEIGHTS_NOTE}")
+    hosted = list(dict.fromkeys(p.network for p in points if p.image_by_image))
+    if hosted:
+        print(f"note: {', '.join(hosted)}: {batch.IMAGE_BY_IMAGE_NOTE}")
     for path in paths:
         print(path)
     if verbose:
@@ -1370,13 +1399,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_override_arguments(p)
     p.add_argument("--mode", choices=("fast", "trace"), default="fast")
     p.add_argument("--no-trace", action="store_true", help="do not write trace.json")
+    add_batch_argument(p)
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="write the report here")
     add_quiet_argument(p)
     add_cache_arguments(p)
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser(
-        "sweep", help="cycles over a product of array sizes, bandwidths, buffers and clocks"
+        "sweep",
+        help="cycles over a product of array sizes, bandwidths, buffers, clocks and batch sizes",
     )
     p.add_argument(
         "model",
@@ -1396,6 +1427,13 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{name} buffer sizes to try, in KiB (0.5 is 512 bytes; default: the config's)",
         )
     p.add_argument("--clock", metavar="MHZ,MHZ,...", help="clock frequencies to try, in MHz")
+    p.add_argument(
+        "--batch",
+        metavar="N,N,...",
+        help="batch sizes to try (default: 1): each point compiles one program for N images "
+        "with the weights resident across the batch (image by image when the network has "
+        "host steps); the Pareto front is per network and batch size",
+    )
     p.add_argument(
         "-j",
         "--jobs",

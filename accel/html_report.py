@@ -18,6 +18,13 @@
 ``trace.json``
     The run's timeline for https://ui.perfetto.dev (:mod:`accel.timeline`).
 
+A run of a batch of images (``accel report --batch N``, an :class:`accel.batch.Batch`) adds
+a "Batch" section after the summary: the batch's cycles, time, images/s and MAC utilization,
+per batch and per image, the weight bytes read from DRAM per image (one program for the
+batch) and the note on weight reuse (:data:`accel.batch.WEIGHTS_NOTE`, or
+:data:`accel.batch.IMAGE_BY_IMAGE_NOTE` for a network with host steps, whose tables are then
+one image's); ``report.json`` has its ``"batch"`` (:meth:`accel.batch.Batch.to_dict`).
+
 The roofline places each layer with MACs at ``operational intensity`` = MACs / DRAM bytes
 (read + written by the layer's instructions) and ``attained`` = MACs / the layer's cycles
 (its share of the compute timeline, as in ``accel simulate``), under two roofs: the compute
@@ -49,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from accel import __version__, occupancy, report, timeline
+from accel import batch as batches
 from accel.backend import STALL_CAUSES, Result
 from accel.config import AccelConfig
 from accel.deploy import DeploymentRun, HostStep
@@ -156,7 +164,8 @@ def summary(result: Result, program: Program) -> dict[str, Any]:
         "macs": result.macs,
         "utilization": result.utilization,
         "gops": result.gops,
-        "inferences_per_second": 1 / result.seconds if result.total_cycles else 0.0,
+        # A program of a batch infers its batch's images in one run.
+        "inferences_per_second": program.batch / result.seconds if result.total_cycles else 0.0,
         "stalls": dict(result.stalls),
         "dram_read_bytes": result.dram_read_bytes,
         "dram_written_bytes": result.dram_written_bytes,
@@ -512,6 +521,46 @@ def _partition_section(split: dict[str, Any]) -> list[str]:
     ]
 
 
+def _batch_section(batch: batches.Batch, programs: list[Program]) -> list[str]:
+    """The "Batch" section: the batch's figures, per batch and per image, and the note on
+    weight reuse."""
+    n = batch.images
+    weights = sum(batches.weight_bytes(p) for p in programs)
+    cards = [
+        ("images", f"{n}"),
+        ("cycles per batch", f"{batch.total_cycles:,}"),
+        ("cycles per image", f"{batch.cycles_per_image:,.0f}"),
+        ("time per batch", f"{1e3 * batch.seconds:.3f} ms"),
+        ("time per image", f"{1e3 * batch.seconds / n:.3f} ms"),
+        ("latency", f"{1e3 * batch.latency_seconds:.3f} ms"),
+        ("images/s", f"{batch.images_per_second:.1f}"),
+        ("MAC utilization", f"{100 * batch.utilization:.1f}%"),
+    ]
+    if batch.resident:
+        how = (
+            f"One program runs the {n} images, layer by layer over the batch; the tables and "
+            "plots below are that program's: every layer's cycles and DRAM bytes are the "
+            "whole batch's."
+        )
+        cards.append(("weights read per image", f"{weights / n / 1024:.1f} KiB"))
+    else:
+        simulated = "" if batch.simulated else " (one simulated; every image takes its cycles)"
+        how = (
+            f"The {n} images run one after the other{simulated}; the tables and plots below "
+            f"are one image's, and the batch takes {n} times its cycles."
+        )
+        cards.append(("weights read per image", f"{weights / 1024:.1f} KiB"))
+    card_html = "".join(
+        f'<div class="card">{html.escape(k)}<b>{html.escape(v)}</b></div>' for k, v in cards
+    )
+    return [
+        f'<h2 id="batch">Batch of {n} images</h2>',
+        f"<p>{html.escape(how)} Latency is from the batch's start to an image's result.</p>",
+        f'<div class="cards">{card_html}</div>',
+        f'<p class="note">Weight reuse: {html.escape(batch.note)}.</p>',
+    ]
+
+
 def _figure(fig_id: str, svg: str, caption: str) -> str:
     return (
         f'<figure id="fig-{fig_id}" class="plot">{svg}'
@@ -528,20 +577,28 @@ def render_html(
     mapping: dict[str, dict],
     trace_name: str | None,
     split: dict[str, Any] | None = None,
+    batch: batches.Batch | None = None,
+    programs: list[Program] | None = None,
 ) -> str:
     """The page (needs matplotlib): ``totals`` from :func:`summary` (or
     :func:`deployment_summary`), ``table`` from :func:`layer_table` (or
     :func:`deployment_table`), ``mapping`` each layer's tiling, ``split`` a deployment's
-    :func:`accel.report.partition` (a "Partition" section, host rows marked)."""
+    :func:`accel.report.partition` (a "Partition" section, host rows marked), ``batch`` a
+    batch's figures (a "Batch" section; ``programs`` the programs run, for their weight
+    bytes)."""
     depths = occupancy.buffer_depths(cfg)
     stalls = totals["stalls"]
+    # The run's own totals: a batch's program (every image), or one image run on its own.
+    whose = ""
+    if batch is not None:
+        whose = f" (batch of {batch.images})" if batch.resident else " (one image)"
     cards = [
-        ("total cycles", f"{totals['total_cycles']:,}"),
-        ("time", f"{1e3 * totals['seconds']:.3f} ms"),
+        (f"total cycles{whose}", f"{totals['total_cycles']:,}"),
+        (f"time{whose}", f"{1e3 * totals['seconds']:.3f} ms"),
         ("MAC utilization", f"{100 * totals['utilization']:.1f}%"),
         ("throughput", f"{totals['gops']:.1f} GOPS"),
         ("inferences/s", f"{totals['inferences_per_second']:.1f}"),
-        ("MACs", f"{totals['macs']:,}"),
+        (f"MACs{whose}", f"{totals['macs']:,}"),
         ("DRAM read", f"{totals['dram_read_bytes'] / 2**20:.2f} MiB"),
         ("DRAM written", f"{totals['dram_written_bytes'] / 2**20:.2f} MiB"),
         ("stall cycles", f"{sum(stalls.values()):,}"),
@@ -612,6 +669,8 @@ def render_html(
             "https://ui.perfetto.dev or chrome://tracing: one track per engine)"
         )
     title = f"{totals['network']} on {cfg.name}"
+    if batch is not None:
+        title += f", a batch of {batch.images} images"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -622,6 +681,7 @@ def render_html(
         f"latency {cfg.dram.latency} cycles, {cfg.clock_text}; backend "
         f"{html.escape(totals['backend'])}; accel {html.escape(__version__)}</p>",
         f'<div class="cards">{card_html}</div>',
+        *([] if batch is None else _batch_section(batch, programs or [])),
         *([] if split is None else _partition_section(split)),
         '<h2 id="cycles">Cycles and utilization per layer</h2>',
         _figure(
@@ -693,9 +753,13 @@ def write_report(
     program: Program | None = None,
     *,
     trace: bool = True,
+    batch: batches.Batch | None = None,
 ) -> dict[str, Path]:
     """Write ``report.html``, ``layers.csv``, ``occupancy.csv``, ``report.json`` (and
     ``trace.json``) into ``out_dir`` (created if missing); return their paths by name.
+
+    ``batch`` (:meth:`accel.batch.Batch.of` the run, more than one image) adds the "Batch"
+    section and ``report.json``'s ``"batch"``.
 
     ``run`` is one program's :class:`Result` (``program`` is then that program) or a
     :class:`~accel.deploy.DeploymentRun`. A deployment the accelerator runs whole reports as
@@ -739,12 +803,15 @@ def write_report(
         mapping=mapping,
         trace_name=trace_name,
         split=split,
+        batch=batch,
+        programs=programs,
     )
     doc = {
         "network": totals["network"],
         "config": cfg.to_dict(),
         "summary": totals,
         **({} if split is None else {"partition": split}),
+        **({} if batch is None else {"batch": batch.to_dict()}),
         "roofline": {
             "compute_roof_macs_per_cycle": cfg.array.pes,
             "dram_bytes_per_cycle": cfg.dram.bandwidth,

@@ -1,10 +1,13 @@
-"""Design sweeps: networks over a product of array sizes, DRAM bandwidths, buffer sizes and
-clocks (``accel sweep``).
+"""Design sweeps: networks over a product of array sizes, DRAM bandwidths, buffer sizes,
+clocks and batch sizes (``accel sweep``).
 
 :func:`sweep_configs` builds one config per point of the product from a base config (every
 config is checked before anything runs). :func:`run_sweep` compiles each network for each
-config (through the program cache, :mod:`accel.cache`, when one is given) and runs the
-cycles-only model on it:
+config and each batch size (through the program cache, :mod:`accel.cache`, when one is
+given; it keys on the batch) and runs the cycles-only model on it. A batch of ``N`` images is
+one program with the weights resident across the batch (:mod:`accel.batch`); a network with
+host steps runs its batch image by image (:data:`accel.batch.IMAGE_BY_IMAGE_NOTE`), and its
+points say so (``image_by_image``). The points run:
 
 * on ``dask.distributed`` when it is installed (the ``cluster`` extra): a ``LocalCluster``
   of ``jobs`` worker processes on this machine, or the existing cluster at ``scheduler``
@@ -18,12 +21,17 @@ with ``status="error"`` and the reason, and the other points go on.
 :func:`sweep_to_directory` streams the points into ``sweep.csv`` as they finish (one whole
 row appended and flushed per point, so the file is valid CSV with a header whenever it is
 read) and resumes an interrupted sweep: a point already in ``sweep.csv``, finished, of the
-same network (by its digest) on the same config (by its digest) is not run again. The
+same network (by its digest) on the same config (by its digest) with the same batch is not
+run again (a ``sweep.csv`` written before the batch column, :data:`COLUMNS_BEFORE_BATCH`,
+resumes as batch 1, which it was). The
 sidecar ``sweep.json`` names the networks and the base config of the sweep in the
 directory, so a run of another network or base config there is an error naming both (or,
 with ``restart=True``, starts afresh). :func:`write_csv` and :func:`plot_pareto` write the
 final ``sweep.csv`` (in grid order, with the Pareto flags) and the Pareto plot (cycles
-against PEs, per network, the points that no other point beats on both highlighted).
+against PEs, per network and batch, the points that no other point beats on both
+highlighted). The Pareto front is per (network, batch): the batch is the workload (how
+many images wait for one another), not hardware, so a larger batch is not a cheaper design;
+within one batch, total cycles and cycles per image rank the points alike.
 
 The model comes in as a function ``simulate(program, compute_outputs=False) -> Result``
 (``sim.run``, passed by the CLI): this module never imports it. The function and the
@@ -50,6 +58,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from accel import batch as batches
 from accel import deploy
 from accel.cache import ProgramCache, compile_cached, source_digest
 from accel.config import AccelConfig
@@ -73,16 +82,21 @@ __all__ = [
     "write_csv",
 ]
 
-#: Columns of ``sweep.csv``, in order. ``pareto`` is empty while the sweep runs (it needs
-#: every point) and for failed points; ``status`` is ``ok`` or ``error``, ``error`` the
-#: reason of a failed point. The two digests identify the network and the point's config
-#: (a resumed sweep reuses a row only when both match).
+#: Columns of ``sweep.csv``, in order. ``batch`` is the images of the point (one program
+#: for the batch); ``cycles`` and ``seconds`` are the whole batch's, ``cycles_per_image``
+#: and ``images_per_second`` divide them among its images; ``image_by_image`` is 1 when the
+#: network has host steps and a batch of more than one image ran image by image (no weights
+#: resident across it). ``pareto`` is empty while the sweep runs (it needs every point) and
+#: for failed points; ``status`` is ``ok`` or ``error``, ``error`` the reason of a failed
+#: point. The two digests identify the network and the point's config (a resumed sweep
+#: reuses a row only when both and the batch match).
 COLUMNS = (
     "network",
     "rows",
     "cols",
     "bandwidth",
     "clock_mhz",
+    "batch",
     "input_bytes",
     "weight_bytes",
     "acc_bytes",
@@ -91,13 +105,24 @@ COLUMNS = (
     "pes",
     "buffer_bytes",
     "cycles",
+    "cycles_per_image",
     "utilization",
     "seconds",
+    "images_per_second",
+    "image_by_image",
     "pareto",
     "status",
     "error",
     "network_digest",
     "config_digest",
+)
+
+#: The columns of a ``sweep.csv`` written before sweeps had a batch axis: its rows are
+#: points of one image each, and a sweep resumes from them as such.
+COLUMNS_BEFORE_BATCH = tuple(
+    name
+    for name in COLUMNS
+    if name not in ("batch", "cycles_per_image", "images_per_second", "image_by_image")
 )
 
 #: The file beside ``sweep.csv`` that names the networks and base config of the sweep.
@@ -110,9 +135,12 @@ class SweepPoint:
     """One design point and its result.
 
     ``buffer_bytes`` is the total on-chip SRAM (input + weight + accumulator + output +
-    parameter buffers), ``seconds`` the run time at the config's clock, ``pareto`` whether no
-    other point of the same network has at most as many PEs and at most as many cycles, and
-    fewer of one of them. A failed point has ``status="error"``, the reason in ``error`` and
+    parameter buffers), ``batch`` the images run (one program for all of them, weights
+    resident across the batch; ``image_by_image`` when the network's host steps make each
+    image run on its own), ``cycles`` and ``seconds`` (at the config's clock) the whole
+    batch's, ``utilization`` the MAC utilization over the batch, ``pareto`` whether no other
+    point of the same network and batch has at most as many PEs and at most as many cycles,
+    and fewer of one of them. A failed point has ``status="error"``, the reason in ``error`` and
     no ``cycles``, ``utilization`` or ``seconds``. ``cached`` (not written to the CSV) says
     whether its program came from the program cache.
     """
@@ -129,9 +157,11 @@ class SweepPoint:
     param_bytes: int
     pes: int
     buffer_bytes: int
+    batch: int = 1
     cycles: int | None = None
     utilization: float | None = None
     seconds: float | None = None
+    image_by_image: bool = False
     pareto: bool = False
     status: str = "ok"
     error: str = ""
@@ -140,8 +170,11 @@ class SweepPoint:
     cached: bool = False
 
     @classmethod
-    def of(cls, network: str, config: AccelConfig, network_digest: str = "") -> SweepPoint:
-        """The parameters of the point ``config`` for ``network``, no result yet."""
+    def of(
+        cls, network: str, config: AccelConfig, network_digest: str = "", batch: int = 1
+    ) -> SweepPoint:
+        """The parameters of the point ``config`` for ``network`` and ``batch`` images, no
+        result yet."""
         b = config.buffers
         return cls(
             network=network,
@@ -156,6 +189,7 @@ class SweepPoint:
             param_bytes=b.param_bytes,
             pes=config.array.pes,
             buffer_bytes=buffer_bytes(config),
+            batch=batch,
             status="pending",
             network_digest=network_digest,
             config_digest=config.digest,
@@ -165,9 +199,23 @@ class SweepPoint:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def cycles_per_image(self) -> float | None:
+        return None if self.cycles is None else self.cycles / self.batch
+
+    @property
+    def images_per_second(self) -> float | None:
+        # From the cycles and the clock, not ``seconds``: a point read back from sweep.csv
+        # (its seconds rounded) gives the same figure as the run that wrote it.
+        if self.cycles is None:
+            return None
+        return self.batch * self.clock_mhz * 1e6 / self.cycles if self.cycles else 0.0
+
     def label(self) -> str:
-        """``network rows=4 cols=4 bandwidth=4`` (for messages)."""
-        return f"{self.network} rows={self.rows} cols={self.cols} bandwidth={self.bandwidth}"
+        """``network rows=4 cols=4 bandwidth=4`` (and `` batch=N`` for more than one image;
+        for messages)."""
+        text = f"{self.network} rows={self.rows} cols={self.cols} bandwidth={self.bandwidth}"
+        return text + (f" batch={self.batch}" if self.batch != 1 else "")
 
 
 # ---------------------------------------------------------------------------------------
@@ -303,11 +351,15 @@ def evaluate_point(
     config: AccelConfig,
     simulate: Callable,
     cache: ProgramCache | bool | None,
+    batch: int = 1,
 ) -> SweepPoint:
-    """Compile (through ``cache``: a :class:`~accel.cache.ProgramCache`, ``True`` for the
-    default one of the process that runs this, ``None``/``False`` for none) and run one
-    point; a failure becomes a point with ``status="error"``, never an exception."""
-    point = SweepPoint.of(network, config, network_digest)
+    """Compile for ``batch`` images (through ``cache``: a :class:`~accel.cache.ProgramCache`,
+    ``True`` for the default one of the process that runs this, ``None``/``False`` for none)
+    and run one point, as ``accel simulate --batch`` does (:mod:`accel.batch`: one program
+    for the batch, or image by image when the network has host steps, each image taking one
+    image's cycles); a failure becomes a point with ``status="error"``, never an
+    exception."""
+    point = SweepPoint.of(network, config, network_digest, batch)
     if cache is True:
         cache = ProgramCache()
     hits = []
@@ -319,17 +371,22 @@ def evaluate_point(
         return compiled.program
 
     try:  # a network with host ops: its accelerator segments, back to back
-        deployment = deploy.deploy(qnet, config, compile=compile)
-        run = deploy.run(
-            deployment, None, lambda program, _: simulate(program, compute_outputs=False)
+        deployment = deploy.deploy(qnet, config, compile=compile, batch=batch)
+        runs = batches.run(
+            deployment,
+            lambda program, _: simulate(program, compute_outputs=False),
+            images=batch,
+            compute=False,
         )
+        figures = batches.Batch.of(runs, config, images=batch)
     except Exception as error:
         return replace(point, status="error", error=_one_line(error))
     return replace(
         point,
-        cycles=int(run.total_cycles),
-        utilization=float(run.utilization),
-        seconds=float(run.seconds),
+        cycles=int(figures.total_cycles),
+        utilization=float(figures.utilization),
+        seconds=float(figures.seconds),
+        image_by_image=batch > 1 and not figures.resident,
         status="ok",
         cached=all(hits),
     )
@@ -343,7 +400,9 @@ def _init_worker(networks: Mapping[str, QuantizedNetwork], simulate: Callable, c
     _WORKER.update(networks=networks, simulate=simulate, cache=cache)
 
 
-def _evaluate_in_pool(network: str, network_digest: str, config: AccelConfig) -> SweepPoint:
+def _evaluate_in_pool(
+    network: str, network_digest: str, config: AccelConfig, batch: int
+) -> SweepPoint:
     return evaluate_point(
         _WORKER["networks"][network],
         network,
@@ -351,6 +410,7 @@ def _evaluate_in_pool(network: str, network_digest: str, config: AccelConfig) ->
         config,
         _WORKER["simulate"],
         _WORKER["cache"],
+        batch,
     )
 
 
@@ -388,21 +448,23 @@ def describe_executor(jobs: int, scheduler: str | None = None, *, dask: bool | N
     return "processes", f"{jobs} processes"
 
 
-Task = tuple[str, str, AccelConfig]  # network name, network digest, config
+Task = tuple[str, str, AccelConfig, int]  # network name, network digest, config, batch
 
 #: How long to try to reach a ``scheduler`` before giving up (a dask duration).
 CONNECT_TIMEOUT = "30s"
 
 
 def _failed(task: Task, error: BaseException) -> SweepPoint:
-    network, digest, config = task
-    return replace(SweepPoint.of(network, config, digest), status="error", error=_one_line(error))
+    network, digest, config, batch = task
+    return replace(
+        SweepPoint.of(network, config, digest, batch), status="error", error=_one_line(error)
+    )
 
 
 def _run_inline(tasks, networks, simulate, cache) -> Iterator[tuple[int, SweepPoint] | None]:
     yield None
-    for i, (network, digest, config) in enumerate(tasks):
-        yield i, evaluate_point(networks[network], network, digest, config, simulate, cache)
+    for i, (network, digest, config, batch) in enumerate(tasks):
+        yield i, evaluate_point(networks[network], network, digest, config, simulate, cache, batch)
 
 
 def _run_processes(
@@ -509,10 +571,11 @@ def _run_dask(
                 config,
                 simulate,
                 cache,
+                batch,
                 pure=False,
                 key=f"accel-sweep-{run}-{i}",
             ): i
-            for i, (network, digest, config) in enumerate(tasks)
+            for i, (network, digest, config, batch) in enumerate(tasks)
         }
         try:
             yield None
@@ -578,10 +641,28 @@ def _check_jobs(jobs: int | None) -> int:
     return jobs
 
 
-def _tasks(networks: Mapping[str, QuantizedNetwork], configs, digests) -> list[Task]:
+def _batches(batches: Sequence[int] | None) -> list[int]:
+    batches = list(batches) if batches else [1]
+    for batch in batches:
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"a batch must be an integer >= 1, not {batch!r}")
+    if len(set(batches)) != len(batches):
+        raise ValueError(f"a batch is listed twice in {batches}")
+    return batches
+
+
+def _tasks(
+    networks: Mapping[str, QuantizedNetwork], configs, digests, batches: Sequence[int] | None
+) -> list[Task]:
+    """Network-major, then ``configs``, then ``batches`` (the innermost axis)."""
     if not configs:
         raise ValueError("a sweep needs at least one config")
-    return [(name, digests[name], config) for name in networks for config in configs]
+    return [
+        (name, digests[name], config, batch)
+        for name in networks
+        for config in configs
+        for batch in _batches(batches)
+    ]
 
 
 def run_sweep(
@@ -589,6 +670,7 @@ def run_sweep(
     configs: Sequence[AccelConfig],
     simulate: Callable,
     *,
+    batches: Sequence[int] | None = None,
     jobs: int | None = None,
     scheduler: str | None = None,
     cache: ProgramCache | bool | None = None,
@@ -596,8 +678,8 @@ def run_sweep(
     on_point: Callable[[SweepPoint], None] | None = None,
     note: Callable[[str], None] | None = None,
 ) -> list[SweepPoint]:
-    """Run every config for every network; the points in network-major, then ``configs``,
-    order, Pareto flags set.
+    """Run every config for every network and batch size; the points in network-major, then
+    ``configs``, then ``batches`` order, Pareto flags set.
 
     Parameters
     ----------
@@ -605,6 +687,9 @@ def run_sweep(
         A quantised network (:func:`accel.ptq.quantize`), or several by name.
     simulate:
         ``simulate(program, compute_outputs=False) -> Result``, e.g. ``sim.run``.
+    batches:
+        Images per point (default ``[1]``): each config runs once per batch size, compiled
+        as one program for the batch (:func:`evaluate_point`).
     jobs:
         Local workers (default ``os.cpu_count()``, at most one per point): ``1`` runs in
         this process; more run on a dask ``LocalCluster`` or, without dask, a process pool.
@@ -624,13 +709,14 @@ def run_sweep(
     Raises
     ------
     ValueError
-        ``jobs < 1``, no configs, ``scheduler`` without dask. A point that fails does not
+        ``jobs < 1``, no configs, a batch < 1 or listed twice, ``scheduler`` without dask.
+        A point that fails does not
         raise: it is returned with ``status="error"``.
     """
     networks = _networks(networks)
     jobs = _check_jobs(jobs)
     digests = {name: qnet.digest for name, qnet in networks.items()}
-    tasks = _tasks(networks, configs, digests)
+    tasks = _tasks(networks, configs, digests, batches)
     total = len(tasks)
     points: list[SweepPoint | None] = [None] * total
     run = iter_points(
@@ -655,14 +741,17 @@ def run_sweep(
 
 def with_pareto(points: Sequence[SweepPoint]) -> list[SweepPoint]:
     """``points`` with ``pareto`` set: on the front of the finished points of their
-    network."""
+    network and batch (PEs against cycles; within a batch, cycles per image rank alike)."""
+    groups = {(p.network, p.batch) for p in points}
     fronts = {
-        network: set(
-            pareto_front((p.pes, p.cycles) for p in points if p.ok and p.network == network)
-        )
-        for network in {p.network for p in points}
+        group: set(pareto_front((p.pes, p.cycles) for p in points if p.ok and _group(p) == group))
+        for group in groups
     }
-    return [replace(p, pareto=p.ok and (p.pes, p.cycles) in fronts[p.network]) for p in points]
+    return [replace(p, pareto=p.ok and (p.pes, p.cycles) in fronts[_group(p)]) for p in points]
+
+
+def _group(point: SweepPoint) -> tuple[str, int]:
+    return point.network, point.batch
 
 
 def pareto_front(pairs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -684,11 +773,15 @@ def pareto_front(pairs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 def _row(point: SweepPoint, *, final: bool) -> dict[str, Any]:
     row = {name: getattr(point, name) for name in COLUMNS}
     row["clock_mhz"] = f"{point.clock_mhz:g}"
+    row["image_by_image"] = int(point.image_by_image)
     if point.ok:
+        row["cycles_per_image"] = f"{point.cycles_per_image:.9g}"
         row["utilization"] = round(point.utilization, 6)
         row["seconds"] = f"{point.seconds:.9g}"
+        row["images_per_second"] = f"{point.images_per_second:.9g}"
     else:
-        row["cycles"] = row["utilization"] = row["seconds"] = ""
+        for name in ("cycles", "cycles_per_image", "utilization", "seconds", "images_per_second"):
+            row[name] = ""
     row["pareto"] = int(point.pareto) if final and point.ok else ""
     return row
 
@@ -711,11 +804,13 @@ def write_csv(points: Sequence[SweepPoint], path: str | Path) -> Path:
     return path
 
 
-def _parse_row(row: dict[str, str | None]) -> SweepPoint | None:
-    """The point of a ``sweep.csv`` row, or None when the row is incomplete or not valid
-    (the last line of a run that was killed mid-write)."""
-    if None in row or any(row.get(name) is None for name in COLUMNS):
+def _parse_row(row: dict[str, str | None], columns: Sequence[str] = COLUMNS) -> SweepPoint | None:
+    """The point of a ``sweep.csv`` row of ``columns`` (:data:`COLUMNS`, or
+    :data:`COLUMNS_BEFORE_BATCH`: one image), or None when the row is incomplete or not
+    valid (the last line of a run that was killed mid-write)."""
+    if None in row or any(row.get(name) is None for name in columns):
         return None
+    batched = "batch" in columns
     try:
         ok = row["status"] == "ok"
         return SweepPoint(
@@ -731,9 +826,11 @@ def _parse_row(row: dict[str, str | None]) -> SweepPoint | None:
             param_bytes=int(row["param_bytes"]),
             pes=int(row["pes"]),
             buffer_bytes=int(row["buffer_bytes"]),
+            batch=int(row["batch"]) if batched else 1,
             cycles=int(row["cycles"]) if ok else None,
             utilization=float(row["utilization"]) if ok else None,
             seconds=float(row["seconds"]) if ok else None,
+            image_by_image=batched and row["image_by_image"] == "1",
             status=str(row["status"]),
             error=str(row["error"]),
             network_digest=str(row["network_digest"]),
@@ -744,17 +841,19 @@ def _parse_row(row: dict[str, str | None]) -> SweepPoint | None:
 
 
 def read_csv(path: str | Path) -> list[SweepPoint]:
-    """The valid rows of a ``sweep.csv`` (an incomplete last row is left out); ``[]`` when
-    the file is missing or has other columns."""
+    """The valid rows of a ``sweep.csv`` (an incomplete last row is left out; a file of
+    :data:`COLUMNS_BEFORE_BATCH` gives points of batch 1); ``[]`` when the file is missing
+    or has other columns."""
     path = Path(path)
     if not path.is_file():
         return []
     lines = read_text(path, what="sweep file").splitlines()
-    if not lines or lines[0].split(",") != list(COLUMNS):
+    header = tuple(lines[0].split(",")) if lines else ()
+    if header not in (COLUMNS, COLUMNS_BEFORE_BATCH):
         return []
     points = []
     for row in csv.DictReader(lines):
-        point = _parse_row(row)
+        point = _parse_row(row, header)
         if point is not None:
             points.append(point)
     return points
@@ -826,6 +925,7 @@ def sweep_to_directory(
     configs: Sequence[AccelConfig],
     simulate: Callable,
     *,
+    batches: Sequence[int] | None = None,
     restart: bool = False,
     jobs: int | None = None,
     scheduler: str | None = None,
@@ -839,8 +939,8 @@ def sweep_to_directory(
     Writes ``sweep.json`` (the networks and base config, by name and digest) and rewrites
     ``sweep.csv`` (each atomically) with the rows of the earlier run that this one reuses,
     then appends one row per point as it finishes, flushed. A row is reused when its
-    network, network digest and config digest are those of a point of this sweep and it
-    finished (``status`` ``ok``; failed points run again). The final ``sweep.csv``, in grid
+    network, network digest, config digest and batch are those of a point of this sweep and
+    it finished (``status`` ``ok``; failed points run again). The final ``sweep.csv``, in grid
     order with the Pareto flags, is the caller's to write (:func:`write_csv`).
 
     Raises
@@ -853,25 +953,26 @@ def sweep_to_directory(
     networks = _networks(networks)
     jobs = _check_jobs(jobs)
     digests = {name: qnet.digest for name, qnet in networks.items()}
-    tasks = _tasks(networks, configs, digests)
+    tasks = _tasks(networks, configs, digests, batches)
     identity = {
         "format": _SIDECAR_FORMAT,
         "base_config": {"name": base.name, "digest": base.digest},
         "networks": digests,
     }
     csv_path, sidecar = directory / "sweep.csv", directory / SIDECAR
-    finished: dict[tuple[str, str, str], SweepPoint] = {}
+    finished: dict[tuple[str, str, str, int], SweepPoint] = {}
     if not restart:
         previous = _read_sidecar(sidecar)
         if previous is not None:
             _check_resumable(directory, previous, identity)
             for point in read_csv(csv_path):
                 if point.ok:
-                    finished[point.network, point.network_digest, point.config_digest] = point
+                    key = point.network, point.network_digest, point.config_digest, point.batch
+                    finished[key] = point
     points: list[SweepPoint | None] = [None] * len(tasks)
     todo = []
-    for i, (name, digest, config) in enumerate(tasks):
-        point = finished.get((name, digest, config.digest))
+    for i, (name, digest, config, batch) in enumerate(tasks):
+        point = finished.get((name, digest, config.digest, batch))
         if point is None:
             todo.append(i)
         else:
@@ -934,10 +1035,12 @@ def plot_pareto(
     title: str = "",
     config_name: str | None = None,
 ) -> Path:
-    """A PNG of cycles against PEs (log-log), one panel per network, each finished point
+    """A PNG of cycles against PEs (log-log), one panel per network and batch size (the
+    Pareto front is per network and batch, :func:`with_pareto`), each finished point
     labelled ``RxC/bwB`` (and the buffer sizes and clock when they vary), the Pareto front
-    drawn as a staircase. ``title`` titles the panel of a single network; otherwise each
-    panel is ``NETWORK on CONFIG_NAME: cycles against PEs``. Needs matplotlib
+    drawn as a staircase. ``title`` titles the panel of a single network of one batch size;
+    otherwise each panel is ``NETWORK (batch of N) on CONFIG_NAME: cycles against PEs``
+    (the batch only when some point has more than one image). Needs matplotlib
     (:func:`accel.html_report.require_matplotlib`)."""
     from accel.html_report import require_matplotlib
 
@@ -946,20 +1049,25 @@ def plot_pareto(
 
     path = Path(path)
     finished = [p for p in points if p.ok]
-    names = list(dict.fromkeys(p.network for p in points))
-    fig = Figure(figsize=(8, 5.5 * max(1, len(names))), layout="constrained")
-    axes = fig.subplots(max(1, len(names)), 1, squeeze=False)[:, 0]
+    groups = list(dict.fromkeys(_group(p) for p in points))
+    batched = any(p.batch != 1 for p in points)
+    fig = Figure(figsize=(8, 5.5 * max(1, len(groups))), layout="constrained")
+    axes = fig.subplots(max(1, len(groups)), 1, squeeze=False)[:, 0]
     varying = [
         name
         for name in [*(f"{buffer}_bytes" for buffer in BUFFERS), "clock_mhz"]
         if len({getattr(p, name) for p in finished}) > 1
     ]
-    for ax, network in zip(axes, names or [""], strict=True):
-        mine = [p for p in finished if p.network == network]
+    for ax, group in zip(axes, groups or [("", 1)], strict=True):
+        network, batch = group
+        mine = [p for p in finished if _group(p) == group]
         _plot_network(ax, mine, varying)
         where = f" on {config_name}" if config_name else ""
-        heading = f"{network}{where}: cycles against PEs"
-        ax.set_title(title if title and len(names) == 1 else heading)
+        images = f" (batch of {batch})" if batched else ""
+        heading = f"{network}{images}{where}: cycles against PEs"
+        ax.set_title(title if title and len(groups) == 1 else heading)
+        if batched:
+            ax.set_ylabel(f"cycles (the batch of {batch})")
     fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
     return path
 

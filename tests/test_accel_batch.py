@@ -4,6 +4,7 @@ a network with host steps runs image by image, N times one image's cycles."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -201,3 +202,29 @@ def test_a_program_file_of_a_batch_runs_and_verifies_as_one(tmp_path, capsys):
     out = capsys.readouterr().out
     assert status == 0, out
     assert "batch of 4 images in one program" in out
+
+
+def test_a_sweep_and_a_report_of_a_model_with_a_static_batch(tmp_path, capsys):
+    """`accel report` runs a static batch as `accel simulate` does; `accel sweep` runs its own
+    batch axis (default 1) and says so, and its batch-2 point is the simulated batch."""
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "batch2.onnx"
+    onnx.save(batch2_model(), path)
+    assert main(["simulate", str(path), "--preset", "tiny", "--format", "json"]) == 0
+    simulated = json.loads(capsys.readouterr().out)["batch"]
+    assert main(["report", str(path), "--preset", "tiny", "-o", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert doc["batch"] == simulated
+    args = ["sweep", str(path), "--preset", "tiny", "-j", "1"]
+    assert main([*args, "-o", str(tmp_path / "s1")]) == 0
+    err = capsys.readouterr().err
+    assert "accel: note: batch2 has a static batch of 2 images (N=2 in its input shapes); " in err
+    assert "give --batch 1,2 to sweep it" in err
+    assert main([*args, "--batch", "1,2", "-o", str(tmp_path / "s2")]) == 0
+    assert "static batch" not in capsys.readouterr().err
+    with (tmp_path / "s2" / "sweep.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [r["batch"] for r in rows] == ["1", "2"]
+    assert int(rows[1]["cycles"]) == simulated["total_cycles"]
+    assert rows[1]["image_by_image"] == "0"

@@ -209,6 +209,43 @@ def test_report_command(tmp_path, capsys):
     assert (out / "trace.json").exists()
 
 
+def test_report_of_a_batch(tmp_path, capsys):
+    """`accel report --batch 4`: the batch's figures, per batch and per image, as `accel
+    simulate --batch 4` gives them, and the note on weight reuse on the page."""
+    import html
+    import json
+
+    from accel import batch
+
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "rep"
+    args = ["tinynet", "--preset", "tiny", "--batch", "4"]
+    assert main(["report", *args, "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert main(["simulate", *args, "--cycles-only", "--format", "json"]) == 0
+    simulated = json.loads(capsys.readouterr().out)
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["batch"] == simulated["batch"]
+    figures = doc["batch"]
+    assert figures["images"] == 4 and figures["weights_resident"]
+    assert doc["summary"]["total_cycles"] == figures["total_cycles"] == simulated["total_cycles"]
+    assert doc["summary"]["inferences_per_second"] == pytest.approx(figures["images_per_second"])
+    assert f"batch of 4 images (one program): {figures['total_cycles']:,} cycles" in printed
+    page = (out / "report.html").read_text()
+    assert "<title>tinynet on tiny, a batch of 4 images - accel report</title>" in page
+    assert '<h2 id="batch">Batch of 4 images</h2>' in page
+    assert f"cycles per image<b>{figures['cycles_per_image']:,.0f}</b>" in page
+    assert f"images/s<b>{figures['images_per_second']:.1f}</b>" in page
+    assert f"total cycles (batch of 4)<b>{figures['total_cycles']:,}</b>" in page
+    assert f"Weight reuse: {html.escape(batch.WEIGHTS_NOTE)}." in page
+    # One image: no batch section.
+    assert main(["report", "tinynet", "--preset", "tiny", "-o", str(tmp_path / "one")]) == 0
+    one = (tmp_path / "one" / "report.html").read_text()
+    assert 'id="batch"' not in one and "batch" not in json.loads(
+        (tmp_path / "one" / "report.json").read_text()
+    )
+
+
 def test_report_without_matplotlib(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main(["report", "tinynet", "--preset", "tiny", "-o", str(tmp_path / "r")]) == 2
@@ -240,6 +277,7 @@ def test_sweep_command(tmp_path, capsys):
         "cols",
         "bandwidth",
         "clock_mhz",
+        "batch",
         "input_bytes",
         "weight_bytes",
         "acc_bytes",
@@ -248,8 +286,11 @@ def test_sweep_command(tmp_path, capsys):
         "pes",
         "buffer_bytes",
         "cycles",
+        "cycles_per_image",
         "utilization",
         "seconds",
+        "images_per_second",
+        "image_by_image",
         "pareto",
         "status",
         "error",

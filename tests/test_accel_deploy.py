@@ -123,6 +123,25 @@ def test_verify_checks_segments_and_host_ops(capsys, hosted, backend):
     assert f"{backend} vs model on 'tiny': PASS (counters equal)" in out
 
 
+def test_report_of_a_batch_with_host_steps_is_image_by_image(capsys, hosted, tmp_path):
+    import html
+
+    from accel import batch
+
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "report"
+    assert main(["report", "hosted", "--preset", "tiny", "--batch", "3", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads((out / "report.json").read_text())
+    one = doc["summary"]["total_cycles"]
+    assert doc["batch"]["total_cycles"] == 3 * one and not doc["batch"]["weights_resident"]
+    assert "batch of 3 images (image by image, one simulated, cycles-only)" in printed
+    page = (out / "report.html").read_text()
+    assert f"Weight reuse: {html.escape(batch.IMAGE_BY_IMAGE_NOTE)}." in page
+    assert f"total cycles (one image)<b>{one:,}</b>" in page
+    assert "the tables and plots below are one image" in page
+
+
 def test_report_shows_the_partition(capsys, hosted, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "report"

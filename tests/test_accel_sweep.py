@@ -150,6 +150,96 @@ def test_a_local_cluster_gives_the_points_of_the_in_process_run(cluster):
     assert without_cache_flag(again) == inline
 
 
+def batch_grid():
+    """Four tiny configs (two fail on tinyconv, as in :func:`grid`), over batches of 1 and 3."""
+    return sweep.sweep_configs(
+        config.preset("tiny"), [4, 8], None, None, buffers={"input": [128, 4096]}
+    )
+
+
+def test_a_batch_axis_gives_the_same_points_inline_in_processes_and_on_a_cluster(
+    cluster, monkeypatch
+):
+    local, _ = cluster
+    nets, configs = networks(), batch_grid()
+    inline = sweep.run_sweep(nets, configs, sim.run, batches=[1, 3], jobs=1)
+    on_cluster = sweep.run_sweep(
+        nets, configs, sim.run, batches=[1, 3], scheduler=local.scheduler_address, cache=True
+    )
+    assert without_cache_flag(on_cluster) == inline
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "distributed", None)  # the local process pool
+        in_processes = sweep.run_sweep(nets, configs, sim.run, batches=[1, 3], jobs=2)
+    assert without_cache_flag(in_processes) == inline
+    assert len(inline) == 16 and [p.batch for p in inline[:4]] == [1, 3, 1, 3]
+    # Batch 1 is the sweep without a batch axis, point for point.
+    assert [p for p in inline if p.batch == 1] == sweep.run_sweep(nets, configs, sim.run, jobs=1)
+    ok = [p for p in inline if p.ok and p.batch == 3]
+    failed = [p for p in inline if not p.ok]
+    assert ok and failed and {p.batch for p in failed} == {1, 3}
+
+
+def test_a_batch_point_is_what_one_program_for_the_batch_gives():
+    """The cycles of a batch point are those of compile(..., batch=N) on the model, and
+    weight reuse makes a batch of 4 cheaper per image than one image on tinynet."""
+    from accel import batch as batches
+    from accel import compiler
+
+    qnet = zoo_qnet("tinynet")
+    tiny = config.preset("tiny")
+    one = sweep.evaluate_point(qnet, "tinynet", qnet.digest, tiny, sim.run, None)
+    four = sweep.evaluate_point(qnet, "tinynet", qnet.digest, tiny, sim.run, None, 4)
+    program = compiler.compile(qnet, tiny, batch=4)
+    result = sim.run(program, compute_outputs=False)
+    assert four.ok and four.batch == 4 and not four.image_by_image
+    assert four.cycles == result.total_cycles
+    assert four.cycles_per_image == result.total_cycles / 4 < one.cycles
+    figures = batches.Batch(4, result.total_cycles, result.macs // 4, tiny, resident=True)
+    assert four.utilization == pytest.approx(figures.utilization, rel=0, abs=0)
+    assert four.utilization > one.utilization
+    assert four.images_per_second == pytest.approx(figures.images_per_second, rel=1e-12)
+    assert four.seconds == figures.seconds
+    assert four.label() == "tinynet rows=4 cols=4 bandwidth=4 batch=4"
+
+
+def test_a_network_with_host_steps_runs_its_batch_image_by_image(tmp_path, capsys, monkeypatch):
+    from accel import batch as batches
+    from tests.test_accel_deploy import se_net
+
+    qnet = quantized(se_net())
+    tiny = config.preset("tiny")
+    one = sweep.evaluate_point(qnet, "hosted", qnet.digest, tiny, sim.run, None)
+    three = sweep.evaluate_point(qnet, "hosted", qnet.digest, tiny, sim.run, None, 3)
+    assert one.ok and not one.image_by_image
+    assert three.ok and three.image_by_image and three.cycles == 3 * one.cycles
+    assert three.utilization == pytest.approx(one.utilization, rel=1e-12)
+    # The command says so, once, naming the network.
+    onnx_path = tmp_path / "hosted.onnx"
+    monkeypatch.setattr("accel.frontends.load_model", lambda model, input_size=None: se_net())
+    args = ["sweep", str(onnx_path), "--preset", "tiny", "--batch", "1,3", "-j", "1"]
+    assert main([*args, "-o", str(tmp_path / "s")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count(f"note: hosted: {batches.IMAGE_BY_IMAGE_NOTE}") == 1
+    rows = read_rows(tmp_path / "s" / "sweep.csv")
+    assert [(r["batch"], r["image_by_image"]) for r in rows] == [("1", "0"), ("3", "1")]
+
+
+def test_the_pareto_front_is_per_network_and_batch():
+    tiny = config.preset("tiny")
+    small, large = sweep.sweep_configs(tiny, [4, 8])
+    point = lambda cfg, batch, cycles: dataclasses.replace(  # noqa: E731
+        sweep.SweepPoint.of("net", cfg, "d", batch), status="ok", cycles=cycles, utilization=0.5
+    )
+    # Batch 4 on the large array takes more cycles than batch 1 on the small one; per batch,
+    # both points are on the front (more PEs, fewer cycles).
+    points = sweep.with_pareto(
+        [point(small, 1, 100), point(large, 1, 60), point(small, 4, 300), point(large, 4, 200)]
+    )
+    assert [p.pareto for p in points] == [True, True, True, True]
+    points = sweep.with_pareto([point(small, 4, 300), point(large, 4, 400), point(large, 1, 60)])
+    assert [p.pareto for p in points] == [True, False, True]
+
+
 def test_the_command_on_an_existing_cluster(cluster, tmp_path, capsys):
     local, _ = cluster
     args = ["sweep", "tinynet,tinyconv", "--preset", "tiny", "--rows", "4,8"]
@@ -276,6 +366,61 @@ def test_a_rerun_recomputes_only_the_deleted_rows(tmp_path, capsys, monkeypatch)
     counting.configs.clear()
     assert main([*args, "--restart", "-o", str(out)]) == 0
     assert len(counting.configs) == 4
+
+
+def test_a_rerun_with_more_batch_sizes_runs_only_the_new_batches(tmp_path, capsys, monkeypatch):
+    counting = Counting()
+    monkeypatch.setattr(sim, "run", counting)
+    out = tmp_path / "s"
+    args = ["sweep", "tinynet", "--preset", "tiny", "--rows", "4,8", "-j", "1", "-o", str(out)]
+    assert main([*args, "--batch", "2"]) == 0
+    assert len(counting.configs) == 2
+    first = read_rows(out / "sweep.csv")
+    capsys.readouterr()
+    counting.configs.clear()
+    assert main([*args, "--batch", "1,2"]) == 0  # the batch-2 points resume, batch 1 runs
+    assert counting.configs == ["tiny-4x4-bw4", "tiny-8x4-bw4"]
+    printed = capsys.readouterr().out
+    assert "tinynet: 4 points on tiny (1 process, 2 resumed from sweep.csv)" in printed
+    header = printed.splitlines()[1].split()
+    assert header[3:7] == ["batch", "PEs", "buffer", "KiB"] and "cycles/image" in header
+    assert "images/s" in header and "note: pareto is per network and batch size" in printed
+    rows = read_rows(out / "sweep.csv")
+    assert [r["batch"] for r in rows] == ["1", "2", "1", "2"]
+    assert [r["cycles"] for r in rows[1::2]] == [r["cycles"] for r in first]
+    for row in rows:
+        cycles, batch = int(row["cycles"]), int(row["batch"])
+        assert float(row["cycles_per_image"]) == cycles / batch
+        assert float(row["images_per_second"]) == pytest.approx(batch / float(row["seconds"]))
+    # Two batches of the same config: two points, each on the front of its batch.
+    assert [r["pareto"] for r in rows] == ["1", "1", "1", "1"]
+
+
+def test_a_sweep_csv_from_before_the_batch_axis_resumes_as_batch_1(tmp_path, capsys, monkeypatch):
+    counting = Counting()
+    monkeypatch.setattr(sim, "run", counting)
+    out = tmp_path / "s"
+    args = ["sweep", "tinynet", "--preset", "tiny", "--rows", "4,8", "-j", "1", "-o", str(out)]
+    assert main(args) == 0
+    final = (out / "sweep.csv").read_text()
+    # The file as the sweep before the batch axis wrote it: without the four new columns.
+    old = [
+        {k: v for k, v in row.items() if k in sweep.COLUMNS_BEFORE_BATCH}
+        for row in read_rows(out / "sweep.csv")
+    ]
+    with (out / "sweep.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(sweep.COLUMNS_BEFORE_BATCH))
+        writer.writeheader()
+        writer.writerows(old)
+    assert "batch" not in (out / "sweep.csv").read_text().splitlines()[0].split(",")
+    counting.configs.clear()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert counting.configs == []  # both points resumed
+    assert "(1 process, 2 resumed from sweep.csv)" in capsys.readouterr().out
+    assert (out / "sweep.csv").read_text() == final  # rewritten with the batch columns
+    assert main([*args, "--batch", "1,2"]) == 0
+    assert len(counting.configs) == 2  # only the batch-2 points ran
 
 
 def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
@@ -406,6 +551,8 @@ def test_the_progress_bar_counts_points(tmp_path, capsys, monkeypatch):
         (["tinyconv,tinyconv", "--preset", "tiny"], "the model 'tinyconv' is listed twice"),
         (["tinyconv", "-j", "2", "--scheduler", "tcp://h:1"], "give --jobs (workers on this"),
         (["tinyconv", "--clock", "fast"], "--clock: 'fast' is not a number"),
+        (["tinyconv", "--batch", "0"], "--batch: values must be >= 1, got 0"),
+        (["tinyconv", "--batch", "2,2"], "--batch: 2 is listed twice"),
     ],
 )
 def test_sweep_command_errors(tmp_path, capsys, args, message):
