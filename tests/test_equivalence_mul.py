@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from accel import executor, numerics, ptq, synthetic
+import sim
+from accel import config, executor, numerics, ptq, synthetic
 from accel import graph as g
 from accel.compiler import compile
 from accel.isa import ComputeMode, Engine
@@ -77,3 +78,19 @@ def test_mul_layer_bit_and_cycle_exact(name, config, backend):
     expected = executor.run_network(qnet, inputs)
     assert set(expected) == {"mul"}
     check(program, program.make_image(inputs), expected, backend)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "edge"])
+@pytest.mark.parametrize("name", list(MUL_LAYERS))
+def test_mul_fast_mode_timing_equals_trace_mode_and_the_golden_model(name, preset):
+    qnet = mul_qnet(*MUL_LAYERS[name])
+    program = compile(qnet, config.preset(preset))
+    inputs = synthetic.random_int8_inputs(qnet)
+    image = program.make_image(inputs)
+    fast = sim.run(program, image)
+    trace = sim.run(program, image, mode="trace")
+    assert trace.instruction_times() == fast.instruction_times()
+    assert trace.total_cycles == fast.total_cycles
+    expected = executor.run_network(qnet, inputs)["mul"]
+    for result in (fast, trace):
+        np.testing.assert_array_equal(result.outputs["mul"], expected, strict=True)
