@@ -94,3 +94,16 @@ def test_mul_fast_mode_timing_equals_trace_mode_and_the_golden_model(name, prese
     expected = executor.run_network(qnet, inputs)["mul"]
     for result in (fast, trace):
         np.testing.assert_array_equal(result.outputs["mul"], expected, strict=True)
+
+
+@pytest.mark.parametrize("name", list(MUL_LAYERS))
+def test_mul_batch_of_three_in_one_program_equals_the_golden_model(name):
+    qnet = mul_qnet(*MUL_LAYERS[name])
+    program = compile(qnet, config.preset("tiny"), batch=3)
+    rng = np.random.default_rng(len(name))
+    shape = (3, *qnet.network.shape("input"))
+    inputs = {"input": rng.integers(-128, 128, shape, dtype=np.int8)}
+    result = sim.run(program, program.make_image(inputs))
+    want = executor.run_network(qnet, inputs)["mul"]
+    assert len({bytes(want[i]) for i in range(3)}) == 3  # three different images
+    np.testing.assert_array_equal(result.outputs["mul"].reshape(want.shape), want, strict=True)
