@@ -18,6 +18,7 @@ from accel.graph import Network
 from accel.quantized import (
     AddQuant,
     ConvQuant,
+    MulQuant,
     PoolQuant,
     PReluQuant,
     QuantizedNetwork,
@@ -76,6 +77,8 @@ def _float_node(network: Network, name: str, xs: list[NDArray]) -> NDArray:
         for other in xs[1:]:
             total = golden.add(total, other)
         return _activate(total, op.activation)
+    if isinstance(op, graph.Mul):
+        return golden.mul(xs[0], xs[1])
     if isinstance(op, graph.Concat):
         return np.concatenate(xs, axis=1)
     if isinstance(op, graph.Upsample):
@@ -125,6 +128,7 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         graph.AvgPool2d: PoolQuant,
         graph.GlobalAvgPool: PoolQuant,
         graph.Add: AddQuant,
+        graph.Mul: MulQuant,
         graph.Pointwise: TableQuant,
         graph.PRelu: PReluQuant,
     }.get(type(op), type(None))
@@ -200,6 +204,18 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
             x,
             **window,
             x_zero_point=t_ins[0].zero_point,
+            multiplier=layer.multiplier,
+            shift=layer.shift,
+            out_zero_point=t_out.zero_point,
+            act_min=layer.act_min,
+            act_max=layer.act_max,
+        )
+    if isinstance(op, graph.Mul):
+        return numerics.qmul(
+            xs[0],
+            xs[1],
+            t_ins[0].zero_point,
+            t_ins[1].zero_point,
             multiplier=layer.multiplier,
             shift=layer.shift,
             out_zero_point=t_out.zero_point,
@@ -358,6 +374,9 @@ def run_network(
     * Add: :func:`~accel.numerics.qadd`: ``scaled_i = RDBPOT(SRDHM((x_i - zp_i) << left_shift,
       M_i), shift_i)``; ``out = clamp(RDBPOT(SRDHM(sum_i scaled_i, M), shift) + zp_out, act_min,
       act_max)`` with the :class:`~accel.quantized.AddQuant` parameters.
+    * Mul: :func:`~accel.numerics.qmul`: ``acc = (a - zp_a) * (b - zp_b)`` (exact; ``b`` may be
+      ``(C, 1, 1)`` against a ``(C, H, W)`` ``a``), then requantised with the
+      :class:`~accel.quantized.MulQuant` parameters.
     * Concat: channel concatenation of the int8 inputs. Flatten: reshape in C, H, W order.
       Upsample: :func:`~accel.golden.upsample_nearest` of the int8 values. ChannelSlice:
       the int8 channels ``start:stop``. DepthToSpace, SpaceToDepth:

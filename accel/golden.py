@@ -42,6 +42,8 @@ __all__ = [
     "global_avg_pool2d",
     "linear",
     "max_pool2d",
+    "mul",
+    "mul_broadcast_ok",
     "normalize_padding",
     "pair",
     "pointwise",
@@ -684,6 +686,35 @@ def add(a: ArrayLike, b: ArrayLike) -> NDArray:
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
     return a + b
+
+
+def mul_broadcast_ok(a_shape: Sequence[int], b_shape: Sequence[int]) -> bool:
+    """Whether ``a * b`` is an elementwise Mul this toolkit takes: one shape, or ``b`` of shape
+    ``(N, C, 1, 1)`` against a 4-D ``a`` of shape ``(N, C, H, W)`` (per-channel broadcast)."""
+    a_shape, b_shape = tuple(a_shape), tuple(b_shape)
+    if a_shape == b_shape:
+        return True
+    return (
+        len(a_shape) == len(b_shape) == 4 and b_shape[:2] == a_shape[:2] and b_shape[2:] == (1, 1)
+    )
+
+
+def mul(a: ArrayLike, b: ArrayLike) -> NDArray:
+    """Element-wise product of two arrays of one shape, or of an ``(N, C, H, W)`` array ``a``
+    and an ``(N, C, 1, 1)`` array ``b`` (per-channel broadcast: a squeeze-and-excitation gate).
+
+    Raises
+    ------
+    ValueError
+        If the shapes are neither equal nor that broadcast.
+    """
+    a, b = _promote(a=a, b=b)
+    if not mul_broadcast_ok(a.shape, b.shape):
+        raise ValueError(
+            f"a and b must have one shape, or b of shape (N, C, 1, 1) against a of shape "
+            f"(N, C, H, W), got {a.shape} and {b.shape}"
+        )
+    return a * b
 
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])

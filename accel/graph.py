@@ -49,6 +49,7 @@ __all__ = [
     "Input",
     "Linear",
     "MaxPool2d",
+    "Mul",
     "Network",
     "Op",
     "PRelu",
@@ -618,6 +619,22 @@ class Add(Op):
 
 
 @dataclass(frozen=True)
+class Mul(Op):
+    """Elementwise product of two inputs: one shape, or a ``(C, H, W)`` first input and a
+    ``(C, 1, 1)`` second one broadcast over its pixels (the squeeze-and-excitation gate)."""
+
+    arity: ClassVar[tuple[int, int | None]] = (2, 2)
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        a, b = shapes
+        if a != b and not (len(a) == len(b) == 3 and b == (a[0], 1, 1)):
+            raise ValueError(
+                f"input shapes {list(shapes)}: Mul takes one shape, or (C, H, W) and (C, 1, 1)"
+            )
+        return a
+
+
+@dataclass(frozen=True)
 class Concat(Op):
     """Concatenation along the channel axis of ``(C, H, W)`` inputs with equal H and W."""
 
@@ -811,6 +828,7 @@ OPS: dict[str, type[Op]] = {
         AvgPool2d,
         GlobalAvgPool,
         Add,
+        Mul,
         Concat,
         Flatten,
         Activation,

@@ -113,6 +113,7 @@ class ComputeMode(IntEnum):
     VMAX = 1  # vector unit: acc = max(acc, x)
     VSUM = 2  # vector unit: acc += x - zero_point_a
     VADD = 3  # vector unit: acc = scale_a(x_a - za) + scale_b(x_b - zb), gemmlowp style
+    # (with ``mul`` set: acc = (x_a - za) * (x_b - zb), the elementwise product)
 
 
 class PostMode(IntEnum):
@@ -169,6 +170,11 @@ class Compute(Instruction):
     p*stride_h + r*dil_h, origin_w + q*stride_w + s*dil_w)`` lies outside ``image_h`` x
     ``image_w``. In ARRAY mode pass k uses the weight tile at weight words ``w_base + k*rows``.
     The first pass overwrites the accumulators unless ``accumulate`` is set.
+
+    VADD with ``mul`` set is the elementwise product (VMUL): ``acc = (x_a - zero_point_a) *
+    (x_b - zero_point_b)``, no multipliers, ``accumulate`` must be 0. ``broadcast_b`` (VADD
+    only) reads operand b at ``in_base_b`` for every pixel of the tile (a per-channel
+    broadcast: one value per channel, the squeeze-and-excitation gate).
     """
 
     opcode: ClassVar[int] = 2
@@ -202,6 +208,8 @@ class Compute(Instruction):
     shift_a: int = 0
     multiplier_b: int = 0
     shift_b: int = 0
+    mul: int = 0
+    broadcast_b: int = 0
 
     @property
     def passes(self) -> int:
@@ -235,6 +243,7 @@ class Compute(Instruction):
             self.dil_w,
             self.kernel_h,
             self.kernel_w,
+            bool(self.broadcast_b) and self.mode == ComputeMode.VADD,
         )
 
 
@@ -328,6 +337,8 @@ FIELDS: dict[type[Instruction], list[tuple[str, int, bool]]] = {
         ("shift_a", 6, False),
         ("multiplier_b", 32, False),
         ("shift_b", 6, False),
+        ("mul", 1, False),  # last two: a program without VMUL encodes as before
+        ("broadcast_b", 1, False),
     ],
     Post: [
         *_HEADER,

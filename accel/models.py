@@ -21,16 +21,17 @@ these documented differences:
   ``alexnet`` builds for input sizes 223..254 (or where its 6x6 grid scales evenly, e.g.
   415..446) and ``vgg16`` for 224..255, 448..479, ...; not at 32 or 64.
 
-Networks with ops the accelerator does not run (``mobilenet_v3_small``, ``efficientnet_b0``,
-``shufflenet_v2``, ``unet``) carry them as :class:`~accel.graph.HostOp` nodes, each a
-single-node ONNX model built with ``onnx.helper`` (:func:`accel.host.host_op`), the way the
-ONNX frontend makes them; :mod:`accel.deploy` runs them on the host between accelerator
-segments. Their activations are :class:`~accel.graph.Pointwise` tables on the accelerator, as
-the ONNX frontend maps them. torchvision's layer shapes and MACs, with these choices:
+A network with ops the accelerator does not run (``shufflenet_v2``) carries them as
+:class:`~accel.graph.HostOp` nodes, each a single-node ONNX model built with ``onnx.helper``
+(:func:`accel.host.host_op`), the way the ONNX frontend makes them; :mod:`accel.deploy` runs
+them on the host between accelerator segments. Activations are
+:class:`~accel.graph.Pointwise` tables on the accelerator, as the ONNX frontend maps them.
+torchvision's layer shapes and MACs, with these choices:
 
 - ``mobilenet_v3_small``: HardSwish and HardSigmoid (``alpha=1/6``, torch's) are tables; the
-  squeeze-and-excitation ``Mul`` is a host op; ReLU is fused into its conv.
-- ``efficientnet_b0``: SiLU and the SE gate's Sigmoid are tables, the SE ``Mul`` a host op;
+  squeeze-and-excitation ``Mul`` (a per-channel broadcast) is a VMUL; ReLU is fused into its
+  conv.
+- ``efficientnet_b0``: SiLU and the SE gate's Sigmoid are tables, the SE ``Mul`` a VMUL;
   stochastic depth and dropout are omitted (inference).
 - ``densenet121``: the BN-ReLU *before* each dense layer's 1x1 conv, each transition and the
   classifier (pre-activation, on the concatenated features: ``norm1``, ``transition.norm``,
@@ -78,6 +79,7 @@ from accel.graph import (
     Input,
     Linear,
     MaxPool2d,
+    Mul,
     Network,
     Op,
     Pointwise,
@@ -327,8 +329,8 @@ def _act(b: _Builder, name: str, kind: str) -> str:
 
 
 def _squeeze_excitation(b: _Builder, prefix: str, squeeze: int, inner: str, gate: str) -> str:
-    """x * gate(fc2(inner(fc1(avgpool(x))))): fc1/fc2 are 1x1 convs on the accelerator; the
-    gate and the channel-broadcast Mul run on the host."""
+    """x * gate(fc2(inner(fc1(avgpool(x))))): fc1/fc2 are 1x1 convs, the gate a table and the
+    channel-broadcast Mul a VMUL, all on the accelerator."""
     x, channels = b.x, b.channels()
     b.add(f"{prefix}.avgpool", GlobalAvgPool())
     b.conv(f"{prefix}.fc1", squeeze, 1, activation="relu" if inner == "relu" else None)
@@ -336,7 +338,7 @@ def _squeeze_excitation(b: _Builder, prefix: str, squeeze: int, inner: str, gate
         _act(b, f"{prefix}.{inner}", inner)
     b.conv(f"{prefix}.fc2", channels, 1, activation=None)
     scale = _act(b, f"{prefix}.{gate}", gate)
-    return b.host(f"{prefix}.mul", "Mul", [x, scale])
+    return b.add(f"{prefix}.mul", Mul(), [x, scale])
 
 
 def _conv_act(b: _Builder, name: str, out: int, kernel: int, stride: int, act: str, **kw) -> str:

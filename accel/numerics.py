@@ -45,6 +45,7 @@ __all__ = [
     "qconv2d",
     "qconv_transpose2d",
     "qlinear",
+    "qmul",
     "qprelu",
     "quantize_multiplier",
     "requantize",
@@ -728,6 +729,59 @@ def qadd(
         high = saturating_rounding_doubling_high_mul(shifted, m)
         total += rounding_divide_by_pot(high, sh)
     return requantize(total, multiplier, shift, out_zero_point, act_min, act_max)
+
+
+def qmul(
+    a_q: NDArray[np.int8],
+    b_q: NDArray[np.int8],
+    a_zero_point: int,
+    b_zero_point: int,
+    *,
+    multiplier: int,
+    shift: int,
+    out_zero_point: int,
+    act_min: int = INT8_MIN,
+    act_max: int = INT8_MAX,
+) -> NDArray[np.int8]:
+    """Quantised element-wise product (TFLite int8 ``MUL``), all integer arithmetic.
+
+    ``acc = (a - a_zero_point) * (b - b_zero_point)`` (exact: ``|acc| <= 255**2 < 2**16``),
+    then ``out = requantize(acc, multiplier, shift, out_zero_point, act_min, act_max)`` with
+    ``(multiplier, shift) = quantize_multiplier(s_a * s_b / s_y)``.
+
+    Parameters
+    ----------
+    a_q : int8 array
+    b_q : int8 array
+        ``a_q``'s shape, or ``(N, C, 1, 1)`` against a 4-D ``a_q`` (per-channel broadcast, see
+        :func:`accel.golden.mul_broadcast_ok`).
+    a_zero_point, b_zero_point : int
+        In ``[-128, 127]``.
+    multiplier, shift, out_zero_point, act_min, act_max : int
+        As :func:`requantize`.
+
+    Returns
+    -------
+    ndarray of int8, ``a_q``'s shape
+
+    Raises
+    ------
+    TypeError
+        If an operand is not an int8 array.
+    ValueError
+        If the shapes are neither equal nor a per-channel broadcast, or a value is out of range.
+    """
+    a = _int8(a_q, "a_q").astype(np.int64)
+    b = _int8(b_q, "b_q").astype(np.int64)
+    if not golden.mul_broadcast_ok(a.shape, b.shape):
+        raise ValueError(
+            f"qmul operands must have one shape or b of shape (N, C, 1, 1) against a of "
+            f"shape (N, C, H, W), got {a.shape} and {b.shape}"
+        )
+    za = _int_scalar(a_zero_point, "a_zero_point", INT8_MIN, INT8_MAX)
+    zb = _int_scalar(b_zero_point, "b_zero_point", INT8_MIN, INT8_MAX)
+    acc = (a - za) * (b - zb)
+    return requantize(acc, multiplier, shift, out_zero_point, act_min, act_max)
 
 
 def table_lookup(x_q: NDArray[np.int8], table: NDArray[np.int8]) -> NDArray[np.int8]:

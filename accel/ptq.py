@@ -48,6 +48,9 @@ The step between a frontend and the compiler: ``frontend -> Network -> graph.fus
 8. Add (TFLite ``ADD``): ``left_shift = 20`` (:data:`accel.numerics.ADD_LEFT_SHIFT`),
    ``twice_max = 2 * max(s_i)``, input ``i`` real multiplier ``s_i / twice_max``, output real
    multiplier ``twice_max / (2**20 * s_out)``.
+   Mul (TFLite ``MUL``): its output gets its own calibrated TensorQuant, widened until
+   ``s_out >= s_a * s_b * (1 + 2**-20)``; real multiplier ``s_a * s_b / s_out``
+   (:class:`accel.quantized.MulQuant`).
 9. Pointwise (Sigmoid, Tanh, GELU, ...): its output gets its own calibrated TensorQuant and
    the layer the table ``table[i] = quantize_out(f(dequantize_in(i - 128)))``
    (:meth:`accel.quantized.TableQuant.for_function`): exact by construction in int8, one
@@ -90,6 +93,7 @@ from accel.graph import (
     GlobalAvgPool,
     Linear,
     MaxPool2d,
+    Mul,
     Network,
     Pointwise,
     PRelu,
@@ -99,6 +103,7 @@ from accel.graph import (
 from accel.quantized import (
     AddQuant,
     ConvQuant,
+    MulQuant,
     PoolQuant,
     PReluQuant,
     QuantizedNetwork,
@@ -228,6 +233,11 @@ def _fit_ranges(
                 if scale(name) > twice_max * 2.0**11:
                     largest = max(srcs, key=scale)
                     changed |= widen(largest, scale(name) * 2.0**-12)
+            elif isinstance(op, Mul):  # the factor s_a * s_b / s_y in [2**-30, 1)
+                changed |= widen(name, scale(srcs[0]) * scale(srcs[1]) * _MARGIN)
+                if scale(name) > scale(srcs[0]) * scale(srcs[1]) * 2.0**30:
+                    a, b = sorted(srcs, key=scale)
+                    changed |= widen(b, scale(name) * 2.0**-30 / scale(a) * _MARGIN)
         if not changed:
             return
 
@@ -292,7 +302,7 @@ def quantize(
         calibration = synthetic.random_inputs(float_net, seed)
     values = executor.trace_network(float_net, calibration)
     tensors = _tensor_quants(float_net, values)
-    layers: dict[str, ConvQuant | PoolQuant | AddQuant | TableQuant | PReluQuant] = {}
+    layers: dict[str, ConvQuant | PoolQuant | AddQuant | MulQuant | TableQuant | PReluQuant] = {}
     for name in float_net.layers():
         op = float_net.op(name)
         t_ins = [tensors[src] for src in float_net.inputs(name)]
@@ -312,6 +322,11 @@ def quantize(
         elif isinstance(op, Add):
             try:
                 layers[name] = AddQuant.for_scales(t_ins, tensors[name], op.activation)
+            except ValueError as exc:
+                raise node_error(float_net, name, str(exc)) from None
+        elif isinstance(op, Mul):
+            try:
+                layers[name] = MulQuant.for_scales(t_ins, tensors[name])
             except ValueError as exc:
                 raise node_error(float_net, name, str(exc)) from None
     return QuantizedNetwork(float_net, tensors, layers)

@@ -14,6 +14,8 @@ int8). Layers carry the integer parameters of their arithmetic (``docs/numerics.
   zero point, clamp).
 - Add: :class:`AddQuant` (gemmlowp/TFLite: each input ``(x - zp) << left_shift`` scaled by
   its multiplier/shift, summed, then requantised with the output multiplier/shift).
+- Mul: :class:`MulQuant` (TFLite ``MUL``: ``(a - zp_a) * (b - zp_b)``, exact, requantised by
+  ``s_a * s_b / s_y``).
 - Pointwise: :class:`TableQuant` (the 256-entry int8 table of the function from the input's
   quantisation to the output's, :meth:`TableQuant.for_function`).
 - PRelu: :class:`PReluQuant` (per channel, the requantisation of ``64 * (x - zp_in)`` for
@@ -41,6 +43,7 @@ __all__ = [
     "IDENTITY_MULTIPLIER",
     "AddQuant",
     "ConvQuant",
+    "MulQuant",
     "PReluQuant",
     "PoolQuant",
     "QuantizedNetwork",
@@ -165,6 +168,24 @@ class AddQuant:
         )
 
 
+@dataclass(frozen=True)
+class MulQuant:
+    """TFLite's int8 ``MUL``: ``acc = (a - zp_a) * (b - zp_b)``, then requantised with
+    ``multiplier``/``shift`` of ``s_a * s_b / s_y`` (:func:`accel.numerics.qmul`)."""
+
+    multiplier: int
+    shift: int
+    act_min: int = -128
+    act_max: int = 127
+
+    @classmethod
+    def for_scales(cls, inputs: list[TensorQuant], output: TensorQuant) -> MulQuant:
+        """``ValueError`` if ``s_a * s_b / s_y`` is not representable (``[2**-31, 1)``)."""
+        a, b = inputs
+        multiplier, shift = multiplier_for(a.scale * b.scale / output.scale, "output scale")
+        return cls(multiplier, shift)
+
+
 @dataclass(frozen=True, eq=False)
 class TableQuant:
     """An int8 -> int8 function as its table: ``y_q = table[x_q + 128]``
@@ -201,7 +222,9 @@ class QuantizedNetwork:
 
     network: Network
     tensors: dict[str, TensorQuant] = field(default_factory=dict)
-    layers: dict[str, ConvQuant | PoolQuant | AddQuant | TableQuant] = field(default_factory=dict)
+    layers: dict[str, ConvQuant | PoolQuant | AddQuant | MulQuant | TableQuant] = field(
+        default_factory=dict
+    )
 
     def _tensor(self, name: str) -> TensorQuant:
         if name not in self.tensors:

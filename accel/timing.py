@@ -121,10 +121,10 @@ so passes even one cycle apart never race::
     col 0 sum             out0  out1
     col 2 sum                         out0  out1
 
-VECTOR modes (VMAX, VSUM, VADD). No weights. The word fed in cycle ``t`` reads its
-accumulator row in cycle ``t`` and writes it in cycle ``t + VECTOR_LATENCY``. A pass feeds
-``T`` words but occupies the feed slot for ``max(T, VECTOR_MIN_PASS)`` cycles, so that a
-row's write precedes its next read::
+VECTOR modes (VMAX, VSUM, VADD; VMUL is VADD with ``mul``, timed as VADD). No weights.
+The word fed in cycle ``t`` reads its accumulator row in cycle ``t`` and writes it in cycle
+``t + VECTOR_LATENCY``. A pass feeds ``T`` words but occupies the feed slot for ``max(T,
+VECTOR_MIN_PASS)`` cycles, so that a row's write precedes its next read::
 
     f[0] = max(take + 1, stream_free)
     f[j] = f[j-1] + max(T, VECTOR_MIN_PASS)

@@ -12,7 +12,8 @@ or, when the image position ``(origin_h + p*stride_h + r*dil_h, origin_w + q*str
 s*dil_w)`` lies outside the ``image_h`` x ``image_w`` input, produces ``pad_value`` in every
 lane without reading (zero padding costs no DRAM traffic and no buffer space for the real
 zero point of the layer). Stride and dilation are only address arithmetic. VADD walks two
-operands (``in_base`` and ``in_base_b``) of one pass each.
+operands (``in_base`` and ``in_base_b``) of one pass each; with ``broadcast_b`` operand b's
+pass reads ``in_base_b`` for every pixel (its validity is operand a's).
 
 Three views of the same walk: :func:`feed_addresses` (every address in feed order, with its
 validity), :func:`distinct_words` (the set of words read, for buffer occupancy) and
@@ -46,7 +47,7 @@ def valid_reads(instr: Compute) -> int:
     if instr.mode == ComputeMode.VADD:
         rows = _in_bounds(instr.origin_h, instr.out_h, instr.stride_h, 0, instr.image_h)
         cols = _in_bounds(instr.origin_w, instr.out_w, instr.stride_w, 0, instr.image_w)
-        return 2 * rows * cols
+        return 2 * rows * cols  # a broadcast b word is read once per valid pixel
     rows = sum(
         _in_bounds(instr.origin_h, instr.out_h, instr.stride_h, r * instr.dil_h, instr.image_h)
         for r in range(instr.kernel_h)
@@ -80,6 +81,7 @@ def _feed_offsets(
     dil_w,
     kernel_h,
     kernel_w,
+    broadcast_b,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Addresses relative to ``in_base`` in feed order, and their validity."""
     if vadd:
@@ -95,6 +97,8 @@ def _feed_offsets(
     h = p * stride_h + r * dil_h
     w = q * stride_w + s * dil_w
     offsets = bases + h * tile_w + w
+    if broadcast_b:
+        offsets = np.concatenate([offsets[:1], np.broadcast_to(bases[1:], offsets[1:].shape)])
     valid = (origin_h + h >= 0) & (origin_h + h < image_h)
     valid = valid & (origin_w + w >= 0) & (origin_w + w < image_w)
     offsets, valid = np.broadcast_arrays(offsets, valid)
@@ -125,6 +129,7 @@ def _distinct_offsets(
     dil_w: int,
     kernel_h: int,
     kernel_w: int,
+    broadcast_b: bool,
 ) -> np.ndarray:
     """Distinct words relative to ``in_base``. Validity is separable in rows and columns, so
     the set is the sum of the valid row offsets, column offsets and channel-tile bases (no
@@ -141,7 +146,12 @@ def _distinct_offsets(
 
     h = valid(out_h, stride_h, kernel_h, dil_h, origin_h, image_h)
     w = valid(out_w, stride_w, kernel_w, dil_w, origin_w, image_w)
-    words = np.unique((bases[:, None, None] + h[None, :, None] * tile_w + w[None, None, :]).ravel())
+    if broadcast_b:  # operand a's window, and operand b's one word if any pixel is valid
+        a = (h[:, None] * tile_w + w[None, :]).ravel()
+        words = np.unique(np.concatenate([a, [b_offset] if a.size else []]).astype(np.int64))
+    else:
+        words = bases[:, None, None] + h[None, :, None] * tile_w + w[None, None, :]
+        words = np.unique(words.ravel())
     words.flags.writeable = False
     return words
 

@@ -69,6 +69,7 @@ def feed_fields_layout(config: AccelConfig) -> data.StructLayout:
             "shift_a": unsigned(_WIDTH["shift_a"]),
             "multiplier_b": signed(_WIDTH["multiplier_b"]),
             "shift_b": unsigned(_WIDTH["shift_b"]),
+            "mul": 1,
             "parity": 1,  # tells the front end's instruction from the one before it
         }
     )
@@ -107,6 +108,7 @@ def _fed_layout(config: AccelConfig) -> data.StructLayout:
             "overwrite": 1,
             "pad_value": signed(_WIDTH["pad_value"]),
             "mode": ComputeMode,
+            "mul": 1,
             "zero_point": signed(_WIDTH["zero_point_a"]),
             "multiplier": signed(_WIDTH["multiplier_a"]),
             "shift": unsigned(_WIDTH["shift_a"]),
@@ -257,6 +259,7 @@ class Feeder(wiring.Component):
             fed.overwrite.eq(word.first_pass & ~fields.accumulate),
             fed.pad_value.eq(fields.pad_value),
             fed.mode.eq(fields.mode),
+            fed.mul.eq(fields.mul),
             fed.zero_point.eq(Mux(operand_b, fields.zero_point_b, fields.zero_point_a)),
             fed.multiplier.eq(Mux(operand_b, fields.multiplier_b, fields.multiplier_a)),
             fed.shift.eq(Mux(operand_b, fields.shift_b, fields.shift_a)),
@@ -279,6 +282,7 @@ class Feeder(wiring.Component):
             self.vector.valid.eq(fed_valid & fed.vector),
             self.vector.payload.x.eq(x),
             self.vector.payload.mode.eq(fed.mode),
+            self.vector.payload.mul.eq(fed.mul),
             self.vector.payload.overwrite.eq(fed.overwrite),
             self.vector.payload.zero_point.eq(fed.zero_point),
             self.vector.payload.multiplier.eq(fed.multiplier),

@@ -1,4 +1,4 @@
-"""The vector unit: VMAX, VSUM and VADD, ``min(rows, cols)`` lanes, pipelined.
+"""The vector unit: VMAX, VSUM, VADD and VMUL, ``min(rows, cols)`` lanes, pipelined.
 
 Per lane ``k < lanes`` (``lanes = min(rows, cols)``), for the input word ``x`` (int8) and the
 accumulator row ``acc`` (int32) it replaces, bit-exact to :func:`sim.vector.vector_result`::
@@ -7,11 +7,16 @@ accumulator row ``acc`` (int32) it replaces, bit-exact to :func:`sim.vector.vect
     VSUM  term = x - zero_point                            new = acc + term   (wraps)
     VADD  term = RDBPOT(SRDHM((x - zero_point) << ADD_LEFT_SHIFT, multiplier), shift)
                                                            new = acc + term   (wraps)
+    VMUL  term = x - zero_point                            new = acc[8:0] * term
+    (VADD with ``mul``)
 
 and ``new = term`` instead when ``overwrite`` is set (the first pass of an instruction whose
 ``accumulate`` is off). Lanes ``k >= lanes`` are written as zero. In VADD the compute engine
 presents operand a's ``zero_point_a`` / ``multiplier_a`` / ``shift_a`` on the first pass and
-operand b's on the second; in VSUM ``zero_point_a`` on every pass.
+operand b's on the second; in VSUM ``zero_point_a`` on every pass. VMUL's first pass
+overwrites (its ``accumulate`` is 0), so the row its second pass reads holds ``x_a - za``,
+which fits the 9-bit signed low bits the product takes: one 9x9 multiplier per lane, the
+result exact (``|new| <= 255**2``).
 
 Arithmetic. ``SRDHM`` and ``RDBPOT`` are the post-processor's gemmlowp primitives
 (:mod:`hdl.postproc`, exact for every int32 input). ``(x - zero_point) << 20`` is at most
@@ -29,11 +34,11 @@ the cycle the accumulator writes it:
 ====== ==========================================================================
 cycle  work (registered at the end of the cycle)
 ====== ==========================================================================
-t      ``x - zero_point`` (VSUM, VADD) or ``x`` (VMAX)
+t      ``x - zero_point`` (VSUM, VADD, VMUL) or ``x`` (VMAX)
 t + 1  VADD: the two 18x18 partial products of ``(x - zero_point) * multiplier``
 t + 2  VADD: their sum, rounded: SRDHM(...)
 t + 3  VADD: the rounding shift
-t + 4  combine with ``acc`` (max / add / overwrite)
+t + 4  combine with ``acc`` (max / add / VMUL's 9x9 product / overwrite)
 t + 5  ``o`` (the accumulator's write port)
 ====== ==========================================================================
 
@@ -44,7 +49,8 @@ Ports
 -----
 i : In(stream.Signature(VectorInput), always ready)
     ``x`` (``rows`` int8 lanes), ``mode`` (:class:`~accel.isa.ComputeMode`, not ARRAY),
-    ``overwrite``, ``zero_point`` (int8), ``multiplier`` (int32), ``shift`` (6 bits).
+    ``overwrite``, ``mul`` (VADD: the product), ``zero_point`` (int8), ``multiplier`` (int32),
+    ``shift`` (6 bits).
 acc : In(ArrayLayout(signed(32), cols))
     The accumulator row of the word on ``i`` one cycle earlier.
 o : Out(stream.Signature(ArrayLayout(signed(32), cols)), always ready)
@@ -82,11 +88,17 @@ def vector_input_layout(config: AccelConfig) -> data.StructLayout:
             "x": data.ArrayLayout(signed(config.data.act_bits), rows),
             "mode": ComputeMode,
             "overwrite": 1,
+            "mul": 1,
             "zero_point": signed(_WIDTH["zero_point_a"]),
             "multiplier": signed(_WIDTH["multiplier_a"]),
             "shift": unsigned(_WIDTH["shift_a"]),
         }
     )
+
+
+def _scaled(stage) -> object:
+    """The stage's word is a VADD term (scaled by its multiplier), not VMUL's plain one."""
+    return (stage.mode == ComputeMode.VADD) & ~stage.mul
 
 
 class VectorUnit(wiring.Component):
@@ -143,10 +155,11 @@ class VectorUnit(wiring.Component):
         cols = self._config.array.cols
         lanes = self.lanes
         word = self.i.payload
-        diff_shape = signed(self._config.data.act_bits + 1)  # x - zp, or x (VMAX)
+        diff_bits = self._config.data.act_bits + 1
+        diff_shape = signed(diff_bits)  # x - zp, or x (VMAX)
 
         def stage(name: str, fields: dict, per_lane: dict) -> Signal:
-            layout = {"mode": ComputeMode, "overwrite": 1, **fields}
+            layout = {"mode": ComputeMode, "overwrite": 1, "mul": 1, **fields}
             layout["lane"] = data.ArrayLayout(data.StructLayout(per_lane), lanes)
             return Signal(data.StructLayout(layout), name=name, reset_less=True)
 
@@ -169,7 +182,11 @@ class VectorUnit(wiring.Component):
             m.d.sync += reg.eq(acc[-1])
             acc.append(reg)
         for prev, nxt in ((s1, s2), (s2, s3), (s3, s4)):
-            m.d.sync += [nxt.mode.eq(prev.mode), nxt.overwrite.eq(prev.overwrite)]
+            m.d.sync += [
+                nxt.mode.eq(prev.mode),
+                nxt.overwrite.eq(prev.overwrite),
+                nxt.mul.eq(prev.mul),
+            ]
         for prev, nxt in ((s1, s2), (s2, s3)):
             m.d.sync += nxt.shift.eq(prev.shift)
 
@@ -177,6 +194,7 @@ class VectorUnit(wiring.Component):
         m.d.sync += [
             s1.mode.eq(word.mode),
             s1.overwrite.eq(word.overwrite),
+            s1.mul.eq(word.mul & (word.mode == ComputeMode.VADD)),  # VMUL is VADD with mul
             s1.shift.eq(Mux(word.shift > 31, 31, word.shift[:5])),
             s1.multiplier.eq(word.multiplier),
         ]
@@ -200,22 +218,25 @@ class VectorUnit(wiring.Component):
         for lane in range(lanes):
             p = s2.lane[lane]
             srdhm = (p.high << (16 - _DROP)) + ((p.low + (1 << (_DROP - 1))) >> _DROP)
-            m.d.sync += s3.lane[lane].term.eq(Mux(s2.mode == ComputeMode.VADD, srdhm, p.x))
+            m.d.sync += s3.lane[lane].term.eq(Mux(_scaled(s2), srdhm, p.x))
         # Stage 4 (t + 3): the rounding shift (VADD).
         for lane in range(lanes):
             term = s3.lane[lane].term
             m.d.sync += s4.lane[lane].term.eq(
-                Mux(s3.mode == ComputeMode.VADD, _rounding_divide_by_pot(term, s3.shift), term)
+                Mux(_scaled(s3), _rounding_divide_by_pot(term, s3.shift), term)
             )
-        # Stage 5 (t + 4): combine with the accumulator row (max / add / overwrite).
+        # Stage 5 (t + 4): combine with the accumulator row (max / add / product / overwrite).
         for lane in range(cols):
             if lane >= lanes:
                 m.d.sync += s5[lane].eq(Const(0, signed(bits)))
                 continue
             term = s4.lane[lane].term
             old = acc[-1][lane]
+            product = old[:diff_bits].as_signed() * term[:diff_bits].as_signed()
             combined = Mux(
-                s4.mode == ComputeMode.VMAX, Mux(old > term, old, term), old + term
+                s4.mode == ComputeMode.VMAX,
+                Mux(old > term, old, term),
+                Mux(s4.mul, product, old + term),
             )  # the add wraps to int32 in the assignment
             m.d.sync += s5[lane].eq(Mux(s4.overwrite, term, combined))
 

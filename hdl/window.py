@@ -9,14 +9,15 @@ column ``s``; ``s`` fastest), and within a pass output pixels (``p``, ``q``; ``q
            s*dil_w) lies outside image_h x image_w
 
 In VADD mode there are two passes, at ``in_base`` and ``in_base_b``, with ``r = s = 0``
-(``ct_count``, ``kernel_h``, ``kernel_w`` ignored). No multiplier sits in the address path:
-every address is the previous one plus a step (``stride_w``, ``stride_h*tile_w``, ``dil_w``,
-``dil_h*tile_w``, ``ct_stride``), with one register per loop level to return to. The two
-products, the VADD step and the last value of every loop counter are constant for the
-instruction and come precomputed with it (:func:`decoded_layout`, the compute engine's decode
-stage), so neither a multiplier nor a subtractor sits between the instruction and the next
-address. Addresses are computed modulo ``2**addr_bits`` (the input buffer's word address
-width); image coordinates are exact.
+(``ct_count``, ``kernel_h``, ``kernel_w`` ignored); with ``broadcast_b`` every word of the
+second pass has the address ``in_base_b`` (its ``pad`` is still the pixel's). No multiplier
+sits in the address path: every address is the previous one plus a step (``stride_w``,
+``stride_h*tile_w``, ``dil_w``, ``dil_h*tile_w``, ``ct_stride``), with one register per loop
+level to return to. The two products, the VADD step and the last value of every loop counter
+are constant for the instruction and come precomputed with it (:func:`decoded_layout`, the
+compute engine's decode stage), so neither a multiplier nor a subtractor sits between the
+instruction and the next address. Addresses are computed modulo ``2**addr_bits`` (the input
+buffer's word address width); image coordinates are exact.
 
 Timing. The first word of an instruction is on ``o`` in the cycle the instruction is on ``i``
 (a combinational path from ``i.payload``, which the compute engine presents from registers):
@@ -257,6 +258,7 @@ class WindowGenerator(wiring.Component):
         last_pass = ct_last & r_last & s_last
         pass_start = (cur.p == 0) & (cur.q == 0)
         pass_end = p_last & q_last
+        broadcast = (ins.mode == ComputeMode.VADD) & ins.broadcast_b
         is_last = pass_end & last_pass
 
         inside = (
@@ -267,7 +269,8 @@ class WindowGenerator(wiring.Component):
         )
         m.d.comb += [
             self.o.valid.eq(busy | self.i.valid),
-            self.o.payload.addr.eq(cur.addr),
+            # A broadcast operand b stays at its pass's first word (in_base_b).
+            self.o.payload.addr.eq(Mux(broadcast & ~first_pass, cur.pass_addr, cur.addr)),
             self.o.payload.pad.eq(~inside),
             self.o.payload.pass_start.eq(pass_start),
             self.o.payload.pass_end.eq(pass_end),

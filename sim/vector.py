@@ -8,7 +8,10 @@ of the pixel (read in the feed cycle, written ``VECTOR_LATENCY`` cycles later):
 - VSUM: ``acc += x - zero_point_a``; padding reads as the zero point, so it adds 0.
 - VADD: two passes, operand a at ``in_base`` then operand b at ``in_base_b``;
   ``acc += MultiplyByQuantizedMultiplier((x - zp) << 20, multiplier, shift)`` with the
-  operand's zero point, multiplier and shift (gemmlowp/TFLite ADD).
+  operand's zero point, multiplier and shift (gemmlowp/TFLite ADD). With ``mul`` (VMUL):
+  ``acc = (x_a - zero_point_a) * (x_b - zero_point_b)`` (exact, below ``2**16``); the first
+  pass writes ``x_a - za``, the second multiplies it by ``x_b - zb``, so ``accumulate`` must
+  be 0. ``broadcast_b`` only changes which words the window generator reads.
 
 Lanes past ``min(rows, cols)`` are written as zero.
 """
@@ -29,6 +32,10 @@ def vector_result(instr: Compute, windows: np.ndarray, previous: np.ndarray) -> 
         return np.maximum(result, previous) if instr.accumulate else result
     if instr.mode == ComputeMode.VSUM:
         result = (x - instr.zero_point_a).sum(axis=0)
+    elif instr.mode == ComputeMode.VADD and instr.mul:
+        if instr.accumulate:
+            raise ValueError(f"layer {instr.layer}: VMUL (VADD with mul) cannot accumulate")
+        return (x[0] - instr.zero_point_a) * (x[1] - instr.zero_point_b)
     elif instr.mode == ComputeMode.VADD:
         scaled = [
             numerics.rdbpot_unchecked(

@@ -142,6 +142,7 @@ def test_op_registry_names_every_op():
         "AvgPool2d",
         "GlobalAvgPool",
         "Add",
+        "Mul",
         "Concat",
         "Flatten",
         "Activation",

@@ -88,8 +88,8 @@ OUTCOMES: dict[str, tuple[str, ...] | str] = {
     "test_ELU": (),
     "test_Embedding": EMBEDDING,
     "test_Embedding_sparse": EMBEDDING,
-    "test_GLU": ("Split", "Split", "Mul"),
-    "test_GLU_dim": ("Mul",),
+    "test_GLU": ("Split", "Split"),  # the Mul of the two halves runs as a VMUL
+    "test_GLU_dim": (),  # its Mul runs as a VMUL
     "test_LeakyReLU": (),
     "test_LeakyReLU_with_negval": (),
     "test_Linear": (),
@@ -160,7 +160,7 @@ def test_every_case_of_the_wheel_has_an_outcome():
         f"{sum(c in passing for c in family)} of {len(family)} pass"
     )
     assert all(c in passing for c in family)
-    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 44, 57)
+    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 45, 57)
 
 
 @pytest.mark.parametrize("case", CASES)

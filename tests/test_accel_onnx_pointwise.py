@@ -24,7 +24,7 @@ from onnxruntime.quantization import QuantFormat
 import sim
 from accel import config, deploy, executor, synthetic
 from accel.frontends.onnx import load, tensor_map
-from accel.graph import Pointwise
+from accel.graph import Mul, Pointwise
 from accel.quantized import QuantizedNetwork, TableQuant, TensorQuant
 from tests.test_accel_onnx import INT8, Graph, compare_int8, int8_weights, ort_quantize, qdq
 from tests.test_accel_onnx_mapped import check_accelerator
@@ -160,9 +160,9 @@ def test_pointwise_of_the_network_input(case):
     check_accelerator(net)
 
 
-def test_a_mul_that_is_not_the_silu_pattern_stays_on_the_host():
-    """Sigmoid(x) * z (squeeze-and-excitation's gate), and x * Sigmoid(x) whose Sigmoid has
-    another reader: the Sigmoid is a table, the Mul runs on the host."""
+def test_a_mul_that_is_not_the_silu_pattern_is_a_vmul():
+    """z * Sigmoid(x) of one shape, and x * Sigmoid(x) whose Sigmoid has another reader: the
+    Sigmoid is a table, the Mul the vector unit's elementwise product (VMUL)."""
     g = Graph(42)
     c = layer(g, "x", 4, 3, 4, "first")
     s = g.node("Sigmoid", [c], name="gate")
@@ -171,14 +171,16 @@ def test_a_mul_that_is_not_the_silu_pattern_stays_on_the_host():
         {"x": ["N", 3, 5, 5], "z": ["N", 4, 5, 5]}, {"y": 4}, in_type=DOUBLE, out_type=DOUBLE
     )
     net = load(m)
-    assert net.op("gate") == Pointwise("sigmoid") and host_ops(net) == ["Mul"]
+    assert net.op("gate") == Pointwise("sigmoid") and host_ops(net) == []
+    assert net.op("scale") == Mul()
     g = Graph(43)
     c = layer(g, "x", 4, 3, 4, "first")
     s = g.node("Sigmoid", [c], "s", name="act")
     g.node("Mul", [c, s], "y", name="mul")
     m = g.model({"x": ["N", 3, 5, 5]}, {"y": 4, "s": 4}, in_type=DOUBLE, out_type=DOUBLE)
     net = load(m)
-    assert net.op("act") == Pointwise("sigmoid") and host_ops(net) == ["Mul"]
+    assert net.op("act") == Pointwise("sigmoid") and host_ops(net) == []
+    assert net.op("mul") == Mul()
 
 
 def test_hardsigmoid_times_x_with_other_parameters_is_not_hardswish():
@@ -187,14 +189,15 @@ def test_hardsigmoid_times_x_with_other_parameters_is_not_hardswish():
     h = g.node("HardSigmoid", [c], name="act", alpha=0.2, beta=0.5)
     g.node("Mul", [c, h], "y", name="mul")
     net = load(g.model({"x": ["N", 3, 5, 5]}, {"y": 4}, in_type=DOUBLE, out_type=DOUBLE))
-    assert net.op("act") == Pointwise("hardsigmoid") and host_ops(net) == ["Mul"]
+    assert net.op("act") == Pointwise("hardsigmoid") and host_ops(net) == []
+    assert net.op("mul") == Mul()  # x * HardSigmoid(x): a VMUL, not the HardSwish table
 
 
 @pytest.mark.parametrize(
     ("divisor", "half", "host"),
     [
-        (1.5, 0.5, ["Div", "Erf", "Add", "Mul", "Mul"]),
-        (np.sqrt(2), 0.25, ["Div", "Erf", "Add", "Mul", "Mul"]),
+        (1.5, 0.5, ["Div", "Erf", "Add", "Mul"]),  # x * (...) is a VMUL, the Mul by 0.5 not
+        (np.sqrt(2), 0.25, ["Div", "Erf", "Add", "Mul"]),
     ],
 )
 def test_a_decomposition_that_is_not_gelu_stays_on_the_host(divisor, half, host):
@@ -274,7 +277,7 @@ def test_onnxruntime_quantised_activation_matches_onnxruntime(op, fmt, tmp_path)
     """onnxruntime's static quantiser (QDQ; QOperator: QLinearSigmoid, QLinearLeakyRelu, the
     others between DequantizeLinear and QuantizeLinear): conv -> activation -> conv within one
     step of onnxruntime, 99 % equal. Its QDQ SiLU quantises the Sigmoid's output before the
-    Mul, which runs on the host; its QOperator SiLU (a com.microsoft QLinearMul) is rejected."""
+    Mul, which runs as a VMUL; its QOperator SiLU (a com.microsoft QLinearMul) is rejected."""
     g = Graph(46)
     w, b = g.randn("w", (4, 3, 3, 3)), g.randn("b", (4,))
     c = g.node("Conv", ["x", w, b], "c", name="conv", pads=[1] * 4)
@@ -286,7 +289,7 @@ def test_onnxruntime_quantised_activation_matches_onnxruntime(op, fmt, tmp_path)
             load(model)
         return
     qnet, max_diff, exact = compare_int8(model, optimize=fmt == QuantFormat.QOperator)
-    assert host_ops(qnet) == (["Mul"] if op == "silu" else [])
+    assert host_ops(qnet) == []
     (table,) = [n for n in qnet.network.order() if isinstance(qnet.network.op(n), Pointwise)]
     assert isinstance(qnet.layers[table], TableQuant)
     assert max_diff <= 1 and exact >= 0.99

@@ -382,9 +382,12 @@ def computes(draw, config: AccelConfig):
     ct = draw(st.integers(1, 2))
     kh, kw = draw(st.integers(1, 2)), draw(st.integers(1, 3))
     passes = 2 if mode == ComputeMode.VADD else ct * kh * kw
+    mul = int(mode == ComputeMode.VADD and draw(st.booleans()))  # VMUL
     instr = Compute(
         mode=mode,
-        accumulate=draw(st.integers(0, 1)),
+        mul=mul,
+        broadcast_b=draw(st.integers(0, 1)),  # ignored outside VADD
+        accumulate=0 if mul else draw(st.integers(0, 1)),
         in_base=draw(st.integers(0, INPUT_WORDS - 1)),
         in_base_b=draw(st.integers(0, INPUT_WORDS - 1)),
         ct_count=ct,
@@ -563,8 +566,19 @@ def test_compute_reads_a_row_in_the_cycle_of_its_write():
             multiplier_a=1 << 30,
             multiplier_b=(1 << 31) - 1,
         ),
+        Compute(mode=V.VADD, mul=1, out_w=2, image_w=8, acc_base=4, in_base_b=9, zero_point_b=3),
+        Compute(
+            mode=V.VADD,
+            mul=1,
+            broadcast_b=1,
+            out_w=3,
+            image_w=8,
+            acc_base=4,
+            in_base_b=9,
+            zero_point_a=-2,
+        ),
     ],
-    ids=["array", "vsum", "vadd"],
+    ids=["array", "vsum", "vadd", "vmul", "vmul-broadcast"],
 )
 @pytest.mark.parametrize(("rows", "cols"), SHAPES)
 def test_compute_done_is_the_first_cycle_the_last_write_is_visible(rows, cols, instr):
@@ -584,6 +598,27 @@ def test_compute_done_is_the_first_cycle_the_last_write_is_visible(rows, cols, i
         values = run.probed[c, row]
         assert values[visible] == final[row, c] != values[visible - 1]
         assert set(values[visible:]) == {final[row, c]}
+
+
+def test_compute_vmul_streams_match_the_contract_the_trace_and_the_model():
+    """VMUL (VADD with ``mul``), same shape and with operand b broadcast over the tile, after
+    an ARRAY pass and a VADD, on rows that follow each other: data, starts and dones."""
+    config = make_config(3, 4)
+    instrs = [
+        fit(i)
+        for i in [
+            Compute(ct_count=2, out_w=4, acc_base=0),
+            Compute(mode=V.VADD, mul=1, out_h=2, out_w=3, tile_w=3, image_h=2, image_w=3,
+                    in_base=0, in_base_b=20, zero_point_a=-128, zero_point_b=127, acc_base=8),
+            Compute(mode=V.VADD, mul=1, broadcast_b=1, out_h=2, out_w=2, tile_w=2, image_h=2,
+                    image_w=2, in_base=4, in_base_b=31, zero_point_a=5, acc_base=16),
+            Compute(mode=V.VADD, out_w=2, acc_base=24, in_base_b=7, multiplier_a=1 << 30,
+                    multiplier_b=1 << 30),
+            Compute(mode=V.VADD, mul=1, broadcast_b=1, out_w=1, acc_base=30, in_base_b=3),
+        ]
+    ]  # fmt: skip
+    run = check(config, instrs, np.random.default_rng(12))
+    assert run.dones == [e.done for e in contract(instrs, config)]
 
 
 def test_compute_runs_on_the_dma_buffers():

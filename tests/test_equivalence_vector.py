@@ -24,13 +24,15 @@ def test_vector_passes_equal_sim_vector(data):
     config = small_config(rows, cols)
     lanes = min(rows, cols)
     mode = data.draw(st.sampled_from([ComputeMode.VMAX, ComputeMode.VSUM, ComputeMode.VADD]))
+    mul = int(mode == ComputeMode.VADD and data.draw(st.booleans()))  # VMUL
     passes = 2 if mode == ComputeMode.VADD else data.draw(st.integers(1, 3))
     pixels = data.draw(st.integers(1, 3))
     seed = data.draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     instr = Compute(
         mode=mode,
-        accumulate=int(rng.integers(2)),
+        accumulate=0 if mul else int(rng.integers(2)),
+        mul=mul,
         ct_count=passes if mode != ComputeMode.VADD else 1,
         out_w=pixels,
         zero_point_a=int(rng.integers(-128, 128)),
@@ -54,6 +56,7 @@ def test_vector_passes_equal_sim_vector(data):
                 zp=instr.zero_point_b if vadd_b else instr.zero_point_a,
                 multiplier=instr.multiplier_b if vadd_b else instr.multiplier_a,
                 shift=instr.shift_b if vadd_b else instr.shift_a,
+                mul=mul,
             )
             for v in range(pixels)
         ]

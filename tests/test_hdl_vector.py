@@ -26,11 +26,12 @@ from tests.references import INT32_MAX, INT32_MIN, wrap32
 SHAPES = [(2, 2), (3, 4), (4, 3)]  # lanes = min(rows, cols); rows > cols and rows < cols
 
 
-def word(x, mode, *, overwrite=0, zp=0, multiplier=0, shift=0) -> dict:
+def word(x, mode, *, overwrite=0, zp=0, multiplier=0, shift=0, mul=0) -> dict:
     return {
         "x": [int(v) for v in x],
         "mode": mode,
         "overwrite": overwrite,
+        "mul": mul,
         "zero_point": zp,
         "multiplier": multiplier,
         "shift": shift,
@@ -47,9 +48,10 @@ def reference(w: dict, acc: list[int], cols: int) -> list[int]:
             out.append(0)
             continue
         x, zp = w["x"][k], w["zero_point"]
+        vmul = w["mode"] == ComputeMode.VADD and w["mul"]
         if w["mode"] == ComputeMode.VMAX:
             term = x
-        elif w["mode"] == ComputeMode.VSUM:
+        elif w["mode"] == ComputeMode.VSUM or vmul:
             term = x - zp
         else:
             high = numerics.saturating_rounding_doubling_high_mul((x - zp) << 20, w["multiplier"])
@@ -58,6 +60,9 @@ def reference(w: dict, acc: list[int], cols: int) -> list[int]:
             out.append(int(term))
         elif w["mode"] == ComputeMode.VMAX:
             out.append(max(acc[k], int(term)))
+        elif vmul:  # the row's low 9 bits, signed (x_a - za after VMUL's first pass)
+            low = (acc[k] + 256) % 512 - 256
+            out.append(low * int(term))
         else:
             out.append(wrap32(acc[k] + int(term)))
     return out
@@ -116,6 +121,15 @@ EDGES = [
     (-128, ComputeMode.VSUM, 0, 127, 0, 0, INT32_MIN),  # wraps the other way
     (-128, ComputeMode.VSUM, 1, 127, 0, 0, 99),
 ]
+#: VMUL words (VADD with mul): (x, overwrite, zp, acc); the row holds x_a - za.
+MUL_EDGES = [
+    (-128, 0, 127, -255),  # (-255) * (-255) = 65025, the largest product
+    (127, 0, -128, -255),  # 255 * (-255)
+    (127, 0, -128, 255),
+    (0, 0, 0, 0),
+    (-128, 1, 127, 77),  # the first pass: x - za overwrites
+    (5, 0, 5, -200),  # a zero factor
+]
 
 
 @pytest.mark.parametrize(("rows", "cols"), SHAPES)
@@ -128,9 +142,15 @@ def test_vector_edge_cases_equal_the_numerics(rows, cols):
         xs = [int(np.clip(x - k if x > 0 else x + k, -128, 127)) for k in range(rows)]
         words.append(word(xs, mode, overwrite=overwrite, zp=zp, multiplier=m, shift=sh))
         accs.append([acc] * cols)
+    for x, overwrite, zp, acc in MUL_EDGES:
+        xs = [int(np.clip(x - k if x > 0 else x + k, -128, 127)) for k in range(rows)]
+        words.append(word(xs, ComputeMode.VADD, overwrite=overwrite, zp=zp, mul=1))
+        accs.append([acc] * cols)
     got = run_words(config, words, accs, [0] * len(words))
     for w, a, g in zip(words, accs, got, strict=True):
         assert g == reference(w, a, cols), w
+        if w["mul"] and not w["overwrite"] and w["x"][0] == -128 and a[0] == -255:
+            assert g[0] == 65025
         assert g[lanes:] == [0] * (cols - lanes)
 
 
@@ -156,6 +176,7 @@ def words_and_rows(draw, rows: int, cols: int):
         zp=draw(edge_biased(-128, 127, [-128, 0, 127])),
         multiplier=draw(edge_biased(INT32_MIN, INT32_MAX, [INT32_MIN, 0, 1 << 30, INT32_MAX])),
         shift=draw(edge_biased(0, 63, [0, 1, 31, 32, 63])),
+        mul=draw(st.integers(0, 1)),  # ignored outside VADD
     )
     return w, acc, draw(st.integers(0, 2))
 

@@ -42,6 +42,7 @@ from accel.program import LayerInfo
 from accel.quantized import (
     AddQuant,
     ConvQuant,
+    MulQuant,
     PoolQuant,
     PReluQuant,
     QuantizedNetwork,
@@ -120,7 +121,7 @@ def pixelwise(net: g.Network, node: str) -> bool:
     srcs = [net.inputs(s)[0] if isinstance(net.op(s), g.Flatten) else s for s in net.inputs(node)]
     if not srcs or any(chw(net, n)[1:] != (1, 1) for n in (node, *srcs)):
         return False
-    if isinstance(op, g.Linear | g.Add | g.Pointwise | g.GlobalAvgPool):
+    if isinstance(op, g.Linear | g.Add | g.Mul | g.Pointwise | g.GlobalAvgPool):
         return True
     if isinstance(op, g.Conv2d | g.MaxPool2d | g.AvgPool2d):
         return op.kernel == (1, 1) and op.stride == (1, 1) and not any(op.padding)
@@ -260,6 +261,23 @@ def lower_other_layer(em: Emitter, node: str, layout) -> dict:
             "shift_a": aq.input_shifts[0],
             "multiplier_b": aq.input_multipliers[1],
             "shift_b": aq.input_shifts[1],
+        }
+        return lower_vector(em, node, [a, b], y, Window(), ComputeMode.VADD, post, params, extra)
+    if isinstance(op, g.Mul):
+        mq = layer_quant(em, node, MulQuant)
+        a, b = (layout(s) for s in srcs)
+        post = Post(
+            mode=PostMode.REQUANT,
+            out_zero_point=y.zero_point,
+            act_min=mq.act_min,
+            act_max=mq.act_max,
+        )
+        params = np.array([0, mq.multiplier, mq.shift])
+        extra = {
+            "mul": 1,
+            "broadcast_b": int((b.height, b.width) != (a.height, a.width)),
+            "zero_point_a": a.zero_point,
+            "zero_point_b": b.zero_point,
         }
         return lower_vector(em, node, [a, b], y, Window(), ComputeMode.VADD, post, params, extra)
     if isinstance(op, g.Pointwise):

@@ -1,11 +1,14 @@
-"""Lowering of the vector-unit layers: pooling (VMAX, VSUM) and the residual add (VADD).
+"""Lowering of the vector-unit layers: pooling (VMAX, VSUM), the residual add (VADD) and the
+elementwise product (VMUL: VADD with ``mul``).
 
 ``lower_vector(em, node, sources, y, window, mode, post, params, extra) -> mapping`` appends
 one layer's instructions to the :class:`~accel.compiler.emit.Emitter`: for each output tile
 and each group of channel tiles, load the input windows of every operand, then per channel
 tile COMPUTE (through the same window generator as the array), POST and STORE. Channel
 tiles are independent here (no reduction across them). ``params`` is the one parameter word
-(bias, multiplier, shift) every channel shares, or ``None`` (max pooling).
+(bias, multiplier, shift) every channel shares, or ``None`` (max pooling). A per-channel
+broadcast operand b (``extra["broadcast_b"]``, an ``(C, 1, 1)`` tensor) loads its one pixel
+per channel tile at the start of its operand slot, where the COMPUTE reads it for every pixel.
 
 A sum over the whole image (a global average pool) whose window does not fit the input
 buffer (the whole of it, or half per channel tile when several are loaded at once), or is
@@ -90,6 +93,7 @@ def lower_vector(
         in_slots, slot_words = 1, em.in_ring.capacity
         chunk = 1
     block = vector_block(em, x, window, mode, extra)
+    broadcast = bool(extra.get("broadcast_b"))
     groups = [
         (tile, range(lo, min(n_ct, lo + chunk)))
         for tile in out_tiles
@@ -97,8 +101,9 @@ def lower_vector(
     ]
     if len(out_tiles) * n_ct >= VECTOR_MIN:
         lower_columns(
-            em, sources, y, window, groups, (in_slots, slot_words), layer_params, post, block
-        )
+            em, sources, y, window, groups, (in_slots, slot_words), layer_params, post, block,
+            broadcast,
+        )  # fmt: skip
         out_tiles_left = []
     else:
         out_tiles_left = out_tiles
@@ -116,8 +121,15 @@ def lower_vector(
             bases = []
             for i, src in enumerate(sources):
                 base = slot_base + i * per_operand
-                ct_stride = em.load_input_tile(src, origin, (ih, iw), base, cts, lanes, in_range)
                 bases.append(base)
+                if i == 1 and broadcast:  # one pixel per channel tile, at a's channel stride
+                    for j, ct in enumerate(cts):
+                        em.load_input_tile(
+                            src, (0, 0), (1, 1), base + j * ih * iw, range(ct, ct + 1), lanes,
+                            in_range,
+                        )  # fmt: skip
+                    continue
+                ct_stride = em.load_input_tile(src, origin, (ih, iw), base, cts, lanes, in_range)
             base_b = bases[1] if operands > 1 else 0
             for i, ct in enumerate(cts):
                 acc_base = em.next_acc_slot()
@@ -140,7 +152,7 @@ def lower_vector(
                 em.post_and_store(acc_base, pw, post, y, tile, ct * lanes, lanes)
     return {
         "unit": "vector",
-        "mode": mode.name,
+        "mode": "VMUL" if extra.get("mul") else mode.name,
         "tile": [tiling.tile_h, tiling.tile_w],
         "tiles": len(out_tiles),
         "c_tiles": n_ct,
@@ -258,10 +270,11 @@ def lower_columns(
     params: Params | None,
     post: Post,
     block: Block,
+    broadcast: bool = False,
 ) -> None:
     """The whole layer in numpy columns: the same instructions, in the same program order,
     as the loop of :func:`lower_vector` over the ``groups`` (an output tile and the
-    channel tiles loaded at once)."""
+    channel tiles loaded at once; ``broadcast``: operand b is one pixel, read for all)."""
     lanes, operands = em.config.vector_lanes, len(sources)
     (sh, sw), (top, _, left, _) = window.stride, window.padding
 
@@ -274,7 +287,10 @@ def lower_columns(
         per_operand = len(cts) * ih * iw
         rows.append((p0, q0, th, tw, *origin, iw, ih * iw, slot, slot + operands * per_operand))
         for i, src in enumerate(sources):
-            found = input_window(src, origin, (ih, iw), slot + i * per_operand)
+            if i == 1 and broadcast:
+                found = input_window(src, (0, 0), (1, 1), slot + i * per_operand)
+            else:
+                found = input_window(src, origin, (ih, iw), slot + i * per_operand)
             if found is not None:
                 loads.append((g, i, *found))
     p0, q0, th, tw, h0, w0, width, ct_stride, in_lo, in_hi = np.array(rows, dtype=np.int64).T

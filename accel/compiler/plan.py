@@ -184,6 +184,7 @@ POST_PRODUCERS = (
     g.ConvTranspose2d,
     g.Linear,
     g.Add,
+    g.Mul,
     g.MaxPool2d,
     g.AvgPool2d,
     g.GlobalAvgPool,
@@ -219,6 +220,7 @@ VIEW_READERS = (
     g.AvgPool2d,
     g.GlobalAvgPool,
     g.Add,
+    g.Mul,
     g.Pointwise,
     g.Upsample,
     g.ChannelSlice,
@@ -415,7 +417,7 @@ def constant_bound(net: g.Network, config: AccelConfig, im2col: dict[str, Im2col
                 src = net.inputs(src)[0]
             c, h, w = chw(net, src)
             k, taps = op.out_features, h * w
-        elif isinstance(op, g.AvgPool2d | g.GlobalAvgPool | g.Add):
+        elif isinstance(op, g.AvgPool2d | g.GlobalAvgPool | g.Add | g.Mul):
             total += ceil_div(config.param_word_bytes, CONST_ALIGN) * CONST_ALIGN
             continue
         elif isinstance(op, g.Pointwise):

@@ -9,14 +9,14 @@ than 11 is upgraded with ``onnx.version_converter``), then walks the graph once,
   it, the Shape of a tensor whose shape is static) is evaluated with ``onnx.reference`` and
   becomes a constant: Shape / Gather / Concat / ConstantOfShape / Cast ... chains disappear;
 * an op with a handler becomes accelerator ops (Conv2d, ConvTranspose2d, Linear, pools, Add,
-  Pointwise activations such as Sigmoid and GELU, the layout ops Upsample (nearest Resize),
-  ChannelSlice (channel Slice / Split), DepthToSpace (DCR), SpaceToDepth, ...), its
-  attributes mapped exactly; 1-D ``(N, C, L)`` tensors run as 2-D with ``H = 1`` and
-  ``(N, F)`` tensors as vectors;
+  Mul (one shape, or a per-channel ``(N, C, 1, 1)`` broadcast), Pointwise activations such
+  as Sigmoid and GELU, the layout ops Upsample (nearest Resize), ChannelSlice (channel Slice /
+  Split), DepthToSpace (DCR), SpaceToDepth, ...), its attributes mapped exactly; 1-D ``(N, C,
+  L)`` tensors run as 2-D with ``H = 1`` and ``(N, F)`` tensors as vectors;
 * an op without an accelerator mapping (no handler, or a form the handler does not map:
-  Softmax, a Mul that is not ``x * Sigmoid(x)``, a reflect Pad, a quantised ConvTranspose,
-  dilated MaxPool, a broadcasting Add, a Reshape that is not a flatten, ...) becomes an
-  :class:`accel.graph.HostOp` (:func:`accel.host.host_op`), run on the host with ONNX's
+  Softmax, a Mul of a constant or of other broadcast shapes, a reflect Pad, a quantised
+  ConvTranspose, dilated MaxPool, a broadcasting Add, a Reshape that is not a flatten, ...)
+  becomes an :class:`accel.graph.HostOp` (:func:`accel.host.host_op`), run on the host with ONNX's
   reference implementation;
   ``load(..., host=False)`` rejects it instead, naming the node and the op.
 
@@ -69,8 +69,8 @@ import onnx.external_data_helper
 from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, numpy_helper
 
+from accel import golden, numerics
 from accel import host as host_ops
-from accel import numerics
 from accel.files import read_bytes
 from accel.frontends import prepare
 from accel.frontends.prepare import MIN_OPSET
@@ -90,6 +90,7 @@ from accel.graph import (
     Input,
     Linear,
     MaxPool2d,
+    Mul,
     Network,
     Op,
     Pointwise,
@@ -104,6 +105,7 @@ from accel.graph import (
 from accel.quantized import (
     AddQuant,
     ConvQuant,
+    MulQuant,
     PoolQuant,
     QuantizedNetwork,
     TableQuant,
@@ -881,7 +883,7 @@ class _Importer:
                 raise node.error(
                     f"{what} reads tensor {name!r} as {q}, but it is quantised as {actual}"
                 )
-        layers: dict[str, ConvQuant | PoolQuant | AddQuant | TableQuant] = {}
+        layers: dict[str, ConvQuant | PoolQuant | AddQuant | MulQuant | TableQuant] = {}
         for name in fused.layers():
             op = fused.op(name)
             label = f"node {name!r} ({self.op_types[name]})"
@@ -896,6 +898,8 @@ class _Importer:
                     layers[name] = PoolQuant(*multiplier_for(real, "pool rescale"))
                 elif isinstance(op, Add):
                     layers[name] = AddQuant.for_scales(t_ins, t_out, op.activation)
+                elif isinstance(op, Mul):
+                    layers[name] = MulQuant.for_scales(t_ins, t_out)
                 elif isinstance(op, Pointwise):
                     layers[name] = TableQuant.for_function(op, t_ins[0], t_out)
             except _NodeError:
@@ -2003,6 +2007,36 @@ def _sum_of(imp: _Importer, node: _Node) -> None:
     imp.define(node.outputs[0], imp.add(node, Add, xs), dims[0])
 
 
+def _mul(imp: _Importer, node: _Node) -> None:
+    """A Mul of two computed tensors of one shape, or of an ``(N, C, H, W)`` tensor and an
+    ``(N, C, 1, 1)`` one in either order (the squeeze-and-excitation gate): the vector
+    unit's VMUL, the broadcast operand second. Anything else runs on the host."""
+    node.attrs()
+    for index, tensor in enumerate(node.inputs):
+        if tensor in imp.consts:
+            raise node.unmapped(
+                f"input {index} ({tensor!r}) is a constant; a Mul of a constant maps only as "
+                "a per-channel scale folded into the Conv before it"
+            )
+    xs = [imp.activation(node, i) for i in range(len(node.inputs))]
+    dims = [imp.dims_of(node, i) for i in range(len(node.inputs))]
+    if len(xs) != 2:
+        raise node.error(f"{len(xs)} inputs; Mul takes two")
+    if xs[0] == xs[1]:
+        raise node.unmapped("multiplies a tensor by itself")
+    shapes = [imp.net.shape(x) for x in xs]
+    if shapes[0] != shapes[1] and shapes[0][1:] == (1, 1) and shapes[1][1:] != (1, 1):
+        xs, dims, shapes = xs[::-1], dims[::-1], shapes[::-1]  # the broadcast operand second
+    if not golden.mul_broadcast_ok((1, *shapes[0]), (1, *shapes[1])) or (
+        dims[0] != dims[1] and tuple(shapes) != tuple(map(tuple, dims))
+    ):
+        raise node.unmapped(
+            f"input shapes {dims}: the accelerator multiplies one shape, or (N, C, H, W) by "
+            "(N, C, 1, 1)"
+        )
+    imp.define(node.outputs[0], imp.add(node, Mul, xs), dims[0])
+
+
 def _sum(imp: _Importer, node: _Node) -> None:
     node.attrs()
     if len(node.inputs) == 1:
@@ -2555,6 +2589,7 @@ def _qlinear_pointwise(function: str) -> Callable[[_Importer, _Node], None]:
 #: Default-domain ONNX op -> handler.
 HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "Add": _add,
+    "Mul": _mul,
     "AveragePool": partial(_pool, average=True),
     "BatchNormalization": _batch_norm,
     "Clip": _clip,
