@@ -432,6 +432,13 @@ def fold_zero_point_into_bias(
     return folded.astype(np.int32)
 
 
+def _check_int32_accumulators(acc: NDArray) -> None:
+    """Raise ValueError naming the first value of ``acc`` outside int32 (the accumulator)."""
+    if acc.size and (acc.min() < INT32_MIN or acc.max() > INT32_MAX):
+        bad = int(acc.min()) if acc.min() < INT32_MIN else int(acc.max())
+        raise ValueError(f"accumulator value {bad} overflows int32")
+
+
 def qconv2d(
     x_q: NDArray[np.int8],
     w_q: NDArray[np.int8],
@@ -502,9 +509,7 @@ def qconv2d(
         groups=groups,
         pad_value=x_zero_point,
     )
-    if acc.size and (acc.min() < INT32_MIN or acc.max() > INT32_MAX):
-        bad = int(acc.min()) if acc.min() < INT32_MIN else int(acc.max())
-        raise ValueError(f"accumulator value {bad} overflows int32")
+    _check_int32_accumulators(acc)
     return requantize(acc, multiplier, shift, out_zero_point, act_min, act_max, axis=1)
 
 
@@ -569,9 +574,7 @@ def qconv_transpose2d(
         dilation=dilation,
         groups=groups,
     )
-    if acc.size and (acc.min() < INT32_MIN or acc.max() > INT32_MAX):
-        bad = int(acc.min()) if acc.min() < INT32_MIN else int(acc.max())
-        raise ValueError(f"accumulator value {bad} overflows int32")
+    _check_int32_accumulators(acc)
     return requantize(acc, multiplier, shift, out_zero_point, act_min, act_max, axis=1)
 
 
