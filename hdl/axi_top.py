@@ -66,12 +66,7 @@ class AxiLiteAccelerator(wiring.Component):
         self._core = Accelerator(
             config, load_queue=load_queue, inflight=inflight, counter_bits=COUNTER_BITS
         )
-        controlled = core_members()
-        passed = {
-            name: member
-            for name, member in self._core.signature.members.items()
-            if name not in controlled
-        }
+        passed = _passed_members(self._core.signature, core_members())
         super().__init__({"s_axil": In(axi_lite.Signature(addr_width)), "irq": Out(1), **passed})
 
     @property
@@ -99,16 +94,7 @@ class AxiLiteAccelerator(wiring.Component):
                 m.d.comb += getattr(core, name).eq(getattr(regs, name))
             else:
                 m.d.comb += getattr(regs, name).eq(getattr(core, name))
-        for name, member in self.signature.members.items():
-            if name in ("s_axil", "irq"):
-                continue
-            ours, theirs = getattr(self, name), getattr(core, name)
-            if member.is_signature:
-                connect(m, flipped(ours), theirs)
-            elif member.flow == In:
-                m.d.comb += theirs.eq(ours)
-            else:
-                m.d.comb += ours.eq(theirs)
+        _pass_through(m, self, core, exclude=("s_axil", "irq"))
         return m
 
 
@@ -150,11 +136,7 @@ class AxiAccelerator(wiring.Component):
         self._inner = AxiLiteAccelerator(
             config, addr_width=addr_width, load_queue=load_queue, inflight=inflight
         )
-        passed = {
-            name: member
-            for name, member in self._inner.signature.members.items()
-            if name not in _DRAM_PORTS
-        }
+        passed = _passed_members(self._inner.signature, _DRAM_PORTS)
         super().__init__({**passed, "m_axi": Out(self._master.axi.signature)})
 
     @property
@@ -179,14 +161,22 @@ class AxiAccelerator(wiring.Component):
         connect(m, inner.w, master.w)
         m.d.comb += inner.b.eq(master.b)
         connect(m, master.axi, flipped(self.m_axi))
-        for name, member in self.signature.members.items():
-            if name == "m_axi":
-                continue
-            ours, theirs = getattr(self, name), getattr(inner, name)
-            if member.is_signature:
-                connect(m, flipped(ours), theirs)
-            elif member.flow == In:
-                m.d.comb += theirs.eq(ours)
-            else:
-                m.d.comb += ours.eq(theirs)
+        _pass_through(m, self, inner, exclude=("m_axi",))
         return m
+
+
+def _passed_members(signature, exclude) -> dict:
+    """The members of ``signature`` a wrapper passes through: all but ``exclude``."""
+    return {name: member for name, member in signature.members.items() if name not in exclude}
+
+
+def _pass_through(m: Module, outer, inner, *, exclude) -> None:
+    """Wire every port of ``outer`` except ``exclude`` to ``inner``'s port of that name."""
+    for name, member in _passed_members(outer.signature, exclude).items():
+        ours, theirs = getattr(outer, name), getattr(inner, name)
+        if member.is_signature:
+            connect(m, flipped(ours), theirs)
+        elif member.flow == In:
+            m.d.comb += theirs.eq(ours)
+        else:
+            m.d.comb += ours.eq(theirs)
