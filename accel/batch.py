@@ -86,11 +86,7 @@ def run(
         if not compute:
             return [deploy.run(deployment, None, backend)]
         feeds = [synthetic.random_int8_inputs(qnet, seed + i) for i in range(images)]
-        stacked = {
-            name: np.stack([feed[name].reshape(feed[name].shape[-3:]) for feed in feeds])
-            for name in feeds[0]
-        }
-        return [deploy.run(deployment, stacked, backend)]
+        return [deploy.run(deployment, synthetic.stack_images(feeds), backend)]
     if not compute:
         return [deploy.run(deployment, None, backend)]
     return [

@@ -22,6 +22,7 @@ __all__ = [
     "random_int8_inputs",
     "random_program_inputs",
     "random_weights",
+    "stack_images",
     "weight_std",
 ]
 
@@ -122,6 +123,16 @@ def random_program_inputs(program, seed: int = 0) -> dict[str, np.ndarray]:
     shapes = {name: (t.channels, t.height, t.width) for name, t in program.inputs.items()}
     images = [_uniform_int8(shapes, seed + i) for i in range(program.batch)]
     return {name: np.concatenate([image[name] for image in images]) for name in shapes}
+
+
+def stack_images(feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-image input feeds (each ``(1, C, H, W)``, or ``(1, C, L)`` / ``(1, F)`` as the
+    network's inputs are) as one feed of a batch program: every input ``(images, C, H, W)``,
+    image ``i`` at ``[i]``."""
+    return {
+        name: np.stack([feed[name].reshape(feed[name].shape[-3:]) for feed in feeds])
+        for name in feeds[0]
+    }
 
 
 def _uniform_int8(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:

@@ -36,7 +36,7 @@ from accel.deploy import Deployment, HostStep, alone, deploy
 from accel.isa import Engine
 from accel.program import Program
 from accel.quantized import QuantizedNetwork
-from accel.synthetic import random_int8_inputs, random_program_inputs
+from accel.synthetic import random_int8_inputs, random_program_inputs, stack_images
 
 __all__ = [
     "BACKENDS",
@@ -511,12 +511,14 @@ def _verify_batch(
     stage("compiling")
     with _timed(seconds, "compile"):
         program = compile(qnet, config, keep_tensors=True, batch=images)
-    inputs = {
-        name: np.stack([feed[name].reshape(feed[name].shape[-3:]) for feed in feeds])
-        for name in program.inputs
-    }
     checks, model_cycles, rtl_cycles, counters, _ = _check_program(
-        program, program.make_image(inputs), expected, backend, seconds, stage, **options
+        program,
+        program.make_image(stack_images(feeds)),
+        expected,
+        backend,
+        seconds,
+        stage,
+        **options,
     )
     return Verification(
         qnet.network.name,

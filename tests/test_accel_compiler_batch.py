@@ -19,11 +19,7 @@ from tests.layers import prelu_qnet, quantized, zoo_qnet
 def batch_inputs(qnet, images: int, seed: int = 0):
     """Per image feeds (seeds ``seed + i``), and the same stacked with the batch first."""
     feeds = [synthetic.random_int8_inputs(qnet, seed + i) for i in range(images)]
-    stacked = {
-        name: np.stack([feed[name].reshape(feed[name].shape[-3:]) for feed in feeds])
-        for name in feeds[0]
-    }
-    return feeds, stacked
+    return feeds, synthetic.stack_images(feeds)
 
 
 def weight_bytes_per_layer(program: Program) -> list[int]:
