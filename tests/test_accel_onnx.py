@@ -1020,9 +1020,10 @@ FLOAT_REJECTIONS = {
         r"node 'n' \(Clip\): Clip\(min=-1.0, max=1.0\) is not supported; only min=0 without",
     ),
     "clip max only": (clip_max_only, r"node 'n' \(Clip\): Clip\(min=None, max=6.0\)"),
-    "maxpool dilations": (
-        lambda: single("MaxPool", kernel_shape=[2, 2], dilations=[2, 2]),
-        r"node 'n' \(MaxPool\): attribute dilations=\[2, 2\] is not supported: dilated pooling",
+    "averagepool dilations": (
+        lambda: single("AveragePool", kernel_shape=[2, 2], dilations=[2, 2], opset=19),
+        r"node 'n' \(AveragePool\): attribute dilations=\[2, 2\] is not supported: dilated "
+        "average pooling",
     ),
     "maxpool storage_order": (
         lambda: single("MaxPool", kernel_shape=[2, 2], storage_order=1),

@@ -228,7 +228,7 @@ def lower_other_layer(em: Emitter, node: str, layout) -> dict:
         if isinstance(op, g.GlobalAvgPool):
             window = Window(chw(net, srcs[0])[1:])  # the image's, not a batch's as pixels
         else:
-            window = Window(op.kernel, op.stride, (1, 1), op.padding)
+            window = Window(op.kernel, op.stride, getattr(op, "dilation", (1, 1)), op.padding)
         if isinstance(op, g.MaxPool2d):
             post = Post(mode=PostMode.PASS)
             return lower_vector(

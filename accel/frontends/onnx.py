@@ -1743,8 +1743,9 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
     attrs = _as_2d(node, attrs, image)
     kernel = _pair_attr(node, "kernel_shape", attrs["kernel_shape"], 1, 1)
     stride = _pair_attr(node, "strides", attrs["strides"], 1, 1)
-    if _pair_attr(node, "dilations", attrs["dilations"], 1, 1) != (1, 1):
-        raise node.unmapped_attr("dilations", dilations, "dilated pooling is not supported")
+    dilation = _pair_attr(node, "dilations", attrs["dilations"], 1, 1)
+    if average and dilation != (1, 1):
+        raise node.unmapped_attr("dilations", dilations, "dilated average pooling is not supported")
     if attrs.get("storage_order", 0) != 0:
         raise node.unmapped_attr(
             "storage_order", attrs["storage_order"], "only 0 (row major) is supported"
@@ -1756,7 +1757,7 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
         raise node.unmapped_attr(
             "ceil_mode", ceil_mode, f"not supported with auto_pad={attrs['auto_pad']!r}"
         )
-    padding = _window_pads(node, attrs, (h, w), kernel, stride, (1, 1))
+    padding = _window_pads(node, attrs, (h, w), kernel, stride, dilation)
     include_pad = bool(attrs.get("count_include_pad"))
     whole = all(
         size + begin + end - k < s and begin + size <= k and not ceil_mode
@@ -1770,7 +1771,8 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
         imp.define(node.outputs[0], name, _out_dims(imp, name, image))
         return
     if padding[0] != padding[1] or padding[2] != padding[3]:
-        ceil = None if average else _end_pads_as_ceil_mode(padding, (h, w), kernel, stride)
+        undilated_max = not average and dilation == (1, 1)
+        ceil = _end_pads_as_ceil_mode(padding, (h, w), kernel, stride) if undilated_max else None
         if ceil is not None and not ceil_mode:
             padding, ceil_mode = ceil, 1
     if padding[0] != padding[1] or padding[2] != padding[3]:
@@ -1794,7 +1796,7 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
     def make() -> Op:
         if average:
             return AvgPool2d(kernel, stride, padding, bool(ceil_mode), include_pad)
-        return MaxPool2d(kernel, stride, padding, bool(ceil_mode))
+        return MaxPool2d(kernel, stride, padding, bool(ceil_mode), dilation)
 
     name = imp.add(node, make, [x])
     if qlinear:
