@@ -890,7 +890,7 @@ class _Importer:
             t_ins = [tensors[src] for src in fused.inputs(name)]
             t_out = tensors[name]
             try:
-                if isinstance(op, (Conv2d, Linear)):
+                if isinstance(op, (Conv2d, ConvTranspose2d, Linear)):
                     layers[name] = self._conv_quant(label, name, op, t_ins[0], t_out)
                 elif isinstance(op, (AvgPool2d, GlobalAvgPool)):
                     count = avg_pool_count(fused, name)
@@ -910,7 +910,12 @@ class _Importer:
         return QuantizedNetwork(fused, tensors, layers)
 
     def _conv_quant(
-        self, label: str, name: str, op: Conv2d | Linear, t_in: TensorQuant, t_out: TensorQuant
+        self,
+        label: str,
+        name: str,
+        op: Conv2d | ConvTranspose2d | Linear,
+        t_in: TensorQuant,
+        t_out: TensorQuant,
     ) -> ConvQuant:
         layer = self.int_layers.get(name)
         if layer is None:
@@ -1205,8 +1210,9 @@ def _conv_transpose_pads(
 
 
 def _conv_transpose(imp: _Importer, node: _Node) -> None:
-    """A ConvTranspose2d of input 0; 1-D as 2-D over ``(C, 1, L)``. A quantised one (int8
-    weights) runs on the host."""
+    """A ConvTranspose2d of input 0; 1-D as 2-D over ``(C, 1, L)``. In a QDQ model its int8
+    weights ``(C, K/group, ...)`` are quantised per tensor or per slice of axis 1 (output
+    channel ``j`` of every group shares scale ``j``), its bias int32."""
     attrs = node.attrs(
         auto_pad="NOTSET",
         dilations=None,
@@ -1221,8 +1227,6 @@ def _conv_transpose(imp: _Importer, node: _Node) -> None:
     x = imp.activation(node, 0)
     weight, w_q = imp.weight(node, 1, "weight W")
     bias, b_q = imp.weight(node, 2, "bias B") if node.has_input(2) else (None, None)
-    if w_q is not None or b_q is not None:
-        raise node.unmapped("a quantised ConvTranspose is not mapped to the accelerator")
     spatial = image.spatial
     if weight.ndim != spatial + 2:
         layout = "(N, C, H, W)" if spatial == 2 else "(N, C, L)"
@@ -1240,9 +1244,16 @@ def _conv_transpose(imp: _Importer, node: _Node) -> None:
         )
     k = weight.shape[1] * group
     attrs = _conv_transpose_2d_attrs(node, attrs, image)
-    if image.transposed:
-        weight = weight.transpose(0, 1, 3, 2)
-    weight = np.ascontiguousarray(weight.reshape(image.c, weight.shape[1], -1, weight.shape[-1]))
+
+    def stored(value: np.ndarray) -> np.ndarray:  # as the ConvTranspose2d node keeps it
+        if image.transposed:
+            value = value.transpose(0, 1, 3, 2)
+        return np.ascontiguousarray(value.reshape(image.c, value.shape[1], -1, value.shape[-1]))
+
+    int_layer = None
+    if w_q is not None or b_q is not None:
+        int_layer = _int_layer(node, w_q, b_q, bias, 1, k)
+    weight = stored(weight)
     kernel = weight.shape[2:]
     stride = _pair_attr(node, "strides", attrs["strides"], 1, 1)
     dilation = _pair_attr(node, "dilations", attrs["dilations"], 1, 1)
@@ -1280,6 +1291,14 @@ def _conv_transpose(imp: _Importer, node: _Node) -> None:
             raise AssertionError(f"output shape {got} != {attrs['output_shape']}")
     with _named(node):
         imp.net.set_weights(name, weight, bias)
+    if int_layer is not None:
+        scale = int_layer.weight_scale  # one per output channel of a group
+        imp.int_layers[name] = _IntLayer(
+            stored(int_layer.weight),
+            np.tile(scale, k // scale.size),
+            int_layer.bias,
+            int_layer.bias_scale,
+        )
     imp.define(node.outputs[0], name, _out_dims(imp, name, image))
 
 
