@@ -33,7 +33,7 @@ Quantised models (any QuantizeLinear, DequantizeLinear or QLinear* node makes th
   ``DequantizeLinear`` and ``QuantizeLinear`` of activations become int8 layers whose output
   quantisation is that of the ``QuantizeLinear`` after them (after a fused Relu/Clip); a
   Pointwise activation's table maps its input's quantisation to that output quantisation.
-* **QOperator**: QLinearConv, QLinearMatMul, the ``com.microsoft`` QGemm, QLinearAdd,
+* **QOperator**: QLinearConv, QLinearMatMul, the ``com.microsoft`` QGemm, QLinearAdd, QLinearMul,
   QLinearAveragePool, QLinearGlobalAveragePool, QLinearSigmoid and QLinearLeakyRelu, int8
   MaxPool / Flatten / Reshape / Concat, QuantizeLinear at the inputs and DequantizeLinear at
   the outputs.
@@ -2033,16 +2033,24 @@ def _mul(imp: _Importer, node: _Node) -> None:
     ``(N, C, 1, 1)`` one in either order (the squeeze-and-excitation gate): the vector
     unit's VMUL, the broadcast operand second. Anything else runs on the host."""
     node.attrs()
-    for index, tensor in enumerate(node.inputs):
+    if len(node.inputs) != 2:
+        raise node.error(f"{len(node.inputs)} inputs; Mul takes two")
+    name, dims = _add_mul(imp, node, (0, 1))
+    imp.define(node.outputs[0], name, dims)
+
+
+def _add_mul(imp: _Importer, node: _Node, indices: tuple[int, int]) -> tuple[str, tuple]:
+    """The ``Mul`` node of the operands at ``indices`` of ``node`` and its output dims
+    (:func:`_mul`'s rules)."""
+    for index in indices:
+        tensor = node.inputs[index]
         if tensor in imp.consts:
             raise node.unmapped(
                 f"input {index} ({tensor!r}) is a constant; a Mul of a constant maps only as "
                 "a per-channel scale folded into the Conv before it"
             )
-    xs = [imp.activation(node, i) for i in range(len(node.inputs))]
-    dims = [imp.dims_of(node, i) for i in range(len(node.inputs))]
-    if len(xs) != 2:
-        raise node.error(f"{len(xs)} inputs; Mul takes two")
+    xs = [imp.activation(node, i) for i in indices]
+    dims = [imp.dims_of(node, i) for i in indices]
     if xs[0] == xs[1]:
         raise node.unmapped("multiplies a tensor by itself")
     shapes = [imp.net.shape(x) for x in xs]
@@ -2055,7 +2063,7 @@ def _mul(imp: _Importer, node: _Node) -> None:
             f"input shapes {dims}: the accelerator multiplies one shape, or (N, C, H, W) by "
             "(N, C, 1, 1)"
         )
-    imp.define(node.outputs[0], imp.add(node, Mul, xs), dims[0])
+    return imp.add(node, Mul, xs), dims[0]
 
 
 def _sum(imp: _Importer, node: _Node) -> None:
@@ -2577,6 +2585,22 @@ def _qlinear_add(imp: _Importer, node: _Node) -> None:
     imp.define(node.outputs[0], name, dims[0])
 
 
+def _qlinear_mul(imp: _Importer, node: _Node) -> None:
+    """com.microsoft QLinearMul (A, A_scale, A_zero_point, B, B_scale, B_zero_point,
+    C_scale, C_zero_point): the VMUL of :func:`_mul`, with these quantisations."""
+    imp.quantized = True
+    node.attrs()
+    for index, what in ((0, "A"), (3, "B")):
+        x = imp.activation(node, index)
+        imp.claim(
+            x, imp.scale_zero_point(node, index + 1, what), node, f"{what}_scale/{what}_zero_point"
+        )
+    y_quant = imp.scale_zero_point(node, 6, "C")
+    name, dims = _add_mul(imp, node, (0, 3))
+    imp.set_quant(name, y_quant, node)
+    imp.define(node.outputs[0], name, dims)
+
+
 def _qlinear_global_average_pool(imp: _Importer, node: _Node) -> None:
     imp.quantized = True
     attrs = node.attrs(channels_last=0)
@@ -2651,6 +2675,7 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
 MICROSOFT_HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "QGemm": _qgemm,
     "QLinearAdd": _qlinear_add,
+    "QLinearMul": _qlinear_mul,
     "QLinearAveragePool": partial(_pool, average=True, qlinear=True),
     "QLinearGlobalAveragePool": _qlinear_global_average_pool,
     "QLinearLeakyRelu": _qlinear_pointwise("leakyrelu"),
