@@ -22,6 +22,7 @@ from onnx.reference import ReferenceEvaluator
 import sim
 from accel import config, deploy, executor, graph, ptq, synthetic
 from accel.frontends.onnx import load
+from accel.quantized import QuantizedNetwork
 from tests.test_accel_onnx import Graph
 from tests.test_accel_onnx_prepare import check, host_ops, ops
 
@@ -39,9 +40,12 @@ def check_reference(model: onnx.ModelProto, batch: int = 2, seed: int = 1):
 
 
 def check_accelerator(net, preset: str = "tiny") -> deploy.Deployment:
-    """Quantise ``net``, deploy it on ``preset`` and run it on the cycle model: every output
-    equal to the int8 golden model."""
-    qnet = ptq.quantize(graph.fuse_activations(net), seed=0)
+    """Quantise ``net`` (unless it is a :class:`QuantizedNetwork` already), deploy it on
+    ``preset`` and run it on the cycle model: every output equal to the int8 golden model."""
+    if isinstance(net, QuantizedNetwork):
+        qnet = net
+    else:
+        qnet = ptq.quantize(graph.fuse_activations(net), seed=0)
     deployment = deploy.deploy(qnet, config.preset(preset))
     inputs = synthetic.random_int8_inputs(qnet)
     run = deploy.run(deployment, inputs, sim.run)

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 import sim
-from accel import config, deploy, executor, graph, synthetic
+from accel import config, executor, graph, synthetic
 from accel.compiler import compile
 from accel.compiler.plan import plan_dram, prefix_concats
 from accel.frontends.onnx import load
 from tests.layers import quantized
 from tests.test_accel_onnx import Graph
+from tests.test_accel_onnx_mapped import check_accelerator
 
 
 def dense_block(layers: int = 3, growth: int = 5, c0: int = 6, hw=(5, 6)) -> graph.Network:
@@ -35,21 +36,12 @@ def dense_block(layers: int = 3, growth: int = 5, c0: int = 6, hw=(5, 6)) -> gra
     return net
 
 
-def runs_bit_exact(qnet, preset: str) -> deploy.Deployment:
-    deployment = deploy.deploy(qnet, config.preset(preset))
-    inputs = synthetic.random_int8_inputs(qnet)
-    run = deploy.run(deployment, inputs, sim.run)
-    for name, want in executor.run_network(qnet, inputs).items():
-        np.testing.assert_array_equal(run.outputs[name].reshape(want.shape), want, strict=True)
-    return deployment
-
-
 @pytest.mark.parametrize("preset", ["tiny", "edge"])
 def test_a_dense_block_is_one_program_of_views(preset):
     net = dense_block()
     assert prefix_concats(net) == {"cat1": "cat2", "cat2": "cat3", "cat3": "block"}
     qnet = quantized(net)
-    deployment = runs_bit_exact(qnet, preset)
+    deployment = check_accelerator(qnet, preset)
     assert deployment.whole
     plan = plan_dram(qnet, config.preset(preset), keep_tensors=False, keep=frozenset())
     block = plan.layout("block")
@@ -81,7 +73,7 @@ def test_concats_sharing_inputs_in_another_order_run_on_the_host():
     net.add("ab", graph.Concat(), [a, b])
     net.add("ba", graph.Concat(), [b, a])
     assert prefix_concats(net) == {}
-    deployment = runs_bit_exact(quantized(net), "tiny")
+    deployment = check_accelerator(quantized(net), "tiny")
     assert [step.kind for step in deployment.host_steps] == ["Concat", "Concat"]
 
 
@@ -115,5 +107,5 @@ def test_torchvision_style_onnx_dense_block_is_one_program():
         channels += 4
     g.node("Concat", list(features), "y", name="block", axis=1)
     net = load(g.model({"x": ["N", 3, 6, 6]}, {"y": 4}))
-    deployment = runs_bit_exact(quantized(net), "edge")
+    deployment = check_accelerator(quantized(net), "edge")
     assert deployment.whole
