@@ -27,13 +27,19 @@ class Dram:
     def read_runs(
         self, addr: int, outer: int, outer_stride: int, inner: int, inner_stride: int, run: int
     ) -> np.ndarray:
-        """(outer, inner, run) bytes of a strided read."""
+        """(outer, inner, run) bytes of a strided read: a read-only view of the DRAM, valid
+        until the next write (the caller copies it into a buffer at once)."""
         self._check(addr, outer, outer_stride, inner, inner_stride, run)
-        view = np.lib.stride_tricks.as_strided(
-            self.data[addr:], shape=(outer, inner, run), strides=(outer_stride, inner_stride, 1)
-        )
         self.bytes_read += outer * inner * run
-        return view.copy()
+        view = np.ndarray(
+            (outer, inner, run),
+            np.uint8,
+            self.data,
+            addr,
+            (outer_stride, inner_stride, 1),
+        )
+        view.flags.writeable = False
+        return view
 
     def write_runs(self, addr: int, outer_stride: int, inner_stride: int, runs: np.ndarray) -> None:
         """Write (outer, inner, run) bytes with the given strides."""
@@ -41,8 +47,8 @@ class Dram:
         self._check(addr, outer, outer_stride, inner, inner_stride, run)
         disjoint = inner_stride >= run and outer_stride >= (inner - 1) * inner_stride + run
         if disjoint or outer * inner == 1:
-            view = np.lib.stride_tricks.as_strided(
-                self.data[addr:], shape=runs.shape, strides=(outer_stride, inner_stride, 1)
+            view = np.ndarray(
+                runs.shape, np.uint8, self.data, addr, (outer_stride, inner_stride, 1)
             )
             view[...] = runs
         else:  # overlapping runs: later runs win, in program order, as in the hardware

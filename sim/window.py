@@ -13,16 +13,41 @@ import numpy as np
 from accel.isa import Compute
 from accel.window import feed_addresses
 
+#: Window geometry (:meth:`Compute.window_geometry`) -> :func:`_walk`; a layer's tiles share one.
+_WALKS: dict[tuple, tuple[np.ndarray, np.ndarray | None, int, int]] = {}
+
 
 def read_windows(instr: Compute, buffer: np.ndarray) -> np.ndarray:
     """(passes, pixels, rows) int8: the words the window generator feeds, padding included."""
-    addr, valid = feed_addresses(instr)
-    used = addr[valid]
-    if used.size and (used.min() < 0 or used.max() >= buffer.shape[0]):
+    offsets, padding, lowest, highest = _walk(instr)
+    base = instr.in_base
+    if highest < lowest:  # all padding
+        return np.full((*offsets.shape, buffer.shape[1]), instr.pad_value, buffer.dtype)
+    if base + lowest < 0 or base + highest >= buffer.shape[0]:
         raise IndexError(
-            f"window read [{used.min()}, {used.max()}] outside the {buffer.shape[0]}-word "
-            "input buffer"
+            f"window read [{base + lowest}, {base + highest}] outside the "
+            f"{buffer.shape[0]}-word input buffer"
         )
-    words = buffer[np.where(valid, addr, 0)]
-    words[~valid] = instr.pad_value
+    words = buffer[offsets + base]
+    if padding is not None:
+        words[padding] = instr.pad_value
     return words
+
+
+def _walk(instr: Compute) -> tuple[np.ndarray, np.ndarray | None, int, int]:
+    """The walk relative to ``in_base``: the offsets read (a padding position reads the
+    lowest valid offset, then is overwritten), the padding mask (``None`` if there is
+    none), and the lowest and highest valid offsets (``highest < lowest`` if none)."""
+    key = instr.window_geometry()
+    walk = _WALKS.get(key)
+    if walk is None:
+        if len(_WALKS) > 4096:
+            _WALKS.clear()
+        addr, valid = feed_addresses(instr)
+        offsets = addr - instr.in_base
+        used = offsets[valid]
+        lowest, highest = (int(used.min()), int(used.max())) if used.size else (0, -1)
+        offsets = np.where(valid, offsets, lowest)
+        padding = None if valid.all() else ~valid
+        walk = _WALKS[key] = (offsets, padding, lowest, highest)
+    return walk
