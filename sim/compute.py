@@ -118,7 +118,8 @@ class ArrayProducts:
         stacked = [
             array.weight_tiles(self._computes[m], buffers.weight, self._rows) for m in members
         ]
-        lhs = array.lhs(window.read_windows(instr, buffers.input))
+        words = window.read_pixel_words(instr, buffers.input)
+        lhs = words.reshape(words.shape[0], -1)
         sums = array.multiply(
             lhs, np.concatenate(stacked, axis=1) if len(stacked) > 1 else stacked[0]
         )
@@ -153,9 +154,10 @@ def execute(
             sums = array.array_sums(window.read_windows(instr, buffers.input), tiles)
         else:
             sums = products.products(index, buffers)
-        if instr.accumulate:
-            sums = sums + target
-        target[...] = sums.astype(np.int32)  # int32 accumulators wrap
+        if instr.accumulate:  # int32 accumulators wrap, and so does the int64 -> int32 cast
+            target += sums
+        else:
+            target[...] = sums
     else:
         windows = window.read_windows(instr, buffers.input)
         lanes = config.vector_lanes

@@ -11,6 +11,8 @@ same two parameters and the same behaviour.
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 
 
@@ -20,7 +22,8 @@ class Dram:
     def __init__(self, image: np.ndarray) -> None:
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 1:
             raise TypeError("the DRAM image must be a 1-D numpy uint8 array")
-        self.data = image.copy()
+        self.data = _base_pages(image.size)
+        self.data[...] = image
         self.bytes_read = 0
         self.bytes_written = 0
 
@@ -64,3 +67,16 @@ class Dram:
             raise IndexError(
                 f"DRAM access [{addr}, {last}) outside the {self.data.size}-byte image"
             )
+
+
+def _base_pages(size: int) -> np.ndarray:
+    """A zeroed uint8 array of ``size`` bytes in an anonymous mapping of its own.
+
+    Not ``numpy.empty``: numpy advises transparent huge pages for large arrays, and faulting
+    those in stalls here (a 33 MB ResNet-50 image: 0.4-0.8 s, against 0.04 s in base pages,
+    measured on this project's 2-core machine), longer than the whole data path of a small
+    network.
+    """
+    if size == 0:
+        return np.zeros(0, np.uint8)
+    return np.frombuffer(mmap.mmap(-1, size), np.uint8)

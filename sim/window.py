@@ -14,12 +14,24 @@ from accel.isa import Compute
 from accel.window import feed_addresses
 
 #: Window geometry (:meth:`Compute.window_geometry`) -> :func:`_walk`; a layer's tiles share one.
-_WALKS: dict[tuple, tuple[np.ndarray, np.ndarray | None, int, int]] = {}
+_WALKS: dict[tuple, tuple] = {}
 
 
 def read_windows(instr: Compute, buffer: np.ndarray) -> np.ndarray:
     """(passes, pixels, rows) int8: the words the window generator feeds, padding included."""
-    offsets, padding, lowest, highest = _walk(instr)
+    return _read(instr, buffer, 0)
+
+
+def read_pixel_words(instr: Compute, buffer: np.ndarray) -> np.ndarray:
+    """(pixels, passes, rows) int8: :func:`read_windows` pixel by pixel (the rows of the
+    array's im2col matrix), gathered in that order rather than transposed."""
+    return _read(instr, buffer, 1)
+
+
+def _read(instr: Compute, buffer: np.ndarray, pixel_major: int) -> np.ndarray:
+    walk = _walk(instr)
+    offsets, padding = walk[2 * pixel_major : 2 * pixel_major + 2]
+    lowest, highest = walk[4:]
     base = instr.in_base
     if highest < lowest:  # all padding
         return np.full((*offsets.shape, buffer.shape[1]), instr.pad_value, buffer.dtype)
@@ -34,10 +46,11 @@ def read_windows(instr: Compute, buffer: np.ndarray) -> np.ndarray:
     return words
 
 
-def _walk(instr: Compute) -> tuple[np.ndarray, np.ndarray | None, int, int]:
+def _walk(instr: Compute) -> tuple:
     """The walk relative to ``in_base``: the offsets read (a padding position reads the
-    lowest valid offset, then is overwritten), the padding mask (``None`` if there is
-    none), and the lowest and highest valid offsets (``highest < lowest`` if none)."""
+    lowest valid offset, then is overwritten) and the padding mask (``None`` if there is
+    none), in feed order and transposed to pixel-major order; then the lowest and highest
+    valid offsets (``highest < lowest`` if none)."""
     key = instr.window_geometry()
     walk = _WALKS.get(key)
     if walk is None:
@@ -49,5 +62,12 @@ def _walk(instr: Compute) -> tuple[np.ndarray, np.ndarray | None, int, int]:
         lowest, highest = (int(used.min()), int(used.max())) if used.size else (0, -1)
         offsets = np.where(valid, offsets, lowest)
         padding = None if valid.all() else ~valid
-        walk = _WALKS[key] = (offsets, padding, lowest, highest)
+        walk = _WALKS[key] = (
+            offsets,
+            padding,
+            np.ascontiguousarray(offsets.T),
+            None if padding is None else np.ascontiguousarray(padding.T),
+            lowest,
+            highest,
+        )
     return walk
