@@ -83,7 +83,7 @@ class ArrayProducts:
             if instr.mode != ComputeMode.ARRAY:
                 key = None
                 continue
-            this = (instr.in_base, instr.pad_value, instr.window_geometry())
+            this = _walk_key(instr)
             lo, hi = self._weights(instr)
             joins = (
                 this == key
@@ -105,7 +105,9 @@ class ArrayProducts:
         """(pixels, cols) int64: COMPUTE[index]'s sums over its passes, exactly."""
         instr = self._computes[index]
         if self._first[index] != index:
-            loads, span, sums = self._pending.pop(index)
+            loads, span, walk, sums = self._pending.pop(index)
+            if _walk_key(instr) != walk:  # the plan forbids it; tests/test_sim_dataflow.py
+                raise AssertionError(f"COMPUTE[{index}] reads other words than its run's first")
             lo, hi = self._weights(instr)
             if not (
                 buffers.unchanged_since(Buffer.WEIGHT, lo, hi, loads)
@@ -125,9 +127,15 @@ class ArrayProducts:
         )
         cols = stacked[0].shape[1]
         span = _input_span(instr) if len(members) > 1 else (0, 0)
+        walk = _walk_key(instr)
         for k, member in enumerate(members[1:], start=1):
-            self._pending[member] = (buffers.loads, span, sums[:, k * cols : (k + 1) * cols])
+            self._pending[member] = (buffers.loads, span, walk, sums[:, k * cols : (k + 1) * cols])
         return sums[:, :cols]
+
+
+def _walk_key(instr: Compute) -> tuple:
+    """What fixes the words an ARRAY instruction feeds (given the input buffer's contents)."""
+    return (instr.in_base, instr.pad_value, instr.window_geometry())
 
 
 def _input_span(instr: Compute) -> tuple[int, int]:
