@@ -97,3 +97,31 @@ def test_space_to_depth_bit_and_cycle_exact(config, backend):
     program = compile(qnet, config)
     inputs = synthetic.random_int8_inputs(qnet)
     check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
+
+
+#: name -> (op, input shape): scatter STOREs (lane_stride > 1)
+SHUFFLES = {
+    "shuffle g2, 10 channels": (graph.ChannelShuffle(2), (10, 2, 3)),
+    "shuffle g3, 21 channels (two channel tiles a group on tiny)": (
+        graph.ChannelShuffle(3),
+        (21, 2, 2),
+    ),
+    "shuffle g4, 12 channels": (graph.ChannelShuffle(4), (12, 3, 2)),
+    "pixel shuffle b2, 8 channels": (graph.PixelShuffle(2), (8, 2, 3)),
+    "pixel shuffle b3, 18 channels": (graph.PixelShuffle(3), (18, 2, 2)),
+}
+
+
+@pytest.mark.parametrize(("config", "backend"), SETUPS)
+@pytest.mark.parametrize("name", list(SHUFFLES))
+def test_channel_and_pixel_shuffle_bit_and_cycle_exact(name, config, backend):
+    """Channel shuffles and CRD depth to space after a conv: scatter STOREs on the RTL."""
+    op, shape = SHUFFLES[name]
+    net = graph.Network("shuffle")
+    x = net.add("input", graph.Input(shape))
+    c = net.add("conv", graph.Conv2d(shape[0], shape[0], 1, activation="relu"), [x])
+    net.add("y", op, [c])
+    qnet = quantized(net)
+    program = compile(qnet, config)
+    inputs = synthetic.random_int8_inputs(qnet)
+    check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
