@@ -109,3 +109,59 @@ def test_shuffle_then_split_into_a_concat_like_shufflenet():
         cat = net.add(f"concat{i}", graph.Concat(), [left, right])
         x = net.add(f"shuffle{i}", graph.ChannelShuffle(2), [cat])
     run_model(net, "tiny")
+
+
+# --- ONNX: Reshape - Transpose - Reshape chains --------------------------------------------
+
+
+def chain_model(shape5, perm, final, channels: int, opset: int = 13):
+    """conv -> relu -> Reshape(shape5) -> Transpose(perm) -> Reshape(final) -> conv."""
+    from tests.test_accel_onnx import Graph
+
+    g = Graph(5)
+    c = g.node("Conv", ["x", g.randn("w1", (channels, 3, 1, 1))], name="conv")
+    r = g.node("Relu", [c], name="relu")
+    a = g.node("Reshape", [r, g.init("s1", np.array(shape5, np.int64))], name="r1")
+    t = g.node("Transpose", [a], name="t", perm=list(perm))
+    b = g.node("Reshape", [t, g.init("s2", np.array(final, np.int64))], name="r2")
+    g.node("Conv", [b, g.randn("w2", (2, final[1], 1, 1))], "y", name="head")
+    return g.model({"x": [1, 3, 4, 6]}, {"y": 4}, opset=opset)
+
+
+@pytest.mark.parametrize("groups", [2, 3, 4])
+def test_onnx_channel_shuffle_is_one_op_on_the_accelerator(groups):
+    from tests.test_accel_onnx_mapped import check_accelerator
+    from tests.test_accel_onnx_prepare import check, host_ops
+
+    c = 6 * groups
+    model = chain_model((1, groups, c // groups, 4, 6), (0, 2, 1, 3, 4), (1, c, 4, 6), c)
+    net = check(model, batch=1)
+    assert host_ops(net) == []
+    assert graph.ChannelShuffle(groups) in [net.op(n) for n in net.order()]
+    check_accelerator(net)
+
+
+@pytest.mark.parametrize("block", [2, 3])
+def test_onnx_six_d_pixel_shuffle_is_one_op_on_the_accelerator(block):
+    """PixelShuffle as exported below opset 11: Reshape (N, C, b, b, H, W), Transpose
+    (0, 1, 4, 2, 5, 3), Reshape (N, C, H*b, W*b)."""
+    from tests.test_accel_onnx_mapped import check_accelerator
+    from tests.test_accel_onnx_prepare import check, host_ops
+
+    c = 2 * block * block
+    model = chain_model(
+        (1, 2, block, block, 4, 6), (0, 1, 4, 2, 5, 3), (1, 2, 4 * block, 6 * block), c
+    )
+    net = check(model, batch=1)
+    assert host_ops(net) == []
+    assert graph.PixelShuffle(block) in [net.op(n) for n in net.order()]
+    check_accelerator(net)
+
+
+def test_onnx_other_transposes_stay_on_the_host():
+    """A chain that is no shuffle (another perm) runs on the host, as before."""
+    from tests.test_accel_onnx_prepare import check, host_ops
+
+    model = chain_model((1, 2, 6, 4, 6), (0, 1, 2, 4, 3), (1, 12, 4, 6), 12)
+    net = check(model, batch=1)
+    assert host_ops(net) == ["Reshape", "Transpose", "Reshape"]
