@@ -109,7 +109,7 @@ OUTCOMES: dict[str, tuple[str, ...] | str] = {
     "test_PReLU_2d_multiparam": ("PRelu",),
     "test_PReLU_3d": (),
     "test_PReLU_3d_multiparam": ("PRelu",),
-    "test_PixelShuffle": ("Reshape", "Transpose", "Reshape"),
+    "test_PixelShuffle": (),
     "test_PoissonNLLLLoss_no_reduce": ("Exp", "Mul", "Sub"),
     "test_ReLU": (),
     "test_ReflectionPad2d": ("Pad",),
@@ -160,7 +160,7 @@ def test_every_case_of_the_wheel_has_an_outcome():
         f"{sum(c in passing for c in family)} of {len(family)} pass"
     )
     assert all(c in passing for c in family)
-    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 45, 57)
+    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 46, 57)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -125,3 +125,25 @@ def test_channel_and_pixel_shuffle_bit_and_cycle_exact(name, config, backend):
     program = compile(qnet, config)
     inputs = synthetic.random_int8_inputs(qnet)
     check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
+
+
+@pytest.mark.parametrize(("config", "backend"), SETUPS)
+def test_onnx_conformance_pixel_shuffle_bit_and_cycle_exact(config, backend):
+    """ONNX's own PixelShuffle case from the wheel (a 9x4x4 input, block 3, exported as a 6-D
+    Reshape-Transpose-Reshape), quantised: one PixelShuffle on the RTL, equal to the int8
+    golden model (its float golden is checked against the shipped output in
+    tests/test_accel_onnx_conformance.py)."""
+    from pathlib import Path
+
+    import onnx
+
+    from accel import ptq
+    from accel.frontends.onnx import load
+
+    path = Path(onnx.__file__).parent / "backend" / "test" / "data" / "pytorch-converted"
+    net = load(path / "test_PixelShuffle" / "model.onnx")
+    assert [type(net.op(n)).__name__ for n in net.order()] == ["Input", "PixelShuffle"]
+    qnet = ptq.quantize(net, seed=0)
+    program = compile(qnet, config)
+    inputs = synthetic.random_int8_inputs(qnet)
+    check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
