@@ -147,3 +147,13 @@ def test_onnx_conformance_pixel_shuffle_bit_and_cycle_exact(config, backend):
     program = compile(qnet, config)
     inputs = synthetic.random_int8_inputs(qnet)
     check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
+
+
+@pytest.mark.slow
+def test_the_shufflenet_v2_in_verilator():
+    """The zoo's ShuffleNetV2 (its channel split as slices, its 16 channel shuffles as
+    scatter STOREs: one program) at 32x32 on `tiny`: 705,594 cycles through the generated
+    Verilog, bit- and cycle-exact."""
+    from tests.test_equivalence_rtl import zoo_check
+
+    zoo_check("shufflenet_v2", 32, TINY, "verilator")
