@@ -208,7 +208,7 @@ ZOO: dict[str, tuple[dict[str, int], float]] = {
     "inception_v1": ({"LRN": 2, "Softmax": 1}, 1e-3),
     "inception_v2": ({"AveragePool": 7, "Softmax": 1}, 1e-3),
     "resnet50": ({"Softmax": 1}, 1e-3),
-    "shufflenet": ({"AveragePool": 3, "Reshape": 32, "Transpose": 16, "Softmax": 1}, 1e-3),
+    "shufflenet": ({"AveragePool": 3, "Softmax": 1}, 1e-3),  # its 16 shuffles: ChannelShuffle
     "squeezenet": ({"Reshape": 1, "Softmax": 1}, 1e-3),
     "vgg19": ({"Softmax": 1}, 1e-3),
     "zfnet512": ({"LRN": 2, "Softmax": 1}, 1e-3),
