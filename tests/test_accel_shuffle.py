@@ -64,12 +64,18 @@ def layer_net(op: graph.Op, shape, conv: bool) -> graph.Network:
 
 
 def run_model(net: graph.Network, preset: str):
+    """Compile for ``preset``; the fast and the trace model equal the int8 golden model and
+    each other's per-instruction timing."""
     qnet = quantized(net)
     program = compile(qnet, config.preset(preset))
     inputs = synthetic.random_int8_inputs(qnet)
-    result = sim.run(program, program.make_image(inputs))
+    image = program.make_image(inputs)
+    result = sim.run(program, image)
+    trace = sim.run(program, image, mode="trace")
+    assert trace.instruction_times() == result.instruction_times()
     for name, expected in executor.run_network(qnet, inputs).items():
         np.testing.assert_array_equal(result.outputs[name], expected, strict=True)
+        np.testing.assert_array_equal(trace.outputs[name], expected, strict=True)
     return program, result
 
 

@@ -112,6 +112,23 @@ SHUFFLES = {
 }
 
 
+def random_shuffle(seed: int) -> tuple[graph.Op, tuple[int, int, int]]:
+    """A channel shuffle (g 2..4, C = g * 1..7) or a PixelShuffle (b 2 or 3) of a random
+    small map."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, 12])
+    h, w = (int(v) for v in rng.integers(1, 4, 2))
+    if seed % 2:
+        b = int(rng.integers(2, 4))
+        return graph.PixelShuffle(b), (b * b * int(rng.integers(1, 3)), h, w)
+    g = int(rng.integers(2, 5))
+    return graph.ChannelShuffle(g), (g * int(rng.integers(1, 8)), h, w)
+
+
+SHUFFLES.update({f"random {seed}": random_shuffle(seed) for seed in range(4)})
+
+
 @pytest.mark.parametrize(("config", "backend"), SETUPS)
 @pytest.mark.parametrize("name", list(SHUFFLES))
 def test_channel_and_pixel_shuffle_bit_and_cycle_exact(name, config, backend):
