@@ -472,9 +472,11 @@ class StoreEngine(wiring.Component):
             scatter_en.append((k < cur.left) & Cat(*chosen).any())
         after_r = Signal.like(cur.r)
         with m.Switch(count):
-            for n in range(bandwidth + 1):
+            for n in range(bandwidth):
                 with m.Case(n):
                     m.d.comb += after_r.eq(place[n] - bandwidth)
+            with m.Default():  # count = bandwidth
+                m.d.comb += after_r.eq(place[bandwidth] - bandwidth)
 
         m.d.comb += [
             self.w.valid.eq(busy | self.i.valid),
