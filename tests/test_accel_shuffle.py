@@ -171,3 +171,18 @@ def test_onnx_other_transposes_stay_on_the_host():
     model = chain_model((1, 2, 6, 4, 6), (0, 1, 2, 4, 3), (1, 12, 4, 6), 12)
     net = check(model, batch=1)
     assert host_ops(net) == ["Reshape", "Transpose", "Reshape"]
+
+
+def test_shuffles_stored_in_place_into_a_concat():
+    """A ChannelShuffle and a PixelShuffle written straight into channel slices of concat
+    tensors (their outputs' pixel stride is the concat's, their channel offset its slice's)."""
+    net = graph.Network("cat")
+    x = net.add("input", graph.Input((12, 2, 3)))
+    x = net.add("conv", graph.Conv2d(12, 12, 1, activation="relu"), [x])
+    s = net.add("shuffle", graph.ChannelShuffle(3), [x])
+    other = net.add("other", graph.Conv2d(12, 5, 1, activation="relu"), [x])
+    net.add("cat", graph.Concat(), [other, s])
+    p = net.add("pixel", graph.PixelShuffle(2), [x])
+    up = net.add("up", graph.Upsample((2, 2)), [other])
+    net.add("cat2", graph.Concat(), [p, up])
+    run_model(net, "tiny")
