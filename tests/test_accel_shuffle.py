@@ -52,6 +52,12 @@ def test_shapes_and_validation():
         graph.ChannelShuffle(3).infer_shape([(10, 4, 5)])
     with pytest.raises(ValueError, match=r"PixelShuffle.block=2: 10 channels"):
         graph.PixelShuffle(2).infer_shape([(10, 4, 5)])
+    net = graph.Network("n")
+    net.add("x", graph.Input((12, 2, 3)))
+    net.add("s", graph.ChannelShuffle(4), ["x"])
+    net.add("p", graph.PixelShuffle(2), ["s"])
+    again = graph.Network.from_dict(net.to_dict())
+    assert [again.op(n) for n in again.order()] == [net.op(n) for n in net.order()]
 
 
 def layer_net(op: graph.Op, shape, conv: bool) -> graph.Network:
