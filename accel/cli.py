@@ -1042,9 +1042,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Verilog of :class:`hdl.top.Accelerator` (``--control ports``) or
     :class:`hdl.axi_top.AxiLiteAccelerator` (``--control axi-lite``) or
     :class:`hdl.axi_top.AxiAccelerator` (``--control axi``: AXI4-Lite, an AXI4 master for
-    the DRAM traffic and a read-only one for the instructions), its manifest (JSON), a text report and a FuseSoC core; for ``axi-lite``
-    and ``axi`` the register map as Markdown and C header too; with ``--synth`` Yosys's cell
-    counts, with ``--pnr`` nextpnr's measured Fmax, in the manifest and the report."""
+    the DRAM traffic and a read-only one for the instructions), its manifest (JSON), a text
+    report and a FuseSoC core; for ``axi-lite`` and ``axi`` the register map as Markdown and
+    C header too; with ``--synth`` Yosys's cell counts, with ``--pnr`` nextpnr's measured
+    Fmax, in the manifest and the report."""
     import importlib.util
     import subprocess
 

@@ -157,24 +157,30 @@ program with one (:func:`vector_row_hazard`, :class:`HazardError`) naming both.
 
 INSTRUCTION FETCH (the AXI top only, :class:`Fetch`). The AXI top
 (``hdl.axi_top.AxiAccelerator``) reads each engine's stream from DRAM over a read-only AXI4
-master of its own (``m_axi_insn``, ``hdl/fetch.py``) into a buffer of ``depth`` instructions
-per engine; the other tops read an instruction memory and have no fetch timing (the model's
-default, ``fetch=None``). One instruction (64 bytes) is one AR burst of ``B =
-ceil(64 / bandwidth)`` beats. The AR channel is time-multiplexed so that the engines never
-meet: engine ``e`` (0..3 in :class:`accel.isa.Engine` order) may send an AR only in the
-cycles ``c`` with ``c % (4 * B) == e * B`` (counted from cycle 0), and its R beats then own
-the R channel for ``B`` cycles that no other engine's slot can reach. Instruction ``k`` of a
-stream is requested in its engine's first slot no earlier than its credit, and may start from
-the cycle after its last beat::
+master of its own (``m_axi_insn``, ``Fetch.width`` data bytes, ``hdl/fetch.py``) into a
+buffer of ``Fetch.depth`` instructions per engine; the other tops read an instruction memory
+and have no fetch timing (the model's default, ``fetch=None``). The instruction master's
+slave is the same memory as the data master's: it answers ``latency`` cycles after the AR
+handshake, one beat per cycle, and never lowers ``arready``. One instruction (64 bytes) is
+one AR burst of ``B = ceil(64 / width)`` beats. The AR channel is time-multiplexed so that
+the engines never meet: engine ``e`` (0..3 in :class:`accel.isa.Engine` order) may send an AR
+only in the cycles ``c`` with ``c % (4 * B) == e * B`` (counted from cycle 0), and its R
+beats then own the R channel for ``B`` cycles that no other engine's slot reaches.
+Instruction ``k`` of a stream is requested in its engine's first slot after its predecessor's
+request and its buffer entry's release, and may start from the cycle after its last beat::
 
     request[k] = first slot >= max(request[k-1] + 1, start[k-depth] + 1)   (0 for k < depth)
     avail[k]   = request[k] + latency + B
     start[k]  >= avail[k]
 
-(the buffer entry of instruction ``k - depth`` is free once that instruction is granted; the
-fetch sees the freed entry one cycle later). The fetch costs the first instructions ``latency
-+ B`` cycles plus their slot, and later ones nothing as long as an engine takes no more than
-``depth`` instructions in ``depth * 4 * B`` cycles.
+(the entry of instruction ``k - depth`` is free once that instruction is granted; the fetch
+sees it free one cycle later). An instruction's ``ready`` (the counters' "fetched and its
+engine free") is also at least its ``avail``. So a stream's first instructions cost their
+slot plus ``latency + B`` cycles, and later ones only while an engine takes instructions
+faster than one per ``4 * B`` cycles for longer than its buffer covers. Measured with the
+default ``Fetch()`` (8 instructions, 64 bytes) by ``sim.run(program, fetch=Fetch())``:
+tinynet on ``tiny`` 13,546 cycles without the fetch, 13,555 with it (+9, +0.07%); ResNet-18
+at 224x224 on ``edge`` 7,415,573 and 7,416,006 (+433, +0.006%).
 """
 
 from __future__ import annotations
