@@ -28,6 +28,7 @@ from accel import executor, synthetic
 from accel.cache import cache_root
 from accel.compiler import compile
 from accel.isa import Engine
+from accel.timing import Fetch
 from hdl.axi_top import AxiAccelerator
 from hdl.controller import engine_name
 from hdl.csr import REGISTERS
@@ -119,7 +120,7 @@ def tinynet():
         "program": program,
         "image": image,
         "golden": executor.run_network(qnet, inputs),
-        "model": sim.run(program, image, fetch=AxiAccelerator(config).fetch),
+        "model": sim.run(program, image, fetch=Fetch()),  # AxiAccelerator's default fetch
         "build": build(config),
     }
 
