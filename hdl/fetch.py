@@ -132,7 +132,10 @@ class InstructionFetch(wiring.Component):
             m.d.sync += slot.eq(Mux(slot == period - 1, 0, slot + 1))
 
         # --- the outstanding bursts: engine and lane, in AR order ----------------------------
-        tag = data.StructLayout({"engine": range(engines), "lane": range(lanes)})
+        fields = {"engine": range(engines)}
+        if lanes > 1:
+            fields["lane"] = range(lanes)
+        tag = data.StructLayout(fields)
         m.submodules.outstanding = outstanding = fifo.SyncFIFO(
             width=tag.size, depth=engines * depth
         )

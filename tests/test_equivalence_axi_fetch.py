@@ -167,3 +167,38 @@ def test_tinynet_on_tiny_with_fetched_instructions():
     outputs = program.read_outputs(got["dram"])
     for name, want in executor.run_network(qnet, inputs).items():
         np.testing.assert_array_equal(outputs[name], want, strict=True, err_msg=name)
+
+
+def random_conv_cases(count: int):
+    """Random conv layers on ``tiny`` with random fetch parameters, seeded by their index."""
+    cases = []
+    for seed in range(count):
+        rng = np.random.default_rng([seed, 1414])
+        kernel = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        layer = dict(
+            c=int(rng.integers(1, 10)),
+            k=int(rng.integers(1, 10)),
+            hw=(int(rng.integers(kernel[0], 7)), int(rng.integers(kernel[1], 7))),
+            kernel=kernel,
+            stride=(int(rng.integers(1, 3)), int(rng.integers(1, 3))),
+            padding=tuple(int(rng.integers(0, 2)) for _ in range(4)),
+            activation=str(rng.choice(["relu", "relu6", "none"])),
+        )
+        if layer["activation"] == "none":
+            layer["activation"] = None
+        fetch = Fetch(depth=int(rng.choice([1, 2, 4, 8])), width=int(rng.choice([4, 16, 64])))
+        cases.append(pytest.param(seed, layer, fetch, id=f"seed{seed}"))
+    return cases
+
+
+@pytest.mark.parametrize(("seed", "layer", "fetch"), random_conv_cases(3))
+def test_random_convs_with_fetched_instructions(seed, layer, fetch):
+    rng = np.random.default_rng(seed)
+    qnet = conv_qnet(rng, **layer)
+    program = compile(qnet, cfg.preset("tiny"))
+    x = random_input(rng, qnet)
+    image = program.make_image({"input": x})
+    got = run_axi_top(program, image, fetch=fetch, seed=seed)
+    check_against_model(program, image, got, fetch, exact=True)
+    expected = conv_reference(qnet, x)
+    np.testing.assert_array_equal(program.read_outputs(got["dram"])["conv"], expected, strict=True)
