@@ -26,7 +26,7 @@ import functools
 
 import numpy as np
 
-from accel.isa import Compute, ComputeMode
+from accel.isa import Compute
 
 __all__ = ["distinct_words", "feed_addresses", "valid_reads"]
 
@@ -44,19 +44,21 @@ def distinct_words(instr: Compute) -> np.ndarray:
 
 def valid_reads(instr: Compute) -> int:
     """Words the window walk actually reads (padding is generated, not read)."""
-    if instr.mode == ComputeMode.VADD:
-        rows = _in_bounds(instr.origin_h, instr.out_h, instr.stride_h, 0, instr.image_h)
-        cols = _in_bounds(instr.origin_w, instr.out_w, instr.stride_w, 0, instr.image_w)
+    return _valid_reads(*instr.window_geometry())
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_reads(
+    vadd, b_offset, ct_count, ct_stride, tile_w, out_h, out_w, origin_h, origin_w, image_h,
+    image_w, stride_h, stride_w, dil_h, dil_w, kernel_h, kernel_w, broadcast_b,
+) -> int:  # fmt: skip
+    if vadd:
+        rows = _in_bounds(origin_h, out_h, stride_h, 0, image_h)
+        cols = _in_bounds(origin_w, out_w, stride_w, 0, image_w)
         return 2 * rows * cols  # a broadcast b word is read once per valid pixel
-    rows = sum(
-        _in_bounds(instr.origin_h, instr.out_h, instr.stride_h, r * instr.dil_h, instr.image_h)
-        for r in range(instr.kernel_h)
-    )
-    cols = sum(
-        _in_bounds(instr.origin_w, instr.out_w, instr.stride_w, s * instr.dil_w, instr.image_w)
-        for s in range(instr.kernel_w)
-    )
-    return instr.ct_count * rows * cols
+    rows = sum(_in_bounds(origin_h, out_h, stride_h, r * dil_h, image_h) for r in range(kernel_h))
+    cols = sum(_in_bounds(origin_w, out_w, stride_w, s * dil_w, image_w) for s in range(kernel_w))
+    return ct_count * rows * cols
 
 
 # The tiles of a layer share their geometry (Compute.window_geometry), hence the caches.
