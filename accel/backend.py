@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 #: Why the compute engine's feed slot sat idle: waiting for DRAM data (a LOAD's token), for
-#: another engine (any other token), for its weights, or for the pipeline to fill and drain.
+#: another engine (any other token), for its weights, or for the pipeline to fill and drain
+#: (which also takes the cycles a COMPUTE waited for the AXI top's instruction fetch).
 STALL_CAUSES = ("dram", "dependency", "weights", "fill_drain")
 
 #: SRAM buffers, as named in :attr:`Result.sram_reads` / :attr:`Result.sram_writes`.
@@ -192,7 +193,7 @@ def make_result(
             )
     reads, writes, dram_read, dram_written, per_layer = _traffic(program)
     if compute_feeds is None:
-        compute_feeds = feeds(program, done)
+        compute_feeds = feeds(program, done, start[Engine.COMPUTE])
     layers, stalls = _layer_stats(program, start, done, total_cycles, per_layer, compute_feeds)
     return Result(
         backend=backend,
@@ -265,10 +266,14 @@ class Feed:
     tokens: dict[int, int]
 
 
-def feeds(program: Program, done: Mapping[Engine, Sequence[int]]) -> list[Feed]:
+def feeds(
+    program: Program, done: Mapping[Engine, Sequence[int]], start: Sequence[int]
+) -> list[Feed]:
     """The feed slots of every compute instruction: :func:`accel.timing.compute_timing`
-    given the cycles its tokens arrived. The k-th wait on a semaphore takes the token of its
-    k-th signal (each semaphore has one producer and one consumer engine, both in order)."""
+    given the cycle it started (``start``, its grant: no earlier than its tokens, and later
+    when the instruction fetch of the AXI top delayed it) and the cycles its tokens arrived.
+    The k-th wait on a semaphore takes the token of its k-th signal (each semaphore has one
+    producer and one consumer engine, both in order)."""
     signals: dict[int, list[int]] = {int(s): [] for s in isa.Sem}
     for engine, stream in program.streams.items():
         times = done[engine]
@@ -279,12 +284,12 @@ def feeds(program: Program, done: Mapping[Engine, Sequence[int]]) -> list[Feed]:
     # Waits of COMPUTE only consume its own semaphores (L2C, P2C): count them in order.
     state = timing.ComputeState()
     found = []
-    for instr in program.streams[Engine.COMPUTE]:
+    for instr, granted in zip(program.streams[Engine.COMPUTE], start, strict=True):
         tokens = {}
         for s in isa.sems_of(instr.wait):
             tokens[int(s)] = signals[s][consumed[s]]
             consumed[s] += 1
-        t = timing.compute_timing(instr, max(tokens.values(), default=0), state, program.config)
+        t = timing.compute_timing(instr, granted, state, program.config)
         state = t.state
         found.append(Feed(t.first_feed, t.last_feed, tokens))
     return found

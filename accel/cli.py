@@ -1041,10 +1041,11 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     """Verilog of :class:`hdl.top.Accelerator` (``--control ports``) or
     :class:`hdl.axi_top.AxiLiteAccelerator` (``--control axi-lite``) or
-    :class:`hdl.axi_top.AxiAccelerator` (``--control axi``: AXI4-Lite and an AXI4 master for
-    the DRAM traffic), its manifest (JSON), a text report and a FuseSoC core; for ``axi-lite``
-    and ``axi`` the register map as Markdown and C header too; with ``--synth`` Yosys's cell
-    counts, with ``--pnr`` nextpnr's measured Fmax, in the manifest and the report."""
+    :class:`hdl.axi_top.AxiAccelerator` (``--control axi``: AXI4-Lite, an AXI4 master for
+    the DRAM traffic and a read-only one for the instructions), its manifest (JSON), a text
+    report and a FuseSoC core; for ``axi-lite`` and ``axi`` the register map as Markdown and
+    C header too; with ``--synth`` Yosys's cell counts, with ``--pnr`` nextpnr's measured
+    Fmax, in the manifest and the report."""
     import importlib.util
     import subprocess
 
@@ -1483,7 +1484,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="ports",
         help="program control: the raw ports of hdl.top.Accelerator (default), an AXI4-Lite "
         "slave with registers and an irq (hdl.axi_top.AxiLiteAccelerator), or that plus an "
-        "AXI4 master m_axi for the DRAM traffic (hdl.axi_top.AxiAccelerator; needs a "
+        "AXI4 master m_axi for the DRAM traffic and a read-only AXI4 master m_axi_insn that "
+        "fetches the instructions from DRAM (hdl.axi_top.AxiAccelerator; needs a "
         "power-of-two dram.bandwidth <= 128 and dram.latency >= 1; docs/integration.md)",
     )
     p.add_argument(

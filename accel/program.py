@@ -235,6 +235,25 @@ class Program:
 
     # Introspection -------------------------------------------------------------------------
 
+    def with_instructions(self, image: np.ndarray) -> tuple[np.ndarray, dict[Engine, int]]:
+        """``image`` with the four instruction streams after it, for a top that fetches them
+        from DRAM (``hdl.axi_top.AxiAccelerator``): the streams in :class:`Engine` order, one
+        :func:`accel.isa.encode`-d instruction per 64 bytes from the first 64-byte boundary
+        at or after ``image.size``. Returns the longer image and each stream's ``<E>_BASE``
+        (the index of its first instruction in 64-byte words). The data layout is unchanged:
+        the bytes before ``image.size`` are ``image``'s."""
+        line = isa.INSTRUCTION_BYTES
+        first = -(-image.size // line)
+        code = b"".join(isa.encode(i) for e in Engine for i in self.streams[e])
+        out = np.zeros(first * line + len(code), dtype=np.uint8)
+        out[: image.size] = image
+        out[first * line :] = np.frombuffer(code, dtype=np.uint8)
+        bases, word = {}, first
+        for engine in Engine:
+            bases[engine] = word
+            word += len(self.streams[engine])
+        return out, bases
+
     @property
     def instruction_count(self) -> int:
         return sum(len(s) for s in self.streams.values())

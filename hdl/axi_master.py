@@ -59,7 +59,7 @@ from hdl.dram import (
     write_beat_layout,
 )
 
-__all__ = ["ADDR_WIDTH", "AxiMaster", "Signature", "check_axi", "data_bytes"]
+__all__ = ["ADDR_WIDTH", "AxiMaster", "ReadSignature", "Signature", "check_axi", "data_bytes"]
 
 #: AXI4 address width (the DMA's byte addresses).
 ADDR_WIDTH = ADDR_BITS
@@ -149,6 +149,29 @@ class Signature(wiring.Signature):
 
     def __repr__(self):
         return f"axi_master.Signature({self._data_bytes})"
+
+
+class ReadSignature(wiring.Signature):
+    """The read half of :class:`Signature` (AR and R only): a read-only AXI4 master port of
+    ``8 * data_bytes`` data bits, as :class:`hdl.fetch.InstructionFetch` has."""
+
+    def __init__(self, data_bytes: int):
+        full = Signature(data_bytes).members
+        self._data_bytes = data_bytes
+        super().__init__({n: m for n, m in full.items() if n.startswith(("ar", "r"))})
+
+    @property
+    def data_bytes(self) -> int:
+        return self._data_bytes
+
+    def __eq__(self, other):
+        return isinstance(other, ReadSignature) and other.data_bytes == self.data_bytes
+
+    def __hash__(self):
+        return hash((ReadSignature, self._data_bytes))
+
+    def __repr__(self):
+        return f"axi_master.ReadSignature({self._data_bytes})"
 
 
 def _align(addr, shift: int):

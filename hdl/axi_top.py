@@ -9,11 +9,16 @@ the AXI4-Lite slave ``s_axil`` (Verilog ports ``s_axil_awvalid`` ... ``s_axil_rr
 (``trace_<engine>_*``) and the DRAM ports (``ar``, ``r``, ``w``, ``b``) are the inner top's,
 unchanged.
 
-``AxiAccelerator(config)`` is that top with :class:`hdl.axi_master.AxiMaster` on its DRAM
-ports: the memory traffic on the AXI4 master ``m_axi`` (Verilog ``m_axi_awvalid`` ...
-``m_axi_rlast``), cycle for cycle the same machine with a slave that answers as
-:class:`hdl.dram.Dram` does (``docs/integration.md``). Its ports are ``s_axil``, ``m_axi``,
-``irq``, the instruction fetch ``imem_<engine>`` (not yet over AXI) and the trace.
+With ``fetch`` (an :class:`accel.timing.Fetch`) the instruction ports are served by
+:class:`hdl.fetch.InstructionFetch` instead, which reads the streams from DRAM over the
+read-only AXI4 master ``m_axi_insn``; the top then has no ``imem_<engine>`` ports, and its
+timing is the model's with that ``fetch`` (``sim.run(..., fetch=top.fetch)``).
+
+``AxiAccelerator(config)`` is that top, with the fetch (``fetch=Fetch()`` by default), and
+with :class:`hdl.axi_master.AxiMaster` on its DRAM ports: the data traffic on the AXI4
+master ``m_axi`` (Verilog ``m_axi_awvalid`` ... ``m_axi_rlast``), cycle for cycle the same
+machine with slaves that answer as :class:`hdl.dram.Dram` does (``docs/integration.md``).
+Its ports are ``s_axil``, ``m_axi``, ``m_axi_insn``, ``irq`` and the trace.
 """
 
 from __future__ import annotations
@@ -23,8 +28,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from accel.config import AccelConfig
+from accel.isa import Engine
+from accel.timing import Fetch
 from hdl import axi_lite, axi_master
+from hdl.controller import engine_name
 from hdl.csr import ADDR_WIDTH, COUNTER_BITS, ControlRegisters, core_members
+from hdl.fetch import InstructionFetch
 from hdl.top import Accelerator
 
 __all__ = ["AxiAccelerator", "AxiLiteAccelerator"]
@@ -41,12 +50,17 @@ class AxiLiteAccelerator(wiring.Component):
         AXI4-Lite address bits (:class:`hdl.csr.ControlRegisters`; default 12).
     load_queue, inflight : int
         As for :class:`~hdl.top.Accelerator`.
+    fetch : accel.timing.Fetch, optional
+        Fetch the instructions from DRAM (:class:`hdl.fetch.InstructionFetch`) instead of
+        reading them through ``imem_<engine>`` (default ``None``).
 
     Ports
     -----
     ``s_axil`` (``In(hdl.axi_lite.Signature(addr_width))``), ``irq`` (``Out(1)``), and every
     port of the inner :class:`~hdl.top.Accelerator` that :func:`hdl.csr.core_members` does not
-    name: ``imem_<engine>``, ``trace_<engine>_*``, ``ar``, ``r``, ``w``, ``b``.
+    name: ``imem_<engine>``, ``trace_<engine>_*``, ``ar``, ``r``, ``w``, ``b``. With
+    ``fetch``: ``m_axi_insn`` (``Out(hdl.axi_master.ReadSignature(fetch.width))``) in place
+    of ``imem_<engine>``.
 
     Raises
     ------
@@ -61,13 +75,23 @@ class AxiLiteAccelerator(wiring.Component):
         addr_width: int = ADDR_WIDTH,
         load_queue: int = 128,
         inflight: int = 256,
+        fetch: Fetch | None = None,
     ):
         self._registers = ControlRegisters(addr_width)
+        self._fetch_unit = None if fetch is None else InstructionFetch(config, fetch)
         self._core = Accelerator(
-            config, load_queue=load_queue, inflight=inflight, counter_bits=COUNTER_BITS
+            config,
+            load_queue=load_queue,
+            inflight=inflight,
+            counter_bits=COUNTER_BITS,
+            fetch=fetch is not None,
         )
-        passed = _passed_members(self._core.signature, core_members())
-        super().__init__({"s_axil": In(axi_lite.Signature(addr_width)), "irq": Out(1), **passed})
+        members = {"s_axil": In(axi_lite.Signature(addr_width)), "irq": Out(1)}
+        hidden = tuple(core_members())
+        if fetch is not None:
+            members["m_axi_insn"] = Out(self._fetch_unit.axi.signature)
+            hidden += tuple(n for n in self._core.signature.members if n.startswith(_FETCHED))
+        super().__init__({**members, **_passed_members(self._core.signature, hidden)})
 
     @property
     def config(self) -> AccelConfig:
@@ -82,10 +106,28 @@ class AxiLiteAccelerator(wiring.Component):
     def registers(self) -> ControlRegisters:
         return self._registers
 
+    @property
+    def fetch(self) -> Fetch | None:
+        """The instruction fetch's contract (``None``: the ``imem_<engine>`` ports)."""
+        return None if self._fetch_unit is None else self._fetch_unit.fetch
+
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.core = core = self._core
         m.submodules.registers = regs = self._registers
+        if self._fetch_unit is not None:
+            m.submodules.fetch = unit = self._fetch_unit
+            connect(m, unit.axi, flipped(self.m_axi_insn))
+            m.d.comb += [unit.start.eq(regs.start), unit.busy.eq(core.busy)]
+            for engine in Engine:
+                e = engine_name(engine)
+                connect(m, getattr(unit, f"imem_{e}"), getattr(core, f"imem_{e}"))
+                m.d.comb += [
+                    getattr(unit, f"{e}_base").eq(getattr(regs, f"{e}_base")),
+                    getattr(unit, f"{e}_count").eq(getattr(regs, f"{e}_count")),
+                    getattr(core, f"fetched_{e}").eq(getattr(unit, f"fetched_{e}")),
+                    getattr(unit, f"fire_{e}").eq(getattr(core, f"trace_{e}_start")),
+                ]
         connect(m, flipped(self.s_axil), regs.bus)
         m.d.comb += self.irq.eq(regs.irq)
         for name, member in core_members().items():
@@ -94,8 +136,12 @@ class AxiLiteAccelerator(wiring.Component):
                 m.d.comb += getattr(core, name).eq(getattr(regs, name))
             else:
                 m.d.comb += getattr(regs, name).eq(getattr(core, name))
-        _pass_through(m, self, core, exclude=("s_axil", "irq"))
+        _pass_through(m, self, core, exclude=("s_axil", "irq", "m_axi_insn"))
         return m
+
+
+#: The ports of the inner top that the fetch serves.
+_FETCHED = ("imem_", "fetched_")
 
 
 #: The inner top's DRAM ports, which :class:`AxiAccelerator` puts behind its AXI4 master.
@@ -112,11 +158,15 @@ class AxiAccelerator(wiring.Component):
         of two <= 128 and ``dram.latency`` >= 1 (:class:`hdl.axi_master.AxiMaster`).
     addr_width, load_queue, inflight : int
         As for :class:`AxiLiteAccelerator`.
+    fetch : accel.timing.Fetch
+        The instruction fetch (default ``Fetch()``: 8 instructions per engine, a 512-bit
+        ``m_axi_insn``).
 
     Ports
     -----
     ``s_axil`` (AXI4-Lite slave), ``m_axi`` (``Out(hdl.axi_master.Signature(bandwidth))``),
-    ``irq``, ``imem_<engine>`` and ``trace_<engine>_*`` (as :class:`~hdl.top.Accelerator`).
+    ``m_axi_insn`` (``Out(hdl.axi_master.ReadSignature(fetch.width))``), ``irq`` and
+    ``trace_<engine>_*`` (as :class:`~hdl.top.Accelerator`).
 
     Raises
     ------
@@ -131,10 +181,15 @@ class AxiAccelerator(wiring.Component):
         addr_width: int = ADDR_WIDTH,
         load_queue: int = 128,
         inflight: int = 256,
+        fetch: Fetch | None = None,
     ):
         self._master = axi_master.AxiMaster(config)
         self._inner = AxiLiteAccelerator(
-            config, addr_width=addr_width, load_queue=load_queue, inflight=inflight
+            config,
+            addr_width=addr_width,
+            load_queue=load_queue,
+            inflight=inflight,
+            fetch=Fetch() if fetch is None else fetch,
         )
         passed = _passed_members(self._inner.signature, _DRAM_PORTS)
         super().__init__({**passed, "m_axi": Out(self._master.axi.signature)})
@@ -142,6 +197,11 @@ class AxiAccelerator(wiring.Component):
     @property
     def config(self) -> AccelConfig:
         return self._inner.config
+
+    @property
+    def fetch(self) -> Fetch:
+        """The instruction fetch's contract: the model's ``fetch`` for this top."""
+        return self._inner.fetch
 
     @property
     def inner(self) -> AxiLiteAccelerator:

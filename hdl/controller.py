@@ -84,9 +84,13 @@ def _mask(engines_of_sem: int, engine: Engine) -> int:
     return isa.mask(*(s for s, pair in isa.SEMAPHORES.items() if pair[engines_of_sem] == engine))
 
 
-def control_members(counter_bits: int = COUNTER_BITS) -> dict[str, wiring.Member]:
+def control_members(
+    counter_bits: int = COUNTER_BITS, *, fetch: bool = False
+) -> dict[str, wiring.Member]:
     """The program-control, trace and counter ports (shared with :class:`hdl.top.Accelerator`);
-    ``cycle`` and the ``<engine>_{busy,blocked}_cycles`` counters are ``counter_bits`` wide."""
+    ``cycle`` and the ``<engine>_{busy,blocked}_cycles`` counters are ``counter_bits`` wide.
+    With ``fetch``, also ``fetched_<engine>`` (``In(1)``): the instruction memory holds the
+    engine's next instruction (:class:`hdl.fetch.InstructionFetch`)."""
     members: dict[str, wiring.Member] = {
         "start": In(1),
         "busy": Out(1),
@@ -108,6 +112,8 @@ def control_members(counter_bits: int = COUNTER_BITS) -> dict[str, wiring.Member
             f"{e}_busy_cycles": Out(counter_bits),
             f"{e}_blocked_cycles": Out(counter_bits),
         }
+        if fetch:
+            members[f"fetched_{e}"] = In(1)
     return members
 
 
@@ -121,6 +127,11 @@ class Controller(wiring.Component):
     inflight : int
         Granted, not yet completed instructions one engine may have (default 256; a full
         queue delays grants and sets ``stalled``).
+    counter_bits : int
+        Width of the counters (:func:`control_members`).
+    fetch : bool
+        The instruction memory is a fetch buffer: an instruction is granted only while
+        ``fetched_<engine>`` is high (default ``False``: every instruction is there).
 
     Ports
     -----
@@ -137,12 +148,18 @@ class Controller(wiring.Component):
     """
 
     def __init__(
-        self, config: AccelConfig, *, inflight: int = 256, counter_bits: int = COUNTER_BITS
+        self,
+        config: AccelConfig,
+        *,
+        inflight: int = 256,
+        counter_bits: int = COUNTER_BITS,
+        fetch: bool = False,
     ) -> None:
         self._config = check_config(config)
         self._inflight = check_count(inflight, "in-flight queue depth", 2)
         self._counter_bits = check_count(counter_bits, "counter width", 1)
-        members = control_members(counter_bits)
+        self._fetch = bool(fetch)
+        members = control_members(counter_bits, fetch=self._fetch)
         for engine in Engine:
             e = engine_name(engine)
             members[f"issue_{e}"] = Out(stream.Signature(INSTRUCTION_BITS))
@@ -160,6 +177,10 @@ class Controller(wiring.Component):
     @property
     def counter_bits(self) -> int:
         return self._counter_bits
+
+    @property
+    def fetch(self) -> bool:
+        return self._fetch
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -229,6 +250,8 @@ class Controller(wiring.Component):
         # `index < count`, kept in a register so that no 32-bit compare sits in the grant.
         more = Signal(name=f"{e}_more")
         fetched = running & more
+        if self._fetch:
+            fetched = fetched & getattr(self, f"fetched_{e}")
         legal = (
             (header.opcode == _OPCODE[engine])
             & ((header.wait & ~_mask(1, engine)) == 0)

@@ -214,7 +214,8 @@ def _register_map() -> tuple[Register, ...]:
                 offset,
                 Access.RW,
                 0,
-                f"word address of the first instruction of the {e} stream",
+                f"first instruction of the {e} stream, in 64-byte words (the AXI top: its "
+                "DRAM byte address / 64)",
             ),
             Register(
                 f"{e.upper()}_COUNT",

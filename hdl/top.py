@@ -65,6 +65,9 @@ class Accelerator(wiring.Component):
     counter_bits : int
         Width of ``cycle`` and the per-engine counters (:class:`hdl.controller.Controller`;
         default 32).
+    fetch : bool
+        The instruction ports are served by a fetch buffer (:class:`hdl.fetch.InstructionFetch`):
+        with it the top also has ``fetched_<engine>`` inputs (:class:`hdl.controller.Controller`).
 
     Raises
     ------
@@ -79,13 +82,16 @@ class Accelerator(wiring.Component):
         load_queue: int = 128,
         inflight: int = 256,
         counter_bits: int = COUNTER_BITS,
+        fetch: bool = False,
     ):
         self._config = check_config(config)
         # Checked before any block exists: a half-built design would warn as unused.
         check_count(load_queue, "LOAD descriptor queue depth", 1)
         check_count(inflight, "in-flight queue depth", 2)
         check_count(counter_bits, "counter width", 1)
-        self._controller = Controller(config, inflight=inflight, counter_bits=counter_bits)
+        self._controller = Controller(
+            config, inflight=inflight, counter_bits=counter_bits, fetch=fetch
+        )
         self._engines = {
             Engine.LOAD: LoadEngine(config, depth=load_queue),
             Engine.COMPUTE: ComputeEngine(config),
@@ -94,7 +100,7 @@ class Accelerator(wiring.Component):
         }
         super().__init__(
             {
-                **control_members(counter_bits),
+                **control_members(counter_bits, fetch=fetch),
                 "ar": Out(stream.Signature(read_request_layout())),
                 "r": In(stream.Signature(read_beat_layout(config), always_ready=True)),
                 "w": Out(stream.Signature(write_beat_layout(config))),
@@ -155,7 +161,8 @@ class Accelerator(wiring.Component):
                 getattr(ctrl, f"complete_{e}").eq(block.complete),
             ]
 
-        for name, member in control_members(self._controller.counter_bits).items():
+        members = control_members(self._controller.counter_bits, fetch=self._controller.fetch)
+        for name, member in members.items():
             ours, theirs = getattr(self, name), getattr(ctrl, name)
             if member.is_signature:
                 connect(m, flipped(ours), theirs)

@@ -40,9 +40,18 @@ class Schedule:
         return max((max(d) for d in self.done.values() if d), default=0)
 
 
-def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> Schedule:
-    """Event-simulate the engines; raises :class:`DeadlockError` if they block forever."""
+def schedule(
+    streams: dict[Engine, list[Instruction]],
+    config: AccelConfig,
+    fetch: timing.Fetch | None = None,
+) -> Schedule:
+    """Event-simulate the engines; raises :class:`DeadlockError` if they block forever.
+
+    With ``fetch`` the instructions come from DRAM as the AXI top fetches them (the module
+    docstring of :mod:`accel.timing`, INSTRUCTION FETCH): none starts before it is fetched.
+    """
     out = Schedule(feeds=[])
+    fetched = {e: timing.FetchTimes(e, fetch, config) for e in Engine} if fetch else None
     signals: dict[int, list[int]] = {int(s): [] for s in isa.Sem}
     consumed: dict[int, int] = {int(s): 0 for s in isa.Sem}
     position = dict.fromkeys(Engine, 0)
@@ -62,10 +71,12 @@ def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> S
                     break
                 tokens = {int(s): signals[s][consumed[s]] for s in waits}
                 earliest = max(tokens.values(), default=0)
+                avail = fetched[engine].available() if fetched else 0
+                earliest = max(earliest, avail)
                 for s in waits:
                     consumed[s] += 1
                 if engine == Engine.COMPUTE:
-                    out.ready[engine].append(compute_state.register_free)
+                    out.ready[engine].append(max(compute_state.register_free, avail))
                     t = timing.compute_timing(instr, earliest, compute_state, config)
                     out.feeds.append(Feed(t.first_feed, t.last_feed, tokens))
                     if previous is not None:
@@ -74,7 +85,7 @@ def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> S
                     compute_state = t.state
                     start, done = t.start, t.done
                 else:
-                    out.ready[engine].append(free[engine])
+                    out.ready[engine].append(max(free[engine], avail))
                     if engine == Engine.LOAD:
                         t = timing.load_timing(
                             instr, earliest, free[engine], read_channel_free, config
@@ -87,6 +98,8 @@ def schedule(streams: dict[Engine, list[Instruction]], config: AccelConfig) -> S
                     start, done, free[engine] = t.start, t.done, t.next_start
                 out.start[engine].append(start)
                 out.done[engine].append(done)
+                if fetched:
+                    fetched[engine].started(start)
                 for s in isa.sems_of(instr.signal):
                     signals[s].append(done)
                 position[engine] += 1

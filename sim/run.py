@@ -15,6 +15,7 @@ from accel.backend import Result, check_image, make_result
 from accel.config import AccelConfig
 from accel.isa import Engine
 from accel.program import Program
+from accel.timing import Fetch
 from sim import compute, dma, postproc
 from sim.buffers import Buffers
 from sim.controller import Schedule, engine_counters, schedule
@@ -92,6 +93,7 @@ def run(
     mode: str = "fast",
     compute_outputs: bool = True,
     trace_dump: TextIO | None = None,
+    fetch: Fetch | None = None,
 ) -> Result:
     """Run ``program`` on the cycle model.
 
@@ -106,6 +108,10 @@ def run(
         ``"fast"`` (closed-form timing per instruction plus an event simulation of the
         engines) or ``"trace"`` (stepped cycle by cycle; ``trace_dump`` receives one line per
         cycle). Both give identical cycle counts.
+    fetch:
+        The instruction fetch from DRAM of the AXI top (:class:`accel.timing.Fetch`, as
+        ``hdl.axi_top.AxiAccelerator(...).fetch``); ``None`` (default) for the tops that read
+        an instruction memory.
     compute_outputs:
         ``False`` skips the data path and returns cycles and traffic only (no outputs, no
         final DRAM).
@@ -121,9 +127,9 @@ def run(
         raise ValueError("an image is needed to compute outputs (or pass compute_outputs=False)")
     check_image(program, image, required=False)
     if mode == "fast":
-        sched = schedule(program.streams, program.config)
+        sched = schedule(program.streams, program.config, fetch)
     else:
-        sched = trace_schedule(program.streams, program.config, dump=trace_dump)
+        sched = trace_schedule(program.streams, program.config, dump=trace_dump, fetch=fetch)
     return make_result(
         program,
         f"model-{mode}",

@@ -19,6 +19,7 @@ from accel.config import AccelConfig
 from accel.isa import Engine, Instruction, Load, Post, Store
 from sim.compute import ComputeEngine
 from sim.controller import DeadlockError, Schedule
+from sim.fetch import Fetcher
 
 
 def _run_beats(instr: Instruction, config: AccelConfig) -> Iterator[int]:
@@ -98,8 +99,11 @@ def trace_schedule(
     *,
     dump: TextIO | None = None,
     max_cycles: int = 50_000_000,
+    fetch: timing.Fetch | None = None,
 ) -> Schedule:
-    """Step the machine cycle by cycle; returns the same :class:`Schedule` as fast mode."""
+    """Step the machine cycle by cycle; returns the same :class:`Schedule` as fast mode
+    (with ``fetch``, the AXI top's instruction fetch, :mod:`sim.fetch`)."""
+    fetchers = {e: Fetcher(e, len(streams[e]), fetch, config) for e in Engine} if fetch else None
     counters = [0] * len(isa.Sem)
     out = Schedule()
     for e in Engine:
@@ -125,6 +129,8 @@ def trace_schedule(
         index = position[engine]
         if index >= len(streams[engine]):
             return None
+        if fetchers and not fetchers[engine].present(index, cycle):
+            return None
         if waiting[engine] != index:  # the first cycle the engine could take it
             waiting[engine] = index
             out.ready[engine][index] = cycle
@@ -135,6 +141,8 @@ def trace_schedule(
         for s in waits:
             counters[s] -= 1
         out.start[engine][index] = cycle
+        if fetchers:
+            fetchers[engine].granted()
         last_started[engine] = index
         position[engine] += 1
         return instr
@@ -142,6 +150,9 @@ def trace_schedule(
     while remaining:
         if cycle > max_cycles:
             raise DeadlockError(f"trace mode stopped after {max_cycles} cycles")
+        if fetchers:
+            for fetcher in fetchers.values():
+                fetcher.step(cycle)
         # 1. Completions whose effects become visible this cycle.
         for engine, index in completions.pop(cycle, []):
             for s in isa.sems_of(streams[engine][index].signal):

@@ -5,7 +5,8 @@ tests/cocotb_axi_bench.py loads it inside the simulator too).
 cycle in order, and a write burst ``latency`` cycles after its last W beat; with ``pause`` > 0
 each ready and each due response is held back with that probability per cycle. It checks the
 AXI4 rules the master must keep (INCR, full-width beats, aligned addresses, no burst across
-4 KiB, WLAST on the last beat, a valid held with its payload until its handshake).
+4 KiB, WLAST on the last beat, a valid held with its payload until its handshake). A port
+without ``awvalid`` is a read-only master's (``hdl.axi_master.ReadSignature``): only AR and R.
 
 It is stepped once per cycle through a ``ctx`` with ``get(signal)`` and ``set(signal,
 value)`` (the Amaranth simulator's testbench context, or a shim over cocotb handles):
@@ -40,6 +41,7 @@ class AxiSlave:
         self.responses: deque[int] = deque()  # due cycles of B
         self.held: dict[str, tuple] = {}  # channel -> payload offered and not yet taken
         self.bursts: list[tuple[str, int, int]] = []  # ("ar"/"aw", addr, beats) taken
+        self.writable = hasattr(port, "awvalid")
 
     def _ready(self) -> bool:
         return not (self.pause and self.rng.random() < self.pause)
@@ -48,8 +50,9 @@ class AxiSlave:
         """Set the slave's outputs for this cycle (they depend on its state only)."""
         p = self.port
         ctx.set(p.arready, self._ready())
-        ctx.set(p.awready, self._ready())
-        ctx.set(p.wready, self._ready())
+        if self.writable:
+            ctx.set(p.awready, self._ready())
+            ctx.set(p.wready, self._ready())
         read = self.reads[0] if self.reads and self.reads[0][0] <= cycle else None
         r_valid = read is not None and self._ready()
         ctx.set(p.rvalid, r_valid)
@@ -60,7 +63,8 @@ class AxiSlave:
                 p.rdata, int.from_bytes(self.mem[start : start + self.size].tobytes(), "little")
             )
             ctx.set(p.rlast, beat == beats - 1)
-        ctx.set(p.bvalid, bool(self.responses) and self.responses[0] <= cycle and self._ready())
+        if self.writable:
+            ctx.set(p.bvalid, bool(self.responses) and self.responses[0] <= cycle and self._ready())
 
     def _address(self, prefix: str) -> tuple[int, int]:
         addr = self.ctx.get(getattr(self.port, f"{prefix}addr"))
@@ -107,6 +111,11 @@ class AxiSlave:
             read[3] += 1
             if read[3] == read[2]:
                 self.reads.popleft()
+        if self.writable:
+            self._sample_writes(ctx)
+
+    def _sample_writes(self, ctx) -> None:
+        p = self.port
         aw = (ctx.get(p.awaddr), ctx.get(p.awlen))
         self._stable("aw", ctx.get(p.awvalid), ctx.get(p.awready), aw)
         if ctx.get(p.awvalid) and ctx.get(p.awready):

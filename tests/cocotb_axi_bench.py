@@ -2,18 +2,18 @@
 through the cocotb runner on Verilator; not a pytest module).
 
 The case directory ``$ACCEL_BENCH_DIR`` holds ``case.npz`` (written by the pytest side):
-``image`` (the DRAM image), ``imem`` (the instruction words as 64-byte rows), ``streams``
-(base and count per engine, in :class:`accel.isa.Engine` order), ``offsets`` (the CSR offsets
-of the ``<E>_BASE``/``<E>_COUNT`` registers, ``IRQ_ENABLE``, ``CTRL``, ``STATUS``,
-``IRQ_STATUS``, ``CYCLE_LO``, ``CYCLE_HI``), ``memory`` (``axiram``: cocotbext-axi's
-``AxiRam``; ``contract``: tests/axi_slave.py's ``AxiSlave``, a memory of the config's
-``latency``), ``latency``, ``pause`` (the probability that an AXI channel of the memory
-pauses in a cycle), ``seed`` and ``max_cycles``. The bench puts the image into that memory on
-``m_axi``, serves the four synchronous instruction ports from
-``imem``, programs the registers with cocotbext-axi's ``AxiLiteMaster`` on ``s_axil``, writes
-``CTRL.START``, waits for ``irq``, reads ``STATUS`` and the cycle counter, clears the
-interrupt, and writes ``result.npz``: ``dram`` (the memory afterwards), ``cycles``,
-``status``, ``irq_status``.
+``image`` (the DRAM image with the instruction streams after the data,
+``Program.with_instructions``), ``streams`` (base and count per engine, in
+:class:`accel.isa.Engine` order), ``offsets`` (the CSR offsets of the
+``<E>_BASE``/``<E>_COUNT`` registers, ``IRQ_ENABLE``, ``CTRL``, ``STATUS``, ``IRQ_STATUS``,
+``CYCLE_LO``, ``CYCLE_HI``), ``memory`` (``axiram``: cocotbext-axi's ``AxiRam`` on ``m_axi``
+and an ``AxiRamRead`` over the same memory on ``m_axi_insn``; ``contract``:
+tests/axi_slave.py's ``AxiSlave`` on each, sharing one memory of the config's ``latency``),
+``latency``, ``pause`` (the probability that an AXI channel of the memory pauses in a cycle),
+``seed`` and ``max_cycles``. The bench puts the image into that memory, programs the
+registers with cocotbext-axi's ``AxiLiteMaster`` on ``s_axil``, writes ``CTRL.START``, waits
+for ``irq``, reads ``STATUS`` and the cycle counter, clears the interrupt, and writes
+``result.npz``: ``dram`` (the memory afterwards), ``cycles``, ``status``, ``irq_status``.
 """
 
 from __future__ import annotations
@@ -26,34 +26,10 @@ import cocotb
 import numpy as np
 from axi_slave import AxiSlave  # tests/ is on PYTHONPATH
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+from cocotb.triggers import ClockCycles, FallingEdge, Timer
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiRamRead, AxiReadBus
 
 ENGINES = ("load", "compute", "post", "store")
-
-
-async def serve_instructions(dut, imem: np.ndarray) -> None:
-    """The instruction memories: data one cycle after an enabled address (as the Amaranth
-    read port the raw top expects)."""
-    ports = [
-        (
-            getattr(dut, f"imem_{e}_addr"),
-            getattr(dut, f"imem_{e}_en"),
-            getattr(dut, f"imem_{e}_data"),
-        )
-        for e in ENGINES
-    ]
-    words = [int.from_bytes(row.tobytes(), "little") for row in imem]
-    while True:
-        await FallingEdge(dut.clk)
-        fetched = []
-        for addr, en, data in ports:
-            if int(en.value):
-                a = int(addr.value)
-                fetched.append((data, words[a] if a < len(words) else 0))
-        await RisingEdge(dut.clk)
-        for data, word in fetched:
-            data.value = word
 
 
 class _Handles:
@@ -68,6 +44,10 @@ class _Handles:
         handle.value = int(value)
 
 
+INSN_MEMBERS = [
+    *("arvalid", "arready", "araddr", "arlen", "arsize", "arburst", "arid", "rid"),
+    *("rvalid", "rready", "rdata", "rresp", "rlast"),
+]
 AXI_MEMBERS = [
     *(f"{c}{s}" for c in ("aw", "ar") for s in ("valid", "ready", "addr", "len", "size", "burst")),
     *("awid", "arid", "bid", "rid"),
@@ -76,18 +56,22 @@ AXI_MEMBERS = [
 ]
 
 
-async def contract_memory(dut, slave: AxiSlave) -> None:
-    """Step ``slave`` once per cycle: outputs in the clock's low phase, handshakes sampled
-    before the rising edge (the master's outputs do not depend on the slave's)."""
+async def contract_memory(dut, slaves: list[AxiSlave]) -> None:
+    """Step the ``slaves`` once per cycle: outputs in the clock's low phase, handshakes
+    sampled before the rising edge (the master's outputs do not depend on the slave's)."""
     ctx = _Handles()
-    for name in ("arready", "awready", "wready", "rvalid", "bvalid"):
-        ctx.set(getattr(slave.port, name), 0)
+    for slave in slaves:
+        for name in ("arready", "awready", "wready", "rvalid", "bvalid"):
+            if hasattr(slave.port, name):
+                ctx.set(getattr(slave.port, name), 0)
     cycle = 0
     while True:
         await FallingEdge(dut.clk)
-        slave.drive(ctx, cycle)
+        for slave in slaves:
+            slave.drive(ctx, cycle)
         await Timer(1, unit="ns")
-        slave.sample(ctx, cycle)
+        for slave in slaves:
+            slave.sample(ctx, cycle)
         cycle += 1
 
 
@@ -107,6 +91,7 @@ async def run_program(dut):
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     if str(case["memory"]) == "axiram":
         ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=int(image.size))
+        insn = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi_insn"), dut.clk, dut.rst, mem=ram.mem)
         ram.write(0, image.tobytes())
         if pause:
             rng = random.Random(int(case["seed"]))
@@ -116,6 +101,8 @@ async def run_program(dut):
                 ram.write_if.b_channel,
                 ram.read_if.ar_channel,
                 ram.read_if.r_channel,
+                insn.ar_channel,
+                insn.r_channel,
             ):
                 channel.set_pause_generator(pauses(rng, pause))
 
@@ -124,10 +111,15 @@ async def run_program(dut):
 
     else:
         port = type("Port", (), {n: getattr(dut, f"m_axi_{n}") for n in AXI_MEMBERS})
+        insn_port = type("Port", (), {n: getattr(dut, f"m_axi_insn_{n}") for n in INSN_MEMBERS})
         size = len(dut.m_axi_wstrb.value)
         rng = np.random.default_rng(int(case["seed"]))
-        slave = AxiSlave(port, image, int(case["latency"]), size, rng, pause)
-        cocotb.start_soon(contract_memory(dut, slave))
+        latency = int(case["latency"])
+        slave = AxiSlave(port, image, latency, size, rng, pause)
+        insn_bytes = len(dut.m_axi_insn_rdata.value) // 8
+        insn_slave = AxiSlave(insn_port, image, latency, insn_bytes, rng, pause)
+        insn_slave.mem = slave.mem  # one memory behind both ports
+        cocotb.start_soon(contract_memory(dut, [slave, insn_slave]))
 
         def memory() -> np.ndarray:
             return slave.mem
@@ -135,12 +127,9 @@ async def run_program(dut):
     axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
 
     dut.rst.value = 1
-    for e in ENGINES:
-        getattr(dut, f"imem_{e}_data").value = 0
     await ClockCycles(dut.clk, 4)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2)
-    cocotb.start_soon(serve_instructions(dut, case["imem"]))
 
     for e, (base, count) in zip(ENGINES, case["streams"], strict=True):
         await axil.write_dword(offsets[f"{e.upper()}_BASE"], int(base))

