@@ -15,6 +15,12 @@ zero point of the layer). Stride and dilation are only address arithmetic. VADD 
 operands (``in_base`` and ``in_base_b``) of one pass each; with ``broadcast_b`` operand b's
 pass reads ``in_base_b`` for every pixel (its validity is operand a's).
 
+A depthwise instruction (``depthwise``; :class:`accel.isa.Compute`) has one pass whose
+every pixel reads one word per kernel tap, one tap per array row: its walk is the walk of a
+``taps_h`` x ``taps_w`` kernel (:meth:`accel.isa.Compute.tap_geometry`), the taps in place of
+the passes (``feed_addresses`` then returns one row per tap, the pixels of each row fed in
+the same cycles).
+
 Three views of the same walk: :func:`feed_addresses` (every address in feed order, with its
 validity), :func:`distinct_words` (the set of words read, for buffer occupancy) and
 :func:`valid_reads` (how many reads, for SRAM traffic).
@@ -32,14 +38,19 @@ __all__ = ["distinct_words", "feed_addresses", "valid_reads"]
 
 
 def feed_addresses(instr: Compute) -> tuple[np.ndarray, np.ndarray]:
-    """(passes, pixels) word addresses and validity mask, in feed order."""
-    offsets, valid = _feed_offsets(*instr.window_geometry())
+    """(passes, pixels) word addresses and validity mask, in feed order; for a depthwise
+    instruction (taps, pixels)."""
+    offsets, valid = _feed_offsets(*_geometry(instr))
     return instr.in_base + offsets, valid
 
 
 def distinct_words(instr: Compute) -> np.ndarray:
     """The sorted distinct input words the instruction reads."""
-    return instr.in_base + _distinct_offsets(*instr.window_geometry())
+    return instr.in_base + _distinct_offsets(*_geometry(instr))
+
+
+def _geometry(instr: Compute) -> tuple:
+    return instr.tap_geometry() if instr.depthwise else instr.window_geometry()
 
 
 def valid_reads(instr: Compute) -> int:
@@ -48,13 +59,16 @@ def valid_reads(instr: Compute) -> int:
         rows = _in_bounds(instr.origin_h, instr.out_h, instr.stride_h, 0, instr.image_h)
         cols = _in_bounds(instr.origin_w, instr.out_w, instr.stride_w, 0, instr.image_w)
         return 2 * rows * cols  # a broadcast b word is read once per valid pixel
+    kernel_h, kernel_w = (
+        (instr.taps_h, instr.taps_w) if instr.depthwise else (instr.kernel_h, instr.kernel_w)
+    )
     rows = sum(
         _in_bounds(instr.origin_h, instr.out_h, instr.stride_h, r * instr.dil_h, instr.image_h)
-        for r in range(instr.kernel_h)
+        for r in range(kernel_h)
     )
     cols = sum(
         _in_bounds(instr.origin_w, instr.out_w, instr.stride_w, s * instr.dil_w, instr.image_w)
-        for s in range(instr.kernel_w)
+        for s in range(kernel_w)
     )
     return instr.ct_count * rows * cols
 
