@@ -232,9 +232,7 @@ class Program:
             if instr.depthwise:
                 rows = self.config.array.rows
                 if instr.mode != isa.ComputeMode.ARRAY or rows != cols:
-                    raise fail(
-                        Engine.COMPUTE, index, "depthwise needs ARRAY mode and rows == cols"
-                    )
+                    raise fail(Engine.COMPUTE, index, "depthwise needs ARRAY mode and rows == cols")
                 if instr.passes != 1 or not 1 <= instr.taps <= rows:
                     raise fail(
                         Engine.COMPUTE,

@@ -60,10 +60,10 @@ from hdl.isa import COMPUTE_LAYOUT
 __all__ = [
     "WindowGenerator",
     "addr_bits",
-    "depthwise_mode",
     "decode",
     "decode_bits",
     "decoded_layout",
+    "depthwise_mode",
     "window_word_layout",
 ]
 

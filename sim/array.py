@@ -8,10 +8,12 @@ row switches to its shadow weights when the first vector of the next pass reache
 consecutive passes follow each other with no fill or drain bubble. Timing, with its skew
 table, is in :mod:`accel.timing`.
 
+Pass ``k`` of a COMPUTE instruction uses the weight tile at weight-buffer words ``w_base +
+k*rows .. w_base + k*rows + rows - 1`` (word ``i`` = array row ``i``).
+
 Depthwise mode (``Compute.depthwise``): array row ``t`` is kernel tap ``t`` and column ``c``
 channel ``c``; each row is fed a word of its own (its tap's), lane ``c`` to PE ``(t, c)``
-(:func:`depthwise_sums`). Pass ``k`` of a COMPUTE instruction uses the weight tile at weight-buffer words
-``w_base + k*rows .. w_base + k*rows + rows - 1`` (word ``i`` = array row ``i``).
+(:func:`depthwise_sums`).
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 import sim
-from accel import config as cfg
 from accel import executor, synthetic
 from accel.compiler import compile
 from accel.isa import ComputeMode, Engine

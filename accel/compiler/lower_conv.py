@@ -288,7 +288,8 @@ class ConvPasses:
             for g, r0 in enumerate(range(0, r, wt.row_chunk)):
                 r1 = min(r, r0 + wt.row_chunk)
                 if wt.depthwise:  # one tile per group of kernel rows
-                    chunks.append((ct0, ct1, r0, r1, tile_words, wt.kt_offsets[kt] + g * tile_words))
+                    offset = wt.kt_offsets[kt] + g * tile_words
+                    chunks.append((ct0, ct1, r0, r1, tile_words, offset))
                     continue
                 words = (ct1 - ct0) * (r1 - r0) * s * tile_words
                 offset = (
@@ -660,11 +661,18 @@ def lower_conv(
     if out_hw is None:
         out_hw = (y.height, y.width)
     tiling = em.choose_tiling(node, out_hw, window, n_ct, n_kt, passes, streamed_words=streamed)
-    if tiling.channel_chunk < n_ct and groups != 1:
+    if (tiling.channel_chunk < n_ct or depthwise) and groups != 1:
         # Grouped: each k tile reads only its groups' channel tiles; load those per k tile.
         widest = max(hi - lo for lo, hi in ct_ranges)
         tiling = em.choose_tiling(
-            node, out_hw, window, widest, n_kt, passes, streamed_words=streamed
+            node,
+            out_hw,
+            window,
+            widest,
+            n_kt,
+            passes,
+            streamed_words=streamed,
+            loaded_c_tiles=n_kt * widest if depthwise else None,
         )
         tiling = replace(tiling, channel_chunk=min(tiling.channel_chunk, widest))
         if tiling.channel_chunk < widest:

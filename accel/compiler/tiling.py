@@ -135,8 +135,13 @@ def choose_tiling(
     *,
     streamed_words: int = 0,
     vector: bool = False,
+    loaded_c_tiles: int | None = None,
 ) -> Tiling:
     """The output tile that minimises the estimated cycles among those whose buffers fit.
+
+    ``loaded_c_tiles``: the channel tiles an output tile loads in all when the k tiles
+    load their own (``c_tiles`` at a time: a depthwise layer's k tiles one channel tile
+    each), for the estimate; ``c_tiles`` by default.
 
     ``c_tiles`` is the number of channel tiles of the input window loaded per output tile,
     ``k_tiles`` the number of k tiles (accumulator results per output tile), ``passes`` the
@@ -167,9 +172,11 @@ def choose_tiling(
             return 1, hw.input_words
         return None
 
+    loaded = c_tiles if loaded_c_tiles is None else loaded_c_tiles
+
     def estimate(th: int, tw: int) -> float:
         return estimate_cycles(
-            hw, out_hw, window, c_tiles, k_tiles, passes, (th, tw), streamed_words, vector=vector
+            hw, out_hw, window, loaded, k_tiles, passes, (th, tw), streamed_words, vector=vector
         )
 
     cap = min(acc_cap, out_cap)
