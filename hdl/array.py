@@ -55,6 +55,10 @@ w : In(stream.Signature(WeightWrite), always ready)
 i : In(stream.Signature(ArrayInput), always ready)
     Input vector ``x`` (``rows`` int8 lanes, lane ``i`` for array row ``i``) and ``switch``
     (set on the first vector of every pass).
+dwx : In(ArrayLayout(ArrayLayout(signed(8), cols), rows))
+    Square arrays only (the depthwise mode): row ``t``'s own word in cycle ``t' + t`` of a
+    vector fed with ``i.payload.dw`` in cycle ``t'``; PE (t, c) multiplies its lane ``c``
+    (delayed ``c`` cycles here) instead of the activation from the left.
 o : Out(stream.Signature(signed(32), always ready)).array(cols)
     ``o[c].payload`` is the int32 sum of column ``c`` (wrapping), ``o[c].valid`` marks the
     cycle ``t + rows + c`` of a vector fed with ``i.valid`` in cycle ``t``.

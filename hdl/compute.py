@@ -76,6 +76,9 @@ start, complete, done : Out(1)
     (``done``).
 input_rd : In(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows)))
     The input buffer's synchronous read port (data one cycle after the address).
+tap_rd : In(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows))).array(rows - 1)
+    Square arrays only (the depthwise mode): one more input-buffer read port per array row
+    1 .. rows-1, each row's own tap word (:mod:`hdl.feeder`).
 weight_rd : In(ReadPort.Signature(weight_addr_bits, ArrayLayout(signed(8), cols)))
     The weight buffer's synchronous read port.
 post_rd : Out(ReadPort.Signature(acc_addr_bits, ArrayLayout(signed(32), cols)))

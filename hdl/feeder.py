@@ -160,6 +160,12 @@ class Feeder(wiring.Component):
     meta : Out(meta_layout)
         The fed word's accumulator row, overwrite bit and last mark, in ``D + 1`` (for the
         ARRAY word to carry beside it through the array).
+    tap_rd : In(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows))).array(rows - 1)
+        Square arrays only (the depthwise mode): the input buffer's read port of array row
+        ``t`` (element ``t - 1``), read in ``D + t`` for a depthwise word taken in ``D``.
+    dwx : Out(ArrayLayout(ArrayLayout(signed(8), rows), rows))
+        Square arrays only: row ``t``'s word (its tap's, or ``pad_value``) in ``D + 1 + t``,
+        to :attr:`hdl.array.SystolicArray.dwx`.
     """
 
     def __init__(self, config: AccelConfig) -> None:
