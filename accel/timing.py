@@ -144,8 +144,8 @@ cycle f (``a0`` = tap a's word of pixel 0)::
     col 2 sum                                         out0  out1
 
 Measured (``accel simulate mobilenet_v2 --preset edge --cycles-only --format csv``): the 17
-depthwise layers of MobileNetV2 at 224x224 take 567,644 cycles instead of 1,653,609; the
-network 1,906,257 instead of 2,988,420 (61.6% MAC utilization instead of 39.3%).
+depthwise layers of MobileNetV2 at 224x224 take 284,723 cycles instead of 1,653,609; the
+network 1,627,243 instead of 2,988,420 (72.2% MAC utilization instead of 39.3%).
 
 VECTOR modes (VMAX, VSUM, VADD; VMUL is VADD with ``mul``, timed as VADD). No weights.
 The word fed in cycle ``t`` reads its accumulator row in cycle ``t`` and writes it in cycle
