@@ -223,11 +223,12 @@ def _traffic(program: Program) -> tuple[dict[str, int], dict[str, int], int, int
     per_layer = [[0, 0] for _ in program.layers]
     dram_read = dram_written = 0
     names = ("in", "w", "p", "t")  # by isa.Buffer
+    word = [timing.word_bytes(config, buffer) for buffer in range(len(names))]
     for engine, stream in program.streams.items():
         for instr in stream:
             if isinstance(instr, Load):
                 runs = instr.outer_count * instr.inner_count
-                words = timing.ceil_div(instr.run_bytes, timing.word_bytes(config, instr.buffer))
+                words = timing.ceil_div(instr.run_bytes, word[instr.buffer])
                 writes[names[instr.buffer]] += runs * words
                 dram_read += runs * instr.run_bytes
                 per_layer[instr.layer][0] += runs * instr.run_bytes

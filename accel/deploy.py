@@ -28,6 +28,7 @@ import numpy as np
 from accel import compiler, executor, graph
 from accel.backend import Result
 from accel.compiler import CompileError
+from accel.compiler.plan import concat_in_place, prefix_concats
 from accel.config import AccelConfig
 from accel.program import Program
 from accel.quantized import QuantizedNetwork
@@ -88,8 +89,9 @@ def on_host(net: graph.Network, node: str, segment: Sequence[str]) -> bool:
     it, which it would join): a host op, an activation the compiler could not fuse into its
     producer, a table (Pointwise) between host ops (read from a host op, read only by host
     ops: a segment of its own would cost a DRAM round trip for one lookup per element), or a
-    concat whose inputs are not layers of that segment used by this concat alone (a concat
-    costs the accelerator nothing because its producers store into it)."""
+    concat whose inputs are not layers of that segment used by this concat alone or by a
+    chain of concats each the channel prefix of the next (a concat costs the accelerator
+    nothing because its producers store into it: :func:`accel.compiler.plan.concat_in_place`)."""
     op = net.op(node)
     if isinstance(op, graph.HostOp | graph.Activation):
         return True
@@ -98,10 +100,8 @@ def on_host(net: graph.Network, node: str, segment: Sequence[str]) -> bool:
         hosted = [net.op(net.inputs(node)[0]), *(net.op(r) for r in readers)]
         return bool(readers) and all(isinstance(o, graph.HostOp) for o in hosted)
     if isinstance(op, graph.Concat):
-        return any(
-            src not in segment
-            or sum(isinstance(net.op(c), graph.Concat) for c in net.consumers(src)) > 1
-            for src in net.inputs(node)
+        return any(src not in segment for src in net.inputs(node)) or not concat_in_place(
+            net, node, prefix_concats(net)
         )
     return False
 

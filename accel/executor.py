@@ -66,7 +66,7 @@ def _float_node(network: Network, name: str, xs: list[NDArray]) -> NDArray:
         return _activate(out, op.activation)
     if isinstance(op, graph.MaxPool2d):
         pads = graph.pool_padding(name, op)
-        return golden.max_pool2d(x, op.kernel, op.stride, pads, op.ceil_mode)
+        return golden.max_pool2d(x, op.kernel, op.stride, pads, op.ceil_mode, op.dilation)
     if isinstance(op, graph.AvgPool2d):
         pads = graph.pool_padding(name, op)
         return golden.avg_pool2d(x, op.kernel, op.stride, pads, op.ceil_mode, op.count_include_pad)
@@ -188,7 +188,9 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         return _clamp(out, layer.act_min, layer.act_max)
     if isinstance(op, graph.MaxPool2d):
         pads = graph.pool_padding(name, op)
-        return golden.max_pool2d(x, op.kernel, op.stride, pads, op.ceil_mode).astype(np.int8)
+        return golden.max_pool2d(x, op.kernel, op.stride, pads, op.ceil_mode, op.dilation).astype(
+            np.int8
+        )
     if isinstance(op, graph.AvgPool2d | graph.GlobalAvgPool):
         avg_pool_count(network, name)  # rejects what one divisor cannot express
         if isinstance(op, graph.GlobalAvgPool):

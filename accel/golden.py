@@ -469,11 +469,13 @@ def conv_transpose2d(
 # --------------------------------------------------------------------------------------------
 
 
-def _pool_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
-    """PyTorch ``pooling_output_shape`` (dilation 1); the kernel must fit the padded input."""
-    out = conv_output_size(size, kernel, stride, 2 * pad, 1)
+def _pool_size(
+    size: int, kernel: int, stride: int, pad: int, ceil_mode: bool, dilation: int = 1
+) -> int:
+    """PyTorch ``pooling_output_shape``; the dilated kernel must fit the padded input."""
+    out = conv_output_size(size, kernel, stride, 2 * pad, dilation)
     if ceil_mode:
-        out = -(-(size + 2 * pad - kernel) // stride) + 1
+        out = -(-(size + 2 * pad - dilation * (kernel - 1) - 1) // stride) + 1
         if (out - 1) * stride >= size + pad:  # last window would start in the bottom padding
             out -= 1
     return out
@@ -486,22 +488,26 @@ def pool_windows(
     padding: PairLike,
     ceil_mode: bool,
     pad_value: float | int,
+    dilation: PairLike = 1,
 ) -> tuple[NDArray, list[NDArray], list[NDArray]]:
-    """Windows (N, C, P, Q, kh, kw) and per-axis window [start, end) in input coordinates."""
+    """Windows (N, C, P, Q, kh, kw) and per-axis window [start, end) in input coordinates
+    (the span of the dilated window)."""
     _check_ndim(x, 4, "x", "(N, C, H, W)")
     k = pair(kernel, "kernel", minimum=1)
     st = k if stride is None else pair(stride, "stride", minimum=1)
     pd = pair(padding, "padding", minimum=0)
+    dl = pair(dilation, "dilation", minimum=1)
     if pd[0] * 2 > k[0] or pd[1] * 2 > k[1]:
         raise ValueError(f"padding must be at most half the kernel {kernel!r}, got {padding!r}")
     out, starts, ends, pads = [], [], [], []
-    for size, ki, si, pi in zip(x.shape[2:], k, st, pd, strict=True):
-        o = _pool_size(size, ki, si, pi, ceil_mode)
+    for size, ki, si, pi, di in zip(x.shape[2:], k, st, pd, dl, strict=True):
+        o = _pool_size(size, ki, si, pi, ceil_mode, di)
+        span = di * (ki - 1) + 1
         out.append(o)
         starts.append(np.arange(o) * si - pi)
-        ends.append(starts[-1] + ki)
-        pads += [pi, max(pi, (o - 1) * si + ki - size - pi)]
-    win = _windows(_pad_hw(x, tuple(pads), pad_value), k, st, (1, 1), tuple(out))
+        ends.append(starts[-1] + span)
+        pads += [pi, max(pi, (o - 1) * si + span - size - pi)]
+    win = _windows(_pad_hw(x, tuple(pads), pad_value), k, st, dl, tuple(out))
     return win, starts, ends
 
 
@@ -511,8 +517,9 @@ def max_pool2d(
     stride: PairLike | None = None,
     padding: PairLike = 0,
     ceil_mode: bool = False,
+    dilation: PairLike = 1,
 ) -> NDArray:
-    """2-D max pooling with PyTorch ``max_pool2d`` semantics (dilation 1), NCHW.
+    """2-D max pooling with PyTorch ``max_pool2d`` semantics, NCHW.
 
     Parameters
     ----------
@@ -525,6 +532,9 @@ def max_pool2d(
     ceil_mode : bool
         Use ceil instead of floor for the output size; a window that would start in the
         bottom/right padding is dropped.
+    dilation : int or (h, w)
+        Distance between window taps (PyTorch's ``dilation``); the padding rule is on the
+        undilated kernel, as PyTorch's.
 
     Returns
     -------
@@ -534,12 +544,12 @@ def max_pool2d(
     Raises
     ------
     ValueError
-        Wrong ndim, kernel/stride < 1, padding < 0 or larger than half the kernel, kernel
-        larger than the padded input.
+        Wrong ndim, kernel/stride/dilation < 1, padding < 0 or larger than half the kernel,
+        dilated kernel larger than the padded input.
     """
     (x,) = _promote(x=x)
     low = np.iinfo(np.int64).min if x.dtype == np.int64 else -np.inf
-    win, _, _ = pool_windows(x, kernel, stride, padding, ceil_mode, low)
+    win, _, _ = pool_windows(x, kernel, stride, padding, ceil_mode, low, dilation)
     return win.max(axis=(4, 5))
 
 

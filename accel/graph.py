@@ -560,17 +560,20 @@ class _Pool(Op):
 
     def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
         (shape,) = shapes
-        return (_chw(shape)[0], *_window_hw(self, shape))  # type: ignore[arg-type]
+        dilation = getattr(self, "dilation", (1, 1))
+        return (_chw(shape)[0], *_window_hw(self, shape, dilation))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class MaxPool2d(_Pool):
-    """Max pooling; padded positions never win. ``ceil_mode`` as PyTorch."""
+    """Max pooling; padded positions never win. ``ceil_mode`` and ``dilation`` (the window
+    taps ``dilation`` apart; the padding rule is on the undilated kernel) as PyTorch."""
 
     kernel: tuple[int, int]
     stride: tuple[int, int]
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     ceil_mode: bool = False
+    dilation: tuple[int, int] = (1, 1)
 
 
 @dataclass(frozen=True)

@@ -244,7 +244,9 @@ class Compute(Instruction):
 
     def window_geometry(self) -> tuple:
         """The fields that fix the window walk's addresses relative to ``in_base`` (and
-        VADD's operand offset): a hashable key, shared by the tiles of a layer."""
+        VADD's operand offset): a hashable key, shared by the tiles of a layer. A depthwise
+        instruction's walk, one word per tap for every pixel, is the walk of a ``taps_h`` x
+        ``taps_w`` kernel's passes: its key has the taps as the kernel."""
         return (
             self.mode == ComputeMode.VADD,
             self.in_base_b - self.in_base,
@@ -261,18 +263,10 @@ class Compute(Instruction):
             self.stride_w,
             self.dil_h,
             self.dil_w,
-            self.kernel_h,
-            self.kernel_w,
+            self.taps_h if self.depthwise else self.kernel_h,
+            self.taps_w if self.depthwise else self.kernel_w,
             bool(self.broadcast_b) and self.mode == ComputeMode.VADD,
         )
-
-    def tap_geometry(self) -> tuple:
-        """A depthwise instruction's window geometry with its taps as the kernel: its walk
-        in tap order (``taps_h`` x ``taps_w``, one tap per array row) is the walk of that
-        kernel's passes (:func:`accel.window.feed_addresses`)."""
-        geometry = list(self.window_geometry())
-        geometry[-3:-1] = [self.taps_h, self.taps_w]
-        return tuple(geometry)
 
 
 @dataclass(frozen=True)

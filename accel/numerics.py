@@ -205,11 +205,15 @@ def saturating_rounding_doubling_high_mul(a: ArrayLike, b: ArrayLike) -> NDArray
 
 def srdhm_unchecked(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
     """:func:`saturating_rounding_doubling_high_mul` without argument checks (int64 arrays
-    holding int32 values), for the hardware models' inner loops."""
-    ab = a * b
-    nudged = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    high = np.sign(nudged) * (np.abs(nudged) >> 31)  # C truncating division by 2**31
-    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
+    holding int32 values), for the hardware models' inner loops.
+
+    gemmlowp truncates ``ab + nudge`` towards zero, with ``nudge = 2**30`` for ``ab >= 0``
+    and ``1 - 2**30`` below; ``nudge`` has the sign of ``ab`` (or is positive at 0), so for
+    ``ab < 0`` truncation is the floor of ``(ab + 1 - 2**30 + 2**31 - 1) / 2**31``: both
+    cases are ``(ab + 2**30) >> 31``. ``|ab| <= 2**62`` (no int64 overflow) and the result
+    exceeds ``INT32_MAX`` only for ``ab = 2**62``, ``INT32_MIN * INT32_MIN``, which
+    saturates."""
+    return np.minimum((a * b + (1 << 30)) >> 31, INT32_MAX)
 
 
 def rounding_divide_by_pot(x: ArrayLike, exponent: ArrayLike) -> NDArray[np.int64]:
@@ -342,7 +346,7 @@ def requantize_unchecked(
 ) -> NDArray[np.int8]:
     """:func:`requantize` without argument checks; parameters already broadcastable."""
     scaled = rdbpot_unchecked(srdhm_unchecked(acc, multiplier), shift)
-    return np.clip(scaled + out_zero_point, act_min, act_max).astype(np.int8)
+    return np.minimum(np.maximum(scaled + out_zero_point, act_min), act_max).astype(np.int8)
 
 
 def activation_range(
@@ -889,7 +893,7 @@ def requantize_two_slope(
     pos = rdbpot_unchecked(srdhm_unchecked(acc, multiplier), shift)
     neg = rdbpot_unchecked(srdhm_unchecked(acc, multiplier_neg), shift_neg)
     scaled = np.where(acc < 0, neg, pos)
-    return np.clip(scaled + out_zero_point, act_min, act_max).astype(np.int8)
+    return np.minimum(np.maximum(scaled + out_zero_point, act_min), act_max).astype(np.int8)
 
 
 def qprelu(

@@ -277,6 +277,11 @@ def _straddles(instr: Load | Store, first: int, bandwidth: int) -> int:
     bandwidth - first``)."""
     if first <= 1:
         return 0
+    outer, inner = instr.outer_count, instr.inner_count
+    if (inner == 1 or instr.inner_stride % bandwidth == 0) and (
+        outer == 1 or instr.outer_stride % bandwidth == 0
+    ):  # every run starts at the same offset in its block (most transfers: no array needed)
+        return outer * inner if instr.dram_addr % bandwidth > bandwidth - first else 0
     return int(np.count_nonzero(run_addresses(instr) % bandwidth > bandwidth - first))
 
 

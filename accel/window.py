@@ -17,7 +17,7 @@ pass reads ``in_base_b`` for every pixel (its validity is operand a's).
 
 A depthwise instruction (``depthwise``; :class:`accel.isa.Compute`) has one pass whose
 every pixel reads one word per kernel tap, one tap per array row: its walk is the walk of a
-``taps_h`` x ``taps_w`` kernel (:meth:`accel.isa.Compute.tap_geometry`), the taps in place of
+``taps_h`` x ``taps_w`` kernel (:meth:`accel.isa.Compute.window_geometry`), the taps in place of
 the passes (``feed_addresses`` then returns one row per tap, the pixels of each row fed in
 the same cycles).
 
@@ -32,7 +32,7 @@ import functools
 
 import numpy as np
 
-from accel.isa import Compute, ComputeMode
+from accel.isa import Compute
 
 __all__ = ["distinct_words", "feed_addresses", "valid_reads"]
 
@@ -40,37 +40,32 @@ __all__ = ["distinct_words", "feed_addresses", "valid_reads"]
 def feed_addresses(instr: Compute) -> tuple[np.ndarray, np.ndarray]:
     """(passes, pixels) word addresses and validity mask, in feed order; for a depthwise
     instruction (taps, pixels)."""
-    offsets, valid = _feed_offsets(*_geometry(instr))
+    offsets, valid = _feed_offsets(*instr.window_geometry())
     return instr.in_base + offsets, valid
 
 
 def distinct_words(instr: Compute) -> np.ndarray:
     """The sorted distinct input words the instruction reads."""
-    return instr.in_base + _distinct_offsets(*_geometry(instr))
-
-
-def _geometry(instr: Compute) -> tuple:
-    return instr.tap_geometry() if instr.depthwise else instr.window_geometry()
+    return instr.in_base + _distinct_offsets(*instr.window_geometry())
 
 
 def valid_reads(instr: Compute) -> int:
     """Words the window walk actually reads (padding is generated, not read)."""
-    if instr.mode == ComputeMode.VADD:
-        rows = _in_bounds(instr.origin_h, instr.out_h, instr.stride_h, 0, instr.image_h)
-        cols = _in_bounds(instr.origin_w, instr.out_w, instr.stride_w, 0, instr.image_w)
+    return _valid_reads(*instr.window_geometry())
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_reads(
+    vadd, b_offset, ct_count, ct_stride, tile_w, out_h, out_w, origin_h, origin_w, image_h,
+    image_w, stride_h, stride_w, dil_h, dil_w, kernel_h, kernel_w, broadcast_b,
+) -> int:  # fmt: skip
+    if vadd:
+        rows = _in_bounds(origin_h, out_h, stride_h, 0, image_h)
+        cols = _in_bounds(origin_w, out_w, stride_w, 0, image_w)
         return 2 * rows * cols  # a broadcast b word is read once per valid pixel
-    kernel_h, kernel_w = (
-        (instr.taps_h, instr.taps_w) if instr.depthwise else (instr.kernel_h, instr.kernel_w)
-    )
-    rows = sum(
-        _in_bounds(instr.origin_h, instr.out_h, instr.stride_h, r * instr.dil_h, instr.image_h)
-        for r in range(kernel_h)
-    )
-    cols = sum(
-        _in_bounds(instr.origin_w, instr.out_w, instr.stride_w, s * instr.dil_w, instr.image_w)
-        for s in range(kernel_w)
-    )
-    return instr.ct_count * rows * cols
+    rows = sum(_in_bounds(origin_h, out_h, stride_h, r * dil_h, image_h) for r in range(kernel_h))
+    cols = sum(_in_bounds(origin_w, out_w, stride_w, s * dil_w, image_w) for s in range(kernel_w))
+    return ct_count * rows * cols
 
 
 # The tiles of a layer share their geometry (Compute.window_geometry), hence the caches.

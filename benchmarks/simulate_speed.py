@@ -5,7 +5,9 @@ compile + simulate: compile time, simulation time, peak resident memory, and the
 compile + simulate to the **floor**: the time a float64 BLAS matrix product of the network's
 MAC count takes on this machine, measured in the same run (a 2048 x 2048 x 2048 product,
 scaled; float64 is exact for int8 x int8 sums below 2^53, so it is the fastest exact way a
-general-purpose machine computes these MACs). Figures, not assertions:
+general-purpose machine computes these MACs), and the CPU seconds of compile + simulate (on a
+shared machine the wall times wait for the CPU; the CPU seconds much less). Figures, not
+assertions:
 
     python benchmarks/simulate_speed.py [--models resnet18,resnet50] [--presets edge,server]
         [--modes tensors,cycles]
@@ -48,15 +50,15 @@ def measure(model: str, size: int, preset: str, outputs: bool) -> dict:
     t0 = time.perf_counter()
     network = models.get(model, input_size=size or None)
     qnet = ptq.quantize(graph.fuse_activations(network), seed=0)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     program = compile(qnet, config.preset(preset))
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     image = None
     if outputs:
         image = program.make_image(synthetic.random_int8_inputs(qnet))
-    t3 = time.perf_counter()
+    t3, c3 = time.perf_counter(), time.process_time()
     result = sim.run(program, image, compute_outputs=outputs)
-    t4 = time.perf_counter()
+    t4, c4 = time.perf_counter(), time.process_time()
     return {
         "model": model,
         "input": size,
@@ -65,6 +67,7 @@ def measure(model: str, size: int, preset: str, outputs: bool) -> dict:
         "quantize_s": t1 - t0,
         "compile_s": t2 - t1,
         "simulate_s": t4 - t3,
+        "cpu_s": (c2 - c1) + (c4 - c3),
         "instructions": program.instruction_count,
         "macs": result.macs,
         "cycles": result.total_cycles,
@@ -92,7 +95,7 @@ def main() -> None:
     print(
         f"{'model':10s} {'preset':7s} {'mode':12s} {'compile s':>9s} {'sim s':>7s} "
         f"{'instrs':>8s} {'cycles':>11s} {'util':>6s} {'peak MB':>8s} {'floor s':>8s} "
-        f"{'x floor':>8s}"
+        f"{'x floor':>8s} {'cpu s':>6s}"
     )
     for model in args.models.split(","):
         for preset in args.presets.split(","):
@@ -111,7 +114,8 @@ def main() -> None:
                 print(
                     f"{model:10s} {preset:7s} {mode:12s} {r['compile_s']:9.2f} "
                     f"{r['simulate_s']:7.2f} {r['instructions']:8d} {r['cycles']:11,d} "
-                    f"{r['utilization']:6.3f} {r['peak_rss_mb']:8d} {floor:8.3f} {ratio:8.1f}"
+                    f"{r['utilization']:6.3f} {r['peak_rss_mb']:8d} {floor:8.3f} {ratio:8.1f} "
+                    f"{r['cpu_s']:6.2f}"
                 )
 
 

@@ -47,19 +47,29 @@ def weight_tiles(instr: Compute, weights: np.ndarray, rows: int) -> np.ndarray:
 def array_sums(windows: np.ndarray, tiles: np.ndarray) -> np.ndarray:
     """(pixels, cols) int64: sum over passes of window @ weight tile, exactly.
 
-    ``windows`` is (passes, pixels, rows). The products are summed in float64, exact for
-    int8 x int8 sums below 2^53.
+    ``windows`` is (passes, pixels, rows).
     """
     return multiply(lhs(windows), tiles)
 
 
 def lhs(windows: np.ndarray) -> np.ndarray:
-    """(pixels, passes * rows) float64: the fed words of every pass side by side."""
+    """(pixels, passes * rows) int8: the fed words of every pass side by side."""
     passes, pixels, rows = windows.shape
-    return windows.transpose(1, 0, 2).reshape(pixels, passes * rows).astype(np.float64)
+    return windows.transpose(1, 0, 2).reshape(pixels, passes * rows)
+
+
+#: Most products one sum may hold for float32 to be exact (see :func:`multiply`).
+FLOAT32_TERMS = 2**24 // 2**14
 
 
 def multiply(lhs: np.ndarray, tiles: np.ndarray) -> np.ndarray:
-    """(pixels, cols) int64: ``lhs`` (:func:`lhs`) times the stacked weight tiles, exactly
-    (float64 holds every int8 x int8 sum below 2^53)."""
-    return (lhs @ tiles.astype(np.float64)).astype(np.int64)
+    """(pixels, n) int64: int8 ``lhs`` (pixels, k) times int8 ``tiles`` (k, n), exactly.
+
+    The product runs in BLAS, in float32 when ``k <= FLOAT32_TERMS`` and float64 above: an
+    int8 x int8 product has magnitude at most ``2**14``, so every partial sum BLAS forms, in
+    any order, is an integer of magnitude at most ``k * 2**14``, exact in float32 up to
+    ``2**24`` and in float64 up to ``2**53`` (``k`` below ``2**39``: far more than the
+    ISA's passes times rows).
+    """
+    dtype = np.float32 if lhs.shape[1] <= FLOAT32_TERMS else np.float64
+    return (lhs.astype(dtype) @ tiles.astype(dtype)).astype(np.int64)

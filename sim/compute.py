@@ -44,23 +44,24 @@ class ArrayProducts:
     LOAD writes between the first of the run and each member (every writer of the input and
     weight buffers is a LOAD). The first member of a run multiplies its words by every
     member's weight tiles in one product, and each member takes its own columns when it
-    executes, after checking that its weights are still the ones multiplied: each
-    instruction's effect is computed from exactly the buffer contents it reads.
+    executes, after checking (:meth:`sim.buffers.Buffers.unchanged_since`) that no LOAD has
+    written its input or weight words since the product: each instruction's effect is
+    computed from exactly the buffer contents it reads.
     """
 
     #: Most instructions multiplied together (bounds the memory a run's products take).
     MOST = 64
 
-    def __init__(self, program: Program, order: list[tuple[Engine, int]]) -> None:
+    def __init__(self, program: Program, position: dict[Engine, list[int]]) -> None:
+        """``position[engine][i]``: where instruction ``i`` of ``engine`` executes in the run
+        (:func:`sim.run.start_order`)."""
         self._rows = program.config.array.rows
         self._computes = program.streams[Engine.COMPUTE]
-        position = {event: p for p, event in enumerate(order)}
+        load_at, compute_at = position[Engine.LOAD], position[Engine.COMPUTE]
         loads: dict[int, list[tuple[int, int, int]]] = {Buffer.INPUT: [], Buffer.WEIGHT: []}
         for i, load in enumerate(program.streams[Engine.LOAD]):
             if load.buffer in loads:
-                loads[load.buffer].append(
-                    (position[(Engine.LOAD, i)], *load_span(load, program.config))
-                )
+                loads[load.buffer].append((load_at[i], *load_span(load, program.config)))
         self._runs: dict[int, list[int]] = {}  # first member -> the members, it first
         self._first: dict[int, int] = {}  # member -> the first member of its run
         inputs, weights = loads[Buffer.INPUT], loads[Buffer.WEIGHT]
@@ -71,7 +72,7 @@ class ArrayProducts:
         dirty = False  # an input load since the run began wrote its words
         written: list[tuple[int, int]] = []  # weight words loaded since the run began
         for i, instr in enumerate(self._computes):
-            here = position[(Engine.COMPUTE, i)]
+            here = compute_at[i]
             while next_input < len(inputs) and inputs[next_input][0] < here:
                 _, lo, hi = inputs[next_input]
                 dirty = dirty or (lo < span[1] and span[0] < hi)
@@ -82,7 +83,7 @@ class ArrayProducts:
             if instr.mode != ComputeMode.ARRAY or instr.depthwise:
                 key = None
                 continue
-            this = (instr.in_base, instr.pad_value, instr.window_geometry())
+            this = _walk_key(instr)
             lo, hi = self._weights(instr)
             joins = (
                 this == key
@@ -103,23 +104,38 @@ class ArrayProducts:
     def products(self, index: int, buffers: Buffers) -> np.ndarray:
         """(pixels, cols) int64: COMPUTE[index]'s sums over its passes, exactly."""
         instr = self._computes[index]
-        tiles = array.weight_tiles(instr, buffers.weight, self._rows)
         if self._first[index] != index:
-            multiplied, sums = self._pending.pop(index)
-            if not np.array_equal(multiplied, tiles):  # pragma: no cover - the plan forbids it
-                raise AssertionError(f"COMPUTE[{index}]: its weights changed after the product")
+            loads, span, walk, sums = self._pending.pop(index)
+            if _walk_key(instr) != walk:  # the plan forbids it; tests/test_sim_dataflow.py
+                raise AssertionError(f"COMPUTE[{index}] reads other words than its run's first")
+            lo, hi = self._weights(instr)
+            if not (
+                buffers.unchanged_since(Buffer.WEIGHT, lo, hi, loads)
+                and buffers.unchanged_since(Buffer.INPUT, *span, loads)
+            ):  # the plan forbids it; tests/test_sim_dataflow.py plants a wrong plan
+                raise AssertionError(f"COMPUTE[{index}]: its words changed after the product")
+            array.weight_tiles(instr, buffers.weight, self._rows)  # its bounds check
             return sums
         members = self._runs[index]
-        stacked = [tiles]
-        stacked += [
-            array.weight_tiles(self._computes[m], buffers.weight, self._rows) for m in members[1:]
+        stacked = [
+            array.weight_tiles(self._computes[m], buffers.weight, self._rows) for m in members
         ]
-        lhs = array.lhs(window.read_windows(instr, buffers.input))
-        sums = array.multiply(lhs, np.concatenate(stacked, axis=1))
-        cols = tiles.shape[1]
+        words = window.read_pixel_words(instr, buffers.input)
+        lhs = words.reshape(words.shape[0], -1)
+        sums = array.multiply(
+            lhs, np.concatenate(stacked, axis=1) if len(stacked) > 1 else stacked[0]
+        )
+        cols = stacked[0].shape[1]
+        span = _input_span(instr) if len(members) > 1 else (0, 0)
+        walk = _walk_key(instr)
         for k, member in enumerate(members[1:], start=1):
-            self._pending[member] = (stacked[k].copy(), sums[:, k * cols : (k + 1) * cols])
+            self._pending[member] = (buffers.loads, span, walk, sums[:, k * cols : (k + 1) * cols])
         return sums[:, :cols]
+
+
+def _walk_key(instr: Compute) -> tuple:
+    """What fixes the words an ARRAY instruction feeds (given the input buffer's contents)."""
+    return (instr.in_base, instr.pad_value, instr.window_geometry())
 
 
 def _input_span(instr: Compute) -> tuple[int, int]:
@@ -152,9 +168,10 @@ def execute(
             sums = array.array_sums(window.read_windows(instr, buffers.input), tiles)
         else:
             sums = products.products(index, buffers)
-        if instr.accumulate:
-            sums = sums + target
-        target[...] = sums.astype(np.int32)  # int32 accumulators wrap
+        if instr.accumulate:  # int32 accumulators wrap, and so does the int64 -> int32 cast
+            target += sums
+        else:
+            target[...] = sums
     else:
         windows = window.read_windows(instr, buffers.input)
         lanes = config.vector_lanes

@@ -17,25 +17,36 @@ from sim.dram import Dram
 
 def execute_load(load: Load, dram: Dram, buffers: Buffers) -> None:
     """Move the runs of ``load`` into consecutive words of its buffer (zero-filled tails)."""
+    outer, inner, run_bytes = load.outer_count, load.inner_count, load.run_bytes
     runs = dram.read_runs(
-        load.dram_addr,
-        load.outer_count,
-        load.outer_stride,
-        load.inner_count,
-        load.inner_stride,
-        load.run_bytes,
+        load.dram_addr, outer, load.outer_stride, inner, load.inner_stride, run_bytes
     )
     memory = buffers.byte_view(load.buffer)
     word = memory.shape[1]
-    per_run = -(-load.run_bytes // word)
-    padded = np.zeros((load.outer_count, load.inner_count, per_run * word), dtype=np.uint8)
-    padded[..., : load.run_bytes] = runs
-    words = padded.reshape(load.outer_count, load.inner_count * per_run, word)
-    for i in range(load.outer_count):
-        base = load.sram_addr + i * load.sram_outer_stride
-        buffers.check(load.buffer, base, words.shape[1])
-        memory[base : base + words.shape[1]] = words[i]
-    buffers.count_write(load.buffer, load.outer_count * load.inner_count * per_run)
+    per_run = -(-run_bytes // word)
+    words = inner * per_run  # per outer step
+    stride = load.sram_outer_stride
+    base = load.sram_addr
+    if outer == 1 or stride >= words:  # the outer steps write disjoint words: one assignment
+        buffers.check(load.buffer, base, (outer - 1) * stride + words)
+        target = np.ndarray(
+            (outer, inner, per_run * word),
+            np.uint8,
+            memory,
+            base * word,
+            (stride * word, per_run * word, 1),
+        )
+        target[..., :run_bytes] = runs
+        if run_bytes < per_run * word:
+            target[..., run_bytes:] = 0
+    else:  # overlapping outer steps: later steps win, in order, as in the hardware
+        padded = np.zeros((outer, inner, per_run * word), dtype=np.uint8)
+        padded[..., :run_bytes] = runs
+        for i, step in enumerate(padded.reshape(outer, words, word)):
+            buffers.check(load.buffer, base + i * stride, words)
+            memory[base + i * stride : base + i * stride + words] = step
+    buffers.count_write(load.buffer, outer * words)
+    buffers.loaded(load.buffer, base, base + (outer - 1) * stride + words)
 
 
 def execute_store(store: Store, dram: Dram, buffers: Buffers) -> None:

@@ -23,13 +23,14 @@ from sim.buffers import Buffers
 def postprocess(post: Post, acc: np.ndarray, params: np.ndarray) -> np.ndarray:
     """(count, cols) int8 from (count, cols) int32 accumulators and (cols, 3) parameters."""
     if post.mode == PostMode.PASS:
-        return np.clip(acc, post.act_min, post.act_max).astype(np.int8)
-    bias, multiplier, shift = (params[:, i].astype(np.int64) for i in range(3))
-    total = (acc.astype(np.int64) + bias).astype(np.int32)  # the hardware adder wraps
+        return np.minimum(np.maximum(acc, post.act_min), post.act_max).astype(np.int8)
+    params = params.astype(np.int32, copy=False)  # the lane words, sign-extended below
+    # The hardware adder wraps, and so does int32 + int32 in numpy.
+    total = (acc.astype(np.int32, copy=False) + params[:, 0]).astype(np.int64)
+    multiplier, shift = params[:, 1].astype(np.int64), params[:, 2].astype(np.int64)
     if post.prelu:
-        shift = shift.astype(np.int32).astype(np.int64)  # the lane word, sign-extended
         return numerics.requantize_two_slope(
-            total.astype(np.int64),
+            total,
             multiplier,
             shift & 31,
             (shift >> 10) << 10,
@@ -39,7 +40,7 @@ def postprocess(post: Post, acc: np.ndarray, params: np.ndarray) -> np.ndarray:
             post.act_max,
         )
     return numerics.requantize_unchecked(
-        total.astype(np.int64),
+        total,
         multiplier,
         shift & 31,
         post.out_zero_point,

@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from accel.backend import Result, check_image, make_result
 from accel.config import AccelConfig
-from accel.isa import Compute, Engine, Load, Post, Store
+from accel.isa import Engine
 from accel.program import Program
 from sim import compute, dma, postproc
 from sim.buffers import Buffers
@@ -31,20 +31,34 @@ def execute(program: Program, sched: Schedule, image: np.ndarray) -> np.ndarray:
     config = program.config
     dram = Dram(image)
     buffers = Buffers(config)
-    order = [
-        (Engine(engine), i)
-        for _, engine, i in sorted(
-            (sched.start[engine][i], int(engine), i)
-            for engine in Engine
-            for i in range(len(program.streams[engine]))
-        )
-    ]
-    products = compute.ArrayProducts(program, order)
+    order, position = start_order(program, sched)
+    products = compute.ArrayProducts(program, position)
     # The products are many and small: one BLAS thread each is several times faster than
     # two that synchronise per product.
     with threadpool_limits(1, "blas"):
         _apply(program, order, dram, buffers, products)
     return dram.data
+
+
+def start_order(
+    program: Program, sched: Schedule
+) -> tuple[list[tuple[Engine, int]], dict[Engine, list[int]]]:
+    """Every instruction as ``(engine, index)``, by start cycle, then engine, then index; and
+    each instruction's place in that order (``position[engine][index]``)."""
+    counts = [len(program.streams[engine]) for engine in Engine]
+    engines = np.repeat(np.arange(len(counts)), counts)
+    indices = np.concatenate([np.arange(n) for n in counts])
+    starts = np.concatenate([np.asarray(sched.start[engine], np.int64) for engine in Engine])
+    ranked = np.lexsort((indices, engines, starts))
+    places = np.empty_like(ranked)
+    places[ranked] = np.arange(ranked.size)
+    bounds = np.cumsum([0, *counts])
+    position = {e: places[bounds[e] : bounds[e + 1]].tolist() for e in Engine}
+    names = list(Engine)
+    order = list(
+        zip(map(names.__getitem__, engines[ranked].tolist()), indices[ranked].tolist(), strict=True)
+    )
+    return order, position
 
 
 def _apply(
@@ -56,16 +70,18 @@ def _apply(
 ) -> None:
     """Every instruction's effect on ``dram`` and ``buffers``, in ``order``."""
     config = program.config
+    streams = program.streams
+    loads, computes = streams[Engine.LOAD], streams[Engine.COMPUTE]
+    posts, stores = streams[Engine.POST], streams[Engine.STORE]
     for engine, i in order:
-        instr = program.streams[engine][i]
-        if isinstance(instr, Load):
-            dma.execute_load(instr, dram, buffers)
-        elif isinstance(instr, Store):
-            dma.execute_store(instr, dram, buffers)
-        elif isinstance(instr, Post):
-            postproc.execute(instr, buffers)
-        elif isinstance(instr, Compute):
-            compute.execute(instr, buffers, config, products, i)
+        if engine == Engine.LOAD:
+            dma.execute_load(loads[i], dram, buffers)
+        elif engine == Engine.COMPUTE:
+            compute.execute(computes[i], buffers, config, products, i)
+        elif engine == Engine.POST:
+            postproc.execute(posts[i], buffers)
+        else:
+            dma.execute_store(stores[i], dram, buffers)
 
 
 def run(

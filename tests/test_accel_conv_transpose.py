@@ -8,15 +8,28 @@ The cycle model and the RTL are checked in ``test_sim_conv_transpose.py`` and
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from onnxruntime.quantization import QuantFormat
 
 from accel import executor, numerics, ptq
 from accel.frontends.onnx import load, tensor_map
 from accel.graph import ConvTranspose2d, HostOp, Input, Network
 from tests.test_accel_golden import ref_conv_transpose2d
-from tests.test_accel_onnx import Graph, ort_run
+from tests.test_accel_onnx import (
+    INT8,
+    Graph,
+    compare_int8,
+    int8_weights,
+    int32_bias,
+    ort_quantize,
+    ort_run,
+    qdq,
+    record,
+)
+from tests.test_accel_onnx_mapped import check_accelerator
 
 # ---------------------------------------------------------------------------------------
 # The graph op
@@ -278,3 +291,64 @@ def test_a_conv_transpose_on_an_unsqueezed_1d_tensor_swaps_its_axes():
         (0, 1),
     )
     assert net.shape("convt") == (4, 1, 13)
+
+
+# ---------------------------------------------------------------------------------------
+# A quantised (QDQ) ConvTranspose
+
+
+def qdq_upsampler(group: int, stride: int, spatial: int = 2) -> onnx.ModelProto:
+    """conv -> relu -> ConvTranspose(stride, group, output_padding 1) -> relu, float."""
+    g = Graph(5 + group + stride)
+    ones = [1] * spatial
+    c = g.node("Conv", ["x", g.randn("w", (4, 3, *[3] * spatial))], name="conv", pads=ones * 2)
+    r = g.node("Relu", [c], name="relu")
+    w, b = g.randn("wt", (4, 6 // group, *[3] * spatial)), g.randn("bt", (6,), 0.1)
+    attrs = {"strides": [stride] * spatial, "pads": ones * 2, "output_padding": ones}
+    t = g.node("ConvTranspose", [r, w, b], name="up", group=group, **attrs)
+    g.node("Relu", [t], "y", name="relu2")
+    return g.model({"x": ["N", 3, *([5, 6] if spatial == 2 else [7])]}, {"y": spatial + 2})
+
+
+def hand_quantised_grouped_upsampler() -> onnx.ModelProto:
+    """A QDQ ConvTranspose with 2 groups, built by hand (onnxruntime's quantiser fails on
+    grouped ConvTranspose biases): per-channel weight scales along axis 1, shared by the
+    groups, an int32 bias of scale ``x_scale * weight scale`` per output channel."""
+    g = Graph(9)
+    x = qdq(g, "x", 0.02, 3)
+    wt = g.rng.standard_normal((4, 3, 3, 3)) * 0.3
+    w, w_scale = int8_weights(g, "W", wt, axis=1)
+    b = int32_bias(g, "B", g.rng.standard_normal(6) * 0.1, 0.02 * np.tile(w_scale, 2))
+    attrs = {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1], "group": 2}
+    g.node("ConvTranspose", [x, w, b], "up", name="up", **attrs)
+    qdq(g, "up", 0.05, -4, dequantize=False)
+    return g.model({"x": ["N", 4, 4, 5]}, {"up_q": 4}, out_type=INT8)
+
+
+def runs_on_the_cycle_model_bit_exact(qnet) -> None:
+    deployment = check_accelerator(qnet)
+    assert len(deployment.segments) == 1 and not deployment.host_steps
+
+
+@pytest.mark.parametrize(
+    ("group", "stride", "spatial"), [(1, 2, 2), (1, 3, 2), (1, 2, 1)], ids=["s2", "s3", "1-D"]
+)
+def test_an_onnxruntime_quantised_conv_transpose_runs_on_the_accelerator(
+    group, stride, spatial, tmp_path
+):
+    model = ort_quantize(qdq_upsampler(group, stride, spatial), tmp_path, QuantFormat.QDQ)
+    qnet, max_diff, exact = compare_int8(model)
+    record(f"QDQ ConvTranspose stride {stride} {spatial}-D", max_diff, exact, 0.99)
+    (up,) = [n for n in qnet.network.order() if isinstance(qnet.network.op(n), ConvTranspose2d)]
+    layer = qnet.layers[up]
+    assert layer.weight.dtype == np.int8 and layer.weight.shape == qnet.network.op(up).weight_shape
+    runs_on_the_cycle_model_bit_exact(qnet)
+
+
+def test_a_grouped_qdq_conv_transpose_shares_scales_across_groups():
+    qnet, max_diff, exact = compare_int8(hand_quantised_grouped_upsampler(), optimize=False)
+    record("QDQ ConvTranspose 2 groups", max_diff, exact, 0.99)
+    layer = qnet.layers["up"]
+    assert layer.weight.shape == (4, 3, 3, 3) and layer.multiplier.shape == (6,)
+    np.testing.assert_array_equal(layer.weight_scale[:3], layer.weight_scale[3:])
+    runs_on_the_cycle_model_bit_exact(qnet)

@@ -80,9 +80,10 @@ def random_int8(rng, shape):
 # --------------------------------------------------------------------------------------------
 
 
-def ref_window_loop(x, kernel, stride, pads, out_hw, reduce):
+def ref_window_loop(x, kernel, stride, pads, out_hw, reduce, dilation=(1, 1)):
     """``out[n, c, p, q] = reduce(list of (value or None for padding) over the window)``."""
     (kh, kw), (sh, sw), (top, left), (p_, q_) = kernel, stride, pads, out_hw
+    dh, dw = dilation
     n_, c_, h_, w_ = x.shape
     out = np.zeros((n_, c_, p_, q_), dtype=np.int64)
     for n in range(n_):
@@ -92,7 +93,7 @@ def ref_window_loop(x, kernel, stride, pads, out_hw, reduce):
                     window = []
                     for r in range(kh):
                         for s in range(kw):
-                            i, j = p * sh + r - top, q * sw + s - left
+                            i, j = p * sh + r * dh - top, q * sw + s * dw - left
                             inside = 0 <= i < h_ and 0 <= j < w_
                             window.append(int(x[n, c, i, j]) if inside else None)
                     out[n, c, p, q] = reduce(window)
@@ -282,6 +283,9 @@ def test_avg_pool_equals_loop(op, size):
         (MaxPool2d(3, 2, padding=1), 7),
         (MaxPool2d(2, 2), 6),
         (MaxPool2d(3, 2, padding=1, ceil_mode=True), 6),
+        (MaxPool2d(3, 1, padding=1, dilation=2), 7),
+        (MaxPool2d((2, 3), (2, 1), padding=(1, 1), dilation=(3, 2)), 9),
+        (MaxPool2d(3, 2, padding=1, ceil_mode=True, dilation=2), 8),
     ],
 )
 def test_max_pool_equals_loop_and_padding_never_wins(op, size):
@@ -296,7 +300,7 @@ def test_max_pool_equals_loop_and_padding_never_wins(op, size):
         return max(v for v in window if v is not None)
 
     pads = (op.padding[0], op.padding[2])
-    expected = ref_window_loop(x_q, op.kernel, op.stride, pads, out.shape[2:], maximum)
+    expected = ref_window_loop(x_q, op.kernel, op.stride, pads, out.shape[2:], maximum, op.dilation)
     np.testing.assert_array_equal(out, expected.astype(np.int8), strict=True)
     assert (out[0] == -128).all()
 

@@ -258,6 +258,8 @@ def test_conv_output_size_matches_window_enumeration(
         (MaxPool2d(2, 2), (4, 7, 7), (4, 3, 3)),
         (MaxPool2d(2, 2, ceil_mode=True), (4, 7, 7), (4, 4, 4)),
         (MaxPool2d(3, 2, 1), (4, 112, 112), (4, 56, 56)),
+        (MaxPool2d(3, 1, 1, dilation=2), (4, 7, 7), (4, 5, 5)),
+        (MaxPool2d(3, 2, 1, ceil_mode=True, dilation=(1, 2)), (4, 8, 8), (4, 5, 4)),
         (AvgPool2d(3, 1, 1, count_include_pad=False), (4, 5, 5), (4, 5, 5)),
         (AvgPool2d((2, 3), (2, 3)), (4, 6, 9), (4, 3, 3)),
         (GlobalAvgPool(), (4, 7, 5), (4, 1, 1)),

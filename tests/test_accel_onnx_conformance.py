@@ -97,9 +97,9 @@ OUTCOMES: dict[str, tuple[str, ...] | str] = {
     "test_LogSoftmax": ("LogSoftmax",),
     "test_MaxPool1d": (),
     "test_MaxPool1d_stride": (),
-    "test_MaxPool1d_stride_padding_dilation": ("MaxPool",),
+    "test_MaxPool1d_stride_padding_dilation": (),
     "test_MaxPool2d": (),
-    "test_MaxPool2d_stride_padding_dilation": ("MaxPool",),
+    "test_MaxPool2d_stride_padding_dilation": (),
     "test_MaxPool3d": RANK5.format(op="MaxPool"),
     "test_MaxPool3d_stride": RANK5.format(op="MaxPool"),
     "test_MaxPool3d_stride_padding": RANK5.format(op="MaxPool"),
@@ -160,7 +160,7 @@ def test_every_case_of_the_wheel_has_an_outcome():
         f"{sum(c in passing for c in family)} of {len(family)} pass"
     )
     assert all(c in passing for c in family)
-    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 45, 57)
+    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 47, 57)
 
 
 @pytest.mark.parametrize("case", CASES)

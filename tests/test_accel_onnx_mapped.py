@@ -22,6 +22,7 @@ from onnx.reference import ReferenceEvaluator
 import sim
 from accel import config, deploy, executor, graph, ptq, synthetic
 from accel.frontends.onnx import load
+from accel.quantized import QuantizedNetwork
 from tests.test_accel_onnx import Graph
 from tests.test_accel_onnx_prepare import check, host_ops, ops
 
@@ -39,9 +40,12 @@ def check_reference(model: onnx.ModelProto, batch: int = 2, seed: int = 1):
 
 
 def check_accelerator(net, preset: str = "tiny") -> deploy.Deployment:
-    """Quantise ``net``, deploy it on ``preset`` and run it on the cycle model: every output
-    equal to the int8 golden model."""
-    qnet = ptq.quantize(graph.fuse_activations(net), seed=0)
+    """Quantise ``net`` (unless it is a :class:`QuantizedNetwork` already), deploy it on
+    ``preset`` and run it on the cycle model: every output equal to the int8 golden model."""
+    if isinstance(net, QuantizedNetwork):
+        qnet = net
+    else:
+        qnet = ptq.quantize(graph.fuse_activations(net), seed=0)
     deployment = deploy.deploy(qnet, config.preset(preset))
     inputs = synthetic.random_int8_inputs(qnet)
     run = deploy.run(deployment, inputs, sim.run)
@@ -275,3 +279,50 @@ def test_a_global_pool_over_more_than_the_input_buffer_runs_on_the_accelerator()
     assert (
         mappings["gap"]["input"] == mappings["mean"]["input"] == "summed in 4 blocks of up to 10x40"
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Dilated MaxPool
+
+
+def dilated_max_pool(x: list[object], **attrs: object) -> onnx.ModelProto:
+    """conv -> relu -> MaxPool(**attrs) over an input of shape ``x`` (1-D or 2-D)."""
+    g = Graph(37)
+    taps = [1] * (len(x) - 2)
+    c = g.node("Conv", ["x", g.randn("w", (4, x[1], *taps))], name="conv")
+    r = g.node("Relu", [c], name="relu")
+    g.node("MaxPool", [r], "y", name="pool", **attrs)
+    return g.model({"x": x}, {"y": len(x)})
+
+
+@pytest.mark.parametrize(
+    ("x", "attrs"),
+    [
+        (["N", 3, 9, 10], {"kernel_shape": [3, 3], "dilations": [2, 2], "pads": [1] * 4}),
+        (
+            ["N", 3, 11, 9],
+            {"kernel_shape": [2, 3], "dilations": [3, 2], "strides": [2, 1], "pads": [1] * 4},
+        ),
+        (
+            ["N", 3, 10, 10],
+            {"kernel_shape": [3, 3], "dilations": [2, 2], "strides": [2, 2], "ceil_mode": 1},
+        ),
+        (["N", 3, 17], {"kernel_shape": [4], "dilations": [3], "strides": [2], "pads": [2, 2]}),
+    ],
+    ids=["3x3-d2", "2x3-d3x2-s2x1", "ceil-mode", "1-D"],
+)
+def test_a_dilated_max_pool_runs_on_the_accelerator(x, attrs):
+    net = check(dilated_max_pool(x, **attrs))
+    assert host_ops(net) == []
+    (pool,) = (net.op(n) for n in net.order() if isinstance(net.op(n), graph.MaxPool2d))
+    assert pool.dilation == tuple(([1] if len(x) == 3 else []) + attrs["dilations"])
+    check_accelerator(net)
+
+
+def test_a_dilated_average_pool_runs_on_the_host_naming_the_reason():
+    g = Graph(38)
+    g.node("AveragePool", ["x"], "y", name="pool", kernel_shape=[3, 3], dilations=[2, 2])
+    net = check(g.model({"x": ["N", 3, 9, 9]}, {"y": 4}, opset=19))
+    assert host_ops(net) == ["AveragePool"]
+    (node,) = (n for n in net.order() if isinstance(net.op(n), graph.HostOp))
+    assert "dilated average pooling is not supported" in net.meta(node)["host_reason"]

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 from onnx.reference import ReferenceEvaluator
+from onnxruntime.quantization import QuantFormat
 
 from accel import executor
 from accel.frontends.onnx import load, tensor_map
 from accel.graph import Mul
-from tests.test_accel_onnx import Graph
+from tests.test_accel_onnx import Graph, compare_int8, ort_quantize, record
 from tests.test_accel_onnx_mapped import check_accelerator
 from tests.test_accel_onnx_prepare import host_ops, onnx_inputs, our_feeds
 
@@ -70,3 +71,23 @@ def test_other_broadcasts_run_on_the_host():
     net = check_float(g.model({"x": ["N", 3, 5, 5]}, {"y": 4}, in_type=DOUBLE, out_type=DOUBLE))
     assert host_ops(net) == ["Mul"]
     assert "(N, C, H, W) by (N, C, 1, 1)" in net.meta("mul")["host_reason"]
+
+
+@pytest.mark.parametrize("fmt", [QuantFormat.QDQ, QuantFormat.QOperator], ids=["qdq", "qop"])
+def test_a_quantised_squeeze_and_excitation_gate_is_a_vmul(fmt, tmp_path):
+    """onnxruntime's static quantiser on the float gate: QDQ around the Mul, or its
+    ``com.microsoft`` QLinearMul; within 1 LSB of onnxruntime, bit-exact on the cycle model."""
+    g = Graph(64)
+    c = g.node("Conv", ["x", g.randn("w", (6, 3, 3, 3))], name="conv", pads=[1] * 4)
+    s = g.node("GlobalAveragePool", [c], name="squeeze")
+    s = g.node("Sigmoid", [g.node("Conv", [s, g.randn("fc_w", (6, 6, 1, 1))], name="fc")])
+    g.node("Mul", [c, s], "y", name="scale")
+    model = ort_quantize(g.model({"x": ["N", 3, 6, 5]}, {"y": 4}), tmp_path, fmt)
+    if fmt == QuantFormat.QOperator:
+        assert "QLinearMul" in [n.op_type for n in model.graph.node]
+    qnet, max_diff, exact = compare_int8(model, optimize=False)
+    record(f"SE gate {fmt.name}", max_diff, exact, 0.98)
+    net = qnet.network
+    assert host_ops(net) == [] and len([n for n in net.order() if net.op(n) == Mul()]) == 1
+    deployment = check_accelerator(qnet)
+    assert len(deployment.segments) == 1 and not deployment.host_steps

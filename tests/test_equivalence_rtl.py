@@ -137,6 +137,22 @@ def test_a_global_pool_over_half_the_input_buffer_sums_in_blocks(shape, backend)
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
+def test_dilated_max_pools_bit_and_cycle_exact(backend):
+    """Max pools whose window taps are ``dilation`` apart (the vector unit's window walks
+    them as a dilated convolution's): padded, strided and ceil-mode, 2-D and 1-D, over 20
+    channels (two channel tiles on ``tiny``)."""
+    net = graph.Network("dilated_pools")
+    x = net.add("input", graph.Input((20, 9, 11)))
+    a = net.add("a", graph.MaxPool2d(3, 1, padding=1, dilation=2), [x])
+    b = net.add("b", graph.MaxPool2d((2, 3), (2, 1), padding=(1, 1), dilation=(3, 2)), [a])
+    net.add("c", graph.MaxPool2d((1, 3), (1, 2), ceil_mode=True, dilation=(1, 2)), [b])
+    qnet = quantized(net)
+    program = compile(qnet, TINY)
+    inputs = synthetic.random_int8_inputs(qnet)
+    check(program, program.make_image(inputs), executor.run_network(qnet, inputs), backend)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
 def test_illegal_instruction_is_flagged(backend):
     rng = np.random.default_rng(0)
     qnet = conv_qnet(rng, **CONVS["3x3 pad 1"])

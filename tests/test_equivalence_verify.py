@@ -159,6 +159,11 @@ REDUCED = [
     ("resnet34", 64),
     ("resnet50", 64),
     ("mobilenet_v2", 64),
+    ("mobilenet_v3_small", 64),
+    ("efficientnet_b0", 64),
+    ("densenet121", 64),
+    ("shufflenet_v2", 64),
+    ("unet", 64),
 ]
 
 
@@ -178,6 +183,21 @@ def test_resnet18_224_whole_network_is_bit_and_cycle_exact_in_verilator():
     result = run_verify(qnet, EDGE)
     assert result.ok, result.first_mismatch
     assert result.rtl_cycles == result.model_cycles > 7_000_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "cycles"),
+    [("mobilenet_v3_small", 1_000_000), ("shufflenet_v2", 1_000_000)],
+)
+def test_a_modern_network_at_224_is_bit_and_cycle_exact_in_verilator(name, cycles):
+    """Full-size networks built of the newer ops: MobileNetV3-small (activation tables, the
+    squeeze-and-excitation VMULs) and ShuffleNetV2 (channel slices and concats, host steps
+    between its segments), at 224 on ``edge``."""
+    qnet = zoo_qnet(name)
+    result = run_verify(qnet, EDGE)
+    assert result.ok, result.first_mismatch
+    assert result.rtl_cycles == result.model_cycles > cycles
 
 
 def batch_of_four_is_verified(backend: str) -> None:

@@ -88,6 +88,20 @@ def test_stride_beyond_the_hardware_limit():
         compile(qnet, config.preset("tiny"))
 
 
+def test_an_instruction_field_limit_names_the_layer():
+    """A 1-D pool over 70,000 samples: its rows fit the buffers in pieces, but the image
+    width does not fit a COMPUTE field; the error names the layer, the field and the value."""
+    net = graph.Network("long")
+    net.add("input", graph.Input((1, 1, 70_000)))
+    net.add("pool", graph.MaxPool2d((1, 2), (1, 2)), ["input"])
+    qnet = ptq.quantize(net, seed=0)
+    with pytest.raises(
+        CompileError,
+        match=r"layer 'pool' \(MaxPool2d\): Compute.image_w = 70000 does not fit its 16-bit",
+    ):
+        compile(qnet, config.preset("edge"))
+
+
 def test_standalone_activation_is_rejected():
     net = graph.Network("n")
     net.add("input", graph.Input((4, 4, 4)))

@@ -49,7 +49,7 @@ import gc
 from collections.abc import Iterator, Sequence
 
 from accel import isa
-from accel.compiler.errors import CompileError
+from accel.compiler.errors import CompileError, layer_error
 from accel.compiler.lower import check_activations_fused, lower_network
 from accel.compiler.plan import plan_dram
 from accel.compiler.sync import synchronise
@@ -107,7 +107,11 @@ def compile(
     if not lowered.ops.fields_fit():
         for stream in streams.values():
             for instr in stream:
-                isa.encode(instr)  # raises, naming the first field that does not fit
+                try:
+                    isa.encode(instr)  # raises, naming the first field that does not fit
+                except ValueError as exc:
+                    name = lowered.layers[instr.layer].name
+                    raise layer_error(net, name, f"{exc} (an instruction field limit)") from None
     constants = lowered.constants  # plan.const_bound bytes
     kept = [*net.output_names, *(n for n in keep if n not in net.output_names)]
     if keep_tensors:

@@ -203,6 +203,19 @@ def lower_array_layer(em: Emitter, node: str, views: list) -> dict:
     return lower_conv(em, node, xs, ys, weight, Window((h, w)), 1, cq)
 
 
+def requant_post(y, quant) -> tuple[Post, np.ndarray]:
+    """The POST of a vector-unit layer that requantises to ``y``'s zero point and the clamp
+    of ``quant`` (a pool's, add's or mul's), and its parameter row ``[0, multiplier,
+    shift]``."""
+    post = Post(
+        mode=PostMode.REQUANT,
+        out_zero_point=y.zero_point,
+        act_min=quant.act_min,
+        act_max=quant.act_max,
+    )
+    return post, np.array([0, quant.multiplier, quant.shift])
+
+
 def lower_other_layer(em: Emitter, node: str, layout) -> dict:
     """A layer not on the array, on the tensors ``layout`` gives (one image's, or the
     batch's as pixels)."""
@@ -215,7 +228,7 @@ def lower_other_layer(em: Emitter, node: str, layout) -> dict:
         if isinstance(op, g.GlobalAvgPool):
             window = Window(chw(net, srcs[0])[1:])  # the image's, not a batch's as pixels
         else:
-            window = Window(op.kernel, op.stride, (1, 1), op.padding)
+            window = Window(op.kernel, op.stride, getattr(op, "dilation", (1, 1)), op.padding)
         if isinstance(op, g.MaxPool2d):
             post = Post(mode=PostMode.PASS)
             return lower_vector(
@@ -231,13 +244,7 @@ def lower_other_layer(em: Emitter, node: str, layout) -> dict:
                 if floor_out != y.height:
                     raise em.fail(node, "ceil_mode windows past the padding not supported")
         pq = layer_quant(em, node, PoolQuant)
-        post = Post(
-            mode=PostMode.REQUANT,
-            out_zero_point=y.zero_point,
-            act_min=pq.act_min,
-            act_max=pq.act_max,
-        )
-        params = np.array([0, pq.multiplier, pq.shift])
+        post, params = requant_post(y, pq)
         extra = {"pad_value": x.zero_point, "zero_point_a": x.zero_point}
         return lower_vector(em, node, [x], y, window, ComputeMode.VSUM, post, params, extra)
     if isinstance(op, g.Add):
@@ -247,13 +254,7 @@ def lower_other_layer(em: Emitter, node: str, layout) -> dict:
         if aq.left_shift != numerics.ADD_LEFT_SHIFT:
             raise em.fail(node, f"left_shift {aq.left_shift} (hardware: {numerics.ADD_LEFT_SHIFT})")
         a, b = (layout(s) for s in srcs)
-        post = Post(
-            mode=PostMode.REQUANT,
-            out_zero_point=y.zero_point,
-            act_min=aq.act_min,
-            act_max=aq.act_max,
-        )
-        params = np.array([0, aq.multiplier, aq.shift])
+        post, params = requant_post(y, aq)
         extra = {
             "zero_point_a": a.zero_point,
             "zero_point_b": b.zero_point,
@@ -266,13 +267,7 @@ def lower_other_layer(em: Emitter, node: str, layout) -> dict:
     if isinstance(op, g.Mul):
         mq = layer_quant(em, node, MulQuant)
         a, b = (layout(s) for s in srcs)
-        post = Post(
-            mode=PostMode.REQUANT,
-            out_zero_point=y.zero_point,
-            act_min=mq.act_min,
-            act_max=mq.act_max,
-        )
-        params = np.array([0, mq.multiplier, mq.shift])
+        post, params = requant_post(y, mq)
         extra = {
             "mul": 1,
             "broadcast_b": int((b.height, b.width) != (a.height, a.width)),

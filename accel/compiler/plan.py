@@ -243,6 +243,54 @@ def channel_views(
     }
 
 
+def prefix_concats(net: g.Network) -> dict[str, str]:
+    """Concats stored as the channel prefix of a longer concat, each mapped to the shortest
+    concat whose inputs begin with all of its own. DenseNet as torchvision exports it makes
+    these: dense layer ``k`` reads ``cat(x0, f1 .. fk-1)``, the first inputs of every later
+    layer's concat, so every concat of a block is a view of the block's last one and its
+    layers store their outputs once, in place. A concat qualifies when every reader of it is
+    a :data:`VIEW_READERS` layer and the concats reading each of its inputs form one chain
+    (each a prefix of the next), all but the longest of which qualify."""
+    inputs = {n: tuple(net.inputs(n)) for n in net.order() if isinstance(net.op(n), g.Concat)}
+
+    def is_prefix(a: str, b: str) -> bool:
+        return len(inputs[a]) < len(inputs[b]) and inputs[b][: len(inputs[a])] == inputs[a]
+
+    parent: dict[str, str] = {}
+    for name, srcs in inputs.items():
+        readers = {c for src in srcs for c in net.consumers(src) if c in inputs}
+        longer = [r for r in readers if is_prefix(name, r)]
+        if (
+            longer
+            and all(r == name or is_prefix(name, r) or is_prefix(r, name) for r in readers)
+            and all(isinstance(net.op(c), VIEW_READERS) for c in net.consumers(name))
+        ):
+            parent[name] = min(longer, key=lambda r: len(inputs[r]))
+    while True:  # a chain is placed whole or not at all
+        broken = {
+            c
+            for srcs in inputs.values()
+            for src in srcs
+            for readers in [[c for c in net.consumers(src) if c in inputs]]
+            if len(readers) > 1 and sum(r not in parent for r in readers) > 1
+            for c in readers
+        }
+        if not broken & parent.keys():
+            return parent
+        for c in broken:
+            parent.pop(c, None)
+
+
+def concat_in_place(net: g.Network, name: str, parent: dict[str, str]) -> bool:
+    """Whether concat ``name``'s inputs can be stored into it: each is read by this concat
+    alone, or by a chain of :func:`prefix_concats` (``parent``)."""
+    for src in net.inputs(name):
+        readers = [c for c in net.consumers(src) if isinstance(net.op(c), g.Concat)]
+        if isinstance(net.op(src), g.Input) or sum(r not in parent for r in readers) > 1:
+            return False
+    return True
+
+
 def plan_tensors(
     net: g.Network,
     *,
@@ -260,19 +308,30 @@ def plan_tensors(
     channel_offset: dict[str, int] = {}
     order = net.order()
     position = {name: i for i, name in enumerate(order)}
+    parent = prefix_concats(net)
     for name in order:
         op = net.op(name)
         root.setdefault(name, name)
         channel_offset.setdefault(name, 0)
         if isinstance(op, g.Concat):
+            if not concat_in_place(net, name, parent):
+                raise layer_error(
+                    net,
+                    name,
+                    "its inputs must be computed layers used by one concat (or by "
+                    "a chain of concats, each the channel prefix of the next)",
+                )
             offset = 0
             for src in net.inputs(name):
-                if isinstance(net.op(src), g.Input) or root[src] != src:
-                    raise layer_error(
-                        net, name, f"input {src!r} must be a computed layer used by one concat"
-                    )
-                root[src] = name
-                channel_offset[src] = offset
+                if root[src] == src:
+                    root[src] = name
+                    channel_offset[src] = offset
+                else:  # an input of the prefix concat before: that concat is a view of this
+                    shorter = root[src]
+                    while root[shorter] != shorter:
+                        shorter = root[shorter]
+                    if shorter != name:
+                        root[shorter] = name
                 offset += chw(net, src)[0]
         if isinstance(op, g.Flatten):
             _, h, w = chw(net, net.inputs(name)[0])

@@ -33,7 +33,7 @@ Quantised models (any QuantizeLinear, DequantizeLinear or QLinear* node makes th
   ``DequantizeLinear`` and ``QuantizeLinear`` of activations become int8 layers whose output
   quantisation is that of the ``QuantizeLinear`` after them (after a fused Relu/Clip); a
   Pointwise activation's table maps its input's quantisation to that output quantisation.
-* **QOperator**: QLinearConv, QLinearMatMul, the ``com.microsoft`` QGemm, QLinearAdd,
+* **QOperator**: QLinearConv, QLinearMatMul, the ``com.microsoft`` QGemm, QLinearAdd, QLinearMul,
   QLinearAveragePool, QLinearGlobalAveragePool, QLinearSigmoid and QLinearLeakyRelu, int8
   MaxPool / Flatten / Reshape / Concat, QuantizeLinear at the inputs and DequantizeLinear at
   the outputs.
@@ -890,7 +890,7 @@ class _Importer:
             t_ins = [tensors[src] for src in fused.inputs(name)]
             t_out = tensors[name]
             try:
-                if isinstance(op, (Conv2d, Linear)):
+                if isinstance(op, (Conv2d, ConvTranspose2d, Linear)):
                     layers[name] = self._conv_quant(label, name, op, t_ins[0], t_out)
                 elif isinstance(op, (AvgPool2d, GlobalAvgPool)):
                     count = avg_pool_count(fused, name)
@@ -910,7 +910,12 @@ class _Importer:
         return QuantizedNetwork(fused, tensors, layers)
 
     def _conv_quant(
-        self, label: str, name: str, op: Conv2d | Linear, t_in: TensorQuant, t_out: TensorQuant
+        self,
+        label: str,
+        name: str,
+        op: Conv2d | ConvTranspose2d | Linear,
+        t_in: TensorQuant,
+        t_out: TensorQuant,
     ) -> ConvQuant:
         layer = self.int_layers.get(name)
         if layer is None:
@@ -1205,8 +1210,9 @@ def _conv_transpose_pads(
 
 
 def _conv_transpose(imp: _Importer, node: _Node) -> None:
-    """A ConvTranspose2d of input 0; 1-D as 2-D over ``(C, 1, L)``. A quantised one (int8
-    weights) runs on the host."""
+    """A ConvTranspose2d of input 0; 1-D as 2-D over ``(C, 1, L)``. In a QDQ model its int8
+    weights ``(C, K/group, ...)`` are quantised per tensor or per slice of axis 1 (output
+    channel ``j`` of every group shares scale ``j``), its bias int32."""
     attrs = node.attrs(
         auto_pad="NOTSET",
         dilations=None,
@@ -1221,8 +1227,6 @@ def _conv_transpose(imp: _Importer, node: _Node) -> None:
     x = imp.activation(node, 0)
     weight, w_q = imp.weight(node, 1, "weight W")
     bias, b_q = imp.weight(node, 2, "bias B") if node.has_input(2) else (None, None)
-    if w_q is not None or b_q is not None:
-        raise node.unmapped("a quantised ConvTranspose is not mapped to the accelerator")
     spatial = image.spatial
     if weight.ndim != spatial + 2:
         layout = "(N, C, H, W)" if spatial == 2 else "(N, C, L)"
@@ -1240,9 +1244,16 @@ def _conv_transpose(imp: _Importer, node: _Node) -> None:
         )
     k = weight.shape[1] * group
     attrs = _conv_transpose_2d_attrs(node, attrs, image)
-    if image.transposed:
-        weight = weight.transpose(0, 1, 3, 2)
-    weight = np.ascontiguousarray(weight.reshape(image.c, weight.shape[1], -1, weight.shape[-1]))
+
+    def stored(value: np.ndarray) -> np.ndarray:  # as the ConvTranspose2d node keeps it
+        if image.transposed:
+            value = value.transpose(0, 1, 3, 2)
+        return np.ascontiguousarray(value.reshape(image.c, value.shape[1], -1, value.shape[-1]))
+
+    int_layer = None
+    if w_q is not None or b_q is not None:
+        int_layer = _int_layer(node, w_q, b_q, bias, 1, k)
+    weight = stored(weight)
     kernel = weight.shape[2:]
     stride = _pair_attr(node, "strides", attrs["strides"], 1, 1)
     dilation = _pair_attr(node, "dilations", attrs["dilations"], 1, 1)
@@ -1280,6 +1291,14 @@ def _conv_transpose(imp: _Importer, node: _Node) -> None:
             raise AssertionError(f"output shape {got} != {attrs['output_shape']}")
     with _named(node):
         imp.net.set_weights(name, weight, bias)
+    if int_layer is not None:
+        scale = int_layer.weight_scale  # one per output channel of a group
+        imp.int_layers[name] = _IntLayer(
+            stored(int_layer.weight),
+            np.tile(scale, k // scale.size),
+            int_layer.bias,
+            int_layer.bias_scale,
+        )
     imp.define(node.outputs[0], name, _out_dims(imp, name, image))
 
 
@@ -1743,8 +1762,9 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
     attrs = _as_2d(node, attrs, image)
     kernel = _pair_attr(node, "kernel_shape", attrs["kernel_shape"], 1, 1)
     stride = _pair_attr(node, "strides", attrs["strides"], 1, 1)
-    if _pair_attr(node, "dilations", attrs["dilations"], 1, 1) != (1, 1):
-        raise node.unmapped_attr("dilations", dilations, "dilated pooling is not supported")
+    dilation = _pair_attr(node, "dilations", attrs["dilations"], 1, 1)
+    if average and dilation != (1, 1):
+        raise node.unmapped_attr("dilations", dilations, "dilated average pooling is not supported")
     if attrs.get("storage_order", 0) != 0:
         raise node.unmapped_attr(
             "storage_order", attrs["storage_order"], "only 0 (row major) is supported"
@@ -1756,7 +1776,7 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
         raise node.unmapped_attr(
             "ceil_mode", ceil_mode, f"not supported with auto_pad={attrs['auto_pad']!r}"
         )
-    padding = _window_pads(node, attrs, (h, w), kernel, stride, (1, 1))
+    padding = _window_pads(node, attrs, (h, w), kernel, stride, dilation)
     include_pad = bool(attrs.get("count_include_pad"))
     whole = all(
         size + begin + end - k < s and begin + size <= k and not ceil_mode
@@ -1770,7 +1790,8 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
         imp.define(node.outputs[0], name, _out_dims(imp, name, image))
         return
     if padding[0] != padding[1] or padding[2] != padding[3]:
-        ceil = None if average else _end_pads_as_ceil_mode(padding, (h, w), kernel, stride)
+        undilated_max = not average and dilation == (1, 1)
+        ceil = _end_pads_as_ceil_mode(padding, (h, w), kernel, stride) if undilated_max else None
         if ceil is not None and not ceil_mode:
             padding, ceil_mode = ceil, 1
     if padding[0] != padding[1] or padding[2] != padding[3]:
@@ -1794,7 +1815,7 @@ def _pool(imp: _Importer, node: _Node, average: bool, qlinear: bool = False) -> 
     def make() -> Op:
         if average:
             return AvgPool2d(kernel, stride, padding, bool(ceil_mode), include_pad)
-        return MaxPool2d(kernel, stride, padding, bool(ceil_mode))
+        return MaxPool2d(kernel, stride, padding, bool(ceil_mode), dilation)
 
     name = imp.add(node, make, [x])
     if qlinear:
@@ -2012,16 +2033,24 @@ def _mul(imp: _Importer, node: _Node) -> None:
     ``(N, C, 1, 1)`` one in either order (the squeeze-and-excitation gate): the vector
     unit's VMUL, the broadcast operand second. Anything else runs on the host."""
     node.attrs()
-    for index, tensor in enumerate(node.inputs):
+    if len(node.inputs) != 2:
+        raise node.error(f"{len(node.inputs)} inputs; Mul takes two")
+    name, dims = _add_mul(imp, node, (0, 1))
+    imp.define(node.outputs[0], name, dims)
+
+
+def _add_mul(imp: _Importer, node: _Node, indices: tuple[int, int]) -> tuple[str, tuple]:
+    """The ``Mul`` node of the operands at ``indices`` of ``node`` and its output dims
+    (:func:`_mul`'s rules)."""
+    for index in indices:
+        tensor = node.inputs[index]
         if tensor in imp.consts:
             raise node.unmapped(
                 f"input {index} ({tensor!r}) is a constant; a Mul of a constant maps only as "
                 "a per-channel scale folded into the Conv before it"
             )
-    xs = [imp.activation(node, i) for i in range(len(node.inputs))]
-    dims = [imp.dims_of(node, i) for i in range(len(node.inputs))]
-    if len(xs) != 2:
-        raise node.error(f"{len(xs)} inputs; Mul takes two")
+    xs = [imp.activation(node, i) for i in indices]
+    dims = [imp.dims_of(node, i) for i in indices]
     if xs[0] == xs[1]:
         raise node.unmapped("multiplies a tensor by itself")
     shapes = [imp.net.shape(x) for x in xs]
@@ -2034,7 +2063,7 @@ def _mul(imp: _Importer, node: _Node) -> None:
             f"input shapes {dims}: the accelerator multiplies one shape, or (N, C, H, W) by "
             "(N, C, 1, 1)"
         )
-    imp.define(node.outputs[0], imp.add(node, Mul, xs), dims[0])
+    return imp.add(node, Mul, xs), dims[0]
 
 
 def _sum(imp: _Importer, node: _Node) -> None:
@@ -2556,6 +2585,22 @@ def _qlinear_add(imp: _Importer, node: _Node) -> None:
     imp.define(node.outputs[0], name, dims[0])
 
 
+def _qlinear_mul(imp: _Importer, node: _Node) -> None:
+    """com.microsoft QLinearMul (A, A_scale, A_zero_point, B, B_scale, B_zero_point,
+    C_scale, C_zero_point): the VMUL of :func:`_mul`, with these quantisations."""
+    imp.quantized = True
+    node.attrs()
+    for index, what in ((0, "A"), (3, "B")):
+        x = imp.activation(node, index)
+        imp.claim(
+            x, imp.scale_zero_point(node, index + 1, what), node, f"{what}_scale/{what}_zero_point"
+        )
+    y_quant = imp.scale_zero_point(node, 6, "C")
+    name, dims = _add_mul(imp, node, (0, 3))
+    imp.set_quant(name, y_quant, node)
+    imp.define(node.outputs[0], name, dims)
+
+
 def _qlinear_global_average_pool(imp: _Importer, node: _Node) -> None:
     imp.quantized = True
     attrs = node.attrs(channels_last=0)
@@ -2630,6 +2675,7 @@ HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
 MICROSOFT_HANDLERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "QGemm": _qgemm,
     "QLinearAdd": _qlinear_add,
+    "QLinearMul": _qlinear_mul,
     "QLinearAveragePool": partial(_pool, average=True, qlinear=True),
     "QLinearGlobalAveragePool": _qlinear_global_average_pool,
     "QLinearLeakyRelu": _qlinear_pointwise("leakyrelu"),
