@@ -235,8 +235,9 @@ def _traffic(program: Program) -> tuple[dict[str, int], dict[str, int], int, int
             elif isinstance(instr, Store):
                 runs = instr.outer_count * instr.inner_count
                 reads["out"] += runs
-                dram_written += runs * instr.run_bytes
-                per_layer[instr.layer][1] += runs * instr.run_bytes
+                # The bytes written: a scatter run's strobed-off bytes are not.
+                dram_written += runs * instr.lanes
+                per_layer[instr.layer][1] += runs * instr.lanes
             elif isinstance(instr, Post):
                 reads["acc"] += instr.count
                 writes["out"] += instr.count

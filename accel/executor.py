@@ -89,6 +89,10 @@ def _float_node(network: Network, name: str, xs: list[NDArray]) -> NDArray:
         return golden.depth_to_space(x, op.block)
     if isinstance(op, graph.SpaceToDepth):
         return golden.space_to_depth(x, op.block)
+    if isinstance(op, graph.PixelShuffle):
+        return golden.pixel_shuffle(x, op.block)
+    if isinstance(op, graph.ChannelShuffle):
+        return golden.channel_shuffle(x, op.groups)
     if isinstance(op, graph.Flatten):
         return x.reshape(len(x), -1)
     if isinstance(op, graph.Activation):
@@ -145,6 +149,8 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         | graph.Upsample
         | graph.ChannelSlice
         | graph.DepthToSpace
+        | graph.PixelShuffle
+        | graph.ChannelShuffle
         | graph.SpaceToDepth,
     )
     if shares_quant and any(t != t_out for t in t_ins):
@@ -247,6 +253,10 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
         return golden.depth_to_space(x, op.block)
     if isinstance(op, graph.SpaceToDepth):
         return golden.space_to_depth(x, op.block)
+    if isinstance(op, graph.PixelShuffle):
+        return golden.pixel_shuffle(x, op.block)
+    if isinstance(op, graph.ChannelShuffle):
+        return golden.channel_shuffle(x, op.groups)
     if isinstance(op, graph.Flatten):
         return x.reshape(len(x), -1)
     if isinstance(op, graph.Activation):
@@ -381,11 +391,12 @@ def run_network(
       :class:`~accel.quantized.MulQuant` parameters.
     * Concat: channel concatenation of the int8 inputs. Flatten: reshape in C, H, W order.
       Upsample: :func:`~accel.golden.upsample_nearest` of the int8 values. ChannelSlice:
-      the int8 channels ``start:stop``. DepthToSpace, SpaceToDepth:
-      :func:`~accel.golden.depth_to_space`, :func:`~accel.golden.space_to_depth`. Concat,
-      Flatten, MaxPool2d, Upsample, ChannelSlice, DepthToSpace, SpaceToDepth and Activation
-      require the inputs' TensorQuant to equal the output's (``ValueError`` naming the node
-      otherwise).
+      the int8 channels ``start:stop``. DepthToSpace, PixelShuffle, ChannelShuffle,
+      SpaceToDepth: :func:`~accel.golden.depth_to_space`, :func:`~accel.golden.pixel_shuffle`,
+      :func:`~accel.golden.channel_shuffle`, :func:`~accel.golden.space_to_depth`. Concat,
+      Flatten, MaxPool2d, Upsample, ChannelSlice, DepthToSpace, PixelShuffle, ChannelShuffle,
+      SpaceToDepth and Activation require the inputs' TensorQuant to equal the output's
+      (``ValueError`` naming the node otherwise).
     * Activation: ``clamp(x, *numerics.activation_range(kind, zp_out, s_out))``.
     * PRelu: :func:`~accel.numerics.qprelu` with the :class:`~accel.quantized.PReluQuant`
       (``x - zp_in`` requantised by the positive or, below the zero point, the negative-side

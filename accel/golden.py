@@ -625,6 +625,27 @@ def depth_to_space(x: ArrayLike, block: int) -> NDArray:
     return y.reshape(n, c // (b * b), h * b, w * b)
 
 
+def pixel_shuffle(x: ArrayLike, block: int) -> NDArray:
+    """Depth to space in CRD order (ONNX DepthToSpace mode CRD, PyTorch's PixelShuffle):
+    (N, C*b*b, H, W) -> (N, C, H*b, W*b), ``y[n, c, h*b + i, w*b + j] = x[n, c*b*b + i*b +
+    j, h, w]``, in ``x``'s dtype."""
+    x = np.asarray(x)
+    _check_ndim(x, 4, "x", "(N, C, H, W)")
+    n, c, h, w = x.shape
+    b = block
+    y = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    return y.reshape(n, c // (b * b), h * b, w * b)
+
+
+def channel_shuffle(x: ArrayLike, groups: int) -> NDArray:
+    """Channel shuffle (ShuffleNet): (N, C, H, W) -> (N, C, H, W), ``y[n, k*g + i] = x[n,
+    i*(C/g) + k]``, in ``x``'s dtype."""
+    x = np.asarray(x)
+    _check_ndim(x, 4, "x", "(N, C, H, W)")
+    n, c, h, w = x.shape
+    return x.reshape(n, groups, c // groups, h, w).transpose(0, 2, 1, 3, 4).reshape(n, c, h, w)
+
+
 def space_to_depth(x: ArrayLike, block: int) -> NDArray:
     """Space to depth (ONNX SpaceToDepth): (N, C, H, W) -> (N, C*b*b, H/b, W/b),
     ``y[n, (i*b + j)*C + c, h, w] = x[n, c, h*b + i, w*b + j]``, in ``x``'s dtype."""

@@ -38,6 +38,7 @@ __all__ = [
     "Activation",
     "Add",
     "AvgPool2d",
+    "ChannelShuffle",
     "ChannelSlice",
     "Concat",
     "Conv2d",
@@ -53,6 +54,7 @@ __all__ = [
     "Network",
     "Op",
     "PRelu",
+    "PixelShuffle",
     "Pointwise",
     "Shape",
     "SpaceToDepth",
@@ -755,6 +757,41 @@ class DepthToSpace(Op):
 
 
 @dataclass(frozen=True)
+class PixelShuffle(Op):
+    """Depth to space with block ``b`` in CRD order (ONNX DepthToSpace, mode CRD; PyTorch's
+    PixelShuffle): ``(C*b*b, H, W) -> (C, H*b, W*b)``, output pixel ``(h*b + i, w*b + j)``
+    channel ``c`` is input channel ``c*b*b + i*b + j`` of pixel ``(h, w)``; int8 in and out
+    share one quantisation."""
+
+    block: int
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        c, h, w = _chw(shape)
+        b = self.block
+        if b < 1 or c % (b * b):
+            raise ValueError(f"PixelShuffle.block={b}: {c} channels are not a multiple of {b * b}")
+        return (c // (b * b), h * b, w * b)
+
+
+@dataclass(frozen=True)
+class ChannelShuffle(Op):
+    """Channel shuffle with ``groups`` = ``g`` (ShuffleNet's Reshape(g, C/g) - Transpose -
+    Reshape): ``(C, H, W) -> (C, H, W)``, output channel ``k*g + i`` is input channel ``i*(C/g)
+    + k``; int8 in and out share one quantisation."""
+
+    groups: int
+
+    def infer_shape(self, shapes: Sequence[Shape]) -> Shape:
+        (shape,) = shapes
+        c, h, w = _chw(shape)
+        g = self.groups
+        if g < 1 or c % g:
+            raise ValueError(f"ChannelShuffle.groups={g}: {c} channels are not a multiple of it")
+        return (c, h, w)
+
+
+@dataclass(frozen=True)
 class SpaceToDepth(Op):
     """Space to depth with block ``b`` (ONNX SpaceToDepth; the inverse of DCR
     :class:`DepthToSpace`): ``(C, H, W) -> (C*b*b, H/b, W/b)``, output channel ``(i*b + j)*C
@@ -839,6 +876,8 @@ OPS: dict[str, type[Op]] = {
         Upsample,
         ChannelSlice,
         DepthToSpace,
+        PixelShuffle,
+        ChannelShuffle,
         SpaceToDepth,
         PRelu,
         HostOp,

@@ -297,9 +297,13 @@ class Post(Instruction):
 
 @dataclass(frozen=True)
 class Store(Instruction):
-    """DMA write: ``outer_count`` x ``inner_count`` runs of ``run_bytes`` (<= one output
-    word). Run (i, j) sends the first ``run_bytes`` of output word ``out_base +
-    i*inner_count + j`` to DRAM ``dram_addr + i*outer_stride + j*inner_stride``."""
+    """DMA write: ``outer_count`` x ``inner_count`` runs of ``run_bytes`` DRAM bytes. Run
+    (i, j) writes output word ``out_base + i*inner_count + j`` to DRAM from ``dram_addr +
+    i*outer_stride + j*inner_stride``: its first ``run_bytes`` bytes (<= one output word)
+    when ``lane_stride`` <= 1; with ``lane_stride`` = ``s`` > 1 it *scatters* the word's
+    lanes: byte ``q`` of the run is lane ``q / s`` when ``s`` divides ``q``, the bytes
+    between are not written (byte strobes), so a run of ``(n - 1)*s + 1`` bytes sends the
+    first ``n`` lanes (<= one output word) to every ``s``-th byte: a channel shuffle."""
 
     opcode: ClassVar[int] = 4
     engine: ClassVar[Engine] = Engine.STORE
@@ -311,6 +315,14 @@ class Store(Instruction):
     inner_count: int = 1
     inner_stride: int = 0
     run_bytes: int = 1
+    lane_stride: int = 0
+
+    @property
+    def lanes(self) -> int:
+        """Lanes of its output word a run sends."""
+        if self.lane_stride <= 1:
+            return self.run_bytes
+        return -(-self.run_bytes // self.lane_stride)
 
 
 _HEADER = [("opcode", 4, False), ("wait", 16, False), ("signal", 16, False), ("layer", 16, False)]
@@ -388,6 +400,7 @@ FIELDS: dict[type[Instruction], list[tuple[str, int, bool]]] = {
         ("inner_count", 16, False),
         ("inner_stride", 32, False),
         ("run_bytes", 16, False),
+        ("lane_stride", 16, False),  # last: a program without it encodes as before
     ],
 }
 

@@ -21,10 +21,7 @@ these documented differences:
   ``alexnet`` builds for input sizes 223..254 (or where its 6x6 grid scales evenly, e.g.
   415..446) and ``vgg16`` for 224..255, 448..479, ...; not at 32 or 64.
 
-A network with ops the accelerator does not run (``shufflenet_v2``) carries them as
-:class:`~accel.graph.HostOp` nodes, each a single-node ONNX model built with ``onnx.helper``
-(:func:`accel.host.host_op`), the way the ONNX frontend makes them; :mod:`accel.deploy` runs
-them on the host between accelerator segments. Activations are
+Every network here runs wholly on the accelerator (no host op). Activations are
 :class:`~accel.graph.Pointwise` tables on the accelerator, as the ONNX frontend maps them.
 torchvision's layer shapes and MACs, with these choices:
 
@@ -41,9 +38,10 @@ torchvision's layer shapes and MACs, with these choices:
   conv + linear MACs plus the affines' one MAC per element (10,549,504 at 224x224). The
   concatenations are a chain (``concat_i = Concat(concat_{i-1}, conv2_i)``), which the
   accelerator runs in place: the whole network is one program.
-- ``shufflenet_v2`` (``x1_0``): the channel split and the channel shuffle are host
-  ``Gather`` ops along the channels (torch exports a ``Split`` and a
-  Reshape/Transpose/Reshape); a concat of a host tensor runs on the host too.
+- ``shufflenet_v2`` (``x1_0``): the channel split is two :class:`~accel.graph.ChannelSlice`
+  layers and the channel shuffle a :class:`~accel.graph.ChannelShuffle` (groups 2), as the
+  ONNX frontend imports torch's ``Split`` and Reshape/Transpose/Reshape: the whole network
+  is one program.
 - ``unet``: Ronneberger's U-Net with padded 3x3 convs (sizes are kept), widths 32, 64, 128,
   256, bottom 512, 2 output classes, at 128x128 natively; the 2x2 stride-2 up-convolutions
   are :class:`~accel.graph.ConvTranspose2d` layers on the accelerator (four phases of a 1x1
@@ -65,12 +63,12 @@ from functools import partial
 from numbers import Integral
 
 import numpy as np
-from onnx import helper
 
-from accel import host
 from accel.graph import (
     Add,
     AvgPool2d,
+    ChannelShuffle,
+    ChannelSlice,
     Concat,
     Conv2d,
     ConvTranspose2d,
@@ -119,27 +117,6 @@ class _Builder:
             self.channels(src), out, kernel, stride, padding, groups=groups, activation=activation
         )
         return self.add(name, op, [src])
-
-    def host(
-        self,
-        name: str,
-        op_type: str,
-        inputs: Sequence[str] | None = None,
-        constants: dict[str, np.ndarray] | None = None,
-        out: tuple[int, ...] | None = None,
-        **attributes,
-    ) -> str:
-        """A single-node ONNX op ``op_type`` run on the host (:func:`accel.host.host_op`),
-        as the ONNX frontend makes one: tensor inputs ``inputs`` (default the current node),
-        then ``constants``; the output shape ``out`` defaults to the first input's."""
-        srcs = [self.x] if inputs is None else list(inputs)
-        constants = constants or {}
-        names = [f"x{i}" for i in range(len(srcs))]
-        node = helper.make_node(op_type, [*names, *constants], ["y"], **attributes)
-        shapes = [tuple(self.net.shape(src)) for src in srcs]
-        out = tuple(shapes[0]) if out is None else out
-        op = host.host_op(node, list(zip(names, shapes, strict=True)), constants, out, out, _OPSET)
-        return self.add(name, op, srcs)
 
     def classifier(self, layers: Sequence[tuple[str, int, str | None]]) -> None:
         """Flatten, then Linear layers given as (name, out_features, activation)."""
@@ -309,10 +286,7 @@ def _tinyconv(b: _Builder) -> None:
     b.conv("conv", 8, 3, 1, 1, activation=None)
 
 
-# -- networks with ops the accelerator does not run (host ops) ----------------------------
-
-#: The opset of the host ops' single-node ONNX models.
-_OPSET = [helper.make_opsetid("", 17)]
+# -- modern mobile networks: tables, VMULs, slices and shuffles --------------------------
 
 
 def _make_divisible(value: float, divisor: int = 8) -> int:
@@ -342,7 +316,7 @@ def _squeeze_excitation(b: _Builder, prefix: str, squeeze: int, inner: str, gate
 
 
 def _conv_act(b: _Builder, name: str, out: int, kernel: int, stride: int, act: str, **kw) -> str:
-    """conv + an activation: ReLU fused, anything else a host op after it."""
+    """conv + an activation: ReLU fused, anything else a table after it."""
     fused = act if act in ("relu", "relu6") else None
     b.conv(name, out, kernel, stride, (kernel - 1) // 2, activation=fused, **kw)
     return b.x if fused or act is None else _act(b, f"{name}.act", act)
@@ -443,8 +417,8 @@ def _densenet121(b: _Builder) -> None:
 
 
 def _shufflenet_v2(b: _Builder) -> None:
-    """torchvision shufflenet_v2_x1_0: the channel split and the channel shuffle are host
-    Gathers along the channels (as a Split and a Reshape/Transpose/Reshape are when exported)."""
+    """torchvision shufflenet_v2_x1_0: the channel split is two channel slices, the channel
+    shuffle (groups 2) a ChannelShuffle, as the ONNX frontend imports them."""
     b.conv("conv1.0", 24, 3, 2, 1)
     b.add("maxpool", MaxPool2d(3, 2, 1))
     for stage, (repeats, out) in enumerate(zip((4, 8, 4), (116, 232, 464), strict=True), 2):
@@ -456,25 +430,17 @@ def _shufflenet_v2(b: _Builder) -> None:
                 left = b.conv(f"{prefix}.branch1.2", half, 1)
                 src = x
             else:
-                left = _channels(b, f"{prefix}.split.0", x, np.arange(half))
-                src = _channels(b, f"{prefix}.split.1", x, np.arange(half, channels))
+                left = b.add(f"{prefix}.split.0", ChannelSlice(0, half), [x])
+                src = b.add(f"{prefix}.split.1", ChannelSlice(half, channels), [x])
             stride = 2 if i == 0 else 1
             b.conv(f"{prefix}.branch2.0", half, 1, src=src)
             b.conv(f"{prefix}.branch2.3", half, 3, stride, 1, groups=half, activation=None)
             right = b.conv(f"{prefix}.branch2.5", half, 1)
             b.add(f"{prefix}.concat", Concat(), [left, right])
-            shuffle = np.arange(out).reshape(2, half).T.reshape(-1)  # groups 2
-            _channels(b, f"{prefix}.shuffle", b.x, shuffle)
+            b.add(f"{prefix}.shuffle", ChannelShuffle(2))
     b.conv("conv5.0", 1024, 1)
     b.add("avgpool", GlobalAvgPool())
     b.classifier([("fc", 1000, None)])
-
-
-def _channels(b: _Builder, name: str, src: str, indices: np.ndarray) -> str:
-    """Channels ``indices`` of ``src``, in that order: a host Gather along axis 1."""
-    _, h, w = b.net.shape(src)
-    constants = {"indices": np.asarray(indices, dtype=np.int64)}
-    return b.host(name, "Gather", [src], constants, (len(indices), h, w), axis=1)
 
 
 def _unet(b: _Builder) -> None:

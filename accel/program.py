@@ -219,9 +219,12 @@ class Program:
                     raise fail(engine, index, f"{name} = {getattr(instr, name)} < 1")
                 if engine == Engine.LOAD and instr.buffer not in buffers:
                     raise fail(engine, index, f"buffer = {instr.buffer} is not a LOAD buffer")
-                if engine == Engine.STORE and instr.run_bytes > cols:
+                if engine == Engine.STORE and instr.lanes > cols:
                     raise fail(
-                        engine, index, f"run_bytes = {instr.run_bytes} > one output word ({cols})"
+                        engine,
+                        index,
+                        f"run_bytes = {instr.run_bytes} sends {instr.lanes} lanes "
+                        f"> one output word ({cols})",
                     )
         for index, instr in enumerate(self.streams[Engine.POST]):
             if instr.count < 1:

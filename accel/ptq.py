@@ -10,12 +10,12 @@ The step between a frontend and the compiler: ``frontend -> Network -> graph.fus
    :func:`accel.synthetic.random_inputs`, one N(0, 1) sample per input) and every tensor's
    min/max is recorded, widened to include 0.
 3. **Shared quantisation.** MaxPool2d, AvgPool2d, GlobalAvgPool, Flatten, Activation,
-   Upsample, ChannelSlice, DepthToSpace, SpaceToDepth and Concat do not rescale: their
-   output has the same :class:`TensorQuant` as their inputs. The tensors linked by such ops
-   form one group; the group's range is the union of its members' ranges and every member
-   gets the group's :class:`TensorQuant`. For a Concat this *forces* all inputs onto the
-   output's quantisation (the concat is then a plain copy of int8 channels): the producers
-   of the inputs requantise straight to it.
+   Upsample, ChannelSlice, DepthToSpace, PixelShuffle, ChannelShuffle, SpaceToDepth and Concat
+   do not rescale: their output has the same :class:`TensorQuant` as their inputs. The
+   tensors linked by such ops form one group; the group's range is the union of its
+   members' ranges and every member gets the group's :class:`TensorQuant`. For a Concat
+   this *forces* all inputs onto the output's quantisation (the concat is then a plain copy
+   of int8 channels): the producers of the inputs requantise straight to it.
 4. Per range ``[lo, hi]`` (``lo <= 0 <= hi``): ``scale = (hi - lo) / 255``, ``zero_point =
    round(-128 - lo / scale)`` clamped to int8 (asymmetric int8; a ReLU output has ``lo = 0``,
    hence ``zero_point = -128``). A range that is identically 0 is taken as ``[0, 1]``.
@@ -84,6 +84,7 @@ from accel.graph import (
     Activation,
     Add,
     AvgPool2d,
+    ChannelShuffle,
     ChannelSlice,
     Concat,
     Conv2d,
@@ -95,6 +96,7 @@ from accel.graph import (
     MaxPool2d,
     Mul,
     Network,
+    PixelShuffle,
     Pointwise,
     PRelu,
     SpaceToDepth,
@@ -127,6 +129,8 @@ SHARED_QUANT_OPS = (
     Upsample,
     ChannelSlice,
     DepthToSpace,
+    PixelShuffle,
+    ChannelShuffle,
     SpaceToDepth,
 )
 

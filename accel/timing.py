@@ -48,6 +48,14 @@ started at any byte); aligned runs cost what they did. Measured on ResNet-18 at 
 ``edge`` preset (``accel simulate resnet18 --preset edge``): 7,414,614 cycles before,
 7,415,573 after (+959, +0.013%).
 
+A scatter STORE (``lane_stride`` > 1, ``docs/isa.md``: the lanes of a word to every
+``lane_stride``-th byte, a channel shuffle) has exactly these beats and cycles: its
+``run_bytes`` are the DRAM bytes its run spans, ``(lanes - 1) * lane_stride + 1``, and it
+sends one beat per bus block of that span, the bytes between its lanes disabled by the beat's
+byte enables (the AXI4 WSTRB). So the contract is unchanged; a shuffle with ``g`` groups
+costs about ``g`` times the beats of a contiguous copy of the same lanes (``g`` = 2: a run of
+16 lanes spans 31 bytes, 2 or 3 beats of 16 bytes instead of 1 or 2).
+
 POST. One accumulator row per cycle into a pipeline of :data:`POST_LATENCY` stages (the
 accumulator read, then six arithmetic stages: the bias add; the requantising multiply's four
 18x18 partial products; their sum in two stages; the rounding shift; the zero point and the

@@ -52,6 +52,14 @@ is read from the output buffer's asynchronous port in the same cycle); the last 
 the instruction asks for an acknowledgement, which the DRAM gives ``latency`` cycles later.
 The next instruction is taken in ``start + beats``; ``done = start + beats + latency``.
 Each beat also carries ``first`` (a run's first beat) and the run's ``run_bytes``.
+
+A scatter STORE (``lane_stride`` = ``s`` > 1) has the beats of a contiguous run of
+``run_bytes`` bytes; only its data and byte enables differ: byte ``q`` of the run carries lane
+``q / s`` where ``s`` divides ``q``, and no byte between. The engine keeps, per beat, the
+first lane ``t`` in it and that lane's byte ``r`` in the beat: lane ``t + u`` goes to byte ``r
++ u*s`` while that is below ``bandwidth``, and the next beat starts at lane ``t + n`` (``n``
+such lanes), byte ``r + n*s - bandwidth``. The bus bridge, its WSTRB and the DRAM model take
+the byte enables as they are.
 """
 
 from __future__ import annotations
@@ -92,7 +100,9 @@ _ISSUE = _fields(_LOAD, "buffer outer_count outer_stride inner_count inner_strid
 #: What the LOAD return side needs (a descriptor FIFO entry).
 _RETURN = _fields(_LOAD, "buffer sram_addr outer_count sram_outer_stride inner_count")
 #: What the STORE engine keeps of its instruction.
-_STORE_HELD = _fields(_STORE, "outer_count outer_stride inner_count inner_stride run_bytes")
+_STORE_HELD = _fields(
+    _STORE, "outer_count outer_stride inner_count inner_stride run_bytes lane_stride"
+)
 
 _BUFFER_PORTS = {
     Buffer.INPUT: "input_buf",
@@ -409,6 +419,9 @@ class StoreEngine(wiring.Component):
                 "run_addr": unsigned(_STORE["dram_addr"]),  # of run (o, j)
                 "row_addr": unsigned(_STORE["dram_addr"]),  # of run (o, 0)
                 "word": unsigned(_STORE["out_base"]),  # output buffer word of the run
+                # scatter (lane_stride > 1): the first lane in this beat and its byte
+                "t": range(cols + 1),
+                "r": unsigned(_STORE["lane_stride"]),
             }
         )
         state = Signal(position, reset_less=True)
@@ -435,11 +448,45 @@ class StoreEngine(wiring.Component):
         run_end = (cur.addr % bandwidth) + cur.left <= bandwidth
         inner_last = cur.j == ins.inner_count - 1
         last = run_end & inner_last & (cur.o == ins.outer_count - 1)
+
+        # Scatter: lane t + u at byte r + u*s of the beat (module docstring).
+        scatter = ins.lane_stride > 1
+        lanes = Cat(self.output_buf.data.as_value(), Const(0, 8 * bandwidth))
+        shifted = lanes.bit_select(cur.t * 8, 8 * bandwidth)  # lanes t .. t + bandwidth - 1
+        place = [
+            Signal(range((bandwidth + 2) << _STORE["lane_stride"]), name=f"place{u}")
+            for u in range(bandwidth + 1)
+        ]
+        for u, signal in enumerate(place):
+            m.d.comb += signal.eq(cur.r + u * ins.lane_stride)
+        hits = Cat(*(place[u] < bandwidth for u in range(bandwidth)))  # a prefix of ones
+        count = Signal(range(bandwidth + 1))
+        m.d.comb += count.eq(sum(hits[u] for u in range(bandwidth)))
+        scatter_data, scatter_en = [], []
+        for k in range(bandwidth):
+            chosen = [place[u] == k for u in range(bandwidth)]
+            byte = 0
+            for u in range(bandwidth):
+                byte = byte | Mux(chosen[u], shifted.word_select(u, 8), 0)
+            scatter_data.append(byte)
+            scatter_en.append((k < cur.left) & Cat(*chosen).any())
+        after_r = Signal.like(cur.r)
+        with m.Switch(count):
+            for n in range(bandwidth):
+                with m.Case(n):
+                    m.d.comb += after_r.eq(place[n] - bandwidth)
+            with m.Default():  # count = bandwidth
+                m.d.comb += after_r.eq(place[bandwidth] - bandwidth)
+
         m.d.comb += [
             self.w.valid.eq(busy | self.i.valid),
             self.w.payload.addr.eq(cur.addr),
-            self.w.payload.data.eq(padded.word_select(cur.k, 8 * bandwidth)),
-            self.w.payload.en.eq(Cat(*(k < cur.left for k in range(bandwidth)))),
+            self.w.payload.data.eq(
+                Mux(scatter, Cat(*scatter_data), padded.word_select(cur.k, 8 * bandwidth))
+            ),
+            self.w.payload.en.eq(
+                Mux(scatter, Cat(*scatter_en), Cat(*(k < cur.left for k in range(bandwidth))))
+            ),
             self.w.payload.last.eq(last),
             self.w.payload.first.eq(cur.k == 0),
             self.w.payload.run_bytes.eq(ins.run_bytes),
@@ -454,9 +501,17 @@ class StoreEngine(wiring.Component):
                 nxt.k.eq(cur.k + 1),
                 nxt.left.eq(Mux(cur.left > bandwidth, cur.left - bandwidth, 0)),
                 nxt.addr.eq(cur.addr + bandwidth),
+                nxt.t.eq(cur.t + count),
+                nxt.r.eq(after_r),
             ]
         with m.Else():
-            m.d.comb += [nxt.k.eq(0), nxt.left.eq(ins.run_bytes), nxt.word.eq(cur.word + 1)]
+            m.d.comb += [
+                nxt.k.eq(0),
+                nxt.left.eq(ins.run_bytes),
+                nxt.word.eq(cur.word + 1),
+                nxt.t.eq(0),
+                nxt.r.eq(0),
+            ]
             with m.If(~inner_last):
                 run_addr = cur.run_addr + ins.inner_stride
                 m.d.comb += [nxt.j.eq(cur.j + 1), nxt.run_addr.eq(run_addr), nxt.addr.eq(run_addr)]

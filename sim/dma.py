@@ -1,5 +1,8 @@
 """DMA engine: LOAD (DRAM -> input/weight/parameter buffer) and STORE (output buffer -> DRAM).
 
+A STORE with ``lane_stride`` > 1 scatters each word's lanes to every ``lane_stride``-th byte
+(:class:`accel.isa.Store`); its timing is that of a contiguous run of ``run_bytes``.
+
 Timing (``accel.timing``): a LOAD is done ``latency + beats`` cycles after it starts, a STORE
 ``beats + latency``; runs are pipelined, so the latency is paid once per instruction.
 """
@@ -50,11 +53,15 @@ def execute_load(load: Load, dram: Dram, buffers: Buffers) -> None:
 
 
 def execute_store(store: Store, dram: Dram, buffers: Buffers) -> None:
+    """Send the runs of ``store``: each the first lanes of an output word, contiguous or
+    scattered to every ``lane_stride``-th byte."""
     count = store.outer_count * store.inner_count
     buffers.check("out", store.out_base, count)
-    words = buffers.out[store.out_base : store.out_base + count, : store.run_bytes]
-    runs = words.view(np.uint8).reshape(store.outer_count, store.inner_count, store.run_bytes)
-    dram.write_runs(store.dram_addr, store.outer_stride, store.inner_stride, runs)
+    lanes = store.lanes
+    words = buffers.out[store.out_base : store.out_base + count, :lanes]
+    runs = words.view(np.uint8).reshape(store.outer_count, store.inner_count, lanes)
+    step = max(1, store.lane_stride)
+    dram.write_runs(store.dram_addr, store.outer_stride, store.inner_stride, runs, step)
     buffers.count_read("out", count)
 
 

@@ -44,21 +44,26 @@ class Dram:
         view.flags.writeable = False
         return view
 
-    def write_runs(self, addr: int, outer_stride: int, inner_stride: int, runs: np.ndarray) -> None:
-        """Write (outer, inner, run) bytes with the given strides."""
-        outer, inner, run = runs.shape
-        self._check(addr, outer, outer_stride, inner, inner_stride, run)
-        disjoint = inner_stride >= run and outer_stride >= (inner - 1) * inner_stride + run
+    def write_runs(
+        self, addr: int, outer_stride: int, inner_stride: int, runs: np.ndarray, step: int = 1
+    ) -> None:
+        """Write (outer, inner, n) bytes with the given strides, byte ``k`` of a run to its
+        address ``+ k*step`` (``step`` > 1: a scatter; the bytes between are left as they
+        are, as byte strobes leave them)."""
+        outer, inner, n = runs.shape
+        span = (n - 1) * step + 1
+        self._check(addr, outer, outer_stride, inner, inner_stride, span)
+        disjoint = inner_stride >= span and outer_stride >= (inner - 1) * inner_stride + span
         if disjoint or outer * inner == 1:
             view = np.ndarray(
-                runs.shape, np.uint8, self.data, addr, (outer_stride, inner_stride, 1)
+                runs.shape, np.uint8, self.data, addr, (outer_stride, inner_stride, step)
             )
             view[...] = runs
         else:  # overlapping runs: later runs win, in program order, as in the hardware
             for i in range(outer):
                 for j in range(inner):
                     start = addr + i * outer_stride + j * inner_stride
-                    self.data[start : start + run] = runs[i, j]
+                    self.data[start : start + span : step] = runs[i, j]
         self.bytes_written += runs.size
 
     def _check(self, addr, outer, outer_stride, inner, inner_stride, run) -> None:

@@ -4,7 +4,7 @@ onnxruntime, quantisation and the cycle model.
 
 Each runs as ``b * b`` identity passes of the vector unit, each moving one channel block
 to or from one phase of the image (:mod:`accel.compiler.lower_layout`); CRD (PyTorch's
-PixelShuffle) runs on the host, naming the reason.
+PixelShuffle) is a :class:`accel.graph.PixelShuffle` (tests/test_accel_shuffle.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 import sim
 from accel import config, executor, golden, graph, synthetic
 from accel.compiler import compile
-from accel.graph import DepthToSpace, HostOp, SpaceToDepth
+from accel.graph import DepthToSpace, PixelShuffle, SpaceToDepth
 from tests.layers import quantized
 from tests.test_accel_onnx import Graph
 from tests.test_accel_onnx_mapped import check_accelerator
@@ -56,11 +56,17 @@ def test_dcr_equals_onnxruntime_and_runs_bit_exact_on_the_cycle_model(block, ops
     assert layer.macs == 0 and layer.mapping["phases"] == block * block
 
 
-def test_crd_runs_on_the_host_naming_the_reason():
-    net = check(model("CRD"))
-    assert host_ops(net) == ["DepthToSpace"]
-    (node,) = (n for n in net.order() if isinstance(net.op(n), HostOp))
-    assert "mode='CRD' is not supported: only DCR" in net.meta(node)["host_reason"]
+@pytest.mark.parametrize(("block", "opset"), [(2, 11), (3, 13)])
+def test_crd_equals_onnxruntime_and_runs_bit_exact_on_the_cycle_model(block, opset):
+    """CRD (PyTorch's PixelShuffle) is a :class:`PixelShuffle`: scatter STOREs."""
+    net = check(model("CRD", block, opset))
+    assert host_ops(net) == []
+    assert PixelShuffle(block) in [net.op(n) for n in net.order()]
+    deployment = check_accelerator(net)
+    (layer,) = (
+        x for s in deployment.segments for x in s.program.layers if x.kind == "PixelShuffle"
+    )
+    assert layer.macs == 0
 
 
 @pytest.mark.parametrize("preset", ["tiny", "edge"])

@@ -150,6 +150,8 @@ def test_op_registry_names_every_op():
         "Upsample",
         "ChannelSlice",
         "DepthToSpace",
+        "PixelShuffle",
+        "ChannelShuffle",
         "SpaceToDepth",
         "PRelu",
         "HostOp",

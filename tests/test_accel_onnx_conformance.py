@@ -109,7 +109,7 @@ OUTCOMES: dict[str, tuple[str, ...] | str] = {
     "test_PReLU_2d_multiparam": ("PRelu",),
     "test_PReLU_3d": (),
     "test_PReLU_3d_multiparam": ("PRelu",),
-    "test_PixelShuffle": ("Reshape", "Transpose", "Reshape"),
+    "test_PixelShuffle": (),
     "test_PoissonNLLLLoss_no_reduce": ("Exp", "Mul", "Sub"),
     "test_ReLU": (),
     "test_ReflectionPad2d": ("Pad",),
@@ -160,7 +160,7 @@ def test_every_case_of_the_wheel_has_an_outcome():
         f"{sum(c in passing for c in family)} of {len(family)} pass"
     )
     assert all(c in passing for c in family)
-    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 47, 57)
+    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 48, 57)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -208,7 +208,7 @@ ZOO: dict[str, tuple[dict[str, int], float]] = {
     "inception_v1": ({"LRN": 2, "Softmax": 1}, 1e-3),
     "inception_v2": ({"AveragePool": 7, "Softmax": 1}, 1e-3),
     "resnet50": ({"Softmax": 1}, 1e-3),
-    "shufflenet": ({"AveragePool": 3, "Reshape": 32, "Transpose": 16, "Softmax": 1}, 1e-3),
+    "shufflenet": ({"AveragePool": 3, "Softmax": 1}, 1e-3),  # its 16 shuffles: ChannelShuffle
     "squeezenet": ({"Reshape": 1, "Softmax": 1}, 1e-3),
     "vgg19": ({"Softmax": 1}, 1e-3),
     "zfnet512": ({"LRN": 2, "Softmax": 1}, 1e-3),

@@ -665,3 +665,70 @@ def test_buffer_geometry_is_the_model_buffers():
     sim_buffers = Buffers(config)
     for buffer, (depth, word) in load_targets(config).items():
         assert sim_buffers.byte_view(buffer).shape == (depth, word)
+
+
+# --- scatter STOREs (lane_stride > 1: a channel shuffle) -------------------------------------
+
+
+def random_scatter_store(rng, config) -> Store:
+    """Runs of 1..cols lanes scattered to every ``lane_stride``-th byte (2..5), runs of one
+    instruction interleaved or apart, never on one byte."""
+    cols = config.array.cols
+    depth = OutputBuffer(config).depth
+    lanes = int(rng.integers(1, cols + 1))
+    step = int(rng.integers(2, 6))
+    run_bytes = (lanes - 1) * step + 1
+    inner, outer = (int(v) for v in rng.integers(1, 4, 2))
+    # Interleaved (a run starting 1..step-1 bytes after the one before) or apart.
+    if rng.integers(2) and inner > 1:
+        inner_stride = int(rng.integers(1, step))
+        inner = min(inner, step)
+        inner = max(1, min(inner, (step - 1) // inner_stride + 1))
+    else:
+        inner_stride = int(rng.integers(run_bytes, run_bytes + 5))
+    outer_stride = (inner - 1) * inner_stride + run_bytes + int(rng.integers(0, 5))
+    extent = (outer - 1) * outer_stride + (inner - 1) * inner_stride + run_bytes
+    return Store(
+        out_base=int(rng.integers(0, depth - inner * outer + 1)),
+        dram_addr=int(rng.integers(LOAD_REGION, DRAM_SIZE - extent + 1)),
+        outer_count=outer,
+        outer_stride=outer_stride,
+        inner_count=inner,
+        inner_stride=inner_stride,
+        run_bytes=run_bytes,
+        lane_stride=step,
+    )
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_scatter_stores_are_bit_and_cycle_exact(seed):
+    """Scatter STOREs mixed with contiguous ones: only the enabled bytes change (the DRAM's
+    other bytes keep their random contents), beats and cycles are a contiguous run's."""
+    rng = np.random.default_rng([seed, 12])
+    config = random_config(rng)
+    loads = [random_load(rng, config) for _ in range(int(rng.integers(1, 3)))]
+    stores = [
+        random_scatter_store(rng, config) if rng.integers(3) else random_store(rng, config)
+        for _ in range(int(rng.integers(2, 7)))
+    ]
+    check(config, loads, stores, seed)
+
+
+@pytest.mark.parametrize(
+    ("bandwidth", "lane_stride"), [(1, 2), (2, 3), (4, 2), (4, 3), (3, 7), (8, 5)]
+)
+def test_scatter_store_corners(bandwidth, lane_stride):
+    """Strides below, at and above the bus width, aligned and unaligned starts, a full word."""
+    config = make_config(2, 4, bandwidth, 3)
+    stores = [
+        Store(
+            out_base=k,
+            dram_addr=LOAD_REGION + k,
+            run_bytes=(lanes - 1) * lane_stride + 1,
+            lane_stride=lane_stride,
+            outer_count=2,
+            outer_stride=40,
+        )
+        for k, lanes in enumerate((4, 1, 3, 2))
+    ]
+    check(config, [L(IN, 1)], stores, bandwidth * 10 + lane_stride)

@@ -83,11 +83,19 @@ class Phase:
     """Where a pass's output pixels go in its tensor: pixel ``(i, j)`` of the pass is pixel
     ``(row + i*step[0], col + j*step[1])`` of the tensor. :data:`WHOLE` (every pixel in
     place) for most layers; the phases of a transposed convolution each write every
-    ``step``-th pixel (:mod:`~accel.compiler.lower_transpose`)."""
+    ``step``-th pixel (:mod:`~accel.compiler.lower_transpose`). Channel ``k`` of the pass is
+    byte ``k * lane_stride`` of the pixel (from the tensor's channel offset): 1 for
+    contiguous channels, more for a scatter STORE (a channel shuffle,
+    :mod:`~accel.compiler.lower_layout`)."""
 
     row: int = 0
     col: int = 0
     step: tuple[int, int] = (1, 1)
+    lane_stride: int = 1
+
+    def run_bytes(self, lanes: int) -> int:
+        """DRAM bytes of a STORE run of ``lanes`` channels."""
+        return (lanes - 1) * self.lane_stride + 1
 
     def pixel(self, y: TensorLayout, p0, q0):
         """The tensor pixel index (``h * width + w``) of pass pixel ``(p0, q0)``."""
@@ -354,10 +362,13 @@ class Emitter:
         steps[4](
             (
                 out_base,
-                y.addr + y.channel_offset + phase.pixel(y, p0, q0) * y.pixel_stride + k0,
+                y.addr
+                + y.channel_offset
+                + phase.pixel(y, p0, q0) * y.pixel_stride
+                + k0 * phase.lane_stride,
                 th,
                 tw,
-                lanes if lanes < run else run,
+                phase.run_bytes(lanes if lanes < run else run),
                 index(),
             )
         )
@@ -375,8 +386,13 @@ class Emitter:
         """One more STORE of a tile already POSTed at ``out_base`` (:meth:`post_and_store`),
         into the pixels of another ``phase`` of ``y``: a copy by DMA addressing."""
         p0, q0, th, tw = out_tile
-        run = min(lanes, y.channels - k0)
-        address = y.addr + y.channel_offset + phase.pixel(y, p0, q0) * y.pixel_stride + k0
+        run = phase.run_bytes(min(lanes, y.channels - k0))
+        address = (
+            y.addr
+            + y.channel_offset
+            + phase.pixel(y, p0, q0) * y.pixel_stride
+            + k0 * phase.lane_stride
+        )
         self.store_block(y, phase).rows.extend((out_base, address, th, tw, run, self.log.index()))
 
     def post_block(self, post: Post, param: bool) -> Block:
@@ -431,6 +447,7 @@ class Emitter:
         template = Store(
             outer_stride=phase.step[0] * y.width * y.pixel_stride,
             inner_stride=phase.step[1] * y.pixel_stride,
+            lane_stride=0 if phase.lane_stride == 1 else phase.lane_stride,
         )
         dead = plan.reuses[plan.root.get(y.name, y.name)]
 

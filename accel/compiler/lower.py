@@ -26,8 +26,10 @@ from accel.compiler.emit import Emitter
 from accel.compiler.errors import layer_error
 from accel.compiler.lower_conv import lower_conv
 from accel.compiler.lower_layout import (
+    lower_channel_shuffle,
     lower_channel_slice,
     lower_depth_to_space,
+    lower_pixel_shuffle,
     lower_space_to_depth,
     lower_upsample,
 )
@@ -299,6 +301,10 @@ def lower_other_layer(em: Emitter, node: str, layout) -> dict:
         return lower_depth_to_space(em, node, op, layout(srcs[0]), y)
     if isinstance(op, g.SpaceToDepth):
         return lower_space_to_depth(em, node, op, layout(srcs[0]), y)
+    if isinstance(op, g.ChannelShuffle):
+        return lower_channel_shuffle(em, node, op, layout(srcs[0]), y)
+    if isinstance(op, g.PixelShuffle):
+        return lower_pixel_shuffle(em, node, op, layout(srcs[0]), y)
     if isinstance(op, g.Concat):
         for src in srcs:
             if em.quant(src) != em.quant(node):

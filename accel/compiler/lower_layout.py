@@ -22,6 +22,25 @@ of the input and STOREing into phase ``(i, j)`` of the output. Space to depth, i
 inverse (:class:`accel.graph.SpaceToDepth`), is the same passes the other way: pass
 ``(i, j)`` loads phase ``(i, j)`` of the input (the DMA's row and pixel strides, as a
 strided 1x1 convolution loads) and STOREs into channel block ``i*b + j`` of the output.
+
+A channel shuffle with ``g`` groups (:class:`accel.graph.ChannelShuffle`: output channel
+``k*g + i`` is input channel ``i*m + k``, ``m = C/g``) reads every ``g``-th channel, which no
+run of contiguous channels addresses; but each group is contiguous in the input and strided
+in the output. So it is ``g`` identity passes, pass ``i`` loading channels ``i*m .. i*m + m``
+(in lane tiles) and STOREing them with ``lane_stride`` ``g`` (a scatter STORE,
+:class:`accel.isa.Store`: lane ``k`` to byte ``k*g`` from channel ``i``, byte strobes leaving
+the other groups' bytes alone). Every byte is read once and written once; a STORE run of
+``n`` lanes spans ``(n - 1)*g + 1`` bytes and costs the bus blocks it touches.
+
+Depth to space in CRD order (:class:`accel.graph.PixelShuffle`: output pixel ``(h*b + i,
+w*b + j)``, channel ``c`` is input channel ``c*b*b + i*b + j``) keeps, of the input's
+contiguous channels, only the ``b`` of one ``(c, i)`` together in one output row: input
+channels ``c*b*b + i*b + j`` for ``j < b`` go to the ``b`` pixels ``w*b + j`` of output row
+``h*b + i``, channel ``c``, i.e. to every ``pixel_stride``-th byte. So it is ``C * b``
+identity passes of ``b`` lanes, pass ``(c, i)`` STOREing into phase ``(i, 0)`` of the output
+(every ``b``-th row and pixel) with ``lane_stride`` = the output's pixel stride. Exact, but
+``b`` of the lanes do work, and a run touches about ``(b - 1) * C`` bytes of bus blocks:
+cheap for the few channels super-resolution heads have, slow for wide tensors.
 """
 
 from __future__ import annotations
@@ -109,6 +128,58 @@ def lower_space_to_depth(
         for j in range(b)
     ]
     return {**mappings[0], "phases": b * b, "tiles": sum(m["tiles"] for m in mappings)}
+
+
+def lower_channel_shuffle(
+    em: Emitter, node: str, op: g.ChannelShuffle, x: TensorLayout, y: TensorLayout
+) -> dict:
+    """Lower a channel shuffle of ``x`` into ``y``: group ``i`` of the input, copied by an
+    identity pass, is scattered to every ``g``-th channel of the output from channel ``i``
+    (module docstring); returns the layer's mapping."""
+    groups = op.groups
+    m = x.channels // groups
+    mappings = [
+        copy_pass(
+            em,
+            node,
+            replace(x, channels=m, channel_offset=x.channel_offset + i * m),
+            replace(y, channels=m, channel_offset=y.channel_offset + i),
+            [Phase(lane_stride=groups)],
+        )
+        for i in range(groups)
+    ]
+    return {
+        **mappings[0],
+        "unit": "vector (identity pass) + scatter STORE",
+        "groups": groups,
+        "tiles": sum(m["tiles"] for m in mappings),
+    }
+
+
+def lower_pixel_shuffle(
+    em: Emitter, node: str, op: g.PixelShuffle, x: TensorLayout, y: TensorLayout
+) -> dict:
+    """Lower a CRD depth-to-space of ``x`` into ``y``: input channels ``c*b*b + i*b ..
+    c*b*b + i*b + b``, copied by an identity pass, are scattered to the ``b`` pixels of phase
+    ``(i, 0)`` of the output, channel ``c`` (module docstring); returns the layer's mapping."""
+    b = op.block
+    mappings = [
+        copy_pass(
+            em,
+            node,
+            replace(x, channels=b, channel_offset=x.channel_offset + c * b * b + i * b),
+            replace(y, channels=b, channel_offset=y.channel_offset + c),
+            [Phase(i, 0, (b, b), lane_stride=y.pixel_stride)],
+        )
+        for c in range(y.channels)
+        for i in range(b)
+    ]
+    return {
+        **mappings[0],
+        "unit": "vector (identity pass) + scatter STORE",
+        "passes": len(mappings),
+        "tiles": sum(m["tiles"] for m in mappings),
+    }
 
 
 def copy_pass(

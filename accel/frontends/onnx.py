@@ -11,8 +11,10 @@ than 11 is upgraded with ``onnx.version_converter``), then walks the graph once,
 * an op with a handler becomes accelerator ops (Conv2d, ConvTranspose2d, Linear, pools, Add,
   Mul (one shape, or a per-channel ``(N, C, 1, 1)`` broadcast), Pointwise activations such
   as Sigmoid and GELU, the layout ops Upsample (nearest Resize), ChannelSlice (channel Slice /
-  Split), DepthToSpace (DCR), SpaceToDepth, ...), its attributes mapped exactly; 1-D ``(N, C,
-  L)`` tensors run as 2-D with ``H = 1`` and ``(N, F)`` tensors as vectors;
+  Split), DepthToSpace (DCR) and PixelShuffle (DepthToSpace CRD), SpaceToDepth, the
+  channel shuffle, ...), its attributes mapped exactly; a Reshape - Transpose - Reshape chain
+  that is a channel shuffle or a depth to space (:data:`_LAYOUT_CHAINS`) becomes that one op;
+  1-D ``(N, C, L)`` tensors run as 2-D with ``H = 1`` and ``(N, F)`` tensors as vectors;
 * an op without an accelerator mapping (no handler, or a form the handler does not map:
   Softmax, a Mul of a constant or of other broadcast shapes, a reflect Pad, a quantised
   ConvTranspose, dilated MaxPool, a broadcasting Add, a Reshape that is not a flatten, ...)
@@ -79,6 +81,7 @@ from accel.graph import (
     Activation,
     Add,
     AvgPool2d,
+    ChannelShuffle,
     ChannelSlice,
     Concat,
     Conv2d,
@@ -93,6 +96,7 @@ from accel.graph import (
     Mul,
     Network,
     Op,
+    PixelShuffle,
     Pointwise,
     PRelu,
     Shape,
@@ -134,6 +138,8 @@ _SHARED_QUANT = (
     Upsample,
     ChannelSlice,
     DepthToSpace,
+    PixelShuffle,
+    ChannelShuffle,
     SpaceToDepth,
 )
 #: Ops whose output takes the input quantisation when no QuantizeLinear follows them.
@@ -2266,26 +2272,24 @@ def _split(imp: _Importer, node: _Node) -> None:
 
 
 def _depth_to_space(imp: _Importer, node: _Node) -> None:
-    """DepthToSpace in DCR order (the default) of an (N, C, H, W) tensor: a
-    :class:`DepthToSpace`. CRD (PyTorch's PixelShuffle) gathers every ``b*b``-th channel,
-    which no load or store addresses: it runs on the host."""
+    """DepthToSpace of an (N, C, H, W) tensor: a :class:`DepthToSpace` in DCR order (the
+    default), a :class:`PixelShuffle` in CRD order (PyTorch's PixelShuffle)."""
     attrs = node.attrs(blocksize=None, mode="DCR")
     x = imp.activation(node, 0)
     dims = imp.dims_of(node, 0)
     b = attrs["blocksize"]
     if b is None or b < 1:
         raise node.bad("blocksize", b, "expected an int >= 1")
-    if attrs["mode"] != "DCR":
-        raise node.unmapped_attr(
-            "mode", attrs["mode"], "only DCR runs on the accelerator (CRD gathers strided channels)"
-        )
+    if attrs["mode"] not in ("DCR", "CRD"):
+        raise node.bad("mode", attrs["mode"], "expected DCR or CRD")
     if len(dims) != 3 or imp.net.shape(x) != dims:
         raise node.unmapped(f"input (N, {', '.join(map(str, dims))}) is not (N, C, H, W)")
     c, h, w = dims
     if c % (b * b):
         raise node.error(f"{c} channels are not a multiple of blocksize**2 = {b * b}")
     out = (c // (b * b), h * b, w * b)
-    imp.define(node.outputs[0], imp.add(node, lambda: DepthToSpace(b), [x]), out)
+    make = DepthToSpace if attrs["mode"] == "DCR" else PixelShuffle
+    imp.define(node.outputs[0], imp.add(node, lambda: make(b), [x]), out)
 
 
 def _space_to_depth(imp: _Importer, node: _Node) -> None:
@@ -2359,6 +2363,8 @@ def _reshape(imp: _Importer, node: _Node) -> None:
         imp.alias(node, 0, out)
     elif len(out) == 1:
         imp.define(node.outputs[0], imp.add(node, Flatten, [x]), out)
+    elif node.op_type == "Reshape" and _layout_chain(imp, node, x, dims, out):
+        return
     else:
         target = ""
         if node.op_type == "Reshape":
@@ -2368,6 +2374,62 @@ def _reshape(imp: _Importer, node: _Node) -> None:
             "not supported on the accelerator: only flattening to (N, F) and reshapes that "
             "keep the stored layout (adding or removing a unit axis after the channels)"
         )
+
+
+#: Transposes of a Reshape - Transpose - Reshape chain that are layout ops: the shape
+#: after the first Reshape, its perm (batch axis 0), the op; ``C``, ``H``, ``W`` of the
+#: input, ``k`` the op's parameter.
+_LAYOUT_CHAINS = (
+    # ShuffleNet's channel shuffle: (N, g, C/g, H, W), groups swapped with channels.
+    (lambda c, h, w, k: (k, c // k, h, w), (0, 2, 1, 3, 4), ChannelShuffle),
+    # PixelShuffle (CRD) as exported at opsets < 11: (N, C, b, b, H, W).
+    (lambda c, h, w, k: (c // (k * k), k, k, h, w), (0, 1, 4, 2, 5, 3), PixelShuffle),
+    # DepthToSpace DCR written out: (N, b, b, C, H, W).
+    (lambda c, h, w, k: (k, k, c // (k * k), h, w), (0, 3, 4, 1, 5, 2), DepthToSpace),
+)
+
+
+def _layout_chain(
+    imp: _Importer, node: _Node, x: str, dims: tuple[int, ...], out: tuple[int, ...]
+) -> bool:
+    """Recognise ``Reshape(node) - Transpose - Reshape`` as a channel shuffle, a CRD or DCR
+    depth to space (:data:`_LAYOUT_CHAINS`): add the op, define the last Reshape's output and
+    absorb the other two nodes; False if the chain is none of them."""
+    if len(dims) != 3 or imp.net.shape(x) != dims:
+        return False
+    transpose = imp.sole_consumer(node, "Transpose")
+    if transpose is None:
+        return False
+    t_node = _Node(imp.protos[transpose])
+    reshape = imp.sole_consumer(t_node, "Reshape", 0)
+    if reshape is None or set(t_node._attrs) != {"perm"}:
+        return False
+    r_node = _Node(imp.protos[reshape])
+    if any(t not in imp.consts for t in r_node.inputs[1:] if t):
+        return False
+    perm = tuple(int(p) for p in t_node._attrs["perm"])
+    c, h, w = dims
+    k = out[0] if len(out) == 4 else out[1]
+    for shape_of, want_perm, make in _LAYOUT_CHAINS:
+        if perm != want_perm or k < 1 or out != shape_of(c, h, w, k):
+            continue
+        moved = (imp.batch, *(((imp.batch, *out))[p] for p in perm[1:]))
+        constants = {t: imp.consts[t] for t in r_node.inputs[1:] if t}
+        _, final = prepare.infer_output(
+            r_node.proto, {r_node.inputs[0]: moved}, constants, imp.opsets
+        )
+        final = tuple(int(d) for d in final[1:]) if final[0] == imp.batch else ()
+        op = make(k)
+        try:
+            expected = op.infer_shape([dims])
+        except ValueError:
+            return False
+        if final != expected:
+            return False
+        imp.define(r_node.outputs[0], imp.add(node, lambda op=op: op, [x]), expected)
+        imp.absorbed.update((transpose, reshape))
+        return True
+    return False
 
 
 def _identity(imp: _Importer, node: _Node) -> None:
