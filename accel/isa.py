@@ -171,6 +171,18 @@ class Compute(Instruction):
     ``image_w``. In ARRAY mode pass k uses the weight tile at weight words ``w_base + k*rows``.
     The first pass overwrites the accumulators unless ``accumulate`` is set.
 
+    ARRAY with ``depthwise`` set is the depthwise mode: array row ``t`` is kernel tap ``(r,
+    s) = (t // taps_w, t % taps_w)`` for ``t < taps_h * taps_w`` (at most ``rows``), and
+    column ``c`` is channel ``c`` of the word. In every cycle of the pass each row reads a
+    word of its own, the word of its tap at the pixel,
+    ``addr + r*dil_h*tile_w + s*dil_w`` where ``addr`` is the pass's address above, and PE
+    ``(t, c)`` multiplies lane ``c`` of it by its weight, so column ``c`` sums channel ``c``
+    over the taps: ``acc[pixel][c] (+)= sum_t x_t[c] * w[t][c]``. A tap outside the image
+    produces ``pad_value`` (its position is the pass's plus ``(r*dil_h, s*dil_w)``), rows
+    ``t >= taps_h * taps_w`` are fed ``pad_value``. The walk itself is a 1x1 kernel of one
+    channel tile: ``ct_count = kernel_h = kernel_w = 1`` (one pass, one weight tile).
+    Needs ``rows == cols`` (a word's lanes are the columns' channels).
+
     VADD with ``mul`` set is the elementwise product (VMUL): ``acc = (x_a - zero_point_a) *
     (x_b - zero_point_b)``, no multipliers, ``accumulate`` must be 0. ``broadcast_b`` (VADD
     only) reads operand b at ``in_base_b`` for every pixel of the tile (a per-channel
@@ -210,6 +222,9 @@ class Compute(Instruction):
     shift_b: int = 0
     mul: int = 0
     broadcast_b: int = 0
+    depthwise: int = 0
+    taps_h: int = 0
+    taps_w: int = 0
 
     @property
     def passes(self) -> int:
@@ -219,12 +234,19 @@ class Compute(Instruction):
         return self.ct_count * self.kernel_h * self.kernel_w
 
     @property
+    def taps(self) -> int:
+        """Kernel taps of a depthwise instruction (array rows fed a word of their own)."""
+        return self.taps_h * self.taps_w if self.depthwise else 0
+
+    @property
     def pixels(self) -> int:
         return self.out_h * self.out_w
 
     def window_geometry(self) -> tuple:
         """The fields that fix the window walk's addresses relative to ``in_base`` (and
-        VADD's operand offset): a hashable key, shared by the tiles of a layer."""
+        VADD's operand offset): a hashable key, shared by the tiles of a layer. A depthwise
+        instruction's walk, one word per tap for every pixel, is the walk of a ``taps_h`` x
+        ``taps_w`` kernel's passes: its key has the taps as the kernel."""
         return (
             self.mode == ComputeMode.VADD,
             self.in_base_b - self.in_base,
@@ -241,8 +263,8 @@ class Compute(Instruction):
             self.stride_w,
             self.dil_h,
             self.dil_w,
-            self.kernel_h,
-            self.kernel_w,
+            self.taps_h if self.depthwise else self.kernel_h,
+            self.taps_w if self.depthwise else self.kernel_w,
             bool(self.broadcast_b) and self.mode == ComputeMode.VADD,
         )
 
@@ -349,8 +371,11 @@ FIELDS: dict[type[Instruction], list[tuple[str, int, bool]]] = {
         ("shift_a", 6, False),
         ("multiplier_b", 32, False),
         ("shift_b", 6, False),
-        ("mul", 1, False),  # last two: a program without VMUL encodes as before
+        ("mul", 1, False),  # a program without VMUL encodes as before
         ("broadcast_b", 1, False),
+        ("depthwise", 1, False),  # last three: a program without it encodes as before
+        ("taps_h", 8, False),
+        ("taps_w", 8, False),
     ],
     Post: [
         *_HEADER,

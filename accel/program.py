@@ -232,6 +232,17 @@ class Program:
         for index, instr in enumerate(self.streams[Engine.COMPUTE]):
             if min(instr.out_h, instr.out_w, instr.passes) < 1:
                 raise fail(Engine.COMPUTE, index, "empty tile or reduction")
+            if instr.depthwise:
+                rows = self.config.array.rows
+                if instr.mode != isa.ComputeMode.ARRAY or rows != cols:
+                    raise fail(Engine.COMPUTE, index, "depthwise needs ARRAY mode and rows == cols")
+                if instr.passes != 1 or not 1 <= instr.taps <= rows:
+                    raise fail(
+                        Engine.COMPUTE,
+                        index,
+                        f"depthwise taps {instr.taps_h}x{instr.taps_w} must be 1..{rows} "
+                        "in one pass (ct_count = kernel_h = kernel_w = 1)",
+                    )
 
     # Introspection -------------------------------------------------------------------------
 

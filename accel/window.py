@@ -15,6 +15,12 @@ zero point of the layer). Stride and dilation are only address arithmetic. VADD 
 operands (``in_base`` and ``in_base_b``) of one pass each; with ``broadcast_b`` operand b's
 pass reads ``in_base_b`` for every pixel (its validity is operand a's).
 
+A depthwise instruction (``depthwise``; :class:`accel.isa.Compute`) has one pass whose
+every pixel reads one word per kernel tap, one tap per array row: its walk is the walk of a
+``taps_h`` x ``taps_w`` kernel (:meth:`accel.isa.Compute.window_geometry`), the taps in place of
+the passes (``feed_addresses`` then returns one row per tap, the pixels of each row fed in
+the same cycles).
+
 Three views of the same walk: :func:`feed_addresses` (every address in feed order, with its
 validity), :func:`distinct_words` (the set of words read, for buffer occupancy) and
 :func:`valid_reads` (how many reads, for SRAM traffic).
@@ -32,7 +38,8 @@ __all__ = ["distinct_words", "feed_addresses", "valid_reads"]
 
 
 def feed_addresses(instr: Compute) -> tuple[np.ndarray, np.ndarray]:
-    """(passes, pixels) word addresses and validity mask, in feed order."""
+    """(passes, pixels) word addresses and validity mask, in feed order; for a depthwise
+    instruction (taps, pixels)."""
     offsets, valid = _feed_offsets(*instr.window_geometry())
     return instr.in_base + offsets, valid
 

@@ -55,6 +55,10 @@ w : In(stream.Signature(WeightWrite), always ready)
 i : In(stream.Signature(ArrayInput), always ready)
     Input vector ``x`` (``rows`` int8 lanes, lane ``i`` for array row ``i``) and ``switch``
     (set on the first vector of every pass).
+dwx : In(ArrayLayout(ArrayLayout(signed(8), cols), rows))
+    Square arrays only (the depthwise mode): row ``t``'s own word in cycle ``t' + t`` of a
+    vector fed with ``i.payload.dw`` in cycle ``t'``; PE (t, c) multiplies its lane ``c``
+    (delayed ``c`` cycles here) instead of the activation from the left.
 o : Out(stream.Signature(signed(32), always ready)).array(cols)
     ``o[c].payload`` is the int32 sum of column ``c`` (wrapping), ``o[c].valid`` marks the
     cycle ``t + rows + c`` of a vector fed with ``i.valid`` in cycle ``t``.
@@ -62,7 +66,7 @@ o : Out(stream.Signature(signed(32), always ready)).array(cols)
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -89,11 +93,13 @@ def weight_write_layout(config: AccelConfig) -> data.StructLayout:
 
 
 def array_input_layout(config: AccelConfig) -> data.StructLayout:
-    """Payload of the input port: one ``rows``-lane int8 vector and the pass ``switch`` bit."""
+    """Payload of the input port: one ``rows``-lane int8 vector and the pass ``switch`` bit
+    (and, on a square array, ``dw``: the vector is a depthwise one, its rows on ``dwx``)."""
     a = check_config(config).array
-    return data.StructLayout(
-        {"x": data.ArrayLayout(signed(config.data.act_bits), a.rows), "switch": 1}
-    )
+    fields = {"x": data.ArrayLayout(signed(config.data.act_bits), a.rows), "switch": 1}
+    if a.rows == a.cols:
+        fields["dw"] = 1
+    return data.StructLayout(fields)
 
 
 class SystolicArray(wiring.Component):
@@ -114,8 +120,13 @@ class SystolicArray(wiring.Component):
         self._config = check_config(config)
         cols = config.array.cols
         acc = signed(config.data.acc_bits)
+        extra = {}
+        if config.array.rows == cols:
+            row = data.ArrayLayout(signed(config.data.act_bits), cols)
+            extra["dwx"] = In(data.ArrayLayout(row, config.array.rows))
         super().__init__(
             {
+                **extra,
                 "w": In(stream.Signature(weight_write_layout(config), always_ready=True)),
                 "i": In(stream.Signature(array_input_layout(config), always_ready=True)),
                 "o": Out(stream.Signature(acc, always_ready=True)).array(cols),
@@ -171,14 +182,27 @@ class SystolicArray(wiring.Component):
         for i in range(1, rows):
             sw_edge.append(delayed(sw_edge[-1], 1, f"sw_r{i}"))
 
+        # Depthwise mode: PE (i, c) takes lane c of row i's own word (on `dwx[i]` in cycle
+        # t + i), delayed c cycles, instead of the activation from the left, while the
+        # vector's dw bit (delayed i + c) is on it.
+        depthwise = rows == cols
+        if depthwise:
+            dw = [self.i.valid & self.i.payload.dw]
+            for k in range(1, rows + cols - 1):
+                dw.append(delayed(dw[-1], 1, f"dw_d{k}"))
+
         pes = [[ProcessingElement(self._config) for _ in range(cols)] for _ in range(rows)]
         for i in range(rows):
             for c in range(cols):
                 pe = pes[i][c]
                 m.submodules[f"pe_{i}_{c}"] = pe
                 left = pes[i][c - 1] if c else None
+                x_in = left.x_out if left else x_edge[i]
+                if depthwise:
+                    own = delayed(self.dwx[i][c], c, f"dwx_{i}_{c}", data=True)
+                    x_in = Mux(dw[i + c], own, x_in)
                 m.d.comb += [
-                    pe.x_in.eq(left.x_out if left else x_edge[i]),
+                    pe.x_in.eq(x_in),
                     pe.sw_in.eq(left.sw_out if left else sw_edge[i]),
                     pe.psum_in.eq(pes[i - 1][c].psum_out if i else Const(0, d.acc_bits)),
                     pe.prod_in.eq(pes[i - 1][c].prod_out if i else 0),

@@ -179,6 +179,9 @@ class InputBuffer(SramBuffer):
         From the LOAD engine.
     window : Out(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows)))
         Synchronous read for the window generator's feeder.
+    taps : Out(ReadPort.Signature(...)).array(rows - 1)
+        On a square array (the depthwise mode): one more synchronous read per array row
+        1 .. rows-1, each row's own tap word (:mod:`hdl.feeder`).
     """
 
     @classmethod
@@ -187,13 +190,28 @@ class InputBuffer(SramBuffer):
 
     def _members(self) -> dict:
         rows = self._config.array.rows
-        return {
+        members = {
             "dma": self._dma_port(),
             "window": self._sync_read_port(data.ArrayLayout(signed(8), rows)),
         }
+        if rows == self._config.array.cols:  # the depthwise mode: a port per array row
+            members["taps"] = self._sync_read_port(data.ArrayLayout(signed(8), rows)).array(
+                rows - 1
+            )
+        return members
 
     def elaborate(self, platform) -> Module:
-        return self._elaborate(self.dma, self.window)
+        m = self._elaborate(self.dma, self.window)
+        if "taps" in self.signature.members:
+            memory = m.submodules.memory
+            for reader in self.taps:
+                read = memory.read_port()
+                m.d.comb += [
+                    read.addr.eq(reader.addr),
+                    read.en.eq(reader.en),
+                    reader.data.eq(read.data),
+                ]
+        return m
 
 
 class WeightBuffer(SramBuffer):

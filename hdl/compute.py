@@ -76,6 +76,9 @@ start, complete, done : Out(1)
     (``done``).
 input_rd : In(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows)))
     The input buffer's synchronous read port (data one cycle after the address).
+tap_rd : In(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows))).array(rows - 1)
+    Square arrays only (the depthwise mode): one more input-buffer read port per array row
+    1 .. rows-1, each row's own tap word (:mod:`hdl.feeder`).
 weight_rd : In(ReadPort.Signature(weight_addr_bits, ArrayLayout(signed(8), cols)))
     The weight buffer's synchronous read port.
 post_rd : Out(ReadPort.Signature(acc_addr_bits, ArrayLayout(signed(32), cols)))
@@ -140,8 +143,17 @@ class ComputeEngine(wiring.Component):
         self._array = SystolicArray(config)
         self._vector = VectorUnit(config)
         self._accumulator = AccumulatorBuffer(config, init=acc_init)
+        extra = {}
+        if rows == cols:  # the depthwise mode: a read port per array row 1 .. rows-1
+            extra["tap_rd"] = In(
+                ReadPort.Signature(
+                    addr_width=addr_bits(config),
+                    shape=data.ArrayLayout(signed(d.act_bits), rows),
+                )
+            ).array(rows - 1)
         super().__init__(
             {
+                **extra,
                 "i": In(stream.Signature(COMPUTE_LAYOUT)),
                 "start": Out(1),
                 "complete": Out(1),
@@ -255,6 +267,10 @@ class ComputeEngine(wiring.Component):
         # Words: window generator -> feeder (input buffer read) -> array or vector unit.
         connect(m, wg.o, feeder.word)
         connect(m, flipped(self.input_rd), feeder.input_rd)
+        if rows == cols:
+            for t in range(rows - 1):
+                connect(m, flipped(self.tap_rd[t]), feeder.tap_rd[t])
+            m.d.comb += array.dwx.eq(feeder.dwx)
         connect(m, feeder.array, array.i)
         connect(m, feeder.vector, vec.i)
         connect(m, feeder.acc_rd, acc.v_rd)

@@ -37,7 +37,7 @@ from hdl.accumulator import acc_addr_bits, vector_read_layout
 from hdl.array import array_input_layout
 from hdl.vector import vector_input_layout
 from hdl.weight_loader import WEIGHTS_SIGNATURE
-from hdl.window import addr_bits, window_word_layout
+from hdl.window import addr_bits, depthwise_mode, window_word_layout
 
 __all__ = [
     "INPUT_READ_LATENCY",
@@ -112,6 +112,7 @@ def _fed_layout(config: AccelConfig) -> data.StructLayout:
             "zero_point": signed(_WIDTH["zero_point_a"]),
             "multiplier": signed(_WIDTH["multiplier_a"]),
             "shift": unsigned(_WIDTH["shift_a"]),
+            "dw": 1,
         }
     )
 
@@ -159,13 +160,32 @@ class Feeder(wiring.Component):
     meta : Out(meta_layout)
         The fed word's accumulator row, overwrite bit and last mark, in ``D + 1`` (for the
         ARRAY word to carry beside it through the array).
+    tap_rd : In(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows))).array(rows - 1)
+        Square arrays only (the depthwise mode): the input buffer's read port of array row
+        ``t`` (element ``t - 1``), read in ``D + t`` for a depthwise word taken in ``D``.
+    dwx : Out(ArrayLayout(ArrayLayout(signed(8), rows), rows))
+        Square arrays only: row ``t``'s word (its tap's, or ``pad_value``) in ``D + 1 + t``,
+        to :attr:`hdl.array.SystolicArray.dwx`.
     """
 
     def __init__(self, config: AccelConfig) -> None:
         self._config = check_config(config)
         rows = config.array.rows
+        read = ReadPort.Signature(
+            addr_width=addr_bits(config),
+            shape=data.ArrayLayout(signed(config.data.act_bits), rows),
+        )
+        extra = {}
+        if depthwise_mode(config):
+            extra = {
+                "tap_rd": In(read).array(rows - 1),
+                "dwx": Out(
+                    data.ArrayLayout(data.ArrayLayout(signed(config.data.act_bits), rows), rows)
+                ),
+            }
         super().__init__(
             {
+                **extra,
                 "instr": In(stream.Signature(feed_fields_layout(config), always_ready=True)),
                 "word": In(stream.Signature(window_word_layout(config))),
                 "weights": In(WEIGHTS_SIGNATURE),
@@ -264,6 +284,8 @@ class Feeder(wiring.Component):
             fed.multiplier.eq(Mux(operand_b, fields.multiplier_b, fields.multiplier_a)),
             fed.shift.eq(Mux(operand_b, fields.shift_b, fields.shift_a)),
         ]
+        if depthwise_mode(config):
+            m.d.sync += fed.dw.eq(word.dw & ~word_vector)
         # Padding is produced, not read.
         assert INPUT_READ_LATENCY == 1
         m.d.comb += [
@@ -279,6 +301,7 @@ class Feeder(wiring.Component):
             self.array.valid.eq(fed_valid & ~fed.vector),
             self.array.payload.x.eq(x),
             self.array.payload.switch.eq(fed.switch),
+            *([self.array.payload.dw.eq(fed.dw)] if depthwise_mode(config) else []),
             self.vector.valid.eq(fed_valid & fed.vector),
             self.vector.payload.x.eq(x),
             self.vector.payload.mode.eq(fed.mode),
@@ -294,4 +317,40 @@ class Feeder(wiring.Component):
             self.meta.overwrite.eq(fed.overwrite),
             self.meta.last.eq(fed.last),
         ]
+        if depthwise_mode(config):
+            self._depthwise_rows(m, took & ~word_vector & word.dw, word, fields.pad_value, x)
         return m
+
+    def _depthwise_rows(self, m: Module, took, word, pad_value, x) -> None:
+        """Depthwise mode: row ``t``'s word (its tap's) read ``t`` cycles after row 0's, in
+        ``D + t`` (address and padding delayed in registers, so the data needs none), and on
+        ``dwx[t]`` in ``D + 1 + t`` = ``f + t``, the cycle the pass's word reaches array row
+        ``t`` (the skew of :mod:`accel.timing`); row 0 is ``x``."""
+        rows = self._config.array.rows
+        stage = data.StructLayout(
+            {
+                "en": 1,
+                "addr": unsigned(addr_bits(self._config)),
+                "pad": 1,
+                "pad_value": signed(_WIDTH["pad_value"]),
+            }
+        )
+        m.d.comb += self.dwx[0].eq(x)
+        for t in range(1, rows):
+            now = Signal(stage, name=f"tap{t}_d0")
+            m.d.comb += [
+                now.en.eq(took & ~word.taps[t].pad),
+                now.addr.eq(word.taps[t].addr),
+                now.pad.eq(word.taps[t].pad),
+                now.pad_value.eq(pad_value),
+            ]
+            chain = [now]
+            for k in range(1, t + 2):
+                reg = Signal(stage, name=f"tap{t}_d{k}", reset_less=True)
+                m.d.sync += reg.eq(chain[-1])
+                chain.append(reg)
+            port, at = self.tap_rd[t - 1], chain[t]
+            m.d.comb += [port.en.eq(at.en), port.addr.eq(at.addr)]
+            got = chain[t + 1]
+            for lane in range(rows):
+                m.d.comb += self.dwx[t][lane].eq(Mux(got.pad, got.pad_value, port.data[lane]))

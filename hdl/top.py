@@ -139,6 +139,9 @@ class Accelerator(wiring.Component):
         connect(m, load.param_buf, pbuf.dma)
         connect(m, load.table_buf, tbuf.dma)
         connect(m, compute.input_rd, ibuf.window)
+        if config.array.rows == config.array.cols:  # the depthwise mode's row ports
+            for t in range(config.array.rows - 1):
+                connect(m, compute.tap_rd[t], ibuf.taps[t])
         connect(m, compute.weight_rd, wbuf.loader)
         connect(m, post.acc_rd, compute.post_rd)
         connect(m, post.param_rd, pbuf.post)

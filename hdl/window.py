@@ -63,6 +63,7 @@ __all__ = [
     "decode",
     "decode_bits",
     "decoded_layout",
+    "depthwise_mode",
     "window_word_layout",
 ]
 
@@ -86,6 +87,28 @@ def addr_bits(config: AccelConfig) -> int:
     return max(1, ceil_log2(check_config(config).input_words))
 
 
+def depthwise_mode(config: AccelConfig) -> bool:
+    """The array has the depthwise mode (``Compute.depthwise``): a square array, whose input
+    words' lanes are its columns' channels."""
+    return config.array.rows == config.array.cols
+
+
+def _tap_layout(bits: int) -> data.StructLayout:
+    """A depthwise row's tap: its address and image offsets from the pixel's, and whether
+    the row is a tap at all (``t < taps_h * taps_w``)."""
+    return data.StructLayout({"addr": unsigned(bits), "dh": _COORD, "dw": _COORD, "on": 1})
+
+
+def _taps(config: AccelConfig, taps_h: int, taps_w: int, dil_h: int, dil_w: int, kr_step: int):
+    """(addr, dh, dw, on) of every array row of a depthwise instruction, in Python (the
+    reference of :func:`decode`'s chain): row ``t`` is tap ``(t // taps_w, t % taps_w)``."""
+    out = []
+    for t in range(config.array.rows):
+        r, s = divmod(t, taps_w) if taps_w else (t, 0)
+        out.append((r * kr_step + s * dil_w, r * dil_h, s * dil_w, int(r < taps_h)))
+    return out
+
+
 def decoded_layout(config: AccelConfig) -> data.StructLayout:
     """A COMPUTE instruction with what the walk needs of it precomputed: the address steps
     (``row_step = stride_h * tile_w``, ``kr_step = dil_h * tile_w``, ``ct_step``: ``ct_stride``,
@@ -94,19 +117,20 @@ def decoded_layout(config: AccelConfig) -> data.StructLayout:
     The compute engine's decode stage (:data:`accel.timing.COMPUTE_DECODE`) registers it, so
     no multiplier or subtractor sits between the instruction and the first address."""
     bits = addr_bits(config)
-    return data.StructLayout(
-        {
-            "instr": COMPUTE_LAYOUT,
-            "row_step": unsigned(bits),
-            "kr_step": unsigned(bits),
-            "ct_step": unsigned(bits),
-            "ct_last": unsigned(_WIDTH["ct_count"]),
-            "kh_last": unsigned(_WIDTH["kernel_h"]),
-            "kw_last": unsigned(_WIDTH["kernel_w"]),
-            "oh_last": unsigned(_WIDTH["out_h"]),
-            "ow_last": unsigned(_WIDTH["out_w"]),
-        }
-    )
+    fields = {
+        "instr": COMPUTE_LAYOUT,
+        "row_step": unsigned(bits),
+        "kr_step": unsigned(bits),
+        "ct_step": unsigned(bits),
+        "ct_last": unsigned(_WIDTH["ct_count"]),
+        "kh_last": unsigned(_WIDTH["kernel_h"]),
+        "kw_last": unsigned(_WIDTH["kernel_w"]),
+        "oh_last": unsigned(_WIDTH["out_h"]),
+        "ow_last": unsigned(_WIDTH["out_w"]),
+    }
+    if depthwise_mode(config):  # per array row: its tap's offsets (depthwise mode)
+        fields["taps"] = data.ArrayLayout(_tap_layout(bits), config.array.rows)
+    return data.StructLayout(fields)
 
 
 def decode(m: Module, instr, config: AccelConfig, *, name: str = "decoded") -> Signal:
@@ -124,6 +148,39 @@ def decode(m: Module, instr, config: AccelConfig, *, name: str = "decoded") -> S
         out.oh_last.eq(instr.out_h - 1),
         out.ow_last.eq(instr.out_w - 1),
     ]
+    if depthwise_mode(config):
+        # Row t's tap (r, s) = (t // taps_w, t % taps_w), as a chain: s counts up to
+        # taps_w, then r steps; the offsets follow by additions.
+        bits = addr_bits(config)
+        r = Signal(8, name=f"{name}_r0")
+        s = Signal(8, name=f"{name}_s0")
+        row = Signal(bits, name=f"{name}_row0")
+        addr, dh, dw = Signal(bits, name=f"{name}_a0"), Signal(_COORD), Signal(_COORD)
+        m.d.comb += [r.eq(0), s.eq(0), row.eq(0), addr.eq(0), dh.eq(0), dw.eq(0)]
+        for t in range(config.array.rows):
+            if t:
+                wrap = s + 1 == instr.taps_w
+                nr, ns = Signal(8, name=f"{name}_r{t}"), Signal(8, name=f"{name}_s{t}")
+                nrow, naddr = Signal(bits, name=f"{name}_row{t}"), Signal(bits, name=f"{name}_a{t}")
+                ndh, ndw = (
+                    Signal(_COORD, name=f"{name}_dh{t}"),
+                    Signal(_COORD, name=f"{name}_dw{t}"),
+                )
+                m.d.comb += [
+                    nr.eq(Mux(wrap, r + 1, r)),
+                    ns.eq(Mux(wrap, 0, s + 1)),
+                    nrow.eq(Mux(wrap, row + out.kr_step, row)),
+                    naddr.eq(Mux(wrap, row + out.kr_step, addr + instr.dil_w)),
+                    ndh.eq(Mux(wrap, dh + instr.dil_h, dh)),
+                    ndw.eq(Mux(wrap, 0, dw + instr.dil_w)),
+                ]
+                r, s, row, addr, dh, dw = nr, ns, nrow, naddr, ndh, ndw
+            m.d.comb += [
+                out.taps[t].addr.eq(addr),
+                out.taps[t].dh.eq(dh),
+                out.taps[t].dw.eq(dw),
+                out.taps[t].on.eq(r < instr.taps_h),
+            ]
     return out
 
 
@@ -147,21 +204,40 @@ def decode_bits(instr: isa.Compute, config: AccelConfig) -> int:
         "oh_last": last(instr.out_h, "out_h"),
         "ow_last": last(instr.out_w, "out_w"),
     }
-    return sum(value << layout[name].offset for name, value in values.items())
+    word = sum(value << layout[name].offset for name, value in values.items())
+    if depthwise_mode(config):
+        taps = _taps(
+            config, instr.taps_h, instr.taps_w, instr.dil_h, instr.dil_w, instr.dil_h * instr.tile_w
+        )
+        tap = _tap_layout(addr_bits(config))
+        base = layout["taps"].offset
+        for t, (addr, dh, dw, on) in enumerate(taps):
+            fields = {"addr": addr & mask, "dh": dh, "dw": dw, "on": on}
+            for name, value in fields.items():
+                member = tap[name]
+                value &= (1 << member.width) - 1
+                word |= value << (base + t * tap.size + member.offset)
+    return word
 
 
 def window_word_layout(config: AccelConfig) -> data.StructLayout:
-    """Payload of the window generator's output."""
-    return data.StructLayout(
-        {
-            "addr": unsigned(addr_bits(config)),
-            "pad": 1,
-            "pass_start": 1,
-            "pass_end": 1,
-            "first_pass": 1,
-            "last_pass": 1,
-        }
-    )
+    """Payload of the window generator's output (with the depthwise mode: ``dw``, and every
+    array row's tap address and padding, ``taps``; row 0's is ``addr``, ``pad``)."""
+    fields = {
+        "addr": unsigned(addr_bits(config)),
+        "pad": 1,
+        "pass_start": 1,
+        "pass_end": 1,
+        "first_pass": 1,
+        "last_pass": 1,
+    }
+    if depthwise_mode(config):
+        fields["dw"] = 1
+        fields["taps"] = data.ArrayLayout(
+            data.StructLayout({"addr": unsigned(addr_bits(config)), "pad": 1}),
+            config.array.rows,
+        )
+    return data.StructLayout(fields)
 
 
 def _state_layout(bits: int) -> data.StructLayout:
@@ -277,6 +353,16 @@ class WindowGenerator(wiring.Component):
             self.o.payload.first_pass.eq(first_pass),
             self.o.payload.last_pass.eq(last_pass),
         ]
+        if depthwise_mode(self._config):
+            m.d.comb += self.o.payload.dw.eq(ins.depthwise)
+            for t in range(self._config.array.rows):
+                tap = dec.taps[t]
+                h, w = cur.img_h + tap.dh, cur.img_w + tap.dw
+                tap_inside = (h >= 0) & (h < ins.image_h) & (w >= 0) & (w < ins.image_w)
+                m.d.comb += [
+                    self.o.payload.taps[t].addr.eq(cur.addr + tap.addr),
+                    self.o.payload.taps[t].pad.eq(~tap_inside | ~tap.on),
+                ]
 
         # The position after this one (meaningless after the last word).
         nxt = Signal(layout)

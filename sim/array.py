@@ -8,8 +8,12 @@ row switches to its shadow weights when the first vector of the next pass reache
 consecutive passes follow each other with no fill or drain bubble. Timing, with its skew
 table, is in :mod:`accel.timing`.
 
-Pass ``k`` of a COMPUTE instruction uses the weight tile at weight-buffer words
-``w_base + k*rows .. w_base + k*rows + rows - 1`` (word ``i`` = array row ``i``).
+Pass ``k`` of a COMPUTE instruction uses the weight tile at weight-buffer words ``w_base +
+k*rows .. w_base + k*rows + rows - 1`` (word ``i`` = array row ``i``).
+
+Depthwise mode (``Compute.depthwise``): array row ``t`` is kernel tap ``t`` and column ``c``
+channel ``c``; each row is fed a word of its own (its tap's), lane ``c`` to PE ``(t, c)``
+(:func:`depthwise_sums`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,16 @@ from __future__ import annotations
 import numpy as np
 
 from accel.isa import Compute
+
+
+def depthwise_sums(instr: Compute, windows: np.ndarray, tile: np.ndarray) -> np.ndarray:
+    """(pixels, cols) int64: a depthwise instruction's sums, exactly. ``windows`` is (taps,
+    pixels, lanes), the words its rows read (:func:`sim.window.read_windows`); ``tile``
+    its one (rows, cols) weight tile. PE (t, c) multiplies lane ``c`` of row ``t``'s word
+    by ``tile[t, c]``; rows past the taps are fed ``pad_value``."""
+    taps = windows.shape[0]
+    sums = np.einsum("tpc,tc->pc", windows.astype(np.int64), tile[:taps].astype(np.int64))
+    return sums + instr.pad_value * tile[taps:].astype(np.int64).sum(axis=0)
 
 
 def weight_tiles(instr: Compute, weights: np.ndarray, rows: int) -> np.ndarray:

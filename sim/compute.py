@@ -80,7 +80,7 @@ class ArrayProducts:
             while next_weight < len(weights) and weights[next_weight][0] < here:
                 written.append(weights[next_weight][1:])
                 next_weight += 1
-            if instr.mode != ComputeMode.ARRAY:
+            if instr.mode != ComputeMode.ARRAY or instr.depthwise:
                 key = None
                 continue
             this = _walk_key(instr)
@@ -156,7 +156,13 @@ def execute(
     multiplies ARRAY instructions in runs (:class:`ArrayProducts`)."""
     buffers.check("acc", instr.acc_base, instr.pixels)
     target = buffers.acc[instr.acc_base : instr.acc_base + instr.pixels]
-    if instr.mode == ComputeMode.ARRAY:
+    if instr.mode == ComputeMode.ARRAY and instr.depthwise:
+        tile = array.weight_tiles(instr, buffers.weight, config.array.rows)
+        sums = array.depthwise_sums(instr, window.read_windows(instr, buffers.input), tile)
+        if instr.accumulate:
+            sums = sums + target
+        target[...] = sums.astype(np.int32)
+    elif instr.mode == ComputeMode.ARRAY:
         if products is None:
             tiles = array.weight_tiles(instr, buffers.weight, config.array.rows)
             sums = array.array_sums(window.read_windows(instr, buffers.input), tiles)

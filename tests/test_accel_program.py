@@ -3,13 +3,14 @@ rejects every damaged or foreign file with a message saying what is wrong."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 
 import numpy as np
 import pytest
 
-from accel import config
+from accel import config, isa
 from accel.compiler import compile
 from accel.program import _HEADER, FORMAT_VERSION, Program
 from tests.layers import zoo_qnet
@@ -93,3 +94,31 @@ def test_load_names_the_file(tmp_path, data):
 def test_header_layout_is_pinned():
     """docs/isa.md documents these 56 bytes; changing them needs a new FORMAT_VERSION."""
     assert (_HEADER.format, _HEADER.size, FORMAT_VERSION) == ("<8sII16sIQQI", 56, 2)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (dict(taps_h=2, taps_w=3), r"depthwise taps 2x3 must be 1\.\.4 in one pass"),
+        (dict(taps_h=0, taps_w=3), r"depthwise taps 0x3 must be 1\.\.4"),
+        (
+            dict(taps_h=1, taps_w=3, kernel_h=3),
+            r"depthwise taps 1x3 must be 1\.\.4 in one pass \(ct_count = kernel_h",
+        ),
+        (
+            dict(taps_h=1, taps_w=3, mode=isa.ComputeMode.VMAX),
+            "depthwise needs ARRAY mode and rows == cols",
+        ),
+    ],
+)
+def test_a_depthwise_instruction_the_array_cannot_run_is_rejected(program, changes, message):
+    """A depthwise COMPUTE with more taps than array rows, none, several passes or a vector
+    mode is rejected before it runs, naming the instruction."""
+    streams = dict(program.streams)
+    computes = list(streams[isa.Engine.COMPUTE])
+    changes = {"kernel_h": 1, "kernel_w": 1, **changes}
+    computes[0] = dataclasses.replace(computes[0], depthwise=1, **changes)
+    streams[isa.Engine.COMPUTE] = computes
+    bad = dataclasses.replace(program, streams=streams)
+    with pytest.raises(ValueError, match=r"^COMPUTE\[0\] \(layer \d+\): " + message):
+        bad.validate()

@@ -206,6 +206,7 @@ class Emitter:
         *,
         streamed_words: int = 0,
         vector: bool = False,
+        loaded_c_tiles: int | None = None,
     ) -> Tiling:
         """:func:`~accel.compiler.tiling.choose_tiling` on this configuration, for ``node``."""
         try:
@@ -218,6 +219,7 @@ class Emitter:
                 passes,
                 streamed_words=streamed_words,
                 vector=vector,
+                loaded_c_tiles=loaded_c_tiles,
             )
         except TilingError as err:
             raise self.fail(node, str(err)) from None

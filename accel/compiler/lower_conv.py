@@ -41,7 +41,8 @@ class ConvWeights:
     kt_offsets: tuple[int, ...]  # per k tile: its first word (and the total, last)
     resident_base: int | None  # weight-buffer word of k tile 0; None: weights stream
     per_chunk: int  # channel tiles per streamed reduction chunk
-    row_chunk: int  # kernel rows per streamed reduction chunk
+    row_chunk: int  # kernel rows per streamed reduction chunk (depthwise: per pass)
+    depthwise: bool = False  # the array's depthwise mode: one tile per group of kernel rows
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,64 @@ class InputTile:
     ct_stride: int  # words per channel tile
 
 
-def pack_weights(em: Emitter, node: str, weight: np.ndarray, groups: int) -> ConvWeights:
-    """Add the weights to the constants in load order and place them in the weight buffer."""
+def depthwise_rows(em: Emitter, weight: np.ndarray, groups: int) -> int:
+    """Kernel rows per pass when the layer runs in the array's depthwise mode, else 0.
+
+    The mode (``Compute.depthwise``: array rows = kernel taps, columns = channels) takes
+    depthwise layers (``groups`` = input channels = output channels) with more than one tap
+    whose kernel rows fit the array rows, on a square array (a word's lanes are the
+    columns' channels). A pass holds whole kernel rows, as many as fit in ``rows``.
+    """
+    k, cg, r, s = weight.shape
+    if cg != 1 or k != groups or r * s < 2 or s > em.rows or em.rows != em.cols:
+        return 0
+    return min(r, em.rows // s)
+
+
+def pack_weights(
+    em: Emitter, node: str, weight: np.ndarray, groups: int, depthwise: int = 0
+) -> ConvWeights:
+    """Add the weights to the constants in load order and place them in the weight buffer.
+
+    ``depthwise`` (kernel rows per pass, :func:`depthwise_rows`): one (rows, cols) tile per
+    k tile and group of kernel rows, row ``t`` = tap ``(t // s, t % s)`` of the group, zero
+    past its taps."""
     rows, cols = em.rows, em.cols
     k, cg, r, s = weight.shape
     c = cg * groups
     kg = k // groups
     n_ct, n_kt = ceil_div(c, rows), ceil_div(k, cols)
+
+    if depthwise:
+        n_g = ceil_div(r, depthwise)
+        dense = np.zeros((n_kt * cols, n_g * depthwise, s), dtype=np.int8)
+        dense[:k, :r] = weight[:, 0]
+        taps = dense.reshape(n_kt, cols, n_g, depthwise * s).transpose(0, 2, 3, 1)
+        tiles = np.zeros((n_kt, n_g, rows, cols), dtype=np.int8)
+        tiles[:, :, : depthwise * s] = taps
+        ct_ranges = [(kt, kt + 1) for kt in range(n_kt)]
+        blobs = [np.ascontiguousarray(tiles[kt]) for kt in range(n_kt)]
+        w_addr = em.add_constant(*blobs)
+        kt_words = [n_g * rows] * n_kt
+        kt_offsets = list(itertools.accumulate(kt_words, initial=0))
+        half = em.w_ring.capacity // 2
+        if kt_offsets[-1] <= half:
+            resident_base = em.w_ring.next(2)
+        elif kt_offsets[-1] <= em.w_ring.capacity:
+            resident_base = 0
+        else:
+            resident_base = None
+        return ConvWeights(
+            addr=w_addr,
+            kernel=(r, s),
+            ct_ranges=tuple(ct_ranges),
+            kt_words=tuple(kt_words),
+            kt_offsets=tuple(kt_offsets),
+            resident_base=resident_base,
+            per_chunk=1,
+            row_chunk=depthwise,
+            depthwise=True,
+        )
 
     # Dense weights with zeros across groups, tiled (kt, ct, r, s, rows, cols).
     dense = np.zeros((n_kt * cols, n_ct * rows, r, s), dtype=np.int8)
@@ -201,6 +253,10 @@ class ConvPasses:
             kernel_w=self.weights.kernel[1],
             pad_value=x.zero_point,
         )
+        kernel_h = "kernel_h"
+        if self.weights.depthwise:  # one pass of a 1x1 walk; the kernel rows are its taps
+            template = replace(template, kernel_w=1, depthwise=1, taps_w=self.weights.kernel[1])
+            kernel_h = "taps_h"
 
         def accesses(c: dict[str, np.ndarray]) -> list[Access]:
             acc = c["acc_base"]
@@ -212,7 +268,7 @@ class ConvPasses:
 
         names = (
             *("accumulate", "in_base", "ct_count", "ct_stride", "tile_w", "out_h", "out_w"),
-            *("origin_h", "origin_w", "kernel_h", "w_base", "acc_base"),
+            *("origin_h", "origin_w", kernel_h, "w_base", "acc_base"),
         )
         return self.em.block(("compute",), template, names, ("in_lo", "in_hi", "w_hi"), accesses)
 
@@ -229,8 +285,12 @@ class ConvPasses:
         chunks = []
         for ct0 in range(cts.start, cts.stop, wt.per_chunk):
             ct1 = min(cts.stop, ct0 + wt.per_chunk)
-            for r0 in range(0, r, wt.row_chunk):
+            for g, r0 in enumerate(range(0, r, wt.row_chunk)):
                 r1 = min(r, r0 + wt.row_chunk)
+                if wt.depthwise:  # one tile per group of kernel rows
+                    offset = wt.kt_offsets[kt] + g * tile_words
+                    chunks.append((ct0, ct1, r0, r1, tile_words, offset))
+                    continue
                 words = (ct1 - ct0) * (r1 - r0) * s * tile_words
                 offset = (
                     wt.kt_offsets[kt] + ((ct0 - wt.ct_ranges[kt][0]) * r * s + r0 * s) * tile_words
@@ -581,7 +641,8 @@ def lower_conv(
     if 128 * 128 * cg * r * s >= 2**31:
         raise em.fail(node, f"reduction C/groups*R*S = {cg * r * s} may overflow int32")
     n_ct, n_kt = ceil_div(c, rows), ceil_div(k, cols)
-    weights = pack_weights(em, node, weight, groups)
+    depthwise = depthwise_rows(em, weight, groups)
+    weights = pack_weights(em, node, weight, groups, depthwise)
     ct_ranges = weights.ct_ranges
 
     # Parameters: folded bias, multiplier, shift per output channel.
@@ -594,15 +655,24 @@ def lower_conv(
     layer_params = em.load_params(params.reshape(n_kt, cols, 3))
 
     passes = sum(hi - lo for lo, hi in ct_ranges) * r * s // n_kt
+    if depthwise:
+        passes = ceil_div(r, depthwise)
     streamed = 0 if weights.resident_base is not None else weights.kt_offsets[-1]
     if out_hw is None:
         out_hw = (y.height, y.width)
     tiling = em.choose_tiling(node, out_hw, window, n_ct, n_kt, passes, streamed_words=streamed)
-    if tiling.channel_chunk < n_ct and groups != 1:
+    if (tiling.channel_chunk < n_ct or depthwise) and groups != 1:
         # Grouped: each k tile reads only its groups' channel tiles; load those per k tile.
         widest = max(hi - lo for lo, hi in ct_ranges)
         tiling = em.choose_tiling(
-            node, out_hw, window, widest, n_kt, passes, streamed_words=streamed
+            node,
+            out_hw,
+            window,
+            widest,
+            n_kt,
+            passes,
+            streamed_words=streamed,
+            loaded_c_tiles=n_kt * widest if depthwise else None,
         )
         tiling = replace(tiling, channel_chunk=min(tiling.channel_chunk, widest))
         if tiling.channel_chunk < widest:
@@ -652,6 +722,8 @@ def lower_conv(
         "weights": "resident" if weights.resident_base is not None else "streamed",
         "channel_chunk": min(tiling.channel_chunk, n_ct),
     }
+    if depthwise:
+        mapping["mode"] = f"depthwise, {depthwise * s} of {rows} rows"
     if shared is not None:
         mapping["batch"] = "images share each streamed weight chunk"
     return mapping

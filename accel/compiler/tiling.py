@@ -104,11 +104,14 @@ def estimate_cycles(
     *,
     vector: bool = False,
     images: int = 1,
+    exposed_c_tiles: int | None = None,
 ) -> float:
     """The cost model of :func:`choose_tiling`: the estimated cycles of a layer in output
     tiles of ``tile`` (see there). ``images`` > 1: every tile holds that many images' tiles
     (a batch whose images share each streamed weight chunk), so a tile loads and computes
-    ``images`` times as much but streams its weights once."""
+    ``images`` times as much but streams its weights once. ``exposed_c_tiles``: the channel
+    tiles of the first load, which nothing overlaps, when fewer than ``c_tiles`` (k tiles
+    that load their own channel tiles: the first k tile's)."""
     p, q = out_hw
     th, tw = tile
     rows, cols = hw.rows, hw.cols
@@ -122,7 +125,10 @@ def estimate_cycles(
     load += streamed_words * ceil_div(cols, hw.dram_bandwidth)
     drain = rows + cols + 2 * pixels + timing.POST_LATENCY + hw.dram_latency
     instructions = tiles * images * (3 * k_tiles + c_tiles)
-    return load + tiles * max(compute, load) + drain + INSTRUCTION_COST * instructions
+    first = load
+    if exposed_c_tiles is not None:
+        first = hw.dram_latency + images * exposed_c_tiles * ih * iw * word_beats
+    return first + tiles * max(compute, load) + drain + INSTRUCTION_COST * instructions
 
 
 def choose_tiling(
@@ -135,8 +141,13 @@ def choose_tiling(
     *,
     streamed_words: int = 0,
     vector: bool = False,
+    loaded_c_tiles: int | None = None,
 ) -> Tiling:
     """The output tile that minimises the estimated cycles among those whose buffers fit.
+
+    ``loaded_c_tiles``: the channel tiles an output tile loads in all when the k tiles
+    load their own (``c_tiles`` at a time: a depthwise layer's k tiles one channel tile
+    each), for the estimate; ``c_tiles`` by default.
 
     ``c_tiles`` is the number of channel tiles of the input window loaded per output tile,
     ``k_tiles`` the number of k tiles (accumulator results per output tile), ``passes`` the
@@ -167,9 +178,20 @@ def choose_tiling(
             return 1, hw.input_words
         return None
 
+    loaded = c_tiles if loaded_c_tiles is None else loaded_c_tiles
+
     def estimate(th: int, tw: int) -> float:
         return estimate_cycles(
-            hw, out_hw, window, c_tiles, k_tiles, passes, (th, tw), streamed_words, vector=vector
+            hw,
+            out_hw,
+            window,
+            loaded,
+            k_tiles,
+            passes,
+            (th, tw),
+            streamed_words,
+            vector=vector,
+            exposed_c_tiles=None if loaded_c_tiles is None else c_tiles,
         )
 
     cap = min(acc_cap, out_cap)
