@@ -30,8 +30,9 @@ nothing (:func:`load_run_beats`). So an instruction's beats occupy the channel f
 The contract lets LOADs run any distance ahead of their data; the RTL's queues are finite
 (128 waiting LOADs, ``latency + 2048`` requests: ``hdl/dma.py``), which ResNet-18 and
 MobileNetV2 at 224x224 on ``edge`` stay within (32 and 64 LOADs, 1,092 and 284 requests: the
-straddling runs slow ResNet-18's channel behind its requests), but the model does not check
-it yet.
+straddling runs slow ResNet-18's channel behind its requests; MobileNetV2's figures predate the
+array's depthwise mode, which changed its LOADs, and were not re-measured), but the model does
+not check it yet.
 
 STORE (DMA write). The engine reads one output word per run and sends it as one beat per
 bus block the run touches, ``ceil((addr % bandwidth + run_bytes) / bandwidth)`` beats
@@ -212,9 +213,11 @@ sees it free one cycle later). An instruction's ``ready`` (the counters' "fetche
 engine free") is also at least its ``avail``. So a stream's first instructions cost their
 slot plus ``latency + B`` cycles, and later ones only while an engine takes instructions
 faster than one per ``4 * B`` cycles for longer than its buffer covers. Measured with the
-default ``Fetch()`` (8 instructions, 64 bytes) by ``sim.run(program, fetch=Fetch())``:
-tinynet on ``tiny`` 13,546 cycles without the fetch, 13,555 with it (+9, +0.07%); ResNet-18
-at 224x224 on ``edge`` 7,415,573 and 7,416,006 (+433, +0.006%).
+default ``Fetch()`` (8 instructions, 64 bytes) by ``sim.run(program, compute_outputs=False,
+fetch=Fetch())`` on main at a9180a2 (after the depthwise mode): tinynet on ``tiny`` 12,040
+cycles without the fetch, 12,049 with it (+9, +0.07%); ResNet-18 at 224x224 on ``edge``
+7,415,573 and 7,416,006 (+433, +0.006%); MobileNetV2 at 224x224 on ``edge`` 1,627,243 and
+1,627,958 (+715, +0.044%).
 """
 
 from __future__ import annotations
