@@ -109,6 +109,14 @@ def test_verify_rejects_bad_arguments(capsys):
     assert status == 2 and "has no layer 'nope'" in err
 
 
+def test_a_build_refuses_sources_changed_since_the_import(monkeypatch):
+    """A process that imported the hardware before its files changed on disk (a merge under a
+    running test suite) would file its own, older design under the new files' key: refused."""
+    monkeypatch.setattr(verilator, "_IMPORTED_SOURCES", "an older checkout")
+    with pytest.raises(verilator.BuildError, match="changed on disk after this process"):
+        verilator.build(preset("tiny"))
+
+
 def test_verilator_builds_are_cached():
     first = verilator.build(preset("tiny"))
     assert verilator.build(preset("tiny")) == first and first.exists()

@@ -45,7 +45,8 @@ HARNESS = Path(__file__).with_name("verilator_harness.cpp")
 
 
 class BuildError(RuntimeError):
-    """Verilator or the C++ compiler failed; the message ends with their output."""
+    """Verilator or the C++ compiler failed (the message ends with their output), or the
+    hardware sources changed on disk since this process imported them."""
 
 
 def _bin() -> Path:
@@ -135,7 +136,9 @@ def build(
     Raises
     ------
     BuildError
-        With the compiler's output, if the build fails.
+        With the compiler's output, if the build fails; before any lookup, if the sources
+        the cache key hashes changed on disk since this module was imported (the design
+        this process would build or run is not the one the key names).
     """
     env = _environment()
     depth = config.dram.latency + 2048 if dram_depth is None else dram_depth
@@ -160,8 +163,16 @@ def build(
         f"-O2 -std=c++17 {cflags}",
         *(["--trace"] if trace else []),
     ]
+    sources = _sources_digest()
+    if sources != _IMPORTED_SOURCES:
+        raise BuildError(
+            "the hardware sources (hdl/, accel/isa.py, timing.py, config.py, numerics.py) "
+            "changed on disk after this process imported them: a build now would file the "
+            "design this process generates under sources it was not generated from; run "
+            "again in a new process"
+        )
     key = hashlib.sha256(
-        "\0".join([config.to_toml(), _sources_digest(), " ".join(flags), _version(env)]).encode()
+        "\0".join([config.to_toml(), sources, " ".join(flags), _version(env)]).encode()
     ).hexdigest()[:20]
     directory = cache_dir() / key
     exe = directory / "obj" / f"V{TOP}"
@@ -215,6 +226,10 @@ def _sources_digest() -> str:
     for path in sorted([*rtl, flow / "generate.py", *read, HARNESS]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+#: The sources' digest when this module (and the hardware modules it imports) was imported.
+_IMPORTED_SOURCES = _sources_digest()
 
 
 def _make(path: Path) -> Path:
