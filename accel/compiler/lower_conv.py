@@ -71,6 +71,17 @@ def depthwise_rows(em: Emitter, weight: np.ndarray, groups: int) -> int:
     return min(r, em.rows // s)
 
 
+def resident_base(em: Emitter, words: int) -> int | None:
+    """Where ``words`` of a layer's weights stay resident in the weight ring: a slot of
+    the double-buffered half when they fit it, the whole buffer from word 0 when they fit
+    that, else ``None`` (they stream)."""
+    if words <= em.w_ring.capacity // 2:
+        return em.w_ring.next(2)
+    if words <= em.w_ring.capacity:
+        return 0
+    return None
+
+
 def pack_weights(
     em: Emitter, node: str, weight: np.ndarray, groups: int, depthwise: int = 0
 ) -> ConvWeights:
@@ -97,20 +108,13 @@ def pack_weights(
         w_addr = em.add_constant(*blobs)
         kt_words = [n_g * rows] * n_kt
         kt_offsets = list(itertools.accumulate(kt_words, initial=0))
-        half = em.w_ring.capacity // 2
-        if kt_offsets[-1] <= half:
-            resident_base = em.w_ring.next(2)
-        elif kt_offsets[-1] <= em.w_ring.capacity:
-            resident_base = 0
-        else:
-            resident_base = None
         return ConvWeights(
             addr=w_addr,
             kernel=(r, s),
             ct_ranges=tuple(ct_ranges),
             kt_words=tuple(kt_words),
             kt_offsets=tuple(kt_offsets),
-            resident_base=resident_base,
+            resident_base=resident_base(em, kt_offsets[-1]),
             per_chunk=1,
             row_chunk=depthwise,
             depthwise=True,
@@ -136,17 +140,11 @@ def pack_weights(
     tile_words = rows
     kt_words = [(hi - lo) * r * s * tile_words for lo, hi in ct_ranges]
     kt_offsets = list(itertools.accumulate(kt_words, initial=0))
-    total_words = kt_offsets[-1]
     half = em.w_ring.capacity // 2
-    if total_words <= half:
-        resident_base = em.w_ring.next(2)
-    elif total_words <= em.w_ring.capacity:
-        resident_base = 0
-    else:
-        resident_base = None
+    base = resident_base(em, kt_offsets[-1])
 
     # Reduction chunks (weights streamed): whole channel tiles, or kernel rows of one.
-    if resident_base is None:
+    if base is None:
         if r * s * tile_words <= half:
             per_chunk = max(1, half // (r * s * tile_words))
             # Even chunks: an odd small chunk would compute faster than the next one loads.
@@ -170,7 +168,7 @@ def pack_weights(
         ct_ranges=tuple(ct_ranges),
         kt_words=tuple(kt_words),
         kt_offsets=tuple(kt_offsets),
-        resident_base=resident_base,
+        resident_base=base,
         per_chunk=per_chunk,
         row_chunk=row_chunk,
     )
