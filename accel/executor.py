@@ -33,6 +33,29 @@ def _activate(x: NDArray, activation: str | None) -> NDArray:
     return {None: lambda v: v, "relu": golden.relu, "relu6": golden.relu6}[activation](x)
 
 
+def _moved(op: graph.Op, xs: list[NDArray]) -> NDArray | None:
+    """A layout op's output (values moved, none computed: the same in float and in int8),
+    or ``None`` for any other op."""
+    x = xs[0]
+    if isinstance(op, graph.Concat):
+        return np.concatenate(xs, axis=1)
+    if isinstance(op, graph.Upsample):
+        return golden.upsample_nearest(x, op.factor)
+    if isinstance(op, graph.ChannelSlice):
+        return x[:, op.start : op.stop]
+    if isinstance(op, graph.DepthToSpace):
+        return golden.depth_to_space(x, op.block)
+    if isinstance(op, graph.SpaceToDepth):
+        return golden.space_to_depth(x, op.block)
+    if isinstance(op, graph.PixelShuffle):
+        return golden.pixel_shuffle(x, op.block)
+    if isinstance(op, graph.ChannelShuffle):
+        return golden.channel_shuffle(x, op.groups)
+    if isinstance(op, graph.Flatten):
+        return x.reshape(len(x), -1)
+    return None
+
+
 def _float_node(network: Network, name: str, xs: list[NDArray]) -> NDArray:
     """Output of node ``name`` in float64 from its input values ``xs``."""
     op = network.op(name)
@@ -79,22 +102,9 @@ def _float_node(network: Network, name: str, xs: list[NDArray]) -> NDArray:
         return _activate(total, op.activation)
     if isinstance(op, graph.Mul):
         return golden.mul(xs[0], xs[1])
-    if isinstance(op, graph.Concat):
-        return np.concatenate(xs, axis=1)
-    if isinstance(op, graph.Upsample):
-        return golden.upsample_nearest(x, op.factor)
-    if isinstance(op, graph.ChannelSlice):
-        return x[:, op.start : op.stop]
-    if isinstance(op, graph.DepthToSpace):
-        return golden.depth_to_space(x, op.block)
-    if isinstance(op, graph.SpaceToDepth):
-        return golden.space_to_depth(x, op.block)
-    if isinstance(op, graph.PixelShuffle):
-        return golden.pixel_shuffle(x, op.block)
-    if isinstance(op, graph.ChannelShuffle):
-        return golden.channel_shuffle(x, op.groups)
-    if isinstance(op, graph.Flatten):
-        return x.reshape(len(x), -1)
+    moved = _moved(op, xs)
+    if moved is not None:
+        return moved
     if isinstance(op, graph.Activation):
         return _activate(x, op.kind)
     if isinstance(op, graph.Pointwise):
@@ -243,22 +253,9 @@ def int8_node(qnet: QuantizedNetwork, name: str, xs: list[NDArray[np.int8]]) -> 
             act_min=layer.act_min,
             act_max=layer.act_max,
         )
-    if isinstance(op, graph.Concat):
-        return np.concatenate(xs, axis=1)
-    if isinstance(op, graph.Upsample):
-        return golden.upsample_nearest(x, op.factor)
-    if isinstance(op, graph.ChannelSlice):
-        return x[:, op.start : op.stop]
-    if isinstance(op, graph.DepthToSpace):
-        return golden.depth_to_space(x, op.block)
-    if isinstance(op, graph.SpaceToDepth):
-        return golden.space_to_depth(x, op.block)
-    if isinstance(op, graph.PixelShuffle):
-        return golden.pixel_shuffle(x, op.block)
-    if isinstance(op, graph.ChannelShuffle):
-        return golden.channel_shuffle(x, op.groups)
-    if isinstance(op, graph.Flatten):
-        return x.reshape(len(x), -1)
+    moved = _moved(op, xs)
+    if moved is not None:
+        return moved
     if isinstance(op, graph.Activation):
         return _clamp(x, *numerics.activation_range(op.kind, t_out.zero_point, t_out.scale))
     if isinstance(op, graph.Pointwise):
