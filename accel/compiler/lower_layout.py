@@ -102,7 +102,7 @@ def lower_depth_to_space(
         for i in range(b)
         for j in range(b)
     ]
-    return {**mappings[0], "phases": b * b, "tiles": sum(m["tiles"] for m in mappings)}
+    return merged(mappings, phases=b * b)
 
 
 def lower_space_to_depth(
@@ -127,7 +127,7 @@ def lower_space_to_depth(
         for i in range(b)
         for j in range(b)
     ]
-    return {**mappings[0], "phases": b * b, "tiles": sum(m["tiles"] for m in mappings)}
+    return merged(mappings, phases=b * b)
 
 
 def lower_channel_shuffle(
@@ -148,12 +148,7 @@ def lower_channel_shuffle(
         )
         for i in range(groups)
     ]
-    return {
-        **mappings[0],
-        "unit": "vector (identity pass) + scatter STORE",
-        "groups": groups,
-        "tiles": sum(m["tiles"] for m in mappings),
-    }
+    return merged(mappings, unit="vector (identity pass) + scatter STORE", groups=groups)
 
 
 def lower_pixel_shuffle(
@@ -174,12 +169,13 @@ def lower_pixel_shuffle(
         for c in range(y.channels)
         for i in range(b)
     ]
-    return {
-        **mappings[0],
-        "unit": "vector (identity pass) + scatter STORE",
-        "passes": len(mappings),
-        "tiles": sum(m["tiles"] for m in mappings),
-    }
+    return merged(mappings, unit="vector (identity pass) + scatter STORE", passes=len(mappings))
+
+
+def merged(mappings: list[dict], **fields) -> dict:
+    """The mapping of a layer made of several copy passes (:func:`copy_pass`): the first one's, with
+    ``fields`` and the tiles of them all."""
+    return {**mappings[0], **fields, "tiles": sum(m["tiles"] for m in mappings)}
 
 
 def copy_pass(
