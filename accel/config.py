@@ -47,7 +47,7 @@ __all__ = [
     "preset_names",
 ]
 
-DATAFLOWS = ("ws",)
+DATAFLOWS = ("ws", "os")
 
 #: Bytes per lane of a parameter word: int32 bias, int32 multiplier, int32 shift.
 PARAM_LANE_BYTES = 12

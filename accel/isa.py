@@ -225,6 +225,7 @@ class Compute(Instruction):
     depthwise: int = 0
     taps_h: int = 0
     taps_w: int = 0
+    os: int = 0
 
     @property
     def passes(self) -> int:
@@ -376,6 +377,7 @@ FIELDS: dict[type[Instruction], list[tuple[str, int, bool]]] = {
         ("depthwise", 1, False),  # last three: a program without it encodes as before
         ("taps_h", 8, False),
         ("taps_w", 8, False),
+        ("os", 1, False),  # output-stationary: a program without it encodes as before
     ],
     Post: [
         *_HEADER,
