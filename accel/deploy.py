@@ -84,14 +84,18 @@ class HostStep:
         return executor.int8_node(qnet, self.node, list(xs))
 
 
-def on_host(net: graph.Network, node: str, segment: Sequence[str]) -> bool:
+def on_host(
+    net: graph.Network, node: str, segment: Sequence[str], prefixes: dict[str, str]
+) -> bool:
     """Whether ``node`` runs on the host (``segment``: the accelerator layers just before
-    it, which it would join): a host op, an activation the compiler could not fuse into its
-    producer, a table (Pointwise) between host ops (read from a host op, read only by host
-    ops: a segment of its own would cost a DRAM round trip for one lookup per element), or a
-    concat whose inputs are not layers of that segment used by this concat alone or by a
-    chain of concats each the channel prefix of the next (a concat costs the accelerator
-    nothing because its producers store into it: :func:`accel.compiler.plan.concat_in_place`)."""
+    it, which it would join; ``prefixes``: the network's
+    :func:`~accel.compiler.plan.prefix_concats`): a host op, an activation the compiler could
+    not fuse into its producer, a table (Pointwise) between host ops (read from a host op,
+    read only by host ops: a segment of its own would cost a DRAM round trip for one lookup
+    per element), or a concat whose inputs are not layers of that segment used by this concat
+    alone or by a chain of concats each the channel prefix of the next (a concat costs the
+    accelerator nothing because its producers store into it:
+    :func:`accel.compiler.plan.concat_in_place`)."""
     op = net.op(node)
     if isinstance(op, graph.HostOp | graph.Activation):
         return True
@@ -101,7 +105,7 @@ def on_host(net: graph.Network, node: str, segment: Sequence[str]) -> bool:
         return bool(readers) and all(isinstance(o, graph.HostOp) for o in hosted)
     if isinstance(op, graph.Concat):
         return any(src not in segment for src in net.inputs(node)) or not concat_in_place(
-            net, node, prefix_concats(net)
+            net, node, prefixes
         )
     return False
 
@@ -162,9 +166,10 @@ def plan_runs(net: graph.Network, *, host_ops: bool = True) -> list[list[str] | 
     """The steps of ``net`` in order: a list of consecutive accelerator layers (a segment),
     or the node of a host step; ``host_ops=False`` makes a host op an error."""
     runs: list[list[str] | str] = []  # a list of accelerator layers, or a host step's node
+    prefixes = prefix_concats(net)
     for node in net.layers():
         segment = runs[-1] if runs and isinstance(runs[-1], list) else []
-        if on_host(net, node, segment):
+        if on_host(net, node, segment, prefixes):
             if not host_ops and isinstance(net.op(node), graph.HostOp):
                 raise CompileError(
                     f"layer {node!r} (HostOp {net.op(node).op_type}) runs on the host, and "
