@@ -44,49 +44,10 @@ def model(mode: str = "DCR", block: int = 2, opset: int = 13):
     return g.model({"x": ["N", 3, 5, 4]}, {"y": 4}, opset=opset)
 
 
-@pytest.mark.parametrize(("block", "opset"), [(2, 11), (3, 13), (2, 13)])
-def test_dcr_equals_onnxruntime_and_runs_bit_exact_on_the_cycle_model(block, opset):
-    net = check(model("DCR", block, opset))
-    assert host_ops(net) == []
-    assert DepthToSpace(block) in [net.op(n) for n in net.order()]
-    deployment = check_accelerator(net)
-    (layer,) = (
-        x for s in deployment.segments for x in s.program.layers if x.kind == "DepthToSpace"
-    )
-    assert layer.macs == 0 and layer.mapping["phases"] == block * block
-
-
-@pytest.mark.parametrize(("block", "opset"), [(2, 11), (3, 13)])
-def test_crd_equals_onnxruntime_and_runs_bit_exact_on_the_cycle_model(block, opset):
-    """CRD (PyTorch's PixelShuffle) is a :class:`PixelShuffle`: scatter STOREs."""
-    net = check(model("CRD", block, opset))
-    assert host_ops(net) == []
-    assert PixelShuffle(block) in [net.op(n) for n in net.order()]
-    deployment = check_accelerator(net)
-    (layer,) = (
-        x for s in deployment.segments for x in s.program.layers if x.kind == "PixelShuffle"
-    )
-    assert layer.macs == 0
-
-
-@pytest.mark.parametrize("preset", ["tiny", "edge"])
-@pytest.mark.parametrize(("shape", "block"), [((8, 3, 4), 2), ((36, 2, 3), 3), ((80, 3, 3), 2)])
-def test_graph_depth_to_space_bit_exact_on_the_cycle_model(shape, block, preset):
-    net = graph.Network("d2s")
-    x = net.add("input", graph.Input(shape))
-    x = net.add("conv", graph.Conv2d(shape[0], shape[0], 1, activation="relu"), [x])
-    d = net.add("d2s", graph.DepthToSpace(block), [x])
-    net.add("head", graph.Conv2d(shape[0] // block**2, 3, 3, padding=1), [d])
-    qnet = quantized(net)
-    program = compile(qnet, config.preset(preset))
-    inputs = synthetic.random_int8_inputs(qnet)
-    result = sim.run(program, program.make_image(inputs))
-    for name, expected in executor.run_network(qnet, inputs).items():
-        np.testing.assert_array_equal(result.outputs[name], expected, strict=True)
-    v = np.random.default_rng(0).integers(-128, 128, (2, *shape)).astype(np.int8)
-    y = executor.int8_node(qnet, "d2s", [v])
-    assert y.dtype == np.int8
-    np.testing.assert_array_equal(y, golden.depth_to_space(v, block))
+def only_layer(deployment, kind: str):
+    """The one layer of ``kind`` in a deployment's programs."""
+    (layer,) = (x for s in deployment.segments for x in s.program.layers if x.kind == kind)
+    return layer
 
 
 def s2d_model(block: int = 2, opset: int = 13):
@@ -99,26 +60,56 @@ def s2d_model(block: int = 2, opset: int = 13):
     return g.model({"x": ["N", 3, 2 * block, 3 * block]}, {"y": 4}, opset=opset)
 
 
-@pytest.mark.parametrize(("block", "opset"), [(2, 11), (3, 13)])
-def test_space_to_depth_equals_onnxruntime_and_runs_bit_exact_on_the_cycle_model(block, opset):
-    net = check(s2d_model(block, opset))
+@pytest.mark.parametrize(
+    ("op", "block", "opset"),
+    [
+        (DepthToSpace, 2, 11),
+        (DepthToSpace, 3, 13),
+        (DepthToSpace, 2, 13),
+        (SpaceToDepth, 2, 11),
+        (SpaceToDepth, 3, 13),
+    ],
+)
+def test_equals_onnxruntime_and_runs_bit_exact_on_the_cycle_model(op, block, opset):
+    """DCR DepthToSpace and SpaceToDepth: ``b * b`` identity passes, no MAC."""
+    onnx_model = model("DCR", block, opset) if op is DepthToSpace else s2d_model(block, opset)
+    net = check(onnx_model)
     assert host_ops(net) == []
-    assert SpaceToDepth(block) in [net.op(n) for n in net.order()]
-    deployment = check_accelerator(net)
-    (layer,) = (
-        x for s in deployment.segments for x in s.program.layers if x.kind == "SpaceToDepth"
-    )
+    assert op(block) in [net.op(n) for n in net.order()]
+    layer = only_layer(check_accelerator(net), op.__name__)
     assert layer.macs == 0 and layer.mapping["phases"] == block * block
 
 
+@pytest.mark.parametrize(("block", "opset"), [(2, 11), (3, 13)])
+def test_crd_equals_onnxruntime_and_runs_bit_exact_on_the_cycle_model(block, opset):
+    """CRD (PyTorch's PixelShuffle) is a :class:`PixelShuffle`: scatter STOREs."""
+    net = check(model("CRD", block, opset))
+    assert host_ops(net) == []
+    assert PixelShuffle(block) in [net.op(n) for n in net.order()]
+    assert only_layer(check_accelerator(net), "PixelShuffle").macs == 0
+
+
 @pytest.mark.parametrize("preset", ["tiny", "edge"])
-@pytest.mark.parametrize(("shape", "block"), [((4, 4, 6), 2), ((3, 6, 3), 3), ((20, 6, 4), 2)])
-def test_graph_space_to_depth_bit_exact_on_the_cycle_model(shape, block, preset):
-    net = graph.Network("s2d")
+@pytest.mark.parametrize(
+    ("op", "shape", "block"),
+    [
+        (DepthToSpace, (8, 3, 4), 2),
+        (DepthToSpace, (36, 2, 3), 3),
+        (DepthToSpace, (80, 3, 3), 2),
+        (SpaceToDepth, (4, 4, 6), 2),
+        (SpaceToDepth, (3, 6, 3), 3),
+        (SpaceToDepth, (20, 6, 4), 2),
+    ],
+)
+def test_graph_op_bit_exact_on_the_cycle_model(op, shape, block, preset):
+    """conv -> the op -> conv on the cycle model against the int8 golden model, and the
+    golden op against its definition (and SpaceToDepth against DepthToSpace's inverse)."""
+    channels = shape[0] // block**2 if op is DepthToSpace else shape[0] * block**2
+    net = graph.Network("layout")
     x = net.add("input", graph.Input(shape))
     x = net.add("conv", graph.Conv2d(shape[0], shape[0], 3, padding=1, activation="relu"), [x])
-    d = net.add("s2d", graph.SpaceToDepth(block), [x])
-    net.add("head", graph.Conv2d(shape[0] * block**2, 3, 1), [d])
+    d = net.add("op", op(block), [x])
+    net.add("head", graph.Conv2d(channels, 3, 1), [d])
     qnet = quantized(net)
     program = compile(qnet, config.preset(preset))
     inputs = synthetic.random_int8_inputs(qnet)
@@ -126,6 +117,10 @@ def test_graph_space_to_depth_bit_exact_on_the_cycle_model(shape, block, preset)
     for name, expected in executor.run_network(qnet, inputs).items():
         np.testing.assert_array_equal(result.outputs[name], expected, strict=True)
     v = np.random.default_rng(0).integers(-128, 128, (2, *shape)).astype(np.int8)
-    y = executor.int8_node(qnet, "s2d", [v])
-    np.testing.assert_array_equal(y, golden.space_to_depth(v, block), strict=True)
-    np.testing.assert_array_equal(golden.depth_to_space(y, block), v, strict=True)
+    y = executor.int8_node(qnet, "op", [v])
+    assert y.dtype == np.int8
+    if op is DepthToSpace:
+        np.testing.assert_array_equal(y, golden.depth_to_space(v, block), strict=True)
+    else:
+        np.testing.assert_array_equal(y, golden.space_to_depth(v, block), strict=True)
+        np.testing.assert_array_equal(golden.depth_to_space(y, block), v, strict=True)
