@@ -51,6 +51,7 @@ import csv
 import html
 import io
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -343,14 +344,15 @@ def plot_roofline(table: list[dict], peak: int, bandwidth: int) -> str:
             s=22,
             zorder=3,
         )
-    # Name every layer of a small network; of a large one, only the (at most 8) layers
-    # furthest below their roof, so that the labels stay readable.
+    # Name the layers furthest below their roof first (at most 12), skipping a label that
+    # would overlap one already placed, so that the names stay readable.
     named = sorted(
         points, key=lambda row: row["attained_macs_per_cycle"] / row["roof_macs_per_cycle"]
     )
     if len(named) > 12:
         named = [r for r in named if r["attained_macs_per_cycle"] < 0.9 * r["roof_macs_per_cycle"]]
-    for row in named[:12]:
+    low = min([bandwidth * lo, *(row["attained_macs_per_cycle"] for row in points)])
+    for row in _unoverlapped(named, (lo, hi), (low / 2, peak * 2))[:12]:
         ax.annotate(
             row["layer"],
             (row["intensity_macs_per_byte"], row["attained_macs_per_cycle"]),
@@ -360,7 +362,6 @@ def plot_roofline(table: list[dict], peak: int, bandwidth: int) -> str:
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
-    low = min([bandwidth * lo, *(row["attained_macs_per_cycle"] for row in points)])
     ax.set_ylim(low / 2, peak * 2)
     ax.set_xlim(lo, hi)
     ax.set_xlabel("operational intensity (MACs / DRAM byte)")
@@ -369,6 +370,26 @@ def plot_roofline(table: list[dict], peak: int, bandwidth: int) -> str:
     if kinds:
         ax.legend(loc="lower right", fontsize=8)
     return _svg(fig, "roofline")
+
+
+def _unoverlapped(rows: list[dict], xlim: tuple, ylim: tuple) -> list[dict]:
+    """The rows, in order, whose roofline labels (7-point text right of and below the point,
+    on the log-log axes of the roofline's 8 x 5.5 inch figure) miss every label kept before."""
+    span_x, span_y = math.log10(xlim[1] / xlim[0]), math.log10(ylim[1] / ylim[0])
+    placed: list[tuple[float, float, float, float]] = []
+    kept = []
+    for row in rows:
+        # Axes fractions: a 7-point character is about 0.009 of the axes' width, a line 0.03
+        # of its height.
+        x = math.log10(row["intensity_macs_per_byte"] / xlim[0]) / span_x
+        y = math.log10(row["attained_macs_per_cycle"] / ylim[0]) / span_y
+        box = (x, x + 0.009 * len(row["layer"]) + 0.01, y - 0.035, y)
+        if all(
+            box[1] <= b[0] or b[1] <= box[0] or box[3] <= b[2] or b[3] <= box[2] for b in placed
+        ):
+            placed.append(box)
+            kept.append(row)
+    return kept
 
 
 def plot_occupancy(rows: list[dict], depths: dict[str, int] | None = None) -> str:
@@ -437,6 +458,7 @@ figcaption { color: #555; font-size: 13px; }
 code { background: #f4f4f4; padding: 0 3px; }
 tr.host td { background: #fff3e6; color: HOST_COLOR; }
 td { white-space: nowrap; } td.l { white-space: normal; overflow-wrap: break-word; }
+.scroll { overflow-x: auto; } td.l:last-child { min-width: 24em; }
 .strip { display: flex; height: 1.6em; border: 1px solid #ccc; margin: 0.6em 0; }
 .strip div { min-width: 3px; border-right: 1px solid #fff; }
 .strip .accelerator { background: #1f77b4; } .strip .host { background: HOST_COLOR; }
@@ -470,7 +492,8 @@ def _table(rows: list[dict], columns: list[tuple[str, str]], left: set[str]) -> 
         )
         host = ' class="host"' if row.get("runs_on") == "host" else ""
         body.append(f"<tr{host}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
 
 
 def _partition_section(split: dict[str, Any]) -> list[str]:
