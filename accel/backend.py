@@ -17,7 +17,7 @@ semaphores and the compute engine's feed timing of :func:`accel.timing.compute_t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -58,7 +58,9 @@ class LayerStats:
     is the layer's share of the compute engine's timeline, from the end of the previous
     layer's last pass to the end of its own (the last layer also takes the final drain):
     these add up to the total. ``stalls`` counts the cycles of that share in which the feed
-    slot of the array/vector unit was idle, by cause (:data:`STALL_CAUSES`)."""
+    slot of the array/vector unit was idle, by cause (:data:`STALL_CAUSES`). ``sram_reads``
+    and ``sram_writes`` are the layer's SRAM word accesses per buffer (:data:`SRAM_BUFFERS`),
+    which add up to the run's."""
 
     index: int
     name: str
@@ -74,6 +76,8 @@ class LayerStats:
     dram_read: int
     dram_written: int
     instructions: int
+    sram_reads: Mapping[str, int]
+    sram_writes: Mapping[str, int]
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,15 @@ class Result:
             "dram_written_bytes": self.dram_written_bytes,
             "sram_reads": dict(self.sram_reads),
             "sram_writes": dict(self.sram_writes),
-            "layers": [{**asdict(layer), "stalls": dict(layer.stalls)} for layer in self.layers],
+            "layers": [
+                {
+                    **asdict(layer),
+                    "stalls": dict(layer.stalls),
+                    "sram_reads": dict(layer.sram_reads),
+                    "sram_writes": dict(layer.sram_writes),
+                }
+                for layer in self.layers
+            ],
         }
 
 
@@ -191,7 +203,8 @@ def make_result(
                 f"{backend}: {len(start[engine])} starts and {len(done[engine])} dones of "
                 f"{engine.name} instructions, but the program has {count}"
             )
-    reads, writes, dram_read, dram_written, per_layer = _traffic(program)
+    per_layer = _traffic(program)
+    traffic = Traffic.total(per_layer)
     if compute_feeds is None:
         compute_feeds = feeds(program, done, start[Engine.COMPUTE])
     layers, stalls = _layer_stats(program, start, done, total_cycles, per_layer, compute_feeds)
@@ -205,40 +218,59 @@ def make_result(
         dram=dram,
         layers=tuple(layers),
         stalls=stalls,
-        sram_reads=reads,
-        sram_writes=writes,
-        dram_read_bytes=dram_read,
-        dram_written_bytes=dram_written,
+        sram_reads=traffic.sram_reads,
+        sram_writes=traffic.sram_writes,
+        dram_read_bytes=traffic.dram_read,
+        dram_written_bytes=traffic.dram_written,
         macs=sum(layer.macs for layer in program.layers),
         peak_macs_per_cycle=program.config.array.pes,
         clock_mhz=program.config.clock_mhz,
     )
 
 
-def _traffic(program: Program) -> tuple[dict[str, int], dict[str, int], int, int, list[list[int]]]:
-    """SRAM word reads/writes per buffer, DRAM bytes read/written, per-layer DRAM bytes."""
+@dataclass
+class Traffic:
+    """Memory traffic: SRAM words read and written per buffer (:data:`SRAM_BUFFERS`),
+    DRAM bytes read and written."""
+
+    sram_reads: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SRAM_BUFFERS, 0))
+    sram_writes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SRAM_BUFFERS, 0))
+    dram_read: int = 0
+    dram_written: int = 0
+
+    @classmethod
+    def total(cls, parts: Sequence[Traffic]) -> Traffic:
+        whole = cls()
+        for part in parts:
+            for name in SRAM_BUFFERS:
+                whole.sram_reads[name] += part.sram_reads[name]
+                whole.sram_writes[name] += part.sram_writes[name]
+            whole.dram_read += part.dram_read
+            whole.dram_written += part.dram_written
+        return whole
+
+
+def _traffic(program: Program) -> list[Traffic]:
+    """Each layer's traffic, counted from its instructions' fields."""
     config = program.config
     rows = config.array.rows
-    reads = dict.fromkeys(SRAM_BUFFERS, 0)
-    writes = dict(reads)
-    per_layer = [[0, 0] for _ in program.layers]
-    dram_read = dram_written = 0
+    per_layer = [Traffic() for _ in program.layers]
     names = ("in", "w", "p", "t")  # by isa.Buffer
     word = [timing.word_bytes(config, buffer) for buffer in range(len(names))]
     for engine, stream in program.streams.items():
         for instr in stream:
+            layer = per_layer[instr.layer]
+            reads, writes = layer.sram_reads, layer.sram_writes
             if isinstance(instr, Load):
                 runs = instr.outer_count * instr.inner_count
                 words = timing.ceil_div(instr.run_bytes, word[instr.buffer])
                 writes[names[instr.buffer]] += runs * words
-                dram_read += runs * instr.run_bytes
-                per_layer[instr.layer][0] += runs * instr.run_bytes
+                layer.dram_read += runs * instr.run_bytes
             elif isinstance(instr, Store):
                 runs = instr.outer_count * instr.inner_count
                 reads["out"] += runs
                 # The bytes written: a scatter run's strobed-off bytes are not.
-                dram_written += runs * instr.lanes
-                per_layer[instr.layer][1] += runs * instr.lanes
+                layer.dram_written += runs * instr.lanes
             elif isinstance(instr, Post):
                 reads["acc"] += instr.count
                 writes["out"] += instr.count
@@ -253,7 +285,7 @@ def _traffic(program: Program) -> tuple[dict[str, int], dict[str, int], int, int
                 reads["acc"] += feeds - (0 if instr.accumulate else instr.pixels)
             else:  # pragma: no cover - every instruction type is handled above
                 raise TypeError(engine)
-    return reads, writes, dram_read, dram_written, per_layer
+    return per_layer
 
 
 @dataclass(frozen=True)
@@ -300,7 +332,7 @@ def _layer_stats(
     start: Mapping[Engine, Sequence[int]],
     done: Mapping[Engine, Sequence[int]],
     total: int,
-    per_layer_dram: list[list[int]],
+    per_layer: list[Traffic],
     compute_feeds: Sequence[Feed],
 ) -> tuple[list[LayerStats], dict[str, int]]:
     """Per-layer statistics and total stalls by cause."""
@@ -362,8 +394,10 @@ def _layer_stats(
                 cycles=cycles,
                 utilization=info.macs / (pes * cycles) if cycles else 0.0,
                 stalls=stalls[i],
-                dram_read=per_layer_dram[i][0],
-                dram_written=per_layer_dram[i][1],
+                dram_read=per_layer[i].dram_read,
+                dram_written=per_layer[i].dram_written,
+                sram_reads=per_layer[i].sram_reads,
+                sram_writes=per_layer[i].sram_writes,
                 instructions=count[i],
             )
         )
