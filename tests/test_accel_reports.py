@@ -186,6 +186,21 @@ def test_report_tables_agree_with_the_run(run, written):
     assert [r["cycles"] for r in doc["layers"]] == [x.cycles for x in result.layers]
 
 
+def test_layer_traffic_adds_up_to_the_run(run):
+    """Every layer's SRAM and DRAM counts, summed, are the run's; the first conv of tinynet
+    reads its weight tile once per pass."""
+    program, result = run
+    for name in result.sram_reads:
+        assert sum(x.sram_reads[name] for x in result.layers) == result.sram_reads[name]
+        assert sum(x.sram_writes[name] for x in result.layers) == result.sram_writes[name]
+    assert sum(x.dram_read for x in result.layers) == result.dram_read_bytes
+    assert sum(x.dram_written for x in result.layers) == result.dram_written_bytes
+    first = result.layers[0]
+    computes = [c for c in program.streams[Engine.COMPUTE] if c.layer == 0]
+    rows = program.config.array.rows
+    assert first.sram_reads["w"] == sum(c.passes * rows for c in computes) > 0
+
+
 def test_roofline_columns(run):
     program, result = run
     peak, bandwidth = program.config.array.pes, program.config.dram.bandwidth
