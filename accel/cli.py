@@ -179,9 +179,11 @@ def add_config_arguments(
     scalesim: bool = False,
     required: bool = False,
     dataflow: bool = True,
+    compare: bool = False,
 ) -> None:
     """``--config``/``--preset`` (and ``--scalesim-config``), then ``--dataflow`` unless
-    ``dataflow`` is false (``accel sweep`` has its own, a sweep axis)."""
+    ``dataflow`` is false (``accel sweep`` has its own, a sweep axis); ``compare``: it may
+    list several dataflows to compare (``accel report``)."""
     group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument("--config", metavar="CFG.toml", help="accelerator config file")
     group.add_argument("--preset", metavar="NAME", help="named config (tiny, edge, server)")
@@ -194,9 +196,14 @@ def add_config_arguments(
     if dataflow:
         parser.add_argument(
             "--dataflow",
-            metavar="ws|os",
+            metavar="ws|os[,...]" if compare else "ws|os",
             help="the array's dataflow, overriding the config's array.dataflow: ws "
-            "(weight-stationary) or os (output-stationary)",
+            "(weight-stationary) or os (output-stationary)"
+            + (
+                "; a list (ws,os) reports the first and compares them all layer by layer"
+                if compare
+                else ""
+            ),
         )
 
 
@@ -789,14 +796,21 @@ def simulate_both(args: argparse.Namespace) -> int:
 
 
 #: Everything ``accel report`` may write into its directory.
-REPORT_FILES = ("report.html", "layers.csv", "occupancy.csv", "report.json", "trace.json")
+REPORT_FILES = (
+    "report.html",
+    "layers.csv",
+    "occupancy.csv",
+    "report.json",
+    "trace.json",
+    "dataflows.csv",
+)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     import functools
 
     import sim
-    from accel import batch, html_report
+    from accel import batch, dataflows, html_report
 
     try:
         html_report.require_matplotlib()
@@ -804,6 +818,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
     from accel.files import OutputDir
 
+    # ``--dataflow ws,os``: the report of the first, every one compared layer by layer.
+    flows = parse_dataflows(args.dataflow) if args.dataflow and "," in args.dataflow else []
+    if flows:
+        args.dataflow = flows[0]
     cfg = resolve_sim_config(args)
     with (
         OutputDir(args.output, REPORT_FILES, what="report output") as out,
@@ -824,8 +842,23 @@ def cmd_report(args: argparse.Namespace) -> int:
         # Cycles only: a batch run image by image takes one image's cycles per image.
         (run,) = batch.run(deployment, backend, images=images, compute=False)
         batched = batch.Batch.of([run], cfg, images=images) if images > 1 else None
+        layers = {}
+        for flow in flows:
+            if flow != flows[0]:
+                progress.stage(f"compiling and simulating for dataflow {flow}")
+                other = argparse.Namespace(**{**vars(args), "dataflow": flow})
+                mapped = deploy_network(
+                    other, qnet, resolve_sim_config(other), progress, batch=images
+                )
+                (run_of_flow,) = batch.run(mapped, backend, images=images, compute=False)
+            else:
+                run_of_flow = run
+            layers[flow] = [x for result in run_of_flow.results for x in result.layers]
+        compared = dataflows.compare(layers) if flows else None
         progress.stage("drawing")
-        staged = html_report.write_report(out.staging, run, trace=not args.no_trace, batch=batched)
+        staged = html_report.write_report(
+            out.staging, run, trace=not args.no_trace, batch=batched, compared=compared
+        )
     paths = {name: out.directory / path.name for name, path in staged.items()}
     where = ""
     if not deployment.whole:
@@ -841,6 +874,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     for line in batched.lines() if batched is not None else []:
         print(line)
+    if compared is not None:
+        totals = {flow: sum(x.cycles for x in layers[flow]) for flow in flows}
+        wins = {f: sum(r["winner"] == f and r["saved"] > 0 for r in compared) for f in flows}
+        print(
+            "dataflows: "
+            + ", ".join(f"{f} {totals[f]:,} cycles ({wins[f]} layers won)" for f in flows)
+        )
     for path in paths.values():
         print(path)
     return 0
@@ -1474,7 +1514,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="an HTML report with plots, and its tables as CSV/JSON")
     add_model_arguments(p)
     add_host_argument(p)
-    add_config_arguments(p, scalesim=True)
+    add_config_arguments(p, scalesim=True, compare=True)
     add_override_arguments(p)
     p.add_argument("--mode", choices=("fast", "trace"), default="fast")
     p.add_argument("--no-trace", action="store_true", help="do not write trace.json")
@@ -1698,7 +1738,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Before the handler, which may stage its outputs: a bad value writes nothing.
         if getattr(args, "dataflow", None) is not None:
-            check_dataflow(args.dataflow)
+            if args.handler is cmd_report:  # a list to compare
+                parse_dataflows(args.dataflow)
+            else:
+                check_dataflow(args.dataflow)
         if getattr(args, "dataflows", None) is not None:
             parse_dataflows(args.dataflows)
         return args.handler(args)

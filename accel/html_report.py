@@ -90,7 +90,8 @@ STALL_MEANING = {
     "dram": "waiting for a LOAD (inputs or weights not yet in the buffers)",
     "dependency": "waiting for POST to free accumulators (or another engine)",
     "weights": "passes shorter than rows pixels: the next weight tile is still loading",
-    "fill_drain": "pipeline fill and drain, array/vector unit switches",
+    "fill_drain": "pipeline fill and drain, array/vector unit switches; output-stationary: "
+    "the feed cycles of a partial pixel group's empty rows",
 }
 
 
@@ -544,6 +545,33 @@ def _partition_section(split: dict[str, Any]) -> list[str]:
     ]
 
 
+def _dataflow_section(compared: list[dict]) -> list[str]:
+    """Per layer, each dataflow's cycles, the winner and why, and the SRAM traffic that
+    differs between dataflows (:func:`accel.dataflows.compare`)."""
+    flows = [key[len("cycles_") :] for key in compared[0] if key.startswith("cycles_")]
+    wins = {d: sum(row["winner"] == d and row["saved"] > 0 for row in compared) for d in flows}
+    columns = [
+        ("layer", "layer"),
+        ("kind", "kind"),
+        *((f"cycles_{d}", f"cycles {d}") for d in flows),
+        ("winner", "winner"),
+        ("saved", "cycles saved"),
+        *((f"w_reads_{d}", f"weight reads {d}") for d in flows),
+        *((f"acc_writes_{d}", f"acc writes {d}") for d in flows),
+        ("why", "why"),
+    ]
+    tally = ", ".join(f"{d} wins {n} layer(s)" for d, n in wins.items())
+    return [
+        '<h2 id="dataflows">Dataflows</h2>',
+        f"<p>The same network compiled and run for each dataflow ({', '.join(flows)}) on "
+        f"this config: {tally}; the rest tie. The winner has the fewest cycles; <i>why</i> "
+        "names the part of the cycles (feed, or a stall cause) that differs most between "
+        "the winner and the runner-up. SRAM columns are words; every column of every "
+        "dataflow is in dataflows.csv.</p>",
+        _table(compared, columns, {"layer", "kind", "winner", "why"}),
+    ]
+
+
 def _batch_section(batch: batches.Batch, programs: list[Program]) -> list[str]:
     """The "Batch" section: the batch's figures, per batch and per image, and the note on
     weight reuse."""
@@ -602,13 +630,15 @@ def render_html(
     split: dict[str, Any] | None = None,
     batch: batches.Batch | None = None,
     programs: list[Program] | None = None,
+    compared: list[dict] | None = None,
 ) -> str:
     """The page (needs matplotlib): ``totals`` from :func:`summary` (or
     :func:`deployment_summary`), ``table`` from :func:`layer_table` (or
     :func:`deployment_table`), ``mapping`` each layer's tiling, ``split`` a deployment's
     :func:`accel.report.partition` (a "Partition" section, host rows marked), ``batch`` a
     batch's figures (a "Batch" section; ``programs`` the programs run, for their weight
-    bytes)."""
+    bytes), ``compared`` the rows of :func:`accel.dataflows.compare` (a "Dataflows"
+    section)."""
     depths = occupancy.buffer_depths(cfg)
     stalls = totals["stalls"]
     # The run's own totals: a batch's program (every image), or one image run on its own.
@@ -680,6 +710,7 @@ def render_html(
         '<a href="layers.csv">layers.csv</a>',
         '<a href="occupancy.csv">occupancy.csv</a>',
         '<a href="report.json">report.json</a>',
+        *([] if compared is None else ['<a href="dataflows.csv">dataflows.csv</a>']),
     ]
     if trace_name is None and split is not None:
         files.append(
@@ -706,6 +737,7 @@ def render_html(
         f'<div class="cards">{card_html}</div>',
         *([] if batch is None else _batch_section(batch, programs or [])),
         *([] if split is None else _partition_section(split)),
+        *([] if compared is None else _dataflow_section(compared)),
         '<h2 id="cycles">Cycles and utilization per layer</h2>',
         _figure(
             "cycles",
@@ -777,12 +809,15 @@ def write_report(
     *,
     trace: bool = True,
     batch: batches.Batch | None = None,
+    compared: list[dict] | None = None,
 ) -> dict[str, Path]:
     """Write ``report.html``, ``layers.csv``, ``occupancy.csv``, ``report.json`` (and
     ``trace.json``) into ``out_dir`` (created if missing); return their paths by name.
 
     ``batch`` (:meth:`accel.batch.Batch.of` the run, more than one image) adds the "Batch"
-    section and ``report.json``'s ``"batch"``.
+    section and ``report.json``'s ``"batch"``; ``compared`` (:func:`accel.dataflows.compare`
+    of this run's network on other dataflows) the "Dataflows" section, ``dataflows.csv`` and
+    ``report.json``'s ``"dataflows"``.
 
     ``run`` is one program's :class:`Result` (``program`` is then that program) or a
     :class:`~accel.deploy.DeploymentRun`. A deployment the accelerator runs whole reports as
@@ -828,6 +863,7 @@ def write_report(
         split=split,
         batch=batch,
         programs=programs,
+        compared=compared,
     )
     doc = {
         "network": totals["network"],
@@ -835,6 +871,7 @@ def write_report(
         "summary": totals,
         **({} if split is None else {"partition": split}),
         **({} if batch is None else {"batch": batch.to_dict()}),
+        **({} if compared is None else {"dataflows": compared}),
         "roofline": {
             "compute_roof_macs_per_cycle": cfg.array.pes,
             "dram_bytes_per_cycle": cfg.dram.bandwidth,
@@ -854,6 +891,9 @@ def write_report(
     paths["csv"].write_text(_csv_text(table))
     paths["occupancy"].write_text(_csv_text(occupancy_rows))
     paths["json"].write_text(json.dumps(doc, indent=2) + "\n")
+    if compared is not None:
+        paths["dataflows"] = out / "dataflows.csv"
+        paths["dataflows"].write_text(_csv_text(compared))
     if trace:
         paths["trace"] = timeline.write_trace(out / trace_name, run, program)
     return paths
