@@ -11,6 +11,7 @@ of its arguments (the buffer capacities in words, array size and DRAM timing in
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from accel import timing
@@ -108,9 +109,9 @@ def os_groups(out_hw: tuple[int, int], tile: tuple[int, int], rows: int, uneven:
     """Pixel groups of ``rows`` (``accel.timing``, OUTPUT-STATIONARY) over every output tile
     of an ``out_hw`` map in tiles of ``tile``."""
     cut = split_uneven if uneven else split
-    heights = [h for _, h in cut(out_hw[0], tile[0])]
-    widths = [w for _, w in cut(out_hw[1], tile[1])]
-    return sum(ceil_div(h * w, rows) for h in heights for w in widths)
+    heights = Counter(h for _, h in cut(out_hw[0], tile[0]))  # at most two sizes each
+    widths = Counter(w for _, w in cut(out_hw[1], tile[1]))
+    return sum(m * n * ceil_div(h * w, rows) for h, m in heights.items() for w, n in widths.items())
 
 
 def estimate_cycles(
@@ -235,6 +236,13 @@ def choose_tiling(
     candidates += [(1, tw) for tw in range(min(q - 1, cap), 0, -1)]
     scored = []
     os = hw.os and not vector and not depthwise
+    if os:  # also rectangles of whole groups of rows pixels, where rows wider than q do not fit
+        candidates += [
+            (m // tw, tw)
+            for m in range(hw.rows, cap + 1, hw.rows)
+            for tw in range(min(q - 1, m), 1, -1)
+            if m % tw == 0 and 1 < m // tw <= p
+        ]
     for th, tw in candidates:
         placed = fits(th, tw, c_tiles)
         if os and placed is not None and (p % th or q % tw):
