@@ -245,3 +245,23 @@ def test_os_programs_run_output_stationary_and_ws_programs_do_not(os_program):
     assert not any(c.os for c in ws_program.streams[Engine.COMPUTE])
     check_os_flags(os_program)
     os_program.validate()
+
+
+def test_os_feed_slots_and_stalls_add_up(os_program):
+    """The feed slots the fast mode records are the ones derived from start and done (as RTL
+    results derive them), and the feed-slot busy cycles (``passes * pixels`` per
+    instruction) plus the stalls (an OS group's idle rows are ``fill_drain``) are the total."""
+    from accel.backend import feeds
+    from accel.timing import VECTOR_MIN_PASS
+    from sim.controller import schedule
+
+    sched = schedule(os_program.streams, os_program.config)
+    assert sched.feeds == feeds(os_program, sched.done, sched.start[Engine.COMPUTE])
+    result = sim.run(os_program, compute_outputs=False)
+    busy = sum(
+        instr.passes
+        * (instr.pixels if instr.mode == ComputeMode.ARRAY else max(instr.pixels, VECTOR_MIN_PASS))
+        for instr in os_program.streams[Engine.COMPUTE]
+    )
+    assert busy + sum(result.stalls.values()) == result.total_cycles
+    assert result.stalls["fill_drain"] > 0
