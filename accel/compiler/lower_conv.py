@@ -750,6 +750,8 @@ def lower_conv(
     }
     if depthwise:
         mapping["mode"] = f"depthwise, {depthwise * s} of {rows} rows"
+    elif em.config.array.dataflow == "os":
+        mapping["dataflow"] = "output-stationary"
     if shared is not None:
         mapping["batch"] = "images share each streamed weight chunk"
     return mapping
