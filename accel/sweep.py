@@ -302,7 +302,8 @@ def sweep_configs(
     [bytes, ...], ...}``, keys of :data:`BUFFERS`), then clocks (MHz). A missing list takes
     the base config's value; what is not swept (DRAM latency, ...) stays the base's.
 
-    Each config is named ``BASE-RxC-bwB``, then ``-os`` for a swept dataflow,
+    Each config is named ``BASE-RxC-bwB``, then ``-os`` for a swept dataflow other than the
+    base's,
     ``-input32768`` for each swept buffer and ``-250MHz`` for a swept clock.
 
     Raises
@@ -333,7 +334,8 @@ def sweep_configs(
         changes: dict[str, Any] = {"array": {"rows": r, "cols": c}, "dram": {"bandwidth": b}}
         if "dataflow" in point:
             changes["array"]["dataflow"] = point["dataflow"]
-            name += f"-{point['dataflow']}"
+            if point["dataflow"] != base.array.dataflow:  # the base's points keep their names
+                name += f"-{point['dataflow']}"
         sizes = {key: value for key, value in point.items() if key.endswith("_bytes")}
         if sizes:
             changes["buffers"] = sizes
