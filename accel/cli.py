@@ -207,20 +207,17 @@ def add_config_arguments(
         )
 
 
-#: What ``--dataflow`` says of a dataflow the machine does not have (yet).
-UNIMPLEMENTED_DATAFLOWS = {"is": "input-stationary is not implemented yet"}
-
-
 def check_dataflow(value: str, option: str = "--dataflow") -> str:
     """``value`` if it is a dataflow of :data:`accel.config.DATAFLOWS`, else a
     :class:`CliError` naming it."""
-    from accel.config import DATAFLOWS
+    from accel.config import DATAFLOWS, PENDING_DATAFLOWS
 
+    if value in PENDING_DATAFLOWS:
+        raise CliError(f"{option} {value}: {PENDING_DATAFLOWS[value]}")
     if value in DATAFLOWS:
         return value
-    if value in UNIMPLEMENTED_DATAFLOWS:
-        raise CliError(f"{option} {value}: {UNIMPLEMENTED_DATAFLOWS[value]}")
-    raise CliError(f"{option} must be one of {', '.join(DATAFLOWS)}, not {value!r}")
+    runnable = [d for d in DATAFLOWS if d not in PENDING_DATAFLOWS]
+    raise CliError(f"{option} must be one of {', '.join(runnable)}, not {value!r}")
 
 
 def check_rtl_dataflow(cfg) -> None:

@@ -47,7 +47,10 @@ __all__ = [
     "preset_names",
 ]
 
-DATAFLOWS = ("ws", "os")
+DATAFLOWS = ("ws", "os", "is")
+#: Dataflows a config may name whose compiler and cycle model are not built yet, and why
+#: (the CLI and the SCALE-Sim frontend refuse them; the RTL's is built against them).
+PENDING_DATAFLOWS = {"is": "input-stationary is not implemented yet"}
 
 #: Bytes per lane of a parameter word: int32 bias, int32 multiplier, int32 shift.
 PARAM_LANE_BYTES = 12

@@ -226,6 +226,7 @@ class Compute(Instruction):
     taps_h: int = 0
     taps_w: int = 0
     os: int = 0
+    is_: int = 0
 
     @property
     def passes(self) -> int:
@@ -378,6 +379,7 @@ FIELDS: dict[type[Instruction], list[tuple[str, int, bool]]] = {
         ("taps_h", 8, False),
         ("taps_w", 8, False),
         ("os", 1, False),  # output-stationary: a program without it encodes as before
+        ("is_", 1, False),  # input-stationary: likewise
     ],
     Post: [
         *_HEADER,

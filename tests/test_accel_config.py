@@ -77,7 +77,7 @@ def test_derived_values():
     [
         (lambda: ArrayConfig(rows=0), ValueError, r"array.rows must be >= 2, not 0"),
         (lambda: ArrayConfig(cols=2.5), TypeError, r"array.cols must be an int, not 2.5"),
-        (lambda: ArrayConfig(dataflow="is"), ValueError, r"array.dataflow .* not 'is'"),
+        (lambda: ArrayConfig(dataflow="xs"), ValueError, r"array.dataflow .* not 'xs'"),
         (lambda: ArrayConfig(rows=512), ValueError, r"512x16 exceeds"),
         (
             lambda: BufferConfig(input_bytes=-4),

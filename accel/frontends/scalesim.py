@@ -27,8 +27,8 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
-from accel.config import DATAFLOWS as HARDWARE_DATAFLOWS
-from accel.config import AccelConfig
+from accel.config import DATAFLOWS as CONFIG_DATAFLOWS
+from accel.config import PENDING_DATAFLOWS, AccelConfig
 from accel.files import read_text
 from accel.graph import Conv2d, Input, Linear, Network
 
@@ -50,6 +50,8 @@ __all__ = [
 
 #: Dataflows of SCALE-Sim's compute model (output, weight, input stationary).
 DATAFLOWS = ("os", "ws", "is")
+#: The dataflows our hardware runs.
+HARDWARE_DATAFLOWS = tuple(d for d in CONFIG_DATAFLOWS if d not in PENDING_DATAFLOWS)
 
 #: Column titles of a SCALE-Sim conv topology, in file order (as in its sample files).
 TOPOLOGY_COLUMNS = (
