@@ -53,7 +53,7 @@ from accel.compiler.errors import CompileError, layer_error
 from accel.compiler.lower import check_activations_fused, lower_network
 from accel.compiler.plan import plan_dram
 from accel.compiler.sync import synchronise
-from accel.config import AccelConfig
+from accel.config import PENDING_DATAFLOWS, AccelConfig
 from accel.program import Program
 from accel.quantized import QuantizedNetwork
 
@@ -92,6 +92,11 @@ def compile(
         raise TypeError(
             f"compile() takes a QuantizedNetwork (quantise a float network with "
             f"accel.ptq.quantize first), not {type(qnet).__name__}"
+        )
+    if config.array.dataflow in PENDING_DATAFLOWS:
+        raise ValueError(
+            f"array.dataflow = {config.array.dataflow!r}: "
+            f"{PENDING_DATAFLOWS[config.array.dataflow]}"
         )
     net = qnet.network
     unknown = [name for name in keep if name not in net or name in net.input_names]
