@@ -46,6 +46,10 @@ erroneous read still reach the LOAD engine and an erroneous burst's B still coun
 engines finish the instructions they hold (the AXI top stops the program and reports the
 error, :class:`hdl.axi_top.AxiAccelerator`). ``EXOKAY`` is not an error.
 
+Back-pressure. ``stall`` is high in a cycle in which AR, AW or W is valid and its ready low:
+the slave departs from the contract's (which never lowers a ready). The AXI top counts
+these cycles (``AXI_STALL``, :mod:`hdl.csr`).
+
 ``latency`` must be >= 1: an AXI4 response follows its request's handshake.
 """
 
@@ -273,6 +277,8 @@ class AxiMaster(wiring.Component):
         The AXI4 master port.
     read_error, write_error : Out(1)
         An R (B) handshake with ``RRESP`` (``BRESP``) SLVERR or DECERR, in its cycle.
+    stall : Out(1)
+        AR, AW or W valid and not ready, in that cycle.
 
     Raises
     ------
@@ -298,6 +304,7 @@ class AxiMaster(wiring.Component):
                 "axi": Out(Signature(self._bytes)),
                 "read_error": Out(1),
                 "write_error": Out(1),
+                "stall": Out(1),
             }
         )
 
@@ -326,6 +333,11 @@ class AxiMaster(wiring.Component):
         m.d.comb += [
             self.read_error.eq(axi.rvalid & axi.rready & axi.rresp[1]),
             self.write_error.eq(axi.bvalid & axi.bready & axi.bresp[1]),
+            self.stall.eq(
+                (axi.arvalid & ~axi.arready)
+                | (axi.awvalid & ~axi.awready)
+                | (axi.wvalid & ~axi.wready)
+            ),
         ]
         return m
 

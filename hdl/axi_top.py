@@ -62,7 +62,8 @@ class AxiLiteAccelerator(wiring.Component):
         Fetch the instructions from DRAM (:class:`hdl.fetch.InstructionFetch`) instead of
         reading them through ``imem_<engine>`` (default ``None``).
     bus_errors : bool
-        With the inputs ``data_read_error`` and ``data_write_error`` (default ``False``).
+        With the inputs ``data_read_error``, ``data_write_error`` and ``data_stall`` (default
+        ``False``): the data master's errors and back-pressure (:class:`AxiAccelerator`).
 
     Ports
     -----
@@ -70,8 +71,8 @@ class AxiLiteAccelerator(wiring.Component):
     port of the inner :class:`~hdl.top.Accelerator` that :func:`hdl.csr.core_members` does not
     name: ``imem_<engine>``, ``trace_<engine>_*``, ``ar``, ``r``, ``w``, ``b``. With
     ``fetch``: ``m_axi_insn`` (``Out(hdl.axi_master.ReadSignature(fetch.width))``) in place
-    of ``imem_<engine>``. With ``bus_errors``: ``data_read_error``, ``data_write_error``
-    (``In(1)``).
+    of ``imem_<engine>``. With ``bus_errors``: ``data_read_error``, ``data_write_error``,
+    ``data_stall`` (``In(1)``).
 
     Raises
     ------
@@ -102,7 +103,7 @@ class AxiLiteAccelerator(wiring.Component):
         )
         members = {"s_axil": In(axi_lite.Signature(addr_width)), "irq": Out(1)}
         if self._bus_errors:
-            members |= {port: In(1) for port in _DATA_ERRORS}
+            members |= {port: In(1) for port in _DATA_SIDEBAND}
         hidden = (*core_members(), "abort")
         if fetch is not None:
             members["m_axi_insn"] = Out(self._fetch_unit.axi.signature)
@@ -152,14 +153,16 @@ class AxiLiteAccelerator(wiring.Component):
                 m.d.comb += getattr(core, name).eq(getattr(regs, name))
             elif name != "busy":
                 m.d.comb += getattr(regs, name).eq(getattr(core, name))
-        errors = []
+        errors, stalls = [], []
         if self._bus_errors:
             for port in _DATA_ERRORS:
                 m.d.comb += getattr(regs, port).eq(getattr(self, port))
                 errors.append(getattr(self, port))
+            stalls.append(self.data_stall)
         if self._fetch_unit is not None:
             m.d.comb += regs.fetch_error.eq(unit.error)
             errors.append(unit.error)
+            stalls.append(unit.stall)
             # Busy until a stopped program's fetch bursts are answered too (in a program that
             # finishes, every burst is answered before done: the same cycles).
             m.d.comb += regs.busy.eq(core.busy | ~unit.idle)
@@ -167,12 +170,16 @@ class AxiLiteAccelerator(wiring.Component):
             m.d.comb += regs.busy.eq(core.busy)
         if errors:
             m.d.comb += core.abort.eq(Cat(*errors).any())
-        _pass_through(m, self, core, exclude=("s_axil", "irq", "m_axi_insn", *_DATA_ERRORS))
+        if stalls:
+            m.d.comb += regs.axi_stall.eq(Cat(*stalls).any())
+        _pass_through(m, self, core, exclude=("s_axil", "irq", "m_axi_insn", *_DATA_SIDEBAND))
         return m
 
 
-#: The data master's error inputs of :class:`AxiLiteAccelerator` (``bus_errors``).
+#: The data master's inputs of :class:`AxiLiteAccelerator` (``bus_errors``): its errors and
+#: its back-pressure.
 _DATA_ERRORS = ("data_read_error", "data_write_error")
+_DATA_SIDEBAND = (*_DATA_ERRORS, "data_stall")
 
 #: The ports of the inner top that the fetch serves.
 _FETCHED = ("imem_", "fetched_")
@@ -226,7 +233,7 @@ class AxiAccelerator(wiring.Component):
             fetch=Fetch() if fetch is None else fetch,
             bus_errors=True,
         )
-        passed = _passed_members(self._inner.signature, (*_DRAM_PORTS, *_DATA_ERRORS))
+        passed = _passed_members(self._inner.signature, (*_DRAM_PORTS, *_DATA_SIDEBAND))
         super().__init__({**passed, "m_axi": Out(self._master.axi.signature)})
 
     @property
@@ -258,6 +265,7 @@ class AxiAccelerator(wiring.Component):
             inner.b.eq(master.b),
             inner.data_read_error.eq(master.read_error),
             inner.data_write_error.eq(master.write_error),
+            inner.data_stall.eq(master.stall),
         ]
         connect(m, master.axi, flipped(self.m_axi))
         _pass_through(m, self, inner, exclude=("m_axi",))

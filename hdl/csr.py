@@ -28,11 +28,18 @@ the rendered table):
   the bus bits are sticky until the next start. ``STATUS.ERROR`` is their OR.
 - ``IRQ_STATUS.DONE`` is set by the controller's ``done``, ``IRQ_STATUS.ERROR`` when
   ``STATUS.ERROR`` rises; ``irq`` is high while any bit of ``IRQ_STATUS & IRQ_ENABLE`` is.
-- 64-bit counters (``CYCLE`` and the per-engine busy and blocked counters, which stop at
-  ``done``) are two words. Reading a ``_LO`` word returns the low 32 bits and latches the
-  high 32 bits of the same counter value into one snapshot register; every ``_HI`` word
-  reads that snapshot. So a reader gets a consistent 64-bit value by reading ``X_LO`` and
-  then ``X_HI`` with no other ``_LO`` read in between (one master, or a lock).
+- ``AXI_STALL`` counts the cycles, while ``busy``, in which an AXI4 master of the core offers
+  a request the slave does not take (``axi_stall``: AR/AW/W valid, ready low), a departure
+  from the contract's slave, which never lowers a ready; ``STATUS.STALLED`` rises with its
+  first count, beside the controller's ``stalled`` (queues full, the DRAM refusing a
+  request). A slave slower than the contract's latency, or pausing R or B, is not counted
+  (it cannot be told from latency); it shows in ``CYCLE`` against the model.
+- 64-bit counters (``CYCLE``, the per-engine busy and blocked counters, which stop at
+  ``done``, and ``AXI_STALL``) are two words. Reading a ``_LO`` word returns the low 32
+  bits and latches the high 32 bits of the same counter value into one snapshot register;
+  every ``_HI`` word reads that snapshot. So a reader gets a consistent 64-bit value by
+  reading ``X_LO`` and then ``X_HI`` with no other ``_LO`` read in between (one master, or
+  a lock).
 """
 
 from __future__ import annotations
@@ -165,7 +172,17 @@ def _counters() -> list[tuple[str, str, str]]:
                 "its wait semaphores was zero",
             ),
         ]
+    result.append(("AXI_STALL", _AXI_STALL, _AXI_STALL_MEANING))
     return result
+
+
+#: The counter that ControlRegisters keeps itself (from its ``axi_stall`` input).
+_AXI_STALL = "axi_stall_cycles"
+_AXI_STALL_MEANING = (
+    "AXI back-pressure: cycles of the program (while BUSY) in which a request channel of an "
+    "AXI4 master of the core (AR, AW or W of m_axi, AR of m_axi_insn) was valid and its "
+    "slave not ready"
+)
 
 
 def _register_map() -> tuple[Register, ...]:
@@ -211,8 +228,8 @@ def _register_map() -> tuple[Register, ...]:
                     "STALLED",
                     3,
                     1,
-                    "a queue was full or the DRAM refused a request: cycles may exceed the "
-                    "model's (docs/rtl.md)",
+                    "a queue was full, the DRAM refused a request, or an AXI slave held a "
+                    "ready low (AXI_STALL not 0): cycles may exceed the model's (docs/rtl.md)",
                 ),
             ),
         ),
@@ -315,6 +332,9 @@ class ControlRegisters(wiring.Component):
     data_read_error, data_write_error, fetch_error : ``In(1)``
         Bus errors (:data:`BUS_ERRORS`), high for one cycle each; 0 where there is no such
         master.
+    axi_stall : ``In(1)``
+        High in a cycle in which an AXI4 master's AR, AW or W is valid and not ready
+        (counted in ``AXI_STALL`` while ``busy``; 0 where there is no such master).
     The members of :func:`core_members`, to be connected to the controller's: ``start``
     (out), ``busy``, ``done``, ``error``, ``stalled``, ``cycle`` (in), ``<engine>_base``,
     ``<engine>_count`` (out), ``<engine>_busy_cycles``, ``<engine>_blocked_cycles`` (in).
@@ -339,6 +359,7 @@ class ControlRegisters(wiring.Component):
                 "bus": In(axi_lite.Signature(addr_width)),
                 "irq": Out(1),
                 **{port: In(1) for _, port, _ in BUS_ERRORS},
+                "axi_stall": In(1),
                 **core_members(),
             }
         )
@@ -364,17 +385,22 @@ class ControlRegisters(wiring.Component):
         error_seen = Signal()
         snapshot = Signal(32)
         bus_errors = Signal(len(BUS_ERRORS))  # sticky until START
+        axi_stall_cycles = Signal(COUNTER_BITS)
+        axi_stalled = Signal()  # AXI_STALL is not 0
         cause = Cat(self.error, bus_errors)
         error = cause.any()
         values = {
             "ID": Const(ID, 32),
             "VERSION": Const(by_name["VERSION"].reset, 32),
             "CTRL": Const(0, 32),
-            "STATUS": Cat(self.busy, done_seen, error, self.stalled),
+            "STATUS": Cat(self.busy, done_seen, error, self.stalled | axi_stalled),
             "ERROR_CAUSE": cause,
             **stored,
         }
-        counters = {stem: getattr(self, port) for stem, port, _ in _counters()}
+        counters = {
+            stem: axi_stall_cycles if port == _AXI_STALL else getattr(self, port)
+            for stem, port, _ in _counters()
+        }
         for stem, counter in counters.items():
             values[f"{stem}_LO"] = counter[:32]
             values[f"{stem}_HI"] = snapshot
@@ -429,8 +455,15 @@ class ControlRegisters(wiring.Component):
         # The start pulse (cycle -1), the sticky DONE, the interrupt events and irq.
         m.d.sync += self.start.eq(start)
         with m.If(self.start):
-            m.d.sync += [done_seen.eq(0), bus_errors.eq(0)]
+            m.d.sync += [
+                done_seen.eq(0),
+                bus_errors.eq(0),
+                axi_stall_cycles.eq(0),
+                axi_stalled.eq(0),
+            ]
         with m.Else():
+            with m.If(self.busy & self.axi_stall):
+                m.d.sync += [axi_stall_cycles.eq(axi_stall_cycles + 1), axi_stalled.eq(1)]
             with m.If(self.done):
                 m.d.sync += done_seen.eq(1)
             new = Cat(*(getattr(self, port) for _, port, _ in BUS_ERRORS))

@@ -84,6 +84,8 @@ class InstructionFetch(wiring.Component):
         An R beat with ``RRESP`` SLVERR or DECERR, in its cycle.
     idle : Out(1)
         No AR waits and no burst is outstanding.
+    stall : Out(1)
+        AR valid and not ready (the slave's back-pressure), in that cycle.
 
     Raises
     ------
@@ -106,6 +108,7 @@ class InstructionFetch(wiring.Component):
             "busy": In(1),
             "error": Out(1),
             "idle": Out(1),
+            "stall": Out(1),
         }
         for engine in Engine:
             e = engine_name(engine)
@@ -184,6 +187,7 @@ class InstructionFetch(wiring.Component):
             axi.arid.eq(0),
         ]
         ar_take = axi.arvalid & axi.arready
+        m.d.comb += self.stall.eq(axi.arvalid & ~axi.arready)
         ar_tag = Signal(tag)
         m.d.comb += [
             ar_tag.eq(Mux(pending, held_tag, new_tag)),

@@ -435,7 +435,7 @@ def test_axi_lite_control_writes_the_register_map_and_a_core(tmp_path, capsys):
     assert by_name["s_axil_awaddr"]["width"] == 12 and by_name["irq"]["group"] == "interrupt"
     assert "start" not in by_name and "cycle" not in by_name
     report = (out / "acc.txt").read_text()
-    assert "control   AXI4-Lite slave s_axil, 33 registers (0x000..0x084), irq" in report
+    assert "control   AXI4-Lite slave s_axil, 35 registers (0x000..0x08c), irq" in report
     assert "files     acc.core, acc_regs.md, acc_regs.h" in report
 
     assert main([*args, "-q"]) == 0

@@ -96,13 +96,22 @@ def run_with_fault(program, image, *, data_fault=None, insn_fault=None, fault=2,
                     hi, _ = await master.read(ctx, OFFSET[f"{name.upper()}_{kind.upper()}_HI"])
                     counters[f"{name}_{kind}_cycles"] = hi << 32 | lo
             run["counters"] = counters
+            lo, _ = await master.read(ctx, OFFSET["AXI_STALL_LO"])
+            hi, _ = await master.read(ctx, OFFSET["AXI_STALL_HI"])
+            run["axi_stall"] = hi << 32 | lo
         finished.append(True)
+
+    busy = top.inner.registers.busy
+    requests = [(data.port.arvalid, data.port.arready), (insn.port.arvalid, insn.port.arready)]
+    requests += [(data.port.awvalid, data.port.awready), (data.port.wvalid, data.port.wready)]
 
     async def memories_and_trace(ctx):
         cycle, program_cycle = 0, None
         while not finished:
             data.drive(ctx, cycle)
             insn.drive(ctx, cycle)
+            if runs and ctx.get(busy) and any(ctx.get(v) and not ctx.get(r) for v, r in requests):
+                runs[-1]["seen"] += 1
             if program_cycle is not None:
                 run = runs[-1]
                 for engine in Engine:
@@ -127,6 +136,7 @@ def run_with_fault(program, image, *, data_fault=None, insn_fault=None, fault=2,
                         "start": {e: [] for e in Engine},
                         "done": {e: [] for e in Engine},
                         "errors": [],
+                        "seen": 0,
                     }
                 )
             data.sample(ctx, cycle)
