@@ -59,7 +59,11 @@ A scatter STORE (``lane_stride`` = ``s`` > 1) has the beats of a contiguous run 
 first lane ``t`` in it and that lane's byte ``r`` in the beat: lane ``t + u`` goes to byte ``r
 + u*s`` while that is below ``bandwidth``, and the next beat starts at lane ``t + n`` (``n``
 such lanes), byte ``r + n*s - bandwidth``. The bus bridge, its WSTRB and the DRAM model take
-the byte enables as they are.
+the byte enables as they are. No multiply sits in a beat's cycle: an instruction's first
+beat (``t = r = 0``) decides from ``s`` alone (lane ``u`` is at byte ``k`` iff ``u*s = k``,
+compares with constants), and the multiples ``u*s`` and ``n*s - bandwidth`` that later
+beats add to ``r`` are registered when the instruction is taken (the clock's critical path
+before, ``docs/synthesis.md``).
 """
 
 from __future__ import annotations
