@@ -202,6 +202,10 @@ class AxiAccelerator(wiring.Component):
     fetch : accel.timing.Fetch
         The instruction fetch (default ``Fetch()``: 8 instructions per engine, a 512-bit
         ``m_axi_insn``).
+    master_depth : int, optional
+        The queue depth of :class:`~hdl.axi_master.AxiMaster` (default: its own,
+        ``latency + 2048``, deep enough for the contract's unbounded queues; its FIFOs are
+        LUT RAM, too much of it for an LFE5U-45F, ``docs/synthesis.md``).
 
     Ports
     -----
@@ -223,8 +227,9 @@ class AxiAccelerator(wiring.Component):
         load_queue: int = 128,
         inflight: int = 256,
         fetch: Fetch | None = None,
+        master_depth: int | None = None,
     ):
-        self._master = axi_master.AxiMaster(config)
+        self._master = axi_master.AxiMaster(config, depth=master_depth)
         self._inner = AxiLiteAccelerator(
             config,
             addr_width=addr_width,
