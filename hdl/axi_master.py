@@ -38,7 +38,17 @@ AR); WLAST ends every burst. W beats the slave does not take wait in a FIFO; whe
 full ``w.ready`` falls and the engine waits. One B per burst; the B of the burst holding the
 instruction's last beat is ``b``. With a slave that takes every AW and W at once and answers
 ``latency`` cycles after a burst's last W beat, ``b`` comes when :class:`~hdl.dram.Dram`'s
-does. ``BRESP``/``RRESP`` are not looked at (a slave error is not reported).
+does.
+
+Errors. ``read_error`` is high in the cycle of an R handshake whose ``RRESP`` is SLVERR or
+DECERR, ``write_error`` in the cycle of a B handshake whose ``BRESP`` is; the beats of an
+erroneous read still reach the LOAD engine and an erroneous burst's B still counts, so the
+engines finish the instructions they hold (the AXI top stops the program and reports the
+error, :class:`hdl.axi_top.AxiAccelerator`). ``EXOKAY`` is not an error.
+
+Back-pressure. ``stall`` is high in a cycle in which AR, AW or W is valid and its ready low:
+the slave departs from the contract's (which never lowers a ready). The AXI top counts
+these cycles (``AXI_STALL``, :mod:`hdl.csr`).
 
 ``latency`` must be >= 1: an AXI4 response follows its request's handshake.
 """
@@ -265,6 +275,10 @@ class AxiMaster(wiring.Component):
         :class:`hdl.dram.Dram`'s ports, as the DMA engines see them.
     axi : Out(Signature(config.dram.bandwidth))
         The AXI4 master port.
+    read_error, write_error : Out(1)
+        An R (B) handshake with ``RRESP`` (``BRESP``) SLVERR or DECERR, in its cycle.
+    stall : Out(1)
+        AR, AW or W valid and not ready, in that cycle.
 
     Raises
     ------
@@ -288,6 +302,9 @@ class AxiMaster(wiring.Component):
                 "w": In(stream.Signature(write_beat_layout(config))),
                 "b": Out(1),
                 "axi": Out(Signature(self._bytes)),
+                "read_error": Out(1),
+                "write_error": Out(1),
+                "stall": Out(1),
             }
         )
 
@@ -312,6 +329,16 @@ class AxiMaster(wiring.Component):
         ]
         self._read(m, size, shift)
         self._write(m, size, shift)
+        # RESP[1] set: SLVERR (0b10) or DECERR (0b11); OKAY and EXOKAY are not errors.
+        m.d.comb += [
+            self.read_error.eq(axi.rvalid & axi.rready & axi.rresp[1]),
+            self.write_error.eq(axi.bvalid & axi.bready & axi.bresp[1]),
+            self.stall.eq(
+                (axi.arvalid & ~axi.arready)
+                | (axi.awvalid & ~axi.awready)
+                | (axi.wvalid & ~axi.wready)
+            ),
+        ]
         return m
 
     def _read(self, m: Module, size: int, shift: int) -> None:

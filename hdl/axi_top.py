@@ -14,6 +14,14 @@ With ``fetch`` (an :class:`accel.timing.Fetch`) the instruction ports are served
 read-only AXI4 master ``m_axi_insn``; the top then has no ``imem_<engine>`` ports, and its
 timing is the model's with that ``fetch`` (``sim.run(..., fetch=top.fetch)``).
 
+Bus errors. A SLVERR or DECERR response (the fetch's R; with ``bus_errors`` the inputs
+``data_read_error`` and ``data_write_error``, which :class:`AxiAccelerator` drives from its
+data master) sets its bit of ``ERROR_CAUSE`` and ``STATUS.ERROR`` (and ``IRQ_STATUS.ERROR``,
+so ``irq`` if enabled), and stops the program: the controller's ``abort`` grants no
+instruction from the next cycle on, the instructions already granted finish (a slave answers
+every burst, erroneous or not), and ``STATUS.BUSY`` falls once they have and no fetch burst
+is outstanding (``DONE`` stays low). A new ``START`` then runs a program from a clean state.
+
 ``AxiAccelerator(config)`` is that top, with the fetch (``fetch=Fetch()`` by default), and
 with :class:`hdl.axi_master.AxiMaster` on its DRAM ports: the data traffic on the AXI4
 master ``m_axi`` (Verilog ``m_axi_awvalid`` ... ``m_axi_rlast``), cycle for cycle the same
@@ -23,7 +31,7 @@ Its ports are ``s_axil``, ``m_axi``, ``m_axi_insn``, ``irq`` and the trace.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -53,6 +61,9 @@ class AxiLiteAccelerator(wiring.Component):
     fetch : accel.timing.Fetch, optional
         Fetch the instructions from DRAM (:class:`hdl.fetch.InstructionFetch`) instead of
         reading them through ``imem_<engine>`` (default ``None``).
+    bus_errors : bool
+        With the inputs ``data_read_error``, ``data_write_error`` and ``data_stall`` (default
+        ``False``): the data master's errors and back-pressure (:class:`AxiAccelerator`).
 
     Ports
     -----
@@ -60,7 +71,8 @@ class AxiLiteAccelerator(wiring.Component):
     port of the inner :class:`~hdl.top.Accelerator` that :func:`hdl.csr.core_members` does not
     name: ``imem_<engine>``, ``trace_<engine>_*``, ``ar``, ``r``, ``w``, ``b``. With
     ``fetch``: ``m_axi_insn`` (``Out(hdl.axi_master.ReadSignature(fetch.width))``) in place
-    of ``imem_<engine>``.
+    of ``imem_<engine>``. With ``bus_errors``: ``data_read_error``, ``data_write_error``,
+    ``data_stall`` (``In(1)``).
 
     Raises
     ------
@@ -76,18 +88,23 @@ class AxiLiteAccelerator(wiring.Component):
         load_queue: int = 128,
         inflight: int = 256,
         fetch: Fetch | None = None,
+        bus_errors: bool = False,
     ):
         self._registers = ControlRegisters(addr_width)
         self._fetch_unit = None if fetch is None else InstructionFetch(config, fetch)
+        self._bus_errors = bool(bus_errors)
         self._core = Accelerator(
             config,
             load_queue=load_queue,
             inflight=inflight,
             counter_bits=COUNTER_BITS,
             fetch=fetch is not None,
+            abort=fetch is not None or self._bus_errors,
         )
         members = {"s_axil": In(axi_lite.Signature(addr_width)), "irq": Out(1)}
-        hidden = tuple(core_members())
+        if self._bus_errors:
+            members |= {port: In(1) for port in _DATA_SIDEBAND}
+        hidden = (*core_members(), "abort")
         if fetch is not None:
             members["m_axi_insn"] = Out(self._fetch_unit.axi.signature)
             hidden += tuple(n for n in self._core.signature.members if n.startswith(_FETCHED))
@@ -134,11 +151,35 @@ class AxiLiteAccelerator(wiring.Component):
             # ControlRegisters' members are the core's, flipped.
             if member.flow == Out:
                 m.d.comb += getattr(core, name).eq(getattr(regs, name))
-            else:
+            elif name != "busy":
                 m.d.comb += getattr(regs, name).eq(getattr(core, name))
-        _pass_through(m, self, core, exclude=("s_axil", "irq", "m_axi_insn"))
+        errors, stalls = [], []
+        if self._bus_errors:
+            for port in _DATA_ERRORS:
+                m.d.comb += getattr(regs, port).eq(getattr(self, port))
+                errors.append(getattr(self, port))
+            stalls.append(self.data_stall)
+        if self._fetch_unit is not None:
+            m.d.comb += regs.fetch_error.eq(unit.error)
+            errors.append(unit.error)
+            stalls.append(unit.stall)
+            # Busy until a stopped program's fetch bursts are answered too (in a program that
+            # finishes, every burst is answered before done: the same cycles).
+            m.d.comb += regs.busy.eq(core.busy | ~unit.idle)
+        else:
+            m.d.comb += regs.busy.eq(core.busy)
+        if errors:
+            m.d.comb += core.abort.eq(Cat(*errors).any())
+        if stalls:
+            m.d.comb += regs.axi_stall.eq(Cat(*stalls).any())
+        _pass_through(m, self, core, exclude=("s_axil", "irq", "m_axi_insn", *_DATA_SIDEBAND))
         return m
 
+
+#: The data master's inputs of :class:`AxiLiteAccelerator` (``bus_errors``): its errors and
+#: its back-pressure.
+_DATA_ERRORS = ("data_read_error", "data_write_error")
+_DATA_SIDEBAND = (*_DATA_ERRORS, "data_stall")
 
 #: The ports of the inner top that the fetch serves.
 _FETCHED = ("imem_", "fetched_")
@@ -161,6 +202,10 @@ class AxiAccelerator(wiring.Component):
     fetch : accel.timing.Fetch
         The instruction fetch (default ``Fetch()``: 8 instructions per engine, a 512-bit
         ``m_axi_insn``).
+    master_depth : int, optional
+        The queue depth of :class:`~hdl.axi_master.AxiMaster` (default: its own,
+        ``latency + 2048``, deep enough for the contract's unbounded queues; its FIFOs are
+        LUT RAM, too much of it for an LFE5U-45F, ``docs/synthesis.md``).
 
     Ports
     -----
@@ -182,16 +227,18 @@ class AxiAccelerator(wiring.Component):
         load_queue: int = 128,
         inflight: int = 256,
         fetch: Fetch | None = None,
+        master_depth: int | None = None,
     ):
-        self._master = axi_master.AxiMaster(config)
+        self._master = axi_master.AxiMaster(config, depth=master_depth)
         self._inner = AxiLiteAccelerator(
             config,
             addr_width=addr_width,
             load_queue=load_queue,
             inflight=inflight,
             fetch=Fetch() if fetch is None else fetch,
+            bus_errors=True,
         )
-        passed = _passed_members(self._inner.signature, _DRAM_PORTS)
+        passed = _passed_members(self._inner.signature, (*_DRAM_PORTS, *_DATA_SIDEBAND))
         super().__init__({**passed, "m_axi": Out(self._master.axi.signature)})
 
     @property
@@ -219,7 +266,12 @@ class AxiAccelerator(wiring.Component):
         connect(m, inner.ar, master.ar)
         connect(m, master.r, inner.r)
         connect(m, inner.w, master.w)
-        m.d.comb += inner.b.eq(master.b)
+        m.d.comb += [
+            inner.b.eq(master.b),
+            inner.data_read_error.eq(master.read_error),
+            inner.data_write_error.eq(master.write_error),
+            inner.data_stall.eq(master.stall),
+        ]
         connect(m, master.axi, flipped(self.m_axi))
         _pass_through(m, self, inner, exclude=("m_axi",))
         return m

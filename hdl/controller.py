@@ -85,12 +85,13 @@ def _mask(engines_of_sem: int, engine: Engine) -> int:
 
 
 def control_members(
-    counter_bits: int = COUNTER_BITS, *, fetch: bool = False
+    counter_bits: int = COUNTER_BITS, *, fetch: bool = False, abort: bool = False
 ) -> dict[str, wiring.Member]:
     """The program-control, trace and counter ports (shared with :class:`hdl.top.Accelerator`);
     ``cycle`` and the ``<engine>_{busy,blocked}_cycles`` counters are ``counter_bits`` wide.
     With ``fetch``, also ``fetched_<engine>`` (``In(1)``): the instruction memory holds the
-    engine's next instruction (:class:`hdl.fetch.InstructionFetch`)."""
+    engine's next instruction (:class:`hdl.fetch.InstructionFetch`). With ``abort``, also
+    ``abort`` (``In(1)``): a bus error; the program stops (:class:`Controller`)."""
     members: dict[str, wiring.Member] = {
         "start": In(1),
         "busy": Out(1),
@@ -99,6 +100,8 @@ def control_members(
         "stalled": Out(1),
         "cycle": Out(counter_bits),
     }
+    if abort:
+        members["abort"] = In(1)
     for engine in Engine:
         e = engine_name(engine)
         members |= {
@@ -132,6 +135,11 @@ class Controller(wiring.Component):
     fetch : bool
         The instruction memory is a fetch buffer: an instruction is granted only while
         ``fetched_<engine>`` is high (default ``False``: every instruction is there).
+    abort : bool
+        With an ``abort`` input (default ``False``: none): ``abort`` high in a cycle of the
+        program (a slave answered SLVERR or DECERR) stops every grant from the next cycle on;
+        the instructions already granted complete, and ``busy`` falls in the cycle after
+        the last of them (``done`` does not rise unless every stream had completed).
 
     Ports
     -----
@@ -154,12 +162,14 @@ class Controller(wiring.Component):
         inflight: int = 256,
         counter_bits: int = COUNTER_BITS,
         fetch: bool = False,
+        abort: bool = False,
     ) -> None:
         self._config = check_config(config)
         self._inflight = check_count(inflight, "in-flight queue depth", 2)
         self._counter_bits = check_count(counter_bits, "counter width", 1)
         self._fetch = bool(fetch)
-        members = control_members(counter_bits, fetch=self._fetch)
+        self._abort = bool(abort)
+        members = control_members(counter_bits, fetch=self._fetch, abort=self._abort)
         for engine in Engine:
             e = engine_name(engine)
             members[f"issue_{e}"] = Out(stream.Signature(INSTRUCTION_BITS))
@@ -182,6 +192,11 @@ class Controller(wiring.Component):
     def fetch(self) -> bool:
         return self._fetch
 
+    @property
+    def abortable(self) -> bool:
+        """Whether the controller has the ``abort`` input."""
+        return self._abort
+
     def elaborate(self, platform) -> Module:
         m = Module()
         running = Signal()
@@ -190,16 +205,25 @@ class Controller(wiring.Component):
         with m.Elif(running & ~self.done):
             m.d.sync += self.cycle.eq(self.cycle + 1)  # holds the total after `done`
 
+        halted = None  # a bus error: no grant from the next cycle on
+        if self._abort:
+            halted = Signal()
+            with m.If(self.start):
+                m.d.sync += halted.eq(0)
+            with m.Elif(running & self.abort):
+                m.d.sync += halted.eq(1)
         sems = [Signal(isa.SEMAPHORE_BITS, name=f"sem_{s.name.lower()}") for s in isa.Sem]
         increments = [[] for _ in sems]
         decrements = [[] for _ in sems]
         finished = []
+        drained = []
         for engine in Engine:
-            inc, dec, all_done = self._engine(m, engine, running, sems)
+            inc, dec, all_done, idle = self._engine(m, engine, running, sems, halted)
             for s in range(_SEMS):
                 increments[s].append(inc[s])
                 decrements[s].append(dec[s])
             finished.append(all_done)
+            drained.append(idle)
 
         for s, sem in enumerate(sems):
             # One producer and one consumer per semaphore (checked per instruction above:
@@ -218,11 +242,17 @@ class Controller(wiring.Component):
         for f in finished:
             program_done = program_done & f
         m.d.comb += [self.busy.eq(running), self.done.eq(program_done)]
-        with m.If(program_done & ~self.start):
+        stop = program_done
+        if halted is not None:
+            quiet = halted
+            for idle in drained:
+                quiet = quiet & idle
+            stop = stop | quiet
+        with m.If(stop & ~self.start):
             m.d.sync += running.eq(0)
         return m
 
-    def _engine(self, m: Module, engine: Engine, running: Signal, sems: list[Signal]):
+    def _engine(self, m: Module, engine: Engine, running: Signal, sems: list[Signal], halted):
         """Fetch, grant, in-flight queue and counters of one engine."""
         e = engine_name(engine)
         imem = getattr(self, f"imem_{e}")
@@ -271,8 +301,11 @@ class Controller(wiring.Component):
         tail = Signal(range(depth), name=f"{e}_tail")
         level = Signal(range(depth + 1), name=f"{e}_level")
         room = level < depth
+        grant = fetched & legal & tokens & room
+        if halted is not None:
+            grant = grant & ~halted
         m.d.comb += [
-            issue.valid.eq(fetched & legal & tokens & room),
+            issue.valid.eq(grant),
             issue.payload.eq(imem.data),
             write.addr.eq(tail),
             write.data.eq(signal),
@@ -319,4 +352,4 @@ class Controller(wiring.Component):
 
         inc = [complete & signalled[s] for s in range(_SEMS)]
         dec = [fire & wait[s] for s in range(_SEMS)]
-        return inc, dec, completed == count
+        return inc, dec, completed == count, level == 0

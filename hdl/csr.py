@@ -22,13 +22,24 @@ the rendered table):
   pending). ``<ENGINE>_BASE`` / ``_COUNT`` are read by the controller every cycle: write
   them before ``START`` and leave them until ``DONE``.
 - ``STATUS.DONE`` is high from the controller's ``done`` until the next start.
+- ``ERROR_CAUSE`` says which error ``STATUS.ERROR`` stands for: the controller's ``error`` (an
+  illegal instruction) or a bus error, a SLVERR/DECERR response on the data master's R or B
+  channel or on the instruction fetch's R channel (the ``*_error`` inputs, one cycle each);
+  the bus bits are sticky until the next start. ``STATUS.ERROR`` is their OR.
 - ``IRQ_STATUS.DONE`` is set by the controller's ``done``, ``IRQ_STATUS.ERROR`` when
-  ``error`` rises; ``irq`` is high while any bit of ``IRQ_STATUS & IRQ_ENABLE`` is.
-- 64-bit counters (``CYCLE`` and the per-engine busy and blocked counters, which stop at
-  ``done``) are two words. Reading a ``_LO`` word returns the low 32 bits and latches the
-  high 32 bits of the same counter value into one snapshot register; every ``_HI`` word
-  reads that snapshot. So a reader gets a consistent 64-bit value by reading ``X_LO`` and
-  then ``X_HI`` with no other ``_LO`` read in between (one master, or a lock).
+  ``STATUS.ERROR`` rises; ``irq`` is high while any bit of ``IRQ_STATUS & IRQ_ENABLE`` is.
+- ``AXI_STALL`` counts the cycles, while ``busy``, in which an AXI4 master of the core offers
+  a request the slave does not take (``axi_stall``: AR/AW/W valid, ready low), a departure
+  from the contract's slave, which never lowers a ready; ``STATUS.STALLED`` rises with its
+  first count, beside the controller's ``stalled`` (queues full, the DRAM refusing a
+  request). A slave slower than the contract's latency, or pausing R or B, is not counted
+  (it cannot be told from latency); it shows in ``CYCLE`` against the model.
+- 64-bit counters (``CYCLE``, the per-engine busy and blocked counters, which stop at
+  ``done``, and ``AXI_STALL``) are two words. Reading a ``_LO`` word returns the low 32
+  bits and latches the high 32 bits of the same counter value into one snapshot register;
+  every ``_HI`` word reads that snapshot. So a reader gets a consistent 64-bit value by
+  reading ``X_LO`` and then ``X_HI`` with no other ``_LO`` read in between (one master, or
+  a lock).
 """
 
 from __future__ import annotations
@@ -48,6 +59,7 @@ from hdl.controller import control_members, engine_name
 
 __all__ = [
     "ADDR_WIDTH",
+    "BUS_ERRORS",
     "COUNTER_BITS",
     "ID",
     "MAP_VERSION",
@@ -66,7 +78,7 @@ COUNTER_BITS = 64
 #: Value of the ``ID`` register: ASCII "ACCL".
 ID = 0x4143434C
 #: Version of the register map (``VERSION.MAP``), bumped when a register moves or changes.
-MAP_VERSION = 1
+MAP_VERSION = 2
 
 
 class Access(enum.Enum):
@@ -117,7 +129,22 @@ class Register:
 
 _EVENTS = (
     Field("DONE", 0, 1, "the program reached done"),
-    Field("ERROR", 1, 1, "the controller raised error (an illegal instruction)"),
+    Field("ERROR", 1, 1, "STATUS.ERROR rose (an illegal instruction or a bus error)"),
+)
+
+#: The bus errors behind ``ERROR_CAUSE``: (field, port of ControlRegisters, meaning).
+BUS_ERRORS = (
+    ("DATA_READ", "data_read_error", "the data master m_axi got RRESP SLVERR or DECERR (a LOAD)"),
+    (
+        "DATA_WRITE",
+        "data_write_error",
+        "the data master m_axi got BRESP SLVERR or DECERR (a STORE)",
+    ),
+    (
+        "FETCH_READ",
+        "fetch_error",
+        "the instruction master m_axi_insn got RRESP SLVERR or DECERR",
+    ),
 )
 
 
@@ -145,7 +172,17 @@ def _counters() -> list[tuple[str, str, str]]:
                 "its wait semaphores was zero",
             ),
         ]
+    result.append(("AXI_STALL", _AXI_STALL, _AXI_STALL_MEANING))
     return result
+
+
+#: The counter that ControlRegisters keeps itself (from its ``axi_stall`` input).
+_AXI_STALL = "axi_stall_cycles"
+_AXI_STALL_MEANING = (
+    "AXI back-pressure: cycles of the program (while BUSY) in which a request channel of an "
+    "AXI4 master of the core (AR, AW or W of m_axi, AR of m_axi_insn) was valid and its "
+    "slave not ready"
+)
 
 
 def _register_map() -> tuple[Register, ...]:
@@ -183,15 +220,16 @@ def _register_map() -> tuple[Register, ...]:
                     "ERROR",
                     2,
                     1,
-                    "an instruction's opcode is not its engine's, or it uses another engine's "
-                    "semaphore; its stream stops and the program never finishes (until START)",
+                    "an error, ERROR_CAUSE says which: an illegal instruction (its stream "
+                    "stops and the program never finishes, until START) or a bus error (no "
+                    "instruction is granted any more; BUSY falls once those granted are done)",
                 ),
                 Field(
                     "STALLED",
                     3,
                     1,
-                    "a queue was full or the DRAM refused a request: cycles may exceed the "
-                    "model's (docs/rtl.md)",
+                    "a queue was full, the DRAM refused a request, or an AXI slave held a "
+                    "ready low (AXI_STALL not 0): cycles may exceed the model's (docs/rtl.md)",
                 ),
             ),
         ),
@@ -203,6 +241,26 @@ def _register_map() -> tuple[Register, ...]:
             0,
             "interrupt events since last cleared (write 1 to clear)",
             _EVENTS,
+        ),
+        Register(
+            "ERROR_CAUSE",
+            0x18,
+            Access.RO,
+            0,
+            "what STATUS.ERROR stands for (cleared by START)",
+            (
+                Field(
+                    "ILLEGAL",
+                    0,
+                    1,
+                    "an instruction's opcode is not its engine's, or it uses another "
+                    "engine's semaphore",
+                ),
+                *(
+                    Field(name, 1 + k, 1, meaning)
+                    for k, (name, _, meaning) in enumerate(BUS_ERRORS)
+                ),
+            ),
         ),
     ]
     offset = 0x20
@@ -271,6 +329,12 @@ class ControlRegisters(wiring.Component):
         The AXI4-Lite slave port.
     irq : ``Out(1)``
         High while ``IRQ_STATUS & IRQ_ENABLE`` is not zero.
+    data_read_error, data_write_error, fetch_error : ``In(1)``
+        Bus errors (:data:`BUS_ERRORS`), high for one cycle each; 0 where there is no such
+        master.
+    axi_stall : ``In(1)``
+        High in a cycle in which an AXI4 master's AR, AW or W is valid and not ready
+        (counted in ``AXI_STALL`` while ``busy``; 0 where there is no such master).
     The members of :func:`core_members`, to be connected to the controller's: ``start``
     (out), ``busy``, ``done``, ``error``, ``stalled``, ``cycle`` (in), ``<engine>_base``,
     ``<engine>_count`` (out), ``<engine>_busy_cycles``, ``<engine>_blocked_cycles`` (in).
@@ -294,6 +358,8 @@ class ControlRegisters(wiring.Component):
             {
                 "bus": In(axi_lite.Signature(addr_width)),
                 "irq": Out(1),
+                **{port: In(1) for _, port, _ in BUS_ERRORS},
+                "axi_stall": In(1),
                 **core_members(),
             }
         )
@@ -318,14 +384,23 @@ class ControlRegisters(wiring.Component):
         done_seen = Signal()
         error_seen = Signal()
         snapshot = Signal(32)
+        bus_errors = Signal(len(BUS_ERRORS))  # sticky until START
+        axi_stall_cycles = Signal(COUNTER_BITS)
+        axi_stalled = Signal()  # AXI_STALL is not 0
+        cause = Cat(self.error, bus_errors)
+        error = cause.any()
         values = {
             "ID": Const(ID, 32),
             "VERSION": Const(by_name["VERSION"].reset, 32),
             "CTRL": Const(0, 32),
-            "STATUS": Cat(self.busy, done_seen, self.error, self.stalled),
+            "STATUS": Cat(self.busy, done_seen, error, self.stalled | axi_stalled),
+            "ERROR_CAUSE": cause,
             **stored,
         }
-        counters = {stem: getattr(self, port) for stem, port, _ in _counters()}
+        counters = {
+            stem: axi_stall_cycles if port == _AXI_STALL else getattr(self, port)
+            for stem, port, _ in _counters()
+        }
         for stem, counter in counters.items():
             values[f"{stem}_LO"] = counter[:32]
             values[f"{stem}_HI"] = snapshot
@@ -380,11 +455,21 @@ class ControlRegisters(wiring.Component):
         # The start pulse (cycle -1), the sticky DONE, the interrupt events and irq.
         m.d.sync += self.start.eq(start)
         with m.If(self.start):
-            m.d.sync += done_seen.eq(0)
-        with m.Elif(self.done):
-            m.d.sync += done_seen.eq(1)
-        m.d.sync += error_seen.eq(self.error)
-        events = Cat(self.done, self.error & ~error_seen)
+            m.d.sync += [
+                done_seen.eq(0),
+                bus_errors.eq(0),
+                axi_stall_cycles.eq(0),
+                axi_stalled.eq(0),
+            ]
+        with m.Else():
+            with m.If(self.busy & self.axi_stall):
+                m.d.sync += [axi_stall_cycles.eq(axi_stall_cycles + 1), axi_stalled.eq(1)]
+            with m.If(self.done):
+                m.d.sync += done_seen.eq(1)
+            new = Cat(*(getattr(self, port) for _, port, _ in BUS_ERRORS))
+            m.d.sync += bus_errors.eq(bus_errors | new)
+        m.d.sync += error_seen.eq(error)
+        events = Cat(self.done, error & ~error_seen)
         status = stored["IRQ_STATUS"]
         m.d.sync += status.eq((status & ~clear["IRQ_STATUS"]) | events)
         m.d.comb += self.irq.eq((status & stored["IRQ_ENABLE"]).any())

@@ -59,7 +59,11 @@ A scatter STORE (``lane_stride`` = ``s`` > 1) has the beats of a contiguous run 
 first lane ``t`` in it and that lane's byte ``r`` in the beat: lane ``t + u`` goes to byte ``r
 + u*s`` while that is below ``bandwidth``, and the next beat starts at lane ``t + n`` (``n``
 such lanes), byte ``r + n*s - bandwidth``. The bus bridge, its WSTRB and the DRAM model take
-the byte enables as they are.
+the byte enables as they are. No multiply sits in a beat's cycle: an instruction's first
+beat (``t = r = 0``) decides from ``s`` alone (lane ``u`` is at byte ``k`` iff ``u*s = k``,
+compares with constants), and the multiples ``u*s`` and ``n*s - bandwidth`` that later
+beats add to ``r`` are registered when the instruction is taken (the clock's critical path
+before, ``docs/synthesis.md``).
 """
 
 from __future__ import annotations
@@ -93,6 +97,12 @@ def _fields(widths: dict[str, int], names: str) -> data.StructLayout:
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def _times(value, factor: int):
+    """``value * factor`` for a constant ``factor`` >= 0, as shifts and adds (no multiplier)."""
+    terms = [value << bit for bit in range(factor.bit_length()) if factor >> bit & 1]
+    return sum(terms[1:], terms[0]) if terms else Const(0)
 
 
 #: What the LOAD issue side keeps of its instruction.
@@ -449,34 +459,69 @@ class StoreEngine(wiring.Component):
         inner_last = cur.j == ins.inner_count - 1
         last = run_end & inner_last & (cur.o == ins.outer_count - 1)
 
-        # Scatter: lane t + u at byte r + u*s of the beat (module docstring).
+        # Scatter: lane t + u at byte r + u*s of the beat (module docstring). No multiply sits
+        # between the instruction (or `busy`) and the beat: the first beat of an instruction
+        # (t = r = 0) decides from s alone by comparisons with constants, a later beat adds r
+        # to the multiples u*s and u*s - bandwidth kept in registers since the take.
         scatter = ins.lane_stride > 1
-        lanes = Cat(self.output_buf.data.as_value(), Const(0, 8 * bandwidth))
-        shifted = lanes.bit_select(cur.t * 8, 8 * bandwidth)  # lanes t .. t + bandwidth - 1
-        place = [
-            Signal(range((bandwidth + 2) << _STORE["lane_stride"]), name=f"place{u}")
-            for u in range(bandwidth + 1)
+        s = payload.lane_stride
+        # u*s saturated to the width of r (a byte at or past that is past the beat too), and
+        # n*s - bandwidth modulo it (used only when the sum with r is a byte of the next beat).
+        top = (1 << len(state.r)) - 1
+        mult = [Signal.like(state.r, name=f"mult{u}", reset_less=True) for u in range(bandwidth)]
+        less = [
+            Signal.like(state.r, name=f"less{n}", reset_less=True) for n in range(bandwidth + 1)
         ]
-        for u, signal in enumerate(place):
-            m.d.comb += signal.eq(cur.r + u * ins.lane_stride)
-        hits = Cat(*(place[u] < bandwidth for u in range(bandwidth)))  # a prefix of ones
+        with m.If(self.i.valid & self.i.ready):
+            for u in range(1, bandwidth):
+                product = _times(s, u)
+                m.d.sync += mult[u].eq(Mux(product > top, top, product))
+            m.d.sync += [less[n].eq(_times(s, n) - bandwidth) for n in range(bandwidth + 1)]
+        # A later beat: lane state.t + u at byte place[u] = state.r + u*s.
+        place = [state.r] + [state.r + mult[u] for u in range(1, bandwidth)]
+        shifted = Cat(self.output_buf.data.as_value(), Const(0, 8 * bandwidth)).bit_select(
+            state.t * 8, 8 * bandwidth
+        )
+        later_hits = [place[u] < bandwidth for u in range(bandwidth)]  # a prefix of ones
+        later_chosen = [[place[u] == k for u in range(bandwidth)] for k in range(bandwidth)]
+        later_r = Signal.like(cur.r)
+        # The first beat: lane u at byte u*s, so u*s < bandwidth <=> s <= (bandwidth-1) // u.
+        first_hits = [Const(1)] + [s <= (bandwidth - 1) // u for u in range(1, bandwidth)]
+        first_chosen = [
+            [Const(k == 0)] + [Const(0) if k % u else s == k // u for u in range(1, bandwidth)]
+            for k in range(bandwidth)
+        ]
+        first_r = Signal.like(cur.r)
         count = Signal(range(bandwidth + 1))
-        m.d.comb += count.eq(sum(hits[u] for u in range(bandwidth)))
-        scatter_data, scatter_en = [], []
-        for k in range(bandwidth):
-            chosen = [place[u] == k for u in range(bandwidth)]
-            byte = 0
-            for u in range(bandwidth):
-                byte = byte | Mux(chosen[u], shifted.word_select(u, 8), 0)
-            scatter_data.append(byte)
-            scatter_en.append((k < cur.left) & Cat(*chosen).any())
-        after_r = Signal.like(cur.r)
+        m.d.comb += count.eq(
+            Mux(busy, sum(later_hits), sum(first_hits))  # lanes in this beat
+        )
         with m.Switch(count):
             for n in range(bandwidth):
                 with m.Case(n):
-                    m.d.comb += after_r.eq(place[n] - bandwidth)
+                    m.d.comb += later_r.eq(state.r + less[n])
             with m.Default():  # count = bandwidth
-                m.d.comb += after_r.eq(place[bandwidth] - bandwidth)
+                m.d.comb += later_r.eq(state.r + less[bandwidth])
+        # First beat, 2 <= s < bandwidth: ceil(bandwidth/s) lanes; s >= bandwidth: one lane.
+        with m.Switch(s):
+            for stride in range(2, bandwidth):
+                with m.Case(stride):
+                    m.d.comb += first_r.eq(-(-bandwidth // stride) * stride - bandwidth)
+            with m.Default():
+                m.d.comb += first_r.eq(s - bandwidth)
+        after_r = Mux(busy, later_r, first_r)
+        lanes = self.output_buf.data.as_value()  # unsigned bytes
+        scatter_data, scatter_en = [], []
+        for k in range(bandwidth):
+            later = 0
+            first_byte = 0
+            for u in range(bandwidth):
+                later = later | Mux(later_chosen[k][u], shifted.word_select(u, 8), 0)
+                if u < cols:
+                    first_byte = first_byte | Mux(first_chosen[k][u], lanes.word_select(u, 8), 0)
+            scatter_data.append(Mux(busy, later, first_byte))
+            chosen = Mux(busy, Cat(*later_chosen[k]).any(), Cat(*first_chosen[k]).any())
+            scatter_en.append((k < cur.left) & chosen)
 
         m.d.comb += [
             self.w.valid.eq(busy | self.i.valid),

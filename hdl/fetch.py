@@ -26,8 +26,11 @@ in the very cycle of that beat. With a slave that answers ``latency`` cycles aft
 handshake at one beat per cycle and never lowers ``arready``, an instruction requested in
 cycle ``c`` may be granted from ``c + latency + B``: :func:`accel.timing.fetch_available`.
 
-``RRESP`` is not looked at (a slave error is not reported), nor ``RID``/``RLAST`` (the beats
-of a burst are counted).
+``error`` is high in the cycle of an R beat whose ``RRESP`` is SLVERR or DECERR (the beat is
+still written: the controller's ``abort`` keeps the instruction from being granted).
+``idle`` is high while no burst is outstanding and no AR waits: a program stopped by an error
+is over when the fetch is idle too. ``RID``/``RLAST`` are not looked at (the beats of a burst
+are counted).
 """
 
 from __future__ import annotations
@@ -77,6 +80,12 @@ class InstructionFetch(wiring.Component):
         The engine's next instruction is in the buffer (a register).
     fire_<engine> : In(1)
         The grant of the engine's next instruction (``trace_<engine>_start``).
+    error : Out(1)
+        An R beat with ``RRESP`` SLVERR or DECERR, in its cycle.
+    idle : Out(1)
+        No AR waits and no burst is outstanding.
+    stall : Out(1)
+        AR valid and not ready (the slave's back-pressure), in that cycle.
 
     Raises
     ------
@@ -93,7 +102,14 @@ class InstructionFetch(wiring.Component):
             raise TypeError(f"fetch must be an accel.timing.Fetch, not {fetch!r}")
         check_axi(config)
         self._fetch = fetch
-        members = {"axi": Out(ReadSignature(fetch.width)), "start": In(1), "busy": In(1)}
+        members = {
+            "axi": Out(ReadSignature(fetch.width)),
+            "start": In(1),
+            "busy": In(1),
+            "error": Out(1),
+            "idle": Out(1),
+            "stall": Out(1),
+        }
         for engine in Engine:
             e = engine_name(engine)
             members |= {
@@ -143,7 +159,11 @@ class InstructionFetch(wiring.Component):
         beat = Signal(range(beats))  # of the head burst
         r_take = axi.rvalid & outstanding.r_rdy
         r_last = r_take & (beat == beats - 1)
-        m.d.comb += [axi.rready.eq(1), outstanding.r_en.eq(r_last)]
+        m.d.comb += [
+            axi.rready.eq(1),
+            outstanding.r_en.eq(r_last),
+            self.error.eq(r_take & axi.rresp[1]),  # SLVERR or DECERR
+        ]
         if beats > 1:
             with m.If(self.start):
                 m.d.sync += beat.eq(0)
@@ -167,12 +187,14 @@ class InstructionFetch(wiring.Component):
             axi.arid.eq(0),
         ]
         ar_take = axi.arvalid & axi.arready
+        m.d.comb += self.stall.eq(axi.arvalid & ~axi.arready)
         ar_tag = Signal(tag)
         m.d.comb += [
             ar_tag.eq(Mux(pending, held_tag, new_tag)),
             outstanding.w_data.eq(ar_tag),
             outstanding.w_en.eq(ar_take),
         ]
+        m.d.comb += self.idle.eq(~pending & ~outstanding.r_rdy)
         with m.If(self.start):
             m.d.sync += pending.eq(0)
         with m.Elif(new & ~axi.arready):

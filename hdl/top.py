@@ -68,6 +68,9 @@ class Accelerator(wiring.Component):
     fetch : bool
         The instruction ports are served by a fetch buffer (:class:`hdl.fetch.InstructionFetch`):
         with it the top also has ``fetched_<engine>`` inputs (:class:`hdl.controller.Controller`).
+    abort : bool
+        With an ``abort`` input: a bus error stops the program (the controller's ``abort``;
+        the AXI tops drive it from SLVERR/DECERR responses).
 
     Raises
     ------
@@ -83,6 +86,7 @@ class Accelerator(wiring.Component):
         inflight: int = 256,
         counter_bits: int = COUNTER_BITS,
         fetch: bool = False,
+        abort: bool = False,
     ):
         self._config = check_config(config)
         # Checked before any block exists: a half-built design would warn as unused.
@@ -90,7 +94,7 @@ class Accelerator(wiring.Component):
         check_count(inflight, "in-flight queue depth", 2)
         check_count(counter_bits, "counter width", 1)
         self._controller = Controller(
-            config, inflight=inflight, counter_bits=counter_bits, fetch=fetch
+            config, inflight=inflight, counter_bits=counter_bits, fetch=fetch, abort=abort
         )
         self._engines = {
             Engine.LOAD: LoadEngine(config, depth=load_queue),
@@ -100,7 +104,7 @@ class Accelerator(wiring.Component):
         }
         super().__init__(
             {
-                **control_members(counter_bits, fetch=fetch),
+                **control_members(counter_bits, fetch=fetch, abort=abort),
                 "ar": Out(stream.Signature(read_request_layout())),
                 "r": In(stream.Signature(read_beat_layout(config), always_ready=True)),
                 "w": Out(stream.Signature(write_beat_layout(config))),
@@ -164,7 +168,8 @@ class Accelerator(wiring.Component):
                 getattr(ctrl, f"complete_{e}").eq(block.complete),
             ]
 
-        members = control_members(self._controller.counter_bits, fetch=self._controller.fetch)
+        ctrl_ = self._controller
+        members = control_members(ctrl_.counter_bits, fetch=ctrl_.fetch, abort=ctrl_.abortable)
         for name, member in members.items():
             ours, theirs = getattr(self, name), getattr(ctrl, name)
             if member.is_signature:

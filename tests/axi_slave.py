@@ -5,7 +5,10 @@ tests/cocotb_axi_bench.py loads it inside the simulator too).
 cycle in order, and a write burst ``latency`` cycles after its last W beat; with ``pause`` > 0
 each ready and each due response is held back with that probability per cycle. It checks the
 AXI4 rules the master must keep (INCR, full-width beats, aligned addresses, no burst across
-4 KiB, WLAST on the last beat, a valid held with its payload until its handshake). A port
+4 KiB, WLAST on the last beat, a valid held with its payload until its handshake). With
+``faulty`` (a byte range ``(lo, hi)``) every burst that touches the range is answered with
+``fault`` (SLVERR, 2, by default; DECERR is 3): each R beat of a read, the B of a write (whose
+data is still written). A port
 without ``awvalid`` is a read-only master's (``hdl.axi_master.ReadSignature``): only AR and R.
 
 It is stepped once per cycle through a ``ctx`` with ``get(signal)`` and ``set(signal,
@@ -28,8 +31,21 @@ class AxiSlave:
     back (independently per channel); 0 gives the contract's slave.
     """
 
-    def __init__(self, port, image: np.ndarray, latency: int, size: int, rng, pause=0.0):
+    def __init__(
+        self,
+        port,
+        image: np.ndarray,
+        latency: int,
+        size: int,
+        rng,
+        pause=0.0,
+        *,
+        faulty=None,
+        fault=2,
+    ):
         self.port = port
+        self.faulty = faulty
+        self.fault = fault
         self.mem = image.copy()
         self.latency = latency
         self.size = size
@@ -38,7 +54,7 @@ class AxiSlave:
         self.reads: deque[list[int]] = deque()  # [due cycle, addr, beats, beat]
         self.writes: deque[list[int]] = deque()  # [addr, beats, beat] (AW taken)
         self.w_early: deque[tuple[int, int, bool]] = deque()  # W beats before their AW
-        self.responses: deque[int] = deque()  # due cycles of B
+        self.responses: deque[tuple[int, int]] = deque()  # (due cycle, BRESP) of each B
         self.held: dict[str, tuple] = {}  # channel -> payload offered and not yet taken
         self.bursts: list[tuple[str, int, int]] = []  # ("ar"/"aw", addr, beats) taken
         self.writable = hasattr(port, "awvalid")
@@ -56,6 +72,7 @@ class AxiSlave:
         read = self.reads[0] if self.reads and self.reads[0][0] <= cycle else None
         r_valid = read is not None and self._ready()
         ctx.set(p.rvalid, r_valid)
+        ctx.set(p.rresp, self._resp(read[1], read[2]) if r_valid else 0)
         if r_valid:
             _, addr, beats, beat = read
             start = addr + beat * self.size
@@ -64,7 +81,17 @@ class AxiSlave:
             )
             ctx.set(p.rlast, beat == beats - 1)
         if self.writable:
-            ctx.set(p.bvalid, bool(self.responses) and self.responses[0] <= cycle and self._ready())
+            b_valid = bool(self.responses) and self.responses[0][0] <= cycle and self._ready()
+            ctx.set(p.bvalid, b_valid)
+            ctx.set(p.bresp, self.responses[0][1] if b_valid else 0)
+
+    def _resp(self, addr: int, beats: int) -> int:
+        """The response to a burst of ``beats`` from ``addr``: OKAY, or ``fault`` if it
+        touches ``faulty``."""
+        if self.faulty is None:
+            return 0
+        lo, hi = self.faulty
+        return self.fault if addr < hi and lo < addr + beats * self.size else 0
 
     def _address(self, prefix: str) -> tuple[int, int]:
         addr = self.ctx.get(getattr(self.port, f"{prefix}addr"))
@@ -96,7 +123,7 @@ class AxiSlave:
         burst[2] += 1
         if last:
             self.writes.popleft()
-            self.responses.append(self.cycle + self.latency)
+            self.responses.append((self.cycle + self.latency, self._resp(addr, beats)))
 
     def sample(self, ctx, cycle: int) -> None:
         """Take this cycle's handshakes (call after the master's outputs have settled)."""

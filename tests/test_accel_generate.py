@@ -220,7 +220,7 @@ def test_report(tiny, doc):
     assert text == report_text(doc)
     assert text.startswith("accel_top: hdl.top.Accelerator, config 'tiny' (digest ")
     for phrase in (
-        "array     4x4 ws, 16 PEs, 52.7 MHz (measured)",
+        "array     4x4 ws, 16 PEs, 54.7 MHz (measured)",
         "accumulator buffer     4 x 256 x 32 bits, 4.0 KiB",
         "parameter buffer       21 x 384 bits, 1008 B (of 1024 B configured)",
         "DRAM      4 B/beat, latency 8: ar_payload 64 bits, r_payload 37 bits, w_payload 86 bits",
@@ -435,7 +435,7 @@ def test_axi_lite_control_writes_the_register_map_and_a_core(tmp_path, capsys):
     assert by_name["s_axil_awaddr"]["width"] == 12 and by_name["irq"]["group"] == "interrupt"
     assert "start" not in by_name and "cycle" not in by_name
     report = (out / "acc.txt").read_text()
-    assert "control   AXI4-Lite slave s_axil, 32 registers (0x000..0x084), irq" in report
+    assert "control   AXI4-Lite slave s_axil, 35 registers (0x000..0x08c), irq" in report
     assert "files     acc.core, acc_regs.md, acc_regs.h" in report
 
     assert main([*args, "-q"]) == 0

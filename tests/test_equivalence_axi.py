@@ -243,3 +243,16 @@ def test_rejects_what_axi4_cannot_carry():
         AxiMaster(make_config(2, 2, 3, 4))
     with pytest.raises(ValueError, match="latency >= 1"):
         AxiMaster(make_config(2, 2, 4, 0))
+
+
+def test_the_axi_top_passes_its_master_queue_depth():
+    """``AxiAccelerator(master_depth=...)`` sizes the master's queues (a place and route that
+    fits, docs/synthesis.md); the default is the master's own, deep enough for the contract."""
+    from accel.config import preset
+    from hdl.axi_top import AxiAccelerator
+
+    tiny = preset("tiny")
+    assert AxiAccelerator(tiny).master.depth == tiny.dram.latency + 2048
+    assert AxiAccelerator(tiny, master_depth=64).master.depth == 64
+    with pytest.raises(ValueError, match="AXI queue depth"):
+        AxiAccelerator(tiny, master_depth=0)

@@ -8,8 +8,11 @@ array: one on the data master ``m_axi``, one on the instruction master ``m_axi_i
 testbench programs the stream bases and lengths over AXI4-Lite, starts the program, waits for
 ``irq`` and reads the cycle and per-engine counters. With the contract's memory every
 instruction's start and done (from the trace ports), the cycle counter and the counters equal
-``sim.run(..., fetch=top.fetch)``; with random pauses on every channel the outputs are still
-exact and the program takes no fewer cycles. Outputs are always the golden model's.
+``sim.run(..., fetch=top.fetch)``, ``AXI_STALL`` is 0 and ``STATUS.STALLED`` low; with random
+pauses on every channel the outputs are still exact, the program takes no fewer cycles, and
+``AXI_STALL`` equals the cycles the testbench counts on the buses (a request valid, its
+ready low, while ``BUSY``), with ``STATUS.STALLED`` set. Outputs are always the golden
+model's.
 """
 
 from __future__ import annotations
@@ -51,7 +54,10 @@ def run_axi_top(program, image, *, fetch=None, pause=0.0, seed=0, max_cycles=100
     insn.mem = data.mem  # one memory behind both ports
     master = AxiLiteMaster(top.s_axil, random.Random(seed))
     start = top.inner.registers.start
-    result = {"start": {e: [] for e in Engine}, "done": {e: [] for e in Engine}}
+    result = {"start": {e: [] for e in Engine}, "done": {e: [] for e in Engine}, "seen": 0}
+    busy = top.inner.registers.busy
+    requests = [(data.port.arvalid, data.port.arready), (insn.port.arvalid, insn.port.arready)]
+    requests += [(data.port.awvalid, data.port.awready), (data.port.wvalid, data.port.wready)]
     finished = []
 
     async def control(ctx):
@@ -80,6 +86,9 @@ def run_axi_top(program, image, *, fetch=None, pause=0.0, seed=0, max_cycles=100
                 hi, _ = await master.read(ctx, OFFSET[f"{name.upper()}_{kind.upper()}_HI"])
                 counters[f"{name}_{kind}_cycles"] = hi << 32 | lo
         result["counters"] = counters
+        lo, _ = await master.read(ctx, OFFSET["AXI_STALL_LO"])
+        hi, _ = await master.read(ctx, OFFSET["AXI_STALL_HI"])
+        result["axi_stall"] = hi << 32 | lo
         finished.append(True)
 
     async def memories_and_trace(ctx):
@@ -87,6 +96,8 @@ def run_axi_top(program, image, *, fetch=None, pause=0.0, seed=0, max_cycles=100
         while not finished:
             data.drive(ctx, cycle)
             insn.drive(ctx, cycle)
+            if ctx.get(busy) and any(ctx.get(v) and not ctx.get(r) for v, r in requests):
+                result["seen"] += 1  # back-pressure, as the buses show it
             if program_cycle is not None:
                 for engine in Engine:
                     e = engine_name(engine)
@@ -112,7 +123,10 @@ def check_against_model(program, image, got, fetch, *, exact: bool):
     model = sim.run(program, image, fetch=fetch)
     assert got["status"] & 0b111 == FIELD["STATUS", "DONE"]  # done, not busy, no error
     np.testing.assert_array_equal(got["dram"], model.dram, strict=True)
+    assert got["axi_stall"] == got["seen"]
+    assert not got["axi_stall"] or got["status"] & FIELD["STATUS", "STALLED"]
     if exact:
+        assert got["axi_stall"] == 0
         assert got["status"] == FIELD["STATUS", "DONE"]  # nor stalled
         for engine in Engine:
             assert got["start"][engine] == list(model.start[engine]), engine.name
@@ -144,6 +158,7 @@ def test_a_conv_with_fetched_instructions(seed, fetch, pause):
     image = program.make_image({"input": x})
     got = run_axi_top(program, image, fetch=fetch, pause=pause, seed=seed)
     model = check_against_model(program, image, got, fetch, exact=not pause)
+    assert (got["axi_stall"] > 0) == (pause > 0)
     expected = conv_reference(qnet, x)
     np.testing.assert_array_equal(program.read_outputs(got["dram"])["conv"], expected, strict=True)
     # Every instruction came over m_axi_insn, each exactly once.

@@ -732,3 +732,46 @@ def test_scatter_store_corners(bandwidth, lane_stride):
         for k, lanes in enumerate((4, 1, 3, 2))
     ]
     check(config, [L(IN, 1)], stores, bandwidth * 10 + lane_stride)
+
+
+@pytest.mark.parametrize("lane_stride", [21846, 30000, 32768, 65534])
+def test_scatter_store_with_a_stride_past_16_bits_of_multiples(lane_stride):
+    """Two lanes ``lane_stride`` bytes apart, where ``u * lane_stride`` (u < bandwidth) no
+    longer fits the 16 bits of a beat's byte ``r`` (the engine saturates its registered
+    multiples; wrapped, 32768 * 2 would alias byte 0): every beat's enables and data are
+    sim.dma's, beat for beat (the STORE engine alone; the DRAM of the system tests is too
+    small for a 64 KiB run)."""
+    bandwidth = 4
+    config = make_config(2, 4, bandwidth, 3)
+    store = Store(out_base=1, dram_addr=0, run_bytes=lane_stride + 1, lane_stride=lane_stride)
+    word = [-3, 77, 5, -128]
+    beats = -(-store.run_bytes // bandwidth)
+    dut = StoreEngine(config)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.w.ready, 1)
+        ctx.set(dut.i.valid, 1)
+        ctx.set(dut.i.payload.as_value(), raw(store))
+        for _ in range(beats + 2):
+            assert ctx.get(dut.output_buf.addr) in (store.out_base, store.out_base + 1)
+            for k in range(len(word)):
+                ctx.set(dut.output_buf.data[k], word[k])
+            if ctx.get(dut.w.valid):
+                got.append((ctx.get(dut.w.payload.en), ctx.get(dut.w.payload.data.as_value())))
+            taken = ctx.get(dut.i.valid) and ctx.get(dut.i.ready)
+            await ctx.tick()
+            if taken:
+                ctx.set(dut.i.valid, 0)
+
+    simulate(dut, bench)
+    assert len(got) == beats
+    lanes = np.array(word, np.int8).view(np.uint8)
+    want = np.zeros(beats * bandwidth, np.int64) - 1  # -1: byte not written
+    want[0], want[lane_stride] = lanes[0], lanes[1]
+    for k, (en, data) in enumerate(got):
+        for b in range(bandwidth):
+            expected = want[k * bandwidth + b]
+            assert bool(en >> b & 1) == (expected >= 0), (k, b)
+            if expected >= 0:
+                assert data >> (8 * b) & 0xFF == expected, (k, b)

@@ -35,3 +35,12 @@ def test_accelerator_rejects_bad_arguments():
         Accelerator(TINY, load_queue=0)
     with pytest.raises(ValueError, match="in-flight queue depth must be >= 2, not 0"):
         Accelerator(TINY, inflight=0)
+
+
+def test_only_an_aborting_controller_has_the_abort_input():
+    """The raw top has no ``abort`` (its Verilog is the one place and route measures); the
+    AXI tops build the controller with it (tests/test_equivalence_axi_errors.py)."""
+    assert "abort" not in Controller(TINY).signature.members
+    assert "abort" not in Accelerator(TINY).signature.members
+    assert Controller(TINY, abort=True).signature.members["abort"].flow.name == "In"
+    assert Accelerator(TINY, abort=True).controller.abortable

@@ -25,7 +25,7 @@ from tests.hdl_support import AxiLiteMaster, assert_lints_clean, simulate
 BY_NAME = {reg.name: reg for reg in REGISTERS}
 MAPPED = {reg.offset for reg in REGISTERS}
 #: Word offsets inside the 4 KiB window that no register has.
-UNMAPPED = [0x18, 0x1C, 0x88, 0x8C, 0x100, 0xFFC]
+UNMAPPED = [0x1C, 0x90, 0x94, 0x100, 0xFFC]
 
 
 def off(name: str) -> int:
@@ -248,6 +248,42 @@ def test_status_done_is_cleared_by_start():
         assert await master.read(ctx, off("STATUS")) == (0b1000, Resp.OKAY)
 
     run(body, 2)
+
+
+@pytest.mark.parametrize("port", ["data_read_error", "data_write_error", "fetch_error"])
+def test_a_bus_error_sets_its_cause_and_the_error_interrupt(port):
+    """A one-cycle bus error: STATUS.ERROR and its ERROR_CAUSE bit stay set until START,
+    IRQ_STATUS.ERROR rises once; the controller's error is ERROR_CAUSE.ILLEGAL."""
+    cause = {f.name: f.mask for f in BY_NAME["ERROR_CAUSE"].fields}
+    bit = cause[
+        {"data_read_error": "DATA_READ", "data_write_error": "DATA_WRITE"}.get(port, "FETCH_READ")
+    ]
+    error_irq = BY_NAME["IRQ_STATUS"].fields[1].mask
+
+    async def body(ctx, dut, master):
+        assert await master.write(ctx, off("IRQ_ENABLE"), error_irq) == Resp.OKAY
+        assert await master.read(ctx, off("ERROR_CAUSE")) == (0, Resp.OKAY)
+        ctx.set(getattr(dut, port), 1)
+        await ctx.tick()
+        ctx.set(getattr(dut, port), 0)
+        await ctx.tick()
+        assert ctx.get(dut.irq)
+        assert await master.read(ctx, off("ERROR_CAUSE")) == (bit, Resp.OKAY)
+        assert await master.read(ctx, off("STATUS")) == (0b0100, Resp.OKAY)
+        assert await master.write(ctx, off("IRQ_STATUS"), error_irq) == Resp.OKAY
+        assert not ctx.get(dut.irq)
+        ctx.set(dut.error, 1)  # a second cause: no second rise of STATUS.ERROR
+        await ctx.tick()
+        await ctx.tick()
+        assert not ctx.get(dut.irq)
+        assert await master.read(ctx, off("ERROR_CAUSE")) == (bit | cause["ILLEGAL"], Resp.OKAY)
+        ctx.set(dut.error, 0)  # the controller clears its error at start
+        assert await master.write(ctx, off("CTRL"), 1) == Resp.OKAY
+        await ctx.tick()
+        assert await master.read(ctx, off("ERROR_CAUSE")) == (0, Resp.OKAY)
+        assert await master.read(ctx, off("STATUS")) == (0, Resp.OKAY)
+
+    run(body, 7)
 
 
 def test_a_lo_read_latches_the_hi_word():
