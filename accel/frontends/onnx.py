@@ -153,6 +153,12 @@ _INT_TYPES = {TensorProto.INT8: np.int8, TensorProto.UINT8: np.uint8}
 # Public API
 
 
+def _one_line(error: Exception) -> str:
+    """The message of a checker or parser error on one line (onnx's span several, with a
+    blank line and a ``==> Context:`` line)."""
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
 def load(
     model: str | os.PathLike[str] | onnx.ModelProto, *, host: bool = True
 ) -> Network | QuantizedNetwork:
@@ -200,19 +206,21 @@ def load(
         try:
             model = onnx.load_model_from_string(data)
         except DecodeError as exc:
-            raise ValueError(f"{path}: not an ONNX model, or a truncated one ({exc})") from None
+            raise ValueError(
+                f"{path}: not an ONNX model, or a truncated one ({_one_line(exc)})"
+            ) from None
         try:
             onnx.external_data_helper.load_external_data_for_model(
                 model, os.path.dirname(os.path.abspath(path))
             )
         except (OSError, ValueError, onnx.checker.ValidationError) as exc:
-            raise ValueError(f"{path}: cannot read its external data: {exc}") from None
+            raise ValueError(f"{path}: cannot read its external data: {_one_line(exc)}") from None
     elif not isinstance(model, onnx.ModelProto):
         raise TypeError(f"model must be a path or an onnx.ModelProto, got {type(model).__name__}")
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
-        raise ValueError(f"{where}: {exc}") from None
+        raise ValueError(f"{where}: {_one_line(exc)}") from None
     except UnicodeDecodeError as exc:  # a damaged string field
         raise ValueError(f"{where}: a name or string is not UTF-8 ({exc.reason})") from None
     model, note = prepare.upgrade(model, label)
