@@ -93,7 +93,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out, connect, flipped
@@ -259,7 +259,28 @@ class ComputeEngine(wiring.Component):
 
         # Weights: buffer -> loader -> the array's shadow registers; the loader offers each
         # pass to the feeder from the cycle its row 0 is read.
-        connect(m, flipped(self.weight_rd), loader.weight_rd)
+        os = config.array.dataflow == "os"
+        if os:
+            # The output-stationary feed reads one weight word per step, in the cycle it
+            # takes the step's input word; the loader never needs the port then, except to
+            # read ahead in the last one (it is told, `blocked`).
+            m.d.comb += [
+                self.weight_rd.en.eq(loader.weight_rd.en),
+                self.weight_rd.addr.eq(
+                    Mux(
+                        feeder.os_weight_rd.valid,
+                        feeder.os_weight_rd.payload,
+                        loader.weight_rd.addr,
+                    )
+                ),
+                loader.weight_rd.data.eq(self.weight_rd.data),
+                feeder.os_weight.eq(self.weight_rd.data),
+                array.os_i.valid.eq(feeder.os.valid),
+                array.os_i.payload.eq(feeder.os.payload),
+            ]
+            m.d.sync += loader.blocked.eq(feeder.os_weight_rd.valid)
+        else:
+            connect(m, flipped(self.weight_rd), loader.weight_rd)
         connect(m, loader.w, array.w)
         m.d.comb += loader.next_w_base.eq(registered.w_base)
         connect(m, loader.weights, feeder.weights)
@@ -295,6 +316,16 @@ class ComputeEngine(wiring.Component):
                 acc.a[c].payload.sum.eq(array.o[c].payload),
                 acc.a[c].payload.last.eq(tap.last),
             ]
+            if os:  # an output-stationary exit carries its own row (the units never meet)
+                exit_ = array.os_o[c]
+                with m.If(exit_.valid):
+                    m.d.comb += [
+                        acc.a[c].valid.eq(1),
+                        acc.a[c].payload.addr.eq(exit_.payload.acc_row),
+                        acc.a[c].payload.overwrite.eq(exit_.payload.overwrite),
+                        acc.a[c].payload.sum.eq(exit_.payload.sum),
+                        acc.a[c].payload.last.eq(exit_.payload.last),
+                    ]
 
         # ---- complete, done ---------------------------------------------------------------
         # The accumulator's write strobe of the instruction's last result (`complete`): the
