@@ -247,7 +247,10 @@ def _traffic(program: Program) -> tuple[dict[str, int], dict[str, int], int, int
             elif isinstance(instr, Compute):
                 reads["in"] += window.valid_reads(instr)
                 feeds = instr.passes * instr.pixels
-                if instr.mode == ComputeMode.ARRAY:
+                if instr.os:  # every group reads every weight word; one write per pixel
+                    reads["w"] += timing.ceil_div(instr.pixels, rows) * instr.passes * rows
+                    feeds = instr.pixels
+                elif instr.mode == ComputeMode.ARRAY:
                     reads["w"] += instr.passes * rows
                 writes["acc"] += feeds
                 reads["acc"] += feeds - (0 if instr.accumulate else instr.pixels)
@@ -332,6 +335,11 @@ def _layer_stats(
             else:
                 cause = "fill_drain"
             stall[cause] += gap
+        if instr.os:  # one slot of G*S words; the dummy rows of the last group idle
+            previous_free = feed.last + 1
+            stall["fill_drain"] += previous_free - feed.first - instr.passes * instr.pixels
+            slot_end[instr.layer] = previous_free
+            continue
         slot = instr.pixels
         if instr.mode != ComputeMode.ARRAY:
             slot = max(slot, timing.VECTOR_MIN_PASS)

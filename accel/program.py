@@ -195,7 +195,9 @@ class Program:
 
     def validate(self) -> None:
         """Reject instructions the hardware cannot execute (empty transfers, runs wider than
-        their words, unknown buffers), naming the engine, the index and the field."""
+        their words, unknown buffers, an output-stationary COMPUTE on a weight-stationary
+        machine, in a vector mode or in the depthwise mode), naming the engine, the index and
+        the field."""
         cols = self.config.array.cols
         buffers = set(isa.Buffer)
 
@@ -232,6 +234,27 @@ class Program:
         for index, instr in enumerate(self.streams[Engine.COMPUTE]):
             if min(instr.out_h, instr.out_w, instr.passes) < 1:
                 raise fail(Engine.COMPUTE, index, "empty tile or reduction")
+            if instr.os:
+                dataflow = self.config.array.dataflow
+                if dataflow != "os":
+                    raise fail(
+                        Engine.COMPUTE,
+                        index,
+                        f"os = 1 (output-stationary) on a machine whose array.dataflow = "
+                        f"{dataflow!r}",
+                    )
+                if instr.mode != isa.ComputeMode.ARRAY:
+                    raise fail(
+                        Engine.COMPUTE,
+                        index,
+                        f"os = 1 needs ARRAY mode, not mode = {isa.ComputeMode(instr.mode).name}",
+                    )
+                if instr.depthwise:
+                    raise fail(
+                        Engine.COMPUTE,
+                        index,
+                        "os = 1 with depthwise = 1 (the depthwise mode is weight-stationary)",
+                    )
             if instr.depthwise:
                 rows = self.config.array.rows
                 if instr.mode != isa.ComputeMode.ARRAY or rows != cols:

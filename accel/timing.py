@@ -156,6 +156,58 @@ Measured (``accel simulate mobilenet_v2 --preset edge --cycles-only --format csv
 depthwise layers of MobileNetV2 at 224x224 take 284,723 cycles instead of 1,653,609; the
 network 1,627,243 instead of 2,988,420 (72.2% MAC utilization instead of 39.3%).
 
+COMPUTE, OUTPUT-STATIONARY (ARRAY with ``os``, only on a machine whose
+``array.dataflow`` is ``"os"``; never with ``depthwise``). The instruction computes exactly
+what it computes with ``os = 0`` (the same pixels, passes in the order ct, r, s, weight tile
+``w_base + k*rows + i`` = reduction lane ``i``, window addresses, ``pad_value`` and
+``accumulate``); only the dataflow differs. Array row ``p`` is an output pixel, column ``c``
+output channel ``c``, and every PE keeps its own int32 sum. With ``R`` = rows, ``Cc`` = cols,
+``T`` = pixels and ``P`` = passes, the pixels go in ``G = ceil(T / R)`` groups of ``R``
+(group ``g``, row ``p``: pixel ``g*R + p``; rows past ``T`` are *dummy* rows, fed
+``pad_value`` and never written), and a group takes ``S = P * R`` steps (step ``s = k*R +
+i``: pass ``k``, reduction lane ``i``). ``F`` is the cycle of group 0's step 0.
+
+Feed: one input word per cycle, group-major, then pass, then row: the word of pixel ``g*R +
+p`` for pass ``k`` is read in ``F + g*S + k*R + p - 1`` and reaches row ``p`` in ``F + g*S +
+k*R + p``, which shifts its lanes out one per cycle (lane ``i`` at the left edge in ``F + g*S
++ k*R + p + i``), one column to the right per cycle. Weight word ``w_base + k*R + i`` (step
+``s``) is read in ``F + g*S + s - 1``; its lane ``c`` enters the top of column ``c`` in ``F +
+g*S + s + c`` and moves down one row per cycle. So PE (p, c) multiplies step ``s`` of group
+``g`` in ``F + g*S + s + p + c``: one input-buffer read and one weight-buffer read per cycle.
+
+Drain: with ``E_g = F + g*S + S - 1`` (group ``g``'s last step at PE (0, 0)), the sum of PE
+(p, c) leaves the bottom of column ``c`` in its *exit cycle* ``X_g(p, c) = E_g + 2*R + c + 1
+- p`` (row R-1 first, row 0 last, one per cycle), when accumulator bank ``c`` reads row
+``acc_base + g*R + p``; the row is written in ``X + ACC_LATENCY`` (overwritten unless
+``accumulate``), dummy rows not at all. The reference PE behind the exit cycles registers
+its product, then ``acc <= acc + prod``, and on the group's last step ``hold <= acc + prod,
+acc <= 0``; column ``c``'s holds are loaded in parallel into a drain shift chain in ``E_g + R
++ c + 1``, whose bottom register is the exit. As ``S >= R``, group ``g``'s drain never meets
+group ``g + 1``'s. A 2x2 array, one pass (``S`` = 2), ``T`` = 3 pixels x0, x1, x2 (two groups,
+the second with a dummy row ``--``; ``x1.0`` = lane 0 of x1 times weight word 0, ``y1`` =
+pixel 1's sum), fed from cycle f::
+
+    cycle        f     f+1   f+2   f+3   f+4   f+5   f+6   f+7   f+8   f+9
+    row 0 word   x0          x2
+    row 1 word         x1          --
+    PE(0, 0)     x0.0  x0.1  x2.0  x2.1
+    PE(1, 0)           x1.0  x1.1  --    --
+    PE(1, 1)                 x1.0  x1.1  --    --
+    col 0 exit                           y1    y0    --    y2
+    col 1 exit                                 y1    y0    --    y2
+
+Schedule: ``start`` and ``take`` as every COMPUTE, then::
+
+    F    = max(take + 1, stream_free)
+    done = F + G*S - 1 + 2*R + Cc + ACC_LATENCY + 1     (= X_{G-1}(0, Cc-1) + ACC_LATENCY + 1)
+    stream_free = F + G*S,  front_free = F + G*S - 1,  last_feed = F + G*S - 1
+
+(the issue-16 contract wrote ``+ 2`` for the last term of ``done`` beside this equality;
+``X + ACC_LATENCY + 1``, the first cycle after the last write as for every other COMPUTE, is
+the one implemented). The OS array is a unit of its own for the unit-switch rule below; an
+OS instruction leaves the weight loader's ``wl`` as it was. It costs ``G*S = ceil(T/R)*R*P``
+feed cycles, against about ``P*max(T, rows)`` weight-stationary.
+
 VECTOR modes (VMAX, VSUM, VADD; VMUL is VADD with ``mul``, timed as VADD). No weights.
 The word fed in cycle ``t`` reads its accumulator row in cycle ``t`` and writes it in cycle
 ``t + VECTOR_LATENCY``. A pass feeds ``T`` words but occupies the feed slot for ``max(T,
@@ -166,29 +218,32 @@ VECTOR_MIN_PASS)`` cycles, so that a row's write precedes its next read::
     done = f[last] + T - 1 + VECTOR_LATENCY + 1
 
 Between instructions. ``stream_free`` is ``f[last] + T`` of the previous compute instruction
-in ARRAY mode and ``f[last] + max(T, VECTOR_MIN_PASS)`` in vector mode; when the previous
-instruction used the other unit (array vs vector), ``stream_free`` is also at least its
-``done`` (the two units share the accumulator write port). The front end takes the next
-instruction (its ``take``) no earlier than ``front_free`` of the previous one: ``max(wl[last] +
-rows, f[last])`` after ARRAY, ``f[last] + max(T, VECTOR_MIN_PASS) - 1`` after a vector
-instruction.
+in ARRAY mode, ``F + G*S`` output-stationary and ``f[last] + max(T, VECTOR_MIN_PASS)`` in
+vector mode; when the previous instruction used another unit (the units: the vector unit,
+the weight-stationary array including its depthwise mode, the output-stationary array),
+``stream_free`` is also at least its ``done`` (the units share the accumulator write ports).
+The front end takes the next instruction (its ``take``) no earlier than ``front_free`` of the
+previous one: ``max(wl[last] + rows, f[last])`` after ARRAY, ``F + G*S - 1``
+output-stationary, ``f[last] + max(T, VECTOR_MIN_PASS) - 1`` after a vector instruction.
 
-Accumulator hazards. The read-modify-write port of the accumulator buffer returns a write of
-the same cycle (write-transparent), so a row may be read again as early as the cycle its
-previous write lands. Every schedule above keeps that order on its own, but for one pair the
-program must: an ARRAY read of a row is always later than any earlier feed's write (the skew
-is the same for every word), passes of one instruction are spaced by the rules above, and a
-switch between the units waits for ``done``; but two consecutive *vector* instructions may
-meet, and a row that the first writes in its last pass (word ``j``, fed in ``f_A + j``,
-written in ``f_A + j + VECTOR_LATENCY``) may be read by the second's first pass (word ``i``,
-fed in ``f_B + i``) before that write lands. The contract forbids it: when the second
-instruction's first pass reads what is there (``accumulate``) and the two touch a common row
-``acc_base_B + i = acc_base_A + j``, then ``f_B + i >= f_A + j + VECTOR_LATENCY``, i.e.
+Accumulator hazards. The read-modify-write port of the accumulator buffer returns a write of the
+same cycle (write-transparent), so a row may be read again as early as the cycle its previous
+write lands. Every schedule above keeps that order on its own, but for one pair the program
+must: an ARRAY read of a row is always later than any earlier feed's write (the skew is the same
+for every word; output-stationary, group ``g + 1`` of an instruction or group 0 of the next
+starts its drain at least ``S >= R`` cycles after group ``g``'s, which covers the ``R - 1``
+cycles between a group's first and last exit), passes of one instruction are spaced by the rules
+above, and a switch between the units waits for ``done``; but two consecutive *vector*
+instructions may meet, and a row that the first writes in its last pass (word ``j``, fed in
+``f_A + j``, written in ``f_A + j + VECTOR_LATENCY``) may be read by the second's first pass
+(word ``i``, fed in ``f_B + i``) before that write lands. The contract forbids it: when the
+second instruction's first pass reads what is there (``accumulate``) and the two touch a common
+row ``acc_base_B + i = acc_base_A + j``, then ``f_B + i >= f_A + j + VECTOR_LATENCY``, i.e.
 ``f_B - f_A >= (acc_base_B - acc_base_A) + VECTOR_LATENCY``. The compiler never emits such a
 pair: its only vector instructions that accumulate across instructions are the blocks of a
-global pool summed block by block, one pixel on one row (offset 0), whose passes hold the
-feed slot ``VECTOR_MIN_PASS > VECTOR_LATENCY`` cycles each; and the cycle model rejects a
-program with one (:func:`vector_row_hazard`, :class:`HazardError`) naming both.
+global pool summed block by block, one pixel on one row (offset 0), whose passes hold the feed
+slot ``VECTOR_MIN_PASS > VECTOR_LATENCY`` cycles each; and the cycle model rejects a program
+with one (:func:`vector_row_hazard`, :class:`HazardError`) naming both.
 
 INSTRUCTION FETCH (the AXI top only, :class:`Fetch`). The AXI top
 (``hdl.axi_top.AxiAccelerator``) reads each engine's stream from DRAM over a read-only AXI4
@@ -379,11 +434,29 @@ def is_vector(mode: int) -> bool:
     return mode != ComputeMode.ARRAY
 
 
+#: The compute units of the unit-switch rule (the module docstring, "Between instructions").
+VECTOR_UNIT, WS_UNIT, OS_UNIT = "vector", "ws", "os"
+
+
+def compute_unit(instr: Compute) -> str:
+    """The unit a COMPUTE runs on: the vector unit, or the array weight- or
+    output-stationary (its depthwise mode is weight-stationary)."""
+    if is_vector(instr.mode):
+        return VECTOR_UNIT
+    return OS_UNIT if instr.os else WS_UNIT
+
+
+def os_groups(instr: Compute, rows: int) -> tuple[int, int]:
+    """``(G, S)`` of an output-stationary instruction: pixel groups of ``rows``, steps per
+    group (``passes * rows``)."""
+    return ceil_div(instr.pixels, rows), instr.passes * rows
+
+
 @dataclass(frozen=True)
 class ComputeState:
     """What the next compute instruction needs to know about the previous one."""
 
-    vector: bool = False
+    unit: str = WS_UNIT
     register_free: int = 0  # the previous instruction's ``take``
     front_free: int = 0
     stream_free: int = 0
@@ -407,27 +480,35 @@ def compute_timing(
 ) -> ComputeTiming:
     """Schedule one compute instruction whose semaphores are available from ``earliest``.
 
-    Implements the recurrences of the module docstring in closed form: in ARRAY mode, after
+    Implements the recurrences of the module docstring in closed form (output-stationary: its
+    schedule there, one feed slot of ``G*S`` cycles): in ARRAY mode, after
     the first pass the feed spacing is ``T`` when ``T >= rows``; when ``T < rows`` the weight
     port sets it, converging to ``rows`` once a weight load immediately precedes its feed.
     """
     rows, cols = config.array.rows, config.array.cols
     T = instr.pixels
     passes = instr.passes
-    vector = is_vector(instr.mode)
+    unit = compute_unit(instr)
     start = max(earliest, state.register_free)
     take = max(start + COMPUTE_DECODE, state.front_free)
     stream_free = state.stream_free
-    if vector != state.vector:
+    if unit != state.unit:
         stream_free = max(stream_free, state.done)
-    if vector:
+    if unit == VECTOR_UNIT:
         slot = max(T, VECTOR_MIN_PASS)
         first = max(take + 1, stream_free)
         last = first + (passes - 1) * slot
         done = last + T - 1 + VECTOR_LATENCY + 1
         new = ComputeState(
-            True, take, last + slot - 1, last + slot, state.last_weight_load, last, done
+            unit, take, last + slot - 1, last + slot, state.last_weight_load, last, done
         )
+        return ComputeTiming(start, take, first, last, done, new)
+    if unit == OS_UNIT:
+        groups, steps = os_groups(instr, rows)
+        first = max(take + 1, stream_free)
+        last = first + groups * steps - 1
+        done = last + 2 * rows + cols + ACC_LATENCY + 1
+        new = ComputeState(unit, take, last, last + 1, state.last_weight_load, last, done)
         return ComputeTiming(start, take, first, last, done, new)
     wl = max(take, state.last_weight_load + rows, state.last_feed)
     f = max(wl + 1, stream_free)
@@ -450,7 +531,7 @@ def compute_timing(
     f_last, wl_last = f, wl
     done = f_last + T - 1 + rows + cols - 1 + ACC_LATENCY + 1
     front_free = max(wl_last + rows, f_last)
-    new = ComputeState(False, take, front_free, f_last + T, wl_last, f_last, done)
+    new = ComputeState(unit, take, front_free, f_last + T, wl_last, f_last, done)
     return ComputeTiming(start, take, first, f_last, done, new)
 
 

@@ -180,14 +180,23 @@ def execute(
         target[:, lanes:] = 0
 
 
+#: The output-stationary PE pipeline behind the drain (``accel.timing``, OUTPUT-STATIONARY):
+#: a step's product is registered, then added into the accumulator, whose last sum of a group
+#: is registered into the PE's hold register: a PE's hold is valid OS_HOLD cycles after it
+#: multiplies the group's last step.
+OS_HOLD = 2
+
+
 class _Pass:
     def __init__(
-        self, index: int, instr_pos: int, pixels: int, vector: bool, last: bool, reads: bool
+        self, index: int, instr_pos: int, words: int, unit: str, last: bool, reads: bool
     ) -> None:
         self.index = index  # position among all passes of the program
         self.instr_pos = instr_pos
-        self.pixels = pixels
-        self.vector = vector
+        self.words = words  # words it feeds (output-stationary: the whole instruction's)
+        self.unit = unit  # accel.timing.compute_unit
+        self.vector = unit == timing.VECTOR_UNIT
+        self.os = unit == timing.OS_UNIT
         self.last = last  # last pass of its instruction
         self.reads = reads  # uses the rows' old values (not an overwriting first pass)
         self.weights_at: int | None = None  # cycle its weight load began
@@ -201,6 +210,11 @@ class ComputeEngine:
     whose last word was fed, with its done cycle), :meth:`release`, then :meth:`take` if
     :attr:`idle` and the next instruction's semaphores are available, then
     :meth:`load_weights`.
+
+    An output-stationary instruction is one pass of ``G*S`` words (``accel.timing``,
+    OUTPUT-STATIONARY), its weights read beside its words: no weight load. The feeder walks
+    its words in the order group, pass, row; when a group's last step is fed, the engine
+    follows the group's sums down the drain (:meth:`_drain`) to their accumulator writes.
     """
 
     def __init__(self, config: AccelConfig) -> None:
@@ -211,12 +225,13 @@ class ComputeEngine:
         self._feeding: _Pass | None = None
         self._fed = 0
         self._slot_end = 0  # first cycle the feed slot is free
-        self._last_vector = False
+        self._last_unit = timing.WS_UNIT
         self._last_done = 0
         self._fed_from: dict[int, int] = {}  # pass index -> cycle its feed began
         # accumulator row -> (cycle its last write lands, the instruction writing it)
         self._acc_write: dict[int, tuple[int, int]] = {}
         self._passes = 0
+        self._stream: list[Compute] = []
 
     @property
     def idle(self) -> bool:
@@ -228,58 +243,88 @@ class ComputeEngine:
         """What the feeder is doing, for the trace dump: ``pass/word`` or ``-``."""
         return f"{self._feeding.index}/{self._fed}" if self._feeding else f"-/{self._fed}"
 
-    def feed(self, cycle: int, stream: list[Compute]) -> tuple[int, int] | None:
-        """The feeder: start the next pass once its weight load has begun (in an earlier
-        cycle) and the feed slot is free (a switch between array and vector unit also waits
-        for the previous instruction to finish); then feed one word. Returns ``(done cycle,
-        instruction index)`` when the word was its instruction's last."""
-        if self._feeding is None and self._queue and cycle >= self._slot_end:
-            p = self._queue[0]
-            switch_ok = p.vector == self._last_vector or cycle >= self._last_done
-            if p.weights_at is not None and p.weights_at < cycle and switch_ok:
-                self._queue.popleft()
-                p.fed_from = self._fed_from[p.index] = cycle
-                self._feeding, self._fed = p, 0
-                slot = max(p.pixels, timing.VECTOR_MIN_PASS) if p.vector else p.pixels
-                self._slot_end = cycle + slot
-                self._last_vector = p.vector
-        if self._feeding is None:
-            return None
-        p = self._feeding
-        instr = stream[p.instr_pos]
-        row = instr.acc_base + self._fed
-        read_at = cycle if p.vector else cycle + self._rows  # column 0; the others alike
+    def _access(self, p: _Pass, instr: Compute, row: int, read_at: int, latency: int) -> None:
+        """Accumulator ``row`` is read in ``read_at`` and written ``latency`` cycles later;
+        raise :class:`accel.timing.HazardError` if the pass uses a value not yet written."""
         # The read port is write-transparent: a read in the cycle of the write sees it.
         written_at, writer = self._acc_write.get(row, (-1, -1))
         if p.reads and written_at > read_at:
             raise timing.HazardError(
                 f"COMPUTE[{p.instr_pos}] (layer {instr.layer}) reads accumulator row {row} "
                 f"in cycle {read_at}, before COMPUTE[{writer}] (layer "
-                f"{stream[writer].layer}) writes it in cycle {written_at}"
+                f"{self._stream[writer].layer}) writes it in cycle {written_at}"
             )
-        latency = timing.VECTOR_LATENCY if p.vector else timing.ACC_LATENCY
         self._acc_write[row] = (read_at + latency, p.instr_pos)
+
+    def _drain(self, p: _Pass, instr: Compute, group: int, last_step: int) -> int:
+        """Group ``group`` of an output-stationary instruction fed its last step at row 0 in
+        cycle ``last_step``: its sums leave through the drain chains, each written into its
+        accumulator row; returns the cycle after the group's last write."""
+        rows = self._rows
+
+        def exit_cycle(row: int, c: int) -> int:
+            # PE (row, c) multiplies the last step in last_step + row + c; column c's chain
+            # loads the holds when its bottom PE's is valid, then shifts down a row per cycle.
+            load = last_step + (rows - 1) + c + OS_HOLD
+            return load + 1 + (rows - 1 - row)
+
+        for row in range(min(rows, instr.pixels - group * rows)):  # dummy rows: no write
+            read_at = exit_cycle(row, 0)  # column 0; the others alike
+            self._access(p, instr, instr.acc_base + group * rows + row, read_at, timing.ACC_LATENCY)
+        return exit_cycle(0, self._cols - 1) + timing.ACC_LATENCY + 1
+
+    def feed(self, cycle: int, stream: list[Compute]) -> tuple[int, int] | None:
+        """The feeder: start the next pass once its weight load has begun (in an earlier
+        cycle) and the feed slot is free (a switch between the units also waits for the
+        previous instruction to finish); then feed one word. Returns ``(done cycle,
+        instruction index)`` when the word was its instruction's last."""
+        self._stream = stream
+        if self._feeding is None and self._queue and cycle >= self._slot_end:
+            p = self._queue[0]
+            switch_ok = p.unit == self._last_unit or cycle >= self._last_done
+            if p.weights_at is not None and p.weights_at < cycle and switch_ok:
+                self._queue.popleft()
+                p.fed_from = self._fed_from[p.index] = cycle
+                self._feeding, self._fed = p, 0
+                slot = max(p.words, timing.VECTOR_MIN_PASS) if p.vector else p.words
+                self._slot_end = cycle + slot
+                self._last_unit = p.unit
+        if self._feeding is None:
+            return None
+        p = self._feeding
+        instr = stream[p.instr_pos]
+        done = None
+        if p.os:
+            steps = instr.passes * self._rows
+            group, step = divmod(self._fed, steps)
+            if step == steps - 1:  # this cycle, row 0 takes the group's last step
+                done = self._drain(p, instr, group, cycle)
+        else:
+            row = instr.acc_base + self._fed
+            read_at = cycle if p.vector else cycle + self._rows  # column 0; the others alike
+            latency = timing.VECTOR_LATENCY if p.vector else timing.ACC_LATENCY
+            self._access(p, instr, row, read_at, latency)
         self._fed += 1
-        if self._fed < p.pixels:
+        if self._fed < p.words:
             return None
         self._feeding = None
         if not p.last:
             return None
         if p.vector:
             done = cycle + timing.VECTOR_LATENCY + 1
-        else:
+        elif not p.os:
             done = cycle + self._rows + self._cols - 1 + timing.ACC_LATENCY + 1
         self._last_done = done
         return done, p.instr_pos
 
     def release(self, cycle: int) -> None:
         """The front end lets its instruction go once it has issued everything it owns: its
-        last weight load is complete and its last pass is feeding (for the vector unit, in
-        the last cycle of its last pass's slot)."""
+        last weight load is complete and its last pass is feeding (for the vector unit and
+        the output-stationary array, in the last cycle of its last pass's slot)."""
         if self._front is None:
             return
         last = self._front[-1]
-        if last.vector:
+        if last.vector or last.os:
             free = last.fed_from is not None and cycle >= self._slot_end - 1
         else:
             free = cycle >= self._loader_free_at and last.fed_from is not None
@@ -288,20 +333,21 @@ class ComputeEngine:
 
     def take(self, instr: Compute, index: int, cycle: int) -> None:
         """The front end takes instruction ``index`` (its semaphores are acquired)."""
-        vector = timing.is_vector(instr.mode)
+        unit = timing.compute_unit(instr)
+        if unit == timing.OS_UNIT:  # one slot: every group, pass and row
+            groups, steps = timing.os_groups(instr, self._rows)
+            passes = [(groups * steps, True, bool(instr.accumulate))]
+        else:
+            passes = [
+                (instr.pixels, j == instr.passes - 1, j > 0 or bool(instr.accumulate))
+                for j in range(instr.passes)
+            ]
         self._front = [
-            _Pass(
-                self._passes + j,
-                index,
-                instr.pixels,
-                vector,
-                last=j == instr.passes - 1,
-                reads=j > 0 or bool(instr.accumulate),
-            )
-            for j in range(instr.passes)
+            _Pass(self._passes + j, index, words, unit, last=last, reads=reads)
+            for j, (words, last, reads) in enumerate(passes)
         ]
-        self._passes += instr.passes
-        if vector:  # no weights: every pass is ready at once
+        self._passes += len(passes)
+        if unit != timing.WS_UNIT:  # no weight load: every pass is ready at once
             for p in self._front:
                 p.weights_at = cycle
             self._queue.extend(self._front)

@@ -207,8 +207,10 @@ class Emitter:
         streamed_words: int = 0,
         vector: bool = False,
         loaded_c_tiles: int | None = None,
+        depthwise: bool = False,
     ) -> Tiling:
-        """:func:`~accel.compiler.tiling.choose_tiling` on this configuration, for ``node``."""
+        """:func:`~accel.compiler.tiling.choose_tiling` on this configuration, for ``node``
+        (``depthwise``: in the array's depthwise mode)."""
         try:
             return choose_tiling(
                 self.hardware,
@@ -220,6 +222,7 @@ class Emitter:
                 streamed_words=streamed_words,
                 vector=vector,
                 loaded_c_tiles=loaded_c_tiles,
+                depthwise=depthwise,
             )
         except TilingError as err:
             raise self.fail(node, str(err)) from None

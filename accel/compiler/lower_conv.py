@@ -250,10 +250,14 @@ class ConvPasses:
             dil_w=window.dilation[1],
             kernel_w=self.weights.kernel[1],
             pad_value=x.zero_point,
+            os=int(self.em.config.array.dataflow == "os"),
         )
         kernel_h = "kernel_h"
         if self.weights.depthwise:  # one pass of a 1x1 walk; the kernel rows are its taps
-            template = replace(template, kernel_w=1, depthwise=1, taps_w=self.weights.kernel[1])
+            # The depthwise mode is the weight-stationary datapath, on every machine.
+            template = replace(
+                template, kernel_w=1, depthwise=1, taps_w=self.weights.kernel[1], os=0
+            )
             kernel_h = "taps_h"
 
         def accesses(c: dict[str, np.ndarray]) -> list[Access]:
@@ -658,7 +662,9 @@ def lower_conv(
     streamed = 0 if weights.resident_base is not None else weights.kt_offsets[-1]
     if out_hw is None:
         out_hw = (y.height, y.width)
-    tiling = em.choose_tiling(node, out_hw, window, n_ct, n_kt, passes, streamed_words=streamed)
+    tiling = em.choose_tiling(
+        node, out_hw, window, n_ct, n_kt, passes, streamed_words=streamed, depthwise=bool(depthwise)
+    )
     if (tiling.channel_chunk < n_ct or depthwise) and groups != 1:
         # Grouped: each k tile reads only its groups' channel tiles; load those per k tile.
         widest = max(hi - lo for lo, hi in ct_ranges)
@@ -671,6 +677,7 @@ def lower_conv(
             passes,
             streamed_words=streamed,
             loaded_c_tiles=n_kt * widest if depthwise else None,
+            depthwise=bool(depthwise),
         )
         tiling = replace(tiling, channel_chunk=min(tiling.channel_chunk, widest))
         if tiling.channel_chunk < widest:

@@ -1,4 +1,5 @@
-"""Tiling: the output tile of one layer, chosen by a cost model of the weight-stationary array.
+"""Tiling: the output tile of one layer, chosen by a cost model of the array (weight- or
+output-stationary, ``array.dataflow``) or the vector unit.
 
 ``choose_tiling(hw, out_hw, window, c_tiles, k_tiles, passes) -> Tiling``: the output tile
 that minimises the estimated cycles among those whose input window, accumulators and
@@ -39,6 +40,7 @@ class Hardware:
     dram_bandwidth: int  # bytes per cycle
     dram_latency: int  # cycles per request
     input_bytes: int  # buffers.input_bytes, named in the error when one pixel does not fit
+    os: bool = False  # array.dataflow == "os": dense layers run output-stationary
 
     @classmethod
     def of(cls, config: AccelConfig) -> Hardware:
@@ -51,6 +53,7 @@ class Hardware:
             dram_bandwidth=config.dram.bandwidth,
             dram_latency=config.dram.latency,
             input_bytes=config.buffers.input_bytes,
+            os=config.array.dataflow == "os",
         )
 
 
@@ -105,13 +108,17 @@ def estimate_cycles(
     vector: bool = False,
     images: int = 1,
     exposed_c_tiles: int | None = None,
+    depthwise: bool = False,
 ) -> float:
     """The cost model of :func:`choose_tiling`: the estimated cycles of a layer in output
     tiles of ``tile`` (see there). ``images`` > 1: every tile holds that many images' tiles
     (a batch whose images share each streamed weight chunk), so a tile loads and computes
     ``images`` times as much but streams its weights once. ``exposed_c_tiles``: the channel
     tiles of the first load, which nothing overlaps, when fewer than ``c_tiles`` (k tiles
-    that load their own channel tiles: the first k tile's)."""
+    that load their own channel tiles: the first k tile's). A pass of ``pixels`` costs
+    the array ``max(pixels, rows)`` cycles weight-stationary and ``ceil(pixels / rows) *
+    rows`` output-stationary (``hw.os``, not ``depthwise``: the depthwise mode is
+    weight-stationary on every machine; ``accel.timing``)."""
     p, q = out_hw
     th, tw = tile
     rows, cols = hw.rows, hw.cols
@@ -119,7 +126,12 @@ def estimate_cycles(
     ih, iw = window.input_extent(th, tw)
     tiles = ceil_div(p, th) * ceil_div(q, tw)
     pixels = th * tw
-    slot = max(pixels, timing.VECTOR_MIN_PASS) if vector else max(pixels, rows)
+    if vector:
+        slot = max(pixels, timing.VECTOR_MIN_PASS)
+    elif hw.os and not depthwise:
+        slot = ceil_div(pixels, rows) * rows
+    else:
+        slot = max(pixels, rows)
     compute = images * k_tiles * passes * slot
     load = hw.dram_latency + images * c_tiles * ih * iw * word_beats  # pipelined DMA
     load += streamed_words * ceil_div(cols, hw.dram_bandwidth)
@@ -142,12 +154,14 @@ def choose_tiling(
     streamed_words: int = 0,
     vector: bool = False,
     loaded_c_tiles: int | None = None,
+    depthwise: bool = False,
 ) -> Tiling:
     """The output tile that minimises the estimated cycles among those whose buffers fit.
 
-    ``loaded_c_tiles``: the channel tiles an output tile loads in all when the k tiles
-    load their own (``c_tiles`` at a time: a depthwise layer's k tiles one channel tile
-    each), for the estimate; ``c_tiles`` by default.
+    ``depthwise``: the layer runs in the array's depthwise mode (weight-stationary on an
+    output-stationary machine too). ``loaded_c_tiles``: the channel tiles an output tile
+    loads in all when the k tiles load their own (``c_tiles`` at a time: a depthwise layer's
+    k tiles one channel tile each), for the estimate; ``c_tiles`` by default.
 
     ``c_tiles`` is the number of channel tiles of the input window loaded per output tile,
     ``k_tiles`` the number of k tiles (accumulator results per output tile), ``passes`` the
@@ -192,6 +206,7 @@ def choose_tiling(
             streamed_words,
             vector=vector,
             exposed_c_tiles=None if loaded_c_tiles is None else c_tiles,
+            depthwise=depthwise,
         )
 
     cap = min(acc_cap, out_cap)
