@@ -3,7 +3,8 @@
 ARRAY instructions (and weight-stationary, depthwise-free ARRAY and vector ones beside them)
 against the OS contract written out here and the model's data path.
 
-The contract (issue 16, the OS section of ``accel.timing``)::
+Against ``accel.timing.compute_timing`` and ``sim.trace`` (the model, fast and trace mode)
+and the contract (issue 16, the OS section of ``accel.timing``) written out::
 
     start = max(earliest, register_free);  take = max(start + COMPUTE_DECODE, front_free)
     F     = max(take + 1, stream_free)       (stream_free >= done of another unit before)
@@ -31,8 +32,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from accel import isa, timing
-from accel.isa import Compute, ComputeMode
+from accel.isa import Compute, ComputeMode, Engine
 from hdl.compute import weight_addr_bits
+from sim.trace import trace_schedule
 from tests.test_equivalence_compute import (
     CONV,
     POOL,
@@ -54,43 +56,30 @@ def is_os(instr: Compute) -> bool:
 
 
 def os_contract(instrs, config):
-    """(start, F or None, done) per instruction: the OS formulas above, else
-    ``compute_timing`` with an OS predecessor counted as another unit."""
+    """(start, F or None, done) per instruction: ``accel.timing.compute_timing``, and for
+    every OS instruction the formulas above written out again (checked equal)."""
     rows, cols = config.array.rows, config.array.cols
     state = timing.ComputeState()
-    prev_os = False
     out = []
     for instr in instrs:
+        t = timing.compute_timing(instr, 0, state, config)
         if is_os(instr):
             start = max(0, state.register_free)
             take = max(start + timing.COMPUTE_DECODE, state.front_free)
             stream_free = state.stream_free
-            if not prev_os:
+            if state.unit != timing.compute_unit(instr):
                 stream_free = max(stream_free, state.done)
             F = max(take + 1, stream_free)
-            G = -(-instr.pixels // rows)
-            S = instr.passes * rows
-            end = F + G * S
+            end = F + -(-instr.pixels // rows) * instr.passes * rows
             done = end - 1 + 2 * rows + cols + timing.ACC_LATENCY + 1
-            state = timing.ComputeState(
-                False, take, end - 1, end, state.last_weight_load, end - 1, done
-            )
+            assert (t.start, t.take, t.first_feed, t.last_feed, t.done) == (
+                start, take, F, end - 1, done,
+            )  # fmt: skip
+            assert (t.state.front_free, t.state.stream_free) == (end - 1, end)
             out.append((start, F, done))
         else:
-            if prev_os:  # another unit: wait for the OS instruction's done
-                state = timing.ComputeState(
-                    state.vector,
-                    state.register_free,
-                    state.front_free,
-                    max(state.stream_free, state.done),
-                    state.last_weight_load,
-                    state.last_feed,
-                    state.done,
-                )
-            t = timing.compute_timing(instr, 0, state, config)
-            state = t.state
             out.append((t.start, None, t.done))
-        prev_os = is_os(instr)
+        state = t.state
     return out
 
 
@@ -101,6 +90,11 @@ def check_os(config, instrs, rng):
     assert run.starts == [s for s, _, _ in want]
     assert run.dones == [d for _, _, d in want]
     assert run.completes == [d - 1 for _, _, d in want]
+    streams = {e: [] for e in Engine}
+    streams[Engine.COMPUTE] = list(instrs)
+    traced = trace_schedule(streams, config)  # the model's cycle-stepped trace mode
+    assert run.starts == traced.start[Engine.COMPUTE]
+    assert run.dones == traced.done[Engine.COMPUTE]
     depth = acc.shape[0]
     rows = config.array.rows
     for instr, complete in zip(instrs, run.completes, strict=True):
