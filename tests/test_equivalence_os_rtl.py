@@ -13,7 +13,8 @@ import pytest
 from accel import config as cfg
 from accel.compiler import compile
 from accel.isa import ComputeMode, Engine
-from tests.layers import conv_qnet, conv_reference, random_input
+from accel.verify import verify as run_verify
+from tests.layers import conv_qnet, conv_reference, random_input, zoo_qnet
 from tests.test_equivalence_rtl import check, zoo_check
 
 OS_TINY = cfg.preset("tiny").replace(array={"dataflow": "os"})
@@ -73,3 +74,24 @@ def test_os_conv_layer_bit_and_cycle_exact_verilator(name, config):
 @pytest.mark.parametrize("network", ["tinynet", "lenet5"])
 def test_os_zoo_network_bit_and_cycle_exact_verilator(network):
     zoo_check(network, None, OS_TINY, "verilator")
+
+
+OS_EDGE = cfg.preset("edge").replace(array={"dataflow": "os"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "size"), [("resnet18", 64), ("mobilenet_v2", 64)])
+def test_os_zoo_model_is_bit_and_cycle_exact_in_verilator(name, size):
+    """mobilenet_v2 mixes the depthwise mode (weight-stationary) with OS pointwise layers:
+    every unit switch between the two datapaths of one array."""
+    qnet = zoo_qnet(name, size)
+    result = run_verify(qnet, OS_EDGE)
+    assert result.ok, result.first_mismatch
+    assert len(result.layers) == len(qnet.network.order()) - len(qnet.network.input_names)
+
+
+@pytest.mark.slow
+def test_os_resnet18_224_whole_network_is_bit_and_cycle_exact_in_verilator():
+    result = run_verify(zoo_qnet("resnet18"), OS_EDGE)
+    assert result.ok, result.first_mismatch
+    assert result.rtl_cycles == result.model_cycles > 7_000_000
