@@ -53,6 +53,15 @@ Timing (all :mod:`accel.timing`, ARRAY mode, for an instruction taken in ``take`
 Vector modes: the word fed in ``t`` reads its row in ``t`` and writes it in ``t +
 VECTOR_LATENCY``; ``done = f[last] + T - 1 + VECTOR_LATENCY + 1``.
 
+Output-stationary (an ``os`` instruction on an ``array.dataflow == "os"`` machine, the OS
+section of :mod:`accel.timing`): the window generator walks groups, passes and array rows;
+the feeder takes one word per cycle from ``F - 1`` on and reads each step's weight word
+(``w_base + s``) in the same cycle (the weight port is muxed to it); the words and weights
+go to :attr:`hdl.array.SystolicArray.os_i`, whose exits ``os_o[c]`` carry their own
+accumulator rows; ``done = F + G*S - 1 + 2*rows + cols + ACC_LATENCY + 1``. The front end
+releases it after its last word, the loader loads nothing for it, and the feeder counts it
+as a unit of its own (a switch waits for ``done``).
+
 ``done`` pulses in exactly that cycle, the first in which the instruction's last accumulator
 write is visible (``complete`` one cycle earlier: it is the accumulator buffer's write strobe
 of that write, :attr:`hdl.accumulator.AccumulatorBuffer.complete`, not a delay line beside

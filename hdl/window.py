@@ -8,6 +8,12 @@ column ``s``; ``s`` fastest), and within a pass output pixels (``p``, ``q``; ``q
     pad  = the image position (origin_h + p*stride_h + r*dil_h, origin_w + q*stride_w +
            s*dil_w) lies outside image_h x image_w
 
+On an output-stationary machine an ``os`` instruction is walked in another order (the OS
+section of :mod:`accel.timing`): groups of ``rows`` pixels, per group the passes, per pass
+the array rows (the group's pixels, then dummy rows past the last pixel, ``pad`` and
+``dummy`` set); the word carries its ``row`` and whether it is its group's first / last
+step. Its address is the pass's plus the pixel's offset (one adder, no multiplier).
+
 In VADD mode there are two passes, at ``in_base`` and ``in_base_b``, with ``r = s = 0``
 (``ct_count``, ``kernel_h``, ``kernel_w`` ignored); with ``broadcast_b`` every word of the
 second pass has the address ``in_base_b`` (its ``pad`` is still the pixel's). No multiplier
