@@ -62,6 +62,13 @@ dwx : In(ArrayLayout(ArrayLayout(signed(8), cols), rows))
 o : Out(stream.Signature(signed(32), always ready)).array(cols)
     ``o[c].payload`` is the int32 sum of column ``c`` (wrapping), ``o[c].valid`` marks the
     cycle ``t + rows + c`` of a vector fed with ``i.valid`` in cycle ``t``.
+os_i : In(stream.Signature(os_input_layout), always ready)
+    Output-stationary machines only (``array.dataflow == "os"``): step ``s`` of group ``g``
+    in cycle ``F + g*S + s`` (:func:`os_input_layout`).
+os_o : Out(stream.Signature(os_exit_layout, always ready)).array(cols)
+    Output-stationary machines only: PE (p, c)'s sum of group ``g`` with its accumulator row,
+    in its exit cycle ``E_g + 2*rows + c + 1 - p`` (``E_g = F + g*S + S - 1``); dummy rows
+    never. See :meth:`SystolicArray._output_stationary`.
 """
 
 from __future__ import annotations

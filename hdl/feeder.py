@@ -183,6 +183,14 @@ class Feeder(wiring.Component):
     dwx : Out(ArrayLayout(ArrayLayout(signed(8), rows), rows))
         Square arrays only: row ``t``'s word (its tap's, or ``pad_value``) in ``D + 1 + t``,
         to :attr:`hdl.array.SystolicArray.dwx`.
+    os_weight_rd : Out(stream.Signature(unsigned(weight_addr_bits), always_ready=True))
+        Output-stationary machines only: the weight word of the OS step taken in ``D``
+        (``w_base + s``), read in ``D`` (the compute engine gives it the weight port).
+    os_weight : In(ArrayLayout(signed(8), cols))
+        Output-stationary machines only: that word, in ``D + 1``.
+    os : Out(stream.Signature(os_input_layout, always_ready=True))
+        Output-stationary machines only: the step fed in ``D + 1``, to
+        :attr:`hdl.array.SystolicArray.os_i`.
     """
 
     def __init__(self, config: AccelConfig) -> None:

@@ -84,6 +84,9 @@ class WeightLoader(wiring.Component):
         ``j`` is read in cycle ``wl[j] + i - 1``, at ``w_base + j*rows + i``.
     next_w_base : In(unsigned(20))
         ``w_base`` of the instruction in the compute engine's instruction register.
+    blocked : In(1)
+        Output-stationary machines only: the port was the OS feed's in the previous cycle, so
+        no row is due now (a pass that would begin begins a cycle later).
     w : Out(stream.Signature(WeightWrite, always_ready=True))
         To :attr:`hdl.array.SystolicArray.w`: that row in cycle ``wl[j] + i + 1``.
     weights : Out(WEIGHTS_SIGNATURE)

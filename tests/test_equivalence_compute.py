@@ -220,7 +220,7 @@ def contract(instrs: list[Compute], config: AccelConfig) -> list[Expected]:
         T = instr.pixels
         vector_mode = timing.is_vector(instr.mode)
         stream_free = state.stream_free
-        if vector_mode != state.vector:
+        if timing.compute_unit(instr) != state.unit:
             stream_free = max(stream_free, state.done)
         passes: list[tuple[int | None, int]] = []
         if vector_mode:

@@ -234,3 +234,20 @@ def test_os_array_keeps_the_weight_stationary_datapath(rows, cols):
     want = expected_outputs(config, passes)
     for c in range(cols):
         assert ws_seen[c] == want[c], f"column {c}"
+
+
+def test_the_os_ports_exist_only_on_os_machines():
+    """A "ws" machine's blocks are the weight-stationary ones (their Verilog unchanged)."""
+    from hdl.feeder import Feeder
+    from hdl.pe import ProcessingElement
+    from hdl.weight_loader import WeightLoader
+
+    ws, os = small_config(3, 4), small_config(3, 4).replace(array={"dataflow": "os"})
+    for block, port in [
+        (SystolicArray, "os_i"),
+        (ProcessingElement, "wt_in"),
+        (Feeder, "os_weight_rd"),
+        (WeightLoader, "blocked"),
+    ]:
+        assert port not in block(ws).signature.members
+        assert port in block(os).signature.members
