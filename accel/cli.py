@@ -174,8 +174,14 @@ class Progress:
 
 
 def add_config_arguments(
-    parser: argparse.ArgumentParser, *, scalesim: bool = False, required: bool = False
+    parser: argparse.ArgumentParser,
+    *,
+    scalesim: bool = False,
+    required: bool = False,
+    dataflow: bool = True,
 ) -> None:
+    """``--config``/``--preset`` (and ``--scalesim-config``), then ``--dataflow`` unless
+    ``dataflow`` is false (``accel sweep`` has its own, a sweep axis)."""
     group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument("--config", metavar="CFG.toml", help="accelerator config file")
     group.add_argument("--preset", metavar="NAME", help="named config (tiny, edge, server)")
@@ -184,6 +190,42 @@ def add_config_arguments(
             "--scalesim-config",
             metavar="SCALE.cfg",
             help="a SCALE-Sim .cfg as the accelerator config (docs/scalesim.md)",
+        )
+    if dataflow:
+        parser.add_argument(
+            "--dataflow",
+            metavar="ws|os",
+            help="the array's dataflow, overriding the config's array.dataflow: ws "
+            "(weight-stationary) or os (output-stationary)",
+        )
+
+
+#: What ``--dataflow`` says of a dataflow the machine does not have (yet).
+UNIMPLEMENTED_DATAFLOWS = {"is": "input-stationary is not implemented yet"}
+
+
+def check_dataflow(value: str, option: str = "--dataflow") -> str:
+    """``value`` if it is a dataflow of :data:`accel.config.DATAFLOWS`, else a
+    :class:`CliError` naming it."""
+    from accel.config import DATAFLOWS
+
+    if value in DATAFLOWS:
+        return value
+    if value in UNIMPLEMENTED_DATAFLOWS:
+        raise CliError(f"{option} {value}: {UNIMPLEMENTED_DATAFLOWS[value]}")
+    raise CliError(f"{option} must be one of {', '.join(DATAFLOWS)}, not {value!r}")
+
+
+def check_rtl_dataflow(cfg) -> None:
+    """Refuse a config whose dataflow the RTL does not implement (``hdl.DATAFLOWS``, ``ws``
+    when the package does not say): generating or verifying it would run another machine."""
+    import hdl
+
+    supported = getattr(hdl, "DATAFLOWS", ("ws",))
+    if cfg.array.dataflow not in supported:
+        raise CliError(
+            f"array.dataflow = {cfg.array.dataflow!r}: the RTL implements "
+            f"{', '.join(supported)} only (the cycle model runs it: accel simulate)"
         )
 
 
@@ -287,7 +329,17 @@ def deploy_network(
 
 def resolve_config(args: argparse.Namespace):
     """The config named by ``--config``/``--preset``/``--scalesim-config`` (default: the
-    ``edge`` preset)."""
+    ``edge`` preset), with ``--dataflow`` as its ``array.dataflow``."""
+    cfg = _named_config(args)
+    dataflow = getattr(args, "dataflow", None)
+    if dataflow is not None and dataflow != cfg.array.dataflow:
+        cfg = cfg.replace(
+            name=f"{cfg.name}-{check_dataflow(dataflow)}", array={"dataflow": dataflow}
+        )
+    return cfg
+
+
+def _named_config(args: argparse.Namespace):
     from accel import config
 
     if getattr(args, "config", None):
@@ -489,6 +541,7 @@ def load_program(args: argparse.Namespace):
             ("--cols", "cols"),
             ("--bandwidth", "bandwidth"),
             ("--input-size", "input_size"),
+            ("--dataflow", "dataflow"),
         )
         if getattr(args, dest, None) is not None
     ]
@@ -831,8 +884,28 @@ def sweep_grid(args: argparse.Namespace, base):
             buffers[name] = [int(size) for size in sizes]
     clocks = sweep.parse_float_list("--clock", args.clock)
     return sweep.sweep_configs(
-        base, lists["rows"], lists["cols"], lists["bandwidth"], buffers=buffers, clocks=clocks
+        base,
+        lists["rows"],
+        lists["cols"],
+        lists["bandwidth"],
+        buffers=buffers,
+        clocks=clocks,
+        dataflows=parse_dataflows(args.dataflows),
     )
+
+
+def parse_dataflows(text: str | None) -> list[str] | None:
+    """``"ws,os"`` -> ``["ws", "os"]`` (``--dataflow`` of ``accel sweep``), each checked by
+    :func:`check_dataflow`; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    values: list[str] = []
+    for item in text.split(","):
+        value = check_dataflow(item.strip())
+        if value in values:
+            raise CliError(f"--dataflow: {value} is listed twice")
+        values.append(value)
+    return values
 
 
 def sweep_table(points, networks: int) -> list[str]:
@@ -846,12 +919,14 @@ def sweep_table(points, networks: int) -> list[str]:
         if len({getattr(p, f"{name}_bytes") for p in points}) > 1
     ]
     clock = len({p.clock_mhz for p in points}) > 1
+    dataflow = len({p.dataflow for p in points}) > 1
     batched = any(p.batch != 1 for p in points)
     header = [
         *(["network"] if networks > 1 else []),
         "rows",
         "cols",
         "bandwidth",
+        *(["dataflow"] if dataflow else []),
         *(label for label, _ in extra),
         *(["MHz"] if clock else []),
         *(["batch"] if batched else []),
@@ -871,6 +946,7 @@ def sweep_table(points, networks: int) -> list[str]:
             p.rows,
             p.cols,
             p.bandwidth,
+            *([p.dataflow] if dataflow else []),
             *(f"{getattr(p, field) / 1024:g}" for _, field in extra),
             *([f"{p.clock_mhz:g}"] if clock else []),
             *([p.batch] if batched else []),
@@ -1064,6 +1140,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
     name = generate.check_module_name(args.name)
     cfg = resolve_config(args)
+    check_rtl_dataflow(cfg)
     families = list(dict.fromkeys(args.synth or ()))
     if args.pnr:
         from hdl.flow import pnr
@@ -1264,6 +1341,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             images = batch.images(args.batch, static_batch(network))
             qnet = quantize(network, args.seed)
             subject, cfg = qnet.network.name, resolve_config(args)
+        check_rtl_dataflow(cfg)
         progress = stack.enter_context(Progress.for_args(args, f"verify {subject}"))
         if args.backend == "verilator":
             options["log"] = lambda line: progress.stage(
@@ -1417,10 +1495,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--input-size", type=int, help="input height/width for zoo models")
     p.add_argument("--seed", type=int, default=0, help="random weights")
-    add_config_arguments(p, scalesim=True)
+    add_config_arguments(p, scalesim=True, dataflow=False)
     p.add_argument("--rows", metavar="N,N,...", help="array rows to try (default: the config's)")
     p.add_argument("--cols", metavar="N,N,...", help="array columns to try")
     p.add_argument("--bandwidth", metavar="B,B,...", help="DRAM bytes per cycle to try")
+    p.add_argument(
+        "--dataflow",
+        dest="dataflows",
+        metavar="ws,os",
+        help="array dataflows to try (default: the config's): ws weight-stationary, os "
+        "output-stationary",
+    )
     for name in ("input", "weight", "acc", "output", "param"):
         p.add_argument(
             f"--{name}-kib",
@@ -1611,6 +1696,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
+        # Before the handler, which may stage its outputs: a bad value writes nothing.
+        if getattr(args, "dataflow", None) is not None:
+            check_dataflow(args.dataflow)
+        if getattr(args, "dataflows", None) is not None:
+            parse_dataflows(args.dataflows)
         return args.handler(args)
     except KeyboardInterrupt:
         print("accel: interrupted", file=sys.stderr)

@@ -95,6 +95,7 @@ COLUMNS = (
     "rows",
     "cols",
     "bandwidth",
+    "dataflow",
     "clock_mhz",
     "batch",
     "input_bytes",
@@ -117,11 +118,15 @@ COLUMNS = (
     "config_digest",
 )
 
+#: The columns of a ``sweep.csv`` written before sweeps had a dataflow axis: its rows are
+#: weight-stationary points, and a sweep resumes from them as such.
+COLUMNS_BEFORE_DATAFLOW = tuple(name for name in COLUMNS if name != "dataflow")
+
 #: The columns of a ``sweep.csv`` written before sweeps had a batch axis: its rows are
 #: points of one image each, and a sweep resumes from them as such.
 COLUMNS_BEFORE_BATCH = tuple(
     name
-    for name in COLUMNS
+    for name in COLUMNS_BEFORE_DATAFLOW
     if name not in ("batch", "cycles_per_image", "images_per_second", "image_by_image")
 )
 
@@ -158,6 +163,7 @@ class SweepPoint:
     pes: int
     buffer_bytes: int
     batch: int = 1
+    dataflow: str = "ws"
     cycles: int | None = None
     utilization: float | None = None
     seconds: float | None = None
@@ -190,6 +196,7 @@ class SweepPoint:
             pes=config.array.pes,
             buffer_bytes=buffer_bytes(config),
             batch=batch,
+            dataflow=config.array.dataflow,
             status="pending",
             network_digest=network_digest,
             config_digest=config.digest,
@@ -215,6 +222,7 @@ class SweepPoint:
         """``network rows=4 cols=4 bandwidth=4`` (and `` batch=N`` for more than one image;
         for messages)."""
         text = f"{self.network} rows={self.rows} cols={self.cols} bandwidth={self.bandwidth}"
+        text += f" dataflow={self.dataflow}" if self.dataflow != "ws" else ""
         return text + (f" batch={self.batch}" if self.batch != 1 else "")
 
 
@@ -287,14 +295,16 @@ def sweep_configs(
     *,
     buffers: Mapping[str, Sequence[int]] | None = None,
     clocks: Sequence[float] | None = None,
+    dataflows: Sequence[str] | None = None,
 ) -> list[AccelConfig]:
     """One config per point of the product, in ``rows``-major order: rows, cols,
-    bandwidths, then each of ``buffers`` (``{"input": [bytes, ...], ...}``, keys of
-    :data:`BUFFERS`), then clocks (MHz). A missing list takes the base config's value; what
-    is not swept (DRAM latency, ...) stays the base's.
+    bandwidths, dataflows (``array.dataflow``), then each of ``buffers`` (``{"input":
+    [bytes, ...], ...}``, keys of :data:`BUFFERS`), then clocks (MHz). A missing list takes
+    the base config's value; what is not swept (DRAM latency, ...) stays the base's.
 
-    Each config is named ``BASE-RxC-bwB``, then ``-input32768`` for each swept buffer and
-    ``-250MHz`` for a swept clock.
+    Each config is named ``BASE-RxC-bwB``, then ``-os`` for a swept dataflow other than the
+    base's,
+    ``-input32768`` for each swept buffer and ``-250MHz`` for a swept clock.
 
     Raises
     ------
@@ -311,6 +321,8 @@ def sweep_configs(
         ("cols", list(cols) if cols else [base.array.cols]),
         ("bandwidth", list(bandwidths) if bandwidths else [base.dram.bandwidth]),
     ]
+    if dataflows:
+        axes.append(("dataflow", list(dataflows)))
     axes += [(f"{name}_bytes", list(buffers[name])) for name in BUFFERS if buffers.get(name)]
     if clocks:
         axes.append(("clock_mhz", list(clocks)))
@@ -320,6 +332,10 @@ def sweep_configs(
         r, c, b = point["rows"], point["cols"], point["bandwidth"]
         name = f"{base.name}-{r}x{c}-bw{b}"
         changes: dict[str, Any] = {"array": {"rows": r, "cols": c}, "dram": {"bandwidth": b}}
+        if "dataflow" in point:
+            changes["array"]["dataflow"] = point["dataflow"]
+            if point["dataflow"] != base.array.dataflow:  # the base's points keep their names
+                name += f"-{point['dataflow']}"
         sizes = {key: value for key, value in point.items() if key.endswith("_bytes")}
         if sizes:
             changes["buffers"] = sizes
@@ -330,7 +346,10 @@ def sweep_configs(
         try:
             configs.append(base.replace(name=name, **changes))
         except (TypeError, ValueError) as error:
-            where = " ".join(f"{key}={value:g}" for key, value in point.items())
+            where = " ".join(
+                f"{key}={value}" if isinstance(value, str) else f"{key}={value:g}"
+                for key, value in point.items()
+            )
             raise ValueError(f"sweep point {where} on {base.name!r}: {error}") from None
     return configs
 
@@ -806,7 +825,8 @@ def write_csv(points: Sequence[SweepPoint], path: str | Path) -> Path:
 
 def _parse_row(row: dict[str, str | None], columns: Sequence[str] = COLUMNS) -> SweepPoint | None:
     """The point of a ``sweep.csv`` row of ``columns`` (:data:`COLUMNS`, or
-    :data:`COLUMNS_BEFORE_BATCH`: one image), or None when the row is incomplete or not
+    :data:`COLUMNS_BEFORE_DATAFLOW`: weight-stationary, or :data:`COLUMNS_BEFORE_BATCH`:
+    weight-stationary, one image), or None when the row is incomplete or not
     valid (the last line of a run that was killed mid-write)."""
     if None in row or any(row.get(name) is None for name in columns):
         return None
@@ -827,6 +847,7 @@ def _parse_row(row: dict[str, str | None], columns: Sequence[str] = COLUMNS) -> 
             pes=int(row["pes"]),
             buffer_bytes=int(row["buffer_bytes"]),
             batch=int(row["batch"]) if batched else 1,
+            dataflow=str(row["dataflow"]) if "dataflow" in columns else "ws",
             cycles=int(row["cycles"]) if ok else None,
             utilization=float(row["utilization"]) if ok else None,
             seconds=float(row["seconds"]) if ok else None,
@@ -842,14 +863,15 @@ def _parse_row(row: dict[str, str | None], columns: Sequence[str] = COLUMNS) -> 
 
 def read_csv(path: str | Path) -> list[SweepPoint]:
     """The valid rows of a ``sweep.csv`` (an incomplete last row is left out; a file of
-    :data:`COLUMNS_BEFORE_BATCH` gives points of batch 1); ``[]`` when the file is missing
+    :data:`COLUMNS_BEFORE_BATCH` gives points of batch 1, one before the dataflow column
+    weight-stationary points); ``[]`` when the file is missing
     or has other columns."""
     path = Path(path)
     if not path.is_file():
         return []
     lines = read_text(path, what="sweep file").splitlines()
     header = tuple(lines[0].split(",")) if lines else ()
-    if header not in (COLUMNS, COLUMNS_BEFORE_BATCH):
+    if header not in (COLUMNS, COLUMNS_BEFORE_DATAFLOW, COLUMNS_BEFORE_BATCH):
         return []
     points = []
     for row in csv.DictReader(lines):

@@ -464,6 +464,11 @@ class ComputeState:
     last_feed: int = -(1 << 40)
     done: int = 0
 
+    @property
+    def vector(self) -> bool:
+        """The previous instruction ran on the vector unit."""
+        return self.unit == VECTOR_UNIT
+
 
 @dataclass(frozen=True)
 class ComputeTiming:

@@ -276,6 +276,7 @@ def test_sweep_command(tmp_path, capsys):
         "rows",
         "cols",
         "bandwidth",
+        "dataflow",
         "clock_mhz",
         "batch",
         "input_bytes",

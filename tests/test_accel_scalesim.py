@@ -345,7 +345,12 @@ def edited_config(tmp_path, old, new):
     return write(tmp_path, text.replace(old, new), "bad.cfg")
 
 
-@pytest.mark.parametrize("dataflow", ["os", "is"])
+def test_an_os_config_is_an_os_machine(tmp_path):
+    path = edited_config(tmp_path, "Dataflow : ws", "Dataflow : os")
+    assert scalesim.load_config(path).array.dataflow == "os"
+
+
+@pytest.mark.parametrize("dataflow", ["is"])
 def test_config_rejects_other_dataflows(tmp_path, dataflow):
     path = edited_config(tmp_path, "Dataflow : ws", f"Dataflow : {dataflow}")
     with pytest.raises(
@@ -590,12 +595,13 @@ def test_the_cli_runs_scalesims_model_of_every_dataflow(tmp_path, capsys, datafl
     assert json.loads(capsys.readouterr().out) == scalesim.compute_report(rows, 32, 32, dataflow)
     assert main([*args, "--model", "both", "--format", "json", "-q"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert f"SCALE-Sim's {dataflow} model against our ws machine" in doc["title"]
+    ours = dataflow if dataflow in ("ws", "os") else "ws"
+    assert f"SCALE-Sim's {dataflow} model against our {ours} machine" in doc["title"]
     expected = [scalesim.scalesim_cycles(r, 32, 32, dataflow) for r in rows]
     assert [layer["scalesim_cycles"] for layer in doc["layers"]] == expected
     status = main([*args, "--cycles-only"])
     err = capsys.readouterr().err
-    if dataflow == "ws":
+    if dataflow in ("ws", "os"):
         assert status == 0
     else:
         assert status == 2 and f"Dataflow = '{dataflow}' is not implemented by our hardware" in err

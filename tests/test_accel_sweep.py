@@ -423,6 +423,30 @@ def test_a_sweep_csv_from_before_the_batch_axis_resumes_as_batch_1(tmp_path, cap
     assert len(counting.configs) == 2  # only the batch-2 points ran
 
 
+def test_a_sweep_csv_from_before_the_dataflow_axis_resumes_as_ws(tmp_path, capsys, monkeypatch):
+    counting = Counting()
+    monkeypatch.setattr(sim, "run", counting)
+    out = tmp_path / "s"
+    args = ["sweep", "tinynet", "--preset", "tiny", "--rows", "4,8", "-j", "1", "-o", str(out)]
+    assert main(args) == 0
+    final = (out / "sweep.csv").read_text()
+    old = [
+        {k: v for k, v in row.items() if k in sweep.COLUMNS_BEFORE_DATAFLOW}
+        for row in read_rows(out / "sweep.csv")
+    ]
+    with (out / "sweep.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(sweep.COLUMNS_BEFORE_DATAFLOW))
+        writer.writeheader()
+        writer.writerows(old)
+    counting.configs.clear()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert counting.configs == []  # both points resumed, as weight-stationary
+    assert (out / "sweep.csv").read_text() == final  # rewritten with the dataflow column
+    assert main([*args, "--dataflow", "ws,os"]) == 0
+    assert [name.rsplit("-", 1)[1] for name in counting.configs] == ["os", "os"]  # only os ran
+
+
 def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
     counting = Counting()
     base, configs = config.preset("tiny"), grid()[:4]

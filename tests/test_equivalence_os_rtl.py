@@ -7,6 +7,8 @@ instruction, in the Amaranth simulator and in Verilator (tests/test_equivalence_
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,20 @@ def test_os_resnet18_224_whole_network_is_bit_and_cycle_exact_in_verilator():
     result = run_verify(zoo_qnet("resnet18"), OS_EDGE)
     assert result.ok, result.first_mismatch
     assert result.rtl_cycles == result.model_cycles > 7_000_000
+
+
+def test_generate_and_verify_take_an_os_config(tmp_path, capsys):
+    """``accel generate --dataflow os`` writes the OS machine (its manifest says so) and
+    ``accel verify --dataflow os`` runs a network on it, golden == model == RTL."""
+    import hdl
+    from accel.cli import main
+
+    assert "os" in hdl.DATAFLOWS
+    out = tmp_path / "gen"
+    args = ["generate", "--preset", "tiny", "--dataflow", "os", "-o", str(out), "--no-lint"]
+    assert main([*args, "-q"]) == 0
+    manifest = json.loads((out / "accel_top.json").read_text())
+    assert manifest["config"]["values"]["array"]["dataflow"] == "os"
+    assert "os_mode" in (out / "accel_top.v").read_text()
+    assert main(["verify", "tinyconv", "--preset", "tiny", "--dataflow", "os", "--quiet"]) == 0
+    capsys.readouterr()

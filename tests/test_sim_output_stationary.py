@@ -245,3 +245,49 @@ def test_os_programs_run_output_stationary_and_ws_programs_do_not(os_program):
     assert not any(c.os for c in ws_program.streams[Engine.COMPUTE])
     check_os_flags(os_program)
     os_program.validate()
+
+
+def test_os_feed_slots_and_stalls_add_up(os_program):
+    """The feed slots the fast mode records are the ones derived from start and done (as RTL
+    results derive them), and the feed-slot busy cycles (``passes * pixels`` per
+    instruction) plus the stalls (an OS group's idle rows are ``fill_drain``) are the total."""
+    from accel.backend import feeds
+    from accel.timing import VECTOR_MIN_PASS
+    from sim.controller import schedule
+
+    sched = schedule(os_program.streams, os_program.config)
+    assert sched.feeds == feeds(os_program, sched.done, sched.start[Engine.COMPUTE])
+    result = sim.run(os_program, compute_outputs=False)
+    busy = sum(
+        instr.passes
+        * (instr.pixels if instr.mode == ComputeMode.ARRAY else max(instr.pixels, VECTOR_MIN_PASS))
+        for instr in os_program.streams[Engine.COMPUTE]
+    )
+    assert busy + sum(result.stalls.values()) == result.total_cycles
+    assert result.stalls["fill_drain"] > 0
+
+
+def test_os_depthwise_and_vector_units_switch_alike_in_fast_and_trace():
+    """An "os" machine runs dense layers output-stationary, the depthwise one in the
+    weight-stationary depthwise mode and the pool on the vector unit: every switch between
+    the three units waits for the previous instruction's done, in both modes."""
+    net = graph.Network("mix")
+    x = net.add("input", graph.Input((6, 9, 9)))
+    a = net.add("c1", graph.Conv2d(6, 8, 3, padding=1, activation="relu"), [x])
+    b = net.add("dw", graph.Conv2d(8, 8, 3, padding=1, groups=8, activation="relu"), [a])
+    c = net.add("c2", graph.Conv2d(8, 5, 1), [b])
+    d = net.add("pool", graph.MaxPool2d(2, 2), [c])
+    net.add("c3", graph.Conv2d(5, 4, 3, padding=1), [d])
+    qnet = quantized(net)
+    program = compile(qnet, OS_TINY)
+    computes = program.streams[Engine.COMPUTE]
+    units = {timing.compute_unit(instr) for instr in computes}
+    assert units == {timing.OS_UNIT, timing.WS_UNIT, timing.VECTOR_UNIT}
+    assert any(instr.depthwise for instr in computes)
+    inputs = synthetic.random_int8_inputs(qnet)
+    image = program.make_image(inputs)
+    fast = sim.run(program, image)
+    for name, expected in executor.run_network(qnet, inputs).items():
+        np.testing.assert_array_equal(fast.outputs[name], expected, strict=True)
+    trace = sim.run(program, image, mode="trace", compute_outputs=False)
+    assert trace.instruction_times() == fast.instruction_times()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from accel import isa, numerics
-from accel.compiler.emit import VECTOR_MIN, WHOLE, Emitter, Params, Phase, input_window
+from accel.compiler.emit import VECTOR_MIN, WHOLE, Emitter, Params, Phase, Ring, input_window
 from accel.compiler.ops import READ, WRITE, Access, Block, runs, starts
 from accel.compiler.tiling import Tiling, TilingError, Window, choose_tiling, estimate_cycles
 from accel.isa import Buffer, Compute, ComputeMode, Load, Post, PostMode
@@ -43,6 +43,23 @@ class ConvWeights:
     per_chunk: int  # channel tiles per streamed reduction chunk
     row_chunk: int  # kernel rows per streamed reduction chunk (depthwise: per pass)
     depthwise: bool = False  # the array's depthwise mode: one tile per group of kernel rows
+    #: Slots of the weight ring a streamed chunk goes to in turn (:func:`stream_slots`).
+    slots: int = 2
+
+    def slot_base(self, ring: Ring, count: int | np.ndarray) -> int | np.ndarray:
+        """Weight-buffer word of the ``count``-th streamed chunk's slot."""
+        return count % self.slots * (ring.capacity // self.slots)
+
+
+def stream_slots(em: Emitter, row_words: int, depthwise: int) -> int:
+    """Slots of the weight ring for streamed weights: two (double buffering), three for an
+    output-stationary layer whose kernel row fits a third. An output-stationary pass reads
+    its weight words as fast as the DMA streams them, and a slot is free again only when the
+    COMPUTE reading it is done (its drain after its last read): with two slots, DRAM latency
+    and drain are exposed once per chunk; a third slot hides them."""
+    if em.config.array.dataflow == "os" and not depthwise and row_words <= em.w_ring.capacity // 3:
+        return 3
+    return 2
 
 
 @dataclass(frozen=True)
@@ -140,8 +157,9 @@ def pack_weights(
     tile_words = rows
     kt_words = [(hi - lo) * r * s * tile_words for lo, hi in ct_ranges]
     kt_offsets = list(itertools.accumulate(kt_words, initial=0))
-    half = em.w_ring.capacity // 2
     base = resident_base(em, kt_offsets[-1])
+    slots = stream_slots(em, s * tile_words, depthwise)
+    half = em.w_ring.capacity // slots  # a slot of the ring (half, or a third)
 
     # Reduction chunks (weights streamed): whole channel tiles, or kernel rows of one.
     if base is None:
@@ -171,6 +189,7 @@ def pack_weights(
         resident_base=base,
         per_chunk=per_chunk,
         row_chunk=row_chunk,
+        slots=slots,
     )
 
 
@@ -317,7 +336,7 @@ class ConvPasses:
         width, ct_stride, first_ct = inputs.width, inputs.ct_stride, inputs.first_ct
         origin_h, origin_w = inputs.origin
         resident = wt.resident_base is not None
-        w_ring, half, cols = em.w_ring, em.w_ring.capacity // 2, em.cols
+        w_ring, cols = em.w_ring, em.cols
         compute_rows, weight_rows = self.compute_rows, self.weight_rows
         index = em.log.index
         accumulate = int(not first)
@@ -326,8 +345,8 @@ class ConvPasses:
                 self.load_resident(kt)
                 w_base = wt.resident_base + offset
             else:
-                # The next of the weight buffer's two halves (Ring.next(2)).
-                w_base = (w_ring.count % 2) * half
+                # The next slot of the weight ring (halves: Ring.next(2)).
+                w_base = wt.slot_base(w_ring, w_ring.count)
                 w_ring.count += 1
                 # Rows r0..r1 of every channel tile in the chunk; contiguous when the
                 # chunk holds whole kernels (row_chunk == r) or one channel tile.
@@ -362,10 +381,10 @@ class ConvPasses:
         ``acc_bases[i]``)."""
         em, wt = self.em, self.weights
         dh = self.window.dilation[0]
-        w_ring, half, cols = em.w_ring, em.w_ring.capacity // 2, em.cols
+        w_ring, cols = em.w_ring, em.cols
         index = em.log.index
         for n, (ct0, ct1, r0, r1, words, offset) in enumerate(self.passes(kt, cts)):
-            w_base = (w_ring.count % 2) * half  # the next of the weight buffer's halves
+            w_base = wt.slot_base(w_ring, w_ring.count)  # the next slot of the weight ring
             w_ring.count += 1
             self.weight_rows.extend((wt.addr + offset * cols, w_base, words, index()))
             for inputs_i, acc_base in zip(inputs, acc_bases, strict=True):
@@ -545,7 +564,7 @@ class ConvPasses:
                 computes = at + j
             else:
                 w = em.w_ring
-                w_base = (w.count + np.arange(len(pc))) % 2 * (w.capacity // 2)
+                w_base = wt.slot_base(w, w.count + np.arange(len(pc)))
                 w.count += len(pc)
                 loads_at = at + 2 * j
                 computes = loads_at + 1
@@ -701,8 +720,10 @@ def lower_conv(
     if shared is not None:
         # The cost model decides: the images one after the other, or sharing each chunk.
         cost = functools.partial(estimate_cycles, em.hardware, out_hw, window, n_ct, n_kt, passes)
-        alone = len(xs) * cost((tiling.tile_h, tiling.tile_w), streamed)
-        together = cost((shared.tile_h, shared.tile_w), streamed, images=len(xs))
+        alone = len(xs) * cost((tiling.tile_h, tiling.tile_w), streamed, uneven=tiling.uneven)
+        together = cost(
+            (shared.tile_h, shared.tile_w), streamed, images=len(xs), uneven=shared.uneven
+        )
         if together >= alone:
             shared = None
     if shared is not None:
@@ -729,6 +750,8 @@ def lower_conv(
     }
     if depthwise:
         mapping["mode"] = f"depthwise, {depthwise * s} of {rows} rows"
+    elif em.config.array.dataflow == "os":
+        mapping["dataflow"] = "output-stationary"
     if shared is not None:
         mapping["batch"] = "images share each streamed weight chunk"
     return mapping

@@ -117,8 +117,10 @@ def lower_conv_transpose(
                 )
             )
     first = mappings[0]
+    dataflow = {"dataflow": first["dataflow"]} if "dataflow" in first else {}
     return {
         "unit": "array",
+        **dataflow,
         "phases": len(mappings),
         "bias-only phases": empty,
         "tile": first["tile"],

@@ -11,6 +11,7 @@ of its arguments (the buffer capacities in words, array size and DRAM timing in
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from accel import timing
@@ -78,13 +79,17 @@ class Tiling:
     in_slots: int
     in_slot_words: int
     channel_chunk: int  # channel tiles held in the input buffer at once
+    #: Tiles of exactly ``tile_h`` x ``tile_w`` and smaller ones at the bottom and right
+    #: edges, instead of an even split (output-stationary: whole groups of ``rows`` pixels).
+    uneven: bool = False
 
     def output_tiles(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
         """The ``(p0, q0, th, tw)`` output tiles of a ``height`` x ``width`` map, row-major."""
+        cut = split_uneven if self.uneven else split
         return [
             (p0, q0, th, tw)
-            for p0, th in split(height, self.tile_h)
-            for q0, tw in split(width, self.tile_w)
+            for p0, th in cut(height, self.tile_h)
+            for q0, tw in cut(width, self.tile_w)
         ]
 
 
@@ -93,6 +98,20 @@ def split(size: int, tile: int) -> list[tuple[int, int]]:
     count = ceil_div(size, tile)
     base = ceil_div(size, count)
     return [(start, min(base, size - start)) for start in range(0, size, base)]
+
+
+def split_uneven(size: int, tile: int) -> list[tuple[int, int]]:
+    """``size`` in pieces of ``tile``, the last one what is left."""
+    return [(start, min(tile, size - start)) for start in range(0, size, tile)]
+
+
+def os_groups(out_hw: tuple[int, int], tile: tuple[int, int], rows: int, uneven: bool) -> int:
+    """Pixel groups of ``rows`` (``accel.timing``, OUTPUT-STATIONARY) over every output tile
+    of an ``out_hw`` map in tiles of ``tile``."""
+    cut = split_uneven if uneven else split
+    heights = Counter(h for _, h in cut(out_hw[0], tile[0]))  # at most two sizes each
+    widths = Counter(w for _, w in cut(out_hw[1], tile[1]))
+    return sum(m * n * ceil_div(h * w, rows) for h, m in heights.items() for w, n in widths.items())
 
 
 def estimate_cycles(
@@ -109,6 +128,7 @@ def estimate_cycles(
     images: int = 1,
     exposed_c_tiles: int | None = None,
     depthwise: bool = False,
+    uneven: bool = False,
 ) -> float:
     """The cost model of :func:`choose_tiling`: the estimated cycles of a layer in output
     tiles of ``tile`` (see there). ``images`` > 1: every tile holds that many images' tiles
@@ -118,7 +138,8 @@ def estimate_cycles(
     that load their own channel tiles: the first k tile's). A pass of ``pixels`` costs
     the array ``max(pixels, rows)`` cycles weight-stationary and ``ceil(pixels / rows) *
     rows`` output-stationary (``hw.os``, not ``depthwise``: the depthwise mode is
-    weight-stationary on every machine; ``accel.timing``)."""
+    weight-stationary on every machine; ``accel.timing``), in tiles split as
+    :attr:`Tiling.uneven` says."""
     p, q = out_hw
     th, tw = tile
     rows, cols = hw.rows, hw.cols
@@ -128,8 +149,8 @@ def estimate_cycles(
     pixels = th * tw
     if vector:
         slot = max(pixels, timing.VECTOR_MIN_PASS)
-    elif hw.os and not depthwise:
-        slot = ceil_div(pixels, rows) * rows
+    elif hw.os and not depthwise:  # the mean over the tiles, the edge ones included
+        slot = os_groups(out_hw, tile, rows, uneven) * rows / tiles
     else:
         slot = max(pixels, rows)
     compute = images * k_tiles * passes * slot
@@ -194,7 +215,7 @@ def choose_tiling(
 
     loaded = c_tiles if loaded_c_tiles is None else loaded_c_tiles
 
-    def estimate(th: int, tw: int) -> float:
+    def estimate(th: int, tw: int, uneven: bool = False) -> float:
         return estimate_cycles(
             hw,
             out_hw,
@@ -207,13 +228,27 @@ def choose_tiling(
             vector=vector,
             exposed_c_tiles=None if loaded_c_tiles is None else c_tiles,
             depthwise=depthwise,
+            uneven=uneven,
         )
 
     cap = min(acc_cap, out_cap)
     candidates = [(th, q) for th in range(min(p, cap // q), 0, -1)]
     candidates += [(1, tw) for tw in range(min(q - 1, cap), 0, -1)]
     scored = []
+    os = hw.os and not vector and not depthwise
+    if os:  # also rectangles of whole groups of rows pixels, where rows wider than q do not fit
+        candidates += [
+            (m // tw, tw)
+            for m in range(hw.rows, cap + 1, hw.rows)
+            for tw in range(min(q - 1, m), 1, -1)
+            if m % tw == 0 and 1 < m // tw <= p
+        ]
     for th, tw in candidates:
+        placed = fits(th, tw, c_tiles)
+        if os and placed is not None and (p % th or q % tw):
+            # Output-stationary: full tiles and smaller edge ones may leave fewer idle rows.
+            tiling = Tiling(th, tw, *placed, c_tiles, uneven=True)
+            scored.append((estimate(th, tw, True), th * tw, tiling))
         th = ceil_div(p, ceil_div(p, th))  # same tile count, evened out
         tw = ceil_div(q, ceil_div(q, tw))
         placed = fits(th, tw, c_tiles)

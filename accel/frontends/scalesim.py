@@ -27,6 +27,7 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
+from accel.config import DATAFLOWS as HARDWARE_DATAFLOWS
 from accel.config import AccelConfig
 from accel.files import read_text
 from accel.graph import Conv2d, Input, Linear, Network
@@ -382,23 +383,24 @@ def save_topology(network: Network, path: str | Path) -> None:
 
 
 def load_config(path: str | Path) -> AccelConfig:
-    """Read a SCALE-Sim ``.cfg`` of our hardware's dataflow (``ws``) as an
-    :class:`~accel.config.AccelConfig` (see :func:`read_config`); an ``os``/``is`` config is
-    an error that says ``--model scalesim`` models it."""
+    """Read a SCALE-Sim ``.cfg`` of a dataflow our hardware has (``ws``, ``os``) as an
+    :class:`~accel.config.AccelConfig` of that ``array.dataflow`` (see :func:`read_config`);
+    an ``is`` config is an error that says ``--model scalesim`` models it."""
     config, dataflow = read_config(path)
     if dataflow != config.array.dataflow:
         raise ValueError(
             f"{path}: [architecture_presets] Dataflow = {dataflow!r} is not implemented by our "
-            f"hardware (weight stationary 'ws' only); `accel simulate --model scalesim` runs "
-            "SCALE-Sim's analytical model of it, and `--model both` sets it beside our machine"
+            f"hardware (weight stationary 'ws' and output stationary 'os' only); `accel "
+            "simulate --model scalesim` runs SCALE-Sim's analytical model of it, and `--model "
+            "both` sets it beside our machine"
         )
     return config
 
 
 def read_config(path: str | Path) -> tuple[AccelConfig, str]:
     """Read a SCALE-Sim ``.cfg``: an :class:`~accel.config.AccelConfig` and SCALE-Sim's
-    ``Dataflow`` (``os``, ``ws`` or ``is``, for the analytical model; the config itself has our
-    hardware's dataflow).
+    ``Dataflow`` (``os``, ``ws`` or ``is``, for the analytical model; the config's
+    ``array.dataflow`` is the same when our hardware has it, else ``ws``).
 
     ``name`` is ``[general] run_name``; ``array.rows``/``cols`` are ``ArrayHeight`` /
     ``ArrayWidth``; ``buffers.input_bytes``/``weight_bytes``/``output_bytes`` are
@@ -450,7 +452,11 @@ def read_config(path: str | Path) -> tuple[AccelConfig, str]:
     output_bytes = 1024 * get_int(arch, "OfmapSramSzkB")
     values: dict[str, Any] = {
         "name": name,
-        "array": {"rows": get_int(arch, "ArrayHeight"), "cols": get_int(arch, "ArrayWidth")},
+        "array": {
+            "rows": get_int(arch, "ArrayHeight"),
+            "cols": get_int(arch, "ArrayWidth"),
+            "dataflow": dataflow if dataflow in HARDWARE_DATAFLOWS else "ws",
+        },
         "buffers": {
             "input_bytes": 1024 * get_int(arch, "IfmapSramSzkB"),
             "weight_bytes": 1024 * get_int(arch, "FilterSramSzkB"),
