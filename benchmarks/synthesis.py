@@ -5,11 +5,13 @@ flip-flops, DSP blocks, block RAMs, carry cells, distributed-RAM cells and the s
 Figures, not assertions: ``docs/synthesis.md`` records and explains them. Run
 
     python benchmarks/synthesis.py [--blocks pe,array,compute,top] [--family ecp5,ice40]
-                                   [--no-flatten] [--json results.json]
+                                   [--configs tiny,8x8,...] [--no-flatten] [--json FILE]
 
 Blocks: ``pe`` (one processing element), ``array`` (the systolic array, tiny 4x4 and 8x8),
 ``compute`` (the compute engine, tiny), ``top`` (``hdl.top.Accelerator``, tiny and 8x8; only
-if ``hdl.top`` defines it). A row marked ``!`` has DSP cells with undefined inputs
+if ``hdl.top`` defines it); each also for ``tiny-os``, tiny with the output-stationary
+dataflow (``array.dataflow = "os"``: the same array with the OS datapath beside the
+weight-stationary one). A row marked ``!`` has DSP cells with undefined inputs
 (:attr:`hdl.flow.synth.Resources.undefined_dsp_inputs`): its netlist is wrong, its counts too.
 Runs one Yosys at a time; the first run on a machine also warms Yosys's cache (~35-50 s).
 """
@@ -30,9 +32,14 @@ from hdl.flow import synth
 
 
 def configs() -> dict[str, AccelConfig]:
-    """The configs the blocks are synthesised for: tiny (4x4) and tiny with an 8x8 array."""
+    """The configs the blocks are synthesised for: tiny (4x4), tiny with an 8x8 array, and
+    tiny with the output-stationary dataflow."""
     tiny = preset("tiny")
-    return {"tiny": tiny, "8x8": tiny.replace(name="tiny-8x8", array={"rows": 8, "cols": 8})}
+    return {
+        "tiny": tiny,
+        "8x8": tiny.replace(name="tiny-8x8", array={"rows": 8, "cols": 8}),
+        "tiny-os": tiny.replace(name="tiny-os", array={"dataflow": "os"}),
+    }
 
 
 def accelerator_class() -> type | None:
@@ -53,10 +60,10 @@ def blocks() -> dict[str, tuple[str, list[str], Callable | None]]:
     from hdl.pe import ProcessingElement
 
     return {
-        "pe": ("pe", ["tiny"], ProcessingElement),
-        "array": ("array", ["tiny", "8x8"], SystolicArray),
-        "compute": ("compute", ["tiny"], ComputeEngine),
-        "top": ("accelerator", ["tiny", "8x8"], accelerator_class()),
+        "pe": ("pe", ["tiny", "tiny-os"], ProcessingElement),
+        "array": ("array", ["tiny", "8x8", "tiny-os"], SystolicArray),
+        "compute": ("compute", ["tiny", "tiny-os"], ComputeEngine),
+        "top": ("accelerator", ["tiny", "8x8", "tiny-os"], accelerator_class()),
     }
 
 
@@ -74,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         "--no-flatten",
         action="store_true",
         help="synthesise each module separately (synth_* -noflatten)",
+    )
+    parser.add_argument(
+        "--configs", default=None, help="comma-separated configs (tiny, 8x8, tiny-os); default: all"
     )
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
@@ -104,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     for block in chosen:
         top, config_names, cls = available[block]
         for config_name in config_names:
+            if args.configs is not None and config_name not in args.configs.split(","):
+                continue
             for family in families:
                 t0 = time.perf_counter()
                 r = synth.synthesise(

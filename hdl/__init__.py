@@ -27,8 +27,13 @@ from hdl.top import Accelerator
 from hdl.vector import VectorUnit
 from hdl.window import WindowGenerator
 
+#: The dataflows the RTL implements (``array.dataflow``): weight-stationary, and
+#: output-stationary beside it (``docs/architecture.md``, "Output-stationary datapath (RTL)").
+DATAFLOWS = ("ws", "os")
+
 __all__ = [
     "COMPUTE_LAYOUT",
+    "DATAFLOWS",
     "LOAD_LAYOUT",
     "POST_LAYOUT",
     "STORE_LAYOUT",

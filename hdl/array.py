@@ -62,19 +62,34 @@ dwx : In(ArrayLayout(ArrayLayout(signed(8), cols), rows))
 o : Out(stream.Signature(signed(32), always ready)).array(cols)
     ``o[c].payload`` is the int32 sum of column ``c`` (wrapping), ``o[c].valid`` marks the
     cycle ``t + rows + c`` of a vector fed with ``i.valid`` in cycle ``t``.
+os_i : In(stream.Signature(os_input_layout), always ready)
+    Output-stationary machines only (``array.dataflow == "os"``): step ``s`` of group ``g``
+    in cycle ``F + g*S + s`` (:func:`os_input_layout`).
+os_o : Out(stream.Signature(os_exit_layout, always ready)).array(cols)
+    Output-stationary machines only: PE (p, c)'s sum of group ``g`` with its accumulator row,
+    in its exit cycle ``E_g + 2*rows + c + 1 - p`` (``E_g = F + g*S + S - 1``); dummy rows
+    never. See :meth:`SystolicArray._output_stationary`.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.config import AccelConfig
 from hdl._check import check_config
+from hdl.accumulator import acc_addr_bits
 from hdl.pe import ProcessingElement
 
-__all__ = ["WEIGHT_READ_LATENCY", "SystolicArray", "array_input_layout", "weight_write_layout"]
+__all__ = [
+    "WEIGHT_READ_LATENCY",
+    "SystolicArray",
+    "array_input_layout",
+    "os_exit_layout",
+    "os_input_layout",
+    "weight_write_layout",
+]
 
 #: Cycles from the cycle a row is due at the weight loader (the contract's ``wl[j] + i``) to
 #: the row on ``w`` (the loader reads the buffer a cycle before and registers it).
@@ -102,6 +117,54 @@ def array_input_layout(config: AccelConfig) -> data.StructLayout:
     return data.StructLayout(fields)
 
 
+def os_record_layout(config: AccelConfig) -> data.StructLayout:
+    """What an output-stationary group's drain needs, given with its last step: the
+    accumulator row of its row 0 (``acc_row``), which rows hold a pixel (``mask``, bit ``p``
+    for row ``p``; the others are dummy rows, never written), ``overwrite``, and whether
+    the group is its instruction's last (``last``)."""
+    a = check_config(config).array
+    return data.StructLayout(
+        {
+            "acc_row": unsigned(acc_addr_bits(config)),
+            "mask": a.rows,
+            "overwrite": 1,
+            "last": 1,
+        }
+    )
+
+
+def os_input_layout(config: AccelConfig) -> data.StructLayout:
+    """Payload of the output-stationary input ``os_i`` in cycle ``F + g*S + s`` (step ``s``
+    of group ``g``, ``s = k*rows + p``): the input word of pass ``k`` for array row ``p``
+    (``x``, ``row``), the weight word of step ``s`` (``w``), whether the step is its group's
+    ``first`` / ``last``, and with the last step the group's drain record (``rec``)."""
+    a = check_config(config).array
+    d = config.data
+    return data.StructLayout(
+        {
+            "x": data.ArrayLayout(signed(d.act_bits), a.rows),
+            "row": range(a.rows),
+            "w": data.ArrayLayout(signed(d.weight_bits), a.cols),
+            "first": 1,
+            "last": 1,
+            "rec": os_record_layout(config),
+        }
+    )
+
+
+def os_exit_layout(config: AccelConfig) -> data.StructLayout:
+    """Payload of an output-stationary exit ``os_o[c]``: a PE's sum and its accumulator
+    row, overwrite bit and ``last`` (the instruction's last write of this column)."""
+    return data.StructLayout(
+        {
+            "sum": signed(config.data.acc_bits),
+            "acc_row": unsigned(acc_addr_bits(config)),
+            "overwrite": 1,
+            "last": 1,
+        }
+    )
+
+
 class SystolicArray(wiring.Component):
     """``rows`` x ``cols`` weight-stationary MAC array with double-buffered weights.
 
@@ -124,6 +187,11 @@ class SystolicArray(wiring.Component):
         if config.array.rows == cols:
             row = data.ArrayLayout(signed(config.data.act_bits), cols)
             extra["dwx"] = In(data.ArrayLayout(row, config.array.rows))
+        if config.array.dataflow == "os":
+            extra["os_i"] = In(stream.Signature(os_input_layout(config), always_ready=True))
+            extra["os_o"] = Out(stream.Signature(os_exit_layout(config), always_ready=True)).array(
+                cols
+            )
         super().__init__(
             {
                 **extra,
@@ -192,6 +260,9 @@ class SystolicArray(wiring.Component):
                 dw.append(delayed(dw[-1], 1, f"dw_d{k}"))
 
         pes = [[ProcessingElement(self._config) for _ in range(cols)] for _ in range(rows)]
+        os = self._config.array.dataflow == "os"
+        if os:
+            x_edge = self._output_stationary(m, pes, x_edge, delayed)
         for i in range(rows):
             for c in range(cols):
                 pe = pes[i][c]
@@ -224,3 +295,93 @@ class SystolicArray(wiring.Component):
                 self.o[c].valid.eq(valid[rows + c]),
             ]
         return m
+
+    def _output_stationary(self, m: Module, pes, x_ws, delayed) -> list:
+        """The output-stationary datapath (``os_i`` -> PEs -> ``os_o``); returns the
+        activation at every row's left edge (the serializer's in OS mode, else ``x_ws``).
+
+        Step ``s`` of group ``g`` arrives in ``t0 = F + g*S + s``. Row ``p``'s serializer
+        takes the word for row ``p`` in its cycle and puts lane ``i`` at the row's left edge
+        ``i`` cycles later (lane 0 at once); weight lane ``c`` enters column ``c`` ``c``
+        cycles late and moves down a row per cycle, so PE (p, c) multiplies step ``s`` in
+        ``t0 + p + c``. The step's first / last flags reach every PE of an anti-diagonal
+        together (one delay line, tap ``p + c + 1``: the cycle after the multiply, when the
+        product is added). Column ``c`` loads its drain chain from the hold registers
+        ``rows + 1`` cycles after its last step entered it (``E_g + rows + c + 1``, tap
+        ``rows + c + 1``), and its bottom register leaves in the next ``rows`` cycles, row
+        ``rows - 1`` first: ``X_g(p, c) = E_g + 2*rows + c + 1 - p``.
+        """
+        rows, cols = self.rows, self.cols
+        act = signed(self._config.data.act_bits)
+        o = self.os_i
+        # The mode: the unit of the word fed last. Units switch only after the previous
+        # instruction is done (accel.timing), so every PE is idle when it changes.
+        mode_reg = Signal(name="os_mode")
+        mode = Signal(name="os_mode_now")
+        m.d.comb += mode.eq(Mux(o.valid, 1, Mux(self.i.valid, 0, mode_reg)))
+        m.d.sync += mode_reg.eq(mode)
+
+        # Row serializers.
+        edge = []
+        for p in range(rows):
+            load = Signal(name=f"ser{p}_load")
+            m.d.comb += load.eq(o.valid & (o.payload.row == p))
+            ser = [Signal(act, name=f"ser{p}_l{i}", reset_less=True) for i in range(1, rows)]
+            for i, reg in enumerate(ser):
+                shifted = ser[i + 1] if i + 1 < len(ser) else 0
+                m.d.sync += reg.eq(Mux(load, o.payload.x[i + 1], shifted))
+            lane = Signal(act, name=f"ser{p}_edge")
+            m.d.comb += lane.eq(Mux(load, o.payload.x[0], ser[0] if ser else 0))
+            edge.append(Mux(mode, lane, x_ws[p]))
+
+        # Weights: lane c enters column c's top c cycles late.
+        w_top = [delayed(o.payload.w[c], c, f"os_w_c{c}", data=True) for c in range(cols)]
+        # Flags along the anti-diagonals.
+        first = [o.valid & o.payload.first]
+        last = [o.valid & o.payload.last]
+        for k in range(1, rows + cols + 2):
+            first.append(delayed(first[-1], 1, f"os_first_d{k}"))
+            last.append(delayed(last[-1], 1, f"os_last_d{k}"))
+        for p in range(rows):
+            for c in range(cols):
+                pe = pes[p][c]
+                m.d.comb += [
+                    pe.os.eq(mode),
+                    pe.wt_in.eq(pes[p - 1][c].wt_out if p else w_top[c]),
+                    pe.first.eq(first[p + c + 1]),
+                    pe.last.eq(last[p + c + 1]),
+                    pe.load.eq(last[rows + c + 1]),
+                ]
+
+        # Column 0's exits: the record of the group, taken with its last step, reaches the
+        # drain load (rows + 1 cycles later); then rows exits, row rows-1 first.
+        rec = delayed(o.payload.rec, rows + 1, "os_rec", data=True)
+        held = Signal.like(o.payload.rec, name="os_drain_rec", reset_less=True)
+        count = Signal(range(rows), name="os_drain_row", reset_less=True)
+        active = Signal(name="os_drain_active")
+        with m.If(last[rows + 1]):
+            m.d.sync += [held.eq(rec), count.eq(rows - 1), active.eq(1)]
+        with m.Elif(active):
+            m.d.sync += [count.eq(count - 1), active.eq(count != 0)]
+        members = dict(os_exit_layout(self._config).members)
+        del members["sum"]
+        meta = Signal(data.StructLayout(members), name="os_meta_c0")
+        meta_valid = Signal(name="os_valid_c0")
+        m.d.comb += [
+            meta_valid.eq(active & (held.mask >> count)[0]),
+            meta.acc_row.eq(held.acc_row + count),
+            meta.overwrite.eq(held.overwrite),
+            meta.last.eq(held.last & (count == 0)),
+        ]
+        for c in range(cols):
+            valid_c = delayed(meta_valid, c, f"os_valid_c{c}")
+            meta_c = delayed(meta, c, f"os_meta_c{c}", data=True)
+            bottom = pes[rows - 1][c]
+            m.d.comb += [
+                self.os_o[c].valid.eq(valid_c),
+                self.os_o[c].payload.acc_row.eq(meta_c.acc_row),
+                self.os_o[c].payload.overwrite.eq(meta_c.overwrite),
+                self.os_o[c].payload.last.eq(meta_c.last),
+                self.os_o[c].payload.sum.eq(bottom.psum_out),
+            ]
+        return edge

@@ -53,6 +53,15 @@ Timing (all :mod:`accel.timing`, ARRAY mode, for an instruction taken in ``take`
 Vector modes: the word fed in ``t`` reads its row in ``t`` and writes it in ``t +
 VECTOR_LATENCY``; ``done = f[last] + T - 1 + VECTOR_LATENCY + 1``.
 
+Output-stationary (an ``os`` instruction on an ``array.dataflow == "os"`` machine, the OS
+section of :mod:`accel.timing`): the window generator walks groups, passes and array rows;
+the feeder takes one word per cycle from ``F - 1`` on and reads each step's weight word
+(``w_base + s``) in the same cycle (the weight port is muxed to it); the words and weights
+go to :attr:`hdl.array.SystolicArray.os_i`, whose exits ``os_o[c]`` carry their own
+accumulator rows; ``done = F + G*S - 1 + 2*rows + cols + ACC_LATENCY + 1``. The front end
+releases it after its last word, the loader loads nothing for it, and the feeder counts it
+as a unit of its own (a switch waits for ``done``).
+
 ``done`` pulses in exactly that cycle, the first in which the instruction's last accumulator
 write is visible (``complete`` one cycle earlier: it is the accumulator buffer's write strobe
 of that write, :attr:`hdl.accumulator.AccumulatorBuffer.complete`, not a delay line beside
@@ -93,7 +102,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out, connect, flipped
@@ -259,7 +268,28 @@ class ComputeEngine(wiring.Component):
 
         # Weights: buffer -> loader -> the array's shadow registers; the loader offers each
         # pass to the feeder from the cycle its row 0 is read.
-        connect(m, flipped(self.weight_rd), loader.weight_rd)
+        os = config.array.dataflow == "os"
+        if os:
+            # The output-stationary feed reads one weight word per step, in the cycle it
+            # takes the step's input word; the loader never needs the port then, except to
+            # read ahead in the last one (it is told, `blocked`).
+            m.d.comb += [
+                self.weight_rd.en.eq(loader.weight_rd.en),
+                self.weight_rd.addr.eq(
+                    Mux(
+                        feeder.os_weight_rd.valid,
+                        feeder.os_weight_rd.payload,
+                        loader.weight_rd.addr,
+                    )
+                ),
+                loader.weight_rd.data.eq(self.weight_rd.data),
+                feeder.os_weight.eq(self.weight_rd.data),
+                array.os_i.valid.eq(feeder.os.valid),
+                array.os_i.payload.eq(feeder.os.payload),
+            ]
+            m.d.sync += loader.blocked.eq(feeder.os_weight_rd.valid)
+        else:
+            connect(m, flipped(self.weight_rd), loader.weight_rd)
         connect(m, loader.w, array.w)
         m.d.comb += loader.next_w_base.eq(registered.w_base)
         connect(m, loader.weights, feeder.weights)
@@ -295,6 +325,16 @@ class ComputeEngine(wiring.Component):
                 acc.a[c].payload.sum.eq(array.o[c].payload),
                 acc.a[c].payload.last.eq(tap.last),
             ]
+            if os:  # an output-stationary exit carries its own row (the units never meet)
+                exit_ = array.os_o[c]
+                with m.If(exit_.valid):
+                    m.d.comb += [
+                        acc.a[c].valid.eq(1),
+                        acc.a[c].payload.addr.eq(exit_.payload.acc_row),
+                        acc.a[c].payload.overwrite.eq(exit_.payload.overwrite),
+                        acc.a[c].payload.sum.eq(exit_.payload.sum),
+                        acc.a[c].payload.last.eq(exit_.payload.last),
+                    ]
 
         # ---- complete, done ---------------------------------------------------------------
         # The accumulator's write strobe of the instruction's last result (`complete`): the

@@ -24,7 +24,7 @@ instruction tells the front end's instruction from the one the generator is stil
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out
@@ -34,9 +34,9 @@ from accel.config import AccelConfig
 from accel.isa import ComputeMode
 from hdl._check import check_config
 from hdl.accumulator import acc_addr_bits, vector_read_layout
-from hdl.array import array_input_layout
+from hdl.array import array_input_layout, os_input_layout
 from hdl.vector import vector_input_layout
-from hdl.weight_loader import WEIGHTS_SIGNATURE
+from hdl.weight_loader import WEIGHTS_SIGNATURE, weight_addr_bits
 from hdl.window import addr_bits, depthwise_mode, window_word_layout
 
 __all__ = [
@@ -56,9 +56,14 @@ _WIDTH = {name: width for name, width, _ in isa.FIELDS[isa.Compute]}
 
 
 def feed_fields_layout(config: AccelConfig) -> data.StructLayout:
-    """What the feeder needs of the instruction whose words it takes (``instr``)."""
+    """What the feeder needs of the instruction whose words it takes (``instr``; on an
+    output-stationary machine also ``os`` and ``w_base``: the feeder reads its weights)."""
+    extra = {}
+    if config.array.dataflow == "os":
+        extra = {"os": 1, "w_base": unsigned(weight_addr_bits(config))}
     return data.StructLayout(
         {
+            **extra,
             "mode": ComputeMode,
             "accumulate": 1,
             "acc_base": unsigned(acc_addr_bits(config)),
@@ -87,12 +92,16 @@ def meta_layout(config: AccelConfig) -> data.StructLayout:
     )
 
 
-def done_latency(config: AccelConfig, *, vector: bool) -> int:
+def done_latency(config: AccelConfig, *, vector: bool, os: bool = False) -> int:
     """``done`` minus the last feed cycle of an instruction: ARRAY ``rows + cols - 1 +
-    ACC_LATENCY + 1``, vector ``VECTOR_LATENCY + 1``."""
+    ACC_LATENCY + 1``, vector ``VECTOR_LATENCY + 1``, output-stationary ``2*rows + cols +
+    ACC_LATENCY + 1`` (``accel.timing``: ``done = F + G*S - 1 + 2*rows + cols +
+    ACC_LATENCY + 1``, the last exit plus ``ACC_LATENCY + 1``)."""
     if vector:
         return timing.VECTOR_LATENCY + 1
     a = check_config(config).array
+    if os:
+        return 2 * a.rows + a.cols + timing.ACC_LATENCY + 1
     return a.rows + a.cols - 1 + timing.ACC_LATENCY + 1
 
 
@@ -115,6 +124,14 @@ def _fed_layout(config: AccelConfig) -> data.StructLayout:
             "dw": 1,
         }
     )
+
+
+def _os_fed_layout(config: AccelConfig) -> data.StructLayout:
+    """An output-stationary word between the decision and the feed: as ``os_input_layout``
+    without the activations and weights (they come from the buffers' read ports)."""
+    members = dict(os_input_layout(config).members)
+    del members["x"], members["w"]
+    return data.StructLayout({"os": 1, **members})
 
 
 class Feeder(wiring.Component):
@@ -166,6 +183,14 @@ class Feeder(wiring.Component):
     dwx : Out(ArrayLayout(ArrayLayout(signed(8), rows), rows))
         Square arrays only: row ``t``'s word (its tap's, or ``pad_value``) in ``D + 1 + t``,
         to :attr:`hdl.array.SystolicArray.dwx`.
+    os_weight_rd : Out(stream.Signature(unsigned(weight_addr_bits), always_ready=True))
+        Output-stationary machines only: the weight word of the OS step taken in ``D``
+        (``w_base + s``), read in ``D`` (the compute engine gives it the weight port).
+    os_weight : In(ArrayLayout(signed(8), cols))
+        Output-stationary machines only: that word, in ``D + 1``.
+    os : Out(stream.Signature(os_input_layout, always_ready=True))
+        Output-stationary machines only: the step fed in ``D + 1``, to
+        :attr:`hdl.array.SystolicArray.os_i`.
     """
 
     def __init__(self, config: AccelConfig) -> None:
@@ -183,6 +208,14 @@ class Feeder(wiring.Component):
                     data.ArrayLayout(data.ArrayLayout(signed(config.data.act_bits), rows), rows)
                 ),
             }
+        if config.array.dataflow == "os":
+            extra["os_weight_rd"] = Out(
+                stream.Signature(unsigned(weight_addr_bits(config)), always_ready=True)
+            )
+            extra["os_weight"] = In(
+                data.ArrayLayout(signed(config.data.weight_bits), config.array.cols)
+            )
+            extra["os"] = Out(stream.Signature(os_input_layout(config), always_ready=True))
         super().__init__(
             {
                 **extra,
@@ -224,21 +257,34 @@ class Feeder(wiring.Component):
 
         # ---- cycle D, decide ------------------------------------------------------------
         gap = Signal(range(max(timing.VECTOR_MIN_PASS, 2)))  # vector feed slot still busy
+        os = config.array.dataflow == "os"
         array_latency = done_latency(config, vector=False)
         vector_latency = done_latency(config, vector=True)
-        drain = Signal(range(max(array_latency, vector_latency) + 1))
+        os_latency = done_latency(config, vector=False, os=True)
+        drain = Signal(range(max(array_latency, vector_latency, *([os_latency] if os else [])) + 1))
         last_vector = Signal()  # the unit of the last pass fed
         word = self.word.payload
         word_vector = fields.mode != ComputeMode.ARRAY
-        unit_free = (word_vector == last_vector) | (drain == 0)
-        pass_may_start = Mux(word_vector, gap == 0, self.weights.valid) & unit_free
+        if os:  # a third unit: the output-stationary array
+            last_os = Signal()
+            word_os = Signal()
+            m.d.comb += word_os.eq(fields.os & ~word_vector)
+            same_unit = (word_vector == last_vector) & (word_os == last_os)
+            unit_free = same_unit | (drain == 0)
+            weights_ok = word_os | self.weights.valid
+        else:
+            unit_free = (word_vector == last_vector) | (drain == 0)
+            weights_ok = self.weights.valid
+        pass_may_start = Mux(word_vector, gap == 0, weights_ok) & unit_free
         m.d.comb += self.word.ready.eq(~word.pass_start | pass_may_start)
         took = Signal()  # a word is taken: it is fed in the next cycle
         m.d.comb += took.eq(self.word.valid & self.word.ready)
         word_last = word.pass_end & word.last_pass
         pass_begins = took & word.pass_start
         m.d.comb += [
-            self.weights.ready.eq(pass_begins & ~word_vector),
+            self.weights.ready.eq(
+                pass_begins & ~word_vector & ~word_os if os else pass_begins & ~word_vector
+            ),
             self.slot_free.eq(gap == 0),
             self.taken.valid.eq(took),
             self.taken.payload.pass_start.eq(word.pass_start),
@@ -247,10 +293,19 @@ class Feeder(wiring.Component):
             self.taken.payload.parity.eq(fields.parity),
         ]
 
-        with m.If(took & word_last):
-            m.d.sync += drain.eq(Mux(word_vector, vector_latency - 1, array_latency - 1))
-        with m.Elif(drain != 0):
-            m.d.sync += drain.eq(drain - 1)
+        if os:
+            with m.If(took & word_last):
+                latency = Mux(word_vector, vector_latency - 1, array_latency - 1)
+                m.d.sync += drain.eq(Mux(word_os, os_latency - 1, latency))
+            with m.Elif(drain != 0):
+                m.d.sync += drain.eq(drain - 1)
+            with m.If(pass_begins):
+                m.d.sync += last_os.eq(word_os)
+        else:
+            with m.If(took & word_last):
+                m.d.sync += drain.eq(Mux(word_vector, vector_latency - 1, array_latency - 1))
+            with m.Elif(drain != 0):
+                m.d.sync += drain.eq(drain - 1)
         with m.If(pass_begins):
             m.d.sync += [
                 last_vector.eq(word_vector),
@@ -293,6 +348,9 @@ class Feeder(wiring.Component):
             self.input_rd.addr.eq(word.addr),
         ]
 
+        if os:
+            word_os_fed = self._output_stationary(m, took & word_os, word, fields, word_last)
+
         # ---- cycle D + 1, feed ----------------------------------------------------------
         x = Signal(data.ArrayLayout(signed(config.data.act_bits), rows))
         for lane in range(rows):
@@ -319,7 +377,55 @@ class Feeder(wiring.Component):
         ]
         if depthwise_mode(config):
             self._depthwise_rows(m, took & ~word_vector & word.dw, word, fields.pad_value, x)
+        if os:
+            m.d.comb += self.array.valid.eq(fed_valid & ~fed.vector & ~word_os_fed)
         return m
+
+    def _output_stationary(self, m: Module, took, word, fields, word_last):
+        """An output-stationary word taken in ``D`` (``took``): its weight word (step ``s``
+        of its group at ``w_base + s``) is read in ``D`` too (``os_weight_rd``), and both are
+        on ``os`` in ``D + 1`` with the step's flags and, with a group's last step, the
+        group's drain record (its accumulator row ``acc_base + g*rows``, which of its rows
+        hold pixels). Returns the registered "the fed word is an OS one"."""
+        config = self._config
+        rows = config.array.rows
+        w_addr = Signal(weight_addr_bits(config), name="os_w_addr", reset_less=True)
+        w_now = Mux(word.first_step, fields.w_base, w_addr + 1)
+        group_row = Signal(acc_addr_bits(config), name="os_group_row", reset_less=True)
+        row_now = Mux(word.pass_start, fields.acc_base, group_row)
+        mask = Signal(rows, name="os_mask", reset_less=True)
+        mask_now = Signal(rows, name="os_mask_now")
+        m.d.comb += mask_now.eq(Cat(mask[1:], ~word.dummy))
+        with m.If(took):
+            m.d.sync += [
+                w_addr.eq(w_now),
+                group_row.eq(Mux(word.last_step, row_now + rows, row_now)),
+                mask.eq(mask_now),
+            ]
+        m.d.comb += [self.os_weight_rd.valid.eq(took), self.os_weight_rd.payload.eq(w_now)]
+        fed = Signal(_os_fed_layout(config), name="os_fed", reset_less=True)
+        fed_valid = Signal(name="os_fed_valid")
+        m.d.sync += [
+            fed_valid.eq(took),
+            fed.row.eq(word.row),
+            fed.first.eq(word.first_step),
+            fed.last.eq(word.last_step),
+            fed.rec.acc_row.eq(row_now),
+            fed.rec.mask.eq(mask_now),
+            fed.rec.overwrite.eq(~fields.accumulate),
+            fed.rec.last.eq(word_last),
+        ]
+        p = self.os.payload
+        m.d.comb += [
+            self.os.valid.eq(fed_valid),
+            p.x.eq(self.array.payload.x),
+            p.w.eq(self.os_weight),
+            p.row.eq(fed.row),
+            p.first.eq(fed.first),
+            p.last.eq(fed.last),
+            p.rec.eq(fed.rec),
+        ]
+        return fed_valid
 
     def _depthwise_rows(self, m: Module, took, word, pad_value, x) -> None:
         """Depthwise mode: row ``t``'s word (its tap's) read ``t`` cycles after row 0's, in

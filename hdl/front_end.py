@@ -101,11 +101,17 @@ class FrontEnd(wiring.Component):
         last_word_fed = Signal()  # ... and its last word has been fed
 
         held_vector = held.instr.mode != ComputeMode.ARRAY
-        release = held_valid & Mux(
-            held_vector,
-            last_word_fed & self.slot_free,
-            self.load.loaded & last_pass_fed,
-        )
+        os = self._config.array.dataflow == "os"
+        if os:  # an output-stationary instruction loads no weights: its last word is fed
+            vector_release = last_word_fed & self.slot_free
+            ws_release = Mux(held.instr.os, last_word_fed, self.load.loaded & last_pass_fed)
+            release = held_valid & Mux(held_vector, vector_release, ws_release)
+        else:
+            release = held_valid & Mux(
+                held_vector,
+                last_word_fed & self.slot_free,
+                self.load.loaded & last_pass_fed,
+            )
         m.d.comb += self.i.ready.eq(~held_valid | release)
         take = Signal()
         m.d.comb += take.eq(self.i.valid & self.i.ready)
@@ -134,6 +140,12 @@ class FrontEnd(wiring.Component):
             self.load.take.eq(take),
             self.load.array.eq(
                 Mux(
+                    take,
+                    (self.i.payload.instr.mode == ComputeMode.ARRAY) & ~self.i.payload.instr.os,
+                    held_valid & ~held_vector & ~held.instr.os,
+                )
+                if os
+                else Mux(
                     take,
                     self.i.payload.instr.mode == ComputeMode.ARRAY,
                     held_valid & ~held_vector,

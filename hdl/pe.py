@@ -42,6 +42,20 @@ psum_out : Out
 prod_out : Out
     ``x_in * weight`` delayed one cycle, where ``weight`` is the active weight unless
     ``sw_in``; then it is ``w_in`` if ``w_we``, else the shadow weight.
+
+Output-stationary machines (``config.array.dataflow == "os"``) add, for
+:mod:`hdl.os_array`, the ports below; with ``os`` low the PE is the weight-stationary one.
+With ``os`` high the same multiplier takes its weight from above (``wt_in``, passed down in
+a register, ``wt_out``) instead of the active register, and the PE keeps its own sum: in
+the cycle after a multiply, ``acc <= (first ? 0 : acc) + prod`` and, on the group's
+``last`` step, ``hold <=`` that sum; the partial-sum register becomes the drain chain,
+``psum <= load ? hold : psum_in`` (no add), so a column shifts its sums down.
+
+os, first, last, load : In(1)
+    Mode; the step whose product is in ``prod`` (this cycle) is its group's first / last;
+    load the drain register from ``hold``.
+wt_in, wt_out : In / Out(signed(weight_bits))
+    The output-stationary weight from above, and delayed one cycle to the PE below.
 """
 
 from __future__ import annotations
@@ -68,8 +82,19 @@ class ProcessingElement(wiring.Component):
     def __init__(self, config: AccelConfig) -> None:
         self._config = check_config(config)
         d = config.data
+        extra = {}
+        if config.array.dataflow == "os":
+            extra = {
+                "os": In(1),
+                "first": In(1),
+                "last": In(1),
+                "load": In(1),
+                "wt_in": In(signed(d.weight_bits)),
+                "wt_out": Out(signed(d.weight_bits)),
+            }
         super().__init__(
             {
+                **extra,
                 "x_in": In(signed(d.act_bits)),
                 "sw_in": In(1),
                 "psum_in": In(signed(d.acc_bits)),
@@ -99,9 +124,11 @@ class ProcessingElement(wiring.Component):
         sw = Signal()
         new = Signal(signed(d.weight_bits))  # the weight a switch takes
         weight = Signal(signed(d.weight_bits))
+        os = self._config.array.dataflow == "os"
+        ws_weight = Mux(self.sw_in, new, active)
         m.d.comb += [
             new.eq(Mux(self.w_we, self.w_in, shadow)),
-            weight.eq(Mux(self.sw_in, new, active)),
+            weight.eq(Mux(self.os, self.wt_in, ws_weight) if os else ws_weight),
         ]
         with m.If(self.sw_in):
             m.d.sync += active.eq(new)
@@ -110,10 +137,12 @@ class ProcessingElement(wiring.Component):
         # The sum is truncated to acc_bits by the assignment: two's complement wrap-around.
         m.d.sync += [
             prod.eq(self.x_in * weight),
-            psum.eq(self.psum_in + self.prod_in),
+            *([] if os else [psum.eq(self.psum_in + self.prod_in)]),
             x.eq(self.x_in),
             sw.eq(self.sw_in),
         ]
+        if os:
+            self._output_stationary(m, prod, psum)
         m.d.comb += [
             self.psum_out.eq(psum),
             self.prod_out.eq(prod),
@@ -121,3 +150,21 @@ class ProcessingElement(wiring.Component):
             self.sw_out.eq(sw),
         ]
         return m
+
+    def _output_stationary(self, m: Module, prod, psum) -> None:
+        """The sum of its own products, its hold register, and the drain (class docstring)."""
+        d = self._config.data
+        wt = Signal(signed(d.weight_bits), reset_less=True)
+        acc = Signal(signed(d.acc_bits), reset_less=True)
+        hold = Signal(signed(d.acc_bits), reset_less=True)
+        total = Signal(signed(d.acc_bits))  # wraps to acc_bits by the assignment
+        m.d.comb += [total.eq(Mux(self.first, 0, acc) + prod), self.wt_out.eq(wt)]
+        m.d.sync += [wt.eq(self.wt_in), acc.eq(total)]
+        with m.If(self.last):
+            m.d.sync += hold.eq(total)
+        with m.If(~self.os):
+            m.d.sync += psum.eq(self.psum_in + self.prod_in)
+        with m.Elif(self.load):
+            m.d.sync += psum.eq(hold)
+        with m.Else():
+            m.d.sync += psum.eq(self.psum_in)

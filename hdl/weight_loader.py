@@ -84,6 +84,9 @@ class WeightLoader(wiring.Component):
         ``j`` is read in cycle ``wl[j] + i - 1``, at ``w_base + j*rows + i``.
     next_w_base : In(unsigned(20))
         ``w_base`` of the instruction in the compute engine's instruction register.
+    blocked : In(1)
+        Output-stationary machines only: the port was the OS feed's in the previous cycle, so
+        no row is due now (a pass that would begin begins a cycle later).
     w : Out(stream.Signature(WeightWrite, always_ready=True))
         To :attr:`hdl.array.SystolicArray.w`: that row in cycle ``wl[j] + i + 1``.
     weights : Out(WEIGHTS_SIGNATURE)
@@ -103,6 +106,7 @@ class WeightLoader(wiring.Component):
                     )
                 ),
                 "next_w_base": In(unsigned(_WIDTH["w_base"])),
+                **({"blocked": In(1)} if config.array.dataflow == "os" else {}),
                 "w": Out(stream.Signature(weight_write_layout(config), always_ready=True)),
                 "weights": Out(WEIGHTS_SIGNATURE),
             }
@@ -152,7 +156,15 @@ class WeightLoader(wiring.Component):
         # An ARRAY instruction with a pass left to load: the one taken now, or the held one.
         front_array = Mux(take, self.i.array, self.i.array & ~all_loading)
         begin = Signal()  # a pass begins loading (its row 0 is due: wl)
-        m.d.comb += begin.eq(front_array & ~ld_active & ~loaded_unfed)
+        os = self._config.array.dataflow == "os"
+        if os:
+            # The output-stationary feed read the port in the previous cycle (its last
+            # weight word, a cycle before a weight-stationary instruction may be taken):
+            # the row due now was not read, so the pass begins a cycle later. Invisible in
+            # the contract: that instruction feeds no earlier than the OS one's `done`.
+            m.d.comb += begin.eq(front_array & ~ld_active & ~loaded_unfed & ~self.blocked)
+        else:
+            m.d.comb += begin.eq(front_array & ~ld_active & ~loaded_unfed)
         cur_pass = Signal.like(ld_pass)
         m.d.comb += cur_pass.as_value().eq(Mux(take, 0, ld_pass.as_value()))
         s_last = cur_pass.s == front.kernel_w - 1
@@ -177,6 +189,10 @@ class WeightLoader(wiring.Component):
                 m.d.comb += ld_active_next.eq(0)
             with m.Else():
                 m.d.sync += ld_row.eq(ld_row + 1)
+        if os:  # taken but not begun (blocked): begin from its first pass next cycle
+            with m.If(take & ~begin):
+                m.d.comb += ld_addr_next.eq(front.w_base)
+                m.d.sync += ld_pass.eq(0)
         with m.If(take):
             m.d.comb += all_loading_next.eq(begin & begin_last)
         with m.Elif(begin & begin_last):

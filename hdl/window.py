@@ -8,6 +8,12 @@ column ``s``; ``s`` fastest), and within a pass output pixels (``p``, ``q``; ``q
     pad  = the image position (origin_h + p*stride_h + r*dil_h, origin_w + q*stride_w +
            s*dil_w) lies outside image_h x image_w
 
+On an output-stationary machine an ``os`` instruction is walked in another order (the OS
+section of :mod:`accel.timing`): groups of ``rows`` pixels, per group the passes, per pass
+the array rows (the group's pixels, then dummy rows past the last pixel, ``pad`` and
+``dummy`` set); the word carries its ``row`` and whether it is its group's first / last
+step. Its address is the pass's plus the pixel's offset (one adder, no multiplier).
+
 In VADD mode there are two passes, at ``in_base`` and ``in_base_b``, with ``r = s = 0``
 (``ct_count``, ``kernel_h``, ``kernel_w`` ignored); with ``broadcast_b`` every word of the
 second pass has the address ``in_base_b`` (its ``pad`` is still the pixel's). No multiplier
@@ -231,6 +237,8 @@ def window_word_layout(config: AccelConfig) -> data.StructLayout:
         "first_pass": 1,
         "last_pass": 1,
     }
+    if config.array.dataflow == "os":
+        fields.update(os_word_fields(config))
     if depthwise_mode(config):
         fields["dw"] = 1
         fields["taps"] = data.ArrayLayout(
@@ -238,6 +246,48 @@ def window_word_layout(config: AccelConfig) -> data.StructLayout:
             config.array.rows,
         )
     return data.StructLayout(fields)
+
+
+def os_word_fields(config: AccelConfig) -> dict:
+    """The output-stationary fields of a window word (``os`` machines): the word is an OS
+    instruction's (``os``), for array row ``row``, a dummy row's (``dummy``: no pixel, fed
+    ``pad_value``, never written), the first / last step of its group."""
+    return {"os": 1, "row": range(config.array.rows), "dummy": 1, "first_step": 1, "last_step": 1}
+
+
+def _os_state_layout(bits: int, rows: int) -> data.StructLayout:
+    """Where an output-stationary walk is: the pass (as the weight-stationary walk's) and
+    array row ``p``, the pixel of this word and the group's first pixel (output row ``oh``,
+    column ``ow``, address offset ``oh*row_step + ow*stride_w``, the row's offset, the image
+    offsets ``oh*stride_h``, ``ow*stride_w``), ``end`` once past the last pixel (dummy
+    rows), ``g0`` in the first group."""
+    pixel = data.StructLayout(
+        {
+            "oh": unsigned(_WIDTH["out_h"]),
+            "ow": unsigned(_WIDTH["out_w"]),
+            "addr": unsigned(bits),
+            "row_addr": unsigned(bits),
+            "h": _COORD,
+            "w": _COORD,
+            "end": 1,
+        }
+    )
+    return data.StructLayout(
+        {
+            "ct": unsigned(_WIDTH["ct_count"]),
+            "r": unsigned(_WIDTH["kernel_h"]),
+            "s": unsigned(_WIDTH["kernel_w"]),
+            "p": range(rows),
+            "pass_addr": unsigned(bits),  # in_base + (ct, r, s)
+            "kr_addr": unsigned(bits),
+            "ct_addr": unsigned(bits),
+            "pass_h": _COORD,  # origin_h + r*dil_h
+            "pass_w": _COORD,  # origin_w + s*dil_w
+            "pix": pixel,
+            "group": pixel,
+            "g0": 1,
+        }
+    )
 
 
 def _state_layout(bits: int) -> data.StructLayout:
@@ -435,6 +485,22 @@ class WindowGenerator(wiring.Component):
                 nxt.img_w.eq(ins.origin_w),
             ]
 
+        if self._config.array.dataflow == "os":
+            os_state, os_first, os_nxt, os_last = self._os_walk(m, busy, dec, given)
+            is_last = Mux(ins.os, os_last, is_last)
+            # The OS walk's updates, in the cycles the weight-stationary walk's happen.
+            take = self.o.valid & self.o.ready
+            with m.If(~busy & self.i.valid):
+                with m.If(~take):
+                    m.d.sync += os_state.eq(os_first)
+                with m.Elif(~is_last):
+                    m.d.sync += os_state.eq(os_nxt)
+            with m.Elif(busy & take):
+                with m.If(~is_last):
+                    m.d.sync += os_state.eq(os_nxt)
+                with m.Elif(self.i.valid):
+                    m.d.sync += os_state.eq(os_first)
+
         take = self.o.valid & self.o.ready
         m.d.comb += self.i.ready.eq(~busy | (take & is_last))
         with m.If(~busy & self.i.valid):  # take an instruction, maybe issue its first word
@@ -451,3 +517,127 @@ class WindowGenerator(wiring.Component):
             with m.Else():
                 m.d.sync += busy.eq(0)
         return m
+
+    def _os_walk(self, m: Module, busy, dec, given):
+        """The output-stationary walk (``instr.os``): groups of ``rows`` pixels; per group
+        the passes (``ct``, ``r``, ``s``), per pass the array rows ``p`` (the group's pixels
+        in order, then dummy rows): one word per step, the order in which the OS array's
+        rows take their words (``accel.timing``'s OS section). Drives the word's outputs
+        when ``os``; returns (state, first state, next state, is the instruction's last)."""
+        rows = self._config.array.rows
+        layout = _os_state_layout(self.addr_bits, rows)
+        state = Signal(layout, name="os_state", reset_less=True)
+        first = Signal(layout, name="os_first")
+        cur = Signal(layout, name="os_cur")
+        m.d.comb += [
+            first.pass_addr.eq(given.in_base),
+            first.kr_addr.eq(given.in_base),
+            first.ct_addr.eq(given.in_base),
+            first.pass_h.eq(given.origin_h),
+            first.pass_w.eq(given.origin_w),
+            first.g0.eq(1),
+            cur.eq(Mux(busy, state, first)),
+        ]
+        ins = dec.instr
+        s_last = cur.s == dec.kw_last
+        r_last = cur.r == dec.kh_last
+        first_pass = (cur.ct == 0) & (cur.r == 0) & (cur.s == 0)
+        last_pass = (cur.ct == dec.ct_last) & r_last & s_last
+        p_last = cur.p == rows - 1
+        pix = cur.pix
+        pix_last = (pix.oh == dec.oh_last) & (pix.ow == dec.ow_last)
+        is_last = p_last & last_pass & (pix.end | pix_last)
+        img_h = cur.pass_h + pix.h
+        img_w = cur.pass_w + pix.w
+        inside = (img_h >= 0) & (img_h < ins.image_h) & (img_w >= 0) & (img_w < ins.image_w)
+        o = self.o.payload
+        with m.If(ins.os):
+            m.d.comb += [
+                o.addr.eq(cur.pass_addr + pix.addr),
+                o.pad.eq(~inside | pix.end),
+                o.pass_start.eq(cur.g0 & first_pass & (cur.p == 0)),
+                o.pass_end.eq(is_last),
+                o.first_pass.eq(first_pass),
+                o.last_pass.eq(is_last),
+            ]
+        m.d.comb += [
+            o.os.eq(ins.os),
+            o.row.eq(cur.p),
+            o.dummy.eq(pix.end),
+            o.first_step.eq(first_pass & (cur.p == 0)),
+            o.last_step.eq(last_pass & p_last),
+        ]
+
+        # The pixel after this one (raster order), or past the end.
+        step = Signal.like(pix, name="os_pix_next")
+        m.d.comb += step.eq(pix)
+        with m.If(pix_last):
+            m.d.comb += step.end.eq(1)
+        with m.Elif(~pix.end & (pix.ow != dec.ow_last)):
+            m.d.comb += [
+                step.ow.eq(pix.ow + 1),
+                step.addr.eq(pix.addr + ins.stride_w),
+                step.w.eq(pix.w + ins.stride_w),
+            ]
+        with m.Elif(~pix.end):
+            row_addr = pix.row_addr + dec.row_step
+            m.d.comb += [
+                step.ow.eq(0),
+                step.oh.eq(pix.oh + 1),
+                step.row_addr.eq(row_addr),
+                step.addr.eq(row_addr),
+                step.w.eq(0),
+                step.h.eq(pix.h + ins.stride_h),
+            ]
+
+        nxt = Signal(layout, name="os_next")
+        m.d.comb += nxt.eq(cur)
+        with m.If(~p_last):
+            m.d.comb += [nxt.p.eq(cur.p + 1), nxt.pix.eq(step)]
+        with m.Elif(~last_pass):  # the group's next pass, from its first pixel
+            m.d.comb += [nxt.p.eq(0), nxt.pix.eq(cur.group)]
+            with m.If(~s_last):
+                pass_addr = cur.pass_addr + ins.dil_w
+                m.d.comb += [
+                    nxt.s.eq(cur.s + 1),
+                    nxt.pass_addr.eq(pass_addr),
+                    nxt.pass_w.eq(cur.pass_w + ins.dil_w),
+                ]
+            with m.Elif(~r_last):
+                kr_addr = cur.kr_addr + dec.kr_step
+                m.d.comb += [
+                    nxt.s.eq(0),
+                    nxt.r.eq(cur.r + 1),
+                    nxt.kr_addr.eq(kr_addr),
+                    nxt.pass_addr.eq(kr_addr),
+                    nxt.pass_h.eq(cur.pass_h + ins.dil_h),
+                    nxt.pass_w.eq(ins.origin_w),
+                ]
+            with m.Else():
+                ct_addr = cur.ct_addr + dec.ct_step
+                m.d.comb += [
+                    nxt.s.eq(0),
+                    nxt.r.eq(0),
+                    nxt.ct.eq(cur.ct + 1),
+                    nxt.ct_addr.eq(ct_addr),
+                    nxt.kr_addr.eq(ct_addr),
+                    nxt.pass_addr.eq(ct_addr),
+                    nxt.pass_h.eq(ins.origin_h),
+                    nxt.pass_w.eq(ins.origin_w),
+                ]
+        with m.Else():  # the next group: its first pixel follows this group's last
+            m.d.comb += [
+                nxt.p.eq(0),
+                nxt.s.eq(0),
+                nxt.r.eq(0),
+                nxt.ct.eq(0),
+                nxt.pass_addr.eq(ins.in_base),
+                nxt.kr_addr.eq(ins.in_base),
+                nxt.ct_addr.eq(ins.in_base),
+                nxt.pass_h.eq(ins.origin_h),
+                nxt.pass_w.eq(ins.origin_w),
+                nxt.pix.eq(step),
+                nxt.group.eq(step),
+                nxt.g0.eq(0),
+            ]
+        return state, first, nxt, is_last

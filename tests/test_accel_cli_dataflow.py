@@ -9,7 +9,6 @@ import json
 
 import pytest
 
-import hdl
 from accel import config
 from accel.cli import main
 from accel.isa import Engine
@@ -70,15 +69,6 @@ def test_an_unknown_dataflow_is_named(capsys):
     assert capsys.readouterr().err == "accel: error: --dataflow must be one of ws, os, not 'xs'\n"
     assert main(["sweep", "tinynet", "--dataflow", "os,os", "-o", "unused"]) == 2
     assert "--dataflow: os is listed twice" in capsys.readouterr().err
-
-
-@pytest.mark.skipif("os" in getattr(hdl, "DATAFLOWS", ("ws",)), reason="the RTL has OS")
-def test_generate_refuses_a_dataflow_the_rtl_does_not_implement(tmp_path, capsys):
-    out = tmp_path / "gen"
-    assert main(["generate", "--preset", "tiny", "--dataflow", "os", "-o", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("accel: error: array.dataflow = 'os': the RTL implements ws only")
-    assert not out.exists()
 
 
 def test_sweep_dataflow_axis(tmp_path, capsys):

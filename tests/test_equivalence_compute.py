@@ -115,6 +115,7 @@ class Run:
     weight_writes: dict[int, tuple[int, list[int]]] = field(default_factory=dict)
     array_feeds: dict[int, bool] = field(default_factory=dict)  # cycle -> switch
     vector_feeds: list[int] = field(default_factory=list)
+    os_steps: dict[int, list[int]] = field(default_factory=dict)  # cycle -> weights
     probed: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # value per cycle
     # cycle -> row of each write to the accumulator's last bank (column cols - 1), as its
     # ports show it: an array sum on a[cols - 1] is written ACC_LATENCY later, a vector
@@ -124,11 +125,12 @@ class Run:
 
 
 def run_engine(
-    config, instrs, inputs, weights, acc, *, earliest=None, probes=(), sram=False
+    config, instrs, inputs, weights, acc, *, earliest=None, probes=(), sram=False, os_steps=False
 ) -> Run:
     """Offer the instructions in order, instruction k from cycle ``earliest[k]`` on (default
     0: all semaphores available); run until every one is done, then read the accumulators.
-    ``probes``: (column, row) accumulators whose visible value is recorded every cycle."""
+    ``probes``: (column, row) accumulators whose visible value is recorded every cycle;
+    ``os_steps``: record the weights of every output-stationary step (an "os" machine)."""
     harness = Harness(config, inputs, weights, acc, sram=sram)
     dut = harness.engine
     earliest = earliest or [0] * len(instrs)
@@ -140,7 +142,7 @@ def run_engine(
         + sum(
             i.passes * (max(i.pixels, timing.VECTOR_MIN_PASS) + config.array.rows) for i in instrs
         )
-        + len(instrs) * (config.array.rows + config.array.cols + 8)
+        + len(instrs) * (2 * config.array.rows + config.array.cols + 8)
     )
 
     vector_reads: dict[int, int] = {}
@@ -169,6 +171,8 @@ def run_engine(
                 run.array_feeds[cycle] = bool(ctx.get(dut.array.i.payload.switch))
             if ctx.get(dut.vector.i.valid):
                 run.vector_feeds.append(cycle)
+            if os_steps and ctx.get(dut.array.os_i.valid):
+                run.os_steps[cycle] = [int(v) for v in ctx.get(dut.array.os_i.payload.w)]
             acc = dut.accumulator
             if ctx.get(acc.a[-1].valid):
                 run.last_bank_writes[cycle + timing.ACC_LATENCY] = ctx.get(acc.a[-1].payload.addr)
@@ -216,7 +220,7 @@ def contract(instrs: list[Compute], config: AccelConfig) -> list[Expected]:
         T = instr.pixels
         vector_mode = timing.is_vector(instr.mode)
         stream_free = state.stream_free
-        if vector_mode != state.vector:
+        if timing.compute_unit(instr) != state.unit:
             stream_free = max(stream_free, state.done)
         passes: list[tuple[int | None, int]] = []
         if vector_mode:
