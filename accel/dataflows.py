@@ -5,8 +5,8 @@ run on the cycle model, compared layer by layer (:func:`compare`). A layer's cyc
 share of the compute timeline (:class:`accel.backend.LayerStats`): the cycles in which the
 array or vector unit was fed (``feed``) plus the stalls of the feed slot by cause
 (:data:`accel.backend.STALL_CAUSES`). The winner is the dataflow with the fewest cycles; the
-reason named is the part of the cycles (feed or a stall cause) that differs most between the
-winner and the runner-up, with both values. Each row also has every dataflow's MAC
+reason named is the part of the cycles (feed or a stall cause) in which the winner saves most
+against the runner-up, with both values. Each row also has every dataflow's MAC
 utilization, DRAM bytes and SRAM word reads and writes per buffer: weight-stationary reads
 the weight tile once per pass and writes the accumulators once per pass and pixel;
 output-stationary streams the weights once per group of ``rows`` pixels and writes each
@@ -76,9 +76,9 @@ def compare(layers: Mapping[str, Sequence[LayerStats]]) -> list[dict[str, Any]]:
 
 
 def _why(winner: str, won: dict[str, int], runner: str, lost: dict[str, int]) -> str:
-    """The part of the cycles that differs most between the two, with both values."""
+    """The part of the cycles in which the winner saves most, with both values."""
     if sum(won.values()) == sum(lost.values()):
         return "equal cycles"
-    part = max(won, key=lambda p: abs(lost[p] - won[p]))
+    part = max(won, key=lambda p: lost[p] - won[p])
     what = "feed cycles" if part == "feed" else f"{part} stall cycles"
     return f"{what}: {winner} {won[part]:,}, {runner} {lost[part]:,}"

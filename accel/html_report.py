@@ -565,8 +565,8 @@ def _dataflow_section(compared: list[dict]) -> list[str]:
         '<h2 id="dataflows">Dataflows</h2>',
         f"<p>The same network compiled and run for each dataflow ({', '.join(flows)}) on "
         f"this config: {tally}; the rest tie. The winner has the fewest cycles; <i>why</i> "
-        "names the part of the cycles (feed, or a stall cause) that differs most between "
-        "the winner and the runner-up. SRAM columns are words; every column of every "
+        "names the part of the cycles (feed, or a stall cause) in which the winner saves "
+        "most against the runner-up. SRAM columns are words; every column of every "
         "dataflow is in dataflows.csv.</p>",
         _table(compared, columns, {"layer", "kind", "winner", "why"}),
     ]

@@ -1,6 +1,6 @@
 """Which dataflow wins each layer (:mod:`accel.dataflows`) and ``accel report --dataflow
 ws,os``: every dataflow's cycles per layer equal its own run's, the winner has the fewest,
-and the reason names the part of the cycles that differs most."""
+and the reason names the part of the cycles in which the winner saves most."""
 
 from __future__ import annotations
 
