@@ -175,8 +175,15 @@ REDUCED = [
 ]
 
 
+#: The other dataflows on 8x8: each zoo model through the output-stationary array (its
+#: depthwise layers on the depthwise mode, so every unit switch between the two).
+DATAFLOW_CONFIGS = [EIGHT.replace(name=f"edge-8x8-{d}", array={"dataflow": d}) for d in ("os",)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("config", [EIGHT, EDGE], ids=["8x8", "16x16"])
+@pytest.mark.parametrize(
+    "config", [EIGHT, EDGE, *DATAFLOW_CONFIGS], ids=lambda c: c.name.removeprefix("edge-")
+)
 @pytest.mark.parametrize(("name", "size"), REDUCED)
 def test_zoo_model_is_bit_and_cycle_exact_in_verilator(name, size, config):
     qnet = zoo_qnet(name, size)
