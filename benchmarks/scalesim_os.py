@@ -1,4 +1,4 @@
-"""Our output-stationary machine against SCALE-Sim's OS analytical model, layer by layer.
+"""Our OS or IS machine against SCALE-Sim's analytical model of that dataflow, layer by layer.
 
 Every layer of SCALE-Sim's ResNet-18 and AlexNet topologies (``tests/data/scalesim``),
 compiled alone for SCALE-Sim's sample config at 8x8 and 32x32 with ``array.dataflow = "os"``
