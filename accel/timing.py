@@ -202,9 +202,7 @@ Schedule: ``start`` and ``take`` as every COMPUTE, then::
     done = F + G*S - 1 + 2*R + Cc + ACC_LATENCY + 1     (= X_{G-1}(0, Cc-1) + ACC_LATENCY + 1)
     stream_free = F + G*S,  front_free = F + G*S - 1,  last_feed = F + G*S - 1
 
-(the issue-16 contract wrote ``+ 2`` for the last term of ``done`` beside this equality;
-``X + ACC_LATENCY + 1``, the first cycle after the last write as for every other COMPUTE, is
-the one implemented). The OS array is a unit of its own for the unit-switch rule below; an
+(``done`` is the first cycle after the last write, as for every other COMPUTE). The OS array is a unit of its own for the unit-switch rule below; an
 OS instruction leaves the weight loader's ``wl`` as it was. It costs ``G*S = ceil(T/R)*R*P``
 feed cycles, against about ``P*max(T, rows)`` weight-stationary.
 
