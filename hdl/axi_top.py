@@ -39,6 +39,7 @@ from accel.config import AccelConfig
 from accel.isa import Engine
 from accel.timing import Fetch
 from hdl import axi_lite, axi_master
+from hdl._check import check_count
 from hdl.controller import engine_name
 from hdl.csr import ADDR_WIDTH, COUNTER_BITS, ControlRegisters, core_members
 from hdl.fetch import InstructionFetch
@@ -229,6 +230,8 @@ class AxiAccelerator(wiring.Component):
         fetch: Fetch | None = None,
         master_depth: int | None = None,
     ):
+        if master_depth is not None:  # before any block is built: a failed one warns unused
+            check_count(master_depth, "AXI queue depth", 1)
         self._master = axi_master.AxiMaster(config, depth=master_depth)
         self._inner = AxiLiteAccelerator(
             config,
