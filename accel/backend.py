@@ -282,6 +282,8 @@ def _traffic(program: Program) -> list[Traffic]:
                 if instr.os:  # every group reads every weight word; one write per pixel
                     reads["w"] += timing.ceil_div(instr.pixels, rows) * instr.passes * rows
                     feeds = instr.pixels
+                elif instr.is_:  # every pixel group streams every weight word
+                    reads["w"] += timing.is_tiles(instr, rows) * rows
                 elif instr.mode == ComputeMode.ARRAY:
                     reads["w"] += instr.passes * rows
                 writes["acc"] += feeds
@@ -370,6 +372,14 @@ def _layer_stats(
         if instr.os:  # one slot of G*S words; the dummy rows of the last group idle
             previous_free = feed.last + 1
             stall["fill_drain"] += previous_free - feed.first - instr.passes * instr.pixels
+            slot_end[instr.layer] = previous_free
+            continue
+        if instr.is_:  # tiles of cols vectors: the dummy columns idle, the transposer stalls
+            cols = program.config.array.cols
+            tiles = timing.is_tiles(instr, cols)
+            previous_free = feed.last + cols
+            stall["fill_drain"] += tiles * cols - instr.passes * instr.pixels
+            stall["weights"] += previous_free - feed.first - tiles * cols
             slot_end[instr.layer] = previous_free
             continue
         slot = instr.pixels

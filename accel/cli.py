@@ -196,11 +196,12 @@ def add_config_arguments(
     if dataflow:
         parser.add_argument(
             "--dataflow",
-            metavar="ws|os[,...]" if compare else "ws|os",
+            metavar="ws|os|is[,...]" if compare else "ws|os|is",
             help="the array's dataflow, overriding the config's array.dataflow: ws "
-            "(weight-stationary) or os (output-stationary)"
+            "(weight-stationary), os (output-stationary) or is (input-stationary, square "
+            "arrays)"
             + (
-                "; a list (ws,os) reports the first and compares them all layer by layer"
+                "; a list (ws,os,is) reports the first and compares them all layer by layer"
                 if compare
                 else ""
             ),
@@ -375,6 +376,12 @@ def resolve_sim_config(args: argparse.Namespace):
     from accel import timing
 
     cfg = _resolve_sim_config(args)
+    array = cfg.array
+    if array.dataflow == "is" and array.rows != array.cols:
+        raise CliError(
+            f"array.dataflow = 'is' needs a square array (a weight word's lanes are the array "
+            f"rows), not array.rows = {array.rows} x array.cols = {array.cols}"
+        )
     capped = timing.bandwidth_note(cfg)
     if capped:
         note(args, f"note: {capped}")
@@ -1539,9 +1546,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dataflow",
         dest="dataflows",
-        metavar="ws,os",
+        metavar="ws,os,is",
         help="array dataflows to try (default: the config's): ws weight-stationary, os "
-        "output-stationary",
+        "output-stationary, is input-stationary",
     )
     for name in ("input", "weight", "acc", "output", "param"):
         p.add_argument(

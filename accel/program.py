@@ -255,6 +255,8 @@ class Program:
                         index,
                         "os = 1 with depthwise = 1 (the depthwise mode is weight-stationary)",
                     )
+            if instr.is_:
+                self._check_input_stationary(index, instr, fail)
             if instr.depthwise:
                 rows = self.config.array.rows
                 if instr.mode != isa.ComputeMode.ARRAY or rows != cols:
@@ -266,6 +268,39 @@ class Program:
                         f"depthwise taps {instr.taps_h}x{instr.taps_w} must be 1..{rows} "
                         "in one pass (ct_count = kernel_h = kernel_w = 1)",
                     )
+
+    def _check_input_stationary(self, index: int, instr: isa.Compute, fail) -> None:
+        """``is_ = 1`` needs an "is" machine with a square array, ARRAY mode, neither ``os``
+        nor ``depthwise`` (``accel.timing``, INPUT-STATIONARY)."""
+        array = self.config.array
+        if array.dataflow != "is":
+            raise fail(
+                Engine.COMPUTE,
+                index,
+                f"is_ = 1 (input-stationary) on a machine whose array.dataflow = "
+                f"{array.dataflow!r}",
+            )
+        if array.rows != array.cols:
+            raise fail(
+                Engine.COMPUTE,
+                index,
+                f"is_ = 1 needs a square array, not array.rows = {array.rows} x "
+                f"array.cols = {array.cols}",
+            )
+        if instr.mode != isa.ComputeMode.ARRAY:
+            raise fail(
+                Engine.COMPUTE,
+                index,
+                f"is_ = 1 needs ARRAY mode, not mode = {isa.ComputeMode(instr.mode).name}",
+            )
+        if instr.os:
+            raise fail(Engine.COMPUTE, index, "is_ = 1 with os = 1 (one dataflow per instruction)")
+        if instr.depthwise:
+            raise fail(
+                Engine.COMPUTE,
+                index,
+                "is_ = 1 with depthwise = 1 (the depthwise mode is weight-stationary)",
+            )
 
     # Introspection -------------------------------------------------------------------------
 

@@ -208,6 +208,58 @@ the one implemented). The OS array is a unit of its own for the unit-switch rule
 OS instruction leaves the weight loader's ``wl`` as it was. It costs ``G*S = ceil(T/R)*R*P``
 feed cycles, against about ``P*max(T, rows)`` weight-stationary.
 
+COMPUTE, INPUT-STATIONARY (ARRAY with ``is_``, only on a machine whose ``array.dataflow``
+is ``"is"``, with a square array ``R`` = rows = ``Cc`` = cols; never with ``os`` or
+``depthwise``). The instruction computes exactly what it computes weight-stationary (the same
+``T`` pixels, ``P`` passes in the order ct, r, s, window words, ``pad_value``, accumulator
+rows and ``accumulate``); only the weight layout differs: pass ``k``'s words are ``w_base +
+k*R + n``, word ``n`` holding output channel ``n``'s weights, lane ``i`` = reduction lane
+``i`` (the transpose of the weight-stationary tile). SCALE-Sim's IS: array rows = the
+reduction, columns = output pixels, the filters streamed.
+
+Mapping. The pixels go in ``G = ceil(T / Cc)`` groups of ``Cc`` (column ``c`` of group
+``g``: pixel ``g*Cc + c``; columns past ``T`` are *dummy* columns, fed ``pad_value`` and
+never written). Tile ``j`` = (group ``j // P``, pass ``j % P``), ``G*P`` tiles. Its
+*stationary* operand: PE (i, c) holds lane ``i`` of the window word of pixel ``g*Cc + c``
+for pass ``k``. Its *stream*: weight word ``n`` of pass ``k`` (channel ``n``) enters the
+left edge in cycle ``f[j] + n`` (lane ``i`` to row ``i``, the weight-stationary skew);
+partial sums flow down the columns as weight-stationary, and column ``c``'s sum for vector
+``n``, out[pixel g*Cc + c][channel n], leaves in ``f[j] + n + R + c`` into accumulator bank
+``n`` (a rotation: in any cycle the columns feed different banks), row ``acc_base + g*Cc +
+c``, read in that cycle and written ``ACC_LATENCY`` later (overwritten when ``k == 0`` and
+not ``accumulate``).
+
+The transposer. The window generator reads tile ``j``'s ``Cc`` words (columns in order;
+``pad_value`` for dummy columns and padding) in cycles ``rd[j] + c`` into transpose buffer
+``j % 2``; row ``i`` of the tile (lane ``i`` of its words) goes to the shadow registers in
+``wl[j] + i`` with the weight-stationary meaning of ``wl`` (the switch travels with the
+first streamed vector). A 2x2 array, one pass, ``T`` = 3 pixels x0, x1, x2 (tiles A = x0, x1
+and B = x2, --; ``w0`` = channel 0's word, ``y1.0`` = pixel 1, channel 0), taken in ``t``::
+
+    cycle        t     t+1   t+2   t+3   t+4   t+5   t+6   t+7   t+8   t+9   t+10
+    read         x0    x1    x2    --
+    row load                       A0    A1    B0    B1
+    stream                               w0    w1    w0    w1
+    col 0 exit                                       y0.0  y0.1  y2.0  y2.1
+    col 1 exit                                             y1.0  y1.1  --    --
+
+Schedule: ``take`` as every COMPUTE, then::
+
+    rd[0] = take
+    rd[j] = max(rd[j-1] + Cc, wl[j-2] + R)             (wl[-1] = wl[-2] = -inf here)
+    wl[j] = max(rd[j] + Cc + 1, wl[j-1] + R, f[j-1])   (wl[-1], f[-1]: the previous instruction's)
+    f[j]  = max(wl[j] + 1, f[j-1] + Cc, stream_free if j == 0)
+    done  = f[last] + Cc - 1 + R + Cc - 1 + ACC_LATENCY + 1
+    stream_free = f[last] + Cc,  front_free = max(wl[last] + R, f[last])
+
+(``rd[j] + Cc + 1``: the last word arrives in ``rd[j] + Cc`` and is registered in the
+transpose buffer.) A buffer is free once its tile's rows have left it, so the steady state is
+two tiles per ``2*R + 1`` cycles (the contract's note said one per ``R``; its recurrences,
+implemented here and in the RTL, give this), ``(G*P*(2*R + 1)) / 2`` feed cycles against
+about ``P*max(T, R)`` weight-stationary, plus the transposer's fill of ``2*Cc + 2`` cycles
+before each instruction's first vector. The IS array is a unit of its own for the
+unit-switch rule below; an IS instruction's ``wl`` is the weight loader's, as an ARRAY one's.
+
 VECTOR modes (VMAX, VSUM, VADD; VMUL is VADD with ``mul``, timed as VADD). No weights.
 The word fed in cycle ``t`` reads its accumulator row in cycle ``t`` and writes it in cycle
 ``t + VECTOR_LATENCY``. A pass feeds ``T`` words but occupies the feed slot for ``max(T,
@@ -218,13 +270,15 @@ VECTOR_MIN_PASS)`` cycles, so that a row's write precedes its next read::
     done = f[last] + T - 1 + VECTOR_LATENCY + 1
 
 Between instructions. ``stream_free`` is ``f[last] + T`` of the previous compute instruction
-in ARRAY mode, ``F + G*S`` output-stationary and ``f[last] + max(T, VECTOR_MIN_PASS)`` in
-vector mode; when the previous instruction used another unit (the units: the vector unit,
-the weight-stationary array including its depthwise mode, the output-stationary array),
-``stream_free`` is also at least its ``done`` (the units share the accumulator write ports).
+in ARRAY mode, ``F + G*S`` output-stationary, ``f[last] + Cc`` input-stationary and
+``f[last] + max(T, VECTOR_MIN_PASS)`` in vector mode; when the previous instruction used
+another unit (the units: the vector unit, the weight-stationary array including its
+depthwise mode, the output-stationary array, the input-stationary array), ``stream_free``
+is also at least its ``done`` (the units share the accumulator write ports).
 The front end takes the next instruction (its ``take``) no earlier than ``front_free`` of the
-previous one: ``max(wl[last] + rows, f[last])`` after ARRAY, ``F + G*S - 1``
-output-stationary, ``f[last] + max(T, VECTOR_MIN_PASS) - 1`` after a vector instruction.
+previous one: ``max(wl[last] + rows, f[last])`` after ARRAY (input-stationary too), ``F +
+G*S - 1`` output-stationary, ``f[last] + max(T, VECTOR_MIN_PASS) - 1`` after a vector
+instruction.
 
 Accumulator hazards. The read-modify-write port of the accumulator buffer returns a write of the
 same cycle (write-transparent), so a row may be read again as early as the cycle its previous
@@ -435,15 +489,58 @@ def is_vector(mode: int) -> bool:
 
 
 #: The compute units of the unit-switch rule (the module docstring, "Between instructions").
-VECTOR_UNIT, WS_UNIT, OS_UNIT = "vector", "ws", "os"
+VECTOR_UNIT, WS_UNIT, OS_UNIT, IS_UNIT = "vector", "ws", "os", "is"
 
 
 def compute_unit(instr: Compute) -> str:
-    """The unit a COMPUTE runs on: the vector unit, or the array weight- or
-    output-stationary (its depthwise mode is weight-stationary)."""
+    """The unit a COMPUTE runs on: the vector unit, or the array weight-, output- or
+    input-stationary (its depthwise mode is weight-stationary)."""
     if is_vector(instr.mode):
         return VECTOR_UNIT
-    return OS_UNIT if instr.os else WS_UNIT
+    if instr.os:
+        return OS_UNIT
+    return IS_UNIT if instr.is_ else WS_UNIT
+
+
+def is_tiles(instr: Compute, cols: int) -> int:
+    """Tiles of an input-stationary instruction: ``ceil(T / cols)`` pixel groups times its
+    passes (``accel.timing``, INPUT-STATIONARY)."""
+    return ceil_div(instr.pixels, cols) * instr.passes
+
+
+def is_schedule(
+    tiles: int, take: int, stream_free: int, last_weight_load: int, last_feed: int, rows: int
+) -> tuple[int, int, int]:
+    """``(f[0], wl[last], f[last])`` of an input-stationary instruction of ``tiles`` tiles
+    on a ``rows`` x ``rows`` array: the recurrences of the module docstring, with the
+    periodic shortcut (the recurrences are max-plus: once the state relative to ``f[j]``
+    repeats, every later period repeats its spacing)."""
+    cols = rows
+    neg = -(1 << 40)
+    rd = take
+    wl = max(rd + cols + 1, last_weight_load + rows, last_feed)
+    f = max(wl + 1, stream_free)
+    first = f
+    wl_before = neg  # wl[j-2] as the transposer sees it: none before the instruction
+    seen: dict[tuple[int, int, int], tuple[int, int]] = {}
+    j = 0
+    while j < tiles - 1:
+        key = (rd - f, wl_before - f, wl - f)
+        if key in seen:  # periodic from here: skip whole periods
+            j0, f0 = seen[key]
+            period, shift = j - j0, f - f0
+            skip = (tiles - 1 - j) // period
+            rd, wl_before, wl, f = (x + skip * shift for x in (rd, wl_before, wl, f))
+            j += skip * period
+            seen.clear()
+            if j >= tiles - 1:
+                break
+        seen[key] = (j, f)
+        rd = max(rd + cols, wl_before + rows)
+        wl_before, wl = wl, max(rd + cols + 1, wl + rows, f)
+        f = max(wl + 1, f + cols)
+        j += 1
+    return first, wl, f
 
 
 def os_groups(instr: Compute, rows: int) -> tuple[int, int]:
@@ -515,6 +612,19 @@ def compute_timing(
         done = last + 2 * rows + cols + ACC_LATENCY + 1
         new = ComputeState(unit, take, last, last + 1, state.last_weight_load, last, done)
         return ComputeTiming(start, take, first, last, done, new)
+    if unit == IS_UNIT:
+        first, wl_last, f_last = is_schedule(
+            is_tiles(instr, cols),
+            take,
+            stream_free,
+            state.last_weight_load,
+            state.last_feed,
+            rows,
+        )
+        done = f_last + cols - 1 + rows + cols - 1 + ACC_LATENCY + 1
+        front_free = max(wl_last + rows, f_last)
+        new = ComputeState(unit, take, front_free, f_last + cols, wl_last, f_last, done)
+        return ComputeTiming(start, take, first, f_last, done, new)
     wl = max(take, state.last_weight_load + rows, state.last_feed)
     f = max(wl + 1, stream_free)
     first = f

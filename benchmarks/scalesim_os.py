@@ -1,4 +1,4 @@
-"""Our output-stationary machine against SCALE-Sim's OS analytical model, layer by layer.
+"""Our OS or IS machine against SCALE-Sim's analytical model of that dataflow, layer by layer.
 
 Every layer of SCALE-Sim's ResNet-18 and AlexNet topologies (``tests/data/scalesim``),
 compiled alone for SCALE-Sim's sample config at 8x8 and 32x32 with ``array.dataflow = "os"``
@@ -6,7 +6,7 @@ and DRAM bandwidth that never stalls (1024 B/cycle; latency 64 stays in); prints
 SCALE-Sim's OS "Total Cycles" per layer and min/median/max per network and array. Run from
 the repository root::
 
-    python benchmarks/scalesim_os.py [--dataflow os|ws] [--arrays 8,32]
+    python benchmarks/scalesim_os.py [--dataflow os|ws|is] [--arrays 8,32]
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def ratios(name: str, size: int, dataflow: str) -> list[tuple[str, int, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataflow", default="os", choices=("os", "ws"))
+    parser.add_argument("--dataflow", default="os", choices=("os", "ws", "is"))
     parser.add_argument("--arrays", default="8,32")
     parser.add_argument("--layers", action="store_true", help="print every layer")
     args = parser.parse_args()

@@ -11,6 +11,9 @@ table, is in :mod:`accel.timing`.
 Pass ``k`` of a COMPUTE instruction uses the weight tile at weight-buffer words ``w_base +
 k*rows .. w_base + k*rows + rows - 1`` (word ``i`` = array row ``i``).
 
+Input-stationary (``Compute.is_``): the same sums, the weight words transposed
+(:func:`weight_tiles`); its mapping and timing are in :mod:`accel.timing`.
+
 Depthwise mode (``Compute.depthwise``): array row ``t`` is kernel tap ``t`` and column ``c``
 channel ``c``; each row is fed a word of its own (its tap's), lane ``c`` to PE ``(t, c)``
 (:func:`depthwise_sums`).
@@ -34,14 +37,22 @@ def depthwise_sums(instr: Compute, windows: np.ndarray, tile: np.ndarray) -> np.
 
 
 def weight_tiles(instr: Compute, weights: np.ndarray, rows: int) -> np.ndarray:
-    """(passes * rows, cols) int8: the stacked weight tiles of every pass."""
+    """(passes * rows, cols) int8: the stacked weight tiles of every pass (row ``i`` of a
+    tile = reduction lane ``i``, column ``n`` = output channel ``n``).
+
+    Input-stationary (``is_``) the words hold the transposed tiles, as the IS array streams
+    them: word ``w_base + k*rows + n`` is output channel ``n``'s weights of pass ``k``, lane
+    ``i`` = reduction lane ``i`` (the array is square)."""
     words = instr.passes * rows
     if instr.w_base < 0 or instr.w_base + words > weights.shape[0]:
         raise IndexError(
             f"weight read [{instr.w_base}, {instr.w_base + words}) outside the "
             f"{weights.shape[0]}-word weight buffer"
         )
-    return weights[instr.w_base : instr.w_base + words]
+    tiles = weights[instr.w_base : instr.w_base + words]
+    if instr.is_:
+        tiles = tiles.reshape(instr.passes, rows, rows).transpose(0, 2, 1).reshape(words, rows)
+    return tiles
 
 
 def array_sums(windows: np.ndarray, tiles: np.ndarray) -> np.ndarray:

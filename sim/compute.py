@@ -197,6 +197,9 @@ class _Pass:
         self.unit = unit  # accel.timing.compute_unit
         self.vector = unit == timing.VECTOR_UNIT
         self.os = unit == timing.OS_UNIT
+        self.is_ = unit == timing.IS_UNIT
+        self.group = 0  # input-stationary: the tile's pixel group
+        self.read_at: int | None = None  # input-stationary: cycle its transposer read began
         self.last = last  # last pass of its instruction
         self.reads = reads  # uses the rows' old values (not an overwriting first pass)
         self.weights_at: int | None = None  # cycle its weight load began
@@ -215,6 +218,11 @@ class ComputeEngine:
     OUTPUT-STATIONARY), its weights read beside its words: no weight load. The feeder walks
     its words in the order group, pass, row; when a group's last step is fed, the engine
     follows the group's sums down the drain (:meth:`_drain`) to their accumulator writes.
+
+    An input-stationary instruction is a pass per tile (pixel group, then pass: ``cols``
+    words, its weight vectors), each loaded through the transposer before the weight
+    loader (:meth:`load_weights`); its sums leave column ``c`` into accumulator row ``c``
+    of its group.
     """
 
     def __init__(self, config: AccelConfig) -> None:
@@ -232,6 +240,9 @@ class ComputeEngine:
         self._acc_write: dict[int, tuple[int, int]] = {}
         self._passes = 0
         self._stream: list[Compute] = []
+        self._next_load = 0  # the front end's first pass whose weight load has not begun
+        self._next_read = 0  # input-stationary: its first tile the transposer has not read
+        self._reader_free_at = 0
 
     @property
     def idle(self) -> bool:
@@ -299,6 +310,13 @@ class ComputeEngine:
             group, step = divmod(self._fed, steps)
             if step == steps - 1:  # this cycle, row 0 takes the group's last step
                 done = self._drain(p, instr, group, cycle)
+        elif p.is_:
+            if self._fed == 0:  # vector 0: column c's sum leaves in cycle + rows + c
+                rows = self._rows
+                first = p.group * self._cols
+                for c in range(min(self._cols, instr.pixels - first)):  # dummy columns: none
+                    row = instr.acc_base + first + c
+                    self._access(p, instr, row, cycle + rows + c, timing.ACC_LATENCY)
         else:
             row = instr.acc_base + self._fed
             read_at = cycle if p.vector else cycle + self._rows  # column 0; the others alike
@@ -337,6 +355,12 @@ class ComputeEngine:
         if unit == timing.OS_UNIT:  # one slot: every group, pass and row
             groups, steps = timing.os_groups(instr, self._rows)
             passes = [(groups * steps, True, bool(instr.accumulate))]
+        elif unit == timing.IS_UNIT:  # tile j = (group j // P, pass j % P): cols vectors
+            tiles = timing.is_tiles(instr, self._cols)
+            passes = [
+                (self._cols, j == tiles - 1, j % instr.passes > 0 or bool(instr.accumulate))
+                for j in range(tiles)
+            ]
         else:
             passes = [
                 (instr.pixels, j == instr.passes - 1, j > 0 or bool(instr.accumulate))
@@ -347,22 +371,45 @@ class ComputeEngine:
             for j, (words, last, reads) in enumerate(passes)
         ]
         self._passes += len(passes)
-        if unit != timing.WS_UNIT:  # no weight load: every pass is ready at once
+        self._next_load = self._next_read = 0
+        if unit == timing.IS_UNIT:
+            for j, p in enumerate(self._front):
+                p.group = j // instr.passes
+        if unit not in (
+            timing.WS_UNIT,
+            timing.IS_UNIT,
+        ):  # no weight load: every pass is ready at once
             for p in self._front:
                 p.weights_at = cycle
             self._queue.extend(self._front)
+            self._next_load = len(self._front)
 
     def load_weights(self, cycle: int) -> None:
         """The weight loader: one pass at a time, ``rows`` cycles each; the shadow registers
-        are free once the previous pass has begun feeding (this cycle included)."""
+        are free once the previous pass has begun feeding (this cycle included).
+
+        Input-stationary, the loader's rows come from the transposer: it reads tile ``j``'s
+        ``cols`` window words one per cycle into buffer ``j % 2`` once the reader is free and
+        tile ``j - 2``'s rows have left that buffer; the rows may load from the cycle after
+        the last word is registered (``accel.timing``, INPUT-STATIONARY)."""
         if self._front is None:
             return
-        pending = [p for p in self._front if p.weights_at is None]
-        if not pending:
+        front = self._front
+        if front[0].is_ and self._next_read < len(front) and cycle >= self._reader_free_at:
+            j = self._next_read
+            before = front[j - 2].weights_at if j >= 2 else -(1 << 40)
+            if before is not None and before + self._rows <= cycle:
+                front[j].read_at = cycle
+                self._reader_free_at = cycle + self._cols
+                self._next_read += 1
+        if self._next_load >= len(front):
             return
-        p = pending[0]
+        p = front[self._next_load]
+        if p.is_ and (p.read_at is None or cycle < p.read_at + self._cols + 1):
+            return
         previous = self._fed_from.get(p.index - 1) if p.index else -1
         if cycle >= self._loader_free_at and previous is not None and previous <= cycle:
             p.weights_at = cycle
             self._loader_free_at = cycle + self._rows
             self._queue.append(p)
+            self._next_load += 1

@@ -45,30 +45,49 @@ def test_a_compiled_program_refuses_dataflow(tmp_path, capsys):
     assert "drop --dataflow" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["simulate", "tinynet", "--preset", "tiny", "--dataflow", "is", "-o", "{out}"],
-        ["compile", "tinynet", "--preset", "tiny", "--dataflow", "is", "-o", "{out}/p.bin"],
-        ["report", "tinynet", "--preset", "tiny", "--dataflow", "is", "-o", "{out}"],
-        ["sweep", "tinynet", "--preset", "tiny", "--dataflow", "ws,is", "-o", "{out}"],
-        ["config", "--preset", "tiny", "--dataflow", "is", "-o", "{out}/c.toml"],
-    ],
-)
-def test_input_stationary_is_one_error_line_and_nothing_written(command, tmp_path, capsys):
-    out = tmp_path / "out"
-    args = [part.format(out=out) for part in command]
-    assert main(args) == 2
+def test_compile_dataflow_is_sets_the_bit_and_the_config(tmp_path, capsys):
+    out = tmp_path / "prog.bin"
+    assert main(["compile", "tinynet", "--preset", "tiny", "--dataflow", "is", "-o", str(out)]) == 0
+    program = Program.load(out)
+    assert program.config.array.dataflow == "is"
+    assert any(instr.is_ for instr in program.streams[Engine.COMPUTE])
+    capsys.readouterr()
+    is_ = simulate_json(capsys, "--dataflow", "is")
+    assert is_["total_cycles"] != simulate_json(capsys)["total_cycles"]
+    assert main(["simulate", str(out), "--cycles-only", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_cycles"] == is_["total_cycles"]
+
+
+def test_config_dataflow_is_writes_it(tmp_path):
+    out = tmp_path / "c.toml"
+    assert main(["config", "--preset", "tiny", "--dataflow", "is", "-o", str(out)]) == 0
+    assert config.load(out).array.dataflow == "is"
+
+
+def test_dataflow_is_on_a_non_square_array_is_one_error_line(tmp_path, capsys):
+    args = ["simulate", "tinynet", "--preset", "tiny", "--dataflow", "is", "--cols", "12"]
+    status = main([*args, "--cycles-only"])
     err = capsys.readouterr().err
-    assert err == "accel: error: --dataflow is: input-stationary is not implemented yet\n"
-    assert not out.exists()
+    assert status == 2 and err.count("\n") == 1, err
+    assert "array.dataflow = 'is' needs a square array" in err
 
 
 def test_an_unknown_dataflow_is_named(capsys):
     assert main(["simulate", "tinynet", "--preset", "tiny", "--dataflow", "xs"]) == 2
-    assert capsys.readouterr().err == "accel: error: --dataflow must be one of ws, os, not 'xs'\n"
+    assert (
+        capsys.readouterr().err == "accel: error: --dataflow must be one of ws, os, is, not 'xs'\n"
+    )
     assert main(["sweep", "tinynet", "--dataflow", "os,os", "-o", "unused"]) == 2
     assert "--dataflow: os is listed twice" in capsys.readouterr().err
+
+
+@pytest.mark.skipif("is" in getattr(hdl, "DATAFLOWS", ("ws",)), reason="the RTL has IS")
+def test_generate_and_verify_refuse_is_until_the_rtl_has_it(tmp_path, capsys):
+    out = tmp_path / "gen"
+    assert main(["generate", "--preset", "tiny", "--dataflow", "is", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("accel: error: array.dataflow = 'is': the RTL implements")
+    assert not out.exists()
 
 
 def test_sweep_dataflow_axis(tmp_path, capsys):

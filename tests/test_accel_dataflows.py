@@ -74,7 +74,7 @@ def test_report_compares_the_listed_dataflows(tmp_path, capsys):
 
 def test_report_rejects_an_unknown_dataflow_in_the_list(tmp_path, capsys):
     out = tmp_path / "report"
-    args = ["report", "tinynet", "--preset", "tiny", "--dataflow", "ws,is", "-o", str(out)]
+    args = ["report", "tinynet", "--preset", "tiny", "--dataflow", "ws,xs", "-o", str(out)]
     assert main(args) == 2
-    assert "input-stationary is not implemented yet" in capsys.readouterr().err
+    assert "--dataflow must be one of ws, os, is, not 'xs'" in capsys.readouterr().err
     assert not out.exists()

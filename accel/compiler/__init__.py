@@ -98,6 +98,12 @@ def compile(
             f"array.dataflow = {config.array.dataflow!r}: "
             f"{PENDING_DATAFLOWS[config.array.dataflow]}"
         )
+    array = config.array
+    if array.dataflow == "is" and array.rows != array.cols:
+        raise ValueError(
+            f"array.dataflow = 'is' needs a square array (a weight word's lanes are the array "
+            f"rows), not array.rows = {array.rows} x array.cols = {array.cols}"
+        )
     net = qnet.network
     unknown = [name for name in keep if name not in net or name in net.input_names]
     if unknown:

@@ -106,7 +106,8 @@ def pack_weights(
 
     ``depthwise`` (kernel rows per pass, :func:`depthwise_rows`): one (rows, cols) tile per
     k tile and group of kernel rows, row ``t`` = tap ``(t // s, t % s)`` of the group, zero
-    past its taps."""
+    past its taps. Dense tiles on an input-stationary machine are transposed: word ``n`` =
+    output channel ``n``, lane ``i`` = reduction lane ``i`` (``accel.timing``)."""
     rows, cols = em.rows, em.cols
     k, cg, r, s = weight.shape
     c = cg * groups
@@ -144,6 +145,8 @@ def pack_weights(
             grp * kg : (grp + 1) * kg
         ]
     tiles = dense.reshape(n_kt, cols, n_ct, rows, r, s).transpose(0, 2, 4, 5, 3, 1)
+    if em.config.array.dataflow == "is":  # word n = output channel n, lane i = reduction lane i
+        tiles = tiles.swapaxes(4, 5)
     ct_ranges = []
     for kt in range(n_kt):
         k_lo, k_hi = kt * cols, min(k, (kt + 1) * cols)
@@ -270,12 +273,13 @@ class ConvPasses:
             kernel_w=self.weights.kernel[1],
             pad_value=x.zero_point,
             os=int(self.em.config.array.dataflow == "os"),
+            is_=int(self.em.config.array.dataflow == "is"),
         )
         kernel_h = "kernel_h"
         if self.weights.depthwise:  # one pass of a 1x1 walk; the kernel rows are its taps
             # The depthwise mode is the weight-stationary datapath, on every machine.
             template = replace(
-                template, kernel_w=1, depthwise=1, taps_w=self.weights.kernel[1], os=0
+                template, kernel_w=1, depthwise=1, taps_w=self.weights.kernel[1], os=0, is_=0
             )
             kernel_h = "taps_h"
 
@@ -752,6 +756,8 @@ def lower_conv(
         mapping["mode"] = f"depthwise, {depthwise * s} of {rows} rows"
     elif em.config.array.dataflow == "os":
         mapping["dataflow"] = "output-stationary"
+    elif em.config.array.dataflow == "is":
+        mapping["dataflow"] = "input-stationary"
     if shared is not None:
         mapping["batch"] = "images share each streamed weight chunk"
     return mapping

@@ -23,6 +23,9 @@ TILING_SLACK = 0.002
 #: programs (and simulations) grow with them: this keeps tiles from shrinking for a gain of a
 #: fraction of a cycle per instruction.
 INSTRUCTION_COST = 0.1
+#: Input-stationary: the mean cycles a tile takes beyond ``cols`` in the steady state (two
+#: tiles per ``2*rows + 1`` cycles, ``accel.timing``).
+IS_TILE_EXTRA = 0.5
 
 
 class TilingError(ValueError):
@@ -42,6 +45,7 @@ class Hardware:
     dram_latency: int  # cycles per request
     input_bytes: int  # buffers.input_bytes, named in the error when one pixel does not fit
     os: bool = False  # array.dataflow == "os": dense layers run output-stationary
+    is_: bool = False  # array.dataflow == "is": dense layers run input-stationary
 
     @classmethod
     def of(cls, config: AccelConfig) -> Hardware:
@@ -55,6 +59,7 @@ class Hardware:
             dram_latency=config.dram.latency,
             input_bytes=config.buffers.input_bytes,
             os=config.array.dataflow == "os",
+            is_=config.array.dataflow == "is",
         )
 
 
@@ -139,7 +144,9 @@ def estimate_cycles(
     the array ``max(pixels, rows)`` cycles weight-stationary and ``ceil(pixels / rows) *
     rows`` output-stationary (``hw.os``, not ``depthwise``: the depthwise mode is
     weight-stationary on every machine; ``accel.timing``), in tiles split as
-    :attr:`Tiling.uneven` says."""
+    :attr:`Tiling.uneven` says. Input-stationary (``hw.is_``) a pass costs ``ceil(pixels /
+    cols)`` tiles of ``cols + 1/2`` cycles (two transpose buffers: two tiles per ``2*rows
+    + 1`` cycles) and each instruction the transposer's fill, ``rows + cols + 2``."""
     p, q = out_hw
     th, tw = tile
     rows, cols = hw.rows, hw.cols
@@ -151,9 +158,13 @@ def estimate_cycles(
         slot = max(pixels, timing.VECTOR_MIN_PASS)
     elif hw.os and not depthwise:  # the mean over the tiles, the edge ones included
         slot = os_groups(out_hw, tile, rows, uneven) * rows / tiles
+    elif hw.is_ and not depthwise:  # groups of cols pixels, a tile per group and pass
+        slot = os_groups(out_hw, tile, cols, uneven) * (cols + IS_TILE_EXTRA) / tiles
     else:
         slot = max(pixels, rows)
     compute = images * k_tiles * passes * slot
+    if hw.is_ and not vector and not depthwise:  # each instruction fills the transposer first
+        compute += images * k_tiles * (rows + cols + 2)
     load = hw.dram_latency + images * c_tiles * ih * iw * word_beats  # pipelined DMA
     load += streamed_words * ceil_div(cols, hw.dram_bandwidth)
     drain = rows + cols + 2 * pixels + timing.POST_LATENCY + hw.dram_latency
@@ -235,7 +246,7 @@ def choose_tiling(
     candidates = [(th, q) for th in range(min(p, cap // q), 0, -1)]
     candidates += [(1, tw) for tw in range(min(q - 1, cap), 0, -1)]
     scored = []
-    os = hw.os and not vector and not depthwise
+    os = (hw.os or hw.is_) and not vector and not depthwise
     if os:  # also rectangles of whole groups of rows pixels, where rows wider than q do not fit
         candidates += [
             (m // tw, tw)

@@ -385,14 +385,14 @@ def save_topology(network: Network, path: str | Path) -> None:
 
 
 def load_config(path: str | Path) -> AccelConfig:
-    """Read a SCALE-Sim ``.cfg`` of a dataflow our hardware has (``ws``, ``os``) as an
-    :class:`~accel.config.AccelConfig` of that ``array.dataflow`` (see :func:`read_config`);
-    an ``is`` config is an error that says ``--model scalesim`` models it."""
+    """Read a SCALE-Sim ``.cfg`` of a dataflow our hardware has (:data:`HARDWARE_DATAFLOWS`)
+    as an :class:`~accel.config.AccelConfig` of that ``array.dataflow`` (see
+    :func:`read_config`); another is an error that says ``--model scalesim`` models it."""
     config, dataflow = read_config(path)
     if dataflow != config.array.dataflow:
         raise ValueError(
             f"{path}: [architecture_presets] Dataflow = {dataflow!r} is not implemented by our "
-            f"hardware (weight stationary 'ws' and output stationary 'os' only); `accel "
+            f"hardware ({', '.join(HARDWARE_DATAFLOWS)} only); `accel "
             "simulate --model scalesim` runs SCALE-Sim's analytical model of it, and `--model "
             "both` sets it beside our machine"
         )
