@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+import hdl
 from accel import config
 from accel.cli import main
 from accel.isa import Engine
