@@ -28,7 +28,7 @@ end : Out(1)
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -58,6 +58,35 @@ def is_meta_layout(config: AccelConfig) -> data.StructLayout:
 def is_exit_layout(config: AccelConfig) -> data.StructLayout:
     """Payload of ``col[c]``: the column's sum and its vector's record."""
     return data.StructLayout({"sum": signed(config.data.acc_bits), "meta": is_meta_layout(config)})
+
+
+def _bank_layout(config: AccelConfig) -> data.StructLayout:
+    return data.StructLayout(
+        {
+            "addr": unsigned(acc_addr_bits(config)),
+            "overwrite": 1,
+            "sum": signed(config.data.acc_bits),
+        }
+    )
+
+
+def _encode(one_hot: list, width: int):
+    """The index of the set bit of ``one_hot`` (at most one is set; 0 if none)."""
+    index = Const(0, width)
+    for c, bit in enumerate(one_hot):
+        if c:
+            index = index | (Const(c, width) & bit.replicate(width))
+    return index
+
+
+def _tree(values: list, index):
+    """``values[index]`` as a tree of 2:1 multiplexers, index bit 0 at the leaves."""
+    level, bit = [Value.cast(v) for v in values], 0
+    while len(level) > 1:
+        pairs = [level[k : k + 2] for k in range(0, len(level), 2)]
+        level = [Mux(index[bit], p[1], p[0]) if len(p) == 2 else p[0] for p in pairs]
+        bit += 1
+    return data.View(values[0].shape(), level[0])
 
 
 class Rotation(wiring.Component):
@@ -94,31 +123,36 @@ class Rotation(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         cols = self._config.array.cols
-        written = []
+        addr_bits = len(self.a[0].payload.addr)
+        written, exits = [], []
         for c in range(cols):
-            meta = self.col[c].payload.meta
+            col = self.col[c].payload
             hit = Signal(name=f"col{c}_written")
-            m.d.comb += hit.eq(self.col[c].valid & (c < meta.width))
+            m.d.comb += hit.eq(self.col[c].valid & (c < col.meta.width))
             written.append(hit)
+            # what column c writes, with its own row (one adder per column)
+            out = Signal(_bank_layout(self._config), name=f"col{c}_exit")
+            m.d.comb += [
+                out.addr.eq((col.meta.acc_row + c)[:addr_bits]),
+                out.overwrite.eq(col.meta.overwrite),
+                out.sum.eq(col.sum),
+            ]
+            exits.append(out)
         for n in range(cols):
             bank = self.a[n]
-            # At most one column names bank n in a cycle (module docstring): an OR of the
-            # selected columns, no priority chain.
+            # At most one column names bank n in a cycle (module docstring): encode which,
+            # then one cols:1 multiplexer per bank.
             sel = [Signal(name=f"bank{n}_from_c{c}") for c in range(cols)]
             for c in range(cols):
                 m.d.comb += sel[c].eq(written[c] & (self.col[c].payload.meta.n == n))
-            addr, overwrite, total = 0, 0, 0
-            for c in range(cols):
-                col = self.col[c].payload
-                row = (col.meta.acc_row + c)[: len(bank.payload.addr)]
-                addr = addr | (row & sel[c].replicate(len(bank.payload.addr)))
-                overwrite = overwrite | (col.meta.overwrite & sel[c])
-                total = total | (col.sum.as_unsigned() & sel[c].replicate(len(col.sum)))
+            index = Signal(range(cols), name=f"bank{n}_column")
+            m.d.comb += index.eq(_encode(sel, len(index)))
+            chosen = _tree(exits, index)
             m.d.comb += [
                 bank.valid.eq(Cat(*sel).any()),
-                bank.payload.addr.eq(addr),
-                bank.payload.overwrite.eq(overwrite),
-                bank.payload.sum.eq(total),
+                bank.payload.addr.eq(chosen.addr),
+                bank.payload.overwrite.eq(chosen.overwrite),
+                bank.payload.sum.eq(chosen.sum),
                 bank.payload.last.eq(0),
             ]
         last = self.col[cols - 1]
