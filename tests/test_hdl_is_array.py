@@ -25,6 +25,7 @@ write.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -235,8 +236,11 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("R", [2, 4])
+@pytest.mark.parametrize(
+    ("R", "case"),
+    [(R, case) for R in (2, 4) for case in sorted(CASES)]
+    + [(8, "groups_and_passes"), (8, "fewer_pixels_than_columns")],
+)
 def test_is_path_matches_numpy_and_the_contract(R, case):
     config = is_config(R)
     rng = np.random.default_rng([R, sorted(CASES).index(case)])
@@ -255,6 +259,11 @@ def test_is_path_matches_numpy_and_the_contract(R, case):
     scheds, got, want, complete = run(config, instrs, takes, seed=R * 100 + len(case))
     np.testing.assert_array_equal(got, want, strict=True)
     assert complete == [s.done - 1 for s in scheds]
+    if case == "groups_and_passes":
+        # Tiles in flight together: back to back (gap Cc) and with a bubble (gap > Cc, so
+        # the two tiles' columns name the banks with different rotations).
+        gaps = {b - a for a, b in itertools.pairwise(scheds[0].f)}
+        assert R in gaps and max(gaps) > R, gaps
     # The written-out recurrences are accel.timing's (first feed, last load, last feed).
     wl_prev, f_prev, stream_free = NEG, NEG, NEG
     for instr, take, s in zip(instrs, takes, scheds, strict=True):
