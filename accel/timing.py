@@ -256,8 +256,9 @@ Schedule: ``take`` as every COMPUTE, then::
 transpose buffer.) A buffer is free once its tile's rows have left it, so the steady state is
 two tiles per ``2*R + 1`` cycles (the contract's note said one per ``R``; its recurrences,
 implemented here and in the RTL, give this), ``(G*P*(2*R + 1)) / 2`` feed cycles against
-about ``P*max(T, R)`` weight-stationary, plus the transposer's fill of ``2*Cc + 2`` cycles
-before each instruction's first vector. The IS array is a unit of its own for the
+about ``P*max(T, R)`` weight-stationary; between two IS instructions the stream waits ``R +
+1`` cycles more (the next ``take`` waits for the last row load, its first vector for the
+transposer, ``Cc + 2`` cycles later). The IS array is a unit of its own for the
 unit-switch rule below; an IS instruction's ``wl`` is the weight loader's, as an ARRAY one's.
 
 VECTOR modes (VMAX, VSUM, VADD; VMUL is VADD with ``mul``, timed as VADD). No weights.

@@ -107,3 +107,15 @@ def test_sweep_dataflow_axis(tmp_path, capsys):
     ]
     assert all(r["status"] == "ok" for r in rows)
     assert rows[0]["cycles"] != rows[1]["cycles"]
+
+
+def test_sweep_dataflow_axis_with_input_stationary(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    args = ["sweep", "tinynet", "--preset", "tiny", "--dataflow", "ws,os,is", "--jobs", "1"]
+    assert main([*args, "-o", str(out), "--no-cache"]) == 0
+    capsys.readouterr()
+    with (out / "sweep.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [r["dataflow"] for r in rows] == ["ws", "os", "is"]
+    assert all(r["status"] == "ok" for r in rows)
+    assert len({r["cycles"] for r in rows}) == 3

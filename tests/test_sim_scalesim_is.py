@@ -25,12 +25,11 @@ from tests.test_sim_scalesim import CONFIG, DATA, single_layer
 #: (a fold of ``2*rows + cols + K - 2`` cycles), our instruction for one k tile of ``cols``
 #: channels, so every ``cols`` vectors reload the stationary tile through the transposer
 #: (two tiles per ``2*rows + 1`` cycles, the contract's two transpose buffers, plus its fill
-#: of ``2*cols + 2`` cycles per instruction); ResNet-18's Conv5 at 32x32 also streams its
+#: of ``rows + 1`` cycles per instruction); ResNet-18's Conv5 at 32x32 also streams its
 #: weights at the DMA's one word per cycle, as fast as the array reads them, and FC (one
 #: pixel) idles all columns but one, as SCALE-Sim does, with the same reloads on top.
 SLOWER = {
-    ("Resnet18", 8, "Conv4_s"): 1.001,
-    ("Resnet18", 8, "Conv5_1a"): 1.028,
+    ("Resnet18", 8, "Conv5_1a"): 1.026,
     ("Resnet18", 8, "Conv5_1b"): 1.025,
     ("Resnet18", 8, "Conv5_s"): 1.038,
     ("Resnet18", 8, "Conv5_2a"): 1.025,

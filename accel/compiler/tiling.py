@@ -146,7 +146,8 @@ def estimate_cycles(
     weight-stationary on every machine; ``accel.timing``), in tiles split as
     :attr:`Tiling.uneven` says. Input-stationary (``hw.is_``) a pass costs ``ceil(pixels /
     cols)`` tiles of ``cols + 1/2`` cycles (two transpose buffers: two tiles per ``2*rows
-    + 1`` cycles) and each instruction the transposer's fill, ``rows + cols + 2``."""
+    + 1`` cycles) and each instruction the transposer's fill, ``rows + 1`` cycles more than
+    its stream."""
     p, q = out_hw
     th, tw = tile
     rows, cols = hw.rows, hw.cols
@@ -163,8 +164,8 @@ def estimate_cycles(
     else:
         slot = max(pixels, rows)
     compute = images * k_tiles * passes * slot
-    if hw.is_ and not vector and not depthwise:  # each instruction fills the transposer first
-        compute += images * k_tiles * (rows + cols + 2)
+    if hw.is_ and not vector and not depthwise:  # between instructions: the transposer's fill
+        compute += images * k_tiles * (rows + 1)
     load = hw.dram_latency + images * c_tiles * ih * iw * word_beats  # pipelined DMA
     load += streamed_words * ceil_div(cols, hw.dram_bandwidth)
     drain = rows + cols + 2 * pixels + timing.POST_LATENCY + hw.dram_latency
