@@ -36,9 +36,10 @@ from accel import timing
 from accel.timing import ACC_LATENCY
 from hdl.accumulator import AccumulatorBuffer
 from hdl.array import SystolicArray
+from hdl.flow.generate import verilog
 from hdl.rotation import Rotation, is_meta_layout
 from hdl.transposer import Transposer
-from tests.hdl_support import simulate, small_config
+from tests.hdl_support import assert_lints_clean, simulate, small_config
 
 NEG = -(1 << 40)
 
@@ -285,3 +286,16 @@ def test_a_row_read_one_cycle_early_misses_the_last_word():
     _, got, want, _ = run(config, [instr], [0], seed=1, read_shift=-1)
     # row 0 is read before the last column's word is in: that column's sums are wrong
     assert (got[R - 1] != want[R - 1]).any()
+
+
+@pytest.mark.parametrize("block", ["transposer", "rotation"])
+def test_the_is_blocks_lint_clean(block, tmp_path):
+    cls = {"transposer": Transposer, "rotation": Rotation}[block]
+    assert_lints_clean(verilog(cls(is_config(4)), block), block, tmp_path)
+
+
+def test_the_is_blocks_need_a_square_array():
+    config = small_config(3, 4).replace(array={"dataflow": "ws"})
+    for cls in (Transposer, Rotation):
+        with pytest.raises(ValueError, match=r"input-stationary needs a square array, not 3x4"):
+            cls(config)
