@@ -11,7 +11,9 @@ Blocks: ``pe`` (one processing element), ``array`` (the systolic array, tiny 4x4
 ``compute`` (the compute engine, tiny), ``top`` (``hdl.top.Accelerator``, tiny and 8x8; only
 if ``hdl.top`` defines it); each also for ``tiny-os``, tiny with the output-stationary
 dataflow (``array.dataflow = "os"``: the same array with the OS datapath beside the
-weight-stationary one). A row marked ``!`` has DSP cells with undefined inputs
+weight-stationary one). ``transposer`` and ``rotation``: the input-stationary blocks
+(``tiny-is``, ``8x8-is``), which feed and drain the weight-stationary array. A row marked
+``!`` has DSP cells with undefined inputs
 (:attr:`hdl.flow.synth.Resources.undefined_dsp_inputs`): its netlist is wrong, its counts too.
 Runs one Yosys at a time; the first run on a machine also warms Yosys's cache (~35-50 s).
 """
@@ -38,7 +40,9 @@ def configs() -> dict[str, AccelConfig]:
     return {
         "tiny": tiny,
         "8x8": tiny.replace(name="tiny-8x8", array={"rows": 8, "cols": 8}),
+        "8x8-is": tiny.replace(name="tiny-8x8-is", array={"rows": 8, "cols": 8, "dataflow": "is"}),
         "tiny-os": tiny.replace(name="tiny-os", array={"dataflow": "os"}),
+        "tiny-is": tiny.replace(name="tiny-is", array={"dataflow": "is"}),
     }
 
 
@@ -58,12 +62,17 @@ def blocks() -> dict[str, tuple[str, list[str], Callable | None]]:
     from hdl.array import SystolicArray
     from hdl.compute import ComputeEngine
     from hdl.pe import ProcessingElement
+    from hdl.rotation import Rotation
+    from hdl.transposer import Transposer
 
     return {
         "pe": ("pe", ["tiny", "tiny-os"], ProcessingElement),
         "array": ("array", ["tiny", "8x8", "tiny-os"], SystolicArray),
         "compute": ("compute", ["tiny", "tiny-os"], ComputeEngine),
         "top": ("accelerator", ["tiny", "8x8", "tiny-os"], accelerator_class()),
+        # The input-stationary blocks (not yet in the compute engine): what IS adds
+        "transposer": ("transposer", ["tiny-is", "8x8-is"], Transposer),
+        "rotation": ("rotation", ["tiny-is", "8x8-is"], Rotation),
     }
 
 
@@ -72,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--blocks",
         default=None,
-        help="comma-separated blocks (pe, array, compute, top); default: all available",
+        help="comma-separated blocks (pe, array, compute, top, transposer, rotation); "
+        "default: all available",
     )
     parser.add_argument(
         "--family", default="ecp5,ice40", help="comma-separated families (ecp5, ice40)"
@@ -83,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         help="synthesise each module separately (synth_* -noflatten)",
     )
     parser.add_argument(
-        "--configs", default=None, help="comma-separated configs (tiny, 8x8, tiny-os); default: all"
+        "--configs",
+        default=None,
+        help="comma-separated configs (tiny, 8x8, tiny-os, tiny-is, 8x8-is); default: all",
     )
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)

@@ -9,7 +9,9 @@ Verilator, ``docs/verify.md``). The blocks: :class:`~hdl.pe.ProcessingElement`,
 :class:`~hdl.compute.ComputeEngine` with :class:`~hdl.accumulator.AccumulatorBuffer` and
 :class:`~hdl.vector.VectorUnit`, :class:`~hdl.dma.LoadEngine`, :class:`~hdl.dma.StoreEngine`,
 the buffers of :mod:`hdl.buffers`, :class:`~hdl.controller.Controller`, and the testbench DRAM
-model :class:`~hdl.dram.Dram`.
+model :class:`~hdl.dram.Dram`. The input-stationary blocks :class:`~hdl.transposer.Transposer`
+and :class:`~hdl.rotation.Rotation` exist and are tested with the array; they are not yet in
+the compute engine, so ``"is"`` is not in :data:`DATAFLOWS`.
 """
 
 from hdl.accumulator import AccumulatorBuffer
@@ -23,7 +25,9 @@ from hdl.isa import COMPUTE_LAYOUT, POST_LAYOUT, instruction_layout
 from hdl.pe import ProcessingElement
 from hdl.post import PostEngine
 from hdl.postproc import PostProcessor
+from hdl.rotation import Rotation
 from hdl.top import Accelerator
+from hdl.transposer import Transposer
 from hdl.vector import VectorUnit
 from hdl.window import WindowGenerator
 
@@ -49,8 +53,10 @@ __all__ = [
     "PostEngine",
     "PostProcessor",
     "ProcessingElement",
+    "Rotation",
     "StoreEngine",
     "SystolicArray",
+    "Transposer",
     "VectorUnit",
     "WeightBuffer",
     "WindowGenerator",

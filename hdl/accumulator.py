@@ -48,8 +48,12 @@ v_wr : In(stream.Signature(ArrayLayout(signed(32), cols)), always ready)
     The new row, ``VECTOR_LATENCY`` cycles after its ``v_rd``.
 post : Out(ReadPort.Signature(addr_bits, ArrayLayout(signed(32), cols)))
     Read port for the post-processor.
+a_end : In(1)
+    Input-stationary machines only (``array.dataflow == "is"``): an instruction's final
+    column exit, written or a dummy (:attr:`hdl.rotation.Rotation.end`); ``complete`` one
+    cycle later.
 complete : Out(1)
-    High in the cycle of a write marked ``last``.
+    High in the cycle of a write marked ``last`` (or one cycle after ``a_end``).
 """
 
 from __future__ import annotations
@@ -158,8 +162,12 @@ class AccumulatorBuffer(wiring.Component):
             for c in range(cols)
         )
         row = data.ArrayLayout(signed(bits), cols)
+        extra = {}
+        if config.array.dataflow == "is":
+            extra["a_end"] = In(1)
         super().__init__(
             {
+                **extra,
                 "a": In(stream.Signature(array_acc_layout(config), always_ready=True)).array(cols),
                 "v_rd": In(stream.Signature(vector_read_layout(config), always_ready=True)),
                 "v_acc": Out(row),
@@ -243,4 +251,11 @@ class AccumulatorBuffer(wiring.Component):
                 a_last = Signal(name=f"a{c}_last", reset_less=True)
                 m.d.sync += a_last.eq(a.payload.last)
                 m.d.comb += self.complete.eq(wr.en & Mux(a_valid, a_last, v_row.last))
+                if self._config.array.dataflow == "is":
+                    # An input-stationary instruction's final exit may be a dummy column's
+                    # (no write): its mark comes on `a_end` (hdl.rotation) and completes it
+                    # in the cycle its write would have been.
+                    a_end = Signal(name="a_end_d1")
+                    m.d.sync += a_end.eq(self.a_end)
+                    m.d.comb += self.complete.eq((wr.en & Mux(a_valid, a_last, v_row.last)) | a_end)
         return m
