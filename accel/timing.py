@@ -202,9 +202,10 @@ Schedule: ``start`` and ``take`` as every COMPUTE, then::
     done = F + G*S - 1 + 2*R + Cc + ACC_LATENCY + 1     (= X_{G-1}(0, Cc-1) + ACC_LATENCY + 1)
     stream_free = F + G*S,  front_free = F + G*S - 1,  last_feed = F + G*S - 1
 
-(``done`` is the first cycle after the last write, as for every other COMPUTE). The OS array is a unit of its own for the unit-switch rule below; an
-OS instruction leaves the weight loader's ``wl`` as it was. It costs ``G*S = ceil(T/R)*R*P``
-feed cycles, against about ``P*max(T, rows)`` weight-stationary.
+(``done`` is the first cycle after the last write, as for every other COMPUTE). The OS
+array is a unit of its own for the unit-switch rule below; an OS instruction leaves the weight
+loader's ``wl`` as it was. It costs ``G*S = ceil(T/R)*R*P`` feed cycles, against about
+``P*max(T, rows)`` weight-stationary.
 
 COMPUTE, INPUT-STATIONARY (ARRAY with ``is_``, only on a machine whose ``array.dataflow``
 is ``"is"``, with a square array ``R`` = rows = ``Cc`` = cols; never with ``os`` or
