@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 
 import sim
 from accel import config, executor, graph, isa, synthetic, timing
-from accel.compiler import CompileError, compile
+from accel.compiler import compile
 from accel.config import AccelConfig
 from accel.isa import ComputeMode, Engine
 from tests.layers import conv_qnet, conv_reference, quantized, random_input, zoo_qnet
 from tests.test_sim_conv import small_configs
 from tests.test_sim_conv_transpose import transposed
-from tests.test_sim_output_stationary import _edited, _first, dense_layers
+from tests.test_sim_output_stationary import _edited, _first, check_flags, dense_layers, run_conv
 
 
 def is_config(base: AccelConfig) -> AccelConfig:
@@ -31,36 +31,6 @@ def is_config(base: AccelConfig) -> AccelConfig:
 #: The "is" tiny preset, and an "is" 8x8 array with tiny's buffers.
 IS_TINY = is_config(config.preset("tiny"))
 IS_8X8 = IS_TINY.replace(name="is8x8", array={"rows": 8, "cols": 8})
-
-
-def check_is_flags(program) -> None:
-    """``is_ = 1`` on exactly the dense ARRAY instructions of an "is" program."""
-    computes = program.streams[Engine.COMPUTE]
-    for instr in computes:
-        dense = instr.mode == ComputeMode.ARRAY and not instr.depthwise
-        assert instr.is_ == int(dense) and not instr.os, instr
-    assert any(instr.is_ for instr in computes) or all(
-        instr.depthwise or instr.mode != ComputeMode.ARRAY for instr in computes
-    )
-
-
-def run_conv(layer: dict, machine: AccelConfig, seed: int, trace: bool):
-    qnet = conv_qnet(np.random.default_rng(seed), **layer)
-    try:
-        program = compile(qnet, machine)
-    except CompileError:
-        assume(False)  # a random config too small for the layer: not this test's subject
-    check_is_flags(program)
-    x = random_input(np.random.default_rng(seed + 1), qnet)
-    image = program.make_image({"input": x})
-    fast = sim.run(program, image)
-    np.testing.assert_array_equal(fast.outputs["conv"], conv_reference(qnet, x), strict=True)
-    if trace:
-        stepped = sim.run(program, image, mode="trace", compute_outputs=False)
-        assert stepped.instruction_times() == fast.instruction_times()
-        cycles_only = dataclasses.replace(fast, outputs={}, dram=None)
-        assert dataclasses.replace(stepped, backend=fast.backend) == cycles_only
-    return program, fast
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -94,7 +64,7 @@ def test_random_conv_fast_equals_trace_on_random_is_configs(layer, config, seed)
 def test_random_transposed_convolutions_bit_exact_on_is_tiny(network):
     qnet = quantized(network)
     program = compile(qnet, IS_TINY)
-    check_is_flags(program)
+    check_flags(program, "is_")
     inputs = synthetic.random_int8_inputs(qnet)
     result = sim.run(program, program.make_image(inputs))
     for name, expected in executor.run_network(qnet, inputs).items():
@@ -108,7 +78,7 @@ def test_fully_connected_layers_run_input_stationary():
     net.add("fc2", graph.Linear(13, 7), [h])
     qnet = quantized(net)
     program = compile(qnet, IS_8X8)
-    check_is_flags(program)
+    check_flags(program, "is_")
     inputs = synthetic.random_int8_inputs(qnet)
     fast = sim.run(program, program.make_image(inputs))
     for name, expected in executor.run_network(qnet, inputs).items():
@@ -123,7 +93,7 @@ def test_fully_connected_layers_run_input_stationary():
 def test_zoo_networks_bit_exact_on_is_tiny(name, size):
     qnet = zoo_qnet(name, size)
     program = compile(qnet, IS_TINY)
-    check_is_flags(program)
+    check_flags(program, "is_")
     inputs = synthetic.random_int8_inputs(qnet)
     result = sim.run(program, program.make_image(inputs))
     for out, expected in executor.run_network(qnet, inputs).items():
@@ -302,7 +272,7 @@ def test_compile_rejects_a_non_square_is_array():
 def test_is_programs_run_input_stationary_and_ws_programs_do_not(is_program):
     ws_program = compile(zoo_qnet("tinynet", None), config.preset("tiny"))
     assert not any(c.is_ for c in ws_program.streams[Engine.COMPUTE])
-    check_is_flags(is_program)
+    check_flags(is_program, "is_")
     is_program.validate()
 
 

@@ -59,24 +59,28 @@ def dense_layers(draw):
     )
 
 
-def check_os_flags(program) -> None:
-    """``os = 1`` on exactly the dense ARRAY instructions of an "os" program."""
+def check_flags(program, flag: str) -> None:
+    """``flag`` (``os`` or ``is_``) is 1 on exactly the dense ARRAY instructions of a program
+    of that dataflow, and the other dataflow's bit on none."""
+    other = "is_" if flag == "os" else "os"
     computes = program.streams[Engine.COMPUTE]
     for instr in computes:
         dense = instr.mode == ComputeMode.ARRAY and not instr.depthwise
-        assert instr.os == int(dense), instr
-    assert any(instr.os for instr in computes) or all(
+        assert getattr(instr, flag) == int(dense) and not getattr(instr, other), instr
+    assert any(getattr(instr, flag) for instr in computes) or all(
         instr.depthwise or instr.mode != ComputeMode.ARRAY for instr in computes
     )
 
 
 def run_conv(layer: dict, machine: AccelConfig, seed: int, trace: bool):
+    """A random conv layer on ``machine`` (an "os" or "is" config): its bit set, golden ==
+    model, and with ``trace`` fast == trace."""
     qnet = conv_qnet(np.random.default_rng(seed), **layer)
     try:
         program = compile(qnet, machine)
     except CompileError:
         assume(False)  # a random config too small for the layer: not this test's subject
-    check_os_flags(program)
+    check_flags(program, {"os": "os", "is": "is_"}[machine.array.dataflow])
     x = random_input(np.random.default_rng(seed + 1), qnet)
     image = program.make_image({"input": x})
     fast = sim.run(program, image)
@@ -110,7 +114,7 @@ def test_random_conv_fast_equals_trace_on_random_os_configs(layer, config, seed)
 def test_random_transposed_convolutions_bit_exact_on_os_tiny(network):
     qnet = quantized(network)
     program = compile(qnet, OS_TINY)
-    check_os_flags(program)
+    check_flags(program, "os")
     inputs = synthetic.random_int8_inputs(qnet)
     result = sim.run(program, program.make_image(inputs))
     for name, expected in executor.run_network(qnet, inputs).items():
@@ -124,7 +128,7 @@ def test_fully_connected_layers_run_output_stationary():
     net.add("fc2", graph.Linear(13, 7), [h])
     qnet = quantized(net)
     program = compile(qnet, OS_4X6)
-    check_os_flags(program)
+    check_flags(program, "os")
     assert any(instr.os for instr in program.streams[Engine.COMPUTE])
     inputs = synthetic.random_int8_inputs(qnet)
     fast = sim.run(program, program.make_image(inputs))
@@ -140,7 +144,7 @@ def test_fully_connected_layers_run_output_stationary():
 def test_zoo_networks_bit_exact_on_os_tiny(name, size):
     qnet = zoo_qnet(name, size)
     program = compile(qnet, OS_TINY)
-    check_os_flags(program)
+    check_flags(program, "os")
     inputs = synthetic.random_int8_inputs(qnet)
     result = sim.run(program, program.make_image(inputs))
     for out, expected in executor.run_network(qnet, inputs).items():
@@ -243,7 +247,7 @@ def test_program_check_rejects_os_with_depthwise(os_program):
 def test_os_programs_run_output_stationary_and_ws_programs_do_not(os_program):
     ws_program = compile(zoo_qnet("tinynet", None), config.preset("tiny"))
     assert not any(c.os for c in ws_program.streams[Engine.COMPUTE])
-    check_os_flags(os_program)
+    check_flags(os_program, "os")
     os_program.validate()
 
 
