@@ -234,29 +234,9 @@ class Program:
         for index, instr in enumerate(self.streams[Engine.COMPUTE]):
             if min(instr.out_h, instr.out_w, instr.passes) < 1:
                 raise fail(Engine.COMPUTE, index, "empty tile or reduction")
-            if instr.os:
-                dataflow = self.config.array.dataflow
-                if dataflow != "os":
-                    raise fail(
-                        Engine.COMPUTE,
-                        index,
-                        f"os = 1 (output-stationary) on a machine whose array.dataflow = "
-                        f"{dataflow!r}",
-                    )
-                if instr.mode != isa.ComputeMode.ARRAY:
-                    raise fail(
-                        Engine.COMPUTE,
-                        index,
-                        f"os = 1 needs ARRAY mode, not mode = {isa.ComputeMode(instr.mode).name}",
-                    )
-                if instr.depthwise:
-                    raise fail(
-                        Engine.COMPUTE,
-                        index,
-                        "os = 1 with depthwise = 1 (the depthwise mode is weight-stationary)",
-                    )
-            if instr.is_:
-                self._check_input_stationary(index, instr, fail)
+            for bit, dataflow in (("os", "os"), ("is_", "is")):
+                if getattr(instr, bit):
+                    self._check_dataflow_bit(index, instr, bit, dataflow, fail)
             if instr.depthwise:
                 rows = self.config.array.rows
                 if instr.mode != isa.ComputeMode.ARRAY or rows != cols:
@@ -269,38 +249,30 @@ class Program:
                         "in one pass (ct_count = kernel_h = kernel_w = 1)",
                     )
 
-    def _check_input_stationary(self, index: int, instr: isa.Compute, fail) -> None:
-        """``is_ = 1`` needs an "is" machine with a square array, ARRAY mode, neither ``os``
-        nor ``depthwise`` (``accel.timing``, INPUT-STATIONARY)."""
+    def _check_dataflow_bit(
+        self, index: int, instr: isa.Compute, bit: str, dataflow: str, fail
+    ) -> None:
+        """``bit`` (``os`` or ``is_``) = 1 needs a machine of that ``dataflow`` (input-
+        stationary: with a square array), ARRAY mode, not the other bit and not
+        ``depthwise`` (``accel.timing``, OUTPUT- and INPUT-STATIONARY)."""
         array = self.config.array
-        if array.dataflow != "is":
-            raise fail(
-                Engine.COMPUTE,
-                index,
-                f"is_ = 1 (input-stationary) on a machine whose array.dataflow = "
-                f"{array.dataflow!r}",
+        name = {"os": "output-stationary", "is": "input-stationary"}[dataflow]
+        problem = None
+        if array.dataflow != dataflow:
+            problem = f"({name}) on a machine whose array.dataflow = {array.dataflow!r}"
+        elif dataflow == "is" and array.rows != array.cols:
+            problem = (
+                f"needs a square array, not array.rows = {array.rows} x array.cols = {array.cols}"
             )
-        if array.rows != array.cols:
-            raise fail(
-                Engine.COMPUTE,
-                index,
-                f"is_ = 1 needs a square array, not array.rows = {array.rows} x "
-                f"array.cols = {array.cols}",
-            )
-        if instr.mode != isa.ComputeMode.ARRAY:
-            raise fail(
-                Engine.COMPUTE,
-                index,
-                f"is_ = 1 needs ARRAY mode, not mode = {isa.ComputeMode(instr.mode).name}",
-            )
-        if instr.os:
-            raise fail(Engine.COMPUTE, index, "is_ = 1 with os = 1 (one dataflow per instruction)")
-        if instr.depthwise:
-            raise fail(
-                Engine.COMPUTE,
-                index,
-                "is_ = 1 with depthwise = 1 (the depthwise mode is weight-stationary)",
-            )
+        elif instr.mode != isa.ComputeMode.ARRAY:
+            problem = f"needs ARRAY mode, not mode = {isa.ComputeMode(instr.mode).name}"
+        elif instr.os and instr.is_:
+            other = "is_" if bit == "os" else "os"
+            problem = f"with {other} = 1 (one dataflow per instruction)"
+        elif instr.depthwise:
+            problem = "with depthwise = 1 (the depthwise mode is weight-stationary)"
+        if problem is not None:
+            raise fail(Engine.COMPUTE, index, f"{bit} = 1 {problem}")
 
     # Introspection -------------------------------------------------------------------------
 
