@@ -14,14 +14,21 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import sim
-from accel import config, executor, graph, isa, synthetic, timing
+from accel import config, graph, isa, timing
 from accel.compiler import compile
 from accel.config import AccelConfig
 from accel.isa import ComputeMode, Engine
 from tests.layers import conv_qnet, conv_reference, quantized, random_input, zoo_qnet
 from tests.test_sim_conv import small_configs
 from tests.test_sim_conv_transpose import transposed
-from tests.test_sim_output_stationary import _edited, _first, check_flags, dense_layers, run_conv
+from tests.test_sim_output_stationary import (
+    _edited,
+    _first,
+    check_flags,
+    dense_layers,
+    run_conv,
+    run_network,
+)
 
 
 def is_config(base: AccelConfig) -> AccelConfig:
@@ -63,12 +70,7 @@ def test_random_conv_fast_equals_trace_on_random_is_configs(layer, config, seed)
 @given(network=transposed())
 def test_random_transposed_convolutions_bit_exact_on_is_tiny(network):
     qnet = quantized(network)
-    program = compile(qnet, IS_TINY)
-    check_flags(program, "is_")
-    inputs = synthetic.random_int8_inputs(qnet)
-    result = sim.run(program, program.make_image(inputs))
-    for name, expected in executor.run_network(qnet, inputs).items():
-        np.testing.assert_array_equal(result.outputs[name], expected, strict=True)
+    run_network(qnet, IS_TINY)
 
 
 def test_fully_connected_layers_run_input_stationary():
@@ -77,12 +79,7 @@ def test_fully_connected_layers_run_input_stationary():
     h = net.add("fc1", graph.Linear(20, 13, activation="relu"), [x])
     net.add("fc2", graph.Linear(13, 7), [h])
     qnet = quantized(net)
-    program = compile(qnet, IS_8X8)
-    check_flags(program, "is_")
-    inputs = synthetic.random_int8_inputs(qnet)
-    fast = sim.run(program, program.make_image(inputs))
-    for name, expected in executor.run_network(qnet, inputs).items():
-        np.testing.assert_array_equal(fast.outputs[name], expected, strict=True)
+    program, _, fast = run_network(qnet, IS_8X8)
     trace = sim.run(program, mode="trace", compute_outputs=False)
     assert trace.instruction_times() == fast.instruction_times()
 
@@ -92,12 +89,7 @@ def test_fully_connected_layers_run_input_stationary():
 )
 def test_zoo_networks_bit_exact_on_is_tiny(name, size):
     qnet = zoo_qnet(name, size)
-    program = compile(qnet, IS_TINY)
-    check_flags(program, "is_")
-    inputs = synthetic.random_int8_inputs(qnet)
-    result = sim.run(program, program.make_image(inputs))
-    for out, expected in executor.run_network(qnet, inputs).items():
-        np.testing.assert_array_equal(result.outputs[out], expected, strict=True)
+    *_, result = run_network(qnet, IS_TINY)
     assert sum(layer.cycles for layer in result.layers) == result.total_cycles
     assert 0 < result.utilization <= 1
 
@@ -121,14 +113,9 @@ def test_is_depthwise_and_vector_units_switch_alike_in_fast_and_trace():
     d = net.add("pool", graph.MaxPool2d(2, 2), [c])
     net.add("c3", graph.Conv2d(5, 4, 3, padding=1), [d])
     qnet = quantized(net)
-    program = compile(qnet, IS_TINY)
+    program, image, fast = run_network(qnet, IS_TINY)
     units = {timing.compute_unit(instr) for instr in program.streams[Engine.COMPUTE]}
     assert units == {timing.IS_UNIT, timing.WS_UNIT, timing.VECTOR_UNIT}
-    inputs = synthetic.random_int8_inputs(qnet)
-    image = program.make_image(inputs)
-    fast = sim.run(program, image)
-    for name, expected in executor.run_network(qnet, inputs).items():
-        np.testing.assert_array_equal(fast.outputs[name], expected, strict=True)
     trace = sim.run(program, image, mode="trace", compute_outputs=False)
     assert trace.instruction_times() == fast.instruction_times()
 

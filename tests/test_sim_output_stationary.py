@@ -93,6 +93,20 @@ def run_conv(layer: dict, machine: AccelConfig, seed: int, trace: bool):
     return program, fast
 
 
+def run_network(qnet, machine: AccelConfig):
+    """``qnet`` compiled for ``machine`` (an "os" or "is" config) with its dataflow bit set
+    (:func:`check_flags`) and run on random inputs, the outputs equal to the golden model's.
+    Returns the program, its DRAM image and the fast mode's result."""
+    program = compile(qnet, machine)
+    check_flags(program, {"os": "os", "is": "is_"}[machine.array.dataflow])
+    inputs = synthetic.random_int8_inputs(qnet)
+    image = program.make_image(inputs)
+    result = sim.run(program, image)
+    for name, expected in executor.run_network(qnet, inputs).items():
+        np.testing.assert_array_equal(result.outputs[name], expected, strict=True)
+    return program, image, result
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     layer=dense_layers(),
@@ -113,12 +127,7 @@ def test_random_conv_fast_equals_trace_on_random_os_configs(layer, config, seed)
 @given(network=transposed())
 def test_random_transposed_convolutions_bit_exact_on_os_tiny(network):
     qnet = quantized(network)
-    program = compile(qnet, OS_TINY)
-    check_flags(program, "os")
-    inputs = synthetic.random_int8_inputs(qnet)
-    result = sim.run(program, program.make_image(inputs))
-    for name, expected in executor.run_network(qnet, inputs).items():
-        np.testing.assert_array_equal(result.outputs[name], expected, strict=True)
+    run_network(qnet, OS_TINY)
 
 
 def test_fully_connected_layers_run_output_stationary():
@@ -127,13 +136,8 @@ def test_fully_connected_layers_run_output_stationary():
     h = net.add("fc1", graph.Linear(20, 13, activation="relu"), [x])
     net.add("fc2", graph.Linear(13, 7), [h])
     qnet = quantized(net)
-    program = compile(qnet, OS_4X6)
-    check_flags(program, "os")
+    program, _, fast = run_network(qnet, OS_4X6)
     assert any(instr.os for instr in program.streams[Engine.COMPUTE])
-    inputs = synthetic.random_int8_inputs(qnet)
-    fast = sim.run(program, program.make_image(inputs))
-    for name, expected in executor.run_network(qnet, inputs).items():
-        np.testing.assert_array_equal(fast.outputs[name], expected, strict=True)
     trace = sim.run(program, mode="trace", compute_outputs=False)
     assert trace.instruction_times() == fast.instruction_times()
 
@@ -143,12 +147,7 @@ def test_fully_connected_layers_run_output_stationary():
 )
 def test_zoo_networks_bit_exact_on_os_tiny(name, size):
     qnet = zoo_qnet(name, size)
-    program = compile(qnet, OS_TINY)
-    check_flags(program, "os")
-    inputs = synthetic.random_int8_inputs(qnet)
-    result = sim.run(program, program.make_image(inputs))
-    for out, expected in executor.run_network(qnet, inputs).items():
-        np.testing.assert_array_equal(result.outputs[out], expected, strict=True)
+    *_, result = run_network(qnet, OS_TINY)
     assert sum(layer.cycles for layer in result.layers) == result.total_cycles
     assert 0 < result.utilization <= 1
 
@@ -283,15 +282,10 @@ def test_os_depthwise_and_vector_units_switch_alike_in_fast_and_trace():
     d = net.add("pool", graph.MaxPool2d(2, 2), [c])
     net.add("c3", graph.Conv2d(5, 4, 3, padding=1), [d])
     qnet = quantized(net)
-    program = compile(qnet, OS_TINY)
+    program, image, fast = run_network(qnet, OS_TINY)
     computes = program.streams[Engine.COMPUTE]
     units = {timing.compute_unit(instr) for instr in computes}
     assert units == {timing.OS_UNIT, timing.WS_UNIT, timing.VECTOR_UNIT}
     assert any(instr.depthwise for instr in computes)
-    inputs = synthetic.random_int8_inputs(qnet)
-    image = program.make_image(inputs)
-    fast = sim.run(program, image)
-    for name, expected in executor.run_network(qnet, inputs).items():
-        np.testing.assert_array_equal(fast.outputs[name], expected, strict=True)
     trace = sim.run(program, image, mode="trace", compute_outputs=False)
     assert trace.instruction_times() == fast.instruction_times()
