@@ -29,7 +29,7 @@ from hdl.csr import REGISTERS
 from tests.axi_slave import AxiSlave
 from tests.hdl_support import AxiLiteMaster, simulate
 from tests.layers import conv_qnet, conv_reference, random_input
-from tests.test_equivalence_axi_fetch import check_against_model
+from tests.test_equivalence_axi_fetch import check_against_model, read_counters
 
 OFFSET = {reg.name: reg.offset for reg in REGISTERS}
 FIELD = {(reg.name, f.name): f.mask for reg in REGISTERS for f in reg.fields}
@@ -86,19 +86,7 @@ def run_with_fault(program, image, *, data_fault=None, insn_fault=None, fault=2,
                 raise TimeoutError("STATUS.BUSY stays high after the error")
             run["status"] = status
             run["cause"], _ = await master.read(ctx, OFFSET["ERROR_CAUSE"])
-            lo, _ = await master.read(ctx, OFFSET["CYCLE_LO"])
-            hi, _ = await master.read(ctx, OFFSET["CYCLE_HI"])
-            run["total"] = hi << 32 | lo
-            counters = {}
-            for name in map(engine_name, Engine):
-                for kind in ("busy", "blocked"):
-                    lo, _ = await master.read(ctx, OFFSET[f"{name.upper()}_{kind.upper()}_LO"])
-                    hi, _ = await master.read(ctx, OFFSET[f"{name.upper()}_{kind.upper()}_HI"])
-                    counters[f"{name}_{kind}_cycles"] = hi << 32 | lo
-            run["counters"] = counters
-            lo, _ = await master.read(ctx, OFFSET["AXI_STALL_LO"])
-            hi, _ = await master.read(ctx, OFFSET["AXI_STALL_HI"])
-            run["axi_stall"] = hi << 32 | lo
+            run.update(await read_counters(ctx, master))
         finished.append(True)
 
     busy = top.inner.registers.busy

@@ -41,6 +41,23 @@ OFFSET = {reg.name: reg.offset for reg in REGISTERS}
 FIELD = {(reg.name, f.name): f.mask for reg in REGISTERS for f in reg.fields}
 
 
+async def read_counters(ctx, master) -> dict:
+    """The 64-bit counters over AXI4-Lite: ``total`` (CYCLE), ``counters`` (each engine's
+    busy and blocked cycles) and ``axi_stall`` (AXI_STALL)."""
+
+    async def read64(name: str) -> int:
+        lo, _ = await master.read(ctx, OFFSET[f"{name}_LO"])
+        hi, _ = await master.read(ctx, OFFSET[f"{name}_HI"])
+        return hi << 32 | lo
+
+    total = await read64("CYCLE")
+    counters = {}
+    for name in map(engine_name, Engine):
+        for kind in ("busy", "blocked"):
+            counters[f"{name}_{kind}_cycles"] = await read64(f"{name}_{kind}".upper())
+    return {"total": total, "counters": counters, "axi_stall": await read64("AXI_STALL")}
+
+
 def run_axi_top(program, image, *, fetch=None, pause=0.0, seed=0, max_cycles=100_000):
     """Run ``program`` on :class:`AxiAccelerator`; a dict of the CSR results, the trace (start
     and done cycles per engine, counted from cycle 0) and the memory afterwards."""
@@ -76,19 +93,7 @@ def run_axi_top(program, image, *, fetch=None, pause=0.0, seed=0, max_cycles=100
         else:
             raise TimeoutError(f"no irq after {max_cycles} cycles")
         result["status"], _ = await master.read(ctx, OFFSET["STATUS"])
-        lo, _ = await master.read(ctx, OFFSET["CYCLE_LO"])
-        hi, _ = await master.read(ctx, OFFSET["CYCLE_HI"])
-        result["total"] = hi << 32 | lo
-        counters = {}
-        for name in map(engine_name, Engine):
-            for kind in ("busy", "blocked"):
-                lo, _ = await master.read(ctx, OFFSET[f"{name.upper()}_{kind.upper()}_LO"])
-                hi, _ = await master.read(ctx, OFFSET[f"{name.upper()}_{kind.upper()}_HI"])
-                counters[f"{name}_{kind}_cycles"] = hi << 32 | lo
-        result["counters"] = counters
-        lo, _ = await master.read(ctx, OFFSET["AXI_STALL_LO"])
-        hi, _ = await master.read(ctx, OFFSET["AXI_STALL_HI"])
-        result["axi_stall"] = hi << 32 | lo
+        result.update(await read_counters(ctx, master))
         finished.append(True)
 
     async def memories_and_trace(ctx):
