@@ -35,7 +35,9 @@ from hdl.csr import REGISTERS
 from hdl.flow import generate, verilator
 from tests.layers import zoo_qnet
 
-cocotb_runner = pytest.importorskip("cocotb_tools.runner")  # the dev extra installs it
+cocotb = pytest.importorskip("cocotb")  # the dev extra installs it
+cocotb_config = pytest.importorskip("cocotb_tools.config")
+cocotb_runner = pytest.importorskip("cocotb_tools.runner")
 pytest.importorskip("cocotbext.axi")
 
 TOP = "accel_axi_top"
@@ -52,9 +54,12 @@ REGISTER_NAMES = [
 
 
 def build(config) -> Path:
-    """Generate and build the AXI top once per Verilog text (kept under the accel cache)."""
+    """Generate and build the AXI top once per Verilog text and cocotb install (kept under the
+    accel cache). The binary loads cocotb's VPI library from the installing venv by path, so a
+    build made by another venv (a previous CI checkout, since deleted) must not be reused."""
     text = generate.verilog(AxiAccelerator(config), TOP)
-    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    install = f"{cocotb.__version__}\0{cocotb_config.libs_dir}"
+    key = hashlib.sha256(f"{text}\0{install}".encode()).hexdigest()[:16]
     build_dir = cache_root() / "cocotb" / f"{TOP}-{key}"
     source = build_dir / f"{TOP}.v"
     if not (build_dir / "done").exists():
