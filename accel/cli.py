@@ -891,7 +891,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 #: Everything ``accel sweep`` may write into its directory.
-SWEEP_FILES = ("sweep.csv", "pareto.png", "sweep.json")
+SWEEP_FILES = ("sweep.csv", "layers.csv", "dataflows.csv", "pareto.png", "sweep.json")
 
 
 def sweep_models(text: str) -> dict[str, str]:
@@ -950,6 +950,33 @@ def parse_dataflows(text: str | None) -> list[str] | None:
             raise CliError(f"--dataflow: {value} is listed twice")
         values.append(value)
     return values
+
+
+def dataflow_winner_lines(compared, networks: int, most: int = 20) -> list[str]:
+    """For a sweep with a dataflow axis: per design point (the group of points that differ
+    only in dataflow), how many layers each dataflow wins; at most ``most`` lines, the rest
+    counted (every layer is in dataflows.csv)."""
+    from accel import sweep_layers as layer_files
+
+    groups = layer_files.winners(compared)
+    if not groups:
+        return []
+    varying = [
+        name
+        for name in layer_files.GROUP_COLUMNS
+        if name not in ("network", "rows", "cols", "bandwidth")
+        and len({group[name] for group, _ in groups}) > 1
+    ]
+    lines = ["layers won per dataflow (fewest cycles; each layer and why in dataflows.csv):"]
+    for group, counts in groups[:most]:
+        where = f"{group['network']} " if networks > 1 else ""
+        where += f"{group['rows']}x{group['cols']} bw{group['bandwidth']}"
+        where += "".join(f" {name}={group[name]:g}" for name in varying)
+        won = ", ".join(f"{flow} {n}" for flow, n in counts.most_common())
+        lines.append(f"  {where}: {won}")
+    if len(groups) > most:
+        lines.append(f"  ... and {len(groups) - most} more design points")
+    return lines
 
 
 def sweep_table(points, networks: int) -> list[str]:
@@ -1021,6 +1048,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     import sim
     from accel import batch, sweep
+    from accel import sweep_layers as layer_files
     from accel.files import OutputDir
     from accel.frontends import load_model
 
@@ -1083,6 +1111,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             )
         points = outcome.points
         sweep.write_csv(points, out.path("sweep.csv"))
+        layer_files.write_layers_csv(points, out.path(sweep.LAYERS))
+        compared = layer_files.compare_dataflows(points)
+        if compared:
+            layer_files.write_dataflows_csv(compared, out.path("dataflows.csv"))
         out.write_text(sweep.SIDECAR, sweep.sidecar_text(outcome.identity))
         batch_text = f" (batch of {batches[0]})" if batches != [1] else ""
         title = f"{', '.join(models)}{batch_text} on {base.name}: cycles against PEs"
@@ -1098,6 +1130,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"{names}: {len(points)} points on {base.name} ({where}{resumed})")
     for line in sweep_table(points, len(models)):
         print(line)
+    for line in dataflow_winner_lines(compared, len(models)):
+        print(line)
+    bare = sum(p.ok and not p.layers for p in points)
+    if bare:
+        print(
+            f"note: {bare} resumed point(s) have no layers in {sweep.LAYERS} (written by an "
+            "older version or cut short): not in it, nor compared per layer"
+        )
     if any(p.batch > 1 for p in points):
         print(f"note: pareto is per network and batch size; {batch.WEIGHTS_NOTE}")
     hosted = list(dict.fromkeys(p.network for p in points if p.image_by_image))

@@ -20,7 +20,9 @@ A point that fails (a layer that does not fit, a worker that dies) is a :class:`
 with ``status="error"`` and the reason, and the other points go on.
 :func:`sweep_to_directory` streams the points into ``sweep.csv`` as they finish (one whole
 row appended and flushed per point, so the file is valid CSV with a header whenever it is
-read) and resumes an interrupted sweep: a point already in ``sweep.csv``, finished, of the
+read), and every finished point's layers into ``layers.csv`` (:mod:`accel.sweep_layers`,
+which also says which dataflow wins each layer when the sweep has a dataflow axis), and
+resumes an interrupted sweep: a point already in ``sweep.csv``, finished, of the
 same network (by its digest) on the same config (by its digest) with the same batch is not
 run again (a ``sweep.csv`` written before the batch column, :data:`COLUMNS_BEFORE_BATCH`,
 resumes as batch 1, which it was). The
@@ -54,12 +56,14 @@ import pkgutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from accel import batch as batches
 from accel import deploy
+from accel import sweep_layers as layer_files
+from accel.backend import LayerStats
 from accel.cache import ProgramCache, compile_cached, source_digest
 from accel.config import AccelConfig
 from accel.files import OutputFile, read_text
@@ -67,6 +71,7 @@ from accel.quantized import QuantizedNetwork
 
 __all__ = [
     "COLUMNS",
+    "LAYERS",
     "SIDECAR",
     "SweepPoint",
     "buffer_bytes",
@@ -132,6 +137,10 @@ COLUMNS_BEFORE_BATCH = tuple(
 
 #: The file beside ``sweep.csv`` that names the networks and base config of the sweep.
 SIDECAR = "sweep.json"
+
+#: The file beside ``sweep.csv`` with every finished point's layers
+#: (:mod:`accel.sweep_layers`).
+LAYERS = "layers.csv"
 _SIDECAR_FORMAT = 1
 
 
@@ -146,8 +155,9 @@ class SweepPoint:
     batch's, ``utilization`` the MAC utilization over the batch, ``pareto`` whether no other
     point of the same network and batch has at most as many PEs and at most as many cycles,
     and fewer of one of them. A failed point has ``status="error"``, the reason in ``error`` and
-    no ``cycles``, ``utilization`` or ``seconds``. ``cached`` (not written to the CSV) says
-    whether its program came from the program cache.
+    no ``cycles``, ``utilization`` or ``seconds``. Not in ``sweep.csv``: ``cached`` says
+    whether its program came from the program cache, ``layers`` are the layers of its run
+    (``layers.csv``, :mod:`accel.sweep_layers`).
     """
 
     network: str
@@ -174,6 +184,7 @@ class SweepPoint:
     network_digest: str = ""
     config_digest: str = ""
     cached: bool = False
+    layers: tuple[LayerStats, ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def of(
@@ -408,6 +419,7 @@ def evaluate_point(
         image_by_image=batch > 1 and not figures.resident,
         status="ok",
         cached=all(hits),
+        layers=tuple(x for result in runs[0].results for x in result.layers),
     )
 
 
@@ -959,11 +971,14 @@ def sweep_to_directory(
     """:func:`run_sweep`, streamed into ``directory/sweep.csv`` and resumable.
 
     Writes ``sweep.json`` (the networks and base config, by name and digest) and rewrites
-    ``sweep.csv`` (each atomically) with the rows of the earlier run that this one reuses,
-    then appends one row per point as it finishes, flushed. A row is reused when its
-    network, network digest, config digest and batch are those of a point of this sweep and
-    it finished (``status`` ``ok``; failed points run again). The final ``sweep.csv``, in grid
-    order with the Pareto flags, is the caller's to write (:func:`write_csv`).
+    ``sweep.csv`` and ``layers.csv`` (each atomically) with the rows of the earlier run that
+    this one reuses, then appends each point's rows as it finishes, flushed. A row is reused
+    when its network, network digest, config digest and batch are those of a point of this
+    sweep and it finished (``status`` ``ok``; failed points run again); its layers come back
+    from ``layers.csv`` when they are all there (a point reused without them has none, and
+    is left out of the per-layer comparisons). The final ``sweep.csv`` (in grid order with
+    the Pareto flags) and ``layers.csv`` are the caller's to write (:func:`write_csv`,
+    :func:`accel.sweep_layers.write_layers_csv`).
 
     Raises
     ------
@@ -982,15 +997,17 @@ def sweep_to_directory(
         "networks": digests,
     }
     csv_path, sidecar = directory / "sweep.csv", directory / SIDECAR
+    layers_path = directory / LAYERS
     finished: dict[tuple[str, str, str, int], SweepPoint] = {}
     if not restart:
         previous = _read_sidecar(sidecar)
         if previous is not None:
             _check_resumable(directory, previous, identity)
+            layers = layer_files.read_layers(layers_path)
             for point in read_csv(csv_path):
                 if point.ok:
                     key = point.network, point.network_digest, point.config_digest, point.batch
-                    finished[key] = point
+                    finished[key] = replace(point, layers=layers.get(key, ()))
     points: list[SweepPoint | None] = [None] * len(tasks)
     todo = []
     for i, (name, digest, config, batch) in enumerate(tasks):
@@ -1019,12 +1036,18 @@ def sweep_to_directory(
             out.write_text(sidecar_text(identity))
         with OutputFile(csv_path, what="sweep.csv") as out:
             out.write_text(format_rows(resumed, header=True, final=False))
+        with OutputFile(layers_path, what=LAYERS) as out:
+            out.write_text(layer_files.format_layer_rows(resumed, header=True))
         if progress:
             progress(done, total)
         if run is not None:
             file = stack.enter_context(csv_path.open("a", newline=""))
+            layers_file = stack.enter_context(layers_path.open("a", newline=""))
             for j, point in run:
                 points[todo[j]] = point
+                # The layers first: a point in sweep.csv is one whose layers were written.
+                layers_file.write(layer_files.format_layer_rows([point], header=False))
+                layers_file.flush()
                 file.write(format_rows([point], header=False, final=False))
                 file.flush()
                 done += 1

@@ -592,13 +592,14 @@ def test_sweep_csv_is_the_same_with_and_without_the_cache(tmp_path, capsys):
         args = ["sweep", "tinynet", "--preset", "tiny", "--cols", "4,8", "-j", "1", "-v", *extra]
         assert main([*args, "-o", str(out)]) == 0
         printed, err = capsys.readouterr()
-        runs[label] = (printed.splitlines()[1:-3], {p.name: p.read_bytes() for p in out.iterdir()})
+        table = [line for line in printed.splitlines()[1:] if not line.startswith(str(out))]
+        runs[label] = (table, {p.name: p.read_bytes() for p in out.iterdir()})
         expected = {"cold": "0 of 2 programs", "warm": "2 of 2 programs", "off": "off (--no-cache)"}
         assert f"accel: program cache {expected[label]}" in err
         if label == "warm":
             assert "accel: tinynet rows=4 cols=8 bandwidth=4: program from the cache" in err
     assert runs["cold"] == runs["warm"] == runs["off"]
-    assert sorted(runs["cold"][1]) == ["pareto.png", "sweep.csv", "sweep.json"]
+    assert sorted(runs["cold"][1]) == ["layers.csv", "pareto.png", "sweep.csv", "sweep.json"]
 
 
 def test_read_csv_gives_back_the_streamed_points(tmp_path):
