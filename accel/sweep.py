@@ -1032,12 +1032,15 @@ def sweep_to_directory(
             )
             stack.enter_context(contextlib.closing(run))
             next(run)  # started: a cluster that cannot be reached has written nothing
-        with OutputFile(sidecar, what="sweep sidecar") as out:
-            out.write_text(sidecar_text(identity))
-        with OutputFile(csv_path, what="sweep.csv") as out:
-            out.write_text(format_rows(resumed, header=True, final=False))
-        with OutputFile(layers_path, what=LAYERS) as out:
-            out.write_text(layer_files.format_layer_rows(resumed, header=True))
+        # All three checked before any is written: a bad path leaves the directory as it was.
+        with (
+            OutputFile(sidecar, what="sweep sidecar") as side,
+            OutputFile(csv_path, what="sweep.csv") as table,
+            OutputFile(layers_path, what=LAYERS) as layer_table,
+        ):
+            side.write_text(sidecar_text(identity))
+            table.write_text(format_rows(resumed, header=True, final=False))
+            layer_table.write_text(layer_files.format_layer_rows(resumed, header=True))
         if progress:
             progress(done, total)
         if run is not None:

@@ -94,3 +94,12 @@ def test_a_resumed_sweep_takes_its_points_layers_back(tmp_path):
     assert cut.resumed == 2
     assert cut.points[0].layers == first.points[0].layers and cut.points[1].layers == ()
     assert layer_files.compare_dataflows(cut.points) == []  # one dataflow left with layers
+
+
+def test_a_layers_csv_that_is_a_directory_is_one_error_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "s"
+    (out / "layers.csv").mkdir(parents=True)
+    assert main(["sweep", "tinynet", "--preset", "tiny", "-j", "1", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"accel: error: layers.csv {str(out / 'layers.csv')!r} is a directory, not a file"
+    assert sorted(p.name for p in out.iterdir()) == ["layers.csv"]
