@@ -314,7 +314,7 @@ def test_sweep_without_matplotlib_writes_the_csv(tmp_path, capsys, monkeypatch):
     out = tmp_path / "s"
     assert main(["sweep", "tinyconv", "--preset", "tiny", "--jobs", "1", "-o", str(out)]) == 0
     assert "skipped pareto.png" in capsys.readouterr().err
-    assert {p.name for p in out.iterdir()} == {"sweep.csv", "sweep.json"}
+    assert {p.name for p in out.iterdir()} == {"layers.csv", "sweep.csv", "sweep.json"}
 
 
 @pytest.mark.parametrize(
