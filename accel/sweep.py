@@ -1065,12 +1065,20 @@ def sweep_to_directory(
 # The plot
 
 
+def _varying(points: Sequence[SweepPoint]) -> list[str]:
+    """The labels' parameters beyond the array and bandwidth: those that vary."""
+    names = [*(f"{buffer}_bytes" for buffer in BUFFERS), "clock_mhz", "dataflow"]
+    return [name for name in names if len({getattr(p, name) for p in points}) > 1]
+
+
 def _label(point: SweepPoint, varying: Sequence[str]) -> str:
     text = f"{point.rows}x{point.cols}/bw{point.bandwidth}"
     for name in varying:
         value = getattr(point, name)
         if name == "clock_mhz":
             text += f"/{value:g}MHz"
+        elif name == "dataflow":
+            text += f"/{value}"
         else:
             text += f"/{name[: -len('_bytes')]}{value / 1024:g}K"
     return f"{text}: {point.cycles:,}"
@@ -1085,7 +1093,7 @@ def plot_pareto(
 ) -> Path:
     """A PNG of cycles against PEs (log-log), one panel per network and batch size (the
     Pareto front is per network and batch, :func:`with_pareto`), each finished point
-    labelled ``RxC/bwB`` (and the buffer sizes and clock when they vary), the Pareto front
+    labelled ``RxC/bwB`` (and the buffer sizes, clock and dataflow when they vary), the Pareto front
     drawn as a staircase. ``title`` titles the panel of a single network of one batch size;
     otherwise each panel is ``NETWORK (batch of N) on CONFIG_NAME: cycles against PEs``
     (the batch only when some point has more than one image). Needs matplotlib
@@ -1101,11 +1109,7 @@ def plot_pareto(
     batched = any(p.batch != 1 for p in points)
     fig = Figure(figsize=(8, 5.5 * max(1, len(groups))), layout="constrained")
     axes = fig.subplots(max(1, len(groups)), 1, squeeze=False)[:, 0]
-    varying = [
-        name
-        for name in [*(f"{buffer}_bytes" for buffer in BUFFERS), "clock_mhz"]
-        if len({getattr(p, name) for p in finished}) > 1
-    ]
+    varying = _varying(finished)
     for ax, group in zip(axes, groups or [("", 1)], strict=True):
         network, batch = group
         mine = [p for p in finished if _group(p) == group]
@@ -1149,7 +1153,8 @@ def _plot_network(ax, points: Sequence[SweepPoint], varying: Sequence[str]) -> N
     )
     if len(points) <= 40:
         # Points with the same PE count often have almost the same cycles: stack their
-        # labels (fastest at the bottom) instead of printing them over each other.
+        # labels (fastest at the bottom) instead of printing them over each other, below
+        # the front's step, which leaves the fastest point to the right.
         by_pes: dict[int, list[SweepPoint]] = {}
         for p in points:
             by_pes.setdefault(p.pes, []).append(p)
@@ -1160,7 +1165,7 @@ def _plot_network(ax, points: Sequence[SweepPoint], varying: Sequence[str]) -> N
                 ax.annotate(
                     _label(p, varying),
                     (anchor.pes, anchor.cycles),
-                    xytext=(6, -10 + 9 * k),
+                    xytext=(6, -12 - 9 * (len(group) - 1 - k)),
                     textcoords="offset points",
                     fontsize=7,
                     color="#d62728" if p.pareto else "#555555",
@@ -1172,7 +1177,7 @@ def _plot_network(ax, points: Sequence[SweepPoint], varying: Sequence[str]) -> N
     ax.set_xticks(pes, [str(n) for n in pes])
     if len({p.cycles for p in points}) > 1:
         ax.set_yscale("log")
-    ax.margins(x=0.12, y=0.08)
+    ax.margins(x=0.12, y=0.14)
     ax.set_xlabel("PEs (rows x cols)")
     ax.set_ylabel("cycles")
     ax.grid(which="both", alpha=0.25)

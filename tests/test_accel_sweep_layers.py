@@ -5,6 +5,7 @@ design point of a sweep with a dataflow axis."""
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,11 @@ def test_a_layers_csv_that_is_a_directory_is_one_error_and_writes_nothing(tmp_pa
     err = capsys.readouterr().err.strip()
     assert err == f"accel: error: layers.csv {str(out / 'layers.csv')!r} is a directory, not a file"
     assert sorted(p.name for p in out.iterdir()) == ["layers.csv"]
+
+
+def test_the_pareto_labels_name_the_dataflow_when_it_varies():
+    base = config.preset("tiny")
+    configs = sweep.sweep_configs(base, [4], [4], None, dataflows=["ws", "os"])
+    points = [replace(sweep.SweepPoint.of("n", c), cycles=100, status="ok") for c in configs]
+    assert sweep._varying(points) == ["dataflow"]
+    assert [sweep._label(p, ["dataflow"]) for p in points] == ["4x4/bw4/ws: 100", "4x4/bw4/os: 100"]
