@@ -682,6 +682,14 @@ def render_html(
         for row in table
         if not row["intensity_macs_per_byte"] and row.get("runs_on") != "host"
     ]
+    # A layer's cycles are its share of the compute timeline, while its loads may have run in
+    # the previous layers' shares (prefetch): such a layer sits above its DRAM roof.
+    above_roof = [
+        row["layer"]
+        for row in table
+        if row["intensity_macs_per_byte"]
+        and row["attained_macs_per_cycle"] > row["roof_macs_per_cycle"]
+    ]
     columns = [
         ("layer", "layer"),
         *([("runs_on", "runs on")] if split is not None else []),
@@ -757,6 +765,17 @@ def render_html(
         ),
         "<p>Not on the roofline (no MACs or no DRAM traffic): "
         f"{html.escape(', '.join(off_roof)) or 'none'}.</p>",
+        *(
+            [
+                "<p>Above their roof: "
+                f"{html.escape(', '.join(above_roof))}. A layer's cycles are its share of the "
+                "compute timeline, and some of its DRAM traffic ran earlier, in the shares of "
+                "the layers before it (the DMA loads a layer's inputs and weights while the "
+                "previous one computes).</p>"
+            ]
+            if above_roof
+            else []
+        ),
         '<h2 id="stalls">Stalls by cause</h2>',
         _figure(
             "stalls",

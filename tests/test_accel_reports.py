@@ -537,3 +537,28 @@ def test_report_writes_the_occupancy_table(run, written):
     start = page.index('<figure id="fig-occupancy"')
     caption = page[page.index("<figcaption>", start) : page.index("</figure>", start)]
     assert "distinct words" in caption and "occupancy.csv" in caption
+
+
+def test_a_layer_above_its_dram_roof_is_named_with_the_reason(tmp_path):
+    """ResNet-18 at 64 on edge: layer3.0.downsample.0 reads 41,984 DRAM bytes (2,624 cycles
+    at 16 B/cycle) in a 2,048-cycle share, because its loads start in layer3.0.conv2's share;
+    the report names it instead of leaving a point above the roof unexplained."""
+    program = compiler.compile(zoo_qnet("resnet18", 64), config.preset("edge"))
+    result = sim.run(program, compute_outputs=False)
+    rows = html_report.layer_table(result, program)
+    above = [
+        r["layer"]
+        for r in rows
+        if r["intensity_macs_per_byte"] and r["attained_macs_per_cycle"] > r["roof_macs_per_cycle"]
+    ]
+    assert above == ["layer3.0.downsample.0"]
+    layers = {x.name: x for x in result.layers}
+    before, layer = layers["layer3.0.conv2"], layers["layer3.0.downsample.0"]
+    assert layer.start < before.end  # its first instruction runs in the layer before's share
+    html_report.write_report(tmp_path, result, program, trace=False)
+    page = (tmp_path / "report.html").read_text()
+    assert "Above their roof: layer3.0.downsample.0. A layer's cycles are its share" in page
+    tiny = tmp_path / "tiny"
+    small = compiler.compile(zoo_qnet("tinynet"), config.preset("tiny"))
+    html_report.write_report(tiny, sim.run(small, compute_outputs=False), small, trace=False)
+    assert "Above their roof" not in (tiny / "report.html").read_text()
