@@ -33,7 +33,7 @@ from hdl.window import WindowGenerator
 
 #: The dataflows the RTL implements (``array.dataflow``): weight-stationary, and
 #: output-stationary beside it (``docs/architecture.md``, "Output-stationary datapath (RTL)").
-DATAFLOWS = ("ws", "os")
+DATAFLOWS = ("ws", "os", "is")
 
 __all__ = [
     "COMPUTE_LAYOUT",
