@@ -62,6 +62,17 @@ accumulator rows; ``done = F + G*S - 1 + 2*rows + cols + ACC_LATENCY + 1``. The 
 releases it after its last word, the loader loads nothing for it, and the feeder counts it
 as a unit of its own (a switch waits for ``done``).
 
+Input-stationary (an ``is_`` instruction on an ``array.dataflow == "is"`` machine, the IS
+section of :mod:`accel.timing`): :class:`hdl.is_stream.InputStationary` takes it from the
+front end in its ``take`` cycle and reads its tiles through its own input buffer port
+(``is_rd``) into the transposer, loads their rows into the array's shadow registers (the
+``w`` port, muxed with the weight loader's) and streams the weight words into the array's
+input (muxed with the feeder's; the weight port is muxed to it as to the OS feed, the loader
+told by ``blocked``); the column sums go through the rotation to the banks their channels
+name. The feeder keeps the unit rule for it (a switch waits for ``done``), the front end
+releases it at ``max(wl[last] + R, f[last])``; ``done = f[last] + 2*Cc + R - 2 +
+ACC_LATENCY + 1``. The weight-stationary datapath (the depthwise mode, ``is_ = 0``) stays.
+
 ``done`` pulses in exactly that cycle, the first in which the instruction's last accumulator
 write is visible (``complete`` one cycle earlier: it is the accumulator buffer's write strobe
 of that write, :attr:`hdl.accumulator.AccumulatorBuffer.complete`, not a delay line beside
@@ -85,6 +96,8 @@ start, complete, done : Out(1)
     (``done``).
 input_rd : In(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows)))
     The input buffer's synchronous read port (data one cycle after the address).
+is_rd : In(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows)))
+    Input-stationary machines only: the input buffer's read port of the IS reader.
 tap_rd : In(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows))).array(rows - 1)
     Square arrays only (the depthwise mode): one more input-buffer read port per array row
     1 .. rows-1, each row's own tap word (:mod:`hdl.feeder`).

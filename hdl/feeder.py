@@ -191,6 +191,15 @@ class Feeder(wiring.Component):
     os : Out(stream.Signature(os_input_layout, always_ready=True))
         Output-stationary machines only: the step fed in ``D + 1``, to
         :attr:`hdl.array.SystolicArray.os_i`.
+    is_start, is_last, is_busy : In(1)
+        Input-stationary machines only, from :class:`hdl.is_stream.InputStationary`, the
+        third unit: a tile's first weight word is decided in this cycle (``D``); an
+        instruction's last one is (its ``done`` is the array's latency later, counted here
+        as a weight-stationary instruction's); the stream is inside a tile.
+    is_free : Out(1)
+        Input-stationary machines only: a tile may begin streaming in this cycle as far as
+        the other units go (the last pass fed was a tile, or the last instruction of the
+        other units is done and none is being fed).
     """
 
     def __init__(self, config: AccelConfig) -> None:

@@ -72,6 +72,13 @@ class FrontEnd(wiring.Component):
         instruction from the one the generator is still walking.
     slot_free : In(1)
         From the feeder: no vector feed slot runs into the next cycle.
+    is_instr : Out(stream.Signature(decoded_layout))
+        Input-stationary machines only: an ``is_`` instruction, ``valid`` in the cycle it is
+        taken, to :class:`hdl.is_stream.InputStationary` (it never goes to the window
+        generator, the loader or the feeder).
+    is_loaded, is_streamed : In(1)
+        Input-stationary machines only: the held ``is_`` instruction's rows are all loaded
+        and its last tile streams; it is released then (``max(wl[last] + R, f[last])``).
     """
 
     def __init__(self, config: AccelConfig) -> None:
