@@ -11,8 +11,9 @@ Blocks: ``pe`` (one processing element), ``array`` (the systolic array, tiny 4x4
 ``compute`` (the compute engine, tiny), ``top`` (``hdl.top.Accelerator``, tiny and 8x8; only
 if ``hdl.top`` defines it); each also for ``tiny-os``, tiny with the output-stationary
 dataflow (``array.dataflow = "os"``: the same array with the OS datapath beside the
-weight-stationary one). ``transposer`` and ``rotation``: the input-stationary blocks
-(``tiny-is``, ``8x8-is``), which feed and drain the weight-stationary array. A row marked
+weight-stationary one), ``compute`` and ``top`` for ``tiny-is`` (the input-stationary
+datapath, :mod:`hdl.is_stream`, beside the weight-stationary one). ``transposer`` and
+``rotation``: two input-stationary blocks alone (``tiny-is``, ``8x8-is``). A row marked
 ``!`` has DSP cells with undefined inputs
 (:attr:`hdl.flow.synth.Resources.undefined_dsp_inputs`): its netlist is wrong, its counts too.
 Runs one Yosys at a time; the first run on a machine also warms Yosys's cache (~35-50 s).
@@ -68,9 +69,9 @@ def blocks() -> dict[str, tuple[str, list[str], Callable | None]]:
     return {
         "pe": ("pe", ["tiny", "tiny-os"], ProcessingElement),
         "array": ("array", ["tiny", "8x8", "tiny-os"], SystolicArray),
-        "compute": ("compute", ["tiny", "tiny-os"], ComputeEngine),
-        "top": ("accelerator", ["tiny", "8x8", "tiny-os"], accelerator_class()),
-        # The input-stationary blocks (not yet in the compute engine): what IS adds
+        "compute": ("compute", ["tiny", "tiny-os", "tiny-is"], ComputeEngine),
+        "top": ("accelerator", ["tiny", "8x8", "tiny-os", "tiny-is"], accelerator_class()),
+        # The input-stationary blocks alone (hdl.is_stream joins them in the compute engine)
         "transposer": ("transposer", ["tiny-is", "8x8-is"], Transposer),
         "rotation": ("rotation", ["tiny-is", "8x8-is"], Rotation),
     }

@@ -9,9 +9,9 @@ Verilator, ``docs/verify.md``). The blocks: :class:`~hdl.pe.ProcessingElement`,
 :class:`~hdl.compute.ComputeEngine` with :class:`~hdl.accumulator.AccumulatorBuffer` and
 :class:`~hdl.vector.VectorUnit`, :class:`~hdl.dma.LoadEngine`, :class:`~hdl.dma.StoreEngine`,
 the buffers of :mod:`hdl.buffers`, :class:`~hdl.controller.Controller`, and the testbench DRAM
-model :class:`~hdl.dram.Dram`. The input-stationary blocks :class:`~hdl.transposer.Transposer`
-and :class:`~hdl.rotation.Rotation` exist and are tested with the array; they are not yet in
-the compute engine, so ``"is"`` is not in :data:`DATAFLOWS`.
+model :class:`~hdl.dram.Dram`. On an input-stationary machine the compute engine adds
+:class:`~hdl.is_stream.InputStationary` (reader, :class:`~hdl.transposer.Transposer`, row
+loader, weight stream, :class:`~hdl.rotation.Rotation`).
 """
 
 from hdl.accumulator import AccumulatorBuffer
@@ -31,9 +31,10 @@ from hdl.transposer import Transposer
 from hdl.vector import VectorUnit
 from hdl.window import WindowGenerator
 
-#: The dataflows the RTL implements (``array.dataflow``): weight-stationary, and
-#: output-stationary beside it (``docs/architecture.md``, "Output-stationary datapath (RTL)").
-DATAFLOWS = ("ws", "os")
+#: The dataflows the RTL implements (``array.dataflow``): weight-stationary, and output- or
+#: input-stationary beside it (``docs/architecture.md``, "Output-stationary datapath (RTL)",
+#: "Input-stationary datapath (RTL)").
+DATAFLOWS = ("ws", "os", "is")
 
 __all__ = [
     "COMPUTE_LAYOUT",

@@ -182,6 +182,9 @@ class InputBuffer(SramBuffer):
     taps : Out(ReadPort.Signature(...)).array(rows - 1)
         On a square array (the depthwise mode): one more synchronous read per array row
         1 .. rows-1, each row's own tap word (:mod:`hdl.feeder`).
+    transpose : Out(ReadPort.Signature(...))
+        On an input-stationary machine: the reader of :mod:`hdl.is_stream` (it reads while
+        the feeder may still read a weight-stationary instruction's words).
     """
 
     @classmethod
@@ -198,13 +201,18 @@ class InputBuffer(SramBuffer):
             members["taps"] = self._sync_read_port(data.ArrayLayout(signed(8), rows)).array(
                 rows - 1
             )
+        if self._config.array.dataflow == "is":  # the input-stationary reader's port
+            members["transpose"] = self._sync_read_port(data.ArrayLayout(signed(8), rows))
         return members
 
     def elaborate(self, platform) -> Module:
         m = self._elaborate(self.dma, self.window)
-        if "taps" in self.signature.members:
+        readers = list(self.taps) if "taps" in self.signature.members else []
+        if "transpose" in self.signature.members:
+            readers.append(self.transpose)
+        if readers:
             memory = m.submodules.memory
-            for reader in self.taps:
+            for reader in readers:
                 read = memory.read_port()
                 m.d.comb += [
                     read.addr.eq(reader.addr),

@@ -62,6 +62,17 @@ accumulator rows; ``done = F + G*S - 1 + 2*rows + cols + ACC_LATENCY + 1``. The 
 releases it after its last word, the loader loads nothing for it, and the feeder counts it
 as a unit of its own (a switch waits for ``done``).
 
+Input-stationary (an ``is_`` instruction on an ``array.dataflow == "is"`` machine, the IS
+section of :mod:`accel.timing`): :class:`hdl.is_stream.InputStationary` takes it from the
+front end in its ``take`` cycle and reads its tiles through its own input buffer port
+(``is_rd``) into the transposer, loads their rows into the array's shadow registers (the
+``w`` port, muxed with the weight loader's) and streams the weight words into the array's
+input (muxed with the feeder's; the weight port is muxed to it as to the OS feed, the loader
+told by ``blocked``); the column sums go through the rotation to the banks their channels
+name. The feeder keeps the unit rule for it (a switch waits for ``done``), the front end
+releases it at ``max(wl[last] + R, f[last])``; ``done = f[last] + 2*Cc + R - 2 +
+ACC_LATENCY + 1``. The weight-stationary datapath (the depthwise mode, ``is_ = 0``) stays.
+
 ``done`` pulses in exactly that cycle, the first in which the instruction's last accumulator
 write is visible (``complete`` one cycle earlier: it is the accumulator buffer's write strobe
 of that write, :attr:`hdl.accumulator.AccumulatorBuffer.complete`, not a delay line beside
@@ -85,6 +96,8 @@ start, complete, done : Out(1)
     (``done``).
 input_rd : In(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows)))
     The input buffer's synchronous read port (data one cycle after the address).
+is_rd : In(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows)))
+    Input-stationary machines only: the input buffer's read port of the IS reader.
 tap_rd : In(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows))).array(rows - 1)
     Square arrays only (the depthwise mode): one more input-buffer read port per array row
     1 .. rows-1, each row's own tap word (:mod:`hdl.feeder`).
@@ -114,6 +127,7 @@ from hdl.accumulator import AccumulatorBuffer, acc_addr_bits
 from hdl.array import SystolicArray
 from hdl.feeder import INPUT_READ_LATENCY, Feeder, done_latency, meta_layout
 from hdl.front_end import FrontEnd
+from hdl.is_stream import InputStationary
 from hdl.isa import COMPUTE_LAYOUT
 from hdl.vector import VectorUnit
 from hdl.weight_loader import WeightLoader, weight_addr_bits
@@ -153,6 +167,13 @@ class ComputeEngine(wiring.Component):
         self._vector = VectorUnit(config)
         self._accumulator = AccumulatorBuffer(config, init=acc_init)
         extra = {}
+        if config.array.dataflow == "is":  # the input-stationary reader's own port
+            extra["is_rd"] = In(
+                ReadPort.Signature(
+                    addr_width=addr_bits(config),
+                    shape=data.ArrayLayout(signed(d.act_bits), rows),
+                )
+            )
         if rows == cols:  # the depthwise mode: a read port per array row 1 .. rows-1
             extra["tap_rd"] = In(
                 ReadPort.Signature(
@@ -269,6 +290,19 @@ class ComputeEngine(wiring.Component):
         # Weights: buffer -> loader -> the array's shadow registers; the loader offers each
         # pass to the feeder from the cycle its row 0 is read.
         os = config.array.dataflow == "os"
+        is_ = config.array.dataflow == "is"
+        if is_:
+            m.submodules.input_stationary = ist = InputStationary(config)
+            connect(m, front_end.is_instr, ist.i)
+            connect(m, flipped(self.is_rd), ist.rd)
+            m.d.comb += [
+                front_end.is_loaded.eq(ist.loaded),
+                front_end.is_streamed.eq(ist.streamed),
+                ist.free.eq(feeder.is_free),
+                feeder.is_start.eq(ist.tile_start),
+                feeder.is_last.eq(ist.last_word),
+                feeder.is_busy.eq(ist.streaming),
+            ]
         if os:
             # The output-stationary feed reads one weight word per step, in the cycle it
             # takes the step's input word; the loader never needs the port then, except to
@@ -288,9 +322,27 @@ class ComputeEngine(wiring.Component):
                 array.os_i.payload.eq(feeder.os.payload),
             ]
             m.d.sync += loader.blocked.eq(feeder.os_weight_rd.valid)
+        elif is_:
+            # The input-stationary stream reads one weight word per cycle of its tiles; the
+            # loader, told (`blocked`), begins a pass a cycle after the stream's last read.
+            m.d.comb += [
+                self.weight_rd.en.eq(loader.weight_rd.en),
+                self.weight_rd.addr.eq(
+                    Mux(ist.weight_rd.valid, ist.weight_rd.payload, loader.weight_rd.addr)
+                ),
+                loader.weight_rd.data.eq(self.weight_rd.data),
+                ist.weight.eq(self.weight_rd.data),
+            ]
+            m.d.sync += loader.blocked.eq(ist.weight_rd.valid)
         else:
             connect(m, flipped(self.weight_rd), loader.weight_rd)
-        connect(m, loader.w, array.w)
+        if is_:  # the shadow registers take the loader's rows or the transposer's
+            m.d.comb += [
+                array.w.valid.eq(loader.w.valid | ist.w.valid),
+                array.w.payload.eq(Mux(ist.w.valid, ist.w.payload, loader.w.payload)),
+            ]
+        else:
+            connect(m, loader.w, array.w)
         m.d.comb += loader.next_w_base.eq(registered.w_base)
         connect(m, loader.weights, feeder.weights)
 
@@ -301,7 +353,13 @@ class ComputeEngine(wiring.Component):
             for t in range(rows - 1):
                 connect(m, flipped(self.tap_rd[t]), feeder.tap_rd[t])
             m.d.comb += array.dwx.eq(feeder.dwx)
-        connect(m, feeder.array, array.i)
+        if is_:  # the array's input: the feeder's words or the streamed weight words
+            m.d.comb += [
+                array.i.valid.eq(feeder.array.valid | ist.x.valid),
+                array.i.payload.eq(Mux(ist.x.valid, ist.x.payload, feeder.array.payload)),
+            ]
+        else:
+            connect(m, feeder.array, array.i)
         connect(m, feeder.vector, vec.i)
         connect(m, feeder.acc_rd, acc.v_rd)
         m.d.comb += vec.acc.eq(acc.v_acc)
@@ -325,6 +383,13 @@ class ComputeEngine(wiring.Component):
                 acc.a[c].payload.sum.eq(array.o[c].payload),
                 acc.a[c].payload.last.eq(tap.last),
             ]
+            if is_:  # an input-stationary exit: the rotation's bank c (the units never meet)
+                m.d.comb += [
+                    ist.sums[c].eq(array.o[c].payload),
+                    acc.a[c].valid.eq(array.o[c].valid & ~ist.col_busy[c]),
+                ]
+                with m.If(ist.a[c].valid):
+                    m.d.comb += [acc.a[c].valid.eq(1), acc.a[c].payload.eq(ist.a[c].payload)]
             if os:  # an output-stationary exit carries its own row (the units never meet)
                 exit_ = array.os_o[c]
                 with m.If(exit_.valid):
@@ -340,6 +405,8 @@ class ComputeEngine(wiring.Component):
         # The accumulator's write strobe of the instruction's last result (`complete`): the
         # last column's write of the last word (ARRAY) or the vector unit's write of it, each
         # carrying the word's last mark. It is visible one cycle later (`done`).
+        if is_:  # an input-stationary instruction's final exit may be a dummy column's
+            m.d.comb += acc.a_end.eq(ist.end)
         m.d.comb += self.complete.eq(acc.complete)
         m.d.sync += self.done.eq(self.complete)
         return m

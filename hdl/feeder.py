@@ -191,6 +191,15 @@ class Feeder(wiring.Component):
     os : Out(stream.Signature(os_input_layout, always_ready=True))
         Output-stationary machines only: the step fed in ``D + 1``, to
         :attr:`hdl.array.SystolicArray.os_i`.
+    is_start, is_last, is_busy : In(1)
+        Input-stationary machines only, from :class:`hdl.is_stream.InputStationary`, the
+        third unit: a tile's first weight word is decided in this cycle (``D``); an
+        instruction's last one is (its ``done`` is the array's latency later, counted here
+        as a weight-stationary instruction's); the stream is inside a tile.
+    is_free : Out(1)
+        Input-stationary machines only: a tile may begin streaming in this cycle as far as
+        the other units go (the last pass fed was a tile, or the last instruction of the
+        other units is done and none is being fed).
     """
 
     def __init__(self, config: AccelConfig) -> None:
@@ -208,6 +217,15 @@ class Feeder(wiring.Component):
                     data.ArrayLayout(data.ArrayLayout(signed(config.data.act_bits), rows), rows)
                 ),
             }
+        if config.array.dataflow == "is":
+            extra.update(
+                {
+                    "is_start": In(1),
+                    "is_last": In(1),
+                    "is_busy": In(1),
+                    "is_free": Out(1),
+                }
+            )
         if config.array.dataflow == "os":
             extra["os_weight_rd"] = Out(
                 stream.Signature(unsigned(weight_addr_bits(config)), always_ready=True)
@@ -272,6 +290,12 @@ class Feeder(wiring.Component):
             same_unit = (word_vector == last_vector) & (word_os == last_os)
             unit_free = same_unit | (drain == 0)
             weights_ok = word_os | self.weights.valid
+        elif config.array.dataflow == "is":  # a third unit, fed by hdl.is_stream
+            last_is = Signal()  # the last pass fed was an input-stationary tile
+            busy = Signal()  # inside an instruction of this feeder's (its last word not taken)
+            unit_free = ((word_vector == last_vector) & ~last_is) | ((drain == 0) & ~self.is_busy)
+            weights_ok = self.weights.valid
+            m.d.comb += self.is_free.eq(last_is | ((drain == 0) & ~busy))
         else:
             unit_free = (word_vector == last_vector) | (drain == 0)
             weights_ok = self.weights.valid
@@ -301,6 +325,20 @@ class Feeder(wiring.Component):
                 m.d.sync += drain.eq(drain - 1)
             with m.If(pass_begins):
                 m.d.sync += last_os.eq(word_os)
+        elif config.array.dataflow == "is":
+            # The input-stationary array's latency after its last word is the array's.
+            with m.If(took & word_last):
+                m.d.sync += drain.eq(Mux(word_vector, vector_latency - 1, array_latency - 1))
+            with m.Elif(self.is_last):
+                m.d.sync += drain.eq(array_latency - 1)
+            with m.Elif(drain != 0):
+                m.d.sync += drain.eq(drain - 1)
+            with m.If(pass_begins):
+                m.d.sync += last_is.eq(0)
+            with m.Elif(self.is_start):
+                m.d.sync += last_is.eq(1)
+            with m.If(took):
+                m.d.sync += busy.eq(~word_last)
         else:
             with m.If(took & word_last):
                 m.d.sync += drain.eq(Mux(word_vector, vector_latency - 1, array_latency - 1))

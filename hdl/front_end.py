@@ -72,12 +72,27 @@ class FrontEnd(wiring.Component):
         instruction from the one the generator is still walking.
     slot_free : In(1)
         From the feeder: no vector feed slot runs into the next cycle.
+    is_instr : Out(stream.Signature(decoded_layout))
+        Input-stationary machines only: an ``is_`` instruction, ``valid`` in the cycle it is
+        taken, to :class:`hdl.is_stream.InputStationary` (it never goes to the window
+        generator, the loader or the feeder).
+    is_loaded, is_streamed : In(1)
+        Input-stationary machines only: the held ``is_`` instruction's rows are all loaded
+        and its last tile streams; it is released then (``max(wl[last] + R, f[last])``).
     """
 
     def __init__(self, config: AccelConfig) -> None:
         self._config = check_config(config)
+        extra = {}
+        if config.array.dataflow == "is":
+            extra = {
+                "is_instr": Out(stream.Signature(decoded_layout(config))),
+                "is_loaded": In(1),
+                "is_streamed": In(1),
+            }
         super().__init__(
             {
+                **extra,
                 "i": In(stream.Signature(decoded_layout(config))),
                 "window": Out(stream.Signature(decoded_layout(config))),
                 "load": Out(LOAD_SIGNATURE),
@@ -102,7 +117,12 @@ class FrontEnd(wiring.Component):
 
         held_vector = held.instr.mode != ComputeMode.ARRAY
         os = self._config.array.dataflow == "os"
-        if os:  # an output-stationary instruction loads no weights: its last word is fed
+        is_ = self._config.array.dataflow == "is"
+        if is_:  # an input-stationary instruction: hdl.is_stream says when
+            is_release = self.is_loaded & self.is_streamed
+            ws_release = Mux(held.instr.is_, is_release, self.load.loaded & last_pass_fed)
+            release = held_valid & Mux(held_vector, last_word_fed & self.slot_free, ws_release)
+        elif os:  # an output-stationary instruction loads no weights: its last word is fed
             vector_release = last_word_fed & self.slot_free
             ws_release = Mux(held.instr.os, last_word_fed, self.load.loaded & last_pass_fed)
             release = held_valid & Mux(held_vector, vector_release, ws_release)
@@ -129,6 +149,13 @@ class FrontEnd(wiring.Component):
             self.window.valid.eq(take | waiting),
             self.window.payload.eq(handed),
         ]
+        if is_:  # an input-stationary instruction goes to hdl.is_stream when it is taken
+            taken_is = self.i.payload.instr.is_ & (self.i.payload.instr.mode == ComputeMode.ARRAY)
+            m.d.comb += [
+                self.window.valid.eq((take & ~taken_is) | waiting),
+                self.is_instr.valid.eq(take & taken_is),
+                self.is_instr.payload.eq(self.i.payload),
+            ]
         accepted = self.window.valid & self.window.ready
         m.d.comb += self.feed.valid.eq(accepted)
         for name in feed_fields_layout(self._config).members:
@@ -145,6 +172,12 @@ class FrontEnd(wiring.Component):
                     held_valid & ~held_vector & ~held.instr.os,
                 )
                 if os
+                else Mux(
+                    take,
+                    (self.i.payload.instr.mode == ComputeMode.ARRAY) & ~self.i.payload.instr.is_,
+                    held_valid & ~held_vector & ~held.instr.is_,
+                )
+                if is_
                 else Mux(
                     take,
                     self.i.payload.instr.mode == ComputeMode.ARRAY,
@@ -170,7 +203,7 @@ class FrontEnd(wiring.Component):
         with m.Elif(release):
             m.d.sync += held_valid.eq(0)
         with m.If(take):
-            m.d.sync += given.eq(accepted)
+            m.d.sync += given.eq(accepted | taken_is if is_ else accepted)
         with m.Elif(accepted):
             m.d.sync += given.eq(1)
         return m

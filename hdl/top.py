@@ -146,6 +146,8 @@ class Accelerator(wiring.Component):
         if config.array.rows == config.array.cols:  # the depthwise mode's row ports
             for t in range(config.array.rows - 1):
                 connect(m, compute.tap_rd[t], ibuf.taps[t])
+        if config.array.dataflow == "is":
+            connect(m, compute.is_rd, ibuf.transpose)
         connect(m, compute.weight_rd, wbuf.loader)
         connect(m, post.acc_rd, compute.post_rd)
         connect(m, post.param_rd, pbuf.post)

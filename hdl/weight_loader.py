@@ -85,8 +85,9 @@ class WeightLoader(wiring.Component):
     next_w_base : In(unsigned(20))
         ``w_base`` of the instruction in the compute engine's instruction register.
     blocked : In(1)
-        Output-stationary machines only: the port was the OS feed's in the previous cycle, so
-        no row is due now (a pass that would begin begins a cycle later).
+        Output- and input-stationary machines only: the port was the OS feed's (the IS
+        stream's) in the previous cycle, so no row is due now (a pass that would begin
+        begins a cycle later).
     w : Out(stream.Signature(WeightWrite, always_ready=True))
         To :attr:`hdl.array.SystolicArray.w`: that row in cycle ``wl[j] + i + 1``.
     weights : Out(WEIGHTS_SIGNATURE)
@@ -106,7 +107,7 @@ class WeightLoader(wiring.Component):
                     )
                 ),
                 "next_w_base": In(unsigned(_WIDTH["w_base"])),
-                **({"blocked": In(1)} if config.array.dataflow == "os" else {}),
+                **({"blocked": In(1)} if config.array.dataflow in ("os", "is") else {}),
                 "w": Out(stream.Signature(weight_write_layout(config), always_ready=True)),
                 "weights": Out(WEIGHTS_SIGNATURE),
             }
@@ -156,7 +157,7 @@ class WeightLoader(wiring.Component):
         # An ARRAY instruction with a pass left to load: the one taken now, or the held one.
         front_array = Mux(take, self.i.array, self.i.array & ~all_loading)
         begin = Signal()  # a pass begins loading (its row 0 is due: wl)
-        os = self._config.array.dataflow == "os"
+        os = self._config.array.dataflow in ("os", "is")  # another block shares the port
         if os:
             # The output-stationary feed read the port in the previous cycle (its last
             # weight word, a cycle before a weight-stationary instruction may be taken):

@@ -52,7 +52,7 @@ o : Out(stream.Signature(WindowWord))
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -226,9 +226,10 @@ def decode_bits(instr: isa.Compute, config: AccelConfig) -> int:
     return word
 
 
-def window_word_layout(config: AccelConfig) -> data.StructLayout:
+def window_word_layout(config: AccelConfig, *, grouped: bool = False) -> data.StructLayout:
     """Payload of the window generator's output (with the depthwise mode: ``dw``, and every
-    array row's tap address and padding, ``taps``; row 0's is ``addr``, ``pad``)."""
+    array row's tap address and padding, ``taps``; row 0's is ``addr``, ``pad``; on an
+    output-stationary machine, or ``grouped``, the grouped walk's fields)."""
     fields = {
         "addr": unsigned(addr_bits(config)),
         "pad": 1,
@@ -237,7 +238,7 @@ def window_word_layout(config: AccelConfig) -> data.StructLayout:
         "first_pass": 1,
         "last_pass": 1,
     }
-    if config.array.dataflow == "os":
+    if config.array.dataflow == "os" or grouped:
         fields.update(os_word_fields(config))
     if depthwise_mode(config):
         fields["dw"] = 1
@@ -320,6 +321,10 @@ class WindowGenerator(wiring.Component):
     ----------
     config : AccelConfig
         ``config.input_words`` sets the address width.
+    grouped : bool
+        Walk every instruction in the grouped order (the output-stationary walk, whatever
+        its ``os`` bit): the input-stationary reader's generator (:mod:`hdl.is_stream`),
+        whose ``row`` is the tile's column.
 
     Raises
     ------
@@ -327,12 +332,13 @@ class WindowGenerator(wiring.Component):
         If ``config`` is not an :class:`~accel.config.AccelConfig`.
     """
 
-    def __init__(self, config: AccelConfig) -> None:
+    def __init__(self, config: AccelConfig, *, grouped: bool = False) -> None:
         self._config = check_config(config)
+        self._grouped = grouped
         super().__init__(
             {
                 "i": In(stream.Signature(decoded_layout(config))),
-                "o": Out(stream.Signature(window_word_layout(config))),
+                "o": Out(stream.Signature(window_word_layout(config, grouped=grouped))),
             }
         )
 
@@ -485,9 +491,10 @@ class WindowGenerator(wiring.Component):
                 nxt.img_w.eq(ins.origin_w),
             ]
 
-        if self._config.array.dataflow == "os":
-            os_state, os_first, os_nxt, os_last = self._os_walk(m, busy, dec, given)
-            is_last = Mux(ins.os, os_last, is_last)
+        if self._config.array.dataflow == "os" or self._grouped:
+            grouped = Const(1) if self._grouped else ins.os
+            os_state, os_first, os_nxt, os_last = self._os_walk(m, busy, dec, given, grouped)
+            is_last = Mux(grouped, os_last, is_last)
             # The OS walk's updates, in the cycles the weight-stationary walk's happen.
             take = self.o.valid & self.o.ready
             with m.If(~busy & self.i.valid):
@@ -518,12 +525,13 @@ class WindowGenerator(wiring.Component):
                 m.d.sync += busy.eq(0)
         return m
 
-    def _os_walk(self, m: Module, busy, dec, given):
-        """The output-stationary walk (``instr.os``): groups of ``rows`` pixels; per group
-        the passes (``ct``, ``r``, ``s``), per pass the array rows ``p`` (the group's pixels
-        in order, then dummy rows): one word per step, the order in which the OS array's
-        rows take their words (``accel.timing``'s OS section). Drives the word's outputs
-        when ``os``; returns (state, first state, next state, is the instruction's last)."""
+    def _os_walk(self, m: Module, busy, dec, given, grouped):
+        """The grouped walk (``grouped``: ``instr.os``, or always): groups of ``rows``
+        pixels; per group the passes (``ct``, ``r``, ``s``), per pass the array rows ``p``
+        (the group's pixels in order, then dummy rows): one word per step, the order in
+        which the OS array's rows take their words (``accel.timing``'s OS section) and the
+        IS reader its tiles' columns. Drives the word's outputs when ``grouped``; returns
+        (state, first state, next state, is the instruction's last)."""
         rows = self._config.array.rows
         layout = _os_state_layout(self.addr_bits, rows)
         state = Signal(layout, name="os_state", reset_less=True)
@@ -551,7 +559,7 @@ class WindowGenerator(wiring.Component):
         img_w = cur.pass_w + pix.w
         inside = (img_h >= 0) & (img_h < ins.image_h) & (img_w >= 0) & (img_w < ins.image_w)
         o = self.o.payload
-        with m.If(ins.os):
+        with m.If(grouped):
             m.d.comb += [
                 o.addr.eq(cur.pass_addr + pix.addr),
                 o.pad.eq(~inside | pix.end),
@@ -561,7 +569,7 @@ class WindowGenerator(wiring.Component):
                 o.last_pass.eq(is_last),
             ]
         m.d.comb += [
-            o.os.eq(ins.os),
+            o.os.eq(grouped),
             o.row.eq(cur.p),
             o.dummy.eq(pix.end),
             o.first_step.eq(first_pass & (cur.p == 0)),

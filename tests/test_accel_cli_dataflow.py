@@ -7,9 +7,6 @@ from __future__ import annotations
 import csv
 import json
 
-import pytest
-
-import hdl
 from accel import config
 from accel.cli import main
 from accel.isa import Engine
@@ -80,15 +77,6 @@ def test_an_unknown_dataflow_is_named(capsys):
     )
     assert main(["sweep", "tinynet", "--dataflow", "os,os", "-o", "unused"]) == 2
     assert "--dataflow: os is listed twice" in capsys.readouterr().err
-
-
-@pytest.mark.skipif("is" in getattr(hdl, "DATAFLOWS", ("ws",)), reason="the RTL has IS")
-def test_generate_and_verify_refuse_is_until_the_rtl_has_it(tmp_path, capsys):
-    out = tmp_path / "gen"
-    assert main(["generate", "--preset", "tiny", "--dataflow", "is", "-o", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("accel: error: array.dataflow = 'is': the RTL implements")
-    assert not out.exists()
 
 
 def test_sweep_dataflow_axis(tmp_path, capsys):

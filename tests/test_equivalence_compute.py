@@ -95,11 +95,15 @@ class Harness(Elaboratable):
             m.submodules.inputs, m.submodules.weights = inputs, weights = self.sram
             wiring.connect(m, engine.input_rd, inputs.window)
             wiring.connect(m, engine.weight_rd, weights.loader)
+            if "is_rd" in engine.signature.members:  # the input-stationary reader's port
+                wiring.connect(m, engine.is_rd, inputs.transpose)
             return m
         m.submodules.inputs = inputs = Memory(data=self.inputs)
         m.submodules.weights = weights = Memory(data=self.weights)
         wiring.connect(m, engine.input_rd, inputs.read_port())
         wiring.connect(m, engine.weight_rd, weights.read_port())
+        if "is_rd" in engine.signature.members:
+            wiring.connect(m, engine.is_rd, inputs.read_port())
         return m
 
 

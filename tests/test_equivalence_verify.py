@@ -175,9 +175,11 @@ REDUCED = [
 ]
 
 
-#: The other dataflows on 8x8: each zoo model through the output-stationary array (its
-#: depthwise layers on the depthwise mode, so every unit switch between the two).
-DATAFLOW_CONFIGS = [EIGHT.replace(name=f"edge-8x8-{d}", array={"dataflow": d}) for d in ("os",)]
+#: The other dataflows on 8x8: each zoo model through the output- and the input-stationary
+#: array (its depthwise layers on the depthwise mode, so every unit switch between the two).
+DATAFLOW_CONFIGS = [
+    EIGHT.replace(name=f"edge-8x8-{d}", array={"dataflow": d}) for d in ("os", "is")
+]
 
 
 @pytest.mark.slow

@@ -1,0 +1,111 @@
+"""The RTL top on input-stationary ("is") machines against the cycle model and the golden
+model: compiled conv layers and zoo networks (every dense ARRAY COMPUTE with ``is_ = 1``; the
+depthwise mode stays weight-stationary), bit-exact outputs and the model's cycles per
+instruction, in the Amaranth simulator and in Verilator (tests/test_equivalence_rtl.py's
+``check``: total, every instruction's start and done, the performance counters).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from accel import config as cfg
+from accel.compiler import compile
+from accel.isa import ComputeMode, Engine
+from accel.verify import verify as run_verify
+from tests.layers import conv_qnet, conv_reference, random_input, zoo_qnet
+from tests.test_equivalence_rtl import check, zoo_check
+
+IS_TINY = cfg.preset("tiny").replace(array={"dataflow": "is"})
+IS_8X8 = IS_TINY.replace(name="tiny-8x8-is", array={"rows": 8, "cols": 8})
+
+CONVS = {
+    "1x1": dict(c=8, k=4, hw=(3, 5), kernel=(1, 1)),
+    "3x3 pad 1 relu": dict(
+        c=6, k=5, hw=(5, 5), kernel=(3, 3), padding=(1, 1, 1, 1), activation="relu"
+    ),
+    "3x3 stride 2, more channels than columns": dict(
+        c=11, k=19, hw=(6, 7), kernel=(3, 3), stride=(2, 2), padding=(1, 0, 1, 0)
+    ),
+    "5x5 stride 2 pad 2": dict(c=5, k=7, hw=(7, 6), kernel=(5, 5), stride=(2, 2), padding=(2,) * 4),
+    "dilation 2, asymmetric pad": dict(
+        c=4, k=4, hw=(6, 6), kernel=(2, 2), padding=(0, 1, 2, 1), dilation=(2, 2)
+    ),
+    "fewer pixels than columns": dict(c=9, k=13, hw=(1, 3), kernel=(1, 1)),
+    "fc": dict(c=20, k=10, hw=(1, 1), kernel=(1, 1)),
+    "depthwise (weight-stationary) 3x3": dict(
+        c=8, k=8, hw=(5, 5), kernel=(3, 3), padding=(1, 1, 1, 1), groups=8
+    ),
+}
+
+
+def conv_check(name: str, config, backend: str) -> None:
+    rng = np.random.default_rng(len(name))
+    qnet = conv_qnet(rng, **CONVS[name])
+    program = compile(qnet, config)
+    computes = program.streams[Engine.COMPUTE]
+    dense = [i for i in computes if i.mode == ComputeMode.ARRAY and not i.depthwise]
+    assert all(i.is_ for i in dense) and all(not i.is_ for i in computes if i not in dense)
+    if name.startswith("depthwise"):
+        assert any(i.depthwise for i in computes), "the depthwise mode runs beside IS"
+    else:
+        assert dense, "the layer runs on the input-stationary array"
+    x = random_input(rng, qnet)
+    check(program, program.make_image({"input": x}), {"conv": conv_reference(qnet, x)}, backend)
+
+
+AMARANTH = ["1x1", "fewer pixels than columns", "fc", "dilation 2, asymmetric pad"]
+
+
+@pytest.mark.parametrize("config", [IS_TINY, IS_8X8], ids=["tiny-is", "8x8-is"])
+@pytest.mark.parametrize("name", AMARANTH)
+def test_is_conv_layer_bit_and_cycle_exact_amaranth(name, config):
+    conv_check(name, config, "amaranth")
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [pytest.param(name, IS_TINY, id=f"{name}-tiny-is") for name in CONVS]
+    + [pytest.param(name, IS_8X8, id=f"{name}-8x8-is") for name in CONVS],
+)
+def test_is_conv_layer_bit_and_cycle_exact_verilator(name, config):
+    conv_check(name, config, "verilator")
+
+
+@pytest.mark.parametrize("network", ["tinynet", "lenet5"])
+def test_is_zoo_network_bit_and_cycle_exact_verilator(network):
+    zoo_check(network, None, IS_TINY, "verilator")
+
+
+IS_EDGE = cfg.preset("edge").replace(array={"dataflow": "is"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "size"), [("resnet18", 64), ("mobilenet_v2", 64)])
+def test_is_zoo_model_is_bit_and_cycle_exact_in_verilator(name, size):
+    """mobilenet_v2 mixes the depthwise mode (weight-stationary) with IS pointwise layers:
+    every unit switch between the two datapaths of one array."""
+    qnet = zoo_qnet(name, size)
+    result = run_verify(qnet, IS_EDGE)
+    assert result.ok, result.first_mismatch
+    assert len(result.layers) == len(qnet.network.order()) - len(qnet.network.input_names)
+
+
+def test_generate_and_verify_take_an_is_config(tmp_path, capsys):
+    """``accel generate --dataflow is`` writes the IS machine (its manifest says so) and
+    ``accel verify --dataflow is`` runs a network on it, golden == model == RTL."""
+    import hdl
+    from accel.cli import main
+
+    assert "is" in hdl.DATAFLOWS
+    out = tmp_path / "gen"
+    args = ["generate", "--preset", "tiny", "--dataflow", "is", "-o", str(out), "--no-lint"]
+    assert main([*args, "-q"]) == 0
+    manifest = json.loads((out / "accel_top.json").read_text())
+    assert manifest["config"]["values"]["array"]["dataflow"] == "is"
+    assert "transposer" in (out / "accel_top.v").read_text()
+    assert main(["verify", "tinyconv", "--preset", "tiny", "--dataflow", "is", "--quiet"]) == 0
+    capsys.readouterr()
