@@ -94,6 +94,13 @@ def test_is_zoo_model_is_bit_and_cycle_exact_in_verilator(name, size):
     assert len(result.layers) == len(qnet.network.order()) - len(qnet.network.input_names)
 
 
+@pytest.mark.slow
+def test_is_resnet18_224_whole_network_is_bit_and_cycle_exact_in_verilator():
+    result = run_verify(zoo_qnet("resnet18"), IS_EDGE)
+    assert result.ok, result.first_mismatch
+    assert result.rtl_cycles == result.model_cycles > 8_000_000
+
+
 def test_generate_and_verify_take_an_is_config(tmp_path, capsys):
     """``accel generate --dataflow is`` writes the IS machine (its manifest says so) and
     ``accel verify --dataflow is`` runs a network on it, golden == model == RTL."""
