@@ -61,6 +61,7 @@ from amaranth.lib.wiring import In, Out
 
 from accel.config import AccelConfig
 from hdl._check import check_config, check_count
+from hdl.block_fifo import BlockFIFO
 from hdl.dram import (
     ADDR_BITS,
     BYTES_BITS,
@@ -216,7 +217,7 @@ class _Bursts(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         shift = (self._bytes - 1).bit_length()
-        m.submodules.queue = queue = fifo.SyncFIFO(width=_TRANSFER.size, depth=self._depth)
+        m.submodules.queue = queue = BlockFIFO(width=_TRANSFER.size, depth=self._depth)
         busy = Signal()  # a transfer's later bursts are left
         cursor = Signal(_TRANSFER, reset_less=True)
         source = Signal(_TRANSFER)
@@ -264,7 +265,9 @@ class AxiMaster(wiring.Component):
         ``config.dram.latency`` (>= 1).
     depth : int, optional
         Read requests accepted and not yet sent to the LOAD engine, and AR, AW and B entries
-        that may wait (default ``latency + 2048``, as :class:`hdl.dram.Dram`).
+        that may wait (default ``latency + 2048``, as :class:`hdl.dram.Dram`). These four
+        queues are :class:`hdl.block_fifo.BlockFIFO` queues (block RAM, ``SyncFIFO`` timing); the
+        R and W queues (8 entries) are ``SyncFIFO`` queues (LUT RAM).
 
     Ports
     -----
@@ -345,7 +348,7 @@ class AxiMaster(wiring.Component):
         axi = self.axi
         request = read_request_layout()
         m.submodules.ar_bursts = bursts = _Bursts(size, self._depth)
-        m.submodules.requests = requests = fifo.SyncFIFO(width=request.size, depth=self._depth)
+        m.submodules.requests = requests = BlockFIFO(width=request.size, depth=self._depth)
         m.submodules.r_fifo = blocks = fifo.SyncFIFO(width=8 * size, depth=8)
 
         # --- requests: to AR and to the realigner's queue at once ----------------------------
@@ -449,7 +452,7 @@ class AxiMaster(wiring.Component):
             {"data": unsigned(8 * size), "strb": unsigned(size), "last": 1, "end": 1}
         )
         m.submodules.w_fifo = pending = fifo.SyncFIFO(width=beat_layout.size, depth=8)
-        m.submodules.b_fifo = flags = fifo.SyncFIFO(width=1, depth=self._depth)
+        m.submodules.b_fifo = flags = BlockFIFO(width=1, depth=self._depth)
 
         beat = self.w.payload
         lane = beat.addr[:shift] if shift else Const(0, 1)
