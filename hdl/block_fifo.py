@@ -6,11 +6,15 @@ behaviour: an entry written in cycle ``t`` is at the head (``r_rdy``, ``r_data``
 ``t + 1``, and the head can be taken in every cycle. Unlike ``SyncFIFO``, whose head is an
 asynchronous memory read (LUT RAM on an FPGA), its memory is read synchronously, so that
 Yosys maps a deep queue to block RAM (DP16KD on ECP5). Unlike ``SyncFIFOBuffered``, which
-adds a cycle between a write to an empty queue and its entry at the head, no cycle is added:
-the memory is read one cycle ahead, at the address the head will have in the next cycle
-(the next entry when the head is taken, else the head), and an entry written in the cycle
-in which it becomes the head comes from a register instead of the memory (which returns
-that address's old contents in that cycle).
+adds a cycle between a write to an empty queue and its entry at the head, no cycle is added.
+
+How: the head is a register (``r_data`` comes from flip-flops, not from the memory's
+output), and the memory is read one cycle ahead at the entry that will follow the head in
+the next cycle, so that when the head is taken its successor is at the memory's output. An
+entry written in the cycle in which it becomes the head goes straight into the head
+register; one written where the memory is read in that cycle (it becomes the successor)
+comes from a second register in the next cycle, since the memory then returns the old
+contents.
 """
 
 from __future__ import annotations
@@ -65,20 +69,23 @@ class BlockFIFO(Elaboratable):
             return Mux(pointer == depth - 1, 0, pointer + 1)
 
         produce = Signal(range(depth))
-        consume = Signal(range(depth))
+        consume = Signal(range(depth))  # the head's address
+        after = Signal(range(depth), init=1 % depth)  # the address that follows it
         do_write = self.w_en & self.w_rdy
         do_read = self.r_en & self.r_rdy
-        ahead = Signal(range(depth))  # the head's address in the next cycle
+        kept = Signal(range(depth + 1))  # entries left once this cycle's read is done
         m.d.comb += [
             self.w_rdy.eq(self.level != depth),
             self.r_rdy.eq(self.level != 0),
-            ahead.eq(Mux(do_read, incr(consume), consume)),
+            kept.eq(self.level - do_read),
             w_port.addr.eq(produce),
             w_port.data.eq(self.w_data),
             w_port.en.eq(do_write),
-            r_port.addr.eq(ahead),
+            # The entry after the next cycle's head.
+            r_port.addr.eq(Mux(do_read, incr(after), after)),
         ]
-        m.d.sync += consume.eq(ahead)
+        with m.If(do_read):
+            m.d.sync += [consume.eq(after), after.eq(incr(after))]
         with m.If(do_write):
             m.d.sync += produce.eq(incr(produce))
         with m.If(do_write & ~do_read):
@@ -86,12 +93,20 @@ class BlockFIFO(Elaboratable):
         with m.Elif(do_read & ~do_write):
             m.d.sync += self.level.eq(self.level - 1)
 
-        # An entry written where the memory is read in the same cycle (the queue is empty once
-        # this cycle's read is done) is the next head: the memory returns the old contents.
+        # The head's successor: the memory's output, or the entry written where the memory
+        # was read (the memory returned that address's old contents).
         latest = Signal(self.width, reset_less=True)
         written = Signal()
-        m.d.sync += written.eq(do_write & (self.level == do_read))
+        successor = Signal(self.width)
+        m.d.sync += written.eq(do_write & (kept == 1))
         with m.If(do_write):
             m.d.sync += latest.eq(self.w_data)
-        m.d.comb += self.r_data.eq(Mux(written, latest, r_port.data))
+        m.d.comb += successor.eq(Mux(written, latest, r_port.data))
+
+        head = Signal(self.width, reset_less=True)
+        with m.If(do_write & (kept == 0)):
+            m.d.sync += head.eq(self.w_data)
+        with m.Elif(do_read):
+            m.d.sync += head.eq(successor)
+        m.d.comb += self.r_data.eq(head)
         return m
