@@ -190,6 +190,43 @@ def _align(addr, shift: int):
     return Cat(Const(0, shift), addr[shift:ADDR_BITS]) if shift else addr[:ADDR_BITS]
 
 
+def _cursor_layout(size: int) -> data.StructLayout:
+    """The realigner's position in a request: its next beat starts at ``addr``, ``left``
+    bytes of the request and ``word_left`` of the current ``word``-byte word are left; the
+    beat's ``count`` bytes, whether they ``cross`` into the next bus block of ``size`` bytes,
+    and whether the beat is the request's ``last`` and its word's (``word_last``)."""
+    return data.StructLayout(
+        {
+            "addr": unsigned(ADDR_BITS),
+            "left": unsigned(BYTES_BITS),
+            "word_left": unsigned(BYTES_BITS),
+            "word": unsigned(BYTES_BITS),
+            "count": range(size + 1),
+            "crosses": 1,
+            "last": 1,
+            "word_last": 1,
+        }
+    )
+
+
+def _cut(cursor, *, addr, left, word, word_left, size: int) -> list:
+    """Assignments of a position to ``cursor``: the given fields and the next beat's cut
+    (at most ``size`` bytes, never across the word)."""
+    shift = (size - 1).bit_length()
+    count = Mux(word_left < size, word_left, size)
+    lane = addr[:shift] if shift else Const(0, 1)
+    return [
+        cursor.addr.eq(addr),
+        cursor.left.eq(left),
+        cursor.word.eq(word),
+        cursor.word_left.eq(word_left),
+        cursor.count.eq(count),
+        cursor.crosses.eq(lane + count > size),
+        cursor.last.eq(left == count),
+        cursor.word_last.eq(word_left <= size),
+    ]
+
+
 #: A transfer for :class:`_Bursts`: ``beats`` bus blocks from the block at ``addr``.
 _TRANSFER = data.StructLayout({"addr": unsigned(ADDR_BITS), "beats": unsigned(BYTES_BITS + 1)})
 
@@ -346,21 +383,32 @@ class AxiMaster(wiring.Component):
 
     def _read(self, m: Module, size: int, shift: int) -> None:
         axi = self.axi
-        request = read_request_layout()
         m.submodules.ar_bursts = bursts = _Bursts(size, self._depth)
-        m.submodules.requests = requests = BlockFIFO(width=request.size, depth=self._depth)
+        # The realigner's queue holds each request as the walk's position at its first beat.
+        m.submodules.requests = requests = BlockFIFO(
+            width=_cursor_layout(size).size, depth=self._depth
+        )
         m.submodules.r_fifo = blocks = fifo.SyncFIFO(width=8 * size, depth=8)
 
         # --- requests: to AR and to the realigner's queue at once ----------------------------
         req = self.ar.payload
         offset = req.addr[:shift] if shift else Const(0, 1)
+        first = Signal(_cursor_layout(size))
+        m.d.comb += requests.w_data.eq(first)
         m.d.comb += [
             self.ar.ready.eq(bursts.i.ready & requests.w_rdy),
             bursts.i.valid.eq(self.ar.valid & requests.w_rdy),
             bursts.i.payload.addr.eq(_align(req.addr, shift)),
             bursts.i.payload.beats.eq((offset + req.bytes + size - 1) >> shift),
             requests.w_en.eq(self.ar.valid & self.ar.ready),
-            requests.w_data.eq(req),
+            *_cut(
+                first,
+                addr=req.addr,
+                left=req.bytes,
+                word=req.word,
+                word_left=Mux(req.word < req.bytes, req.word, req.bytes),
+                size=size,
+            ),
             axi.arvalid.eq(bursts.valid),
             axi.araddr.eq(bursts.addr),
             axi.arlen.eq(bursts.len),
@@ -381,57 +429,44 @@ class AxiMaster(wiring.Component):
         ]
 
         # --- the realigner: Dram's beat walk over (held block, next block) -------------------
-        cursor_layout = data.StructLayout(
-            {
-                "addr": unsigned(ADDR_BITS),
-                "left": unsigned(BYTES_BITS),  # bytes of the request not yet sent
-                "word_left": unsigned(BYTES_BITS),  # bytes of the current word not yet sent
-                "word": unsigned(BYTES_BITS),
-            }
-        )
+        # The walk's position (`cursor`) carries its next beat's fields (`count`, `crosses`,
+        # `last`, `word_last`), computed a cycle ahead: for a request's first beat when it is
+        # queued, for the later beats when the beat before is sent. A beat's cut is then a
+        # choice between two registers (the queue's head, the cursor), no arithmetic.
         busy = Signal()
         hold = Signal()  # `held` is the block of cur.addr (else the next block is)
         held = Signal(8 * size, reset_less=True)
-        cursor = Signal(cursor_layout, reset_less=True)
-        head = request(requests.r_data)
-        fresh = Signal(cursor_layout)
-        cur = Signal(cursor_layout)
-        m.d.comb += [
-            fresh.addr.eq(head.addr),
-            fresh.left.eq(head.bytes),
-            fresh.word_left.eq(Mux(head.word < head.bytes, head.word, head.bytes)),
-            fresh.word.eq(head.word),
-            cur.eq(Mux(busy, cursor, fresh)),
-        ]
-        count = Mux(cur.word_left < size, cur.word_left, size)
+        cursor = Signal(_cursor_layout(size), reset_less=True)
+        cur = Signal(_cursor_layout(size))
+        m.d.comb += cur.eq(Mux(busy, cursor, requests.r_data))
+        count, crosses, last = cur.count, cur.crosses, cur.last
         lane = cur.addr[:shift] if shift else Const(0, 1)
-        crosses = lane + count > size
         need_block = ~hold | crosses
         step = (busy | requests.r_rdy) & (~need_block | block_valid)
         emit = step & (hold | ~crosses)  # hold 0 and crossing: take the first block only
-        last = cur.left == count
-        word_last = cur.word_left <= size
         m.d.comb += pop.eq(step & need_block)
         window = Mux(hold, Cat(held, block), Cat(block, block))
         shifted = (window >> (lane << 3))[: 8 * size]
         m.d.comb += [
             self.r.valid.eq(emit),
             self.r.payload.count.eq(count),
-            self.r.payload.word_last.eq(word_last),
+            self.r.payload.word_last.eq(cur.word_last),
             self.r.payload.last.eq(last),
         ]
         for k in range(size):
             m.d.comb += self.r.payload.data[k].eq(Mux(k < count, shifted[8 * k : 8 * k + 8], 0))
         left = cur.left - count
-        nxt = Signal(cursor_layout)
-        m.d.comb += [
-            nxt.addr.eq(cur.addr + count),
-            nxt.left.eq(left),
-            nxt.word.eq(cur.word),
-            nxt.word_left.eq(
-                Mux(word_last, Mux(cur.word < left, cur.word, left), cur.word_left - count)
+        nxt = Signal(_cursor_layout(size))
+        m.d.comb += _cut(
+            nxt,
+            addr=cur.addr + count,
+            left=left,
+            word=cur.word,
+            word_left=Mux(
+                cur.word_last, Mux(cur.word < left, cur.word, left), cur.word_left - count
             ),
-        ]
+            size=size,
+        )
         m.d.comb += requests.r_en.eq(step & ~busy)
         with m.If(pop):
             m.d.sync += held.eq(block)
