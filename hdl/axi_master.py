@@ -201,6 +201,7 @@ def _cursor_layout(size: int) -> data.StructLayout:
             "left": unsigned(BYTES_BITS),
             "word_left": unsigned(BYTES_BITS),
             "word": unsigned(BYTES_BITS),
+            "word_size": range(size + 1),  # min(word, size): a whole word's first beat
             "count": range(size + 1),
             "crosses": 1,
             "last": 1,
@@ -209,16 +210,17 @@ def _cursor_layout(size: int) -> data.StructLayout:
     )
 
 
-def _cut(cursor, *, addr, left, word, word_left, size: int) -> list:
-    """Assignments of a position to ``cursor``: the given fields and the next beat's cut
-    (at most ``size`` bytes, never across the word)."""
+def _cut(cursor, *, addr, left, word, word_size, word_left, count, size: int) -> list:
+    """Assignments of a position to ``cursor``: the given fields (``count``, the next beat's
+    bytes, is ``min(word_left, size)``, passed in so that the caller can compute it the
+    shortest way) and the next beat's flags."""
     shift = (size - 1).bit_length()
-    count = Mux(word_left < size, word_left, size)
     lane = addr[:shift] if shift else Const(0, 1)
     return [
         cursor.addr.eq(addr),
         cursor.left.eq(left),
         cursor.word.eq(word),
+        cursor.word_size.eq(word_size),
         cursor.word_left.eq(word_left),
         cursor.count.eq(count),
         cursor.crosses.eq(lane + count > size),
@@ -394,6 +396,7 @@ class AxiMaster(wiring.Component):
         req = self.ar.payload
         offset = req.addr[:shift] if shift else Const(0, 1)
         first = Signal(_cursor_layout(size))
+        word_size = Mux(req.word < size, req.word, size)
         m.d.comb += requests.w_data.eq(first)
         m.d.comb += [
             self.ar.ready.eq(bursts.i.ready & requests.w_rdy),
@@ -406,7 +409,9 @@ class AxiMaster(wiring.Component):
                 addr=req.addr,
                 left=req.bytes,
                 word=req.word,
+                word_size=word_size,
                 word_left=Mux(req.word < req.bytes, req.word, req.bytes),
+                count=Mux(word_size < req.bytes, word_size, req.bytes),
                 size=size,
             ),
             axi.arvalid.eq(bursts.valid),
@@ -455,15 +460,22 @@ class AxiMaster(wiring.Component):
         ]
         for k in range(size):
             m.d.comb += self.r.payload.data[k].eq(Mux(k < count, shifted[8 * k : 8 * k + 8], 0))
+        # The next beat's count, min(word_left', size), without word_left' on its path: a new
+        # word's is min(word, size, left'), the current word's min(word_left - count, size).
         left = cur.left - count
+        in_word = cur.word_left - count
         nxt = Signal(_cursor_layout(size))
         m.d.comb += _cut(
             nxt,
             addr=cur.addr + count,
             left=left,
             word=cur.word,
-            word_left=Mux(
-                cur.word_last, Mux(cur.word < left, cur.word, left), cur.word_left - count
+            word_size=cur.word_size,
+            word_left=Mux(cur.word_last, Mux(cur.word < left, cur.word, left), in_word),
+            count=Mux(
+                cur.word_last,
+                Mux(left < cur.word_size, left, cur.word_size),
+                Mux(in_word < size, in_word, size),
             ),
             size=size,
         )
