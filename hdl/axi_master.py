@@ -61,6 +61,7 @@ from amaranth.lib.wiring import In, Out
 
 from accel.config import AccelConfig
 from hdl._check import check_config, check_count
+from hdl.block_fifo import BlockFIFO
 from hdl.dram import (
     ADDR_BITS,
     BYTES_BITS,
@@ -189,6 +190,45 @@ def _align(addr, shift: int):
     return Cat(Const(0, shift), addr[shift:ADDR_BITS]) if shift else addr[:ADDR_BITS]
 
 
+def _cursor_layout(size: int) -> data.StructLayout:
+    """The realigner's position in a request: its next beat starts at ``addr``, ``left``
+    bytes of the request and ``word_left`` of the current ``word``-byte word are left; the
+    beat's ``count`` bytes, whether they ``cross`` into the next bus block of ``size`` bytes,
+    and whether the beat is the request's ``last`` and its word's (``word_last``)."""
+    return data.StructLayout(
+        {
+            "addr": unsigned(ADDR_BITS),
+            "left": unsigned(BYTES_BITS),
+            "word_left": unsigned(BYTES_BITS),
+            "word": unsigned(BYTES_BITS),
+            "word_size": range(size + 1),  # min(word, size): a whole word's first beat
+            "count": range(size + 1),
+            "crosses": 1,
+            "last": 1,
+            "word_last": 1,
+        }
+    )
+
+
+def _cut(cursor, *, addr, left, word, word_size, word_left, count, size: int) -> list:
+    """Assignments of a position to ``cursor``: the given fields (``count``, the next beat's
+    bytes, is ``min(word_left, size)``, passed in so that the caller can compute it the
+    shortest way) and the next beat's flags."""
+    shift = (size - 1).bit_length()
+    lane = addr[:shift] if shift else Const(0, 1)
+    return [
+        cursor.addr.eq(addr),
+        cursor.left.eq(left),
+        cursor.word.eq(word),
+        cursor.word_size.eq(word_size),
+        cursor.word_left.eq(word_left),
+        cursor.count.eq(count),
+        cursor.crosses.eq(lane + count > size),
+        cursor.last.eq(left == count),
+        cursor.word_last.eq(word_left <= size),
+    ]
+
+
 #: A transfer for :class:`_Bursts`: ``beats`` bus blocks from the block at ``addr``.
 _TRANSFER = data.StructLayout({"addr": unsigned(ADDR_BITS), "beats": unsigned(BYTES_BITS + 1)})
 
@@ -216,7 +256,7 @@ class _Bursts(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         shift = (self._bytes - 1).bit_length()
-        m.submodules.queue = queue = fifo.SyncFIFO(width=_TRANSFER.size, depth=self._depth)
+        m.submodules.queue = queue = BlockFIFO(width=_TRANSFER.size, depth=self._depth)
         busy = Signal()  # a transfer's later bursts are left
         cursor = Signal(_TRANSFER, reset_less=True)
         source = Signal(_TRANSFER)
@@ -264,7 +304,9 @@ class AxiMaster(wiring.Component):
         ``config.dram.latency`` (>= 1).
     depth : int, optional
         Read requests accepted and not yet sent to the LOAD engine, and AR, AW and B entries
-        that may wait (default ``latency + 2048``, as :class:`hdl.dram.Dram`).
+        that may wait (default ``latency + 2048``, as :class:`hdl.dram.Dram`). These four
+        queues are :class:`hdl.block_fifo.BlockFIFO` queues (block RAM, ``SyncFIFO`` timing); the
+        R and W queues (8 entries) are ``SyncFIFO`` queues (LUT RAM).
 
     Ports
     -----
@@ -343,21 +385,35 @@ class AxiMaster(wiring.Component):
 
     def _read(self, m: Module, size: int, shift: int) -> None:
         axi = self.axi
-        request = read_request_layout()
         m.submodules.ar_bursts = bursts = _Bursts(size, self._depth)
-        m.submodules.requests = requests = fifo.SyncFIFO(width=request.size, depth=self._depth)
+        # The realigner's queue holds each request as the walk's position at its first beat.
+        m.submodules.requests = requests = BlockFIFO(
+            width=_cursor_layout(size).size, depth=self._depth
+        )
         m.submodules.r_fifo = blocks = fifo.SyncFIFO(width=8 * size, depth=8)
 
         # --- requests: to AR and to the realigner's queue at once ----------------------------
         req = self.ar.payload
         offset = req.addr[:shift] if shift else Const(0, 1)
+        first = Signal(_cursor_layout(size))
+        word_size = Mux(req.word < size, req.word, size)
+        m.d.comb += requests.w_data.eq(first)
         m.d.comb += [
             self.ar.ready.eq(bursts.i.ready & requests.w_rdy),
             bursts.i.valid.eq(self.ar.valid & requests.w_rdy),
             bursts.i.payload.addr.eq(_align(req.addr, shift)),
             bursts.i.payload.beats.eq((offset + req.bytes + size - 1) >> shift),
             requests.w_en.eq(self.ar.valid & self.ar.ready),
-            requests.w_data.eq(req),
+            *_cut(
+                first,
+                addr=req.addr,
+                left=req.bytes,
+                word=req.word,
+                word_size=word_size,
+                word_left=Mux(req.word < req.bytes, req.word, req.bytes),
+                count=Mux(word_size < req.bytes, word_size, req.bytes),
+                size=size,
+            ),
             axi.arvalid.eq(bursts.valid),
             axi.araddr.eq(bursts.addr),
             axi.arlen.eq(bursts.len),
@@ -378,57 +434,51 @@ class AxiMaster(wiring.Component):
         ]
 
         # --- the realigner: Dram's beat walk over (held block, next block) -------------------
-        cursor_layout = data.StructLayout(
-            {
-                "addr": unsigned(ADDR_BITS),
-                "left": unsigned(BYTES_BITS),  # bytes of the request not yet sent
-                "word_left": unsigned(BYTES_BITS),  # bytes of the current word not yet sent
-                "word": unsigned(BYTES_BITS),
-            }
-        )
+        # The walk's position (`cursor`) carries its next beat's fields (`count`, `crosses`,
+        # `last`, `word_last`), computed a cycle ahead: for a request's first beat when it is
+        # queued, for the later beats when the beat before is sent. A beat's cut is then a
+        # choice between two registers (the queue's head, the cursor), no arithmetic.
         busy = Signal()
         hold = Signal()  # `held` is the block of cur.addr (else the next block is)
         held = Signal(8 * size, reset_less=True)
-        cursor = Signal(cursor_layout, reset_less=True)
-        head = request(requests.r_data)
-        fresh = Signal(cursor_layout)
-        cur = Signal(cursor_layout)
-        m.d.comb += [
-            fresh.addr.eq(head.addr),
-            fresh.left.eq(head.bytes),
-            fresh.word_left.eq(Mux(head.word < head.bytes, head.word, head.bytes)),
-            fresh.word.eq(head.word),
-            cur.eq(Mux(busy, cursor, fresh)),
-        ]
-        count = Mux(cur.word_left < size, cur.word_left, size)
+        cursor = Signal(_cursor_layout(size), reset_less=True)
+        cur = Signal(_cursor_layout(size))
+        m.d.comb += cur.eq(Mux(busy, cursor, requests.r_data))
+        count, crosses, last = cur.count, cur.crosses, cur.last
         lane = cur.addr[:shift] if shift else Const(0, 1)
-        crosses = lane + count > size
         need_block = ~hold | crosses
         step = (busy | requests.r_rdy) & (~need_block | block_valid)
         emit = step & (hold | ~crosses)  # hold 0 and crossing: take the first block only
-        last = cur.left == count
-        word_last = cur.word_left <= size
         m.d.comb += pop.eq(step & need_block)
         window = Mux(hold, Cat(held, block), Cat(block, block))
         shifted = (window >> (lane << 3))[: 8 * size]
         m.d.comb += [
             self.r.valid.eq(emit),
             self.r.payload.count.eq(count),
-            self.r.payload.word_last.eq(word_last),
+            self.r.payload.word_last.eq(cur.word_last),
             self.r.payload.last.eq(last),
         ]
         for k in range(size):
             m.d.comb += self.r.payload.data[k].eq(Mux(k < count, shifted[8 * k : 8 * k + 8], 0))
+        # The next beat's count, min(word_left', size), without word_left' on its path: a new
+        # word's is min(word, size, left'), the current word's min(word_left - count, size).
         left = cur.left - count
-        nxt = Signal(cursor_layout)
-        m.d.comb += [
-            nxt.addr.eq(cur.addr + count),
-            nxt.left.eq(left),
-            nxt.word.eq(cur.word),
-            nxt.word_left.eq(
-                Mux(word_last, Mux(cur.word < left, cur.word, left), cur.word_left - count)
+        in_word = cur.word_left - count
+        nxt = Signal(_cursor_layout(size))
+        m.d.comb += _cut(
+            nxt,
+            addr=cur.addr + count,
+            left=left,
+            word=cur.word,
+            word_size=cur.word_size,
+            word_left=Mux(cur.word_last, Mux(cur.word < left, cur.word, left), in_word),
+            count=Mux(
+                cur.word_last,
+                Mux(left < cur.word_size, left, cur.word_size),
+                Mux(in_word < size, in_word, size),
             ),
-        ]
+            size=size,
+        )
         m.d.comb += requests.r_en.eq(step & ~busy)
         with m.If(pop):
             m.d.sync += held.eq(block)
@@ -449,7 +499,7 @@ class AxiMaster(wiring.Component):
             {"data": unsigned(8 * size), "strb": unsigned(size), "last": 1, "end": 1}
         )
         m.submodules.w_fifo = pending = fifo.SyncFIFO(width=beat_layout.size, depth=8)
-        m.submodules.b_fifo = flags = fifo.SyncFIFO(width=1, depth=self._depth)
+        m.submodules.b_fifo = flags = BlockFIFO(width=1, depth=self._depth)
 
         beat = self.w.payload
         lane = beat.addr[:shift] if shift else Const(0, 1)

@@ -205,8 +205,8 @@ class AxiAccelerator(wiring.Component):
         ``m_axi_insn``).
     master_depth : int, optional
         The queue depth of :class:`~hdl.axi_master.AxiMaster` (default: its own,
-        ``latency + 2048``, deep enough for the contract's unbounded queues; its FIFOs are
-        LUT RAM, too much of it for an LFE5U-45F, ``docs/synthesis.md``).
+        ``latency + 2048``, deep enough for the contract's unbounded queues; its deep FIFOs
+        are block RAM, :class:`hdl.block_fifo.BlockFIFO`).
 
     Ports
     -----

@@ -156,7 +156,8 @@ class InstructionFetch(wiring.Component):
             width=tag.size, depth=engines * depth
         )
         head = tag(outstanding.r_data)
-        beat = Signal(range(beats))  # of the head burst
+        # The beat of the head burst (no zero-width wire for one-beat bursts: it lints clean).
+        beat = Signal(range(beats)) if beats > 1 else Const(0, 1)
         r_take = axi.rvalid & outstanding.r_rdy
         r_last = r_take & (beat == beats - 1)
         m.d.comb += [

@@ -10,10 +10,14 @@ The case directory ``$ACCEL_BENCH_DIR`` holds ``case.npz`` (written by the pytes
 and an ``AxiRamRead`` over the same memory on ``m_axi_insn``; ``contract``:
 tests/axi_slave.py's ``AxiSlave`` on each, sharing one memory of the config's ``latency``),
 ``latency``, ``pause`` (the probability that an AXI channel of the memory pauses in a cycle),
-``seed`` and ``max_cycles``. The bench puts the image into that memory, programs the
-registers with cocotbext-axi's ``AxiLiteMaster`` on ``s_axil``, writes ``CTRL.START``, waits
-for ``irq``, reads ``STATUS`` and the cycle counter, clears the interrupt, and writes
-``result.npz``: ``dram`` (the memory afterwards), ``cycles``, ``status``, ``irq_status``.
+``fault`` (a byte range ``(lo, hi)``, empty for none: with ``axiram``, every data read of
+``m_axi`` touching it fails, which cocotbext-axi answers with RRESP SLVERR), ``seed`` and
+``max_cycles``. The bench puts the image into that memory, programs the registers with
+cocotbext-axi's ``AxiLiteMaster`` on ``s_axil``, writes ``CTRL.START``, waits for ``irq`` and
+then for ``STATUS.BUSY`` to fall, reads ``STATUS``, ``IRQ_STATUS``, ``ERROR_CAUSE``, the
+cycle counter and ``AXI_STALL``, clears the interrupt, and writes ``result.npz``: ``dram``
+(the memory afterwards), ``cycles``, ``status``, ``irq_status``, ``error_cause``,
+``axi_stall``.
 """
 
 from __future__ import annotations
@@ -93,6 +97,16 @@ async def run_program(dut):
         ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=int(image.size))
         insn = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi_insn"), dut.clk, dut.rst, mem=ram.mem)
         ram.write(0, image.tobytes())
+        lo, hi = (int(v) for v in case["fault"])
+        if lo < hi:
+            read = ram.read_if._read  # cocotbext-axi answers SLVERR when it raises
+
+            async def faulty_read(address, length):
+                if address < hi and lo < address + length:
+                    raise OSError(f"injected fault at {address:#x}")
+                return await read(address, length)
+
+            ram.read_if._read = faulty_read
         if pause:
             rng = random.Random(int(case["seed"]))
             for channel in (
@@ -141,10 +155,19 @@ async def run_program(dut):
         await ClockCycles(dut.clk, 64)
         waited += 64
         assert waited <= int(case["max_cycles"]), f"no irq after {waited} cycles"
+    # An error raises irq while the engines still finish what they hold: wait for BUSY to fall.
     status = await axil.read_dword(offsets["STATUS"])
+    while status & 1:
+        waited += 8
+        assert waited <= int(case["max_cycles"]), f"still BUSY after {waited} cycles"
+        await ClockCycles(dut.clk, 8)
+        status = await axil.read_dword(offsets["STATUS"])
     irq_status = await axil.read_dword(offsets["IRQ_STATUS"])
+    error_cause = await axil.read_dword(offsets["ERROR_CAUSE"])
     lo = await axil.read_dword(offsets["CYCLE_LO"])
     hi = await axil.read_dword(offsets["CYCLE_HI"])
+    stall_lo = await axil.read_dword(offsets["AXI_STALL_LO"])
+    stall_hi = await axil.read_dword(offsets["AXI_STALL_HI"])
     await axil.write_dword(offsets["IRQ_STATUS"], irq_status)
     await ClockCycles(dut.clk, 2)
     assert not int(dut.irq.value), "irq still high after IRQ_STATUS was cleared"
@@ -154,4 +177,6 @@ async def run_program(dut):
         cycles=hi << 32 | lo,
         status=status,
         irq_status=irq_status,
+        error_cause=error_cause,
+        axi_stall=stall_hi << 32 | stall_lo,
     )

@@ -50,7 +50,11 @@ REGISTER_NAMES = [
     "IRQ_STATUS",
     "CYCLE_LO",
     "CYCLE_HI",
+    "ERROR_CAUSE",
+    "AXI_STALL_LO",
+    "AXI_STALL_HI",
 ]
+FIELD = {(reg.name, f.name): f.mask for reg in REGISTERS for f in reg.fields}
 
 
 def build(config) -> Path:
@@ -77,9 +81,13 @@ def build(config) -> Path:
     return build_dir
 
 
-def run_bench(build_dir: Path, case_dir: Path, program, image, *, memory, pause, seed, max_cycles):
+def run_bench(
+    build_dir: Path, case_dir: Path, program, image, *, memory, pause, seed, max_cycles, fault=None
+):
     """The bench on ``image`` with the program after it (``Program.with_instructions``);
-    returns the memory's data part (``dram``), ``cycles``, ``status`` and ``irq_status``."""
+    ``fault``: a byte range whose reads ``axiram`` answers with SLVERR. Returns the memory's
+    data part (``dram``), ``cycles``, ``status``, ``irq_status``, ``error_cause`` and
+    ``axi_stall``."""
     memory_image, bases = program.with_instructions(image)
     offsets = {reg.name: reg.offset for reg in REGISTERS}
     np.savez(
@@ -91,6 +99,7 @@ def run_bench(build_dir: Path, case_dir: Path, program, image, *, memory, pause,
         memory=memory,
         latency=program.config.dram.latency,
         pause=pause,
+        fault=np.array(fault or (0, 0), dtype=np.int64),
         seed=seed,
         max_cycles=max_cycles,
     )
@@ -161,7 +170,41 @@ def test_tinynet_over_axi_matches_golden(tinynet, memory, pause, tmp_path):
         f"\ntinynet on tiny, {memory} memory, pause {pause}: {cycles} cycles, "
         f"model {model.total_cycles}"
     )
+    stall = int(got["axi_stall"])
+    print(f"AXI_STALL {stall}")
+    assert int(got["error_cause"]) == 0
     if memory == "contract" and not pause:
         assert cycles == model.total_cycles
+        assert stall == 0  # the contract's slave never lowers a ready
     elif memory == "contract":
         assert cycles > model.total_cycles
+    if pause:
+        assert stall > 0  # paused AR/AW/W channels are counted
+
+
+@pytest.mark.slow
+def test_a_slverr_from_axiram_is_reported_and_stops_tinynet(tinynet, tmp_path):
+    """cocotbext-axi's AxiRam answers SLVERR for reads of the network's input: STATUS.ERROR
+    (not DONE, not BUSY), ERROR_CAUSE.DATA_READ, IRQ_STATUS.ERROR (the bench waited for
+    irq and saw it fall when IRQ_STATUS was cleared), and the outputs are not all written."""
+    program, model = tinynet["program"], tinynet["model"]
+    where = next(iter(program.inputs.values())).addr
+    got = run_bench(
+        tinynet["build"],
+        tmp_path,
+        program,
+        tinynet["image"],
+        memory="axiram",
+        pause=0.0,
+        seed=14,
+        max_cycles=20 * model.total_cycles,
+        fault=(where, where + 1),
+    )
+    status = int(got["status"])
+    busy, done, error = (FIELD["STATUS", n] for n in ("BUSY", "DONE", "ERROR"))
+    assert status & (busy | done | error) == error
+    assert int(got["irq_status"]) == FIELD["IRQ_STATUS", "ERROR"]
+    assert int(got["error_cause"]) == FIELD["ERROR_CAUSE", "DATA_READ"]
+    assert int(got["cycles"]) < model.total_cycles  # stopped early
+    outputs = program.read_outputs(got["dram"])
+    assert any(not np.array_equal(outputs[name], want) for name, want in tinynet["golden"].items())

@@ -13,6 +13,7 @@ import pytest
 
 from accel.config import preset
 from hdl.array import SystolicArray
+from hdl.axi_master import AxiMaster
 from hdl.flow import synth
 from hdl.flow.synth import FAMILIES, Resources, SynthesisError, synthesise
 from hdl.pe import ProcessingElement
@@ -30,6 +31,17 @@ def array_config(rows: int, cols: int):
 
 
 # Slow: Yosys runs ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@needs_yosys
+def test_the_axi_masters_deep_queues_are_block_ram():
+    """The four 2,056-entry queues of the tiny AxiMaster (hdl.block_fifo.BlockFIFO) map to
+    DP16KD; only the two 8-entry R and W SyncFIFOs stay LUT RAM (one 2,056 x 49 transfer queue
+    as a SyncFIFO would take 129 x 13 = 1,677 16x4 TRELLIS_DPR16X4 cells)."""
+    master = synthesise(AxiMaster(preset("tiny")), top="axi_master", family="ecp5")
+    assert master.cells["DP16KD"] == master.brams >= 4
+    assert master.lutram <= 32
 
 
 @pytest.mark.slow
