@@ -51,7 +51,7 @@ i : In(stream.Signature(PostRow), always ready)
     ``out_zero_point``, ``act_min``, ``act_max``, ``lut``, ``table``, ``prelu``.
 table : In(table_lookup_signature(config))
     The table buffer's lookup port (:class:`hdl.buffers.TableBuffer`'s ``post``): a byte
-    address per lane in stage 6, the bytes one cycle later.
+    address per lane from the stage-6 register, the bytes in the same cycle.
 o : Out(stream.Signature(ArrayLayout(signed(8), cols)), always ready)
     The output word.
 """
@@ -98,8 +98,8 @@ def table_addr_bits(config: AccelConfig) -> int:
 
 def table_lookup_signature(config: AccelConfig) -> wiring.Signature:
     """The table buffer's lookup port, from the buffer's side: ``addr`` (a byte address per
-    lane) in cycle ``t``, ``data`` (that byte, int8, per lane) in cycle ``t + 1``; a LOAD
-    write of cycle ``t`` is not seen (as the other buffers' synchronous ports)."""
+    lane) and ``data`` (that byte, int8, per lane) in the same cycle ``t`` (an asynchronous
+    read); a LOAD write of cycle ``t`` is not seen (it lands at the end of the cycle)."""
     cols = check_config(config).array.cols
     return wiring.Signature(
         {
@@ -233,7 +233,8 @@ class PostProcessor(wiring.Component):
         s5 = stage("s5", {"rounded": signed(bits)})
         s6 = Signal(self.o.payload.shape(), name="s6", reset_less=True)
         s6_lut = Signal(name="s6_lut", reset_less=True)
-        m.d.sync += s6_lut.eq(s5.lut)
+        s6_table = Signal(unsigned(_TABLE_FIELD_BITS), name="s6_table", reset_less=True)
+        m.d.sync += [s6_lut.eq(s5.lut), s6_table.eq(s5.table)]
         valid = [Signal(name=f"s{k}_valid") for k in range(1, STAGES + 1)]
         m.d.sync += [
             valid[0].eq(self.i.valid),
@@ -314,15 +315,17 @@ class PostProcessor(wiring.Component):
             low = Mux(value < s5.act_min, s5.act_min, value)
             clamped = Mux(low > s5.act_max, s5.act_max, low)
             m.d.sync += s6[lane].eq(clamped)
-            # The table lookup beside the stage-6 register: byte table * 256 + clamped + 128
-            # (clamped is an int8 now; + 128 flips its sign bit), data in the next cycle.
-            m.d.comb += self.table.addr[lane].eq(Cat(clamped[:7], ~clamped[7], s5.table))
 
-        # The looked-up bytes arrive with s6. After the last register there is now logic on
-        # the way to the output buffer's write port: the table buffer's byte select and this
-        # 2:1 mux per lane (the price of a table at no cycle).
+        # The table lookup after the stage-6 register: byte table * 256 + v + 128 (v is an
+        # int8; + 128 flips its sign bit), read asynchronously in the cycle ``o`` shows s6, so
+        # no carry chain of stage 6 sits in front of the table RAM. After the last register
+        # there is logic on the way to the output buffer's write port: the table RAM read,
+        # its byte select and this 2:1 mux per lane (the price of a table at no cycle).
         output = Signal.like(s6, name="output")
         for lane in range(cols):
-            m.d.comb += output[lane].eq(Mux(s6_lut, self.table.data[lane], s6[lane]))
+            m.d.comb += [
+                self.table.addr[lane].eq(Cat(s6[lane][:7], ~s6[lane][7], s6_table)),
+                output[lane].eq(Mux(s6_lut, self.table.data[lane], s6[lane])),
+            ]
         m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(output)]
         return m
