@@ -59,7 +59,7 @@ costs about ``g`` times the beats of a contiguous copy of the same lanes (``g`` 
 
 POST. One accumulator row per cycle into a pipeline of :data:`POST_LATENCY` stages (the
 accumulator read, then six arithmetic stages: the bias add; the requantising multiply's four
-18x18 partial products; their sum in two stages; the rounding shift; the zero point and the
+18x18 partial products; their sum in two stages; the rounding shift with the zero point; the
 clamp, ``hdl/postproc.py``); the next instruction may enter right behind
 the last row, so every row carries its own instruction fields and parameters::
 
