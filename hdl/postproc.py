@@ -43,7 +43,7 @@ stage  work (registered at the end of the cycle)
        zero-point nudges, from registers
 5      ``(high + nudge) >> shift`` = ``RDBPOT(high, shift) + out_zero_point`` (REQUANT) or
        ``high`` (PASS)
-6      ``clamp(v)``: ``v`` saturated to int8, then two 8-bit compares (:func:`_clamp`)
+6      ``clamp(v)``: the compares with both bounds side by side (:func:`_clamp`)
 (o)    with ``lut``: the table byte, read asynchronously from the stage-6 register
 ====== =================================================================================
 
@@ -167,19 +167,16 @@ def _zero_point_nudges(zero_point, exponent):
 def _clamp(value, low, high):
     """``min(max(value, low), high)`` (``numpy.clip``'s order) for int8 ``low``, ``high``.
 
-    ``value`` is first saturated to int8, which changes no result because both bounds are
-    int8; then the two 8-bit compares run side by side: below ``low`` gives ``low``, or
-    ``high`` if the bounds are inverted (``low > high``), above ``high`` gives ``high``.
+    The two compares of the whole ``value`` with the bounds run side by side (two carry
+    chains in parallel, not one behind the other): below ``low`` gives ``low``, or ``high``
+    if the bounds are inverted (``low > high``), above ``high`` gives ``high``, else
+    ``value`` is between two int8 bounds and its low byte is the result.
     """
-    width = len(value)
-    sign = value[width - 1]
-    upper = value[7:]  # all equal to the sign when value fits int8
-    byte = Mux(
-        upper.any() & ~upper.all(),  # leaves int8: saturate towards its sign
-        Mux(sign, -128, 127),
-        value[:8].as_signed(),
+    return Mux(
+        value < low,
+        Mux(low > high, high, low),
+        Mux(value > high, high, value[:8].as_signed()),
     )
-    return Mux(byte < low, Mux(low > high, high, low), Mux(byte > high, high, byte))
 
 
 class PostProcessor(wiring.Component):
@@ -363,7 +360,7 @@ class PostProcessor(wiring.Component):
             x = p4.high
             shifted = (x + Mux(x[bits - 1], p4.nudge_neg, p4.nudge)) >> p4.shift
             m.d.sync += s5.lane[lane].value.eq(Mux(s4.requant, shifted[: bits + 2].as_signed(), x))
-            # Stage 6: the clamp, in int8 (``_clamp``).
+            # Stage 6: the clamp, both compares side by side (``_clamp``).
             clamped = _clamp(s5.lane[lane].value, s5.act_min, s5.act_max)
             m.d.sync += s6[lane].eq(clamped)
 

@@ -214,7 +214,7 @@ def test_postproc_clamp_follows_numpy_clip_order_for_inverted_bounds():
 
 def test_postproc_zero_point_and_clamp_for_every_shift_sign_and_bound():
     """Stage 5 folds the zero point into the rounding shift (``(x + (zp << e | half - (x <
-    0 and e > 0))) >> e``) and stage 6 clamps in int8 after saturating: 2,048 random rows
+    0 and e > 0))) >> e``) and stage 6 compares with both bounds side by side: 2,048 random rows
     with every shift 0..31, zero points over the whole int8 range, results near and far
     outside int8, exact ties, and bounds drawn independently (a quarter of them inverted)."""
     rng = np.random.default_rng(2048)
