@@ -181,10 +181,11 @@ def test_manifest_memories(doc):
         buffers.output_bytes // cols,
         8 * buffers.output_bytes,
     )
-    # Two 256-entry tables of 16-byte words; a synchronous read port per lane (its copies).
+    # Two 256-entry tables of 16-byte words; an asynchronous read port per lane (its copies),
+    # addressed from the post-processor's last register.
     table = mems["table_buffer.memory"]
     assert geometry("table_buffer.memory") == ("table buffer", 128, 32, 4096)
-    assert table["read_ports"] == [{"domain": "sync", "transparent": False}] * cols
+    assert table["read_ports"] == [{"domain": "comb", "transparent": False}] * cols
     assert table["write_ports"] == [{"domain": "sync", "granularity": 8}]
     banks = [mems[f"compute.accumulator.bank_{c}"] for c in range(cols)]
     for bank in banks:
