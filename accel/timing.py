@@ -59,7 +59,7 @@ costs about ``g`` times the beats of a contiguous copy of the same lanes (``g`` 
 
 POST. One accumulator row per cycle into a pipeline of :data:`POST_LATENCY` stages (the
 accumulator read, then six arithmetic stages: the bias add; the requantising multiply's four
-18x18 partial products; their sum in two stages; the rounding shift; the zero point and the
+18x18 partial products; their sum in two stages; the rounding shift with the zero point; the
 clamp, ``hdl/postproc.py``); the next instruction may enter right behind
 the last row, so every row carries its own instruction fields and parameters::
 
@@ -70,10 +70,10 @@ A PRelu POST (``prelu``) has the timing of any REQUANT POST: the choice between 
 two multipliers is a 2:1 select behind the bias add in the post-processor's stage 1, and both
 come from the one parameter word the row reads anyway (``docs/isa.md``).
 
-The activation table (``lut``) costs no cycle: the clamped value of the last stage is the
-read address of the table buffer's synchronous port (one copy per lane), whose data is ready
-in the cycle the stage's register would be, so a POST with a table has the timing of one
-without. A table is LOADed like any other buffer (``Buffer.TABLE``, 16-byte words). The
+The activation table (``lut``) costs no cycle: the last stage's register (the clamped value)
+addresses the table buffer's asynchronous read port (one copy per lane), whose byte goes to
+the output buffer's write port in the same cycle, so a POST with a table has the timing of
+one without. A table is LOADed like any other buffer (``Buffer.TABLE``, 16-byte words). The
 RTL reads a POST's slot row by row, up to ``start + count + POST_LATENCY - 1``; the cycle
 model reads it whole at ``start``. They agree because a program never writes a slot while a
 POST that reads it is in flight: the compiler LOADs a slot only after the POSTs of the table

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from amaranth.hdl import MemoryData, Module, Signal, signed, unsigned
+from amaranth.hdl import MemoryData, Module, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
@@ -317,17 +317,18 @@ class TableBuffer(SramBuffer):
     word; byte address ``a`` (``slot * 256 + entry``) is byte ``a % 16`` of word ``a // 16``.
 
     Every lane of the post-processor looks up its own entry in the same cycle, so the memory
-    has one synchronous read port per lane (a read copy per lane: ``cols`` small RAMs with a
-    common write port, or LUTs, as the tools map it); each port reads the addressed word and
-    a register remembers which of its bytes to return a cycle later.
+    has one asynchronous read port per lane (a read copy per lane: ``cols`` small LUT RAMs
+    with a common write port, as the tools map it); each port reads the addressed word and
+    selects the byte in the same cycle. The post-processor drives the addresses from a
+    register, so the read is the only logic in front of the byte select.
 
     Ports
     -----
     dma : Out(dma_write_signature(depth, 16))
         From the LOAD engine.
     post : Out(hdl.postproc.table_lookup_signature(config))
-        The lookups of the post-processor: a byte address per lane in cycle ``t``, the bytes
-        in cycle ``t + 1`` (non-transparent, as the other synchronous ports).
+        The lookups of the post-processor: a byte address per lane and the bytes in the same
+        cycle ``t``; a LOAD write of cycle ``t`` is seen from ``t + 1``.
     """
 
     @classmethod
@@ -342,13 +343,11 @@ class TableBuffer(SramBuffer):
         memory = self._memory(m, self.dma)
         byte_bits = ceil_log2(TABLE_WORD_BYTES)
         for lane in range(self._config.array.cols):
-            read = memory.read_port()
+            read = memory.read_port(domain="comb")
             addr = self.post.addr[lane]
-            byte = Signal(byte_bits, name=f"byte_{lane}", reset_less=True)
-            m.d.sync += byte.eq(addr[:byte_bits])
             m.d.comb += [
                 read.addr.eq(addr[byte_bits:]),
-                self.post.data[lane].eq(read.data.word_select(byte, 8)),
+                self.post.data[lane].eq(read.data.word_select(addr[:byte_bits], 8)),
             ]
         return m
 

@@ -13,11 +13,11 @@ on ``i``; ``i.valid`` is the controller's grant, the instruction's semaphores ar
   :data:`hdl.postproc.ACC_READ_LATENCY`) and enter the :class:`~hdl.postproc.PostProcessor`
   with the row's instruction fields (``mode``, ``out_zero_point``, ``act_min``,
   ``act_max``, ``lut``, ``table``, ``prelu``), which were registered beside the read;
-* cycle ``start + k + POST_LATENCY - 1``: with ``lut``, the post-processor's last stage
-  looks the clamped values up in the table buffer (``table_rd``), whose bytes arrive in
-  the next cycle, in time for the write: a table costs no cycle;
 * cycle ``start + k + POST_LATENCY``: the output word is written to output buffer word
-  ``out_base + k`` (``out_wr``), visible from ``start + k + POST_LATENCY + 1``.
+  ``out_base + k`` (``out_wr``), visible from ``start + k + POST_LATENCY + 1``; with
+  ``lut``, the post-processor's last register (the clamped values) addresses the table
+  buffer (``table_rd``, an asynchronous read) in this cycle and the bytes are written: a
+  table costs no cycle.
 
 So the last word is visible in ``done = start + count + POST_LATENCY``, and ``complete`` is
 high in ``done - 1``, the cycle of that write (the convention of :mod:`hdl.dma`: a controller
@@ -58,7 +58,7 @@ out_wr : In(WritePort.Signature(out_addr_bits, ArrayLayout(signed(8), cols)))
     The output buffer's write port (:class:`hdl.buffers.OutputBuffer`'s ``post``).
 table_rd : In(hdl.postproc.table_lookup_signature(config))
     The table buffer's lookup port (:class:`hdl.buffers.TableBuffer`'s ``post``), driven by
-    the post-processor's last stage.
+    the post-processor's last register.
 complete : Out(1)
     High in cycle ``done - 1`` of each instruction (its last output buffer write).
 """

@@ -22,11 +22,13 @@ against :mod:`accel.numerics` by the tests):
 * gemmlowp's ``trunc((ab + nudge) / 2**31)`` with ``nudge = 2**30`` or ``1 - 2**30`` equals
   ``(ab + 2**30) >> 31`` (floor) for every ``ab``: for ``ab < 0`` the truncation toward zero
   adds ``2**31 - 1`` before flooring, which turns the nudge into ``2**30``.
-* ``RoundingDivideByPOT(x, e)`` equals ``(x + (2**e >> 1) - (x < 0 and e > 0)) >> e``.
+* ``RoundingDivideByPOT(x, e)`` equals ``(x + (2**e >> 1) - (x < 0 and e > 0)) >> e``; with
+  the zero point, ``RDBPOT(x, e) + zp = (x + (zp << e | (2**e >> 1) - (x < 0 and e > 0)))
+  >> e``, the nudge an OR of registered values (:func:`_zero_point_nudges`).
 
-Pipeline. Three register stages, ``PostProcessor.latency`` = ``POST_LATENCY -
-ACC_READ_LATENCY``: a row presented on ``i`` in cycle ``t`` is on ``o`` in cycle ``t + 3``.
-The fourth stage of :data:`accel.timing.POST_LATENCY` is the accumulator buffer's synchronous
+Pipeline. Six register stages, ``PostProcessor.latency`` = ``POST_LATENCY -
+ACC_READ_LATENCY``: a row presented on ``i`` in cycle ``t`` is on ``o`` in cycle ``t + 6``.
+The first stage of :data:`accel.timing.POST_LATENCY` is the accumulator buffer's synchronous
 read: the post engine issues row ``k``'s address in cycle ``start + k``, the row reaches ``i``
 in ``start + k + 1`` and the output buffer's write port in ``start + k + POST_LATENCY``, so the
 last write is visible in ``done = start + count + POST_LATENCY``.
@@ -35,8 +37,14 @@ last write is visible in ``done = start + count + POST_LATENCY``.
 stage  work (registered at the end of the cycle)
 ====== =================================================================================
 1      ``total = acc + bias`` (REQUANT) or ``acc`` (PASS); the side of a PRelu by its sign
-2      ``high = SRDHM(total, multiplier)`` (REQUANT) or ``total`` (PASS)
-3      ``clamp(RDBPOT(high, shift) + out_zero_point)`` (REQUANT) or ``clamp(high)`` (PASS)
+2      the four 18x18 partial products of ``total * multiplier`` (PASS: ``* 2**31``)
+3      their middle sum ``t = lh + hl + (ll >> 16) + 2**14``
+4      ``high = 2 * hh + (t >> 15)`` = ``SRDHM(total, multiplier)``; beside it the two
+       zero-point nudges, from registers
+5      ``(high + nudge) >> shift`` = ``RDBPOT(high, shift) + out_zero_point`` (REQUANT) or
+       ``high`` (PASS)
+6      ``clamp(v)``: the compares with both bounds side by side (:func:`_clamp`)
+(o)    with ``lut``: the table byte, read asynchronously from the stage-6 register
 ====== =================================================================================
 
 Every field of the row travels with it, so rows of different instructions (different
@@ -51,7 +59,7 @@ i : In(stream.Signature(PostRow), always ready)
     ``out_zero_point``, ``act_min``, ``act_max``, ``lut``, ``table``, ``prelu``.
 table : In(table_lookup_signature(config))
     The table buffer's lookup port (:class:`hdl.buffers.TableBuffer`'s ``post``): a byte
-    address per lane in stage 6, the bytes one cycle later.
+    address per lane from the stage-6 register, the bytes in the same cycle.
 o : Out(stream.Signature(ArrayLayout(signed(8), cols)), always ready)
     The output word.
 """
@@ -98,8 +106,8 @@ def table_addr_bits(config: AccelConfig) -> int:
 
 def table_lookup_signature(config: AccelConfig) -> wiring.Signature:
     """The table buffer's lookup port, from the buffer's side: ``addr`` (a byte address per
-    lane) in cycle ``t``, ``data`` (that byte, int8, per lane) in cycle ``t + 1``; a LOAD
-    write of cycle ``t`` is not seen (as the other buffers' synchronous ports)."""
+    lane) and ``data`` (that byte, int8, per lane) in the same cycle ``t`` (an asynchronous
+    read); a LOAD write of cycle ``t`` is not seen (it lands at the end of the cycle)."""
     cols = check_config(config).array.cols
     return wiring.Signature(
         {
@@ -139,6 +147,36 @@ def _rounding_divide_by_pot(x, exponent):
     half = (1 << exponent) >> 1  # 2**(exponent - 1), 0 for exponent 0
     nudge = half - ((x < 0) & (exponent != 0))  # never negative: half >= 1 when subtracting
     return (x + nudge.as_signed()) >> exponent  # arithmetic shift of a 33-bit sum
+
+
+def _zero_point_nudges(zero_point, exponent):
+    """``(zp << e) | half`` and ``(zp << e) | (half - (e != 0))``, ``half = 2**e >> 1``: the
+    nudges of a non-negative and a negative ``x`` in ``RDBPOT(x, e) + zp = (x + nudge) >> e``.
+
+    ``RDBPOT(x, e) = (x + half - (x < 0 and e > 0)) >> e`` and ``(y >> e) + zp = (y + zp *
+    2**e) >> e`` (floor division by ``2**e``); ``half`` and ``half - 1`` have no bit at or
+    above ``e`` and ``zp * 2**e`` none below it, so each sum is an OR: no adder, only
+    compares of ``e`` with constants and a shift of the 8-bit ``zp``.
+    """
+    half = Cat(*(exponent == j + 1 for j in range(31)))  # bit e - 1
+    below = Cat(*(exponent > j + 1 for j in range(30)))  # bits 0 .. e - 2 (e <= 31)
+    high = zero_point.as_signed() << exponent  # signed, 8 + 31 bits
+    return high | half, high | below
+
+
+def _clamp(value, low, high):
+    """``min(max(value, low), high)`` (``numpy.clip``'s order) for int8 ``low``, ``high``.
+
+    The two compares of the whole ``value`` with the bounds run side by side (two carry
+    chains in parallel, not one behind the other): below ``low`` gives ``low``, or ``high``
+    if the bounds are inverted (``low > high``), above ``high`` gives ``high``, else
+    ``value`` is between two int8 bounds and its low byte is the result.
+    """
+    return Mux(
+        value < low,
+        Mux(low > high, high, low),
+        Mux(value > high, high, value[:8].as_signed()),
+    )
 
 
 class PostProcessor(wiring.Component):
@@ -229,11 +267,20 @@ class PostProcessor(wiring.Component):
             },
         )
         s3 = stage("s3", {"hh": signed(33), "t": signed(36), "saturate": 1, "shift": unsigned(5)})
-        s4 = stage("s4", {"high": signed(bits), "shift": unsigned(5)})
-        s5 = stage("s5", {"rounded": signed(bits)})
+        s4 = stage(
+            "s4",
+            {
+                "high": signed(bits),
+                "shift": unsigned(5),
+                "nudge": signed(39),
+                "nudge_neg": signed(39),
+            },
+        )
+        s5 = stage("s5", {"value": signed(bits + 2)})
         s6 = Signal(self.o.payload.shape(), name="s6", reset_less=True)
         s6_lut = Signal(name="s6_lut", reset_less=True)
-        m.d.sync += s6_lut.eq(s5.lut)
+        s6_table = Signal(unsigned(_TABLE_FIELD_BITS), name="s6_table", reset_less=True)
+        m.d.sync += [s6_lut.eq(s5.lut), s6_table.eq(s5.table)]
         valid = [Signal(name=f"s{k}_valid") for k in range(1, STAGES + 1)]
         m.d.sync += [
             valid[0].eq(self.i.valid),
@@ -296,33 +343,37 @@ class PostProcessor(wiring.Component):
                 s3.lane[lane].shift.eq(p2.shift),
             ]
             # Stage 4: floor((hh * 2**16 + t) / 2**15) = 2 * hh + (t >> 15); only
-            # INT32_MIN * INT32_MIN leaves int32 (gemmlowp saturates it).
+            # INT32_MIN * INT32_MIN leaves int32 (gemmlowp saturates it). Beside it, from
+            # registers only, the two nudges of stage 5 (``_zero_point_nudges``).
             p3 = s3.lane[lane]
             high = (p3.hh * 2 + (p3.t >> 15))[:bits]
+            nudge, nudge_neg = _zero_point_nudges(s3.out_zero_point, p3.shift)
             m.d.sync += [
                 s4.lane[lane].high.eq(Mux(p3.saturate, (1 << (bits - 1)) - 1, high)),
                 s4.lane[lane].shift.eq(p3.shift),
+                s4.lane[lane].nudge.eq(nudge),
+                s4.lane[lane].nudge_neg.eq(nudge_neg),
             ]
-            # Stage 5: the rounding shift (REQUANT; PASS has shift 0 so far, pass it through).
+            # Stage 5: the rounding shift and the zero point in one add and one shift,
+            # RDBPOT(x, e) + zp = (x + nudge) >> e (REQUANT); PASS passes ``high`` through.
             p4 = s4.lane[lane]
-            m.d.sync += s5.lane[lane].rounded.eq(
-                Mux(s4.requant, _rounding_divide_by_pot(p4.high, p4.shift), p4.high)
-            )
-            # Stage 6: zero point (wide: cannot wrap) and clamp.
-            rounded = s5.lane[lane].rounded
-            value = Mux(s5.requant, rounded + s5.out_zero_point, rounded)
-            low = Mux(value < s5.act_min, s5.act_min, value)
-            clamped = Mux(low > s5.act_max, s5.act_max, low)
+            x = p4.high
+            shifted = (x + Mux(x[bits - 1], p4.nudge_neg, p4.nudge)) >> p4.shift
+            m.d.sync += s5.lane[lane].value.eq(Mux(s4.requant, shifted[: bits + 2].as_signed(), x))
+            # Stage 6: the clamp, both compares side by side (``_clamp``).
+            clamped = _clamp(s5.lane[lane].value, s5.act_min, s5.act_max)
             m.d.sync += s6[lane].eq(clamped)
-            # The table lookup beside the stage-6 register: byte table * 256 + clamped + 128
-            # (clamped is an int8 now; + 128 flips its sign bit), data in the next cycle.
-            m.d.comb += self.table.addr[lane].eq(Cat(clamped[:7], ~clamped[7], s5.table))
 
-        # The looked-up bytes arrive with s6. After the last register there is now logic on
-        # the way to the output buffer's write port: the table buffer's byte select and this
-        # 2:1 mux per lane (the price of a table at no cycle).
+        # The table lookup after the stage-6 register: byte table * 256 + v + 128 (v is an
+        # int8; + 128 flips its sign bit), read asynchronously in the cycle ``o`` shows s6, so
+        # no carry chain of stage 6 sits in front of the table RAM. After the last register
+        # there is logic on the way to the output buffer's write port: the table RAM read,
+        # its byte select and this 2:1 mux per lane (the price of a table at no cycle).
         output = Signal.like(s6, name="output")
         for lane in range(cols):
-            m.d.comb += output[lane].eq(Mux(s6_lut, self.table.data[lane], s6[lane]))
+            m.d.comb += [
+                self.table.addr[lane].eq(Cat(s6[lane][:7], ~s6[lane][7], s6_table)),
+                output[lane].eq(Mux(s6_lut, self.table.data[lane], s6[lane])),
+            ]
         m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(output)]
         return m

@@ -181,10 +181,11 @@ def test_manifest_memories(doc):
         buffers.output_bytes // cols,
         8 * buffers.output_bytes,
     )
-    # Two 256-entry tables of 16-byte words; a synchronous read port per lane (its copies).
+    # Two 256-entry tables of 16-byte words; an asynchronous read port per lane (its copies),
+    # addressed from the post-processor's last register.
     table = mems["table_buffer.memory"]
     assert geometry("table_buffer.memory") == ("table buffer", 128, 32, 4096)
-    assert table["read_ports"] == [{"domain": "sync", "transparent": False}] * cols
+    assert table["read_ports"] == [{"domain": "comb", "transparent": False}] * cols
     assert table["write_ports"] == [{"domain": "sync", "granularity": 8}]
     banks = [mems[f"compute.accumulator.bank_{c}"] for c in range(cols)]
     for bank in banks:
@@ -220,7 +221,7 @@ def test_report(tiny, doc):
     assert text == report_text(doc)
     assert text.startswith("accel_top: hdl.top.Accelerator, config 'tiny' (digest ")
     for phrase in (
-        "array     4x4 ws, 16 PEs, 54.7 MHz (measured)",
+        "array     4x4 ws, 16 PEs, 56.4 MHz (measured)",
         "accumulator buffer     4 x 256 x 32 bits, 4.0 KiB",
         "parameter buffer       21 x 384 bits, 1008 B (of 1024 B configured)",
         "DRAM      4 B/beat, latency 8: ar_payload 64 bits, r_payload 37 bits, w_payload 86 bits",

@@ -212,6 +212,40 @@ def test_postproc_clamp_follows_numpy_clip_order_for_inverted_bounds():
         assert word == reference_any_multiplier(r) == [-10] * LANES
 
 
+def test_postproc_zero_point_and_clamp_for_every_shift_sign_and_bound():
+    """Stage 5 folds the zero point into the rounding shift (``(x + (zp << e | half - (x <
+    0 and e > 0))) >> e``) and stage 6 compares with both bounds side by side: 2,048 random rows
+    with every shift 0..31, zero points over the whole int8 range, results near and far
+    outside int8, exact ties, and bounds drawn independently (a quarter of them inverted)."""
+    rng = np.random.default_rng(2048)
+    n = 2048
+    # Products near a tie of the shift (x = q * 2**e + 2**(e-1) + {-1, 0, 1}) or anywhere.
+    shifts = np.arange(n) % 32
+    rows = []
+    for k in range(n):
+        e = int(shifts[k])
+        acc = []
+        for _ in range(LANES):
+            if rng.integers(2) and e > 0:
+                q = int(rng.integers(-(2 ** (31 - e)), 2 ** (31 - e)))
+                x = q * 2**e + (1 << (e - 1)) + int(rng.integers(-1, 2))
+            else:
+                x = int(rng.choice([rng.integers(-300, 300), rng.integers(INT32_MIN, INT32_MAX)]))
+            acc.append(min(max(x, INT32_MIN), INT32_MAX))
+        lo, hi = (int(v) for v in rng.integers(-128, 128, 2))
+        if rng.random() < 0.75:
+            lo, hi = min(lo, hi), max(lo, hi)
+        rows.append(
+            row(
+                acc, 0, M_MAX, e,  # SRDHM by 2**31 - 1: x within one of acc
+                mode=PostMode.REQUANT if k % 8 else PostMode.PASS,
+                zp=int(rng.integers(-128, 128)), lo=lo, hi=hi,
+            )
+        )  # fmt: skip
+    for r, (_, word) in zip(rows, run_rows(rows), strict=True):
+        assert word == reference_any_multiplier(r), r
+
+
 # --- hypothesis ------------------------------------------------------------------------------
 
 
