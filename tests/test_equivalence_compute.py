@@ -311,6 +311,22 @@ def acc_hazards(
     return early, same
 
 
+def run_timed(config, instrs, starts, dones, inputs, weights, acc, **options) -> Run:
+    """The engine on ``instrs`` (:func:`run_engine` with ``options``), its start, done and
+    complete (``done - 1``) per instruction checked against ``starts`` and ``dones`` (the
+    contract) and against the model's cycle-stepped trace mode."""
+    run = run_engine(config, instrs, inputs, weights, acc, **options)
+    assert run.starts == list(starts)
+    assert run.dones == list(dones)
+    assert run.completes == [d - 1 for d in dones]
+    streams = {e: [] for e in Engine}
+    streams[Engine.COMPUTE] = list(instrs)
+    sched = trace_schedule(streams, config)  # exact hazard check: none here
+    assert run.starts == sched.start[Engine.COMPUTE]
+    assert run.dones == sched.done[Engine.COMPUTE]
+    return run
+
+
 def check(config, instrs, rng) -> Run:
     """Run the stream and check timing (contract and trace model) and data (model)."""
     rows = config.array.rows
@@ -321,19 +337,12 @@ def check(config, instrs, rng) -> Run:
     cols = config.array.cols
     last_rows = {instr.acc_base + instr.pixels - 1 for instr in instrs}
     probes = [(c, row) for row in sorted(last_rows) for c in range(cols)]
-    run = run_engine(config, instrs, inputs, weights, acc, probes=probes)
-    assert run.starts == [e.start for e in want]
-    assert run.dones == [e.done for e in want]
-    assert run.completes == [e.done - 1 for e in want]
-    # ... and each complete is the accumulator's write of its instruction's last row.
+    starts, dones = [e.start for e in want], [e.done for e in want]
+    run = run_timed(config, instrs, starts, dones, inputs, weights, acc, probes=probes)
+    # Each complete is the accumulator's write of its instruction's last row.
     depth = acc_depth(config)
     for instr, complete in zip(instrs, run.completes, strict=True):
         assert run.last_bank_writes.get(complete) == (instr.acc_base + instr.pixels - 1) % depth
-    streams = {e: [] for e in Engine}
-    streams[Engine.COMPUTE] = list(instrs)
-    sched = trace_schedule(streams, config)  # exact hazard check: none here
-    assert run.starts == sched.start[Engine.COMPUTE]
-    assert run.dones == sched.done[Engine.COMPUTE]
     # Per pass: weight reads and feeds.
     bits = weight_addr_bits(config)
     reads, writes, array_feeds, vector_feeds = {}, {}, {}, []

@@ -30,17 +30,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from accel import isa, timing
-from accel.isa import Compute, ComputeMode, Engine
+from accel.isa import Compute, ComputeMode
 from hdl.compute import weight_addr_bits
-from sim.trace import trace_schedule
 from tests.test_equivalence_compute import (
     CONV,
     POOL,
     buffers,
     computes,
     fit,
-    model_states,
-    run_engine,
+    model_acc,
+    run_timed,
 )
 from tests.test_hdl_compute import make_config
 
@@ -88,15 +87,8 @@ def is_contract(instrs, config):
 def check_is(config, instrs, rng):
     want = is_contract(instrs, config)
     inputs, weights, acc = buffers(config, rng)
-    run = run_engine(config, instrs, inputs, weights, acc)
-    assert run.starts == [s for s, _, _ in want]
-    assert run.dones == [d for _, _, d in want]
-    assert run.completes == [d - 1 for _, _, d in want]
-    streams = {e: [] for e in Engine}
-    streams[Engine.COMPUTE] = list(instrs)
-    traced = trace_schedule(streams, config)
-    assert run.starts == traced.start[Engine.COMPUTE]
-    assert run.dones == traced.done[Engine.COMPUTE]
+    starts, dones = [s for s, _, _ in want], [d for _, _, d in want]
+    run = run_timed(config, instrs, starts, dones, inputs, weights, acc)
     # Every streamed weight word: read in the cycle before it reaches the array.
     R = config.array.rows
     bits = weight_addr_bits(config)
@@ -109,8 +101,8 @@ def check_is(config, instrs, rng):
                 assert run.array_feeds.get(fj + n) == (n == 0), f"feed {fj + n}"
                 addr = (instr.w_base + k * R + n) % 2**bits
                 assert run.weight_reads.get(fj + n - 1) == addr, f"weight read {fj + n - 1}"
-    states = model_states(config, instrs, inputs, weights, acc)
-    np.testing.assert_array_equal(run.acc, states[-1], strict=True)
+    want_acc = model_acc(config, instrs, inputs, weights, acc)
+    np.testing.assert_array_equal(run.acc, want_acc, strict=True)
     return run, want
 
 

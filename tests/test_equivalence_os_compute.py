@@ -32,17 +32,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from accel import isa, timing
-from accel.isa import Compute, ComputeMode, Engine
+from accel.isa import Compute, ComputeMode
 from hdl.compute import weight_addr_bits
-from sim.trace import trace_schedule
 from tests.test_equivalence_compute import (
     CONV,
     POOL,
     buffers,
     computes,
     fit,
-    model_states,
-    run_engine,
+    model_acc,
+    run_timed,
 )
 from tests.test_hdl_compute import make_config
 
@@ -86,15 +85,8 @@ def os_contract(instrs, config):
 def check_os(config, instrs, rng):
     want = os_contract(instrs, config)
     inputs, weights, acc = buffers(config, rng)
-    run = run_engine(config, instrs, inputs, weights, acc, os_steps=True)
-    assert run.starts == [s for s, _, _ in want]
-    assert run.dones == [d for _, _, d in want]
-    assert run.completes == [d - 1 for _, _, d in want]
-    streams = {e: [] for e in Engine}
-    streams[Engine.COMPUTE] = list(instrs)
-    traced = trace_schedule(streams, config)  # the model's cycle-stepped trace mode
-    assert run.starts == traced.start[Engine.COMPUTE]
-    assert run.dones == traced.done[Engine.COMPUTE]
+    starts, dones = [s for s, _, _ in want], [d for _, _, d in want]
+    run = run_timed(config, instrs, starts, dones, inputs, weights, acc, os_steps=True)
     depth = acc.shape[0]
     rows = config.array.rows
     for instr, complete in zip(instrs, run.completes, strict=True):
@@ -115,8 +107,8 @@ def check_os(config, instrs, rng):
     for cycle, addr in steps.items():
         assert run.weight_reads.get(cycle - 1) == addr, f"weight read for cycle {cycle}"
         assert run.os_steps[cycle] == [int(v) for v in weights[addr]]
-    states = model_states(config, instrs, inputs, weights, acc)
-    np.testing.assert_array_equal(run.acc, states[-1], strict=True)
+    want_acc = model_acc(config, instrs, inputs, weights, acc)
+    np.testing.assert_array_equal(run.acc, want_acc, strict=True)
     return run, want
 
 
