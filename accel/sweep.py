@@ -1006,7 +1006,7 @@ def sweep_to_directory(
             layers = layer_files.read_layers(layers_path)
             for point in read_csv(csv_path):
                 if point.ok:
-                    key = point.network, point.network_digest, point.config_digest, point.batch
+                    key = layer_files.point_key(point)
                     finished[key] = replace(point, layers=layers.get(key, ()))
     points: list[SweepPoint | None] = [None] * len(tasks)
     todo = []

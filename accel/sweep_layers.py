@@ -37,6 +37,7 @@ __all__ = [
     "LAYER_COLUMNS",
     "compare_dataflows",
     "format_layer_rows",
+    "point_key",
     "read_layers",
     "winners",
     "write_dataflows_csv",
@@ -89,7 +90,8 @@ GROUP_COLUMNS = (
 _INTS = ("index", "macs", "start", "end", "cycles", "dram_read", "dram_written", "instructions")
 
 
-def _key(point: SweepPoint) -> tuple[str, str, str, int]:
+def point_key(point: SweepPoint) -> tuple[str, str, str, int]:
+    """The :data:`KEY_COLUMNS` of ``point``: how a resumed sweep finds its rows."""
     return point.network, point.network_digest, point.config_digest, point.batch
 
 
@@ -125,20 +127,28 @@ def write_layers_csv(points: Sequence[SweepPoint], path: str | Path) -> Path:
     return path
 
 
-def _parse_layer(row: dict[str, str | None]) -> LayerStats | None:
+def _parse_row(row: dict[str, str | None]) -> tuple[tuple, int, LayerStats] | None:
+    """A ``layers.csv`` row's point key, the point's layer count and the layer, or None
+    when the row is incomplete or not valid."""
     if None in row or any(row.get(name) is None for name in LAYER_COLUMNS):
         return None
     try:
-        return LayerStats(
-            **{name: int(row[name]) for name in _INTS},
-            name=str(row["name"]),
-            kind=str(row["kind"]),
-            in_shape=tuple(json.loads(row["in_shape"])),
-            out_shape=tuple(json.loads(row["out_shape"])),
-            utilization=float(row["utilization"]),
-            stalls={cause: int(row[f"stall_{cause}"]) for cause in STALL_CAUSES},
-            sram_reads={b: int(row[f"{b}_reads"]) for b in SRAM_BUFFERS},
-            sram_writes={b: int(row[f"{b}_writes"]) for b in SRAM_BUFFERS},
+        key = (str(row["network"]), str(row["network_digest"]), str(row["config_digest"]))
+        key = (*key, int(row["batch"]))
+        return (
+            key,
+            int(row["layers"]),
+            LayerStats(
+                **{name: int(row[name]) for name in _INTS},
+                name=str(row["name"]),
+                kind=str(row["kind"]),
+                in_shape=tuple(json.loads(row["in_shape"])),
+                out_shape=tuple(json.loads(row["out_shape"])),
+                utilization=float(row["utilization"]),
+                stalls={cause: int(row[f"stall_{cause}"]) for cause in STALL_CAUSES},
+                sram_reads={b: int(row[f"{b}_reads"]) for b in SRAM_BUFFERS},
+                sram_writes={b: int(row[f"{b}_writes"]) for b in SRAM_BUFFERS},
+            ),
         )
     except (TypeError, ValueError):  # json.JSONDecodeError is a ValueError
         return None
@@ -157,13 +167,12 @@ def read_layers(path: str | Path) -> dict[tuple[str, str, str, int], tuple[Layer
     found: dict[tuple[str, str, str, int], list[LayerStats]] = {}
     expected: dict[tuple[str, str, str, int], int] = {}
     for row in csv.DictReader(lines):
-        layer = _parse_layer(row)
-        if layer is None:
+        parsed = _parse_row(row)
+        if parsed is None:
             continue
-        key = (str(row["network"]), str(row["network_digest"]), str(row["config_digest"]))
-        key = (*key, int(row["batch"]))
+        key, count, layer = parsed
         found.setdefault(key, []).append(layer)
-        expected[key] = int(row["layers"])
+        expected[key] = count
     return {
         key: tuple(layers)
         for key, layers in found.items()

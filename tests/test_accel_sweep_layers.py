@@ -95,6 +95,13 @@ def test_a_resumed_sweep_takes_its_points_layers_back(tmp_path):
     assert cut.resumed == 2
     assert cut.points[0].layers == first.points[0].layers and cut.points[1].layers == ()
     assert layer_files.compare_dataflows(cut.points) == []  # one dataflow left with layers
+    # A damaged row (every column there, a batch that is not a number) is left out too.
+    lines = path.read_text().splitlines(keepends=True)
+    fields = lines[1].split(",")
+    fields[3] = "x"
+    path.write_text("".join([*lines, ",".join(fields)]))
+    key = layer_files.point_key(cut.points[0])
+    assert layer_files.read_layers(path) == {key: cut.points[0].layers}
 
 
 def test_a_layers_csv_that_is_a_directory_is_one_error_and_writes_nothing(tmp_path, capsys):
