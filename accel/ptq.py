@@ -8,7 +8,10 @@ The step between a frontend and the compiler: ``frontend -> Network -> graph.fus
    deterministic per seed).
 2. The float network runs once on a calibration input (default:
    :func:`accel.synthetic.random_inputs`, one N(0, 1) sample per input) and every tensor's
-   min/max is recorded, widened to include 0.
+   min/max is recorded, widened to include 0 and rounded outward to float32 precision (24
+   significant bits): the float64 BLAS of the calibration run sums in an order of its own on
+   each CPU, and its last bits must not reach the program (the same network and seed give
+   the same program byte for byte on every machine).
 3. **Shared quantisation.** MaxPool2d, AvgPool2d, GlobalAvgPool, Flatten, Activation,
    Upsample, ChannelSlice, DepthToSpace, PixelShuffle, ChannelShuffle, SpaceToDepth and Concat
    do not rescale: their output has the same :class:`TensorQuant` as their inputs. The
@@ -172,12 +175,27 @@ _MARGIN = 1 + 2.0**-20
 _ROUNDS = 32
 
 
+def _outward_float32(lo: float, hi: float) -> tuple[float, float]:
+    """``[lo, hi]`` widened to the nearest float32 values outside it (module docstring, step
+    2): a last-bit difference in the calibration run moves them with probability about
+    ``2**-29``. Ranges beyond float32 (or not finite) are left as they are."""
+    if not max(abs(lo), abs(hi)) < float(np.finfo(np.float32).max):
+        return float(lo), float(hi)
+    low, high = np.float32(lo), np.float32(hi)
+    if float(low) > lo:  # in float64: against a Python float, numpy compares in float32
+        low = np.nextafter(low, np.float32(-np.inf))
+    if float(high) < hi:
+        high = np.nextafter(high, np.float32(np.inf))
+    return float(low), float(high)
+
+
 def _tensor_quants(network: Network, values: Mapping[str, np.ndarray]) -> dict[str, TensorQuant]:
     ranges: dict[str, tuple[float, float]] = {}
     groups = _shared_groups(network)
     for name, root in groups.items():
         lo, hi = ranges.get(root, (0.0, 0.0))
-        ranges[root] = (min(lo, float(values[name].min())), max(hi, float(values[name].max())))
+        low, high = _outward_float32(values[name].min(), values[name].max())
+        ranges[root] = (min(lo, low), max(hi, high))
     for name, root in groups.items():
         lo, hi = ranges[root]
         if not (np.isfinite(lo) and np.isfinite(hi)):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -72,6 +74,23 @@ def test_program_is_byte_for_byte_the_recorded_one(model, size, preset):
     recorded = json.loads(DIGESTS.read_text())
     key = case_id(model, size, preset)
     assert program_digest(compile_case(model, size, preset)) == recorded[key], key
+
+
+@pytest.mark.parametrize("coretype", ["Prescott", "SkylakeX"])
+def test_program_does_not_depend_on_the_blas_kernel(coretype):
+    """The calibration run's float64 BLAS sums in a kernel-specific order (OpenBLAS picks the
+    kernel by CPU; ``OPENBLAS_CORETYPE`` forces one): the program must not move
+    (``accel.ptq``, step 2). Both kernels give the recorded digest."""
+    code = (
+        "from tests.test_accel_compiler_digests import compile_case, program_digest;"
+        "print(program_digest(compile_case('tinynet', None, 'tiny')))"
+    )
+    env = {**os.environ, "OPENBLAS_CORETYPE": coretype}
+    root = Path(__file__).parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == json.loads(DIGESTS.read_text())["tinynet@native/tiny"]
 
 
 if __name__ == "__main__":

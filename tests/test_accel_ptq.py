@@ -190,7 +190,8 @@ def test_conv_quant_by_hand():
     t_in, t_out = qnet.tensors["x"], qnet.tensors["conv"]
     assert t_in == TensorQuant(2 / 255, 0)  # [-1, 1]: zero point rint(-0.5) = 0
     real = executor.trace_network(qnet.network, {"x": ramp((2, 4, 4))})["conv"]
-    assert t_out == TensorQuant.from_range(0.0, real.max())  # relu6: min 0, zero point -128
+    # relu6: min 0, zero point -128; the max rounded up to float32 (step 2)
+    assert t_out == TensorQuant.from_range(*ptq._outward_float32(0.0, real.max()))
     assert t_out.zero_point == -128
 
     layer = qnet.layers["conv"]
@@ -301,6 +302,23 @@ def test_quantize_is_deterministic_and_keeps_the_network():
             np.testing.assert_array_equal(a, b, strict=True)
         assert not np.array_equal(first.layers[name].weight, other.layers[name].weight)
     assert first.network.weights("conv1")  # the float weights that were quantised
+
+
+def test_calibrated_ranges_are_float32_rounded_outward():
+    """Step 2: a range of float64 noise (a BLAS summing in another order) gives the same
+    TensorQuant; the range still contains what was observed."""
+    net = one_input_net(("conv", Conv2d(2, 1, 1, bias=False)))
+    net.set_weights("conv", np.array([1.0, 1.0]).reshape(1, 2, 1, 1))
+    x = 2 * ramp((2, 4, 4)) + 0.1
+    quants = []
+    for noise in (0.0, 2.0**-50, -(2.0**-50)):
+        quants.append(ptq.quantize(net, calibration={"x": x * (1 + noise)}).tensors["x"])
+    assert quants[0] == quants[1] == quants[2]
+    lo, hi = ptq._outward_float32(-1.9 + 1e-12, 2.1 - 1e-12)
+    assert lo <= -1.9 + 1e-12 and hi >= 2.1 - 1e-12
+    assert np.float32(lo) == lo and np.float32(hi) == hi
+    assert hi - 2.1 < 2.0**-22 and -1.9 - lo < 2.0**-22
+    assert ptq._outward_float32(-1e300, 1.0) == (-1e300, 1.0)  # beyond float32: kept
 
 
 def test_quantize_uses_given_weights_and_calibration():
