@@ -41,7 +41,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +86,22 @@ COMPILER_MODULES = (
     "accel.quantized",
     "accel.timing",
 )
+
+
+@contextlib.contextmanager
+def build_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created with its directory if needed)
+    while building a cache entry, so that processes building the same entry at once (test
+    workers, sweep workers) build it once and the others wait for it and reuse it."""
+    import fcntl  # POSIX only, as are the Verilator builds that use it
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def cache_root() -> Path:

@@ -6,7 +6,7 @@ the script copies the repository (its working tree, without ``.git``, virtual en
 and caches) to a temporary directory, applies the mutation there (never to the working tree),
 and runs the default suite in the copy::
 
-    python -m pytest -q -x -m "not slow" -p no:cacheprovider <RTL tests first> <the others>
+    python -m pytest -q -x -m "not slow" -p no:cacheprovider -n 0 <RTL tests first> <the others>
 
 The block and equivalence tests of the RTL are named first, then every other
 ``tests/test_*.py`` (the default suite's files, in a different order), so that most mutants
@@ -400,7 +400,7 @@ def run_one(mutation: Mutation, timeout: float, logs: Path) -> tuple[str, str, f
         paths = first + rest
         command = [
             sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider",
-            *paths,
+            "-n", "0", *paths,
         ]  # fmt: skip
         try:
             proc = subprocess.run(

@@ -25,7 +25,7 @@ import pytest
 import sim
 from accel import config as cfg
 from accel import executor, synthetic
-from accel.cache import cache_root
+from accel.cache import build_lock, cache_root
 from accel.compiler import compile
 from accel.isa import Engine
 from accel.timing import Fetch
@@ -66,18 +66,19 @@ def build(config) -> Path:
     key = hashlib.sha256(f"{text}\0{install}".encode()).hexdigest()[:16]
     build_dir = cache_root() / "cocotb" / f"{TOP}-{key}"
     source = build_dir / f"{TOP}.v"
-    if not (build_dir / "done").exists():
-        shutil.rmtree(build_dir, ignore_errors=True)
-        build_dir.mkdir(parents=True)
-        source.write_text(text)
-        runner = cocotb_runner.get_runner("verilator")
-        runner.build(
-            sources=[source],
-            hdl_toplevel=TOP,
-            build_dir=build_dir,
-            build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style"],
-        )
-        (build_dir / "done").write_text("built\n")
+    with build_lock(build_dir.with_name(build_dir.name + ".lock")):  # test workers: build once
+        if not (build_dir / "done").exists():
+            shutil.rmtree(build_dir, ignore_errors=True)
+            build_dir.mkdir(parents=True)
+            source.write_text(text)
+            runner = cocotb_runner.get_runner("verilator")
+            runner.build(
+                sources=[source],
+                hdl_toplevel=TOP,
+                build_dir=build_dir,
+                build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style"],
+            )
+            (build_dir / "done").write_text("built\n")
     return build_dir
 
 

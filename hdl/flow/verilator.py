@@ -28,7 +28,7 @@ import numpy as np
 
 from accel import isa
 from accel.backend import Result, check_image, make_result
-from accel.cache import cache_root
+from accel.cache import build_lock, cache_root
 from accel.config import AccelConfig
 from accel.isa import Engine
 from accel.program import Program
@@ -178,35 +178,38 @@ def build(
     exe = directory / "obj" / f"V{TOP}"
     if exe.exists():
         return exe
-    if log is not None:
-        log(f"building the Verilator model of {config.name!r} ({config.digest}) in {directory}")
-    staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=_make(cache_dir())))
-    (staging / f"{TOP}.v").write_text(verilog(Accelerator(config), TOP))
-    shutil.copy(HARNESS, staging / "harness.cpp")
-    jobs = jobs or os.cpu_count() or 1
-    result = subprocess.run(
-        [
-            "verilator",
-            *flags,
-            "-j",
-            str(jobs),
-            "--Mdir",
-            "obj",
-            f"{TOP}.v",
-            "harness.cpp",
-        ],
-        cwd=staging,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if result.returncode != 0 or not (staging / "obj" / f"V{TOP}").exists():
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
-        raise BuildError(f"Verilator build of {config.name!r} failed in {staging}:\n{tail}")
-    try:
-        staging.rename(directory)
-    except OSError:  # another process finished the same build first
-        shutil.rmtree(staging, ignore_errors=True)
+    with build_lock(cache_dir() / f"{key}.lock"):  # a concurrent build of it: wait, reuse
+        if exe.exists():
+            return exe
+        if log is not None:
+            log(f"building the Verilator model of {config.name!r} ({config.digest}) in {directory}")
+        staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=_make(cache_dir())))
+        (staging / f"{TOP}.v").write_text(verilog(Accelerator(config), TOP))
+        shutil.copy(HARNESS, staging / "harness.cpp")
+        jobs = jobs or os.cpu_count() or 1
+        result = subprocess.run(
+            [
+                "verilator",
+                *flags,
+                "-j",
+                str(jobs),
+                "--Mdir",
+                "obj",
+                f"{TOP}.v",
+                "harness.cpp",
+            ],
+            cwd=staging,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        if result.returncode != 0 or not (staging / "obj" / f"V{TOP}").exists():
+            tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+            raise BuildError(f"Verilator build of {config.name!r} failed in {staging}:\n{tail}")
+        try:
+            staging.rename(directory)
+        except OSError:  # another process finished the same build first
+            shutil.rmtree(staging, ignore_errors=True)
     return exe
 
 
