@@ -264,12 +264,15 @@ def model_states(config, instrs, inputs, weights, acc) -> list[np.ndarray]:
     for instr in instrs:
         target = acc[instr.acc_base : instr.acc_base + instr.pixels]
         windows = sim_window.read_windows(instr, inputs)
-        if instr.mode == ComputeMode.ARRAY:
+        if instr.mode == ComputeMode.ARRAY:  # k tile q: its columns from acc_base + q*k_stride
             tiles = model_array.weight_tiles(instr, weights, rows)
             sums = model_array.array_sums(windows, tiles)
-            if instr.accumulate:
-                sums += target
-            target[...] = sums.astype(np.int32)
+            cols = config.array.cols
+            for q in range(instr.k_tiles):
+                base = instr.acc_base + q * instr.k_stride
+                target = acc[base : base + instr.pixels]
+                part = sums[:, q * cols : (q + 1) * cols]
+                target[...] = (part + target if instr.accumulate else part).astype(np.int32)
         else:
             result = vector.vector_result(instr, windows[..., :lanes], target[:, :lanes])
             target[:, :lanes] = result.astype(np.int32)
