@@ -273,6 +273,7 @@ def test_is_feed_slots_and_stalls_add_up(is_program):
     result = sim.run(is_program, compute_outputs=False)
     busy = sum(
         instr.passes
+        * instr.k_tiles
         * (instr.pixels if instr.mode == ComputeMode.ARRAY else max(instr.pixels, VECTOR_MIN_PASS))
         for instr in is_program.streams[Engine.COMPUTE]
     )
