@@ -94,6 +94,25 @@ def test_zoo_networks_bit_exact_on_is_tiny(name, size):
     assert 0 < result.utilization <= 1
 
 
+@pytest.mark.parametrize(
+    ("layer", "shape"),
+    [
+        (graph.Conv2d(8, 24, 3, padding=1, activation="relu"), (8, 6, 6)),  # resident
+        (graph.Linear(64, 200), (64, 1, 1)),  # streamed weights and parameters
+    ],
+)
+def test_k_groups_bit_exact_and_fast_equals_trace(layer, shape):
+    """Layers of many k tiles stream several per stationary tile (``Compute.k_extra``), each
+    k tile's sums in its own accumulator rows, POSTed with its own parameters."""
+    net = graph.Network("k")
+    x = net.add("input", graph.Input(shape))
+    net.add("layer", layer, [x])
+    program, _, fast = run_network(quantized(net), IS_TINY)
+    assert any(c.k_extra for c in program.streams[Engine.COMPUTE])
+    trace = sim.run(program, mode="trace", compute_outputs=False)
+    assert trace.instruction_times() == fast.instruction_times()
+
+
 def test_whole_network_fast_equals_trace_on_is_tiny():
     """A whole network mixes the units (IS array, vector pools and adds): the unit-switch
     rule, the transposer and the weight loader, stepped, give the closed form's times."""
