@@ -64,13 +64,12 @@ class ConvWeights:
 
 def stream_slots(em: Emitter, row_words: int, depthwise: int) -> int:
     """Slots of the weight ring for streamed weights: two (double buffering), three for an
-    output-stationary layer whose kernel row fits a third. An output-stationary pass reads
-    its weight words as fast as the DMA streams them, and a slot is free again only when the
+    output- or input-stationary layer whose kernel row fits a third. Such a pass reads its
+    weight words as fast as the DMA streams them, and a slot is free again only when the
     COMPUTE reading it is done (its drain after its last read): with two slots, DRAM latency
     and drain are exposed once per chunk; a third slot hides them."""
-    if em.config.array.dataflow == "os" and not depthwise and row_words <= em.w_ring.capacity // 3:
-        return 3
-    return 2
+    streaming = em.config.array.dataflow in ("os", "is") and not depthwise
+    return 3 if streaming and row_words <= em.w_ring.capacity // 3 else 2
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ def k_group_limit(em: Emitter, weight: np.ndarray, groups: int, depthwise: int, 
     """The most k tiles one input-stationary COMPUTE may stream (``Compute.k_extra + 1``) in
     a dense layer (not depthwise, ``groups`` = 1) of one image, as far as the weight buffer
     goes: every k tile when the weights stay resident, else those whose kernel row of words
-    fits a slot of the streamed ring (:func:`pack_weights`), and the parameter buffer: a
+    fits a third of the streamed ring (:func:`stream_slots`), and the parameter buffer: a
     group's parameter words in half of it when they stream
     (:meth:`~accel.compiler.emit.Emitter.group_param_words`); 1 on other machines and layers.
     The tile then bounds it by its accumulators (:attr:`accel.compiler.tiling.Tiling.k_group`)."""
@@ -113,8 +112,8 @@ def k_group_limit(em: Emitter, weight: np.ndarray, groups: int, depthwise: int, 
     n_kt, rows = ceil_div(k, em.cols), em.rows
     capacity = em.w_ring.capacity
     limit = n_kt
-    if n_kt * ceil_div(c, rows) * r * s * rows > capacity:  # streamed in two slots
-        limit = capacity // 2 // (s * rows)
+    if n_kt * ceil_div(c, rows) * r * s * rows > capacity:  # streamed in three slots
+        limit = max(1, capacity // 3 // (s * rows))
     if n_kt > em.p_ring.capacity // 2:  # streamed parameters: a group's in half the buffer
         limit = min(limit, em.p_ring.capacity // 2)
     return max(1, min(limit, isa.field_max(Compute, "k_extra") + 1))
