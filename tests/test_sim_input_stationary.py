@@ -270,6 +270,22 @@ def test_program_check_rejects_is_on_a_non_square_array(is_program):
     assert index >= 0
 
 
+def test_program_check_rejects_k_tiles_without_is_or_with_overlapping_rows(is_program):
+    index = _first(is_program, lambda c: c.is_)
+    pixels = is_program.streams[Engine.COMPUTE][index].pixels
+    with pytest.raises(
+        ValueError, match=rf"^COMPUTE\[{index}\] \(layer \d+\): k_extra = 2 needs is_ = 1$"
+    ):
+        _edited(is_program, index, is_=0, k_extra=2, k_stride=pixels).validate()
+    with pytest.raises(
+        ValueError,
+        match=rf"^COMPUTE\[{index}\] \(layer \d+\): k_stride = {pixels - 1} < {pixels} "
+        r"pixels: the rows of its 2 k tiles overlap$",
+    ):
+        _edited(is_program, index, k_extra=1, k_stride=pixels - 1).validate()
+    _edited(is_program, index, k_extra=1, k_stride=pixels).validate()
+
+
 def test_compile_rejects_a_non_square_is_array():
     with pytest.raises(ValueError, match=r"array.dataflow = 'is' needs a square array"):
         compile(zoo_qnet("tinyconv"), IS_TINY.replace(array={"cols": 12}))
