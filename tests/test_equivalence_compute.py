@@ -143,8 +143,9 @@ def run_engine(
     limit = (
         40
         + max(earliest or [0])
-        + sum(
-            i.passes * (max(i.pixels, timing.VECTOR_MIN_PASS) + config.array.rows) for i in instrs
+        + sum(  # input-stationary k tiles: each streams its words past every stationary tile
+            i.passes * i.k_tiles * (max(i.pixels, timing.VECTOR_MIN_PASS) + config.array.rows)
+            for i in instrs
         )
         + len(instrs) * (2 * config.array.rows + config.array.cols + 8)
     )
