@@ -278,16 +278,16 @@ def _traffic(program: Program) -> list[Traffic]:
                 reads["t"] += instr.count * instr.lut
             elif isinstance(instr, Compute):
                 reads["in"] += window.valid_reads(instr)
-                feeds = instr.passes * instr.pixels
+                feeds = instr.passes * instr.pixels * instr.k_tiles
                 if instr.os:  # every group reads every weight word; one write per pixel
                     reads["w"] += timing.ceil_div(instr.pixels, rows) * instr.passes * rows
                     feeds = instr.pixels
                 elif instr.is_:  # every pixel group streams every weight word
-                    reads["w"] += timing.is_tiles(instr, rows) * rows
+                    reads["w"] += timing.is_tiles(instr, rows) * timing.is_words(instr, rows)
                 elif instr.mode == ComputeMode.ARRAY:
                     reads["w"] += instr.passes * rows
                 writes["acc"] += feeds
-                reads["acc"] += feeds - (0 if instr.accumulate else instr.pixels)
+                reads["acc"] += feeds - (0 if instr.accumulate else instr.pixels * instr.k_tiles)
             else:  # pragma: no cover - every instruction type is handled above
                 raise TypeError(engine)
     return per_layer
@@ -376,10 +376,10 @@ def _layer_stats(
             continue
         if instr.is_:  # tiles of cols vectors: the dummy columns idle, the transposer stalls
             cols = program.config.array.cols
-            tiles = timing.is_tiles(instr, cols)
-            previous_free = feed.last + cols
-            stall["fill_drain"] += tiles * cols - instr.passes * instr.pixels
-            stall["weights"] += previous_free - feed.first - tiles * cols
+            tiles, words = timing.is_tiles(instr, cols), timing.is_words(instr, cols)
+            previous_free = feed.last + words
+            stall["fill_drain"] += tiles * words - instr.passes * instr.pixels * instr.k_tiles
+            stall["weights"] += previous_free - feed.first - tiles * words
             slot_end[instr.layer] = previous_free
             continue
         slot = instr.pixels

@@ -187,6 +187,13 @@ class Compute(Instruction):
     (x_b - zero_point_b)``, no multipliers, ``accumulate`` must be 0. ``broadcast_b`` (VADD
     only) reads operand b at ``in_base_b`` for every pixel of the tile (a per-channel
     broadcast: one value per channel, the squeeze-and-excitation gate).
+
+    ARRAY with ``is_`` (input-stationary, ``accel.timing``) may stream ``k_tiles = k_extra +
+    1`` tiles of ``cols`` output channels: pass ``k`` reads the ``k_tiles * cols`` weight words
+    ``w_base + k*k_tiles*cols + n``, word ``n`` holding output channel ``n``'s weights (lane
+    ``i`` = reduction lane ``i``), and channel ``n`` of pixel ``x`` accumulates into lane ``n %
+    cols`` of row ``acc_base + (n // cols)*k_stride + x``. ``k_stride >= pixels`` when
+    ``k_extra > 0`` (the k tiles' rows do not overlap).
     """
 
     opcode: ClassVar[int] = 2
@@ -227,6 +234,14 @@ class Compute(Instruction):
     taps_w: int = 0
     os: int = 0
     is_: int = 0
+    k_extra: int = 0
+    k_stride: int = 0
+
+    @property
+    def k_tiles(self) -> int:
+        """Output-channel tiles of ``cols`` channels an input-stationary instruction streams
+        past each stationary tile (``k_extra + 1``; every other instruction: 1)."""
+        return self.k_extra + 1
 
     @property
     def passes(self) -> int:
@@ -380,6 +395,8 @@ FIELDS: dict[type[Instruction], list[tuple[str, int, bool]]] = {
         ("taps_w", 8, False),
         ("os", 1, False),  # output-stationary: a program without it encodes as before
         ("is_", 1, False),  # input-stationary: likewise
+        ("k_extra", 8, False),  # input-stationary k tiles after the first: likewise
+        ("k_stride", 20, False),
     ],
     Post: [
         *_HEADER,

@@ -98,8 +98,13 @@ def _ranges(instr: Instruction, config: AccelConfig) -> Iterable[tuple[str, Any,
         yield _LOAD_TARGET[Buffer(instr.buffer)], lo, lo + span
     elif isinstance(instr, Compute):
         if instr.mode == ComputeMode.ARRAY:
-            yield "weight", instr.w_base, instr.w_base + instr.passes * config.array.rows
-        yield "acc", instr.acc_base, instr.acc_base + instr.pixels
+            words = instr.passes * instr.k_tiles * config.array.rows
+            yield "weight", instr.w_base, instr.w_base + words
+        if instr.k_extra:  # input-stationary k tiles: rows from acc_base + q*k_stride
+            lo = instr.acc_base + np.arange(instr.k_tiles) * instr.k_stride
+            yield "acc", lo, lo + instr.pixels
+        else:
+            yield "acc", instr.acc_base, instr.acc_base + instr.pixels
     elif isinstance(instr, Post):
         yield "acc", instr.acc_base, instr.acc_base + instr.count
         if instr.mode == PostMode.REQUANT:

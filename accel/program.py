@@ -237,6 +237,15 @@ class Program:
             for bit, dataflow in (("os", "os"), ("is_", "is")):
                 if getattr(instr, bit):
                     self._check_dataflow_bit(index, instr, bit, dataflow, fail)
+            if instr.k_extra and not instr.is_:
+                raise fail(Engine.COMPUTE, index, f"k_extra = {instr.k_extra} needs is_ = 1")
+            if instr.k_extra and instr.k_stride < instr.pixels:
+                raise fail(
+                    Engine.COMPUTE,
+                    index,
+                    f"k_stride = {instr.k_stride} < {instr.pixels} pixels: the rows of its "
+                    f"{instr.k_tiles} k tiles overlap",
+                )
             if instr.depthwise:
                 rows = self.config.array.rows
                 if instr.mode != isa.ComputeMode.ARRAY or rows != cols:

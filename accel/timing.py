@@ -209,24 +209,29 @@ loader's ``wl`` as it was. It costs ``G*S = ceil(T/R)*R*P`` feed cycles, against
 
 COMPUTE, INPUT-STATIONARY (ARRAY with ``is_``, only on a machine whose ``array.dataflow``
 is ``"is"``, with a square array ``R`` = rows = ``Cc`` = cols; never with ``os`` or
-``depthwise``). The instruction computes exactly what it computes weight-stationary (the same
-``T`` pixels, ``P`` passes in the order ct, r, s, window words, ``pad_value``, accumulator
-rows and ``accumulate``); only the weight layout differs: pass ``k``'s words are ``w_base +
-k*R + n``, word ``n`` holding output channel ``n``'s weights, lane ``i`` = reduction lane
-``i`` (the transpose of the weight-stationary tile). SCALE-Sim's IS: array rows = the
-reduction, columns = output pixels, the filters streamed.
+``depthwise``). With ``KT`` = ``k_tiles`` = 1 the instruction computes exactly what it
+computes weight-stationary (the same ``T`` pixels, ``P`` passes in the order ct, r, s, window
+words, ``pad_value``, accumulator rows and ``accumulate``); only the weight layout differs:
+pass ``k``'s words are ``w_base + k*R + n``, word ``n`` holding output channel ``n``'s
+weights, lane ``i`` = reduction lane ``i`` (the transpose of the weight-stationary tile).
+With ``KT`` > 1 it computes ``KT`` such instructions at once, ``L = KT*Cc`` channels: pass
+``k``'s words are ``w_base + k*L + n`` (``n < L``), and channel ``n`` goes to accumulator bank
+``n % Cc``, row ``acc_base + (n // Cc)*k_stride + pixel``. SCALE-Sim's IS: array rows = the
+reduction, columns = output pixels, the filters streamed; SCALE-Sim streams all ``K``
+filters past a stationary tile, ``KT`` lets the compiler do the same up to its buffers.
 
 Mapping. The pixels go in ``G = ceil(T / Cc)`` groups of ``Cc`` (column ``c`` of group
 ``g``: pixel ``g*Cc + c``; columns past ``T`` are *dummy* columns, fed ``pad_value`` and
 never written). Tile ``j`` = (group ``j // P``, pass ``j % P``), ``G*P`` tiles. Its
 *stationary* operand: PE (i, c) holds lane ``i`` of the window word of pixel ``g*Cc + c``
-for pass ``k``. Its *stream*: weight word ``n`` of pass ``k`` (channel ``n``) enters the
-left edge in cycle ``f[j] + n`` (lane ``i`` to row ``i``, the weight-stationary skew);
-partial sums flow down the columns as weight-stationary, and column ``c``'s sum for vector
-``n``, out[pixel g*Cc + c][channel n], leaves in ``f[j] + n + R + c`` into accumulator bank
-``n`` (a rotation: in any cycle the columns feed different banks), row ``acc_base + g*Cc +
+for pass ``k``. Its *stream*: the ``L`` weight words of pass ``k``, word ``n`` (channel
+``n``) entering the left edge in cycle ``f[j] + n`` (lane ``i`` to row ``i``, the
+weight-stationary skew); partial sums flow down the columns as weight-stationary, and column
+``c``'s sum for vector ``n``, out[pixel g*Cc + c][channel n], leaves in ``f[j] + n + R + c``
+into accumulator bank ``n % Cc`` (a rotation: in any cycle the columns feed different banks,
+as their vectors are less than ``Cc`` apart), row ``acc_base + (n // Cc)*k_stride + g*Cc +
 c``, read in that cycle and written ``ACC_LATENCY`` later (overwritten when ``k == 0`` and
-not ``accumulate``).
+not ``accumulate``). The stationary tile is loaded once per ``L`` vectors.
 
 The transposer. The window generator reads tile ``j``'s ``Cc`` words (columns in order;
 ``pad_value`` for dummy columns and padding) in cycles ``rd[j] + c`` into transpose buffer
@@ -247,17 +252,29 @@ Schedule: ``take`` as every COMPUTE, then::
     rd[0] = take
     rd[j] = max(rd[j-1] + Cc, wl[j-2] + R)             (wl[-1] = wl[-2] = -inf here)
     wl[j] = max(rd[j] + Cc + 1, wl[j-1] + R, f[j-1])   (wl[-1], f[-1]: the previous instruction's)
-    f[j]  = max(wl[j] + 1, f[j-1] + Cc, stream_free if j == 0)
-    done  = f[last] + Cc - 1 + R + Cc - 1 + ACC_LATENCY + 1
-    stream_free = f[last] + Cc,  front_free = max(wl[last] + R, f[last])
+    f[j]  = max(wl[j] + 1, f[j-1] + L if j > 0 else stream_free)
+    done  = f[last] + L - 1 + R + Cc - 1 + ACC_LATENCY + 1
+    stream_free = f[last] + L,  front_free = max(wl[last] + R, f[last])
 
 (``rd[j] + Cc + 1``: the last word arrives in ``rd[j] + Cc`` and is registered in the
-transpose buffer.) A buffer is free once its tile's rows have left it, so the steady state is
-two tiles per ``2*R + 1`` cycles (the contract's note said one per ``R``; its recurrences,
-implemented here and in the RTL, give this), ``(G*P*(2*R + 1)) / 2`` feed cycles against
-about ``P*max(T, R)`` weight-stationary; between two IS instructions the stream waits ``R +
-1`` cycles more (the next ``take`` waits for the last row load, its first vector for the
-transposer, ``Cc + 2`` cycles later). The IS array is a unit of its own for the
+transpose buffer.) A buffer is free once its tile's rows have left it, so with ``L = Cc`` the
+steady state is two tiles per ``2*R + 1`` cycles, ``(G*P*(2*R + 1)) / 2`` feed cycles
+against about ``P*max(T, R)`` weight-stationary; from ``KT = 2`` on (``2*L >= 2*R + 1``) the
+stream never waits for the transposer in the steady state (``rd[j] = wl[j-2] + R``, ``wl[j] =
+f[j-1]``, ``f[j] = f[j-1] + L``): about ``G*P*L`` feed cycles, every vector a useful one but
+the dummy columns'. Between two IS instructions the stream waits ``R
++ 1`` cycles more (the next ``take`` waits for the last row load, its first vector for the
+transposer, ``Cc + 2`` cycles later), once per ``KT`` k tiles. A 2x2 array, ``KT`` = 2 (``L``
+= 4), one pass, ``T`` = 2 pixels x0, x1 (tile A; ``w2`` = channel 2's word, its sums into bank
+0 of the rows ``k_stride`` on)::
+
+    cycle        t     t+1   t+2   t+3   t+4   t+5   t+6   t+7   t+8   t+9
+    read         x0    x1
+    row load                       A0    A1
+    stream                               w0    w1    w2    w3
+    col 0 exit                                       y0.0  y0.1  y0.2  y0.3
+    col 1 exit                                             y1.0  y1.1  y1.2  y1.3
+ The IS array is a unit of its own for the
 unit-switch rule below; an IS instruction's ``wl`` is the weight loader's, as an ARRAY one's.
 
 VECTOR modes (VMAX, VSUM, VADD; VMUL is VADD with ``mul``, timed as VADD). No weights.
@@ -270,7 +287,7 @@ VECTOR_MIN_PASS)`` cycles, so that a row's write precedes its next read::
     done = f[last] + T - 1 + VECTOR_LATENCY + 1
 
 Between instructions. ``stream_free`` is ``f[last] + T`` of the previous compute instruction
-in ARRAY mode, ``F + G*S`` output-stationary, ``f[last] + Cc`` input-stationary and
+in ARRAY mode, ``F + G*S`` output-stationary, ``f[last] + L`` input-stationary and
 ``f[last] + max(T, VECTOR_MIN_PASS)`` in vector mode; when the previous instruction used
 another unit (the units: the vector unit, the weight-stationary array including its
 depthwise mode, the output-stationary array, the input-stationary array), ``stream_free``
@@ -508,13 +525,27 @@ def is_tiles(instr: Compute, cols: int) -> int:
     return ceil_div(instr.pixels, cols) * instr.passes
 
 
+def is_words(instr: Compute, cols: int) -> int:
+    """``L``, the weight words an input-stationary instruction streams per tile: ``cols``
+    per k tile."""
+    return instr.k_tiles * cols
+
+
 def is_schedule(
-    tiles: int, take: int, stream_free: int, last_weight_load: int, last_feed: int, rows: int
+    tiles: int,
+    take: int,
+    stream_free: int,
+    last_weight_load: int,
+    last_feed: int,
+    rows: int,
+    words: int | None = None,
 ) -> tuple[int, int, int]:
     """``(f[0], wl[last], f[last])`` of an input-stationary instruction of ``tiles`` tiles
-    on a ``rows`` x ``rows`` array: the recurrences of the module docstring, with the
-    periodic shortcut (the recurrences are max-plus: once the state relative to ``f[j]``
-    repeats, every later period repeats its spacing)."""
+    of ``words`` (``L``; default ``rows``) vectors on a ``rows`` x ``rows`` array: the
+    recurrences of the module docstring, with the periodic shortcut (the recurrences are
+    max-plus: once the state relative to ``f[j]`` repeats, every later period repeats its
+    spacing)."""
+    words = rows if words is None else words
     cols = rows
     neg = -(1 << 40)
     rd = take
@@ -538,7 +569,7 @@ def is_schedule(
         seen[key] = (j, f)
         rd = max(rd + cols, wl_before + rows)
         wl_before, wl = wl, max(rd + cols + 1, wl + rows, f)
-        f = max(wl + 1, f + cols)
+        f = max(wl + 1, f + words)
         j += 1
     return first, wl, f
 
@@ -613,6 +644,7 @@ def compute_timing(
         new = ComputeState(unit, take, last, last + 1, state.last_weight_load, last, done)
         return ComputeTiming(start, take, first, last, done, new)
     if unit == IS_UNIT:
+        words = is_words(instr, cols)
         first, wl_last, f_last = is_schedule(
             is_tiles(instr, cols),
             take,
@@ -620,10 +652,11 @@ def compute_timing(
             state.last_weight_load,
             state.last_feed,
             rows,
+            words,
         )
-        done = f_last + cols - 1 + rows + cols - 1 + ACC_LATENCY + 1
+        done = f_last + words - 1 + rows + cols - 1 + ACC_LATENCY + 1
         front_free = max(wl_last + rows, f_last)
-        new = ComputeState(unit, take, front_free, f_last + cols, wl_last, f_last, done)
+        new = ComputeState(unit, take, front_free, f_last + words, wl_last, f_last, done)
         return ComputeTiming(start, take, first, f_last, done, new)
     wl = max(take, state.last_weight_load + rows, state.last_feed)
     f = max(wl + 1, stream_free)

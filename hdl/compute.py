@@ -70,8 +70,9 @@ front end in its ``take`` cycle and reads its tiles through its own input buffer
 input (muxed with the feeder's; the weight port is muxed to it as to the OS feed, the loader
 told by ``blocked``); the column sums go through the rotation to the banks their channels
 name. The feeder keeps the unit rule for it (a switch waits for ``done``), the front end
-releases it at ``max(wl[last] + R, f[last])``; ``done = f[last] + 2*Cc + R - 2 +
-ACC_LATENCY + 1``. The weight-stationary datapath (the depthwise mode, ``is_ = 0``) stays.
+releases it at ``max(wl[last] + R, f[last])``; ``done = f[last] + L + Cc + R - 2 +
+ACC_LATENCY + 1`` (``L = k_tiles * Cc`` words per tile). The weight-stationary datapath (the
+depthwise mode, ``is_ = 0``) stays.
 
 ``done`` pulses in exactly that cycle, the first in which the instruction's last accumulator
 write is visible (``complete`` one cycle earlier: it is the accumulator buffer's write strobe

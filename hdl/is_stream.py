@@ -18,8 +18,8 @@ Reader (cycle ``rd[j]``)
     read (``rd[j] >= wl[j-2] + R``). Each word (``pad_value`` for padding and dummy columns)
     is written into the :class:`hdl.transposer.Transposer` in ``rd[j] + c + 1``. With the
     tile's last word the reader stores the tile's record (:func:`tile_layout`: weight
-    address ``w_base + k*R``, accumulator row ``acc_base + g*Cc``, pixel columns, overwrite,
-    last) beside its buffer.
+    address ``w_base + k*L``, accumulator row ``acc_base + g*Cc``, pixel columns, overwrite,
+    last, the k tiles) beside its buffer.
 Row loader (cycle ``wl[j]``)
     Reads the tile's rows from the transposer, row ``i`` in ``wl[j] + i`` (on ``w``, the
     array's shadow-register port, one cycle later, as a weight row from the weight loader),
@@ -28,20 +28,22 @@ Row loader (cycle ``wl[j]``)
     (``f[j-1]``: one loaded tile waits for the stream at most, the array's shadow
     registers). The loader's record goes with the tile to the stream.
 Stream (cycle ``f[j]``)
-    Weight word ``n`` of the tile (``w_base + k*R + n``, channel ``n``) is read from the
-    weight buffer in ``f[j] + n - 1`` (the compute engine gives this block the weight port
-    then) and is on the array's input ``x`` in ``f[j] + n``, ``switch`` on word 0: the
-    weight-stationary skew does the rest. A tile's stream begins once its rows have begun
-    loading (``f[j] >= wl[j] + 1``), after the previous tile's words (``f[j-1] + Cc``) and,
+    Weight word ``n`` of the tile's ``L = k_tiles * Cc`` (``w_base + k*L + n``, channel
+    ``n``) is read from the weight buffer in ``f[j] + n - 1`` (the compute engine gives this
+    block the weight port then) and is on the array's input ``x`` in ``f[j] + n``,
+    ``switch`` on word 0: the weight-stationary skew does the rest. A tile's stream begins
+    once its rows have begun loading (``f[j] >= wl[j] + 1``), after the previous tile's words
+    (``f[j-1] + L``) and,
     when the previous pass fed another unit, once that unit's last instruction is done
     (``free``, from :class:`hdl.feeder.Feeder`, which keeps the unit rule).
 Rotation
     Each streamed word's record (:func:`hdl.rotation.is_meta_layout`) travels beside it in a
     delay line tapped at ``R + c`` for column ``c``: :class:`hdl.rotation.Rotation` sends
-    column ``c``'s sum to bank ``n``, row ``acc_base + g*Cc + c`` (``a``), and marks the
+    column ``c``'s sum to bank ``n % Cc``, row ``acc_base + (n // Cc)*k_stride + g*Cc + c``
+    (``a``: the record carries the bank and the k tile's row), and marks the
     instruction's final exit (``end``: the accumulator's ``complete`` one cycle later).
 
-So ``done = f[last] + Cc - 1 + R + Cc - 1 + ACC_LATENCY + 1``, the array's latency after
+So ``done = f[last] + L - 1 + R + Cc - 1 + ACC_LATENCY + 1``, the array's latency after
 the last word. The front end releases the instruction once every row is loaded and the last
 tile streams (``loaded``, ``streamed``: ``max(wl[last] + R, f[last])``).
 
@@ -102,8 +104,8 @@ __all__ = ["InputStationary", "tile_layout"]
 def tile_layout(config: AccelConfig) -> data.StructLayout:
     """What a tile's stream needs (the reader's record): the weight address of its word 0
     (``w_addr``), its group's accumulator row (``acc_row``), pixel columns (``width``),
-    ``overwrite`` (first pass, ``accumulate`` off) and ``last`` (the instruction's last
-    tile)."""
+    ``overwrite`` (first pass, ``accumulate`` off), ``last`` (the instruction's last tile),
+    and the instruction's ``k_extra`` and ``k_stride`` (its k tiles)."""
     cols = _check_square(config).array.cols
     return data.StructLayout(
         {
@@ -112,6 +114,8 @@ def tile_layout(config: AccelConfig) -> data.StructLayout:
             "width": range(cols + 1),
             "overwrite": 1,
             "last": 1,
+            "k_extra": COMPUTE_LAYOUT.members["k_extra"],
+            "k_stride": unsigned(acc_addr_bits(config)),
         }
     )
 
@@ -204,13 +208,16 @@ class InputStationary(wiring.Component):
             m.d.comb += set_full.eq(Mux(next_buf, 0b10, 0b01))
 
         # The tile's record: weight address and accumulator row from its first word (pass
-        # 0 of a group: w_base, else + R; a new group: + Cc), pixel columns counted.
+        # 0 of a group: w_base, else + L = k_tiles*R; a new group: + Cc), pixel columns
+        # counted.
         rec = Signal(tile, name="reader_rec", reset_less=True)
         now = Signal(tile, name="reader_rec_now")
         m.d.comb += now.eq(rec)
         with m.If(first_col):
             m.d.comb += [
-                now.w_addr.eq(Mux(word.first_step, instr.w_base, rec.w_addr + rows)),
+                now.w_addr.eq(
+                    Mux(word.first_step, instr.w_base, rec.w_addr + (instr.k_extra + 1) * rows)
+                ),
                 now.acc_row.eq(
                     Mux(
                         word.pass_start,
@@ -223,7 +230,11 @@ class InputStationary(wiring.Component):
             ]
         with m.Else():
             m.d.comb += now.width.eq(rec.width + ~word.dummy)
-        m.d.comb += now.last.eq(word.last_pass)
+        m.d.comb += [
+            now.last.eq(word.last_pass),
+            now.k_extra.eq(instr.k_extra),
+            now.k_stride.eq(instr.k_stride),
+        ]
         slots = [Signal(tile, name=f"slot{b}", reset_less=True) for b in range(2)]
         with m.If(took):
             m.d.sync += rec.eq(now)
@@ -309,23 +320,48 @@ class InputStationary(wiring.Component):
         m.d.comb += [offer.eq(unfed | begin), offered.eq(Mux(begin, slot, pending))]
         with m.If(begin):
             m.d.sync += pending.eq(slot)
+        # The word decided this cycle: its bank ``n``, k tile ``q``, weight address and
+        # accumulator row (the tile's, plus ``q*k_stride``); a new tile's from its record.
+        word_layout = data.StructLayout(
+            {
+                "n": range(cols),
+                "q": tile.members["k_extra"],
+                "w_addr": tile.members["w_addr"],
+                "acc_row": tile.members["acc_row"],
+            }
+        )
         st_active = Signal()
-        st_n = Signal(range(cols), reset_less=True)
+        st = Signal(word_layout, name="stream_word", reset_less=True)
         st_rec = Signal(tile, name="stream_rec", reset_less=True)
         new_tile = Signal()
         m.d.comb += new_tile.eq(offer & ~st_active & self.free)
         m.d.sync += unfed.eq(offer & ~new_tile)
-        n = Signal(range(cols), name="stream_n")
+        w = Signal(word_layout, name="stream_now")
         cur = Signal(tile, name="stream_cur")
-        m.d.comb += [n.eq(Mux(new_tile, 0, st_n)), cur.eq(Mux(new_tile, offered, st_rec))]
-        decide = new_tile | st_active
-        word_last = n == cols - 1
+        m.d.comb += [
+            w.eq(st),
+            cur.eq(Mux(new_tile, offered, st_rec)),
+        ]
         with m.If(new_tile):
-            m.d.sync += [st_rec.eq(offered), st_n.eq(1), st_active.eq(cols > 1)]
-        with m.Elif(st_active):
-            m.d.sync += st_n.eq(st_n + 1)
-            with m.If(word_last):
-                m.d.sync += st_active.eq(0)
+            m.d.comb += [
+                w.n.eq(0),
+                w.q.eq(0),
+                w.w_addr.eq(offered.w_addr),
+                w.acc_row.eq(offered.acc_row),
+            ]
+        decide = new_tile | st_active
+        bank_last = w.n == cols - 1
+        word_last = bank_last & (w.q == cur.k_extra)
+        with m.If(new_tile):
+            m.d.sync += st_rec.eq(offered)
+        with m.If(decide):
+            m.d.sync += [
+                st_active.eq(~word_last),
+                st.n.eq(Mux(bank_last, 0, w.n + 1)),
+                st.q.eq(w.q + bank_last),
+                st.w_addr.eq(w.w_addr + 1),
+                st.acc_row.eq(Mux(bank_last, w.acc_row + cur.k_stride, w.acc_row)),
+            ]
         streamed = Signal()
         with m.If(self.i.valid):
             m.d.sync += streamed.eq(0)
@@ -333,7 +369,7 @@ class InputStationary(wiring.Component):
             m.d.sync += streamed.eq(1)
         m.d.comb += [
             self.weight_rd.valid.eq(decide),
-            self.weight_rd.payload.eq(cur.w_addr + n),
+            self.weight_rd.payload.eq(w.w_addr),
             self.tile_start.eq(new_tile),
             self.last_word.eq(decide & cur.last & word_last),
             self.streaming.eq(st_active),
@@ -346,8 +382,8 @@ class InputStationary(wiring.Component):
         m.d.sync += [
             fed_valid.eq(decide),
             fed_switch.eq(new_tile),
-            meta.n.eq(n),
-            meta.acc_row.eq(cur.acc_row),
+            meta.n.eq(w.n),
+            meta.acc_row.eq(w.acc_row),
             meta.width.eq(cur.width),
             meta.overwrite.eq(cur.overwrite),
             meta.last.eq(cur.last & word_last),

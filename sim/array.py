@@ -36,14 +36,19 @@ def depthwise_sums(instr: Compute, windows: np.ndarray, tile: np.ndarray) -> np.
     return sums + instr.pad_value * tile[taps:].astype(np.int64).sum(axis=0)
 
 
+def weight_words(instr: Compute, rows: int) -> int:
+    """Weight words an ARRAY instruction reads: ``rows`` per pass and k tile."""
+    return instr.passes * instr.k_tiles * rows
+
+
 def weight_tiles(instr: Compute, weights: np.ndarray, rows: int) -> np.ndarray:
-    """(passes * rows, cols) int8: the stacked weight tiles of every pass (row ``i`` of a
-    tile = reduction lane ``i``, column ``n`` = output channel ``n``).
+    """(passes * rows, k_tiles * cols) int8: the stacked weight tiles of every pass (row
+    ``i`` of a tile = reduction lane ``i``, column ``n`` = output channel ``n``).
 
     Input-stationary (``is_``) the words hold the transposed tiles, as the IS array streams
-    them: word ``w_base + k*rows + n`` is output channel ``n``'s weights of pass ``k``, lane
-    ``i`` = reduction lane ``i`` (the array is square)."""
-    words = instr.passes * rows
+    them: word ``w_base + k*L + n`` (``L = k_tiles * rows``) is output channel ``n``'s
+    weights of pass ``k``, lane ``i`` = reduction lane ``i`` (the array is square)."""
+    words = weight_words(instr, rows)
     if instr.w_base < 0 or instr.w_base + words > weights.shape[0]:
         raise IndexError(
             f"weight read [{instr.w_base}, {instr.w_base + words}) outside the "
@@ -51,7 +56,9 @@ def weight_tiles(instr: Compute, weights: np.ndarray, rows: int) -> np.ndarray:
         )
     tiles = weights[instr.w_base : instr.w_base + words]
     if instr.is_:
-        tiles = tiles.reshape(instr.passes, rows, rows).transpose(0, 2, 1).reshape(words, rows)
+        span = words // instr.passes
+        tiles = tiles.reshape(instr.passes, span, rows).transpose(0, 2, 1)
+        tiles = tiles.reshape(instr.passes * rows, span)
     return tiles
 
 

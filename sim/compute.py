@@ -99,10 +99,10 @@ class ArrayProducts:
         self._pending: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _weights(self, instr: Compute) -> tuple[int, int]:
-        return instr.w_base, instr.w_base + instr.passes * self._rows
+        return instr.w_base, instr.w_base + array.weight_words(instr, self._rows)
 
     def products(self, index: int, buffers: Buffers) -> np.ndarray:
-        """(pixels, cols) int64: COMPUTE[index]'s sums over its passes, exactly."""
+        """(pixels, k_tiles * cols) int64: COMPUTE[index]'s sums over its passes, exactly."""
         instr = self._computes[index]
         if self._first[index] != index:
             loads, span, walk, sums = self._pending.pop(index)
@@ -125,12 +125,12 @@ class ArrayProducts:
         sums = array.multiply(
             lhs, np.concatenate(stacked, axis=1) if len(stacked) > 1 else stacked[0]
         )
-        cols = stacked[0].shape[1]
+        ends = np.cumsum([tile.shape[1] for tile in stacked])
         span = _input_span(instr) if len(members) > 1 else (0, 0)
         walk = _walk_key(instr)
         for k, member in enumerate(members[1:], start=1):
-            self._pending[member] = (buffers.loads, span, walk, sums[:, k * cols : (k + 1) * cols])
-        return sums[:, :cols]
+            self._pending[member] = (buffers.loads, span, walk, sums[:, ends[k - 1] : ends[k]])
+        return sums[:, : ends[0]]
 
 
 def _walk_key(instr: Compute) -> tuple:
@@ -153,8 +153,12 @@ def execute(
     index: int = 0,
 ) -> None:
     """Apply one COMPUTE instruction (COMPUTE[``index``]) to ``buffers.acc``; ``products``
-    multiplies ARRAY instructions in runs (:class:`ArrayProducts`)."""
-    buffers.check("acc", instr.acc_base, instr.pixels)
+    multiplies ARRAY instructions in runs (:class:`ArrayProducts`). An input-stationary
+    instruction of several k tiles writes k tile ``q``'s ``cols`` channels into the rows from
+    ``acc_base + q*k_stride`` (:class:`accel.isa.Compute`)."""
+    bases = [instr.acc_base + q * instr.k_stride for q in range(instr.k_tiles)]
+    for base in bases:
+        buffers.check("acc", base, instr.pixels)
     target = buffers.acc[instr.acc_base : instr.acc_base + instr.pixels]
     if instr.mode == ComputeMode.ARRAY and instr.depthwise:
         tile = array.weight_tiles(instr, buffers.weight, config.array.rows)
@@ -168,10 +172,14 @@ def execute(
             sums = array.array_sums(window.read_windows(instr, buffers.input), tiles)
         else:
             sums = products.products(index, buffers)
-        if instr.accumulate:  # int32 accumulators wrap, and so does the int64 -> int32 cast
-            target += sums
-        else:
-            target[...] = sums
+        cols = config.array.cols
+        for q, base in enumerate(bases):
+            target = buffers.acc[base : base + instr.pixels]
+            part = sums[:, q * cols : (q + 1) * cols]
+            if instr.accumulate:  # int32 accumulators wrap, and so does the int64 -> int32 cast
+                target += part
+            else:
+                target[...] = part
     else:
         windows = window.read_windows(instr, buffers.input)
         lanes = config.vector_lanes
@@ -219,10 +227,10 @@ class ComputeEngine:
     its words in the order group, pass, row; when a group's last step is fed, the engine
     follows the group's sums down the drain (:meth:`_drain`) to their accumulator writes.
 
-    An input-stationary instruction is a pass per tile (pixel group, then pass: ``cols``
-    words, its weight vectors), each loaded through the transposer before the weight
-    loader (:meth:`load_weights`); its sums leave column ``c`` into accumulator row ``c``
-    of its group.
+    An input-stationary instruction is a pass per tile (pixel group, then pass: ``k_tiles *
+    cols`` words, its weight vectors), each loaded through the transposer before the weight
+    loader (:meth:`load_weights`); k tile ``q``'s sums leave column ``c`` into accumulator
+    row ``q*k_stride + c`` of its group.
     """
 
     def __init__(self, config: AccelConfig) -> None:
@@ -311,11 +319,12 @@ class ComputeEngine:
             if step == steps - 1:  # this cycle, row 0 takes the group's last step
                 done = self._drain(p, instr, group, cycle)
         elif p.is_:
-            if self._fed == 0:  # vector 0: column c's sum leaves in cycle + rows + c
+            q, n = divmod(self._fed, self._cols)
+            if n == 0:  # k tile q's vector 0: column c's sum leaves in cycle + rows + c
                 rows = self._rows
-                first = p.group * self._cols
-                for c in range(min(self._cols, instr.pixels - first)):  # dummy columns: none
-                    row = instr.acc_base + first + c
+                first = instr.acc_base + q * instr.k_stride + p.group * self._cols
+                for c in range(min(self._cols, instr.pixels - p.group * self._cols)):
+                    row = first + c  # dummy columns: none
                     self._access(p, instr, row, cycle + rows + c, timing.ACC_LATENCY)
         else:
             row = instr.acc_base + self._fed
@@ -355,10 +364,11 @@ class ComputeEngine:
         if unit == timing.OS_UNIT:  # one slot: every group, pass and row
             groups, steps = timing.os_groups(instr, self._rows)
             passes = [(groups * steps, True, bool(instr.accumulate))]
-        elif unit == timing.IS_UNIT:  # tile j = (group j // P, pass j % P): cols vectors
+        elif unit == timing.IS_UNIT:  # tile j = (group j // P, pass j % P): L vectors
             tiles = timing.is_tiles(instr, self._cols)
+            words = timing.is_words(instr, self._cols)
             passes = [
-                (self._cols, j == tiles - 1, j % instr.passes > 0 or bool(instr.accumulate))
+                (words, j == tiles - 1, j % instr.passes > 0 or bool(instr.accumulate))
                 for j in range(tiles)
             ]
         else:

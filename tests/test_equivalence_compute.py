@@ -143,8 +143,9 @@ def run_engine(
     limit = (
         40
         + max(earliest or [0])
-        + sum(
-            i.passes * (max(i.pixels, timing.VECTOR_MIN_PASS) + config.array.rows) for i in instrs
+        + sum(  # input-stationary k tiles: each streams its words past every stationary tile
+            i.passes * i.k_tiles * (max(i.pixels, timing.VECTOR_MIN_PASS) + config.array.rows)
+            for i in instrs
         )
         + len(instrs) * (2 * config.array.rows + config.array.cols + 8)
     )
@@ -264,12 +265,15 @@ def model_states(config, instrs, inputs, weights, acc) -> list[np.ndarray]:
     for instr in instrs:
         target = acc[instr.acc_base : instr.acc_base + instr.pixels]
         windows = sim_window.read_windows(instr, inputs)
-        if instr.mode == ComputeMode.ARRAY:
+        if instr.mode == ComputeMode.ARRAY:  # k tile q: its columns from acc_base + q*k_stride
             tiles = model_array.weight_tiles(instr, weights, rows)
             sums = model_array.array_sums(windows, tiles)
-            if instr.accumulate:
-                sums += target
-            target[...] = sums.astype(np.int32)
+            cols = config.array.cols
+            for q in range(instr.k_tiles):
+                base = instr.acc_base + q * instr.k_stride
+                target = acc[base : base + instr.pixels]
+                part = sums[:, q * cols : (q + 1) * cols]
+                target[...] = (part + target if instr.accumulate else part).astype(np.int32)
         else:
             result = vector.vector_result(instr, windows[..., :lanes], target[:, :lanes])
             target[:, :lanes] = result.astype(np.int32)

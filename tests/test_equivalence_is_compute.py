@@ -4,20 +4,21 @@ instructions (and weight-stationary ARRAY and vector ones beside them) against t
 contract written out here, the model (fast and trace mode) and the model's data path.
 
 The contract (``accel.timing``, INPUT-STATIONARY) written out again, for an instruction of
-``T`` pixels and ``P`` passes on an ``R`` x ``R`` array, ``G = ceil(T / R)`` groups, tiles
-``j = (j // P, j % P)``::
+``T`` pixels, ``P`` passes and ``KT`` k tiles on an ``R`` x ``R`` array, ``G = ceil(T / R)``
+groups, tiles ``j = (j // P, j % P)`` of ``L = KT*R`` words::
 
     rd[0] = take
     rd[j] = max(rd[j-1] + R, wl[j-2] + R)
     wl[j] = max(rd[j] + R + 1, wl[j-1] + R, f[j-1])     (wl[-1], f[-1]: the previous one's)
-    f[j]  = max(wl[j] + 1, f[j-1] + R, stream_free if j == 0)
-    done  = f[last] + R - 1 + R + R - 1 + ACC_LATENCY + 1
+    f[j]  = max(wl[j] + 1, f[j-1] + L if j > 0 else stream_free)
+    done  = f[last] + L - 1 + R + R - 1 + ACC_LATENCY + 1
 
 Checked per instruction: ``start``, ``done`` and ``complete`` (``done - 1``) against
 ``accel.timing.compute_timing`` and ``sim.trace``; for every IS instruction its first and
-last feed against the recurrences above, and every streamed weight word (``w_base + k*R +
+last feed against the recurrences above, and every streamed weight word (``w_base + k*L +
 n`` read in ``f[j] + n - 1``, on the array in ``f[j] + n``); the final accumulators element
-for element against ``sim``'s data path.
+for element against ``sim``'s data path (k tile ``q`` in the rows from ``acc_base +
+q*k_stride``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from tests.test_equivalence_compute import (
     model_acc,
     run_timed,
 )
-from tests.test_hdl_compute import make_config
+from tests.test_hdl_compute import ACC_ROWS, WEIGHT_WORDS, make_config
 
 NEG = -(1 << 40)
 
@@ -67,14 +68,15 @@ def is_contract(instrs, config):
             if state.unit != timing.IS_UNIT:
                 stream_free = max(stream_free, state.done)
             rd, wl, f = [], [], []
+            L = instr.k_tiles * R
             for j in range(timing.is_tiles(instr, R)):
                 wl2 = wl[j - 2] if j >= 2 else NEG
                 rd.append(t.take if j == 0 else max(rd[j - 1] + R, wl2 + R))
                 wl1 = wl[j - 1] if j else state.last_weight_load
                 f1 = f[j - 1] if j else state.last_feed
                 wl.append(max(rd[j] + R + 1, wl1 + R, f1))
-                f.append(max(wl[j] + 1, f1 + R, stream_free if j == 0 else NEG))
-            done = f[-1] + R - 1 + R + R - 1 + timing.ACC_LATENCY + 1
+                f.append(max(wl[j] + 1, f[j - 1] + L if j else stream_free))
+            done = f[-1] + L - 1 + R + R - 1 + timing.ACC_LATENCY + 1
             assert (t.first_feed, t.last_feed, t.done) == (f[0], f[-1], done)
             assert t.state.front_free == max(wl[-1] + R, f[-1])
             out.append((t.start, f, done))
@@ -95,19 +97,40 @@ def check_is(config, instrs, rng):
     for instr, (_, f, _) in zip(instrs, want, strict=True):
         if f is None:
             continue
+        L = instr.k_tiles * R
         for j, fj in enumerate(f):
             k = j % instr.passes
-            for n in range(R):
+            for n in range(L):
                 assert run.array_feeds.get(fj + n) == (n == 0), f"feed {fj + n}"
-                addr = (instr.w_base + k * R + n) % 2**bits
+                addr = (instr.w_base + k * L + n) % 2**bits
                 assert run.weight_reads.get(fj + n - 1) == addr, f"weight read {fj + n - 1}"
     want_acc = model_acc(config, instrs, inputs, weights, acc)
     np.testing.assert_array_equal(run.acc, want_acc, strict=True)
     return run, want
 
 
-def as_is(instr: Compute) -> Compute:
-    return isa.with_fields(instr, is_=1) if instr.mode == ComputeMode.ARRAY else instr
+def as_is(instr: Compute, rows: int, k_extra: int = 0, gap: int = 0) -> Compute:
+    """``instr`` input-stationary (an ARRAY one) with up to ``k_extra`` more k tiles (as many
+    as its buffers hold), ``k_stride = pixels + gap``, its weight and accumulator bases moved
+    so its k tiles' weight words and accumulator rows are in the buffers."""
+    if instr.mode != ComputeMode.ARRAY:
+        return instr
+    stride = instr.pixels + gap
+    k_extra = min(
+        k_extra,
+        WEIGHT_WORDS // (instr.passes * rows) - 1,
+        (ACC_ROWS - instr.pixels) // stride,
+    )
+    words = instr.passes * (k_extra + 1) * rows
+    span = k_extra * stride + instr.pixels
+    return isa.with_fields(
+        instr,
+        is_=1,
+        k_extra=k_extra,
+        k_stride=stride if k_extra else 0,
+        w_base=instr.w_base % (WEIGHT_WORDS - words + 1),
+        acc_base=instr.acc_base % (ACC_ROWS - span + 1),
+    )
 
 
 PATTERNS = {
@@ -127,13 +150,22 @@ PATTERNS = {
         Compute(**CONV, in_base=3, acc_base=1, w_base=0, pad_value=-3, is_=1),
         Compute(**CONV, in_base=5, acc_base=1, w_base=1, accumulate=1, pad_value=5, is_=1),
     ],
+    # several k tiles per stationary tile: one group, several groups, accumulating, T = 1
+    "k_tiles": lambda R: [
+        Compute(ct_count=2, out_w=R - 1, acc_base=0, is_=1, k_extra=1, k_stride=R),
+        Compute(out_h=2, out_w=R + 1, acc_base=0, w_base=1, is_=1, k_extra=2, k_stride=2 * R + 2),
+        Compute(out_w=R + 1, acc_base=0, accumulate=1, is_=1, k_extra=1, k_stride=2 * R + 2),
+        Compute(ct_count=3, acc_base=1, w_base=2, is_=1, k_extra=3, k_stride=7),
+    ],
     # units: IS -> vector -> IS -> weight-stationary -> IS, each switch waiting for done
     "units": lambda R: [
         Compute(ct_count=2, out_h=2, out_w=3, acc_base=0, is_=1),
         POOL,
         Compute(ct_count=2, out_w=R + 1, acc_base=0, accumulate=1, w_base=R, is_=1),
         Compute(ct_count=2, out_w=3 * R, acc_base=10, w_base=3),
-        Compute(kernel_w=3, out_w=2, acc_base=10, accumulate=1, w_base=1, is_=1),
+        Compute(
+            kernel_w=3, out_w=2, acc_base=10, accumulate=1, w_base=1, is_=1, k_extra=1, k_stride=2
+        ),
     ],
 }
 SIZES = [2, 3, 4]
@@ -153,9 +185,14 @@ def test_is_streams_match_the_contract_and_the_model(rows, pattern):
 @st.composite
 def is_streams(draw):
     config = is_config(draw(st.sampled_from(SIZES)))
+    rows = config.array.rows
     instrs = draw(st.lists(computes(config), min_size=1, max_size=4))
-    flags = draw(st.lists(st.booleans(), min_size=len(instrs), max_size=len(instrs)))
-    return config, [as_is(i) if flag else i for i, flag in zip(instrs, flags, strict=True)]
+    return config, [
+        as_is(i, rows, draw(st.integers(0, 3)), draw(st.integers(0, 2)))
+        if draw(st.booleans())
+        else i
+        for i in instrs
+    ]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -94,6 +94,25 @@ def test_zoo_networks_bit_exact_on_is_tiny(name, size):
     assert 0 < result.utilization <= 1
 
 
+@pytest.mark.parametrize(
+    ("layer", "shape"),
+    [
+        (graph.Conv2d(8, 24, 3, padding=1, activation="relu"), (8, 6, 6)),  # resident
+        (graph.Linear(64, 200), (64, 1, 1)),  # streamed weights and parameters
+    ],
+)
+def test_k_groups_bit_exact_and_fast_equals_trace(layer, shape):
+    """Layers of many k tiles stream several per stationary tile (``Compute.k_extra``), each
+    k tile's sums in its own accumulator rows, POSTed with its own parameters."""
+    net = graph.Network("k")
+    x = net.add("input", graph.Input(shape))
+    net.add("layer", layer, [x])
+    program, _, fast = run_network(quantized(net), IS_TINY)
+    assert any(c.k_extra for c in program.streams[Engine.COMPUTE])
+    trace = sim.run(program, mode="trace", compute_outputs=False)
+    assert trace.instruction_times() == fast.instruction_times()
+
+
 def test_whole_network_fast_equals_trace_on_is_tiny():
     """A whole network mixes the units (IS array, vector pools and adds): the unit-switch
     rule, the transposer and the weight loader, stepped, give the closed form's times."""
@@ -251,6 +270,22 @@ def test_program_check_rejects_is_on_a_non_square_array(is_program):
     assert index >= 0
 
 
+def test_program_check_rejects_k_tiles_without_is_or_with_overlapping_rows(is_program):
+    index = _first(is_program, lambda c: c.is_)
+    pixels = is_program.streams[Engine.COMPUTE][index].pixels
+    with pytest.raises(
+        ValueError, match=rf"^COMPUTE\[{index}\] \(layer \d+\): k_extra = 2 needs is_ = 1$"
+    ):
+        _edited(is_program, index, is_=0, k_extra=2, k_stride=pixels).validate()
+    with pytest.raises(
+        ValueError,
+        match=rf"^COMPUTE\[{index}\] \(layer \d+\): k_stride = {pixels - 1} < {pixels} "
+        r"pixels: the rows of its 2 k tiles overlap$",
+    ):
+        _edited(is_program, index, k_extra=1, k_stride=pixels - 1).validate()
+    _edited(is_program, index, k_extra=1, k_stride=pixels).validate()
+
+
 def test_compile_rejects_a_non_square_is_array():
     with pytest.raises(ValueError, match=r"array.dataflow = 'is' needs a square array"):
         compile(zoo_qnet("tinyconv"), IS_TINY.replace(array={"cols": 12}))
@@ -273,6 +308,7 @@ def test_is_feed_slots_and_stalls_add_up(is_program):
     result = sim.run(is_program, compute_outputs=False)
     busy = sum(
         instr.passes
+        * instr.k_tiles
         * (instr.pixels if instr.mode == ComputeMode.ARRAY else max(instr.pixels, VECTOR_MIN_PASS))
         for instr in is_program.streams[Engine.COMPUTE]
     )

@@ -208,6 +208,7 @@ class Emitter:
         vector: bool = False,
         loaded_c_tiles: int | None = None,
         depthwise: bool = False,
+        k_group: int = 1,
     ) -> Tiling:
         """:func:`~accel.compiler.tiling.choose_tiling` on this configuration, for ``node``
         (``depthwise``: in the array's depthwise mode)."""
@@ -223,6 +224,7 @@ class Emitter:
                 vector=vector,
                 loaded_c_tiles=loaded_c_tiles,
                 depthwise=depthwise,
+                k_group=k_group,
             )
         except TilingError as err:
             raise self.fail(node, str(err)) from None
@@ -246,13 +248,19 @@ class Emitter:
     @tile_pixels.setter
     def tile_pixels(self, pixels: int) -> None:
         self._tile_pixels = pixels
-        self.acc_slots = self._tile_slots(self.acc_ring)
-        self.out_slots = self._tile_slots(self.out_ring)
+        self.acc_slots = self._tile_slots(self.acc_ring, pixels)
+        self.out_slots = self._tile_slots(self.out_ring, pixels)
 
-    def _tile_slots(self, ring: Ring) -> int:
-        """Up to four slots of the layer's tile size: more than two slots let compute run
-        ahead while POST and STORE drain."""
-        return max(2, min(4, ring.capacity // max(self.tile_pixels, 1)))
+    def group_acc_slots(self, k_group: int) -> None:
+        """Accumulator slots of ``k_group`` tiles each (an input-stationary COMPUTE of
+        ``k_group`` k tiles writes them side by side)."""
+        self.acc_slots = self._tile_slots(self.acc_ring, self.tile_pixels * k_group)
+
+    @staticmethod
+    def _tile_slots(ring: Ring, pixels: int) -> int:
+        """Up to four slots of ``pixels`` rows: more than two slots let compute run ahead
+        while POST and STORE drain."""
+        return max(2, min(4, ring.capacity // max(pixels, 1)))
 
     # -- steps shared by all layer kinds --------------------------------------------------------
 
@@ -550,6 +558,19 @@ class Emitter:
         # first input and weights.
         self.pending_param_load = (load, base, base + words)
         return Params(addr, tuple(base + k for k in range(words)))
+
+    def group_param_words(self, params: Params, kts: range) -> list[int]:
+        """The parameter words of k tiles ``kts`` (an input-stationary k group, of at most
+        half the parameter buffer); streamed ones are loaded now, by one LOAD into the next
+        half."""
+        if params.resident is not None:
+            return [params.resident[kt] for kt in kts]
+        base = self.p_ring.next(2)
+        size = self.config.param_word_bytes
+        template = Load(buffer=Buffer.PARAM, inner_stride=size, run_bytes=size)
+        block = self.param_block(template, resident=True)
+        block.rows.extend((params.addr + kts.start * size, base, len(kts), self.log.index()))
+        return list(range(base, base + len(kts)))
 
     def param_word(self, params: Params, kt: int) -> int:
         """The parameter word of k tile ``kt``; a streamed one is loaded now, into the next

@@ -45,6 +45,17 @@ class ConvWeights:
     depthwise: bool = False  # the array's depthwise mode: one tile per group of kernel rows
     #: Slots of the weight ring a streamed chunk goes to in turn (:func:`stream_slots`).
     slots: int = 2
+    #: Input-stationary k tiles per COMPUTE: the tiles above (``ct_ranges``, ``kt_words``,
+    #: ...) are then groups of ``k_group`` k tiles (the last one what is left of ``k_tiles``),
+    #: a pass's words the group's channels in order (``accel.isa.Compute``, ``k_extra``).
+    k_group: int = 1
+    k_tiles: int = 0  # the layer's k tiles (0: as many as groups)
+
+    def group_tiles(self, g: int) -> int:
+        """The k tiles of group ``g``."""
+        if self.k_group == 1:
+            return 1
+        return min(self.k_group, self.k_tiles - g * self.k_group)
 
     def slot_base(self, ring: Ring, count: int | np.ndarray) -> int | np.ndarray:
         """Weight-buffer word of the ``count``-th streamed chunk's slot."""
@@ -53,13 +64,12 @@ class ConvWeights:
 
 def stream_slots(em: Emitter, row_words: int, depthwise: int) -> int:
     """Slots of the weight ring for streamed weights: two (double buffering), three for an
-    output-stationary layer whose kernel row fits a third. An output-stationary pass reads
-    its weight words as fast as the DMA streams them, and a slot is free again only when the
+    output- or input-stationary layer whose kernel row fits a third. Such a pass reads its
+    weight words as fast as the DMA streams them, and a slot is free again only when the
     COMPUTE reading it is done (its drain after its last read): with two slots, DRAM latency
     and drain are exposed once per chunk; a third slot hides them."""
-    if em.config.array.dataflow == "os" and not depthwise and row_words <= em.w_ring.capacity // 3:
-        return 3
-    return 2
+    streaming = em.config.array.dataflow in ("os", "is") and not depthwise
+    return 3 if streaming and row_words <= em.w_ring.capacity // 3 else 2
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,27 @@ def depthwise_rows(em: Emitter, weight: np.ndarray, groups: int) -> int:
     return min(r, em.rows // s)
 
 
+def k_group_limit(em: Emitter, weight: np.ndarray, groups: int, depthwise: int, images: int) -> int:
+    """The most k tiles one input-stationary COMPUTE may stream (``Compute.k_extra + 1``) in
+    a dense layer (not depthwise, ``groups`` = 1) of one image, as far as the weight buffer
+    goes: every k tile when the weights stay resident, else those whose kernel row of words
+    fits a third of the streamed ring (:func:`stream_slots`), and the parameter buffer: a
+    group's parameter words in half of it when they stream
+    (:meth:`~accel.compiler.emit.Emitter.group_param_words`); 1 on other machines and layers.
+    The tile then bounds it by its accumulators (:attr:`accel.compiler.tiling.Tiling.k_group`)."""
+    if em.config.array.dataflow != "is" or depthwise or groups != 1 or images != 1:
+        return 1
+    k, c, r, s = weight.shape
+    n_kt, rows = ceil_div(k, em.cols), em.rows
+    capacity = em.w_ring.capacity
+    limit = n_kt
+    if n_kt * ceil_div(c, rows) * r * s * rows > capacity:  # streamed in three slots
+        limit = max(1, capacity // 3 // (s * rows))
+    if n_kt > em.p_ring.capacity // 2:  # streamed parameters: a group's in half the buffer
+        limit = min(limit, em.p_ring.capacity // 2)
+    return max(1, min(limit, isa.field_max(Compute, "k_extra") + 1))
+
+
 def resident_base(em: Emitter, words: int) -> int | None:
     """Where ``words`` of a layer's weights stay resident in the weight ring: a slot of
     the double-buffered half when they fit it, the whole buffer from word 0 when they fit
@@ -100,14 +131,16 @@ def resident_base(em: Emitter, words: int) -> int | None:
 
 
 def pack_weights(
-    em: Emitter, node: str, weight: np.ndarray, groups: int, depthwise: int = 0
+    em: Emitter, node: str, weight: np.ndarray, groups: int, depthwise: int = 0, k_group: int = 1
 ) -> ConvWeights:
     """Add the weights to the constants in load order and place them in the weight buffer.
 
     ``depthwise`` (kernel rows per pass, :func:`depthwise_rows`): one (rows, cols) tile per
     k tile and group of kernel rows, row ``t`` = tap ``(t // s, t % s)`` of the group, zero
     past its taps. Dense tiles on an input-stationary machine are transposed: word ``n`` =
-    output channel ``n``, lane ``i`` = reduction lane ``i`` (``accel.timing``)."""
+    output channel ``n``, lane ``i`` = reduction lane ``i`` (``accel.timing``); with
+    ``k_group`` > 1 (``groups`` = 1), a pass's words are the channels of ``k_group`` k tiles
+    in order, and the k tiles of the result are those groups."""
     rows, cols = em.rows, em.cols
     k, cg, r, s = weight.shape
     c = cg * groups
@@ -147,6 +180,8 @@ def pack_weights(
     tiles = dense.reshape(n_kt, cols, n_ct, rows, r, s).transpose(0, 2, 4, 5, 3, 1)
     if em.config.array.dataflow == "is":  # word n = output channel n, lane i = reduction lane i
         tiles = tiles.swapaxes(4, 5)
+    if k_group > 1:
+        return _pack_k_groups(em, node, tiles, k_group)
     ct_ranges = []
     for kt in range(n_kt):
         k_lo, k_hi = kt * cols, min(k, (kt + 1) * cols)
@@ -156,9 +191,37 @@ def pack_weights(
 
     # Weights in DRAM in consumption order: kt, ct, r, s.
     blobs = [np.ascontiguousarray(tiles[kt, lo:hi]) for kt, (lo, hi) in enumerate(ct_ranges)]
+    kt_words = [(hi - lo) * r * s * rows for lo, hi in ct_ranges]
+    return _placed(em, node, blobs, (r, s), ct_ranges, kt_words, rows, depthwise)
+
+
+def _pack_k_groups(em: Emitter, node: str, tiles: np.ndarray, k_group: int) -> ConvWeights:
+    """:func:`pack_weights` of input-stationary weights ``tiles`` (kt, ct, r, s, cols, rows)
+    in groups of ``k_group`` k tiles: per group (ct, r, s, k tile, cols, rows)."""
+    n_kt, n_ct, r, s, cols, rows = tiles.shape
+    firsts = range(0, n_kt, k_group)
+    blobs = [
+        np.ascontiguousarray(tiles[g : g + k_group].transpose(1, 2, 3, 0, 4, 5)) for g in firsts
+    ]
+    kt_words = [blob.size // cols for blob in blobs]
+    placed = _placed(em, node, blobs, (r, s), [(0, n_ct)] * len(blobs), kt_words, rows * k_group)
+    return replace(placed, k_group=k_group, k_tiles=n_kt)
+
+
+def _placed(
+    em: Emitter,
+    node: str,
+    blobs: list[np.ndarray],
+    kernel: tuple[int, int],
+    ct_ranges: list[tuple[int, int]],
+    kt_words: list[int],
+    tile_words: int,
+    depthwise: int = 0,
+) -> ConvWeights:
+    """The constants ``blobs`` (a k tile each, in load order) placed in the weight buffer:
+    resident when they fit, else streamed in reduction chunks of ``tile_words`` per pass."""
+    r, s = kernel
     w_addr = em.add_constant(*blobs)
-    tile_words = rows
-    kt_words = [(hi - lo) * r * s * tile_words for lo, hi in ct_ranges]
     kt_offsets = list(itertools.accumulate(kt_words, initial=0))
     base = resident_base(em, kt_offsets[-1])
     slots = stream_slots(em, s * tile_words, depthwise)
@@ -178,11 +241,11 @@ def pack_weights(
         else:
             raise em.fail(
                 node,
-                f"one kernel row of weight tiles ({s * tile_words * cols} bytes) exceeds half "
-                f"of buffers.weight_bytes = {em.config.buffers.weight_bytes}",
+                f"one kernel row of weight tiles ({s * tile_words * em.cols} bytes) exceeds "
+                f"half of buffers.weight_bytes = {em.config.buffers.weight_bytes}",
             )
     else:
-        per_chunk, row_chunk = n_ct, r
+        per_chunk, row_chunk = max(hi for _, hi in ct_ranges), r  # every channel tile
     return ConvWeights(
         addr=w_addr,
         kernel=(r, s),
@@ -283,17 +346,23 @@ class ConvPasses:
             )
             kernel_h = "taps_h"
 
+        grouped = self.weights.k_group > 1
+
         def accesses(c: dict[str, np.ndarray]) -> list[Access]:
             acc = c["acc_base"]
+            span = c["out_h"] * c["out_w"]
+            if grouped:  # its k tiles' rows, k_stride apart (k_stride = pixels: contiguous)
+                span = span + c["k_extra"] * c["k_stride"]
             return [
                 ("in", READ, c["in_lo"], c["in_hi"]),
                 ("w", READ, c["w_base"], c["w_hi"]),
-                ("acc", WRITE, acc, acc + c["out_h"] * c["out_w"]),
+                ("acc", WRITE, acc, acc + span),
             ]
 
         names = (
             *("accumulate", "in_base", "ct_count", "ct_stride", "tile_w", "out_h", "out_w"),
             *("origin_h", "origin_w", kernel_h, "w_base", "acc_base"),
+            *(("k_extra", "k_stride") if grouped else ()),
         )
         return self.em.block(("compute",), template, names, ("in_lo", "in_hi", "w_hi"), accesses)
 
@@ -305,7 +374,8 @@ class ConvPasses:
         found = self._passes.get(key)
         if found is not None:
             return found
-        wt, tile_words = self.weights, self.em.rows
+        wt = self.weights
+        tile_words = self.em.rows * wt.group_tiles(kt)
         r, s = wt.kernel
         chunks = []
         for ct0 in range(cts.start, cts.stop, wt.per_chunk):
@@ -327,7 +397,8 @@ class ConvPasses:
     def compute(
         self, *, kt: int, cts: range, inputs: InputTile, acc_base: int, first: bool
     ) -> None:
-        """COMPUTE instructions for channel tiles ``cts`` of k tile ``kt``, reading
+        """COMPUTE instructions for channel tiles ``cts`` of k tile ``kt`` (input-stationary
+        k groups: of group ``kt``, its k tiles' accumulators ``th * tw`` rows apart), reading
         ``inputs``; ``first``: the first of the k tile's passes (it overwrites the
         accumulators, the others add to them)."""
         em, wt = self.em, self.weights
@@ -344,6 +415,7 @@ class ConvPasses:
         compute_rows, weight_rows = self.compute_rows, self.weight_rows
         index = em.log.index
         accumulate = int(not first)
+        group = (wt.group_tiles(kt) - 1, th * tw) if wt.k_group > 1 else ()
         for ct0, ct1, r0, r1, words, offset in chunks:
             if resident:
                 self.load_resident(kt)
@@ -369,6 +441,7 @@ class ConvPasses:
                     r1 - r0,
                     w_base,
                     acc_base,
+                    *group,
                     in_lo,
                     in_hi,
                     w_base + words,
@@ -667,7 +740,20 @@ def lower_conv(
         raise em.fail(node, f"reduction C/groups*R*S = {cg * r * s} may overflow int32")
     n_ct, n_kt = ceil_div(c, rows), ceil_div(k, cols)
     depthwise = depthwise_rows(em, weight, groups)
-    weights = pack_weights(em, node, weight, groups, depthwise)
+    if out_hw is None:
+        out_hw = (y.height, y.width)
+    k_limit = k_group_limit(em, weight, groups, depthwise, len(xs))
+    if k_limit > 1:  # the tile bounds the k group (its accumulators), the group the packing
+        passes = n_ct * r * s
+        streamed = n_kt * passes * rows
+        if streamed <= em.w_ring.capacity:  # resident (pack_weights)
+            streamed = 0
+        tiling = em.choose_tiling(
+            node, out_hw, window, n_ct, n_kt, passes, streamed_words=streamed, k_group=k_limit
+        )
+        weights = pack_weights(em, node, weight, groups, k_group=tiling.k_group)
+    else:
+        weights = pack_weights(em, node, weight, groups, depthwise)
     ct_ranges = weights.ct_ranges
 
     # Parameters: folded bias, multiplier, shift per output channel.
@@ -679,15 +765,21 @@ def lower_conv(
     params[:k, 2] = cq.shift if negative is None else numerics.pack_prelu_shift(cq.shift, *negative)
     layer_params = em.load_params(params.reshape(n_kt, cols, 3))
 
-    passes = sum(hi - lo for lo, hi in ct_ranges) * r * s // n_kt
-    if depthwise:
-        passes = ceil_div(r, depthwise)
-    streamed = 0 if weights.resident_base is not None else weights.kt_offsets[-1]
-    if out_hw is None:
-        out_hw = (y.height, y.width)
-    tiling = em.choose_tiling(
-        node, out_hw, window, n_ct, n_kt, passes, streamed_words=streamed, depthwise=bool(depthwise)
-    )
+    if k_limit == 1:
+        passes = sum(hi - lo for lo, hi in ct_ranges) * r * s // n_kt
+        if depthwise:
+            passes = ceil_div(r, depthwise)
+        streamed = 0 if weights.resident_base is not None else weights.kt_offsets[-1]
+        tiling = em.choose_tiling(
+            node,
+            out_hw,
+            window,
+            n_ct,
+            n_kt,
+            passes,
+            streamed_words=streamed,
+            depthwise=bool(depthwise),
+        )
     if (tiling.channel_chunk < n_ct or depthwise) and groups != 1:
         # Grouped: each k tile reads only its groups' channel tiles; load those per k tile.
         widest = max(hi - lo for lo, hi in ct_ranges)
@@ -710,6 +802,8 @@ def lower_conv(
                 f"buffers.input_bytes = {em.config.buffers.input_bytes}",
             )
     em.tile_pixels = tiling.tile_h * tiling.tile_w
+    if weights.k_group > 1:
+        em.group_acc_slots(weights.k_group)
     post = Post(
         mode=PostMode.REQUANT,
         out_zero_point=y.zero_point,
@@ -748,6 +842,7 @@ def lower_conv(
         "tile": [tiling.tile_h, tiling.tile_w],
         "tiles": len(out_tiles),
         "k_tiles": n_kt,
+        **({"k_group": weights.k_group} if weights.k_group > 1 else {}),
         "c_tiles": n_ct,
         "weights": "resident" if weights.resident_base is not None else "streamed",
         "channel_chunk": min(tiling.channel_chunk, n_ct),
@@ -834,32 +929,40 @@ def lower_image(
     phase: Phase,
 ) -> None:
     """Every output tile of one image (input ``conv.x``, output ``y``, pixels of ``phase``),
-    in program order."""
-    cols, tiling, ct_ranges = em.cols, conv.tiling, conv.weights.ct_ranges
+    in program order; input-stationary k groups: per group its COMPUTEs, then POST and STORE
+    of each of its k tiles."""
+    cols, tiling, wt = em.cols, conv.tiling, conv.weights
+    ct_ranges = wt.ct_ranges
     n_ct, n_kt = ceil_div(conv.x.channels, em.rows), len(ct_ranges)
-    if len(out_tiles) * n_kt >= VECTOR_MIN:
+    if len(out_tiles) * n_kt >= VECTOR_MIN and wt.k_group == 1:
         conv.lower_layer(out_tiles, layer_params, post, y, phase)
         out_tiles_left = []
     else:
         out_tiles_left = out_tiles
     for tile in out_tiles_left:
+        inputs = None
         if tiling.channel_chunk >= n_ct:
             inputs = conv.load_inputs(tile, range(n_ct))
-            for kt in range(n_kt):
-                acc_base = em.next_acc_slot()
-                lo, hi = ct_ranges[kt]
-                conv.compute(kt=kt, cts=range(lo, hi), inputs=inputs, acc_base=acc_base, first=True)
-                pw = em.param_word(layer_params, kt)
-                em.post_and_store(acc_base, pw, post, y, tile, kt * cols, cols, phase)
-        else:
-            for kt in range(n_kt):
-                acc_base = em.next_acc_slot()
-                lo, hi = ct_ranges[kt]
+        for g, (lo, hi) in enumerate(ct_ranges):
+            acc_base = em.next_acc_slot()
+            if inputs is not None:
+                conv.compute(kt=g, cts=range(lo, hi), inputs=inputs, acc_base=acc_base, first=True)
+            else:
                 for chunk_lo in range(lo, hi, tiling.channel_chunk):
                     chunk = range(chunk_lo, min(hi, chunk_lo + tiling.channel_chunk))
-                    inputs = conv.load_inputs(tile, chunk)
                     conv.compute(
-                        kt=kt, cts=chunk, inputs=inputs, acc_base=acc_base, first=chunk_lo == lo
+                        kt=g,
+                        cts=chunk,
+                        inputs=conv.load_inputs(tile, chunk),
+                        acc_base=acc_base,
+                        first=chunk_lo == lo,
                     )
-                pw = em.param_word(layer_params, kt)
-                em.post_and_store(acc_base, pw, post, y, tile, kt * cols, cols, phase)
+            if wt.k_group == 1:
+                pws = [em.param_word(layer_params, g)]
+            else:
+                kt0 = g * wt.k_group
+                pws = em.group_param_words(layer_params, range(kt0, kt0 + wt.group_tiles(g)))
+            for q, pw in enumerate(pws):
+                kt = g * wt.k_group + q
+                base = acc_base + q * tile[2] * tile[3]
+                em.post_and_store(base, pw, post, y, tile, kt * cols, cols, phase)

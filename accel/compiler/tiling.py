@@ -87,6 +87,9 @@ class Tiling:
     #: Tiles of exactly ``tile_h`` x ``tile_w`` and smaller ones at the bottom and right
     #: edges, instead of an even split (output-stationary: whole groups of ``rows`` pixels).
     uneven: bool = False
+    #: Input-stationary: k tiles per COMPUTE (``Compute.k_extra + 1``), their accumulators
+    #: side by side in one slot (``k_group`` x the tile's pixels rows).
+    k_group: int = 1
 
     def output_tiles(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
         """The ``(p0, q0, th, tw)`` output tiles of a ``height`` x ``width`` map, row-major."""
@@ -134,6 +137,7 @@ def estimate_cycles(
     exposed_c_tiles: int | None = None,
     depthwise: bool = False,
     uneven: bool = False,
+    k_group: int = 1,
 ) -> float:
     """The cost model of :func:`choose_tiling`: the estimated cycles of a layer in output
     tiles of ``tile`` (see there). ``images`` > 1: every tile holds that many images' tiles
@@ -144,9 +148,10 @@ def estimate_cycles(
     the array ``max(pixels, rows)`` cycles weight-stationary and ``ceil(pixels / rows) *
     rows`` output-stationary (``hw.os``, not ``depthwise``: the depthwise mode is
     weight-stationary on every machine; ``accel.timing``), in tiles split as
-    :attr:`Tiling.uneven` says. Input-stationary (``hw.is_``) a pass costs ``ceil(pixels /
-    cols)`` tiles of ``cols + 1/2`` cycles (two transpose buffers: two tiles per ``2*rows
-    + 1`` cycles) and each instruction the transposer's fill, ``rows + 1`` cycles more than
+    :attr:`Tiling.uneven` says. Input-stationary (``hw.is_``) an instruction streams
+    ``k_group`` k tiles: a pass costs ``ceil(pixels / cols)`` tiles of ``k_group * cols``
+    cycles, ``1/2`` more when ``k_group`` is 1 (two transpose buffers: two tiles per ``2*rows
+    + 1`` cycles), and each instruction the transposer's fill, ``rows + 1`` cycles more than
     its stream."""
     p, q = out_hw
     th, tw = tile
@@ -160,15 +165,19 @@ def estimate_cycles(
     elif hw.os and not depthwise:  # the mean over the tiles, the edge ones included
         slot = os_groups(out_hw, tile, rows, uneven) * rows / tiles
     elif hw.is_ and not depthwise:  # groups of cols pixels, a tile per group and pass
-        slot = os_groups(out_hw, tile, cols, uneven) * (cols + IS_TILE_EXTRA) / tiles
+        extra = IS_TILE_EXTRA if k_group == 1 else 0
+        slot = os_groups(out_hw, tile, cols, uneven) * (k_group * cols + extra) / tiles
     else:
         slot = max(pixels, rows)
-    compute = images * k_tiles * passes * slot
+    instrs = ceil_div(k_tiles, k_group)  # per tile and reduction pass: COMPUTE instructions
+    compute = images * instrs * passes * slot
     if hw.is_ and not vector and not depthwise:  # between instructions: the transposer's fill
-        compute += images * k_tiles * (rows + 1)
+        compute += images * instrs * (rows + 1)
     load = hw.dram_latency + images * c_tiles * ih * iw * word_beats  # pipelined DMA
     load += streamed_words * ceil_div(cols, hw.dram_bandwidth)
     drain = rows + cols + 2 * pixels + timing.POST_LATENCY + hw.dram_latency
+    if k_group > 1:  # the last group's other k tiles: POST and STORE after its COMPUTE
+        drain += (k_group - 1) * max(pixels, (pixels + timing.POST_LATENCY + hw.dram_latency) / 2)
     instructions = tiles * images * (3 * k_tiles + c_tiles)
     first = load
     if exposed_c_tiles is not None:
@@ -188,13 +197,17 @@ def choose_tiling(
     vector: bool = False,
     loaded_c_tiles: int | None = None,
     depthwise: bool = False,
+    k_group: int = 1,
 ) -> Tiling:
     """The output tile that minimises the estimated cycles among those whose buffers fit.
 
     ``depthwise``: the layer runs in the array's depthwise mode (weight-stationary on an
-    output-stationary machine too). ``loaded_c_tiles``: the channel tiles an output tile
-    loads in all when the k tiles load their own (``c_tiles`` at a time: a depthwise layer's
-    k tiles one channel tile each), for the estimate; ``c_tiles`` by default.
+    output-stationary machine too). ``k_group``: input-stationary, the most k tiles one
+    COMPUTE may stream (what the weight buffer allows); each tile takes as many as its
+    accumulator slot holds (:attr:`Tiling.k_group`). ``loaded_c_tiles``: the channel tiles
+    an output tile loads in all when the k tiles load their own (``c_tiles`` at a time: a
+    depthwise layer's k tiles one channel tile each), for the estimate; ``c_tiles`` by
+    default.
 
     ``c_tiles`` is the number of channel tiles of the input window loaded per output tile,
     ``k_tiles`` the number of k tiles (accumulator results per output tile), ``passes`` the
@@ -227,7 +240,17 @@ def choose_tiling(
 
     loaded = c_tiles if loaded_c_tiles is None else loaded_c_tiles
 
-    def estimate(th: int, tw: int, uneven: bool = False) -> float:
+    def groups(th: int, tw: int) -> list[int]:
+        """The k groups a tile may take: balanced (``ceil(k_tiles / m)`` for ``m`` groups)
+        up to what its accumulator slot and the weight buffer hold."""
+        most = min(k_group, k_tiles, acc_cap // (th * tw))
+        if most <= 1:
+            return [1]
+        return sorted(
+            {ceil_div(k_tiles, m) for m in range(1, k_tiles + 1)} & set(range(1, most + 1))
+        )
+
+    def estimate(th: int, tw: int, uneven: bool = False, group: int = 1) -> float:
         return estimate_cycles(
             hw,
             out_hw,
@@ -241,6 +264,7 @@ def choose_tiling(
             exposed_c_tiles=None if loaded_c_tiles is None else c_tiles,
             depthwise=depthwise,
             uneven=uneven,
+            k_group=group,
         )
 
     cap = min(acc_cap, out_cap)
@@ -259,13 +283,16 @@ def choose_tiling(
         placed = fits(th, tw, c_tiles)
         if os and placed is not None and (p % th or q % tw):
             # Output-stationary: full tiles and smaller edge ones may leave fewer idle rows.
-            tiling = Tiling(th, tw, *placed, c_tiles, uneven=True)
-            scored.append((estimate(th, tw, True), th * tw, tiling))
+            for group in groups(th, tw):
+                tiling = Tiling(th, tw, *placed, c_tiles, uneven=True, k_group=group)
+                scored.append((estimate(th, tw, True, group), th * tw, tiling))
         th = ceil_div(p, ceil_div(p, th))  # same tile count, evened out
         tw = ceil_div(q, ceil_div(q, tw))
         placed = fits(th, tw, c_tiles)
         if placed is not None:
-            scored.append((estimate(th, tw), th * tw, Tiling(th, tw, *placed, c_tiles)))
+            for group in groups(th, tw):
+                tiling = Tiling(th, tw, *placed, c_tiles, k_group=group)
+                scored.append((estimate(th, tw, False, group), th * tw, tiling))
     if scored:
         # The largest tile within TILING_SLACK of the best estimate: smaller tiles shave
         # a little pipeline fill but multiply instructions (and the time to simulate).
