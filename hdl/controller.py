@@ -331,7 +331,10 @@ class Controller(wiring.Component):
                     completed.eq(completed + 1),
                     head.eq(Mux(head == depth - 1, 0, head + 1)),
                 ]
-            m.d.sync += level.eq(level + fire - complete)
+            with m.If(fire & ~complete):  # the grant selects; no adder after it
+                m.d.sync += level.eq(level + 1)
+            with m.Elif(complete & ~fire):
+                m.d.sync += level.eq(level - 1)
             with m.If(fetched & ~legal):
                 m.d.sync += self.error.eq(1)
             with m.If(fetched & legal & tokens & ~room):
