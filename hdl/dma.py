@@ -122,6 +122,20 @@ _BUFFER_PORTS = {
 }
 
 
+def _next_run(m: Module, nxt, pos, instr, inner_last, run: str, targets: list[str]) -> None:
+    """Drive into ``nxt`` the run after the one at ``pos`` of a DMA walk: run ``j + 1``,
+    ``inner_stride`` past field ``run`` of ``pos``, unless ``inner_last``; else run 0 of row
+    ``o + 1``, ``outer_stride`` past ``row_addr``. The fields ``targets`` of ``nxt`` take the
+    new run's address."""
+    with m.If(~inner_last):
+        addr = getattr(pos, run) + instr.inner_stride
+        m.d.comb += [nxt.j.eq(pos.j + 1), *(getattr(nxt, name).eq(addr) for name in targets)]
+    with m.Else():
+        row_addr = pos.row_addr + instr.outer_stride
+        m.d.comb += [nxt.j.eq(0), nxt.o.eq(pos.o + 1), nxt.row_addr.eq(row_addr)]
+        m.d.comb += [getattr(nxt, name).eq(row_addr) for name in targets]
+
+
 class LoadEngine(wiring.Component):
     """The LOAD half of the DMA: strided DRAM runs into buffer words.
 
@@ -202,6 +216,7 @@ class LoadEngine(wiring.Component):
             }
         )
         state = Signal(position, reset_less=True)
+        taken = Signal(_ISSUE)  # what `held` keeps of the instruction on `i`
         ins = Signal(_ISSUE)
         cur = Signal(position)
         first = Signal(position)
@@ -209,23 +224,25 @@ class LoadEngine(wiring.Component):
         m.d.comb += [
             first.addr.eq(payload.dram_addr),
             first.row_addr.eq(payload.dram_addr),
-            ins.eq(Mux(busy, held, Cat(*(payload[name] for name in _ISSUE.members)))),
+            taken.eq(Cat(*(payload[name] for name in _ISSUE.members))),
+            ins.eq(Mux(busy, held, taken)),
             cur.eq(Mux(busy, state, first)),
         ]
-        inner_last = cur.j == ins.inner_count - 1
-        last_run = inner_last & (cur.o == ins.outer_count - 1)
-        nxt = Signal(position)
-        m.d.comb += nxt.eq(cur)
-        with m.If(~inner_last):
-            m.d.comb += [nxt.j.eq(cur.j + 1), nxt.addr.eq(cur.addr + ins.inner_stride)]
-        with m.Else():
-            row_addr = cur.row_addr + ins.outer_stride
-            m.d.comb += [
-                nxt.j.eq(0),
-                nxt.o.eq(cur.o + 1),
-                nxt.row_addr.eq(row_addr),
-                nxt.addr.eq(row_addr),
-            ]
+
+        # The run after this one, for a run of the held instruction (from `state` and
+        # `held`) and for the first run of the one on `i` (from `first` and `taken`) side by
+        # side: `busy` only selects, no carry chain follows it.
+        def step(pos, instr, name: str):
+            inner_last = pos.j == instr.inner_count - 1
+            last_run = inner_last & (pos.o == instr.outer_count - 1)
+            nxt = Signal(position, name=name)
+            m.d.comb += nxt.eq(pos)
+            _next_run(m, nxt, pos, instr, inner_last, "addr", ["addr"])
+            return last_run, nxt.as_value()
+
+        held_last, held_nxt = step(state, held, "next_of_held")
+        first_last, first_nxt = step(first, taken, "next_of_first")
+        last_run, nxt = Mux(busy, held_last, first_last), Mux(busy, held_nxt, first_nxt)
         word = Signal(range(max(words.values()) + 1))
         with m.Switch(ins.buffer):
             for buffer, size in words.items():
@@ -246,7 +263,7 @@ class LoadEngine(wiring.Component):
         with m.If(issue):
             m.d.sync += [state.eq(nxt), busy.eq(~last_run)]
         with m.If(take):
-            m.d.sync += held.eq(ins)
+            m.d.sync += held.eq(taken)
 
         # --- return side: beats into buffer words ------------------------------------------
         slots = max(_ceil_div(w, bandwidth) for w in words.values())
@@ -568,22 +585,7 @@ class StoreEngine(wiring.Component):
                     nxt.t.eq(0),
                     nxt.r.eq(0),
                 ]
-                with m.If(~inner_last):
-                    run_addr = pos.run_addr + instr.inner_stride
-                    m.d.comb += [
-                        nxt.j.eq(pos.j + 1),
-                        nxt.run_addr.eq(run_addr),
-                        nxt.addr.eq(run_addr),
-                    ]
-                with m.Else():
-                    row_addr = pos.row_addr + instr.outer_stride
-                    m.d.comb += [
-                        nxt.j.eq(0),
-                        nxt.o.eq(pos.o + 1),
-                        nxt.row_addr.eq(row_addr),
-                        nxt.run_addr.eq(row_addr),
-                        nxt.addr.eq(row_addr),
-                    ]
+                _next_run(m, nxt, pos, instr, inner_last, "run_addr", ["run_addr", "addr"])
             return nxt
 
         nxt = Mux(
