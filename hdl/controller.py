@@ -213,19 +213,21 @@ class Controller(wiring.Component):
             with m.Elif(running & self.abort):
                 m.d.sync += halted.eq(1)
         sems = [Signal(isa.SEMAPHORE_BITS, name=f"sem_{s.name.lower()}") for s in isa.Sem]
+        # `sem != 0` of each, kept in a register beside it: no wide compare in the grant.
+        nonzero = [Signal(name=f"{sem.name}_nonzero") for sem in sems]
         increments = [[] for _ in sems]
         decrements = [[] for _ in sems]
         finished = []
         drained = []
         for engine in Engine:
-            inc, dec, all_done, idle = self._engine(m, engine, running, sems, halted)
+            inc, dec, all_done, idle = self._engine(m, engine, running, nonzero, halted)
             for s in range(_SEMS):
                 increments[s].append(inc[s])
                 decrements[s].append(dec[s])
             finished.append(all_done)
             drained.append(idle)
 
-        for s, sem in enumerate(sems):
+        for s, (sem, flag) in enumerate(zip(sems, nonzero, strict=True)):
             # One producer and one consumer per semaphore (checked per instruction above:
             # no other engine's grant or completion ever carries it). The grant arrives late
             # in the cycle (an engine's `ready`), so it only selects among `sem + 1` and
@@ -233,11 +235,11 @@ class Controller(wiring.Component):
             producer, consumer = isa.SEMAPHORES[isa.Sem(s)]
             up, down = increments[s][producer], decrements[s][consumer]
             with m.If(self.start):
-                m.d.sync += sem.eq(0)
+                m.d.sync += [sem.eq(0), flag.eq(0)]
             with m.Elif(up & ~down):
-                m.d.sync += sem.eq(sem + 1)
+                m.d.sync += [sem.eq(sem + 1), flag.eq(~sem.all())]
             with m.Elif(down & ~up):
-                m.d.sync += sem.eq(sem - 1)
+                m.d.sync += [sem.eq(sem - 1), flag.eq(sem != 1)]
         program_done = running
         for f in finished:
             program_done = program_done & f
@@ -252,8 +254,9 @@ class Controller(wiring.Component):
             m.d.sync += running.eq(0)
         return m
 
-    def _engine(self, m: Module, engine: Engine, running: Signal, sems: list[Signal], halted):
-        """Fetch, grant, in-flight queue and counters of one engine."""
+    def _engine(self, m: Module, engine: Engine, running: Signal, nonzero: list[Signal], halted):
+        """Fetch, grant, in-flight queue and counters of one engine; ``nonzero``: each
+        semaphore's ``!= 0`` flag."""
         e = engine_name(engine)
         imem = getattr(self, f"imem_{e}")
         issue = getattr(self, f"issue_{e}")
@@ -289,10 +292,13 @@ class Controller(wiring.Component):
         )
         tokens = 1
         for s in range(_SEMS):
-            tokens = tokens & (~wait[s] | (sems[s] != 0))
+            tokens = tokens & (~wait[s] | nonzero[s])
 
         # In-flight queue of signal masks, oldest first; a completion in the cycle of the
-        # grant of an otherwise empty queue takes the mask being granted (bypass).
+        # grant of an otherwise empty queue takes the mask being granted (bypass). The
+        # fetched instruction's mask is written into the free slot at `tail` in every cycle
+        # with room, so the write enable depends on registers only (not on the grant); only
+        # a grant (`fire`) advances `tail` past it.
         depth = self._inflight
         m.submodules[f"{e}_inflight"] = queue = Memory(shape=_SEMS, depth=depth, init=[])
         write = queue.write_port()
@@ -309,7 +315,7 @@ class Controller(wiring.Component):
             issue.payload.eq(imem.data),
             write.addr.eq(tail),
             write.data.eq(signal),
-            write.en.eq(fire),
+            write.en.eq(room),
             read.addr.eq(head),
         ]
         signalled = Mux(level == 0, signal, read.data)
@@ -325,7 +331,10 @@ class Controller(wiring.Component):
                     completed.eq(completed + 1),
                     head.eq(Mux(head == depth - 1, 0, head + 1)),
                 ]
-            m.d.sync += level.eq(level + fire - complete)
+            with m.If(fire & ~complete):  # the grant selects; no adder after it
+                m.d.sync += level.eq(level + 1)
+            with m.Elif(complete & ~fire):
+                m.d.sync += level.eq(level - 1)
             with m.If(fetched & ~legal):
                 m.d.sync += self.error.eq(1)
             with m.If(fetched & legal & tokens & ~room):

@@ -122,6 +122,20 @@ _BUFFER_PORTS = {
 }
 
 
+def _next_run(m: Module, nxt, pos, instr, inner_last, run: str, targets: list[str]) -> None:
+    """Drive into ``nxt`` the run after the one at ``pos`` of a DMA walk: run ``j + 1``,
+    ``inner_stride`` past field ``run`` of ``pos``, unless ``inner_last``; else run 0 of row
+    ``o + 1``, ``outer_stride`` past ``row_addr``. The fields ``targets`` of ``nxt`` take the
+    new run's address."""
+    with m.If(~inner_last):
+        addr = getattr(pos, run) + instr.inner_stride
+        m.d.comb += [nxt.j.eq(pos.j + 1), *(getattr(nxt, name).eq(addr) for name in targets)]
+    with m.Else():
+        row_addr = pos.row_addr + instr.outer_stride
+        m.d.comb += [nxt.j.eq(0), nxt.o.eq(pos.o + 1), nxt.row_addr.eq(row_addr)]
+        m.d.comb += [getattr(nxt, name).eq(row_addr) for name in targets]
+
+
 class LoadEngine(wiring.Component):
     """The LOAD half of the DMA: strided DRAM runs into buffer words.
 
@@ -202,6 +216,7 @@ class LoadEngine(wiring.Component):
             }
         )
         state = Signal(position, reset_less=True)
+        taken = Signal(_ISSUE)  # what `held` keeps of the instruction on `i`
         ins = Signal(_ISSUE)
         cur = Signal(position)
         first = Signal(position)
@@ -209,23 +224,25 @@ class LoadEngine(wiring.Component):
         m.d.comb += [
             first.addr.eq(payload.dram_addr),
             first.row_addr.eq(payload.dram_addr),
-            ins.eq(Mux(busy, held, Cat(*(payload[name] for name in _ISSUE.members)))),
+            taken.eq(Cat(*(payload[name] for name in _ISSUE.members))),
+            ins.eq(Mux(busy, held, taken)),
             cur.eq(Mux(busy, state, first)),
         ]
-        inner_last = cur.j == ins.inner_count - 1
-        last_run = inner_last & (cur.o == ins.outer_count - 1)
-        nxt = Signal(position)
-        m.d.comb += nxt.eq(cur)
-        with m.If(~inner_last):
-            m.d.comb += [nxt.j.eq(cur.j + 1), nxt.addr.eq(cur.addr + ins.inner_stride)]
-        with m.Else():
-            row_addr = cur.row_addr + ins.outer_stride
-            m.d.comb += [
-                nxt.j.eq(0),
-                nxt.o.eq(cur.o + 1),
-                nxt.row_addr.eq(row_addr),
-                nxt.addr.eq(row_addr),
-            ]
+
+        # The run after this one, for a run of the held instruction (from `state` and
+        # `held`) and for the first run of the one on `i` (from `first` and `taken`) side by
+        # side: `busy` only selects, no carry chain follows it.
+        def step(pos, instr, name: str):
+            inner_last = pos.j == instr.inner_count - 1
+            last_run = inner_last & (pos.o == instr.outer_count - 1)
+            nxt = Signal(position, name=name)
+            m.d.comb += nxt.eq(pos)
+            _next_run(m, nxt, pos, instr, inner_last, "addr", ["addr"])
+            return last_run, nxt.as_value()
+
+        held_last, held_nxt = step(state, held, "next_of_held")
+        first_last, first_nxt = step(first, taken, "next_of_first")
+        last_run, nxt = Mux(busy, held_last, first_last), Mux(busy, held_nxt, first_nxt)
         word = Signal(range(max(words.values()) + 1))
         with m.Switch(ins.buffer):
             for buffer, size in words.items():
@@ -246,7 +263,7 @@ class LoadEngine(wiring.Component):
         with m.If(issue):
             m.d.sync += [state.eq(nxt), busy.eq(~last_run)]
         with m.If(take):
-            m.d.sync += held.eq(ins)
+            m.d.sync += held.eq(taken)
 
         # --- return side: beats into buffer words ------------------------------------------
         slots = max(_ceil_div(w, bandwidth) for w in words.values())
@@ -436,6 +453,7 @@ class StoreEngine(wiring.Component):
         )
         state = Signal(position, reset_less=True)
         payload = self.i.payload
+        taken = Signal(_STORE_HELD)  # what `held` keeps of the instruction on `i`
         ins = Signal(_STORE_HELD)
         first = Signal(position)
         cur = Signal(position)
@@ -445,7 +463,8 @@ class StoreEngine(wiring.Component):
             first.run_addr.eq(payload.dram_addr),
             first.row_addr.eq(payload.dram_addr),
             first.word.eq(payload.out_base),
-            ins.eq(Mux(busy, held, Cat(*(payload[name] for name in _STORE_HELD.members)))),
+            taken.eq(Cat(*(payload[name] for name in _STORE_HELD.members))),
+            ins.eq(Mux(busy, held, taken)),
             cur.eq(Mux(busy, state, first)),
         ]
 
@@ -453,11 +472,19 @@ class StoreEngine(wiring.Component):
         m.d.comb += self.output_buf.addr.eq(cur.word)
         pad = Const(0, 8 * ((groups + 1) * bandwidth - cols))
         padded = Cat(self.output_buf.data.as_value(), pad)
-        # One beat per bus block: the run ends on the beat whose block holds its last byte
-        # (an unaligned run's extra last beat has `left` 0 and no byte enabled).
-        run_end = (cur.addr % bandwidth) + cur.left <= bandwidth
-        inner_last = cur.j == ins.inner_count - 1
-        last = run_end & inner_last & (cur.o == ins.outer_count - 1)
+
+        # The walk's flags and next position are computed for a beat of the held instruction
+        # (from `state` and `held`) and for the first beat of the one on `i` (from `first`
+        # and `taken`) side by side; `busy` only selects, no carry chain follows it.
+        def run_flags(pos, instr):
+            # One beat per bus block: the run ends on the beat whose block holds its last
+            # byte (an unaligned run's extra last beat has `left` 0 and no byte enabled).
+            run_end = (pos.addr % bandwidth) + pos.left <= bandwidth
+            inner_last = pos.j == instr.inner_count - 1
+            return run_end, inner_last, run_end & inner_last & (pos.o == instr.outer_count - 1)
+
+        held_flags, first_flags = run_flags(state, held), run_flags(first, taken)
+        last = Mux(busy, held_flags[2], first_flags[2])
 
         # Scatter: lane t + u at byte r + u*s of the beat (module docstring). No multiply sits
         # between the instruction (or `busy`) and the beat: the first beat of an instruction
@@ -492,11 +519,10 @@ class StoreEngine(wiring.Component):
             for k in range(bandwidth)
         ]
         first_r = Signal.like(cur.r)
-        count = Signal(range(bandwidth + 1))
-        m.d.comb += count.eq(
-            Mux(busy, sum(later_hits), sum(first_hits))  # lanes in this beat
-        )
-        with m.Switch(count):
+        later_count = Signal(range(bandwidth + 1))  # lanes in this beat
+        first_count = Signal(range(bandwidth + 1))
+        m.d.comb += [later_count.eq(sum(later_hits)), first_count.eq(sum(first_hits))]
+        with m.Switch(later_count):
             for n in range(bandwidth):
                 with m.Case(n):
                     m.d.comb += later_r.eq(state.r + less[n])
@@ -509,7 +535,6 @@ class StoreEngine(wiring.Component):
                     m.d.comb += first_r.eq(-(-bandwidth // stride) * stride - bandwidth)
             with m.Default():
                 m.d.comb += first_r.eq(s - bandwidth)
-        after_r = Mux(busy, later_r, first_r)
         lanes = self.output_buf.data.as_value()  # unsigned bytes
         scatter_data, scatter_en = [], []
         for k in range(bandwidth):
@@ -539,38 +564,37 @@ class StoreEngine(wiring.Component):
             self.complete.eq(self.b),
         ]
 
-        nxt = Signal(position)
-        m.d.comb += nxt.eq(cur)
-        with m.If(~run_end):
-            m.d.comb += [
-                nxt.k.eq(cur.k + 1),
-                nxt.left.eq(Mux(cur.left > bandwidth, cur.left - bandwidth, 0)),
-                nxt.addr.eq(cur.addr + bandwidth),
-                nxt.t.eq(cur.t + count),
-                nxt.r.eq(after_r),
-            ]
-        with m.Else():
-            m.d.comb += [
-                nxt.k.eq(0),
-                nxt.left.eq(ins.run_bytes),
-                nxt.word.eq(cur.word + 1),
-                nxt.t.eq(0),
-                nxt.r.eq(0),
-            ]
-            with m.If(~inner_last):
-                run_addr = cur.run_addr + ins.inner_stride
-                m.d.comb += [nxt.j.eq(cur.j + 1), nxt.run_addr.eq(run_addr), nxt.addr.eq(run_addr)]
-            with m.Else():
-                row_addr = cur.row_addr + ins.outer_stride
+        def step(pos, instr, flags, count, after_r, name: str) -> Signal:
+            """The position after the beat at ``pos`` of ``instr``."""
+            run_end, inner_last, _ = flags
+            nxt = Signal(position, name=name)
+            m.d.comb += nxt.eq(pos)
+            with m.If(~run_end):
                 m.d.comb += [
-                    nxt.j.eq(0),
-                    nxt.o.eq(cur.o + 1),
-                    nxt.row_addr.eq(row_addr),
-                    nxt.run_addr.eq(row_addr),
-                    nxt.addr.eq(row_addr),
+                    nxt.k.eq(pos.k + 1),
+                    nxt.left.eq(Mux(pos.left > bandwidth, pos.left - bandwidth, 0)),
+                    nxt.addr.eq(pos.addr + bandwidth),
+                    nxt.t.eq(pos.t + count),
+                    nxt.r.eq(after_r),
                 ]
+            with m.Else():
+                m.d.comb += [
+                    nxt.k.eq(0),
+                    nxt.left.eq(instr.run_bytes),
+                    nxt.word.eq(pos.word + 1),
+                    nxt.t.eq(0),
+                    nxt.r.eq(0),
+                ]
+                _next_run(m, nxt, pos, instr, inner_last, "run_addr", ["run_addr", "addr"])
+            return nxt
+
+        nxt = Mux(
+            busy,
+            step(state, held, held_flags, later_count, later_r, "next_of_held").as_value(),
+            step(first, taken, first_flags, first_count, first_r, "next_of_first").as_value(),
+        )
         with m.If(self.w.valid & self.w.ready):
             m.d.sync += [state.eq(nxt), busy.eq(~last)]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += held.eq(ins)
+            m.d.sync += held.eq(taken)
         return m

@@ -8,10 +8,10 @@ and its last pass has begun feeding (``max(wl[last] + rows, f[last])``), a vecto
 instruction in the last cycle of its last pass's feed slot (``f[last] + max(T,
 VECTOR_MIN_PASS) - 1``). ``i.ready`` depends on registers only.
 
-The instruction of a cycle (the one taken, else the one held) goes to the weight loader
-(:class:`hdl.weight_loader.WeightLoader`), which reads the front end's instruction every
-cycle rather than keeping a copy, and to the window generator
-(:class:`hdl.window.WindowGenerator`), which accepts it in the cycle it is taken if it is
+The weight loader (:class:`hdl.weight_loader.WeightLoader`) reads the instruction on ``i``
+and the one held every cycle rather than keeping a copy (``take`` tells it which is the
+instruction of the cycle: the one taken, else the one held). The window generator
+(:class:`hdl.window.WindowGenerator`) accepts an instruction in the cycle it is taken if it is
 idle (so the first address goes out in ``start``), else at the previous instruction's last
 word. In the cycle of that hand-over the feeder (:class:`hdl.feeder.Feeder`) gets the fields
 it needs, with a 1-bit parity toggled per instruction taken: the feeder reports each word
@@ -60,9 +60,9 @@ class FrontEnd(wiring.Component):
         instruction's last word). Which of the two it is (the held one while it waits, else
         the one on ``i``) depends on registers only.
     load : Out(:data:`hdl.weight_loader.LOAD_SIGNATURE`)
-        To the weight loader: the instruction of this cycle (the one taken, else the one
-        held), whether it is taken now and whether it is an ARRAY one; back, whether every
-        row of its passes has been read.
+        To the weight loader: the instruction on ``i`` and the one held, whether the one on
+        ``i`` is taken now and whether the instruction of this cycle (the one taken, else the
+        one held) is an ARRAY one; back, whether every row of its passes has been read.
     feed : Out(stream.Signature(feed_fields_layout, always_ready=True))
         To the feeder: the fields of the instruction the window generator accepts, with the
         instruction's parity (one bit, toggled per instruction taken), in the cycle it
@@ -135,8 +135,6 @@ class FrontEnd(wiring.Component):
         m.d.comb += self.i.ready.eq(~held_valid | release)
         take = Signal()
         m.d.comb += take.eq(self.i.valid & self.i.ready)
-        front = Signal(decoded_layout(self._config))  # the instruction of this cycle
-        m.d.comb += front.eq(Mux(take, self.i.payload, held))
         front_parity = parity ^ take
 
         # Hand-over to the window generator, and at the same time to the feeder: the held
@@ -184,7 +182,8 @@ class FrontEnd(wiring.Component):
                     held_valid & ~held_vector,
                 )
             ),
-            self.load.instr.eq(front.instr),
+            self.load.next.eq(self.i.payload.instr),
+            self.load.held.eq(held.instr),
         ]
 
         word = self.taken.payload

@@ -44,11 +44,19 @@ _WIDTH = {name: width for name, width, _ in isa.FIELDS[isa.Compute]}
 #: The front end's instruction as the loader sees it (flows as the front end drives them).
 #: ``take``: the front end takes an instruction in this cycle (its first pass may begin
 #: loading in this very cycle); ``array``: the front end's instruction in this cycle (the one
-#: taken, else the one held) is an ARRAY instruction; ``instr``: that instruction
-#: (``w_base``, ``ct_count``, ``kernel_h``, ``kernel_w`` are read); ``loaded``: every row of
-#: every pass of the held ARRAY instruction has been read (from ``wl[last] + rows`` on).
+#: taken, else the one held) is an ARRAY instruction; ``next``: the instruction on the front
+#: end's input (the one taken when ``take``), ``held``: the one it holds (of both, ``w_base``,
+#: ``ct_count``, ``kernel_h``, ``kernel_w`` are read; both are registers, so ``take``, which
+#: comes late in the cycle, only selects); ``loaded``: every row of every pass of the held
+#: ARRAY instruction has been read (from ``wl[last] + rows`` on).
 LOAD_SIGNATURE = wiring.Signature(
-    {"take": Out(1), "array": Out(1), "instr": Out(COMPUTE_LAYOUT), "loaded": In(1)}
+    {
+        "take": Out(1),
+        "array": Out(1),
+        "next": Out(COMPUTE_LAYOUT),
+        "held": Out(COMPUTE_LAYOUT),
+        "loaded": In(1),
+    }
 )
 
 #: One pass's weights, offered to the feeder (flows as the loader drives them): ``valid``
@@ -120,7 +128,7 @@ class WeightLoader(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         rows = self._config.array.rows
-        take, front = self.i.take, self.i.instr
+        take, nxt, held = self.i.take, self.i.next, self.i.held
 
         # The loader's state, and (`*_next`) its value in the next cycle: the read port is
         # addressed from the next cycle's state (see the class docstring).
@@ -166,25 +174,35 @@ class WeightLoader(wiring.Component):
             m.d.comb += begin.eq(front_array & ~ld_active & ~loaded_unfed & ~self.blocked)
         else:
             m.d.comb += begin.eq(front_array & ~ld_active & ~loaded_unfed)
-        cur_pass = Signal.like(ld_pass)
-        m.d.comb += cur_pass.as_value().eq(Mux(take, 0, ld_pass.as_value()))
-        s_last = cur_pass.s == front.kernel_w - 1
-        r_last = cur_pass.r == front.kernel_h - 1
-        ct_last = cur_pass.ct == front.ct_count - 1
+        # The pass that begins (when one does): pass 0 of the instruction taken, else
+        # `ld_pass` of the held one. Its last-pass flags and the next counts are computed
+        # for both from registers; `take` only selects.
+        s_last = Mux(take, nxt.kernel_w == 1, ld_pass.s == held.kernel_w - 1)
+        r_last = Mux(take, nxt.kernel_h == 1, ld_pass.r == held.kernel_h - 1)
+        ct_last = Mux(take, nxt.ct_count == 1, ld_pass.ct == held.ct_count - 1)
         begin_last = s_last & r_last & ct_last
-        # The address of the row due in this cycle (when one is).
-        due_addr = Mux(ld_active, ld_addr, Mux(take, front.w_base, ld_addr))
+        r_held = Mux(take, 0, ld_pass.r)
+        ct_held = Mux(take, 0, ld_pass.ct)
+        # The address after the row due in this cycle (when one is).
         with m.If(begin | ld_active):
-            m.d.comb += ld_addr_next.eq(due_addr + 1)
+            m.d.comb += ld_addr_next.eq(Mux(take & ~ld_active, nxt.w_base + 1, ld_addr + 1))
         with m.If(begin):
             m.d.comb += ld_active_next.eq(rows > 1)
             m.d.sync += ld_row.eq(1)
             with m.If(~s_last):
-                m.d.sync += [ld_pass.eq(cur_pass), ld_pass.s.eq(cur_pass.s + 1)]
+                m.d.sync += [
+                    ld_pass.s.eq(Mux(take, 1, ld_pass.s + 1)),
+                    ld_pass.r.eq(r_held),
+                    ld_pass.ct.eq(ct_held),
+                ]
             with m.Elif(~r_last):
-                m.d.sync += [ld_pass.eq(cur_pass), ld_pass.s.eq(0), ld_pass.r.eq(cur_pass.r + 1)]
+                m.d.sync += [
+                    ld_pass.s.eq(0),
+                    ld_pass.r.eq(Mux(take, 1, ld_pass.r + 1)),
+                    ld_pass.ct.eq(ct_held),
+                ]
             with m.Else():
-                m.d.sync += [ld_pass.s.eq(0), ld_pass.r.eq(0), ld_pass.ct.eq(cur_pass.ct + 1)]
+                m.d.sync += [ld_pass.s.eq(0), ld_pass.r.eq(0), ld_pass.ct.eq(ct_held + 1)]
         with m.Elif(ld_active):
             with m.If(ld_row == rows - 1):
                 m.d.comb += ld_active_next.eq(0)
@@ -192,7 +210,7 @@ class WeightLoader(wiring.Component):
                 m.d.sync += ld_row.eq(ld_row + 1)
         if os:  # taken but not begun (blocked): begin from its first pass next cycle
             with m.If(take & ~begin):
-                m.d.comb += ld_addr_next.eq(front.w_base)
+                m.d.comb += ld_addr_next.eq(nxt.w_base)
                 m.d.sync += ld_pass.eq(0)
         with m.If(take):
             m.d.comb += all_loading_next.eq(begin & begin_last)
