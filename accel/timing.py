@@ -274,8 +274,9 @@ transposer, ``Cc + 2`` cycles later), once per ``KT`` k tiles. A 2x2 array, ``KT
     stream                               w0    w1    w2    w3
     col 0 exit                                       y0.0  y0.1  y0.2  y0.3
     col 1 exit                                             y1.0  y1.1  y1.2  y1.3
- The IS array is a unit of its own for the
-unit-switch rule below; an IS instruction's ``wl`` is the weight loader's, as an ARRAY one's.
+
+The IS array is a unit of its own for the unit-switch rule below; an IS instruction's
+``wl`` is the weight loader's, as an ARRAY one's.
 
 VECTOR modes (VMAX, VSUM, VADD; VMUL is VADD with ``mul``, timed as VADD). No weights.
 The word fed in cycle ``t`` reads its accumulator row in cycle ``t`` and writes it in cycle
