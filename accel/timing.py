@@ -27,12 +27,17 @@ nothing (:func:`load_run_beats`). So an instruction's beats occupy the channel f
     next_start >= start + runs
     done = max(start + latency, previous done) + sum over runs of load_run_beats
 
-The contract lets LOADs run any distance ahead of their data; the RTL's queues are finite
-(128 waiting LOADs, ``latency + 2048`` requests: ``hdl/dma.py``), which ResNet-18 and
-MobileNetV2 at 224x224 on ``edge`` stay within (32 and 64 LOADs, 1,092 and 284 requests: the
-straddling runs slow ResNet-18's channel behind its requests; MobileNetV2's figures predate the
-array's depthwise mode, which changed its LOADs, and were not re-measured), but the model does
-not check it yet.
+LOADs wait for their data in a descriptor queue of :data:`LOAD_QUEUE` entries behind the one
+whose beats are being written (``hdl/dma.py``), and an entry leaves it in the last beat of the
+LOAD before it, so at most ``LOAD_QUEUE + 1`` LOADs are started and not done::
+
+    start[k] >= done[k - LOAD_QUEUE - 1]
+
+(:func:`load_queue_free`; a long COMPUTE with many small LOADs behind it meets it: ResNet-50 at
+64x64 on an 8x8 input-stationary array). The DRAM's request queue (``latency + 2048``
+requests) is the RTL's only other limit, beyond the contract: ResNet-18 and MobileNetV2 at
+224x224 on ``edge`` stay within it (1,092 and 284 requests; MobileNetV2's figure predates the
+array's depthwise mode and was not re-measured).
 
 STORE (DMA write). The engine reads one output word per run and sends it as one beat per
 bus block the run touches, ``ceil((addr % bandwidth + run_bytes) / bandwidth)`` beats
@@ -349,6 +354,7 @@ cycles without the fetch, 12,049 with it (+9, +0.07%); ResNet-18 at 224x224 on `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -481,6 +487,17 @@ class EngineTiming:
     start: int
     done: int
     next_start: int  # earliest start of the engine's next instruction
+
+
+#: Entries of the LOAD engine's descriptor queue (``hdl.dma.LoadEngine``'s ``depth``, the
+#: tops' ``load_queue``): the module docstring, LOAD.
+LOAD_QUEUE = 128
+
+
+def load_queue_free(done: Sequence[int]) -> int:
+    """Earliest start of the next LOAD that the descriptor queue allows, given the ``done``
+    of every LOAD before it: ``done[k - LOAD_QUEUE - 1]`` (0 while fewer are started)."""
+    return done[-LOAD_QUEUE - 1] if len(done) > LOAD_QUEUE else 0
 
 
 def load_timing(load: Load, earliest: int, free: int, channel_free: int, config: AccelConfig):

@@ -37,7 +37,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from accel.config import AccelConfig
 from accel.isa import Engine
-from accel.timing import Fetch
+from accel.timing import LOAD_QUEUE, Fetch
 from hdl import axi_lite, axi_master
 from hdl._check import check_count
 from hdl.controller import engine_name
@@ -86,7 +86,7 @@ class AxiLiteAccelerator(wiring.Component):
         config: AccelConfig,
         *,
         addr_width: int = ADDR_WIDTH,
-        load_queue: int = 128,
+        load_queue: int = LOAD_QUEUE,
         inflight: int = 256,
         fetch: Fetch | None = None,
         bus_errors: bool = False,
@@ -225,7 +225,7 @@ class AxiAccelerator(wiring.Component):
         config: AccelConfig,
         *,
         addr_width: int = ADDR_WIDTH,
-        load_queue: int = 128,
+        load_queue: int = LOAD_QUEUE,
         inflight: int = 256,
         fetch: Fetch | None = None,
         master_depth: int | None = None,

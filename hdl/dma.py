@@ -29,9 +29,10 @@ meets registers only. Priming a LOAD takes the cycle after its ``start``, so wit
 answers after ``latency``); with ``latency`` 0 or 1 a beat that finds no walk primed takes it
 combinationally from the FIFO head, or, FIFO empty, from the instruction taken in that very
 cycle. The LOADs behind the primed one wait in the FIFO (``depth`` entries); when it is full
-the engine stops taking instructions, and when the DRAM's request queue is full (``ar.ready``
-low) it stops issuing: both are beyond :mod:`accel.timing`, which assumes unbounded queues,
-and set the sticky ``stalled`` flag.
+the engine stops taking instructions, as the contract's LOAD queue rule says for ``depth`` =
+:data:`accel.timing.LOAD_QUEUE` (the tops' default). When the DRAM's request queue is full
+(``ar.ready`` low) it stops issuing: that, and a full FIFO of another depth, are beyond
+:mod:`accel.timing` and set the sticky ``stalled`` flag.
 
 bandwidth 2, latency 1, input buffer of 4-byte words, one LOAD of 2 runs of 5 bytes from DRAM
 addresses 0 and 6 (an odd address would straddle two bus blocks: one cycle more)::
@@ -75,6 +76,7 @@ from amaranth.lib.wiring import In, Out
 from accel import isa
 from accel.config import AccelConfig
 from accel.isa import Buffer
+from accel.timing import LOAD_QUEUE
 from hdl._check import check_config, check_count
 from hdl.buffers import async_read_signature, dma_write_signature, load_targets
 from hdl.dram import read_beat_layout, read_request_layout, write_beat_layout
@@ -161,8 +163,9 @@ class LoadEngine(wiring.Component):
     complete : Out(1)
         High in cycle ``done - 1`` of each instruction (its last buffer write).
     stalled : Out(1)
-        Sticky (until reset): the engine once waited for a full queue (its descriptor FIFO,
-        or ``ar.ready`` low); from then on its cycles may be later than accel.timing's.
+        Sticky (until reset): the engine once waited beyond the contract (``ar.ready`` low,
+        or a full descriptor FIFO whose ``depth`` is not :data:`accel.timing.LOAD_QUEUE`);
+        from then on its cycles may be later than accel.timing's.
 
     Raises
     ------
@@ -172,7 +175,7 @@ class LoadEngine(wiring.Component):
         If ``depth`` < 1.
     """
 
-    def __init__(self, config: AccelConfig, *, depth: int = 128) -> None:
+    def __init__(self, config: AccelConfig, *, depth: int = LOAD_QUEUE) -> None:
         self._config = check_config(config)
         self._depth = check_count(depth, "LOAD descriptor queue depth", 1)
         self._targets = load_targets(config)
@@ -257,8 +260,12 @@ class LoadEngine(wiring.Component):
         ]
         issue = self.ar.valid & self.ar.ready
         take = self.i.valid & self.i.ready
-        # The contract has no queue limits: waiting for one is a departure from it.
-        with m.If((self.ar.valid & ~self.ar.ready) | (self.i.valid & ~busy & ~queue.w_rdy)):
+        # The contract's descriptor queue is LOAD_QUEUE deep and its DRAM never refuses a
+        # request: waiting for the DRAM, or for a queue of another depth, departs from it.
+        beyond = self.ar.valid & ~self.ar.ready
+        if self._depth != LOAD_QUEUE:
+            beyond = beyond | (self.i.valid & ~busy & ~queue.w_rdy)
+        with m.If(beyond):
             m.d.sync += self.stalled.eq(1)
         with m.If(issue):
             m.d.sync += [state.eq(nxt), busy.eq(~last_run)]

@@ -40,6 +40,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from accel.config import AccelConfig
 from accel.isa import Engine
+from accel.timing import LOAD_QUEUE
 from hdl._check import check_config, check_count
 from hdl.buffers import InputBuffer, OutputBuffer, ParamBuffer, TableBuffer, WeightBuffer
 from hdl.compute import ComputeEngine
@@ -82,7 +83,7 @@ class Accelerator(wiring.Component):
         self,
         config: AccelConfig,
         *,
-        load_queue: int = 128,
+        load_queue: int = LOAD_QUEUE,
         inflight: int = 256,
         counter_bits: int = COUNTER_BITS,
         fetch: bool = False,

@@ -85,6 +85,8 @@ def schedule(
                     compute_state = t.state
                     start, done = t.start, t.done
                 else:
+                    if engine == Engine.LOAD:  # the descriptor queue frees at a LOAD's done
+                        free[engine] = max(free[engine], timing.load_queue_free(out.done[engine]))
                     out.ready[engine].append(max(free[engine], avail))
                     if engine == Engine.LOAD:
                         t = timing.load_timing(

@@ -56,17 +56,26 @@ class _Engine:
     shared read channel no earlier than ``latency`` cycles after its request, in order, one
     beat per cycle. STORE sends its beats one per cycle, and its write response comes
     ``latency`` cycles after the last. POST feeds one row per cycle into its pipeline.
+    LOAD takes an instruction only while at most ``accel.timing.LOAD_QUEUE`` LOADs are
+    started and not done (its descriptor queue, :attr:`free`).
     """
 
     def __init__(self, engine: Engine, config: AccelConfig) -> None:
         self.engine = engine
         self.config = config
         self.busy = 0  # cycles until the engine can take its next instruction
+        self.outstanding = 0  # LOADs started and not done
         self.reads: deque[list[int]] = deque()  # [earliest data cycle, beats left, index]
+
+    @property
+    def free(self) -> bool:
+        """Whether the engine can take its next instruction in this cycle."""
+        return not self.busy and self.outstanding <= timing.LOAD_QUEUE
 
     def begin(self, instr: Instruction, index: int, cycle: int, finish) -> None:
         latency = self.config.dram.latency
         if isinstance(instr, Load):
+            self.outstanding += 1
             runs = list(_run_beats(instr, self.config))
             self.busy = len(runs)
             for i, beats in enumerate(runs):
@@ -158,10 +167,12 @@ def trace_schedule(
             for s in isa.sems_of(streams[engine][index].signal):
                 counters[s] += 1
             out.done[engine][index] = cycle
+            if engine == Engine.LOAD:
+                simple[engine].outstanding -= 1
             remaining -= 1
         # 2. LOAD, POST, STORE take their next instruction when free.
         for engine, eng in simple.items():
-            if not eng.busy:
+            if eng.free:
                 instr = try_take(engine)
                 if instr is not None:
                     eng.begin(instr, position[engine] - 1, cycle, finish)

@@ -230,6 +230,7 @@ def contract(config, streams, offers=None):
     requests, beats, writes = [], [], []
     last_beat = -1
     for load, offer in zip(streams[Engine.LOAD], offers[Engine.LOAD], strict=True):
+        free = max(free, timing.load_queue_free([done for _, done in out[Engine.LOAD]]))
         t = timing.load_timing(load, offer, free, channel, config)
         out[Engine.LOAD].append((t.start, t.done))
         free, channel = t.next_start, t.done
@@ -252,16 +253,16 @@ def contract(config, streams, offers=None):
     return out, requests, beats, writes
 
 
-def check(config, loads, stores, seed, *, offers=None, reference=None) -> Run:
-    """Run the system; compare timing with the contract (and the models when every
-    instruction is granted at once) and contents with ``reference(image, init)`` (default:
-    sim.dma)."""
+def check(config, loads, stores, seed, *, offers=None, reference=None, **depths) -> Run:
+    """Run the system (``depths`` as :func:`run_system`'s); compare timing with the contract
+    (and the models when every instruction is granted at once) and contents with
+    ``reference(image, init)`` (default: sim.dma)."""
     rng = np.random.default_rng(seed)
     image, init = random_contents(rng, config)
     streams = {Engine.LOAD: loads, Engine.COMPUTE: [], Engine.POST: [], Engine.STORE: stores}
     want, requests, beats, writes = contract(config, streams, offers)
     horizon = max(d for v in want.values() for _, d in v) + 4
-    run = run_system(config, streams, image, init, horizon, offers=offers)
+    run = run_system(config, streams, image, init, horizon, offers=offers, **depths)
 
     models = []
     if offers is None:
@@ -487,6 +488,24 @@ def test_corner_cases_are_bit_and_cycle_exact(name):
         assert run.done[Engine.LOAD] == [7]
     if name == "dram_docstring":
         assert (run.requests, run.read_beats) == ([0, 1], [2, 3, 4, 5])
+
+
+def test_the_descriptor_queue_holds_a_load_until_the_one_129_before_is_done():
+    """accel.timing, LOAD: at most LOAD_QUEUE + 1 LOADs started and not done. LOADs issued a
+    run per cycle whose data takes 8 beats each fill the RTL's queue of the contract's depth;
+    it then takes each LOAD in the cycle the one LOAD_QUEUE + 1 before it is done, as the
+    contract and the models say, and is not ``stalled``."""
+    config = make_config(3, 2, 1, 4)
+    loads = [L(IN, 8, dram=8 * (k % 8)) for k in range(timing.LOAD_QUEUE + 40)]
+    want, *_ = contract(config, {Engine.LOAD: loads, Engine.STORE: []})
+    held = [
+        k
+        for k in range(timing.LOAD_QUEUE + 1, len(loads))
+        if want[Engine.LOAD][k][0] == want[Engine.LOAD][k - timing.LOAD_QUEUE - 1][1]
+        > want[Engine.LOAD][k - 1][0] + 1
+    ]
+    assert len(held) > 10
+    check(config, loads, [], 129, load_depth=timing.LOAD_QUEUE)
 
 
 # --- beyond the contract ---------------------------------------------------------------------
