@@ -93,7 +93,7 @@ from accel.config import AccelConfig
 from hdl.accumulator import acc_addr_bits, array_acc_layout
 from hdl.array import array_input_layout, weight_write_layout
 from hdl.isa import COMPUTE_LAYOUT
-from hdl.rotation import Rotation, is_meta_layout
+from hdl.rotation import Rotation, column_records, is_meta_layout
 from hdl.transposer import Transposer, _check_square
 from hdl.weight_loader import weight_addr_bits
 from hdl.window import WindowGenerator, addr_bits, decoded_layout
@@ -397,19 +397,12 @@ class InputStationary(wiring.Component):
 
         # ---- rotation -------------------------------------------------------------------
         # The record of column c's exit: the word fed rows + c cycles earlier.
-        metas, valids = [meta], [fed_valid]
-        for k in range(1, rows + cols):
-            reg = Signal.like(meta, name=f"is_meta_d{k}", reset_less=True)
-            v = Signal(name=f"is_valid_d{k}")
-            m.d.sync += [reg.eq(metas[-1]), v.eq(valids[-1])]
-            metas.append(reg)
-            valids.append(v)
-        for c in range(cols):
+        for c, (record, valid) in enumerate(column_records(m, meta, fed_valid, rows, cols)):
             m.d.comb += [
-                rot.col[c].valid.eq(valids[rows + c]),
-                rot.col[c].payload.meta.eq(metas[rows + c]),
+                rot.col[c].valid.eq(valid),
+                rot.col[c].payload.meta.eq(record),
                 rot.col[c].payload.sum.eq(self.sums[c]),
-                self.col_busy[c].eq(valids[rows + c]),
+                self.col_busy[c].eq(valid),
                 self.a[c].valid.eq(rot.a[c].valid),
                 self.a[c].payload.eq(rot.a[c].payload),
             ]

@@ -36,7 +36,7 @@ from accel.config import AccelConfig
 from hdl.accumulator import acc_addr_bits, array_acc_layout
 from hdl.transposer import _check_square
 
-__all__ = ["Rotation", "is_exit_layout", "is_meta_layout"]
+__all__ = ["Rotation", "column_records", "is_exit_layout", "is_meta_layout"]
 
 
 def is_meta_layout(config: AccelConfig) -> data.StructLayout:
@@ -53,6 +53,20 @@ def is_meta_layout(config: AccelConfig) -> data.StructLayout:
             "last": 1,
         }
     )
+
+
+def column_records(m: Module, meta: Value, valid: Value, rows: int, cols: int) -> list:
+    """The delay line whose taps give each column its vector's record: for column ``c``,
+    ``(meta, valid)`` as fed ``rows + c`` cycles earlier (its exit cycle, module docstring),
+    as registers of ``m``."""
+    metas, valids = [meta], [valid]
+    for k in range(1, rows + cols):
+        reg = Signal.like(meta, name=f"is_meta_d{k}", reset_less=True)
+        v = Signal(name=f"is_valid_d{k}")
+        m.d.sync += [reg.eq(metas[-1]), v.eq(valids[-1])]
+        metas.append(reg)
+        valids.append(v)
+    return [(metas[rows + c], valids[rows + c]) for c in range(cols)]
 
 
 def is_exit_layout(config: AccelConfig) -> data.StructLayout:

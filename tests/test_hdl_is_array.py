@@ -3,10 +3,10 @@
 array <- streamed weight words; columns -> rotation -> accumulator banks) against numpy and
 the IS contract.
 
-The contract (issue 16; ``accel.timing``'s INPUT-STATIONARY section), written out here: an IS
-instruction of ``T`` pixels and ``P`` passes on an ``R`` x ``R`` array (``Cc = R``) runs ``G
-= ceil(T / Cc)`` pixel groups times ``P`` passes as tiles ``j = (g, k)``, ``g = j // P``, ``k
-= j % P``::
+The contract (issue 16; ``accel.timing``'s INPUT-STATIONARY section) for one k tile, written
+out here: an IS instruction of ``T`` pixels and ``P`` passes on an ``R`` x ``R`` array (``Cc =
+R``) runs ``G = ceil(T / Cc)`` pixel groups times ``P`` passes as tiles ``j = (g, k)``, ``g = j
+// P``, ``k = j % P``::
 
     rd[0] = take
     rd[j] = max(rd[j-1] + Cc, wl[j-2] + R)             (wl[-2] = -inf in an instruction)
@@ -37,7 +37,7 @@ from accel.timing import ACC_LATENCY
 from hdl.accumulator import AccumulatorBuffer
 from hdl.array import SystolicArray
 from hdl.flow.generate import verilog
-from hdl.rotation import Rotation, is_meta_layout
+from hdl.rotation import Rotation, column_records, is_meta_layout
 from hdl.transposer import Transposer
 from tests.hdl_support import assert_lints_clean, simulate, small_config
 
@@ -115,17 +115,11 @@ class Harness(Elaboratable):
             self.array.w.valid.eq(self.tr.w.valid),
             self.array.w.payload.eq(self.tr.w.payload),
         ]
-        meta, valid = [self.meta], [self.meta_valid]
-        for k in range(1, R + Cc):
-            reg = Signal.like(self.meta, name=f"meta_d{k}")
-            v = Signal(name=f"meta_valid_d{k}")
-            m.d.sync += [reg.eq(meta[-1]), v.eq(valid[-1])]
-            meta.append(reg)
-            valid.append(v)
-        for c in range(Cc):
+        records = column_records(m, self.meta, self.meta_valid, R, Cc)
+        for c, (record, valid) in enumerate(records):
             m.d.comb += [
-                self.rot.col[c].valid.eq(valid[R + c]),
-                self.rot.col[c].payload.meta.eq(meta[R + c]),
+                self.rot.col[c].valid.eq(valid),
+                self.rot.col[c].payload.meta.eq(record),
                 self.rot.col[c].payload.sum.eq(self.array.o[c].payload),
                 self.acc.a[c].valid.eq(self.rot.a[c].valid),
                 self.acc.a[c].payload.eq(self.rot.a[c].payload),
