@@ -89,14 +89,15 @@ COMPILER_MODULES = (
 
 
 @contextlib.contextmanager
-def build_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the file ``path`` (created with its directory if needed)
-    while building a cache entry, so that processes building the same entry at once (test
-    workers, sweep workers) build it once and the others wait for it and reuse it."""
+def build_lock(entry: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``<entry>.lock`` beside the cache entry ``entry``
+    (created with its directory if needed) while building the entry, so that processes
+    building it at once (test workers, sweep workers) build it once and the others wait for
+    it and reuse it."""
     import fcntl  # POSIX only, as are the Verilator builds that use it
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with open(entry.with_name(entry.name + ".lock"), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -478,18 +478,18 @@ def test_the_segments_of_a_network_with_host_ops_go_through_the_cache(
 
 def test_build_lock_makes_a_second_builder_wait(tmp_path):
     """Two builders of one entry: the second takes the lock only once the first let go."""
-    lock = tmp_path / "entries" / "key.lock"
+    entry = tmp_path / "entries" / "key"
     order = []
     holding = threading.Event()
 
     def second():
         holding.wait()
-        with cache.build_lock(lock):
+        with cache.build_lock(entry):
             order.append("second")
 
     thread = threading.Thread(target=second)
     thread.start()
-    with cache.build_lock(lock):
+    with cache.build_lock(entry):
         holding.set()
         thread.join(timeout=0.5)  # it cannot get in while this one holds the lock
         order.append("first")

@@ -66,7 +66,7 @@ def build(config) -> Path:
     key = hashlib.sha256(f"{text}\0{install}".encode()).hexdigest()[:16]
     build_dir = cache_root() / "cocotb" / f"{TOP}-{key}"
     source = build_dir / f"{TOP}.v"
-    with build_lock(build_dir.with_name(build_dir.name + ".lock")):  # test workers: build once
+    with build_lock(build_dir):  # test workers: build once
         if not (build_dir / "done").exists():
             shutil.rmtree(build_dir, ignore_errors=True)
             build_dir.mkdir(parents=True)

@@ -178,7 +178,7 @@ def build(
     exe = directory / "obj" / f"V{TOP}"
     if exe.exists():
         return exe
-    with build_lock(cache_dir() / f"{key}.lock"):  # a concurrent build of it: wait, reuse
+    with build_lock(directory):  # a concurrent build of it: wait, reuse
         if exe.exists():
             return exe
         if log is not None:
