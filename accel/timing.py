@@ -267,9 +267,9 @@ steady state is two tiles per ``2*R + 1`` cycles, ``(G*P*(2*R + 1)) / 2`` feed c
 against about ``P*max(T, R)`` weight-stationary; from ``KT = 2`` on (``2*L >= 2*R + 1``) the
 stream never waits for the transposer in the steady state (``rd[j] = wl[j-2] + R``, ``wl[j] =
 f[j-1]``, ``f[j] = f[j-1] + L``): about ``G*P*L`` feed cycles, every vector a useful one but
-the dummy columns'. Between two IS instructions the stream waits ``R
-+ 1`` cycles more (the next ``take`` waits for the last row load, its first vector for the
-transposer, ``Cc + 2`` cycles later), once per ``KT`` k tiles. A 2x2 array, ``KT`` = 2 (``L``
+the dummy columns'. Between two IS instructions the stream waits ``R + 1`` cycles more
+(the next ``take`` waits for the last row load, its first vector for the transposer, ``Cc +
+2`` cycles later), once per ``KT`` k tiles. A 2x2 array, ``KT`` = 2 (``L``
 = 4), one pass, ``T`` = 2 pixels x0, x1 (tile A; ``w2`` = channel 2's word, its sums into bank
 0 of the rows ``k_stride`` on)::
 
