@@ -250,6 +250,11 @@ class Compute(Instruction):
             return 2
         return self.ct_count * self.kernel_h * self.kernel_w
 
+    def weight_words(self, rows: int) -> int:
+        """Weight words an ARRAY instruction reads on an array of ``rows`` rows: ``rows`` per
+        pass and k tile."""
+        return self.passes * self.k_tiles * rows
+
     @property
     def taps(self) -> int:
         """Kernel taps of a depthwise instruction (array rows fed a word of their own)."""

@@ -98,8 +98,7 @@ def _ranges(instr: Instruction, config: AccelConfig) -> Iterable[tuple[str, Any,
         yield _LOAD_TARGET[Buffer(instr.buffer)], lo, lo + span
     elif isinstance(instr, Compute):
         if instr.mode == ComputeMode.ARRAY:
-            words = instr.passes * instr.k_tiles * config.array.rows
-            yield "weight", instr.w_base, instr.w_base + words
+            yield "weight", instr.w_base, instr.w_base + instr.weight_words(config.array.rows)
         if instr.k_extra:  # input-stationary k tiles: rows from acc_base + q*k_stride
             lo = instr.acc_base + np.arange(instr.k_tiles) * instr.k_stride
             yield "acc", lo, lo + instr.pixels

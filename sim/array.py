@@ -36,11 +36,6 @@ def depthwise_sums(instr: Compute, windows: np.ndarray, tile: np.ndarray) -> np.
     return sums + instr.pad_value * tile[taps:].astype(np.int64).sum(axis=0)
 
 
-def weight_words(instr: Compute, rows: int) -> int:
-    """Weight words an ARRAY instruction reads: ``rows`` per pass and k tile."""
-    return instr.passes * instr.k_tiles * rows
-
-
 def weight_tiles(instr: Compute, weights: np.ndarray, rows: int) -> np.ndarray:
     """(passes * rows, k_tiles * cols) int8: the stacked weight tiles of every pass (row
     ``i`` of a tile = reduction lane ``i``, column ``n`` = output channel ``n``).
@@ -48,7 +43,7 @@ def weight_tiles(instr: Compute, weights: np.ndarray, rows: int) -> np.ndarray:
     Input-stationary (``is_``) the words hold the transposed tiles, as the IS array streams
     them: word ``w_base + k*L + n`` (``L = k_tiles * rows``) is output channel ``n``'s
     weights of pass ``k``, lane ``i`` = reduction lane ``i`` (the array is square)."""
-    words = weight_words(instr, rows)
+    words = instr.weight_words(rows)
     if instr.w_base < 0 or instr.w_base + words > weights.shape[0]:
         raise IndexError(
             f"weight read [{instr.w_base}, {instr.w_base + words}) outside the "

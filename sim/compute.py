@@ -99,7 +99,7 @@ class ArrayProducts:
         self._pending: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _weights(self, instr: Compute) -> tuple[int, int]:
-        return instr.w_base, instr.w_base + array.weight_words(instr, self._rows)
+        return instr.w_base, instr.w_base + instr.weight_words(self._rows)
 
     def products(self, index: int, buffers: Buffers) -> np.ndarray:
         """(pixels, k_tiles * cols) int64: COMPUTE[index]'s sums over its passes, exactly."""
