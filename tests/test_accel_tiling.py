@@ -58,10 +58,24 @@ def test_one_slot_when_a_single_tile_needs_more_than_half():
     assert tiling == Tiling(1, 1, in_slots=1, in_slot_words=256, channel_chunk=20)
 
 
+def test_one_slot_for_several_tiles_when_the_wait_costs_less_than_reloads():
+    # 1x1 conv, 8x8 output, 6 channel tiles, 1,000 weight words streamed per tile. 4x8 tiles
+    # need 6 * 32 = 192 input words, more than a half: one slot, so each tile's inputs load
+    # (100 + 192 = 292 cycles) after the tile before it, but the weights stream half as often:
+    #   4x8: load 292 + 1000 = 1292: 1292 + 2*(1292 + 292) + 179 + 1.8 = 4640.8
+    #   2x8: load 196 + 1000 = 1196, two slots: 1196 + 4*1196 + 147 + 3.6 = 6130.6
+    # With 100 weight words the wait costs more than it saves and 2x8 in two slots wins.
+    one = choose_tiling(HW, (8, 8), Window(), c_tiles=6, k_tiles=1, passes=6, streamed_words=1000)
+    assert one == Tiling(4, 8, in_slots=1, in_slot_words=256, channel_chunk=6)
+    two = choose_tiling(HW, (8, 8), Window(), c_tiles=6, k_tiles=1, passes=6, streamed_words=100)
+    assert two == Tiling(2, 8, in_slots=2, in_slot_words=128, channel_chunk=6)
+
+
 def test_channels_chunked_when_one_pixel_needs_more_than_half():
     # 2x2 output of a 3x3 window over 20 channel tiles: the whole tile (4*4*20 = 320 words)
     # exceeds the buffer and every smaller tile (1x2: 240, 1x1: 180) exceeds half of it,
-    # so single pixels load 128 // 9 = 14 channel tiles at a time.
+    # so single pixels load 128 // 9 = 14 channel tiles at a time (a 1x1 tile in one slot
+    # fits, but with no double-buffered tiling beside it chunking keeps the loads overlapped).
     tiling = choose_tiling(HW, (2, 2), Window((3, 3)), c_tiles=20, k_tiles=1, passes=180)
     assert tiling == Tiling(1, 1, in_slots=2, in_slot_words=128, channel_chunk=14)
 

@@ -3,7 +3,8 @@ output-stationary, ``array.dataflow``) or the vector unit.
 
 ``choose_tiling(hw, out_hw, window, c_tiles, k_tiles, passes) -> Tiling``: the output tile
 that minimises the estimated cycles among those whose input window, accumulators and
-outputs fit the buffers with double buffering, preferring whole output rows. A pure function
+outputs fit the buffers (double buffered, or the input window in one slot when the estimate
+says the wait for it costs less than smaller tiles), preferring whole output rows. A pure function
 of its arguments (the buffer capacities in words, array size and DRAM timing in
 :class:`Hardware`, the layer's geometry in :class:`Window` and its tile counts); it raises
 :class:`TilingError` when even one output pixel does not fit, and the caller names the layer.
@@ -138,13 +139,16 @@ def estimate_cycles(
     depthwise: bool = False,
     uneven: bool = False,
     k_group: int = 1,
+    single_slot: bool = False,
 ) -> float:
     """The cost model of :func:`choose_tiling`: the estimated cycles of a layer in output
     tiles of ``tile`` (see there). ``images`` > 1: every tile holds that many images' tiles
     (a batch whose images share each streamed weight chunk), so a tile loads and computes
     ``images`` times as much but streams its weights once. ``exposed_c_tiles``: the channel
     tiles of the first load, which nothing overlaps, when fewer than ``c_tiles`` (k tiles
-    that load their own channel tiles: the first k tile's). A pass of ``pixels`` costs
+    that load their own channel tiles: the first k tile's). ``single_slot``: the
+    input buffer holds one tile's window, so each tile's input load waits for the tile before
+    it to finish (its weights still stream during that compute). A pass of ``pixels`` costs
     the array ``max(pixels, rows)`` cycles weight-stationary and ``ceil(pixels / rows) *
     rows`` output-stationary (``hw.os``, not ``depthwise``: the depthwise mode is
     weight-stationary on every machine; ``accel.timing``), in tiles split as
@@ -173,8 +177,8 @@ def estimate_cycles(
     compute = images * instrs * passes * slot
     if hw.is_ and not vector and not depthwise:  # between instructions: the transposer's fill
         compute += images * instrs * (rows + 1)
-    load = hw.dram_latency + images * c_tiles * ih * iw * word_beats  # pipelined DMA
-    load += streamed_words * ceil_div(cols, hw.dram_bandwidth)
+    inputs = hw.dram_latency + images * c_tiles * ih * iw * word_beats
+    load = inputs + streamed_words * ceil_div(cols, hw.dram_bandwidth)  # pipelined DMA
     drain = rows + cols + 2 * pixels + timing.POST_LATENCY + hw.dram_latency
     if k_group > 1:  # the last group's other k tiles: POST and STORE after its COMPUTE
         drain += (k_group - 1) * max(pixels, (pixels + timing.POST_LATENCY + hw.dram_latency) / 2)
@@ -182,7 +186,9 @@ def estimate_cycles(
     first = load
     if exposed_c_tiles is not None:
         first = hw.dram_latency + images * exposed_c_tiles * ih * iw * word_beats
-    return first + tiles * max(compute, load) + drain + INSTRUCTION_COST * instructions
+    # One input slot: a tile's inputs load after the tile before it has computed.
+    per_tile = max(compute, load) + (inputs if single_slot else 0)
+    return first + tiles * per_tile + drain + INSTRUCTION_COST * instructions
 
 
 def choose_tiling(
@@ -227,14 +233,15 @@ def choose_tiling(
 
     def fits(th: int, tw: int, chunk: int) -> tuple[int, int] | None:
         """(slots, words per slot): two slots so loads overlap compute, even for a single
-        tile (it then overlaps the previous layer), else one when that is all that fits."""
+        tile (it then overlaps the previous layer), else one when that is all that fits (a
+        tile's load then waits for the tile before it, which the estimate charges: a larger
+        tile can still win, with fewer weight reloads or idle output-stationary rows)."""
         if th * tw > acc_cap or th * tw > out_cap:
             return None
         words = chunk * input_words(th, tw)
         if words <= hw.input_words // 2:
             return 2, hw.input_words // 2
-        single = ceil_div(p, th) * ceil_div(q, tw) == 1 and chunk == c_tiles
-        if single and words <= hw.input_words:
+        if chunk == c_tiles and words <= hw.input_words:
             return 1, hw.input_words
         return None
 
@@ -250,7 +257,7 @@ def choose_tiling(
             {ceil_div(k_tiles, m) for m in range(1, k_tiles + 1)} & set(range(1, most + 1))
         )
 
-    def estimate(th: int, tw: int, uneven: bool = False, group: int = 1) -> float:
+    def estimate(th: int, tw: int, uneven: bool, group: int, slots: int) -> float:
         return estimate_cycles(
             hw,
             out_hw,
@@ -265,7 +272,12 @@ def choose_tiling(
             depthwise=depthwise,
             uneven=uneven,
             k_group=group,
+            single_slot=waits(th, tw, slots),
         )
+
+    def waits(th: int, tw: int, slots: int) -> bool:
+        """Each tile's input load waits for the tile before it: one slot, several tiles."""
+        return slots == 1 and ceil_div(p, th) * ceil_div(q, tw) > 1
 
     cap = min(acc_cap, out_cap)
     candidates = [(th, q) for th in range(min(p, cap // q), 0, -1)]
@@ -285,15 +297,17 @@ def choose_tiling(
             # Output-stationary: full tiles and smaller edge ones may leave fewer idle rows.
             for group in groups(th, tw):
                 tiling = Tiling(th, tw, *placed, c_tiles, uneven=True, k_group=group)
-                scored.append((estimate(th, tw, True, group), th * tw, tiling))
+                scored.append((estimate(th, tw, True, group, placed[0]), th * tw, tiling))
         th = ceil_div(p, ceil_div(p, th))  # same tile count, evened out
         tw = ceil_div(q, ceil_div(q, tw))
         placed = fits(th, tw, c_tiles)
         if placed is not None:
             for group in groups(th, tw):
                 tiling = Tiling(th, tw, *placed, c_tiles, k_group=group)
-                scored.append((estimate(th, tw, False, group), th * tw, tiling))
-    if scored:
+                scored.append((estimate(th, tw, False, group, placed[0]), th * tw, tiling))
+    # A one-slot tiling of several tiles only beside a double-buffered one: where none fits,
+    # chunking the channels keeps the loads overlapped.
+    if any(not waits(t.tile_h, t.tile_w, t.in_slots) for _, _, t in scored):
         # The largest tile within TILING_SLACK of the best estimate: smaller tiles shave
         # a little pipeline fill but multiply instructions (and the time to simulate).
         best = min(cost for cost, _, _ in scored)
