@@ -881,10 +881,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if compared is not None:
         totals = {flow: sum(x.cycles for x in layers[flow]) for flow in flows}
         wins = {f: sum(r["winner"] == f and r["saved"] > 0 for r in compared) for f in flows}
-        print(
-            "dataflows: "
-            + ", ".join(f"{f} {totals[f]:,} cycles ({wins[f]} layers won)" for f in flows)
-        )
+        won = {f: f"{wins[f]} layer{'s' * (wins[f] != 1)} won" for f in flows}
+        print("dataflows: " + ", ".join(f"{f} {totals[f]:,} cycles ({won[f]})" for f in flows))
     for path in paths.values():
         print(path)
     return 0
