@@ -73,6 +73,7 @@ COMPILER_MODULES = (
     "accel.compiler.lower_layout",
     "accel.compiler.lower_vector",
     "accel.compiler.ops",
+    "accel.compiler.order",
     "accel.compiler.plan",
     "accel.compiler.sync",
     "accel.compiler.tiling",

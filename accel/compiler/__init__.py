@@ -51,6 +51,7 @@ from collections.abc import Iterator, Sequence
 from accel import isa
 from accel.compiler.errors import CompileError, layer_error
 from accel.compiler.lower import check_activations_fused, lower_network
+from accel.compiler.order import sink_first_input_loads
 from accel.compiler.plan import plan_dram
 from accel.compiler.sync import synchronise
 from accel.config import PENDING_DATAFLOWS, AccelConfig
@@ -114,6 +115,7 @@ def compile(
         lowered = lower_network(qnet, config, plan)
         if lowered.constants_size > plan.const_bound:
             raise AssertionError("constants overflowed their DRAM region")
+        sink_first_input_loads(lowered.ops)
         streams = synchronise(lowered.ops)
     if not lowered.ops.fields_fit():
         for stream in streams.values():

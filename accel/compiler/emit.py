@@ -272,10 +272,11 @@ class Emitter:
         slot_base: int,
         c_tiles: range,
         lanes: int,
-        slot_range: tuple[int, int],
         step: tuple[int, int] = (1, 1),
     ) -> int:
-        """Load channel tiles ``c_tiles`` of an input window; returns the channel-tile stride.
+        """Load channel tiles ``c_tiles`` of an input window into planes of the slot at
+        ``slot_base`` (each LOAD writes its channel tile's plane: the range synchronisation and
+        :mod:`accel.compiler.order` see); returns the channel-tile stride.
 
         With ``step`` > 1 only every step-th row/column of ``x`` is loaded (coordinates are
         then in the subsampled image): a strided 1x1 convolution reads only what it uses.
@@ -287,14 +288,15 @@ class Emitter:
         dram, sram, rows, cols = found
         block = self.input_block(x, step)
         iw = extent[1]
-        lo, hi = slot_range
         channels = x.channels
         append, index = block.rows.extend, self.log.index
         for i, ct in enumerate(c_tiles):
             c0 = ct * lanes
             run = channels - c0
             run = lanes if lanes < run else run
-            append((dram + c0, sram + i * ct_stride, rows, iw, cols, run, lo, hi, index()))
+            fields = (dram + c0, sram + i * ct_stride, rows, iw, cols, run)
+            plane = slot_base + i * ct_stride
+            append((*fields, plane, plane + ct_stride, index()))
         return ct_stride
 
     def input_block(self, x: TensorLayout, step: tuple[int, int]) -> Block:

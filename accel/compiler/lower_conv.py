@@ -79,8 +79,8 @@ class InputTile:
     out_tile: tuple[int, int, int, int]  # (p0, q0, th, tw)
     origin: tuple[int, int]  # input (row, column) of the window's top left; < 0 in padding
     width: int  # words per window row
-    words: tuple[int, int]  # the input-buffer words [lo, hi) holding the channel tiles
-    first_ct: int  # the channel tile at words[0]
+    base: int  # the input-buffer word where the channel tiles begin
+    first_ct: int  # the channel tile at base
     ct_stride: int  # words per channel tile
 
 
@@ -293,11 +293,8 @@ class ConvPasses:
         ih, iw = window.input_extent(th, tw)
         origin = (p0 * sh - top, q0 * sw - left)
         slot_base = em.next_in_slot(self.tiling.in_slots, self.tiling.in_slot_words)
-        words = (slot_base, slot_base + len(cts) * ih * iw)
-        ct_stride = em.load_input_tile(
-            self.x, origin, (ih, iw), slot_base, cts, em.rows, words, self.step
-        )
-        return InputTile(out_tile, origin, iw, words, cts.start, ct_stride)
+        ct_stride = em.load_input_tile(self.x, origin, (ih, iw), slot_base, cts, em.rows, self.step)
+        return InputTile(out_tile, origin, iw, slot_base, cts.start, ct_stride)
 
     def load_resident(self, kt: int) -> None:
         """Resident weights load per k tile at first use, so compute starts as soon as
@@ -407,7 +404,7 @@ class ConvPasses:
             return
         dh = self.window.dilation[0]
         th, tw = inputs.out_tile[2], inputs.out_tile[3]
-        in_lo, in_hi = inputs.words
+        in_lo = inputs.base
         width, ct_stride, first_ct = inputs.width, inputs.ct_stride, inputs.first_ct
         origin_h, origin_w = inputs.origin
         resident = wt.resident_base is not None
@@ -442,8 +439,8 @@ class ConvPasses:
                     w_base,
                     acc_base,
                     *group,
-                    in_lo,
-                    in_hi,
+                    in_lo + (ct0 - first_ct) * ct_stride,
+                    in_lo + (ct1 - first_ct) * ct_stride,
                     w_base + words,
                     index(),
                 )
@@ -465,7 +462,7 @@ class ConvPasses:
             w_ring.count += 1
             self.weight_rows.extend((wt.addr + offset * cols, w_base, words, index()))
             for inputs_i, acc_base in zip(inputs, acc_bases, strict=True):
-                in_lo, in_hi = inputs_i.words
+                in_lo = inputs_i.base
                 width = inputs_i.width
                 th, tw = inputs_i.out_tile[2], inputs_i.out_tile[3]
                 self.compute_rows.extend(
@@ -482,8 +479,8 @@ class ConvPasses:
                         r1 - r0,
                         w_base,
                         acc_base,
-                        in_lo,
-                        in_hi,
+                        in_lo + (ct0 - inputs_i.first_ct) * inputs_i.ct_stride,
+                        in_lo + (ct1 - inputs_i.first_ct) * inputs_i.ct_stride,
                         w_base + words,
                         index(),
                     )
@@ -580,31 +577,29 @@ class ConvPasses:
         if whole:
             slot = (ring.count + np.arange(n_t)) % tiling.in_slots * tiling.in_slot_words
             ring.count += n_t
-            in_lo, in_hi = slot, slot + n_ct * ct_stride
             l_owner, l_i = runs(t_loads)
             l_tile, l_ct0, l_at = l_owner, 0, tile_base[l_owner] + l_i
-            g_in_lo, g_in_hi = in_lo[g_t], in_hi[g_t]
+            g_in_lo = slot[g_t]
             first_ct = np.zeros(len(g_t), dtype=np.int64)
         else:
             slot = (ring.count + np.arange(len(g_t))) % tiling.in_slots * tiling.in_slot_words
             ring.count += len(g_t)
-            g_in_lo, g_in_hi = slot, slot + s_cts[g_s] * ct_stride[g_t]
+            g_in_lo = slot
             l_owner, l_i = runs(g_loads)
             l_tile, l_ct0, l_at = g_t[l_owner], s_ct0[g_s[l_owner]], g_base[l_owner] + l_i
             first_ct = s_ct0[g_s]
         if len(l_owner):
             c0 = (l_ct0 + l_i) * lanes
-            lo = in_lo[l_owner] if whole else g_in_lo[l_owner]
-            hi = in_hi[l_owner] if whole else g_in_hi[l_owner]
+            plane = slot[l_owner] + l_i * ct_stride[l_tile]  # its channel tile's words
             em.input_block(x, self.step).append_columns(
                 dram0[l_tile] + c0,
-                lo + sram0[l_tile] + l_i * ct_stride[l_tile],
+                plane + sram0[l_tile],
                 load_rows[l_tile],
                 width[l_tile],
                 load_cols[l_tile],
                 np.minimum(lanes, x.channels - c0),
-                lo,
-                hi,
+                plane,
+                plane + ct_stride[l_tile],
                 l_at,
             )
 
@@ -661,8 +656,8 @@ class ConvPasses:
                 r1[pc] - r0[pc],
                 w_base,
                 acc_base[u],
-                g_in_lo[pg],
-                g_in_hi[pg],
+                g_in_lo[pg] + (ct0[pc] - first_ct[pg]) * ct_stride[t_],
+                g_in_lo[pg] + (ct1[pc] - first_ct[pg]) * ct_stride[t_],
                 w_base + words[pc],
                 computes,
             )

@@ -214,7 +214,7 @@ def copy_pass(
             cts = range(ct_lo, min(n_ct, ct_lo + chunk))
             slot = em.next_in_slot(in_slots, slot_words)
             in_range = (slot, slot + len(cts) * th * tw)
-            ct_stride = em.load_input_tile(x, (p0, q0), (th, tw), slot, cts, lanes, in_range, step)
+            ct_stride = em.load_input_tile(x, (p0, q0), (th, tw), slot, cts, lanes, step)
             for i, ct in enumerate(cts):
                 acc_base = em.next_acc_slot()
                 base = slot + i * ct_stride

@@ -125,11 +125,10 @@ def lower_vector(
                 if i == 1 and broadcast:  # one pixel per channel tile, at a's channel stride
                     for j, ct in enumerate(cts):
                         em.load_input_tile(
-                            src, (0, 0), (1, 1), base + j * ih * iw, range(ct, ct + 1), lanes,
-                            in_range,
-                        )  # fmt: skip
+                            src, (0, 0), (1, 1), base + j * ih * iw, range(ct, ct + 1), lanes
+                        )
                     continue
-                ct_stride = em.load_input_tile(src, origin, (ih, iw), base, cts, lanes, in_range)
+                ct_stride = em.load_input_tile(src, origin, (ih, iw), base, cts, lanes)
             base_b = bases[1] if operands > 1 else 0
             for i, ct in enumerate(cts):
                 acc_base = em.next_acc_slot()
@@ -210,9 +209,7 @@ def lower_sum_in_blocks(
         for i, (r0, rh, c0, cw) in enumerate(blocks):
             slot = em.next_in_slot(2, slot_words)
             in_range = (slot, slot + rh * cw)
-            stride = em.load_input_tile(
-                x, (r0, c0), (rh, cw), slot, range(ct, ct + 1), lanes, in_range
-            )
+            stride = em.load_input_tile(x, (r0, c0), (rh, cw), slot, range(ct, ct + 1), lanes)
             block.rows.extend(
                 (int(i > 0), slot, stride, cw, rh, cw, r0, c0, acc_base, *in_range, index())
             )
@@ -329,6 +326,10 @@ def lower_columns(
                 continue
             g = load_g[k]
             c0 = (g_ct0[g] + j) * lanes
+            # The words of its channel tile: a plane of the operand's part of the slot, one
+            # word for a broadcast operand.
+            plane = in_lo[g] + (i * g_cts[g] + j) * ct_stride[g]
+            size = 1 if i == 1 and broadcast else ct_stride[g]
             em.input_block(src, (1, 1)).append_columns(
                 dram0[k] + c0,
                 sram0[k] + j * ct_stride[g],
@@ -336,8 +337,8 @@ def lower_columns(
                 width[g],
                 load_cols[k],
                 np.minimum(lanes, src.channels - c0),
-                in_lo[g],
-                in_hi[g],
+                plane,
+                plane + size,
                 group_base[g] + before[k] + j,
             )
 

@@ -1,0 +1,96 @@
+"""Program order: a layer's first input loads moved down to the instruction that reads them.
+
+Lowering emits an output tile's input loads (one per channel tile) before the tile's first
+COMPUTE, and the LOAD engine runs its stream in order: the layer's first COMPUTE then waits
+for every channel tile of the window, and the weights it needs queue behind them, though it
+reads only its own channel tiles (AlexNet's Conv5 at 32x32: the whole 13x13x384 input, 2,028
+words, before the first feed). :func:`sink_first_input_loads` moves each input-buffer LOAD
+that comes before the first COMPUTE, POST or STORE of its layer down to just before the
+first instruction that reads its words. Later tiles keep their order on purpose: their loads
+are the prefetch that runs while the tile before computes.
+
+A LOAD moves only past instructions it does not conflict with (none reads or writes its
+input-buffer words or writes the DRAM bytes it reads before the one it stops at), so the
+sequential meaning of the program is unchanged, and :func:`accel.compiler.sync.synchronise`
+derives the semaphores of the new order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accel.compiler.ops import READ, WRITE, OpLog
+from accel.compiler.sync import latest_overlapping
+from accel.isa import Buffer, Load
+
+
+def sink_first_input_loads(log: OpLog) -> None:
+    """Reorder ``log`` in place (the ``op`` index of its rows) as the module docstring says."""
+    log.seal()
+    blocks = [b for b in log.blocks if len(b)]
+    count = len(log)
+    layer = np.empty(count, dtype=np.int64)
+    loads = np.zeros(count, dtype=bool)
+    accesses: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    moving = []  # (ops, input-buffer lo, hi, DRAM space, lo, hi) of the input loads
+    for block in blocks:
+        ops = block.column("op")
+        layer[ops] = block.column("layer") if "layer" in block.names else block.template["layer"]
+        loads[ops] = block.cls is Load
+        ranges = block.ranges()
+        for space, kind, lo, hi in ranges:
+            accesses.setdefault((space, kind), []).append((ops, lo, hi))
+        if block.cls is Load and block.template["buffer"] == Buffer.INPUT:
+            (in_lo, in_hi), dram = _one(ranges, "in", WRITE), _dram_read(ranges)
+            moving.append((ops, in_lo, in_hi, *dram))
+    if not moving:
+        return
+    # The first COMPUTE, POST or STORE of every layer: the loads before it may move.
+    first = np.full(int(layer.max()) + 1, count, dtype=np.int64)
+    np.minimum.at(first, layer[~loads], np.flatnonzero(~loads))
+
+    new_key = 2 * np.arange(count, dtype=np.int64)  # an instruction stays: 2 * index
+    for ops, in_lo, in_hi, space, d_lo, d_hi in moving:
+        early = ops < first[layer[ops]]
+        if not early.any():
+            continue
+        ops, in_lo, in_hi, d_lo, d_hi = (a[early] for a in (ops, in_lo, in_hi, d_lo, d_hi))
+        stop = np.minimum(
+            _first_later(ops, in_lo, in_hi, accesses.get(("in", READ), [])),
+            _first_later(ops, in_lo, in_hi, accesses.get(("in", WRITE), [])),
+        )
+        stop = np.minimum(stop, _first_later(ops, d_lo, d_hi, accesses.get((space, WRITE), [])))
+        moved = stop < count
+        new_key[ops[moved]] = 2 * stop[moved] - 1  # just before the instruction it stops at
+    order = np.lexsort((np.arange(count), new_key))  # moved ones keep their relative order
+    index = np.empty(count, dtype=np.int64)
+    index[order] = np.arange(count)
+    for block in blocks:
+        column = block.columns.index("op")
+        block.array[:, column] = index[block.array[:, column]]
+        block.array = block.array[np.argsort(block.array[:, column], kind="stable")]
+
+
+def _one(ranges, space: str, kind: int) -> tuple[np.ndarray, np.ndarray]:
+    (found,) = [(lo, hi) for s, k, lo, hi in ranges if s == space and k == kind]
+    return found
+
+
+def _dram_read(ranges) -> tuple[str, np.ndarray, np.ndarray]:
+    ((space, lo, hi),) = [(s, lo, hi) for s, k, lo, hi in ranges if k == READ]
+    return space, lo, hi
+
+
+def _first_later(
+    ops: np.ndarray, lo: np.ndarray, hi: np.ndarray, targets: list[tuple]
+) -> np.ndarray:
+    """For every query (program index, range), the smallest target index above it whose
+    range overlaps the query's; a number past every index if none."""
+    none = np.iinfo(np.int64).max // 4
+    if not targets:
+        return np.full(len(ops), none, dtype=np.int64)
+    t_op, t_lo, t_hi = (np.concatenate(part) for part in zip(*targets, strict=True))
+    # latest_overlapping finds the largest index below: ask it with the order reversed.
+    top = int(max(ops.max(), t_op.max()))
+    found = latest_overlapping(top - ops, lo, hi, top - t_op, t_lo, t_hi)
+    return np.where(found >= 0, top - found, none)
