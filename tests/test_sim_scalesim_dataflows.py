@@ -24,21 +24,17 @@ from tests.test_sim_scalesim import CONFIG, DATA, single_layer
 #: rounded up to 0.001: the layers our OS machine runs slower than SCALE-Sim's OS formula. Conv5_x
 #: (5x5 outputs, one pixel group) and Conv4_1a at 32x32 stream their weights at the DMA's one word
 #: per cycle, as fast as the array reads them, so the input loads, DRAM latency and the last drain
-#: add to the feed; Conv5_x at 8x8 and AlexNet's Conv4 and Conv5 at 32x32 (one tile, as many
-#: groups as SCALE-Sim's folds) wait for their whole input (3,136 and 2,028 words at a word per
-#: cycle) and first weights before the first feed, which a layer alone cannot overlap and
-#: SCALE-Sim omits.
+#: add to the feed; Conv5_x at 8x8 (four groups) waits for the first COMPUTE's 32 channel tiles
+#: and weights (3,872 words at a word per cycle) before its first feed, which a layer alone
+#: cannot overlap and SCALE-Sim omits (502 cycles, 0.04%).
 SLOWER_OS = {
-    ("Resnet18", 8, "Conv5_1b"): 1.002,
-    ("Resnet18", 8, "Conv5_2a"): 1.002,
-    ("Resnet18", 8, "Conv5_2b"): 1.002,
+    ("Resnet18", 8, "Conv5_1b"): 1.001,
+    ("Resnet18", 8, "Conv5_2a"): 1.001,
+    ("Resnet18", 8, "Conv5_2b"): 1.001,
     ("Resnet18", 32, "Conv4_1a"): 1.018,
-    ("Resnet18", 32, "Conv5_1a"): 1.007,
     ("Resnet18", 32, "Conv5_1b"): 1.010,
     ("Resnet18", 32, "Conv5_2a"): 1.010,
     ("Resnet18", 32, "Conv5_2b"): 1.010,
-    ("alexnet", 32, "Conv4"): 1.001,
-    ("alexnet", 32, "Conv5"): 1.010,
 }
 
 #: Input-stationary: (topology, array size, layer) -> ours / SCALE-Sim's cycles, measured and
