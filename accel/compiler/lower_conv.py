@@ -813,9 +813,18 @@ def lower_conv(
     if shared is not None:
         # The cost model decides: the images one after the other, or sharing each chunk.
         cost = functools.partial(estimate_cycles, em.hardware, out_hw, window, n_ct, n_kt, passes)
-        alone = len(xs) * cost((tiling.tile_h, tiling.tile_w), streamed, uneven=tiling.uneven)
+        alone = len(xs) * cost(
+            (tiling.tile_h, tiling.tile_w),
+            streamed,
+            uneven=tiling.uneven,
+            single_slot=tiling.waits(out_hw),
+        )
         together = cost(
-            (shared.tile_h, shared.tile_w), streamed, images=len(xs), uneven=shared.uneven
+            (shared.tile_h, shared.tile_w),
+            streamed,
+            images=len(xs),
+            uneven=shared.uneven,
+            single_slot=shared.waits(out_hw),
         )
         if together >= alone:
             shared = None

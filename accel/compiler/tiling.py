@@ -92,6 +92,11 @@ class Tiling:
     #: side by side in one slot (``k_group`` x the tile's pixels rows).
     k_group: int = 1
 
+    def waits(self, out_hw: tuple[int, int]) -> bool:
+        """One input slot and several tiles of an ``out_hw`` map: each tile's input load
+        waits for the tile before it (``estimate_cycles``'s ``single_slot``)."""
+        return self.in_slots == 1 and len(self.output_tiles(*out_hw)) > 1
+
     def output_tiles(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
         """The ``(p0, q0, th, tw)`` output tiles of a ``height`` x ``width`` map, row-major."""
         cut = split_uneven if self.uneven else split
@@ -257,7 +262,7 @@ def choose_tiling(
             {ceil_div(k_tiles, m) for m in range(1, k_tiles + 1)} & set(range(1, most + 1))
         )
 
-    def estimate(th: int, tw: int, uneven: bool, group: int, slots: int) -> float:
+    def estimate(tiling: Tiling) -> float:
         return estimate_cycles(
             hw,
             out_hw,
@@ -265,19 +270,15 @@ def choose_tiling(
             loaded,
             k_tiles,
             passes,
-            (th, tw),
+            (tiling.tile_h, tiling.tile_w),
             streamed_words,
             vector=vector,
             exposed_c_tiles=None if loaded_c_tiles is None else c_tiles,
             depthwise=depthwise,
-            uneven=uneven,
-            k_group=group,
-            single_slot=waits(th, tw, slots),
+            uneven=tiling.uneven,
+            k_group=tiling.k_group,
+            single_slot=tiling.waits(out_hw),
         )
-
-    def waits(th: int, tw: int, slots: int) -> bool:
-        """Each tile's input load waits for the tile before it: one slot, several tiles."""
-        return slots == 1 and ceil_div(p, th) * ceil_div(q, tw) > 1
 
     cap = min(acc_cap, out_cap)
     candidates = [(th, q) for th in range(min(p, cap // q), 0, -1)]
@@ -297,17 +298,17 @@ def choose_tiling(
             # Output-stationary: full tiles and smaller edge ones may leave fewer idle rows.
             for group in groups(th, tw):
                 tiling = Tiling(th, tw, *placed, c_tiles, uneven=True, k_group=group)
-                scored.append((estimate(th, tw, True, group, placed[0]), th * tw, tiling))
+                scored.append((estimate(tiling), th * tw, tiling))
         th = ceil_div(p, ceil_div(p, th))  # same tile count, evened out
         tw = ceil_div(q, ceil_div(q, tw))
         placed = fits(th, tw, c_tiles)
         if placed is not None:
             for group in groups(th, tw):
                 tiling = Tiling(th, tw, *placed, c_tiles, k_group=group)
-                scored.append((estimate(th, tw, False, group, placed[0]), th * tw, tiling))
+                scored.append((estimate(tiling), th * tw, tiling))
     # A one-slot tiling of several tiles only beside a double-buffered one: where none fits,
     # chunking the channels keeps the loads overlapped.
-    if any(not waits(t.tile_h, t.tile_w, t.in_slots) for _, _, t in scored):
+    if any(not t.waits(out_hw) for _, _, t in scored):
         # The largest tile within TILING_SLACK of the best estimate: smaller tiles shave
         # a little pipeline fill but multiply instructions (and the time to simulate).
         best = min(cost for cost, _, _ in scored)
