@@ -111,12 +111,17 @@ def test_zoo_model_is_bit_and_cycle_exact_in_verilator(name, size, flow):
     assert len(result.layers) == len(qnet.network.order()) - len(qnet.network.input_names)
 
 
+#: ResNet-18 at 224: 1,814,073,344 MACs on `edge`'s 256 PEs take at least this many cycles
+#: (every PE busy in every cycle): a run below it did not run the whole network.
+RESNET18_224_EDGE_MAC_CYCLES = 1_814_073_344 // 256
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("flow", "least"), [("os", 8_000_000), ("is", 8_000_000)])
-def test_resnet18_224_whole_network_is_bit_and_cycle_exact_in_verilator(flow, least):
+@pytest.mark.parametrize("flow", ["os", "is"])
+def test_resnet18_224_whole_network_is_bit_and_cycle_exact_in_verilator(flow):
     result = run_verify(zoo_qnet("resnet18"), EDGE[flow])
     assert result.ok, result.first_mismatch
-    assert result.rtl_cycles == result.model_cycles > least
+    assert result.rtl_cycles == result.model_cycles > RESNET18_224_EDGE_MAC_CYCLES
 
 
 @pytest.mark.parametrize("flow", list(MACHINES))
