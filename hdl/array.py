@@ -259,7 +259,9 @@ class SystolicArray(wiring.Component):
             for k in range(1, rows + cols - 1):
                 dw.append(delayed(dw[-1], 1, f"dw_d{k}"))
 
-        pes = [[ProcessingElement(self._config) for _ in range(cols)] for _ in range(rows)]
+        pes = [
+            [ProcessingElement(self._config, top=i == 0) for _ in range(cols)] for i in range(rows)
+        ]
         os = self._config.array.dataflow == "os"
         if os:
             x_edge = self._output_stationary(m, pes, x_edge, delayed)

@@ -482,15 +482,34 @@ class StoreEngine(wiring.Component):
 
         # The walk's flags and next position are computed for a beat of the held instruction
         # (from `state` and `held`) and for the first beat of the one on `i` (from `first`
-        # and `taken`) side by side; `busy` only selects, no carry chain follows it.
-        def run_flags(pos, instr):
+        # and `taken`) side by side; `busy` only selects, no carry chain follows it. A held
+        # beat's `run_end` is a register (`state_end`), written with `state` from the beat
+        # before, so no compare sits between `state` and the selects it drives.
+        def run_end(pos):
             # One beat per bus block: the run ends on the beat whose block holds its last
             # byte (an unaligned run's extra last beat has `left` 0 and no byte enabled).
-            run_end = (pos.addr % bandwidth) + pos.left <= bandwidth
-            inner_last = pos.j == instr.inner_count - 1
-            return run_end, inner_last, run_end & inner_last & (pos.o == instr.outer_count - 1)
+            return (pos.addr % bandwidth) + pos.left <= bandwidth
 
-        held_flags, first_flags = run_flags(state, held), run_flags(first, taken)
+        def run_flags(pos, instr, end):
+            inner_last = pos.j == instr.inner_count - 1
+            return end, inner_last, end & inner_last & (pos.o == instr.outer_count - 1)
+
+        def end_after(pos, instr, flags):
+            """`run_end` of the beat after the one at `pos` (`step`'s), from `pos`: within
+            the run `addr` moves a block on (`addr % bandwidth` stays) and `left` drops by
+            `bandwidth` (or to 0); a new run starts at its address with `run_bytes`."""
+            end, inner_last, _ = flags
+            within = (pos.addr % bandwidth) + pos.left <= 2 * bandwidth
+            start = Mux(
+                inner_last,
+                pos.row_addr + instr.outer_stride,
+                pos.run_addr + instr.inner_stride,
+            )
+            return Mux(end, (start % bandwidth) + instr.run_bytes <= bandwidth, within)
+
+        state_end = Signal(reset_less=True)
+        held_flags = run_flags(state, held, state_end)
+        first_flags = run_flags(first, taken, run_end(first))
         last = Mux(busy, held_flags[2], first_flags[2])
 
         # Scatter: lane t + u at byte r + u*s of the beat (module docstring). No multiply sits
@@ -600,8 +619,9 @@ class StoreEngine(wiring.Component):
             step(state, held, held_flags, later_count, later_r, "next_of_held").as_value(),
             step(first, taken, first_flags, first_count, first_r, "next_of_first").as_value(),
         )
+        end = Mux(busy, end_after(state, held, held_flags), end_after(first, taken, first_flags))
         with m.If(self.w.valid & self.w.ready):
-            m.d.sync += [state.eq(nxt), busy.eq(~last)]
+            m.d.sync += [state.eq(nxt), state_end.eq(end), busy.eq(~last)]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += held.eq(taken)
         return m

@@ -179,7 +179,7 @@ class Feeder(wiring.Component):
         ARRAY word to carry beside it through the array).
     tap_rd : In(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), rows))).array(rows - 1)
         Square arrays only (the depthwise mode): the input buffer's read port of array row
-        ``t`` (element ``t - 1``), read in ``D + t`` for a depthwise word taken in ``D``.
+        ``t`` (element ``t - 1``), read in ``D + t - 1`` for a depthwise word taken in ``D``.
     dwx : Out(ArrayLayout(ArrayLayout(signed(8), rows), rows))
         Square arrays only: row ``t``'s word (its tap's, or ``pad_value``) in ``D + 1 + t``,
         to :attr:`hdl.array.SystolicArray.dwx`.
@@ -466,10 +466,12 @@ class Feeder(wiring.Component):
         return fed_valid
 
     def _depthwise_rows(self, m: Module, took, word, pad_value, x) -> None:
-        """Depthwise mode: row ``t``'s word (its tap's) read ``t`` cycles after row 0's, in
-        ``D + t`` (address and padding delayed in registers, so the data needs none), and on
-        ``dwx[t]`` in ``D + 1 + t`` = ``f + t``, the cycle the pass's word reaches array row
-        ``t`` (the skew of :mod:`accel.timing`); row 0 is ``x``."""
+        """Depthwise mode: row ``t``'s word (its tap's) read ``t - 1`` cycles after row 0's,
+        in ``D + t - 1`` (address and padding delayed in registers), registered with its
+        padding and on ``dwx[t]`` in ``D + 1 + t`` = ``f + t``, the cycle the pass's word
+        reaches array row ``t`` (the skew of :mod:`accel.timing`); row 0 is ``x``. The
+        register keeps the block RAM's output and the pad multiplexer off the array's
+        multipliers."""
         rows = self._config.array.rows
         stage = data.StructLayout(
             {
@@ -489,12 +491,13 @@ class Feeder(wiring.Component):
                 now.pad_value.eq(pad_value),
             ]
             chain = [now]
-            for k in range(1, t + 2):
+            for k in range(1, t + 1):
                 reg = Signal(stage, name=f"tap{t}_d{k}", reset_less=True)
                 m.d.sync += reg.eq(chain[-1])
                 chain.append(reg)
-            port, at = self.tap_rd[t - 1], chain[t]
-            m.d.comb += [port.en.eq(at.en), port.addr.eq(at.addr)]
-            got = chain[t + 1]
+            port, got = self.tap_rd[t - 1], chain[t]
+            m.d.comb += [port.en.eq(chain[t - 1].en), port.addr.eq(chain[t - 1].addr)]
+            tap_word = Signal.like(self.dwx[t], name=f"tap{t}_word", reset_less=True)
             for lane in range(rows):
-                m.d.comb += self.dwx[t][lane].eq(Mux(got.pad, got.pad_value, port.data[lane]))
+                m.d.sync += tap_word[lane].eq(Mux(got.pad, got.pad_value, port.data[lane]))
+            m.d.comb += self.dwx[t].eq(tap_word)

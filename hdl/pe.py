@@ -26,6 +26,15 @@ register; register, adder, register) where they used to be one. The partial sum 
 ``i`` lacks row ``i``'s product, which leaves beside it; :mod:`hdl.array` adds the two at
 the bottom, in the cycle the multiply-add in one would have had its sum there.
 
+A *top* PE (``top=True``, the array's row 0, whose ``psum_in`` and ``prod_in`` are 0)
+registers the multiplier's operands instead of its product: ``x`` (the register it has
+anyway) and the weight it multiplies by, and ``prod_out`` is their product,
+combinational. The value on ``prod_out`` in each cycle is the same; the multiplier moves
+behind the register, so no path from the buffers (the input buffer's block RAM, the pad
+multiplexer) reaches a multiplier: row 0's activation comes from them without a register
+in between. Below the top row that register exists already (the input skew, the depthwise
+words of :mod:`hdl.feeder`).
+
 Ports
 -----
 x_in, sw_in : In
@@ -77,10 +86,13 @@ class ProcessingElement(wiring.Component):
     ----------
     config : AccelConfig
         Reads ``config.data`` (activation, weight and accumulator widths).
+    top : bool
+        The array's top row: operands registered, product combinational (module docstring).
     """
 
-    def __init__(self, config: AccelConfig) -> None:
+    def __init__(self, config: AccelConfig, *, top: bool = False) -> None:
         self._config = check_config(config)
+        self._top = top
         d = config.data
         extra = {}
         if config.array.dataflow == "os":
@@ -112,6 +124,10 @@ class ProcessingElement(wiring.Component):
     def config(self) -> AccelConfig:
         return self._config
 
+    @property
+    def top(self) -> bool:
+        return self._top
+
     def elaborate(self, platform) -> Module:
         m = Module()
         d = self._config.data
@@ -134,9 +150,14 @@ class ProcessingElement(wiring.Component):
             m.d.sync += active.eq(new)
         with m.If(self.w_we):
             m.d.sync += shadow.eq(self.w_in)
+        if self._top:
+            operand = Signal(signed(d.weight_bits), reset_less=True)
+            m.d.sync += operand.eq(weight)
+            m.d.comb += prod.eq(x * operand)
+        else:
+            m.d.sync += prod.eq(self.x_in * weight)
         # The sum is truncated to acc_bits by the assignment: two's complement wrap-around.
         m.d.sync += [
-            prod.eq(self.x_in * weight),
             *([] if os else [psum.eq(self.psum_in + self.prod_in)]),
             x.eq(self.x_in),
             sw.eq(self.sw_in),

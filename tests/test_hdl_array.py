@@ -235,8 +235,11 @@ def test_array_rejects_a_config_that_is_not_an_accel_config(bad):
 # --- one PE ---------------------------------------------------------------------------------
 
 
-def test_pe_switch_takes_the_shadow_or_the_weight_written_in_its_cycle():
-    dut = ProcessingElement(preset("tiny"))
+@pytest.mark.parametrize("top", [False, True], ids=["below", "top"])
+def test_pe_switch_takes_the_shadow_or_the_weight_written_in_its_cycle(top):
+    """A top PE (operands registered, product combinational) gives the same products in the
+    same cycles as the others."""
+    dut = ProcessingElement(preset("tiny"), top=top)
     steps = [
         # inputs of the cycle; prod_out of the next cycle (x_in * the weight of the cycle)
         (dict(w_we=1, w_in=5, sw_in=0, x_in=0), 0),
@@ -261,10 +264,11 @@ def test_pe_switch_takes_the_shadow_or_the_weight_written_in_its_cycle():
     simulate(dut, bench)
 
 
-def test_pe_adds_the_product_from_above_to_the_partial_sum_from_above():
+@pytest.mark.parametrize("top", [False, True], ids=["below", "top"])
+def test_pe_adds_the_product_from_above_to_the_partial_sum_from_above(top):
     """psum_out is psum_in + prod_in of the previous cycle, wrapping to int32; the PE's own
     product does not enter it."""
-    dut = ProcessingElement(preset("tiny"))
+    dut = ProcessingElement(preset("tiny"), top=top)
     steps = [
         # psum_in, prod_in, x_in (with weight 3 written through) -> psum_out next cycle
         (10, 15, 1, 25),
