@@ -32,7 +32,7 @@ def sink_first_input_loads(log: OpLog) -> None:
     layer = np.empty(count, dtype=np.int64)
     loads = np.zeros(count, dtype=bool)
     accesses: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-    moving = []  # (ops, input-buffer lo, hi, DRAM space, lo, hi) of the input loads
+    moving = []  # per input-load block: ops, input-buffer lo and hi, DRAM space, lo and hi
     for block in blocks:
         ops = block.column("op")
         layer[ops] = block.column("layer") if "layer" in block.names else block.template["layer"]
@@ -41,27 +41,30 @@ def sink_first_input_loads(log: OpLog) -> None:
         for space, kind, lo, hi in ranges:
             accesses.setdefault((space, kind), []).append((ops, lo, hi))
         if block.cls is Load and block.template["buffer"] == Buffer.INPUT:
-            (in_lo, in_hi), dram = _one(ranges, "in", WRITE), _dram_read(ranges)
-            moving.append((ops, in_lo, in_hi, *dram))
+            (in_lo, in_hi), (space, d_lo, d_hi) = _one(ranges, "in", WRITE), _dram_read(ranges)
+            moving.append((ops, in_lo, in_hi, np.full(len(ops), space, dtype=object), d_lo, d_hi))
     if not moving:
         return
-    # The first COMPUTE, POST or STORE of every layer: the loads before it may move.
+    # The loads before the first COMPUTE, POST or STORE of their layer may move.
     first = np.full(int(layer.max()) + 1, count, dtype=np.int64)
     np.minimum.at(first, layer[~loads], np.flatnonzero(~loads))
-
-    new_key = 2 * np.arange(count, dtype=np.int64)  # an instruction stays: 2 * index
-    for ops, in_lo, in_hi, space, d_lo, d_hi in moving:
-        early = ops < first[layer[ops]]
-        if not early.any():
-            continue
-        ops, in_lo, in_hi, d_lo, d_hi = (a[early] for a in (ops, in_lo, in_hi, d_lo, d_hi))
-        stop = np.minimum(
-            _first_later(ops, in_lo, in_hi, accesses.get(("in", READ), [])),
-            _first_later(ops, in_lo, in_hi, accesses.get(("in", WRITE), [])),
-        )
-        stop = np.minimum(stop, _first_later(ops, d_lo, d_hi, accesses.get((space, WRITE), [])))
-        moved = stop < count
-        new_key[ops[moved]] = 2 * stop[moved] - 1  # just before the instruction it stops at
+    ops, in_lo, in_hi, space, d_lo, d_hi = (np.concatenate(c) for c in zip(*moving, strict=True))
+    early = ops < first[layer[ops]]
+    ops, in_lo, in_hi, space, d_lo, d_hi = (
+        a[early] for a in (ops, in_lo, in_hi, space, d_lo, d_hi)
+    )
+    # Each stops at the first later instruction it conflicts with.
+    stop = np.minimum(
+        _first_later(ops, in_lo, in_hi, accesses.get(("in", READ), [])),
+        _first_later(ops, in_lo, in_hi, accesses.get(("in", WRITE), [])),
+    )
+    for name in set(space.tolist()):
+        mine = space == name
+        writes = accesses.get((name, WRITE), [])
+        stop[mine] = np.minimum(stop[mine], _first_later(ops[mine], d_lo[mine], d_hi[mine], writes))
+    moved = stop < count
+    new_key = 2 * np.arange(count, dtype=np.int64)  # an instruction that stays: 2 * index
+    new_key[ops[moved]] = 2 * stop[moved] - 1  # just before the instruction it stops at
     order = np.lexsort((np.arange(count), new_key))  # moved ones keep their relative order
     index = np.empty(count, dtype=np.int64)
     index[order] = np.arange(count)
