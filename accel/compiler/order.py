@@ -31,29 +31,50 @@ def sink_first_input_loads(log: OpLog) -> None:
     count = len(log)
     layer = np.empty(count, dtype=np.int64)
     loads = np.zeros(count, dtype=bool)
-    accesses: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-    moving = []  # per input-load block: ops, input-buffer lo and hi, DRAM space, lo and hi
     for block in blocks:
         ops = block.column("op")
         layer[ops] = block.column("layer") if "layer" in block.names else block.template["layer"]
         loads[ops] = block.cls is Load
-        ranges = block.ranges()
+    # The loads before the first COMPUTE, POST or STORE of their layer may move.
+    first = np.full(int(layer.max()) + 1, count, dtype=np.int64)
+    np.minimum.at(first, layer[~loads], np.flatnonzero(~loads))
+    # Where they may stop: the first unit of the layer's first tile reads every channel tile
+    # they load, within a COMPUTE and a weight load or two per channel tile (and kernel-row
+    # chunk) after them; the window allows eight instructions per load. A load whose
+    # reader lies beyond its layer's window stays where it is.
+    early = np.flatnonzero(loads & (np.arange(count) < first[layer]))
+    if not len(early):
+        return
+    per_layer = np.bincount(layer[early], minlength=len(first))
+    reach = np.minimum(first + 8 * per_layer + 64, count)[layer[early]]
+    window = np.zeros(count + 1, dtype=np.int64)
+    np.add.at(window, early, 1)
+    np.add.at(window, reach, -1)
+    in_window = np.cumsum(window)[:count] > 0
+
+    accesses: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    moving = []  # per input-load block: ops, input-buffer lo and hi, DRAM space, lo and hi
+    for block in blocks:
+        rows = in_window[block.column("op")]
+        if not rows.any():
+            continue
+        ops = block.column("op")[rows]
+        ranges = [(sp, kind, lo[rows], hi[rows]) for sp, kind, lo, hi in block.ranges()]
         for space, kind, lo, hi in ranges:
             accesses.setdefault((space, kind), []).append((ops, lo, hi))
         if block.cls is Load and block.template["buffer"] == Buffer.INPUT:
             (in_lo, in_hi), (space, d_lo, d_hi) = _one(ranges, "in", WRITE), _dram_read(ranges)
-            moving.append((ops, in_lo, in_hi, np.full(len(ops), space, dtype=object), d_lo, d_hi))
+            early = ops < first[layer[ops]]
+            moving.append(
+                [
+                    a[early]
+                    for a in (ops, in_lo, in_hi, np.full(len(ops), space, object), d_lo, d_hi)
+                ]
+            )
     if not moving:
         return
-    # The loads before the first COMPUTE, POST or STORE of their layer may move.
-    first = np.full(int(layer.max()) + 1, count, dtype=np.int64)
-    np.minimum.at(first, layer[~loads], np.flatnonzero(~loads))
     ops, in_lo, in_hi, space, d_lo, d_hi = (np.concatenate(c) for c in zip(*moving, strict=True))
-    early = ops < first[layer[ops]]
-    ops, in_lo, in_hi, space, d_lo, d_hi = (
-        a[early] for a in (ops, in_lo, in_hi, space, d_lo, d_hi)
-    )
-    # Each stops at the first later instruction it conflicts with.
+    # Each stops at the first later instruction it conflicts with (within its window).
     stop = np.minimum(
         _first_later(ops, in_lo, in_hi, accesses.get(("in", READ), [])),
         _first_later(ops, in_lo, in_hi, accesses.get(("in", WRITE), [])),
