@@ -46,11 +46,11 @@ def sink_first_input_loads(log: OpLog) -> None:
     if not len(early):
         return
     per_layer = np.bincount(layer[early], minlength=len(first))
-    reach = np.minimum(first + 8 * per_layer + 64, count)[layer[early]]
+    reach = np.minimum(first + 8 * per_layer + 64, count)  # per layer: its window's end
     window = np.zeros(count + 1, dtype=np.int64)
     np.add.at(window, early, 1)
-    np.add.at(window, reach, -1)
-    in_window = np.cumsum(window)[:count] > 0
+    np.add.at(window, reach[layer[early]], -1)
+    in_window = np.cumsum(window)[:count] > 0  # every instruction a moving load may pass
 
     accesses: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     moving = []  # per input-load block: ops, input-buffer lo and hi, DRAM space, lo and hi
@@ -64,12 +64,9 @@ def sink_first_input_loads(log: OpLog) -> None:
             accesses.setdefault((space, kind), []).append((ops, lo, hi))
         if block.cls is Load and block.template["buffer"] == Buffer.INPUT:
             (in_lo, in_hi), (space, d_lo, d_hi) = _one(ranges, "in", WRITE), _dram_read(ranges)
-            early = ops < first[layer[ops]]
+            mine = ops < first[layer[ops]]
             moving.append(
-                [
-                    a[early]
-                    for a in (ops, in_lo, in_hi, np.full(len(ops), space, object), d_lo, d_hi)
-                ]
+                [a[mine] for a in (ops, in_lo, in_hi, np.full(len(ops), space, object), d_lo, d_hi)]
             )
     if not moving:
         return
@@ -83,7 +80,8 @@ def sink_first_input_loads(log: OpLog) -> None:
         mine = space == name
         writes = accesses.get((name, WRITE), [])
         stop[mine] = np.minimum(stop[mine], _first_later(ops[mine], d_lo[mine], d_hi[mine], writes))
-    moved = stop < count
+    # Only a stop inside the load's own window: the instructions before it were all seen.
+    moved = stop < reach[layer[ops]]
     new_key = 2 * np.arange(count, dtype=np.int64)  # an instruction that stays: 2 * index
     new_key[ops[moved]] = 2 * stop[moved] - 1  # just before the instruction it stops at
     order = np.lexsort((np.arange(count), new_key))  # moved ones keep their relative order
