@@ -31,18 +31,20 @@ def sink_first_input_loads(log: OpLog) -> None:
     count = len(log)
     layer = np.empty(count, dtype=np.int64)
     loads = np.zeros(count, dtype=bool)
+    inputs = np.zeros(count, dtype=bool)  # the input-buffer loads
     for block in blocks:
         ops = block.column("op")
         layer[ops] = block.column("layer") if "layer" in block.names else block.template["layer"]
         loads[ops] = block.cls is Load
-    # The loads before the first COMPUTE, POST or STORE of their layer may move.
+        inputs[ops] = _loads_inputs(block)
+    # The input loads before the first COMPUTE, POST or STORE of their layer may move.
     first = np.full(int(layer.max()) + 1, count, dtype=np.int64)
     np.minimum.at(first, layer[~loads], np.flatnonzero(~loads))
     # Where they may stop: the first unit of the layer's first tile reads every channel tile
     # they load, within a COMPUTE and a weight load or two per channel tile (and kernel-row
     # chunk) after them; the window allows eight instructions per load. A load whose
     # reader lies beyond its layer's window stays where it is.
-    early = np.flatnonzero(loads & (np.arange(count) < first[layer]))
+    early = np.flatnonzero(inputs & (np.arange(count) < first[layer]))
     if not len(early):
         return
     per_layer = np.bincount(layer[early], minlength=len(first))
@@ -62,14 +64,12 @@ def sink_first_input_loads(log: OpLog) -> None:
         ranges = [(sp, kind, lo[rows], hi[rows]) for sp, kind, lo, hi in block.ranges()]
         for space, kind, lo, hi in ranges:
             accesses.setdefault((space, kind), []).append((ops, lo, hi))
-        if block.cls is Load and block.template["buffer"] == Buffer.INPUT:
+        if _loads_inputs(block):
             (in_lo, in_hi), (space, d_lo, d_hi) = _one(ranges, "in", WRITE), _dram_read(ranges)
             mine = ops < first[layer[ops]]
             moving.append(
                 [a[mine] for a in (ops, in_lo, in_hi, np.full(len(ops), space, object), d_lo, d_hi)]
             )
-    if not moving:
-        return
     ops, in_lo, in_hi, space, d_lo, d_hi = (np.concatenate(c) for c in zip(*moving, strict=True))
     # Each stops at the first later instruction it conflicts with (within its window).
     stop = np.minimum(
@@ -91,6 +91,10 @@ def sink_first_input_loads(log: OpLog) -> None:
         column = block.columns.index("op")
         block.array[:, column] = index[block.array[:, column]]
         block.array = block.array[np.argsort(block.array[:, column], kind="stable")]
+
+
+def _loads_inputs(block) -> bool:
+    return block.cls is Load and block.template["buffer"] == Buffer.INPUT
 
 
 def _one(ranges, space: str, kind: int) -> tuple[np.ndarray, np.ndarray]:
