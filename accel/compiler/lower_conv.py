@@ -83,6 +83,10 @@ class InputTile:
     first_ct: int  # the channel tile at base
     ct_stride: int  # words per channel tile
 
+    def plane(self, ct: int) -> int:
+        """The first input-buffer word of channel tile ``ct``'s plane."""
+        return self.base + (ct - self.first_ct) * self.ct_stride
+
 
 def depthwise_rows(em: Emitter, weight: np.ndarray, groups: int) -> int:
     """Kernel rows per pass when the layer runs in the array's depthwise mode, else 0.
@@ -404,8 +408,7 @@ class ConvPasses:
             return
         dh = self.window.dilation[0]
         th, tw = inputs.out_tile[2], inputs.out_tile[3]
-        in_lo = inputs.base
-        width, ct_stride, first_ct = inputs.width, inputs.ct_stride, inputs.first_ct
+        width, ct_stride = inputs.width, inputs.ct_stride
         origin_h, origin_w = inputs.origin
         resident = wt.resident_base is not None
         w_ring, cols = em.w_ring, em.cols
@@ -427,7 +430,7 @@ class ConvPasses:
             compute_rows.extend(
                 (
                     accumulate,
-                    in_lo + (ct0 - first_ct) * ct_stride + r0 * dh * width,
+                    inputs.plane(ct0) + r0 * dh * width,
                     ct1 - ct0,
                     ct_stride,
                     width,
@@ -439,8 +442,8 @@ class ConvPasses:
                     w_base,
                     acc_base,
                     *group,
-                    in_lo + (ct0 - first_ct) * ct_stride,
-                    in_lo + (ct1 - first_ct) * ct_stride,
+                    inputs.plane(ct0),
+                    inputs.plane(ct1),
                     w_base + words,
                     index(),
                 )
@@ -462,13 +465,12 @@ class ConvPasses:
             w_ring.count += 1
             self.weight_rows.extend((wt.addr + offset * cols, w_base, words, index()))
             for inputs_i, acc_base in zip(inputs, acc_bases, strict=True):
-                in_lo = inputs_i.base
                 width = inputs_i.width
                 th, tw = inputs_i.out_tile[2], inputs_i.out_tile[3]
                 self.compute_rows.extend(
                     (
                         int(n > 0),
-                        in_lo + (ct0 - inputs_i.first_ct) * inputs_i.ct_stride + r0 * dh * width,
+                        inputs_i.plane(ct0) + r0 * dh * width,
                         ct1 - ct0,
                         inputs_i.ct_stride,
                         width,
@@ -479,8 +481,8 @@ class ConvPasses:
                         r1 - r0,
                         w_base,
                         acc_base,
-                        in_lo + (ct0 - inputs_i.first_ct) * inputs_i.ct_stride,
-                        in_lo + (ct1 - inputs_i.first_ct) * inputs_i.ct_stride,
+                        inputs_i.plane(ct0),
+                        inputs_i.plane(ct1),
                         w_base + words,
                         index(),
                     )

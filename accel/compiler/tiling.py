@@ -95,7 +95,7 @@ class Tiling:
     def waits(self, out_hw: tuple[int, int]) -> bool:
         """One input slot and several tiles of an ``out_hw`` map: each tile's input load
         waits for the tile before it (``estimate_cycles``'s ``single_slot``)."""
-        return self.in_slots == 1 and len(self.output_tiles(*out_hw)) > 1
+        return self.in_slots == 1 and (self.tile_h < out_hw[0] or self.tile_w < out_hw[1])
 
     def output_tiles(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
         """The ``(p0, q0, th, tw)`` output tiles of a ``height`` x ``width`` map, row-major."""
