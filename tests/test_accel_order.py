@@ -30,9 +30,11 @@ def test_the_first_compute_waits_only_for_its_own_channel_tiles(monkeypatch):
     program = compile(qnet, cfg)
     loads = program.streams[Engine.LOAD]
     kinds = [load.buffer for load in loads[:6]]
-    # Before the pass: 12 input loads, then the first weights. Now the weights and the two
-    # channel tiles the first COMPUTE reads come first, the next two with the next weights.
-    assert kinds == [Buffer.WEIGHT, Buffer.INPUT, Buffer.INPUT] * 2
+    # Before the pass: 12 input loads, then the first weights. Now the weights and the
+    # channel tile the first COMPUTE reads come first (the ramp's one channel tile,
+    # lower_conv.chunk_ranges), the next two with the next weights.
+    weight, inputs = Buffer.WEIGHT, Buffer.INPUT
+    assert kinds == [weight, inputs, weight, inputs, inputs, weight]
     result = sim.run(program, compute_outputs=False)
     assert result.start[Engine.COMPUTE][0] < input_done(program, result)[2]
 

@@ -50,6 +50,7 @@ CONVS = {
     ),
     "fewer pixels than the array's side": dict(c=9, k=13, hw=(1, 3), kernel=(1, 1)),
     "fc": dict(c=20, k=10, hw=(1, 1), kernel=(1, 1)),
+    "fc streamed in small chunks sharing ring slots": dict(c=256, k=16, hw=(1, 1), kernel=(1, 1)),
     "depthwise (weight-stationary) 3x3": dict(
         c=8, k=8, hw=(5, 5), kernel=(3, 3), padding=(1, 1, 1, 1), groups=8
     ),

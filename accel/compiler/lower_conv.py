@@ -263,6 +263,35 @@ def _placed(
     )
 
 
+def _ramp(n: int, per_chunk: int) -> list[int]:
+    """Chunk sizes 1, 2, 3, 5, 8, ... (each the sum of the two before) below ``per_chunk``
+    of ``n`` channel tiles, while what is left after the next one is at least twice it."""
+    sizes, size, after = [], 1, 2
+    while size < per_chunk and n - sum(sizes) - size >= 2 * size:
+        sizes.append(size)
+        size, after = after, size + after
+    return sizes
+
+
+def chunk_ranges(cts: range, per_chunk: int, ramp: bool = False) -> list[tuple[int, int, bool]]:
+    """The reduction chunks of channel tiles ``cts``: per chunk its first and end channel
+    tile and whether it is part of a ramp. Chunks of ``per_chunk``, the last what is left;
+    a ``ramp`` (a layer's first chunks, where nothing computes while they load) starts at
+    one channel tile and grows by about 1.6 up to ``per_chunk``, the chunks after it even,
+    so that the first COMPUTE waits for one channel tile's weights and inputs instead of a
+    whole chunk's, and each load hides behind the COMPUTE before it."""
+    if not ramp:
+        bounds = [*range(cts.start, cts.stop, per_chunk), cts.stop]
+        return [(a, b, False) for a, b in itertools.pairwise(bounds)]
+    head = _ramp(len(cts), per_chunk)
+    rest = len(cts) - sum(head)
+    even = ceil_div(rest, per_chunk)
+    sizes = [ceil_div(rest * (i + 1), even) - ceil_div(rest * i, even) for i in range(even)]
+    bounds = list(itertools.accumulate(head + sizes, initial=cts.start))
+    ramped = [True] * len(head) + [False] * even
+    return [(a, b, r) for (a, b), r in zip(itertools.pairwise(bounds), ramped, strict=True)]
+
+
 class ConvPasses:
     """Input loads and COMPUTE passes of one conv layer (after its tiling is chosen)."""
 
@@ -282,7 +311,31 @@ class ConvPasses:
         self.weights = weights
         self.tiling = tiling
         self.resident_loaded: set[int] = set()  # k tiles whose resident weights are loaded
-        self._passes: dict[tuple[int, int, int], list] = {}
+        self._passes: dict[tuple[int, int, int, bool], list] = {}
+        rows, th, tw = em.rows, tiling.tile_h, tiling.tile_w
+        pixels = th * tw
+        if em.config.array.dataflow != "ws":  # a pass per group of `rows` pixels
+            pixels = ceil_div(pixels, rows) * rows
+        taps = weights.kernel[0] * weights.kernel[1]
+        ih, iw = window.input_extent(th, tw)
+        streamed = weights.resident_base is None and weights.per_chunk > 1
+        streamed = streamed and not weights.depthwise
+        #: The layer's first streamed passes ramp up (:func:`chunk_ranges`): where a channel
+        #: tile computes at least twice as long as its weights and inputs load, so that
+        #: each chunk of the ramp loads behind the COMPUTE before it.
+        self.ramp_pending = streamed and taps * pixels >= 2 * (taps * rows + ih * iw)
+        #: Paced: the array reads each weight word once (one group of pixels), as fast as
+        #: the DMA brings it, a third ring slot keeping the DMA busy. A COMPUTE starts only
+        #: when its chunk is in, so the array ends a chunk behind the DMA: paced chunks are
+        #: small (a quarter of a slot) and share their slots (:meth:`passes`).
+        self.paced = streamed and weights.slots == 3 and pixels <= rows
+        self.per_chunk = weights.per_chunk
+        if self.paced:
+            slot_words = em.w_ring.capacity // weights.slots
+            ct_words = taps * rows * weights.group_tiles(0)
+            widest = max(hi - lo for lo, hi in weights.ct_ranges)
+            per = max(1, min(self.per_chunk, slot_words // (4 * ct_words)))
+            self.per_chunk = ceil_div(widest, ceil_div(widest, per))
         self.weight_block = self.make_weight_block()
         self.compute_block = self.make_compute_block()
         self.weight_rows = self.weight_block.rows
@@ -299,6 +352,12 @@ class ConvPasses:
         slot_base = em.next_in_slot(self.tiling.in_slots, self.tiling.in_slot_words)
         ct_stride = em.load_input_tile(self.x, origin, (ih, iw), slot_base, cts, em.rows, self.step)
         return InputTile(out_tile, origin, iw, slot_base, cts.start, ct_stride)
+
+    def ramp(self) -> bool:
+        """Whether the next passes ramp up (the layer's first streamed ones, where they
+        gain from it: ``ramp_pending``); asking takes the ramp."""
+        ramp, self.ramp_pending = self.ramp_pending, False
+        return ramp
 
     def load_resident(self, kt: int) -> None:
         """Resident weights load per k tile at first use, so compute starts as soon as
@@ -367,11 +426,17 @@ class ConvPasses:
         )
         return self.em.block(("compute",), template, names, ("in_lo", "in_hi", "w_hi"), accesses)
 
-    def passes(self, kt: int, cts: range) -> list[tuple[int, int, int, int, int, int]]:
+    def passes(
+        self, kt: int, cts: range, ramp: bool = False
+    ) -> list[tuple[int, int, int, int, int, int, int, int]]:
         """The reduction chunks of channel tiles ``cts`` of k tile ``kt`` (the same for
-        every output tile): per chunk its channel tiles ``ct0..ct1``, kernel rows
-        ``r0..r1``, weight words and the offset of its first weight word."""
-        key = (kt, cts.start, cts.stop)
+        every output tile but the first, ``ramp``: :meth:`ramp`): per chunk its channel
+        tiles ``ct0..ct1``, kernel rows ``r0..r1``, weight words, the offset of its first
+        weight word and, streamed, its place in the weight ring: whether it takes the next
+        slot (1) or follows the chunk before in its slot (0), and its first word there.
+        Ramped and paced chunks share a slot while they fit: the DMA then writes small
+        chunks where the ring is free already, instead of waiting for a slot each."""
+        key = (kt, cts.start, cts.stop, ramp)
         found = self._passes.get(key)
         if found is not None:
             return found
@@ -379,31 +444,43 @@ class ConvPasses:
         tile_words = self.em.rows * wt.group_tiles(kt)
         r, s = wt.kernel
         chunks = []
-        for ct0 in range(cts.start, cts.stop, wt.per_chunk):
-            ct1 = min(cts.stop, ct0 + wt.per_chunk)
+        slot_words = self.em.w_ring.capacity // wt.slots
+        packed = None  # words of the current slot that ramped chunks fill
+        for ct0, ct1, ramped in chunk_ranges(cts, self.per_chunk, ramp):
+            ramped = ramped or self.paced
             for g, r0 in enumerate(range(0, r, wt.row_chunk)):
                 r1 = min(r, r0 + wt.row_chunk)
                 if wt.depthwise:  # one tile per group of kernel rows
                     offset = wt.kt_offsets[kt] + g * tile_words
-                    chunks.append((ct0, ct1, r0, r1, tile_words, offset))
+                    chunks.append((ct0, ct1, r0, r1, tile_words, offset, 1, 0))
                     continue
                 words = (ct1 - ct0) * (r1 - r0) * s * tile_words
                 offset = (
                     wt.kt_offsets[kt] + ((ct0 - wt.ct_ranges[kt][0]) * r * s + r0 * s) * tile_words
                 )
-                chunks.append((ct0, ct1, r0, r1, words, offset))
+                at = packed if ramped and packed is not None else 0
+                if at + words > slot_words:
+                    at = 0
+                packed = at + words if ramped else None
+                chunks.append((ct0, ct1, r0, r1, words, offset, int(at == 0), at))
         self._passes[key] = chunks
         return chunks
 
     def compute(
-        self, *, kt: int, cts: range, inputs: InputTile, acc_base: int, first: bool
+        self,
+        *,
+        kt: int,
+        cts: range,
+        inputs: InputTile,
+        acc_base: int,
+        first: bool,
     ) -> None:
         """COMPUTE instructions for channel tiles ``cts`` of k tile ``kt`` (input-stationary
         k groups: of group ``kt``, its k tiles' accumulators ``th * tw`` rows apart), reading
         ``inputs``; ``first``: the first of the k tile's passes (it overwrites the
         accumulators, the others add to them)."""
         em, wt = self.em, self.weights
-        chunks = self.passes(kt, cts)
+        chunks = self.passes(kt, cts, self.ramp())
         if not chunks:
             return
         dh = self.window.dilation[0]
@@ -416,14 +493,15 @@ class ConvPasses:
         index = em.log.index
         accumulate = int(not first)
         group = (wt.group_tiles(kt) - 1, th * tw) if wt.k_group > 1 else ()
-        for ct0, ct1, r0, r1, words, offset in chunks:
+        for ct0, ct1, r0, r1, words, offset, next_slot, at in chunks:
             if resident:
                 self.load_resident(kt)
                 w_base = wt.resident_base + offset
             else:
-                # The next slot of the weight ring (halves: Ring.next(2)).
-                w_base = wt.slot_base(w_ring, w_ring.count)
-                w_ring.count += 1
+                # The next slot of the weight ring (halves: Ring.next(2)), or the chunk
+                # before's.
+                w_ring.count += next_slot
+                w_base = wt.slot_base(w_ring, w_ring.count - 1) + at
                 # Rows r0..r1 of every channel tile in the chunk; contiguous when the
                 # chunk holds whole kernels (row_chunk == r) or one channel tile.
                 weight_rows.extend((wt.addr + offset * cols, w_base, words, index()))
@@ -460,7 +538,7 @@ class ConvPasses:
         dh = self.window.dilation[0]
         w_ring, cols = em.w_ring, em.cols
         index = em.log.index
-        for n, (ct0, ct1, r0, r1, words, offset) in enumerate(self.passes(kt, cts)):
+        for n, (ct0, ct1, r0, r1, words, offset, _, _) in enumerate(self.passes(kt, cts)):
             w_base = wt.slot_base(w_ring, w_ring.count)  # the next slot of the weight ring
             w_ring.count += 1
             self.weight_rows.extend((wt.addr + offset * cols, w_base, words, index()))
@@ -537,14 +615,19 @@ class ConvPasses:
         ]
         sections = [(kt, cts) for kt in range(n_kt) for cts in kt_sections[kt]]
         n_s = len(sections)
+        s_passes = [self.passes(kt, cts) for kt, cts in sections]
+        g_s = np.tile(np.arange(n_s), n_t)  # per section in program order: its static one
+        if self.ramp():  # the first one's passes ramped up: a static section of its own
+            sections.append(sections[0])
+            s_passes.append(self.passes(*sections[0], ramp=True))
+            g_s[0] = n_s
         s_kt = np.array([kt for kt, _ in sections], dtype=np.int64)
         s_first = np.array([cts.start == wt.ct_ranges[kt][0] for kt, cts in sections])
         s_ct0 = np.array([cts.start for _, cts in sections], dtype=np.int64)
         s_cts = np.array([len(cts) for _, cts in sections], dtype=np.int64)
-        s_passes = [self.passes(kt, cts) for kt, cts in sections]
         s_npass = np.array([len(found) for found in s_passes], dtype=np.int64)
-        ct0, ct1, r0, r1, words, offset = (
-            np.array([c for found in s_passes for c in found], dtype=np.int64).reshape(-1, 6).T
+        ct0, ct1, r0, r1, words, offset, next_slot, slot_at = (
+            np.array([c for found in s_passes for c in found], dtype=np.int64).reshape(-1, 8).T
         )
         resident = wt.resident_base is not None
         streamed_params = params.resident is None
@@ -553,13 +636,12 @@ class ConvPasses:
         # input loads (when loaded per section), the resident weights of its k tile at
         # their first use (first tile, first section), its passes (and their weights).
         g_t = np.repeat(np.arange(n_t), n_s)
-        g_s = np.tile(np.arange(n_s), n_t)
         g_u = g_t * n_kt + s_kt[g_s]
         g_loads = np.zeros(len(g_t), dtype=np.int64) if whole else s_cts[g_s] * inside[g_t]
         g_res = np.zeros(len(g_t), dtype=np.int64)
         if resident:
             unloaded = np.array([kt not in self.resident_loaded for kt in range(n_kt)])
-            g_res[:n_s] = unloaded[s_kt] & s_first & (s_npass > 0)
+            g_res[:n_s] = (unloaded[s_kt] & s_first & (s_npass > 0))[g_s[:n_s]]
         g_ops = g_loads + g_res + s_npass[g_s] * (1 if resident else 2)
         pending = np.zeros(n_u, dtype=np.int64)  # the layer's resident parameters' load
         pending[0] = em.pending_param_load is not None
@@ -638,8 +720,9 @@ class ConvPasses:
                 computes = at + j
             else:
                 w = em.w_ring
-                w_base = wt.slot_base(w, w.count + np.arange(len(pc)))
-                w.count += len(pc)
+                slot = w.count + np.cumsum(next_slot[pc]) - 1
+                w_base = wt.slot_base(w, slot) + slot_at[pc]
+                w.count += int(next_slot[pc].sum())
                 loads_at = at + 2 * j
                 computes = loads_at + 1
                 self.weight_block.append_columns(
