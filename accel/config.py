@@ -132,6 +132,11 @@ class BufferConfig:
     ``output_bytes`` the output buffer (int8 results waiting for the DMA) and
     ``param_bytes`` the post-processor's parameter buffer (per output channel: int32 bias,
     int32 multiplier, int32 shift).
+
+    ``weight_banks`` (1 or 2) splits the weight buffer into that many memories, word ``w`` in
+    bank ``w % weight_banks``, so that a LOAD writes that many weight words per cycle when
+    ``dram.bandwidth`` carries them (:func:`accel.timing.load_unit_bytes`); the array still
+    reads one word per cycle. Two banks need an even number of array rows and weight words.
     """
 
     input_bytes: int = 64 * 1024
@@ -139,10 +144,12 @@ class BufferConfig:
     acc_bytes: int = 64 * 1024
     output_bytes: int = 16 * 1024
     param_bytes: int = 8 * 1024
+    weight_banks: int = 1
 
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_int("buffers", f.name, getattr(self, f.name), 1)
+        _check_int("buffers", "weight_banks", self.weight_banks, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -220,6 +227,12 @@ class AccelConfig:
             "output_bytes": (2, self.output_word_bytes, ("Post", "out_base")),
             "param_bytes": (2, self.param_word_bytes, ("Post", "param_base")),
         }
+        banks = self.buffers.weight_banks
+        if banks > 1 and (rows % banks or self.weight_words % banks):
+            raise ValueError(
+                f"buffers.weight_banks = {banks} needs an even number of array rows and of "
+                f"weight words (rows {rows}, {self.weight_words} words of {cols} bytes)"
+            )
         for name, (min_words, word, (instr, field_name)) in limits.items():
             value = getattr(self.buffers, name)
             minimum = min_words * word

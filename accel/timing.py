@@ -16,8 +16,11 @@ LOAD (DMA read). The engine issues one read request per run, one per cycle, and 
 next instruction as soon as the last request is out (``start + runs``). The DRAM read
 channel returns data in request order, ``bandwidth`` bytes per beat and one beat per cycle,
 no earlier than ``latency`` cycles after the request. A run of ``run_bytes`` fills
-``ceil(run_bytes / word_bytes)`` SRAM words; each word takes ``ceil(bytes / bandwidth)``
-beats (a beat never spans two words). The memory is a bus of ``bandwidth``-byte *blocks*
+``ceil(run_bytes / word_bytes)`` SRAM words, written in *units* of one word, or of
+``buffers.weight_banks`` words into a banked weight buffer (:func:`load_unit_bytes`: the
+banks take a word each per cycle), cut from the run's first byte; each unit takes
+``ceil(bytes / bandwidth)`` beats (a beat never spans two units). The memory is a bus of
+``bandwidth``-byte *blocks*
 aligned to multiples of ``bandwidth`` (an AXI4 data bus, ``hdl/axi_master.py``): a run
 whose first beat straddles two blocks (``addr % bandwidth + first beat's bytes >
 bandwidth``) costs one more cycle, in which the realigner takes the first block and sends
@@ -403,18 +406,28 @@ def word_bytes(config: AccelConfig, buffer: int) -> int:
     return isa.TABLE_WORD_BYTES if buffer == isa.Buffer.TABLE else words[buffer]
 
 
+def load_unit_bytes(config: AccelConfig, buffer: int) -> int:
+    """The bytes a LOAD writes into ``buffer`` in one cycle at most: one word, or
+    ``buffers.weight_banks`` words of the weight buffer (module docstring, LOAD)."""
+    word = word_bytes(config, buffer)
+    return word * config.buffers.weight_banks if buffer == isa.Buffer.WEIGHT else word
+
+
 def bandwidth_note(config: AccelConfig) -> str | None:
     """Why DRAM bandwidth above the DMA's word rate buys nothing (``None`` when it does not
-    exceed it): a beat never spans two buffer words and the DMA moves one word per cycle."""
+    exceed it): a beat never spans two buffer words and the DMA moves one word per cycle
+    (a banked weight buffer: ``weight_banks`` words)."""
     bandwidth = config.dram.bandwidth
-    fastest = max(config.input_word_bytes, config.weight_word_bytes, config.output_word_bytes)
+    weights = load_unit_bytes(config, isa.Buffer.WEIGHT)
+    fastest = max(config.input_word_bytes, weights, config.output_word_bytes)
     if bandwidth <= fastest:
         return None
     return (
         f"dram.bandwidth = {bandwidth} B/cycle is more than the DMA moves: one buffer word "
-        f"per cycle (input words {config.input_word_bytes} B, weight and output words "
-        f"{config.weight_word_bytes} B, parameter words {config.param_word_bytes} B), so "
-        f"activations and weights move as at {fastest} B/cycle"
+        f"per cycle (input words {config.input_word_bytes} B, weight words "
+        f"{config.weight_word_bytes} B x {config.buffers.weight_banks} banks, output words "
+        f"{config.output_word_bytes} B, parameter words {config.param_word_bytes} B), so "
+        f"activations and weights move as at {fastest} B/cycle at most"
     )
 
 
@@ -463,9 +476,9 @@ def load_runs(load: Load) -> int:
 def load_beats(load: Load, config: AccelConfig) -> int:
     """Read-channel cycles of a LOAD: :func:`load_run_beats` over its runs."""
     bandwidth = config.dram.bandwidth
-    word = word_bytes(config, load.buffer)
-    beats = load_runs(load) * run_beats(load.run_bytes, word, bandwidth)
-    return beats + _straddles(load, min(load.run_bytes, word, bandwidth), bandwidth)
+    unit = load_unit_bytes(config, load.buffer)
+    beats = load_runs(load) * run_beats(load.run_bytes, unit, bandwidth)
+    return beats + _straddles(load, min(load.run_bytes, unit, bandwidth), bandwidth)
 
 
 def store_beats(store: Store, config: AccelConfig) -> int:

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from amaranth.hdl import MemoryData, Module, signed, unsigned
+from amaranth.hdl import MemoryData, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
@@ -149,6 +149,10 @@ class SramBuffer(wiring.Component):
         """The contents (rows are little-endian words as unsigned integers)."""
         return self._data
 
+    def word(self, k: int):
+        """The simulator's value of word ``k`` (``data[k]``; a banked buffer finds its bank)."""
+        return self._data[k]
+
     def _dma_port(self):
         return Out(dma_write_signature(self._depth, self._word_bytes))
 
@@ -225,9 +229,16 @@ class InputBuffer(SramBuffer):
 class WeightBuffer(SramBuffer):
     """Weight buffer: one array row of ``cols`` int8 weights per word.
 
+    With ``buffers.weight_banks`` = 2 the words live in two memories (``bank0``, ``bank1``),
+    word ``w`` in bank ``w % 2`` at row ``w // 2``, so the LOAD engine writes two consecutive
+    words in a cycle: its port is two words wide, ``addr`` the first word's, the low word's
+    byte enables first (``hdl.dma``: a unit of :func:`accel.timing.load_unit_bytes`). The
+    read port reads both banks' rows of ``addr`` and keeps the bank of ``addr`` in a register
+    for the output multiplexer (registered with ``en``, as the data).
+
     Ports
     -----
-    dma : Out(dma_write_signature(depth, cols))
+    dma : Out(dma_write_signature(depth, weight_banks * cols))
         From the LOAD engine.
     loader : Out(ReadPort.Signature(addr_bits, ArrayLayout(signed(8), cols)))
         Synchronous read for the weight loader (the array's ``w`` port one cycle later).
@@ -237,15 +248,61 @@ class WeightBuffer(SramBuffer):
     def geometry(cls, config: AccelConfig) -> tuple[int, int]:
         return config.weight_words, config.weight_word_bytes
 
+    @property
+    def banks(self) -> int:
+        return self._config.buffers.weight_banks
+
+    def word(self, k: int):
+        if self.banks == 1:
+            return self._data[k]
+        return self._bank_data[k % 2][k // 2]
+
     def _members(self) -> dict:
         cols = self._config.array.cols
+        if self.banks > 1:
+            self._bank_data = [
+                MemoryData(
+                    shape=self._data.shape,
+                    depth=self._depth // 2,
+                    init=[self._data.init[k] for k in range(bank, self._depth, 2)],
+                )
+                for bank in range(2)
+            ]
         return {
-            "dma": self._dma_port(),
+            "dma": Out(dma_write_signature(self._depth, self.banks * self._word_bytes)),
             "loader": self._sync_read_port(data.ArrayLayout(signed(8), cols)),
         }
 
     def elaborate(self, platform) -> Module:
-        return self._elaborate(self.dma, self.loader)
+        if self.banks == 1:
+            return self._elaborate(self.dma, self.loader)
+        m = Module()
+        dma, reader, bits = self.dma, self.loader, 8 * self._word_bytes
+        low, high = dma.data[:bits], dma.data[bits:]
+        low_en, high_en = dma.en[: self._word_bytes], dma.en[self._word_bytes :]
+        odd = dma.addr[0]
+        row = dma.addr[1:]
+        reads = []
+        for bank, bank_data in enumerate(self._bank_data):
+            memory = Memory(data=bank_data)
+            m.submodules[f"bank{bank}"] = memory
+            write = memory.write_port(granularity=8)
+            # Even addr: bank 0 takes the low word, bank 1 the high one, both at addr // 2;
+            # odd: bank 1 the low word at addr // 2, bank 0 the high one at addr // 2 + 1.
+            mine_low = odd if bank else ~odd
+            m.d.comb += [
+                write.addr.eq(Mux(mine_low | ~odd, row, row + 1)),
+                write.data.eq(Mux(mine_low, low, high)),
+                write.en.eq(Mux(mine_low, low_en, high_en)),
+            ]
+            read = memory.read_port()
+            m.d.comb += [read.addr.eq(reader.addr[1:]), read.en.eq(reader.en)]
+            reads.append(read.data)
+        bank_of_read = Signal()
+        with m.If(reader.en):
+            m.d.sync += bank_of_read.eq(reader.addr[0])
+        m.d.comb += reader.data.eq(Mux(bank_of_read, reads[1], reads[0]))
+        return m
 
 
 class ParamBuffer(SramBuffer):

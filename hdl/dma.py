@@ -13,7 +13,10 @@ transfer).
 
 LOAD. Run ``(o, j)`` (``o < outer_count``, ``j < inner_count``, ``j`` fastest) is one read
 request for ``run_bytes`` bytes from ``dram_addr + o*outer_stride + j*inner_stride``, with
-``word`` = the destination's word size (so the DRAM never lets a beat span two words). The
+``word`` = the destination's unit (:func:`accel.timing.load_unit_bytes`: its word, or two
+words of a weight buffer with two banks, whose port is two words wide; so the DRAM never lets
+a beat span two units; a unit cut short by the run writes its second word only if the run
+reaches into it, and then steps the buffer address by two). The
 issue side sends one request per cycle from ``start`` (the first one combinationally from
 ``i.payload``) and takes the next instruction in ``start + runs``. The return side walks the
 beats in order: word ``w`` of run ``(o, j)`` goes to buffer word ``sram_addr +
@@ -76,7 +79,7 @@ from amaranth.lib.wiring import In, Out
 from accel import isa
 from accel.config import AccelConfig
 from accel.isa import Buffer
-from accel.timing import LOAD_QUEUE
+from accel.timing import LOAD_QUEUE, load_unit_bytes
 from hdl._check import check_config, check_count
 from hdl.buffers import async_read_signature, dma_write_signature, load_targets
 from hdl.dram import read_beat_layout, read_request_layout, write_beat_layout
@@ -185,8 +188,10 @@ class LoadEngine(wiring.Component):
                 "ar": Out(stream.Signature(read_request_layout())),
                 "r": In(stream.Signature(read_beat_layout(config), always_ready=True)),
                 **{
-                    _BUFFER_PORTS[buffer]: In(dma_write_signature(words, word))
-                    for buffer, (words, word) in self._targets.items()
+                    _BUFFER_PORTS[buffer]: In(
+                        dma_write_signature(words, load_unit_bytes(config, buffer))
+                    )
+                    for buffer, (words, _) in self._targets.items()
                 },
                 "complete": Out(1),
                 "stalled": Out(1),
@@ -204,7 +209,9 @@ class LoadEngine(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         bandwidth = self._config.dram.bandwidth
-        words = {buffer: word for buffer, (_, word) in self._targets.items()}
+        # A request's beats are cut at its buffer's units (a word, or a banked weight
+        # buffer's two): `words` are the units, the walk writes one per unit.
+        words = {buffer: load_unit_bytes(self._config, buffer) for buffer in self._targets}
         m.submodules.queue = queue = fifo.SyncFIFO(width=_RETURN.size, depth=self._depth)
 
         # --- issue side: one request per run per cycle -----------------------------------
@@ -330,13 +337,23 @@ class LoadEngine(wiring.Component):
         in_slot = [at.slot == s for s in range(slots)]
         after_slot = [Const(0)] + [at.slot < s for s in range(1, slots)]
         lane_ok = [k < beat.count for k in range(bandwidth)]
+        # A banked weight unit's second word exists when the unit's bytes reach into it;
+        # only then are its bytes past the run zeroed (else they are the next word's).
+        banked = self._config.buffers.weight_banks > 1
+        weight_word = self._targets[Buffer.WEIGHT][1]
+        if banked:
+            second = Signal()
+            m.d.comb += second.eq(_times(at.slot, bandwidth) + beat.count > weight_word)
         for buffer, port_name in _BUFFER_PORTS.items():
             port = getattr(self, port_name)
             selected = self.r.valid & (at.desc.buffer == buffer)
             enables, values = [], []
             for b in range(words[buffer]):
                 s, k = divmod(b, bandwidth)
-                enables.append(selected & (in_slot[s] | (beat.word_last & after_slot[s])))
+                zeroed = in_slot[s] | (beat.word_last & after_slot[s])
+                if banked and buffer == Buffer.WEIGHT and b >= weight_word:
+                    zeroed = (in_slot[s] & lane_ok[k]) | (zeroed & second)
+                enables.append(selected & zeroed)
                 values.append(Mux(in_slot[s] & lane_ok[k], beat.data[k], 0))
             m.d.comb += [
                 port.addr.eq(at.addr),
@@ -348,8 +365,11 @@ class LoadEngine(wiring.Component):
         end = beat.last & inner_done & (at.o == at.outer_last)
         after = Signal(walk)
         m.d.comb += after.eq(at)
+        step = 1
+        if banked:  # a banked weight unit: one word, or two when its bytes reach the second
+            step = Mux((at.desc.buffer == Buffer.WEIGHT) & second, 2, 1)
         with m.If(beat.word_last):
-            m.d.comb += [after.slot.eq(0), after.addr.eq(at.addr + 1)]
+            m.d.comb += [after.slot.eq(0), after.addr.eq(at.addr + step)]
         with m.Else():
             m.d.comb += after.slot.eq(at.slot + 1)
         with m.If(beat.last):

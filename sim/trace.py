@@ -24,11 +24,12 @@ from sim.fetch import Fetcher
 
 def _run_beats(instr: Instruction, config: AccelConfig) -> Iterator[int]:
     """The DRAM channel cycles of each run of a LOAD or STORE, counted byte by byte: data
-    beats cut at words and at ``bandwidth``, a LOAD's straddling first beat costing one more
-    (its first bus block taken alone), a STORE sending one beat per bus block it touches."""
+    beats cut at units (a word, or a banked weight buffer's words) and at ``bandwidth``, a
+    LOAD's straddling first beat costing one more (its first bus block taken alone), a STORE
+    sending one beat per bus block it touches."""
     bandwidth = config.dram.bandwidth
     load = isinstance(instr, Load)
-    word = timing.word_bytes(config, instr.buffer) if load else instr.run_bytes
+    word = timing.load_unit_bytes(config, instr.buffer) if load else instr.run_bytes
     for addr in timing.run_addresses(instr).tolist():
         offset = addr % bandwidth
         if not load:

@@ -112,6 +112,17 @@ def test_derived_values():
         ),
         (lambda: AccelConfig(name=""), ValueError, r"non-empty string"),
         (
+            lambda: BufferConfig(weight_banks=3),
+            ValueError,
+            r"^buffers.weight_banks = 3 exceeds the maximum 2$",
+        ),
+        (
+            lambda: AccelConfig(array=ArrayConfig(rows=3), buffers=BufferConfig(weight_banks=2)),
+            ValueError,
+            r"^buffers.weight_banks = 2 needs an even number of array rows and of weight words "
+            r"\(rows 3, 4096 words of 16 bytes\)$",
+        ),
+        (
             lambda: AccelConfig(buffers=BufferConfig(weight_bytes=100)),
             ValueError,
             r"buffers.weight_bytes = 100 is too small for a 16x16 array \(needs >= 512\)",

@@ -181,6 +181,23 @@ def test_axi_dma_is_bit_and_cycle_exact(seed):
     check_axi(*random_axi_case(seed), seed)
 
 
+def banked_axi_case(seed: int) -> tuple[AccelConfig, list, list]:
+    """Two weight banks: beats of up to two weight words (``tests/test_equivalence_dma.py``)."""
+    rng = np.random.default_rng([seed, 15])
+    rows, cols = 2 * int(rng.integers(1, 3)), int(rng.integers(2, 5))
+    bandwidth = int(rng.choice([2, 4, 8]))
+    config = make_config(rows, cols, bandwidth, int(rng.integers(1, 11)))
+    config = config.replace(buffers={"weight_banks": 2})
+    loads = [random_load(rng, config, buffer=Buffer.WEIGHT) for _ in range(int(rng.integers(2, 6)))]
+    stores = [random_store(rng, config) for _ in range(int(rng.integers(1, 3)))]
+    return config, loads, stores
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_axi_dma_into_a_banked_weight_buffer_is_bit_and_cycle_exact(seed):
+    check_axi(*banked_axi_case(seed), seed)
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_axi_dma_under_random_back_pressure_is_bit_exact(seed):
     run = check_axi(*random_axi_case(seed), seed, pause=0.4)

@@ -89,6 +89,14 @@ def test_conv_layer_bit_and_cycle_exact_amaranth(name, config):
     conv_check(name, config, "amaranth")
 
 
+@pytest.mark.parametrize("flow", list(MACHINES))
+@pytest.mark.parametrize("name", AMARANTH)
+def test_conv_layer_on_two_weight_banks_bit_and_cycle_exact_amaranth(name, flow):
+    """The dataflows' weight reads through the banked weight buffer's one read port."""
+    config = MACHINES[flow][f"tiny-{flow}"]
+    conv_check(name, config.replace(dram={"bandwidth": 8}, buffers={"weight_banks": 2}), "amaranth")
+
+
 @pytest.mark.parametrize(("name", "config"), machines(CONVS))
 def test_conv_layer_bit_and_cycle_exact_verilator(name, config):
     conv_check(name, config, "verilator")

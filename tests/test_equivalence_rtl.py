@@ -22,6 +22,8 @@ from tests.layers import conv_qnet, conv_reference, quantized, random_input, zoo
 TINY = cfg.preset("tiny")
 #: Slow, odd-width DRAM: beats split words, latency delays every first beat.
 NARROW = TINY.replace(dram={"bandwidth": 3, "latency": 7})
+#: Two weight banks and a bus of two weight words: a LOAD writes two weight words per beat.
+BANKED = TINY.replace(name="tiny-banked", dram={"bandwidth": 8}, buffers={"weight_banks": 2})
 
 CONVS = {
     "3x3 pad 1": dict(c=8, k=4, hw=(5, 5), kernel=(3, 3), padding=(1, 1, 1, 1)),
@@ -77,6 +79,8 @@ SETUPS = [
     pytest.param(NARROW, "amaranth", id="bw3-lat7-amaranth"),
     pytest.param(TINY, "verilator", id="tiny-verilator"),
     pytest.param(NARROW, "verilator", id="bw3-lat7-verilator", marks=pytest.mark.slow),
+    pytest.param(BANKED, "amaranth", id="banked-amaranth"),
+    pytest.param(BANKED, "verilator", id="banked-verilator"),
 ]
 
 
@@ -109,6 +113,7 @@ def test_tinyconv_network_bit_and_cycle_exact(backend):
         pytest.param(NARROW, "verilator", id="bw3-lat7-verilator", marks=pytest.mark.slow),
         pytest.param(TINY, "amaranth", id="tiny-amaranth", marks=pytest.mark.slow),
         pytest.param(NARROW, "amaranth", id="bw3-lat7-amaranth", marks=pytest.mark.slow),
+        pytest.param(BANKED, "verilator", id="banked-verilator"),
     ],
 )
 def test_tinynet_pools_residual_fc_bit_and_cycle_exact(config, backend):

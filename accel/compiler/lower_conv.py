@@ -311,6 +311,7 @@ class ConvPasses:
         self.weights = weights
         self.tiling = tiling
         self.resident_loaded: set[int] = set()  # k tiles whose resident weights are loaded
+        self.banks = em.config.buffers.weight_banks  # weight words per LOAD run
         self._passes: dict[tuple[int, int, int, bool], list] = {}
         rows, th, tw = em.rows, tiling.tile_h, tiling.tile_w
         pixels = th * tw
@@ -367,18 +368,21 @@ class ConvPasses:
         self.resident_loaded.add(kt)
         wt = self.weights
         base = wt.resident_base + wt.kt_offsets[kt]
-        self.weight_rows.extend(
-            (wt.addr + wt.kt_offsets[kt] * self.em.cols, base, wt.kt_words[kt], self.em.log.index())
-        )
+        addr = wt.addr + wt.kt_offsets[kt] * self.em.cols
+        self.weight_rows.extend((addr, base, wt.kt_words[kt] // self.banks, self.em.log.index()))
 
     def make_weight_block(self) -> Block:
-        """Weight loads (resident or streamed): write ``inner_count`` weight words."""
+        """Weight loads (resident or streamed): ``inner_count`` runs of one unit each
+        (:func:`accel.timing.load_unit_bytes`: ``banks`` words; a weight load's words are
+        whole tiles, a multiple of the rows, so of the banks), ``banks * inner_count``
+        weight words."""
+        banks = self.banks
 
         def accesses(c: dict[str, np.ndarray]) -> list[Access]:
-            return [("w", WRITE, c["sram_addr"], c["sram_addr"] + c["inner_count"])]
+            return [("w", WRITE, c["sram_addr"], c["sram_addr"] + banks * c["inner_count"])]
 
-        cols = self.em.cols
-        template = Load(buffer=Buffer.WEIGHT, inner_stride=cols, run_bytes=cols)
+        unit = self.em.cols * banks
+        template = Load(buffer=Buffer.WEIGHT, inner_stride=unit, run_bytes=unit)
         names = ("dram_addr", "sram_addr", "inner_count")
         return self.em.block(("weights",), template, names, (), accesses)
 
@@ -504,7 +508,7 @@ class ConvPasses:
                 w_base = wt.slot_base(w_ring, w_ring.count - 1) + at
                 # Rows r0..r1 of every channel tile in the chunk; contiguous when the
                 # chunk holds whole kernels (row_chunk == r) or one channel tile.
-                weight_rows.extend((wt.addr + offset * cols, w_base, words, index()))
+                weight_rows.extend((wt.addr + offset * cols, w_base, words // self.banks, index()))
             compute_rows.extend(
                 (
                     accumulate,
@@ -541,7 +545,8 @@ class ConvPasses:
         for n, (ct0, ct1, r0, r1, words, offset, _, _) in enumerate(self.passes(kt, cts)):
             w_base = wt.slot_base(w_ring, w_ring.count)  # the next slot of the weight ring
             w_ring.count += 1
-            self.weight_rows.extend((wt.addr + offset * cols, w_base, words, index()))
+            runs = words // self.banks
+            self.weight_rows.extend((wt.addr + offset * cols, w_base, runs, index()))
             for inputs_i, acc_base in zip(inputs, acc_bases, strict=True):
                 width = inputs_i.width
                 th, tw = inputs_i.out_tile[2], inputs_i.out_tile[3]
@@ -704,7 +709,7 @@ class ConvPasses:
             self.weight_block.append_columns(
                 wt.addr + offsets * cols,
                 wt.resident_base + offsets,
-                np.array(wt.kt_words)[kts],
+                np.array(wt.kt_words)[kts] // self.banks,
                 g_base[res_at] + g_loads[res_at],
             )
             self.resident_loaded.update(kts.tolist())
@@ -726,7 +731,7 @@ class ConvPasses:
                 loads_at = at + 2 * j
                 computes = loads_at + 1
                 self.weight_block.append_columns(
-                    wt.addr + offset[pc] * cols, w_base, words[pc], loads_at
+                    wt.addr + offset[pc] * cols, w_base, words[pc] // self.banks, loads_at
                 )
             self.compute_block.append_columns(
                 ((j > 0) | ~s_first[g_s[pg]]).astype(np.int64),

@@ -45,6 +45,7 @@ class Hardware:
     dram_bandwidth: int  # bytes per cycle
     dram_latency: int  # cycles per request
     input_bytes: int  # buffers.input_bytes, named in the error when one pixel does not fit
+    weight_banks: int = 1  # buffers.weight_banks: weight words a LOAD writes per cycle
     os: bool = False  # array.dataflow == "os": dense layers run output-stationary
     is_: bool = False  # array.dataflow == "is": dense layers run input-stationary
 
@@ -59,6 +60,7 @@ class Hardware:
             dram_bandwidth=config.dram.bandwidth,
             dram_latency=config.dram.latency,
             input_bytes=config.buffers.input_bytes,
+            weight_banks=config.buffers.weight_banks,
             os=config.array.dataflow == "os",
             is_=config.array.dataflow == "is",
         )
@@ -183,7 +185,8 @@ def estimate_cycles(
     if hw.is_ and not vector and not depthwise:  # between instructions: the transposer's fill
         compute += images * instrs * (rows + 1)
     inputs = hw.dram_latency + images * c_tiles * ih * iw * word_beats
-    load = inputs + streamed_words * ceil_div(cols, hw.dram_bandwidth)  # pipelined DMA
+    banks = hw.weight_banks  # pipelined DMA: a unit of `banks` weight words per beat or more
+    load = inputs + ceil_div(streamed_words, banks) * ceil_div(banks * cols, hw.dram_bandwidth)
     drain = rows + cols + 2 * pixels + timing.POST_LATENCY + hw.dram_latency
     if k_group > 1:  # the last group's other k tiles: POST and STORE after its COMPUTE
         drain += (k_group - 1) * max(pixels, (pixels + timing.POST_LATENCY + hw.dram_latency) / 2)
