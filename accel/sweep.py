@@ -56,7 +56,7 @@ import pkgutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -291,7 +291,7 @@ def parse_float_list(option: str, text: str | None) -> list[float] | None:
 
 def buffer_bytes(config: AccelConfig) -> int:
     """Total on-chip SRAM of ``config`` in bytes."""
-    return sum(getattr(config.buffers, f.name) for f in fields(config.buffers))
+    return sum(getattr(config.buffers, f"{name}_bytes") for name in BUFFERS)
 
 
 #: The buffers a sweep can vary, in the order of the product (``--input-kib`` ...).

@@ -211,7 +211,7 @@ _TOP_PORTS: tuple[tuple[str, str, str], ...] = (
 #: ``(path pattern, role, config key)`` of the memories of the top and of its blocks.
 _MEMORY_ROLES: tuple[tuple[str, str, str | None], ...] = (
     (r"(^|\.)input_buffer\.memory$", "input buffer", "buffers.input_bytes"),
-    (r"(^|\.)weight_buffer\.memory$", "weight buffer", "buffers.weight_bytes"),
+    (r"(^|\.)weight_buffer\.(memory|bank[01])$", "weight buffer", "buffers.weight_bytes"),
     (r"(^|\.)param_buffer\.memory$", "parameter buffer", "buffers.param_bytes"),
     (r"(^|\.)output_buffer\.memory$", "output buffer", "buffers.output_bytes"),
     (r"(^|\.)table_buffer\.memory$", "table buffer", None),  # fixed: isa.TABLE_SLOTS tables
