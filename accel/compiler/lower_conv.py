@@ -24,6 +24,7 @@ from accel import isa, numerics
 from accel.compiler.emit import VECTOR_MIN, WHOLE, Emitter, Params, Phase, Ring, input_window
 from accel.compiler.ops import READ, WRITE, Access, Block, runs, starts
 from accel.compiler.tiling import Tiling, TilingError, Window, choose_tiling, estimate_cycles
+from accel.config import AccelConfig
 from accel.isa import Buffer, Compute, ComputeMode, Load, Post, PostMode
 from accel.program import TensorLayout
 from accel.quantized import ConvQuant
@@ -263,6 +264,23 @@ def _placed(
     )
 
 
+def weight_runs(config: AccelConfig, words: int | np.ndarray) -> int | np.ndarray:
+    """The runs of a weight LOAD of ``words`` contiguous words: as few equal runs as the
+    16-bit ``Load.run_bytes`` allows, each a whole number of LOAD units
+    (:func:`accel.timing.load_unit_bytes`; a weight load's words are whole tiles, a multiple
+    of the rows, so of the banks). Few runs are few DRAM requests: one word per run kept
+    thousands in flight where the DMA ran ahead of the array."""
+    if isinstance(words, np.ndarray):
+        found, where = np.unique(words, return_inverse=True)
+        return np.array([weight_runs(config, int(w)) for w in found], dtype=np.int64)[where]
+    units = words // config.buffers.weight_banks
+    unit_bytes = config.weight_word_bytes * config.buffers.weight_banks
+    runs = ceil_div(units * unit_bytes, isa.field_max(Load, "run_bytes"))
+    while units % runs:
+        runs += 1
+    return runs
+
+
 def _ramp(n: int, per_chunk: int) -> list[int]:
     """Chunk sizes 1, 2, 3, 5, 8, ... (each the sum of the two before) below ``per_chunk``
     of ``n`` channel tiles, while what is left after the next one is at least twice it."""
@@ -311,7 +329,6 @@ class ConvPasses:
         self.weights = weights
         self.tiling = tiling
         self.resident_loaded: set[int] = set()  # k tiles whose resident weights are loaded
-        self.banks = em.config.buffers.weight_banks  # weight words per LOAD run
         self._passes: dict[tuple[int, int, int, bool], list] = {}
         rows, th, tw = em.rows, tiling.tile_h, tiling.tile_w
         pixels = th * tw
@@ -369,21 +386,29 @@ class ConvPasses:
         wt = self.weights
         base = wt.resident_base + wt.kt_offsets[kt]
         addr = wt.addr + wt.kt_offsets[kt] * self.em.cols
-        self.weight_rows.extend((addr, base, wt.kt_words[kt] // self.banks, self.em.log.index()))
+        self.load_weights(addr, base, wt.kt_words[kt], self.em.log.index())
+
+    def load_weights(self, dram_addr, sram_addr, words, at) -> None:
+        """A weight LOAD of ``words`` contiguous words (numbers, or arrays of one per LOAD)
+        at program position ``at`` (:meth:`make_weight_block`)."""
+        count = weight_runs(self.em.config, words)
+        run_bytes = words // count * self.em.cols
+        if isinstance(words, np.ndarray):
+            self.weight_block.append_columns(dram_addr, sram_addr, count, run_bytes, run_bytes, at)
+        else:
+            self.weight_rows.extend((dram_addr, sram_addr, count, run_bytes, run_bytes, at))
 
     def make_weight_block(self) -> Block:
-        """Weight loads (resident or streamed): ``inner_count`` runs of one unit each
-        (:func:`accel.timing.load_unit_bytes`: ``banks`` words; a weight load's words are
-        whole tiles, a multiple of the rows, so of the banks), ``banks * inner_count``
-        weight words."""
-        banks = self.banks
+        """Weight loads (resident or streamed): ``inner_count`` contiguous runs of
+        ``run_bytes`` (:func:`weight_runs`)."""
+        cols = self.em.cols
 
         def accesses(c: dict[str, np.ndarray]) -> list[Access]:
-            return [("w", WRITE, c["sram_addr"], c["sram_addr"] + banks * c["inner_count"])]
+            words = c["inner_count"] * (c["run_bytes"] // cols)
+            return [("w", WRITE, c["sram_addr"], c["sram_addr"] + words)]
 
-        unit = self.em.cols * banks
-        template = Load(buffer=Buffer.WEIGHT, inner_stride=unit, run_bytes=unit)
-        names = ("dram_addr", "sram_addr", "inner_count")
+        template = Load(buffer=Buffer.WEIGHT)
+        names = ("dram_addr", "sram_addr", "inner_count", "inner_stride", "run_bytes")
         return self.em.block(("weights",), template, names, (), accesses)
 
     def make_compute_block(self) -> Block:
@@ -493,7 +518,7 @@ class ConvPasses:
         origin_h, origin_w = inputs.origin
         resident = wt.resident_base is not None
         w_ring, cols = em.w_ring, em.cols
-        compute_rows, weight_rows = self.compute_rows, self.weight_rows
+        compute_rows = self.compute_rows
         index = em.log.index
         accumulate = int(not first)
         group = (wt.group_tiles(kt) - 1, th * tw) if wt.k_group > 1 else ()
@@ -508,7 +533,7 @@ class ConvPasses:
                 w_base = wt.slot_base(w_ring, w_ring.count - 1) + at
                 # Rows r0..r1 of every channel tile in the chunk; contiguous when the
                 # chunk holds whole kernels (row_chunk == r) or one channel tile.
-                weight_rows.extend((wt.addr + offset * cols, w_base, words // self.banks, index()))
+                self.load_weights(wt.addr + offset * cols, w_base, words, index())
             compute_rows.extend(
                 (
                     accumulate,
@@ -545,8 +570,7 @@ class ConvPasses:
         for n, (ct0, ct1, r0, r1, words, offset, _, _) in enumerate(self.passes(kt, cts)):
             w_base = wt.slot_base(w_ring, w_ring.count)  # the next slot of the weight ring
             w_ring.count += 1
-            runs = words // self.banks
-            self.weight_rows.extend((wt.addr + offset * cols, w_base, runs, index()))
+            self.load_weights(wt.addr + offset * cols, w_base, words, index())
             for inputs_i, acc_base in zip(inputs, acc_bases, strict=True):
                 width = inputs_i.width
                 th, tw = inputs_i.out_tile[2], inputs_i.out_tile[3]
@@ -706,10 +730,10 @@ class ConvPasses:
         if len(res_at):
             kts = s_kt[g_s[res_at]]
             offsets = np.array(wt.kt_offsets)[kts]
-            self.weight_block.append_columns(
+            self.load_weights(
                 wt.addr + offsets * cols,
                 wt.resident_base + offsets,
-                np.array(wt.kt_words)[kts] // self.banks,
+                np.array(wt.kt_words)[kts],
                 g_base[res_at] + g_loads[res_at],
             )
             self.resident_loaded.update(kts.tolist())
@@ -730,9 +754,7 @@ class ConvPasses:
                 w.count += int(next_slot[pc].sum())
                 loads_at = at + 2 * j
                 computes = loads_at + 1
-                self.weight_block.append_columns(
-                    wt.addr + offset[pc] * cols, w_base, words[pc] // self.banks, loads_at
-                )
+                self.load_weights(wt.addr + offset[pc] * cols, w_base, words[pc], loads_at)
             self.compute_block.append_columns(
                 ((j > 0) | ~s_first[g_s[pg]]).astype(np.int64),
                 g_in_lo[pg] + (ct0[pc] - first_ct[pg]) * ct_stride[t_] + r0[pc] * dh * width[t_],
