@@ -36,9 +36,6 @@ from accel.isa import Engine, Instruction
 
 #: (query, target range) pairs per step of the pairwise search (bounds its memory).
 _CHUNK = 1 << 22
-#: The address stretch of one space when the spaces of an engine pair are taken together:
-#: above every range (DRAM bytes, and the whole-tensor ranges of 1 << 40 bytes).
-_SPACE = 1 << 41
 
 # Masks of all semaphores fit the wait and signal fields of every instruction.
 assert all(
@@ -55,61 +52,31 @@ def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
     blocks = [b for b in log.blocks if len(b)]
     count = len(log)
     engine = np.full(count, -1, dtype=np.int64)
-    # The accesses of every (space, kind): (block, access, engine, ops, lo, hi).
-    sides: dict[tuple[str, int], list[tuple]] = {}
+    # The accesses of every space: (kind, block, engine, lo, hi).
+    spaces: dict[str, list[tuple]] = {}
     for b, block in enumerate(blocks):
-        ops = block.column("op")
-        engine[ops] = block.cls.engine
-        for a, (space, kind, lo, hi) in enumerate(block.ranges()):
-            sides.setdefault((space, kind), []).append((b, a, block.cls.engine, ops, lo, hi))
+        engine[block.column("op")] = block.cls.engine
+        for space, kind, lo, hi in block.ranges():
+            spaces.setdefault(space, []).append((kind, b, block.cls.engine, lo, hi))
     if count and engine.min() < 0:
         raise AssertionError("an instruction index was handed out twice or not at all")
 
-    # The spaces by (writer, reader) engines: the spaces of one pair are taken together,
-    # each moved to its own stretch of one address line (their ranges cannot overlap).
-    pairs: dict[tuple[Engine, Engine], list[tuple]] = {}
-    for number, space in enumerate(sorted({space for space, _ in sides})):
-        reads, writes = sides.get((space, READ), []), sides.get((space, WRITE), [])
-        readers, writers = {r[2] for r in reads}, {w[2] for w in writes}
+    # Per block and engine: each instruction's latest conflicting instruction of the engine,
+    # found space by space (one writer engine and one reader engine each).
+    need: list[dict[Engine, np.ndarray]] = [{} for _ in blocks]
+    for parts in spaces.values():
+        readers = {e for kind, _, e, _, _ in parts if kind == READ}
+        writers = {e for kind, _, e, _, _ in parts if kind == WRITE}
         if len(readers) > 1 or len(writers) > 1 or readers & writers:
             return synchronise_reference(log.ops())  # not what lowering makes
-        if not reads or not writes:
+        if not readers or not writers:
             continue  # only read (a network input) or only written: nothing to order
-        shift = number * _SPACE
-        parts = pairs.setdefault((writes[0][2], reads[0][2]), [])
-        parts += [(READ, shift, *r) for r in reads] + [(WRITE, shift, *w) for w in writes]
-
-    # Per block and engine: each instruction's latest conflicting instruction of the engine.
-    need: list[dict[Engine, np.ndarray]] = [{} for _ in blocks]
-    for (writer, reader), parts in pairs.items():
-        ops = np.concatenate([p[5] for p in parts])
-        lengths = [len(p[5]) for p in parts]
-        kind = np.repeat(np.array([p[0] for p in parts], dtype=np.int8), lengths)
-        lo = np.concatenate([p[6] for p in parts])
-        hi = np.concatenate([p[7] for p in parts])
-        if (hi <= lo).any() or lo.min() < 0 or hi.max() > _SPACE:
+        got = _conflicts([(kind, blocks[b].column("op"), lo, hi) for kind, b, _, lo, hi in parts])
+        if got is None:
             return synchronise_reference(log.ops())  # not what lowering makes
-        shift = np.repeat(np.array([p[1] for p in parts], dtype=np.int64), lengths)
-        # Runs within each part first (rows of one block and access, consecutive program
-        # indices, one range): no other access falls between them.
-        new = np.ones(len(ops), dtype=bool)
-        new[1:] = (ops[1:] != ops[:-1] + 1) | (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
-        new[starts(np.array(lengths))] = True
-        first = np.flatnonzero(new)
-        last = np.append(first[1:], len(ops)) - 1
-        got = _conflicts(
-            ops[first],
-            ops[last],
-            kind[first],
-            lo[first] + shift[first],
-            hi[first] + shift[first],
-            shift[first],
-        )[np.cumsum(new) - 1]
-        start = 0
-        for k, _, b, _, _, part_ops, _, _ in parts:
-            part = got[start : start + len(part_ops)]
-            start += len(part_ops)
-            producer = writer if k == READ else reader
+        (reader,), (writer,) = readers, writers
+        for (kind, b, _, _, _), part in zip(parts, got, strict=True):
+            producer = writer if kind == READ else reader
             have = need[b].get(producer)
             need[b][producer] = part if have is None else np.maximum(have, part)
 
@@ -143,45 +110,58 @@ def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
     return {e: instructions[of_engine[e]].tolist() for e in Engine}
 
 
-def _conflicts(
-    first: np.ndarray,
-    last: np.ndarray,
-    kind: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    space: np.ndarray,
-) -> np.ndarray:
-    """For every run of accesses (program indices ``first`` to ``last`` with no other
-    access of its space between them; READ or WRITE; range; and ``space``: a number per
-    space, the ranges of different spaces apart), the latest earlier access of the other
-    kind whose range overlaps its own; -1 if none.
+def _conflicts(parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> list | None:
+    """For the accesses of one space, given in parts (READ or WRITE, program indices in
+    increasing order, and the ``lo``/``hi`` of each), per part and access the latest earlier
+    access of the other kind whose range overlaps its own (-1 if none); None if a range is
+    empty (not what lowering makes).
 
-    Runs join when they follow each other among the accesses of their space with one kind
-    and one range (the input loads of every channel tile into one slot, the STOREs of every
-    k tile of one output tile, ...). Every access of a run has the answer of its first (no
-    access of the other kind falls between them), and as the earlier access of the other
-    kind, only the last of a run can be the latest. So the question is asked of runs.
+    Accesses are taken in runs: rows of one part with consecutive program indices and one
+    range (no other access falls between them), then runs that follow each other among
+    the accesses of the space with one kind and one range (the input loads of every channel
+    tile into one slot, the STOREs of every k tile of one output tile, ...). Every access of
+    a run has the answer of its first (no access of the other kind falls between them), and
+    as the earlier access of the other kind, only the last of a run can be the latest. So
+    the question is asked of runs.
     """
-    order = np.argsort(space + first, kind="stable")  # by space, then program order
+    lengths = np.array([len(p[1]) for p in parts])
+    ops = np.concatenate([p[1] for p in parts])
+    lo = np.concatenate([p[2] for p in parts])
+    hi = np.concatenate([p[3] for p in parts])
+    if (hi <= lo).any():
+        return None
+    kind = np.repeat(np.array([p[0] for p in parts], dtype=np.int8), lengths)
+    new = np.empty(len(ops), dtype=bool)
+    np.not_equal(ops[1:], ops[:-1] + 1, out=new[1:])
+    new[1:] |= (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    new[starts(lengths)] = True
+    first = np.flatnonzero(new)
+    last = np.append(first[1:], len(ops)) - 1
+    first_op, last_op = ops[first], ops[last]
+    kind, lo, hi = kind[first], lo[first], hi[first]
+    del ops
+
+    order = np.argsort(first_op, kind="stable")  # program order
     s_kind, s_lo, s_hi = kind[order], lo[order], hi[order]
-    new = np.ones(len(order), dtype=bool)
-    new[1:] = (s_kind[1:] != s_kind[:-1]) | (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
-    heads = np.flatnonzero(new)
+    join = np.ones(len(order), dtype=bool)
+    join[1:] = (s_kind[1:] != s_kind[:-1]) | (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
+    heads = np.flatnonzero(join)
     tails = np.append(heads[1:], len(order)) - 1
-    r_first, r_last = first[order[heads]], last[order[tails]]
+    r_first, r_last = first_op[order[heads]], last_op[order[tails]]
     run_lo, run_hi, reads = s_lo[heads], s_hi[heads], s_kind[heads] == READ
+    del s_kind, s_lo, s_hi
     got = np.full(len(heads), -1, dtype=np.int64)
     if reads.any() and not reads.all():
         writes = ~reads
         r_ranges = _distinct(run_lo[reads], run_hi[reads])
         w_ranges = _distinct(run_lo[writes], run_hi[writes])
-        # Runs are in program order within a space: the targets that overlap a range (all
-        # of its space) come sorted by index.
+        # Runs are in program order: the targets that overlap a range come sorted by index.
         got[reads] = _latest(r_first[reads], r_ranges, r_last[writes], w_ranges)
         got[writes] = _latest(r_first[writes], w_ranges, r_last[reads], r_ranges)
     out = np.empty(len(order), dtype=np.int64)
-    out[order] = got[np.cumsum(new) - 1]
-    return out
+    out[order] = got[np.cumsum(join, dtype=np.int64) - 1]
+    out = out[np.cumsum(new, dtype=np.int64) - 1]
+    return np.split(out, np.cumsum(lengths)[:-1])
 
 
 def latest_overlapping(
@@ -261,10 +241,18 @@ def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Rang
 
 def _distinct(lo: np.ndarray, hi: np.ndarray) -> Ranges:
     """The distinct ranges sorted by (lo, hi), and each range's index among them."""
-    span = hi - lo
-    if lo.min() >= 0 and (int(lo.max()) + 1) * (int(span.max()) + 1) < 1 << 62:
-        key = lo * (int(span.max()) + 1) + span  # orders as (lo, hi)
-        order = np.argsort(key)
+    base, width = int(lo.min()), int((hi - lo).max()) + 1
+    size = (int(lo.max()) - base + 1) * width
+    if size < 1 << 62:
+        key = (lo - base) * width + (hi - lo)  # orders as (lo, hi)
+        if size <= 4 * len(lo) + (1 << 16):  # few addresses (a buffer): a table, no sort
+            present = np.zeros(size, dtype=bool)
+            present[key] = True
+            ids = (np.cumsum(present, dtype=np.int64) - 1)[key]
+            found = np.flatnonzero(present)
+            d_lo = found // width + base
+            return d_lo, d_lo + found % width, ids
+        order = np.argsort(key, kind="stable")
         sorted_key = key[order]
         new = np.ones(len(order), dtype=bool)
         np.not_equal(sorted_key[1:], sorted_key[:-1], out=new[1:])
@@ -274,7 +262,7 @@ def _distinct(lo: np.ndarray, hi: np.ndarray) -> Ranges:
         new = np.ones(len(order), dtype=bool)
         new[1:] = (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
     ids = np.empty(len(order), dtype=np.int64)
-    ids[order] = np.cumsum(new) - 1
+    ids[order] = np.cumsum(new, dtype=np.int64) - 1
     first = order[new]
     return lo[first], hi[first], ids
 
