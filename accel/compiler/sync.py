@@ -136,9 +136,12 @@ def _conflicts(parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> l
     new[1:] |= (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
     new[starts(lengths)] = True
     first = np.flatnonzero(new)
-    last = np.append(first[1:], len(ops)) - 1
-    first_op, last_op = ops[first], ops[last]
-    kind, lo, hi = kind[first], lo[first], hi[first]
+    merged = len(first) < len(ops)  # (the input loads of one slot are all distinct planes)
+    if merged:
+        first_op, last_op = ops[first], ops[np.append(first[1:], len(ops)) - 1]
+        kind, lo, hi = kind[first], lo[first], hi[first]
+    else:
+        first_op = last_op = ops
     del ops
 
     order = np.argsort(first_op, kind="stable")  # program order
@@ -146,21 +149,27 @@ def _conflicts(parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> l
     join = np.ones(len(order), dtype=bool)
     join[1:] = (s_kind[1:] != s_kind[:-1]) | (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
     heads = np.flatnonzero(join)
-    tails = np.append(heads[1:], len(order)) - 1
-    r_first, r_last = first_op[order[heads]], last_op[order[tails]]
-    run_lo, run_hi, reads = s_lo[heads], s_hi[heads], s_kind[heads] == READ
-    del s_kind, s_lo, s_hi
+    joined = len(heads) < len(order)
+    if joined:
+        tails = np.append(heads[1:], len(order)) - 1
+        r_first, r_last = first_op[order[heads]], last_op[order[tails]]
+        s_kind, s_lo, s_hi = s_kind[heads], s_lo[heads], s_hi[heads]
+    else:
+        r_first = first_op[order]
+        r_last = r_first if last_op is first_op else last_op[order]
+    reads = s_kind == READ
     got = np.full(len(heads), -1, dtype=np.int64)
     if reads.any() and not reads.all():
         writes = ~reads
-        r_ranges = _distinct(run_lo[reads], run_hi[reads])
-        w_ranges = _distinct(run_lo[writes], run_hi[writes])
+        r_ranges = _distinct(s_lo[reads], s_hi[reads])
+        w_ranges = _distinct(s_lo[writes], s_hi[writes])
         # Runs are in program order: the targets that overlap a range come sorted by index.
         got[reads] = _latest(r_first[reads], r_ranges, r_last[writes], w_ranges)
         got[writes] = _latest(r_first[writes], w_ranges, r_last[reads], r_ranges)
     out = np.empty(len(order), dtype=np.int64)
-    out[order] = got[np.cumsum(join, dtype=np.int64) - 1]
-    out = out[np.cumsum(new, dtype=np.int64) - 1]
+    out[order] = got[np.cumsum(join, dtype=np.int64) - 1] if joined else got
+    if merged:
+        out = out[np.cumsum(new, dtype=np.int64) - 1]
     return np.split(out, np.cumsum(lengths)[:-1])
 
 
@@ -197,7 +206,6 @@ def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Rang
     out = np.full(len(q_op), -1, dtype=np.int64)
     v_lo, v_hi, q_vid = q_ranges
     u_lo, u_hi, t_uid = t_ranges
-    t_sorted, uid_sorted = t_op, t_uid
     pair_v, pair_u = _overlaps(v_lo, v_hi, u_lo, u_hi)
     counts = np.bincount(pair_v, minlength=len(v_lo))
     starts = np.cumsum(counts) - counts
@@ -208,13 +216,18 @@ def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Rang
     if scan.any():
         q_order = np.argsort(q_vid, kind="stable")
         q_first = np.cumsum(queries) - queries
+        # Every target's range, from the first target address, in as few bytes as they
+        # fit: the scan compares them all with each query range.
+        base = int(u_lo[0])
+        small = np.int32 if int(u_hi.max()) - base < 1 << 31 else np.int64
+        t_lo, t_hi = ((u - base).astype(small)[t_uid] for u in (u_lo, u_hi))
         for v in np.flatnonzero(scan).tolist():
-            hit = np.zeros(len(u_lo), dtype=bool)
-            hit[pair_u[starts[v] : starts[v] + counts[v]]] = True
-            latest = t_sorted[hit[uid_sorted]]
+            overlap = (t_lo < int(v_hi[v]) - base) & (t_hi > int(v_lo[v]) - base)
+            latest = t_op[overlap]
             chosen = q_order[q_first[v] : q_first[v] + queries[v]]
             pos = np.searchsorted(latest, q_op[chosen]) - 1
             out[chosen] = np.where(pos >= 0, latest[np.maximum(pos, 0)], -1)
+        del t_lo, t_hi
 
     # The other queries: per (query, overlapping target range) pair, in the targets sorted
     # by (range, index); in steps, to bound the memory of the pairs.
@@ -222,7 +235,9 @@ def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Rang
     if not len(rest):
         return out
     scale = int(max(q_op.max(), t_op.max())) + 1
-    t_key = np.sort(t_uid * scale + t_op)
+    # Sorted by range, stably (a radix sort when the range numbers fit 16 bits).
+    by_range = np.argsort(t_uid.astype(np.uint16) if len(u_lo) <= 1 << 16 else t_uid, kind="stable")
+    t_key = (t_uid * scale + t_op)[by_range]
     step = max(1, _CHUNK // max(1, int(counts.max(initial=1))))
     for first in range(0, len(rest), step):
         chunk = rest[first : first + step]
