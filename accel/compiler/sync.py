@@ -235,22 +235,27 @@ def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Rang
     if not len(rest):
         return out
     scale = int(max(q_op.max(), t_op.max())) + 1
-    # Sorted by range, stably (a radix sort when the range numbers fit 16 bits).
+    # Keys range * scale + index, sorted by range (stably: a radix sort when the range
+    # numbers fit 16 bits), after a -1 below every key.
     by_range = np.argsort(t_uid.astype(np.uint16) if len(u_lo) <= 1 << 16 else t_uid, kind="stable")
-    t_key = (t_uid * scale + t_op)[by_range]
+    t_key = np.empty(len(t_op) + 1, dtype=np.int64)
+    t_key[0] = -1
+    np.add((t_uid * scale)[by_range], t_op[by_range], out=t_key[1:])
     step = max(1, _CHUNK // max(1, int(counts.max(initial=1))))
     for first in range(0, len(rest), step):
         chunk = rest[first : first + step]
         reps = counts[q_vid[chunk]]
+        if (reps == 1).all():  # one target range each (a plane the reads of one range cover)
+            base = pair_u[starts[q_vid[chunk]]] * scale
+            found = t_key[np.searchsorted(t_key, base + q_op[chunk]) - 1]
+            out[chunk] = np.where(found >= base, found - base, -1)
+            continue
         total = int(reps.sum())
         group = np.cumsum(reps) - reps
         within = np.arange(total) - np.repeat(group, reps)
-        u = pair_u[np.repeat(starts[q_vid[chunk]], reps) + within]
-        key = u * scale + np.repeat(q_op[chunk], reps)
-        pos = np.searchsorted(t_key, key) - 1
-        found = t_key[np.maximum(pos, 0)]
-        value = np.where((pos >= 0) & (found // scale == u), found % scale, -1)
-        out[chunk] = np.maximum.reduceat(value, group)
+        base = pair_u[np.repeat(starts[q_vid[chunk]], reps) + within] * scale
+        found = t_key[np.searchsorted(t_key, base + np.repeat(q_op[chunk], reps)) - 1]
+        out[chunk] = np.maximum.reduceat(np.where(found >= base, found - base, -1), group)
     return out
 
 
