@@ -222,11 +222,22 @@ def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Rang
         small = np.int32 if int(u_hi.max()) - base < 1 << 31 else np.int64
         t_lo, t_hi = ((u - base).astype(small)[t_uid] for u in (u_lo, u_hi))
         for v in np.flatnonzero(scan).tolist():
-            overlap = (t_lo < int(v_hi[v]) - base) & (t_hi > int(v_lo[v]) - base)
-            latest = t_op[overlap]
+            lo, hi = int(v_lo[v]) - base, int(v_hi[v]) - base
             chosen = q_order[q_first[v] : q_first[v] + queries[v]]
-            pos = np.searchsorted(latest, q_op[chosen]) - 1
-            out[chosen] = np.where(pos >= 0, latest[np.maximum(pos, 0)], -1)
+            # The targets between its first and last query, and the latest before those
+            # (looked for backwards in doubling steps: a range is used by a layer or two).
+            queried = q_op[chosen]
+            a, b = np.searchsorted(t_op, [queried.min(), queried.max()]).tolist()
+            window = t_op[a:b][(t_lo[a:b] < hi) & (t_hi[a:b] > lo)]
+            before, step = -1, max(b - a, 1024)
+            while a > 0 and before < 0:
+                step = min(step, a)
+                found = np.flatnonzero((t_lo[a - step : a] < hi) & (t_hi[a - step : a] > lo))
+                if len(found):
+                    before = int(t_op[a - step + found[-1]])
+                a, step = a - step, 2 * step
+            latest = np.concatenate([[before], window])  # below every query
+            out[chosen] = latest[np.searchsorted(latest, queried) - 1]
         del t_lo, t_hi
 
     # The other queries: per (query, overlapping target range) pair, in the targets sorted
