@@ -210,9 +210,15 @@ def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Rang
     counts = np.bincount(pair_v, minlength=len(v_lo))
     starts = np.cumsum(counts) - counts
     queries = np.bincount(q_vid, minlength=len(v_lo))
-    # Per query range: scanning every target costs about len(t_op); looking each of its
-    # queries up in each overlapping range costs a binary search per pair.
-    scan = (counts > 0) & (len(t_op) < 8 * queries * counts)
+    # Per query range: scanning the targets from its first query to its last costs about
+    # their number (a range is used by a layer or two); looking each of its queries up in
+    # each overlapping range costs a binary search per pair.
+    first_q = np.full(len(v_lo), np.iinfo(np.int64).max, dtype=np.int64)
+    last_q = np.full(len(v_lo), -1, dtype=np.int64)
+    np.minimum.at(first_q, q_vid, q_op)
+    np.maximum.at(last_q, q_vid, q_op)
+    a_of, b_of = np.searchsorted(t_op, first_q), np.searchsorted(t_op, last_q)
+    scan = (counts > 0) & (b_of - a_of + 1024 < 8 * queries * counts)
     if scan.any():
         q_order = np.argsort(q_vid, kind="stable")
         q_first = np.cumsum(queries) - queries
@@ -225,9 +231,9 @@ def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Rang
             lo, hi = int(v_lo[v]) - base, int(v_hi[v]) - base
             chosen = q_order[q_first[v] : q_first[v] + queries[v]]
             # The targets between its first and last query, and the latest before those
-            # (looked for backwards in doubling steps: a range is used by a layer or two).
+            # (looked for backwards in doubling steps).
             queried = q_op[chosen]
-            a, b = np.searchsorted(t_op, [queried.min(), queried.max()]).tolist()
+            a, b = int(a_of[v]), int(b_of[v])
             window = t_op[a:b][(t_lo[a:b] < hi) & (t_hi[a:b] > lo)]
             before, step = -1, max(b - a, 1024)
             while a > 0 and before < 0:
