@@ -33,7 +33,10 @@ def sink_first_input_loads(log: OpLog) -> None:
     log.seal()
     blocks = [b for b in log.blocks if len(b)]
     count = len(log)
-    first = np.full(1 + max(int(_layers(b).max()) for b in blocks), count, dtype=np.int64)
+    layers = 1 + max(
+        int(b.column("layer").max()) if "layer" in b.names else b.template["layer"] for b in blocks
+    )
+    first = np.full(layers, count, dtype=np.int64)  # per layer: its first COMPUTE, POST or STORE
     for block in blocks:
         if block.cls is Load:
             continue

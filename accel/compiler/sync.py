@@ -200,8 +200,9 @@ def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Rang
 
     Ranges repeat (the slots of a ring, the pixels of a tile), so the overlaps are found
     between distinct ranges first. Then, per distinct query range, whichever is cheaper:
-    take the targets that overlap it (in index order) and look every query up in them at
-    once; or look each query up in the targets of each overlapping range separately.
+    take the targets that overlap it between its first and last query (in index order) and
+    the latest one before those, and look every query up in them at once; or look each
+    query up in the targets of each overlapping range separately.
     """
     out = np.full(len(q_op), -1, dtype=np.int64)
     v_lo, v_hi, q_vid = q_ranges
