@@ -83,26 +83,28 @@ def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
     waits = np.zeros(count, dtype=np.int64)
     signals = np.zeros(count, dtype=np.int64)
     of_engine = {e: np.flatnonzero(engine == e) for e in Engine}
+    position = np.empty(count, dtype=np.int64)  # of every instruction in its engine's stream
+    for ops in of_engine.values():
+        position[ops] = np.arange(len(ops))
     channel = {pair: sem for sem, pair in isa.SEMAPHORES.items()}
-    for producer in Engine:
-        needs_of = np.full(count, -1, dtype=np.int64)
-        for block, needs in zip(blocks, need, strict=True):
-            if producer in needs:
-                needs_of[block.column("op")] = needs[producer]
-        for consumer in Engine:
-            ops = of_engine[consumer]
-            needs = needs_of[ops]
-            if not (needs >= 0).any():
-                continue
-            sem = channel.get((producer, consumer))
-            if sem is None:
-                return synchronise_reference(log.ops())  # raises, naming the engines
-            # Wait when the need is later than everything waited for on this channel.
-            waited = np.maximum.accumulate(needs)
-            hit = needs[1:] > waited[:-1]
-            hit = np.concatenate([needs[:1] >= 0, hit])
-            waits[ops[hit]] |= 1 << sem
-            signals[needs[hit]] |= 1 << sem  # distinct: the needs that hit increase
+    pairs = {(p, b.cls.engine) for b, of_block in zip(blocks, need, strict=True) for p in of_block}
+    for producer, consumer in sorted(pairs):
+        ops = of_engine[consumer]
+        needs = np.full(len(ops), -1, dtype=np.int64)
+        for block, of_block in zip(blocks, need, strict=True):
+            if block.cls.engine == consumer and producer in of_block:
+                needs[position[block.column("op")]] = of_block[producer]
+        if not (needs >= 0).any():
+            continue
+        sem = channel.get((producer, consumer))
+        if sem is None:
+            return synchronise_reference(log.ops())  # raises, naming the engines
+        # Wait when the need is later than everything waited for on this channel.
+        waited = np.maximum.accumulate(needs)
+        hit = needs[1:] > waited[:-1]
+        hit = np.concatenate([needs[:1] >= 0, hit])
+        waits[ops[hit]] |= 1 << sem
+        signals[needs[hit]] |= 1 << sem  # distinct: the needs that hit increase
 
     instructions = np.empty(count, dtype=object)
     for block in blocks:
