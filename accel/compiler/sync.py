@@ -137,9 +137,9 @@ def _conflicts(parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> l
     np.not_equal(ops[1:], ops[:-1] + 1, out=new[1:])
     new[1:] |= (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
     new[starts(lengths)] = True
-    first = np.flatnonzero(new)
-    merged = len(first) < len(ops)  # (the input loads of one slot are all distinct planes)
+    merged = not new.all()  # (the input loads of one slot are all distinct planes)
     if merged:
+        first = np.flatnonzero(new)
         first_op, last_op = ops[first], ops[np.append(first[1:], len(ops)) - 1]
         kind, lo, hi = kind[first], lo[first], hi[first]
     else:
@@ -150,9 +150,9 @@ def _conflicts(parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> l
     s_kind, s_lo, s_hi = kind[order], lo[order], hi[order]
     join = np.ones(len(order), dtype=bool)
     join[1:] = (s_kind[1:] != s_kind[:-1]) | (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
-    heads = np.flatnonzero(join)
-    joined = len(heads) < len(order)
+    joined = not join.all()
     if joined:
+        heads = np.flatnonzero(join)
         tails = np.append(heads[1:], len(order)) - 1
         r_first, r_last = first_op[order[heads]], last_op[order[tails]]
         s_kind, s_lo, s_hi = s_kind[heads], s_lo[heads], s_hi[heads]
@@ -160,7 +160,7 @@ def _conflicts(parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> l
         r_first = first_op[order]
         r_last = r_first if last_op is first_op else last_op[order]
     reads = s_kind == READ
-    got = np.full(len(heads), -1, dtype=np.int64)
+    got = np.full(len(reads), -1, dtype=np.int64)
     if reads.any() and not reads.all():
         writes = ~reads
         r_ranges = _distinct(s_lo[reads], s_hi[reads])
