@@ -284,7 +284,10 @@ def _distinct(lo: np.ndarray, hi: np.ndarray) -> Ranges:
     base, width = int(lo.min()), int((hi - lo).max()) + 1
     size = (int(lo.max()) - base + 1) * width
     if size < 1 << 62:
-        key = (lo - base) * width + (hi - lo)  # orders as (lo, hi)
+        key = lo - base  # orders as (lo, hi): (lo - base) * width + hi - lo, in place
+        key *= width - 1
+        key += hi
+        key -= base
         if size <= 4 * len(lo) + (1 << 16):  # few addresses (a buffer): a table, no sort
             present = np.zeros(size, dtype=bool)
             present[key] = True
