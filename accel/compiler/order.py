@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from accel.compiler.ops import READ, WRITE, OpLog
+from accel.compiler.ops import READ, WRITE, OpLog, runs
 from accel.compiler.sync import latest_overlapping
 from accel.isa import Buffer, Load
 
@@ -153,9 +153,9 @@ def _union(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 
 def _rows_within(ops: np.ndarray, spans: np.ndarray) -> np.ndarray:
     """The rows whose (sorted) ``ops`` fall in one of the disjoint sorted index ``spans``."""
-    a, b = np.searchsorted(ops, spans[:, 0]), np.searchsorted(ops, spans[:, 1])
-    parts = [np.arange(i, j) for i, j in zip(a.tolist(), b.tolist(), strict=True) if j > i]
-    return np.concatenate([np.arange(0), *parts])
+    a = np.searchsorted(ops, spans[:, 0])
+    span, within = runs(np.searchsorted(ops, spans[:, 1]) - a)
+    return a[span] + within
 
 
 def _loads_inputs(block) -> bool:
