@@ -36,6 +36,8 @@ from accel.isa import Engine, Instruction
 
 #: (query, target range) pairs per step of the pairwise search (bounds its memory).
 _CHUNK = 1 << 22
+#: Accesses above which a space is searched alone (below, with the others of its engines).
+_ALONE = 1 << 16
 
 # Masks of all semaphores fit the wait and signal fields of every instruction.
 assert all(
@@ -62,21 +64,31 @@ def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
         raise AssertionError("an instruction index was handed out twice or not at all")
 
     # Per block and engine: each instruction's latest conflicting instruction of the engine,
-    # found space by space (one writer engine and one reader engine each).
-    need: list[dict[Engine, np.ndarray]] = [{} for _ in blocks]
-    for parts in spaces.values():
+    # found per space (one writer engine and one reader engine each); the small spaces of
+    # an engine pair together (the DRAM tensors), each moved past the one before.
+    groups: dict[object, list[tuple]] = {}  # (kind, block, producer, lo, hi)
+    ends: dict[object, int] = {}  # per group: above every range in it
+    for space, parts in spaces.items():
         readers = {e for kind, _, e, _, _ in parts if kind == READ}
         writers = {e for kind, _, e, _, _ in parts if kind == WRITE}
         if len(readers) > 1 or len(writers) > 1 or readers & writers:
             return synchronise_reference(log.ops())  # not what lowering makes
         if not readers or not writers:
             continue  # only read (a network input) or only written: nothing to order
-        got = _conflicts([(kind, blocks[b].column("op"), lo, hi) for kind, b, _, lo, hi in parts])
+        (reader,), (writer,) = readers, writers
+        key = space if sum(len(p[3]) for p in parts) > _ALONE else (writer, reader)
+        shift = ends[key] - min(int(p[3].min()) for p in parts) if key in ends else 0
+        ends[key] = shift + max(int(p[4].max()) for p in parts)
+        for kind, b, _, lo, hi in parts:
+            if shift:
+                lo, hi = lo + shift, hi + shift
+            groups.setdefault(key, []).append((kind, b, writer if kind == READ else reader, lo, hi))
+    need: list[dict[Engine, np.ndarray]] = [{} for _ in blocks]
+    for group in groups.values():
+        got = _conflicts([(kind, blocks[b].column("op"), lo, hi) for kind, b, _, lo, hi in group])
         if got is None:
             return synchronise_reference(log.ops())  # not what lowering makes
-        (reader,), (writer,) = readers, writers
-        for (kind, b, _, _, _), part in zip(parts, got, strict=True):
-            producer = writer if kind == READ else reader
+        for (_, b, producer, _, _), part in zip(group, got, strict=True):
             have = need[b].get(producer)
             need[b][producer] = part if have is None else np.maximum(have, part)
 
@@ -113,10 +125,10 @@ def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
 
 
 def _conflicts(parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> list | None:
-    """For the accesses of one space, given in parts (READ or WRITE, program indices in
-    increasing order, and the ``lo``/``hi`` of each), per part and access the latest earlier
-    access of the other kind whose range overlaps its own (-1 if none); None if a range is
-    empty (not what lowering makes).
+    """For the accesses of one space (or of several, their ranges apart), given in parts
+    (READ or WRITE, program indices in increasing order, and the ``lo``/``hi`` of each), per
+    part and access the latest earlier access of the other kind whose range overlaps its
+    own (-1 if none); None if a range is empty (not what lowering makes).
 
     Accesses are taken in runs: rows of one part with consecutive program indices and one
     range (no other access falls between them), then runs that follow each other among
@@ -288,7 +300,7 @@ def _distinct(lo: np.ndarray, hi: np.ndarray) -> Ranges:
         key *= width - 1
         key += hi
         key -= base
-        if size <= 4 * len(lo) + (1 << 16):  # few addresses (a buffer): a table, no sort
+        if size <= 4 * len(lo):  # few addresses for many ranges (a buffer): a table, no sort
             present = np.zeros(size, dtype=bool)
             present[key] = True
             ids = (np.cumsum(present, dtype=np.int64) - 1)[key]
