@@ -145,3 +145,31 @@ def test_fields_fit_checks_the_template_and_every_row():
 def test_a_block_rejects_fields_it_does_not_have():
     with pytest.raises(AssertionError, match="Load has no varying field"):
         ops.Block(isa.Load(), ("mode",), (), lambda c: [])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_spaces_searched_alone_give_the_reference_streams(seed, monkeypatch):
+    monkeypatch.setattr(sync, "_ALONE", 0)  # every space alone, as the large ones of big programs
+    log = random_log(seed, 2000, 256)
+    assert sync.synchronise(log) == sync.synchronise_reference(log.ops())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_latest_overlapping_of_many_queries_by_brute_force(seed):
+    """Many queries on a few ranges (each range scans the targets between its first and
+    last query, and looks backwards for the latest before them), and the others."""
+    rng = np.random.default_rng(seed)
+    t_op = np.sort(rng.choice(20000, 3000, replace=False))
+    q_op = np.sort(rng.integers(20000, size=4000))
+    t_lo = rng.integers(64, size=3000)
+    t_hi = t_lo + rng.integers(1, 4, size=3000)
+    # Half the queries on four wide ranges, used late in the program; the rest narrow.
+    wide = rng.random(4000) < 0.5
+    q_lo = np.where(wide, rng.integers(4, size=4000) * 16, rng.integers(64, size=4000))
+    q_hi = q_lo + np.where(wide, 16, rng.integers(1, 3, size=4000))
+    q_op = np.where(wide, q_op // 2 + 10000, q_op)
+    overlap = (t_lo[None, :] < q_hi[:, None]) & (t_hi[None, :] > q_lo[:, None])
+    earlier = t_op[None, :] < q_op[:, None]
+    expected = np.where(overlap & earlier, t_op[None, :], -1).max(axis=1)
+    got = sync.latest_overlapping(q_op, q_lo, q_hi, t_op, t_lo, t_hi)
+    assert got.tolist() == expected.tolist()

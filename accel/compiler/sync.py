@@ -36,9 +36,8 @@ from accel.isa import Engine, Instruction
 
 #: (query, target range) pairs per step of the pairwise search (bounds its memory).
 _CHUNK = 1 << 22
-#: The address stretch of one space when the spaces of an engine pair are taken together:
-#: above every range (DRAM bytes, and the whole-tensor ranges of 1 << 40 bytes).
-_SPACE = 1 << 41
+#: Accesses above which a space is searched alone (below, with the others of its engines).
+_ALONE = 1 << 16
 
 # Masks of all semaphores fit the wait and signal fields of every instruction.
 assert all(
@@ -55,87 +54,69 @@ def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
     blocks = [b for b in log.blocks if len(b)]
     count = len(log)
     engine = np.full(count, -1, dtype=np.int64)
-    # The accesses of every (space, kind): (block, access, engine, ops, lo, hi).
-    sides: dict[tuple[str, int], list[tuple]] = {}
+    # The accesses of every space: (kind, block, engine, lo, hi).
+    spaces: dict[str, list[tuple]] = {}
     for b, block in enumerate(blocks):
-        ops = block.column("op")
-        engine[ops] = block.cls.engine
-        for a, (space, kind, lo, hi) in enumerate(block.ranges()):
-            sides.setdefault((space, kind), []).append((b, a, block.cls.engine, ops, lo, hi))
+        engine[block.column("op")] = block.cls.engine
+        for space, kind, lo, hi in block.ranges():
+            spaces.setdefault(space, []).append((kind, b, block.cls.engine, lo, hi))
     if count and engine.min() < 0:
         raise AssertionError("an instruction index was handed out twice or not at all")
 
-    # The spaces by (writer, reader) engines: the spaces of one pair are taken together,
-    # each moved to its own stretch of one address line (their ranges cannot overlap).
-    pairs: dict[tuple[Engine, Engine], list[tuple]] = {}
-    for number, space in enumerate(sorted({space for space, _ in sides})):
-        reads, writes = sides.get((space, READ), []), sides.get((space, WRITE), [])
-        readers, writers = {r[2] for r in reads}, {w[2] for w in writes}
+    # Per block and engine: each instruction's latest conflicting instruction of the engine,
+    # found per space (one writer engine and one reader engine each); the small spaces of
+    # an engine pair together (the DRAM tensors), each moved past the one before.
+    groups: dict[object, list[tuple]] = {}  # (kind, block, producer, lo, hi)
+    ends: dict[object, int] = {}  # per group: above every range in it
+    for space, parts in spaces.items():
+        readers = {e for kind, _, e, _, _ in parts if kind == READ}
+        writers = {e for kind, _, e, _, _ in parts if kind == WRITE}
         if len(readers) > 1 or len(writers) > 1 or readers & writers:
             return synchronise_reference(log.ops())  # not what lowering makes
-        if not reads or not writes:
+        if not readers or not writers:
             continue  # only read (a network input) or only written: nothing to order
-        shift = number * _SPACE
-        parts = pairs.setdefault((writes[0][2], reads[0][2]), [])
-        parts += [(READ, shift, *r) for r in reads] + [(WRITE, shift, *w) for w in writes]
-
-    # Per block and engine: each instruction's latest conflicting instruction of the engine.
+        (reader,), (writer,) = readers, writers
+        key = space if sum(len(p[3]) for p in parts) > _ALONE else (writer, reader)
+        shift = ends[key] - min(int(p[3].min()) for p in parts) if key in ends else 0
+        ends[key] = shift + max(int(p[4].max()) for p in parts)
+        for kind, b, _, lo, hi in parts:
+            if shift:
+                lo, hi = lo + shift, hi + shift
+            groups.setdefault(key, []).append((kind, b, writer if kind == READ else reader, lo, hi))
     need: list[dict[Engine, np.ndarray]] = [{} for _ in blocks]
-    for (writer, reader), parts in pairs.items():
-        ops = np.concatenate([p[5] for p in parts])
-        lengths = [len(p[5]) for p in parts]
-        kind = np.repeat(np.array([p[0] for p in parts], dtype=np.int8), lengths)
-        lo = np.concatenate([p[6] for p in parts])
-        hi = np.concatenate([p[7] for p in parts])
-        if (hi <= lo).any() or lo.min() < 0 or hi.max() > _SPACE:
+    for group in groups.values():
+        got = _conflicts([(kind, blocks[b].column("op"), lo, hi) for kind, b, _, lo, hi in group])
+        if got is None:
             return synchronise_reference(log.ops())  # not what lowering makes
-        shift = np.repeat(np.array([p[1] for p in parts], dtype=np.int64), lengths)
-        # Runs within each part first (rows of one block and access, consecutive program
-        # indices, one range): no other access falls between them.
-        new = np.ones(len(ops), dtype=bool)
-        new[1:] = (ops[1:] != ops[:-1] + 1) | (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
-        new[starts(np.array(lengths))] = True
-        first = np.flatnonzero(new)
-        last = np.append(first[1:], len(ops)) - 1
-        got = _conflicts(
-            ops[first],
-            ops[last],
-            kind[first],
-            lo[first] + shift[first],
-            hi[first] + shift[first],
-            shift[first],
-        )[np.cumsum(new) - 1]
-        start = 0
-        for k, _, b, _, _, part_ops, _, _ in parts:
-            part = got[start : start + len(part_ops)]
-            start += len(part_ops)
-            producer = writer if k == READ else reader
+        for (_, b, producer, _, _), part in zip(group, got, strict=True):
             have = need[b].get(producer)
             need[b][producer] = part if have is None else np.maximum(have, part)
 
     waits = np.zeros(count, dtype=np.int64)
     signals = np.zeros(count, dtype=np.int64)
     of_engine = {e: np.flatnonzero(engine == e) for e in Engine}
+    position = np.empty(count, dtype=np.int64)  # of every instruction in its engine's stream
+    for ops in of_engine.values():
+        position[ops] = np.arange(len(ops))
     channel = {pair: sem for sem, pair in isa.SEMAPHORES.items()}
-    for producer in Engine:
-        needs_of = np.full(count, -1, dtype=np.int64)
-        for block, needs in zip(blocks, need, strict=True):
-            if producer in needs:
-                needs_of[block.column("op")] = needs[producer]
-        for consumer in Engine:
-            ops = of_engine[consumer]
-            needs = needs_of[ops]
-            if not (needs >= 0).any():
-                continue
-            sem = channel.get((producer, consumer))
-            if sem is None:
-                return synchronise_reference(log.ops())  # raises, naming the engines
-            # Wait when the need is later than everything waited for on this channel.
-            waited = np.maximum.accumulate(needs)
-            hit = needs[1:] > waited[:-1]
-            hit = np.concatenate([needs[:1] >= 0, hit])
-            waits[ops[hit]] |= 1 << sem
-            signals[needs[hit]] |= 1 << sem  # distinct: the needs that hit increase
+    pairs = {(p, b.cls.engine) for b, of_block in zip(blocks, need, strict=True) for p in of_block}
+    for producer, consumer in sorted(pairs):
+        ops = of_engine[consumer]
+        needs = np.full(len(ops), -1, dtype=np.int64)
+        for block, of_block in zip(blocks, need, strict=True):
+            if block.cls.engine == consumer and producer in of_block:
+                needs[position[block.column("op")]] = of_block[producer]
+        if not (needs >= 0).any():
+            continue
+        sem = channel.get((producer, consumer))
+        if sem is None:
+            return synchronise_reference(log.ops())  # raises, naming the engines
+        # Wait when the need is later than everything waited for on this channel.
+        waited = np.maximum.accumulate(needs)
+        hit = needs[1:] > waited[:-1]
+        hit = np.concatenate([needs[:1] >= 0, hit])
+        waits[ops[hit]] |= 1 << sem
+        signals[needs[hit]] |= 1 << sem  # distinct: the needs that hit increase
 
     instructions = np.empty(count, dtype=object)
     for block in blocks:
@@ -143,45 +124,67 @@ def synchronise(log: OpLog) -> dict[Engine, list[Instruction]]:
     return {e: instructions[of_engine[e]].tolist() for e in Engine}
 
 
-def _conflicts(
-    first: np.ndarray,
-    last: np.ndarray,
-    kind: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    space: np.ndarray,
-) -> np.ndarray:
-    """For every run of accesses (program indices ``first`` to ``last`` with no other
-    access of its space between them; READ or WRITE; range; and ``space``: a number per
-    space, the ranges of different spaces apart), the latest earlier access of the other
-    kind whose range overlaps its own; -1 if none.
+def _conflicts(parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> list | None:
+    """For the accesses of one space (or of several, their ranges apart), given in parts
+    (READ or WRITE, program indices in increasing order, and the ``lo``/``hi`` of each), per
+    part and access the latest earlier access of the other kind whose range overlaps its
+    own (-1 if none); None if a range is empty (not what lowering makes).
 
-    Runs join when they follow each other among the accesses of their space with one kind
-    and one range (the input loads of every channel tile into one slot, the STOREs of every
-    k tile of one output tile, ...). Every access of a run has the answer of its first (no
-    access of the other kind falls between them), and as the earlier access of the other
-    kind, only the last of a run can be the latest. So the question is asked of runs.
+    Accesses are taken in runs: rows of one part with consecutive program indices and one
+    range (no other access falls between them), then runs that follow each other among
+    the accesses of the space with one kind and one range (the input loads of every channel
+    tile into one slot, the STOREs of every k tile of one output tile, ...). Every access of
+    a run has the answer of its first (no access of the other kind falls between them), and
+    as the earlier access of the other kind, only the last of a run can be the latest. So
+    the question is asked of runs.
     """
-    order = np.argsort(space + first, kind="stable")  # by space, then program order
+    lengths = np.array([len(p[1]) for p in parts])
+    ops = np.concatenate([p[1] for p in parts])
+    lo = np.concatenate([p[2] for p in parts])
+    hi = np.concatenate([p[3] for p in parts])
+    if (hi <= lo).any():
+        return None
+    kind = np.repeat(np.array([p[0] for p in parts], dtype=np.int8), lengths)
+    new = np.empty(len(ops), dtype=bool)
+    np.not_equal(ops[1:], ops[:-1] + 1, out=new[1:])
+    new[1:] |= (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    new[starts(lengths)] = True
+    merged = not new.all()  # (the input loads of one slot are all distinct planes)
+    if merged:
+        first = np.flatnonzero(new)
+        first_op, last_op = ops[first], ops[np.append(first[1:], len(ops)) - 1]
+        kind, lo, hi = kind[first], lo[first], hi[first]
+    else:
+        first_op = last_op = ops
+    del ops
+
+    order = np.argsort(first_op, kind="stable")  # program order
     s_kind, s_lo, s_hi = kind[order], lo[order], hi[order]
-    new = np.ones(len(order), dtype=bool)
-    new[1:] = (s_kind[1:] != s_kind[:-1]) | (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
-    heads = np.flatnonzero(new)
-    tails = np.append(heads[1:], len(order)) - 1
-    r_first, r_last = first[order[heads]], last[order[tails]]
-    run_lo, run_hi, reads = s_lo[heads], s_hi[heads], s_kind[heads] == READ
-    got = np.full(len(heads), -1, dtype=np.int64)
+    join = np.ones(len(order), dtype=bool)
+    join[1:] = (s_kind[1:] != s_kind[:-1]) | (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
+    joined = not join.all()
+    if joined:
+        heads = np.flatnonzero(join)
+        tails = np.append(heads[1:], len(order)) - 1
+        r_first, r_last = first_op[order[heads]], last_op[order[tails]]
+        s_kind, s_lo, s_hi = s_kind[heads], s_lo[heads], s_hi[heads]
+    else:
+        r_first = first_op[order]
+        r_last = r_first if last_op is first_op else last_op[order]
+    reads = s_kind == READ
+    got = np.full(len(reads), -1, dtype=np.int64)
     if reads.any() and not reads.all():
         writes = ~reads
-        r_ranges = _distinct(run_lo[reads], run_hi[reads])
-        w_ranges = _distinct(run_lo[writes], run_hi[writes])
-        # Runs are in program order within a space: the targets that overlap a range (all
-        # of its space) come sorted by index.
+        r_ranges = _distinct(s_lo[reads], s_hi[reads])
+        w_ranges = _distinct(s_lo[writes], s_hi[writes])
+        # Runs are in program order: the targets that overlap a range come sorted by index.
         got[reads] = _latest(r_first[reads], r_ranges, r_last[writes], w_ranges)
         got[writes] = _latest(r_first[writes], w_ranges, r_last[reads], r_ranges)
     out = np.empty(len(order), dtype=np.int64)
-    out[order] = got[np.cumsum(new) - 1]
-    return out
+    out[order] = got[np.cumsum(join, dtype=np.int64) - 1] if joined else got
+    if merged:
+        out = out[np.cumsum(new, dtype=np.int64) - 1]
+    return np.split(out, np.cumsum(lengths)[:-1])
 
 
 def latest_overlapping(
@@ -211,30 +214,52 @@ def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Rang
 
     Ranges repeat (the slots of a ring, the pixels of a tile), so the overlaps are found
     between distinct ranges first. Then, per distinct query range, whichever is cheaper:
-    take the targets that overlap it (in index order) and look every query up in them at
-    once; or look each query up in the targets of each overlapping range separately.
+    take the targets that overlap it between its first and last query (in index order) and
+    the latest one before those, and look every query up in them at once; or look each
+    query up in the targets of each overlapping range separately.
     """
     out = np.full(len(q_op), -1, dtype=np.int64)
     v_lo, v_hi, q_vid = q_ranges
     u_lo, u_hi, t_uid = t_ranges
-    t_sorted, uid_sorted = t_op, t_uid
     pair_v, pair_u = _overlaps(v_lo, v_hi, u_lo, u_hi)
     counts = np.bincount(pair_v, minlength=len(v_lo))
     starts = np.cumsum(counts) - counts
     queries = np.bincount(q_vid, minlength=len(v_lo))
-    # Per query range: scanning every target costs about len(t_op); looking each of its
-    # queries up in each overlapping range costs a binary search per pair.
-    scan = (counts > 0) & (len(t_op) < 8 * queries * counts)
+    # Per query range: scanning the targets from its first query to its last costs about
+    # their number (a range is used by a layer or two); looking each of its queries up in
+    # each overlapping range costs a binary search per pair.
+    first_q = np.full(len(v_lo), np.iinfo(np.int64).max, dtype=np.int64)
+    last_q = np.full(len(v_lo), -1, dtype=np.int64)
+    np.minimum.at(first_q, q_vid, q_op)
+    np.maximum.at(last_q, q_vid, q_op)
+    a_of, b_of = np.searchsorted(t_op, first_q), np.searchsorted(t_op, last_q)
+    scan = (counts > 0) & (b_of - a_of + 1024 < 8 * queries * counts)
     if scan.any():
         q_order = np.argsort(q_vid, kind="stable")
         q_first = np.cumsum(queries) - queries
+        # Every target's range, from the first target address, in as few bytes as they
+        # fit: the scan compares them all with each query range.
+        base = int(u_lo[0])
+        small = np.int32 if int(u_hi.max()) - base < 1 << 31 else np.int64
+        t_lo, t_hi = ((u - base).astype(small)[t_uid] for u in (u_lo, u_hi))
         for v in np.flatnonzero(scan).tolist():
-            hit = np.zeros(len(u_lo), dtype=bool)
-            hit[pair_u[starts[v] : starts[v] + counts[v]]] = True
-            latest = t_sorted[hit[uid_sorted]]
+            lo, hi = int(v_lo[v]) - base, int(v_hi[v]) - base
             chosen = q_order[q_first[v] : q_first[v] + queries[v]]
-            pos = np.searchsorted(latest, q_op[chosen]) - 1
-            out[chosen] = np.where(pos >= 0, latest[np.maximum(pos, 0)], -1)
+            # The targets between its first and last query, and the latest before those
+            # (looked for backwards in doubling steps).
+            queried = q_op[chosen]
+            a, b = int(a_of[v]), int(b_of[v])
+            window = t_op[a:b][(t_lo[a:b] < hi) & (t_hi[a:b] > lo)]
+            before, step = -1, max(b - a, 1024)
+            while a > 0 and before < 0:
+                step = min(step, a)
+                found = np.flatnonzero((t_lo[a - step : a] < hi) & (t_hi[a - step : a] > lo))
+                if len(found):
+                    before = int(t_op[a - step + found[-1]])
+                a, step = a - step, 2 * step
+            latest = np.concatenate([[before], window])  # below every query
+            out[chosen] = latest[np.searchsorted(latest, queried) - 1]
+        del t_lo, t_hi
 
     # The other queries: per (query, overlapping target range) pair, in the targets sorted
     # by (range, index); in steps, to bound the memory of the pairs.
@@ -242,29 +267,47 @@ def _latest(q_op: np.ndarray, q_ranges: Ranges, t_op: np.ndarray, t_ranges: Rang
     if not len(rest):
         return out
     scale = int(max(q_op.max(), t_op.max())) + 1
-    t_key = np.sort(t_uid * scale + t_op)
+    # Keys range * scale + index, sorted by range (stably: a radix sort when the range
+    # numbers fit 16 bits), after a -1 below every key.
+    by_range = np.argsort(t_uid.astype(np.uint16) if len(u_lo) <= 1 << 16 else t_uid, kind="stable")
+    t_key = np.empty(len(t_op) + 1, dtype=np.int64)
+    t_key[0] = -1
+    np.add((t_uid * scale)[by_range], t_op[by_range], out=t_key[1:])
     step = max(1, _CHUNK // max(1, int(counts.max(initial=1))))
     for first in range(0, len(rest), step):
         chunk = rest[first : first + step]
         reps = counts[q_vid[chunk]]
+        if (reps == 1).all():  # one target range each (a plane the reads of one range cover)
+            base = pair_u[starts[q_vid[chunk]]] * scale
+            found = t_key[np.searchsorted(t_key, base + q_op[chunk]) - 1]
+            out[chunk] = np.where(found >= base, found - base, -1)
+            continue
         total = int(reps.sum())
         group = np.cumsum(reps) - reps
         within = np.arange(total) - np.repeat(group, reps)
-        u = pair_u[np.repeat(starts[q_vid[chunk]], reps) + within]
-        key = u * scale + np.repeat(q_op[chunk], reps)
-        pos = np.searchsorted(t_key, key) - 1
-        found = t_key[np.maximum(pos, 0)]
-        value = np.where((pos >= 0) & (found // scale == u), found % scale, -1)
-        out[chunk] = np.maximum.reduceat(value, group)
+        base = pair_u[np.repeat(starts[q_vid[chunk]], reps) + within] * scale
+        found = t_key[np.searchsorted(t_key, base + np.repeat(q_op[chunk], reps)) - 1]
+        out[chunk] = np.maximum.reduceat(np.where(found >= base, found - base, -1), group)
     return out
 
 
 def _distinct(lo: np.ndarray, hi: np.ndarray) -> Ranges:
     """The distinct ranges sorted by (lo, hi), and each range's index among them."""
-    span = hi - lo
-    if lo.min() >= 0 and (int(lo.max()) + 1) * (int(span.max()) + 1) < 1 << 62:
-        key = lo * (int(span.max()) + 1) + span  # orders as (lo, hi)
-        order = np.argsort(key)
+    base, width = int(lo.min()), int((hi - lo).max()) + 1
+    size = (int(lo.max()) - base + 1) * width
+    if size < 1 << 62:
+        key = lo - base  # orders as (lo, hi): (lo - base) * width + hi - lo, in place
+        key *= width - 1
+        key += hi
+        key -= base
+        if size <= 4 * len(lo):  # few addresses for many ranges (a buffer): a table, no sort
+            present = np.zeros(size, dtype=bool)
+            present[key] = True
+            ids = (np.cumsum(present, dtype=np.int64) - 1)[key]
+            found = np.flatnonzero(present)
+            d_lo = found // width + base
+            return d_lo, d_lo + found % width, ids
+        order = np.argsort(key, kind="stable")
         sorted_key = key[order]
         new = np.ones(len(order), dtype=bool)
         np.not_equal(sorted_key[1:], sorted_key[:-1], out=new[1:])
@@ -274,7 +317,7 @@ def _distinct(lo: np.ndarray, hi: np.ndarray) -> Ranges:
         new = np.ones(len(order), dtype=bool)
         new[1:] = (s_lo[1:] != s_lo[:-1]) | (s_hi[1:] != s_hi[:-1])
     ids = np.empty(len(order), dtype=np.int64)
-    ids[order] = np.cumsum(new) - 1
+    ids[order] = np.cumsum(new, dtype=np.int64) - 1
     first = order[new]
     return lo[first], hi[first], ids
 
