@@ -9,7 +9,8 @@ import pytest
 
 import sim
 from accel.compiler import compile
-from accel.compiler.lower_conv import chunk_ranges
+from accel.compiler.lower_conv import chunk_ranges, weight_runs
+from accel.config import preset as config_preset
 from accel.isa import Buffer, Engine
 from tests.layers import conv_qnet, conv_reference, random_input
 from tests.test_equivalence_dataflow_rtl import MACHINES
@@ -45,8 +46,21 @@ def test_a_paced_layer_streams_small_chunks_that_share_slots_and_stays_exact():
     weights = [i for i in program.streams[Engine.LOAD] if i.buffer == Buffer.WEIGHT]
     slot = config.buffers.weight_bytes // config.array.cols // 3
     # Chunks of two channel tiles (16 words), five to a slot of 85 words.
-    assert [i.inner_count for i in weights[:6]] == [16] * 6
+    cols = config.array.cols
+    assert [i.inner_count * i.run_bytes // cols for i in weights[:6]] == [16] * 6
     assert [i.sram_addr for i in weights[:6]] == [0, 16, 32, 48, 64, slot]
     x = random_input(rng, qnet)
     result = sim.run(program, program.make_image({"input": x}))
     np.testing.assert_array_equal(result.outputs["conv"], conv_reference(qnet, x))
+
+
+def test_weight_loads_are_few_runs_of_whole_units():
+    """One DRAM request per run: a weight LOAD is as few equal runs as the 16-bit run_bytes
+    allows, each a whole number of LOAD units."""
+    server = config_preset("server")  # 32 columns: 2,047 words fit a run
+    assert weight_runs(server, 16) == 1
+    assert weight_runs(server, 2048) == 2
+    assert weight_runs(server, 4096) == 4  # at least 3, and 3 runs do not divide 4,096 words
+    banked = config_preset("tiny").replace(dram={"bandwidth": 8}, buffers={"weight_banks": 2})
+    assert weight_runs(banked, 512) == 1
+    np.testing.assert_array_equal(weight_runs(server, np.array([16, 4096, 16])), [1, 4, 1])
