@@ -37,10 +37,11 @@ LOAD before it, so at most ``LOAD_QUEUE + 1`` LOADs are started and not done::
     start[k] >= done[k - LOAD_QUEUE - 1]
 
 (:func:`load_queue_free`; a long COMPUTE with many small LOADs behind it meets it: ResNet-50 at
-64x64 on an 8x8 input-stationary array). The DRAM's request queue (``latency + 2048``
-requests) is the RTL's only other limit, beyond the contract: ResNet-18 and MobileNetV2 at
-224x224 on ``edge`` stay within it (1,092 and 284 requests; MobileNetV2's figure predates the
-array's depthwise mode and was not re-measured).
+64x64 on an 8x8 input-stationary array). The DRAM's request queue (``latency + 8192``
+requests, ``hdl.dram.REQUEST_QUEUE``) is the RTL's only other limit, beyond the contract:
+ResNet-18 and MobileNetV2 at 224x224 on ``edge`` stay within it (1,092 and 284 requests;
+MobileNetV2's figure predates the array's depthwise mode and was not re-measured); it was
+``latency + 2048`` until U-Net at 64x64 on an 8x8 ``edge`` machine needed more.
 
 STORE (DMA write). The engine reads one output word per run and sends it as one beat per
 bus block the run touches, ``ceil((addr % bandwidth + run_bytes) / bandwidth)`` beats

@@ -31,7 +31,8 @@ A request waits in a delay line of ``latency`` stages, then in a FIFO until the 
 generator reaches it. At most ``depth`` requests may be accepted and not yet started (in the
 delay line or the FIFO); beyond that ``ar.ready`` falls, which delays the requester and
 breaks :mod:`accel.timing`'s LOAD formulas (they assume an unbounded queue). ``depth``
-defaults to ``latency + 2048``; :attr:`Dram.outstanding` says how many are waiting, and the
+defaults to ``latency +`` :data:`REQUEST_QUEUE`; :attr:`Dram.outstanding` says how many are
+waiting, and the
 LOAD engine's ``stalled`` flag records that it ever had to wait.
 
 Write channel. A beat (:func:`write_beat_layout`: ``addr``, ``data``, per-byte ``en``,
@@ -57,6 +58,15 @@ from amaranth.lib.wiring import In, Out
 from accel import isa
 from accel.config import AccelConfig
 from hdl._check import check_config
+
+#: Read requests the DRAM model queues beyond its latency's by default. The contract's DRAM
+#: never refuses a request; this one refuses (``ar.ready`` low) past ``latency +
+#: REQUEST_QUEUE`` waiting, which the LOAD engine's ``stalled`` flag records. ResNet-18 and
+#: MobileNetV2 at 224 on ``edge`` need 1,092 and 284; U-Net at 64 on an 8x8 ``edge`` machine
+#: (input loads of 40 one-pixel runs queued behind a long COMPUTE) and ResNet-50 at 64 on an
+#: 8x8 input-stationary one (while weight loads were a request per word) needed more than
+#: ``latency + 2048``, the depth before.
+REQUEST_QUEUE = 8192
 
 __all__ = ["Dram", "read_beat_layout", "read_request_layout", "write_beat_layout"]
 
@@ -115,9 +125,8 @@ class Dram(wiring.Component):
     init : iterable of int, optional
         Initial bytes from address 0 (the DRAM image); the rest are zero.
     depth : int, optional
-        Read requests that may wait (accepted, first beat not yet sent); default
-        ``latency + 2048`` (ResNet-18 and MobileNetV2 at 224x224 on the ``edge`` preset, latency
-        64, need 1,092 and 284).
+        Read requests that may wait (accepted, first beat not yet sent); default ``latency +``
+        :data:`REQUEST_QUEUE`.
 
     Ports
     -----
@@ -159,7 +168,7 @@ class Dram(wiring.Component):
         if size < 1:
             raise ValueError(f"DRAM size must be >= 1 byte, not {size}")
         if depth is None:
-            depth = config.dram.latency + 2048
+            depth = config.dram.latency + REQUEST_QUEUE
         if isinstance(depth, bool) or not isinstance(depth, int):
             raise TypeError(f"DRAM request queue depth must be an int, not {depth!r}")
         if depth < 1:

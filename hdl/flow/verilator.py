@@ -33,7 +33,7 @@ from accel.config import AccelConfig
 from accel.isa import Engine
 from accel.program import Program
 from hdl.controller import COUNTER_BITS
-from hdl.dram import read_beat_layout, read_request_layout, write_beat_layout
+from hdl.dram import REQUEST_QUEUE, read_beat_layout, read_request_layout, write_beat_layout
 from hdl.flow.amaranth_sim import ILLEGAL, instruction_words
 from hdl.flow.generate import verilator_bin, verilog
 from hdl.top import Accelerator
@@ -126,8 +126,8 @@ def build(
     trace : bool
         Build with ``--trace`` (VCD output; slower).
     dram_depth : int, optional
-        Read requests the DRAM model lets wait (default ``latency + 2048``, as
-        :class:`hdl.dram.Dram`).
+        Read requests the DRAM model lets wait (default ``latency +``
+        :data:`hdl.dram.REQUEST_QUEUE`, as :class:`hdl.dram.Dram`).
     jobs : int, optional
         Parallel compile jobs (default: the CPU count).
     log : callable, optional
@@ -141,7 +141,7 @@ def build(
         this process would build or run is not the one the key names).
     """
     env = _environment()
-    depth = config.dram.latency + 2048 if dram_depth is None else dram_depth
+    depth = config.dram.latency + REQUEST_QUEUE if dram_depth is None else dram_depth
     defines = _defines(config, depth)
     cflags = " ".join(f"-D{k}={v}" for k, v in defines.items())
     flags = [
