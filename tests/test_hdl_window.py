@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,11 +38,20 @@ def expected_words(instr: Compute) -> list[tuple]:
     ]  # fmt: skip
 
 
+def generator() -> tuple[Module, WindowGenerator]:
+    """A window generator under a consumer whose ``ready`` does not depend on the word's
+    instruction (``held_ready`` is ``o.ready``); returns (the top to simulate, it)."""
+    m = Module()
+    m.submodules.dut = dut = WindowGenerator(CONFIG)
+    m.d.comb += dut.held_ready.eq(dut.o.ready)
+    return m, dut
+
+
 def run_window(instrs, *, ready=None, offer=None, cycles=None):
     """Present the instructions in order (``offer(cycle)`` says whether to present the next one
     this cycle, ``ready(cycle)`` drives ``o.ready``). Returns the words and, per word, the cycle
     it was accepted, and per instruction the cycle it was accepted."""
-    dut = WindowGenerator(CONFIG)
+    top, dut = generator()
     ready = ready or (lambda cycle: True)
     offer = offer or (lambda cycle: True)
     total = sum(i.passes * i.pixels for i in instrs)
@@ -70,7 +80,7 @@ def run_window(instrs, *, ready=None, offer=None, cycles=None):
                 taken.append(cycle)
             await ctx.tick()
 
-    simulate(dut, bench)
+    simulate(top, bench)
     return words, word_cycles, taken
 
 
@@ -125,7 +135,7 @@ def test_window_as_a_stream_block_between_a_producer_and_a_slow_consumer():
     """The generator between two independent testbenches: one pushes the instructions
     (``stream_put``), the other pulls every word (``stream_get``), ready only on some cycles.
     The words are accel.window's, in order."""
-    dut = WindowGenerator(CONFIG)
+    top, dut = generator()
     instrs = [POOL, CONV, ONE, VADD, ONE]
     want = [w for i in instrs for w in expected_words(i)]
     rng = np.random.default_rng(12)
@@ -145,7 +155,7 @@ def test_window_as_a_stream_block_between_a_producer_and_a_slow_consumer():
                  bool(p.last_pass))
             )  # fmt: skip
 
-    simulate(dut, producer, consumer)
+    simulate(top, producer, consumer)
     assert words == want
 
 
@@ -243,7 +253,7 @@ def test_window_reports_its_address_width_and_rejects_a_bad_config():
 
 def run_depthwise(instrs, stalls):
     """Each word's per-row (address mod 2**BITS, pad) and ``dw`` bit, in feed order."""
-    dut = WindowGenerator(CONFIG)
+    top, dut = generator()
     words: list[tuple] = []
     taken: list[int] = []
 
@@ -263,7 +273,7 @@ def run_depthwise(instrs, stalls):
                 taken.append(cycle)
             await ctx.tick()
 
-    simulate(dut, bench)
+    simulate(top, bench)
     return words
 
 
