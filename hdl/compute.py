@@ -349,6 +349,7 @@ class ComputeEngine(wiring.Component):
 
         # Words: window generator -> feeder (input buffer read) -> array or vector unit.
         connect(m, wg.o, feeder.word)
+        m.d.comb += wg.held_ready.eq(feeder.walked_ready)
         connect(m, flipped(self.input_rd), feeder.input_rd)
         if rows == cols:
             for t in range(rows - 1):

@@ -155,6 +155,10 @@ class Feeder(wiring.Component):
     word : In(stream.Signature(window_word_layout))
         The window generator's words; ``ready`` depends on ``weights.valid``, the payloads
         of ``word`` and ``instr``, and registers.
+    walked_ready : Out(1)
+        ``word.ready`` for a word of the instruction the window generator walks (the fields
+        kept from an earlier ``instr``): equal to ``word.ready`` while it walks one; not
+        dependent on ``instr``. To :attr:`hdl.window.WindowGenerator.held_ready`.
     weights : In(WEIGHTS_SIGNATURE)
         From the weight loader: an ARRAY pass may start only while ``valid``; ``ready`` in
         the cycle the feeder takes an ARRAY pass's first word.
@@ -239,6 +243,7 @@ class Feeder(wiring.Component):
                 **extra,
                 "instr": In(stream.Signature(feed_fields_layout(config), always_ready=True)),
                 "word": In(stream.Signature(window_word_layout(config))),
+                "walked_ready": Out(1),
                 "weights": In(WEIGHTS_SIGNATURE),
                 "taken": Out(stream.Signature(taken_layout(), always_ready=True)),
                 "slot_free": Out(1),
@@ -287,20 +292,36 @@ class Feeder(wiring.Component):
             last_os = Signal()
             word_os = Signal()
             m.d.comb += word_os.eq(fields.os & ~word_vector)
-            same_unit = (word_vector == last_vector) & (word_os == last_os)
-            unit_free = same_unit | (drain == 0)
-            weights_ok = word_os | self.weights.valid
         elif config.array.dataflow == "is":  # a third unit, fed by hdl.is_stream
             last_is = Signal()  # the last pass fed was an input-stationary tile
             busy = Signal()  # inside an instruction of this feeder's (its last word not taken)
-            unit_free = ((word_vector == last_vector) & ~last_is) | ((drain == 0) & ~self.is_busy)
-            weights_ok = self.weights.valid
             m.d.comb += self.is_free.eq(last_is | ((drain == 0) & ~busy))
-        else:
-            unit_free = (word_vector == last_vector) | (drain == 0)
-            weights_ok = self.weights.valid
-        pass_may_start = Mux(word_vector, gap == 0, weights_ok) & unit_free
-        m.d.comb += self.word.ready.eq(~word.pass_start | pass_may_start)
+
+        def may_start(f):
+            """A pass of the instruction with the fields ``f`` may start in this cycle."""
+            vector = f.mode != ComputeMode.ARRAY
+            if os:
+                f_os = f.os & ~vector
+                unit_free = ((vector == last_vector) & (f_os == last_os)) | (drain == 0)
+                weights_ok = f_os | self.weights.valid
+            elif config.array.dataflow == "is":
+                same_unit = (vector == last_vector) & ~last_is
+                unit_free = same_unit | ((drain == 0) & ~self.is_busy)
+                weights_ok = self.weights.valid
+            else:
+                unit_free = (vector == last_vector) | (drain == 0)
+                weights_ok = self.weights.valid
+            return Mux(vector, gap == 0, weights_ok) & unit_free
+
+        # Side by side for the walked instruction and the one accepted now, `inflight` only
+        # selecting: the walked one's is the generator's `held_ready`, which the instruction
+        # handed over does not reach.
+        walked_may_start = may_start(walked)
+        pass_may_start = Mux(inflight, walked_may_start, may_start(self.instr.payload))
+        m.d.comb += [
+            self.word.ready.eq(~word.pass_start | pass_may_start),
+            self.walked_ready.eq(~word.pass_start | walked_may_start),
+        ]
         took = Signal()  # a word is taken: it is fed in the next cycle
         m.d.comb += took.eq(self.word.valid & self.word.ready)
         word_last = word.pass_end & word.last_pass

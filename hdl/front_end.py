@@ -111,7 +111,7 @@ class FrontEnd(wiring.Component):
         held = Signal(decoded_layout(self._config), reset_less=True)
         held_valid = Signal()
         parity = Signal()  # toggles per instruction taken
-        given = Signal()  # `held` went to the window generator in an earlier cycle
+        waiting = Signal()  # `held` has not gone to the window generator yet
         last_pass_fed = Signal()  # the held instruction's last pass has begun feeding
         last_word_fed = Signal()  # ... and its last word has been fed
 
@@ -139,8 +139,8 @@ class FrontEnd(wiring.Component):
 
         # Hand-over to the window generator, and at the same time to the feeder: the held
         # instruction while it waits for the generator (nothing is taken then), else the one
-        # taken now. The choice depends on registers only, not on `take`.
-        waiting = held_valid & ~given
+        # taken now. The choice is a register (`waiting`), not `take`, nor logic in front of
+        # the multiplexer of the whole instruction.
         handed = Signal(decoded_layout(self._config))
         m.d.comb += [
             handed.eq(Mux(waiting, held, self.i.payload)),
@@ -202,7 +202,7 @@ class FrontEnd(wiring.Component):
         with m.Elif(release):
             m.d.sync += held_valid.eq(0)
         with m.If(take):
-            m.d.sync += given.eq(accepted | taken_is if is_ else accepted)
-        with m.Elif(accepted):
-            m.d.sync += given.eq(1)
+            m.d.sync += waiting.eq(~(accepted | taken_is) if is_ else ~accepted)
+        with m.Elif(accepted | release):
+            m.d.sync += waiting.eq(0)
         return m

@@ -196,7 +196,10 @@ class InputStationary(wiring.Component):
         cur_buf = Signal()  # the buffer of the tile being read
         word = walk.o.payload
         first_col = word.row == 0
-        m.d.comb += walk.o.ready.eq(~first_col | ~full.bit_select(next_buf, 1))
+        m.d.comb += [
+            walk.o.ready.eq(~first_col | ~full.bit_select(next_buf, 1)),
+            walk.held_ready.eq(walk.o.ready),
+        ]
         took = Signal()
         m.d.comb += took.eq(walk.o.valid & walk.o.ready)
         buf = Mux(first_col, next_buf, cur_buf)

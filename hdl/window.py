@@ -32,7 +32,9 @@ one cycle after its address (the buffer's synchronous read), so that address mus
 in cycle ``take``. After that one word per
 cycle in which ``o.ready`` is high. ``i.ready`` is high when the generator is idle, and in the
 cycle the last word of the current instruction is accepted, so consecutive instructions follow
-each other with no bubble.
+each other with no bubble. ``i.ready`` depends on registers and ``held_ready`` only: not on
+``i``, so that a consumer whose ``o.ready`` depends on the instruction of the word (the
+feeder's, on ``i``'s fields when idle) closes no loop from ``i`` back to ``i.ready``.
 
 Counts (``ct_count``, ``kernel_h``, ``kernel_w``, ``out_h``, ``out_w``) must be >= 1; the
 compiler never emits an empty COMPUTE.
@@ -48,6 +50,10 @@ o : Out(stream.Signature(WindowWord))
     ``pass_end`` (first / last pixel of a pass), ``first_pass`` / ``last_pass`` (the word
     belongs to the instruction's first / last pass). The instruction's last word has
     ``pass_end & last_pass``.
+held_ready : In(1)
+    ``o.ready`` as it is for a word of the instruction being walked (equal to ``o.ready``
+    whenever the generator is busy; read only then). A consumer whose ``ready`` does not
+    depend on the word's instruction drives it with ``o.ready``.
 """
 
 from __future__ import annotations
@@ -139,14 +145,27 @@ def decoded_layout(config: AccelConfig) -> data.StructLayout:
     return data.StructLayout(fields)
 
 
+def _times(small, x, bits: int):
+    """``small * x`` modulo ``2**bits`` for a narrow unsigned ``small``: a balanced sum of
+    the shifted copies of ``x`` its bits select. No multiplier: on an FPGA a DSP block's
+    fixed place costs more routing than its few adders (the decode stage's path, tile_w
+    -> MULT18X18D -> the taps' chain, was 7.4 ns of routing at 8ee35ed)."""
+    terms = [Mux(small[b], x << b, 0)[:bits] for b in range(len(small))]
+    while len(terms) > 1:
+        pairs = zip(terms[::2], terms[1::2], strict=False)
+        terms = [(a + b)[:bits] for a, b in pairs] + terms[len(terms) & ~1 :]
+    return terms[0]
+
+
 def decode(m: Module, instr, config: AccelConfig, *, name: str = "decoded") -> Signal:
     """Combinational :func:`decoded_layout` of the COMPUTE instruction value ``instr``."""
     out = Signal(decoded_layout(config), name=name)
     vadd = instr.mode == ComputeMode.VADD
+    bits = addr_bits(config)
     m.d.comb += [
         out.instr.eq(instr),
-        out.row_step.eq(instr.stride_h * instr.tile_w),
-        out.kr_step.eq(instr.dil_h * instr.tile_w),
+        out.row_step.eq(_times(instr.stride_h, instr.tile_w[:bits], bits)),
+        out.kr_step.eq(_times(instr.dil_h, instr.tile_w[:bits], bits)),
         out.ct_step.eq(Mux(vadd, instr.in_base_b - instr.in_base, instr.ct_stride)),
         out.ct_last.eq(Mux(vadd, 1, instr.ct_count - 1)),
         out.kh_last.eq(Mux(vadd, 0, instr.kernel_h - 1)),
@@ -157,7 +176,6 @@ def decode(m: Module, instr, config: AccelConfig, *, name: str = "decoded") -> S
     if depthwise_mode(config):
         # Row t's tap (r, s) = (t // taps_w, t % taps_w), as a chain: s counts up to
         # taps_w, then r steps; the offsets follow by additions.
-        bits = addr_bits(config)
         r = Signal(8, name=f"{name}_r0")
         s = Signal(8, name=f"{name}_s0")
         row = Signal(bits, name=f"{name}_row0")
@@ -314,6 +332,33 @@ def _state_layout(bits: int) -> data.StructLayout:
     )
 
 
+def _pass_lasts(cur, dec):
+    """Whether the walk at ``cur`` (either walk's state) is at the last ``s``, the last
+    ``r`` and the last pass of the instruction ``dec``."""
+    s_last = cur.s == dec.kw_last
+    r_last = cur.r == dec.kh_last
+    return s_last, r_last, (cur.ct == dec.ct_last) & r_last & s_last
+
+
+def _lasts(cur, dec):
+    """The walk at ``cur`` (:func:`_state_layout`) is at the last ``q``, ``p``, ``s``,
+    ``r`` and the last pass of the instruction ``dec``, and at its last word."""
+    q_last = cur.q == dec.ow_last
+    p_last = cur.p == dec.oh_last
+    s_last, r_last, last_pass = _pass_lasts(cur, dec)
+    return q_last, p_last, s_last, r_last, last_pass, q_last & p_last & last_pass
+
+
+def _os_lasts(cur, dec, rows: int):
+    """The grouped walk at ``cur`` (:func:`_os_state_layout`) is at the last array row of a
+    pass, at the last pixel, and at the instruction ``dec``'s last word (the last row of the
+    last pass of the group with the last pixel, or past it)."""
+    p_last = cur.p == rows - 1
+    pix = cur.pix
+    pix_last = (pix.oh == dec.oh_last) & (pix.ow == dec.ow_last)
+    return p_last, pix_last, p_last & _pass_lasts(cur, dec)[2] & (pix.end | pix_last)
+
+
 class WindowGenerator(wiring.Component):
     """im2col address generator: one (address, pad) per cycle per COMPUTE instruction.
 
@@ -339,6 +384,7 @@ class WindowGenerator(wiring.Component):
             {
                 "i": In(stream.Signature(decoded_layout(config))),
                 "o": Out(stream.Signature(window_word_layout(config, grouped=grouped))),
+                "held_ready": In(1),
             }
         )
 
@@ -381,17 +427,15 @@ class WindowGenerator(wiring.Component):
         ins = dec.instr
         ct_step = dec.ct_step
 
-        q_last = cur.q == dec.ow_last
-        p_last = cur.p == dec.oh_last
-        s_last = cur.s == dec.kw_last
-        r_last = cur.r == dec.kh_last
-        ct_last = cur.ct == dec.ct_last
+        q_last, p_last, s_last, r_last, last_pass, is_last = _lasts(cur, dec)
         first_pass = (cur.ct == 0) & (cur.r == 0) & (cur.s == 0)
-        last_pass = ct_last & r_last & s_last
         pass_start = (cur.p == 0) & (cur.q == 0)
         pass_end = p_last & q_last
         broadcast = (ins.mode == ComputeMode.VADD) & ins.broadcast_b
-        is_last = pass_end & last_pass
+        # Whether the held instruction's word (the word on offer while busy) is its last,
+        # for `i.ready`: from registers only, so that the instruction on `i` does not reach
+        # `i.ready`.
+        held_last = _lasts(state, held)[5]
 
         inside = (
             (cur.img_h >= 0)
@@ -495,6 +539,9 @@ class WindowGenerator(wiring.Component):
             grouped = Const(1) if self._grouped else ins.os
             os_state, os_first, os_nxt, os_last = self._os_walk(m, busy, dec, given, grouped)
             is_last = Mux(grouped, os_last, is_last)
+            held_grouped = Const(1) if self._grouped else held.instr.os
+            held_os_last = _os_lasts(os_state, held, self._config.array.rows)[2]
+            held_last = Mux(held_grouped, held_os_last, held_last)
             # The OS walk's updates, in the cycles the weight-stationary walk's happen.
             take = self.o.valid & self.o.ready
             with m.If(~busy & self.i.valid):
@@ -509,7 +556,9 @@ class WindowGenerator(wiring.Component):
                     m.d.sync += os_state.eq(os_first)
 
         take = self.o.valid & self.o.ready
-        m.d.comb += self.i.ready.eq(~busy | (take & is_last))
+        # Idle, the generator is ready whatever its word; busy, the word on offer is the
+        # held instruction's, and `held_ready` is `o.ready` for it.
+        m.d.comb += self.i.ready.eq(~busy | (self.held_ready & held_last))
         with m.If(~busy & self.i.valid):  # take an instruction, maybe issue its first word
             m.d.sync += held.eq(self.i.payload)
             with m.If(~take):
@@ -547,14 +596,10 @@ class WindowGenerator(wiring.Component):
             cur.eq(Mux(busy, state, first)),
         ]
         ins = dec.instr
-        s_last = cur.s == dec.kw_last
-        r_last = cur.r == dec.kh_last
+        s_last, r_last, last_pass = _pass_lasts(cur, dec)
         first_pass = (cur.ct == 0) & (cur.r == 0) & (cur.s == 0)
-        last_pass = (cur.ct == dec.ct_last) & r_last & s_last
-        p_last = cur.p == rows - 1
+        p_last, pix_last, is_last = _os_lasts(cur, dec, rows)
         pix = cur.pix
-        pix_last = (pix.oh == dec.oh_last) & (pix.ow == dec.ow_last)
-        is_last = p_last & last_pass & (pix.end | pix_last)
         img_h = cur.pass_h + pix.h
         img_w = cur.pass_w + pix.w
         inside = (img_h >= 0) & (img_h < ins.image_h) & (img_w >= 0) & (img_w < ins.image_w)

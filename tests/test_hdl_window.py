@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +20,7 @@ from accel.config import preset
 from accel.isa import Compute, ComputeMode
 from accel.window import feed_addresses
 from hdl.isa import COMPUTE_LAYOUT, POST_LAYOUT, instruction_layout
-from hdl.window import WindowGenerator, addr_bits, decode_bits
+from hdl.window import WindowGenerator, addr_bits, decode, decode_bits
 from tests.hdl_support import raw, simulate, stream_get, stream_put
 
 CONFIG = preset("tiny")  # 4 KiB input buffer of 4-byte words: 10-bit addresses
@@ -37,11 +39,20 @@ def expected_words(instr: Compute) -> list[tuple]:
     ]  # fmt: skip
 
 
+def generator() -> tuple[Module, WindowGenerator]:
+    """A window generator under a consumer whose ``ready`` does not depend on the word's
+    instruction (``held_ready`` is ``o.ready``); returns (the top to simulate, it)."""
+    m = Module()
+    m.submodules.dut = dut = WindowGenerator(CONFIG)
+    m.d.comb += dut.held_ready.eq(dut.o.ready)
+    return m, dut
+
+
 def run_window(instrs, *, ready=None, offer=None, cycles=None):
     """Present the instructions in order (``offer(cycle)`` says whether to present the next one
     this cycle, ``ready(cycle)`` drives ``o.ready``). Returns the words and, per word, the cycle
     it was accepted, and per instruction the cycle it was accepted."""
-    dut = WindowGenerator(CONFIG)
+    top, dut = generator()
     ready = ready or (lambda cycle: True)
     offer = offer or (lambda cycle: True)
     total = sum(i.passes * i.pixels for i in instrs)
@@ -70,7 +81,7 @@ def run_window(instrs, *, ready=None, offer=None, cycles=None):
                 taken.append(cycle)
             await ctx.tick()
 
-    simulate(dut, bench)
+    simulate(top, bench)
     return words, word_cycles, taken
 
 
@@ -125,7 +136,7 @@ def test_window_as_a_stream_block_between_a_producer_and_a_slow_consumer():
     """The generator between two independent testbenches: one pushes the instructions
     (``stream_put``), the other pulls every word (``stream_get``), ready only on some cycles.
     The words are accel.window's, in order."""
-    dut = WindowGenerator(CONFIG)
+    top, dut = generator()
     instrs = [POOL, CONV, ONE, VADD, ONE]
     want = [w for i in instrs for w in expected_words(i)]
     rng = np.random.default_rng(12)
@@ -145,7 +156,7 @@ def test_window_as_a_stream_block_between_a_producer_and_a_slow_consumer():
                  bool(p.last_pass))
             )  # fmt: skip
 
-    simulate(dut, producer, consumer)
+    simulate(top, producer, consumer)
     assert words == want
 
 
@@ -204,6 +215,32 @@ def test_window_sequence_equals_the_model(instrs, seed):
     assert len(taken) == len(instrs)
 
 
+def test_decode_stage_equals_decode_bits_over_the_whole_field_ranges():
+    """hdl.window.decode (the products as sums of shifts, the depthwise taps' chain) against
+    the Python reference, every field random over its encoding's range."""
+    rng = np.random.default_rng(14)
+    instrs = []
+    for _ in range(200):
+        values = {}
+        for name, width, signed in isa.FIELDS[Compute]:
+            if name != "opcode":
+                low, high = (-(1 << (width - 1)), 1 << (width - 1)) if signed else (0, 1 << width)
+                values[name] = int(rng.integers(low, high))
+        instrs.append(Compute(**values))
+    m = Module()
+    instr = Signal(COMPUTE_LAYOUT)
+    out = decode(m, instr, CONFIG)
+
+    async def bench(ctx):
+        for compute in instrs:
+            ctx.set(instr.as_value(), raw(compute))
+            assert ctx.get(out.as_value()) == decode_bits(compute, CONFIG), compute
+
+    sim = Simulator(m)  # combinational: no clock
+    sim.add_testbench(bench)
+    sim.run()
+
+
 # --- layouts ------------------------------------------------------------------------------
 
 
@@ -243,7 +280,7 @@ def test_window_reports_its_address_width_and_rejects_a_bad_config():
 
 def run_depthwise(instrs, stalls):
     """Each word's per-row (address mod 2**BITS, pad) and ``dw`` bit, in feed order."""
-    dut = WindowGenerator(CONFIG)
+    top, dut = generator()
     words: list[tuple] = []
     taken: list[int] = []
 
@@ -263,7 +300,7 @@ def run_depthwise(instrs, stalls):
                 taken.append(cycle)
             await ctx.tick()
 
-    simulate(dut, bench)
+    simulate(top, bench)
     return words
 
 
