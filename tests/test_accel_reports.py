@@ -407,9 +407,10 @@ def test_occupancy_of_tinyconv_by_hand():
     # Weights: resident, one LOAD per k tile of 18 passes x 4 rows, back to back from word 0;
     # the passes read exactly those words.
     weight_loads = [x for x in loads if x.buffer == Buffer.WEIGHT]
-    assert [(x.sram_addr, x.inner_count, x.outer_count) for x in weight_loads] == [
-        (0, 72, 1),
-        (72, 72, 1),
+    cols = program.config.array.cols
+    assert [(x.sram_addr, x.inner_count * x.run_bytes // cols) for x in weight_loads] == [
+        (0, 72),
+        (72, 72),
     ]
     assert {c.w_base for c in computes} == {0, 72} and computes[0].passes * rows == 72
     assert row["weight_words"] == 144 and row["weight_fraction"] == 144 / 512
