@@ -336,8 +336,7 @@ class ConvPasses:
             pixels = ceil_div(pixels, rows) * rows
         taps = weights.kernel[0] * weights.kernel[1]
         ih, iw = window.input_extent(th, tw)
-        streamed = weights.resident_base is None and weights.per_chunk > 1
-        streamed = streamed and not weights.depthwise
+        streamed = weights.resident_base is None and weights.per_chunk > 1 and not weights.depthwise
         #: The layer's first streamed passes ramp up (:func:`chunk_ranges`): where a channel
         #: tile computes at least twice as long as its weights and inputs load, so that
         #: each chunk of the ramp loads behind the COMPUTE before it.
@@ -496,13 +495,7 @@ class ConvPasses:
         return chunks
 
     def compute(
-        self,
-        *,
-        kt: int,
-        cts: range,
-        inputs: InputTile,
-        acc_base: int,
-        first: bool,
+        self, *, kt: int, cts: range, inputs: InputTile, acc_base: int, first: bool
     ) -> None:
         """COMPUTE instructions for channel tiles ``cts`` of k tile ``kt`` (input-stationary
         k groups: of group ``kt``, its k tiles' accumulators ``th * tw`` rows apart), reading
