@@ -304,7 +304,9 @@ class AxiMaster(wiring.Component):
         ``config.dram.latency`` (>= 1).
     depth : int, optional
         Read requests accepted and not yet sent to the LOAD engine, and AR, AW and B entries
-        that may wait (default ``latency + 2048``, as :class:`hdl.dram.Dram`). These four
+        that may wait (default ``latency + 2048``; the test DRAM, :class:`hdl.dram.Dram`,
+        queues ``latency + 8192``: a program with more requests in flight waits here, beyond
+        the contract, and sets ``stalled``). These four
         queues are :class:`hdl.block_fifo.BlockFIFO` queues (block RAM, ``SyncFIFO`` timing); the
         R and W queues (8 entries) are ``SyncFIFO`` queues (LUT RAM).
 

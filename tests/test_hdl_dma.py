@@ -22,7 +22,7 @@ from hdl.buffers import (
     load_targets,
 )
 from hdl.dma import LoadEngine, StoreEngine
-from hdl.dram import Dram
+from hdl.dram import REQUEST_QUEUE, Dram
 from hdl.flow.generate import verilog
 from tests.hdl_support import (
     assert_lints_clean,
@@ -206,7 +206,7 @@ def test_constructors_reject_bad_arguments():
         InputBuffer(make_config(2, 2, 2, 1), init=[0] * 49)
     with pytest.raises(ValueError, match=r"OutputBuffer init word 0 = 65536 does not fit 2 bytes"):
         OutputBuffer(config, init=[1 << 16])
-    assert Dram(config, 8).depth == 1 + 2048  # latency + 2048
+    assert Dram(config, 8).depth == 1 + REQUEST_QUEUE == 1 + 8192  # latency + the queue
     assert LoadEngine(config).depth == 128
 
 
