@@ -153,8 +153,9 @@ class SramBuffer(wiring.Component):
         """The simulator's value of word ``k`` (``data[k]``; a banked buffer finds its bank)."""
         return self._data[k]
 
-    def _dma_port(self):
-        return Out(dma_write_signature(self._depth, self._word_bytes))
+    def _dma_port(self, words: int = 1):
+        """The LOAD engine's write port, ``words`` words wide."""
+        return Out(dma_write_signature(self._depth, words * self._word_bytes))
 
     def _sync_read_port(self, shape):
         return Out(ReadPort.Signature(addr_width=self.addr_bits, shape=shape))
@@ -254,7 +255,7 @@ class WeightBuffer(SramBuffer):
 
     def word(self, k: int):
         if self.banks == 1:
-            return self._data[k]
+            return super().word(k)
         return self._bank_data[k % 2][k // 2]
 
     def _members(self) -> dict:
@@ -269,7 +270,7 @@ class WeightBuffer(SramBuffer):
                 for bank in range(2)
             ]
         return {
-            "dma": Out(dma_write_signature(self._depth, self.banks * self._word_bytes)),
+            "dma": self._dma_port(self.banks),
             "loader": self._sync_read_port(data.ArrayLayout(signed(8), cols)),
         }
 

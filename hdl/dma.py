@@ -340,8 +340,8 @@ class LoadEngine(wiring.Component):
         # A banked weight unit's second word exists when the unit's bytes reach into it;
         # only then are its bytes past the run zeroed (else they are the next word's).
         banked = self._config.buffers.weight_banks > 1
-        weight_word = self._targets[Buffer.WEIGHT][1]
         if banked:
+            weight_word = self._targets[Buffer.WEIGHT][1]
             second = Signal()
             m.d.comb += second.eq(_times(at.slot, bandwidth) + beat.count > weight_word)
         for buffer, port_name in _BUFFER_PORTS.items():

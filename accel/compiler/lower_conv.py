@@ -742,8 +742,8 @@ class ConvPasses:
                 computes = at + j
             else:
                 w = em.w_ring
-                slot = w.count + np.cumsum(next_slot[pc]) - 1
-                w_base = wt.slot_base(w, slot) + slot_at[pc]
+                w_slot = w.count + np.cumsum(next_slot[pc]) - 1  # each pass's ring slot
+                w_base = wt.slot_base(w, w_slot) + slot_at[pc]
                 w.count += int(next_slot[pc].sum())
                 loads_at = at + 2 * j
                 computes = loads_at + 1
