@@ -49,11 +49,15 @@ def schedule(
 
     With ``fetch`` the instructions come from DRAM as the AXI top fetches them (the module
     docstring of :mod:`accel.timing`, INSTRUCTION FETCH): none starts before it is fetched.
+
+    Each engine runs until its next instruction waits for a token no other engine has
+    signalled yet; each semaphore having one producer and one consumer, the order in which the
+    engines take turns does not change the schedule.
     """
     out = Schedule(feeds=[])
     fetched = {e: timing.FetchTimes(e, fetch, config) for e in Engine} if fetch else None
-    signals: dict[int, list[int]] = {int(s): [] for s in isa.Sem}
-    consumed: dict[int, int] = {int(s): 0 for s in isa.Sem}
+    signals: list[list[int]] = [[] for _ in isa.Sem]
+    consumed = [0] * len(isa.Sem)
     position = dict.fromkeys(Engine, 0)
     free = dict.fromkeys(Engine, 0)
     read_channel_free = 0
@@ -64,48 +68,60 @@ def schedule(
         progressed = False
         for engine in Engine:
             stream = streams[engine]
-            while position[engine] < len(stream):
-                instr = stream[position[engine]]
-                waits = isa.sems_of(instr.wait)
-                if any(consumed[s] >= len(signals[s]) for s in waits):
-                    break
-                tokens = {int(s): signals[s][consumed[s]] for s in waits}
-                earliest = max(tokens.values(), default=0)
-                avail = fetched[engine].available() if fetched else 0
-                earliest = max(earliest, avail)
+            k, n = position[engine], len(stream)
+            starts, dones, ready = out.start[engine], out.done[engine], out.ready[engine]
+            taken = fetched[engine].started if fetched else None
+            while k < n:
+                instr = stream[k]
+                waits = _SEMS[instr.wait]
+                earliest, blocked = 0, False
                 for s in waits:
-                    consumed[s] += 1
+                    if consumed[s] == len(signals[s]):
+                        blocked = True
+                        break
+                    earliest = max(earliest, signals[s][consumed[s]])
+                if blocked:
+                    break
+                avail = fetched[engine].available() if fetched else 0
+                if avail > earliest:
+                    earliest = avail
                 if engine == Engine.COMPUTE:
-                    out.ready[engine].append(max(compute_state.register_free, avail))
+                    tokens = {s: signals[s][consumed[s]] for s in waits}
+                    ready.append(max(compute_state.register_free, avail))
                     t = timing.compute_timing(instr, earliest, compute_state, config)
                     out.feeds.append(Feed(t.first_feed, t.last_feed, tokens))
                     if previous is not None:
-                        check_vector_rows(previous, instr, position[engine], t.first_feed)
+                        check_vector_rows(previous, instr, k, t.first_feed)
                     previous = (instr, t.last_feed)
                     compute_state = t.state
                     start, done = t.start, t.done
                 else:
+                    engine_free = free[engine]
                     if engine == Engine.LOAD:  # the descriptor queue frees at a LOAD's done
-                        free[engine] = max(free[engine], timing.load_queue_free(out.done[engine]))
-                    out.ready[engine].append(max(free[engine], avail))
+                        engine_free = max(engine_free, timing.load_queue_free(dones))
+                    ready.append(max(engine_free, avail))
                     if engine == Engine.LOAD:
                         t = timing.load_timing(
-                            instr, earliest, free[engine], read_channel_free, config
+                            instr, earliest, engine_free, read_channel_free, config
                         )
                         read_channel_free = t.done
                     elif engine == Engine.STORE:
-                        t = timing.store_timing(instr, earliest, free[engine], config)
+                        t = timing.store_timing(instr, earliest, engine_free, config)
                     else:
-                        t = timing.post_timing(instr, earliest, free[engine])
+                        t = timing.post_timing(instr, earliest, engine_free)
                     start, done, free[engine] = t.start, t.done, t.next_start
-                out.start[engine].append(start)
-                out.done[engine].append(done)
-                if fetched:
-                    fetched[engine].started(start)
-                for s in isa.sems_of(instr.signal):
+                for s in waits:
+                    consumed[s] += 1
+                starts.append(start)
+                dones.append(done)
+                if taken:
+                    taken(start)
+                for s in _SEMS[instr.signal]:
                     signals[s].append(done)
-                position[engine] += 1
-                remaining -= 1
+                k += 1
+            if k != position[engine]:
+                remaining -= k - position[engine]
+                position[engine] = k
                 progressed = True
         if not progressed:
             blocked = [
@@ -117,6 +133,10 @@ def schedule(
             raise DeadlockError("deadlock: " + "; ".join(blocked))
     check_semaphore_depth(streams, out)
     return out
+
+
+#: The semaphores of each mask as plain ints (list indices), on the scheduler's hot path.
+_SEMS = [tuple(int(s) for s in isa.sems_of(bits)) for bits in range(1 << len(isa.Sem))]
 
 
 def check_vector_rows(
