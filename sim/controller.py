@@ -168,15 +168,14 @@ def engine_counters(sched: Schedule) -> dict[str, int]:
     counters = {}
     for engine in Engine:
         name = engine.name.lower()
-        busy, covered = 0, 0
-        for start, done in zip(sched.start[engine], sched.done[engine], strict=True):
-            lo = max(start, covered)
-            if done > lo:
-                busy += done - lo
-            covered = max(covered, done)
-        blocked = sum(s - r for s, r in zip(sched.start[engine], sched.ready[engine], strict=True))
-        counters[f"{name}_busy_cycles"] = busy
-        counters[f"{name}_blocked_cycles"] = blocked
+        start, done, ready = (
+            np.asarray(x[engine], np.int64) for x in (sched.start, sched.done, sched.ready)
+        )
+        # Each instruction adds the part of [start, done) after every earlier one's done.
+        covered = np.maximum.accumulate(np.concatenate(([0], done[:-1])))
+        busy = np.maximum(done - np.maximum(start, covered), 0).sum() if done.size else 0
+        counters[f"{name}_busy_cycles"] = int(busy)
+        counters[f"{name}_blocked_cycles"] = int((start - ready).sum())
     return counters
 
 
@@ -186,21 +185,21 @@ def check_semaphore_depth(streams: dict[Engine, list[Instruction]], sched: Sched
     The count right after the k-th signal is k+1 minus the waits that started before it
     (a wait in the same cycle is counted after the signal, which over-estimates).
     """
-    signals: dict[int, list[int]] = {int(s): [] for s in isa.Sem}
-    waits: dict[int, list[int]] = {int(s): [] for s in isa.Sem}
-    for engine, stream in streams.items():
-        for i, instr in enumerate(stream):
-            for s in isa.sems_of(instr.signal):
-                signals[s].append(sched.done[engine][i])
-            for s in isa.sems_of(instr.wait):
-                waits[s].append(sched.start[engine][i])
+    signal = {e: np.array([i.signal for i in s], np.int64) for e, s in streams.items()}
+    wait = {e: np.array([i.wait for i in s], np.int64) for e, s in streams.items()}
+    done = {e: np.asarray(sched.done[e], np.int64) for e in streams}
+    start = {e: np.asarray(sched.start[e], np.int64) for e in streams}
+
+    def cycles(sem: int, masks: dict[Engine, np.ndarray], times: dict[Engine, np.ndarray]):
+        """The sorted ``times`` of the instructions whose ``masks`` have ``sem``."""
+        return np.sort(np.concatenate([times[e][masks[e] >> sem & 1 == 1] for e in streams]))
+
     limit = (1 << isa.SEMAPHORE_BITS) - 1
-    for sem in signals:
-        done = np.sort(np.array(signals[sem], dtype=np.int64))
-        started = np.sort(np.array(waits[sem], dtype=np.int64))
-        if done.size == 0:
+    for sem in map(int, isa.Sem):
+        signalled, started = cycles(sem, signal, done), cycles(sem, wait, start)
+        if signalled.size == 0:
             continue
-        level = np.arange(1, done.size + 1) - np.searchsorted(started, done, side="left")
+        level = np.arange(1, signalled.size + 1) - np.searchsorted(started, signalled, side="left")
         if level.max() > limit:
             raise OverflowError(
                 f"semaphore {isa.Sem(sem).name} would hold more than {limit} tokens"

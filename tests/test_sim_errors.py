@@ -165,3 +165,34 @@ def test_the_smallest_valid_buffers_compile_and_run_a_1x1_convolution(rows, cols
     x = random_input(rng, qnet)
     result = sim.run(program, program.make_image({"input": x}))
     np.testing.assert_array_equal(result.outputs["conv"], conv_reference(qnet, x), strict=True)
+
+
+def _signals_then_waits(tokens: int, waits_from: int):
+    """LOADs signalling L2C at cycles 1..tokens, COMPUTEs taking them from ``waits_from``."""
+    from accel.isa import Compute, Engine, Load, Sem
+    from sim.controller import Schedule
+
+    streams = {e: [] for e in Engine}
+    streams[Engine.LOAD] = [Load(signal=1 << Sem.L2C)] * tokens
+    streams[Engine.COMPUTE] = [Compute(wait=1 << Sem.L2C)] * tokens
+    sched = Schedule()
+    sched.start[Engine.LOAD] = list(range(tokens))
+    sched.done[Engine.LOAD] = list(range(1, tokens + 1))
+    sched.start[Engine.COMPUTE] = list(range(waits_from, waits_from + tokens))
+    sched.done[Engine.COMPUTE] = list(range(waits_from + 1, waits_from + tokens + 1))
+    return streams, sched
+
+
+@pytest.mark.parametrize("waits_from", [1, 10**6])
+def test_a_semaphore_deeper_than_its_bits_is_refused(waits_from):
+    """2**16 tokens at once fit only if the consumer takes them as they come: the level after
+    the k-th signal is k minus the waits begun before it."""
+    from accel.isa import SEMAPHORE_BITS
+    from sim.controller import check_semaphore_depth
+
+    streams, sched = _signals_then_waits(1 << SEMAPHORE_BITS, waits_from)
+    if waits_from == 1:  # each token taken in the cycle after its signal: level 1
+        check_semaphore_depth(streams, sched)
+    else:
+        with pytest.raises(OverflowError, match="semaphore L2C would hold more than 65535"):
+            check_semaphore_depth(streams, sched)
