@@ -342,16 +342,16 @@ def _layer_stats(
 ) -> tuple[list[LayerStats], dict[str, int]]:
     """Per-layer statistics and total stalls by cause."""
     n = len(program.layers)
-    first: list[int | None] = [None] * n
-    end = [0] * n
-    count = [0] * n
+    first_start = np.full(n, np.iinfo(np.int64).max)
+    end_done = np.zeros(n, np.int64)
+    count = np.zeros(n, np.int64)
     for engine, stream in program.streams.items():
-        for i, instr in enumerate(stream):
-            layer = instr.layer
-            s, d = start[engine][i], done[engine][i]
-            first[layer] = s if first[layer] is None else min(first[layer], s)
-            end[layer] = max(end[layer], d)
-            count[layer] += 1
+        layer = np.fromiter((instr.layer for instr in stream), np.int64, len(stream))
+        np.minimum.at(first_start, layer, np.asarray(start[engine], np.int64))
+        np.maximum.at(end_done, layer, np.asarray(done[engine], np.int64))
+        count += np.bincount(layer, minlength=n)
+    first = [int(s) if c else None for s, c in zip(first_start, count, strict=True)]
+    end = end_done.tolist()
     stalls = [dict.fromkeys(STALL_CAUSES, 0) for _ in range(n)]
     # The compute engine's feed slot is one timeline shared by all layers: each layer owns it
     # from the end of the previous layer's last pass to the end of its own, so the per-layer
@@ -416,7 +416,7 @@ def _layer_stats(
                 dram_written=per_layer[i].dram_written,
                 sram_reads=per_layer[i].sram_reads,
                 sram_writes=per_layer[i].sram_writes,
-                instructions=count[i],
+                instructions=int(count[i]),
             )
         )
         previous_end = layer_end
