@@ -617,10 +617,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     "--trace writes the timeline of one program; this network runs in "
                     f"{len(deployment.segments)} accelerator segments around host ops"
                 )
-            program = deployment.segments[0].program
+            # A network of host ops only has no segment: it runs, at 0 accelerator cycles.
+            program = deployment.segments[0].program if deployment.whole else None
         backend = functools.partial(sim.run, mode=args.mode, compute_outputs=not args.cycles_only)
         compute = not args.cycles_only
-        count = images if compute and program.batch == 1 else 1
         progress.stage(
             f"simulating {sum(s.program.instruction_count for s in deployment.segments):,} "
             f"instructions in {len(deployment.segments)} segment(s)"
@@ -630,6 +630,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if deployment is not None:
             runs = batch.run(deployment, backend, images=images, seed=args.seed, compute=compute)
         else:  # a compiled program: its own random inputs
+            count = images if compute and program.batch == 1 else 1
             runs = [
                 backend(
                     program,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accel import compiler, executor, graph
-from accel.backend import Result
+from accel.backend import STALL_CAUSES, Result
 from accel.compiler import CompileError
 from accel.compiler.plan import concat_in_place, prefix_concats
 from accel.config import AccelConfig
@@ -281,8 +281,7 @@ class DeploymentRun:
 
     @property
     def stalls(self) -> dict[str, int]:
-        causes = self.results[0].stalls if self.results else {}
-        return {cause: sum(r.stalls[cause] for r in self.results) for cause in causes}
+        return {cause: sum(r.stalls[cause] for r in self.results) for cause in STALL_CAUSES}
 
     @property
     def dram_read_bytes(self) -> int:

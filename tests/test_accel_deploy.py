@@ -215,3 +215,22 @@ def test_zoo_networks_with_host_ops_run_bit_exact(name, size, kinds):
     assert set(run.outputs) == set(expected)
     for output, value in expected.items():
         np.testing.assert_array_equal(run.outputs[output].reshape(value.shape), value)
+
+
+def test_a_network_of_host_ops_only_simulates_at_zero_accelerator_cycles(capsys):
+    """ONNX's own one-Relu model: nothing for the accelerator (no segment), so 0 cycles and
+    the host op, in every format; it once ended in an IndexError."""
+    from pathlib import Path
+
+    import onnx
+
+    model = Path(onnx.__file__).parent / "backend/test/data/simple/test_single_relu_model"
+    path = str(model / "model.onnx")
+    assert main(["simulate", path, "--preset", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "0 cycles = 0.000 ms" in out and "0 segment(s)" in out
+    assert "host: 1 op(s) (Activation relu 'test'); accelerator: 0 of 1 layers" in out
+    assert main(["simulate", path, "--preset", "tiny", "--cycles-only", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["total_cycles"] == 0 and doc["segments"] == [] and len(doc["host_ops"]) == 1
+    assert doc["stalls"] == {"dram": 0, "dependency": 0, "weights": 0, "fill_drain": 0}

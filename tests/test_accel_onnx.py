@@ -17,6 +17,7 @@ without VNNI saturate int16 pair sums for u8 x s8 products unless weights use 7 
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import onnx
@@ -1510,3 +1511,29 @@ def test_int8_rejections(case):
     build, message = INT8_REJECTIONS[case]
     with pytest.raises(ValueError, match=message):
         load(build(), host=False)
+
+
+@pytest.mark.parametrize("constant", [(2, 3), (1, 3), (3,)])
+def test_a_constant_spanning_the_static_batch_is_rejected(constant):
+    """ONNX's own PoissonNLLLoss and operator_params cases add a constant of the batch's
+    shape: image i would see row i. Host ops run on any number of images, so such a node is
+    refused by name; a constant broadcast over the batch is not."""
+    g = Graph(12)
+    g.node("Pow", ["x", g.randn("c", constant)], "y", name="pow")
+    model = g.model({"x": [2, 3]}, {"y": 2}, check=False)
+    if constant[0] != 2:  # broadcast over the images: a host op, run image by image
+        net = load(model)
+        names = tensor_map(net)
+        assert isinstance(net.op(names["y"]), HostOp)
+        x = np.random.default_rng(0).random((1, 3)) + 0.5
+        got = executor.run_network(net, {names["x"]: x.reshape(1, 3, 1, 1)})[names["y"]]
+        c = numpy_helper.to_array(g.inits[0]).astype(np.float64)
+        np.testing.assert_allclose(got.reshape(1, 3), np.power(x, c.reshape(1, 3)), rtol=1e-6)
+        return
+    message = (
+        "node 'pow' (Pow): output 0 ('y') is [2, 3] for the batch of 2 but [2, 3] for one "
+        "image: the op depends on the number of images (a constant input spans or fixes the "
+        "batch axis), and host ops run image by image"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load(model)

@@ -18,6 +18,7 @@ rejected with the listed message. A case the table does not know (a newer wheel)
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,11 @@ OUTCOMES: dict[str, tuple[str, ...] | str] = {
     "test_PReLU_3d": (),
     "test_PReLU_3d_multiparam": ("PRelu",),
     "test_PixelShuffle": (),
-    "test_PoissonNLLLLoss_no_reduce": ("Exp", "Mul", "Sub"),
+    "test_PoissonNLLLLoss_no_reduce": re.escape(
+        "node '3' (Mul): output 0 ('3') is [10, 10] for the batch of 10 but [10, 10] for one "
+        "image: the op depends on the number of images (a constant input spans or fixes the batch "
+        "axis), and host ops run image by image"
+    ),
     "test_ReLU": (),
     "test_ReflectionPad2d": ("Pad",),
     "test_ReplicationPad2d": ("Pad",),
@@ -160,7 +165,7 @@ def test_every_case_of_the_wheel_has_an_outcome():
         f"{sum(c in passing for c in family)} of {len(family)} pass"
     )
     assert all(c in passing for c in family)
-    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 67, 48, 57)
+    assert (len(CASES), len(passing), len(on_accelerator), len(family)) == (82, 66, 48, 57)
 
 
 @pytest.mark.parametrize("case", CASES)

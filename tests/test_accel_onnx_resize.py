@@ -144,10 +144,6 @@ def test_opset_9_upsample_is_upgraded_and_mapped():
         (resize([1, 1, 1.5, 2]), "scales [1.0, 1.0, 1.5, 2.0] are not integers >= 1"),
         (resize([1, 1, 0.5, 0.5]), "scales [1.0, 1.0, 0.5, 0.5] are not integers >= 1"),
         (resize([1, 2, 2, 2]), "factors [1, 2, 2, 2] resize the batch or the channels"),
-        (
-            resize(sizes=[2, 2, 5, 8], shape=(2, 2, 3, 4)),
-            "sizes [2, 2, 5, 8] are not integer multiples",
-        ),
     ],
 )
 def test_other_resizes_run_on_the_host_naming_the_reason(model, reason):
@@ -156,6 +152,19 @@ def test_other_resizes_run_on_the_host_naming_the_reason(model, reason):
     assert reason in net.meta(node)["host_reason"]
     with pytest.raises(ValueError, match=reason.replace("[", r"\[").replace(".", r"\.")):
         load(model, host=False)
+
+
+def test_sizes_that_fix_a_static_batch_are_rejected_by_name():
+    """``sizes`` name the batch (2): the host cannot run the op on one image (nor on three)."""
+    model = resize(sizes=[2, 2, 5, 8], shape=(2, 2, 3, 4))
+    with pytest.raises(ValueError, match=r"sizes \[2, 2, 5, 8\] are not integer multiples"):
+        load(model, host=False)
+    with pytest.raises(
+        ValueError,
+        match=r"node 'resize' \(Resize\): output 0 \('y'\) is \[2, 2, 5, 8\] for the batch of 2 "
+        r"but \[2, 2, 5, 8\] for one image: the op depends on the number of images",
+    ):
+        load(model)
 
 
 def test_sizes_with_a_symbolic_batch_are_rejected_by_name():

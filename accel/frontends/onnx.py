@@ -755,6 +755,19 @@ class _Importer:
                     f"is not the batch {self.batch!r} (an op that moves the batch cannot run "
                     "between accelerator segments)"
                 )
+            if isinstance(self.batch, int) and self.batch > 1:  # host ops run on any batch
+                one = {t: (1, *self.dims[t]) for t in inputs}
+                try:
+                    _, single = prepare.infer_output(proto, one, constants, opsets, index)
+                except ValueError:
+                    single = None
+                if single is None or tuple(single) != (1, *dims[1:]):
+                    raise node.error(
+                        f"output {index} ({tensor!r}) is {list(dims)} for the batch of "
+                        f"{self.batch} but {list(single) if single else 'none'} for one image: "
+                        "the op depends on the number of images (a constant input spans or "
+                        "fixes the batch axis), and host ops run image by image"
+                    )
             out = tuple(int(d) for d in dims[1:])
             if not all(out):
                 raise node.error(f"output {index} ({tensor!r}) is empty: shape {list(dims)}")
