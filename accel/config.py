@@ -488,4 +488,7 @@ def load(path: str | Path) -> AccelConfig:
         values = tomllib.loads(read_text(path, what="config"))
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: invalid TOML: {error}") from None
-    return AccelConfig.from_dict(values)
+    try:
+        return AccelConfig.from_dict(values)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{path}: {error}") from None

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import re
 
 import pytest
 
@@ -149,6 +150,21 @@ def test_invalid_toml(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[array\nrows = 4")
     with pytest.raises(ValueError, match=r"invalid TOML"):
+        config.load(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "message"),
+    [
+        ("[array]\nrows = 0\n", ValueError, "array.rows must be >= 2, not 0"),
+        ('[array]\nrows = "8"\n', TypeError, "array.rows must be an int, not '8'"),
+        ("[dram]\nlatency = -1\n", ValueError, "dram.latency must be >= 0, not -1"),
+    ],
+)
+def test_a_bad_value_in_a_file_names_the_file(tmp_path, text, error, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(error, match=f"^{re.escape(f'{path}: {message}')}$"):
         config.load(path)
 
 
