@@ -64,6 +64,7 @@ __all__ = [
 #: imports, and the program format. ``tests/test_accel_cache.py`` checks that every ``accel``
 #: module the compiler imports (directly or not) is listed.
 COMPILER_MODULES = (
+    "accel.collector",
     "accel.compiler",
     "accel.compiler.emit",
     "accel.compiler.errors",

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar
 
+import numpy as np
+
 __all__ = [
     "FIELDS",
     "INSTRUCTION_BYTES",
@@ -497,6 +499,49 @@ def decode(data: bytes) -> Instruction:
             values[name] = value
         offset += width
     return cls(**values)
+
+
+def decode_all(data: bytes) -> list[Instruction]:
+    """:func:`decode` of consecutive instructions (a program file's stream), each field taken
+    from every instruction at once: the same instructions, tens of times faster than one by
+    one."""
+    if len(data) % INSTRUCTION_BYTES:
+        raise ValueError(
+            f"{len(data)} bytes are not a whole number of {INSTRUCTION_BYTES}-byte instructions"
+        )
+    count = len(data) // INSTRUCTION_BYTES
+    # Eight spare bytes: every field (at most 32 bits) lies in the 8 bytes from its first.
+    words = np.zeros((count, INSTRUCTION_BYTES + 8), np.uint8)
+    words[:, :INSTRUCTION_BYTES] = np.frombuffer(data, np.uint8).reshape(count, INSTRUCTION_BYTES)
+    opcodes = words[:, 0] & 0xF
+    out: list[Instruction | None] = [None] * count
+    for opcode in np.unique(opcodes).tolist():
+        if opcode not in _BY_OPCODE:
+            raise ValueError(f"unknown opcode {opcode}")
+        cls = _BY_OPCODE[opcode]
+        rows = np.flatnonzero(opcodes == opcode)
+        # Equal instructions are one object, as the compiler makes them (a stream repeats many).
+        keys = np.ascontiguousarray(words[rows]).view(f"V{INSTRUCTION_BYTES + 8}")[:, 0]
+        distinct, which = np.unique(keys, return_inverse=True)
+        chosen = distinct.view(np.uint8).reshape(len(distinct), INSTRUCTION_BYTES + 8)
+        names, columns = [], []
+        for name, offset, mask, low, _ in _LAYOUTS[cls][1:]:  # the opcode is the class
+            byte, bit = divmod(offset, 8)
+            window = np.ascontiguousarray(chosen[:, byte : byte + 8]).view("<u8")[:, 0]
+            value = ((window >> np.uint64(bit)) & np.uint64(mask)).astype(np.int64)
+            if low < 0:
+                value[value > mask >> 1] -= mask + 1
+            names.append(name)
+            columns.append(value)
+        new, set_dict = object.__new__, object.__setattr__
+        made = []
+        for values in np.column_stack(columns).tolist():
+            instr = new(cls)
+            set_dict(instr, "__dict__", dict(zip(names, values, strict=True)))
+            made.append(instr)
+        for row, index in zip(rows.tolist(), which.ravel().tolist(), strict=True):
+            out[row] = made[index]
+    return out
 
 
 def mask(*sems: Sem) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from accel import isa
+from accel import collector, isa
 from accel.config import AccelConfig
 from accel.files import read_bytes
 from accel.isa import Engine, Instruction
@@ -414,12 +414,11 @@ class Program:
             raise ValueError(f"the stream lengths {counts} do not match {body_len} bytes of code")
         streams: dict[Engine, list[Instruction]] = {}
         pos = 0
-        for engine, count in zip(Engine, counts, strict=True):
-            size = isa.INSTRUCTION_BYTES
-            streams[engine] = [
-                isa.decode(body[pos + i * size : pos + (i + 1) * size]) for i in range(count)
-            ]
-            pos += count * size
+        with collector.paused():
+            for engine, count in zip(Engine, counts, strict=True):
+                end = pos + count * isa.INSTRUCTION_BYTES
+                streams[engine] = isa.decode_all(body[pos:end])
+                pos = end
         config = AccelConfig.from_dict(meta["config"])
         if config.digest.encode() != digest:
             raise ValueError(

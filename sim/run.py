@@ -6,14 +6,12 @@ test body runs on all of them.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator
 from typing import TextIO
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from accel import collector
 from accel.backend import Result, check_image, make_result
 from accel.config import AccelConfig
 from accel.isa import Engine
@@ -129,7 +127,7 @@ def run(
     if compute_outputs and image is None:
         raise ValueError("an image is needed to compute outputs (or pass compute_outputs=False)")
     check_image(program, image, required=False)
-    with collector_paused():
+    with collector.paused():
         if mode == "fast":
             sched = schedule(program.streams, program.config, fetch)
         else:
@@ -144,18 +142,3 @@ def run(
             dram=execute(program, sched, image) if compute_outputs else None,
             compute_feeds=sched.feeds,
         )
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cycle collector off for the block (restored after). A run allocates hundreds
-    of thousands of short-lived objects that reference counting frees, and each of the
-    collector's full passes walks every instruction of the program: about a tenth of a large
-    run's time, for no garbage (the run makes no reference cycles)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -39,6 +39,18 @@ def test_encode_decode_round_trip(instr):
     assert isa.decode(data) == instr
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(instructions(), max_size=12), st.data())
+def test_decode_all_equals_decode_one_by_one(instrs, data):
+    """Any mix of classes, repeats included (equal instructions become one object), every
+    field at its extremes as often as hypothesis likes."""
+    instrs = instrs + data.draw(st.lists(st.sampled_from(instrs), max_size=6)) if instrs else []
+    body = b"".join(isa.encode(i) for i in instrs)
+    decoded = isa.decode_all(body)
+    assert decoded == [isa.decode(isa.encode(i)) for i in instrs] == instrs
+    assert all(type(v) is int for i in decoded for v in i.__dict__.values())
+
+
 def test_every_field_fits_the_instruction_width():
     for cls, fields in isa.FIELDS.items():
         assert sum(width for _, width, _ in fields) <= 8 * isa.INSTRUCTION_BYTES, cls
@@ -68,6 +80,10 @@ def test_decode_rejects_bad_input():
         isa.decode(b"abc")
     with pytest.raises(ValueError, match=r"unknown opcode 15"):
         isa.decode(bytes([15]) + bytes(63))
+    with pytest.raises(ValueError, match=r"^65 bytes are not a whole number of 64-byte inst"):
+        isa.decode_all(bytes(65))
+    with pytest.raises(ValueError, match=r"unknown opcode 15"):
+        isa.decode_all(isa.encode(isa.Load()) + bytes([15]) + bytes(63))
 
 
 def test_semaphores_have_one_producer_and_one_consumer():
