@@ -514,16 +514,14 @@ def decode_all(data: bytes) -> list[Instruction]:
     words = np.zeros((count, INSTRUCTION_BYTES + 8), np.uint8)
     words[:, :INSTRUCTION_BYTES] = np.frombuffer(data, np.uint8).reshape(count, INSTRUCTION_BYTES)
     opcodes = words[:, 0] & 0xF
-    out: list[Instruction | None] = [None] * count
+    out = np.empty(count, dtype=object)
     for opcode in np.unique(opcodes).tolist():
         if opcode not in _BY_OPCODE:
             raise ValueError(f"unknown opcode {opcode}")
         cls = _BY_OPCODE[opcode]
         rows = np.flatnonzero(opcodes == opcode)
-        # Equal instructions are one object, as the compiler makes them (a stream repeats many).
-        keys = np.ascontiguousarray(words[rows]).view(f"V{INSTRUCTION_BYTES + 8}")[:, 0]
-        distinct, which = np.unique(keys, return_inverse=True)
-        chosen = distinct.view(np.uint8).reshape(len(distinct), INSTRUCTION_BYTES + 8)
+        first, which = _distinct(words[rows, :INSTRUCTION_BYTES])
+        chosen = words[rows[first]]
         names, columns = [], []
         for name, offset, mask, low, _ in _LAYOUTS[cls][1:]:  # the opcode is the class
             byte, bit = divmod(offset, 8)
@@ -534,14 +532,28 @@ def decode_all(data: bytes) -> list[Instruction]:
             names.append(name)
             columns.append(value)
         new, set_dict = object.__new__, object.__setattr__
-        made = []
-        for values in np.column_stack(columns).tolist():
-            instr = new(cls)
+        made = np.empty(len(first), dtype=object)
+        for i, values in enumerate(np.column_stack(columns).tolist()):
+            made[i] = instr = new(cls)
             set_dict(instr, "__dict__", dict(zip(names, values, strict=True)))
-            made.append(instr)
-        for row, index in zip(rows.tolist(), which.ravel().tolist(), strict=True):
-            out[row] = made[index]
-    return out
+        out[rows] = made[which]
+    return out.tolist()
+
+
+def _distinct(encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, which)`` of (n, INSTRUCTION_BYTES) encoded instructions: a row of each
+    distinct one, and per row which of them it is (``encoded[first][which] == encoded``).
+    Equal instructions become one object, as the compiler makes them: a stream repeats
+    many."""
+    lanes = np.ascontiguousarray(encoded).view("<u8")
+    key = np.zeros(len(lanes), np.uint64)
+    for lane in lanes.T:  # a hash of the 64 bytes; a collision is caught below
+        key *= np.uint64(0x9E3779B97F4A7C15)
+        key += lane
+    _, first, which = np.unique(key, return_index=True, return_inverse=True)
+    if not np.array_equal(lanes[first][which], lanes):
+        return np.arange(len(lanes)), np.arange(len(lanes))
+    return first, which
 
 
 def mask(*sems: Sem) -> int:
