@@ -16,6 +16,8 @@ contract of each instruction is in :mod:`accel.timing`.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar
@@ -433,6 +435,7 @@ FIELDS: dict[type[Instruction], list[tuple[str, int, bool]]] = {
 }
 
 _BY_OPCODE = {cls.opcode: cls for cls in FIELDS}
+_OPCODES = {cls: cls.opcode for cls in FIELDS}
 
 for _cls, _fields in FIELDS.items():
     assert sum(width for _, width, _ in _fields) <= 8 * INSTRUCTION_BYTES, _cls
@@ -499,6 +502,47 @@ def decode(data: bytes) -> Instruction:
             values[name] = value
         offset += width
     return cls(**values)
+
+
+def encode_all(instructions: Sequence[Instruction]) -> bytes:
+    """:func:`encode` of consecutive instructions (a stream), each field of every distinct
+    instruction packed at once: the same bytes, tens of times faster than one by one on large
+    programs. A field that does not fit raises :func:`encode`'s ``ValueError`` for the first
+    such instruction."""
+    slot: dict[int, int] = {}  # id -> its place among the distinct instructions
+    which = np.fromiter(
+        (slot.setdefault(id(i), len(slot)) for i in instructions), np.int64, len(instructions)
+    )
+    distinct = list({id(i): i for i in instructions}.values())
+    # The 512-bit word as eight little-endian 64-bit lanes: a field (at most 32 bits) lies in
+    # one lane or straddles two.
+    lanes = np.zeros((len(distinct), INSTRUCTION_BYTES // 8), "<u8")
+    kinds = np.array([_OPCODES.get(type(i), -1) for i in distinct], np.int64)
+    for opcode in np.unique(kinds).tolist():
+        rows = np.flatnonzero(kinds == opcode)
+        if opcode < 0:
+            encode(distinct[rows[0]])  # raises: not an instruction
+        layout = _LAYOUTS[_BY_OPCODE[opcode]]
+        fields = operator.itemgetter(*(name for name, *_ in layout[1:]))
+        try:
+            table = np.array([fields(distinct[row].__dict__) for row in rows.tolist()], np.int64)
+        except (OverflowError, TypeError, ValueError):  # beyond int64, or not an integer
+            for instr in instructions:
+                encode(instr)  # raises, naming the field
+            raise
+        columns = [np.full(len(rows), opcode, np.int64), *table.reshape(len(rows), -1).T]
+        words = np.zeros((len(rows), lanes.shape[1]), "<u8")
+        for value, (_, offset, mask, low, high) in zip(columns, layout, strict=True):
+            if value.min() < low or value.max() > high:
+                for instr in instructions:  # raises for the first that does not fit
+                    encode(instr)
+            bits = value.astype(np.uint64) & np.uint64(mask)
+            lane, shift = divmod(offset, 64)
+            words[:, lane] |= bits << np.uint64(shift)
+            if shift + mask.bit_length() > 64:
+                words[:, lane + 1] |= bits >> np.uint64(64 - shift)
+        lanes[rows] = words
+    return lanes[which].tobytes()
 
 
 def decode_all(data: bytes) -> list[Instruction]:

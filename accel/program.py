@@ -294,7 +294,7 @@ class Program:
         the bytes before ``image.size`` are ``image``'s."""
         line = isa.INSTRUCTION_BYTES
         first = -(-image.size // line)
-        code = b"".join(isa.encode(i) for e in Engine for i in self.streams[e])
+        code = b"".join(isa.encode_all(self.streams[e]) for e in Engine)
         out = np.zeros(first * line + len(code), dtype=np.uint8)
         out[: image.size] = image
         out[first * line :] = np.frombuffer(code, dtype=np.uint8)
@@ -361,7 +361,7 @@ class Program:
         if self.batch > 1:  # absent for one image: its files are as before batches
             meta.update(batch=self.batch, image_stride=self.image_stride)
         meta_bytes = json.dumps(meta).encode()
-        body = b"".join(isa.encode(i) for e in Engine for i in self.streams[e])
+        body = b"".join(isa.encode_all(self.streams[e]) for e in Engine)
         payload = meta_bytes + body + self.constants.tobytes()
         header = _HEADER.pack(
             MAGIC,

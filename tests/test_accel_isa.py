@@ -41,11 +41,13 @@ def test_encode_decode_round_trip(instr):
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(instructions(), max_size=12), st.data())
-def test_decode_all_equals_decode_one_by_one(instrs, data):
-    """Any mix of classes, repeats included (equal instructions become one object), every
-    field at its extremes as often as hypothesis likes."""
+def test_encode_all_and_decode_all_equal_one_by_one(instrs, data):
+    """Any mix of classes, repeats included (one object several times in a stream; equal
+    instructions decode to one object), every field at its extremes as often as hypothesis
+    likes."""
     instrs = instrs + data.draw(st.lists(st.sampled_from(instrs), max_size=6)) if instrs else []
     body = b"".join(isa.encode(i) for i in instrs)
+    assert isa.encode_all(instrs) == body
     decoded = isa.decode_all(body)
     assert decoded == [isa.decode(isa.encode(i)) for i in instrs] == instrs
     assert all(type(v) is int for i in decoded for v in i.__dict__.values())
@@ -66,6 +68,7 @@ def test_every_field_fits_the_instruction_width():
             r"Load.dram_addr = 4294967296 does not fit its 32-bit unsigned",
         ),
         (isa.Compute(origin_h=-40000), r"Compute.origin_h = -40000 does not fit its 16-bit signed"),
+        (isa.Load(inner_stride=1 << 70), r"Load.inner_stride = 1180591620717411303424 does not"),
         (isa.Post(act_min=-129), r"Post.act_min = -129 does not fit"),
         (isa.Store(run_bytes=-1), r"Store.run_bytes = -1 does not fit"),
     ],
@@ -73,6 +76,10 @@ def test_every_field_fits_the_instruction_width():
 def test_encode_rejects_values_that_do_not_fit(instr, match):
     with pytest.raises(ValueError, match=match):
         isa.encode(instr)
+    with pytest.raises(ValueError, match=match):  # the first that does not fit, named
+        isa.encode_all([isa.Load(), instr, isa.Post(act_min=-200)])
+    with pytest.raises(TypeError, match="not an instruction"):
+        isa.encode_all([isa.Load(), "LOAD"])
 
 
 def test_decode_rejects_bad_input():

@@ -44,11 +44,9 @@ configuration; the steps that emit many at once (the channel tiles of an input l
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-from accel import isa
+from accel import collector, isa
 from accel.compiler.errors import CompileError, layer_error
 from accel.compiler.lower import check_activations_fused, lower_network
 from accel.compiler.order import sink_first_input_loads
@@ -111,7 +109,7 @@ def compile(
         raise ValueError(f"keep names no computed tensor of {net.name!r}: {unknown}")
     check_activations_fused(net)
     plan = plan_dram(qnet, config, keep_tensors=keep_tensors, keep=frozenset(keep), images=batch)
-    with _collector_paused():
+    with collector.paused():
         lowered = lower_network(qnet, config, plan)
         if lowered.constants_size > plan.const_bound:
             raise AssertionError("constants overflowed their DRAM region")
@@ -144,20 +142,3 @@ def compile(
         batch=batch,
         image_stride=plan.image_stride if batch > 1 else 0,
     )
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while the program's objects are made.
-
-    A program is millions of small objects without reference cycles; with the collector on,
-    every few hundred of them start a collection that walks all the tracked objects so far
-    (about three quarters of the compile time of a large program).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
