@@ -20,9 +20,7 @@ register (``next_w_base``), which is the one the front end takes next and is the
 out not to be due is not used. Pure retiming: the cycles of the contract are unchanged.
 
 The loader does not hold the instruction: it reads the front end's every cycle, and counts
-the pass (``ct``, ``r``, ``s``; ``s`` fastest) it loads next, with a flag per loop for
-whether that pass is the loop's last (registers, updated with the counts: no count is
-compared with the instruction's bounds on the way to the read address).
+the pass (``ct``, ``r``, ``s``; ``s`` fastest) it loads next.
 """
 
 from __future__ import annotations
@@ -65,16 +63,6 @@ LOAD_SIGNATURE = wiring.Signature(
 #: from the cycle the pass's row 0 is read (``wl``) until the feeder takes the pass's first
 #: word (``ready``, the cycle before its first feed ``f``; so ``f >= wl + 1``). No payload.
 WEIGHTS_SIGNATURE = wiring.Signature({"valid": Out(1), "ready": In(1)})
-
-
-#: The loops over an instruction's passes (``ld_pass``'s counters), ``s`` fastest, and the
-#: instruction field that bounds each.
-_LOOPS = {"s": "kernel_w", "r": "kernel_h", "ct": "ct_count"}
-
-
-def _bound(instr, loop: str):
-    """The number of passes along ``loop`` of instruction ``instr``."""
-    return getattr(instr, _LOOPS[loop])
 
 
 def weight_addr_bits(config: AccelConfig) -> int:
@@ -147,8 +135,14 @@ class WeightLoader(wiring.Component):
         ld_active = Signal()  # rows 1 .. rows-1 of a pass are due
         ld_row = Signal(range(rows), reset_less=True)
         ld_addr = Signal(weight_addr_bits(self._config), reset_less=True)
-        ld_pass = Signal(  # (s, r, ct) of the next pass to load
-            data.StructLayout({x: unsigned(_WIDTH[field]) for x, field in _LOOPS.items()}),
+        ld_pass = Signal(  # (ct, r, s) of the next pass to load
+            data.StructLayout(
+                {
+                    "ct": unsigned(_WIDTH["ct_count"]),
+                    "r": unsigned(_WIDTH["kernel_h"]),
+                    "s": unsigned(_WIDTH["kernel_w"]),
+                }
+            ),
             reset_less=True,
         )
         all_loading = Signal()  # every pass of the held instruction has begun loading
@@ -182,24 +176,11 @@ class WeightLoader(wiring.Component):
             m.d.comb += begin.eq(front_array & ~ld_active & ~loaded_unfed)
         # The pass that begins (when one does): pass 0 of the instruction taken, else
         # `ld_pass` of the held one. Its last-pass flags and the next counts are computed
-        # for both from registers; `take` only selects. The held instruction's flags are
-        # registers (`at_last.s` is `ld_pass.s == held.kernel_w - 1`, ...), updated with
-        # `ld_pass`, so no adder or compare lies between them and the read address.
-        at_last = Signal(data.StructLayout({x: 1 for x in _LOOPS}), reset_less=True)
-        last = {x: Mux(take, _bound(nxt, x) == 1, at_last[x]) for x in _LOOPS}
-        s_last, r_last = last["s"], last["r"]
-        begin_last = s_last & r_last & last["ct"]
-
-        def restart(x):  # loop x starts over: ld_pass.x becomes 0
-            return at_last[x].eq(Mux(take, _bound(nxt, x) == 1, _bound(held, x) == 1))
-
-        def step(x):  # ld_pass.x steps: 1 after pass 0 of the instruction taken, else + 1
-            stepped = (ld_pass[x] + 1)[: len(ld_pass[x])]
-            return at_last[x].eq(Mux(take, _bound(nxt, x) == 2, stepped == _bound(held, x) - 1))
-
-        def keep(x):  # ld_pass.x stays (0 for the instruction taken)
-            return at_last[x].eq(Mux(take, _bound(nxt, x) == 1, at_last[x]))
-
+        # for both from registers; `take` only selects.
+        s_last = Mux(take, nxt.kernel_w == 1, ld_pass.s == held.kernel_w - 1)
+        r_last = Mux(take, nxt.kernel_h == 1, ld_pass.r == held.kernel_h - 1)
+        ct_last = Mux(take, nxt.ct_count == 1, ld_pass.ct == held.ct_count - 1)
+        begin_last = s_last & r_last & ct_last
         r_held = Mux(take, 0, ld_pass.r)
         ct_held = Mux(take, 0, ld_pass.ct)
         # The address after the row due in this cycle (when one is).
@@ -213,28 +194,15 @@ class WeightLoader(wiring.Component):
                     ld_pass.s.eq(Mux(take, 1, ld_pass.s + 1)),
                     ld_pass.r.eq(r_held),
                     ld_pass.ct.eq(ct_held),
-                    step("s"),
-                    keep("r"),
-                    keep("ct"),
                 ]
             with m.Elif(~r_last):
                 m.d.sync += [
                     ld_pass.s.eq(0),
                     ld_pass.r.eq(Mux(take, 1, ld_pass.r + 1)),
                     ld_pass.ct.eq(ct_held),
-                    restart("s"),
-                    step("r"),
-                    keep("ct"),
                 ]
             with m.Else():
-                m.d.sync += [
-                    ld_pass.s.eq(0),
-                    ld_pass.r.eq(0),
-                    ld_pass.ct.eq(ct_held + 1),
-                    restart("s"),
-                    restart("r"),
-                    step("ct"),
-                ]
+                m.d.sync += [ld_pass.s.eq(0), ld_pass.r.eq(0), ld_pass.ct.eq(ct_held + 1)]
         with m.Elif(ld_active):
             with m.If(ld_row == rows - 1):
                 m.d.comb += ld_active_next.eq(0)
@@ -243,7 +211,7 @@ class WeightLoader(wiring.Component):
         if os:  # taken but not begun (blocked): begin from its first pass next cycle
             with m.If(take & ~begin):
                 m.d.comb += ld_addr_next.eq(nxt.w_base)
-                m.d.sync += [ld_pass.eq(0), *(restart(x) for x in _LOOPS)]
+                m.d.sync += ld_pass.eq(0)
         with m.If(take):
             m.d.comb += all_loading_next.eq(begin & begin_last)
         with m.Elif(begin & begin_last):
