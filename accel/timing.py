@@ -76,8 +76,9 @@ the last row, so every row carries its own instruction fields and parameters::
     done = start + count + POST_LATENCY
 
 A PRelu POST (``prelu``) has the timing of any REQUANT POST: the choice between the lane's
-two multipliers is a 2:1 select behind the bias add in the post-processor's stage 1, and both
-come from the one parameter word the row reads anyway (``docs/isa.md``).
+two multipliers is a 2:1 select in front of the multiply, by the sign of the bias add
+registered in the post-processor's stage 1, and both come from the one parameter word the row
+reads anyway (``docs/isa.md``).
 
 The activation table (``lut``) costs no cycle: the last stage's register (the clamped value)
 addresses the table buffer's asynchronous read port (one copy per lane), whose byte goes to

@@ -10,7 +10,9 @@ REQUANT, per lane (``docs/numerics.md``, :func:`accel.numerics.requantize`,
 
 With ``prelu`` (REQUANT) a lane whose ``total`` is negative takes ``multiplier = (shift >>
 10) << 10`` and ``shift = shift[9:5]`` of its parameter word instead (the negative side of a
-PRelu, :func:`accel.numerics.pack_prelu_shift`): a 2:1 select in stage 1 behind the bias add.
+PRelu, :func:`accel.numerics.pack_prelu_shift`): stage 1 registers the sign beside ``total``
+and the whole parameter word, and a 2:1 select in front of stage 2's multipliers picks the
+side, so no select sits behind the bias add's carry chain.
 
 PASS: ``out = clamp(acc, act_min, act_max)``. The clamp is ``min(max(v, act_min), act_max)``,
 ``numpy.clip``'s order. With ``lut`` (either mode) the clamped value ``v`` is then replaced by
@@ -36,8 +38,9 @@ last write is visible in ``done = start + count + POST_LATENCY``.
 ====== =================================================================================
 stage  work (registered at the end of the cycle)
 ====== =================================================================================
-1      ``total = acc + bias`` (REQUANT) or ``acc`` (PASS); the side of a PRelu by its sign
-2      the four 18x18 partial products of ``total * multiplier`` (PASS: ``* 2**31``)
+1      ``total = acc + bias`` (REQUANT) or ``acc`` (PASS); whether a PRelu lane is negative
+2      the side's multiplier and shift (PRelu), the four 18x18 partial products of ``total *
+       multiplier`` (PASS: ``* 2**31``)
 3      their middle sum ``t = lh + hl + (ll >> 16) + 2**14``
 4      ``high = 2 * hh + (t >> 15)`` = ``SRDHM(total, multiplier)``; beside it the two
        zero-point nudges, from registers
@@ -254,7 +257,15 @@ class PostProcessor(wiring.Component):
                 reset_less=True,
             )
 
-        s1 = stage("s1", {"total": signed(bits), "multiplier": signed(bits), "shift": unsigned(5)})
+        s1 = stage(
+            "s1",
+            {
+                "total": signed(bits),
+                "negative": 1,  # a PRelu lane's total is negative: the negative side
+                "multiplier": signed(bits),
+                "shift": signed(bits),  # the parameter word's, both sides' fields
+            },
+        )
         s2 = stage(
             "s2",
             {
@@ -301,25 +312,25 @@ class PostProcessor(wiring.Component):
         most_negative = -(1 << (bits - 1))
         for lane in range(cols):
             param = row.params[lane]
-            # Stage 1: the bias add wraps to int32; a PRelu's negative lanes take the
-            # negative-side multiplier (bits 10..31, low bits 0) and shift (bits 5..9).
+            # Stage 1: the bias add wraps to int32. Its sign is registered, not used: the
+            # accumulator's block RAM output and the carry chain fill the cycle.
             total = Signal(signed(bits), name=f"total_{lane}")
             m.d.comb += total.eq(Mux(requant, row.acc[lane] + param.bias, row.acc[lane]))
-            negative = Signal(name=f"negative_{lane}")
-            m.d.comb += negative.eq(requant & row.prelu & total[bits - 1])
             m.d.sync += [
                 s1.lane[lane].total.eq(total),
-                s1.lane[lane].multiplier.eq(
-                    Mux(negative, Cat(Const(0, 10), param.shift[10:32]), param.multiplier)
-                ),
-                s1.lane[lane].shift.eq(Mux(negative, param.shift[5:10], param.shift[:5])),
+                s1.lane[lane].negative.eq(requant & row.prelu & total[bits - 1]),
+                s1.lane[lane].multiplier.eq(param.multiplier),
+                s1.lane[lane].shift.eq(param.shift),
             ]
-            # Stage 2: the four partial products of total * multiplier, each an 18x18 DSP
-            # multiply: a = aH * 2**16 + aL, b = bH * 2**16 + bL with aL, bL unsigned. PASS
-            # multiplies by 2**31 (bH = 2**15, bL = 0), for which the rounding below returns
-            # ``total`` itself.
-            a = s1.lane[lane].total
-            b = s1.lane[lane].multiplier
+            # Stage 2: a PRelu's negative lanes take the negative-side multiplier (bits
+            # 10..31, low bits 0) and shift (bits 5..9); then the four partial products of
+            # total * multiplier, each an 18x18 DSP multiply: a = aH * 2**16 + aL, b = bH *
+            # 2**16 + bL with aL, bL unsigned. PASS multiplies by 2**31 (bH = 2**15, bL = 0),
+            # for which the rounding below returns ``total`` itself.
+            p1 = s1.lane[lane]
+            a = p1.total
+            b = Signal(signed(bits), name=f"multiplier_{lane}")
+            m.d.comb += b.eq(Mux(p1.negative, Cat(Const(0, 10), p1.shift[10:32]), p1.multiplier))
             a_low, a_high = a[:16], a[16:].as_signed()
             b_low = Mux(s1.requant, b[:16], 0)
             b_high = Signal(signed(17), name=f"b_high_{lane}")
@@ -330,7 +341,7 @@ class PostProcessor(wiring.Component):
                 s2.lane[lane].hl.eq(a_high * b_low),
                 s2.lane[lane].hh.eq(a_high * b_high),
                 s2.lane[lane].saturate.eq(s1.requant & (a == most_negative) & (b == most_negative)),
-                s2.lane[lane].shift.eq(s1.lane[lane].shift),
+                s2.lane[lane].shift.eq(Mux(p1.negative, p1.shift[5:10], p1.shift[:5])),
             ]
             # Stage 3: SRDHM = floor((ab + 2**30) / 2**31) with ab = hh * 2**32 + (lh + hl) *
             # 2**16 + ll. The low 16 bits of ``ll + 2**30`` cannot carry past 2**16 once the
