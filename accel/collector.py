@@ -4,9 +4,9 @@ Compiling, reading a program and running the cycle model allocate up to millions
 (instructions, per-instruction times and arrays) that make no reference cycles and that
 reference counting frees. Each full pass of the collector walks every live object, the
 program's instructions included, and such passes trigger again and again while the objects
-are made: about three quarters of a large program's compile time, a tenth of a large run's
-(ResNet-50 on ``edge``: 2.36 -> 1.94 s of simulation), more than half of decoding its
-program (0.42 -> 0.16 s), for no garbage.
+are made: about three quarters of a large program's compile time, a tenth or more of a large
+run's (ResNet-50 on ``edge``, collector on against off: 2.2-2.5 -> 1.95 s of simulation), more
+than half of decoding its program (0.42 -> 0.16 s), for no garbage.
 """
 
 from __future__ import annotations
