@@ -44,7 +44,10 @@ __all__ = [
     "Sem",
     "Store",
     "decode",
+    "decode_all",
+    "distinct_rows",
     "encode",
+    "encode_all",
     "field_max",
 ]
 
@@ -504,19 +507,24 @@ def decode(data: bytes) -> Instruction:
     return cls(**values)
 
 
+#: The 512-bit instruction word as 64-bit little-endian lanes: a field (at most 32 bits)
+#: lies in one lane or straddles two.
+_LANES = INSTRUCTION_BYTES // 8
+
+
 def encode_all(instructions: Sequence[Instruction]) -> bytes:
     """:func:`encode` of consecutive instructions (a stream), each field of every distinct
     instruction packed at once: the same bytes, tens of times faster than one by one on large
     programs. A field that does not fit raises :func:`encode`'s ``ValueError`` for the first
     such instruction."""
-    slot: dict[int, int] = {}  # id -> its place among the distinct instructions
+    places: dict[int, tuple[int, Instruction]] = {}  # id -> (place among the distinct, it)
     which = np.fromiter(
-        (slot.setdefault(id(i), len(slot)) for i in instructions), np.int64, len(instructions)
+        (places.setdefault(id(i), (len(places), i))[0] for i in instructions),
+        np.int64,
+        len(instructions),
     )
-    distinct = list({id(i): i for i in instructions}.values())
-    # The 512-bit word as eight little-endian 64-bit lanes: a field (at most 32 bits) lies in
-    # one lane or straddles two.
-    lanes = np.zeros((len(distinct), INSTRUCTION_BYTES // 8), "<u8")
+    distinct = [instr for _, instr in places.values()]
+    lanes = np.zeros((len(distinct), _LANES), "<u8")
     kinds = np.array([_OPCODES.get(type(i), -1) for i in distinct], np.int64)
     for opcode in np.unique(kinds).tolist():
         rows = np.flatnonzero(kinds == opcode)
@@ -527,15 +535,13 @@ def encode_all(instructions: Sequence[Instruction]) -> bytes:
         try:
             table = np.array([fields(distinct[row].__dict__) for row in rows.tolist()], np.int64)
         except (OverflowError, TypeError, ValueError):  # beyond int64, or not an integer
-            for instr in instructions:
-                encode(instr)  # raises, naming the field
+            _raise_first_misfit(instructions)
             raise
         columns = [np.full(len(rows), opcode, np.int64), *table.reshape(len(rows), -1).T]
-        words = np.zeros((len(rows), lanes.shape[1]), "<u8")
+        words = np.zeros((len(rows), _LANES), "<u8")
         for value, (_, offset, mask, low, high) in zip(columns, layout, strict=True):
             if value.min() < low or value.max() > high:
-                for instr in instructions:  # raises for the first that does not fit
-                    encode(instr)
+                _raise_first_misfit(instructions)
             bits = value.astype(np.uint64) & np.uint64(mask)
             lane, shift = divmod(offset, 64)
             words[:, lane] |= bits << np.uint64(shift)
@@ -547,30 +553,31 @@ def encode_all(instructions: Sequence[Instruction]) -> bytes:
 
 def decode_all(data: bytes) -> list[Instruction]:
     """:func:`decode` of consecutive instructions (a program file's stream), each field taken
-    from every instruction at once: the same instructions, tens of times faster than one by
-    one."""
+    from every distinct instruction at once: the same instructions, equal ones one object (as
+    the compiler makes them), tens of times faster than one by one."""
     if len(data) % INSTRUCTION_BYTES:
         raise ValueError(
             f"{len(data)} bytes are not a whole number of {INSTRUCTION_BYTES}-byte instructions"
         )
-    count = len(data) // INSTRUCTION_BYTES
-    # Eight spare bytes: every field (at most 32 bits) lies in the 8 bytes from its first.
-    words = np.zeros((count, INSTRUCTION_BYTES + 8), np.uint8)
-    words[:, :INSTRUCTION_BYTES] = np.frombuffer(data, np.uint8).reshape(count, INSTRUCTION_BYTES)
-    opcodes = words[:, 0] & 0xF
-    out = np.empty(count, dtype=object)
+    lanes = np.frombuffer(data, "<u8").reshape(-1, _LANES)
+    opcodes = lanes[:, 0] & np.uint64(0xF)
+    out = np.empty(len(lanes), dtype=object)
     for opcode in np.unique(opcodes).tolist():
         if opcode not in _BY_OPCODE:
             raise ValueError(f"unknown opcode {opcode}")
         cls = _BY_OPCODE[opcode]
         rows = np.flatnonzero(opcodes == opcode)
-        first, which = _distinct(words[rows, :INSTRUCTION_BYTES])
-        chosen = words[rows[first]]
+        first, which = distinct_rows(lanes[rows])
+        if first is None:  # a hash collision: every instruction its own object
+            first = which = np.arange(len(rows))
+        chosen = lanes[rows[first]]
         names, columns = [], []
         for name, offset, mask, low, _ in _LAYOUTS[cls][1:]:  # the opcode is the class
-            byte, bit = divmod(offset, 8)
-            window = np.ascontiguousarray(chosen[:, byte : byte + 8]).view("<u8")[:, 0]
-            value = ((window >> np.uint64(bit)) & np.uint64(mask)).astype(np.int64)
+            lane, shift = divmod(offset, 64)
+            bits = chosen[:, lane] >> np.uint64(shift)
+            if shift + mask.bit_length() > 64:
+                bits |= chosen[:, lane + 1] << np.uint64(64 - shift)
+            value = (bits & np.uint64(mask)).astype(np.int64)
             if low < 0:
                 value[value > mask >> 1] -= mask + 1
             names.append(name)
@@ -584,19 +591,30 @@ def decode_all(data: bytes) -> list[Instruction]:
     return out.tolist()
 
 
-def _distinct(encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(first, which)`` of (n, INSTRUCTION_BYTES) encoded instructions: a row of each
-    distinct one, and per row which of them it is (``encoded[first][which] == encoded``).
-    Equal instructions become one object, as the compiler makes them: a stream repeats
-    many."""
-    lanes = np.ascontiguousarray(encoded).view("<u8")
-    key = np.zeros(len(lanes), np.uint64)
-    for lane in lanes.T:  # a hash of the 64 bytes; a collision is caught below
+def _raise_first_misfit(instructions: Sequence[Instruction]) -> None:
+    """:func:`encode` each in turn: raises for the first field that does not fit."""
+    for instr in instructions:
+        encode(instr)
+
+
+def distinct_rows(table: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(first, which)``: a row of every distinct row of the integer ``table`` and, per row,
+    which of them it equals (``table[first][which] == table``); ``(None, None)`` on a hash
+    collision. How equal instructions become one object, in the compiler (their fields) and
+    in :func:`decode_all` (their encoded lanes)."""
+    key = np.zeros(len(table), dtype=np.uint64)
+    for column in table.T:
         key *= np.uint64(0x9E3779B97F4A7C15)
-        key += lane
-    _, first, which = np.unique(key, return_index=True, return_inverse=True)
-    if not np.array_equal(lanes[first][which], lanes):
-        return np.arange(len(lanes)), np.arange(len(lanes))
+        key += column.astype(np.uint64)
+    order = np.argsort(key)
+    sorted_key = key[order]
+    new = np.ones(len(key), dtype=bool)
+    np.not_equal(sorted_key[1:], sorted_key[:-1], out=new[1:])
+    which = np.empty(len(key), dtype=np.int64)
+    which[order] = np.cumsum(new) - 1
+    first = order[new]
+    if not np.array_equal(table[first][which], table):
+        return None, None
     return first, which
 
 

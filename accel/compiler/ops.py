@@ -144,7 +144,7 @@ class Block:
         k = len(self.names)
         table = np.column_stack([self.array[:, :k], waits[ops], signals[ops]])
         if self.cls is not isa.Store and len(table) > 1:  # every STORE has its own bytes
-            first, which = _distinct_rows(table)
+            first, which = isa.distinct_rows(table)
             if first is not None and 2 * len(first) < len(table):
                 return self._make(table[first].tolist())[which]
         return self._make(table.tolist())
@@ -177,26 +177,6 @@ class Block:
             hi = hi if isinstance(hi, np.ndarray) else np.full(n, hi, dtype=np.int64)
             out.append((space, kind, lo, hi))
         return out
-
-
-def _distinct_rows(table: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(first, which)``: a row of every distinct row of ``table`` and, per row, which of
-    them it equals (``table[first][which] == table``); ``(None, None)`` on a hash collision.
-    """
-    key = np.zeros(len(table), dtype=np.uint64)
-    for column in table.T:
-        key *= np.uint64(0x9E3779B97F4A7C15)
-        key += column.astype(np.uint64)
-    order = np.argsort(key)
-    sorted_key = key[order]
-    new = np.ones(len(key), dtype=bool)
-    np.not_equal(sorted_key[1:], sorted_key[:-1], out=new[1:])
-    which = np.empty(len(key), dtype=np.int64)
-    which[order] = np.cumsum(new) - 1
-    first = order[new]
-    if not np.array_equal(table[first][which], table):
-        return None, None
-    return first, which
 
 
 def runs(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
