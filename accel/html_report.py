@@ -531,12 +531,12 @@ def _partition_section(split: dict[str, Any]) -> list[str]:
         ("host_writes_bytes", "host writes B"),
         ("host_reads_bytes", "host reads B"),
     ]
-    share = 100 * split["accelerator_mac_share"]
     return [
         '<h2 id="partition">Partition: accelerator segments and host steps</h2>',
         f"<p>The accelerator runs {split['accelerator_layers']} of {split['layers']} layers "
-        f"({share:.1f}% of the MACs) in {split['segments']} segments, one program each, back to "
-        f"back; {split['host_steps']} steps run on the host between them (orange). The cycles "
+        f"({report.mac_share_phrase(split)}) in {split['segments']} segments, one program "
+        f"each, back to back; {split['host_steps']} step(s) run on the host between them "
+        "(orange). The cycles "
         "in this report are the accelerator's; the host's time is not modelled. Across the "
         f"boundary the host writes and reads {split['boundary_bytes']:,} bytes of DRAM "
         "(segment inputs it computed, segment outputs it needs).</p>",
@@ -657,8 +657,10 @@ def render_html(
         ("stall cycles", f"{sum(stalls.values()):,}"),
     ]
     if split is not None:
+        share = split["accelerator_mac_share"]
+        share_card = "no MACs" if share is None else f"{100 * share:.1f}%"
         cards[:0] = [
-            ("MACs on the accelerator", f"{100 * split['accelerator_mac_share']:.1f}%"),
+            ("MACs on the accelerator", share_card),
             ("layers on the accelerator", f"{split['accelerator_layers']} of {split['layers']}"),
             ("segments / host steps", f"{split['segments']} / {split['host_steps']}"),
             ("DRAM across the host boundary", f"{split['boundary_bytes'] / 1024:.1f} KiB"),
@@ -723,13 +725,78 @@ def render_html(
     if trace_name is None and split is not None:
         files.append(
             "no trace.json: a timeline shows one program, and this network runs in "
-            f"{split['segments']} (<code>accel simulate --trace</code> needs one too)"
+            f"{split['segments']} programs (<code>accel simulate --trace</code> needs one too)"
         )
     if trace_name:
         files.append(
             f'<a href="{html.escape(trace_name)}">{html.escape(trace_name)}</a> (open it in '
             "https://ui.perfetto.dev or chrome://tracing: one track per engine)"
         )
+    if split is not None and not split["accelerator_layers"]:
+        # Nothing ran on the accelerator: its plots would be empty axes.
+        accelerator_sections = [
+            "<p>No layer of this network runs on the accelerator, so there are no cycles, "
+            "roofline, stalls or buffer occupancy to show.</p>"
+        ]
+    else:
+        accelerator_sections = [
+            '<h2 id="cycles">Cycles and utilization per layer</h2>',
+            _figure(
+                "cycles",
+                plot_cycles(table),
+                "Each layer's share of the compute engine's timeline (from the end of the previous "
+                "layer's last pass to the end of its own; the shares add up to the total) and its "
+                "MAC utilization = MACs / (rows x cols x cycles).",
+            ),
+            '<h2 id="roofline">Roofline</h2>',
+            _figure(
+                "roofline",
+                plot_roofline(table, peak, bandwidth),
+                "Operational intensity = MACs / DRAM bytes read and written by the layer; "
+                "attained = MACs / layer cycles. Roofs: compute "
+                f"{cfg.array.rows}x{cfg.array.cols} = {peak} MACs/cycle, DRAM {bandwidth} "
+                f"B/cycle x intensity (ridge at {peak / bandwidth:g} MACs/B).",
+            ),
+            "<p>Not on the roofline (no MACs or no DRAM traffic): "
+            f"{html.escape(', '.join(off_roof)) or 'none'}.</p>",
+            *(
+                [
+                    "<p>Above their roof: "
+                    f"{html.escape(', '.join(above_roof))}. A layer's cycles are its share of the "
+                    "compute timeline, and some of its DRAM traffic ran earlier, in the shares of "
+                    "the layers before it (the DMA loads a layer's inputs and weights while the "
+                    "previous one computes).</p>"
+                ]
+                if above_roof
+                else []
+            ),
+            '<h2 id="stalls">Stalls by cause</h2>',
+            _figure(
+                "stalls",
+                plot_stalls(table),
+                "Cycles in which the array/vector unit's feed slot was idle, by cause. Busy cycles "
+                "plus stalls equal each layer's cycles.",
+            ),
+            _table(
+                stall_rows,
+                [("cause", "cause"), ("cycles", "cycles"), ("meaning", "meaning")],
+                {"cause", "meaning"},
+            ),
+            '<h2 id="occupancy">Buffer occupancy</h2>',
+            _figure(
+                "occupancy",
+                plot_occupancy(occupancy_rows, depths),
+                "Working set of each layer in each on-chip buffer: the distinct words the layer's "
+                "instructions write or read, as a fraction of the buffer's depth (input: LOAD "
+                "writes and the window generator's reads, padding excluded; weight: LOAD writes "
+                "and the ARRAY passes' weight tiles; param: LOAD writes and the word each "
+                "requantizing POST reads; acc: rows COMPUTE writes and POST reads; output: words "
+                "POST writes and STORE reads). Exact, from the instructions' address fields. It is "
+                "the address footprint over the whole layer, not the data live at one time: every "
+                "slot of a double-buffered ring counts. Grey: the layer does not use the buffer. "
+                "Table: occupancy.csv.",
+            ),
+        ]
     title = f"{totals['network']} on {cfg.name}"
     if batch is not None:
         title += f", a batch of {batch.images} images"
@@ -746,62 +813,7 @@ def render_html(
         *([] if batch is None else _batch_section(batch, programs or [])),
         *([] if split is None else _partition_section(split)),
         *([] if compared is None else _dataflow_section(compared)),
-        '<h2 id="cycles">Cycles and utilization per layer</h2>',
-        _figure(
-            "cycles",
-            plot_cycles(table),
-            "Each layer's share of the compute engine's timeline (from the end of the previous "
-            "layer's last pass to the end of its own; the shares add up to the total) and its "
-            "MAC utilization = MACs / (rows x cols x cycles).",
-        ),
-        '<h2 id="roofline">Roofline</h2>',
-        _figure(
-            "roofline",
-            plot_roofline(table, peak, bandwidth),
-            f"Operational intensity = MACs / DRAM bytes read and written by the layer; attained "
-            f"= MACs / layer cycles. Roofs: compute {cfg.array.rows}x{cfg.array.cols} = {peak} "
-            f"MACs/cycle, DRAM {bandwidth} B/cycle x intensity (ridge at "
-            f"{peak / bandwidth:g} MACs/B).",
-        ),
-        "<p>Not on the roofline (no MACs or no DRAM traffic): "
-        f"{html.escape(', '.join(off_roof)) or 'none'}.</p>",
-        *(
-            [
-                "<p>Above their roof: "
-                f"{html.escape(', '.join(above_roof))}. A layer's cycles are its share of the "
-                "compute timeline, and some of its DRAM traffic ran earlier, in the shares of "
-                "the layers before it (the DMA loads a layer's inputs and weights while the "
-                "previous one computes).</p>"
-            ]
-            if above_roof
-            else []
-        ),
-        '<h2 id="stalls">Stalls by cause</h2>',
-        _figure(
-            "stalls",
-            plot_stalls(table),
-            "Cycles in which the array/vector unit's feed slot was idle, by cause. Busy cycles "
-            "plus stalls equal each layer's cycles.",
-        ),
-        _table(
-            stall_rows,
-            [("cause", "cause"), ("cycles", "cycles"), ("meaning", "meaning")],
-            {"cause", "meaning"},
-        ),
-        '<h2 id="occupancy">Buffer occupancy</h2>',
-        _figure(
-            "occupancy",
-            plot_occupancy(occupancy_rows, depths),
-            "Working set of each layer in each on-chip buffer: the distinct words the layer's "
-            "instructions write or read, as a fraction of the buffer's depth (input: LOAD "
-            "writes and the window generator's reads, padding excluded; weight: LOAD writes "
-            "and the ARRAY passes' weight tiles; param: LOAD writes and the word each "
-            "requantizing POST reads; acc: rows COMPUTE writes and POST reads; output: words "
-            "POST writes and STORE reads). Exact, from the instructions' address fields. It is "
-            "the address footprint over the whole layer, not the data live at one time: every "
-            "slot of a double-buffered ring counts. Grey: the layer does not use the buffer. "
-            "Table: occupancy.csv.",
-        ),
+        *accelerator_sections,
         '<h2 id="layers">Layers</h2>',
         _table(display, columns, {"layer", "runs_on", "kind", "output", "bound", "mapping"}),
         '<h2 id="config">Config</h2>',

@@ -165,6 +165,13 @@ def host_row(run: DeploymentRun, step: HostStep) -> dict:
     }
 
 
+def mac_share_phrase(split: dict) -> str:
+    """A :func:`partition`'s accelerator MAC share in words: ``"87.5% of the MACs"``, or
+    ``"no MACs in the network"`` (a share of nothing is not 100%)."""
+    share = split["accelerator_mac_share"]
+    return "no MACs in the network" if share is None else f"{100 * share:.1f}% of the MACs"
+
+
 def partition(run: DeploymentRun) -> dict:
     """What runs where: the steps in order and the shares of the accelerator.
 
@@ -176,7 +183,7 @@ def partition(run: DeploymentRun) -> dict:
     reads out of a segment, :meth:`~accel.deploy.DeploymentRun.boundary`). Totals:
     ``accelerator_layers`` of ``layers``, ``accelerator_macs`` of ``macs`` (the host's MACs
     are those of its Conv/ConvTranspose/Gemm/MatMul ops), their ratio
-    ``accelerator_mac_share``, and ``boundary_bytes``.
+    ``accelerator_mac_share`` (``None`` for a network without MACs), and ``boundary_bytes``.
     """
     from accel import host
 
@@ -223,7 +230,7 @@ def partition(run: DeploymentRun) -> dict:
         "accelerator_layers": sum(len(s["layers"]) for s in on_accel),
         "macs": macs,
         "accelerator_macs": accelerator_macs,
-        "accelerator_mac_share": accelerator_macs / macs if macs else 1.0,
+        "accelerator_mac_share": accelerator_macs / macs if macs else None,
         "boundary_bytes": run.boundary_bytes,
         "steps": steps,
     }
@@ -306,8 +313,8 @@ def render_run(run: DeploymentRun, fmt: str, batch: Batch | None = None) -> str:
         f"the accelerator ({len(deployment.segments)} segment(s) back to back; host time not "
         f"counted): {run.gops:.1f} GOPS, MAC utilization {100 * run.utilization:.1f}%",
         f"host: {len(host_ops)} op(s) ({ops}); accelerator: {accelerator_layers} of "
-        f"{total_layers} layers, {100 * partition(run)['accelerator_mac_share']:.1f}% of the "
-        "MACs; DRAM across the host boundary "
+        f"{total_layers} layers, {mac_share_phrase(partition(run))}; DRAM across the host "
+        "boundary "
         f"{run.boundary_bytes / 1024:.1f} KB",
     ]
     notes += batch.lines() if batch is not None else []

@@ -217,9 +217,10 @@ def test_zoo_networks_with_host_ops_run_bit_exact(name, size, kinds):
         np.testing.assert_array_equal(run.outputs[output].reshape(value.shape), value)
 
 
-def test_a_network_of_host_ops_only_simulates_at_zero_accelerator_cycles(capsys):
+def test_a_network_of_host_ops_only_simulates_at_zero_accelerator_cycles(capsys, tmp_path):
     """ONNX's own one-Relu model: nothing for the accelerator (no segment), so 0 cycles and
-    the host op, in every format; it once ended in an IndexError."""
+    the host op, in every format; it once ended in an IndexError. Its report shows no MAC
+    share (it once read 100% of 0 MACs) and no plots of an accelerator that did nothing."""
     from pathlib import Path
 
     import onnx
@@ -234,3 +235,8 @@ def test_a_network_of_host_ops_only_simulates_at_zero_accelerator_cycles(capsys)
     doc = json.loads(capsys.readouterr().out)
     assert doc["total_cycles"] == 0 and doc["segments"] == [] and len(doc["host_ops"]) == 1
     assert doc["stalls"] == {"dram": 0, "dependency": 0, "weights": 0, "fill_drain": 0}
+    assert main(["report", path, "--preset", "tiny", "-o", str(tmp_path)]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert "<b>no MACs</b>" in page and "(no MACs in the network)" in page
+    assert "No layer of this network runs on the accelerator" in page
+    assert 'id="roofline"' not in page and "<svg" not in page
