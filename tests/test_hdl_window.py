@@ -216,7 +216,7 @@ def test_window_sequence_equals_the_model(instrs, seed):
 
 
 def test_decode_stage_equals_decode_bits_over_the_whole_field_ranges():
-    """hdl.window.decode (the products as sums of shifts, the depthwise taps' chain) against
+    """hdl.window.decode (the products as sums of shifts, the depthwise taps) against
     the Python reference, every field random over its encoding's range."""
     rng = np.random.default_rng(14)
     instrs = []
