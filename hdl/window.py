@@ -58,7 +58,7 @@ held_ready : In(1)
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -177,8 +177,15 @@ def decode(m: Module, instr, config: AccelConfig, *, name: str = "decoded") -> S
         # Row t's tap (r, s) = (t // taps_w, t % taps_w), each row on its own (a chain from
         # row to row was the 8x8's critical path: 22.7 ns on the LFE5U-85F at 4f595b4): the
         # quotient and remainder are constants per value of taps_w <= t (taps_w > t: (0, t);
-        # taps_w = 0: (t, 0), as the reference), then the offsets are sums of shifts.
-        for t in range(config.array.rows):
+        # taps_w = 0: (t, 0), as the reference), and select the row's offsets among those of
+        # every tap row r and column s, computed once (r * kr_step, r * dil_h, s * dil_w).
+        rows = config.array.rows
+        index = range(rows)
+        narrow = ceil_log2(rows) + len(instr.dil_h)  # r * dil_h, s * dil_w < rows * 16
+        row_addr = Array(_times(Const(r, index), out.kr_step, bits) for r in index)
+        row_dh = Array(_times(Const(r, index), instr.dil_h, narrow) for r in index)
+        col_dw = Array(_times(Const(s, index), instr.dil_w, narrow) for s in index)
+        for t in index:
             r = Signal(range(t + 1), name=f"{name}_r{t}")
             s = Signal(range(t + 1), name=f"{name}_s{t}")
             with m.Switch(instr.taps_w):
@@ -187,11 +194,10 @@ def decode(m: Module, instr, config: AccelConfig, *, name: str = "decoded") -> S
                         m.d.comb += [r.eq(t // w if w else t), s.eq(t % w if w else 0)]
                 with m.Default():
                     m.d.comb += [r.eq(0), s.eq(t)]
-            addr = _times(r, out.kr_step, bits) + _times(s, instr.dil_w, bits)
             m.d.comb += [
-                out.taps[t].addr.eq(addr[:bits]),
-                out.taps[t].dh.eq(_times(r, instr.dil_h, _COORD.width)),
-                out.taps[t].dw.eq(_times(s, instr.dil_w, _COORD.width)),
+                out.taps[t].addr.eq(row_addr[r] + col_dw[s]),
+                out.taps[t].dh.eq(row_dh[r]),
+                out.taps[t].dw.eq(col_dw[s]),
                 out.taps[t].on.eq(r < instr.taps_h),
             ]
     return out

@@ -215,26 +215,33 @@ def test_window_sequence_equals_the_model(instrs, seed):
     assert len(taken) == len(instrs)
 
 
-def test_decode_stage_equals_decode_bits_over_the_whole_field_ranges():
+@pytest.mark.parametrize("rows", [4, 8])
+def test_decode_stage_equals_decode_bits_over_the_whole_field_ranges(rows):
     """hdl.window.decode (the products as sums of shifts, the depthwise taps) against
-    the Python reference, every field random over its encoding's range."""
+    the Python reference, every field random over its encoding's range; half of the
+    instructions with a depthwise kernel no wider than the array has rows (0 included), so
+    every row's taps are decoded for every kernel width that splits them."""
+    config = CONFIG.replace(array={"rows": rows, "cols": rows})
     rng = np.random.default_rng(14)
     instrs = []
-    for _ in range(200):
+    for k in range(300):
         values = {}
         for name, width, signed in isa.FIELDS[Compute]:
             if name != "opcode":
                 low, high = (-(1 << (width - 1)), 1 << (width - 1)) if signed else (0, 1 << width)
                 values[name] = int(rng.integers(low, high))
+        if k % 2:
+            values["taps_w"] = k // 2 % (rows + 2)
+            values["taps_h"] = int(rng.integers(0, rows + 2))
         instrs.append(Compute(**values))
     m = Module()
     instr = Signal(COMPUTE_LAYOUT)
-    out = decode(m, instr, CONFIG)
+    out = decode(m, instr, config)
 
     async def bench(ctx):
         for compute in instrs:
             ctx.set(instr.as_value(), raw(compute))
-            assert ctx.get(out.as_value()) == decode_bits(compute, CONFIG), compute
+            assert ctx.get(out.as_value()) == decode_bits(compute, config), compute
 
     sim = Simulator(m)  # combinational: no clock
     sim.add_testbench(bench)
