@@ -232,12 +232,13 @@ class SystolicArray(wiring.Component):
                 value = reg
             return value
 
-        # Weight writes travel along the row: column c sees them c cycles late.
-        w_valid = [self.w.valid]
-        w_row = [self.w.payload.row]
+        # Weight writes travel along the row: column c sees them c cycles late. They travel
+        # as one write enable per array row, decoded once at column 0, so that in the other
+        # columns a flip-flop, not a compare, drives the PE's weight select (the 8x8's
+        # critical path on the LFE5U-85F ran through the compare into the multiplier).
+        w_we = [[self.w.valid & (self.w.payload.row == i) for i in range(rows)]]
         for c in range(1, cols):
-            w_valid.append(delayed(w_valid[-1], 1, f"w_valid_c{c}"))
-            w_row.append(delayed(w_row[-1], 1, f"w_row_c{c}", data=True))
+            w_we.append([delayed(we, 1, f"w_we_r{i}_c{c}") for i, we in enumerate(w_we[-1])])
         w_data = [
             delayed(self.w.payload.data[c], c, f"w_data_c{c}", data=True) for c in range(cols)
         ]
@@ -279,7 +280,7 @@ class SystolicArray(wiring.Component):
                     pe.sw_in.eq(left.sw_out if left else sw_edge[i]),
                     pe.psum_in.eq(pes[i - 1][c].psum_out if i else Const(0, d.acc_bits)),
                     pe.prod_in.eq(pes[i - 1][c].prod_out if i else 0),
-                    pe.w_we.eq(w_valid[c] & (w_row[c] == i)),
+                    pe.w_we.eq(w_we[c][i]),
                     pe.w_in.eq(w_data[c]),
                 ]
 
