@@ -286,6 +286,10 @@ class LoadEngine(wiring.Component):
                 "desc": _RETURN,
                 "inner_last": unsigned(_LOAD["inner_count"]),  # inner_count - 1
                 "outer_last": unsigned(_LOAD["outer_count"]),  # outer_count - 1
+                # j == inner_last and o == outer_last, kept with the counts: the walk's end
+                # then meets no compare (the path from a beat to the FIFO's level was one).
+                "j_last": 1,
+                "o_last": 1,
                 "o": unsigned(_LOAD["outer_count"]),
                 "j": unsigned(_LOAD["inner_count"]),
                 "addr": unsigned(_LOAD["sram_addr"]),  # buffer word being written
@@ -301,6 +305,8 @@ class LoadEngine(wiring.Component):
                 walk_.desc.eq(desc),
                 walk_.inner_last.eq(desc.inner_count - 1),
                 walk_.outer_last.eq(desc.outer_count - 1),
+                walk_.j_last.eq(desc.inner_count == 1),  # j = 0 == inner_count - 1
+                walk_.o_last.eq(desc.outer_count == 1),
                 walk_.addr.eq(desc.sram_addr),
                 walk_.row.eq(desc.sram_addr),
             ]
@@ -361,8 +367,8 @@ class LoadEngine(wiring.Component):
                 port.data.eq(Cat(*values)),
             ]
 
-        inner_done = at.j == at.inner_last
-        end = beat.last & inner_done & (at.o == at.outer_last)
+        inner_done = at.j_last
+        end = beat.last & inner_done & at.o_last
         after = Signal(walk)
         m.d.comb += after.eq(at)
         step = 1
@@ -374,12 +380,16 @@ class LoadEngine(wiring.Component):
             m.d.comb += after.slot.eq(at.slot + 1)
         with m.If(beat.last):
             with m.If(~inner_done):
-                m.d.comb += after.j.eq(at.j + 1)
+                j = (at.j + 1)[: len(at.j)]
+                m.d.comb += [after.j.eq(j), after.j_last.eq(j == at.inner_last)]
             with m.Else():
                 row = at.row + at.desc.sram_outer_stride
+                o = (at.o + 1)[: len(at.o)]
                 m.d.comb += [
                     after.j.eq(0),
-                    after.o.eq(at.o + 1),
+                    after.j_last.eq(at.inner_last == 0),
+                    after.o.eq(o),
+                    after.o_last.eq(o == at.outer_last),
                     after.row.eq(row),
                     after.addr.eq(row),
                 ]
