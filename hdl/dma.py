@@ -513,16 +513,26 @@ class StoreEngine(wiring.Component):
         # The walk's flags and next position are computed for a beat of the held instruction
         # (from `state` and `held`) and for the first beat of the one on `i` (from `first`
         # and `taken`) side by side; `busy` only selects, no carry chain follows it. A held
-        # beat's `run_end` is a register (`state_end`), written with `state` from the beat
-        # before, so no compare sits between `state` and the selects it drives.
+        # beat's flags are registers (`state_end`, `state_j_last`, `state_o_last`: the run
+        # ends, j and o are the last), written with `state` from the beat before, so no
+        # compare sits between `state` or `held` and the selects they drive.
         def run_end(pos):
             # One beat per bus block: the run ends on the beat whose block holds its last
             # byte (an unaligned run's extra last beat has `left` 0 and no byte enabled).
             return (pos.addr % bandwidth) + pos.left <= bandwidth
 
-        def run_flags(pos, instr, end):
-            inner_last = pos.j == instr.inner_count - 1
-            return end, inner_last, end & inner_last & (pos.o == instr.outer_count - 1)
+        def flags_after(pos, instr, flags, o_last):
+            """(j, o) are the last of their counts at the beat after the one at ``pos``:
+            unchanged within a run; run ``j + 1`` is the last if ``j + 2 == inner_count``,
+            run 0 of row ``o + 1`` if ``inner_count == 1`` (modulo the fields' widths)."""
+            end, inner_last, _ = flags
+            j_last = Mux(
+                inner_last,
+                instr.inner_count == 1,
+                (pos.j + 2)[: len(pos.j)] == instr.inner_count,
+            )
+            o_last_after = Mux(inner_last, (pos.o + 2)[: len(pos.o)] == instr.outer_count, o_last)
+            return Mux(end, j_last, inner_last), Mux(end, o_last_after, o_last)
 
         def end_after(pos, instr, flags):
             """`run_end` of the beat after the one at `pos` (`step`'s), from `pos`: within
@@ -538,8 +548,13 @@ class StoreEngine(wiring.Component):
             return Mux(end, (start % bandwidth) + instr.run_bytes <= bandwidth, within)
 
         state_end = Signal(reset_less=True)
-        held_flags = run_flags(state, held, state_end)
-        first_flags = run_flags(first, taken, run_end(first))
+        state_j_last = Signal(reset_less=True)
+        state_o_last = Signal(reset_less=True)
+        held_flags = (state_end, state_j_last, state_end & state_j_last & state_o_last)
+        # The first beat: j = o = 0 is the last if the count is 1.
+        first_end, first_j_last = run_end(first), taken.inner_count == 1
+        first_o_last = taken.outer_count == 1
+        first_flags = (first_end, first_j_last, first_end & first_j_last & first_o_last)
         last = Mux(busy, held_flags[2], first_flags[2])
 
         # Scatter: lane t + u at byte r + u*s of the beat (module docstring). No multiply sits
@@ -650,8 +665,16 @@ class StoreEngine(wiring.Component):
             step(first, taken, first_flags, first_count, first_r, "next_of_first").as_value(),
         )
         end = Mux(busy, end_after(state, held, held_flags), end_after(first, taken, first_flags))
+        held_after = flags_after(state, held, held_flags, state_o_last)
+        first_after = flags_after(first, taken, first_flags, first_o_last)
         with m.If(self.w.valid & self.w.ready):
-            m.d.sync += [state.eq(nxt), state_end.eq(end), busy.eq(~last)]
+            m.d.sync += [
+                state.eq(nxt),
+                state_end.eq(end),
+                state_j_last.eq(Mux(busy, held_after[0], first_after[0])),
+                state_o_last.eq(Mux(busy, held_after[1], first_after[1])),
+                busy.eq(~last),
+            ]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += held.eq(taken)
         return m
