@@ -186,8 +186,8 @@ def decode(m: Module, instr, config: AccelConfig, *, name: str = "decoded") -> S
         row_dh = Array(_times(Const(r, index), instr.dil_h, narrow) for r in index)
         col_dw = Array(_times(Const(s, index), instr.dil_w, narrow) for s in index)
         for t in index:
-            r = Signal(range(t + 1), name=f"{name}_r{t}")
-            s = Signal(range(t + 1), name=f"{name}_s{t}")
+            r = Signal(range(max(t + 1, 2)), name=f"{name}_r{t}")  # no zero-width signal
+            s = Signal(range(max(t + 1, 2)), name=f"{name}_s{t}")
             with m.Switch(instr.taps_w):
                 for w in range(t + 1):
                     with m.Case(w):
