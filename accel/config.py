@@ -447,9 +447,9 @@ PRESETS: dict[str, AccelConfig] = {
         ),
         dram=DramConfig(bandwidth=4, latency=8),
         # Place and route of the generated top (docs/synthesis.md, "Clock: place and route").
-        clock_mhz=72.2,
+        clock_mhz=71.8,
         clock_source=f"{MEASURED}: nextpnr-ecp5 on an LFE5U-45F (CABGA381, speed 6), out of "
-        "context, seed 1, at commit 56999a1",
+        "context, seed 1, at commit 626ef2c",
     ),
     "edge": AccelConfig(name="edge", clock_source=ASIC_CLOCK),
     "server": AccelConfig(

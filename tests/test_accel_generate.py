@@ -221,7 +221,7 @@ def test_report(tiny, doc):
     assert text == report_text(doc)
     assert text.startswith("accel_top: hdl.top.Accelerator, config 'tiny' (digest ")
     for phrase in (
-        "array     4x4 ws, 16 PEs, 72.2 MHz (measured)",
+        "array     4x4 ws, 16 PEs, 71.8 MHz (measured)",
         "accumulator buffer     4 x 256 x 32 bits, 4.0 KiB",
         "parameter buffer       21 x 384 bits, 1008 B (of 1024 B configured)",
         "DRAM      4 B/beat, latency 8: ar_payload 64 bits, r_payload 37 bits, w_payload 86 bits",
