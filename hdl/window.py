@@ -150,7 +150,7 @@ def _times(small, x, bits: int):
     the shifted copies of ``x`` its bits select. No multiplier: on an FPGA a DSP block's
     fixed place costs more routing than its few adders (the decode stage's path, tile_w
     -> MULT18X18D -> the taps' chain, was 7.4 ns of routing at 8ee35ed)."""
-    terms = [Mux(small[b], x << b, 0)[:bits] for b in range(len(small))] or [Const(0, bits)]
+    terms = [Mux(small[b], x << b, 0)[:bits] for b in range(len(small))]
     while len(terms) > 1:
         pairs = zip(terms[::2], terms[1::2], strict=False)
         terms = [(a + b)[:bits] for a, b in pairs] + terms[len(terms) & ~1 :]
