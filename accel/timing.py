@@ -339,22 +339,25 @@ the engines never meet: engine ``e`` (0..3 in :class:`accel.isa.Engine` order) m
 only in the cycles ``c`` with ``c % (4 * B) == e * B`` (counted from cycle 0), and its R
 beats then own the R channel for ``B`` cycles that no other engine's slot reaches.
 Instruction ``k`` of a stream is requested in its engine's first slot after its predecessor's
-request and its buffer entry's release, and may start from the cycle after its last beat::
+request and its buffer entry's release, and may start two cycles after its last beat (the
+controller holds a fetched instruction in a register from the cycle after its last beat, and
+grants from that register)::
 
     request[k] = first slot >= max(request[k-1] + 1, start[k-depth] + 1)   (0 for k < depth)
-    avail[k]   = request[k] + latency + B
+    avail[k]   = request[k] + latency + B + 1
     start[k]  >= avail[k]
 
 (the entry of instruction ``k - depth`` is free once that instruction is granted; the fetch
 sees it free one cycle later). An instruction's ``ready`` (the counters' "fetched and its
 engine free") is also at least its ``avail``. So a stream's first instructions cost their
-slot plus ``latency + B`` cycles, and later ones only while an engine takes instructions
+slot plus ``latency + B + 1`` cycles, and later ones only while an engine takes instructions
 faster than one per ``4 * B`` cycles for longer than its buffer covers. Measured with the
 default ``Fetch()`` (8 instructions, 64 bytes) by ``sim.run(program, compute_outputs=False,
-fetch=Fetch())`` on main at a9180a2 (after the depthwise mode): tinynet on ``tiny`` 12,040
-cycles without the fetch, 12,049 with it (+9, +0.07%); ResNet-18 at 224x224 on ``edge``
-7,415,573 and 7,416,006 (+433, +0.006%); MobileNetV2 at 224x224 on ``edge`` 1,627,243 and
-1,627,958 (+715, +0.044%).
+fetch=Fetch())`` on main after 1296bcf (with the held instruction's cycle): tinynet on
+``tiny`` 12,064 cycles without the fetch, 12,074 with it (+10, +0.08%); ResNet-18 at 224x224
+on ``edge`` 7,401,256 and 7,401,756 (+500, +0.007%); MobileNetV2 at 224x224 on ``edge``
+1,621,083 and 1,621,768 (+685, +0.042%). Without that cycle (1296bcf) the fetch cost +9,
++491 and +676.
 """
 
 from __future__ import annotations
@@ -751,7 +754,7 @@ def fetch_slot(engine: int, earliest: int, fetch: Fetch) -> int:
 
 def fetch_available(request: int, fetch: Fetch, config: AccelConfig) -> int:
     """First cycle an instruction requested in cycle ``request`` may start."""
-    return request + config.dram.latency + fetch.beats()
+    return request + config.dram.latency + fetch.beats() + 1
 
 
 class FetchTimes:

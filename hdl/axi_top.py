@@ -144,6 +144,7 @@ class AxiLiteAccelerator(wiring.Component):
                     getattr(unit, f"{e}_base").eq(getattr(regs, f"{e}_base")),
                     getattr(unit, f"{e}_count").eq(getattr(regs, f"{e}_count")),
                     getattr(core, f"fetched_{e}").eq(getattr(unit, f"fetched_{e}")),
+                    getattr(core, f"fetched_next_{e}").eq(getattr(unit, f"fetched_next_{e}")),
                     getattr(unit, f"fire_{e}").eq(getattr(core, f"trace_{e}_start")),
                 ]
         connect(m, flipped(self.s_axil), regs.bus)

@@ -15,16 +15,22 @@ non-zero from ``done`` on and a waiting instruction may start in the very cycle 
 :mod:`accel.timing` requires. A grant and a completion of the same semaphore in one cycle
 leave it unchanged.
 
-Fetch never delays an engine: in the cycle of a grant the read address is already the next
-index (``base + index + 1``), so the following instruction is on ``issue`` one cycle later,
-and no engine takes instructions faster than one per cycle (every ``next_start`` of
-:mod:`accel.timing` is at least ``start + 1``).
+The instruction on ``issue`` is *held*: a register loaded from the read port, with its
+``wait`` and ``signal`` masks and its legality decoded beside it, so that the grant and the
+engines start from flip-flops. The read port runs one instruction ahead of the held one: in
+the cycle of a grant it shows the next instruction, which the grant loads, and the read
+address is already the one after (``base + index + 2``). So fetch never delays an engine:
+the following instruction is on ``issue`` one cycle after a grant, and no engine takes
+instructions faster than one per cycle (every ``next_start`` of :mod:`accel.timing` is at
+least ``start + 1``).
 
 Program control. ``start`` (one cycle, the cycle before cycle 0) resets the fetch indices,
-completion counts and counters; ``busy`` is high from cycle 0 until ``done``, which is high
-for one cycle: the first cycle in which every engine has completed ``count`` instructions,
-so the cycle counter ``cycle`` then equals the program's ``max(done)``, the model's total,
-and keeps it until the next ``start``.
+completion counts and counters and loads each stream's first instruction: the controller must
+be idle (``busy`` low) in the cycle before ``start``, with ``<engine>_base`` at its value,
+since while idle the read address is ``base``. ``busy`` is high from cycle 0 until ``done``,
+which is high for one cycle: the first cycle in which every engine has completed ``count``
+instructions, so the cycle counter ``cycle`` then equals the program's ``max(done)``, the
+model's total, and keeps it until the next ``start``.
 
 Trace and counters (for verification and performance analysis), per engine:
 
@@ -44,7 +50,7 @@ when a grant waited for room in an in-flight queue (the contract assumes unbound
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory, ReadPort
 from amaranth.lib.wiring import In, Out
@@ -89,8 +95,9 @@ def control_members(
 ) -> dict[str, wiring.Member]:
     """The program-control, trace and counter ports (shared with :class:`hdl.top.Accelerator`);
     ``cycle`` and the ``<engine>_{busy,blocked}_cycles`` counters are ``counter_bits`` wide.
-    With ``fetch``, also ``fetched_<engine>`` (``In(1)``): the instruction memory holds the
-    engine's next instruction (:class:`hdl.fetch.InstructionFetch`). With ``abort``, also
+    With ``fetch``, also ``fetched_<engine>`` and ``fetched_next_<engine>`` (``In(1)``): the
+    instruction memory holds the engine's oldest instruction not granted yet, and the one
+    after it too (:class:`hdl.fetch.InstructionFetch`). With ``abort``, also
     ``abort`` (``In(1)``): a bus error; the program stops (:class:`Controller`)."""
     members: dict[str, wiring.Member] = {
         "start": In(1),
@@ -117,6 +124,7 @@ def control_members(
         }
         if fetch:
             members[f"fetched_{e}"] = In(1)
+            members[f"fetched_next_{e}"] = In(1)
     return members
 
 
@@ -264,32 +272,71 @@ class Controller(wiring.Component):
         base = getattr(self, f"{e}_base")
         count = getattr(self, f"{e}_count")
 
-        index = Signal(INDEX_BITS, name=f"{e}_index")  # of the instruction on `issue`
+        # The held instruction: the stream's next one (`index`), decoded into registers when
+        # it arrives from the instruction memory, so that the grant and the engine see
+        # flip-flops only. The memory is read one instruction ahead of the held one.
+        index = Signal(INDEX_BITS, name=f"{e}_index")  # of the held instruction
+        loaded = Signal(name=f"{e}_loaded")  # `held` holds it
+        held = Signal(INSTRUCTION_BITS, name=f"{e}_held")
+        held_legal = Signal(name=f"{e}_held_legal")
+        held_wait = Signal(_SEMS, name=f"{e}_held_wait")
+        held_signal = Signal(_SEMS, name=f"{e}_held_signal")
         completed = Signal(INDEX_BITS, name=f"{e}_completed")
         fire = Signal(name=f"{e}_fire")
         m.d.comb += fire.eq(issue.valid & issue.ready)
-        # The grant (`fire`, late in the cycle) only selects the next address.
+
+        # Whether the instruction on `imem.data` (`index`, or `index + 1` after a grant) is
+        # there, and so what is held next; the grant (`fire`, late in the cycle) only
+        # selects between values computed from registers.
+        if self._fetch:
+            arrives_here = getattr(self, f"fetched_{e}")
+            arrives_after = getattr(self, f"fetched_next_{e}")
+        else:
+            arrives_here = arrives_after = Const(1)
+        loaded_here = loaded | arrives_here
         here = Signal.like(imem.addr, name=f"{e}_addr_here")
         after = Signal.like(imem.addr, name=f"{e}_addr_after")
         m.d.comb += [
-            here.eq(base + index),
-            after.eq(base + index + 1),
-            imem.addr.eq(Mux(self.start, base, Mux(fire, after, here))),
+            here.eq(base + index + loaded_here),
+            after.eq(base + index + 1 + arrives_after),
             imem.en.eq(1),
         ]
+        # Idle, the memory shows the stream's first instruction (`base` holds from the cycle
+        # before `start`), which `start` takes.
+        first = base + int(not self._fetch)
+        with m.If(self.start):
+            m.d.comb += imem.addr.eq(first)
+        with m.Elif(running):
+            m.d.comb += imem.addr.eq(Mux(fire, after, here))
+        with m.Else():
+            m.d.comb += imem.addr.eq(base)
+
         header = data.View(_HEADER, imem.data[: _HEADER.size])
-        wait = header.wait[:_SEMS]
-        signal = header.signal[:_SEMS]
-        # `index < count`, kept in a register so that no 32-bit compare sits in the grant.
-        more = Signal(name=f"{e}_more")
-        fetched = running & more
-        if self._fetch:
-            fetched = fetched & getattr(self, f"fetched_{e}")
-        legal = (
+        decoded_legal = (
             (header.opcode == _OPCODE[engine])
             & ((header.wait & ~_mask(1, engine)) == 0)
             & ((header.signal & ~_mask(0, engine)) == 0)
         )
+        take = Signal(name=f"{e}_take")  # load `held` from `imem.data`
+        m.d.comb += take.eq(self.start | ~loaded | fire)
+        with m.If(take):
+            m.d.sync += [
+                held.eq(imem.data),
+                held_legal.eq(decoded_legal),
+                held_wait.eq(header.wait[:_SEMS]),
+                held_signal.eq(header.signal[:_SEMS]),
+            ]
+        with m.If(self.start):
+            m.d.sync += loaded.eq(not self._fetch)
+        with m.Elif(fire):
+            m.d.sync += loaded.eq(arrives_after)
+        with m.Elif(~loaded):
+            m.d.sync += loaded.eq(arrives_here)
+
+        wait, signal, legal = held_wait, held_signal, held_legal
+        # `index < count`, kept in a register so that no 32-bit compare sits in the grant.
+        more = Signal(name=f"{e}_more")
+        fetched = running & more & loaded
         tokens = 1
         for s in range(_SEMS):
             tokens = tokens & (~wait[s] | nonzero[s])
@@ -312,7 +359,7 @@ class Controller(wiring.Component):
             grant = grant & ~halted
         m.d.comb += [
             issue.valid.eq(grant),
-            issue.payload.eq(imem.data),
+            issue.payload.eq(held),
             write.addr.eq(tail),
             write.data.eq(signal),
             write.en.eq(room),

@@ -7,8 +7,9 @@ byte address ``64 * base``, over a read-only AXI4 master ``axi``
 ``B = ceil(64 / width)`` beats per instruction, which never crosses 4 KiB) into a buffer of
 ``fetch.depth`` instructions per engine, and serves the controller's instruction read port
 ``imem_<engine>`` from that buffer (synchronous, data one cycle after the address, as the
-instruction memory of the raw top). ``fetched_<engine>`` tells the controller that its next
-instruction is in the buffer.
+instruction memory of the raw top). ``fetched_<engine>`` tells the controller that its oldest
+instruction not granted yet is in the buffer, ``fetched_next_<engine>`` that the one after it
+is too.
 
 AR. The channel is time-multiplexed: counted from cycle 0 (``start`` is the cycle before),
 engine ``e`` owns the cycles ``c`` with ``c % (4 * B) == e * B``. In its cycle the engine
@@ -22,9 +23,10 @@ R. ``rready`` is always high: every outstanding burst has its entry. Beat ``j`` 
 written into the ``j``-th ``width``-byte lane of the entry (a bus wider than an instruction
 carries it in the lanes of its address); the entry counts as fetched from the cycle after its
 last beat. The read port is transparent for the write, so the controller may read the entry
-in the very cycle of that beat. With a slave that answers ``latency`` cycles after the AR
-handshake at one beat per cycle and never lowers ``arready``, an instruction requested in
-cycle ``c`` may be granted from ``c + latency + B``: :func:`accel.timing.fetch_available`.
+in the very cycle of that beat; it holds the entry's instruction in a register from the cycle
+after (:class:`hdl.controller.Controller`). With a slave that answers ``latency`` cycles after
+the AR handshake at one beat per cycle and never lowers ``arready``, an instruction requested
+in cycle ``c`` may be granted from ``c + latency + B + 1``: :func:`accel.timing.fetch_available`.
 
 ``error`` is high in the cycle of an R beat whose ``RRESP`` is SLVERR or DECERR (the beat is
 still written: the controller's ``abort`` keeps the instruction from being granted).
@@ -76,8 +78,9 @@ class InstructionFetch(wiring.Component):
         The streams, as the controller's.
     imem_<engine> : Out(ReadPort.Signature(addr_width=32, shape=512))
         The controller's instruction read port; the entry is ``addr - base`` modulo ``depth``.
-    fetched_<engine> : Out(1)
-        The engine's next instruction is in the buffer (a register).
+    fetched_<engine>, fetched_next_<engine> : Out(1)
+        The engine's oldest instruction not granted yet is in the buffer; so is the one after
+        it (from a register).
     fire_<engine> : In(1)
         The grant of the engine's next instruction (``trace_<engine>_start``).
     error : Out(1)
@@ -117,6 +120,7 @@ class InstructionFetch(wiring.Component):
                 f"{e}_count": In(INDEX_BITS),
                 f"imem_{e}": Out(ReadPort.Signature(addr_width=INDEX_BITS, shape=INSTRUCTION_BITS)),
                 f"fetched_{e}": Out(1),
+                f"fetched_next_{e}": Out(1),
                 f"fire_{e}": In(1),
             }
         super().__init__(members)
@@ -258,6 +262,7 @@ class InstructionFetch(wiring.Component):
                 read.en.eq(port.en),
                 port.data.eq(read.data),
                 getattr(self, f"fetched_{e}").eq(level != 0),
+                getattr(self, f"fetched_next_{e}").eq(level > 1),
             ]
             if beats > 1:
                 m.d.comb += write.en.eq(Mux(ours, Const(1, beats) << beat, 0))

@@ -1,11 +1,11 @@
 """The instruction fetch of the AXI top, stepped cycle by cycle (the RTL is ``hdl/fetch.py``).
 
-Trace mode's side of :mod:`accel.timing` (INSTRUCTION FETCH): each engine owns an AR slot
-every ``4 * B`` cycles, and in its slot requests its next instruction if the stream has one
-and its buffer has a free entry (an entry is freed by the grant of the instruction in it, and
-seen free from the next cycle). The instruction may start ``latency + B`` cycles after its
-request. The fast mode uses :class:`accel.timing.FetchTimes` instead; the tests hold the two
-to the same cycles.
+Trace mode's side of :mod:`accel.timing` (INSTRUCTION FETCH): each engine owns an AR slot every
+``4 * B`` cycles, and in its slot requests its next instruction if the stream has one and its
+buffer has a free entry (an entry is freed by the grant of the instruction in it, and seen free
+from the next cycle). The instruction may start ``latency + B + 1`` cycles after its request
+(:func:`accel.timing.fetch_available`). The fast mode uses :class:`accel.timing.FetchTimes`
+instead; the tests hold the two to the same cycles.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ class Fetcher:
         beats = fetch.beats()
         self._period = len(Engine) * beats
         self._offset = int(engine) * beats
-        self._delay = config.dram.latency + beats
+        self._fetch = fetch
+        self._config = config
         self._depth = fetch.depth
         self._length = length
         self._arrivals: list[int] = []  # per requested instruction: the cycle it may start
@@ -37,7 +38,7 @@ class Fetcher:
             and requested < self._length
             and requested - self._granted < self._depth
         ):
-            self._arrivals.append(cycle + self._delay)
+            self._arrivals.append(timing.fetch_available(cycle, self._fetch, self._config))
 
     def present(self, index: int, cycle: int) -> bool:
         """Instruction ``index`` is in the buffer in cycle ``cycle``."""
