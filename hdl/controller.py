@@ -15,22 +15,26 @@ non-zero from ``done`` on and a waiting instruction may start in the very cycle 
 :mod:`accel.timing` requires. A grant and a completion of the same semaphore in one cycle
 leave it unchanged.
 
-The instruction on ``issue`` is *held*: a register loaded from the read port, with its
-``wait`` and ``signal`` masks and its legality decoded beside it, so that the grant and the
-engines start from flip-flops. The read port runs one instruction ahead of the held one: in
-the cycle of a grant it shows the next instruction, which the grant loads, and the read
-address is already the one after (``base + index + 2``). So fetch never delays an engine:
-the following instruction is on ``issue`` one cycle after a grant, and no engine takes
-instructions faster than one per cycle (every ``next_start`` of :mod:`accel.timing` is at
-least ``start + 1``).
+Fetch never delays an engine: in the cycle of a grant the read address is already the next
+index (``base + index + 1``), so the following instruction is on ``issue`` one cycle later,
+and no engine takes instructions faster than one per cycle (every ``next_start`` of
+:mod:`accel.timing` is at least ``start + 1``).
+
+With a fetch buffer (``fetch``, the AXI top) the instruction on ``issue`` is *held*: a
+register loaded from the read port, with its ``wait`` and ``signal`` masks and its legality
+decoded beside it, so that the grant and the engine start from flip-flops, not from the
+buffer's read. The port then runs one instruction ahead of the held one (in the cycle of a
+grant it shows the next instruction, which the grant loads, and the address is already
+``base + index + 2``), so a held stream is as fast as the plain one, and an instruction is
+held from the cycle after the buffer has it: granted two cycles after its last beat at the
+earliest (:mod:`accel.timing`, INSTRUCTION FETCH). Without it the grant decodes the read
+port's data (the raw top's instruction memory is outside, its data an input).
 
 Program control. ``start`` (one cycle, the cycle before cycle 0) resets the fetch indices,
-completion counts and counters and loads each stream's first instruction: the controller must
-be idle (``busy`` low) in the cycle before ``start``, with ``<engine>_base`` at its value,
-since while idle the read address is ``base``. ``busy`` is high from cycle 0 until ``done``,
-which is high for one cycle: the first cycle in which every engine has completed ``count``
-instructions, so the cycle counter ``cycle`` then equals the program's ``max(done)``, the
-model's total, and keeps it until the next ``start``.
+completion counts and counters; ``busy`` is high from cycle 0 until ``done``, which is high
+for one cycle: the first cycle in which every engine has completed ``count`` instructions,
+so the cycle counter ``cycle`` then equals the program's ``max(done)``, the model's total,
+and keeps it until the next ``start``.
 
 Trace and counters (for verification and performance analysis), per engine:
 
@@ -50,7 +54,7 @@ when a grant waited for room in an in-flight queue (the contract assumes unbound
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory, ReadPort
 from amaranth.lib.wiring import In, Out
@@ -88,6 +92,18 @@ def engine_name(engine: Engine) -> str:
 def _mask(engines_of_sem: int, engine: Engine) -> int:
     """Semaphores whose producer (``engines_of_sem = 0``) or consumer (1) is ``engine``."""
     return isa.mask(*(s for s, pair in isa.SEMAPHORES.items() if pair[engines_of_sem] == engine))
+
+
+def _decode(word, engine: Engine):
+    """An instruction word's legality in ``engine``'s stream and its ``wait`` and ``signal``
+    masks."""
+    header = data.View(_HEADER, word[: _HEADER.size])
+    legal = (
+        (header.opcode == _OPCODE[engine])
+        & ((header.wait & ~_mask(1, engine)) == 0)
+        & ((header.signal & ~_mask(0, engine)) == 0)
+    )
+    return legal, header.wait[:_SEMS], header.signal[:_SEMS]
 
 
 def control_members(
@@ -262,6 +278,36 @@ class Controller(wiring.Component):
             m.d.sync += running.eq(0)
         return m
 
+    def _held(self, m: Module, engine: Engine, index, fire, here, after):
+        """The held instruction of a fetched stream (module docstring): its payload, legality,
+        ``wait`` and ``signal`` masks (registers), and whether it is there. Sets the read
+        addresses ``here`` and ``after`` (without and with a grant)."""
+        e = engine_name(engine)
+        imem = getattr(self, f"imem_{e}")
+        base = getattr(self, f"{e}_base")
+        fetched_here = getattr(self, f"fetched_{e}")  # `index` is in the buffer
+        fetched_after = getattr(self, f"fetched_next_{e}")  # so is `index + 1`
+        loaded = Signal(name=f"{e}_loaded")  # `held` holds instruction `index`
+        held = Signal(INSTRUCTION_BITS, name=f"{e}_held")
+        legal = Signal(name=f"{e}_held_legal")
+        wait = Signal(_SEMS, name=f"{e}_held_wait")
+        signal = Signal(_SEMS, name=f"{e}_held_signal")
+        # The port shows `index` while nothing is held, `index + 1` while it is.
+        m.d.comb += [
+            here.eq(base + index + (loaded | fetched_here)),
+            after.eq(base + index + 1 + fetched_after),
+        ]
+        decoded = _decode(imem.data, engine)
+        with m.If(~loaded | fire):
+            m.d.sync += [held.eq(imem.data), Cat(legal, wait, signal).eq(Cat(*decoded))]
+        with m.If(self.start):
+            m.d.sync += loaded.eq(0)
+        with m.Elif(fire):
+            m.d.sync += loaded.eq(fetched_after)
+        with m.Elif(~loaded):
+            m.d.sync += loaded.eq(fetched_here)
+        return held, legal, wait, signal, loaded
+
     def _engine(self, m: Module, engine: Engine, running: Signal, nonzero: list[Signal], halted):
         """Fetch, grant, in-flight queue and counters of one engine; ``nonzero``: each
         semaphore's ``!= 0`` flag."""
@@ -272,71 +318,25 @@ class Controller(wiring.Component):
         base = getattr(self, f"{e}_base")
         count = getattr(self, f"{e}_count")
 
-        # The held instruction: the stream's next one (`index`), decoded into registers when
-        # it arrives from the instruction memory, so that the grant and the engine see
-        # flip-flops only. The memory is read one instruction ahead of the held one.
-        index = Signal(INDEX_BITS, name=f"{e}_index")  # of the held instruction
-        loaded = Signal(name=f"{e}_loaded")  # `held` holds it
-        held = Signal(INSTRUCTION_BITS, name=f"{e}_held")
-        held_legal = Signal(name=f"{e}_held_legal")
-        held_wait = Signal(_SEMS, name=f"{e}_held_wait")
-        held_signal = Signal(_SEMS, name=f"{e}_held_signal")
+        index = Signal(INDEX_BITS, name=f"{e}_index")  # of the instruction on `issue`
         completed = Signal(INDEX_BITS, name=f"{e}_completed")
         fire = Signal(name=f"{e}_fire")
         m.d.comb += fire.eq(issue.valid & issue.ready)
-
-        # Whether the instruction on `imem.data` (`index`, or `index + 1` after a grant) is
-        # there, and so what is held next; the grant (`fire`, late in the cycle) only
-        # selects between values computed from registers.
-        if self._fetch:
-            arrives_here = getattr(self, f"fetched_{e}")
-            arrives_after = getattr(self, f"fetched_next_{e}")
-        else:
-            arrives_here = arrives_after = Const(1)
-        loaded_here = loaded | arrives_here
+        # The grant (`fire`, late in the cycle) only selects the next address.
         here = Signal.like(imem.addr, name=f"{e}_addr_here")
         after = Signal.like(imem.addr, name=f"{e}_addr_after")
-        m.d.comb += [
-            here.eq(base + index + loaded_here),
-            after.eq(base + index + 1 + arrives_after),
-            imem.en.eq(1),
-        ]
-        # Idle, the memory shows the stream's first instruction (`base` holds from the cycle
-        # before `start`), which `start` takes.
-        first = base + int(not self._fetch)
-        with m.If(self.start):
-            m.d.comb += imem.addr.eq(first)
-        with m.Elif(running):
-            m.d.comb += imem.addr.eq(Mux(fire, after, here))
-        with m.Else():
-            m.d.comb += imem.addr.eq(base)
-
-        header = data.View(_HEADER, imem.data[: _HEADER.size])
-        decoded_legal = (
-            (header.opcode == _OPCODE[engine])
-            & ((header.wait & ~_mask(1, engine)) == 0)
-            & ((header.signal & ~_mask(0, engine)) == 0)
-        )
-        take = Signal(name=f"{e}_take")  # load `held` from `imem.data`
-        m.d.comb += take.eq(self.start | ~loaded | fire)
-        with m.If(take):
-            m.d.sync += [
-                held.eq(imem.data),
-                held_legal.eq(decoded_legal),
-                held_wait.eq(header.wait[:_SEMS]),
-                held_signal.eq(header.signal[:_SEMS]),
-            ]
-        with m.If(self.start):
-            m.d.sync += loaded.eq(not self._fetch)
-        with m.Elif(fire):
-            m.d.sync += loaded.eq(arrives_after)
-        with m.Elif(~loaded):
-            m.d.sync += loaded.eq(arrives_here)
-
-        wait, signal, legal = held_wait, held_signal, held_legal
+        if self._fetch:
+            payload, legal, wait, signal, held = self._held(m, engine, index, fire, here, after)
+        else:
+            m.d.comb += [here.eq(base + index), after.eq(base + index + 1)]
+            payload, held = imem.data, None
+            legal, wait, signal = _decode(imem.data, engine)
+        m.d.comb += [imem.addr.eq(Mux(self.start, base, Mux(fire, after, here))), imem.en.eq(1)]
         # `index < count`, kept in a register so that no 32-bit compare sits in the grant.
         more = Signal(name=f"{e}_more")
-        fetched = running & more & loaded
+        fetched = running & more
+        if held is not None:
+            fetched = fetched & held
         tokens = 1
         for s in range(_SEMS):
             tokens = tokens & (~wait[s] | nonzero[s])
@@ -359,7 +359,7 @@ class Controller(wiring.Component):
             grant = grant & ~halted
         m.d.comb += [
             issue.valid.eq(grant),
-            issue.payload.eq(held),
+            issue.payload.eq(payload),
             write.addr.eq(tail),
             write.data.eq(signal),
             write.en.eq(room),

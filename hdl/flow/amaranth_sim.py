@@ -126,7 +126,6 @@ def run(
     ]
 
     async def bench(ctx):
-        await ctx.tick()  # the idle controller reads the bases before `start`
         ctx.set(top.start, 1)
         await ctx.tick()
         ctx.set(top.start, 0)

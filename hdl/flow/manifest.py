@@ -103,8 +103,7 @@ _TOP_PORTS: tuple[tuple[str, str, str], ...] = (
     (
         "{e}_base",
         "instruction memory",
-        "word address of the first instruction of the {e} stream; hold from the cycle before "
-        "start (the idle controller reads it) to done",
+        "word address of the first instruction of the {e} stream; hold from start to done",
     ),
     (
         "{e}_count",

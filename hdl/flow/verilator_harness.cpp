@@ -249,13 +249,6 @@ int main(int argc, char** argv) {
     top->w_ready = 1;
     top->r_valid = 0;
     top->b = 0;
-    // The bases hold from the cycle before start: the idle controller reads them then.
-    top->eval();
-    latch();
-    top->clk = 1;
-    top->eval();
-    top->clk = 0;
-    fetch();
     top->start = 1;
     top->eval();
     latch();
