@@ -1251,7 +1251,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from accel.files import OutputDir
     from hdl.axi_top import AxiAccelerator, AxiLiteAccelerator
     from hdl.flow import package
-    from hdl.flow.manifest import manifest, report_text
+    from hdl.flow.manifest import clock_above_fmax, manifest, report_text
     from hdl.top import Accelerator
 
     axi_lite = args.control in ("axi-lite", "axi")  # the registers and their files
@@ -1365,6 +1365,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"synthesis {resources.text()}")
     if measured is not None:
         print(measured.text())
+        slower = clock_above_fmax(cfg.clock_mhz, cfg.clock_source, measured.fmax_mhz)
+        if slower:
+            print(slower)
     if lint is None:
         return 0
     if not lint[0]:

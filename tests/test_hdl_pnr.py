@@ -223,6 +223,30 @@ def test_generate_synth_and_pnr_write_counts_and_fmax(tmp_path, capsys, tools):
     assert report_text(doc) == report
 
 
+@pytest.mark.parametrize("fmax", [57.6, 71.8, 123.4])
+def test_generate_says_when_the_fmax_is_below_the_configs_clock(
+    tmp_path, capsys, monkeypatch, tools, fmax
+):
+    """SMALLEST's clock is 71.8 MHz: a top placed below it is slower than every report at that
+    clock says, by 71.8 / Fmax; at or above it nothing is said."""
+    monkeypatch.setattr(pnr, "place_and_route", lambda text, **kwargs: fake_result(fmax))
+    path = tmp_path / "small.toml"
+    SMALLEST.save(path)
+    out = tmp_path / "rtl"
+    argv = ["generate", "--config", str(path), "-o", str(out), "--no-lint", "--pnr", "ecp5"]
+    assert main(argv) == 0
+    stdout = capsys.readouterr().out
+    report = (out / "accel_top.txt").read_text()
+    line = (
+        "this top's Fmax is below the config's clock_mhz (71.8 MHz, assumed): "
+        "at 57.6 MHz it takes 1.25x the times reported at 71.8 MHz"
+    )
+    if fmax < 71.8:
+        assert line in stdout and f"  {line}\n" in report
+    else:
+        assert "below the config's clock_mhz" not in stdout + report
+
+
 def test_generate_without_synth_records_none(tmp_path, capsys, tools):
     path = tmp_path / "small.toml"
     SMALLEST.save(path)

@@ -46,7 +46,14 @@ from accel import __version__, isa, timing
 from accel.config import AccelConfig
 from hdl.flow.generate import LINT_WAIVERS, lint_arguments, ports, verilator_version, verilog
 
-__all__ = ["MANIFEST_VERSION", "manifest", "memories", "report_text", "verilog_ports"]
+__all__ = [
+    "MANIFEST_VERSION",
+    "clock_above_fmax",
+    "manifest",
+    "memories",
+    "report_text",
+    "verilog_ports",
+]
 
 #: Version of the manifest's layout (bumped when a key changes meaning or disappears).
 MANIFEST_VERSION = 1
@@ -544,6 +551,20 @@ def _kib(bits: int) -> str:
     return f"{bits / 8192:.1f} KiB" if bits >= 8192 else f"{bits // 8} B"
 
 
+def clock_above_fmax(clock_mhz: float, clock_source: str, fmax_mhz: float) -> str | None:
+    """One line when a placed top's Fmax is below its config's ``clock_mhz``: the times that
+    simulations and reports give at that clock are then too short for this top, by
+    ``clock_mhz / fmax_mhz``. ``None`` when the top reaches the clock."""
+    if fmax_mhz >= clock_mhz:
+        return None
+    kind = clock_source.split(":")[0]
+    return (
+        f"this top's Fmax is below the config's clock_mhz ({clock_mhz:g} MHz, {kind}): "
+        f"at {fmax_mhz:.1f} MHz it takes {clock_mhz / fmax_mhz:.2f}x the times reported at "
+        f"{clock_mhz:g} MHz"
+    )
+
+
 def report_text(manifest: dict[str, Any]) -> str:
     """A short human report of a :func:`manifest` (config, array, memories, ports, Verilog,
     lint)."""
@@ -640,6 +661,11 @@ def report_text(manifest: dict[str, Any]) -> str:
             f"Fmax      {pnr['fmax_mhz']:.1f} MHz measured: {pnr['tool']}, {pnr['device']} "
             f"{pnr['package']} ({speed}, {context}, seed {pnr['seed']})"
         )
+        slower = clock_above_fmax(
+            values["clock_mhz"], values.get("clock_source", "assumed"), pnr["fmax_mhz"]
+        )
+        if slower:
+            lines.append(f"  {slower}")
         path = pnr["critical_path"]
         lines.append(
             f"  critical path {path['start']} -> {path['end']}: {path['delay_ns']:.2f} ns, "
