@@ -145,11 +145,13 @@ def _srdhm(a, b, bits: int):
     return Mux((a == most_negative) & (b == most_negative), (1 << (bits - 1)) - 1, high[:bits])
 
 
-def _rounding_divide_by_pot(x, exponent):
-    """gemmlowp RoundingDivideByPOT: ``x / 2**exponent``, ties away from zero."""
-    half = (1 << exponent) >> 1  # 2**(exponent - 1), 0 for exponent 0
-    nudge = half - ((x < 0) & (exponent != 0))  # never negative: half >= 1 when subtracting
-    return (x + nudge.as_signed()) >> exponent  # arithmetic shift of a 33-bit sum
+def _rounding_nudges(exponent):
+    """``half = 2**e >> 1`` and ``half - (e != 0)``: the nudges of a non-negative and a
+    negative ``x`` in ``RDBPOT(x, e) = (x + nudge) >> e``, as compares of ``e`` with constants
+    (no adder): bit ``e - 1``, and bits ``0 .. e - 2`` (``e <= 31``)."""
+    half = Cat(*(exponent == j + 1 for j in range(31)))
+    below = Cat(*(exponent > j + 1 for j in range(30)))
+    return half, below
 
 
 def _zero_point_nudges(zero_point, exponent):
@@ -161,8 +163,7 @@ def _zero_point_nudges(zero_point, exponent):
     above ``e`` and ``zp * 2**e`` none below it, so each sum is an OR: no adder, only
     compares of ``e`` with constants and a shift of the 8-bit ``zp``.
     """
-    half = Cat(*(exponent == j + 1 for j in range(31)))  # bit e - 1
-    below = Cat(*(exponent > j + 1 for j in range(30)))  # bits 0 .. e - 2 (e <= 31)
+    half, below = _rounding_nudges(exponent)
     high = zero_point.as_signed() << exponent  # signed, 8 + 31 bits
     return high | half, high | below
 

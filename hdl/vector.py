@@ -36,8 +36,8 @@ cycle  work (registered at the end of the cycle)
 ====== ==========================================================================
 t      ``x - zero_point`` (VSUM, VADD, VMUL) or ``x`` (VMAX)
 t + 1  VADD: the two 18x18 partial products of ``(x - zero_point) * multiplier``
-t + 2  VADD: their sum, rounded: SRDHM(...)
-t + 3  VADD: the rounding shift
+t + 2  VADD: their sum, rounded: SRDHM(...); the rounding shift's two nudges
+t + 3  VADD: the rounding shift, one add and one shift
 t + 4  combine with ``acc`` (max / add / VMUL's 9x9 product / overwrite)
 t + 5  ``o`` (the accumulator's write port)
 ====== ==========================================================================
@@ -67,7 +67,7 @@ from accel import isa, numerics, timing
 from accel.config import AccelConfig
 from accel.isa import ComputeMode
 from hdl._check import check_config
-from hdl.postproc import _rounding_divide_by_pot
+from hdl.postproc import _rounding_nudges
 
 __all__ = ["STAGES", "VectorUnit", "vector_input_layout"]
 
@@ -172,7 +172,13 @@ class VectorUnit(wiring.Component):
         s2 = stage(
             "s2", {"shift": unsigned(5)}, {"x": diff_shape, "low": signed(27), "high": signed(26)}
         )
-        s3 = stage("s3", {"shift": unsigned(5)}, {"term": signed(bits)})
+        # Stage 3 also holds the rounding shift's two nudges (``_rounding_nudges``), so stage
+        # 4 is one add and one shift.
+        s3 = stage(
+            "s3",
+            {"shift": unsigned(5), "half": unsigned(31), "below": unsigned(30)},
+            {"term": signed(bits)},
+        )
         s4 = stage("s4", {}, {"term": signed(bits)})
         s5 = Signal(data.ArrayLayout(signed(bits), cols), name="s5", reset_less=True)
         # The accumulator row arrives in t + 1 and waits beside its word for stage 5.
@@ -189,6 +195,8 @@ class VectorUnit(wiring.Component):
             ]
         for prev, nxt in ((s1, s2), (s2, s3)):
             m.d.sync += nxt.shift.eq(prev.shift)
+        half, below = _rounding_nudges(s2.shift)
+        m.d.sync += [s3.half.eq(half), s3.below.eq(below)]
 
         # Stage 1 (cycle t): x - zero_point (VSUM, VADD) or x (VMAX).
         m.d.sync += [
@@ -219,12 +227,11 @@ class VectorUnit(wiring.Component):
             p = s2.lane[lane]
             srdhm = (p.high << (16 - _DROP)) + ((p.low + (1 << (_DROP - 1))) >> _DROP)
             m.d.sync += s3.lane[lane].term.eq(Mux(_scaled(s2), srdhm, p.x))
-        # Stage 4 (t + 3): the rounding shift (VADD).
+        # Stage 4 (t + 3): the rounding shift (VADD), RDBPOT(term, e) = (term + nudge) >> e.
         for lane in range(lanes):
             term = s3.lane[lane].term
-            m.d.sync += s4.lane[lane].term.eq(
-                Mux(_scaled(s3), _rounding_divide_by_pot(term, s3.shift), term)
-            )
+            nudge = Mux(term[bits - 1], s3.below, s3.half)
+            m.d.sync += s4.lane[lane].term.eq(Mux(_scaled(s3), (term + nudge) >> s3.shift, term))
         # Stage 5 (t + 4): combine with the accumulator row (max / add / product / overwrite).
         for lane in range(cols):
             if lane >= lanes:
