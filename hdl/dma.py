@@ -534,18 +534,27 @@ class StoreEngine(wiring.Component):
             o_last_after = Mux(inner_last, (pos.o + 2)[: len(pos.o)] == instr.outer_count, o_last)
             return Mux(end, j_last, inner_last), Mux(end, o_last_after, o_last)
 
-        def end_after(pos, instr, flags):
+        def block_room(run_bytes):
+            """``(fits, limit)``: a run of ``run_bytes`` from offset ``a % bandwidth`` stays in
+            one bus block iff ``fits & (a % bandwidth <= limit)``."""
+            limit = Signal(range(bandwidth + 1))
+            m.d.comb += limit.eq(bandwidth - run_bytes)  # its low bits: used when it fits
+            return run_bytes <= bandwidth, limit
+
+        def end_after(pos, instr, flags, room):
             """`run_end` of the beat after the one at `pos` (`step`'s), from `pos`: within
             the run `addr` moves a block on (`addr % bandwidth` stays) and `left` drops by
-            `bandwidth` (or to 0); a new run starts at its address with `run_bytes`."""
+            `bandwidth` (or to 0); a new run starts at its address with `run_bytes`, whose
+            `block_room` is `room`."""
             end, inner_last, _ = flags
+            fits, limit = room
             within = (pos.addr % bandwidth) + pos.left <= 2 * bandwidth
             start = Mux(
                 inner_last,
                 pos.row_addr + instr.outer_stride,
                 pos.run_addr + instr.inner_stride,
             )
-            return Mux(end, (start % bandwidth) + instr.run_bytes <= bandwidth, within)
+            return Mux(end, fits & ((start % bandwidth) <= limit), within)
 
         state_end = Signal(reset_less=True)
         state_j_last = Signal(reset_less=True)
@@ -664,7 +673,16 @@ class StoreEngine(wiring.Component):
             step(state, held, held_flags, later_count, later_r, "next_of_held").as_value(),
             step(first, taken, first_flags, first_count, first_r, "next_of_first").as_value(),
         )
-        end = Mux(busy, end_after(state, held, held_flags), end_after(first, taken, first_flags))
+        # The held instruction's `block_room` is registered with it: no adder of `run_bytes`
+        # sits between a beat's flags and the next one's.
+        taken_room = block_room(taken.run_bytes)
+        held_fits = Signal(reset_less=True)
+        held_limit = Signal(range(bandwidth + 1), reset_less=True)
+        end = Mux(
+            busy,
+            end_after(state, held, held_flags, (held_fits, held_limit)),
+            end_after(first, taken, first_flags, taken_room),
+        )
         held_after = flags_after(state, held, held_flags, state_o_last)
         first_after = flags_after(first, taken, first_flags, first_o_last)
         with m.If(self.w.valid & self.w.ready):
@@ -676,5 +694,5 @@ class StoreEngine(wiring.Component):
                 busy.eq(~last),
             ]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += held.eq(taken)
+            m.d.sync += [held.eq(taken), held_fits.eq(taken_room[0]), held_limit.eq(taken_room[1])]
         return m
