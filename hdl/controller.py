@@ -326,17 +326,17 @@ class Controller(wiring.Component):
         here = Signal.like(imem.addr, name=f"{e}_addr_here")
         after = Signal.like(imem.addr, name=f"{e}_addr_after")
         if self._fetch:
-            payload, legal, wait, signal, held = self._held(m, engine, index, fire, here, after)
+            payload, legal, wait, signal, present = self._held(m, engine, index, fire, here, after)
         else:
             m.d.comb += [here.eq(base + index), after.eq(base + index + 1)]
-            payload, held = imem.data, None
+            payload, present = imem.data, None
             legal, wait, signal = _decode(imem.data, engine)
         m.d.comb += [imem.addr.eq(Mux(self.start, base, Mux(fire, after, here))), imem.en.eq(1)]
         # `index < count`, kept in a register so that no 32-bit compare sits in the grant.
         more = Signal(name=f"{e}_more")
         fetched = running & more
-        if held is not None:
-            fetched = fetched & held
+        if present is not None:
+            fetched = fetched & present
         tokens = 1
         for s in range(_SEMS):
             tokens = tokens & (~wait[s] | nonzero[s])
