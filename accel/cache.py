@@ -1,9 +1,11 @@
 """Where caches live, and the cache of compiled programs.
 
 Everything the tools keep between runs sits under one directory, :func:`cache_root`:
-``$ACCEL_CACHE`` when it is set, otherwise ``~/.cache/accel``. Two caches share it:
+``$ACCEL_CACHE`` when it is set, otherwise ``~/.cache/accel``. These caches share it:
 
-* ``verilator/``: Verilator builds of the RTL (:mod:`hdl.flow.verilator`).
+* ``verilator/`` and ``cocotb/`` (:data:`BUILD_CACHES`): Verilator builds of the RTL
+  (:mod:`hdl.flow.verilator`, about 170 MB for a 16x16 top; the cocotb bench's,
+  ``tests/test_cocotb_axi.py``).
 * ``programs/``: compiled programs (:class:`ProgramCache`), so that a second ``accel
   simulate``, ``report``, ``compile`` or ``sweep`` of the same network on the same config
   skips the compiler.
@@ -28,8 +30,9 @@ make, byte for byte (the tests compare the outputs of every command with and wit
 Entries are written to a temporary name and renamed into place, so processes and cluster
 workers that compile the same entry at once never see a partial file; an entry that does not
 read back (truncated, corrupt, another format) is ignored and compiled again. Nothing is ever
-evicted: ``accel cache`` shows the size and ``accel cache --clear`` empties ``programs/``
-(removing the directory by hand is as good).
+evicted, and there is a build per version of the RTL, so the builds grow with every change to
+it: ``accel cache`` shows each cache's size, ``accel cache --clear`` empties ``programs/`` and
+``--clear-builds`` the build caches (removing the directories by hand is as good).
 """
 
 from __future__ import annotations
@@ -105,6 +108,29 @@ def build_lock(entry: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+#: The caches of Verilator builds under :func:`cache_root` (rebuilt when missing).
+BUILD_CACHES = ("verilator", "cocotb")
+
+
+def directory_size(directory: Path) -> int:
+    """Bytes of the files under ``directory`` (0 when it does not exist)."""
+    total = 0
+    if directory.is_dir():
+        for path in directory.rglob("*"):
+            with contextlib.suppress(OSError):
+                total += path.stat().st_size if path.is_file() else 0
+    return total
+
+
+def remove_directory(directory: Path) -> None:
+    """Remove ``directory`` and everything in it (nothing when it does not exist); an
+    ``OSError`` names it when something is left."""
+    if directory.is_dir():
+        shutil.rmtree(directory, ignore_errors=True)
+    if directory.exists():
+        raise OSError(None, f"could not remove all of {directory}")
 
 
 def cache_root() -> Path:
@@ -227,20 +253,12 @@ class ProgramCache:
     def size(self) -> int:
         """Bytes taken by the cache's directory (the entries, and temporary files that
         interrupted writers left)."""
-        total = 0
-        if self.directory.is_dir():
-            for path in self.directory.rglob("*"):
-                with contextlib.suppress(OSError):
-                    total += path.stat().st_size if path.is_file() else 0
-        return total
+        return directory_size(self.directory)
 
     def clear(self) -> int:
         """Remove every stored program (of every compiler version); returns how many."""
         count = len(self.entries())
-        if self.directory.is_dir():
-            shutil.rmtree(self.directory, ignore_errors=True)
-        if self.directory.exists():
-            raise OSError(None, f"could not remove all of {self.directory}")
+        remove_directory(self.directory)
         return count
 
 

@@ -1162,13 +1162,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    """Where the caches are and what they hold; ``--clear`` removes the compiled programs."""
-    from accel.cache import ProgramCache, cache_root, compiler_version
+    """Where the caches are and what they hold; ``--clear`` removes the compiled programs,
+    ``--clear-builds`` the Verilator builds."""
+    from accel.cache import (
+        BUILD_CACHES,
+        ProgramCache,
+        cache_root,
+        compiler_version,
+        directory_size,
+        remove_directory,
+    )
 
     programs = ProgramCache()
-    if args.clear:
-        count = programs.clear()
-        print(f"removed {count} programs from {programs.directory}")
+    builds = {name: cache_root() / name for name in BUILD_CACHES}
+    if args.clear or args.clear_builds:
+        if args.clear:
+            count = programs.clear()
+            print(f"removed {count} programs from {programs.directory}")
+        if args.clear_builds:
+            for name, directory in builds.items():
+                count, size = _builds(directory), directory_size(directory)
+                remove_directory(directory)
+                print(f"removed {count} {name} builds ({size / 2**20:.1f} MiB) from {directory}")
         return 0
     entries = programs.entries()
     current = [p for p in entries if p.parent.name == compiler_version()]
@@ -1178,10 +1193,18 @@ def cmd_cache(args: argparse.Namespace) -> int:
         f"{programs.size() / 2**20:.1f} MiB ({len(current)} of this compiler version "
         f"{compiler_version()}); `accel cache --clear` removes them"
     )
-    builds = cache_root() / "verilator"
-    count = sum(1 for p in builds.iterdir() if p.is_dir()) if builds.is_dir() else 0
-    print(f"Verilator builds: {builds}: {count} builds (remove the directory to rebuild them)")
+    for name, directory in builds.items():
+        print(
+            f"{name} builds: {directory}: {_builds(directory)} builds, "
+            f"{directory_size(directory) / 2**20:.1f} MiB; `accel cache --clear-builds` "
+            "removes them (rebuilt when needed)"
+        )
     return 0
+
+
+def _builds(directory: Path) -> int:
+    """Build directories in a build cache."""
+    return sum(1 for p in directory.iterdir() if p.is_dir()) if directory.is_dir() else 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -1633,8 +1656,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_quiet_argument(p)
     p.set_defaults(handler=cmd_sweep)
 
-    p = sub.add_parser("cache", help="where the program cache is, its size; --clear empties it")
+    p = sub.add_parser(
+        "cache", help="where the caches are, their sizes; --clear, --clear-builds empty them"
+    )
     p.add_argument("--clear", action="store_true", help="remove every cached program")
+    p.add_argument(
+        "--clear-builds",
+        action="store_true",
+        help="remove every Verilator build (verify and the cocotb bench rebuild them)",
+    )
     p.set_defaults(handler=cmd_cache)
 
     p = sub.add_parser(

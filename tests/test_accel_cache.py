@@ -408,10 +408,31 @@ def test_the_cache_command_shows_and_clears(capsys, cache_home):
     out = capsys.readouterr().out
     assert f"cache directory: {cache_home}" in out
     assert f"programs: {cache_home / 'programs'}: 1 programs" in out
-    assert f"Verilator builds: {cache_home / 'verilator'}: 0 builds" in out
+    assert f"verilator builds: {cache_home / 'verilator'}: 0 builds, 0.0 MiB" in out
+    assert f"cocotb builds: {cache_home / 'cocotb'}: 0 builds, 0.0 MiB" in out
     assert main(["cache", "--clear"]) == 0
     assert capsys.readouterr().out.strip() == f"removed 1 programs from {cache_home / 'programs'}"
     assert cache.ProgramCache().entries() == []
+
+
+def test_the_cache_command_sizes_and_clears_the_builds(capsys, cache_home):
+    """Two stand-in Verilator builds of 1 MiB and 2 MiB, one cocotb build; the programs stay."""
+    assert main(["simulate", "tinyconv", "--preset", "tiny", "--cycles-only", "-q"]) == 0
+    for name, size in (("verilator/aaaa", 1), ("verilator/bbbb", 2), ("cocotb/top-cc", 1)):
+        (cache_home / name).mkdir(parents=True)
+        (cache_home / name / "Vtop").write_bytes(bytes(size << 20))
+    capsys.readouterr()
+    assert main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert f"verilator builds: {cache_home / 'verilator'}: 2 builds, 3.0 MiB" in out
+    assert f"cocotb builds: {cache_home / 'cocotb'}: 1 builds, 1.0 MiB" in out
+    assert main(["cache", "--clear-builds"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"removed 2 verilator builds (3.0 MiB) from {cache_home / 'verilator'}",
+        f"removed 1 cocotb builds (1.0 MiB) from {cache_home / 'cocotb'}",
+    ]
+    assert not (cache_home / "verilator").exists() and not (cache_home / "cocotb").exists()
+    assert len(cache.ProgramCache().entries()) == 1
 
 
 def test_a_cached_program_keeps_the_inputs_it_was_compiled_for():
