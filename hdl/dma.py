@@ -516,11 +516,6 @@ class StoreEngine(wiring.Component):
         # beat's flags are registers (`state_end`, `state_j_last`, `state_o_last`: the run
         # ends, j and o are the last), written with `state` from the beat before, so no
         # compare sits between `state` or `held` and the selects they drive.
-        def run_end(pos):
-            # One beat per bus block: the run ends on the beat whose block holds its last
-            # byte (an unaligned run's extra last beat has `left` 0 and no byte enabled).
-            return (pos.addr % bandwidth) + pos.left <= bandwidth
-
         def flags_after(pos, instr, flags, o_last):
             """(j, o) are the last of their counts at the beat after the one at ``pos``:
             unchanged within a run; run ``j + 1`` is the last if ``j + 2 == inner_count``,
@@ -535,33 +530,43 @@ class StoreEngine(wiring.Component):
             return Mux(end, j_last, inner_last), Mux(end, o_last_after, o_last)
 
         def block_room(run_bytes):
-            """``(fits, limit)``: a run of ``run_bytes`` from offset ``a % bandwidth`` stays in
-            one bus block iff ``fits & (a % bandwidth <= limit)``."""
+            """``(fits, limit)`` of a run of ``run_bytes``, for :func:`ends_in_block`."""
             limit = Signal(range(bandwidth + 1))
             m.d.comb += limit.eq(bandwidth - run_bytes)  # its low bits: used when it fits
             return run_bytes <= bandwidth, limit
 
+        def ends_in_block(addr, room):
+            """A run from ``addr`` whose ``block_room`` is ``room`` ends on the beat at
+            ``addr``: one beat per bus block, so the run ends on the beat whose block holds its
+            last byte (an unaligned run's extra last beat has no byte enabled)."""
+            fits, limit = room
+            return fits & ((addr % bandwidth) <= limit)
+
         def end_after(pos, instr, flags, room):
-            """`run_end` of the beat after the one at `pos` (`step`'s), from `pos`: within
+            """Whether the run ends on the beat after the one at `pos` (`step`'s): within
             the run `addr` moves a block on (`addr % bandwidth` stays) and `left` drops by
             `bandwidth` (or to 0); a new run starts at its address with `run_bytes`, whose
             `block_room` is `room`."""
             end, inner_last, _ = flags
-            fits, limit = room
             within = (pos.addr % bandwidth) + pos.left <= 2 * bandwidth
             start = Mux(
                 inner_last,
                 pos.row_addr + instr.outer_stride,
                 pos.run_addr + instr.inner_stride,
             )
-            return Mux(end, fits & ((start % bandwidth) <= limit), within)
+            return Mux(end, ends_in_block(start, room), within)
 
         state_end = Signal(reset_less=True)
         state_j_last = Signal(reset_less=True)
         state_o_last = Signal(reset_less=True)
         held_flags = (state_end, state_j_last, state_end & state_j_last & state_o_last)
+        # The held instruction's `block_room` is registered with it: no adder of `run_bytes`
+        # sits between a beat's flags and the next one's.
+        taken_room = block_room(taken.run_bytes)
+        held_fits = Signal(reset_less=True)
+        held_limit = Signal(range(bandwidth + 1), reset_less=True)
         # The first beat: j = o = 0 is the last if the count is 1.
-        first_end, first_j_last = run_end(first), taken.inner_count == 1
+        first_end, first_j_last = ends_in_block(first.addr, taken_room), taken.inner_count == 1
         first_o_last = taken.outer_count == 1
         first_flags = (first_end, first_j_last, first_end & first_j_last & first_o_last)
         last = Mux(busy, held_flags[2], first_flags[2])
@@ -673,11 +678,6 @@ class StoreEngine(wiring.Component):
             step(state, held, held_flags, later_count, later_r, "next_of_held").as_value(),
             step(first, taken, first_flags, first_count, first_r, "next_of_first").as_value(),
         )
-        # The held instruction's `block_room` is registered with it: no adder of `run_bytes`
-        # sits between a beat's flags and the next one's.
-        taken_room = block_room(taken.run_bytes)
-        held_fits = Signal(reset_less=True)
-        held_limit = Signal(range(bandwidth + 1), reset_less=True)
         end = Mux(
             busy,
             end_after(state, held, held_flags, (held_fits, held_limit)),
